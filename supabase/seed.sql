@@ -372,26 +372,27 @@ begin
      'Claude Opus 4.5. Context 200,000, output up to 64,000.')
   on conflict (model) do nothing;
 
-  -- Prices per million tokens at Anthropic's standard tier: input, cache reads (cached input), output.
-  -- Cache writes cost 1.25 x input (5-minute) or 2 x input (1-hour): no column holds them yet, so a
-  -- write is priced as input (docs/anthropic.md).
-  if exists (select 1 from information_schema.tables
-             where table_schema = 'public' and table_name = 'google_ai_model_prices') then
+  -- Prices per million tokens at Anthropic's standard tier: input, cache reads (cached input), cache
+  -- writes for an hour (2 x input) and for 5 minutes (1.25 x input), output (docs/anthropic.md).
+  if exists (select 1 from information_schema.columns
+             where table_schema = 'public' and table_name = 'google_ai_model_prices'
+               and column_name = 'cache_write_5m_per_mtok') then
     insert into public.google_ai_model_prices
-      (model, service_tier, input_per_mtok, cached_input_per_mtok, output_per_mtok, source, read_on)
-    select p.model, 'standard', p.input, p.cached, p.output, p.source, date '2026-11-28'
+      (model, service_tier, input_per_mtok, cached_input_per_mtok, cache_write_1h_per_mtok, cache_write_5m_per_mtok,
+       output_per_mtok, source, read_on)
+    select p.model, 'standard', p.input, p.cached, p.write_1h, p.write_5m, p.output, p.source, date '2026-11-28'
     from (values
-      ('claude-sonnet-4-5-20250929', 3.00, 0.30, 15.00,
+      ('claude-sonnet-4-5-20250929', 3.00, 0.30, 6.00, 3.75, 15.00,
        '$3 in / $0.30 cache hits / $15 out ($3.75 5-minute and $6 1-hour cache writes): Anthropic''s pricing page '
        '(docs.anthropic.com/en/docs/about-claude/pricing) as stored, for the Sonnet 4 family; Sonnet 4.5 at the '
        'same price: deploybase.ai (2026-03).'),
-      ('claude-haiku-4-5-20251001', 1.00, 0.10, 5.00,
+      ('claude-haiku-4-5-20251001', 1.00, 0.10, 2.00, 1.25, 5.00,
        '$1 in / $0.10 cache hits / $5 out ($1.25 and $2 cache writes): platform.claude.com models/haiku-4-5 '
        'overview and the pricing rule (writes 1.25x and 2x input, reads 0.1x).'),
-      ('claude-opus-4-5-20251101', 5.00, 0.50, 25.00,
+      ('claude-opus-4-5-20251101', 5.00, 0.50, 10.00, 6.25, 25.00,
        '$5 in / $0.50 cache hits / $25 out ($6.25 and $10 cache writes): platform.claude.com model pages of the '
        'Opus line at $5 / $25 and deploybase.ai (2026-03) for Opus 4.5.')
-    ) as p(model, input, cached, output, source)
+    ) as p(model, input, cached, write_1h, write_5m, output, source)
     where exists (select 1 from public.google_ai_model_limits l where l.model = p.model)
     on conflict (model, service_tier) do nothing;
   end if;

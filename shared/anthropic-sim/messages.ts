@@ -103,18 +103,24 @@ function blockTokens(b: Block): number {
   return tokensForText(JSON.stringify(rest));
 }
 
-export interface InputCount {
-  /** Every input token of the request. */
-  total: number;
-  /** Tokens of the prefix up to and including the last block marked cache_control (0: none). */
-  cachedPrefix: number;
+/** A block carrying cache_control: the prefix up to and including it. */
+export interface CacheBreakpoint {
+  /** Tokens of the prefix. */
+  tokens: number;
   /** The prefix's identity (its JSON), for the organization's cache. */
-  prefixKey: string;
-  /** The cache lifetime the last breakpoint asks for. */
+  key: string;
+  /** The cache lifetime this breakpoint asks for. */
   ttl: '5m' | '1h';
 }
 
-/** Input tokens: tools, system, then 4 per message plus its blocks; the cache prefix's share apart. */
+export interface InputCount {
+  /** Every input token of the request. */
+  total: number;
+  /** Each block marked cache_control, in order (none: nothing is cached). */
+  breakpoints: CacheBreakpoint[];
+}
+
+/** Input tokens: tools, system, then 4 per message plus its blocks; each cache breakpoint's prefix apart. */
 export function countInput(r: MessagesRequest): InputCount {
   const parts: { tokens: number; block: unknown; cache?: Block }[] = [];
   for (const t of r.tools) parts.push({ tokens: blockTokens(t as Block), block: t, ...(isObject(t.cache_control) ? { cache: t.cache_control } : {}) });
@@ -124,18 +130,17 @@ export function countInput(r: MessagesRequest): InputCount {
     for (const b of m.content) parts.push({ tokens: blockTokens(b), block: b, ...(isObject(b.cache_control) ? { cache: b.cache_control } : {}) });
   }
   const total = parts.reduce((n, p) => n + p.tokens, 0) + 3;
-  let last = -1;
+  const breakpoints: CacheBreakpoint[] = [];
   parts.forEach((p, i) => {
-    if (p.cache) last = i;
+    if (!p.cache) return;
+    const prefix = parts.slice(0, i + 1);
+    breakpoints.push({
+      tokens: prefix.reduce((n, q) => n + q.tokens, 0),
+      key: JSON.stringify(prefix.map((q) => q.block)),
+      ttl: p.cache.ttl === '1h' ? '1h' : '5m',
+    });
   });
-  if (last < 0) return { total, cachedPrefix: 0, prefixKey: '', ttl: '5m' };
-  const prefix = parts.slice(0, last + 1);
-  return {
-    total,
-    cachedPrefix: prefix.reduce((n, p) => n + p.tokens, 0),
-    prefixKey: JSON.stringify(prefix.map((p) => p.block)),
-    ttl: parts[last]!.cache!.ttl === '1h' ? '1h' : '5m',
-  };
+  return { total, breakpoints };
 }
 
 export interface Usage {

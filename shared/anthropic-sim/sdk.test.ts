@@ -245,4 +245,20 @@ describe('buckets refilling continuously, per organization and pool', () => {
       await s.close();
     }
   });
+
+  it('prompt cache: one call reads a cached prefix and writes the next breakpoints at their own lifetimes', async () => {
+    const s = await startAnthropicSimulator({ organizations: orgs({ itpm: 100_000 }) });
+    const sdk = new Anthropic({ baseURL: s.url, apiKey: 'sk-ant-b', maxRetries: 0 });
+    const block = (c: string, ttl?: '5m' | '1h'): Anthropic.TextBlockParam => ({
+      type: 'text', text: c.repeat(4000), ...(ttl ? { cache_control: { type: 'ephemeral', ttl } } : {}),
+    });
+    try {
+      await sdk.messages.create(ask('first', { system: [block('a', '1h')] }));
+      const both = await sdk.messages.create(ask('second', { system: [block('a', '1h'), block('b', '1h'), block('c', '5m')] }));
+      expect(both.usage).toMatchObject({ cache_read_input_tokens: 1000, cache_creation_input_tokens: 2000 });
+      expect(both.usage.cache_creation).toEqual({ ephemeral_5m_input_tokens: 1000, ephemeral_1h_input_tokens: 1000 });
+    } finally {
+      await s.close();
+    }
+  });
 });

@@ -208,26 +208,33 @@ export async function startAnthropicSimulator(opts: AnthropicSimulatorOptions = 
     }
   }
 
-  /** Splits the input by the organization's prompt cache: a prefix seen within its TTL is read. */
+  /**
+   * Splits the input by the organization's prompt cache: the longest breakpoint prefix seen within its
+   * lifetime is read (refreshing it); each later breakpoint's segment is written at its own lifetime.
+   */
   function cacheUsage(org: string, count: ReturnType<typeof countInput>): Pick<Answer['usage'], 'input_tokens' | 'cache_creation_input_tokens' | 'cache_read_input_tokens' | 'cache_creation'> {
-    const none = { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: 0 };
-    if (count.cachedPrefix === 0) return { input_tokens: count.total, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, cache_creation: none };
     const cache = caches.get(org) ?? new Map<string, number>();
     caches.set(org, cache);
     const t = now();
-    const ttlMs = count.ttl === '1h' ? 3_600_000 : 300_000;
-    const rest = count.total - count.cachedPrefix;
-    const expiry = cache.get(count.prefixKey);
-    if (expiry !== undefined && expiry > t) {
-      cache.set(count.prefixKey, Math.max(expiry, t + ttlMs)); // a hit refreshes the entry
-      return { input_tokens: rest, cache_creation_input_tokens: 0, cache_read_input_tokens: count.cachedPrefix, cache_creation: none };
-    }
-    cache.set(count.prefixKey, t + ttlMs);
+    const lifetime = (ttl: '5m' | '1h') => (ttl === '1h' ? 3_600_000 : 300_000);
+    let hit = -1;
+    count.breakpoints.forEach((bp, i) => {
+      if ((cache.get(bp.key) ?? 0) > t) hit = i;
+    });
+    const read = hit < 0 ? 0 : count.breakpoints[hit]!.tokens;
+    const written = { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: 0 };
+    let covered = read;
+    count.breakpoints.forEach((bp, i) => {
+      cache.set(bp.key, Math.max(cache.get(bp.key) ?? 0, t + lifetime(bp.ttl)));
+      if (i <= hit) return;
+      written[bp.ttl === '1h' ? 'ephemeral_1h_input_tokens' : 'ephemeral_5m_input_tokens'] += bp.tokens - covered;
+      covered = bp.tokens;
+    });
     return {
-      input_tokens: rest,
-      cache_creation_input_tokens: count.cachedPrefix,
-      cache_read_input_tokens: 0,
-      cache_creation: { ephemeral_5m_input_tokens: count.ttl === '5m' ? count.cachedPrefix : 0, ephemeral_1h_input_tokens: count.ttl === '1h' ? count.cachedPrefix : 0 },
+      input_tokens: count.total - covered,
+      cache_creation_input_tokens: covered - read,
+      cache_read_input_tokens: read,
+      cache_creation: written,
     };
   }
 

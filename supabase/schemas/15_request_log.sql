@@ -56,6 +56,8 @@ CREATE TABLE public.google_ai_attempts (
     cost_usd numeric,
     thinking_tokens integer,
     booked_output_tokens integer,
+    cache_write_1h_tokens integer,
+    cache_write_5m_tokens integer,
     CONSTRAINT google_ai_attempts_quota_cause_check CHECK ((quota_cause = ANY
       ('{minute,day,limit_zero,spend_cap,monthly_cap,billing_cap,credits_depleted,unknown}'::text[]))),
     CONSTRAINT google_ai_attempts_status_check CHECK ((status = ANY
@@ -79,6 +81,13 @@ COMMENT ON COLUMN public.google_ai_attempts.booked_output_tokens IS
     'Of estimated_tokens, the answer an admission took from the model''s otpm bucket (its max_tokens), the rest '
     'from its itpm bucket (google_ai_token_buckets); settled at the answer (google_ai_settle_admission). Null: '
     'the model has no such bucket.';
+COMMENT ON COLUMN public.google_ai_attempts.cache_write_1h_tokens IS
+    'Of input_tokens, those the provider wrote to its cache to live an hour (Anthropic''s '
+    'cache_creation.ephemeral_1h_input_tokens), priced apart; null: none said.';
+
+COMMENT ON COLUMN public.google_ai_attempts.cache_write_5m_tokens IS
+    'Of input_tokens, those the provider wrote to its cache to live 5 minutes (Anthropic''s '
+    'cache_creation.ephemeral_5m_input_tokens), priced apart; null: none said.';
 
 COMMENT ON COLUMN public.google_ai_attempts.thinking_tokens IS
     'Of output_tokens, the model''s thinking (Google''s thoughtsTokenCount, OpenAI''s reasoning_tokens); '

@@ -1,5 +1,6 @@
--- Windows on Google's clock: the Pacific day, the sliding minute window (60 s plus a guard) as a ring
--- of seconds, and the spread's schedule.
+-- Windows on the providers' clocks: a provider's day (midnight to midnight in its row's day_zone), the
+-- owner's Pacific day, the sliding minute window (60 s plus a guard) as a ring of seconds, and the
+-- spread's schedule.
 set check_function_bodies = off;
 
 -- date_trunc with a time zone is STABLE, so the minute is too (an IMMUTABLE declaration over it kept
@@ -21,7 +22,9 @@ begin
 end
 $$;
 
--- Google's day: Pacific time, midnight to midnight (23, 24 or 25 hours). The zone is named here only.
+-- The owner's day: Pacific time, midnight to midnight (23, 24 or 25 hours), the day and month of every
+-- budget (a caller's or client's requests, tokens and money). The zone is named here only. A quota
+-- group's day (RPD, its shares' day and pace) is its provider's (google_ai_day_in and the two below).
 CREATE OR REPLACE FUNCTION public.google_ai_pacific_zone() RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ select 'America/Los_Angeles'::text $$;
@@ -39,6 +42,36 @@ CREATE OR REPLACE FUNCTION public.google_ai_pacific_midnight_after(p_at timestam
     RETURNS timestamp with time zone
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ select public.google_ai_pacific_start(public.google_ai_pacific_day(p_at) operator(pg_catalog.+) 1) $$;
+
+-- A provider's day: midnight to midnight in its zone (google_ai_providers.day_zone, which
+-- google_ai_day_zone reads), 23, 24 or 25 hours where the zone keeps summer time.
+CREATE OR REPLACE FUNCTION public.google_ai_day_in(p_at timestamp with time zone, p_zone text) RETURNS date
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ select (p_at at time zone p_zone)::pg_catalog.date $$;
+
+-- The moment day p_day begins in zone p_zone.
+CREATE OR REPLACE FUNCTION public.google_ai_day_start_in(p_day date, p_zone text) RETURNS timestamp with time zone
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ select (p_day::pg_catalog.timestamp at time zone p_zone) $$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_midnight_after_in(p_at timestamp with time zone, p_zone text)
+    RETURNS timestamp with time zone
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ select public.google_ai_day_start_in(public.google_ai_day_in(p_at, p_zone) operator(pg_catalog.+) 1,
+                                               p_zone) $$;
+
+-- The zone the day of p_model's provider turns in (its provider row's day_zone; UTC, the column's
+-- default, for a model no row names). PL/pgSQL, so its one lookup keeps its plan (a SQL function
+-- that is not inlined is planned on every call), and a call to it leaves an expression simple.
+CREATE OR REPLACE FUNCTION public.google_ai_day_zone(p_model text) RETURNS text
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    AS $$
+begin
+  return coalesce((select p.day_zone from public.google_ai_model_limits m
+                   join public.google_ai_providers p on p.name = m.provider
+                   where m.model = p_model), 'UTC');
+end
+$$;
 
 -- The guarded sliding window: Google's minute plus the guard (google_ai_admission_settings.minute_guard_ms)
 -- that holds whatever Google's window, clock or delay is.
@@ -61,17 +94,17 @@ CREATE OR REPLACE FUNCTION public.google_ai_day_counts(p_bucket date, p_used int
               else array[0, 0, 0] end
 $$;
 
--- The day reopens after midnight plus the day guard (the first moments of a day still count for the
--- day before, on a clock that may lag ours).
+-- The day reopens after midnight in the provider's zone p_zone plus the day guard (the first moments
+-- of a day still count for the day before, on a clock that may lag ours).
 CREATE OR REPLACE FUNCTION public.google_ai_reopens_at(p_limit text,
-    p_now timestamp with time zone) RETURNS timestamp with time zone
+    p_now timestamp with time zone, p_zone text) RETURNS timestamp with time zone
     LANGUAGE plpgsql STABLE PARALLEL SAFE
     SET search_path TO ''
     AS $$
 begin
   return (
     select case when p_limit = 'rpd'
-                then public.google_ai_pacific_midnight_after(p_now)
+                then public.google_ai_midnight_after_in(p_now, p_zone)
                      + (public.google_ai_admission_guard()).day_guard_ms * interval '1 millisecond'
                 else public.google_ai_minute_window(p_now) + interval '1 minute' end);
 end

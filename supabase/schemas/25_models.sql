@@ -62,10 +62,12 @@ COMMENT ON TABLE public.google_ai_service_tiers IS
     'The service tier llm-invoke asks Google for, per canonical model id and priority class; no row: standard.';
 
 -- What a model's call costs, per service tier, in US dollars per million tokens: input, input the
--- provider read from its cache (null: not known, so a call with cached input costs null), output, and
--- thinking (null: billed as output, Google's and OpenAI's rule; output_tokens already holds it). A
--- 'free' row: a call that asks for no tier is on the provider's free tier (Google's free projects),
--- priced there (0); a call at a tier with no row, or a model with none, costs null (unknown), never 0.
+-- provider read from its cache (null: not known, so a call with cached input costs null), input it
+-- wrote to its cache for an hour and for 5 minutes (Anthropic's cache writes; null: not known, so a
+-- call with such writes costs null), output, and thinking (null: billed as output, Google's and
+-- OpenAI's rule; output_tokens already holds it). A 'free' row: a call that asks for no tier is on
+-- the provider's free tier (Google's free projects), priced there (0); a call at a tier with no row,
+-- or a model with none, costs null (unknown), never 0.
 -- Each row says where its figures came from and the day they were read (google_ai_call_cost).
 CREATE TABLE public.google_ai_model_prices (
     model text NOT NULL,
@@ -76,10 +78,14 @@ CREATE TABLE public.google_ai_model_prices (
     thinking_per_mtok numeric,
     source text NOT NULL,
     read_on date NOT NULL,
+    cache_write_1h_per_mtok numeric,
+    cache_write_5m_per_mtok numeric,
     CONSTRAINT google_ai_model_prices_tier_check CHECK ((service_tier = ANY
       ('{free,flex,standard,priority}'::text[]))),
     CONSTRAINT google_ai_model_prices_not_negative CHECK (((LEAST(input_per_mtok, cached_input_per_mtok,
-      output_per_mtok, thinking_per_mtok) >= (0)::numeric)))
+      output_per_mtok, thinking_per_mtok) >= (0)::numeric))),
+    CONSTRAINT google_ai_model_prices_cache_writes_not_negative CHECK (((LEAST(cache_write_5m_per_mtok,
+      cache_write_1h_per_mtok) >= (0)::numeric)))
 );
 
 COMMENT ON TABLE public.google_ai_model_prices IS
@@ -114,20 +120,25 @@ CREATE INDEX IF NOT EXISTS google_ai_model_catalogue_model_idx ON public.google_
 
 -- What one call cost in US dollars: the provider's counts at its model's price (google_ai_model_prices)
 -- for the tier that served it (OpenAI's default is standard; no tier said: the one asked for, else
--- standard), or the free tier's where a call that asked for none has one. Input read from the cache
--- at its own price, thinking (part of the output) at its own or the output's. Null: no price row, a
--- cached count without a cached price, or no counts from a call the provider may have billed (a
--- refusal it answered, upstream_error, bills nothing: 0).
+-- standard), or the free tier's where a call that asked for none has one. Of the input, what was read
+-- from the cache and what was written to it for 5 minutes (p_write_5m) or an hour (p_write_1h) at
+-- their own prices, the rest at the input's; thinking (part of the output) at its own or the output's.
+-- Null: no price row, a cached or written count without its price, or no counts from a call the
+-- provider may have billed (a refusal it answered, upstream_error, bills nothing: 0).
 CREATE OR REPLACE FUNCTION public.google_ai_call_cost(p_model text, p_asked_tier text, p_served_tier text,
-    p_outcome text, p_input integer, p_cached integer, p_output integer, p_thinking integer) RETURNS numeric
+    p_outcome text, p_input integer, p_cached integer, p_output integer, p_thinking integer,
+    p_write_5m integer DEFAULT NULL::integer, p_write_1h integer DEFAULT NULL::integer) RETURNS numeric
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
 begin
   return (
     select case when p_input is null and p_output is null then case when p_outcome = 'upstream_error' then 0 end
-                else ((coalesce(p_input, 0) - coalesce(p_cached, 0)) * p.input_per_mtok
+                else ((coalesce(p_input, 0) - coalesce(p_cached, 0) - coalesce(p_write_5m, 0)
+                       - coalesce(p_write_1h, 0)) * p.input_per_mtok
                       + case when coalesce(p_cached, 0) = 0 then 0 else p_cached * p.cached_input_per_mtok end
+                      + case when coalesce(p_write_5m, 0) = 0 then 0 else p_write_5m * p.cache_write_5m_per_mtok end
+                      + case when coalesce(p_write_1h, 0) = 0 then 0 else p_write_1h * p.cache_write_1h_per_mtok end
                       + (coalesce(p_output, 0) - coalesce(p_thinking, 0)) * p.output_per_mtok
                       + coalesce(p_thinking, 0) * coalesce(p.thinking_per_mtok, p.output_per_mtok)) * 0.000001 end
     from (select case lower(coalesce(p_served_tier, p_asked_tier)) when 'default' then 'standard'

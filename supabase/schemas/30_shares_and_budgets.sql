@@ -117,7 +117,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_daily_use(p_bucket date, p_requests_
 $$;
 
 -- A service caller's budgets (google_ai_caller_budgets) as a booking at p_at sees them, its row
--- locked until the booking counts the request in it (google_ai_count_budgets): day, the Pacific day;
+-- locked until the booking counts the request in it (google_ai_count_budgets): day, the owner's
+-- Pacific day (every budget's, whichever provider's day the model's RPD counts in);
 -- worst, what the call may cost where the caller has a budget in money (google_ai_worst_call_cost:
 -- p_output, the answer the request is sent with, at the tiers of its class p_class). cause, period and
 -- reopens_at: why the booking is refused (budget: the day's use with this request over a count,
@@ -185,10 +186,10 @@ CREATE OR REPLACE FUNCTION public.google_ai_kept_object(p_rpm integer, p_rpd int
     'rpd_for_you', case when p_rpd is not null then least(p_rpd, coalesce(p_rpd_for_you, 0)) end)
 $$;
 
--- What a paced owner may have used of Pacific day p_day at p_at: the burst, plus the part of the
--- usable requests that the elapsed part of the day (23, 24 or 25 hours) earns.
+-- What a paced owner may have used of day p_day (its provider's, in zone p_zone) at p_at: the burst,
+-- plus the part of the usable requests that the elapsed part of the day (23, 24 or 25 hours) earns.
 CREATE OR REPLACE FUNCTION public.google_ai_pace_allowance(p_at timestamp with time zone, p_day date, p_burst integer,
-    p_usable integer) RETURNS integer
+    p_usable integer, p_zone text) RETURNS integer
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
@@ -197,16 +198,17 @@ begin
     select p_burst + floor(greatest(0, p_usable)::numeric
              * least(greatest(extract(epoch from p_at - d.s), 0), extract(epoch from d.e - d.s))
              / extract(epoch from d.e - d.s))::integer
-    from (select public.google_ai_pacific_start(p_day) as s, public.google_ai_pacific_start(p_day + 1) as e) d);
+    from (select public.google_ai_day_start_in(p_day, p_zone) as s,
+                 public.google_ai_day_start_in(p_day + 1, p_zone) as e) d);
 end
 $$;
 
--- The first moment of Pacific day p_day at which the allowance reaches p_used + 1 (to the
+-- The first moment of day p_day (in zone p_zone) at which the allowance reaches p_used + 1 (to the
 -- microsecond, the clock's resolution); null when it does not within that day. The allowance at
 -- s + e is burst + floor(usable x e / L), so it reaches need = p_used + 1 - burst at
 -- e = ceil(need x L / usable), which lies within the day (e < L) exactly when need < usable.
 CREATE OR REPLACE FUNCTION public.google_ai_pace_opens_at(p_day date, p_used integer, p_burst integer,
-    p_usable integer) RETURNS timestamp with time zone
+    p_usable integer, p_zone text) RETURNS timestamp with time zone
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
@@ -217,7 +219,8 @@ begin
                 when p_usable <= 0 or n.need >= p_usable then null
                 else d.s + ceil(n.need::numeric * (extract(epoch from d.e - d.s) * 1000000) / p_usable)
                            * interval '1 microsecond' end
-    from (select public.google_ai_pacific_start(p_day) as s, public.google_ai_pacific_start(p_day + 1) as e) d,
+    from (select public.google_ai_day_start_in(p_day, p_zone) as s,
+                 public.google_ai_day_start_in(p_day + 1, p_zone) as e) d,
          (select p_used + 1 - p_burst as need) n);
 end
 $$;
@@ -449,7 +452,7 @@ CREATE OR REPLACE TRIGGER google_ai_share_edited BEFORE INSERT OR UPDATE ON publ
 
 -- The shares' use (google_ai_usage_counters.share_use) with a request more or less counted for the
 -- shares of p_owned: p_window_requests in their window (google_ai_ring_at: a booking at p_at, a
--- release in the second of p_admitted_at) and p_day_requests in their Pacific day p_day (and the
+-- release in the second of p_admitted_at) and p_day_requests in their group's day p_day (and the
 -- other day's within a guard of midnight: p_near_end, p_near_start). A booking (1, 1) moves each
 -- owner's day on to p_day; a release (-1, or 0 for an admission the window does not look for, and -1)
 -- corrects only a day still counted (the same day_bucket). p_live: the model's shares in id order,
@@ -526,10 +529,13 @@ declare
   -- (An attempt without its admission's time is not looked for in the window.)
   v_requests integer := case when p_released and v_second is not null then -1 else 0 end;
   v_delta integer := p_tokens - p_att.estimated_tokens;
-  -- Counted for the other day too when admitted within the day guard of a midnight.
-  v_near_end boolean := p_att.admitted_at >= public.google_ai_pacific_midnight_after(p_att.admitted_at) - v_day_guard;
+  -- Counted for the other day too when admitted within the day guard of a midnight of the provider's day
+  -- (only a release gives those counts back: a finalize reads no zone).
+  v_zone text := case when p_released then public.google_ai_day_zone(p_att.model) end;
+  v_near_end boolean := p_att.admitted_at
+    >= public.google_ai_midnight_after_in(p_att.admitted_at, v_zone) - v_day_guard;
   v_near_start boolean := p_att.admitted_at
-    < public.google_ai_pacific_start(public.google_ai_pacific_day(p_att.admitted_at)) + v_day_guard;
+    < public.google_ai_day_start_in(public.google_ai_day_in(p_att.admitted_at, v_zone), v_zone) + v_day_guard;
 begin
   select * into v_row from public.google_ai_usage_counters c
   where c.quota_group = p_att.quota_group and c.model = coalesce((select l.limit_pool

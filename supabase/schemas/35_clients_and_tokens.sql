@@ -155,8 +155,9 @@ CREATE INDEX IF NOT EXISTS google_ai_tokens_expires_idx ON public.google_ai_toke
 -- settles it on what it used and cost, release gives it back), by p_requests, p_tokens and p_usd, never
 -- below 0: a token's (p_token_id: for its life, and its client's day and month) or a service caller's
 -- (p_caller, when it acts for no client: google_ai_caller_budgets). The day is p_at's Pacific day; a
--- service caller's, once its attempt has one, the day its booking counted in (p_day: the attempt's
--- day_bucket). A booking starts a new day's or month's counts from nothing and is the token's last use;
+-- service caller's, once its attempt has one, the day its booking counted in (p_day: the Pacific day of
+-- the attempt's admission; its day_bucket is its provider's day, which may differ). A booking starts a
+-- new day's or month's counts from nothing and is the token's last use;
 -- an end moves only the day and the month its booking counted in.
 CREATE OR REPLACE FUNCTION public.google_ai_count_budgets(p_token_id uuid, p_client_id uuid, p_caller text,
     p_at timestamp with time zone, p_day date, p_requests integer, p_tokens integer, p_usd numeric,

@@ -3,16 +3,18 @@
 -- with what ranks them and the key a group serves it on.
 set check_function_bodies = off;
 
--- The keys that may serve p_model, each with its quota group: active, of the model's provider (a
--- model no row names has none), for the model (a key's models; null: every model of its provider) and
+-- The keys that may serve p_model, each with its quota group and its provider: active, of the model's
+-- provider (a model no row names has none), for the model (a key's models; null: every model of its provider) and
 -- not excluded by the caller. The booking's candidates, a booking that waited
 -- for a row, the quota reads and the metrics ask here (the operators' views keep their own reading).
 -- A SQL table function, so it is inlined into the statement that reads it.
 CREATE OR REPLACE FUNCTION public.google_ai_serving_keys(p_model text, p_exclude_key_ids uuid[])
-    RETURNS TABLE(quota_group text, key_id uuid, priority integer, key_alias text, env_var_name text)
+    RETURNS TABLE(quota_group text, key_id uuid, priority integer, key_alias text, env_var_name text,
+    provider text)
     LANGUAGE sql STABLE
     AS $$
-  select public.google_ai_quota_group(k.project_id, k.id), k.id, k.priority, k.key_alias, k.env_var_name
+  select public.google_ai_quota_group(k.project_id, k.id), k.id, k.priority, k.key_alias, k.env_var_name,
+         k.serves_provider
   from public.google_ai_api_keys k
   where k.is_active
     and k.serves_provider operator(pg_catalog.=)
@@ -23,32 +25,34 @@ $$;
 
 -- The quota groups that may serve p_model (through a key google_ai_serving_keys names), one
 -- row each: the priority of its best key, the cooldown in force at p_now, what it used in the
--- current minute and Pacific day (an unlocked read) and its headroom (the smallest remaining
+-- current minute and its provider's day (an unlocked read) and its headroom (the smallest remaining
 -- fraction of RPM, TPM and RPD) and what those counts already show full for everyone (full_by: a
 -- cooldown, the day, the window). The reservation tries them by priority (lower first, none last),
 -- then headroom (largest first), then name: the order the caller sorts them in (no row_number():
 -- starting its window aggregate cost about 1% of a reservation's CPU). Each row names the key that serves its group
 -- (the best active key for the model, by priority, then alias), so a booking needs no second look at
--- the keys.
+-- the keys, and the zone of the provider's day (day_zone), which the booking counts the group's day in
+-- (read here, with the keys: a statement of its own for the provider's row cost about 40k instructions).
 CREATE OR REPLACE FUNCTION public.google_ai_candidate_groups(p_model text, p_exclude_key_ids uuid[], p_rpm integer,
     p_tpm integer, p_rpd integer, p_now timestamp with time zone) RETURNS TABLE(quota_group text, priority integer,
     cooldown_until timestamp with time zone, rpm_used integer, tpm_used integer, rpd_used integer, headroom numeric,
-    key_id uuid, key_alias text, env_var_name text, full_by text)
+    key_id uuid, key_alias text, env_var_name text, full_by text, day_zone text)
     LANGUAGE sql STABLE
     AS $$
   with keys as (
-    select distinct on (s.quota_group) s.quota_group, s.priority, s.key_id, s.key_alias, s.env_var_name
+    select distinct on (s.quota_group) s.quota_group, s.priority, s.key_id, s.key_alias, s.env_var_name, s.provider
     from public.google_ai_serving_keys(p_model, p_exclude_key_ids) s
     order by s.quota_group, s.priority nulls last, s.key_alias
   ), usage as (
-    select g.quota_group, g.priority, g.key_id, g.key_alias, g.env_var_name, cd.cooldown_until,
+    select g.quota_group, g.priority, g.key_id, g.key_alias, g.env_var_name, cd.cooldown_until, p.day_zone,
            case when c.minute_bucket operator(pg_catalog.=) public.google_ai_minute_window(p_now)
                 then c.rpm_used else 0 end as rpm_used,
            case when c.minute_bucket operator(pg_catalog.=) public.google_ai_minute_window(p_now)
                 then c.tpm_used else 0 end as tpm_used,
-           case when c.day_bucket operator(pg_catalog.=) public.google_ai_pacific_day(p_now)
+           case when c.day_bucket operator(pg_catalog.=) public.google_ai_day_in(p_now, p.day_zone)
                 then c.rpd_used else 0 end as rpd_used
     from keys g
+    left join public.google_ai_providers p on p.name operator(pg_catalog.=) g.provider
     left join public.google_ai_usage_counters c
       on c.quota_group operator(pg_catalog.=) g.quota_group and c.model operator(pg_catalog.=) p_model
     left join public.google_ai_cooldowns cd
@@ -62,7 +66,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_candidate_groups(p_model text, p_exc
          u.key_id, u.key_alias, u.env_var_name,
          case when u.cooldown_until is not null then 'cooldown'
               when p_rpd is not null and u.rpd_used operator(pg_catalog.+) 1 operator(pg_catalog.>) p_rpd then 'rpd'
-              when p_rpm is not null and u.rpm_used operator(pg_catalog.+) 1 operator(pg_catalog.>) p_rpm then 'rpm' end
+              when p_rpm is not null and u.rpm_used operator(pg_catalog.+) 1 operator(pg_catalog.>) p_rpm then 'rpm'
+         end, coalesce(u.day_zone, 'UTC')
   from usage u
 $$;
 

@@ -4,9 +4,10 @@ set check_function_bodies = off;
 
 -- Pacing: each paced share the requester owns must allow one more of the day (usable: the group's
 -- day less what the other owners' shares keep). Null: none holds it back; else when the last one
--- allows it: today, else tomorrow (counting what the guard before midnight booked ahead), else later.
+-- allows it: today, else tomorrow (counting what the guard before midnight booked ahead), else later;
+-- the days are the provider's, in zone p_zone.
 CREATE OR REPLACE FUNCTION public.google_ai_paced_until(p_now timestamp with time zone, p_day date, p_rpd integer,
-    p_reserved_rpd bigint, p_burst integer[], p_kept integer[], p_used integer[], p_next integer[])
+    p_reserved_rpd bigint, p_burst integer[], p_kept integer[], p_used integer[], p_next integer[], p_zone text)
     RETURNS timestamp with time zone
     LANGUAGE plpgsql STABLE
     AS $$
@@ -16,10 +17,11 @@ declare
 begin
   for i in 1 .. case when p_rpd is null then 0 else coalesce(cardinality(p_burst), 0) end loop
     v_usable := p_rpd - (p_reserved_rpd - p_kept[i]);
-    if p_used[i] + 1 > public.google_ai_pace_allowance(p_now, p_day, p_burst[i], v_usable) then
-      v_at := greatest(v_at, coalesce(public.google_ai_pace_opens_at(p_day, p_used[i], p_burst[i], v_usable),
-                                      public.google_ai_pace_opens_at(p_day + 1, p_next[i], p_burst[i], v_usable),
-                                      public.google_ai_pacific_start(p_day + 2)));
+    if p_used[i] + 1 > public.google_ai_pace_allowance(p_now, p_day, p_burst[i], v_usable, p_zone) then
+      v_at := greatest(v_at, coalesce(public.google_ai_pace_opens_at(p_day, p_used[i], p_burst[i], v_usable, p_zone),
+                                      public.google_ai_pace_opens_at(p_day + 1, p_next[i], p_burst[i], v_usable,
+                                                                     p_zone),
+                                      public.google_ai_day_start_in(p_day + 2, p_zone)));
     end if;
   end loop;
   return v_at;
@@ -214,7 +216,7 @@ begin
   end if;
   if v_pace_burst is not null then
     paced_until := public.google_ai_paced_until(p_now, p_day, p_model.rpd, v_reserved_rpd, v_pace_burst, v_pace_kept,
-      v_pace_used, v_pace_next);
+      v_pace_used, v_pace_next, public.google_ai_day_zone(p_model.model));
   end if;
   v_step := public.google_ai_schedule_place(p_model, p_class.rank, p_counter.spread_until, p_counter.input_until,
     p_counter.output_until, p_now, p_window, p_tokens, p_output, v_in_share);
@@ -246,11 +248,15 @@ CREATE OR REPLACE FUNCTION public.google_ai_refusal_times(p_outcome text, p_wind
     OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql STABLE
     AS $$
+declare
+  v_zone text;  -- the zone of the provider's day
 begin
   if p_outcome = 'rpd' then
+    v_zone := public.google_ai_day_zone(p_model.model);
     reopens_at := case when not p_today_fits then p_midnight
-                       when p_near_end then public.google_ai_pacific_midnight_after(p_midnight)
-                       else public.google_ai_pacific_start(public.google_ai_pacific_day(p_now)) end + p_day_guard;
+                       when p_near_end then public.google_ai_midnight_after_in(p_midnight, v_zone)
+                       else public.google_ai_day_start_in(public.google_ai_day_in(p_now, v_zone), v_zone)
+                       end + p_day_guard;
     return;
   end if;
   if p_window_full then
@@ -280,9 +286,9 @@ $$;
 -- (google_ai_ring_frees_at; now at the latest), and the day's count, the largest of today's and,
 -- within a guard of midnight, the other day's (p_day: {today, ahead, yesterday} before this request),
 -- until the day resets (p_midnight plus p_day_guard; after midnight, within its guard, when yesterday's
--- count is the larger, that guard's end). p_kept: what the model's shares keep, for the admitted class
--- (as google_ai_answer_quota_at adds it; the booking takes the key out when it is null: a concatenation
--- would encode the whole object again). Inlined into the booking's assignment.
+-- count is the larger, that guard's end; the days are p_model's provider's). p_kept: what the model's
+-- shares keep, for the admitted class (as google_ai_answer_quota_at adds it; the booking takes the key
+-- out when it is null: a concatenation would encode the whole object again). Inlined into the booking's assignment.
 CREATE OR REPLACE FUNCTION public.google_ai_booked_quota(p_model text, p_quota_group text, p_rpm integer,
     p_tpm integer, p_rpd integer, p_now timestamp with time zone, p_requests integer, p_tokens bigint,
     p_ring_low bigint, p_ring integer[], p_window interval, p_day integer[], p_near_end boolean,
@@ -307,7 +313,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_booked_quota(p_model text, p_quota_g
                                         case when p_near_end then p_day[2] end,
                                         case when p_near_start then p_day[3] end) operator(pg_catalog.+) 1)) end,
     'day_reset_ms', case when p_rpd is not null then public.google_ai_ms_until(
-      case when p_near_start and p_day[3] operator(pg_catalog.>) p_day[1] then public.google_ai_pacific_start(p_today)
+      case when p_near_start and p_day[3] operator(pg_catalog.>) p_day[1]
+           then public.google_ai_day_start_in(p_today, public.google_ai_day_zone(p_model))
            else p_midnight end operator(pg_catalog.+) p_day_guard, p_now) end,
     'kept', p_kept)
 $$;
@@ -356,10 +363,12 @@ $$;
 -- model's otpm bucket takes). A booking answers with the quota it leaves
 -- (as google_ai_group_quota reads it), so the answer needs no second reading of the window. The
 -- subtransaction (begin ... exception) gives the row lock back when the row is full, so the caller can
--- move on to the next group without holding it.
+-- move on to the next group without holding it. p_zone: the zone the provider's day turns in, the
+-- group's day (google_ai_candidate_groups reads it with the candidates).
 CREATE OR REPLACE FUNCTION public.google_ai_book_group(p_quota_group text, p_model public.google_ai_model_limits,
     p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_tokens integer,
-    p_now timestamp with time zone, p_skip_locked boolean, p_output integer DEFAULT NULL::integer, OUT outcome text,
+    p_now timestamp with time zone, p_skip_locked boolean, p_zone text, p_output integer DEFAULT NULL::integer,
+    OUT outcome text,
     OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT reopens_at timestamp with time zone,
     OUT recheck_at timestamp with time zone, OUT cause text, OUT admitted_at timestamp with time zone,
     OUT quota jsonb) RETURNS record
@@ -389,12 +398,12 @@ begin
 
     -- Decided under the lock, on a clock that never goes back; the ring moved on with this request counted.
     v_now := greatest(coalesce(p_now, pg_catalog.clock_timestamp()), v_row.window_at);
-    v_day := greatest(public.google_ai_pacific_day(v_now), v_row.day_bucket);
+    v_day := greatest(public.google_ai_day_in(v_now, p_zone), v_row.day_bucket);
     v_counts := public.google_ai_day_counts(v_row.day_bucket, v_row.rpd_used, v_row.rpd_next_used,
       v_row.rpd_prev_used, v_day);
-    v_midnight := public.google_ai_pacific_midnight_after(v_now);
+    v_midnight := public.google_ai_midnight_after_in(v_now, p_zone);
     v_near_end := v_now >= v_midnight - v_day_guard;
-    v_near_start := v_now < public.google_ai_pacific_start(v_day) + v_day_guard;
+    v_near_start := v_now < public.google_ai_day_start_in(v_day, p_zone) + v_day_guard;
     v_ring := public.google_ai_ring_at(v_now, v_window, v_row.ring_low, v_row.ring,
       v_row.window_requests, v_row.window_tokens, 1, p_tokens);
     v_rules := public.google_ai_booking_rules(p_model, p_class, p_caller, v_row, v_now, v_window, v_day, p_tokens,

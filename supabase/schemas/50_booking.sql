@@ -3,7 +3,7 @@
 set check_function_bodies = off;
 
 -- When a candidate group its unlocked counts show full (p_full_by: cooldown, rpd, or the minute's window,
--- google_ai_candidate_groups) reopens for this request: the cooldown's end, the next Pacific day, or when
+-- google_ai_candidate_groups) reopens for this request: the cooldown's end, the provider's next day, or when
 -- the window lets p_tokens in for the requester (class p_class, caller p_caller; for a requester that
 -- others' shares keep slots from, a full window reopens later). (Inlined: no SET clause.)
 CREATE OR REPLACE FUNCTION public.google_ai_full_group_reopens_at(p_quota_group text, p_full_by text,
@@ -13,7 +13,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_full_group_reopens_at(p_quota_group 
     AS $$
   select case p_full_by
            when 'cooldown' then p_cooldown_until
-           when 'rpd' then public.google_ai_reopens_at('rpd', p_at)
+           when 'rpd' then public.google_ai_reopens_at('rpd', p_at, public.google_ai_day_zone(p_model.model))
            else public.google_ai_window_reopens_for(p_quota_group, p_model.model, p_at,
              public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
              p_model.rpm, p_model.tpm, p_tokens, p_class, p_caller) end
@@ -78,7 +78,7 @@ begin
     continue when v_candidate.waiting and not (v_candidate.quota_group = any (v_skipped));
     if v_candidate.full_by is null then
       v_try := public.google_ai_book_group(v_candidate.quota_group, p_model, p_class, p_caller, p_tokens, p_now,
-        v_candidate.groups > 1 and not v_candidate.waiting, p_output);
+        v_candidate.groups > 1 and not v_candidate.waiting, v_candidate.day_zone, p_output);
       if v_try.outcome = 'booked' then
         select v_candidate.quota_group, v_candidate.key_id, v_candidate.key_alias, v_candidate.env_var_name
           into booked_group, key_id, key_alias, env_var_name;

@@ -180,8 +180,10 @@ begin
   -- A client's spend takes the call's cost in place of the worst case it booked (an unknown cost keeps it).
   if v_counted is not null and v_counted <> p_att.estimated_tokens or p_att.booked_usd is not null
      or p_att.cost_usd is not null then
+    -- (A service caller's budgets count the owner's Pacific day of the admission, not its provider's day.)
     perform public.google_ai_count_budgets(p_att.token_id, p_att.client_id, p_att.caller, p_att.created_at,
-      p_att.day_bucket, 0, coalesce(v_counted - p_att.estimated_tokens, 0),
+      public.google_ai_pacific_day(coalesce(p_att.admitted_at, p_att.created_at)), 0,
+      coalesce(v_counted - p_att.estimated_tokens, 0),
       coalesce(p_att.cost_usd, p_att.booked_usd, 0) - coalesce(p_att.booked_usd, 0), false);
   end if;
   -- The window learns the provider's count now: waiters asking again see the tokens given back.
@@ -194,7 +196,9 @@ $$;
 -- (without the provider's count: p_settled_tokens, what a refusal keeps; else the booking). A
 -- success also lands in token_usage, and its response (when given: the caller sent its own request_id)
 -- is kept for replay (google_ai_record_success). Optionally cools the group down (the provider's 429)
--- in the same round trip.
+-- in the same round trip: until p_cooldown_until, or with p_cooldown_until_pacific_midnight until the
+-- next midnight of the provider's day, in whatever zone its row names (the parameter keeps its name:
+-- callers pass it by name, and a deployed caller must keep working while the migration applies).
 CREATE OR REPLACE FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text,
     p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer,
     p_http_status integer DEFAULT NULL::integer, p_error_code text DEFAULT NULL::text,
@@ -208,7 +212,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_ou
     p_room_requests integer DEFAULT NULL::integer, p_room_tokens integer DEFAULT NULL::integer,
     p_room_until timestamp with time zone DEFAULT NULL::timestamp with time zone,
     p_settled_tokens integer DEFAULT NULL::integer, p_cached_input_tokens integer DEFAULT NULL::integer,
-    p_thinking_tokens integer DEFAULT NULL::integer) RETURNS jsonb
+    p_thinking_tokens integer DEFAULT NULL::integer, p_cache_write_5m_tokens integer DEFAULT NULL::integer,
+    p_cache_write_1h_tokens integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     SET plan_cache_mode TO 'force_generic_plan'
@@ -245,8 +250,9 @@ begin
     first_byte_ms = case when p_first_byte_ms is not null then greatest(0, p_first_byte_ms) end,
     cached_input_tokens = p_cached_input_tokens,
     thinking_tokens = p_thinking_tokens,
+    cache_write_1h_tokens = p_cache_write_1h_tokens, cache_write_5m_tokens = p_cache_write_5m_tokens,
     cost_usd = public.google_ai_call_cost(a.model, p_service_tier, p_served_tier, p_outcome, p_input_tokens,
-      p_cached_input_tokens, p_output_tokens, p_thinking_tokens)
+      p_cached_input_tokens, p_output_tokens, p_thinking_tokens, p_cache_write_5m_tokens, p_cache_write_1h_tokens)
   where a.reservation_id = p_reservation_id and a.status = 'reserved'
   returning * into v_att;
 
@@ -275,8 +281,7 @@ begin
   if p_cooldown_until_pacific_midnight then
     -- A per-day quota: until the next midnight of the provider's day (its row's day_zone: Pacific
     -- for Google's row, whose per-day quotas are the ones that say so).
-    select ((((pg_catalog.clock_timestamp() at time zone p.day_zone)::date + 1)::timestamp) at time zone p.day_zone)
-      into v_until
+    select public.google_ai_midnight_after_in(pg_catalog.clock_timestamp(), p.day_zone) into v_until
     from public.google_ai_api_keys k join public.google_ai_providers p on p.name = k.serves_provider
     where k.id = v_att.api_key_id;
   else
@@ -302,7 +307,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, 
     p_latency_ms integer DEFAULT NULL::integer, p_error_message text DEFAULT NULL::text,
     p_service_tier text DEFAULT NULL::text, p_served_tier text DEFAULT NULL::text,
     p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer,
-    p_cached_input_tokens integer DEFAULT NULL::integer, p_thinking_tokens integer DEFAULT NULL::integer)
+    p_cached_input_tokens integer DEFAULT NULL::integer, p_thinking_tokens integer DEFAULT NULL::integer,
+    p_cache_write_5m_tokens integer DEFAULT NULL::integer, p_cache_write_1h_tokens integer DEFAULT NULL::integer)
     RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -318,7 +324,8 @@ begin
     p_output_tokens => p_output_tokens, p_http_status => 200, p_latency_ms => p_latency_ms,
     p_service_tier => p_service_tier, p_served_tier => p_served_tier, p_added_ms => p_added_ms,
     p_first_byte_ms => p_first_byte_ms, p_cached_input_tokens => p_cached_input_tokens,
-    p_thinking_tokens => p_thinking_tokens);
+    p_thinking_tokens => p_thinking_tokens, p_cache_write_5m_tokens => p_cache_write_5m_tokens,
+    p_cache_write_1h_tokens => p_cache_write_1h_tokens);
   if not coalesce((v_answer ->> 'ok')::boolean, false) then
     return v_answer;
   end if;
@@ -366,7 +373,8 @@ begin
   end if;
 
   perform public.google_ai_count_budgets(v_att.token_id, v_att.client_id, v_att.caller, v_att.created_at,
-    v_att.day_bucket, 0, -v_att.estimated_tokens, -v_att.booked_usd, false);
+    public.google_ai_pacific_day(coalesce(v_att.admitted_at, v_att.created_at)), 0, -v_att.estimated_tokens,
+    -v_att.booked_usd, false);
   perform public.google_ai_settle_admission(v_att, 0, true);
 
   update public.google_ai_model_limits l set withdrawn_at = v_now, withdrawn_message = v_message,
@@ -402,8 +410,8 @@ begin
   end if;
 
   perform public.google_ai_count_budgets(v_att.token_id, v_att.client_id, v_att.caller, v_att.created_at,
-    v_att.day_bucket, -public.google_ai_request_counts(v_att.attempt), -v_att.estimated_tokens, -v_att.booked_usd,
-    false);
+    public.google_ai_pacific_day(coalesce(v_att.admitted_at, v_att.created_at)),
+    -public.google_ai_request_counts(v_att.attempt), -v_att.estimated_tokens, -v_att.booked_usd, false);
   perform public.google_ai_settle_admission(v_att, 0, true);
 
   return jsonb_build_object('ok', true, 'status', 'released');

@@ -155,8 +155,9 @@ declare
   v_day_guard interval := v_guard.day_guard_ms * interval '1 millisecond';
   v_ring record;
   v_row public.google_ai_usage_counters;
-  v_day date := public.google_ai_pacific_day(p_now);
-  v_midnight timestamptz := public.google_ai_pacific_midnight_after(p_now);
+  v_zone text := public.google_ai_day_zone(p_model);  -- the provider's day
+  v_day date := public.google_ai_day_in(p_now, v_zone);
+  v_midnight timestamptz := public.google_ai_midnight_after_in(p_now, v_zone);
   v_day_start timestamptz;
   v_counts integer[];
   v_used integer;
@@ -195,7 +196,7 @@ begin
     v_counts := public.google_ai_day_counts(v_row.day_bucket, v_row.rpd_used, v_row.rpd_next_used,
       v_row.rpd_prev_used, v_day);
     v_used := v_counts[1]; v_next := v_counts[2]; v_prev := v_counts[3];
-    v_day_start := public.google_ai_pacific_start(v_day);
+    v_day_start := public.google_ai_day_start_in(v_day, v_zone);
     v_near_end := p_now >= v_midnight - v_day_guard;
     v_near_start := p_now < v_day_start + v_day_guard;
     day_left := greatest(0, p_rpd - greatest(coalesce(v_used, 0),
@@ -217,7 +218,7 @@ begin
       tokens_left := 0;
     end if;
     if p_rpd is not null and cooldown_until >= v_midnight then
-      day_left := 0; -- Google's per-day refusal: the cooldown lasts until the Pacific midnight
+      day_left := 0; -- the provider's per-day refusal: the cooldown lasts until its midnight
     end if;
   end if;
 
@@ -330,7 +331,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_model_cooldowns(p_model text, p_now 
 $$;
 
 -- One model over all quota groups that may serve it: what is left of the minute (groups cooling
--- down count 0) and of the Pacific day, when each sum next grows, and the queue per class.
+-- down count 0) and of its provider's day, when each sum next grows, and the queue per class.
 CREATE OR REPLACE FUNCTION public.google_ai_model_quota(p_model text, p_now timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql STABLE
     SET search_path TO ''

@@ -363,7 +363,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_counts(p_at timestamp with ti
 $$;
 
 -- The quota gauges at p_at, per quota group serving a model (google_ai_metric_serving): admissions in
--- the sliding minute (moved on to p_at by google_ai_ring_at) and the Pacific day, and their limits.
+-- the sliding minute (moved on to p_at by google_ai_ring_at) and the provider's day, and their limits.
 CREATE OR REPLACE FUNCTION public.google_ai_metric_quota(p_at timestamp with time zone)
     RETURNS TABLE(family text, sample text, labels text, value numeric)
     LANGUAGE sql STABLE
@@ -373,7 +373,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_quota(p_at timestamp with tim
              public.google_ai_metric_label('quota_group', p.quota_group)) as labels,
            coalesce(w.sum_requests, 0) as minute_requests,
            coalesce(w.sum_tokens, 0) as minute_tokens,
-           case when c.day_bucket = public.google_ai_pacific_day(p_at) then c.rpd_used else 0 end as day_requests,
+           case when c.day_bucket = public.google_ai_day_in(p_at, public.google_ai_day_zone(p.model))
+                then c.rpd_used else 0 end as day_requests,
            public.google_ai_effective_limit(l.rpm, l.safety_margin) as rpm,
            public.google_ai_effective_limit(l.tpm, l.safety_margin) as tpm,
            public.google_ai_effective_limit(l.rpd, l.safety_margin) as rpd

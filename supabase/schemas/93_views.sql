@@ -151,7 +151,6 @@ COMMENT ON VIEW public.google_ai_queue_now IS
 CREATE OR REPLACE VIEW public.google_ai_shares_today WITH (security_invoker='true') AS
  WITH clock AS (
          SELECT now() AS at,
-            public.google_ai_pacific_day(now()) AS day,
             public.google_ai_window_length(COALESCE(( SELECT st.minute_guard_ms
                    FROM public.google_ai_admission_settings st
                   WHERE st.id), 1000)) AS window_length
@@ -189,14 +188,17 @@ CREATE OR REPLACE VIEW public.google_ai_shares_today WITH (security_invoker='tru
             ELSE NULL::integer
         END AS rpd_kept_today,
         CASE
-            WHEN ((s.pace_burst IS NOT NULL) AND (l.rpd IS NOT NULL)) THEN public.google_ai_pace_allowance(c.at, c.day,
-              s.pace_burst, (l.rpd - (kept.reserved_rpd - COALESCE(s.reserved_rpd, 0))))
+            WHEN ((s.pace_burst IS NOT NULL) AND (l.rpd IS NOT NULL)) THEN public.google_ai_pace_allowance(c.at, z.day,
+              s.pace_burst, (l.rpd - (kept.reserved_rpd - COALESCE(s.reserved_rpd, 0))), z.zone)
             ELSE NULL::integer
         END AS pace_allows_today
-   FROM (((((((public.google_ai_quota_shares s
+   FROM ((((((((public.google_ai_quota_shares s
      JOIN groups g ON ((g.share_id = s.id)))
      JOIN kept ON ((kept.model = s.model)))
      CROSS JOIN clock c)
+     CROSS JOIN LATERAL ( SELECT y.zone,
+            public.google_ai_day_in(c.at, y.zone) AS day
+           FROM ( SELECT public.google_ai_day_zone(s.model) AS zone) y) z)
      LEFT JOIN LATERAL ( SELECT e.window_requests, e.day_bucket, e.day_used, e.day_next_used, e.day_prev_used,
             e.ring_low, e.ring
            FROM public.google_ai_usage_counters uc,
@@ -210,10 +212,11 @@ CREATE OR REPLACE VIEW public.google_ai_shares_today WITH (security_invoker='tru
            FROM public.google_ai_ring_at(c.at, c.window_length, u.ring_low, u.ring, u.window_requests,
              NULL::bigint) r) w)
      CROSS JOIN LATERAL ( SELECT (public.google_ai_day_counts(u.day_bucket, u.day_used, u.day_next_used,
-             u.day_prev_used, c.day))[1] AS used_today) d);
+             u.day_prev_used, z.day))[1] AS used_today) d);
 
 COMMENT ON VIEW public.google_ai_shares_today IS
-    'Reserved shares and pacing per quota group: the owner''s use in the window and today, what the share still keeps '
+    'Reserved shares and pacing per quota group: the owner''s use in the window and today (the model''s provider''s '
+    'day, in its row''s day_zone), what the share still keeps '
     'from the others (rpm_kept_now, rpd_kept_today), and how much of today a paced owner may have used by now.';
 
 -- What the calls cost per provider's day (its row's day_zone: when it resets its limits and bills),
@@ -294,8 +297,7 @@ COMMENT ON VIEW public.google_ai_usage_by_caller_24h IS
 
 CREATE OR REPLACE VIEW public.google_ai_usage_now WITH (security_invoker='true') AS
  WITH clock AS (
-         SELECT now() AS at,
-            public.google_ai_pacific_day(now()) AS day
+         SELECT now() AS at
         ), serving AS (
          SELECT public.google_ai_quota_group(k.project_id, k.id) AS quota_group,
             l.model,
@@ -319,11 +321,12 @@ CREATE OR REPLACE VIEW public.google_ai_usage_now WITH (security_invoker='true')
          SELECT p.quota_group,
             p.model,
             clock.at,
-            clock.day,
+            z.zone,
+            z.day,
             COALESCE(s.active_keys, 0) AS active_keys,
             COALESCE(s.key_aliases, '{}'::text[]) AS key_aliases,
                 CASE
-                    WHEN (c.day_bucket = clock.day) THEN c.rpd_used
+                    WHEN (c.day_bucket = z.day) THEN c.rpd_used
                     ELSE 0
                 END AS rpd_used,
             public.google_ai_effective_limit(l.rpm, l.safety_margin) AS rpm_limit,
@@ -331,8 +334,11 @@ CREATE OR REPLACE VIEW public.google_ai_usage_now WITH (security_invoker='true')
             public.google_ai_effective_limit(l.rpd, l.safety_margin) AS rpd_limit,
             cd.cooldown_until,
             cd.reason AS cooldown_reason
-           FROM (((((pairs p
+           FROM ((((((pairs p
              CROSS JOIN clock)
+             CROSS JOIN LATERAL ( SELECT y.zone,
+                    public.google_ai_day_in(clock.at, y.zone) AS day
+                   FROM ( SELECT public.google_ai_day_zone(p.model) AS zone) y) z)
              LEFT JOIN serving s ON (((s.quota_group = p.quota_group) AND (s.model = p.model))))
              LEFT JOIN public.google_ai_usage_counters c ON (((c.quota_group = p.quota_group) AND (c.model = p.model))))
              LEFT JOIN public.google_ai_model_limits l ON ((l.model = p.model)))
@@ -350,7 +356,7 @@ CREATE OR REPLACE VIEW public.google_ai_usage_now WITH (security_invoker='true')
     (r.tokens_used)::integer AS tpm_used,
     u.tpm_limit,
     (r.tokens_left)::integer AS tpm_left,
-    u.day AS pacific_day,
+    u.day AS provider_day,
     u.rpd_used,
     u.rpd_limit,
     r.day_left AS rpd_left,
@@ -366,7 +372,7 @@ CREATE OR REPLACE VIEW public.google_ai_usage_now WITH (security_invoker='true')
             ELSE 'open'::text
         END AS state,
     r.window_frees_at AS minute_resets_at,
-    public.google_ai_pacific_start((u.day + 1)) AS day_resets_at,
+    public.google_ai_day_start_in((u.day + 1), u.zone) AS day_resets_at,
     r.input_tokens_left AS itpm_left,
     r.output_tokens_left AS otpm_left
    FROM (usage u
@@ -375,7 +381,8 @@ CREATE OR REPLACE VIEW public.google_ai_usage_now WITH (security_invoker='true')
 
 COMMENT ON VIEW public.google_ai_usage_now IS
     'Per quota group and model, as the admission counts them (google_ai_group_room): the requests and tokens in the '
-    'sliding minute window (the last minute, minute_window on), the requests of this Pacific day, against the limits '
+    'sliding minute window (the last minute, minute_window on), the requests of this day of the provider''s '
+    '(provider_day, in its row''s day_zone; day_resets_at its next midnight), against the limits '
     'after the safety margin. The *_left figures are what the next request could book (0 while a cooldown rests the '
     'group; a share kept for another class or caller, google_ai_shares_today, may leave a given request less); '
     'minute_resets_at is when the window next frees room; itpm_left and otpm_left what the token buckets of a row that '

@@ -84,6 +84,9 @@ GRANT SELECT,UPDATE ON TABLE public.google_ai_admission_settings TO service_role
 GRANT ALL ON FUNCTION public.google_ai_pacific_start(p_day date) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_pacific_zone() TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_pacific_day(p_at timestamp with time zone) TO service_role;
+GRANT ALL ON FUNCTION public.google_ai_day_in(p_at timestamp with time zone, p_zone text) TO service_role;
+GRANT ALL ON FUNCTION public.google_ai_day_start_in(p_day date, p_zone text) TO service_role;
+GRANT ALL ON FUNCTION public.google_ai_day_zone(p_model text) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_day_counts(p_bucket date, p_used integer, p_next integer, p_prev integer,
     p_day date) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_window_length(p_minute_guard_ms integer) TO service_role;
@@ -119,7 +122,7 @@ ALTER TABLE public.google_ai_caller_budgets ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.google_ai_quota_shares ENABLE ROW LEVEL SECURITY;
 
 GRANT ALL ON FUNCTION public.google_ai_pace_allowance(p_at timestamp with time zone, p_day date, p_burst integer,
-    p_usable integer) TO service_role;
+    p_usable integer, p_zone text) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_ring_at(p_at timestamp with time zone, p_window interval, ring_low bigint,
     ring integer[], sum_requests integer, sum_tokens bigint, p_requests integer, p_tokens integer,
     p_admitted_at timestamp with time zone) TO service_role;
@@ -150,22 +153,22 @@ GRANT ALL ON FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome
     p_response jsonb, p_key_rejected boolean, p_quota_cause text, p_service_tier text, p_served_tier text,
     p_added_ms integer, p_first_byte_ms integer, p_room_requests integer, p_room_tokens integer,
     p_room_until timestamp with time zone, p_settled_tokens integer, p_cached_input_tokens integer,
-    p_thinking_tokens integer) TO service_role;
+    p_thinking_tokens integer, p_cache_write_5m_tokens integer, p_cache_write_1h_tokens integer) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text, p_input_tokens integer,
     p_output_tokens integer, p_http_status integer, p_error_code text, p_quota_id text, p_error_message text,
     p_latency_ms integer, p_cooldown_until timestamp with time zone, p_cooldown_until_pacific_midnight boolean,
     p_response jsonb, p_key_rejected boolean, p_quota_cause text, p_service_tier text, p_served_tier text,
     p_added_ms integer, p_first_byte_ms integer, p_room_requests integer, p_room_tokens integer,
     p_room_until timestamp with time zone, p_settled_tokens integer, p_cached_input_tokens integer,
-    p_thinking_tokens integer) TO eve_gateway;
+    p_thinking_tokens integer, p_cache_write_5m_tokens integer, p_cache_write_1h_tokens integer) TO eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text, p_input_tokens integer,
     p_output_tokens integer, p_latency_ms integer, p_error_message text, p_service_tier text, p_served_tier text,
     p_added_ms integer, p_first_byte_ms integer, p_cached_input_tokens integer,
-    p_thinking_tokens integer) TO service_role;
+    p_thinking_tokens integer, p_cache_write_5m_tokens integer, p_cache_write_1h_tokens integer) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text, p_input_tokens integer,
     p_output_tokens integer, p_latency_ms integer, p_error_message text, p_service_tier text, p_served_tier text,
     p_added_ms integer, p_first_byte_ms integer, p_cached_input_tokens integer,
-    p_thinking_tokens integer) TO eve_gateway;
+    p_thinking_tokens integer, p_cache_write_5m_tokens integer, p_cache_write_1h_tokens integer) TO eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_finalize_withdrawn(p_reservation_id uuid, p_http_status integer,
     p_error_code text, p_error_message text, p_latency_ms integer, p_successor text) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_finalize_withdrawn(p_reservation_id uuid, p_http_status integer,

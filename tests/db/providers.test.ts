@@ -305,6 +305,80 @@ describe("a provider's day is its row's day_zone", () => {
     });
   });
 
+  it("a group's requests per day turn at midnight in its provider's zone: a UTC-day row's at UTC's, Google's at Pacific's", async () => {
+    // Noon on 27 November in Pacific time (PST, UTC-8): both days are the 27th; UTC's ends 8 hours before Pacific's.
+    const NOON = "2026-11-27T20:00:00Z";
+    const AFTER_UTC_MIDNIGHT = "2026-11-28T00:00:06Z"; // past UTC midnight and its 5 s day guard; still the 27th in Pacific
+    await db.sql.begin(async (tx) => {
+      // A provider added by rows whose day is UTC's and which is not OpenAI, beside a Google model.
+      await tx`insert into public.google_ai_providers (name, dialect, display_name, base_url, key_env_pattern, day_zone)
+               values ('kiwiai', 'openai', 'Kiwi AI', 'https://kiwi.example', 'KIWI_[A-Z]+', 'UTC')`;
+      await tx`insert into public.google_ai_api_keys (key_alias, provider, env_var_name, priority, project_id)
+               values ('kiwi-key', 'kiwiai', 'KIWI_KEY', 1, 'org-kiwi')`;
+      await tx`insert into public.google_ai_model_limits (model, provider, rpm, rpd) values ('kiwi-day', 'kiwiai', 60, 2),
+                                                                                            ('pacific-day', 'google', 60, 2)`;
+      await tx`delete from public.google_ai_quota_shares where model in ('kiwi-day', 'pacific-day')`;
+      type Answer = { ok: boolean; limit?: string; retry_at?: string; quota_group?: string };
+      const reserveAt = async (model: string, at: string): Promise<Answer> => {
+        const [{ r }] = await tx`select public.google_ai_reserve_models_at(p_now => ${at}::timestamptz,
+          p_models => array[${model}::text], p_estimated_tokens => 10, p_caller => 'zone-day') as r`;
+        return r as Answer;
+      };
+      for (const model of ["kiwi-day", "pacific-day"]) {
+        for (let i = 0; i < 2; i++) expect(await reserveAt(model, NOON), `${model} ${i}`).toMatchObject({ ok: true });
+      }
+      // The day used up: each reopens at its own provider's midnight plus the day guard.
+      expect(await reserveAt("kiwi-day", NOON)).toMatchObject({ ok: false, limit: "rpd", retry_at: "2026-11-28T00:00:05+00:00" });
+      expect(await reserveAt("pacific-day", NOON))
+        .toMatchObject({ ok: false, limit: "rpd", retry_at: "2026-11-28T08:00:05+00:00" });
+      // The quota report says the same of each model's day.
+      const [{ kiwi, pacific }] = await tx`select public.google_ai_model_quota('kiwi-day', ${NOON}::timestamptz) -> 'day' as kiwi,
+        public.google_ai_model_quota('pacific-day', ${NOON}::timestamptz) -> 'day' as pacific`;
+      expect(kiwi).toMatchObject({ requests_left: 0, resets_at: "2026-11-28T00:00:05+00:00" });
+      expect(pacific).toMatchObject({ requests_left: 0, resets_at: "2026-11-28T08:00:05+00:00" });
+      // Past UTC midnight: the UTC-day provider's group has a new day, Google's still the old one.
+      expect(await reserveAt("kiwi-day", AFTER_UTC_MIDNIGHT)).toMatchObject({ ok: true, quota_group: "org-kiwi" });
+      expect(await reserveAt("pacific-day", AFTER_UTC_MIDNIGHT))
+        .toMatchObject({ ok: false, limit: "rpd", retry_at: "2026-11-28T08:00:05+00:00" });
+      const days = await tx`select model, day_bucket::text as day, rpd_used from public.google_ai_usage_counters
+                            where model in ('kiwi-day', 'pacific-day') order by model`;
+      expect(days).toEqual([{ model: "kiwi-day", day: "2026-11-28", rpd_used: 1 },
+                            { model: "pacific-day", day: "2026-11-27", rpd_used: 2 }]);
+      throw new Rollback();
+    }).catch((e) => {
+      if (!(e instanceof Rollback)) throw e;
+    });
+  });
+
+  it("a service caller's budget keeps the owner's Pacific day on a UTC-day provider: the end of a call settles it there", async () => {
+    // 03:00 UTC on 28 November: the provider's (UTC) day is the 28th, the owner's Pacific day the 27th.
+    const EVENING = "2026-11-28T03:00:00Z";
+    await db.sql.begin(async (tx) => {
+      await tx`insert into public.google_ai_providers (name, dialect, display_name, base_url, key_env_pattern, day_zone)
+               values ('kiwiai', 'openai', 'Kiwi AI', 'https://kiwi.example', 'KIWI_[A-Z]+', 'UTC')`;
+      await tx`insert into public.google_ai_api_keys (key_alias, provider, env_var_name, priority, project_id)
+               values ('kiwi-key', 'kiwiai', 'KIWI_KEY', 1, 'org-kiwi')`;
+      await tx`insert into public.google_ai_model_limits (model, provider, rpm, tpm) values ('kiwi-budget', 'kiwiai', 60, 100000)`;
+      await tx`delete from public.google_ai_quota_shares where model = 'kiwi-budget'`;
+      await tx`insert into public.google_ai_caller_budgets (caller, daily_max_tokens) values ('zone-budget', 10000)`;
+      const [{ r }] = await tx`select public.google_ai_reserve_models_at(p_now => ${EVENING}::timestamptz,
+        p_models => array['kiwi-budget'], p_estimated_tokens => 500, p_caller => 'zone-budget') as r`;
+      expect(r).toMatchObject({ ok: true, quota_group: "org-kiwi" });
+      const booked = await tx`select day_bucket::text as day, tokens_today::int as tokens from public.google_ai_caller_budgets
+                              where caller = 'zone-budget'`;
+      expect(booked).toEqual([{ day: "2026-11-27", tokens: 500 }]);
+      // The call counted its 100 input tokens (the row's TPM counts no answers): the caller's Pacific day
+      // gets back the 400 it did not use.
+      await tx`select public.google_ai_finalize(${r.reservation_id}::uuid, 'succeeded', 100, 20, 200)`;
+      const settled = await tx`select day_bucket::text as day, tokens_today::int as tokens from public.google_ai_caller_budgets
+                               where caller = 'zone-budget'`;
+      expect(settled).toEqual([{ day: "2026-11-27", tokens: 100 }]);
+      throw new Rollback();
+    }).catch((e) => {
+      if (!(e instanceof Rollback)) throw e;
+    });
+  });
+
   it("a per-day 429 rests the group until the next midnight of the provider's own day", async () => {
     await db.sql`insert into public.google_ai_providers (name, dialect, display_name, base_url, key_env_pattern, day_zone)
                  values ('kiwiai', 'openai', 'Kiwi AI', 'https://kiwi.example', 'KIWI_[A-Z]+', 'UTC')`;

@@ -47,6 +47,13 @@ beforeEach(async () => {
 const ask = (model: string, text: string, extra: Record<string, unknown> = {}) =>
   ({ model, max_tokens: 64, messages: [{ role: "user" as const, content: text }], ...extra });
 
+/** A numeric's text in units of 1e-10 dollars (1e-4 $/Mtok x 1 token), exactly. */
+const costUnits = (text: string) => {
+  const [whole, frac = ""] = text.split(".");
+  expect(frac.replace(/0+$/, "").length).toBeLessThanOrEqual(10);
+  return BigInt(whole!) * 10_000_000_000n + BigInt((frac + "0000000000").slice(0, 10));
+};
+
 describe("Anthropic's SDK at the gateway's base URL", () => {
   it("a Claude model: Anthropic's message as it came (its usage, cache fields), under the gateway's id", async () => {
     const m = await client.messages.create(ask(CLAUDE, "hello through the surface"));
@@ -92,6 +99,72 @@ describe("Anthropic's SDK at the gateway's base URL", () => {
       ],
     });
     expect(next.content[0]!.type).toBe("text");
+  });
+
+  it("a Claude answer that reads the cache and writes it for an hour and for 5 minutes costs exactly its prices", async () => {
+    // The seeded Sonnet 4.5 row, in units of 1e-4 dollars per million tokens: input $3, cache read
+    // $0.30, 1-hour write $6, 5-minute write $3.75, output $15.
+    const [price] = await s.sql`select input_per_mtok::text as input, cached_input_per_mtok::text as read,
+      cache_write_1h_per_mtok::text as w1h, cache_write_5m_per_mtok::text as w5m, output_per_mtok::text as output
+      from public.google_ai_model_prices where model = 'claude-sonnet-4-5-20250929' and service_tier = 'standard'`;
+    expect(Object.fromEntries(Object.entries(price!).map(([k, v]) => [k, Number(v)]))).toEqual({ input: 3, read: 0.3, w1h: 6, w5m: 3.75, output: 15 });
+    const spent = async () => {
+      const [row] = await s.sql`select coalesce(sum(spend_usd), 0)::text as usd from public.google_ai_spend_daily
+                                where model = 'claude-sonnet-4-5-20250929'`;
+      return costUnits(row!.usd);
+    };
+    const before = await spent();
+    // Each system block is 1,000 tokens to the simulator; a breakpoint caches the prefix up to it.
+    const block = (c: string, ttl: "5m" | "1h"): Anthropic.TextBlockParam =>
+      ({ type: "text", text: c.repeat(4000), cache_control: { type: "ephemeral", ttl } });
+    const warm = await client.messages.create(ask(CLAUDE, "warm the cache", { system: [block("a", "1h")] }));
+    const whole = await client.messages.create(ask(CLAUDE, "read and write", { system: [block("a", "1h"), block("b", "1h"), block("c", "5m")] }));
+    const streamed = await client.messages.stream(ask(CLAUDE, "stream it", { system: [block("a", "1h"), block("d", "1h"), block("e", "5m")] })).finalMessage();
+    expect(warm.usage).toMatchObject({ cache_read_input_tokens: 0, cache_creation: { ephemeral_1h_input_tokens: 1000, ephemeral_5m_input_tokens: 0 } });
+    for (const m of [whole, streamed]) {
+      expect(m.usage).toMatchObject({ cache_read_input_tokens: 1000, cache_creation_input_tokens: 2000,
+        cache_creation: { ephemeral_1h_input_tokens: 1000, ephemeral_5m_input_tokens: 1000 } });
+    }
+    const attempts = await s.sql`select input_tokens, cached_input_tokens, cache_write_1h_tokens, cache_write_5m_tokens,
+      output_tokens, cost_usd::text as cost
+      from public.google_ai_attempts where model = 'claude-sonnet-4-5-20250929' and status = 'succeeded'
+      order by admitted_at desc limit 3`;
+    let total = 0n;
+    for (const [m, attempt] of [[streamed, attempts[0]!], [whole, attempts[1]!], [warm, attempts[2]!]] as const) {
+      const u = m.usage;
+      const w1h = u.cache_creation!.ephemeral_1h_input_tokens;
+      const w5m = u.cache_creation!.ephemeral_5m_input_tokens;
+      const read = u.cache_read_input_tokens!;
+      // The books count every input token (ITPM/TPM as before: cache writes and reads are input).
+      expect(attempt).toMatchObject({ input_tokens: u.input_tokens + w1h + w5m + read, cached_input_tokens: read, output_tokens: u.output_tokens,
+        cache_write_1h_tokens: w1h || null, cache_write_5m_tokens: w5m || null });
+      // $ per Mtok x 1e4 x tokens = 1e-10 $: input x 3, read x 0.30, 1 h x 6, 5 m x 3.75, output x 15.
+      const expected = BigInt(u.input_tokens) * 30_000n + BigInt(read) * 3_000n + BigInt(w1h) * 60_000n +
+        BigInt(w5m) * 37_500n + BigInt(u.output_tokens) * 150_000n;
+      expect(costUnits(attempt.cost)).toBe(expected);
+      total += expected;
+    }
+    // By hand, the whole answer: 1,000 read, 1,000 written for an hour, 1,000 for 5 minutes.
+    expect(costUnits(attempts[1]!.cost)).toBe(
+      BigInt(whole.usage.input_tokens) * 30_000n + 3_000_000n + 60_000_000n + 37_500_000n + BigInt(whole.usage.output_tokens) * 150_000n,
+    );
+    expect((await spent()) - before).toBe(total);
+    // A write without its price is a cost nobody knows (null); a call without writes never reads it.
+    await s.sql`update public.google_ai_model_prices set cache_write_5m_per_mtok = null where model = 'claude-sonnet-4-5-20250929'`;
+    try {
+      const [row] = await s.sql`select
+        public.google_ai_call_cost('claude-sonnet-4-5-20250929', null, null, 'succeeded', 3010, 1000, 12, 0,
+          p_write_5m => 1000, p_write_1h => 1000) as unknown,
+        public.google_ai_call_cost('claude-sonnet-4-5-20250929', null, null, 'succeeded', 3010, 1000, 12, 0,
+          p_write_1h => 2000)::text as hour,
+        public.google_ai_call_cost('claude-sonnet-4-5-20250929', null, null, 'succeeded', 10, 0, 12, 0)::text as plain`;
+      expect(row!.unknown).toBeNull();
+      // 10 x $3 + 1,000 x $0.30 + 2,000 x $6 + 12 x $15 per million; 10 x $3 + 12 x $15.
+      expect(costUnits(row!.hour)).toBe(10n * 30_000n + 1_000n * 3_000n + 2_000n * 60_000n + 12n * 150_000n);
+      expect(costUnits(row!.plain)).toBe(10n * 30_000n + 12n * 150_000n);
+    } finally {
+      await s.sql`update public.google_ai_model_prices set cache_write_5m_per_mtok = 3.75 where model = 'claude-sonnet-4-5-20250929'`;
+    }
   });
 
   it("count_tokens counts, and the model list is Anthropic's when the SDK asks", async () => {

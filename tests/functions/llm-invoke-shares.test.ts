@@ -64,14 +64,15 @@ describe("a share kept for the bot", () => {
 
 describe("a paced notebook", () => {
   it("is answered with the moment its pace allows the next request, and is served then", async () => {
-    // Gemma's 14 400 a day paced for batch: one more request every 6 s of the Pacific day. The
+    // Gemma's 14 400 a day paced for batch: one more request every 6 s of Google's (Pacific) day. The
     // notebook is made to have used all its pace allows in the next 5 s (the row the bookings keep).
     const [{ id }] = await s.sql<{ id: number }[]>`insert into public.google_ai_quota_shares (model, priority_class, pace_burst)
       values ('gemma-3-27b-it', 'batch', 0) returning id`;
     expect((await fromBot("gemma-3-27b", 0)).status).toBe(200); // the group's counter row exists
     const used = await s.sql`update public.google_ai_usage_counters c set share_use = array[row(${id}, 0,
-        public.google_ai_pacific_day(now()),
-        public.google_ai_pace_allowance(now() + interval '5 seconds', public.google_ai_pacific_day(now()), 0, 14400),
+        public.google_ai_day_in(now(), 'America/Los_Angeles'),
+        public.google_ai_pace_allowance(now() + interval '5 seconds', public.google_ai_day_in(now(), 'America/Los_Angeles'),
+          0, 14400, 'America/Los_Angeles'),
         0, 0, null, null)::public.google_ai_share_use]
       where c.quota_group = 'proj-share' and c.model = 'gemma-3-27b-it'`;
     expect(used.count).toBe(1);

@@ -17,9 +17,9 @@
  */
 const QUOTA_CAUSE_WORDS = {
   minute: "the provider's per-minute quota.",
-  day: "the provider's per-day quota, until midnight Pacific time.",
+  day: "the provider's per-day quota, until the provider's midnight.",
   limit_zero: "the project has no quota for this model at its provider (limit: 0), until the next key check or " +
-    "midnight Pacific time.",
+    "the provider's midnight.",
   spend_cap: "the spend-based rate limit of the project's tier, for its rolling window: every model of the " +
     "project rests.",
   monthly_cap: "the project's monthly spending cap: the project is out until its owner raises it or the month turns.",
@@ -59,7 +59,7 @@ export const GROUP_CAUSES = ["spend_cap", ...MONEY_CAUSES] as const satisfies re
 // ---- Refusals: the `limit` ---------------------------------------------------------------------------
 
 /**
- * Refusals that waiting may lift: a minute window, the Pacific day, a cooldown or a paced share
+ * Refusals that waiting may lift: a minute window, the provider's day, a cooldown or a paced share
  * frees them. One entry each: the database's google_ai_queue_turns (40_queue.sql; held to this list by
  * tests/db/vocabulary.test.ts) gives these a queue ticket when the caller waits, and their turn: counted
  * in each group's window slots for the limits the queue counts, head first for any other (a due ticket
@@ -83,7 +83,7 @@ export const QUOTA_LIMITS = [
 ] as const;
 
 /**
- * Refusals of the caller's own allowance: `pace`, the Pacific day is paced for its class or caller
+ * Refusals of the caller's own allowance: `pace`, the provider's day is paced for its class or caller
  * (google_ai_quota_shares.pace_burst); `caller_budget`, a service caller's daily budget
  * (google_ai_caller_budgets) is used up until Pacific midnight.
  */
@@ -158,9 +158,9 @@ const ADMISSION_CAUSE_TABLE = {
   },
   day_exhausted: {
     limits: ["rpd"],
-    words: "the model's requests for the Pacific day are used up, until midnight Pacific time (plus a guard).",
+    words: "the model's requests for its provider's day are used up, until that day's midnight (plus a guard).",
   },
-  pace: { limits: ["pace"], words: "a share paced over the Pacific day allows its owner no more yet." },
+  pace: { limits: ["pace"], words: "a share paced over its provider's day allows its owner no more yet." },
   queue_turn: {
     limits: [],
     words: "the free slots are the turns of requests that waited longer or rank higher.",

@@ -1,8 +1,7 @@
 // The vocabulary every stage of llm-invoke speaks, at the bottom of its layers (README.md): the
-// normalized request, the limits a request is held to, a model's capabilities, and the shapes that
+// normalized request (and its parts' shape), the limits a request is held to, a model's capabilities, and the shapes that
 // cross the store port (a reservation, a refusal and its limits, a finalize, a model row). Types,
 // constants and one pure look-up: nothing here imports a stage, so every stage can import this.
-import type { Content, GenerationConfig, RequestExtras } from "../_shared/upstream/shapes.ts";
 import type { DialectBody as PassThroughBody } from "../_shared/upstream/hub.ts";
 import type { Provider } from "../_shared/providers/registry.ts";
 import type {
@@ -14,7 +13,84 @@ import type {
   TOKEN_REFUSALS,
 } from "../_shared/vocabulary.ts";
 
-export type { Content, GenerationConfig, Part, RequestExtras, TextPart } from "../_shared/upstream/shapes.ts";
+// ---- The normalized request's shape: Gemini's generateContent (v1beta, camelCase as Google's SDKs send
+// it), which every route reads its body into. Fields the gateway does not interpret are carried as they
+// came, so a new Gemini field reaches Google without a code change.
+
+/**
+ * One part of a turn: text, an inline image (`inlineData`), a function call or its response. The
+ * gateway reads `text` and `inlineData`; every other field is forwarded unchanged.
+ */
+export interface Part {
+  text?: string;
+  /** Gemini 2.5 marks its thoughts with `thought: true`; they are not part of the answer's text. */
+  thought?: boolean;
+  inlineData?: { mimeType: string; data: string };
+  functionCall?: { name: string; args?: Record<string, unknown>; id?: string };
+  functionResponse?: { name: string; response: Record<string, unknown>; id?: string };
+  [field: string]: unknown;
+}
+
+export interface Content {
+  role: "user" | "model";
+  parts: Part[];
+}
+
+/** The text-only part the gateway itself writes (prompts, folded system instructions). */
+export interface TextPart extends Part {
+  text: string;
+}
+
+/** generationConfig: the fields the gateway checks are typed; the rest pass through. */
+export interface GenerationConfig {
+  temperature?: number;
+  maxOutputTokens?: number;
+  topP?: number;
+  topK?: number;
+  stopSequences?: string[];
+  responseMimeType?: string;
+  responseSchema?: unknown;
+  responseJsonSchema?: unknown;
+  candidateCount?: number;
+  seed?: number;
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  thinkingConfig?: { thinkingBudget?: number; includeThoughts?: boolean; [field: string]: unknown };
+  [field: string]: unknown;
+}
+
+/** The request-level fields forwarded as the caller gave them (function calling, safety). */
+export interface RequestExtras {
+  tools?: unknown[];
+  toolConfig?: Record<string, unknown>;
+  safetySettings?: unknown[];
+}
+
+/**
+ * The request as one model takes it (model/adapt.ts), in the normalized request's shape: what
+ * model/port-request.ts gives the provider port, as the hub's request and, for Google's dialect, as
+ * its own body.
+ */
+export interface ModelRequest extends RequestExtras {
+  model: string;
+  contents: Content[];
+  systemInstruction?: string;
+  generationConfig: GenerationConfig;
+  /** The service tier for this call; absent: standard, nothing sent. */
+  serviceTier?: ServiceTier;
+  /**
+   * The output tokens the reservation booked for this call where the caller named no cap (the model
+   * row's booked answer): a provider that requires a cap (Anthropic's max_tokens) sends it.
+   */
+  bookedOutputTokens?: number;
+  /**
+   * The caller's own body, when it came in this provider's dialect: the provider sends it as it came
+   * (only the gateway's fields set) instead of translating the hub shape. Only a provider of that
+   * dialect is given one (model/adapt.ts).
+   */
+  dialectBody?: PassThroughBody;
+}
+
 
 /** The caller's own body in a provider's dialect (NormalizedRequest.dialectBody): the hub's pass-through body, with what only that dialect honours. */
 export interface DialectBody extends PassThroughBody {
@@ -236,7 +312,7 @@ export interface QuotaSnapshot {
   tokensResetMs: number | null;
   rpd: number | null;
   dayLeft: number | null;
-  /** Until the Pacific day's count starts again (midnight + the day guard). */
+  /** Until the provider's day's count starts again (its midnight + the day guard). */
   dayResetMs: number | null;
   /** What the model's shares keep, for the class the answer names (absent: not known, e.g. a refusal answered at once). */
   kept?: QuotaKept | null;
@@ -330,6 +406,9 @@ export interface FinalizeParams {
   /** Of the input, what the provider read from its cache; of the output, its thinking (null: not said). */
   cachedInputTokens?: number | null;
   thinkingTokens?: number | null;
+  /** Of the input, what the provider wrote to its cache for 5 minutes / an hour (null: none said). */
+  cacheWrite5mTokens?: number | null;
+  cacheWrite1hTokens?: number | null;
   httpStatus: number | null;
   errorCode: string | null;
   quotaId: string | null;

@@ -72,7 +72,7 @@ export const METRIC_FAMILIES: Readonly<Record<string, { kind: Kind; help: string
   eve_gateway_quota_used: {
     kind: "gauge",
     help: "Admissions in the current window per quota group and model: " +
-      'window="minute" (the sliding 60 s + guard), "day" (the Pacific day).',
+      `window="minute" (the sliding 60 s + guard), "day" (the provider's day, in its row's day_zone).`,
   },
   eve_gateway_quota_limit: {
     kind: "gauge",
@@ -80,7 +80,8 @@ export const METRIC_FAMILIES: Readonly<Record<string, { kind: Kind; help: string
   },
   eve_gateway_pacific_day_end_timestamp_seconds: {
     kind: "gauge",
-    help: "When the current Pacific day ends (daily quotas reset).",
+    help: "When the current Pacific day ends (the callers' daily budgets reset; a provider's daily quotas reset at " +
+      "its own midnight).",
   },
   eve_gateway_queue_depth: {
     kind: "gauge",

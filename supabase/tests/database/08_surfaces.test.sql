@@ -42,10 +42,10 @@ select is(public.google_ai_finalize_cut((select id from ids where name = 's'), '
 select throws_ok($$ select public.google_ai_finalize_cut(gen_random_uuid(), 'somebody') $$, '22023', null,
   'who cut it is client or google');
 
-select ok(not has_function_privilege('anon', 'public.google_ai_finalize_cut(uuid, text, integer, integer, integer, text, text, text, integer, integer, integer, integer)', 'execute')
+select ok(not has_function_privilege('anon', 'public.google_ai_finalize_cut(uuid, text, integer, integer, integer, text, text, text, integer, integer, integer, integer, integer, integer)', 'execute')
   and not has_function_privilege('authenticated', 'public.google_ai_model_list()', 'execute'),
   'nothing for the Data API roles');
-select ok(has_function_privilege('eve_gateway', 'public.google_ai_finalize_cut(uuid, text, integer, integer, integer, text, text, text, integer, integer, integer, integer)', 'execute')
+select ok(has_function_privilege('eve_gateway', 'public.google_ai_finalize_cut(uuid, text, integer, integer, integer, text, text, text, integer, integer, integer, integer, integer, integer)', 'execute')
   and has_function_privilege('eve_gateway', 'public.google_ai_model_list()', 'execute')
   and has_function_privilege('eve_gateway', 'public.google_ai_model_traits(text)', 'execute'),
   'the functions'' role may call them');

@@ -11,7 +11,8 @@ insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, prio
   ('a2', 'KEY_A2', 'proj-a', 2, true, array['view-model']),
   ('b1', 'KEY_B1', 'proj-b', 1, true, array['view-model']),
   ('c1', 'KEY_C1', 'proj-c', 1, false, array['view-model']);
--- Usage booked as the admission books it (google_ai_book_group: the sliding window's ring, the day).
+-- Usage booked as the admission books it (google_ai_book_group: the sliding window's ring, the day in
+-- the zone of the model's provider).
 -- The model's row as the request resolves it (google_ai_request_limits: its limits after the margin).
 create function pg_temp.book(p_group text, p_model text, p_n integer, p_tokens integer, p_at timestamptz)
     returns text language plpgsql as $$
@@ -21,7 +22,7 @@ declare
 begin
   for i in 1..p_n loop
     v_outcomes := v_outcomes || (public.google_ai_book_group(p_group, v_model, null::public.google_ai_priority_classes,
-      null::public.google_ai_caller, p_tokens, p_at, false)).outcome;
+      null::public.google_ai_caller, p_tokens, p_at, false, public.google_ai_day_zone(p_model))).outcome;
   end loop;
   return array_to_string(v_outcomes, ',');
 end $$;

@@ -139,6 +139,11 @@ export interface HubRequest {
   dialectExtras?: DialectExtras;
   /** Pass-through: only a provider of this dialect is given one, and sends it instead of translating. */
   dialectBody?: DialectBody;
+  /**
+   * The output tokens the reservation booked for this call where the caller named no cap (the model
+   * row's booked answer): a provider that requires a cap (Anthropic's max_tokens) sends it.
+   */
+  bookedOutputTokens?: number;
 }
 
 // ---- What comes back -------------------------------------------------------------------------------------
@@ -179,6 +184,9 @@ export interface HubUsage {
   thinkingTokens: number;
   cachedInputTokens: number;
   totalTokens: number;
+  /** Of `inputTokens`, written to the provider's cache to live 5 minutes / an hour (absent: none). */
+  cacheWrite5mTokens?: number;
+  cacheWrite1hTokens?: number;
 }
 
 /** Output tokens as billed: the answer's and the thoughts'. */

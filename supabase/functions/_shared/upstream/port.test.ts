@@ -1,16 +1,17 @@
 // The port's one helper for a dialect: a wire format with no stream streams its whole answer as one chunk.
 import { describe, expect, it } from "vitest";
+import type { HubAnswer } from "./hub.ts";
 import { type GenerateOutcome, upstreamFailure, wholeAnswerAsStream } from "./port.ts";
 
-const answer = { candidates: [{ content: { role: "model", parts: [{ text: "hi" }] }, finishReason: "STOP" }] };
+const answer: HubAnswer = {
+  outputs: [{ index: 0, parts: [{ type: "text", text: "hi" }], finish: { reason: "stop", word: "done" } }],
+  usage: null,
+  modelVersion: "m",
+  id: null,
+};
 const whole = (over: Partial<GenerateOutcome & { ok: true }> = {}): GenerateOutcome => ({
   ok: true,
-  text: "hi",
-  finishReason: "STOP",
-  usage: null,
-  candidates: answer.candidates,
-  modelVersion: "m",
-  response: answer,
+  answer,
   latencyMs: 12,
   ...over,
 });

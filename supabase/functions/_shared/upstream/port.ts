@@ -1,13 +1,12 @@
 // The provider port: what the gateway asks of a provider and what it gets back, in the gateway's own
 // words. Each provider (../providers/<dialect>/) implements it once and registers in
 // ../providers/registry.ts; the attempt loop, the token count and maintenance speak only this.
-// Nothing here knows a provider: the request and the answer are the gateway's hub shapes (shapes.ts,
-// read by answer.ts), a failure is one classified shape whatever its dialect (the provider's
-// classifier reads its own answers into it).
+// Nothing here knows a provider: the request and the answer are the hub's (hub.ts), each provider's
+// own beside them where a route of its dialect gives or takes it (pass-through); a failure is one
+// classified shape whatever its dialect (the provider's classifier reads its own answers into it).
 import { sanitize } from "../sanitize.ts";
 import type { QuotaCause } from "../vocabulary.ts";
-import type { HubUsage } from "./hub.ts";
-import type { DialectAnswer, UpstreamAnswer, UpstreamChunk, UpstreamRequest } from "./shapes.ts";
+import type { DialectAnswer, HubAnswer, HubChunk, HubRequest } from "./hub.ts";
 
 // ---- A failed call, classified by what the gateway does next ------------------------------------------
 
@@ -92,7 +91,7 @@ export function whoAnswered(error: Pick<UpstreamError, "upstream">): string {
 
 export interface GenerateCall {
   apiKey: string;
-  request: UpstreamRequest;
+  request: HubRequest;
   /** Deadline of this attempt (a stream: until the provider's headers); on expiry the outcome is a `timeout` failure. */
   timeoutMs: number;
   /** A stream's deadline for all of it, counted from the call (default: timeoutMs). */
@@ -114,18 +113,12 @@ export interface ProviderRoom {
 export type GenerateOutcome =
   | {
     ok: true;
-    text: string;
-    finishReason: string | null;
-    /** null when the provider sent no usage (the caller then keeps its estimate). */
-    usage: HubUsage | null;
-    candidates: unknown[];
-    modelVersion: string | null;
-    /** The answer in the gateway's hub shape. */
-    response: UpstreamAnswer;
+    /** The answer in the hub's words (its usage null when the provider sent none: the caller keeps its estimate). */
+    answer: HubAnswer;
     latencyMs: number;
     /** The tier the provider says served; null: not said. */
     servedTier?: string | null;
-    /** The provider's own answer as it came, where its dialect is not the hub's (a route of that dialect returns it). */
+    /** The provider's own answer as it came (a route of its dialect returns it). */
     dialectAnswer?: DialectAnswer;
     /** What the provider says is left of the group's limits, where it says so. */
     room?: ProviderRoom | null;
@@ -136,12 +129,11 @@ export type StreamOutcome =
   | {
     ok: true;
     /**
-     * The answer's chunks as they arrive (each in the hub shape, and as the provider sent it where
-     * its dialect is not the hub's). Ends after the last one, or throws StreamCut when the stream
+     * The answer's chunks as they arrive (each in the hub's words, and as the provider sent it). Ends after the last one, or throws StreamCut when the stream
      * breaks off (network, deadline, an error event, a chunk that is not JSON). Stopping early
      * (`return()`) aborts the call.
      */
-    chunks: AsyncGenerator<UpstreamChunk, void, undefined>;
+    chunks: AsyncGenerator<HubChunk, void, undefined>;
     /** Time to the provider's response headers. */
     latencyMs: number;
     /** The tier the provider says served; null: not said. */
@@ -149,8 +141,8 @@ export type StreamOutcome =
     /** What the provider says is left of the group's limits, where it says so. */
     room?: ProviderRoom | null;
     /**
-     * The provider's own whole answer, folded from its chunks so far, where its dialect is not the
-     * hub's: a stored streamed answer is replayed from it on a route of that dialect.
+     * The provider's own whole answer, folded from its chunks so far: a stored streamed answer is
+     * replayed from it on a route of its dialect.
      */
     dialectAnswer?: () => DialectAnswer;
   }
@@ -162,8 +154,8 @@ export type StreamOutcome =
  */
 export function wholeAnswerAsStream(outcome: GenerateOutcome): StreamOutcome {
   if (!outcome.ok) return outcome;
-  const { response: answer, dialectAnswer: own } = outcome;
-  async function* chunks(): AsyncGenerator<UpstreamChunk, void, undefined> {
+  const { answer, dialectAnswer: own } = outcome;
+  async function* chunks(): AsyncGenerator<HubChunk, void, undefined> {
     yield own === undefined ? { answer } : { answer, own };
   }
   return {

@@ -2,7 +2,7 @@
 // sent where a budget in money booked it for a request naming none.
 import { describe, expect, it } from "vitest";
 import { answerSize, withBookedCap } from "./answer-size.ts";
-import type { UpstreamRequest } from "../../_shared/upstream/shapes.ts";
+import type { ModelRequest } from "../contract.ts";
 
 const GEMINI = { profile: { answerTokens: 65_536 } }; // its catalogued output limit; TPM counts input only
 const OPENAI = { profile: { answerTokens: 4_096, bookedOutputTokens: 4_096 } };
@@ -10,18 +10,18 @@ const UNKNOWN = { profile: {} };
 
 describe("answerSize", () => {
   it("books each model's own answer where the request names none, and TPM only the models that count answers", () => {
-    expect(answerSize([GEMINI, OPENAI, UNKNOWN], {})).toEqual({ perModel: [65_536, 4_096, null], tpmOutput: 4_096 });
-    expect(answerSize([GEMINI], {})).toEqual({ perModel: [65_536], tpmOutput: 0 });
+    expect(answerSize([GEMINI, OPENAI, UNKNOWN], { generationConfig: {} })).toEqual({ perModel: [65_536, 4_096, null], tpmOutput: 4_096 });
+    expect(answerSize([GEMINI], { generationConfig: {} })).toEqual({ perModel: [65_536], tpmOutput: 0 });
   });
 
   it("books the caller's own largest answer for every model, times the answers it asks for", () => {
-    expect(answerSize([GEMINI, OPENAI, UNKNOWN], { maxOutputTokens: 300, candidateCount: 2 }))
+    expect(answerSize([GEMINI, OPENAI, UNKNOWN], { generationConfig: { maxOutputTokens: 300, candidateCount: 2 } }))
       .toEqual({ perModel: [600, 600, 600], tpmOutput: 600 });
   });
 });
 
 describe("withBookedCap", () => {
-  const request = (config: UpstreamRequest["generationConfig"]): UpstreamRequest =>
+  const request = (config: ModelRequest["generationConfig"]): ModelRequest =>
     ({ model: "m", contents: [], generationConfig: config });
   const size = { perModel: [65_536, 8_192], tpmOutput: 8_192 };
 

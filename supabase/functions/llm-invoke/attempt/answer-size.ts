@@ -6,8 +6,8 @@
 // for a request that names none, it is sent as the call's cap (maxOutputTokens, which each dialect
 // sends as the provider's own: OpenAI's max_completion_tokens, Google's maxOutputTokens), so the answer
 // cannot cost more than was booked: a longer one ends as the provider says (`length`, `MAX_TOKENS`).
-import type { GenerationConfig, ModelProfile, Reservation } from "../contract.ts";
-import type { UpstreamRequest } from "../../_shared/upstream/shapes.ts";
+import type { ModelProfile, ModelRequest, Reservation } from "../contract.ts";
+import { answersAskedOf, outputCapOf, type WithConfig, withOutputCap } from "../model/output-cap.ts";
 
 /** One request's answer, per model of its chain (its first model, then its fallbacks). */
 export interface AnswerSize {
@@ -20,11 +20,11 @@ export interface AnswerSize {
 /** The answer each model is sent with: the caller's max tokens, else the row's, times the answers asked (n). */
 export function answerSize(
   chain: readonly { profile: Pick<ModelProfile, "answerTokens" | "bookedOutputTokens"> }[],
-  config: Pick<GenerationConfig, "maxOutputTokens" | "candidateCount">,
+  request: WithConfig,
 ): AnswerSize {
-  const answers = config.candidateCount ?? 1;
+  const answers = answersAskedOf(request) ?? 1;
   const perModel = chain.map((l) => {
-    const cap = config.maxOutputTokens || l.profile.answerTokens;
+    const cap = outputCapOf(request) || l.profile.answerTokens;
     return cap === undefined ? null : cap * answers;
   });
   const tpmOutput = Math.max(0, ...chain.map((l, i) => (l.profile.bookedOutputTokens === undefined ? 0 : perModel[i] ?? 0)));
@@ -36,16 +36,14 @@ export function answerSize(
  * booked it and the request names none (`index`: the reserved model's place in the chain).
  */
 export function withBookedCap(
-  request: UpstreamRequest,
+  request: ModelRequest,
   reservation: Pick<Reservation, "bookedUsd">,
   size: AnswerSize,
   index: number,
-): UpstreamRequest {
-  const config = request.generationConfig;
-  if (reservation.bookedUsd === undefined || config.maxOutputTokens) return request;
-  const cap = bookedPerAnswer(size, index, config.candidateCount);
-  if (cap === null) return request;
-  return { ...request, generationConfig: { ...config, maxOutputTokens: cap } };
+): ModelRequest {
+  if (reservation.bookedUsd === undefined || outputCapOf(request)) return request;
+  const cap = bookedPerAnswer(size, index, answersAskedOf(request));
+  return cap === null ? request : withOutputCap(request, cap);
 }
 
 /** One answer's share of what was booked for the model at `index` (at least 1); null: not known. */

@@ -19,6 +19,8 @@ const EMPTY = {
   outputTokens: null,
   cachedInputTokens: null,
   thinkingTokens: null,
+  cacheWrite5mTokens: null,
+  cacheWrite1hTokens: null,
   httpStatus: null,
   errorCode: null,
   quotaId: null,
@@ -45,6 +47,9 @@ export interface SuccessRecord {
   /** Of those, the input read from the provider's cache and the output spent thinking (the call's cost). */
   cachedInputTokens?: number | null;
   thinkingTokens?: number | null;
+  /** Of the input, what the provider wrote to its cache for 5 minutes / an hour (each priced apart). */
+  cacheWrite5mTokens?: number | null;
+  cacheWrite1hTokens?: number | null;
   /** Kept for replay when the caller named the request (its own request_id), else null. */
   response: unknown | null;
   /** The tier asked for and the tier Google says served; the request's added and first-byte times. */
@@ -59,14 +64,26 @@ export interface SuccessRecord {
 /** The provider's counts for finalize: null where it sent none (the booked estimate then stays). */
 export function usageCounts(
   usage: HubUsage | null,
-): Pick<SuccessRecord, "inputTokens" | "outputTokens" | "cachedInputTokens" | "thinkingTokens"> {
+): Pick<
+  SuccessRecord,
+  "inputTokens" | "outputTokens" | "cachedInputTokens" | "thinkingTokens" | "cacheWrite5mTokens" | "cacheWrite1hTokens"
+> {
   return usage === null
-    ? { inputTokens: null, outputTokens: null, cachedInputTokens: null, thinkingTokens: null }
+    ? {
+      inputTokens: null,
+      outputTokens: null,
+      cachedInputTokens: null,
+      thinkingTokens: null,
+      cacheWrite5mTokens: null,
+      cacheWrite1hTokens: null,
+    }
     : {
       inputTokens: usage.inputTokens,
       outputTokens: billedOutputTokens(usage),
       cachedInputTokens: usage.cachedInputTokens,
       thinkingTokens: usage.thinkingTokens,
+      cacheWrite5mTokens: usage.cacheWrite5mTokens ?? null,
+      cacheWrite1hTokens: usage.cacheWrite1hTokens ?? null,
     };
 }
 

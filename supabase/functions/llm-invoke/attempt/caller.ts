@@ -7,6 +7,7 @@ import { GatewayError } from "../../_shared/errors.ts";
 import type { NormalizedRequest, ReserveCaller } from "../contract.ts";
 import type { TokenCheck } from "../store/store.ts";
 import { modelNotAllowed } from "./refusals.ts";
+import { OUTPUT_CAP_FIELD, outputCapOf, withOutputCap } from "../model/output-cap.ts";
 
 /** The caller the database books for. */
 export function reserveCallerOf(caller: Caller): ReserveCaller {
@@ -49,15 +50,13 @@ export function requireModel(scope: Scope, model: string): void {
 export function capOutputTokens(request: NormalizedRequest, scope: Scope): NormalizedRequest {
   const cap = scope.outputCap;
   if (cap === undefined) return request;
-  const asked = request.generationConfig.maxOutputTokens;
-  if (asked === undefined || asked === 0) {
-    return { ...request, generationConfig: { ...request.generationConfig, maxOutputTokens: cap } };
-  }
+  const asked = outputCapOf(request);
+  if (asked === undefined || asked === 0) return withOutputCap(request, cap);
   if (asked > cap) {
     throw new GatewayError(
       "invalid_request",
-      `generationConfig.maxOutputTokens is ${asked}; this client may ask for at most ${cap}.`,
-      { details: { field: "generationConfig.maxOutputTokens", max_output_tokens: cap } },
+      `${OUTPUT_CAP_FIELD} is ${asked}; this client may ask for at most ${cap}.`,
+      { details: { field: OUTPUT_CAP_FIELD, max_output_tokens: cap } },
     );
   }
   return request;

@@ -1,8 +1,13 @@
 // What the attempt loop receives and answers, shared by the HTTP handler and the loop itself, so the
 // loop does not depend on the HTTP edge.
 import type { Caller } from "../../_shared/auth.ts";
-import { billedOutputTokens, type HubUsage } from "../../_shared/upstream/hub.ts";
-import type { DialectAnswer, UpstreamAnswer, UpstreamChunk } from "../../_shared/upstream/shapes.ts";
+import {
+  billedOutputTokens,
+  type DialectAnswer,
+  type HubAnswer,
+  type HubChunk,
+  type HubUsage,
+} from "../../_shared/upstream/hub.ts";
 import type { Provider } from "../../_shared/providers/registry.ts";
 import type { QuotaSnapshot, NormalizedRequest } from "../contract.ts";
 import type { PhaseTimer } from "../../_shared/server-timing.ts";
@@ -49,18 +54,15 @@ export interface InvokeResult {
   usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
   attempts: number;
   waited_ms: number;
-  finish_reason: string | null;
-  candidates?: unknown[];
   /** True when the answer is a replay of an earlier request with the same request_id. */
   replayed?: boolean;
   /**
-   * The answer in the hub shape (routes of another dialect than the native one read it); not part of the
-   * native body. Absent in answers stored before it existed: upstreamAnswerOf rebuilds one.
+   * The answer in the hub's words, which every route writes its caller's answer from. Absent only in
+   * answers stored for replay by an earlier release (surfaces/stored-answer.ts reads those).
    */
-  response?: UpstreamAnswer;
+  hub?: HubAnswer;
   /**
-   * The provider's own answer as it came, when its dialect is not the hub's (a chat.completion): a
-   * route of that dialect answers it as it came (pass-through). Not in the native body.
+   * The provider's own answer as it came: a route of its dialect answers it as it came (pass-through).
    */
   dialectAnswer?: DialectAnswer;
 }
@@ -95,8 +97,8 @@ export type StreamHead = Pick<
  */
 export interface InvokeStream extends StreamHead {
   kind: "stream";
-  chunks: AsyncIterable<UpstreamChunk>;
-  /** The whole answer, once `chunks` has ended normally (text, usage, finish reason). */
+  chunks: AsyncIterable<HubChunk>;
+  /** The whole answer, once `chunks` has ended normally (text, usage, the hub's whole). */
   result(): InvokeResult;
   /**
    * For an answer nobody will read (the caller went away before its stream began): aborts the provider's
@@ -109,22 +111,4 @@ export type InvokeAnswer = InvokeResult | InvokeStream;
 
 export function isStream(answer: InvokeAnswer): answer is InvokeStream {
   return (answer as InvokeStream).kind === "stream";
-}
-
-/** The answer in the hub shape (Gemini's): as the provider's client gave it, or rebuilt from the gateway's fields. */
-export function upstreamAnswerOf(result: InvokeResult): UpstreamAnswer {
-  if (result.response !== undefined) return result.response;
-  return {
-    candidates: result.candidates ?? [{
-      content: { role: "model", parts: [{ text: result.text }] },
-      ...(result.finish_reason === null ? {} : { finishReason: result.finish_reason }),
-      index: 0,
-    }],
-    usageMetadata: {
-      promptTokenCount: result.usage.prompt_tokens,
-      candidatesTokenCount: result.usage.completion_tokens,
-      totalTokenCount: result.usage.total_tokens,
-    },
-    modelVersion: result.model,
-  };
 }

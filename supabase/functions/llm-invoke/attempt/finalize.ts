@@ -39,6 +39,8 @@ export interface LostFinalize {
   output_tokens: number | null;
   cached_input_tokens: number | null;
   thinking_tokens: number | null;
+  cache_write_5m_tokens: number | null;
+  cache_write_1h_tokens: number | null;
   /** A call answered without usage: the tokens its window keeps (google_ai_finalize's p_settled_tokens). */
   settled_tokens: number | null;
   http_status: number | null;
@@ -106,6 +108,8 @@ export function lostRecord(params: FinalizeParams, tries: number, lastError: str
     output_tokens: params.outputTokens,
     cached_input_tokens: params.cachedInputTokens ?? null,
     thinking_tokens: params.thinkingTokens ?? null,
+    cache_write_5m_tokens: params.cacheWrite5mTokens ?? null,
+    cache_write_1h_tokens: params.cacheWrite1hTokens ?? null,
     settled_tokens: params.settledTokens ?? null,
     http_status: params.httpStatus,
     error_code: params.errorCode,

@@ -3,7 +3,8 @@
 import { describe, expect, it } from "vitest";
 import { GatewayError } from "../../_shared/errors.ts";
 import type { FinalizeParams, ModelProfile, Refusal, Reservation, ReserveParams, ServiceTierRow } from "../contract.ts";
-import type { UpstreamChunk } from "../../_shared/upstream/shapes.ts";
+import { hubAnswerOf } from "../../_shared/providers/google/answer.ts";
+import { type HubAnswer, type HubChunk, hubText } from "../../_shared/upstream/hub.ts";
 import { classifyGoogleHttpError } from "../../_shared/providers/google/errors.ts";
 import { MODEL_NOT_FOUND_WORDINGS } from "../../../../shared/google-sim/errors.ts";
 import { type InvokeContext, type InvokeResult, type InvokeStream, isStream } from "./context.ts";
@@ -184,16 +185,13 @@ class FakeClock implements Clock {
   }
 }
 
-const ok = (text = "Привет"): GenerateOutcome => ({
-  ok: true,
-  text,
-  finishReason: "STOP",
+const answered = (text: string): HubAnswer => ({
+  outputs: [{ index: 0, parts: [{ type: "text", text }], finish: { reason: "stop", word: "STOP" } }],
   usage: { inputTokens: 11, outputTokens: 7, thinkingTokens: 2, cachedInputTokens: 0, totalTokens: 20 },
-  candidates: [{ content: { parts: [{ text }] } }],
   modelVersion: null,
-  response: { candidates: [{ content: { parts: [{ text }] } }] },
-  latencyMs: 120,
+  id: null,
 });
+const ok = (text = "Привет"): GenerateOutcome => ({ ok: true, answer: answered(text), latencyMs: 120 });
 const fail = (error: ReturnType<typeof classifyGoogleHttpError>): GenerateOutcome => ({
   ok: false,
   error,
@@ -299,8 +297,7 @@ describe("invoke: success", () => {
       usage: { prompt_tokens: 11, completion_tokens: 9, total_tokens: 20 },
       attempts: 1,
       waited_ms: 0,
-      finish_reason: "STOP",
-      response: { candidates: [{ content: { parts: [{ text: "Привет" }] } }] },
+      hub: answered("Привет"),
     });
     expect(store.reserves[0]).toMatchObject({
       model: "gemma-3-27b",
@@ -314,8 +311,13 @@ describe("invoke: success", () => {
     expect(store.reserves[0]!.estimatedTokens).toBeGreaterThan(0);
     // Gemma: the system prompt is folded, and the key comes from the secret named by the row.
     expect(google.calls[0]!.apiKey).toBe("secret-of-GOOGLE_KEY_1");
-    expect(google.calls[0]!.request.systemInstruction).toBeUndefined();
-    expect(google.calls[0]!.request.contents[0]!.parts[0]!.text).toBe("Кратко.\n\nПривет");
+    expect(google.calls[0]!.request.system).toBeUndefined();
+    expect(google.calls[0]!.request.messages[0]!.parts[0]).toEqual({ type: "text", text: "Кратко.\n\nПривет" });
+    // Google is given the request as its own body too (the inner request's dialect).
+    expect(google.calls[0]!.request.dialectBody).toMatchObject({
+      dialect: "google",
+      body: { contents: [{ parts: [{ text: "Кратко.\n\nПривет" }] }] },
+    });
     expect(store.finalized).toEqual([expect.objectContaining({
       reservationId: "res-1",
       outcome: "succeeded",
@@ -351,11 +353,10 @@ describe("invoke: success", () => {
     expect(unnamed.reserves[0]!.claim).toBeNull();
   });
 
-  it("returns candidates only when asked", async () => {
-    const { run } = setup(new FakeStore([reservation(1)]), new FakeGoogle([ok()]));
-    expect(await run({ include_candidates: true })).toHaveProperty("candidates", [{
-      content: { parts: [{ text: "Привет" }] },
-    }]);
+  it("answers the provider's own answer beside the hub's, for a route of its dialect", async () => {
+    const own = { dialect: "google", body: { candidates: [] } };
+    const { run } = setup(new FakeStore([reservation(1)]), new FakeGoogle([{ ok: true, answer: answered("Привет"), latencyMs: 120, dialectAnswer: own }]));
+    expect(await run({ include_candidates: true })).toMatchObject({ hub: answered("Привет"), dialectAnswer: own });
   });
 
   it("hands the success's finalize to waitUntil when there is one", async () => {
@@ -395,20 +396,20 @@ describe("invoke: the answer's size, booked once", () => {
     const google = new FakeGoogle([ok()]);
     await setup(store, google).run();
     expect(store.reserves[0]).toMatchObject({ outputTokens: [100] });
-    expect(google.calls[0]!.request.generationConfig.maxOutputTokens).toBe(100);
+    expect(google.calls[0]!.request.options.maxOutputTokens).toBe(100);
   });
 
   it("sends no cap where no budget in money booked the answer, and the caller's own where it names one", async () => {
     const unbudgeted = new FakeStore([reservation(1)], ROW);
     const google = new FakeGoogle([ok(), ok()]);
     await setup(unbudgeted, google).run();
-    expect(google.calls[0]!.request.generationConfig.maxOutputTokens).toBeUndefined();
+    expect(google.calls[0]!.request.options.maxOutputTokens).toBeUndefined();
 
     const own = new FakeStore([{ ...reservation(2), bookedUsd: 0.01 }], ROW);
     await setup(own, google).run({ generationConfig: { maxOutputTokens: 40, candidateCount: 2 } });
     // Booked for both answers; each is sent with the caller's own cap.
     expect(own.reserves[0]).toMatchObject({ outputTokens: [80] });
-    expect(google.calls[1]!.request.generationConfig.maxOutputTokens).toBe(40);
+    expect(google.calls[1]!.request.options.maxOutputTokens).toBe(40);
   });
 
   it("a model whose answer is not known books none (a budget in money refuses it) and TPM books output only where it counts it", async () => {
@@ -1102,9 +1103,9 @@ describe("invoke: model fallback", () => {
     // Gemma served: the system prompt went in the first user turn, not as a system instruction.
     expect(google.calls[0]!.request).toMatchObject({
       model: "gemma-3-27b-it",
-      contents: [{ parts: [{ text: "Кратко.\n\nПривет" }] }],
+      messages: [{ parts: [{ text: "Кратко.\n\nПривет" }] }],
     });
-    expect(google.calls[0]!.request.systemInstruction).toBeUndefined();
+    expect(google.calls[0]!.request.system).toBeUndefined();
   });
 
   it("says nothing of fallback when the first model served, and sends no chain when the caller asks for none", async () => {
@@ -1165,17 +1166,17 @@ describe("invoke: model fallback", () => {
 function googleStream(pieces: string[], options: { cut?: boolean; promptTokens?: number } = {}) {
   let returned = false;
   const prompt = options.promptTokens ?? 11;
-  async function* chunks(): AsyncGenerator<UpstreamChunk, void, undefined> {
+  async function* chunks(): AsyncGenerator<HubChunk, void, undefined> {
     try {
       let soFar = 0;
       for (const [i, text] of pieces.entries()) {
         soFar += text.length;
         const last = i === pieces.length - 1 && options.cut !== true;
         yield {
-          answer: {
+          answer: hubAnswerOf({
             candidates: [{ content: { role: "model", parts: [{ text }] }, ...(last ? { finishReason: "STOP" } : {}) }],
             usageMetadata: { promptTokenCount: prompt, candidatesTokenCount: soFar, totalTokenCount: prompt + soFar },
-          },
+          }),
         };
       }
       if (options.cut === true) throw new StreamCut(upstreamFailure("network", "connection reset"));
@@ -1190,7 +1191,7 @@ function googleStream(pieces: string[], options: { cut?: boolean; promptTokens?:
 async function readAll(stream: InvokeStream): Promise<string[]> {
   const texts: string[] = [];
   for await (const chunk of stream.chunks) {
-    texts.push((chunk.answer!.candidates as Array<{ content: { parts: Array<{ text: string }> } }>)[0]!.content.parts[0]!.text);
+    texts.push(hubText(chunk.answer!));
   }
   return texts;
 }

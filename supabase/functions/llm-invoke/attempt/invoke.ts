@@ -43,7 +43,6 @@ import type { Provider } from "../../_shared/providers/registry.ts";
 import type { ProviderDirectory, Upstream } from "../../_shared/providers/directory.ts";
 import type { KeyRefusal } from "../../_shared/providers/key-reader.ts";
 import { requireModel, reserveCallerOf, type Scope } from "./caller.ts";
-import type { UpstreamRequest } from "../../_shared/upstream/shapes.ts";
 import { GatewayError } from "../../_shared/errors.ts";
 import { sanitizeError } from "../../_shared/sanitize.ts";
 import { type PhaseTimer, untimed } from "../../_shared/server-timing.ts";
@@ -54,6 +53,8 @@ import { cachedProfiles } from "../model/capabilities.ts";
 import { createTokenCounter, InputSize, type TokenCounter } from "../model/exact-count.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import { answerUsage, type InvokeAnswer, type InvokeContext, type InvokeResult } from "./context.ts";
+import { type HubRequest, hubText } from "../../_shared/upstream/hub.ts";
+import { portRequestOf } from "../model/port-request.ts";
 import { finalizeReliably } from "./finalize.ts";
 import { KeyExclusions } from "./key-exclusions.ts";
 import { type ChainLink, linkFor, requestFor, resolveChain } from "../model/model-chain.ts";
@@ -69,7 +70,8 @@ import { cancelled, exhausted, fallbackSteps, modelWithdrawn, noActiveKey, rejec
 import { DEFAULT_INVOKE_OPTIONS, type InvokeOptions } from "./settings.ts";
 import type { GatewayStore } from "../store/store.ts";
 import { openStream, relayStream } from "./stream.ts";
-import { estimateInputTokens } from "../model/tokens.ts";
+import { answersAskedOf } from "../model/output-cap.ts";
+import { estimateRequestTokens } from "../model/tokens.ts";
 import {
   type GenerateOutcome,
   type ProviderRoom,
@@ -88,7 +90,8 @@ interface PreparedCall {
   client: UpstreamClient;
   apiKey: string;
   tier: TierChoice["tier"];
-  sent: UpstreamRequest;
+  /** The request as the provider port takes it (the hub's, and the inner dialect's own body). */
+  sent: HubRequest;
 }
 
 const providerOf = (profile: ModelProfile): Provider => profile.provider;
@@ -219,14 +222,14 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     const deadline = clock.now() + options.budgetMs;
     const chain: ChainLink[] = await resolveChain(profiles, request);
     // The answer each model is sent with, decided once: TPM and a budget in money both book it.
-    const answerTokens = answerSize(chain, request.generationConfig);
+    const answerTokens = answerSize(chain, request);
     // The estimate (the largest over the chain's forms of the request); the provider's exact count
     // replaces it if a refusal asks for one (exact-count.ts), where the provider offers one.
     const size = new InputSize(
       request.imageTokens +
         Math.max(
           ...chain.map((l) =>
-            estimateInputTokens({ contents: l.request.contents, system: l.request.systemInstruction })
+            estimateRequestTokens(l.request)
           ),
         ),
       // A provider without an exact count keeps the estimate.
@@ -387,12 +390,12 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       const at = Math.max(0, chain.findIndex((l) => l.model === reservation.model));
       const booked = withBookedCap(link.request, reservation, answerTokens, at);
       // The answer booked for this model, for a provider that requires a cap where the caller named none.
-      const answer = bookedPerAnswer(answerTokens, at, booked.generationConfig.candidateCount);
-      const sent = {
+      const answer = bookedPerAnswer(answerTokens, at, answersAskedOf(booked));
+      const sent = portRequestOf({
         ...booked,
         ...(tier === null ? {} : { serviceTier: tier }),
         ...(answer === null ? {} : { bookedOutputTokens: answer }),
-      };
+      });
       return { provider, who: upstream.who, client: upstream.client, apiKey, tier, sent };
     }
 
@@ -427,7 +430,6 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         reservationId: reservation.reservationId,
         upstream: call.who,
         estimatedInputTokens: size.input,
-        includeCandidates: request.includeCandidates,
         idempotent,
         finalize: (record) => finalizeSuccess(record, call, opened, times),
         endRequest: () => deps.store.endRequest(reservation.reservationId),
@@ -448,7 +450,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       const record = successRecord({
         reservationId: reservation.reservationId,
         latencyMs: outcome.latencyMs,
-        ...usageCounts(outcome.usage),
+        ...usageCounts(outcome.answer.usage),
         response: idempotent ? result : null,
       });
       await afterAnswer(finalizeSuccess(record, call, outcome, answerTimes(timing)));
@@ -577,15 +579,13 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     ): InvokeResult {
       const { model, key_alias, ...rest } = headOf(reservation, attempts, provider);
       return {
-        text: outcome.text,
+        text: hubText(outcome.answer),
         model,
         ...rest,
         key_alias,
-        usage: answerUsage(outcome.usage, size.input),
+        usage: answerUsage(outcome.answer.usage, size.input),
         waited_ms: waiting.waitedMs,
-        finish_reason: outcome.finishReason,
-        ...(request.includeCandidates ? { candidates: outcome.candidates } : {}),
-        response: outcome.response,
+        hub: outcome.answer,
         ...(outcome.dialectAnswer === undefined ? {} : { dialectAnswer: outcome.dialectAnswer }),
       };
     }

@@ -7,9 +7,15 @@
 //                 the provider's last count, or 'cut' (the caller went away, or the provider broke off)
 //                 with the tokens so far. No database write stands between a chunk and the caller.
 import { GatewayError } from "../../_shared/errors.ts";
-import { mergeChunk, responseFinishReason, responseText, responseUsage } from "../../_shared/upstream/answer.ts";
-import { billedOutputTokens, type HubUsage } from "../../_shared/upstream/hub.ts";
-import type { UpstreamAnswer, UpstreamChunk } from "../../_shared/upstream/shapes.ts";
+import {
+  billedOutputTokens,
+  EMPTY_ANSWER,
+  type HubAnswer,
+  type HubChunk,
+  hubText,
+  type HubUsage,
+  mergeHubChunk,
+} from "../../_shared/upstream/hub.ts";
 import { sanitizeError } from "../../_shared/sanitize.ts";
 import { successRecord, usageCounts } from "./attempt-record.ts";
 import type { Clock } from "../clock.ts";
@@ -62,18 +68,18 @@ export async function openStream(client: UpstreamClient, upstream: string, call:
 
 /** `first`, then the rest; stopping it (even before its first step) stops the provider's stream. */
 function prepend(
-  first: UpstreamChunk,
-  rest: AsyncGenerator<UpstreamChunk, void, undefined>,
-): AsyncGenerator<UpstreamChunk, void, undefined> {
-  let pending: UpstreamChunk | null = first;
+  first: HubChunk,
+  rest: AsyncGenerator<HubChunk, void, undefined>,
+): AsyncGenerator<HubChunk, void, undefined> {
+  let pending: HubChunk | null = first;
   const iterator = {
-    next: (): Promise<IteratorResult<UpstreamChunk, void>> => {
+    next: (): Promise<IteratorResult<HubChunk, void>> => {
       if (pending === null) return rest.next();
       const value = pending;
       pending = null;
       return Promise.resolve({ done: false, value });
     },
-    return: (): Promise<IteratorResult<UpstreamChunk, void>> => {
+    return: (): Promise<IteratorResult<HubChunk, void>> => {
       pending = null;
       return rest.return(undefined);
     },
@@ -82,7 +88,7 @@ function prepend(
       return iterator;
     },
   };
-  return iterator as unknown as AsyncGenerator<UpstreamChunk, void, undefined>;
+  return iterator as unknown as AsyncGenerator<HubChunk, void, undefined>;
 }
 
 export interface RelayOptions {
@@ -90,9 +96,8 @@ export interface RelayOptions {
   reservationId: string;
   /** Who streams (the provider's name), for the caller's messages. */
   upstream: string;
-  /** Booked at reservation: counted when Google's stream names no usage at all. */
+  /** Booked at reservation: counted when the provider's stream names no usage at all. */
   estimatedInputTokens: number;
-  includeCandidates: boolean;
   /** The caller named the request: the whole answer is stored for replay, a cut frees its id. */
   idempotent: boolean;
   finalize: (record: FinalizeParams) => Promise<unknown>;
@@ -108,26 +113,26 @@ export interface RelayOptions {
   signal?: AbortSignal;
 }
 
-/** What was streamed so far: the chunks merged into Google's whole answer, and what is read from it. */
+/** What was streamed so far: the chunks merged into the whole answer (the hub's), and what is read from it. */
 class StreamTally {
-  /** The whole answer in Google's shape, as generateContent would have sent it. */
-  whole: UpstreamAnswer = {};
+  /** The whole answer in the hub's words, as the provider's whole answer would have said it. */
+  whole: HubAnswer = EMPTY_ANSWER;
 
-  add(chunk: UpstreamChunk): void {
-    if (chunk.answer !== null) this.whole = mergeChunk(this.whole, chunk.answer);
+  add(chunk: HubChunk): void {
+    if (chunk.answer !== null) this.whole = mergeHubChunk(this.whole, chunk.answer);
   }
 
   get text(): string {
-    return responseText(this.whole);
+    return hubText(this.whole);
   }
 
-  /** Google's latest count (every chunk may carry one; the last carries the final one). */
+  /** The provider's latest count (every chunk may carry one; the last carries the final one). */
   get usage(): HubUsage | null {
-    return responseUsage(this.whole);
+    return this.whole.usage;
   }
 
   /**
-   * Output tokens so far: Google's count, but never below our estimate of the text streamed (a chunk
+   * Output tokens so far: the provider's count, but never below our estimate of the text streamed (a chunk
    * before the last may carry a usage without the output's count yet).
    */
   outputTokens(): number {
@@ -146,14 +151,11 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
     text: tally.text,
     ...options.head,
     usage: answerUsage(tally.usage, options.estimatedInputTokens),
-    finish_reason: responseFinishReason(tally.whole),
-    ...(options.includeCandidates ? { candidates: (tally.whole.candidates as unknown[] | undefined) ?? [] } : {}),
-    // openStream hands over a stream only once its first chunk has come: there is always a whole.
-    response: tally.whole,
+    hub: tally.whole,
     ...(opened.dialectAnswer === undefined ? {} : { dialectAnswer: opened.dialectAnswer() }),
   });
 
-  async function* chunks(): AsyncGenerator<UpstreamChunk, void, undefined> {
+  async function* chunks(): AsyncGenerator<HubChunk, void, undefined> {
     let ended: "done" | "client" | "upstream" = "client";
     let cut: UpstreamError | null = null;
     try {
@@ -206,6 +208,8 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
         outputTokens: tally.outputTokens(),
         cachedInputTokens: tally.usage?.cachedInputTokens ?? null,
         thinkingTokens: tally.usage?.thinkingTokens ?? null,
+        cacheWrite5mTokens: tally.usage?.cacheWrite5mTokens ?? null,
+        cacheWrite1hTokens: tally.usage?.cacheWrite1hTokens ?? null,
         response: null,
       }),
       outcome: "cut",
@@ -224,7 +228,7 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
   // away before reading anything is finalized here instead of in the body's `finally`.
   const body = chunks();
   let started = false;
-  const iterator: AsyncIterableIterator<UpstreamChunk> = {
+  const iterator: AsyncIterableIterator<HubChunk> = {
     next: () => {
       started = true;
       return body.next();

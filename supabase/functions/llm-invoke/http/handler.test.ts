@@ -15,7 +15,12 @@ const RESULT: InvokeResult = {
   usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 },
   attempts: 1,
   waited_ms: 0,
-  finish_reason: "STOP",
+  hub: {
+    outputs: [{ index: 0, parts: [{ type: "text", text: "Привет!" }], finish: { reason: "stop", word: "STOP" } }],
+    usage: null,
+    modelVersion: null,
+    id: null,
+  },
 };
 
 function build(overrides: Partial<HandlerDeps> = {}) {
@@ -52,7 +57,9 @@ describe("llm-invoke handler", () => {
     );
     expect(res.status).toBe(200);
     expect(res.headers.get("x-request-id")).toBe("r-1");
-    expect(await json(res)).toEqual({ ...RESULT, request_id: "r-1" });
+    // The native body: the gateway's fields, the finish in Google's word (the bot's contract), not the hub's answer.
+    const { hub: _hub, ...fields } = RESULT;
+    expect(await json(res)).toEqual({ ...fields, finish_reason: "STOP", request_id: "r-1" });
     const ctx = invoke.mock.calls[0]![0];
     expect(ctx.caller).toEqual({ kind: "service", label: "eve-bot" });
     expect(ctx.requestId).toBe("r-1");

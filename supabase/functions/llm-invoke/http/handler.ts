@@ -21,7 +21,7 @@ import { type Answer, envelope, type RequestScope } from "../../_shared/envelope
 import { GatewayError } from "../../_shared/errors.ts";
 import { parseJson, readBody } from "../../_shared/http.ts";
 import type { PhaseTimer } from "../../_shared/server-timing.ts";
-import type { UpstreamChunk } from "../../_shared/upstream/shapes.ts";
+import type { HubChunk } from "../../_shared/upstream/hub.ts";
 import { type InvokeAnswer, type InvokeContext, isStream, type QueueProgress } from "../attempt/context.ts";
 import { quotaHeaders } from "./quota-headers.ts";
 import { type RouteDialect, methodsOf, type Route, routeOf, ROUTES } from "./routes.ts";
@@ -323,7 +323,7 @@ function speaksAnthropic(route: Route, headers: Headers): boolean {
 function watchStream(answer: InvokeAnswer, scope: RequestScope): InvokeAnswer {
   if (!isStream(answer)) return answer;
   const source = answer.chunks;
-  const chunks: AsyncIterable<UpstreamChunk> = {
+  const chunks: AsyncIterable<HubChunk> = {
     [Symbol.asyncIterator]() {
       const inner = source[Symbol.asyncIterator]();
       return {

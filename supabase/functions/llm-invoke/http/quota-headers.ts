@@ -1,7 +1,7 @@
 // The quota an answer reports, as the rate-limit headers OpenAI-style clients already parse:
 //   x-ratelimit-limit-requests / -remaining-requests / -reset-requests       the sliding minute (RPM)
 //   x-ratelimit-limit-tokens   / -remaining-tokens   / -reset-tokens         the sliding minute (TPM)
-//   x-ratelimit-limit-requests-day / -remaining-requests-day / -reset-requests-day   the Pacific day (RPD)
+//   x-ratelimit-limit-requests-day / -remaining-requests-day / -reset-requests-day   the provider's day (RPD)
 // Limits are the effective ones (after the safety margin) of one quota group; a limit the model does
 // not have is left out with its two companions. A reset is the time until the remaining figure next
 // grows, written as OpenAI writes it (Go's duration format at millisecond resolution: "12ms", "1s",

@@ -5,10 +5,7 @@
 // refuse JSON mode and tools with a clear 400 naming the feature instead of Google's opaque one.
 // Everything a model can take is forwarded unchanged.
 import { GatewayError } from "../../_shared/errors.ts";
-import type { Content, UpstreamRequest } from "../../_shared/upstream/shapes.ts";
-import type { ModelCapabilities, ModelProfile, NormalizedRequest } from "../contract.ts";
-
-export type { UpstreamRequest } from "../../_shared/upstream/shapes.ts";
+import type { Content, ModelCapabilities, ModelProfile, ModelRequest, NormalizedRequest } from "../contract.ts";
 
 /** `feature` is the field's name (details.feature, stable); `what` may say more of it for people. */
 function unsupported(model: string, feature: string, advice: string, what = feature): GatewayError {
@@ -22,7 +19,7 @@ const PLAIN_TEXT = "text/plain";
 export function adaptToModel(
   caps: ModelCapabilities & Partial<Pick<ModelProfile, "dialect">>,
   req: NormalizedRequest,
-): UpstreamRequest {
+): ModelRequest {
   // The caller spoke this model's provider's dialect: its body goes as it came (pass-through).
   const own = req.dialectBody !== undefined &&
     req.dialectBody.dialect === caps.dialect;

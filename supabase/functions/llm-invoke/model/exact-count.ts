@@ -9,9 +9,9 @@
 //                        often enough to pay for a call to Google
 // Ordinary requests never get here. A count that fails (network, 5xx, 429, timeout, no usable key)
 // leaves the estimate in place and the refusal stands as it was: the count never fails a request.
-import type { Refusal } from "../contract.ts";
+import type { ModelRequest, Refusal } from "../contract.ts";
+import { portRequestOf } from "./port-request.ts";
 import { type PhaseTimer, untimed } from "../../_shared/server-timing.ts";
-import type { UpstreamRequest } from "../../_shared/upstream/shapes.ts";
 import type { Clock } from "../clock.ts";
 import type { ActiveKey, GatewayStore } from "../store/store.ts";
 import type { UpstreamClient } from "../../_shared/upstream/port.ts";
@@ -29,7 +29,7 @@ export function exactCountMayHelp(refusal: Pick<Refusal, "limit">, tokens: numbe
 
 /** Google's count of a request's input tokens; null when it could not be had. Never throws. */
 export type TokenCounter = (
-  request: UpstreamRequest,
+  request: ModelRequest,
   budget: { deadline: number; signal?: AbortSignal; timing?: PhaseTimer },
 ) => Promise<number | null>;
 
@@ -76,7 +76,7 @@ export function createTokenCounter(deps: TokenCounterDeps): TokenCounter {
       if (timeoutMs < 1) return null;
       const outcome = await (budget.timing ?? untimed).time(
         "upstream",
-        () => deps.client.countTokens({ apiKey, request, timeoutMs, signal: budget.signal }),
+        () => deps.client.countTokens({ apiKey, request: portRequestOf(request), timeoutMs, signal: budget.signal }),
       );
       if (outcome.ok) return outcome.totalTokens;
       // The classified message is sanitized of the key already.

@@ -7,15 +7,15 @@
 // on Gemma) is a 400. A row's chain is the operator's: such models are left out of it silently, as are
 // retired rows (is_active = false), which can serve nobody. A retired first model stays first: the
 // database passes over it (and records why) and the answer names what it asked for.
-import { adaptToModel, type UpstreamRequest } from "./adapt.ts";
+import { adaptToModel } from "./adapt.ts";
 import { GatewayError } from "../../_shared/errors.ts";
-import type { ModelProfile, NormalizedRequest } from "../contract.ts";
+import type { ModelProfile, ModelRequest, NormalizedRequest } from "../contract.ts";
 
 export interface ChainLink {
   /** Canonical model id. */
   model: string;
   /** The request as this model takes it. */
-  request: UpstreamRequest;
+  request: ModelRequest;
   /** The model's row as the chain was resolved from it (whether it is withdrawn, its successor). */
   profile: ModelProfile;
 }
@@ -78,7 +78,7 @@ function bookedWithoutRow(model: string): GatewayError {
 }
 
 /** The request as the reserved model takes it (the first link's if the model is not in the chain). */
-export function requestFor(links: readonly ChainLink[], model: string | null | undefined): UpstreamRequest {
+export function requestFor(links: readonly ChainLink[], model: string | null | undefined): ModelRequest {
   return (links.find((l) => l.model === model) ?? links[0]!).request;
 }
 

@@ -3,7 +3,7 @@
 // functionCall / functionResponse. Parts that point at data held by one Google project (fileData,
 // and cachedContent at the request level) cannot be served from a pool of projects: a clear 400.
 import { GatewayError } from "../../_shared/errors.ts";
-import type { Content, Part } from "../../_shared/upstream/shapes.ts";
+import type { Content, Part } from "../contract.ts";
 import { sanitize } from "../../_shared/sanitize.ts";
 import { type ImageInfo, inspectInlineImage } from "./images.ts";
 import { camelKeys, isObject } from "./json-keys.ts";

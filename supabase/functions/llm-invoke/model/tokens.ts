@@ -20,7 +20,7 @@
 //
 // Other parts: a functionCall or functionResponse counts as the text of its JSON; an inline image is
 // estimated from its dimensions by images.ts (the request's imageTokens), not from its bytes.
-import type { Content, Part } from "../contract.ts";
+import type { Content, ModelRequest, Part } from "../contract.ts";
 
 export const BYTES_PER_TOKEN = 3;
 export const TURN_OVERHEAD = 5;
@@ -39,7 +39,12 @@ export function estimateTextTokens(text: string): number {
   return digits + Math.ceil(otherBytes / BYTES_PER_TOKEN);
 }
 
-/** Estimated input tokens of a request as sent to Google (after any system folding). */
+/** A request's input estimate, as one model takes it (its system instruction, or none where it was folded). */
+export function estimateRequestTokens(request: Pick<ModelRequest, "contents" | "systemInstruction">): number {
+  return estimateInputTokens({ contents: request.contents, system: request.systemInstruction });
+}
+
+/** Estimated input tokens of turns and a system text as sent to the provider (after any system folding). */
 export function estimateInputTokens(input: { contents: readonly Content[]; system?: string }): number {
   let tokens = REQUEST_OVERHEAD;
   for (const content of input.contents) {

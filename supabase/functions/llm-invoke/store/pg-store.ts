@@ -188,7 +188,9 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
             p_service_tier => ${p.serviceTier ?? null}, p_served_tier => ${p.servedTier ?? null},
             p_added_ms => ${roundedMs(p.addedMs)}::integer, p_first_byte_ms => ${roundedMs(p.firstByteMs)}::integer,
             p_cached_input_tokens => ${p.cachedInputTokens ?? null}::integer,
-            p_thinking_tokens => ${p.thinkingTokens ?? null}::integer) as r`;
+            p_thinking_tokens => ${p.thinkingTokens ?? null}::integer,
+            p_cache_write_5m_tokens => ${p.cacheWrite5mTokens ?? null}::integer,
+            p_cache_write_1h_tokens => ${p.cacheWrite1hTokens ?? null}::integer) as r`;
           return;
         }
         await sql`select public.google_ai_finalize(
@@ -207,7 +209,9 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
           p_room_until => ${p.room == null ? null : p.room.until.toISOString()}::timestamptz,
           p_settled_tokens => ${p.settledTokens ?? null}::integer,
           p_cached_input_tokens => ${p.cachedInputTokens ?? null}::integer,
-          p_thinking_tokens => ${p.thinkingTokens ?? null}::integer) as r`;
+          p_thinking_tokens => ${p.thinkingTokens ?? null}::integer,
+          p_cache_write_5m_tokens => ${p.cacheWrite5mTokens ?? null}::integer,
+          p_cache_write_1h_tokens => ${p.cacheWrite1hTokens ?? null}::integer) as r`;
       }),
 
     release: (reservationId, reason) =>

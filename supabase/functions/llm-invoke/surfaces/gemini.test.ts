@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { ERROR_STATUS, type ErrorCode, GatewayError, rateLimited } from "../../_shared/errors.ts";
 import { DEFAULT_REQUEST_LIMITS, type NormalizedRequest } from "../contract.ts";
-import type { UpstreamAnswer, UpstreamChunk } from "../../_shared/upstream/shapes.ts";
+import { type GeminiAnswer, hubAnswerOf } from "../../_shared/providers/google/answer.ts";
+import type { HubChunk } from "../../_shared/upstream/hub.ts";
 import type { InvokeResult, InvokeStream } from "../attempt/context.ts";
 import { imageTokens } from "../model/images.ts";
 import { MAX_PARTS } from "./native/request.ts";
@@ -206,7 +207,7 @@ describe("geminiSurface.parse: Google's GenerateContentRequest", () => {
 
 // ---- answers and errors ---------------------------------------------------------------------------------
 
-const googleAnswer: UpstreamAnswer = {
+const googleAnswer: GeminiAnswer = {
   candidates: [{ content: { role: "model", parts: [{ text: "Привет" }] }, finishReason: "STOP", index: 0 }],
   usageMetadata: { promptTokenCount: 3, candidatesTokenCount: 2, totalTokenCount: 5 },
   modelVersion: "gemini-2.5-flash",
@@ -220,13 +221,18 @@ const result: InvokeResult = {
   usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 },
   attempts: 1,
   waited_ms: 0,
-  finish_reason: "STOP",
-  response: googleAnswer,
+  hub: hubAnswerOf(googleAnswer),
+  dialectAnswer: { dialect: "google", body: googleAnswer },
 };
 
 describe("geminiSurface.answer", () => {
   it("is Google's answer exactly as Google sent it, sent as is", () => {
-    expect(geminiSurface.answer(result, ctx())).toEqual({ body: googleAnswer, asIs: true });
+    expect(geminiSurface.answer(result, ctx()).body).toBe(googleAnswer);
+  });
+
+  it("says another provider's answer (the hub's) in Google's words", () => {
+    const { dialectAnswer: _own, ...served } = result;
+    expect(geminiSurface.answer({ ...served, provider: "openai" }, ctx())).toEqual({ body: googleAnswer, asIs: true });
   });
 });
 
@@ -307,7 +313,7 @@ function ctx(): SurfaceContext {
   return { requestId: "req-s", request: parse({ contents: [{ parts: [{ text: "Hi" }] }] }), now: 0 };
 }
 
-const chunks: UpstreamAnswer[] = [
+const chunks: GeminiAnswer[] = [
   {
     candidates: [{ content: { role: "model", parts: [{ text: "При" }] }, index: 0 }],
     modelVersion: "gemini-2.5-flash",
@@ -318,10 +324,10 @@ const chunks: UpstreamAnswer[] = [
   },
 ];
 
-function fakeStream(items: UpstreamAnswer[], failWith?: Error, stopped?: { value: boolean }): InvokeStream {
-  async function* gen(): AsyncGenerator<UpstreamChunk, void, undefined> {
+function fakeStream(items: GeminiAnswer[], failWith?: Error, stopped?: { value: boolean }): InvokeStream {
+  async function* gen(): AsyncGenerator<HubChunk, void, undefined> {
     try {
-      for (const answer of items) yield { answer };
+      for (const body of items) yield { answer: hubAnswerOf(body), own: { dialect: "google", body } };
       if (failWith !== undefined) throw failWith;
     } finally {
       if (stopped !== undefined) stopped.value = true;

@@ -4,11 +4,12 @@
 // REST accepts both) and answers, streams and errors go out exactly in Google's shape. See docs/gemini.md.
 //
 // This file assembles the surface the handler calls; each job lives in its own module under gemini/:
-// request.ts (body → the gateway's request), fields.ts (Google's field naming and its refusals),
+// request.ts (body → the gateway's request), answer.ts (an answer in Google's shape), fields.ts (Google's field naming and its refusals),
 // safety-enums.ts (numbered enums of Google's REST clients), count-tokens.ts, errors.ts (Google's
 // error shape), stream.ts (SSE and JSON-array streams), models.ts (model list and get).
 import type { JsonAnswer, StreamAnswer } from "../../_shared/envelope.ts";
-import { upstreamAnswerOf, type InvokeResult, type InvokeStream } from "../attempt/context.ts";
+import type { InvokeResult, InvokeStream } from "../attempt/context.ts";
+import { geminiAnswerFor } from "./gemini/answer.ts";
 import type { NormalizedRequest } from "../contract.ts";
 import { geminiErrorAnswer } from "./gemini/errors.ts";
 import { normalized, parseGenerateBody, pathModel } from "./gemini/request.ts";
@@ -28,7 +29,7 @@ export const geminiSurface: GenerateSurface = {
   },
 
   answer(result: InvokeResult): JsonAnswer {
-    return { body: upstreamAnswerOf(result), asIs: true };
+    return { body: geminiAnswerFor(result), asIs: true };
   },
 
   stream(answer: InvokeStream | InvokeResult, ctx: SurfaceContext): StreamAnswer {

@@ -1,25 +1,48 @@
 // The gateway's own shape (docs/llm-invoke.md): its request body, its answer, and with `"stream": true`
 // server-sent events, one JSON object per event, told apart by `type`:
 //   queued  {position, expected_at, model, priority, cause}  the request waits for its turn (may repeat)
-//   chunk   {text, candidates?}                        a piece of the answer, as Google sent it
+//   chunk   {text, candidates?}                        a piece of the answer (candidates in Google's shape)
 //   done    the whole answer's body, as without stream (its text included)
 //   error   {error: {code, message, details?}, ...}    the request failed after the stream began
 import type { ErrorAnswer, JsonAnswer, StreamAnswer } from "../../_shared/envelope.ts";
 import { GatewayError } from "../../_shared/errors.ts";
-import { responseText } from "../../_shared/upstream/answer.ts";
-import type { UpstreamAnswer } from "../../_shared/upstream/shapes.ts";
+import {
+  geminiAnswerOf,
+  geminiCandidates,
+  geminiFinishReason,
+  GOOGLE_DIALECT,
+} from "../../_shared/providers/google/answer.ts";
+import { type HubChunk, hubText } from "../../_shared/upstream/hub.ts";
 import { type InvokeResult, type InvokeStream, isStream, type QueueProgress } from "../attempt/context.ts";
+import { geminiAnswerFor } from "./gemini/answer.ts";
 import { parseInvokeRequest } from "./native/request.ts";
 import { SSE_HEADERS, sseBody, sseFrame } from "./sse.ts";
 import type { GenerateSurface, SurfaceContext } from "./surface.ts";
 
-/** The native body of an answer: everything but the provider's own shape of it (and who served: x-eve-provider). */
-export function nativeBody(result: InvokeResult): Record<string, unknown> {
-  // `openai`: where an answer stored for replay by an earlier release keeps the provider's own.
-  const { response: _hub, dialectAnswer: _own, openai: _stored, provider: _provider, ...body } = result as
-    & InvokeResult
-    & { openai?: unknown };
-  return body;
+/**
+ * The native body of an answer: the gateway's fields (not the hub's or the provider's own shape of it,
+ * nor who served: x-eve-provider), and its finish_reason and, where asked, its candidates in Google's
+ * words (the bot's contract).
+ */
+export function nativeBody(result: InvokeResult, includeCandidates: boolean): Record<string, unknown> {
+  // Fields an answer stored for replay by an earlier release may hold: `response` (the answer in
+  // Google's shape), `openai` (the provider's own), `finish_reason` and `candidates` (said again here).
+  const {
+    hub: _hub,
+    dialectAnswer: _own,
+    provider: _provider,
+    response: _response,
+    openai: _stored,
+    finish_reason: _finish,
+    candidates: _candidates,
+    ...body
+  } = result as InvokeResult & { response?: unknown; openai?: unknown; finish_reason?: unknown; candidates?: unknown };
+  const google = geminiAnswerFor(result);
+  return {
+    ...body,
+    finish_reason: geminiFinishReason(google),
+    ...(includeCandidates ? { candidates: geminiCandidates(google) } : {}),
+  };
 }
 
 export function nativeErrorBody(error: GatewayError, requestId: string): Record<string, unknown> {
@@ -37,12 +60,10 @@ export function queuedFrame(progress: QueueProgress): string {
   });
 }
 
-function chunkFrame(chunk: UpstreamAnswer, ctx: SurfaceContext): string {
-  return sseFrame({
-    type: "chunk",
-    text: responseText(chunk),
-    ...(ctx.request.includeCandidates && Array.isArray(chunk.candidates) ? { candidates: chunk.candidates } : {}),
-  });
+function chunkFrame(chunk: HubChunk & { answer: NonNullable<HubChunk["answer"]> }, ctx: SurfaceContext): string {
+  if (!ctx.request.includeCandidates) return sseFrame({ type: "chunk", text: hubText(chunk.answer) });
+  const google = chunk.own?.dialect === GOOGLE_DIALECT ? chunk.own.body : geminiAnswerOf(chunk.answer);
+  return sseFrame({ type: "chunk", text: hubText(chunk.answer), candidates: geminiCandidates(google) });
 }
 
 /** The error event of a stream that has begun. */
@@ -54,22 +75,26 @@ export function errorFrame(error: GatewayError, requestId: string): string {
 export async function* nativeFrames(answer: InvokeStream | InvokeResult, ctx: SurfaceContext): AsyncGenerator<string> {
   if (!isStream(answer)) {
     yield sseFrame({ type: "chunk", text: answer.text });
-    yield sseFrame({ type: "done", ...nativeBody(answer), request_id: ctx.requestId });
+    yield sseFrame({ type: "done", ...nativeBody(answer, ctx.request.includeCandidates), request_id: ctx.requestId });
     return;
   }
   try {
-    for await (const chunk of answer.chunks) if (chunk.answer !== null) yield chunkFrame(chunk.answer, ctx);
+    for await (const chunk of answer.chunks) if (chunk.answer !== null) yield chunkFrame({ ...chunk, answer: chunk.answer }, ctx);
   } catch (error) {
     if (!(error instanceof GatewayError)) throw error;
     yield errorFrame(error, ctx.requestId);
     return;
   }
-  yield sseFrame({ type: "done", ...nativeBody(answer.result()), request_id: ctx.requestId });
+  yield sseFrame({
+    type: "done",
+    ...nativeBody(answer.result(), ctx.request.includeCandidates),
+    request_id: ctx.requestId,
+  });
 }
 
 export const nativeSurface: GenerateSurface = {
   parse: ({ body, limits }) => parseInvokeRequest(body, limits),
-  answer: (result): JsonAnswer => ({ body: nativeBody(result) }),
+  answer: (result, ctx): JsonAnswer => ({ body: nativeBody(result, ctx.request.includeCandidates) }),
   stream: (answer, ctx): StreamAnswer => ({ stream: sseBody(nativeFrames(answer, ctx)), headers: SSE_HEADERS }),
   error: (error, requestId): ErrorAnswer => ({ body: nativeErrorBody(error, requestId) }),
 };

@@ -11,7 +11,7 @@ import { stream } from "./openai/chunks.ts";
 import { error } from "./openai/errors.ts";
 import { parseChatCompletion } from "./openai/request.ts";
 
-export { finishReasonOf } from "./openai/candidates.ts";
+export { finishReasonOf } from "./openai/outputs.ts";
 export { openAiErrorObject } from "./openai/errors.ts";
 export { openAiModel, openAiModels } from "./openai/models.ts";
 export { includesUsage, parseChatCompletion, THINKING_BUDGETS } from "./openai/request.ts";

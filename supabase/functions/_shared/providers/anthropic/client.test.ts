@@ -5,10 +5,13 @@
 // structure (money in four shapes, 529 retryable, an error event after a 200 a cut).
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type AnthropicSimulator, startAnthropicSimulator } from "../../../../../shared/anthropic-sim/server.ts";
-import type { UpstreamRequest } from "../../upstream/shapes.ts";
+import { hubFinish, hubText } from "../../upstream/hub.ts";
+import type { ModelRequest } from "../../../llm-invoke/contract.ts";
+import { portRequestOf } from "../../../llm-invoke/model/port-request.ts";
 import { StreamCut, type UpstreamClient } from "../../upstream/port.ts";
 import { createAnthropicClient } from "./client.ts";
 import { DEFAULT_MAX_TOKENS } from "./request.ts";
+import { usageOf } from "./response.ts";
 import { createAnthropicModelLister } from "./models.ts";
 
 let sim: AnthropicSimulator;
@@ -30,16 +33,16 @@ beforeAll(async () => {
 afterAll(() => sim.close());
 beforeEach(() => sim.reset());
 
-const request = (over: Partial<UpstreamRequest> = {}): UpstreamRequest => ({
+const request = (over: Partial<ModelRequest> = {}): ModelRequest => ({
   model: "claude-sonnet-4-5",
   contents: [{ role: "user", parts: [{ text: "hello there" }] }],
   systemInstruction: "Be brief.",
   generationConfig: { maxOutputTokens: 50 },
   ...over,
 });
-const call = (over: Partial<UpstreamRequest> = {}, key = apiKey) => ({
+const call = (over: Partial<ModelRequest> = {}, key = apiKey) => ({
   apiKey: key,
-  request: request(over),
+  request: portRequestOf(request(over)),
   timeoutMs: 5_000,
 });
 const sent = () => sim.stats().received.at(-1)!;
@@ -49,11 +52,11 @@ describe("generate", () => {
     const out = await client.generate(call());
     expect(out.ok).toBe(true);
     if (!out.ok) return;
-    expect(out.text).toBe("sim(claude-sonnet-4-5): hello there");
-    expect(out.finishReason).toBe("STOP");
-    expect(out.modelVersion).toBe("claude-sonnet-4-5-20250929");
+    expect(hubText(out.answer)).toBe("sim(claude-sonnet-4-5): hello there");
+    expect(hubFinish(out.answer)).toEqual({ reason: "stop", word: "end_turn" });
+    expect(out.answer.modelVersion).toBe("claude-sonnet-4-5-20250929");
     // 3 + 3 (the system) + 4 + 3 (the question); ceil(35 / 4) out
-    expect(out.usage).toMatchObject({ inputTokens: 13, outputTokens: 9, totalTokens: 22 });
+    expect(out.answer.usage).toMatchObject({ inputTokens: 13, outputTokens: 9, totalTokens: 22 });
     expect(out.dialectAnswer?.dialect).toBe("anthropic");
     expect(out.room).toMatchObject({ requests: 49 });
     expect(sent()).toMatchObject({
@@ -85,8 +88,7 @@ describe("generate", () => {
     const out = await client.generate(call({ tools, toolConfig: { functionCallingConfig: { mode: "ANY" } } }));
     expect(out.ok).toBe(true);
     if (!out.ok) return;
-    const parts = (out.candidates[0] as { content: { parts: Array<Record<string, unknown>> } }).content.parts;
-    const called = parts[0]!.functionCall as { name: string; id: string; args: Record<string, unknown> };
+    const called = out.answer.outputs[0]!.parts[0] as { name: string; id: string; args: Record<string, unknown> };
     expect(called).toMatchObject({ name: "get_weather", args: { city: "sim" } });
     expect(sent().body).toMatchObject({
       tool_choice: { type: "any" },
@@ -119,8 +121,8 @@ describe("generate", () => {
     }));
     expect(out.ok).toBe(true);
     if (!out.ok) return;
-    expect(JSON.parse(out.text)).toEqual({ city: "sim" });
-    expect(out.finishReason).toBe("STOP");
+    expect(JSON.parse(hubText(out.answer))).toEqual({ city: "sim" });
+    expect(hubFinish(out.answer)?.reason).toBe("stop");
     expect(sent().body).toMatchObject({
       tool_choice: { type: "tool", name: "json_answer" },
       tools: [{
@@ -138,10 +140,13 @@ describe("generate", () => {
     );
     expect(out.ok).toBe(true);
     if (!out.ok) return;
-    const parts = (out.candidates[0] as { content: { parts: Array<Record<string, unknown>> } }).content.parts;
-    expect(parts[0]).toMatchObject({ thought: true, thoughtSignature: expect.stringMatching(/^sig-sim-/) });
+    expect(out.answer.outputs[0]!.parts[0]).toMatchObject({
+      type: "text",
+      thought: true,
+      signature: expect.stringMatching(/^sig-sim-/),
+    });
     expect(sent().body).toMatchObject({ thinking: { type: "enabled", budget_tokens: 2000 } });
-    expect(out.text).toBe("sim(claude-sonnet-4-5): hello there");
+    expect(hubText(out.answer)).toBe("sim(claude-sonnet-4-5): hello there");
   });
 
   it("prompt cache: reads are the hub's cached input, writes part of its input", async () => {
@@ -156,10 +161,24 @@ describe("generate", () => {
     const second = await client.generate(call({ dialectBody: { dialect: "anthropic", body } }));
     expect(first.ok && second.ok).toBe(true);
     if (!first.ok || !second.ok) return;
-    expect(first.usage).toMatchObject({ inputTokens: 108, cachedInputTokens: 0 });
-    expect(second.usage).toMatchObject({ inputTokens: 108, cachedInputTokens: 100 });
+    expect(first.answer.usage).toMatchObject({ inputTokens: 108, cachedInputTokens: 0, cacheWrite5mTokens: 100 });
+    expect(second.answer.usage).toMatchObject({ inputTokens: 108, cachedInputTokens: 100 });
+    expect(second.answer.usage).not.toHaveProperty("cacheWrite5mTokens");
     expect((second.dialectAnswer!.body.usage as Record<string, number>).cache_read_input_tokens).toBe(100);
     expect(sent().body).toMatchObject({ model: "claude-sonnet-4-5", max_tokens: 50 });
+    // A read, an hour's write and 5 minutes' write in one call, each counted apart.
+    const more = { ...body, system: [
+      ...body.system,
+      { type: "text", text: "z".repeat(400), cache_control: { type: "ephemeral", ttl: "1h" } },
+      { type: "text", text: "w".repeat(400), cache_control: { type: "ephemeral", ttl: "5m" } },
+    ] };
+    const third = await client.generate(call({ dialectBody: { dialect: "anthropic", body: more } }));
+    expect(third.ok && third.answer.usage).toMatchObject({ inputTokens: 308, cachedInputTokens: 100, cacheWrite1hTokens: 100, cacheWrite5mTokens: 100 });
+  });
+
+  it("cache writes without cache_creation are 5-minute ones, Anthropic's default lifetime", () => {
+    expect(usageOf({ input_tokens: 5, cache_creation_input_tokens: 40, cache_read_input_tokens: 7, output_tokens: 3 }))
+      .toEqual({ inputTokens: 52, outputTokens: 3, thinkingTokens: 0, cachedInputTokens: 7, totalTokens: 55, cacheWrite5mTokens: 40 });
   });
 });
 
@@ -217,7 +236,7 @@ describe("failures, by structure", () => {
 });
 
 describe("stream", () => {
-  async function drain(over: Partial<UpstreamRequest> = {}) {
+  async function drain(over: Partial<ModelRequest> = {}) {
     const opened = await client.stream(call(over));
     if (!opened.ok) throw new Error(opened.error.message);
     const texts: string[] = [];
@@ -226,12 +245,11 @@ describe("stream", () => {
     let own = 0;
     for await (const chunk of opened.chunks) {
       if (chunk.own?.dialect === "anthropic") own++;
-      const c = (chunk.answer?.candidates as
-        | Array<{ content?: { parts?: Array<{ text?: unknown; thought?: unknown }> }; finishReason?: unknown }>
-        | undefined)?.[0];
-      for (const p of c?.content?.parts ?? []) if (typeof p.text === "string" && p.thought !== true) texts.push(p.text);
-      if (c?.finishReason !== undefined) finish = c.finishReason;
-      if (chunk.answer?.usageMetadata !== undefined) usage = chunk.answer.usageMetadata;
+      if (chunk.answer === null) continue;
+      texts.push(hubText(chunk.answer));
+      const ended = hubFinish(chunk.answer);
+      if (ended !== null) finish = ended.reason;
+      if (chunk.answer.usage !== null) usage = chunk.answer.usage;
     }
     return { text: texts.join(""), usage, finish, own, whole: opened.dialectAnswer!() };
   }
@@ -239,8 +257,8 @@ describe("stream", () => {
   it("named events in the hub's words, usage at the end, the whole message folded beside", async () => {
     const got = await drain();
     expect(got.text).toBe("sim(claude-sonnet-4-5): hello there");
-    expect(got.finish).toBe("STOP");
-    expect(got.usage).toMatchObject({ promptTokenCount: 13, candidatesTokenCount: 9 });
+    expect(got.finish).toBe("stop");
+    expect(got.usage).toMatchObject({ inputTokens: 13, outputTokens: 9 });
     expect(got.own).toBeGreaterThan(5);
     expect(got.whole.body).toMatchObject({
       type: "message",

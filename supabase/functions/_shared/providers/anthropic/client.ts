@@ -20,8 +20,7 @@ import {
   timedCall,
   type WireRules,
 } from "../../upstream/call.ts";
-import { responseFinishReason, responseText } from "../../upstream/answer.ts";
-import type { HubRequest } from "../../upstream/hub.ts";
+import type { HubChunk, HubRequest } from "../../upstream/hub.ts";
 import {
   type CountTokensOutcome,
   type GenerateCall,
@@ -32,9 +31,7 @@ import {
   type UpstreamError,
   upstreamFailure,
 } from "../../upstream/port.ts";
-import type { UpstreamChunk } from "../../upstream/shapes.ts";
 import { anthropicRules, classifyAnthropicHttpError, roomOf, statusOfErrorType } from "./errors.ts";
-import { hubRequestOf, innerAnswerOf } from "./port-bridge.ts";
 import { ANTHROPIC, AnthropicRequestError, asksJson, type Json, messagesBody } from "./request.ts";
 import { messageToHub, StreamReader } from "./response.ts";
 
@@ -70,7 +67,7 @@ function bodyOf(
   stream: boolean,
   rules: WireRules,
 ): { hub: HubRequest; body: Json } | { error: UpstreamError } {
-  const hub = hubRequestOf(call.request);
+  const hub = call.request;
   try {
     return { hub, body: messagesBody(hub, stream, call.request.bookedOutputTokens) };
   } catch (error) {
@@ -111,15 +108,9 @@ function generate(url: string, call: GenerateCall, rules: WireRules): Promise<Ge
         ),
       };
     }
-    const response = innerAnswerOf(hub);
     return {
       ok: true as const,
-      text: responseText(response),
-      finishReason: responseFinishReason(response),
-      usage: hub.usage,
-      candidates: response.candidates as unknown[],
-      modelVersion: hub.modelVersion,
-      response,
+      answer: hub,
       servedTier: typeof (read.body.usage as Json | undefined)?.service_tier === "string"
         ? String((read.body.usage as Json).service_tier).slice(0, 20)
         : null,
@@ -152,7 +143,7 @@ async function stream(url: string, call: GenerateCall, rules: WireRules): Promis
 }
 
 /**
- * Anthropic's named events, each as it came and in the hub's words (through the port's inner shape);
+ * Anthropic's named events, each as it came and in the hub's words;
  * an `error` event, or an end before message_stop, is a StreamCut.
  */
 async function* streamChunks(
@@ -161,7 +152,7 @@ async function* streamChunks(
   call: GenerateCall,
   reader: StreamReader,
   rules: WireRules,
-): AsyncGenerator<UpstreamChunk, void, undefined> {
+): AsyncGenerator<HubChunk, void, undefined> {
   const events = sseEvents(body, guard, call, rules, {
     errorOf: (event, secrets) => {
       if (event.type !== "error") return undefined;
@@ -177,7 +168,7 @@ async function* streamChunks(
   try {
     for await (const event of events) {
       const piece = reader.read(event);
-      yield { answer: piece === null ? null : innerAnswerOf(piece), own: { dialect: ANTHROPIC, body: event } };
+      yield { answer: piece, own: { dialect: ANTHROPIC, body: event } };
     }
   } catch (error) {
     if (error instanceof StreamCut) throw error;

@@ -125,13 +125,14 @@ export function maxTokensOf(request: Pick<HubRequest, "options">, booked: number
 
 /** Whether the answer was asked as JSON through JSON_TOOL (response.ts then reads its input as the text). */
 export function asksJson(request: HubRequest): boolean {
-  return request.dialectBody === undefined && request.options.format?.type === "json";
+  return request.dialectBody?.dialect !== ANTHROPIC && request.options.format?.type === "json";
 }
 
 /** The Messages body for a HubRequest; `booked`: the output tokens the gateway booked when the caller named none. */
 export function messagesBody(request: HubRequest, stream: boolean, booked?: number): Json {
   const maxTokens = maxTokensOf(request, booked);
-  if (request.dialectBody !== undefined) {
+  // A body of another dialect (the inner request's own, for its provider) is not Anthropic's to send.
+  if (request.dialectBody?.dialect === ANTHROPIC) {
     return passThrough(request.dialectBody, request.model, stream, request.options.maxOutputTokens, maxTokens);
   }
   const o = request.options;

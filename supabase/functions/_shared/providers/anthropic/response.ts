@@ -1,7 +1,8 @@
 // Anthropic's answers in the hub's words (../../upstream/hub.ts): a whole `message`, and each named
 // stream event as a HubChunk, folded on the side into the whole message Anthropic would have sent
 // (a replay on Anthropic's own route). Usage: the hub's input is all of Anthropic's input
-// (input_tokens + cache writes + cache reads), cache reads its cached part; Anthropic's output_tokens
+// (input_tokens + cache writes + cache reads), cache reads its cached part, cache writes their parts by
+// lifetime (5 minutes, an hour: each priced apart); Anthropic's output_tokens
 // include the thinking, which it does not count apart.
 import type { FinishReason, HubAnswer, HubOutput, HubPart, HubUsage } from "../../upstream/hub.ts";
 import { type Json, JSON_TOOL } from "./request.ts";
@@ -25,18 +26,28 @@ function finishOf(word: unknown, json: boolean): HubOutput["finish"] {
   return { reason, word: word.slice(0, 40) };
 }
 
-/** Anthropic's usage (whole, or message_start's and message_delta's merged) in the hub's words. */
+/**
+ * Anthropic's usage (whole, or message_start's and message_delta's merged) in the hub's words. Cache
+ * writes by lifetime from `cache_creation`; without it, every write is a 5-minute one (Anthropic's
+ * default lifetime).
+ */
 export function usageOf(usage: unknown): HubUsage | null {
   if (!isObject(usage)) return null;
   const read = num(usage.cache_read_input_tokens);
-  const input = num(usage.input_tokens) + num(usage.cache_creation_input_tokens) + read;
+  const written = num(usage.cache_creation_input_tokens);
+  const input = num(usage.input_tokens) + written + read;
   const output = num(usage.output_tokens);
+  const split = isObject(usage.cache_creation) ? usage.cache_creation : null;
+  const write1h = split === null ? 0 : num(split.ephemeral_1h_input_tokens);
+  const write5m = split === null ? written : num(split.ephemeral_5m_input_tokens);
   return {
     inputTokens: input,
     outputTokens: output,
     thinkingTokens: 0,
     cachedInputTokens: read,
     totalTokens: input + output,
+    ...(write5m > 0 ? { cacheWrite5mTokens: write5m } : {}),
+    ...(write1h > 0 ? { cacheWrite1hTokens: write1h } : {}),
   };
 }
 

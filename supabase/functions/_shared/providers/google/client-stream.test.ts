@@ -3,8 +3,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type GoogleSimulator, startGoogleSimulator } from "../../../../../shared/google-sim/server.ts";
 import { createGoogleClient } from "./client.ts";
-import { responseText, responseUsage } from "../../upstream/answer.ts";
-import type { UpstreamAnswer, UpstreamRequest } from "../../upstream/shapes.ts";
+import { type HubAnswer, hubText } from "../../upstream/hub.ts";
+import { portRequestOf } from "../../../llm-invoke/model/port-request.ts";
 import { StreamCut, type StreamOutcome } from "../../upstream/port.ts";
 
 const KEY = "sim-key-a1";
@@ -16,11 +16,11 @@ beforeAll(async () => {
 afterAll(() => sim.close());
 beforeEach(() => sim.reset());
 
-const request: UpstreamRequest = {
+const request = portRequestOf({
   model: "gemini-2.5-flash",
   contents: [{ role: "user", parts: [{ text: "tell me about streams, please" }] }],
   generationConfig: {},
-};
+});
 
 async function open(): Promise<Extract<StreamOutcome, { ok: true }>> {
   const outcome = await createGoogleClient({ baseUrl: sim.url }).stream({ apiKey: KEY, request, timeoutMs: 5_000 });
@@ -32,17 +32,22 @@ describe("google client: streamGenerateContent", () => {
   it("yields Google's chunks in order; together they are the whole answer, the last carries the final usage", async () => {
     const whole = await createGoogleClient({ baseUrl: sim.url }).generate({ apiKey: KEY, request, timeoutMs: 5_000 });
     if (!whole.ok) throw new Error(whole.error.message);
-    const chunks: UpstreamAnswer[] = [];
-    for await (const chunk of (await open()).chunks) chunks.push(chunk.answer!);
+    const chunks: HubAnswer[] = [];
+    const opened = await open();
+    for await (const chunk of opened.chunks) chunks.push(chunk.answer!);
     expect(chunks.length).toBe(4);
-    expect(chunks.map(responseText).join("")).toBe(whole.text);
-    expect(responseUsage(chunks.at(-1)!)).toEqual(whole.usage);
+    expect(chunks.map(hubText).join("")).toBe(hubText(whole.answer));
+    expect(chunks.at(-1)!.usage).toEqual(whole.answer.usage);
+    // Google's own chunks, folded, are the whole answer generateContent sends (but for its id).
+    const { responseId: _folded, ...folded } = opened.dialectAnswer!().body;
+    const { responseId: _whole, ...own } = whole.dialectAnswer!.body;
+    expect(folded).toEqual(own);
     expect(sim.stats().streams).toMatchObject({ started: 1, completed: 1, clientAborted: 0 });
   });
 
   it("ends with StreamCut when Google breaks the stream off", async () => {
     sim.addFault({ kind: "cut_stream", afterChunks: 2 });
-    const seen: UpstreamAnswer[] = [];
+    const seen: HubAnswer[] = [];
     let cut: unknown;
     try {
       for await (const chunk of (await open()).chunks) seen.push(chunk.answer!);

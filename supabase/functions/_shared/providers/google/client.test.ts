@@ -3,7 +3,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { UpstreamRequest } from "../../upstream/shapes.ts";
+import { hubText } from "../../upstream/hub.ts";
+import type { ModelRequest } from "../../../llm-invoke/contract.ts";
+import { hubRequestOf, portRequestOf } from "../../../llm-invoke/model/port-request.ts";
 import { createGoogleClient } from "./client.ts";
 import { type CountTokensOutcome, type GenerateCall, type GenerateOutcome } from "../../upstream/port.ts";
 
@@ -55,14 +57,14 @@ function json(status: number, body: unknown): Script {
   };
 }
 
-const REQUEST: UpstreamRequest = {
+const REQUEST: ModelRequest = {
   model: "gemma-3-27b-it",
   contents: [{ role: "user", parts: [{ text: "Привет" }] }],
   generationConfig: { temperature: 0.3, maxOutputTokens: 64 },
 };
 
 function call(overrides: Partial<GenerateCall> = {}): Promise<GenerateOutcome> {
-  return createGoogleClient({ baseUrl }).generate({ apiKey: KEY, request: REQUEST, timeoutMs: 5000, ...overrides });
+  return createGoogleClient({ baseUrl }).generate({ apiKey: KEY, request: portRequestOf(REQUEST), timeoutMs: 5000, ...overrides });
 }
 
 function failure(outcome: GenerateOutcome) {
@@ -84,15 +86,18 @@ describe("google-client", () => {
       modelVersion: "gemma-3-27b-it",
     });
     const outcome = await call({
-      request: { ...REQUEST, model: "gemini-2.5-flash", systemInstruction: "Be brief." },
+      request: portRequestOf({ ...REQUEST, model: "gemini-2.5-flash", systemInstruction: "Be brief." }),
     });
     expect(outcome).toMatchObject({
       ok: true,
-      text: "Здравствуйте!",
-      finishReason: "STOP",
-      usage: { inputTokens: 3, outputTokens: 4, thinkingTokens: 2, cachedInputTokens: 0, totalTokens: 9 },
-      modelVersion: "gemma-3-27b-it",
+      answer: {
+        outputs: [{ index: 0, finish: { reason: "stop", word: "STOP" } }],
+        usage: { inputTokens: 3, outputTokens: 4, thinkingTokens: 2, cachedInputTokens: 0, totalTokens: 9 },
+        modelVersion: "gemma-3-27b-it",
+      },
+      dialectAnswer: { dialect: "google" },
     });
+    if (outcome.ok) expect(hubText(outcome.answer)).toBe("Здравствуйте!");
     expect(seen).toHaveLength(1);
     const s = seen[0]!;
     expect(s.method).toBe("POST");
@@ -106,10 +111,20 @@ describe("google-client", () => {
     });
   });
 
+  it("translates a request given in the hub's words only into the same generateContent body", async () => {
+    const request = { ...REQUEST, model: "gemini-2.5-flash", systemInstruction: "Be brief." };
+    script = json(200, { candidates: [{ content: { parts: [{ text: "ok" }] }, finishReason: "STOP" }] });
+    await call({ request: portRequestOf(request) });
+    await call({ request: hubRequestOf(request) });
+    expect(seen).toHaveLength(2);
+    expect(seen[1]!.body).toEqual(seen[0]!.body);
+  });
+
   it("sends no systemInstruction when there is none (Gemma rejects it)", async () => {
     script = json(200, { candidates: [{ content: { parts: [{ text: "ok" }] }, finishReason: "STOP" }] });
     const outcome = await call();
-    expect(outcome).toMatchObject({ ok: true, text: "ok", usage: null });
+    expect(outcome).toMatchObject({ ok: true, answer: { usage: null } });
+    if (outcome.ok) expect(hubText(outcome.answer)).toBe("ok");
     expect(seen[0]!.body).not.toHaveProperty("systemInstruction");
   });
 
@@ -118,7 +133,7 @@ describe("google-client", () => {
       promptFeedback: { blockReason: "SAFETY" },
       usageMetadata: { promptTokenCount: 5, totalTokenCount: 5 },
     });
-    expect(await call()).toMatchObject({ ok: true, text: "", finishReason: "BLOCKED_SAFETY" });
+    expect(await call()).toMatchObject({ ok: true, answer: { outputs: [], promptBlocked: { word: "SAFETY" } } });
   });
 
   it("classifies a 429 with RetryInfo and QuotaFailure, in one request (no SDK retries)", async () => {
@@ -210,7 +225,7 @@ describe("google-client", () => {
     const port = (dead.address() as AddressInfo).port;
     await new Promise((resolve) => dead.close(resolve));
     const outcome = await createGoogleClient({ baseUrl: `http://127.0.0.1:${port}` })
-      .generate({ apiKey: KEY, request: REQUEST, timeoutMs: 5000 });
+      .generate({ apiKey: KEY, request: portRequestOf(REQUEST), timeoutMs: 5000 });
     expect(failure(outcome)).toMatchObject({ class: "retryable", kind: "network", httpStatus: null });
     expect(JSON.stringify(outcome)).not.toContain(KEY);
   });
@@ -218,7 +233,7 @@ describe("google-client", () => {
 
 describe("google-client countTokens", () => {
   const count = (overrides: Partial<GenerateCall> = {}): Promise<CountTokensOutcome> =>
-    createGoogleClient({ baseUrl }).countTokens({ apiKey: KEY, request: REQUEST, timeoutMs: 5000, ...overrides });
+    createGoogleClient({ baseUrl }).countTokens({ apiKey: KEY, request: portRequestOf(REQUEST), timeoutMs: 5000, ...overrides });
   const countFailure = (outcome: CountTokensOutcome) => {
     if (outcome.ok) throw new Error("expected a failure");
     return outcome.error;
@@ -226,7 +241,7 @@ describe("google-client countTokens", () => {
 
   it("posts the whole generateContentRequest (system instruction included) with the key in a header", async () => {
     script = json(200, { totalTokens: 11_275 });
-    const outcome = await count({ request: { ...REQUEST, model: "gemini-2.5-flash", systemInstruction: "Кратко." } });
+    const outcome = await count({ request: portRequestOf({ ...REQUEST, model: "gemini-2.5-flash", systemInstruction: "Кратко." }) });
     expect(outcome).toMatchObject({ ok: true, totalTokens: 11_275 });
     expect(seen).toHaveLength(1);
     expect(seen[0]!.method).toBe("POST");
@@ -280,7 +295,7 @@ describe("google-client: a 404 for the model called", () => {
     const client = createGoogleClient({ baseUrl });
     const generate = () => call().then(failure);
     const stream = () =>
-      client.stream({ apiKey: KEY, request: REQUEST, timeoutMs: 5000 }).then((o) => {
+      client.stream({ apiKey: KEY, request: portRequestOf(REQUEST), timeoutMs: 5000 }).then((o) => {
         if (o.ok) throw new Error("expected a failure");
         return o.error;
       });

@@ -2,15 +2,16 @@
 // gaxios, and the function boots faster without them). Four calls, each with a deadline (../../upstream/call.ts),
 // none of which throws for a failed call: each returns Google's answer or a classified error
 // (errors.ts) whose message is sanitized of the key.
-//   generate     generateContent: the whole answer, read (text, usage) and kept as Google sent it
+//   generate     generateContent: the whole answer, in the hub's words (answer.ts) and as Google sent it
 //   stream       streamGenerateContent?alt=sse: resolves when Google's headers arrive; its chunks are
 //                passed on as they come, and a stream Google cuts ends with a StreamCut error
 //   countTokens  Google's exact count of an input (free, with its own quota), for the whole request
 //   getModel     models.get: whether a key sees a model (confirms a 404 before the model is marked withdrawn)
 // Retries are the attempt loop's job.
 import { classifyGoogleHttpError } from "./errors.ts";
-import { answerFacts, isEmptyResponse } from "../../upstream/answer.ts";
-import type { UpstreamAnswer, UpstreamChunk, UpstreamRequest } from "../../upstream/shapes.ts";
+import { foldGeminiChunks, type GeminiAnswer, GOOGLE_DIALECT, hubAnswerOf, isEmptyAnswer } from "./answer.ts";
+import type { HubChunk } from "../../upstream/hub.ts";
+import { countTokensBody, generateContentBody } from "./request.ts";
 import {
   type CountTokensOutcome,
   type GenerateCall,
@@ -74,26 +75,6 @@ export function createGoogleClient(options: GoogleClientOptions = {}): GoogleCli
   };
 }
 
-/** The generateContent body of a request (everything but the model, which is in the path). */
-export function generateContentBody(request: UpstreamRequest): Record<string, unknown> {
-  return {
-    contents: request.contents,
-    ...(request.systemInstruction === undefined
-      ? {}
-      : { systemInstruction: { parts: [{ text: request.systemInstruction }] } }),
-    ...(Object.keys(request.generationConfig).length === 0 ? {} : { generationConfig: request.generationConfig }),
-    ...(request.tools === undefined ? {} : { tools: request.tools }),
-    ...(request.toolConfig === undefined ? {} : { toolConfig: request.toolConfig }),
-    ...(request.safetySettings === undefined ? {} : { safetySettings: request.safetySettings }),
-    ...(request.serviceTier === undefined ? {} : { serviceTier: request.serviceTier }),
-  };
-}
-
-/** The countTokens body: the whole generateContentRequest, so the system instruction is counted too. */
-export function countTokensBody(request: UpstreamRequest): Record<string, unknown> {
-  return { generateContentRequest: { model: `models/${request.model}`, ...generateContentBody(request) } };
-}
-
 function post(url: string, call: GenerateCall, body: unknown, signal: AbortSignal): Promise<Response> {
   return fetch(url, {
     method: "POST",
@@ -125,14 +106,15 @@ function generate(url: string, call: GenerateCall, rules: WireRules): Promise<Ge
     const answer = await post(url, call, generateContentBody(call.request), guard.signal);
     const read = await readJsonAnswer(answer, rules, [call.apiKey], call.request.model);
     if (!read.ok) return read;
-    const response = read.body as UpstreamAnswer;
-    if (isEmptyResponse(response)) {
+    const own = read.body as GeminiAnswer;
+    if (isEmptyAnswer(own)) {
       return { ok: false, error: malformed(rules, `${rules.upstream} answered without candidates or promptFeedback.`) };
     }
     return {
       ok: true as const,
-      ...answerFacts(response),
+      answer: hubAnswerOf(own),
       servedTier: servedTierOf(answer),
+      dialectAnswer: { dialect: GOOGLE_DIALECT, body: own },
     };
   });
 }
@@ -154,7 +136,15 @@ async function stream(url: string, call: GenerateCall, rules: WireRules): Promis
   );
   if (!opened.ok) return opened;
   const { response, guard, latencyMs } = opened;
-  return { ok: true, latencyMs, servedTier: servedTierOf(response), chunks: streamChunks(response.body, guard, call, rules) };
+  // Google's own chunks, folded into its whole answer only when that is asked for (once, at the end).
+  const own: GeminiAnswer[] = [];
+  return {
+    ok: true,
+    latencyMs,
+    servedTier: servedTierOf(response),
+    chunks: streamChunks(response.body, guard, call, rules, own),
+    dialectAnswer: () => ({ dialect: GOOGLE_DIALECT, body: foldGeminiChunks(own) }),
+  };
 }
 
 /** Google's x-gemini-service-tier header (flex, standard, priority), length-capped; null when absent. */
@@ -164,7 +154,7 @@ export function servedTierOf(response: Response): string | null {
 }
 
 /**
- * Google's SSE events as chunks (Google's chunk is the hub's shape: nothing to pass beside it);
+ * Google's SSE events as chunks, each in the hub's words and as Google sent it (kept in `own`);
  * anything that breaks the stream off becomes a StreamCut.
  */
 async function* streamChunks(
@@ -172,7 +162,8 @@ async function* streamChunks(
   guard: CallGuard,
   call: GenerateCall,
   rules: WireRules,
-): AsyncGenerator<UpstreamChunk, void, undefined> {
+  own: GeminiAnswer[],
+): AsyncGenerator<HubChunk, void, undefined> {
   const events = sseEvents(body, guard, call, rules, {
     // An error event is Google's error body, its code the HTTP status it stands for.
     errorOf: (event, secrets) => {
@@ -182,5 +173,8 @@ async function* streamChunks(
       return classifyGoogleHttpError(status, event, { secrets, model: call.request.model });
     },
   });
-  for await (const event of events) yield { answer: event as UpstreamAnswer };
+  for await (const event of events) {
+    own.push(event);
+    yield { answer: hubAnswerOf(event), own: { dialect: GOOGLE_DIALECT, body: event } };
+  }
 }

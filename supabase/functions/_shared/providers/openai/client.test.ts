@@ -3,7 +3,9 @@
 // failure classified by structure.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type OpenAISimulator, startOpenAISimulator } from "../../../../../shared/openai-sim/server.ts";
-import type { UpstreamRequest } from "../../upstream/shapes.ts";
+import { hubFinish, hubText } from "../../upstream/hub.ts";
+import type { ModelRequest } from "../../../llm-invoke/contract.ts";
+import { portRequestOf } from "../../../llm-invoke/model/port-request.ts";
 import { createOpenAiClient } from "./client.ts";
 import { type UpstreamClient } from "../../upstream/port.ts";
 
@@ -18,30 +20,31 @@ beforeAll(async () => {
 afterAll(() => sim.close());
 beforeEach(() => sim.reset());
 
-const request = (over: Partial<UpstreamRequest> = {}): UpstreamRequest => ({
+const request = (over: Partial<ModelRequest> = {}): ModelRequest => ({
   model: "gpt-4o",
   contents: [{ role: "user", parts: [{ text: "hello there" }] }],
   systemInstruction: "Be brief.",
   generationConfig: { maxOutputTokens: 50 },
   ...over,
 });
-const call = (over: Partial<UpstreamRequest> = {}) => ({ apiKey, request: request(over), timeoutMs: 5_000 });
+const call = (over: Partial<ModelRequest> = {}) => ({ apiKey, request: portRequestOf(request(over)), timeoutMs: 5_000 });
 
 describe("generate", () => {
   it("answers in the gateway's shape with OpenAI's usage", async () => {
     const out = await client.generate(call());
     expect(out.ok).toBe(true);
     if (!out.ok) return;
-    expect(out.text).toContain("hello there");
-    expect(out.finishReason).toBe("STOP");
-    expect(out.usage!.inputTokens).toBeGreaterThan(0);
-    expect(out.usage!.totalTokens).toBe(out.usage!.inputTokens + out.usage!.outputTokens);
-    expect(out.modelVersion).toMatch(/^gpt-4o/);
+    expect(hubText(out.answer)).toContain("hello there");
+    expect(hubFinish(out.answer)).toEqual({ reason: "stop", word: "stop" });
+    const usage = out.answer.usage!;
+    expect(usage.inputTokens).toBeGreaterThan(0);
+    expect(usage.totalTokens).toBe(usage.inputTokens + usage.outputTokens);
+    expect(out.answer.modelVersion).toMatch(/^gpt-4o/);
     const seen = sim.stats().recent.at(-1)!;
     expect(seen).toMatchObject({ model: "gpt-4o", apiKey, status: 200 });
   });
 
-  it("sends function declarations as tools and reads tool calls back as functionCall parts", async () => {
+  it("sends function declarations as tools and reads tool calls back as the hub's tool calls", async () => {
     const out = await client.generate(call({
       tools: [{
         functionDeclarations: [{
@@ -53,8 +56,7 @@ describe("generate", () => {
     }));
     expect(out.ok).toBe(true);
     if (!out.ok) return;
-    const parts = (out.candidates[0] as { content: { parts: Array<Record<string, unknown>> } }).content.parts;
-    const called = parts.find((p) => p.functionCall !== undefined)?.functionCall as { name: string; id?: string };
+    const called = out.answer.outputs[0]!.parts.find((p) => p.type === "tool_call") as { name: string; id?: string };
     expect(called.name).toBe("get_weather");
     expect(called.id).toBeTypeOf("string");
   });
@@ -67,12 +69,10 @@ describe("stream", () => {
     if (!out.ok) return;
     const chunks = [];
     for await (const chunk of out.chunks) if (chunk.answer !== null) chunks.push(chunk.answer);
-    const text = chunks.flatMap((c) => (c.candidates as Array<{ content: { parts: Array<{ text?: string }> } }>) ?? [])
-      .flatMap((c) => c.content.parts.map((p) => p.text ?? "")).join("");
-    expect(text).toContain("hello there");
-    const usage = chunks.at(-1)!.usageMetadata as { promptTokenCount: number; candidatesTokenCount: number };
-    expect(usage.promptTokenCount).toBeGreaterThan(0);
-    expect(usage.candidatesTokenCount).toBeGreaterThan(0);
+    expect(chunks.map(hubText).join("")).toContain("hello there");
+    const usage = chunks.at(-1)!.usage!;
+    expect(usage.inputTokens).toBeGreaterThan(0);
+    expect(usage.outputTokens).toBeGreaterThan(0);
   });
 
   it("gives each of OpenAI's chunks as it came beside its hub shape: the role chunk and a tool call's pieces too", async () => {
@@ -96,13 +96,12 @@ describe("stream", () => {
     expect(pieces.length).toBeGreaterThan(2);
     // The hub shape takes the call whole, when its choice ends; the role chunk and the pieces hold nothing of it.
     const calls = chunks.flatMap((c) =>
-      ((c.answer?.candidates ?? []) as Array<{ content: { parts: Array<{ functionCall?: unknown }> } }>)
-        .flatMap((cand) => cand.content.parts.filter((p) => p.functionCall !== undefined))
+      (c.answer?.outputs ?? []).flatMap((o) => o.parts.filter((p) => p.type === "tool_call"))
     );
-    expect(calls).toEqual([{ functionCall: expect.objectContaining({ name: "get_weather" }) }]);
+    expect(calls).toEqual([expect.objectContaining({ type: "tool_call", name: "get_weather" })]);
     expect(chunks[0]!.answer).toBeNull();
     expect(JSON.parse(pieces.map((p) => p.function.arguments ?? "").join(""))).toEqual(
-      (calls[0] as { functionCall: { args: unknown } }).functionCall.args,
+      (calls[0] as { args: unknown }).args,
     );
   });
 

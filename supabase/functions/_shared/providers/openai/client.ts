@@ -1,6 +1,6 @@
 // OpenAI's Chat Completions REST over plain `fetch` (the call itself: ../../upstream/call.ts), the
 // provider port's calls (../../upstream/port.ts), so the attempt loop runs it as any provider:
-//   generate     POST /v1/chat/completions: the whole answer, in the gateway's inner shape (response.ts)
+//   generate     POST /v1/chat/completions: the whole answer, in the hub's words (response.ts)
 //   stream       the same with stream: true and the usage chunk; resolves when OpenAI's headers arrive
 //   getModel     GET /v1/models/{id}: whether the key's organization sees a model (confirms a 404)
 //   (no countTokens: OpenAI offers no count, so the estimate stands)
@@ -17,12 +17,11 @@ import {
   timedCall,
   type WireRules,
 } from "../../upstream/call.ts";
-import { answerFacts } from "../../upstream/answer.ts";
-import type { UpstreamChunk } from "../../upstream/shapes.ts";
+import type { HubChunk } from "../../upstream/hub.ts";
 import { classifyOpenAiHttpError, openAiRules, roomOf } from "./errors.ts";
 import { openAiApiUrl } from "./endpoint.ts";
 import { answerWrapped, chatCompletionBody } from "./request.ts";
-import { ChunkTranslator, CompletionFolder, completionToResponse } from "./response.ts";
+import { ChunkTranslator, CompletionFolder, completionToHub } from "./response.ts";
 import {
   type GenerateCall,
   type GenerateOutcome,
@@ -63,8 +62,8 @@ function generate(url: string, call: GenerateCall, rules: WireRules): Promise<Ge
     });
     const read = await readJsonAnswer(answer, rules, [call.apiKey], call.request.model);
     if (!read.ok) return read;
-    const response = completionToResponse(read.body, answerWrapped(call.request));
-    if (response === null) {
+    const hub = completionToHub(read.body, answerWrapped(call.request));
+    if (hub === null) {
       return {
         ok: false,
         error: failureOf(
@@ -75,7 +74,7 @@ function generate(url: string, call: GenerateCall, rules: WireRules): Promise<Ge
     }
     return {
       ok: true as const,
-      ...answerFacts(response),
+      answer: hub,
       servedTier: servedTierOf(read.body),
       dialectAnswer: { dialect: "openai", body: read.body },
       room: roomOf(answer.headers),
@@ -98,13 +97,13 @@ async function stream(url: string, call: GenerateCall, rules: WireRules): Promis
     latencyMs,
     servedTier: null,
     room: roomOf(response.headers),
-    chunks: streamChunks(response.body, guard, call, folder, rules),
+    chunks: streamChunks(response.body, guard, call, folder, rules, answerWrapped(call.request)),
     dialectAnswer: () => ({ dialect: "openai", body: folder.completion() }),
   };
 }
 
 /**
- * OpenAI's SSE events, each as it came and in the hub shape (for the books and for routes of another
+ * OpenAI's SSE events, each as it came and in the hub's words (for the books and for routes of another
  * dialect); `[DONE]` ends them, anything that breaks them is a StreamCut.
  */
 async function* streamChunks(
@@ -113,8 +112,9 @@ async function* streamChunks(
   call: GenerateCall,
   folder: CompletionFolder,
   rules: WireRules,
-): AsyncGenerator<UpstreamChunk, void, undefined> {
-  const translator = new ChunkTranslator(answerWrapped(call.request));
+  wrapped: boolean,
+): AsyncGenerator<HubChunk, void, undefined> {
+  const translator = new ChunkTranslator(wrapped);
   const events = sseEvents(body, guard, call, rules, {
     done: "[DONE]",
     errorOf: (event, secrets) => {

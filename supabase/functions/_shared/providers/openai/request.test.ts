@@ -1,8 +1,14 @@
-// The gateway's one request as a Chat Completions body: roles, images, the tool-call round trip,
-// sampling and JSON output (Gemini's schemas as JSON Schema, a value that is not an object wrapped in
-// one, the word "json" OpenAI's json_object needs).
+// The gateway's one request (the port's inner request read as the hub's) as a Chat Completions body:
+// roles, images, the tool-call round trip, sampling and JSON output (OpenAPI schemas as JSON Schema, a
+// value that is not an object wrapped in one, the word "json" OpenAI's json_object needs).
 import { describe, expect, it } from "vitest";
-import { answerWrapped, chatCompletionBody } from "./request.ts";
+import type { ModelRequest } from "../../../llm-invoke/contract.ts";
+import { hubRequestOf } from "../../../llm-invoke/model/port-request.ts";
+import * as fromHub from "./request.ts";
+
+const chatCompletionBody = (request: ModelRequest, stream: boolean) =>
+  fromHub.chatCompletionBody(hubRequestOf(request), stream);
+const answerWrapped = (request: ModelRequest) => fromHub.answerWrapped(hubRequestOf(request));
 
 describe("chatCompletionBody", () => {
   it("writes the system prompt first, turns as user/assistant, and the sampling fields", () => {

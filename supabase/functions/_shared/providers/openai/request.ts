@@ -1,10 +1,17 @@
-// The gateway's one request (Gemini's contents, system instruction, generationConfig, tools) as an
-// OpenAI Chat Completions body, for a model an OpenAI organization serves. Every surface reaches it:
-// the gateway's JSON route, Google's routes and OpenAI's own. What Chat Completions has no field for
-// (safetySettings, topK, thinking budgets) is not sent; the answer is still the model's. Gemini's
-// schemas are sent as JSON Schema (schema.ts). The gateway's service tier (flex, priority) is sent as
-// service_tier unless the caller's own body names one.
-import type { Content, Part, UpstreamRequest } from "../../upstream/shapes.ts";
+// The hub's request (../../upstream/hub.ts: messages, system, options, tools) as an OpenAI Chat
+// Completions body, for a model an OpenAI organization serves. Every surface reaches it: the gateway's
+// JSON route, Google's routes and OpenAI's own. What Chat Completions has no field for (topK, thinking
+// budgets) is not sent; the answer is still the model's. Schemas in the OpenAPI flavour are sent as
+// JSON Schema (schema.ts). The gateway's service tier (flex, priority) is sent as service_tier unless
+// the caller's own body names one.
+import type {
+  HubMessage,
+  HubOptions,
+  HubRequest,
+  HubSchema,
+  HubToolCallPart,
+  HubToolResultPart,
+} from "../../upstream/hub.ts";
 import { jsonSchemaOf, responseFormatSchema } from "./schema.ts";
 
 type Message = Record<string, unknown>;
@@ -17,16 +24,16 @@ type Message = Record<string, unknown>;
 const GATEWAY_FIELDS = ["model", "stream", "stream_options", "max_tokens", "max_completion_tokens", "metadata"];
 
 /** The Chat Completions body for `request` (its model is the one booked). */
-export function chatCompletionBody(request: UpstreamRequest, stream: boolean): Record<string, unknown> {
+export function chatCompletionBody(request: HubRequest, stream: boolean): Record<string, unknown> {
   if (request.dialectBody?.dialect === "openai") return callersBody(request, request.dialectBody.body, stream);
   const messages: Message[] = [];
-  if (request.systemInstruction !== undefined && request.systemInstruction !== "") {
-    messages.push({ role: "system", content: request.systemInstruction });
+  if (request.system !== undefined && request.system !== "") {
+    messages.push({ role: "system", content: request.system });
   }
   const ids = new CallIds();
-  for (const content of request.contents) messages.push(...messagesOf(content, ids));
-  const fields = sampling(request.generationConfig);
-  // OpenAI refuses json_object unless a message says "json"; Gemini asks no such word of the caller.
+  for (const message of request.messages) messages.push(...messagesOf(message, ids));
+  const fields = sampling(request.options);
+  // OpenAI refuses json_object unless a message says "json"; the other routes ask no such word of the caller.
   const format = fields.response_format as { type?: string } | undefined;
   if (format?.type === "json_object" && !messages.some((m) => /json/i.test(textOf(m.content)))) {
     messages.splice(messages[0]?.role === "system" ? 1 : 0, 0, { role: "system", content: "Answer in JSON." });
@@ -42,7 +49,7 @@ export function chatCompletionBody(request: UpstreamRequest, stream: boolean): R
 }
 
 /** The gateway's tier as OpenAI's service_tier (standard is OpenAI's default: nothing sent). */
-function tierField(request: UpstreamRequest): Record<string, unknown> {
+function tierField(request: HubRequest): Record<string, unknown> {
   return request.serviceTier === undefined || request.serviceTier === "standard"
     ? {}
     : { service_tier: request.serviceTier };
@@ -59,27 +66,32 @@ function textOf(content: unknown): string {
   ).join(" ");
 }
 
-/** The JSON Schema of the answer asked for (Gemini's responseJsonSchema, else its responseSchema); undefined: none. */
-function answerSchema(config: UpstreamRequest["generationConfig"]): unknown {
-  if (config.responseJsonSchema !== undefined) return config.responseJsonSchema;
-  return config.responseSchema === undefined ? undefined : jsonSchemaOf(config.responseSchema);
+/** A hub schema as JSON Schema (the OpenAPI flavour converted); undefined: none. */
+function jsonSchema(schema: HubSchema | undefined): unknown {
+  if (schema === undefined) return undefined;
+  return schema.flavour === "json-schema" ? schema.schema : jsonSchemaOf(schema.schema);
+}
+
+/** The JSON Schema of the answer asked for; undefined: none. */
+function answerSchema(options: HubOptions): unknown {
+  return options.format?.type === "json" ? jsonSchema(options.format.schema) : undefined;
 }
 
 /** Whether OpenAI's answer comes wrapped in an object (the schema asked for is not an object's): schema.ts. */
-export function answerWrapped(request: UpstreamRequest): boolean {
+export function answerWrapped(request: HubRequest): boolean {
   if (request.dialectBody?.dialect === "openai") return false;
-  const schema = answerSchema(request.generationConfig);
+  const schema = answerSchema(request.options);
   return schema !== undefined && responseFormatSchema(schema).wrapped;
 }
 
 /** OpenAI's route: the caller's body as sent, but for the fields the gateway sets. */
 function callersBody(
-  request: UpstreamRequest,
+  request: HubRequest,
   body: Record<string, unknown>,
   stream: boolean,
 ): Record<string, unknown> {
   const own = Object.fromEntries(Object.entries(body).filter(([field]) => !GATEWAY_FIELDS.includes(field)));
-  const cap = request.generationConfig.maxOutputTokens;
+  const cap = request.options.maxOutputTokens;
   // The caller's other stream options (include_obfuscation) stand; the usage chunk is always asked.
   const options = typeof body.stream_options === "object" && body.stream_options !== null
     ? body.stream_options
@@ -99,33 +111,35 @@ function callersBody(
 }
 
 /**
- * Tool-call ids: OpenAI pairs a tool message with its call by id, Gemini by name and order. A part's
- * own id is kept; a call without one gets the next of its name, which its response then takes.
+ * Tool-call ids: OpenAI pairs a tool message with its call by id, the hub by id where the caller gave
+ * one, else by name and order. A part's own id is kept; a call without one gets the next of its name,
+ * which its result then takes.
  */
 class CallIds {
   private n = 0;
   private readonly open = new Map<string, string[]>();
-  call(part: Part["functionCall"] & object): string {
+  call(part: HubToolCallPart): string {
     const id = part.id ?? `call_${++this.n}`;
     this.open.set(part.name, [...(this.open.get(part.name) ?? []), id]);
     return id;
   }
-  response(part: Part["functionResponse"] & object): string {
+  result(part: HubToolResultPart): string {
     if (part.id !== undefined) return part.id;
     const waiting = this.open.get(part.name) ?? [];
     return waiting.shift() ?? `call_${++this.n}`;
   }
 }
 
-function messagesOf(content: Content, ids: CallIds): Message[] {
-  if (content.role === "model") {
-    const text = content.parts.filter((p) => typeof p.text === "string" && p.thought !== true)
-      .map((p) => p.text).join("");
-    const calls = content.parts.filter((p) => p.functionCall !== undefined).map((p) => ({
-      id: ids.call(p.functionCall!),
-      type: "function",
-      function: { name: p.functionCall!.name, arguments: JSON.stringify(p.functionCall!.args ?? {}) },
-    }));
+function messagesOf(message: HubMessage, ids: CallIds): Message[] {
+  if (message.role === "model") {
+    let text = "";
+    const calls: Message[] = [];
+    for (const p of message.parts) {
+      if (p.type === "text" && p.thought !== true) text += p.text;
+      if (p.type === "tool_call") {
+        calls.push({ id: ids.call(p), type: "function", function: { name: p.name, arguments: JSON.stringify(p.args) } });
+      }
+    }
     return [{
       role: "assistant",
       content: text === "" && calls.length > 0 ? null : text,
@@ -134,18 +148,13 @@ function messagesOf(content: Content, ids: CallIds): Message[] {
   }
   const out: Message[] = [];
   const userParts: Record<string, unknown>[] = [];
-  for (const part of content.parts) {
-    if (part.functionResponse !== undefined) {
-      out.push({
-        role: "tool",
-        tool_call_id: ids.response(part.functionResponse),
-        content: JSON.stringify(part.functionResponse.response ?? {}),
-      });
-    } else if (typeof part.text === "string") {
+  for (const part of message.parts) {
+    if (part.type === "tool_result") {
+      out.push({ role: "tool", tool_call_id: ids.result(part), content: JSON.stringify(part.result) });
+    } else if (part.type === "text") {
       userParts.push({ type: "text", text: part.text });
-    } else if (part.inlineData !== undefined) {
-      const url = `data:${part.inlineData.mimeType};base64,${part.inlineData.data}`;
-      userParts.push({ type: "image_url", image_url: { url } });
+    } else if (part.type === "media") {
+      userParts.push({ type: "image_url", image_url: { url: `data:${part.mimeType};base64,${part.data}` } });
     }
   }
   if (userParts.length > 0) {
@@ -155,62 +164,49 @@ function messagesOf(content: Content, ids: CallIds): Message[] {
   return out;
 }
 
-/** generationConfig's fields that Chat Completions has. */
-function sampling(config: UpstreamRequest["generationConfig"]): Record<string, unknown> {
+/** The hub's options that Chat Completions has. */
+function sampling(options: HubOptions): Record<string, unknown> {
   const body: Record<string, unknown> = {};
-  if (config.temperature !== undefined) body.temperature = config.temperature;
-  if (config.topP !== undefined) body.top_p = config.topP;
-  if (config.maxOutputTokens !== undefined) body.max_completion_tokens = config.maxOutputTokens;
-  if (config.stopSequences !== undefined) body.stop = config.stopSequences;
-  if (config.candidateCount !== undefined) body.n = config.candidateCount;
-  if (config.seed !== undefined) body.seed = config.seed;
-  if (config.presencePenalty !== undefined) body.presence_penalty = config.presencePenalty;
-  if (config.frequencyPenalty !== undefined) body.frequency_penalty = config.frequencyPenalty;
-  const schema = answerSchema(config);
+  if (options.temperature !== undefined) body.temperature = options.temperature;
+  if (options.topP !== undefined) body.top_p = options.topP;
+  if (options.maxOutputTokens !== undefined) body.max_completion_tokens = options.maxOutputTokens;
+  if (options.stop !== undefined) body.stop = options.stop;
+  if (options.outputCount !== undefined) body.n = options.outputCount;
+  if (options.seed !== undefined) body.seed = options.seed;
+  if (options.presencePenalty !== undefined) body.presence_penalty = options.presencePenalty;
+  if (options.frequencyPenalty !== undefined) body.frequency_penalty = options.frequencyPenalty;
+  const schema = answerSchema(options);
   if (schema !== undefined) {
     const asked = responseFormatSchema(schema).schema;
     body.response_format = { type: "json_schema", json_schema: { name: "response", schema: asked } };
-  } else if (config.responseMimeType === "application/json") {
+  } else if (options.format?.type === "json") {
     body.response_format = { type: "json_object" };
   }
   return body;
 }
 
-interface Declaration {
-  name: string;
-  description?: string;
-  parameters?: unknown;
-  parametersJsonSchema?: unknown;
-}
-
-/** Gemini's function declarations and calling mode as OpenAI's tools and tool_choice. */
-function toolFields(request: UpstreamRequest): Record<string, unknown> {
-  const declarations = (request.tools ?? []).flatMap((tool) => {
-    const list = (tool as { functionDeclarations?: unknown }).functionDeclarations;
-    return Array.isArray(list) ? list as Declaration[] : [];
+/** The hub's tools and tool choice as OpenAI's tools and tool_choice. */
+function toolFields(request: HubRequest): Record<string, unknown> {
+  if (request.tools === undefined || request.tools.length === 0) return {};
+  const tools = request.tools.map((t) => {
+    const parameters = jsonSchema(t.parameters);
+    return {
+      type: "function",
+      function: {
+        name: t.name,
+        ...(t.description === undefined ? {} : { description: t.description }),
+        ...(parameters === undefined ? {} : { parameters }),
+      },
+    };
   });
-  if (declarations.length === 0) return {};
-  const tools = declarations.map((d) => ({
-    type: "function",
-    function: {
-      name: d.name,
-      ...(d.description === undefined ? {} : { description: d.description }),
-      ...(d.parametersJsonSchema ?? d.parameters) === undefined
-        ? {}
-        : { parameters: d.parametersJsonSchema ?? jsonSchemaOf(d.parameters) },
-    },
-  }));
-  const calling = (request.toolConfig?.functionCallingConfig ?? {}) as {
-    mode?: string;
-    allowedFunctionNames?: string[];
-  };
-  const allowed = calling.allowedFunctionNames ?? [];
-  const choice = calling.mode === "NONE"
+  const choice = request.toolChoice;
+  const only = choice?.mode === "required" ? choice.only ?? [] : [];
+  const toolChoice = choice?.mode === "none"
     ? "none"
-    : calling.mode === "ANY" && allowed.length === 1
-    ? { type: "function", function: { name: allowed[0] } }
-    : calling.mode === "ANY"
+    : choice?.mode === "required" && only.length === 1
+    ? { type: "function", function: { name: only[0] } }
+    : choice?.mode === "required"
     ? "required"
     : undefined;
-  return { tools, ...(choice === undefined ? {} : { tool_choice: choice }) };
+  return { tools, ...(toolChoice === undefined ? {} : { tool_choice: toolChoice }) };
 }

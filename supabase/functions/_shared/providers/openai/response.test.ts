@@ -1,7 +1,8 @@
-// OpenAI's answers in Gemini's shape: a JSON answer asked wrapped in an object (a schema whose value is
+// OpenAI's answers in the hub's words: a JSON answer asked wrapped in an object (a schema whose value is
 // not an object's, schema.ts) comes back as the value it holds, whole or streamed.
 import { describe, expect, it } from "vitest";
-import { ChunkTranslator, CompletionFolder, completionToResponse } from "./response.ts";
+import type { HubAnswer } from "../../upstream/hub.ts";
+import { ChunkTranslator, CompletionFolder, completionToHub } from "./response.ts";
 
 const completion = (content: string) => ({
   id: "chatcmpl-1",
@@ -10,20 +11,20 @@ const completion = (content: string) => ({
   usage: { prompt_tokens: 5, completion_tokens: 7, total_tokens: 12 },
 });
 
-const partsOf = (response: Record<string, unknown> | null) =>
-  (response?.candidates as Array<{ content: { parts: unknown[] } }>)[0]!.content.parts;
+const partsOf = (answer: HubAnswer | null) => answer!.outputs[0]!.parts;
 
-describe("completionToResponse", () => {
+describe("completionToHub", () => {
   it("a wrapped answer is the value it holds; unwrapped, the text as sent", () => {
-    const wrapped = completionToResponse(completion('{"value": ["red", "green", "blue"]}'), true);
-    expect(partsOf(wrapped)).toEqual([{ text: '["red","green","blue"]' }]);
+    const wrapped = completionToHub(completion('{"value": ["red", "green", "blue"]}'), true);
+    expect(partsOf(wrapped)).toEqual([{ type: "text", text: '["red","green","blue"]' }]);
     expect(wrapped).toMatchObject({
-      usageMetadata: { promptTokenCount: 5, candidatesTokenCount: 7, totalTokenCount: 12 },
+      usage: { inputTokens: 5, outputTokens: 7, thinkingTokens: 0, cachedInputTokens: 0, totalTokens: 12 },
       modelVersion: "gpt-4o",
+      id: "chatcmpl-1",
     });
-    expect(partsOf(completionToResponse(completion('{"value": 3}')))).toEqual([{ text: '{"value": 3}' }]);
+    expect(partsOf(completionToHub(completion('{"value": 3}')))).toEqual([{ type: "text", text: '{"value": 3}' }]);
     // Text that is not the wrapping object (a refusal, a cut answer) is kept as it came.
-    expect(partsOf(completionToResponse(completion('{"value": [1,'), true))).toEqual([{ text: '{"value": [1,' }]);
+    expect(partsOf(completionToHub(completion('{"value": [1,'), true))).toEqual([{ type: "text", text: '{"value": [1,' }]);
   });
 });
 
@@ -37,7 +38,7 @@ describe("ChunkTranslator", () => {
   it("passes text deltas at once; a wrapped answer's text once whole, as the value it holds", () => {
     const plain = new ChunkTranslator();
     expect(plain.translate(chunk({ content: '{"value": ' }))).toMatchObject({
-      candidates: [{ content: { parts: [{ text: '{"value": ' }] } }],
+      outputs: [{ index: 0, parts: [{ type: "text", text: '{"value": ' }], finish: null }],
     });
 
     const wrapped = new ChunkTranslator(true);
@@ -45,14 +46,14 @@ describe("ChunkTranslator", () => {
     expect(wrapped.translate(chunk({ content: '{"value": ["red", ' }))).toBeNull();
     expect(wrapped.translate(chunk({ content: '"blue"]}' }))).toBeNull();
     expect(wrapped.translate(chunk({}, "stop"))).toMatchObject({
-      candidates: [{ index: 0, content: { parts: [{ text: '["red","blue"]' }] }, finishReason: "STOP" }],
+      outputs: [{ index: 0, parts: [{ type: "text", text: '["red","blue"]' }], finish: { reason: "stop", word: "stop" } }],
     });
     const usage = wrapped.translate({
       id: "chatcmpl-1",
       choices: [],
       usage: { prompt_tokens: 5, completion_tokens: 7 },
     });
-    expect(usage).toMatchObject({ candidates: [], usageMetadata: { totalTokenCount: 12 } });
+    expect(usage).toMatchObject({ outputs: [], usage: { totalTokens: 12 } });
   });
 });
 

@@ -1,44 +1,45 @@
-// OpenAI's Chat Completions answers in the gateway's inner shape (Gemini's answer: candidates with
-// parts, finishReason, usageMetadata), so the attempt loop, finalize, the stream relay and the routes
-// of another dialect read them as they read Google's (OpenAI's own route passes OpenAI's answer and
-// chunks as they came). Usage: OpenAI's prompt_tokens and completion_tokens, its reasoning tokens
-// (inside completion_tokens) as Gemini's thoughts beside the answer's, its cached prompt tokens as
-// Gemini's cachedContentTokenCount.
-import type { UpstreamAnswer } from "../../upstream/shapes.ts";
+// OpenAI's Chat Completions answers in the hub's words (../../upstream/hub.ts), so the attempt loop,
+// finalize, the stream relay and the routes of another dialect read them as they read every provider's
+// (OpenAI's own route passes OpenAI's answer and chunks as they came). Usage: OpenAI's prompt_tokens and
+// completion_tokens, its reasoning tokens (inside completion_tokens) as the hub's thinking tokens beside
+// the answer's, its cached prompt tokens as the hub's cached input tokens.
+import type { FinishReason, HubAnswer, HubFinish, HubOutput, HubPart, HubUsage } from "../../upstream/hub.ts";
 import { unwrappedText } from "./schema.ts";
 
 type Json = Record<string, unknown>;
 
-const FINISH: Record<string, string> = {
-  stop: "STOP",
-  tool_calls: "STOP",
-  function_call: "STOP",
-  length: "MAX_TOKENS",
-  content_filter: "SAFETY",
+const FINISH: Record<string, FinishReason> = {
+  stop: "stop",
+  tool_calls: "tool_call",
+  function_call: "tool_call",
+  length: "max_tokens",
+  content_filter: "content_filter",
 };
 
-export const finishReasonOf = (reason: unknown) => typeof reason === "string" ? FINISH[reason] ?? "OTHER" : undefined;
+/** The hub's finish for OpenAI's finish_reason; undefined while the choice goes on. */
+export function finishOf(reason: unknown): HubFinish | undefined {
+  return typeof reason === "string" ? { reason: FINISH[reason] ?? "other", word: reason.slice(0, 40) } : undefined;
+}
 
 const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
 
-function usageMetadata(usage: unknown): Json | undefined {
-  if (!isObject(usage)) return undefined;
+function usageOf(usage: unknown): HubUsage | null {
+  if (!isObject(usage)) return null;
   const n = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : 0);
   const prompt = n(usage.prompt_tokens);
   const completion = n(usage.completion_tokens);
   const details = (v: unknown, field: string) => isObject(v) ? n(v[field]) : 0;
   const reasoning = Math.min(completion, details(usage.completion_tokens_details, "reasoning_tokens"));
-  const cached = details(usage.prompt_tokens_details, "cached_tokens");
   return {
-    promptTokenCount: prompt,
-    candidatesTokenCount: completion - reasoning,
-    ...(reasoning > 0 ? { thoughtsTokenCount: reasoning } : {}),
-    ...(cached > 0 ? { cachedContentTokenCount: cached } : {}),
-    totalTokenCount: typeof usage.total_tokens === "number" ? usage.total_tokens : prompt + completion,
+    inputTokens: prompt,
+    outputTokens: completion - reasoning,
+    thinkingTokens: reasoning,
+    cachedInputTokens: details(usage.prompt_tokens_details, "cached_tokens"),
+    totalTokens: typeof usage.total_tokens === "number" ? usage.total_tokens : prompt + completion,
   };
 }
 
-/** A tool call's arguments (a JSON text) as Gemini's args object; text that is not an object is kept under `arguments`. */
+/** A tool call's arguments (a JSON text) as the hub's args object; text that is not an object is kept under `arguments`. */
 function argsOf(text: unknown): Json {
   if (typeof text !== "string" || text === "") return {};
   try {
@@ -49,21 +50,24 @@ function argsOf(text: unknown): Json {
   }
 }
 
-function callPart(call: Json): Json {
+function callPart(call: Json): HubPart {
   const fn = isObject(call.function) ? call.function : {};
   return {
-    functionCall: {
-      name: typeof fn.name === "string" ? fn.name : "",
-      args: argsOf(fn.arguments),
-      ...(typeof call.id === "string" ? { id: call.id } : {}),
-    },
+    type: "tool_call",
+    ...(typeof call.id === "string" ? { id: call.id } : {}),
+    name: typeof fn.name === "string" ? fn.name : "",
+    args: argsOf(fn.arguments),
   };
 }
 
-function common(body: Json): Json {
+const textPart = (text: string): HubPart => ({ type: "text", text });
+
+function answerOf(body: Json, outputs: HubOutput[]): HubAnswer {
   return {
-    ...(typeof body.model === "string" ? { modelVersion: body.model } : {}),
-    ...(typeof body.id === "string" ? { responseId: body.id } : {}),
+    outputs,
+    usage: usageOf(body.usage),
+    modelVersion: typeof body.model === "string" ? body.model : null,
+    id: typeof body.id === "string" ? body.id : null,
   };
 }
 
@@ -71,35 +75,32 @@ function common(body: Json): Json {
  * A whole chat.completion; null when it has no choices (not an answer). `wrapped`: the JSON answer was
  * asked as an object holding it (schema.ts), and its text is the value held.
  */
-export function completionToResponse(body: Json, wrapped = false): UpstreamAnswer | null {
+export function completionToHub(body: Json, wrapped = false): HubAnswer | null {
   if (!Array.isArray(body.choices) || body.choices.length === 0) return null;
-  const candidates = body.choices.filter(isObject).map((choice, position) => {
+  const outputs = body.choices.filter(isObject).map((choice, position): HubOutput => {
     const message = isObject(choice.message) ? choice.message : {};
-    const parts: Json[] = [];
+    const parts: HubPart[] = [];
     if (typeof message.content === "string" && message.content !== "") {
-      parts.push({ text: wrapped ? unwrappedText(message.content) : message.content });
+      parts.push(textPart(wrapped ? unwrappedText(message.content) : message.content));
     }
-    if (typeof message.refusal === "string" && message.refusal !== "") parts.push({ text: message.refusal });
+    if (typeof message.refusal === "string" && message.refusal !== "") parts.push(textPart(message.refusal));
     if (Array.isArray(message.tool_calls)) parts.push(...message.tool_calls.filter(isObject).map(callPart));
     return {
       index: typeof choice.index === "number" ? choice.index : position,
-      content: { role: "model", parts },
-      ...(finishReasonOf(choice.finish_reason) === undefined
-        ? {}
-        : { finishReason: finishReasonOf(choice.finish_reason) }),
+      parts,
+      finish: finishOf(choice.finish_reason) ?? null,
     };
   });
-  const usage = usageMetadata(body.usage);
-  return { candidates, ...(usage === undefined ? {} : { usageMetadata: usage }), ...common(body) };
+  return answerOf(body, outputs);
 }
 
 /**
- * Streamed chat.completion.chunk objects as Gemini's chunks, for the books and for a route of another
+ * Streamed chat.completion.chunk objects in the hub's words, for the books and for a route of another
  * dialect (OpenAI's own route passes OpenAI's chunks as they came: the client gives both). Text deltas
  * pass at once; a tool call's arguments come in pieces and are passed whole when its choice finishes
- * (Gemini's functionCall holds them whole), and so is the text of a wrapped JSON answer (`wrapped`,
+ * (the hub's tool call holds them whole), and so is the text of a wrapped JSON answer (`wrapped`,
  * schema.ts): the value it holds is known only once it is whole. Returns null for a chunk that carries
- * nothing of that shape (a role-only delta, a piece of a tool call).
+ * nothing of the hub's (a role-only delta, a piece of a tool call).
  */
 export class ChunkTranslator {
   private readonly calls = new Map<number, Map<number, { id?: string; name: string; args: string }>>();
@@ -107,32 +108,25 @@ export class ChunkTranslator {
 
   constructor(private readonly wrapped = false) {}
 
-  translate(chunk: Json): UpstreamAnswer | null {
-    const candidates: Json[] = [];
+  translate(chunk: Json): HubAnswer | null {
+    const outputs: HubOutput[] = [];
     for (const [position, choice] of (Array.isArray(chunk.choices) ? chunk.choices : []).entries()) {
       if (!isObject(choice)) continue;
       const index = typeof choice.index === "number" ? choice.index : position;
       const delta = isObject(choice.delta) ? choice.delta : {};
-      const parts: Json[] = [];
+      const parts: HubPart[] = [];
       if (typeof delta.content === "string" && delta.content !== "") {
         if (this.wrapped) this.texts.set(index, (this.texts.get(index) ?? "") + delta.content);
-        else parts.push({ text: delta.content });
+        else parts.push(textPart(delta.content));
       }
-      if (typeof delta.refusal === "string" && delta.refusal !== "") parts.push({ text: delta.refusal });
+      if (typeof delta.refusal === "string" && delta.refusal !== "") parts.push(textPart(delta.refusal));
       if (Array.isArray(delta.tool_calls)) this.collect(index, delta.tool_calls);
-      const finish = finishReasonOf(choice.finish_reason);
+      const finish = finishOf(choice.finish_reason);
       if (finish !== undefined) parts.push(...this.finishedText(index), ...this.finished(index));
-      if (parts.length > 0 || finish !== undefined) {
-        candidates.push({
-          index,
-          content: { role: "model", parts },
-          ...(finish === undefined ? {} : { finishReason: finish }),
-        });
-      }
+      if (parts.length > 0 || finish !== undefined) outputs.push({ index, parts, finish: finish ?? null });
     }
-    const usage = usageMetadata(chunk.usage);
-    if (candidates.length === 0 && usage === undefined) return null;
-    return { candidates, ...(usage === undefined ? {} : { usageMetadata: usage }), ...common(chunk) };
+    const answer = answerOf(chunk, outputs);
+    return outputs.length === 0 && answer.usage === null ? null : answer;
   }
 
   private collect(choice: number, deltas: unknown[]): void {
@@ -150,13 +144,13 @@ export class ChunkTranslator {
     }
   }
 
-  private finishedText(choice: number): Json[] {
+  private finishedText(choice: number): HubPart[] {
     const text = this.texts.get(choice);
     this.texts.delete(choice);
-    return text === undefined ? [] : [{ text: unwrappedText(text) }];
+    return text === undefined ? [] : [textPart(unwrappedText(text))];
   }
 
-  private finished(choice: number): Json[] {
+  private finished(choice: number): HubPart[] {
     const calls = [...(this.calls.get(choice) ?? new Map()).entries()].sort(([a], [b]) => a - b);
     this.calls.delete(choice);
     return calls.map(([, c]) => callPart({ id: c.id, function: { name: c.name, arguments: c.args } }));

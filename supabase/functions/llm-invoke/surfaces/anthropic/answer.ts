@@ -6,20 +6,15 @@
 // the stop reason, the usage.
 import type { JsonAnswer, StreamAnswer } from "../../../_shared/envelope.ts";
 import { GatewayError } from "../../../_shared/errors.ts";
-import type { UpstreamAnswer } from "../../../_shared/upstream/shapes.ts";
-import { type InvokeResult, type InvokeStream, isStream, upstreamAnswerOf } from "../../attempt/context.ts";
+import { type HubAnswer, type HubFinish, hubFinish, type HubPart } from "../../../_shared/upstream/hub.ts";
+import { type InvokeResult, type InvokeStream, isStream } from "../../attempt/context.ts";
+import { hubOf } from "../stored-answer.ts";
 import type { ModelEntry } from "../../contract.ts";
 import { SSE_HEADERS, sseBody, sseFrame } from "../sse.ts";
 import { errorObject } from "./errors.ts";
 import type { SurfaceContext } from "../surface.ts";
 
 type Json = Record<string, unknown>;
-interface RawPart {
-  text?: unknown;
-  thought?: unknown;
-  thoughtSignature?: unknown;
-  functionCall?: { name?: unknown; args?: unknown; id?: unknown };
-}
 
 const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
 
@@ -28,49 +23,39 @@ export function messageId(requestId: string): string {
   return `msg_${requestId.replace(/[^A-Za-z0-9]/g, "")}`;
 }
 
-/** Anthropic's stop_reason for the hub's finish word (Gemini's words in the port's inner shape). */
-function stopReasonOf(finish: unknown, calls: boolean): string {
+/** Anthropic's stop_reason for the hub's finish. */
+function stopReasonOf(finish: HubFinish | null, calls: boolean): string {
   if (calls) return "tool_use";
-  switch (finish) {
-    case "MAX_TOKENS":
+  switch (finish?.reason) {
+    case "max_tokens":
       return "max_tokens";
-    case "SAFETY":
-    case "RECITATION":
-    case "BLOCKLIST":
-    case "PROHIBITED_CONTENT":
+    case "content_filter":
       return "refusal";
     default:
       return "end_turn";
   }
 }
 
-function firstCandidate(answer: UpstreamAnswer): { parts: RawPart[]; finish: unknown } {
-  const candidates = Array.isArray(answer.candidates) ? answer.candidates as Json[] : [];
-  const c = candidates.find((x) => x.index === 0 || x.index === undefined) ?? {};
-  const content = isObject(c.content) ? c.content : {};
-  return { parts: Array.isArray(content.parts) ? content.parts as RawPart[] : [], finish: c.finishReason };
+/** The first output's parts, and why the answer ended. */
+function firstOutput(answer: HubAnswer): { parts: HubPart[]; finish: HubFinish | null } {
+  return { parts: answer.outputs.find((o) => o.index === 0)?.parts ?? [], finish: hubFinish(answer) };
 }
 
 /** Hub parts as Anthropic's content blocks. */
-function blocksOf(parts: readonly RawPart[], requestId: string, first = 0): Json[] {
+function blocksOf(parts: readonly HubPart[], requestId: string, first = 0): Json[] {
   const blocks: Json[] = [];
   let calls = first;
   for (const p of parts) {
-    if (p.functionCall !== undefined) {
-      const id = typeof p.functionCall.id === "string" ? p.functionCall.id : `toolu_${messageId(requestId)}_${calls}`;
+    if (p.type === "tool_call") {
+      const id = p.id ?? `toolu_${messageId(requestId)}_${calls}`;
       calls++;
-      blocks.push({
-        type: "tool_use",
-        id,
-        name: String(p.functionCall.name ?? ""),
-        input: isObject(p.functionCall.args) ? p.functionCall.args : {},
-      });
-    } else if (typeof p.text === "string" && p.thought === true) {
+      blocks.push({ type: "tool_use", id, name: p.name, input: p.args });
+    } else if (p.type === "text" && p.thought === true) {
       const last = blocks.at(-1);
       if (last?.type === "thinking" && last.signature === "") last.thinking = String(last.thinking) + p.text;
       else blocks.push({ type: "thinking", thinking: p.text, signature: "" });
-      if (typeof p.thoughtSignature === "string") blocks.at(-1)!.signature = p.thoughtSignature;
-    } else if (typeof p.text === "string") {
+      if (p.signature !== undefined) blocks.at(-1)!.signature = p.signature;
+    } else if (p.type === "text") {
       const last = blocks.at(-1);
       if (last?.type === "text") last.text = String(last.text) + p.text;
       else if (p.text !== "") blocks.push({ type: "text", text: p.text });
@@ -96,7 +81,7 @@ function ownMessage(result: InvokeResult): Json | undefined {
 function messageOf(result: InvokeResult, ctx: SurfaceContext): Json {
   const own = ownMessage(result);
   if (own !== undefined) return { ...own, id: messageId(ctx.requestId) };
-  const { parts, finish } = firstCandidate(upstreamAnswerOf(result));
+  const { parts, finish } = firstOutput(hubOf(result));
   const content = blocksOf(parts, ctx.requestId);
   if (content.length === 0 && result.text !== "") content.push({ type: "text", text: result.text });
   return {
@@ -105,7 +90,7 @@ function messageOf(result: InvokeResult, ctx: SurfaceContext): Json {
     role: "assistant",
     model: result.model,
     content,
-    stop_reason: stopReasonOf(finish ?? result.finish_reason, content.some((b) => b.type === "tool_use")),
+    stop_reason: stopReasonOf(finish, content.some((b) => b.type === "tool_use")),
     stop_sequence: null,
     usage: usageOf(result),
   };
@@ -202,7 +187,7 @@ async function* events(answer: InvokeStream | InvokeResult, ctx: SurfaceContext)
         });
       }
       if (chunk.answer === null) continue;
-      for (const b of blocksOf(firstCandidate(chunk.answer).parts, ctx.requestId, next)) {
+      for (const b of blocksOf(firstOutput(chunk.answer).parts, ctx.requestId, next)) {
         const kind = String(b.type);
         if (kind === "text" && open?.type === "text") {
           yield frame({ type: "content_block_delta", index: open.index, delta: { type: "text_delta", text: b.text } });
@@ -249,13 +234,11 @@ async function* events(answer: InvokeStream | InvokeResult, ctx: SurfaceContext)
   if (passedOn) return;
   yield* close();
   const whole = answer.result();
-  const { finish } = firstCandidate(upstreamAnswerOf(whole));
-  const calls = blocksOf(firstCandidate(upstreamAnswerOf(whole)).parts, ctx.requestId).some((b) =>
-    b.type === "tool_use"
-  );
+  const { parts, finish } = firstOutput(hubOf(whole));
+  const calls = parts.some((p) => p.type === "tool_call");
   yield frame({
     type: "message_delta",
-    delta: { stop_reason: stopReasonOf(finish ?? whole.finish_reason, calls), stop_sequence: null },
+    delta: { stop_reason: stopReasonOf(finish, calls), stop_sequence: null },
     usage: usageOf(whole),
   });
   yield frame({ type: "message_stop" });

@@ -3,8 +3,9 @@
 // end with an error in Google's shape if the call fails after the first chunk.
 import type { StreamAnswer } from "../../../_shared/envelope.ts";
 import { GatewayError } from "../../../_shared/errors.ts";
-import type { UpstreamAnswer } from "../../../_shared/upstream/shapes.ts";
-import { upstreamAnswerOf, type InvokeResult, type InvokeStream, isStream } from "../../attempt/context.ts";
+import { type GeminiAnswer, geminiAnswerOf, GOOGLE_DIALECT } from "../../../_shared/providers/google/answer.ts";
+import { type InvokeResult, type InvokeStream, isStream } from "../../attempt/context.ts";
+import { geminiAnswerFor } from "./answer.ts";
 import { sseBody } from "../sse.ts";
 import type { SurfaceContext } from "../surface.ts";
 import { googleError } from "./errors.ts";
@@ -13,13 +14,19 @@ import { googleError } from "./errors.ts";
 // Both are valid SSE, but a client written against Google's bytes may split on CRLF only.
 const frame = (data: unknown) => `data: ${JSON.stringify(data)}\r\n\r\n`;
 
-/** Google's chunks of an answer: a live stream's as they come, a replay's whole answer as one chunk. */
-async function* googleChunks(answer: InvokeStream | InvokeResult): AsyncGenerator<UpstreamAnswer, void, undefined> {
+/**
+ * Google's chunks of an answer: a live stream's as they come (a provider of Google's dialect's as it
+ * sent them, another's said in Google's words), a replay's whole answer as one chunk.
+ */
+async function* googleChunks(answer: InvokeStream | InvokeResult): AsyncGenerator<GeminiAnswer, void, undefined> {
   if (!isStream(answer)) {
-    yield upstreamAnswerOf(answer);
+    yield geminiAnswerFor(answer);
     return;
   }
-  for await (const chunk of answer.chunks) if (chunk.answer !== null) yield chunk.answer;
+  for await (const chunk of answer.chunks) {
+    if (chunk.own?.dialect === GOOGLE_DIALECT) yield chunk.own.body;
+    else if (chunk.answer !== null) yield geminiAnswerOf(chunk.answer);
+  }
 }
 
 /**

@@ -3,15 +3,17 @@
 // The other routes (surfaces/) build the same NormalizedRequest from Google's or OpenAI's shape.
 import { z } from "zod";
 import { GatewayError } from "../../../_shared/errors.ts";
-import type { Content, GenerationConfig, RequestExtras } from "../../../_shared/upstream/shapes.ts";
 import { invalidRequest } from "../../../_shared/validation.ts";
 import { camelGenerationConfig } from "../../model/json-keys.ts";
 import { checkContents, imageTokensOf } from "../../model/parts.ts";
 import {
+  type Content,
   DEFAULT_REQUEST_LIMITS,
+  type GenerationConfig,
   type InvokeMode,
   type NormalizedRequest,
   PRIORITY_CLASSES,
+  type RequestExtras,
   type RequestLimits,
 } from "../../contract.ts";
 

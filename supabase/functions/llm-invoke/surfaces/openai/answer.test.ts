@@ -1,5 +1,7 @@
 // answer: Google's whole answer → OpenAI's chat.completion.
 import { describe, expect, it } from "vitest";
+import { hubAnswerOf } from "../../../_shared/providers/google/answer.ts";
+import { hubFinish } from "../../../_shared/upstream/hub.ts";
 import { finishReasonOf, openAiSurface } from "../openai.ts";
 import { ctx, NOW, result } from "./test-fixtures.ts";
 
@@ -103,8 +105,16 @@ describe("answer", () => {
     ]);
   });
 
-  it("maps Google's finish reasons to OpenAI's", () => {
-    const reasons: Array<[unknown, boolean, string]> = [
+  it("maps Google's finish reasons (read into the hub's) to OpenAI's", () => {
+    const finishOf = (word: string | null) =>
+      hubFinish(hubAnswerOf(
+        word === null
+          ? {}
+          : word.startsWith("BLOCKED_")
+          ? { promptFeedback: { blockReason: word.slice("BLOCKED_".length) } }
+          : { candidates: [{ finishReason: word }] },
+      ));
+    const reasons: Array<[string | null, boolean, string]> = [
       ["STOP", false, "stop"],
       ["STOP", true, "tool_calls"],
       ["MAX_TOKENS", false, "length"],
@@ -118,7 +128,7 @@ describe("answer", () => {
       [null, false, "stop"],
     ];
     for (const [google, called, openai] of reasons) {
-      expect([google, finishReasonOf(google, called)]).toEqual([google, openai]);
+      expect([google, finishReasonOf(finishOf(google), called)]).toEqual([google, openai]);
     }
 
     const filtered = openAiSurface.answer(
@@ -143,7 +153,7 @@ describe("answer", () => {
 
   it("answers a stored result without Google's response from the gateway's own fields", () => {
     const stored = result({}, { text: "Stored answer", finish_reason: "MAX_TOKENS" });
-    delete stored.response;
+    delete stored.hub;
     const choices = openAiSurface.answer(stored, ctx()).body.choices as Array<Record<string, unknown>>;
     expect(choices).toEqual([{
       index: 0,

@@ -1,17 +1,11 @@
 // A whole answer as OpenAI's chat.completion: one choice per candidate (a blocked prompt still gets
 // choices[0]), usage, and the id and created that the stream's chunks share.
 import type { JsonAnswer } from "../../../_shared/envelope.ts";
-import { type InvokeResult, upstreamAnswerOf } from "../../attempt/context.ts";
+import { hubFinish } from "../../../_shared/upstream/hub.ts";
+import type { InvokeResult } from "../../attempt/context.ts";
+import { hubOf } from "../stored-answer.ts";
 import type { SurfaceContext } from "../surface.ts";
-import {
-  candidatesOf,
-  finishReasonOf,
-  googleExtra,
-  indexOf,
-  textOfParts,
-  textSignatureOf,
-  toolCallsOf,
-} from "./candidates.ts";
+import { finishReasonOf, googleExtra, textOfParts, textSignatureOf, toolCallsOf } from "./outputs.ts";
 
 /** OpenAI's `created`, in Unix seconds: the completion, its chunks and /v1/models all carry it. */
 export function created(now: number): number {
@@ -30,19 +24,18 @@ export function usageOf(result: InvokeResult): Record<string, unknown> {
 
 /** The choices of a whole answer (a replay of a streamed one included). */
 export function choicesOf(result: InvokeResult, requestId: string): Array<Record<string, unknown>> {
-  const candidates = candidatesOf(upstreamAnswerOf(result));
-  if (candidates.length === 0) {
-    // A blocked prompt has no candidate; OpenAI's clients expect choices[0].
+  const hub = hubOf(result);
+  if (hub.outputs.length === 0) {
+    // A blocked prompt has no output; OpenAI's clients expect choices[0].
     return [{
       index: 0,
       message: { role: "assistant", content: result.text === "" ? null : result.text, refusal: null },
-      finish_reason: finishReasonOf(result.finish_reason, false),
+      finish_reason: finishReasonOf(hubFinish(hub), false),
       logprobs: null,
     }];
   }
-  return candidates.map((candidate, position) => {
-    const index = indexOf(candidate, position);
-    const parts = candidate.content?.parts ?? [];
+  return hub.outputs.map((output) => {
+    const { index, parts } = output;
     const text = textOfParts(parts);
     const calls = toolCallsOf(parts, requestId, index, 0);
     return {
@@ -54,10 +47,7 @@ export function choicesOf(result: InvokeResult, requestId: string): Array<Record
         refusal: null,
         ...googleExtra(textSignatureOf(parts)),
       },
-      finish_reason: finishReasonOf(
-        candidate.finishReason ?? (position === 0 ? result.finish_reason : null),
-        calls.length > 0,
-      ),
+      finish_reason: finishReasonOf(output.finish ?? (index === 0 ? hubFinish(hub) : null), calls.length > 0),
       logprobs: null,
     };
   });

@@ -1,7 +1,8 @@
 // stream: Google's chunks (or a replayed answer) → OpenAI's chat.completion.chunk frames over SSE.
 import { describe, expect, it } from "vitest";
 import { GatewayError } from "../../../_shared/errors.ts";
-import type { UpstreamAnswer, UpstreamChunk } from "../../../_shared/upstream/shapes.ts";
+import { type GeminiAnswer, hubAnswerOf } from "../../../_shared/providers/google/answer.ts";
+import type { HubChunk } from "../../../_shared/upstream/hub.ts";
 import type { InvokeResult, InvokeStream } from "../../attempt/context.ts";
 import { openAiSurface } from "../openai.ts";
 import { chat, ctx, NOW, parse, REQUEST_ID, result } from "./test-fixtures.ts";
@@ -10,11 +11,17 @@ import { chat, ctx, NOW, parse, REQUEST_ID, result } from "./test-fixtures.ts";
  * A stream of the given chunks (hub answers, or pieces with a provider's own chunk beside them);
  * `closed` counts how often the stream was ended (normally or not).
  */
-function fakeStream(chunks: Array<UpstreamAnswer | UpstreamChunk>, final: InvokeResult, failAfter?: GatewayError) {
+type FixtureChunk = { answer: GeminiAnswer | null; own?: HubChunk["own"] };
+
+function fakeStream(chunks: Array<GeminiAnswer | FixtureChunk>, final: InvokeResult, failAfter?: GatewayError) {
   const seen = { closed: 0 };
-  async function* produce(): AsyncGenerator<UpstreamChunk> {
+  async function* produce(): AsyncGenerator<HubChunk> {
     try {
-      for (const c of chunks) yield "answer" in c ? c as UpstreamChunk : { answer: c };
+      for (const c of chunks) {
+        // The fixtures' answers are written in Google's words: the hub's are read from them.
+        const { answer, own } = "answer" in c ? c as FixtureChunk : { answer: c, own: undefined };
+        yield { answer: answer === null ? null : hubAnswerOf(answer), ...(own === undefined ? {} : { own }) };
+      }
       if (failAfter !== undefined) throw failAfter;
     } finally {
       seen.closed++;
@@ -57,7 +64,7 @@ const usageMetadata = (prompt: number, out: number) => ({
   candidatesTokenCount: out,
   totalTokenCount: prompt + out,
 });
-const TEXT_CHUNKS: UpstreamAnswer[] = [
+const TEXT_CHUNKS: GeminiAnswer[] = [
   {
     candidates: [{ content: { role: "model", parts: [{ text: "Hel" }] }, index: 0 }],
     usageMetadata: usageMetadata(5, 1),
@@ -108,7 +115,7 @@ describe("stream", () => {
   });
 
   it("streams tool calls with their index, and n > 1 choices apart", async () => {
-    const chunks: UpstreamAnswer[] = [
+    const chunks: GeminiAnswer[] = [
       {
         candidates: [
           { content: { role: "model", parts: [{ functionCall: { name: "f", args: { a: 1 } } }] }, index: 0 },
@@ -155,7 +162,7 @@ describe("stream", () => {
   });
 
   it("says thought signatures where Google's OpenAI endpoint does: on a tool call's delta, and on the delta of a text's last piece", async () => {
-    const chunks: UpstreamAnswer[] = [
+    const chunks: GeminiAnswer[] = [
       {
         candidates: [{
           content: {
@@ -271,7 +278,7 @@ describe("stream of a provider that speaks OpenAI's dialect (pass-through)", () 
     own([], { usage: { prompt_tokens: 5, completion_tokens: 4, total_tokens: 9, completion_tokens_details: { reasoning_tokens: 0 } } }),
   ];
   // The hub shape of each (what the books read): the call whole at the choice's end, the usage last.
-  const hub: Array<UpstreamAnswer | null> = [
+  const hub: Array<GeminiAnswer | null> = [
     null,
     { candidates: [{ index: 0, content: { role: "model", parts: [{ text: "Hi" }] } }] },
     null,
@@ -286,7 +293,7 @@ describe("stream of a provider that speaks OpenAI's dialect (pass-through)", () 
     },
     { candidates: [], usageMetadata: usageMetadata(5, 4) },
   ];
-  const pieces: UpstreamChunk[] = sent.map((body, i) => ({ answer: hub[i]!, own: { dialect: "openai", body } }));
+  const pieces: FixtureChunk[] = sent.map((body, i) => ({ answer: hub[i]!, own: { dialect: "openai", body } }));
   const final = result({}, { model: "gpt-4o", provider: "openai", usage: { prompt_tokens: 5, completion_tokens: 4, total_tokens: 9 } });
 
   it("each chunk reaches the caller as OpenAI sent it (logprobs, tool-call pieces as they come, its usage), under the gateway's id", async () => {

@@ -6,22 +6,21 @@
 // stream_options.include_usage asked for it. Then [DONE]. A replayed (stored) answer is sent the same way.
 import { GatewayError } from "../../../_shared/errors.ts";
 import type { StreamAnswer } from "../../../_shared/envelope.ts";
+import { type HubFinish, type HubOutput, hubFinish } from "../../../_shared/upstream/hub.ts";
 import { type InvokeResult, type InvokeStream, isStream } from "../../attempt/context.ts";
+import { hubOf } from "../stored-answer.ts";
 import { SSE_HEADERS, sseBody, sseFrame } from "../sse.ts";
 import type { SurfaceContext } from "../surface.ts";
 import { choicesOf, completionId, created, ownCompletion, usageOf } from "./answer.ts";
 import {
-  candidatesOf,
   finishReasonOf,
   type GoogleExtra,
   googleExtra,
-  indexOf,
-  type RawCandidate,
   textOfParts,
   textSignatureOf,
   type ToolCall,
   toolCallsOf,
-} from "./candidates.ts";
+} from "./outputs.ts";
 import { openAiErrorObject } from "./errors.ts";
 import { includesUsage } from "./request.ts";
 
@@ -71,9 +70,9 @@ class ChunkWriter {
     return [...frames, this.frame([{ index, delta: {}, finish_reason: reason, logprobs: null }])];
   }
 
-  /** The frames of one candidate of a Google chunk: its text and calls, then its finish if it has one. */
-  candidate(candidate: RawCandidate, index: number): string[] {
-    const parts = candidate.content?.parts ?? [];
+  /** The frames of one output of a hub chunk: its text and calls, then its finish if it has one. */
+  output(output: HubOutput): string[] {
+    const { index, parts } = output;
     const text = textOfParts(parts);
     const before = this.choices.get(index)?.toolCalls ?? 0;
     const calls = toolCallsOf(parts, this.ctx.requestId, index, before).map((call, k) => ({
@@ -91,17 +90,15 @@ class ChunkWriter {
       }));
       this.choices.get(index)!.toolCalls += calls.length;
     }
-    if (typeof candidate.finishReason === "string") {
-      frames.push(
-        ...this.finish(index, finishReasonOf(candidate.finishReason, this.choices.get(index)!.toolCalls > 0)),
-      );
+    if (output.finish !== null) {
+      frames.push(...this.finish(index, finishReasonOf(output.finish, this.choices.get(index)!.toolCalls > 0)));
     }
     return frames;
   }
 
-  /** Ends what Google left open: every choice finishes, and a stream without any says one. */
-  end(finishReason: string | null): string[] {
-    if (this.choices.size === 0) return this.finish(0, finishReasonOf(finishReason, false));
+  /** Ends what the provider left open: every choice finishes, and a stream without any says one. */
+  end(finish: HubFinish | null): string[] {
+    if (this.choices.size === 0) return this.finish(0, finishReasonOf(finish, false));
     const frames: string[] = [];
     for (const [index, state] of this.choices) {
       if (!state.finished) frames.push(...this.finish(index, finishReasonOf(null, state.toolCalls > 0)));
@@ -149,12 +146,8 @@ async function* chunkFrames(answer: InvokeStream | InvokeResult, ctx: SurfaceCon
         continue;
       }
       if (chunk.answer === null) continue;
-      const candidates = candidatesOf(chunk.answer);
-      for (const [position, candidate] of candidates.entries()) {
-        for (const f of writer.candidate(candidate, indexOf(candidate, position))) yield f;
-      }
-      const blocked = (chunk.answer.promptFeedback as { blockReason?: unknown } | undefined)?.blockReason;
-      if (candidates.length === 0 && typeof blocked === "string") {
+      for (const output of chunk.answer.outputs) for (const f of writer.output(output)) yield f;
+      if (chunk.answer.outputs.length === 0 && chunk.answer.promptBlocked !== undefined) {
         for (const f of writer.finish(0, "content_filter")) yield f;
       }
     }
@@ -167,7 +160,7 @@ async function* chunkFrames(answer: InvokeStream | InvokeResult, ctx: SurfaceCon
   }
   if (!passedOn) {
     const whole = answer.result();
-    for (const f of writer.end(whole.finish_reason)) yield f;
+    for (const f of writer.end(hubFinish(hubOf(whole)))) yield f;
     if (includeUsage) yield writer.frame([], usageOf(whole));
   }
   yield sseFrame("[DONE]");

@@ -18,7 +18,7 @@ const textPartSchema = z.looseObject({ type: z.literal("text"), text: z.string()
 const anyPartSchema = z.looseObject({ type: z.string() });
 const textContent = z.union([z.string(), z.array(textPartSchema).max(MAX_PARTS)]);
 
-// Where Google's OpenAI-compatible endpoint carries a Gemini 3 thought signature (candidates.ts); null
+// Where Google's OpenAI-compatible endpoint carries a Gemini 3 thought signature (outputs.ts); null
 // is as absent. Google's signatures are a few KiB of base64; a bound keeps a message's opaque field
 // from carrying megabytes to Google on every turn (the body's own bound is 10 MB).
 export const MAX_THOUGHT_SIGNATURE_CHARS = 64 * 1024;

@@ -1,6 +1,6 @@
 // What the OpenAI surface's tests share: a fixed clock and request id, a chat body, parsing it through
 // the surface with the default limits, catching the GatewayError a call throws, and an InvokeResult.
-import type { UpstreamAnswer } from "../../../_shared/upstream/shapes.ts";
+import { type GeminiAnswer, hubAnswerOf } from "../../../_shared/providers/google/answer.ts";
 import type { InvokeResult } from "../../attempt/context.ts";
 import { DEFAULT_REQUEST_LIMITS, type NormalizedRequest } from "../../contract.ts";
 import { openAiSurface } from "../openai.ts";
@@ -22,7 +22,14 @@ export function ctx(request: NormalizedRequest = parse(chat())) {
   return { requestId: REQUEST_ID, request, now: NOW };
 }
 
-export function result(response: UpstreamAnswer, more: Partial<InvokeResult> = {}): InvokeResult {
+/** The fields an answer stored for replay by an earlier release may hold. */
+export interface StoredEarlier {
+  finish_reason?: string | null;
+  response?: GeminiAnswer;
+}
+
+/** An InvokeResult whose hub answer is a Google answer's (the fixtures are written in Google's words). */
+export function result(response: GeminiAnswer, more: Partial<InvokeResult> & StoredEarlier = {}): InvokeResult {
   return {
     text: "",
     model: "gemini-2.5-flash",
@@ -30,8 +37,7 @@ export function result(response: UpstreamAnswer, more: Partial<InvokeResult> = {
     usage: { prompt_tokens: 11, completion_tokens: 7, total_tokens: 18 },
     attempts: 1,
     waited_ms: 0,
-    finish_reason: "STOP",
-    response,
+    hub: hubAnswerOf(response),
     ...more,
   };
 }

@@ -1,10 +1,10 @@
-// Until the port speaks the hub (issue 70): the port still hands a dialect its request, and takes its
-// answer, in the gateway's inner shape (../../upstream/shapes.ts: Gemini's contents and candidates).
-// This reads that request as a HubRequest and writes a HubAnswer back in it, so the dialect itself
-// translates only to and from the hub (request.ts, response.ts). It names no Anthropic field, and goes
-// away when the port passes HubRequests and takes HubAnswers.
+// The request as one model takes it (ModelRequest, the normalized request's shape: Gemini's) as the
+// provider port takes it: in the hub's words (hubRequestOf), which every dialect but Google's
+// translates into its wire body, and, unless the caller's own body of the serving provider's dialect
+// goes instead, as the inner request's own dialect's generateContent body, which a provider of that
+// dialect sends as it is (so every field the caller gave reaches it, those the hub has no word for too).
+import { INNER_REQUEST_DIALECT } from "../../_shared/providers/registry.ts";
 import type {
-  HubAnswer,
   HubMessage,
   HubOptions,
   HubPart,
@@ -12,8 +12,8 @@ import type {
   HubSchema,
   HubTool,
   HubToolChoice,
-} from "../../upstream/hub.ts";
-import type { Part, UpstreamAnswer, UpstreamRequest } from "../../upstream/shapes.ts";
+} from "../../_shared/upstream/hub.ts";
+import type { ModelRequest, Part } from "../contract.ts";
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -62,17 +62,22 @@ function toolChoiceOf(config: Json | undefined): HubToolChoice | undefined {
   const fc = isObject(config?.functionCallingConfig) ? config.functionCallingConfig : undefined;
   const mode = typeof fc?.mode === "string" ? fc.mode.toUpperCase() : undefined;
   if (mode === "NONE") return { mode: "none" };
-  if (mode === "ANY" || mode === "VALIDATED") {
+  if (mode === "ANY") {
     const only = Array.isArray(fc?.allowedFunctionNames)
       ? fc.allowedFunctionNames.filter((n) => typeof n === "string")
       : [];
     return only.length > 0 ? { mode: "required", only } : { mode: "required" };
   }
+  // AUTO, VALIDATED (a call or text, the calls held to their schemas), anything else: the model decides.
   return mode === undefined ? undefined : { mode: "auto" };
 }
 
-/** The port's request as a HubRequest. */
-export function hubRequestOf(request: UpstreamRequest): HubRequest {
+/**
+ * The request in the hub's words: what a dialect other than Google's translates into its wire body.
+ * Google's own fields the hub has no word for (safety settings, tools other than functions, unknown
+ * generationConfig fields) are left out: the inner dialect's own body carries them (portRequestOf).
+ */
+export function hubRequestOf(request: ModelRequest): HubRequest {
   const g = request.generationConfig;
   const messages: HubMessage[] = request.contents.map((c) => ({
     role: c.role,
@@ -85,10 +90,13 @@ export function hubRequestOf(request: UpstreamRequest): HubRequest {
   if (g.topK !== undefined) options.topK = g.topK;
   if (g.stopSequences !== undefined) options.stop = g.stopSequences;
   if (g.candidateCount !== undefined) options.outputCount = g.candidateCount;
-  if (g.responseMimeType === "application/json") {
-    const schema = schemaOf(g.responseJsonSchema, g.responseSchema);
-    options.format = schema === undefined ? { type: "json" } : { type: "json", schema };
-  }
+  if (g.seed !== undefined) options.seed = g.seed;
+  if (g.presencePenalty !== undefined) options.presencePenalty = g.presencePenalty;
+  if (g.frequencyPenalty !== undefined) options.frequencyPenalty = g.frequencyPenalty;
+  // A schema asks for JSON held to it, whatever the MIME type says.
+  const schema = schemaOf(g.responseJsonSchema, g.responseSchema);
+  if (schema !== undefined) options.format = { type: "json", schema };
+  else if (g.responseMimeType === "application/json") options.format = { type: "json" };
   if (g.thinkingConfig !== undefined) {
     options.thinking = {
       ...(g.thinkingConfig.thinkingBudget === undefined ? {} : { budgetTokens: g.thinkingConfig.thinkingBudget }),
@@ -109,52 +117,26 @@ export function hubRequestOf(request: UpstreamRequest): HubRequest {
   };
 }
 
-const FINISH_WORD = {
-  stop: "STOP",
-  max_tokens: "MAX_TOKENS",
-  tool_call: "STOP",
-  content_filter: "SAFETY",
-  prompt_blocked: "OTHER",
-  other: "OTHER",
-} as const;
-
-function innerPart(p: HubPart): Json {
-  const signature = "signature" in p && p.signature !== undefined ? { thoughtSignature: p.signature } : {};
-  switch (p.type) {
-    case "text":
-      return { text: p.text, ...(p.thought === true ? { thought: true } : {}), ...signature };
-    case "media":
-      return { inlineData: { mimeType: p.mimeType, data: p.data } };
-    case "tool_call":
-      return {
-        functionCall: { name: p.name, args: p.args, ...(p.id === undefined ? {} : { id: p.id }) },
-        ...signature,
-      };
-    case "tool_result":
-      return { functionResponse: { name: p.name, response: p.result, ...(p.id === undefined ? {} : { id: p.id }) } };
-  }
+/** The generateContent body of a request (everything but the model, which is in the path). */
+export function innerBody(request: ModelRequest): Record<string, unknown> {
+  return {
+    contents: request.contents,
+    ...(request.systemInstruction === undefined
+      ? {}
+      : { systemInstruction: { parts: [{ text: request.systemInstruction }] } }),
+    ...(Object.keys(request.generationConfig).length === 0 ? {} : { generationConfig: request.generationConfig }),
+    ...(request.tools === undefined ? {} : { tools: request.tools }),
+    ...(request.toolConfig === undefined ? {} : { toolConfig: request.toolConfig }),
+    ...(request.safetySettings === undefined ? {} : { safetySettings: request.safetySettings }),
+    ...(request.serviceTier === undefined ? {} : { serviceTier: request.serviceTier }),
+  };
 }
 
-/** A HubAnswer (whole, or one streamed piece) in the port's inner shape. */
-export function innerAnswerOf(answer: HubAnswer): UpstreamAnswer {
-  const out: UpstreamAnswer = {
-    candidates: answer.outputs.map((o) => ({
-      index: o.index,
-      content: { role: "model", parts: o.parts.map(innerPart) },
-      ...(o.finish === null ? {} : { finishReason: FINISH_WORD[o.finish.reason] }),
-    })),
+/** The request as the port takes it (see the head of this file). */
+export function portRequestOf(request: ModelRequest): HubRequest {
+  return {
+    ...hubRequestOf(request),
+    ...(request.bookedOutputTokens === undefined ? {} : { bookedOutputTokens: request.bookedOutputTokens }),
+    dialectBody: request.dialectBody ?? { dialect: INNER_REQUEST_DIALECT, body: innerBody(request) },
   };
-  if (answer.usage !== null) {
-    const u = answer.usage;
-    out.usageMetadata = {
-      promptTokenCount: u.inputTokens,
-      candidatesTokenCount: u.outputTokens,
-      ...(u.thinkingTokens > 0 ? { thoughtsTokenCount: u.thinkingTokens } : {}),
-      ...(u.cachedInputTokens > 0 ? { cachedContentTokenCount: u.cachedInputTokens } : {}),
-      totalTokenCount: u.totalTokens,
-    };
-  }
-  if (answer.modelVersion !== null) out.modelVersion = answer.modelVersion;
-  if (answer.id !== null) out.responseId = answer.id;
-  return out;
 }
