@@ -183,6 +183,25 @@ begin
 end
 $$;
 
+-- What a bucket (google_ai_bucket_take) holds at p_now, as the quota reads show it: tokens_left, what
+-- a request could take now (its size less what is still refilling, rounded down: never more than a
+-- booking would take), and full_at, when it holds its whole size again (p_now when full). No limit:
+-- both null.
+CREATE OR REPLACE FUNCTION public.google_ai_bucket_room(p_until timestamp with time zone,
+    p_now timestamp with time zone, p_window interval, p_limit integer, p_share numeric,
+    OUT tokens_left bigint, OUT full_at timestamp with time zone) RETURNS record
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    AS $$
+begin
+  if p_limit is null then
+    return;
+  end if;
+  full_at := greatest(p_until, p_now);
+  tokens_left := greatest(0, floor(greatest(floor(p_limit * coalesce(p_share, 1)), 1)
+    - extract(epoch from full_at - p_now) * p_limit / extract(epoch from p_window)));
+end
+$$;
+
 -- p_back tokens given back to a bucket (google_ai_bucket_take) an admission took more from than it
 -- used: its time moves back, rounded down (never more than was taken). No limit, or nothing to give
 -- back: as it was.

@@ -153,21 +153,21 @@ begin
 end
 $$;
 
--- When the p_slots-th request from now can be admitted, counting requests only (RPM), over the
--- quota groups that may serve the model today: each group offers its free slots now, then one slot
--- as each admission of its window leaves it (admitted_at + window), then the same again a window
--- later; a spread model's group offers each of those slots no sooner than its schedule allows
--- (google_ai_spread_step, google_ai_spread_next). A group's window holds, for a waiter of class
--- p_class and caller p_caller, what the RPM shares it does not own leave it (google_ai_booking_rules'
--- rule: the limit less what their owners have not used of the window), so a slot a share keeps from it
--- is not counted as its turn. free_now counts the slots of each group's first p_slots that are free
--- now. likely_at: the same for a request of class rank p_rank, counting, on a
--- spread model, on the part of each group's slots that the higher classes left in the last window
--- (they will ask again, and go first; at least a tenth): its p_slots-th slot is a group's
--- p_slots / part-th. spread_bound: some group's window has a slot now that only its schedule holds
--- back; kept_bound: some group's window has room now that only the shares keep from this waiter.
--- Null turn_at: no group can serve today (day used up or cooling down everywhere), or the shares
--- it does not own keep every group's window.
+-- When the p_slots-th request from now can be admitted, counting requests only (RPM), over the quota
+-- groups that may serve the model today: each group offers its free slots now, then one slot as each
+-- admission of its window leaves it (admitted_at + window), then the same again a window later; a
+-- spread model's group offers each of those slots no sooner than its schedule allows
+-- (google_ai_spread_step, google_ai_spread_next; a bucket-shaped model's request bucket, bucket_share).
+-- A group's window holds, for a waiter of class p_class and caller p_caller, what the RPM shares it
+-- does not own leave it (google_ai_booking_rules' rule: the limit less what their owners have not used
+-- of the window), so a slot a share keeps from it is not counted as its turn. free_now counts the slots
+-- of each group's first p_slots that are free now. likely_at: the same for a request of class rank
+-- p_rank, counting, on a spread model, on the part of each group's slots that the higher classes left
+-- in the last window (they will ask again, and go first; at least a tenth): its p_slots-th slot is a
+-- group's p_slots / part-th. spread_bound: some group's window has a slot now that only its schedule
+-- holds back; kept_bound: some group's window has room now that only the shares keep from this waiter.
+-- Null turn_at: no group can serve today (day used up or cooling down everywhere), or the shares it
+-- does not own keep every group's window.
 CREATE OR REPLACE FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer,
     p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint, p_class text,
     p_caller text, OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone,
@@ -178,6 +178,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm in
 declare
   v_window interval := public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms);
   v_spread record;
+  v_bucket numeric;
+  v_burst integer;
   v_spaced boolean;
   v_group record;
   v_ring record;
@@ -195,12 +197,13 @@ begin
   free_now := 0;
   spread_bound := false;
   kept_bound := false;
-  v_spread := public.google_ai_spread_step((select l.spread_burst from public.google_ai_model_limits l
-                                            where l.model = p_model), v_window, p_rpm, null, 0);
-  -- A waiter of the first class is not held by the schedule (google_ai_spread_holds): the queue is
-  -- asked for waiters only, so only the class matters here.
-  v_spaced := v_spread.step is not null
-              and (p_rank is null or exists (select 1 from public.google_ai_priority_classes c where c.rank < p_rank));
+  -- The schedule as google_ai_schedule_place keeps it: a request bucket (bucket_share) for every class.
+  select l.bucket_share, l.spread_burst into v_bucket, v_burst from public.google_ai_model_limits l
+  where l.model = p_model;
+  v_spread := public.google_ai_spread_step(case when v_bucket is null then v_burst
+    else greatest(1, floor(p_rpm * v_bucket))::integer end, v_window, p_rpm, null, 0);
+  v_spaced := v_spread.step is not null and (v_bucket is not null or p_rank is null
+              or exists (select 1 from public.google_ai_priority_classes c where c.rank < p_rank));
   for v_group in
     select c.quota_group, c.cooldown_until, c.rpd_used, u.spread_until, u.ring_low, u.ring, u.window_requests,
            public.google_ai_higher_taken(c.quota_group, p_model, p_now, v_window, p_rank) as higher,

@@ -34,7 +34,8 @@ set check_function_bodies = off;
 -- p_limits is the model's row, limits after the margin (all null when the name is unknown; the row then
 -- names the model as asked); p_ticket, p_turn, p_since and p_booking_tried are its place
 -- (google_ai_queue_place); p_period, a budget's period when a budget refused it. Every answer names how
--- many tokens a minute allows (too large), a withdrawn model's when and successor (if a row says), or the period.
+-- many tokens a minute allows (too large: TPM, else ITPM, and OTPM as max_output_tokens where the row has
+-- it), a withdrawn model's when and successor (if a row says), or the period.
 CREATE OR REPLACE FUNCTION public.google_ai_refusal_at(p_now timestamp with time zone, p_caller text,
     p_request_id text, p_client_id uuid, p_token_id uuid, p_limits public.google_ai_model_limits,
     p_requested_model text, p_attempt integer, p_estimated_tokens integer, p_wait_ms integer, p_metadata jsonb,
@@ -50,8 +51,11 @@ declare
   v_reopens_at timestamptz := p_reopens_at;
   v_recheck_at timestamptz := p_recheck_at;
   v_retry_ms bigint;
-  v_said jsonb := jsonb_build_object('max_tokens', case when p_limit = 'too_large' then p_limits.tpm end)
-    || case when p_limit = 'withdrawn'
+  v_said jsonb := jsonb_build_object('max_tokens', case when p_limit = 'too_large'
+                                                       then coalesce(p_limits.tpm, p_limits.itpm) end)
+    || case when p_limit = 'too_large' and p_limits.otpm is not null
+            then jsonb_build_object('max_output_tokens', p_limits.otpm)
+            when p_limit = 'withdrawn'
             then jsonb_build_object('withdrawn_at', p_limits.withdrawn_at, 'successor', p_limits.successor)
             when p_period is not null then jsonb_build_object('period', p_period)
             else '{}' end;
@@ -158,7 +162,9 @@ $$;
 -- request's; a queued refusal books no budget). The answer of a token's request names its client_id
 -- and token_id. p_output_tokens: the answer the request is sent with to this model (its largest, as
 -- llm-invoke decided it), which a budget in money books (null: not known, so a budget in money refuses
--- it); a budget's refusal names its period (day, month, or a token's life).
+-- it); a budget's refusal names its period (day, month, or a token's life). Too large, refused before
+-- any lock: more than a minute of TPM, or of ITPM for its input (the estimate less its answer where the
+-- row books answers in it) or of OTPM for its answer.
 CREATE OR REPLACE FUNCTION public.google_ai_admit_at(p_now timestamp with time zone, p_model text,
     p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[],
     p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb,
@@ -212,7 +218,10 @@ begin
   v_class := public.google_ai_request_class(p_priority, p_client_id);
   v_caller := row(p_caller, p_client_id, p_token_id);
   v_blocked_by := case when v_limits.model is null then 'unknown_model' when v_limits.withdrawn_at is not null
-                       then 'withdrawn' when v_limits.tpm < p_estimated_tokens then 'too_large' end;
+                       then 'withdrawn' when v_limits.tpm < p_estimated_tokens or v_limits.otpm < p_output_tokens
+                         or v_limits.itpm < p_estimated_tokens - case when v_limits.booked_output_tokens is not null
+                                                                  then coalesce(p_output_tokens, 0) else 0 end
+                       then 'too_large' end;
 
   -- Its place in the queue (none when nobody waits for the model and it holds no ticket), then a booking
   -- when its turn allows one; each answers nulls for a null model (an earlier step blocked it). (Called as

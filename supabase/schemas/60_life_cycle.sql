@@ -21,9 +21,10 @@ ALTER TABLE ONLY public.token_usage
 CREATE INDEX IF NOT EXISTS token_usage_request_id_idx ON public.token_usage USING btree (request_id);
 
 -- A quota group rests until p_until (never shortened by a later 429), with the 429's cause: one
--- model, or for a spend cap every active model row the group's keys serve (their provider's; a key's
--- `models`, null: all of them) and the attempt's own model, a row or not. A row keeps the cause of
--- whichever rest ends later.
+-- model and every active row of its pool (limit_pool: they share its limits, so a rate's 429 for one
+-- is the pool's), or for a spend cap every active model row the group's keys serve (their provider's;
+-- a key's `models`, null: all of them) and the attempt's own model, a row or not. A row keeps the cause
+-- of whichever rest ends later.
 -- The rows are written in model order: two spend caps of one group (or a key check's delete, which
 -- locks in the same order) take their row locks in one order and cannot deadlock.
 CREATE OR REPLACE FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_model text,
@@ -35,6 +36,10 @@ begin
   insert into public.google_ai_cooldowns as c (quota_group, model, cooldown_until, reason, quota_id, cause)
   select p_quota_group, m.model, p_until, left(p_reason, 500), left(p_quota_id, 200), p_cause
   from (select p_model as model
+        union
+        select l.model from public.google_ai_model_limits l
+        where l.is_active and l.limit_pool = (select p.limit_pool from public.google_ai_model_limits p
+                                              where p.model = p_model)
         union
         select l.model from public.google_ai_model_limits l
         where p_cause = any (public.google_ai_quota_causes(true)) and l.is_active
@@ -54,8 +59,8 @@ $$;
 
 COMMENT ON FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_model text,
     p_until timestamp with time zone, p_cause text, p_reason text, p_quota_id text) IS
-    'Finalize''s cooldown: one model, or for a spend cap or money (google_ai_quota_causes(true)) every active '
-    'model the quota group''s keys serve.';
+    'Finalize''s cooldown: one model and the active rows of its pool (limit_pool), or for a spend cap or money '
+    '(google_ai_quota_causes(true)) every active model the quota group''s keys serve.';
 
 -- Cooldown by hand (an operator's, or a test's): a quota group rests for one model until p_until,
 -- never shortened by a later call; written as finalize writes Google's (google_ai_cooldown_for_cause),

@@ -169,8 +169,10 @@ begin
   select cd.cooldown_until into cooldown_until from public.google_ai_cooldowns cd
   where cd.quota_group = p_quota_group and cd.model = p_model and cd.cooldown_until > p_now;
 
+  -- (The pool's row when the model names one: limit_pool, where google_ai_book_group books it.)
   select * into v_row from public.google_ai_usage_counters c
-  where c.quota_group = p_quota_group and c.model = p_model;
+  where c.quota_group = p_quota_group and c.model = coalesce((select l.limit_pool from public.google_ai_model_limits l
+                                                              where l.model = p_model), p_model);
 
   -- The minute, counted as google_ai_book_group counts it: the ring moved on to p_now; the next to
   -- leave the window are its oldest seconds.
@@ -227,29 +229,70 @@ begin
 end
 $$;
 
+-- The token buckets one quota group has for a model whose row counts input and output apart (itpm,
+-- otpm; p_limits after the margin: google_ai_request_limits), on the counter row it books (its pool's,
+-- limit_pool, or its own): what each holds at p_now (google_ai_bucket_room) and when it is full again,
+-- 0 while a cooldown rests the group (full at the cooldown's end at the earliest). Null for a limit the
+-- row does not have. An unlocked read, as google_ai_group_quota's.
+CREATE OR REPLACE FUNCTION public.google_ai_group_token_room(p_quota_group text,
+    p_limits public.google_ai_model_limits, p_now timestamp with time zone, OUT input_left bigint,
+    OUT input_full_at timestamp with time zone, OUT output_left bigint, OUT output_full_at timestamp with time zone)
+    RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_window interval;
+  v_row public.google_ai_usage_counters;
+  v_rest timestamptz;
+  v_in record;
+  v_out record;
+begin
+  if p_limits.itpm is null and p_limits.otpm is null then
+    return;
+  end if;
+  v_window := public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms);
+  select * into v_row from public.google_ai_usage_counters c
+  where c.quota_group = p_quota_group and c.model = coalesce(p_limits.limit_pool, p_limits.model);
+  select cd.cooldown_until into v_rest from public.google_ai_cooldowns cd
+  where cd.quota_group = p_quota_group and cd.model = p_limits.model and cd.cooldown_until > p_now;
+  v_in := public.google_ai_bucket_room(v_row.input_until, p_now, v_window, p_limits.itpm, p_limits.bucket_share);
+  v_out := public.google_ai_bucket_room(v_row.output_until, p_now, v_window, p_limits.otpm, p_limits.bucket_share);
+  input_left := case when v_rest is null or v_in.tokens_left is null then v_in.tokens_left else 0 end;
+  input_full_at := case when p_limits.itpm is not null then greatest(v_in.full_at, v_rest) end;
+  output_left := case when v_rest is null or v_out.tokens_left is null then v_out.tokens_left else 0 end;
+  output_full_at := case when p_limits.otpm is not null then greatest(v_out.full_at, v_rest) end;
+end
+$$;
+
 -- What one quota group has of a model now, as the admission counts it (google_ai_group_quota on the
 -- model's effective limits, at the database's clock): the requests and tokens in the sliding window,
--- and what the next request could book (0 while a cooldown rests the group). The usage view's figures
--- (google_ai_usage_now); callable by service_role, which may not give google_ai_group_quota a clock.
+-- and what the next request could book (0 while a cooldown rests the group); for a row that counts input
+-- and output apart (itpm, otpm), what its token buckets hold (google_ai_group_token_room). The usage view's
+-- figures (google_ai_usage_now); callable by service_role, which may not give google_ai_group_quota a clock.
 CREATE OR REPLACE FUNCTION public.google_ai_group_room(p_quota_group text, p_model text, OUT requests_used integer,
     OUT tokens_used bigint, OUT requests_left integer, OUT tokens_left bigint, OUT day_left integer,
-    OUT window_frees_at timestamp with time zone, OUT ready_at timestamp with time zone) RETURNS record
+    OUT window_frees_at timestamp with time zone, OUT ready_at timestamp with time zone,
+    OUT input_tokens_left bigint, OUT output_tokens_left bigint) RETURNS record
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
 declare
   v_now timestamptz := pg_catalog.clock_timestamp();
-  v_limits record;
+  v_limits public.google_ai_model_limits;
   v_row public.google_ai_usage_counters;
   v_ring record;
   v_quota record;
+  v_tokens record;
 begin
-  select public.google_ai_effective_limit(l.rpm, l.safety_margin) as rpm,
-         public.google_ai_effective_limit(l.tpm, l.safety_margin) as tpm,
-         public.google_ai_effective_limit(l.rpd, l.safety_margin) as rpd
-  into v_limits from public.google_ai_model_limits l where l.model = p_model;
+  select * into v_limits from public.google_ai_model_limits l where l.model = p_model;
+  v_limits.rpm := public.google_ai_effective_limit(v_limits.rpm, v_limits.safety_margin);
+  v_limits.tpm := public.google_ai_effective_limit(v_limits.tpm, v_limits.safety_margin);
+  v_limits.rpd := public.google_ai_effective_limit(v_limits.rpd, v_limits.safety_margin);
+  v_limits.itpm := public.google_ai_effective_limit(v_limits.itpm, v_limits.safety_margin);
+  v_limits.otpm := public.google_ai_effective_limit(v_limits.otpm, v_limits.safety_margin);
   select * into v_row from public.google_ai_usage_counters c
-  where c.quota_group = p_quota_group and c.model = p_model;
+  where c.quota_group = p_quota_group and c.model = coalesce(v_limits.limit_pool, p_model);
   v_ring := public.google_ai_ring_at(v_now,
     public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
     v_row.ring_low, v_row.ring, v_row.window_requests, coalesce(v_row.window_tokens, 0));
@@ -262,6 +305,10 @@ begin
   day_left := v_quota.day_left;
   window_frees_at := least(v_quota.requests_reset_at, v_quota.tokens_reset_at);
   ready_at := v_quota.ready_at;
+  -- The token buckets of a row that counts input and output apart (null: it does not).
+  v_tokens := public.google_ai_group_token_room(p_quota_group, v_limits, v_now);
+  input_tokens_left := v_tokens.input_left;
+  output_tokens_left := v_tokens.output_left;
 end
 $$;
 
@@ -292,6 +339,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_model_quota(p_model text, p_now time
 declare
   v_limits record;
   v_sum record;
+  v_bucket_limits jsonb := '{}';
+  v_bucket_minute jsonb := '{}';
   v_queue jsonb;
 begin
   v_limits := public.google_ai_request_limits(p_model);
@@ -310,6 +359,19 @@ begin
   from (select distinct s.quota_group from public.google_ai_serving_keys(v_limits.model, '{}') s) g
   cross join lateral public.google_ai_group_quota(g.quota_group, v_limits.model, v_limits.rpm, v_limits.tpm,
                                                    v_limits.rpd, p_now) q;
+  -- A row that counts input and output apart (itpm, otpm): its token buckets, summed, and when all are full.
+  if v_limits.itpm is not null or v_limits.otpm is not null then
+    select jsonb_build_object('itpm', v_limits.itpm, 'otpm', v_limits.otpm), jsonb_build_object(
+             'input_tokens_left', case when v_limits.itpm is not null then coalesce(sum(t.input_left), 0) end,
+             'input_tokens_reset_ms', case when v_limits.itpm is not null
+               then public.google_ai_ms_until(coalesce(max(t.input_full_at), p_now), p_now) end,
+             'output_tokens_left', case when v_limits.otpm is not null then coalesce(sum(t.output_left), 0) end,
+             'output_tokens_reset_ms', case when v_limits.otpm is not null
+               then public.google_ai_ms_until(coalesce(max(t.output_full_at), p_now), p_now) end)
+      into v_bucket_limits, v_bucket_minute
+    from (select distinct s.quota_group from public.google_ai_serving_keys(v_limits.model, '{}') s) g
+    cross join lateral public.google_ai_group_token_room(g.quota_group, v_limits, p_now) t;
+  end if;
 
   select coalesce(jsonb_object_agg(pc.name, (
            select count(*) from public.google_ai_queue w
@@ -320,7 +382,8 @@ begin
 
   return jsonb_build_object(
     'model', v_limits.model,
-    'limits', jsonb_build_object('rpm', v_limits.rpm, 'tpm', v_limits.tpm, 'rpd', v_limits.rpd),
+    'limits', jsonb_build_object('rpm', v_limits.rpm, 'tpm', v_limits.tpm, 'rpd', v_limits.rpd)
+              || v_bucket_limits,
     'quota_groups', v_sum.groups,
     'cooling_down', v_sum.cooling,
     'minute', jsonb_build_object(
@@ -329,7 +392,8 @@ begin
                                 then public.google_ai_ms_until(coalesce(v_sum.requests_reset_at, p_now), p_now) end,
       'tokens_left', case when v_limits.tpm is not null then coalesce(v_sum.tokens_left, 0) end,
       'tokens_reset_ms', case when v_limits.tpm is not null
-                              then public.google_ai_ms_until(coalesce(v_sum.tokens_reset_at, p_now), p_now) end),
+                              then public.google_ai_ms_until(coalesce(v_sum.tokens_reset_at, p_now), p_now) end)
+      || v_bucket_minute,
     'day', jsonb_build_object(
       'requests_left', case when v_limits.rpd is not null then coalesce(v_sum.day_left, 0) end,
       'resets_at', case when v_limits.rpd is not null then v_sum.day_reset_at end,

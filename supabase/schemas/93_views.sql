@@ -368,13 +368,16 @@ CREATE OR REPLACE VIEW public.google_ai_usage_now WITH (security_invoker='true')
             WHEN (r.day_left = 0) THEN 'rpd'::text
             WHEN (r.requests_left = 0) THEN 'rpm'::text
             WHEN (r.tokens_left = 0) THEN 'tpm'::text
+            WHEN ((r.input_tokens_left = 0) OR (r.output_tokens_left = 0)) THEN 'tpm'::text
             ELSE 'open'::text
         END AS state,
     r.window_frees_at AS minute_resets_at,
-    public.google_ai_day_start_in((u.day + 1), u.zone) AS day_resets_at
+    public.google_ai_day_start_in((u.day + 1), u.zone) AS day_resets_at,
+    r.input_tokens_left AS itpm_left,
+    r.output_tokens_left AS otpm_left
    FROM (usage u
      CROSS JOIN LATERAL public.google_ai_group_room(u.quota_group, u.model) r(requests_used, tokens_used, requests_left,
-       tokens_left, day_left, window_frees_at, ready_at));
+       tokens_left, day_left, window_frees_at, ready_at, input_tokens_left, output_tokens_left));
 
 COMMENT ON VIEW public.google_ai_usage_now IS
     'Per quota group and model, as the admission counts them (google_ai_group_room): the requests and tokens in the '
@@ -382,7 +385,8 @@ COMMENT ON VIEW public.google_ai_usage_now IS
     '(provider_day, in its row''s day_zone; day_resets_at its next midnight), against the limits '
     'after the safety margin. The *_left figures are what the next request could book (0 while a cooldown rests the '
     'group; a share kept for another class or caller, google_ai_shares_today, may leave a given request less); '
-    'minute_resets_at is when the window next frees room; state is what would refuse one now (open, rpm, tpm, rpd, '
+    'minute_resets_at is when the window next frees room; itpm_left and otpm_left what the token buckets of a row that '
+    'counts input and output apart hold (null: it does not); state is what would refuse one now (open, rpm, tpm, rpd, '
     'cooldown, no_active_key).';
 
 CREATE OR REPLACE VIEW public.google_ai_wait_by_class_1h WITH (security_invoker='true') AS

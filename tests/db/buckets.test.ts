@@ -4,7 +4,10 @@
 // input and its answer are taken from two token buckets apart (ITPM, OTPM), all or nothing, with the
 // time a refused request may go to the microsecond; what the answer did not use goes back when it ends
 // (cache reads left out of the input unless the row counts them), and a release gives all of it back;
-// rows of one pool (limit_pool, Anthropic's family) share one set of counts.
+// rows of one pool (limit_pool, Anthropic's family) share one set of counts, and a 429's rest for one
+// rests them all. The quota report and the group's room show what the token buckets hold; a request no
+// bucket can ever hold (more than a minute of ITPM or OTPM) is refused too_large at once; the queue's
+// estimate counts on the request bucket.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { iso, msOf } from "../support/microseconds.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
@@ -148,5 +151,92 @@ describe("a model whose limits are buckets", () => {
     expect(expected).toBeGreaterThanOrEqual(T0 + 19_000);
     const served = await admit(expected, "bucket-wait", 50, 200, { leftMs: 60_000, ticket: waiting.queue!.ticket });
     expect(served.ok).toBe(true);
+  });
+});
+
+describe("what the quota reads show of a model whose limits are token buckets", () => {
+  it("the quota report and the group's room give what its ITPM and OTPM buckets hold, and when they are full", async () => {
+    // ITPM 1000 (a token every 61 ms), OTPM 610 (one every 100 ms); 100 in and 200 out booked at T0.
+    await model("room-buckets", { itpm: 1000, otpm: 610 });
+    expect((await admit(T0, "room-buckets", 100, 200)).ok).toBe(true);
+    const [row] = await db.sql<{ q: Record<string, Record<string, unknown>> }[]>`
+      select public.google_ai_model_quota('room-buckets', ${iso(T0)}::text::timestamptz) as q`;
+    expect(row!.q.limits).toEqual({ rpm: null, tpm: null, rpd: null, itpm: 1000, otpm: 610 });
+    expect(row!.q.minute).toEqual({ requests_left: null, requests_reset_ms: null, tokens_left: null,
+      tokens_reset_ms: null, input_tokens_left: 900, input_tokens_reset_ms: 6_100, output_tokens_left: 410,
+      output_tokens_reset_ms: 20_000 });
+    // Half the output's refill later: 100 tokens more in OTPM.
+    const [later] = await db.sql<{ q: Record<string, Record<string, unknown>> }[]>`
+      select public.google_ai_model_quota('room-buckets', ${iso(T0 + 10_000)}::text::timestamptz) as q`;
+    expect(later!.q.minute).toMatchObject({ input_tokens_left: 1000, input_tokens_reset_ms: 0, output_tokens_left: 510,
+      output_tokens_reset_ms: 10_000 });
+  });
+
+  it("google_ai_group_room and the usage view give the buckets' room now, 0 while a cooldown rests the group", async () => {
+    await model("room-now", { itpm: 1000, otpm: 610 });
+    expect((await admit(Date.now(), "room-now", 100, 200)).ok).toBe(true);
+    const [room] = await db.sql<{ input_tokens_left: string; output_tokens_left: string; tokens_left: string | null }[]>`
+      select input_tokens_left, output_tokens_left, tokens_left from public.google_ai_group_room('proj-b', 'room-now')`;
+    // A little refilled since (a token every 61 ms in, 100 ms out): at most a few seconds' worth.
+    expect(Number(room!.input_tokens_left)).toBeGreaterThanOrEqual(900);
+    expect(Number(room!.input_tokens_left)).toBeLessThan(1000);
+    expect(Number(room!.output_tokens_left)).toBeGreaterThanOrEqual(410);
+    expect(Number(room!.output_tokens_left)).toBeLessThan(610);
+    expect(room!.tokens_left).toBeNull();
+    const [view] = await db.sql`select itpm_left::int, otpm_left::int from public.google_ai_usage_now
+                                where model = 'room-now'`;
+    expect(view!.itpm_left).toBeGreaterThanOrEqual(900);
+    await db.sql`select public.google_ai_cooldown('proj-b', 'room-now', now() + interval '1 minute')`;
+    const [rested] = await db.sql`select input_tokens_left::int, output_tokens_left::int
+                                  from public.google_ai_group_room('proj-b', 'room-now')`;
+    expect(rested).toEqual({ input_tokens_left: 0, output_tokens_left: 0 });
+  });
+});
+
+describe("a rate's 429 for a model of a pool", () => {
+  it("rests every active model of the pool in the quota group, and no other", async () => {
+    for (const [name, pool, active] of [["rest-a", "pool-rest", true], ["rest-b", "pool-rest", true],
+      ["rest-old", "pool-rest", false], ["rest-alone", null, true]] as const) {
+      await db.sql`insert into public.google_ai_model_limits (model, rpm, otpm, booked_output_tokens, limit_pool, is_active)
+                   values (${name}, 50, 8000, 4096, ${pool}, ${active})`;
+    }
+    const now = Date.now();
+    const a = await admit(now, "rest-a", 10, 100);
+    expect(a.ok).toBe(true);
+    await db.sql`select public.google_ai_finalize(p_reservation_id => ${a.reservation_id!}::uuid,
+      p_outcome => 'upstream_error', p_http_status => 429, p_quota_cause => 'minute',
+      p_cooldown_until => now() + interval '30 seconds')`;
+    const rests = await db.sql`select model, cause from public.google_ai_cooldowns
+                               where model like 'rest-%' order by model`;
+    expect(rests).toEqual([{ model: "rest-a", cause: "minute" }, { model: "rest-b", cause: "minute" }]);
+    expect(await admit(now + 1, "rest-b", 10, 100)).toMatchObject({ ok: false, limit: "cooldown" });
+    expect((await admit(now + 1, "rest-alone", 10, 100)).ok).toBe(true);
+  });
+});
+
+describe("a request no bucket of its model can ever hold", () => {
+  it("is refused too_large at once, waiting or not: input above ITPM, or an answer above OTPM", async () => {
+    await model("large-buckets", { itpm: 1000, otpm: 500, share: 0.5 });
+    const input = await admit(T0, "large-buckets", 1001, 10, { leftMs: 60_000 });
+    expect(input).toMatchObject({ ok: false, limit: "too_large", max_tokens: 1000, max_output_tokens: 500 });
+    expect(input.queue).toBeUndefined();
+    expect(await admit(T0, "large-buckets", 100, 501)).toMatchObject({ ok: false, limit: "too_large" });
+    // A minute's worth of each fits (a bucket larger than its share takes it when full).
+    expect((await admit(T0, "large-buckets", 1000, 500)).ok).toBe(true);
+    const [{ n }] = await db.sql`select count(*)::int as n from public.google_ai_attempts
+                                 where model = 'large-buckets' and status = 'refused' and limit_hit = 'too_large'`;
+    expect(n).toBe(2);
+  });
+});
+
+describe("the queue's estimate for a model whose limits are buckets", () => {
+  it("counts on the request bucket's burst, not spread_burst: a waiter expects the next refill", async () => {
+    // RPM 30, a tenth held: a bucket of 3 (spread_burst 1 on the row, which a bucket does not read).
+    await model("bucket-queue", { rpm: 30, share: 0.1 });
+    const step = Math.ceil(WINDOW_US / 30) / 1000;
+    for (let i = 0; i < 3; i++) expect((await admit(T0, "bucket-queue", 10)).ok).toBe(true);
+    const waiting = await admit(T0, "bucket-queue", 10, null, { leftMs: 60_000 });
+    expect(waiting).toMatchObject({ ok: false, limit: "rpm", cause: "spread" });
+    expect(msOf(waiting.queue!.expected_at)).toBe(T0 + step);
   });
 });

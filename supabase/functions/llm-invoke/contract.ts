@@ -367,8 +367,10 @@ export interface Refusal {
   retryAt: string | null;
   /** For `duplicate`: the stored answer of the completed request. */
   response?: unknown;
-  /** For `too_large`: the most input tokens one request may reserve (the model's effective TPM). */
+  /** For `too_large`: the most input tokens one request may reserve (the model's effective TPM, else ITPM). */
   maxTokens?: number | null;
+  /** For `too_large` of a model with an output limit (OTPM): the most output tokens one request may book. */
+  maxOutputTokens?: number | null;
   /**
    * Ask again after this long, before retryAfterMs: tokens of the blocking window are still in flight
    * and may be given back when their calls finish (null: nothing can come back before retryAfterMs).

@@ -85,7 +85,11 @@ export async function admit(
       imageTokens: size.imageTokens,
     };
     // Google's count is still above the most one request may book: no second round trip to hear it.
-    if (counted && r.limit === "too_large" && r.maxTokens != null && size.tokens > r.maxTokens) {
+    // (A model that counts its answer apart, OTPM, holds the input alone to maxTokens.)
+    const over = r.maxOutputTokens == null
+      ? r.maxTokens != null && size.tokens > r.maxTokens
+      : size.bookedOutput > r.maxOutputTokens || (r.maxTokens != null && size.input > r.maxTokens);
+    if (counted && r.limit === "too_large" && over) {
       throw finalRefusal(r, context)!;
     }
     if (counted) {

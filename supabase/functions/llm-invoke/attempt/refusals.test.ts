@@ -34,3 +34,27 @@ describe("too large", () => {
     expect(input.message).toContain("Shorten it or split it");
   });
 });
+
+describe("too large for a model that counts input and output apart (ITPM, OTPM)", () => {
+  const tooLargeForBuckets = (ctx: { estimatedTokens: number; bookedOutputTokens?: number }) =>
+    finalRefusal({ ok: false, limit: "too_large", maxTokens: 30_000, maxOutputTokens: 8_000, retryAfterMs: null,
+      retryAt: null }, {
+      model: "claude-sonnet-4-5",
+      requestId: "r",
+      ...ctx,
+    })!;
+
+  it("blames max_tokens when the answer asked for is more than a minute of OTPM, whatever the input", () => {
+    const e = tooLargeForBuckets({ estimatedTokens: 9, bookedOutputTokens: 10_000 });
+    expect(e.code).toBe("invalid_request");
+    expect(e.details).toEqual({ field: "max_tokens", estimated_tokens: 9, booked_output_tokens: 10_000,
+      itpm_limit: 30_000, otpm_limit: 8_000 });
+    expect(e.message).toContain("at most 8000 (max_tokens)");
+  });
+
+  it("blames the input when it is more than a minute of ITPM, the answer not counted in it", () => {
+    const e = tooLargeForBuckets({ estimatedTokens: 31_000, bookedOutputTokens: 4_096 });
+    expect(e.details).toMatchObject({ field: "messages", itpm_limit: 30_000 });
+    expect(e.message).toContain("per-minute input token limit (30000)");
+  });
+});

@@ -61,7 +61,9 @@ function finalError(r: Refusal, ctx: RefusalContext): GatewayError | null {
     case "withdrawn":
       return modelWithdrawn(r.model ?? ctx.model, r.successor ?? null);
     case "too_large":
-      return tooLarge(r.maxTokens ?? null, ctx);
+      return r.maxOutputTokens == null
+        ? tooLarge(r.maxTokens ?? null, ctx)
+        : tooLargeForBuckets(r.maxTokens ?? null, r.maxOutputTokens, ctx);
     // The admission's to answer: waiting or another model may lift these, or a stored answer is replayed.
     case "rpm":
     case "tpm":
@@ -172,6 +174,38 @@ function tooLarge(tpm: number | null, ctx: RefusalContext): GatewayError {
       { details: { field: "image_url", ...figures } },
     );
   }
+  return new GatewayError("invalid_request", `${size}, more than ${limit}. Shorten it or split it.`, {
+    details: { field: "messages", ...figures },
+  });
+}
+
+/**
+ * The request's input is more than one minute of the model's input tokens (`itpm`), or its answer
+ * (max_tokens) more than one minute of its output tokens (`otpm`): the model counts them apart
+ * (Anthropic's), so the answer is blamed on its own.
+ */
+function tooLargeForBuckets(itpm: number | null, otpm: number, ctx: RefusalContext): GatewayError {
+  const counted = ctx.countedTokens ?? null;
+  const output = ctx.bookedOutputTokens ?? 0;
+  const figures = {
+    estimated_tokens: ctx.estimatedTokens,
+    ...(counted === null ? {} : { counted_tokens: counted }),
+    ...(output === 0 ? {} : { booked_output_tokens: output }),
+    itpm_limit: itpm,
+    otpm_limit: otpm,
+  };
+  if (output > otpm) {
+    return new GatewayError(
+      "invalid_request",
+      `The request asks for ${output} output tokens, more than this model's per-minute output token limit ` +
+        `(${otpm}). Ask for at most ${otpm} (max_tokens).`,
+      { details: { field: "max_tokens", ...figures } },
+    );
+  }
+  const size = counted === null
+    ? `The input is estimated at ${ctx.estimatedTokens} tokens`
+    : `${ctx.countedBy ?? "The provider"} counts the input at ${counted} tokens`;
+  const limit = `this model's per-minute input token limit${itpm === null ? "" : ` (${itpm})`}`;
   return new GatewayError("invalid_request", `${size}, more than ${limit}. Shorten it or split it.`, {
     details: { field: "messages", ...figures },
   });

@@ -351,6 +351,7 @@ export function parseReserveResult(value: unknown): Reservation | Refusal {
     retryAfterMs: typeof retry === "number" && Number.isFinite(retry) ? retry : null,
     retryAt: typeof o.retry_at === "string" ? o.retry_at : null,
     maxTokens: typeof o.max_tokens === "number" ? o.max_tokens : null,
+    ...(typeof o.max_output_tokens === "number" ? { maxOutputTokens: o.max_output_tokens } : {}),
     recheckAfterMs: typeof o.recheck_after_ms === "number" && Number.isFinite(o.recheck_after_ms)
       ? o.recheck_after_ms
       : null,
