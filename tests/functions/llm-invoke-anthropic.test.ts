@@ -5,7 +5,8 @@
 //   (through @google/genai) answer from Claude, each in its caller's shape; max_tokens is the row's
 //   booked answer when a caller names none;
 //   8 callers × 40 NO_WAIT at RPM 6 with a burst capacity of 6: exactly 6 served, no 429 from Anthropic;
-//   a 529 costs no cooldown and the attempt after it answers; money is learned in one call;
+//   a 529 costs no cooldown and the attempt after it answers, the chain's next model where there is one;
+//   money is learned in one call;
 //   every answer writes one token_usage row and its cost, cache reads at their price.
 import { GoogleGenAI } from "@google/genai";
 import OpenAI from "openai";
@@ -151,6 +152,32 @@ describe("Anthropic's limits and words", () => {
     expect(sim.stats().total.byStatus).toMatchObject({ "529": 1, "200": 1 });
     const cooldowns = await s.sql`select 1 from public.google_ai_cooldowns`;
     expect(cooldowns).toHaveLength(0);
+  });
+
+  it("a 529 is answered by the chain: the next model serves at once, no cooldown, Claude not called again", async () => {
+    sim.addFault({ kind: "overloaded", count: 10 });
+    try {
+      const res = await s.call({
+        model: MODEL,
+        fallback_models: ["gemma-3-27b"],
+        prompt: "overloaded, then Gemma",
+        mode: "NO_WAIT",
+        request_id: "ant-529-chain",
+      });
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ model: "gemma-3-27b-it", requested_model: ROW, attempts: 2 });
+      // One call to Anthropic (its 529), then Gemma's answer: the overloaded model is not tried again.
+      expect(sim.stats().total.byStatus).toEqual({ "529": 1 });
+      const rows = await s.sql`select model, status, http_status from public.google_ai_attempts
+                               where request_id = 'ant-529-chain' order by created_at, attempt`;
+      expect(rows.map((r) => [r.model, r.status, r.http_status])).toEqual([
+        [ROW, "upstream_error", 529],
+        ["gemma-3-27b-it", "succeeded", 200],
+      ]);
+      expect(await s.sql`select 1 from public.google_ai_cooldowns`).toHaveLength(0);
+    } finally {
+      sim.clearFaults();
+    }
   });
 
   it("Anthropic overloaded on every attempt: three calls at most, a 5xx to the caller, no cooldown left", async () => {

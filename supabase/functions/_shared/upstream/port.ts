@@ -58,6 +58,11 @@ export interface UpstreamError {
   room?: ProviderRoom | null;
   /** For model_withdrawn: the model the provider's answer names instead, as its dialect reads it; null: none. */
   successor?: string | null;
+  /**
+   * For retryable: the provider says the model is overloaded (its load, not the group's quota, as its
+   * dialect tells by structure): the chain's next model is tried before this one again, with no cooldown.
+   */
+  overloaded?: boolean;
 }
 
 /** A failure without a usable HTTP answer: network error, our timeout, a caller abort, bad JSON. */

@@ -18,7 +18,8 @@
 //                  then the next attempt reserves again, which skips the cooled-down group
 //   invalid key    finalize (the key leaves rotation), exclude that key, next attempt at once
 //   5xx/timeout/   finalize, avoid that key, back off, next attempt (falls back to the avoided
-//   network        keys if no other key exists)
+//   network        keys if no other key exists); a provider's "overloaded" (its load, told by its
+//                  dialect) passes the model over at once for the chain's next, while one is left
 //   404 for the    Google's own 404 NOT_FOUND for the model called, whatever its words (errors.ts),
 //   model          confirmed by models.get for it on the same key answering the same kind of 404 (one
 //                  confirmation per model at a time in a worker, shared by the requests that meet it):
@@ -275,16 +276,21 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     let lastReservation: Reservation | null = null;
     /** Google shed a flex call of this request: the next asks for standard where the row says so. */
     let flexShed = false;
+    /** Models whose provider answered this request that it is overloaded (UpstreamError.overloaded). */
+    const overloaded = new Set<string>();
 
     try {
       while (calls < MAX_ATTEMPTS && unusableKeys <= MAX_UNUSABLE_KEYS) {
         if (calls > 0 && clock.now() >= deadline) break;
+        // A model its provider said is overloaded is passed over while the chain has another.
+        const tried = chain.map((_, i) => i).filter((i) => !overloaded.has(chain[i]!.model));
+        const links = tried.length > 0 ? tried : chain.map((_, i) => i);
         const admission = await admit(
           { store: deps.store, clock, onQuota, onQueued, timing },
           {
-            model: request.model,
-            fallbackModels: chain.slice(1).map((l) => l.model),
-            outputTokens: answerTokens.perModel,
+            model: links[0] === 0 ? request.model : chain[links[0]!]!.model,
+            fallbackModels: links.slice(1).map((i) => chain[i]!.model),
+            outputTokens: links.map((i) => answerTokens.perModel[i] ?? null),
             caller: reserveAs,
             requestId,
             excludeKeyIds: keys.list(),
@@ -499,7 +505,10 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       }
       if (error.class === "invalid_key") keys.markBroken(reservation.keyId);
       else keys.markAvoided(reservation.keyId);
-      if (error.class === "retryable" && calls < MAX_ATTEMPTS) {
+      if (error.overloaded === true) overloaded.add(reservation.model);
+      // The chain's next model is another provider's load: it is tried at once.
+      const nextModel = error.overloaded === true && chain.some((l) => !overloaded.has(l.model));
+      if (error.class === "retryable" && calls < MAX_ATTEMPTS && !nextModel) {
         const backoff = options.backoffBaseMs * 2 ** (calls - 1) + jitter();
         if (clock.now() + backoff >= deadline) return false;
         await clock.sleep(backoff, signal).catch(() => {

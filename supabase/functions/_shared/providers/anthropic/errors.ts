@@ -123,7 +123,7 @@ export function classifyAnthropicHttpError(
   if (
     httpStatus >= 500 || httpStatus === 408 || httpStatus === 409 || type === "overloaded_error" || type === "api_error"
   ) {
-    return { ...base, class: "retryable" };
+    return { ...base, class: "retryable", overloaded: httpStatus === 529 || type === "overloaded_error" };
   }
   if (httpStatus === 401 || httpStatus === 403) return { ...base, class: "invalid_key" };
   if (httpStatus === 404 && options.model !== undefined) return { ...base, class: "model_withdrawn" };
