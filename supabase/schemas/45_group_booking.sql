@@ -166,9 +166,7 @@ declare
   v_held bigint[] := '{0,0,0}';
   v_in_share boolean := false;
   v_pace_burst integer[];          -- the requester's paced shares: burst, day share, today's and tomorrow's count
-  v_pace_kept integer[];
-  v_pace_used integer[];
-  v_pace_next integer[];
+  v_pace_kept integer[]; v_pace_used integer[]; v_pace_next integer[];
   v_kept bigint[] := '{0,0,0,0}';   -- kept for the others and for the class: of the window, of the day
   v_step record;
   v_verdict record;
@@ -218,12 +216,19 @@ begin
     paced_until := public.google_ai_paced_until(p_now, p_day, p_model.rpd, v_reserved_rpd, v_pace_burst, v_pace_kept,
       v_pace_used, v_pace_next, public.google_ai_day_zone(p_model.model));
   end if;
-  v_step := public.google_ai_schedule_place(p_model, p_class.rank, p_counter.spread_until, p_counter.input_until,
-    p_counter.output_until, p_now, p_window, p_tokens, p_output, v_in_share);
+  if num_nonnulls(p_model.bucket_share, p_model.itpm, p_model.otpm) = 0 then
+    -- (No bucket, Google's and OpenAI's rows: the spread alone, as google_ai_schedule_place has it, one call less.)
+    v_step := public.google_ai_spread_step(p_model.spread_burst, p_window, p_model.rpm, p_model.tpm, p_tokens);
+    if v_step.step is not null and not v_in_share and p_counter.spread_until - v_step.tolerance > p_now
+       and public.google_ai_spread_holds(p_model.model, p_class.rank, p_now) then
+      spread_at := p_counter.spread_until - v_step.tolerance;
+    end if;
+  else
+    v_step := public.google_ai_schedule_place(p_model, p_class.rank, p_counter.spread_until, p_counter.input_until,
+      p_counter.output_until, p_now, p_window, p_tokens, p_output, v_in_share);
+    select v_step.place, v_step.input_until, v_step.output_until into spread_at, input_until, output_until;
+  end if;
   spread_step := v_step.step;
-  spread_at := v_step.place;
-  input_until := v_step.input_until;
-  output_until := v_step.output_until;
   v_verdict := public.google_ai_booking_outcome(p_model, p_class, p_caller, p_requests, p_window_tokens, p_counts,
     p_near_end, p_near_start, v_held_rpm, v_held, paced_until, spread_at, v_step.limit_name);
   outcome := v_verdict.outcome;
