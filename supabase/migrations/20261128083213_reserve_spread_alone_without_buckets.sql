@@ -1,7 +1,6 @@
 -- Written by `npm run db:diff` from the difference between what the migrations before it build and
 -- what supabase/schemas builds. Applying it twice changes nothing.
--- What it changes: The reservation's booking rules without the bucket schedule's call for a model with no
---   bucket (Google's, OpenAI's rows)
+-- What it changes: the booking rules ask the spread alone for a model with no bucket
 set check_function_bodies = off;
 
 CREATE OR REPLACE FUNCTION public.google_ai_booking_rules(p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_counter public.google_ai_usage_counters, p_now timestamp with time zone, p_window interval, p_day date, p_tokens integer, p_requests integer, p_window_tokens bigint, p_counts integer[], p_near_end boolean, p_near_start boolean, p_output integer, OUT outcome text, OUT cause text, OUT window_full boolean, OUT paced_until timestamp with time zone, OUT spread_at timestamp with time zone, OUT spread_step interval, OUT held_rpd bigint, OUT live bigint[], OUT owned bigint[], OUT kept jsonb, OUT input_until timestamp with time zone, OUT output_until timestamp with time zone)
