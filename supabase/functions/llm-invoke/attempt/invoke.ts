@@ -278,13 +278,17 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     let flexShed = false;
     /** Models whose provider answered this request that it is overloaded (UpstreamError.overloaded). */
     const overloaded = new Set<string>();
+    /** The chain's links (by index) not passed over as overloaded; null when none is left. */
+    const linksLeft = (): number[] | null => {
+      const left = chain.flatMap((l, i) => (overloaded.has(l.model) ? [] : [i]));
+      return left.length > 0 ? left : null;
+    };
 
     try {
       while (calls < MAX_ATTEMPTS && unusableKeys <= MAX_UNUSABLE_KEYS) {
         if (calls > 0 && clock.now() >= deadline) break;
         // A model its provider said is overloaded is passed over while the chain has another.
-        const tried = chain.map((_, i) => i).filter((i) => !overloaded.has(chain[i]!.model));
-        const links = tried.length > 0 ? tried : chain.map((_, i) => i);
+        const links = linksLeft() ?? chain.map((_, i) => i);
         const admission = await admit(
           { store: deps.store, clock, onQuota, onQueued, timing },
           {
@@ -506,8 +510,8 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       if (error.class === "invalid_key") keys.markBroken(reservation.keyId);
       else keys.markAvoided(reservation.keyId);
       if (error.overloaded === true) overloaded.add(reservation.model);
-      // The chain's next model is another provider's load: it is tried at once.
-      const nextModel = error.overloaded === true && chain.some((l) => !overloaded.has(l.model));
+      // Another link of the chain does not share this model's load: it is tried at once, with no backoff.
+      const nextModel = error.overloaded === true && linksLeft() !== null;
       if (error.class === "retryable" && calls < MAX_ATTEMPTS && !nextModel) {
         const backoff = options.backoffBaseMs * 2 ** (calls - 1) + jitter();
         if (clock.now() + backoff >= deadline) return false;
