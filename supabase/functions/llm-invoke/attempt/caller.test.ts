@@ -30,9 +30,9 @@ describe("a caller's scope", () => {
         prompt: "x",
         generationConfig: maxOutputTokens === undefined ? {} : { maxOutputTokens },
       });
-    expect(capOutputTokens(ask(), scope).generationConfig.maxOutputTokens).toBe(256);
-    expect(capOutputTokens(ask(100), scope).generationConfig.maxOutputTokens).toBe(100);
-    expect(() => capOutputTokens(ask(1000), scope)).toThrow(/at most 256/);
-    expect(capOutputTokens(ask(1000), {}).generationConfig.maxOutputTokens).toBe(1000);
+    expect(capOutputTokens(ask(), scope).options.maxOutputTokens).toBe(256);
+    expect(capOutputTokens(ask(100), scope).options.maxOutputTokens).toBe(100);
+    expect(() => capOutputTokens(ask(1000), scope)).toThrow(/^generationConfig\.maxOutputTokens is 1000; .*at most 256/);
+    expect(capOutputTokens(ask(1000), {}).options.maxOutputTokens).toBe(1000);
   });
 });

@@ -6,8 +6,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type AnthropicSimulator, startAnthropicSimulator } from "../../../../../shared/anthropic-sim/server.ts";
 import { hubFinish, hubText } from "../../upstream/hub.ts";
-import type { ModelRequest } from "../../../llm-invoke/contract.ts";
-import { portRequestOf } from "../../../llm-invoke/model/port-request.ts";
+import type { GeminiRequest as ModelRequest } from "../../../llm-invoke/surfaces/gemini/test-fixtures.ts";
+import { portRequestOf } from "../../../llm-invoke/surfaces/gemini/test-fixtures.ts";
 import { StreamCut, type UpstreamClient } from "../../upstream/port.ts";
 import { createAnthropicClient } from "./client.ts";
 import { DEFAULT_MAX_TOKENS } from "./request.ts";

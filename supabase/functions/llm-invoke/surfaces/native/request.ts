@@ -1,19 +1,19 @@
-// The llm-invoke request: its zod schema, and its normalization into Gemini `contents` plus an
-// optional system text, whatever input form the caller used (prompt, chat messages, native contents).
-// The other routes (surfaces/) build the same NormalizedRequest from Google's or OpenAI's shape.
+// The llm-invoke request: its zod schema, and its normalization into the hub's words (messages plus an
+// optional system text, whatever input form the caller used: prompt, chat messages, native contents).
+// Its contents, generationConfig, tools, toolConfig and safetySettings are Gemini's (the bot's contract),
+// said in the hub's words by Gemini's route's translation (../gemini/hub.ts).
 import { z } from "zod";
 import { GatewayError } from "../../../_shared/errors.ts";
 import { invalidRequest } from "../../../_shared/validation.ts";
-import { camelGenerationConfig } from "../../model/json-keys.ts";
-import { checkContents, imageTokensOf } from "../../model/parts.ts";
+import { camelGenerationConfig } from "../gemini/json-keys.ts";
+import { checkContents, type Content } from "../gemini/parts.ts";
+import { geminiInHub } from "../gemini/hub.ts";
+import { imageTokensOf } from "../../model/images.ts";
 import {
-  type Content,
   DEFAULT_REQUEST_LIMITS,
-  type GenerationConfig,
   type InvokeMode,
   type NormalizedRequest,
   PRIORITY_CLASSES,
-  type RequestExtras,
   type RequestLimits,
 } from "../../contract.ts";
 
@@ -115,13 +115,18 @@ export function parseInvokeRequest(
 
   if (req.metadata !== undefined) checkMetadata(req.metadata, limits);
 
+  const hub = geminiInHub({
+    contents,
+    ...(req.generationConfig === undefined ? {} : { generationConfig: req.generationConfig }),
+    ...(req.tools === undefined ? {} : { tools: req.tools }),
+    ...(req.toolConfig === undefined ? {} : { toolConfig: req.toolConfig }),
+    ...(req.safetySettings === undefined ? {} : { safetySettings: req.safetySettings }),
+  });
   return {
     model: req.model,
     ...(req.fallback_models === undefined ? {} : { fallbackModels: req.fallback_models }),
-    contents,
+    ...hub,
     ...(system === undefined ? {} : { system }),
-    generationConfig: (req.generationConfig ?? {}) as GenerationConfig,
-    extras: extrasOf(req),
     imageTokens,
     stream: req.stream,
     mode: req.mode,
@@ -165,15 +170,6 @@ function checkMetadataSize(metadata: Record<string, unknown>, limits: RequestLim
       { details: { field: "metadata", limit_bytes: limits.maxMetadataBytes } },
     );
   }
-}
-
-/** The request-level Gemini fields that are forwarded as given, without the absent ones. */
-export function extrasOf(req: RequestExtras): RequestExtras {
-  return {
-    ...(req.tools === undefined ? {} : { tools: req.tools }),
-    ...(req.toolConfig === undefined ? {} : { toolConfig: req.toolConfig }),
-    ...(req.safetySettings === undefined ? {} : { safetySettings: req.safetySettings }),
-  };
 }
 
 /** A chain names each model once (aliases of one model are told apart later, by the model rows). */
