@@ -1,5 +1,5 @@
 // The vocabulary every stage of llm-invoke speaks, at the bottom of its layers (README.md): the
-// normalized request (and its parts' shape), the limits a request is held to, a model's capabilities, and the shapes that
+// normalized request (in the hub's words), the limits a request is held to, a model's capabilities, and the shapes that
 // cross the store port (a reservation, a refusal and its limits, a finalize, a model row). Types,
 // constants and one pure look-up: nothing here imports a stage, so every stage can import this.
 import type {

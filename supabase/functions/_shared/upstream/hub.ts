@@ -18,9 +18,8 @@ import type { ServiceTier } from "../vocabulary.ts";
 // ---- Parts and messages ----------------------------------------------------------------------------------
 
 /**
- * A part's fields only one dialect has a word for (a part's metadata beside its text or image, a call's
- * field the hub does not carry), as the caller gave them: that dialect's translation sets them on its
- * part; every other dialect's model is refused them by the route's word (llm-invoke: NormalizedRequest.only).
+ * A part's fields only one dialect has a word for (its metadata beside a text or an image, a call's
+ * field the hub does not carry), as the caller gave them (DialectExtras below).
  */
 interface HubPartExtras {
   extras?: DialectExtras;

@@ -68,7 +68,7 @@ const DECLARATION_FIELDS = new Set([
 function same(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((v, i) => same(v, b[i]));
-  if (!isObject(a) || !isObject(b) || Array.isArray(b)) return false;
+  if (!isObject(a) || !isObject(b)) return false;
   const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
   return [...keys].every((k) => same(a[k], b[k]));
 }

@@ -6,7 +6,8 @@ import { GatewayError } from "../../../_shared/errors.ts";
 import { invalidRequest } from "../../../_shared/validation.ts";
 import { imageTokensOf } from "../../model/images.ts";
 import { checkContents } from "./parts.ts";
-import { extrasSchema, generationConfigSchema, joinText, MAX_PARTS, repeatedInChain } from "../native/request.ts";
+import { joinText, MAX_PARTS, repeatedInChain } from "../native/request.ts";
+import { generationConfigSchema, toolsAndSafetySchema } from "./schemas.ts";
 import type { NormalizedRequest, RequestLimits, ServiceTier } from "../../contract.ts";
 import { type GeminiInHub, geminiInHub } from "./hub.ts";
 import { callOptionsFromHeaders } from "../call-options.ts";
@@ -145,7 +146,7 @@ function serviceTierOf(raw: unknown, field: string): ServiceTier | null {
   return tier;
 }
 
-const fieldsSchema = z.object({ generationConfig: generationConfigSchema.optional(), ...extrasSchema });
+const fieldsSchema = z.object({ generationConfig: generationConfigSchema.optional(), ...toolsAndSafetySchema });
 
 /** generationConfig, tools, toolConfig, safetySettings by the native route's schemas; paths name the field. */
 function checkedFields(fields: Record<string, unknown>, field: string): z.infer<typeof fieldsSchema> {
