@@ -1,10 +1,10 @@
 // The hub's request (../../upstream/hub.ts) as Google's generateContent body (v1beta, camelCase). A
-// request already in Google's dialect (`dialectBody`: the gateway's own request, or a caller's body on
-// a route of Google's shape) is sent as it is; any other is translated: messages to contents, the
-// system to systemInstruction, options to generationConfig, tools to function declarations, the tool
-// choice to toolConfig, the service tier to serviceTier; what only Google has a word for (DialectExtras
-// keyed "google": safety settings, tools that are not functions, options and part fields the hub lacks)
-// is set over that translation as the caller gave it, so a body of Google's shape reaches Google as sent.
+// request that carries a body in Google's dialect (`dialectBody`) is sent as it is; any other is
+// translated: messages to contents, the system to systemInstruction, options to generationConfig, tools
+// to function declarations, the tool choice to toolConfig, the service tier to serviceTier. What only
+// Google has a word for (DialectExtras keyed "google": safety settings, tools that are not functions,
+// options and part fields the hub lacks) is set over that translation as the caller gave it, so a body
+// of Google's shape reaches Google as sent.
 import type {
   DialectExtras,
   HubOptions,
@@ -109,14 +109,15 @@ export function generateContentBody(request: HubRequest): Json {
   const extras = own(request.dialectExtras);
   const config = withOwn(generationConfigOf(request.options), extras?.options);
   const tools = googleTools(request.tools);
-  return withOwn({
+  const body = withOwn({
     contents: request.messages.map((m) => ({ role: m.role, parts: m.parts.map(googlePart) })),
     ...(request.system === undefined ? {} : { systemInstruction: { parts: [{ text: request.system }] } }),
     ...(Object.keys(config).length === 0 ? {} : { generationConfig: config }),
     ...(tools === undefined ? {} : { tools }),
     ...(request.toolChoice === undefined ? {} : { toolConfig: toolConfigOf(request.toolChoice) }),
-    ...(request.serviceTier === undefined ? {} : { serviceTier: request.serviceTier }),
   }, extras?.fields);
+  // The tier is the gateway's choice for this call (its class's row, or the caller's within it).
+  return request.serviceTier === undefined ? body : { ...body, serviceTier: request.serviceTier };
 }
 
 /** The countTokens body: the whole generateContentRequest, so the system instruction is counted too. */

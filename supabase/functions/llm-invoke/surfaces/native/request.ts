@@ -32,7 +32,7 @@ const messageSchema = z.strictObject({
 /** Most parts a request may carry over all its turns (each is checked, images are read). */
 export const MAX_PARTS = 1000;
 
-// Turns are checked by parts.ts (one set of rules for every route), after the shape here.
+// Turns are checked by ../gemini/parts.ts (the rules of Google's route), after the shape here.
 const contentSchema = z.looseObject({ parts: z.array(z.unknown()).max(MAX_PARTS) });
 
 const modelName = z.string().transform((m) => m.replace(/^models\//, "")).pipe(
