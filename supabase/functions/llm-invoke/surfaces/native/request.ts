@@ -83,13 +83,8 @@ export function parseInvokeRequest(
 
   if (req.metadata !== undefined) checkMetadata(req.metadata, limits);
 
-  const hub = geminiInHub({
-    contents,
-    ...(req.generationConfig === undefined ? {} : { generationConfig: req.generationConfig }),
-    ...(req.tools === undefined ? {} : { tools: req.tools }),
-    ...(req.toolConfig === undefined ? {} : { toolConfig: req.toolConfig }),
-    ...(req.safetySettings === undefined ? {} : { safetySettings: req.safetySettings }),
-  });
+  // Its Gemini fields (generationConfig, tools, toolConfig, safetySettings) as Google's route reads them.
+  const hub = geminiInHub({ ...req, contents });
   return {
     model: req.model,
     ...(req.fallback_models === undefined ? {} : { fallbackModels: req.fallback_models }),
