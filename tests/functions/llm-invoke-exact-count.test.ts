@@ -30,7 +30,8 @@ beforeEach(async () => {
 
 /** A prompt of ASCII letters the simulator counts at `tokens` (4 bytes a token). */
 const promptOf = (tokens: number) => "abcd".repeat(tokens);
-const estimateOf = (prompt: string) => estimateInputTokens({ contents: [{ role: "user", parts: [{ text: prompt }] }] });
+const estimateOf = (prompt: string) =>
+  estimateInputTokens({ messages: [{ role: "user", parts: [{ type: "text", text: prompt }] }] });
 const countCalls = () => s.sim.stats().byMethod["countTokens"]?.received ?? 0;
 
 describe("exact count where the estimate would refuse", () => {

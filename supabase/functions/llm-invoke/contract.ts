@@ -1,8 +1,16 @@
 // The vocabulary every stage of llm-invoke speaks, at the bottom of its layers (README.md): the
-// normalized request (and its parts' shape), the limits a request is held to, a model's capabilities, and the shapes that
+// normalized request (in the hub's words), the limits a request is held to, a model's capabilities, and the shapes that
 // cross the store port (a reservation, a refusal and its limits, a finalize, a model row). Types,
 // constants and one pure look-up: nothing here imports a stage, so every stage can import this.
-import type { DialectBody as PassThroughBody } from "../_shared/upstream/hub.ts";
+import type {
+  DialectBody,
+  DialectExtras,
+  HubMessage,
+  HubOptions,
+  HubRequest,
+  HubTool,
+  HubToolChoice,
+} from "../_shared/upstream/hub.ts";
 import type { Provider } from "../_shared/providers/registry.ts";
 import type {
   FinalizeOutcome,
@@ -13,90 +21,28 @@ import type {
   TOKEN_REFUSALS,
 } from "../_shared/vocabulary.ts";
 
-// ---- The normalized request's shape: Gemini's generateContent (v1beta, camelCase as Google's SDKs send
-// it), which every route reads its body into. Fields the gateway does not interpret are carried as they
-// came, so a new Gemini field reaches Google without a code change.
+// ---- The normalized request is in the hub's words (_shared/upstream/hub.ts): every route translates its
+// caller's body into messages, a system text, options, tools and a tool choice, and carries what only
+// its dialect has a word for keyed by that dialect (DialectExtras), which that dialect's translation
+// sets as given and another dialect's model refuses by name (`only`).
 
-/**
- * One part of a turn: text, an inline image (`inlineData`), a function call or its response. The
- * gateway reads `text` and `inlineData`; every other field is forwarded unchanged.
- */
-export interface Part {
-  text?: string;
-  /** Gemini 2.5 marks its thoughts with `thought: true`; they are not part of the answer's text. */
-  thought?: boolean;
-  inlineData?: { mimeType: string; data: string };
-  functionCall?: { name: string; args?: Record<string, unknown>; id?: string };
-  functionResponse?: { name: string; response: Record<string, unknown>; id?: string };
-  [field: string]: unknown;
+/** The request as one model takes it (model/adapt.ts): the hub's request its provider is given. */
+export type ModelRequest = HubRequest;
+
+/** A field of the caller's body only one dialect's models honour, and why another provider's cannot. */
+export interface OnlyField {
+  field: string;
+  why: string;
 }
 
-export interface Content {
-  role: "user" | "model";
-  parts: Part[];
+/** What a request asks that a model may lack, as the refusal names it. */
+export interface Ask {
+  /** The stable code of details.feature. */
+  feature: string;
+  /** The caller's own field, in its route's words, for the message. */
+  words: string;
 }
 
-/** The text-only part the gateway itself writes (prompts, folded system instructions). */
-export interface TextPart extends Part {
-  text: string;
-}
-
-/** generationConfig: the fields the gateway checks are typed; the rest pass through. */
-export interface GenerationConfig {
-  temperature?: number;
-  maxOutputTokens?: number;
-  topP?: number;
-  topK?: number;
-  stopSequences?: string[];
-  responseMimeType?: string;
-  responseSchema?: unknown;
-  responseJsonSchema?: unknown;
-  candidateCount?: number;
-  seed?: number;
-  presencePenalty?: number;
-  frequencyPenalty?: number;
-  thinkingConfig?: { thinkingBudget?: number; includeThoughts?: boolean; [field: string]: unknown };
-  [field: string]: unknown;
-}
-
-/** The request-level fields forwarded as the caller gave them (function calling, safety). */
-export interface RequestExtras {
-  tools?: unknown[];
-  toolConfig?: Record<string, unknown>;
-  safetySettings?: unknown[];
-}
-
-/**
- * The request as one model takes it (model/adapt.ts), in the normalized request's shape: what
- * model/port-request.ts gives the provider port, as the hub's request and, for Google's dialect, as
- * its own body.
- */
-export interface ModelRequest extends RequestExtras {
-  model: string;
-  contents: Content[];
-  systemInstruction?: string;
-  generationConfig: GenerationConfig;
-  /** The service tier for this call; absent: standard, nothing sent. */
-  serviceTier?: ServiceTier;
-  /**
-   * The output tokens the reservation booked for this call where the caller named no cap (the model
-   * row's booked answer): a provider that requires a cap (Anthropic's max_tokens) sends it.
-   */
-  bookedOutputTokens?: number;
-  /**
-   * The caller's own body, when it came in this provider's dialect: the provider sends it as it came
-   * (only the gateway's fields set) instead of translating the hub shape. Only a provider of that
-   * dialect is given one (model/adapt.ts).
-   */
-  dialectBody?: PassThroughBody;
-}
-
-
-/** The caller's own body in a provider's dialect (NormalizedRequest.dialectBody): the hub's pass-through body, with what only that dialect honours. */
-export interface DialectBody extends PassThroughBody {
-  /** Fields of the body only that dialect's models honour, each with why another provider's cannot. */
-  only?: ReadonlyArray<{ field: string; why: string }>;
-}
 // The closed lists (limits, causes, statuses, classes, tiers) are _shared/vocabulary.ts's: one list each.
 export {
   ADMISSION_CAUSES,
@@ -121,12 +67,23 @@ export interface NormalizedRequest {
    * chain; empty: no fallback at all).
    */
   fallbackModels?: string[];
-  contents: Content[];
+  messages: HubMessage[];
   /** System prompt, from `system` and any `messages[].role == "system"`; applied per model later. */
   system?: string;
-  generationConfig: GenerationConfig;
-  /** tools, toolConfig, safetySettings: forwarded as given (model-chain.ts refuses tools where unsupported). */
-  extras: RequestExtras;
+  options: HubOptions;
+  tools?: HubTool[];
+  toolChoice?: HubToolChoice;
+  /** What only the route's dialect has a word for (its models are sent it as given). */
+  dialectExtras?: DialectExtras;
+  /**
+   * Fields of the caller's body only one dialect's models honour, each with why another provider's
+   * cannot: a model of another dialect refuses the request naming them (model/adapt.ts).
+   */
+  only?: { dialect: string; fields: readonly OnlyField[] };
+  /** What the request asks that a model may lack (model/adapt.ts refuses it where the model's row says so). */
+  asks: { json?: Ask; tools?: Ask };
+  /** Where the caller names the output cap: its route's words, and details.field's stable code. */
+  outputCapField: { words: string; code: string };
   /** Estimated tokens of the request's inline images (images.ts), on top of the text's estimate. */
   imageTokens: number;
   /** Answer as server-sent events, chunk by chunk. */
@@ -144,11 +101,9 @@ export interface NormalizedRequest {
   /** The service tier the caller asked for (OpenAI's service_tier, Gemini's serviceTier); absent: its class's row decides. */
   serviceTier?: ServiceTier;
   /**
-   * A route that speaks a provider's dialect: the caller's body as sent, and the fields of it only
-   * that dialect's models honour, each with why another provider's cannot. A model whose provider
-   * speaks that dialect is sent this body (its model, stream and token cap set by the gateway), so
-   * every field the dialect offers reaches it; a model of another provider refuses the request
-   * naming those fields (model/adapt.ts).
+   * A route that speaks a provider's dialect: the caller's body as sent. A model whose provider speaks
+   * that dialect is sent this body (its model, stream and token cap set by the gateway), so every
+   * field the dialect offers reaches it.
    */
   dialectBody?: DialectBody;
 }

@@ -134,10 +134,10 @@ describe("provider names", () => {
 // Read is the code (comments blanked, codeOf above) of every module under
 // supabase/functions that is not a test; named are field names that only one provider's wire format
 // has (a name the gateway's own contract shares, such as the native body's prompt_tokens and
-// finish_reason, is no provider's). The exceptions are where llm-invoke's normalized request is still
-// Gemini's shape (contract.ts: every route builds it, model/ fits it to a model and gives it to the port
-// in the hub's words), each with why: the list may only shrink, and holds only the native route (its
-// body is the bot's contract) when every route builds a HubRequest.
+// finish_reason, is no provider's). llm-invoke's normalized request is in the hub's words: every route
+// translates its caller's body into them, the native route through the Gemini route's translation
+// (surfaces/gemini/hub.ts). The one exception is by design, with why: the native body is the bot's
+// contract, Gemini's fields by name; the list may only shrink.
 
 /** Each dialect's own field names, and the folders (relative to supabase/functions) that may say them. */
 const WIRE: Record<string, { fields: string[]; home: string[] }> = {
@@ -166,20 +166,13 @@ const WIRE: Record<string, { fields: string[]; home: string[] }> = {
   },
 };
 
-const HUB_IS_GEMINI =
-  "llm-invoke's normalized request (contract.ts) is still Gemini's shape, which model/port-request.ts gives the port as the hub's";
-
 /** Where a dialect's fields stand outside its folders, each with why. */
 const ALLOWED_FIELDS: ReadonlyArray<{ dialect: string; file: string; why: string }> = [
-  { dialect: "google", file: "llm-invoke/surfaces/openai", why: `the OpenAI route builds it: ${HUB_IS_GEMINI}` },
-  { dialect: "google", file: "llm-invoke/surfaces/anthropic", why: `the Anthropic route builds it: ${HUB_IS_GEMINI}` },
   {
     dialect: "google",
     file: "llm-invoke/surfaces/native",
     why: "the native route's body is the bot's contract, Gemini-shaped by it (contents, generationConfig, candidates)",
   },
-  { dialect: "google", file: "llm-invoke/contract.ts", why: `the normalized request holds it: ${HUB_IS_GEMINI}` },
-  { dialect: "google", file: "llm-invoke/model/", why: `a model's fitting, estimate, images, output cap and the port's request read it: ${HUB_IS_GEMINI}` },
 ];
 
 const fieldPattern = (fields: string[]) => new RegExp(`(?<![A-Za-z0-9_$])(?:${fields.join("|")})(?![A-Za-z0-9_$])`);

@@ -32,13 +32,6 @@ export function dialectModule(dialect: Dialect): ProviderModule {
   return REGISTRY[dialect];
 }
 
-/**
- * The dialect whose request shape llm-invoke's normalized request still is (Gemini's generateContent):
- * a provider of it is given that request as its own body (llm-invoke/model/port-request.ts), every
- * other the hub's translation of it.
- */
-export const INNER_REQUEST_DIALECT: Dialect = "google";
-
 /** The dialects whose own rows the database seeds (the rows migrations and supabase/seed.sql), by name as it lists them. */
 const BUILT_IN_DIALECTS = ["anthropic", "google", "openai"] as const satisfies readonly Dialect[];
 

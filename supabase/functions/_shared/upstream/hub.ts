@@ -18,11 +18,19 @@ import type { ServiceTier } from "../vocabulary.ts";
 // ---- Parts and messages ----------------------------------------------------------------------------------
 
 /**
+ * A part's fields only one dialect has a word for (its metadata beside a text or an image, a call's
+ * field the hub does not carry), as the caller gave them (DialectExtras below).
+ */
+interface HubPartExtras {
+  extras?: DialectExtras;
+}
+
+/**
  * A piece of text. `thought`: the model's reasoning shown to the caller, not part of the answer's
  * text. `signature`: an opaque token the provider gave with it, which must be sent back with the same
  * text in a later turn (a reasoning model's proof of its thoughts).
  */
-export interface HubTextPart {
+export interface HubTextPart extends HubPartExtras {
   type: "text";
   text: string;
   thought?: boolean;
@@ -30,7 +38,7 @@ export interface HubTextPart {
 }
 
 /** Inline binary data (an image), base64. */
-export interface HubMediaPart {
+export interface HubMediaPart extends HubPartExtras {
   type: "media";
   mimeType: string;
   /** base64, without a data: prefix. */
@@ -41,7 +49,7 @@ export interface HubMediaPart {
  * The model asks for a tool to be called. `id` pairs it with its result where the provider gives
  * ids (else the gateway pairs by name and order); `args` is the arguments' JSON object.
  */
-export interface HubToolCallPart {
+export interface HubToolCallPart extends HubPartExtras {
   type: "tool_call";
   id?: string;
   name: string;
@@ -50,7 +58,7 @@ export interface HubToolCallPart {
 }
 
 /** The caller's answer to a tool call: `result` is a JSON object. */
-export interface HubToolResultPart {
+export interface HubToolResultPart extends HubPartExtras {
   type: "tool_result";
   id?: string;
   name: string;
@@ -116,12 +124,18 @@ export interface DialectBody {
 }
 
 /**
- * Fields only one dialect has a meaning for (e.g. its safety settings), carried as the caller gave
- * them, keyed by that dialect: its translation reads them; every other dialect leaves them out.
+ * What only one dialect has a word for (its safety settings, a tool that is not a function, an option
+ * the hub lacks, a part's own field), carried as the caller gave it, keyed by that dialect: its
+ * translation sets each over its translation of the hub's words (a field whose value is `undefined`:
+ * left out), so its provider receives the caller's body as given; every other dialect leaves them out
+ * (where that would change the answer, the route has a model of another dialect refuse them).
  */
 export interface DialectExtras {
   dialect: string;
+  /** Fields of the body (a request's) or of the part (a part's). */
   fields: Record<string, unknown>;
+  /** Generation options beside the hub's (a request's only). */
+  options?: Record<string, unknown>;
 }
 
 /** One request to one model, in the hub's words (what a dialect translates into its wire format). */

@@ -10,30 +10,29 @@ const UNKNOWN = { profile: {} };
 
 describe("answerSize", () => {
   it("books each model's own answer where the request names none, and TPM only the models that count answers", () => {
-    expect(answerSize([GEMINI, OPENAI, UNKNOWN], { generationConfig: {} })).toEqual({ perModel: [65_536, 4_096, null], tpmOutput: 4_096 });
-    expect(answerSize([GEMINI], { generationConfig: {} })).toEqual({ perModel: [65_536], tpmOutput: 0 });
+    expect(answerSize([GEMINI, OPENAI, UNKNOWN], { options: {} })).toEqual({ perModel: [65_536, 4_096, null], tpmOutput: 4_096 });
+    expect(answerSize([GEMINI], { options: {} })).toEqual({ perModel: [65_536], tpmOutput: 0 });
   });
 
   it("books the caller's own largest answer for every model, times the answers it asks for", () => {
-    expect(answerSize([GEMINI, OPENAI, UNKNOWN], { generationConfig: { maxOutputTokens: 300, candidateCount: 2 } }))
+    expect(answerSize([GEMINI, OPENAI, UNKNOWN], { options: { maxOutputTokens: 300, outputCount: 2 } }))
       .toEqual({ perModel: [600, 600, 600], tpmOutput: 600 });
   });
 });
 
 describe("withBookedCap", () => {
-  const request = (config: ModelRequest["generationConfig"]): ModelRequest =>
-    ({ model: "m", contents: [], generationConfig: config });
+  const request = (options: ModelRequest["options"]): ModelRequest => ({ model: "m", messages: [], options });
   const size = { perModel: [65_536, 8_192], tpmOutput: 8_192 };
 
   it("sends the booked answer, per answer asked, where a budget in money booked it and the request names none", () => {
-    expect(withBookedCap(request({}), { bookedUsd: 0.01 }, size, 1).generationConfig.maxOutputTokens).toBe(8_192);
-    expect(withBookedCap(request({ candidateCount: 2 }), { bookedUsd: 0.01 }, size, 1).generationConfig)
-      .toEqual({ candidateCount: 2, maxOutputTokens: 4_096 });
+    expect(withBookedCap(request({}), { bookedUsd: 0.01 }, size, 1).options.maxOutputTokens).toBe(8_192);
+    expect(withBookedCap(request({ outputCount: 2 }), { bookedUsd: 0.01 }, size, 1).options)
+      .toEqual({ outputCount: 2, maxOutputTokens: 4_096 });
   });
 
   it("leaves the request alone without a budget in money, or where it names its own", () => {
-    expect(withBookedCap(request({}), {}, size, 0).generationConfig).toEqual({});
-    expect(withBookedCap(request({ maxOutputTokens: 10 }), { bookedUsd: 0.01 }, size, 0).generationConfig)
+    expect(withBookedCap(request({}), {}, size, 0).options).toEqual({});
+    expect(withBookedCap(request({ maxOutputTokens: 10 }), { bookedUsd: 0.01 }, size, 0).options)
       .toEqual({ maxOutputTokens: 10 });
   });
 });

@@ -3,11 +3,14 @@
 // answers (OpenAI's rule), and in a budget in money (the token's, its client's or a service caller's:
 // google_ai_worst_call_cost). It is the caller's own max tokens (a scoped token's is never above its
 // client's cap: caller.ts), else the model row's `answerTokens`; and where a budget in money booked it
-// for a request that names none, it is sent as the call's cap (maxOutputTokens, which each dialect
-// sends as the provider's own: OpenAI's max_completion_tokens, Google's maxOutputTokens), so the answer
+// for a request that names none, it is sent as the call's cap (the hub's maxOutputTokens, which each
+// dialect sends as its provider's own field), so the answer
 // cannot cost more than was booked: a longer one ends as the provider says (`length`, `MAX_TOKENS`).
 import type { ModelProfile, ModelRequest, Reservation } from "../contract.ts";
-import { answersAskedOf, outputCapOf, type WithConfig, withOutputCap } from "../model/output-cap.ts";
+import type { HubOptions } from "../../_shared/upstream/hub.ts";
+
+/** The part of a request that says what answer is asked: its options' output cap and answer count. */
+type WithOptions = { options: Pick<HubOptions, "maxOutputTokens" | "outputCount"> };
 
 /** One request's answer, per model of its chain (its first model, then its fallbacks). */
 export interface AnswerSize {
@@ -20,11 +23,11 @@ export interface AnswerSize {
 /** The answer each model is sent with: the caller's max tokens, else the row's, times the answers asked (n). */
 export function answerSize(
   chain: readonly { profile: Pick<ModelProfile, "answerTokens" | "bookedOutputTokens"> }[],
-  request: WithConfig,
+  request: WithOptions,
 ): AnswerSize {
-  const answers = answersAskedOf(request) ?? 1;
+  const answers = request.options.outputCount ?? 1;
   const perModel = chain.map((l) => {
-    const cap = outputCapOf(request) || l.profile.answerTokens;
+    const cap = request.options.maxOutputTokens || l.profile.answerTokens;
     return cap === undefined ? null : cap * answers;
   });
   const tpmOutput = Math.max(0, ...chain.map((l, i) => (l.profile.bookedOutputTokens === undefined ? 0 : perModel[i] ?? 0)));
@@ -41,9 +44,9 @@ export function withBookedCap(
   size: AnswerSize,
   index: number,
 ): ModelRequest {
-  if (reservation.bookedUsd === undefined || outputCapOf(request)) return request;
-  const cap = bookedPerAnswer(size, index, answersAskedOf(request));
-  return cap === null ? request : withOutputCap(request, cap);
+  if (reservation.bookedUsd === undefined || request.options.maxOutputTokens) return request;
+  const cap = bookedPerAnswer(size, index, request.options.outputCount);
+  return cap === null ? request : { ...request, options: { ...request.options, maxOutputTokens: cap } };
 }
 
 /** One answer's share of what was booked for the model at `index` (at least 1); null: not known. */

@@ -7,7 +7,6 @@ import { GatewayError } from "../../_shared/errors.ts";
 import type { NormalizedRequest, ReserveCaller } from "../contract.ts";
 import type { TokenCheck } from "../store/store.ts";
 import { modelNotAllowed } from "./refusals.ts";
-import { OUTPUT_CAP_FIELD, outputCapOf, withOutputCap } from "../model/output-cap.ts";
 
 /** The caller the database books for. */
 export function reserveCallerOf(caller: Caller): ReserveCaller {
@@ -50,13 +49,13 @@ export function requireModel(scope: Scope, model: string): void {
 export function capOutputTokens(request: NormalizedRequest, scope: Scope): NormalizedRequest {
   const cap = scope.outputCap;
   if (cap === undefined) return request;
-  const asked = outputCapOf(request);
-  if (asked === undefined || asked === 0) return withOutputCap(request, cap);
+  const asked = request.options.maxOutputTokens;
+  if (asked === undefined || asked === 0) return { ...request, options: { ...request.options, maxOutputTokens: cap } };
   if (asked > cap) {
     throw new GatewayError(
       "invalid_request",
-      `${OUTPUT_CAP_FIELD} is ${asked}; this client may ask for at most ${cap}.`,
-      { details: { field: OUTPUT_CAP_FIELD, max_output_tokens: cap } },
+      `${request.outputCapField.words} is ${asked}; this client may ask for at most ${cap}.`,
+      { details: { field: request.outputCapField.code, max_output_tokens: cap } },
     );
   }
   return request;

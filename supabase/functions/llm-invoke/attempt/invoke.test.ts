@@ -313,11 +313,8 @@ describe("invoke: success", () => {
     expect(google.calls[0]!.apiKey).toBe("secret-of-GOOGLE_KEY_1");
     expect(google.calls[0]!.request.system).toBeUndefined();
     expect(google.calls[0]!.request.messages[0]!.parts[0]).toEqual({ type: "text", text: "Кратко.\n\nПривет" });
-    // Google is given the request as its own body too (the inner request's dialect).
-    expect(google.calls[0]!.request.dialectBody).toMatchObject({
-      dialect: "google",
-      body: { contents: [{ parts: [{ text: "Кратко.\n\nПривет" }] }] },
-    });
+    // In the hub's words only: no body of a dialect beside them (the native route passes none through).
+    expect(google.calls[0]!.request.dialectBody).toBeUndefined();
     expect(store.finalized).toEqual([expect.objectContaining({
       reservationId: "res-1",
       outcome: "succeeded",
@@ -965,7 +962,7 @@ describe("invoke: Google's exact count where the estimate would refuse", () => {
   const tooLarge = (maxTokens: number): Refusal => ({ ...refusal("too_large", null), maxTokens });
   const LONG = "x".repeat(6_000); // estimated at ~2,000 tokens: above the tpm threshold
   const estimateOf = (prompt: string) =>
-    estimateInputTokens({ contents: [{ role: "user", parts: [{ text: prompt }] }] });
+    estimateInputTokens({ messages: [{ role: "user", parts: [{ type: "text", text: prompt }] }] });
 
   it("never counts an ordinary request", async () => {
     const store = new FakeStore([reservation(1)]);

@@ -39,7 +39,7 @@
 // Server-Timing: each call to the provider is timed as `upstream` (a stream's until its first chunk:
 // the answer's headers leave then), a finalize the caller waits for as `finalize`; admission.ts times
 // `reserve` and `wait`.
-import type { FinalizeParams, ModelProfile, NormalizedRequest, Reservation } from "../contract.ts";
+import type { FinalizeParams, ModelProfile, ModelRequest, NormalizedRequest, Reservation } from "../contract.ts";
 import type { Provider } from "../../_shared/providers/registry.ts";
 import type { ProviderDirectory, Upstream } from "../../_shared/providers/directory.ts";
 import type { KeyRefusal } from "../../_shared/providers/key-reader.ts";
@@ -55,7 +55,6 @@ import { createTokenCounter, InputSize, type TokenCounter } from "../model/exact
 import { type Clock, systemClock } from "../clock.ts";
 import { answerUsage, type InvokeAnswer, type InvokeContext, type InvokeResult } from "./context.ts";
 import { type HubRequest, hubText } from "../../_shared/upstream/hub.ts";
-import { portRequestOf } from "../model/port-request.ts";
 import { finalizeReliably } from "./finalize.ts";
 import { KeyExclusions } from "./key-exclusions.ts";
 import { type ChainLink, linkFor, requestFor, resolveChain } from "../model/model-chain.ts";
@@ -71,7 +70,6 @@ import { cancelled, exhausted, fallbackSteps, modelWithdrawn, noActiveKey, rejec
 import { DEFAULT_INVOKE_OPTIONS, type InvokeOptions } from "./settings.ts";
 import type { GatewayStore } from "../store/store.ts";
 import { openStream, relayStream } from "./stream.ts";
-import { answersAskedOf } from "../model/output-cap.ts";
 import { estimateRequestTokens } from "../model/tokens.ts";
 import {
   type GenerateOutcome,
@@ -400,12 +398,12 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       const at = Math.max(0, chain.findIndex((l) => l.model === reservation.model));
       const booked = withBookedCap(link.request, reservation, answerTokens, at);
       // The answer booked for this model, for a provider that requires a cap where the caller named none.
-      const answer = bookedPerAnswer(answerTokens, at, answersAskedOf(booked));
-      const sent = portRequestOf({
+      const answer = bookedPerAnswer(answerTokens, at, booked.options.outputCount);
+      const sent: ModelRequest = {
         ...booked,
         ...(tier === null ? {} : { serviceTier: tier }),
         ...(answer === null ? {} : { bookedOutputTokens: answer }),
-      });
+      };
       return { provider, who: upstream.who, client: upstream.client, apiKey, tier, sent };
     }
 

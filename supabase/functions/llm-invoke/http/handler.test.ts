@@ -63,7 +63,7 @@ describe("llm-invoke handler", () => {
     const ctx = invoke.mock.calls[0]![0];
     expect(ctx.caller).toEqual({ kind: "service", label: "eve-bot" });
     expect(ctx.requestId).toBe("r-1");
-    expect(ctx.request.contents).toEqual([{ role: "user", parts: [{ text: "Привет" }] }]);
+    expect(ctx.request.messages).toEqual([{ role: "user", parts: [{ type: "text", text: "Привет" }] }]);
   });
 
   it("generates a request id when the caller gives none", async () => {

@@ -28,20 +28,20 @@ describe("adaptToModel", () => {
     const out = adaptToModel(GEMMA, req);
     expect(out).toEqual({
       model: "gemma-3-27b-it",
-      contents: [
-        { role: "user", parts: [{ text: "Отвечай кратко.\n\nЧто сегодня?" }] },
-        { role: "model", parts: [{ text: "Концерт." }] },
+      messages: [
+        { role: "user", parts: [{ type: "text", text: "Отвечай кратко.\n\nЧто сегодня?" }] },
+        { role: "model", parts: [{ type: "text", text: "Концерт." }] },
       ],
-      generationConfig: {},
+      options: {},
     });
-    expect(out).not.toHaveProperty("systemInstruction");
+    expect(out).not.toHaveProperty("system");
   });
 
   it("passes the system prompt as systemInstruction where supported", () => {
     const req = parseInvokeRequest({ model: "gemini-2.5-flash", system: "Be brief.", prompt: "Hi" });
     const out = adaptToModel(GEMINI, req);
-    expect(out.systemInstruction).toBe("Be brief.");
-    expect(out.contents).toEqual([{ role: "user", parts: [{ text: "Hi" }] }]);
+    expect(out.system).toBe("Be brief.");
+    expect(out.messages).toEqual([{ role: "user", parts: [{ type: "text", text: "Hi" }] }]);
   });
 
   it("uses the canonical model id from the capabilities, not the alias", () => {
@@ -61,6 +61,7 @@ describe("adaptToModel", () => {
     } catch (e) {
       expect((e as GatewayError).code).toBe("unsupported_feature");
       expect((e as GatewayError).message).toContain("application/json");
+      expect((e as GatewayError).details).toEqual({ model: "gemma-3-27b-it", feature: "responseMimeType" });
     }
   });
 
@@ -70,29 +71,29 @@ describe("adaptToModel", () => {
       prompt: "Hi",
       generationConfig: { responseMimeType: "text/plain" },
     });
-    expect(adaptToModel(GEMMA, plain).generationConfig.responseMimeType).toBe("text/plain");
+    expect(adaptToModel(GEMMA, plain).dialectExtras?.options).toEqual({ responseMimeType: "text/plain" });
     const json = parseInvokeRequest({
       model: "gemini-2.5-flash",
       prompt: "Hi",
       generationConfig: { responseMimeType: "application/json" },
     });
-    expect(adaptToModel(GEMINI, json).generationConfig.responseMimeType).toBe("application/json");
+    expect(adaptToModel(GEMINI, json).options.format).toEqual({ type: "json" });
   });
 });
 
 describe("foldSystem", () => {
   it("adds a leading user turn when the conversation starts with the model", () => {
-    expect(foldSystem("S", [{ role: "model", parts: [{ text: "hello" }] }])).toEqual([
-      { role: "user", parts: [{ text: "S" }] },
-      { role: "model", parts: [{ text: "hello" }] },
+    expect(foldSystem("S", [{ role: "model", parts: [{ type: "text", text: "hello" }] }])).toEqual([
+      { role: "user", parts: [{ type: "text", text: "S" }] },
+      { role: "model", parts: [{ type: "text", text: "hello" }] },
     ]);
   });
 
   it("keeps the other parts of the first turn and does not mutate its input", () => {
-    const contents = [{ role: "user" as const, parts: [{ text: "a" }, { text: "b" }] }];
-    const out = foldSystem("S", contents);
-    expect(out).toEqual([{ role: "user", parts: [{ text: "S\n\na" }, { text: "b" }] }]);
-    expect(contents[0]?.parts[0]?.text).toBe("a");
+    const messages = [{ role: "user" as const, parts: [{ type: "text" as const, text: "a" }, { type: "text" as const, text: "b" }] }];
+    const out = foldSystem("S", messages);
+    expect(out).toEqual([{ role: "user", parts: [{ type: "text", text: "S\n\na" }, { type: "text", text: "b" }] }]);
+    expect(messages[0]?.parts[0]?.text).toBe("a");
   });
 });
 
@@ -107,8 +108,8 @@ describe("capabilities come from the row", () => {
 
   it("Gemma 4's row takes a system instruction: nothing is folded", () => {
     const out = adaptToModel(GEMMA4, parseInvokeRequest({ model: "gemma-4-31b-it", system: "Be brief.", prompt: "Hi" }));
-    expect(out.systemInstruction).toBe("Be brief.");
-    expect(out.contents).toEqual([{ role: "user", parts: [{ text: "Hi" }] }]);
+    expect(out.system).toBe("Be brief.");
+    expect(out.messages).toEqual([{ role: "user", parts: [{ type: "text", text: "Hi" }] }]);
   });
 
   it("a row that says no images refuses them with a clear 400; unknown (null) passes them on", () => {
@@ -122,7 +123,7 @@ describe("capabilities come from the row", () => {
     expect(error).toBeInstanceOf(GatewayError);
     expect((error as GatewayError).code).toBe("unsupported_feature");
     expect((error as GatewayError).details).toEqual({ model: "gemma-4-31b-it", feature: "images" });
-    expect(JSON.stringify(adaptToModel(GEMMA4, withImage()).contents)).toContain("inlineData");
-    expect(JSON.stringify(adaptToModel({ ...GEMMA4, supportsImages: true }, withImage()).contents)).toContain("inlineData");
+    expect(adaptToModel(GEMMA4, withImage()).messages[0]!.parts[1]!.type).toBe("media");
+    expect(adaptToModel({ ...GEMMA4, supportsImages: true }, withImage()).messages[0]!.parts[1]!.type).toBe("media");
   });
 });

@@ -10,7 +10,6 @@
 // Ordinary requests never get here. A count that fails (network, 5xx, 429, timeout, no usable key)
 // leaves the estimate in place and the refusal stands as it was: the count never fails a request.
 import type { ModelRequest, Refusal } from "../contract.ts";
-import { portRequestOf } from "./port-request.ts";
 import { type PhaseTimer, untimed } from "../../_shared/server-timing.ts";
 import type { Clock } from "../clock.ts";
 import type { ActiveKey, GatewayStore } from "../store/store.ts";
@@ -76,7 +75,7 @@ export function createTokenCounter(deps: TokenCounterDeps): TokenCounter {
       if (timeoutMs < 1) return null;
       const outcome = await (budget.timing ?? untimed).time(
         "upstream",
-        () => deps.client.countTokens({ apiKey, request: portRequestOf(request), timeoutMs, signal: budget.signal }),
+        () => deps.client.countTokens({ apiKey, request, timeoutMs, signal: budget.signal }),
       );
       if (outcome.ok) return outcome.totalTokens;
       // The classified message is sanitized of the key already.

@@ -1,4 +1,4 @@
-// Inline images (Gemini `inlineData`): check one before it is admitted, and estimate its input tokens.
+// Inline images (a request's media parts): check one before it is admitted, and estimate its input tokens.
 //
 // Only the header is read: the dimensions decide both the token estimate and whether the image is
 // refused. Pixels are never decoded. The base64 text is checked whole in one linear pass (a bad
@@ -55,57 +55,61 @@ export function imageTokens(width: number, height: number): number {
 }
 
 /**
- * Checks one `inlineData` part and reads its dimensions. `where` is the part's JSON path, used in
- * messages and as `details.field`. Only the image types are decided here: a `fileData` part or a
- * non-image MIME type is the caller's concern.
+ * Checks one inline image and reads its dimensions. `where` is the part's JSON path in the caller's
+ * body, in its route's words, used in messages; `field` is `details.field` (by default the same).
  */
-export function inspectInlineImage(part: { mimeType: unknown; data: unknown }, where: string): ImageInfo {
+export function inspectInlineImage(
+  part: { mimeType: unknown; data: unknown },
+  where: string,
+  field: string = where,
+): ImageInfo {
+  const at: At = { words: where, field };
   const mimeType = part.mimeType;
   if (typeof mimeType !== "string" || !isSupportedType(mimeType)) {
     throw new GatewayError(
       "unsupported_feature",
       `${where}.mimeType must be one of ${SUPPORTED_IMAGE_TYPES.join(", ")}` +
         (typeof mimeType === "string" ? ` (got ${sanitize(mimeType, { maxLength: 100 })}).` : "."),
-      { details: { field: where, feature: "mimeType", supported: [...SUPPORTED_IMAGE_TYPES] } },
+      { details: { field, feature: "mimeType", supported: [...SUPPORTED_IMAGE_TYPES] } },
     );
   }
   const data = part.data;
-  if (typeof data !== "string") throw invalidImage(where, `${where}.data must be a base64 string.`);
+  if (typeof data !== "string") throw invalidImage(at, `${where}.data must be a base64 string.`);
 
   // Decided from the length alone, before reading the text: an oversized image costs no decoding.
   const padding = data.endsWith("==") ? 2 : data.endsWith("=") ? 1 : 0;
   const bytes = Math.floor((data.length - padding) * 3 / 4);
   if (bytes > IMAGE_LIMITS.maxBytes) {
-    throw tooLarge(where, `${where} is ${bytes} bytes; at most ${IMAGE_LIMITS.maxBytes} are accepted.`, {
+    throw tooLarge(at, `${where} is ${bytes} bytes; at most ${IMAGE_LIMITS.maxBytes} are accepted.`, {
       bytes,
       max_bytes: IMAGE_LIMITS.maxBytes,
     });
   }
-  if (data.length === 0) throw invalidImage(where, `${where}.data is empty.`);
+  if (data.length === 0) throw invalidImage(at, `${where}.data is empty.`);
 
-  const reader = base64Reader(data, where);
+  const reader = base64Reader(data, at);
   const detected = detectType(reader);
   if (detected !== mimeType) {
     throw invalidImage(
-      where,
+      at,
       `${where}.data is not ${article(mimeType)} image` + (detected === null ? "." : ` (it looks like ${detected}).`),
       { mime_type: mimeType, detected },
     );
   }
-  const { width, height } = readDimensions(mimeType, reader, where);
+  const { width, height } = readDimensions(mimeType, reader, at);
   if (width === 0 || height === 0) {
-    throw invalidImage(where, `${where} declares a zero dimension (${width}×${height}).`, { width, height });
+    throw invalidImage(at, `${where} declares a zero dimension (${width}×${height}).`, { width, height });
   }
   if (width > IMAGE_LIMITS.maxSide || height > IMAGE_LIMITS.maxSide) {
     throw tooLarge(
-      where,
+      at,
       `${where} is ${width}×${height} px; each side may be at most ${IMAGE_LIMITS.maxSide} px.`,
       { width, height, max_side: IMAGE_LIMITS.maxSide },
     );
   }
   if (width * height > IMAGE_LIMITS.maxPixels) {
     throw tooLarge(
-      where,
+      at,
       `${where} is ${width}×${height} px (${width * height} pixels); at most ${IMAGE_LIMITS.maxPixels} are accepted.`,
       { width, height, max_pixels: IMAGE_LIMITS.maxPixels },
     );
@@ -121,12 +125,18 @@ function article(mimeType: ImageType): string {
   return mimeType === "image/png" ? "a PNG" : mimeType === "image/jpeg" ? "a JPEG" : "a WebP";
 }
 
-function invalidImage(where: string, message: string, details: Record<string, unknown> = {}): GatewayError {
-  return new GatewayError("invalid_image", message, { details: { field: where, ...details } });
+/** Where an image is: in the caller's words (messages) and as details.field. */
+interface At {
+  words: string;
+  field: string;
 }
 
-function tooLarge(where: string, message: string, details: Record<string, unknown>): GatewayError {
-  return new GatewayError("image_too_large", message, { details: { field: where, ...details } });
+function invalidImage(at: At, message: string, details: Record<string, unknown> = {}): GatewayError {
+  return new GatewayError("invalid_image", message, { details: { field: at.field, ...details } });
+}
+
+function tooLarge(at: At, message: string, details: Record<string, unknown>): GatewayError {
+  return new GatewayError("image_too_large", message, { details: { field: at.field, ...details } });
 }
 
 // ---- base64 ----------------------------------------------------------------------------------------
@@ -156,8 +166,9 @@ interface ByteReader {
 }
 
 /** Validates all of `data` in one pass, then decodes single bytes on demand. */
-function base64Reader(data: string, where: string): ByteReader {
-  const notBase64 = (why: string) => invalidImage(where, `${where}.data is not base64: ${why}.`);
+function base64Reader(data: string, at: At): ByteReader {
+  const where = at.words;
+  const notBase64 = (why: string) => invalidImage(at, `${where}.data is not base64: ${why}.`);
   let end = data.length;
   while (end > 0 && end > data.length - 2 && data.charCodeAt(end - 1) === 61 /* = */) end--;
   if (end < data.length && data.length % 4 !== 0) throw notBase64("padding in the wrong place");
@@ -175,13 +186,13 @@ function base64Reader(data: string, where: string): ByteReader {
       alphabet = a;
     }
   }
-  if (end === 0) throw invalidImage(where, `${where}.data is empty.`);
+  if (end === 0) throw invalidImage(at, `${where}.data is empty.`);
   const length = Math.floor(end * 3 / 4);
   const sextet = (i: number) => (i < end ? SEXTET[data.charCodeAt(i)] : 0);
   return {
     length,
     at(offset: number): number {
-      if (offset >= length) throw invalidImage(where, `${where}: the image header is cut short.`);
+      if (offset >= length) throw invalidImage(at, `${where}: the image header is cut short.`);
       const q = (offset / 3 | 0) * 4;
       switch (offset % 3) {
         case 0:
@@ -230,9 +241,10 @@ interface Dimensions {
 
 type Fail = (why: string) => never;
 
-function readDimensions(mimeType: ImageType, r: ByteReader, where: string): Dimensions {
+function readDimensions(mimeType: ImageType, r: ByteReader, at: At): Dimensions {
+  const where = at.words;
   const fail: Fail = (why) => {
-    throw invalidImage(where, `${where}: the ${article(mimeType).slice(2)} header is unreadable: ${why}.`);
+    throw invalidImage(at, `${where}: the ${article(mimeType).slice(2)} header is unreadable: ${why}.`);
   };
   if (mimeType === "image/png") return pngDimensions(r, fail);
   if (mimeType === "image/jpeg") return jpegDimensions(r, fail);
@@ -301,4 +313,9 @@ function webpDimensions(r: ByteReader, fail: Fail): Dimensions {
   }
   if (matches(r, 12, VP8X)) return { width: u24le(r, 24) + 1, height: u24le(r, 27) + 1 };
   return fail("the first chunk is none of VP8, VP8L, VP8X");
+}
+
+/** The estimated tokens of a request's inline images, on top of its text's (invoke.ts adds them). */
+export function imageTokensOf(images: readonly ImageInfo[]): number {
+  return images.reduce((sum, image) => sum + image.tokens, 0);
 }

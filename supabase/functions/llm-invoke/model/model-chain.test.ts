@@ -44,13 +44,13 @@ describe("resolveChain", () => {
   it("uses the model row's chain when the request names none, each link adapted to its model", async () => {
     const chain = await chainOf({ model: "gemini-2.5-flash", system: "Кратко." });
     expect(chain.map((l) => l.model)).toEqual(["gemini-2.5-flash", "gemini-2.5-flash-lite", "gemma-3-27b-it"]);
-    expect(requestFor(chain, "gemini-2.5-flash").systemInstruction).toBe("Кратко.");
+    expect(requestFor(chain, "gemini-2.5-flash").system).toBe("Кратко.");
     // Gemma takes no system instruction: its link folds it into the first user turn.
     expect(requestFor(chain, "gemma-3-27b-it")).toMatchObject({
       model: "gemma-3-27b-it",
-      contents: [{ role: "user", parts: [{ text: "Кратко.\n\nПривет" }] }],
+      messages: [{ role: "user", parts: [{ type: "text", text: "Кратко.\n\nПривет" }] }],
     });
-    expect(requestFor(chain, "gemma-3-27b-it").systemInstruction).toBeUndefined();
+    expect(requestFor(chain, "gemma-3-27b-it").system).toBeUndefined();
   });
 
   it("prefers the caller's list to the row's, and an empty list means no fallback", async () => {
@@ -121,8 +121,8 @@ describe("linkFor", () => {
     const link = await linkFor(lookup, parseInvokeRequest(body), chain, "gemma-4-31b-it");
     expect(link.request.model).toBe("gemma-4-31b-it");
     // Gemma 4's row takes a system instruction: nothing is folded.
-    expect(link.request.systemInstruction).toBeDefined();
-    expect(JSON.stringify(link.request.contents)).not.toContain("Кратко.");
+    expect(link.request.system).toBeDefined();
+    expect(JSON.stringify(link.request.messages)).not.toContain("Кратко.");
   });
 
   it("a booked model without a row (removed since): refused, never sent another model's request", async () => {

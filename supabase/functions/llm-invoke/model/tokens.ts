@@ -18,9 +18,10 @@
 // - Chat templates add turn markers (<start_of_turn>user ... <end_of_turn>), a few tokens per turn.
 // The offline simulator counts ceil(all text bytes / 4); this estimate is never below that.
 //
-// Other parts: a functionCall or functionResponse counts as the text of its JSON; an inline image is
+// Other parts: a tool call or a tool's result counts as the text of its JSON; an inline image is
 // estimated from its dimensions by images.ts (the request's imageTokens), not from its bytes.
-import type { Content, ModelRequest, Part } from "../contract.ts";
+import type { HubMessage, HubPart } from "../../_shared/upstream/hub.ts";
+import type { ModelRequest } from "../contract.ts";
 
 export const BYTES_PER_TOKEN = 3;
 export const TURN_OVERHEAD = 5;
@@ -40,14 +41,14 @@ export function estimateTextTokens(text: string): number {
 }
 
 /** A request's input estimate, as one model takes it (its system instruction, or none where it was folded). */
-export function estimateRequestTokens(request: Pick<ModelRequest, "contents" | "systemInstruction">): number {
-  return estimateInputTokens({ contents: request.contents, system: request.systemInstruction });
+export function estimateRequestTokens(request: Pick<ModelRequest, "messages" | "system">): number {
+  return estimateInputTokens(request);
 }
 
 /** Estimated input tokens of turns and a system text as sent to the provider (after any system folding). */
-export function estimateInputTokens(input: { contents: readonly Content[]; system?: string }): number {
+export function estimateInputTokens(input: { messages: readonly HubMessage[]; system?: string }): number {
   let tokens = REQUEST_OVERHEAD;
-  for (const content of input.contents) {
+  for (const content of input.messages) {
     tokens += TURN_OVERHEAD;
     for (const part of content.parts) tokens += estimatePartTokens(part);
   }
@@ -56,8 +57,15 @@ export function estimateInputTokens(input: { contents: readonly Content[]; syste
 }
 
 /** A text part's tokens, or a function call's / response's as JSON text; images are counted apart. */
-function estimatePartTokens(part: Part): number {
-  if (typeof part.text === "string") return estimateTextTokens(part.text);
-  if (part.inlineData !== undefined) return 0;
-  return estimateTextTokens(JSON.stringify(part));
+function estimatePartTokens(part: HubPart): number {
+  switch (part.type) {
+    case "text":
+      return estimateTextTokens(part.text);
+    case "media":
+      return 0;
+    case "tool_call":
+      return estimateTextTokens(JSON.stringify({ name: part.name, args: part.args, id: part.id }));
+    case "tool_result":
+      return estimateTextTokens(JSON.stringify({ name: part.name, response: part.result, id: part.id }));
+  }
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ERROR_STATUS, type ErrorCode, GatewayError, rateLimited } from "../../_shared/errors.ts";
-import { DEFAULT_REQUEST_LIMITS, type NormalizedRequest } from "../contract.ts";
+import { DEFAULT_REQUEST_LIMITS } from "../contract.ts";
 import { type GeminiAnswer, hubAnswerOf } from "../../_shared/providers/google/answer.ts";
 import type { HubChunk } from "../../_shared/upstream/hub.ts";
 import type { InvokeResult, InvokeStream } from "../attempt/context.ts";
@@ -20,11 +20,12 @@ import type { SurfaceContext } from "./surface.ts";
 import { base64, png } from "../../../../tests/support/image-bytes.ts";
 import { modelEntry } from "../../../../tests/support/model-entry.ts";
 import { refusal } from "../../../../tests/support/refusal.ts";
+import { withGoogleView } from "./gemini/test-fixtures.ts";
 
 const limits = DEFAULT_REQUEST_LIMITS;
 
 function parse(body: unknown, headers: Record<string, string> = {}, model = "gemini-2.5-flash", stream = false) {
-  return geminiSurface.parse({ body, headers: new Headers(headers), limits, model, stream });
+  return withGoogleView(geminiSurface.parse({ body, headers: new Headers(headers), limits, model, stream }));
 }
 
 describe("geminiSurface.parse: Google's GenerateContentRequest", () => {
@@ -43,7 +44,11 @@ describe("geminiSurface.parse: Google's GenerateContentRequest", () => {
 
   it("reads a camelCase body into the request the gateway runs, with the native defaults", () => {
     const r = parse(camel);
-    expect(r).toEqual(
+    expect(r.asks).toEqual({
+      json: { feature: "responseMimeType", words: "responseMimeType application/json" },
+      tools: { feature: "tools", words: "tools (function calling)" },
+    });
+    expect(r).toMatchObject(
       {
         model: "gemini-2.5-flash",
         contents: [{ role: "user", parts: [{ text: "Hi" }] }],
@@ -60,7 +65,7 @@ describe("geminiSurface.parse: Google's GenerateContentRequest", () => {
         maxWaitMs: limits.defaultMaxWaitMs,
         metadata: {},
         includeCandidates: true,
-      } satisfies NormalizedRequest,
+      },
     );
   });
 
@@ -475,13 +480,13 @@ describe("parseCountTokens / countTokensAnswer", () => {
   const contents = [{ role: "user", parts: [{ text: "How many tokens?" }] }];
 
   it("reads {contents} as the request the gateway would run", () => {
-    const r = parseCountTokens({ contents }, "models/gemini-2.5-flash", limits);
+    const r = withGoogleView(parseCountTokens({ contents }, "models/gemini-2.5-flash", limits));
     expect(r).toMatchObject({ model: "gemini-2.5-flash", contents, stream: false, imageTokens: 0 });
     expect(r.system).toBeUndefined();
   });
 
   it("reads {generateContentRequest} with its system instruction, tools and config (snake_case too)", () => {
-    const r = parseCountTokens(
+    const r = withGoogleView(parseCountTokens(
       {
         generate_content_request: {
           model: "models/gemini-2.5-flash",
@@ -493,7 +498,7 @@ describe("parseCountTokens / countTokensAnswer", () => {
       },
       "gemini-2.5-flash",
       limits,
-    );
+    ));
     expect(r).toMatchObject({
       model: "gemini-2.5-flash",
       contents,

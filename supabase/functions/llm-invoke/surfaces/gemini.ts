@@ -4,7 +4,9 @@
 // REST accepts both) and answers, streams and errors go out exactly in Google's shape. See docs/gemini.md.
 //
 // This file assembles the surface the handler calls; each job lives in its own module under gemini/:
-// request.ts (body → the gateway's request), answer.ts (an answer in Google's shape), fields.ts (Google's field naming and its refusals),
+// request.ts (body → the gateway's request), hub.ts (Gemini's fields in the hub's words, and what only
+// Google has a word for carried to Google as given), parts.ts and json-keys.ts (Gemini's parts checked,
+// its snake_case read), answer.ts (an answer in Google's shape), fields.ts (Google's field naming and its refusals),
 // safety-enums.ts (numbered enums of Google's REST clients), count-tokens.ts, errors.ts (Google's
 // error shape), stream.ts (SSE and JSON-array streams), models.ts (model list and get).
 import type { JsonAnswer, StreamAnswer } from "../../_shared/envelope.ts";

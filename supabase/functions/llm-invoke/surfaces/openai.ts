@@ -1,7 +1,7 @@
 // The OpenAI-compatible surface: `POST …/llm-invoke/v1/chat/completions` and `GET …/llm-invoke/v1/models`,
 // so code written for the official OpenAI clients reaches the gateway by changing base_url and api_key.
-// A chat.completions body becomes the gateway's one request (Gemini contents, generationConfig, tools);
-// Google's answer, stream and the gateway's errors are said back in OpenAI's shapes. docs/openai.md
+// A chat.completions body becomes the gateway's one request in the hub's words (messages, options, tools);
+// the answer, stream and the gateway's errors are said back in OpenAI's shapes. docs/openai.md
 // is the reference of what maps to what and what is refused.
 // Each job lives in its own module under openai/; this file assembles the surface and names what the
 // rest of the gateway imports.

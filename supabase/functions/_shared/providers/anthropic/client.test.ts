@@ -1,13 +1,14 @@
 // Anthropic's client against the offline Anthropic simulator (a real HTTP server whose error wordings
 // are drawn per run): what it sends (x-api-key, API version, max_tokens from the booked answer, the
 // system apart, tools, a JSON answer through one forced tool), answers and named-event streams in the
-// hub's words (through the port's inner shape), the exact count, and every failure classified by
-// structure (money in four shapes, 529 retryable, an error event after a 200 a cut).
+// hub's words (requests written in Gemini's shape, said in the hub's by its route's translation), the
+// exact count, and every failure classified by structure (money in four shapes, 529 retryable, an error
+// event after a 200 a cut).
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type AnthropicSimulator, startAnthropicSimulator } from "../../../../../shared/anthropic-sim/server.ts";
 import { hubFinish, hubText } from "../../upstream/hub.ts";
-import type { ModelRequest } from "../../../llm-invoke/contract.ts";
-import { portRequestOf } from "../../../llm-invoke/model/port-request.ts";
+import type { GeminiRequest as ModelRequest } from "../../../llm-invoke/surfaces/gemini/test-fixtures.ts";
+import { portRequestOf } from "../../../llm-invoke/surfaces/gemini/test-fixtures.ts";
 import { StreamCut, type UpstreamClient } from "../../upstream/port.ts";
 import { createAnthropicClient } from "./client.ts";
 import { DEFAULT_MAX_TOKENS } from "./request.ts";

@@ -131,7 +131,7 @@ export function asksJson(request: HubRequest): boolean {
 /** The Messages body for a HubRequest; `booked`: the output tokens the gateway booked when the caller named none. */
 export function messagesBody(request: HubRequest, stream: boolean, booked?: number): Json {
   const maxTokens = maxTokensOf(request, booked);
-  // A body of another dialect (the inner request's own, for its provider) is not Anthropic's to send.
+  // A body of another dialect (a caller's, for its own provider) is not Anthropic's to send.
   if (request.dialectBody?.dialect === ANTHROPIC) {
     return passThrough(request.dialectBody, request.model, stream, request.options.maxOutputTokens, maxTokens);
   }

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type GoogleSimulator, startGoogleSimulator } from "../../../../../shared/google-sim/server.ts";
 import { createGoogleClient } from "./client.ts";
 import { type HubAnswer, hubText } from "../../upstream/hub.ts";
-import { portRequestOf } from "../../../llm-invoke/model/port-request.ts";
+import { portRequestOf } from "../../../llm-invoke/surfaces/gemini/test-fixtures.ts";
 import { StreamCut, type StreamOutcome } from "../../upstream/port.ts";
 
 const KEY = "sim-key-a1";

@@ -4,8 +4,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { hubText } from "../../upstream/hub.ts";
-import type { ModelRequest } from "../../../llm-invoke/contract.ts";
-import { hubRequestOf, portRequestOf } from "../../../llm-invoke/model/port-request.ts";
+import type { GeminiRequest as ModelRequest } from "../../../llm-invoke/surfaces/gemini/test-fixtures.ts";
+import { hubRequestOf, portRequestOf } from "../../../llm-invoke/surfaces/gemini/test-fixtures.ts";
 import { createGoogleClient } from "./client.ts";
 import { type CountTokensOutcome, type GenerateCall, type GenerateOutcome } from "../../upstream/port.ts";
 

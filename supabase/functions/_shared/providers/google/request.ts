@@ -1,14 +1,39 @@
 // The hub's request (../../upstream/hub.ts) as Google's generateContent body (v1beta, camelCase). A
-// request already in Google's dialect (`dialectBody`: the gateway's own request, or a caller's body on
-// a route of Google's shape) is sent as it is; any other is translated: messages to contents, the
-// system to systemInstruction, options to generationConfig, tools to function declarations, the tool
-// choice to toolConfig, the service tier to serviceTier.
-import type { HubOptions, HubPart, HubRequest, HubSchema, HubToolChoice } from "../../upstream/hub.ts";
+// request that carries a body in Google's dialect (`dialectBody`) is sent as it is; any other is
+// translated: messages to contents, the system to systemInstruction, options to generationConfig, tools
+// to function declarations, the tool choice to toolConfig, the service tier to serviceTier. What only
+// Google has a word for (DialectExtras keyed "google": safety settings, tools that are not functions,
+// options and part fields the hub lacks) is set over that translation as the caller gave it, so a body
+// of Google's shape reaches Google as sent.
+import type {
+  DialectExtras,
+  HubOptions,
+  HubPart,
+  HubRequest,
+  HubSchema,
+  HubTool,
+  HubToolChoice,
+} from "../../upstream/hub.ts";
 import { GOOGLE_DIALECT } from "./answer.ts";
 
 type Json = Record<string, unknown>;
 
-function partOf(p: HubPart): Json {
+/** Google's own fields of `extras`, set over `translated` (an `undefined` one: left out). */
+function withOwn(translated: Json, extras: Json | undefined): Json {
+  if (extras === undefined) return translated;
+  const out = { ...translated, ...extras };
+  for (const [k, v] of Object.entries(out)) if (v === undefined) delete out[k];
+  return out;
+}
+
+const own = (extras: DialectExtras | undefined) => extras?.dialect === GOOGLE_DIALECT ? extras : undefined;
+
+/** A hub part as a Google part. */
+export function googlePart(p: HubPart): Json {
+  return withOwn(translatedPart(p), own(p.extras)?.fields);
+}
+
+function translatedPart(p: HubPart): Json {
   const signature = "signature" in p && p.signature !== undefined ? { thoughtSignature: p.signature } : {};
   switch (p.type) {
     case "text":
@@ -30,7 +55,8 @@ function schemaField(schema: HubSchema, jsonField: string, openApiField: string)
   return { [schema.flavour === "json-schema" ? jsonField : openApiField]: schema.schema };
 }
 
-function generationConfigOf(o: HubOptions): Json {
+/** Hub options as generationConfig. */
+export function generationConfigOf(o: HubOptions): Json {
   const config: Json = {};
   if (o.temperature !== undefined) config.temperature = o.temperature;
   if (o.maxOutputTokens !== undefined) config.maxOutputTokens = o.maxOutputTokens;
@@ -56,7 +82,20 @@ function generationConfigOf(o: HubOptions): Json {
   return config;
 }
 
-function toolConfigOf(choice: HubToolChoice): Json {
+/** The hub's tools as Google's (one entry of function declarations); absent: none. */
+export function googleTools(tools: readonly HubTool[] | undefined): Json[] | undefined {
+  if (tools === undefined || tools.length === 0) return undefined;
+  return [{
+    functionDeclarations: tools.map((t) => ({
+      name: t.name,
+      ...(t.description === undefined ? {} : { description: t.description }),
+      ...(t.parameters === undefined ? {} : schemaField(t.parameters, "parametersJsonSchema", "parameters")),
+    })),
+  }];
+}
+
+/** The hub's tool choice as toolConfig. */
+export function toolConfigOf(choice: HubToolChoice): Json {
   if (choice.mode === "none") return { functionCallingConfig: { mode: "NONE" } };
   if (choice.mode === "auto") return { functionCallingConfig: { mode: "AUTO" } };
   return {
@@ -67,25 +106,18 @@ function toolConfigOf(choice: HubToolChoice): Json {
 /** The generateContent body of a request (everything but the model, which is in the path). */
 export function generateContentBody(request: HubRequest): Json {
   if (request.dialectBody?.dialect === GOOGLE_DIALECT) return request.dialectBody.body;
-  const config = generationConfigOf(request.options);
-  const tools = request.tools ?? [];
-  return {
-    contents: request.messages.map((m) => ({ role: m.role, parts: m.parts.map(partOf) })),
+  const extras = own(request.dialectExtras);
+  const config = withOwn(generationConfigOf(request.options), extras?.options);
+  const tools = googleTools(request.tools);
+  const body = withOwn({
+    contents: request.messages.map((m) => ({ role: m.role, parts: m.parts.map(googlePart) })),
     ...(request.system === undefined ? {} : { systemInstruction: { parts: [{ text: request.system }] } }),
     ...(Object.keys(config).length === 0 ? {} : { generationConfig: config }),
-    ...(tools.length === 0 ? {} : {
-      tools: [{
-        functionDeclarations: tools.map((t) => ({
-          name: t.name,
-          ...(t.description === undefined ? {} : { description: t.description }),
-          ...(t.parameters === undefined ? {} : schemaField(t.parameters, "parametersJsonSchema", "parameters")),
-        })),
-      }],
-    }),
+    ...(tools === undefined ? {} : { tools }),
     ...(request.toolChoice === undefined ? {} : { toolConfig: toolConfigOf(request.toolChoice) }),
-    ...(request.dialectExtras?.dialect === GOOGLE_DIALECT ? request.dialectExtras.fields : {}),
-    ...(request.serviceTier === undefined ? {} : { serviceTier: request.serviceTier }),
-  };
+  }, extras?.fields);
+  // The tier is the gateway's choice for this call (its class's row, or the caller's within it).
+  return request.serviceTier === undefined ? body : { ...body, serviceTier: request.serviceTier };
 }
 
 /** The countTokens body: the whole generateContentRequest, so the system instruction is counted too. */

@@ -4,8 +4,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type OpenAISimulator, startOpenAISimulator } from "../../../../../shared/openai-sim/server.ts";
 import { hubFinish, hubText } from "../../upstream/hub.ts";
-import type { ModelRequest } from "../../../llm-invoke/contract.ts";
-import { portRequestOf } from "../../../llm-invoke/model/port-request.ts";
+import type { GeminiRequest as ModelRequest } from "../../../llm-invoke/surfaces/gemini/test-fixtures.ts";
+import { portRequestOf } from "../../../llm-invoke/surfaces/gemini/test-fixtures.ts";
 import { createOpenAiClient } from "./client.ts";
 import { type UpstreamClient } from "../../upstream/port.ts";
 

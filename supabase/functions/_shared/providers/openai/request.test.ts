@@ -1,9 +1,9 @@
-// The gateway's one request (the port's inner request read as the hub's) as a Chat Completions body:
-// roles, images, the tool-call round trip, sampling and JSON output (OpenAPI schemas as JSON Schema, a
+// The gateway's one request (written in Gemini's shape, said in the hub's by its route's translation) as
+// a Chat Completions body: roles, images, the tool-call round trip, sampling and JSON output (OpenAPI schemas as JSON Schema, a
 // value that is not an object wrapped in one, the word "json" OpenAI's json_object needs).
 import { describe, expect, it } from "vitest";
-import type { ModelRequest } from "../../../llm-invoke/contract.ts";
-import { hubRequestOf } from "../../../llm-invoke/model/port-request.ts";
+import type { GeminiRequest as ModelRequest } from "../../../llm-invoke/surfaces/gemini/test-fixtures.ts";
+import { hubRequestOf } from "../../../llm-invoke/surfaces/gemini/test-fixtures.ts";
 import * as fromHub from "./request.ts";
 
 const chatCompletionBody = (request: ModelRequest, stream: boolean) =>

@@ -1,6 +1,6 @@
-// A Messages body (Anthropic's) → the gateway's one request: turns of content blocks as contents
-// (text, base64 images and PDFs, tool_use as a function call, tool_result as its response paired by
-// id, a signed thinking block as a signed thought), the system apart, max_tokens, sampling, stop
+// A Messages body (Anthropic's) → the gateway's one request in the hub's words: turns of content blocks
+// as messages (text, base64 images and PDFs, tool_use as a tool call, tool_result as its result paired
+// by id, a signed thinking block as a signed thought), the system apart, max_tokens, sampling, stop
 // sequences, thinking's budget, tools and tool_choice. The body itself rides along as the dialect's
 // (dialectBody): a Claude model is sent it as it came (cache_control, citations, server tools and
 // every field Anthropic offers reach it); another provider's model refuses the fields only Anthropic's
@@ -8,9 +8,10 @@
 import { z } from "zod";
 import { GatewayError } from "../../../_shared/errors.ts";
 import { invalidRequest } from "../../../_shared/validation.ts";
-import type { Content, GenerationConfig, NormalizedRequest, Part, RequestExtras } from "../../contract.ts";
-import { type ImageInfo } from "../../model/images.ts";
-import { checkPart, imageTokensOf } from "../../model/parts.ts";
+import type { HubMessage, HubOptions, HubPart, HubTool, HubToolChoice } from "../../../_shared/upstream/hub.ts";
+import type { NormalizedRequest, OnlyField } from "../../contract.ts";
+import { type ImageInfo, imageTokensOf, inspectInlineImage } from "../../model/images.ts";
+import { IMAGE_FIELD_CODE, OUTPUT_CAP_CODE } from "../gemini/hub.ts";
 import { callOptionsFromHeaders } from "../call-options.ts";
 import type { ParseInput } from "../surface.ts";
 
@@ -42,10 +43,7 @@ const messagesSchema = z.looseObject({
 type MessagesBody = z.infer<typeof messagesSchema>;
 
 /** A field only Anthropic's models honour, and why another provider's cannot. */
-interface Only {
-  field: string;
-  why: string;
-}
+type Only = OnlyField;
 
 const bad = (field: string, message: string) =>
   new GatewayError("invalid_request", `${field}: ${message}`, { details: { field } });
@@ -57,16 +55,16 @@ function textOf(value: unknown): string {
   return value.filter((b) => b?.type === "text" && typeof b.text === "string").map((b) => b.text as string).join("\n");
 }
 
-/** The contents, the system, the images and the fields only Anthropic can take. */
-function toContents(body: MessagesBody, only: Only[]): { contents: Content[]; system?: string; images: ImageInfo[] } {
+/** The messages, the system, the images and the fields only Anthropic can take. */
+function toMessages(body: MessagesBody, only: Only[]): { messages: HubMessage[]; system?: string; images: ImageInfo[] } {
   const images: ImageInfo[] = [];
-  const contents: Content[] = [];
+  const contents: HubMessage[] = [];
   const names = new Map<string, string>();
   const note = (field: string, why: string) => {
     if (!only.some((o) => o.field === field)) only.push({ field, why });
   };
   body.messages.forEach((message, i) => {
-    const parts: Part[] = [];
+    const parts: HubPart[] = [];
     const blocks = typeof message.content === "string" ? [{ type: "text", text: message.content }] : message.content;
     blocks.forEach((raw, j) => {
       const at = `messages[${i}].content[${j}]`;
@@ -76,7 +74,7 @@ function toContents(body: MessagesBody, only: Only[]): { contents: Content[]; sy
         case "text":
           if (typeof b.text !== "string") throw bad(`${at}.text`, "must be a string.");
           if (Array.isArray(b.citations) && b.citations.length > 0) note("citations", "citations are Anthropic's");
-          if (b.text !== "") parts.push(checkPart({ text: b.text }, at, images));
+          if (b.text !== "") parts.push({ type: "text", text: b.text });
           return;
         case "image":
         case "document": {
@@ -85,7 +83,9 @@ function toContents(body: MessagesBody, only: Only[]): { contents: Content[]; sy
             note(`${at}.source`, "only a base64 source can be sent to another provider");
             return;
           }
-          parts.push(checkPart({ inlineData: { mimeType: source.media_type, data: source.data } }, at, images));
+          const image = { mimeType: source.media_type, data: source.data };
+          images.push(inspectInlineImage(image, `${at}.source`, `${at}.${IMAGE_FIELD_CODE}`));
+          parts.push({ type: "media", ...image });
           return;
         }
         case "tool_use": {
@@ -95,11 +95,10 @@ function toContents(body: MessagesBody, only: Only[]): { contents: Content[]; sy
           if (typeof b.id === "string") names.set(b.id, b.name);
           const args = typeof b.input === "object" && b.input !== null && !Array.isArray(b.input) ? b.input : {};
           parts.push({
-            functionCall: {
-              name: b.name,
-              args: args as Record<string, unknown>,
-              ...(typeof b.id === "string" ? { id: b.id } : {}),
-            },
+            type: "tool_call",
+            ...(typeof b.id === "string" ? { id: b.id } : {}),
+            name: b.name,
+            args: args as Record<string, unknown>,
           });
           return;
         }
@@ -108,15 +107,16 @@ function toContents(body: MessagesBody, only: Only[]): { contents: Content[]; sy
           const name = names.get(id);
           if (name === undefined) throw bad(`${at}.tool_use_id`, "names no tool_use of an earlier turn.");
           const result = { result: textOf(b.content), ...(b.is_error === true ? { is_error: true } : {}) };
-          parts.push({ functionResponse: { name, response: result, id } });
+          parts.push({ type: "tool_result", id, name, result });
           return;
         }
         case "thinking":
           if (typeof b.thinking === "string") {
             parts.push({
+              type: "text",
               text: b.thinking,
               thought: true,
-              ...(typeof b.signature === "string" ? { thoughtSignature: b.signature } : {}),
+              ...(typeof b.signature === "string" ? { signature: b.signature } : {}),
             });
           }
           return;
@@ -132,55 +132,48 @@ function toContents(body: MessagesBody, only: Only[]): { contents: Content[]; sy
     note("cache_control", "prompt caching is Anthropic's");
   }
   const system = body.system === undefined ? undefined : textOf(body.system);
-  return { contents, ...(system === undefined || system === "" ? {} : { system }), images };
+  return { messages: contents, ...(system === undefined || system === "" ? {} : { system }), images };
 }
 
-function generationConfigOf(body: MessagesBody, counting: boolean): GenerationConfig {
-  const config: GenerationConfig = {};
+function optionsOf(body: MessagesBody, counting: boolean): HubOptions {
+  const config: HubOptions = {};
   if (!counting) config.maxOutputTokens = body.max_tokens;
   if (body.temperature !== undefined) config.temperature = body.temperature;
   if (body.top_p !== undefined) config.topP = body.top_p;
   if (body.top_k !== undefined) config.topK = body.top_k;
-  if (body.stop_sequences !== undefined && body.stop_sequences.length > 0) config.stopSequences = body.stop_sequences;
+  if (body.stop_sequences !== undefined && body.stop_sequences.length > 0) config.stop = body.stop_sequences;
   if (body.thinking?.type === "enabled") {
-    config.thinkingConfig = {
-      thinkingBudget: (body.thinking as { budget_tokens: number }).budget_tokens,
-      includeThoughts: true,
-    };
+    config.thinking = { budgetTokens: (body.thinking as { budget_tokens: number }).budget_tokens, includeThoughts: true };
   }
   return config;
 }
 
-function extrasOf(body: MessagesBody, only: Only[]): RequestExtras {
-  const extras: RequestExtras = {};
-  const declarations: Record<string, unknown>[] = [];
+function toolsOf(body: MessagesBody, only: Only[]): { tools?: HubTool[]; toolChoice?: HubToolChoice } {
+  const tools: HubTool[] = [];
   for (const [i, tool] of (body.tools ?? []).entries()) {
     if (tool.type !== undefined && tool.type !== "custom") {
       only.push({ field: `tools[${i}]`, why: `the ${tool.type.slice(0, 40)} tool is Anthropic's` });
       continue;
     }
     if (!FUNCTION_NAME.test(tool.name)) throw bad(`tools[${i}].name`, "must be 1-64 characters of A-Z a-z 0-9 _ -.");
-    declarations.push({
+    tools.push({
       name: tool.name,
       ...(typeof tool.description === "string" ? { description: tool.description } : {}),
       ...(typeof tool.input_schema === "object" && tool.input_schema !== null
-        ? { parametersJsonSchema: tool.input_schema }
+        ? { parameters: { flavour: "json-schema" as const, schema: tool.input_schema } }
         : {}),
     });
   }
-  if (declarations.length > 0) extras.tools = [{ functionDeclarations: declarations }];
+  if (tools.length === 0) return {};
   const choice = body.tool_choice;
-  if (choice === undefined || declarations.length === 0) return extras;
-  const mode = choice.type === "none" ? "NONE" : choice.type === "auto" ? "AUTO" : "ANY";
+  if (choice === undefined) return { tools };
   if (choice.type === "tool") {
-    if (choice.name === undefined || !declarations.some((d) => d.name === choice.name)) {
+    if (choice.name === undefined || !tools.some((d) => d.name === choice.name)) {
       throw bad("tool_choice.name", "must name one of tools.");
     }
+    return { tools, toolChoice: { mode: "required", only: [choice.name] } };
   }
-  extras.toolConfig = {
-    functionCallingConfig: { mode, ...(choice.type === "tool" ? { allowedFunctionNames: [choice.name!] } : {}) },
-  };
-  return extras;
+  return { tools, toolChoice: { mode: choice.type === "none" ? "none" : choice.type === "auto" ? "auto" : "required" } };
 }
 
 /** Parses a Messages body (or, `counting`, a count_tokens body: no max_tokens) into the gateway's request. */
@@ -194,21 +187,24 @@ export function parseMessages(input: ParseInput, counting = false): NormalizedRe
   if (!parsed.success) throw invalidRequest(parsed.error);
   const body = parsed.data as MessagesBody;
   const only: Only[] = [];
-  const { contents, system, images } = toContents(body, only);
-  if (contents.length === 0) throw bad("messages", "say something: every message is empty.");
-  const extras = extrasOf(body, only);
+  const { messages, system, images } = toMessages(body, only);
+  if (messages.length === 0) throw bad("messages", "say something: every message is empty.");
+  const tools = toolsOf(body, only);
   return {
     model: body.model,
     ...callOptionsFromHeaders(input.headers, input.limits),
-    contents,
+    messages,
     ...(system === undefined ? {} : { system }),
-    generationConfig: generationConfigOf(body, counting),
-    extras,
+    options: optionsOf(body, counting),
+    ...tools,
+    asks: tools.tools === undefined ? {} : { tools: { feature: "tools", words: "tools (function calling)" } },
+    outputCapField: { words: "max_tokens", code: OUTPUT_CAP_CODE },
     imageTokens: imageTokensOf(images),
     stream: !counting && body.stream === true,
     // Anthropic's metadata (user_id) is the provider's, not the gateway's audit record.
     metadata: {},
     includeCandidates: false,
-    dialectBody: { dialect: "anthropic", body: raw as Record<string, unknown>, ...(only.length === 0 ? {} : { only }) },
+    dialectBody: { dialect: "anthropic", body: raw as Record<string, unknown> },
+    ...(only.length === 0 ? {} : { only: { dialect: "anthropic", fields: only } }),
   };
 }

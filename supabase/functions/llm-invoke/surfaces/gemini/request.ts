@@ -4,16 +4,12 @@
 import { z } from "zod";
 import { GatewayError } from "../../../_shared/errors.ts";
 import { invalidRequest } from "../../../_shared/validation.ts";
-import { checkContents, imageTokensOf } from "../../model/parts.ts";
-import {
-  extrasOf,
-  extrasSchema,
-  generationConfigSchema,
-  joinText,
-  MAX_PARTS,
-  repeatedInChain,
-} from "../native/request.ts";
-import type { ServiceTier, GenerationConfig, NormalizedRequest, RequestLimits } from "../../contract.ts";
+import { imageTokensOf } from "../../model/images.ts";
+import { checkContents } from "./parts.ts";
+import { joinText, MAX_PARTS, repeatedInChain } from "../native/request.ts";
+import { generationConfigSchema, toolsAndSafetySchema } from "./schemas.ts";
+import type { NormalizedRequest, RequestLimits, ServiceTier } from "../../contract.ts";
+import { type GeminiInHub, geminiInHub } from "./hub.ts";
 import { callOptionsFromHeaders } from "../call-options.ts";
 import { bad, camelKeys, isObject, unknownField } from "./fields.ts";
 import { namedSafetySettings } from "./safety-enums.ts";
@@ -36,11 +32,8 @@ const SERVICE_TIER_VALUES: Record<string, ServiceTier | null> = {
   priority: "priority",
 };
 
-export interface GenerateBody {
-  contents: NormalizedRequest["contents"];
+export interface GenerateBody extends GeminiInHub {
   system?: string;
-  generationConfig: GenerationConfig;
-  extras: NormalizedRequest["extras"];
   imageTokens: number;
   /** The tier the caller asked for (absent: its class's). */
   serviceTier?: ServiceTier;
@@ -139,10 +132,8 @@ export function parseGenerateBody(raw: unknown, model: string, field = ""): Gene
     : systemText(body.systemInstruction, `${where}systemInstruction`);
   const { contents, images } = checkContents(body.contents, `${where}contents`);
   return {
-    contents,
+    ...geminiInHub({ contents, ...checked }, `${where}contents`, where),
     ...(system === undefined ? {} : { system }),
-    generationConfig: (checked.generationConfig ?? {}) as GenerationConfig,
-    extras: extrasOf(checked),
     imageTokens: imageTokensOf(images),
     ...(serviceTier === null ? {} : { serviceTier }),
   };
@@ -155,7 +146,7 @@ function serviceTierOf(raw: unknown, field: string): ServiceTier | null {
   return tier;
 }
 
-const fieldsSchema = z.object({ generationConfig: generationConfigSchema.optional(), ...extrasSchema });
+const fieldsSchema = z.object({ generationConfig: generationConfigSchema.optional(), ...toolsAndSafetySchema });
 
 /** generationConfig, tools, toolConfig, safetySettings by the native route's schemas; paths name the field. */
 function checkedFields(fields: Record<string, unknown>, field: string): z.infer<typeof fieldsSchema> {
@@ -193,12 +184,7 @@ export function normalized(
   return {
     model,
     ...options, // mode, wait, and the request id, priority and fallbacks when given
-    contents: body.contents,
-    ...(body.system === undefined ? {} : { system: body.system }),
-    generationConfig: body.generationConfig,
-    extras: body.extras,
-    imageTokens: body.imageTokens,
-    ...(body.serviceTier === undefined ? {} : { serviceTier: body.serviceTier }),
+    ...body,
     stream,
     metadata: {},
     // Google's shape is built from Google's answer, candidates included (the native body is not sent here).

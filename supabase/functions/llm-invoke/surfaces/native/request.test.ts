@@ -1,7 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { GatewayError } from "../../../_shared/errors.ts";
-import { DEFAULT_REQUEST_LIMITS } from "../../contract.ts";
-import { parseInvokeRequest } from "./request.ts";
+import { DEFAULT_REQUEST_LIMITS, type RequestLimits } from "../../contract.ts";
+import { parseInvokeRequest as parseRequest } from "./request.ts";
+import { withGoogleView } from "../gemini/test-fixtures.ts";
+
+/** The request, with what Google's translation sends of it beside (its contents, generationConfig, extras). */
+const parseInvokeRequest = (body: unknown, limits?: RequestLimits) => withGoogleView(parseRequest(body, limits));
 
 function codeOf(body: unknown): string {
   try {
@@ -16,7 +20,10 @@ function codeOf(body: unknown): string {
 describe("parseInvokeRequest: normalization", () => {
   it("turns a prompt into one user turn with defaults", () => {
     const r = parseInvokeRequest({ model: "gemma-3-27b-it", prompt: "Привет" });
-    expect(r).toEqual({
+    expect(r.messages).toEqual([{ role: "user", parts: [{ type: "text", text: "Привет" }] }]);
+    expect(r.options).toEqual({});
+    expect(r.asks).toEqual({});
+    expect(r).toMatchObject({
       model: "gemma-3-27b-it",
       contents: [{ role: "user", parts: [{ text: "Привет" }] }],
       generationConfig: {},

@@ -1,19 +1,20 @@
-// The llm-invoke request: its zod schema, and its normalization into Gemini `contents` plus an
-// optional system text, whatever input form the caller used (prompt, chat messages, native contents).
-// The other routes (surfaces/) build the same NormalizedRequest from Google's or OpenAI's shape.
+// The llm-invoke request: its zod schema, and its normalization into the hub's words (messages plus an
+// optional system text, whatever input form the caller used: prompt, chat messages, native contents).
+// Its contents, generationConfig, tools, toolConfig and safetySettings are Gemini's (the bot's contract),
+// said in the hub's words by Gemini's route's translation (../gemini/hub.ts).
 import { z } from "zod";
 import { GatewayError } from "../../../_shared/errors.ts";
 import { invalidRequest } from "../../../_shared/validation.ts";
-import { camelGenerationConfig } from "../../model/json-keys.ts";
-import { checkContents, imageTokensOf } from "../../model/parts.ts";
+import { camelGenerationConfig } from "../gemini/json-keys.ts";
+import { checkContents, type Content } from "../gemini/parts.ts";
+import { geminiInHub } from "../gemini/hub.ts";
+import { generationConfigSchema, toolsAndSafetySchema } from "../gemini/schemas.ts";
+import { imageTokensOf } from "../../model/images.ts";
 import {
-  type Content,
   DEFAULT_REQUEST_LIMITS,
-  type GenerationConfig,
   type InvokeMode,
   type NormalizedRequest,
   PRIORITY_CLASSES,
-  type RequestExtras,
   type RequestLimits,
 } from "../../contract.ts";
 
@@ -22,7 +23,6 @@ const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 /** Fallbacks after the first model: a chain of at most four models, each a reservation try. */
 export const MAX_FALLBACK_MODELS = 3;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-const MIME_TYPE = /^[a-z]+\/[A-Za-z0-9.+-]+$/;
 
 const messageSchema = z.strictObject({
   role: z.enum(["system", "user", "assistant"]),
@@ -32,40 +32,8 @@ const messageSchema = z.strictObject({
 /** Most parts a request may carry over all its turns (each is checked, images are read). */
 export const MAX_PARTS = 1000;
 
-// Turns are checked by parts.ts (one set of rules for every route), after the shape here.
+// Turns are checked by ../gemini/parts.ts (the rules of Google's route), after the shape here.
 const contentSchema = z.looseObject({ parts: z.array(z.unknown()).max(MAX_PARTS) });
-
-/**
- * Gemini's generationConfig: the fields the gateway reads or that are easy to get wrong are checked;
- * any other field is forwarded as given, so a field Google adds later needs no release of the gateway.
- */
-export const generationConfigSchema = z.looseObject({
-  temperature: z.number().min(0).max(2).optional(),
-  maxOutputTokens: z.number().int().min(1).max(1_000_000).optional(),
-  topP: z.number().min(0).max(1).optional(),
-  topK: z.number().int().min(1).max(1000).optional(),
-  stopSequences: z.array(z.string().min(1).max(200)).max(5).optional(),
-  responseMimeType: z.string().regex(MIME_TYPE, "must be a MIME type such as text/plain").optional(),
-  responseSchema: z.record(z.string(), z.unknown()).optional(),
-  responseJsonSchema: z.record(z.string(), z.unknown()).optional(),
-  candidateCount: z.number().int().min(1).max(8).optional(),
-  seed: z.number().int().optional(),
-  presencePenalty: z.number().optional(),
-  frequencyPenalty: z.number().optional(),
-  thinkingConfig: z.looseObject({
-    thinkingBudget: z.number().int().min(-1).optional(),
-    includeThoughts: z.boolean().optional(),
-  }).optional(),
-}).refine((c) => c.responseSchema === undefined || c.responseJsonSchema === undefined, {
-  message: "give responseSchema or responseJsonSchema, not both",
-});
-
-/** Function calling and safety settings, as Gemini takes them. */
-export const extrasSchema = {
-  tools: z.array(z.record(z.string(), z.unknown())).max(128).optional(),
-  toolConfig: z.record(z.string(), z.unknown()).optional(),
-  safetySettings: z.array(z.looseObject({ category: z.string(), threshold: z.string() })).max(32).optional(),
-};
 
 const modelName = z.string().transform((m) => m.replace(/^models\//, "")).pipe(
   z.string().regex(MODEL_NAME, "must be a model id such as gemma-3-27b-it"),
@@ -88,7 +56,7 @@ export const invokeRequestSchema = z.strictObject({
   include_candidates: z.boolean().default(false),
   priority: z.enum(PRIORITY_CLASSES).optional(),
   stream: z.boolean().default(false),
-  ...extrasSchema,
+  ...toolsAndSafetySchema,
 });
 
 export type InvokeRequest = z.infer<typeof invokeRequestSchema>;
@@ -115,13 +83,13 @@ export function parseInvokeRequest(
 
   if (req.metadata !== undefined) checkMetadata(req.metadata, limits);
 
+  // Its Gemini fields (generationConfig, tools, toolConfig, safetySettings) as Google's route reads them.
+  const hub = geminiInHub({ ...req, contents });
   return {
     model: req.model,
     ...(req.fallback_models === undefined ? {} : { fallbackModels: req.fallback_models }),
-    contents,
+    ...hub,
     ...(system === undefined ? {} : { system }),
-    generationConfig: (req.generationConfig ?? {}) as GenerationConfig,
-    extras: extrasOf(req),
     imageTokens,
     stream: req.stream,
     mode: req.mode,
@@ -165,15 +133,6 @@ function checkMetadataSize(metadata: Record<string, unknown>, limits: RequestLim
       { details: { field: "metadata", limit_bytes: limits.maxMetadataBytes } },
     );
   }
-}
-
-/** The request-level Gemini fields that are forwarded as given, without the absent ones. */
-export function extrasOf(req: RequestExtras): RequestExtras {
-  return {
-    ...(req.tools === undefined ? {} : { tools: req.tools }),
-    ...(req.toolConfig === undefined ? {} : { toolConfig: req.toolConfig }),
-    ...(req.safetySettings === undefined ? {} : { safetySettings: req.safetySettings }),
-  };
 }
 
 /** A chain names each model once (aliases of one model are told apart later, by the model rows). */

@@ -1,12 +1,12 @@
-// OpenAI's messages → Gemini's contents and system text: roles, text and image parts (images as data
+// OpenAI's messages → the hub's messages and system text: roles, text and image parts (images as data
 // URLs, checked and counted like any inline image), and the tool-call round trip: an assistant's
-// tool_calls become functionCall parts, and a tool message the functionResponse of the call it names.
+// tool_calls become tool calls, and a tool message the result of the call it names.
 import { z } from "zod";
 import { GatewayError } from "../../../_shared/errors.ts";
-import type { Content, Part } from "../../contract.ts";
+import type { HubMessage, HubPart } from "../../../_shared/upstream/hub.ts";
 import { sanitize } from "../../../_shared/sanitize.ts";
-import type { ImageInfo } from "../../model/images.ts";
-import { checkPart, hasContent } from "../../model/parts.ts";
+import { type ImageInfo, inspectInlineImage } from "../../model/images.ts";
+import { IMAGE_FIELD_CODE } from "../gemini/hub.ts";
 import { joinText } from "../native/request.ts";
 import { invalid, isObject, unsupported } from "./checks.ts";
 
@@ -63,22 +63,27 @@ export const messageSchema = z.discriminatedUnion("role", [
 export type Message = z.infer<typeof messageSchema>;
 
 interface Converted {
-  contents: Content[];
+  messages: HubMessage[];
   system?: string;
   images: ImageInfo[];
 }
 
-export function toContents(messages: readonly Message[]): Converted {
+/** True when a turn carries something besides blank text (an image, a tool call or result). */
+function hasContent(parts: readonly HubPart[]): boolean {
+  return parts.some((p) => (p.type === "text" ? p.text.trim() !== "" : true));
+}
+
+export function toMessages(messages: readonly Message[]): Converted {
   const system: string[] = [];
-  const contents: Content[] = [];
+  const contents: HubMessage[] = [];
   const images: ImageInfo[] = [];
   // tool_call_id → the function's name: a tool message names only the call, Gemini wants the name.
   const calls = new Map<string, string>();
 
   messages.forEach((message, i) => {
     const where = `messages[${i}]`;
-    const parts: Part[] = [];
-    const add = (part: Part, at: string) => parts.push(checkPart(part, at, images));
+    const parts: HubPart[] = [];
+    const text = (value: string) => parts.push({ type: "text", text: value });
     switch (message.role) {
       case "system":
       case "developer":
@@ -88,15 +93,17 @@ export function toContents(messages: readonly Message[]): Converted {
         throw unsupported(`${where}.role`, 'the legacy "function" role is not offered; use tool messages');
       case "user":
         if (typeof message.content === "string") {
-          if (message.content.trim() !== "") add({ text: message.content }, `${where}.content`);
+          if (message.content.trim() !== "") text(message.content);
         } else {
           message.content.forEach((part, j) => {
             const at = `${where}.content[${j}]`;
             if (part.type === "text") {
               if (typeof part.text !== "string") throw invalid(`${at}.text`, "must be a string.");
-              if (part.text.trim() !== "") add({ text: part.text }, at);
+              if (part.text.trim() !== "") text(part.text);
             } else if (part.type === "image_url") {
-              add({ inlineData: imageOf(part.image_url, `${at}.image_url`) }, at);
+              const image = imageOf(part.image_url, `${at}.image_url`);
+              images.push(inspectInlineImage(image, `${at}.image_url`, `${at}.${IMAGE_FIELD_CODE}`));
+              parts.push({ type: "media", ...image });
             } else {
               throw unsupported(
                 `${at}.type`,
@@ -113,41 +120,42 @@ export function toContents(messages: readonly Message[]): Converted {
         }
         const content = message.content;
         if (typeof content === "string") {
-          if (content.trim() !== "") add({ text: content }, `${where}.content`);
+          if (content.trim() !== "") text(content);
         } else if (Array.isArray(content)) {
           content.forEach((part, j) => {
             const at = `${where}.content[${j}]`;
             // A refusal part is what the assistant said: kept as its text.
-            const text = part.type === "text" ? part.text : part.type === "refusal" ? part.refusal : undefined;
-            if (typeof text !== "string") {
+            const said = part.type === "text" ? part.text : part.type === "refusal" ? part.refusal : undefined;
+            if (typeof said !== "string") {
               throw invalid(
                 `${at}`,
                 "an assistant part is text ({type: text, text}) or refusal ({type: refusal, refusal}).",
               );
             }
-            if (text.trim() !== "") add({ text }, at);
+            if (said.trim() !== "") text(said);
           });
         }
         // A text answer's signature goes back on the text it came with (its last part); without text
         // there is nothing to put it on.
         const textSignature = message.extra_content?.google?.thought_signature;
-        const lastText = parts.filter((p) => typeof p.text === "string").at(-1);
-        if (typeof textSignature === "string" && lastText !== undefined) lastText.thoughtSignature = textSignature;
+        const lastText = parts.findLastIndex((p) => p.type === "text");
+        if (typeof textSignature === "string" && lastText >= 0) {
+          parts[lastText] = { ...parts[lastText]!, signature: textSignature } as HubPart;
+        }
         (message.tool_calls ?? []).forEach((call, j) => {
           const at = `${where}.tool_calls[${j}]`;
           if (call.type !== "function") throw unsupported(`${at}.type`, "only function tool calls are offered");
           if (call.function === undefined) throw invalid(`${at}.function`, "a function call needs its function.");
           calls.set(call.id, call.function.name);
           const signature = call.extra_content?.google?.thought_signature ?? undefined;
-          add({
-            functionCall: {
-              name: call.function.name,
-              args: argumentsOf(call.function.arguments, `${at}.function.arguments`),
-              id: call.id,
-            },
+          parts.push({
+            type: "tool_call",
+            id: call.id,
+            name: call.function.name,
+            args: argumentsOf(call.function.arguments, `${at}.function.arguments`),
             // Gemini 3 wants its thought signature back with the call it came with.
-            ...(signature === undefined ? {} : { thoughtSignature: signature }),
-          }, at);
+            ...(signature === undefined ? {} : { signature }),
+          });
         });
         break;
       }
@@ -156,13 +164,12 @@ export function toContents(messages: readonly Message[]): Converted {
         if (name === undefined) {
           throw invalid(`${where}.tool_call_id`, "names no tool call of an earlier assistant message.");
         }
-        add({
-          functionResponse: {
-            name,
-            response: { content: toolOutputOf(textOf(message.content)) },
-            id: message.tool_call_id,
-          },
-        }, where);
+        parts.push({
+          type: "tool_result",
+          id: message.tool_call_id,
+          name,
+          result: { content: toolOutputOf(textOf(message.content)) },
+        });
         break;
       }
     }
@@ -178,14 +185,14 @@ export function toContents(messages: readonly Message[]): Converted {
     });
   }
   const joined = joinText(system);
-  return { contents, ...(joined === undefined ? {} : { system: joined }), images };
+  return { messages: contents, ...(joined === undefined ? {} : { system: joined }), images };
 }
 
 function textOf(content: string | ReadonlyArray<{ text: string }>): string {
   return typeof content === "string" ? content : content.map((p) => p.text).join("");
 }
 
-/** A tool's output: a JSON object stays structured for Gemini; anything else is passed as the string. */
+/** A tool's output: a JSON object stays structured; anything else is passed as the string. */
 function toolOutputOf(text: string): unknown {
   try {
     const value: unknown = JSON.parse(text);
@@ -211,8 +218,8 @@ const DATA_URL = "data:";
 const BASE64 = ";base64,";
 
 /**
- * `data:image/png;base64,…` → Gemini's inlineData. Only the short prefix is looked at here; the bytes
- * are checked by checkPart (images.ts) like any inline image. A URL to fetch is refused: the gateway
+ * `data:image/png;base64,…` → an inline image. Only the short prefix is looked at here; the bytes
+ * are checked by images.ts like any inline image. A URL to fetch is refused: the gateway
  * would have to download it inside the caller's wait, from wherever it points.
  */
 function imageOf(raw: unknown, field: string): { mimeType: string; data: string } {

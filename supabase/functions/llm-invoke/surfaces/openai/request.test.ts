@@ -353,7 +353,7 @@ describe("parse: fields only OpenAI's models honour, fields it ignores, and x-ev
     "keeps %s for an OpenAI model; another provider's refuses it with unsupported_feature naming it",
     (field, value) => {
       const req = parse(chat({ [field]: value }));
-      expect(req.dialectBody?.only?.map((f) => f.field)).toEqual([field]);
+      expect(req.only?.fields.map((f) => f.field)).toEqual([field]);
       expect(adaptToModel({ ...gemini, model: "gpt-4o", dialect: "openai" }, req).dialectBody?.body).toMatchObject({
         [field]: value,
       });
@@ -382,7 +382,7 @@ describe("parse: fields only OpenAI's models honour, fields it ignores, and x-ev
       stream_options: { include_usage: false },
     }));
     expect(req.metadata).toEqual({ ticket: "T-9" });
-    expect(req.dialectBody?.only).toBeUndefined();
+    expect(req.only).toBeUndefined();
   });
 
   it("takes every service_tier OpenAI defines: flex and priority ask Google; auto, default and scale leave it to the class", () => {

@@ -1,23 +1,25 @@
 // A chat.completions body → the gateway's one request: the body's schema, OpenAI's fields the gateway
 // cannot honour (refused by name, not silently ignored), the sampling fields and response_format as
-// generationConfig, and the x-eve-* call options. messages.ts and tools.ts translate the rest.
+// the hub's options, and the x-eve-* call options. messages.ts and tools.ts translate the rest.
 import { z } from "zod";
 import { GatewayError } from "../../../_shared/errors.ts";
-import type { GenerationConfig, NormalizedRequest } from "../../contract.ts";
+import type { HubOptions } from "../../../_shared/upstream/hub.ts";
+import type { Ask, NormalizedRequest } from "../../contract.ts";
 import { invalidRequest } from "../../../_shared/validation.ts";
 import { checkMetadata } from "../native/request.ts";
-import { imageTokensOf } from "../../model/parts.ts";
+import { imageTokensOf } from "../../model/images.ts";
+import { OUTPUT_CAP_CODE } from "../gemini/hub.ts";
 import { callOptionsFromHeaders } from "../call-options.ts";
 import type { ParseInput } from "../surface.ts";
 import { invalid, isObject } from "./checks.ts";
-import { messageSchema, toContents } from "./messages.ts";
-import { extrasOf, functionToolSchema, toolChoiceSchema } from "./tools.ts";
+import { messageSchema, toMessages } from "./messages.ts";
+import { functionToolSchema, toolChoiceSchema, toolsOf } from "./tools.ts";
 
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 const MAX_MESSAGES = 1000;
 
 /**
- * reasoning_effort as a Gemini thinking budget (tokens). "none" and "minimal" turn thinking off (a model
+ * reasoning_effort as a thinking budget (tokens). "none" and "minimal" turn thinking off (a model
  * that cannot think less, Gemini 2.5 Pro, refuses 0: Google's 400 reaches the caller); the others are
  * the budgets Google's own OpenAI-compatible endpoint documents for low / medium / high.
  */
@@ -112,28 +114,35 @@ export function parseChatCompletion(input: ParseInput): NormalizedRequest {
   const req = parsed.data;
 
   const options = callOptionsFromHeaders(input.headers, input.limits);
-  const { contents, system, images } = toContents(req.messages);
+  const tools = toolsOf(req);
+  const { messages, system, images } = toMessages(req.messages);
   const metadata = req.metadata ?? {};
   checkMetadata(metadata, input.limits);
 
   return {
     model: req.model,
     ...options, // mode, wait, and the request id, priority and fallbacks when given
-    contents,
+    messages,
     ...(system === undefined ? {} : { system }),
-    generationConfig: generationConfigOf(req),
-    extras: extrasOf(req),
+    options: optionsOf(req),
+    ...tools,
+    asks: asksOf(req, tools.tools !== undefined),
+    outputCapField: {
+      words: req.max_completion_tokens === undefined || req.max_completion_tokens === null
+        ? "max_tokens"
+        : "max_completion_tokens",
+      code: OUTPUT_CAP_CODE,
+    },
     imageTokens: imageTokensOf(images),
     stream: input.stream ?? req.stream === true,
     metadata,
     includeCandidates: false,
     ...(req.stream_options?.include_usage === true ? { streamUsage: true } : {}),
     ...serviceTierOf(req.service_tier),
-    dialectBody: {
-      dialect: "openai",
-      body,
-      ...(asked.length === 0 ? {} : { only: asked.map((field) => ({ field, why: UNSUPPORTED[field].why })) }),
-    },
+    dialectBody: { dialect: "openai", body },
+    ...(asked.length === 0
+      ? {}
+      : { only: { dialect: "openai", fields: asked.map((field) => ({ field, why: UNSUPPORTED[field].why })) } }),
   };
 }
 
@@ -142,23 +151,35 @@ function serviceTierOf(asked: string | null | undefined): Pick<NormalizedRequest
   return {};
 }
 
-function generationConfigOf(req: ChatCompletionBody): GenerationConfig {
+/** What the body asks that a model may lack (details.feature keeps the codes every route gives). */
+function asksOf(req: ChatCompletionBody, tools: boolean): NormalizedRequest["asks"] {
+  const format = req.response_format?.type;
+  const json: Ask | undefined = format === "json_object" || format === "json_schema"
+    ? { feature: "responseMimeType", words: `response_format ${format}` }
+    : undefined;
+  return {
+    ...(json === undefined ? {} : { json }),
+    ...(tools ? { tools: { feature: "tools", words: "tools (function calling)" } } : {}),
+  };
+}
+
+function optionsOf(req: ChatCompletionBody): HubOptions {
   if (
     req.max_tokens !== undefined && req.max_tokens !== null && req.max_completion_tokens !== undefined &&
     req.max_completion_tokens !== null && req.max_tokens !== req.max_completion_tokens
   ) {
     throw invalid("max_completion_tokens", "give max_completion_tokens or max_tokens, not two different values.");
   }
-  const config: GenerationConfig = {};
+  const config: HubOptions = {};
   const maxTokens = req.max_completion_tokens ?? req.max_tokens;
   if (maxTokens !== null && maxTokens !== undefined) config.maxOutputTokens = maxTokens;
   if (req.temperature !== null && req.temperature !== undefined) config.temperature = req.temperature;
   if (req.top_p !== null && req.top_p !== undefined) config.topP = req.top_p;
   if (req.stop !== null && req.stop !== undefined) {
     const stop = typeof req.stop === "string" ? [req.stop] : req.stop;
-    if (stop.length > 0) config.stopSequences = stop;
+    if (stop.length > 0) config.stop = stop;
   }
-  if (req.n !== null && req.n !== undefined && req.n > 1) config.candidateCount = req.n;
+  if (req.n !== null && req.n !== undefined && req.n > 1) config.outputCount = req.n;
   if (req.seed !== null && req.seed !== undefined) config.seed = req.seed;
   if (req.presence_penalty !== null && req.presence_penalty !== undefined) {
     config.presencePenalty = req.presence_penalty;
@@ -167,13 +188,13 @@ function generationConfigOf(req: ChatCompletionBody): GenerationConfig {
     config.frequencyPenalty = req.frequency_penalty;
   }
   const format = req.response_format;
-  if (format?.type === "json_object") config.responseMimeType = "application/json";
+  if (format?.type === "json_object") config.format = { type: "json" };
   if (format?.type === "json_schema") {
-    config.responseMimeType = "application/json";
-    if (format.json_schema.schema !== undefined) config.responseJsonSchema = format.json_schema.schema;
+    const schema = format.json_schema.schema;
+    config.format = { type: "json", ...(schema === undefined ? {} : { schema: { flavour: "json-schema", schema } }) };
   }
   if (req.reasoning_effort !== null && req.reasoning_effort !== undefined) {
-    config.thinkingConfig = { thinkingBudget: THINKING_BUDGETS[req.reasoning_effort] };
+    config.thinking = { budgetTokens: THINKING_BUDGETS[req.reasoning_effort] };
   }
   return config;
 }

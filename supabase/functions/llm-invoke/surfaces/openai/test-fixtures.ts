@@ -4,12 +4,14 @@ import { type GeminiAnswer, hubAnswerOf } from "../../../_shared/providers/googl
 import type { InvokeResult } from "../../attempt/context.ts";
 import { DEFAULT_REQUEST_LIMITS, type NormalizedRequest } from "../../contract.ts";
 import { openAiSurface } from "../openai.ts";
+import { type GoogleView, withGoogleView } from "../gemini/test-fixtures.ts";
 
 export const NOW = 1_763_000_000_123;
 export const REQUEST_ID = "req-1";
 
-export function parse(body: Record<string, unknown>, headers: Record<string, string> = {}): NormalizedRequest {
-  return openAiSurface.parse({ body, headers: new Headers(headers), limits: DEFAULT_REQUEST_LIMITS });
+/** The request the surface reads, with what Google's translation would send of it beside (tests read both). */
+export function parse(body: Record<string, unknown>, headers: Record<string, string> = {}): NormalizedRequest & GoogleView {
+  return withGoogleView(openAiSurface.parse({ body, headers: new Headers(headers), limits: DEFAULT_REQUEST_LIMITS }));
 }
 
 export function chat(more: Record<string, unknown> = {}): Record<string, unknown> {

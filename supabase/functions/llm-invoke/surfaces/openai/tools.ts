@@ -1,8 +1,9 @@
-// OpenAI's tools and tool_choice → Gemini's functionDeclarations and functionCallingConfig. Gemini has
-// function tools only, and a choice it cannot enforce is refused rather than loosened.
+// OpenAI's tools and tool_choice → the hub's tools and tool choice. Function tools only, and a choice
+// the hub cannot say (a restriction to some functions that leaves the call optional) is refused rather
+// than loosened.
 import { z } from "zod";
 import { sanitize } from "../../../_shared/sanitize.ts";
-import type { RequestExtras } from "../../contract.ts";
+import type { HubTool, HubToolChoice } from "../../../_shared/upstream/hub.ts";
 import { invalid, unsupported } from "./checks.ts";
 
 // Gemini's rule for a function name (it also allows . and :, which OpenAI's does not).
@@ -31,56 +32,52 @@ export const toolChoiceSchema = z.union([
 type FunctionTool = z.infer<typeof functionToolSchema>;
 type ToolChoice = z.infer<typeof toolChoiceSchema>;
 
-/** The request's tools and tool_choice as Gemini's tools and toolConfig. */
-export function extrasOf(req: { tools?: FunctionTool[]; tool_choice?: ToolChoice }): RequestExtras {
-  const extras: RequestExtras = {};
+/** The request's tools and tool_choice in the hub's words. */
+export function toolsOf(
+  req: { tools?: FunctionTool[]; tool_choice?: ToolChoice },
+): { tools?: HubTool[]; toolChoice?: HubToolChoice } {
   const names: string[] = [];
-  if (req.tools !== undefined && req.tools.length > 0) {
-    const declarations = req.tools.map((tool, i) => {
-      if (tool.type !== "function") {
-        throw unsupported(
-          `tools[${i}].type`,
-          `only function tools are offered (got ${sanitize(tool.type, { maxLength: 40 })})`,
-        );
-      }
-      if (tool.function === undefined) throw invalid(`tools[${i}].function`, "a function tool needs its function.");
-      names.push(tool.function.name);
-      return {
-        name: tool.function.name,
-        ...(tool.function.description === undefined ? {} : { description: tool.function.description }),
-        ...(tool.function.parameters === undefined ? {} : { parametersJsonSchema: tool.function.parameters }),
-      };
-    });
-    extras.tools = [{ functionDeclarations: declarations }];
-  }
+  const tools = (req.tools ?? []).map((tool, i): HubTool => {
+    if (tool.type !== "function") {
+      throw unsupported(`tools[${i}].type`, `only function tools are offered (got ${sanitize(tool.type, { maxLength: 40 })})`);
+    }
+    if (tool.function === undefined) throw invalid(`tools[${i}].function`, "a function tool needs its function.");
+    names.push(tool.function.name);
+    return {
+      name: tool.function.name,
+      ...(tool.function.description === undefined ? {} : { description: tool.function.description }),
+      ...(tool.function.parameters === undefined
+        ? {}
+        : { parameters: { flavour: "json-schema", schema: tool.function.parameters } }),
+    };
+  });
+  const given = tools.length === 0 ? {} : { tools };
   const choice = req.tool_choice;
-  if (choice === undefined) return extras;
+  if (choice === undefined) return given;
   if (names.length === 0) {
     // Without tools, "none" and "auto" say nothing; anything that asks for a call cannot be met.
-    if (choice === "none" || choice === "auto") return extras;
+    if (choice === "none" || choice === "auto") return given;
     throw invalid("tool_choice", "asks for a tool call but the request has no tools.");
   }
-  const config = (mode: "NONE" | "AUTO" | "ANY", allowed?: string[]) => ({
-    functionCallingConfig: { mode, ...(allowed === undefined ? {} : { allowedFunctionNames: allowed }) },
-  });
   const known = (name: string, field: string) => {
     if (!names.includes(name)) throw invalid(field, `${sanitize(name, { maxLength: 64 })} is not one of tools.`);
     return name;
   };
-  if (choice === "none") extras.toolConfig = config("NONE");
-  else if (choice === "auto") extras.toolConfig = config("AUTO");
-  else if (choice === "required") extras.toolConfig = config("ANY");
-  else if (choice.type === "function") {
-    extras.toolConfig = config("ANY", [known(choice.function.name, "tool_choice.function.name")]);
-  } else {
-    // Gemini limits the callable functions only when a call is required (mode ANY).
-    if (choice.allowed_tools.mode === "auto") {
-      throw unsupported("tool_choice.allowed_tools.mode", 'Gemini restricts functions only with mode "required"');
-    }
-    extras.toolConfig = config(
-      "ANY",
-      choice.allowed_tools.tools.map((t, i) => known(t.function.name, `tool_choice.allowed_tools.tools[${i}]`)),
-    );
+  if (choice === "none") return { ...given, toolChoice: { mode: "none" } };
+  if (choice === "auto") return { ...given, toolChoice: { mode: "auto" } };
+  if (choice === "required") return { ...given, toolChoice: { mode: "required" } };
+  if (choice.type === "function") {
+    return { ...given, toolChoice: { mode: "required", only: [known(choice.function.name, "tool_choice.function.name")] } };
   }
-  return extras;
+  // The functions callable are limited only when a call is required.
+  if (choice.allowed_tools.mode === "auto") {
+    throw unsupported("tool_choice.allowed_tools.mode", 'Gemini restricts functions only with mode "required"');
+  }
+  return {
+    ...given,
+    toolChoice: {
+      mode: "required",
+      only: choice.allowed_tools.tools.map((t, i) => known(t.function.name, `tool_choice.allowed_tools.tools[${i}]`)),
+    },
+  };
 }

@@ -2,8 +2,8 @@
 // body's contents and generationConfig, Google's own routes): snake_case is the same field as
 // camelCase. The gateway works in camelCase, so a check or a cap written for `maxOutputTokens` also
 // sees `max_output_tokens`.
-import { GatewayError } from "../../_shared/errors.ts";
-import { boundedName } from "../../_shared/validation.ts";
+import { GatewayError } from "../../../_shared/errors.ts";
+import { boundedName } from "../../../_shared/validation.ts";
 
 export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);

@@ -1,23 +1,37 @@
-// The parts of a turn the gateway forwards, checked once whatever route they came by: text, inline
-// images (images.ts reads their size so the estimate covers them), and function calling's
-// functionCall / functionResponse. Parts that point at data held by one Google project (fileData,
-// and cachedContent at the request level) cannot be served from a pool of projects: a clear 400.
-import { GatewayError } from "../../_shared/errors.ts";
-import type { Content, Part } from "../contract.ts";
-import { sanitize } from "../../_shared/sanitize.ts";
-import { type ImageInfo, inspectInlineImage } from "./images.ts";
+// The parts of Gemini's turns (the Gemini routes' and the native body's contents), checked as one set of
+// rules: text, inline images (images.ts reads their size so the estimate covers them), and function
+// calling's functionCall / functionResponse. Parts that point at data held by one Google project
+// (fileData, and cachedContent at the request level) cannot be served from a pool of projects: a
+// clear 400. hub.ts then says them in the hub's words.
+import { GatewayError } from "../../../_shared/errors.ts";
+import { sanitize } from "../../../_shared/sanitize.ts";
+import { type ImageInfo, inspectInlineImage } from "../../model/images.ts";
 import { camelKeys, isObject } from "./json-keys.ts";
+
+/**
+ * One part of a Gemini turn: text, an inline image (`inlineData`), a function call or its response;
+ * any other field of it is carried as given (hub.ts).
+ */
+export interface Part {
+  text?: string;
+  /** Gemini 2.5 marks its thoughts with `thought: true`; they are not part of the answer's text. */
+  thought?: boolean;
+  inlineData?: { mimeType: string; data: string };
+  functionCall?: { name: string; args?: Record<string, unknown>; id?: string };
+  functionResponse?: { name: string; response: Record<string, unknown>; id?: string };
+  [field: string]: unknown;
+}
+
+export interface Content {
+  role: "user" | "model";
+  parts: Part[];
+}
 
 /** A turn's parts as the caller gave them, in camelCase (snake_case keys are accepted and renamed). */
 export interface CheckedContents {
   contents: Content[];
   /** Every inline image, with its dimensions and estimated tokens. */
   images: ImageInfo[];
-}
-
-/** The estimated tokens of a request's inline images, on top of its text's (invoke.ts adds them). */
-export function imageTokensOf(images: readonly ImageInfo[]): number {
-  return images.reduce((sum, image) => sum + image.tokens, 0);
 }
 
 const PART_KINDS = ["text", "inlineData", "functionCall", "functionResponse"] as const;
@@ -74,7 +88,7 @@ export function checkPart(raw: unknown, where: string, images: ImageInfo[]): Par
 }
 
 /** True when a turn carries something besides blank text (an image, a function call or response). */
-export function hasContent(parts: readonly Part[]): boolean {
+function hasContent(parts: readonly Part[]): boolean {
   return parts.some((p) => (typeof p.text === "string" ? p.text.trim() !== "" : true));
 }
 
