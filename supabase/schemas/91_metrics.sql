@@ -363,14 +363,17 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_counts(p_at timestamp with ti
 $$;
 
 -- The quota gauges at p_at, per quota group serving a model (google_ai_metric_serving): admissions in
--- the sliding minute (moved on to p_at by google_ai_ring_at) and the provider's day, and their limits.
+-- the sliding minute (moved on to p_at by google_ai_ring_at) and the provider's day, and their limits;
+-- and when each provider's day ends (its row's day_zone), when its models' day counts reopen. The
+-- model's provider is a label of its gauges, so that a rule matches them with their provider's day end.
 CREATE OR REPLACE FUNCTION public.google_ai_metric_quota(p_at timestamp with time zone)
     RETURNS TABLE(family text, sample text, labels text, value numeric)
     LANGUAGE sql STABLE
     AS $$
   with quota as (
     select concat_ws(',', public.google_ai_metric_label('model', p.model),
-             public.google_ai_metric_label('quota_group', p.quota_group)) as labels,
+             public.google_ai_metric_label('quota_group', p.quota_group),
+             public.google_ai_metric_label('provider', l.provider)) as labels,
            coalesce(w.sum_requests, 0) as minute_requests,
            coalesce(w.sum_tokens, 0) as minute_tokens,
            case when c.day_bucket = public.google_ai_day_in(p_at, public.google_ai_day_zone(p.model))
@@ -395,10 +398,16 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_quota(p_at timestamp with tim
     ('eve_gateway_quota_limit', 'window="day",unit="requests"', q.rpd::numeric)) x(family, w, v)
   -- (A limit that is not set has no gauge.)
   where x.family = 'eve_gateway_quota_used' or x.v is not null
+  union all
+  select 'eve_gateway_provider_day_end_timestamp_seconds', 'eve_gateway_provider_day_end_timestamp_seconds',
+         public.google_ai_metric_label('provider', v.name),
+         extract(epoch from public.google_ai_midnight_after_in(p_at, v.day_zone))
+  from public.google_ai_providers v
 $$;
 
 -- The other gauges at p_at: reservations in flight and the live rows (above the mark p_mark), the
--- Pacific day's end, the queue, cooldowns, models, keys, callers' budgets and the last housekeeping.
+-- Pacific day's end (when the callers' budgets reset; each provider's own is google_ai_metric_quota's),
+-- the queue, cooldowns, models, keys, callers' budgets and the last housekeeping.
 CREATE OR REPLACE FUNCTION public.google_ai_metric_gauges(p_at timestamp with time zone, p_mark bigint)
     RETURNS TABLE(family text, sample text, labels text, value numeric)
     LANGUAGE sql STABLE

@@ -27,7 +27,7 @@ const DASHBOARD = JSON.parse(readFileSync(path.join(repoRoot, "docs", "grafana",
 };
 /** The metrics that carry the provider (google, openai): their panels split and filter by it. */
 const BY_PROVIDER = ["eve_gateway_upstream_calls_total", "eve_gateway_upstream_429_total", "eve_gateway_cooldown_seconds_left",
-  "eve_gateway_keys"];
+  "eve_gateway_keys", "eve_gateway_quota_used", "eve_gateway_quota_limit"];
 const KEYS = [
   { alias: "metrics-a", project: "proj-a", env: "GOOGLE_TEST_KEY_METRICS_A", simKey: "sim-metrics-a" },
   { alias: "metrics-b", project: "proj-b", env: "GOOGLE_TEST_KEY_METRICS_B", simKey: "sim-metrics-b" },
@@ -268,7 +268,7 @@ describe.skipIf(!available && !inCi)("Prometheus scraping the local stack", () =
     }
     expect(empty).toEqual([]);
     expect(unsplit).toEqual([]);
-    expect(targets.filter((t) => BY_PROVIDER.some((m) => t.expr.includes(m))).length).toBe(4);
+    expect(targets.filter((t) => BY_PROVIDER.some((m) => t.expr.includes(m))).length).toBe(7);
     const rules = await prom.rules();
     expect(rules.length).toBe((ALERTS.match(/- alert:/g) ?? []).length);
     expect(rules.filter((r) => r.health !== "ok")).toEqual([]);

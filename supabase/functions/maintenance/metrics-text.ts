@@ -71,17 +71,22 @@ export const METRIC_FAMILIES: Readonly<Record<string, { kind: Kind; help: string
   eve_gateway_attempts_in_flight: { kind: "gauge", help: "Reservations open now (the provider called, no outcome yet)." },
   eve_gateway_quota_used: {
     kind: "gauge",
-    help: "Admissions in the current window per quota group and model: " +
+    help: "Admissions in the current window per quota group and model, with the model's provider: " +
       `window="minute" (the sliding 60 s + guard), "day" (the provider's day, in its row's day_zone).`,
   },
   eve_gateway_quota_limit: {
     kind: "gauge",
     help: "The limit of that window after the model's safety margin (absent: no limit).",
   },
+  eve_gateway_provider_day_end_timestamp_seconds: {
+    kind: "gauge",
+    help: "When the provider's current day ends, in its row's day_zone: its models' requests per day " +
+      `(eve_gateway_quota_used{window="day"}) reopen.`,
+  },
   eve_gateway_pacific_day_end_timestamp_seconds: {
     kind: "gauge",
-    help: "When the current Pacific day ends (the callers' daily budgets reset; a provider's daily quotas reset at " +
-      "its own midnight).",
+    help: "When the current Pacific day ends: the callers' daily budgets reset (a provider's daily quotas reset " +
+      "at eve_gateway_provider_day_end_timestamp_seconds).",
   },
   eve_gateway_queue_depth: {
     kind: "gauge",
