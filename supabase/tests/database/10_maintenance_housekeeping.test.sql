@@ -4,7 +4,7 @@
 -- the 16th, the Pacific day (the one Google resets) is still the 15th.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(36);
+select plan(38);
 
 create function pg_temp.now() returns timestamptz language sql immutable as $$ select '2026-07-16 06:59:30+00'::timestamptz $$;
 create function pg_temp.ago(p interval) returns timestamptz language sql immutable as $$ select pg_temp.now() - p $$;
@@ -166,6 +166,24 @@ delete from public.google_ai_maintenance_settings;
 create temp table run5 as select public.google_ai_housekeeping_at(pg_temp.now()) as r;
 select is((select (attempts_retention, batch_size)::text from public.google_ai_maintenance_settings), '("30 days",5000)',
   'a run without a settings row restores the defaults');
+
+-- A dead counter's day is its provider's ----------------------------------------------------------------------
+-- At 07:30 UTC on 16 July it is 00:30 on the 16th in Pacific time, but still 21:30 on the 15th in Honolulu:
+-- a Honolulu-day provider's counter of the 15th is live; a UTC-day provider's of the 15th is over.
+insert into public.google_ai_providers (name, dialect, display_name, base_url, key_env_pattern, day_zone) values
+  ('islandai', 'openai', 'Island AI', 'https://island.example', 'ISLAND_[A-Z]+', 'Pacific/Honolulu'),
+  ('kiwiai', 'openai', 'Kiwi AI', 'https://kiwi.example', 'KIWI_[A-Z]+', 'UTC');
+insert into public.google_ai_model_limits (model, provider, rpm, rpd) values ('island-1', 'islandai', 60, 100),
+                                                                             ('kiwi-1', 'kiwiai', 60, 100);
+insert into public.google_ai_usage_counters (quota_group, model, minute_bucket, day_bucket, rpm_used, tpm_used, rpd_used) values
+  ('proj-dead', 'island-1', '2026-07-16 06:00+00', '2026-07-15', 1, 10, 40),
+  ('proj-dead', 'kiwi-1', '2026-07-15 23:00+00', '2026-07-15', 1, 10, 30);
+select public.google_ai_housekeeping_counters('2026-07-16 07:30+00', s, clock_timestamp() + interval '1 minute')
+from public.google_ai_maintenance_settings s;
+select is((select rpd_used from public.google_ai_usage_counters where model = 'island-1'), 40,
+  'a group with no active key keeps its counter while its provider''s day (Honolulu''s) is live, though Pacific''s has turned');
+select is((select count(*)::int from public.google_ai_usage_counters where model = 'kiwi-1'), 0,
+  'a UTC-day provider''s counter goes once UTC''s day has turned');
 
 -- Access ------------------------------------------------------------------------------------------------------
 select ok(has_function_privilege('service_role', 'public.google_ai_housekeeping()', 'execute')
