@@ -181,7 +181,8 @@ COMMENT ON COLUMN public.google_ai_model_limits.limit_pool IS
     'Anthropic''s limits are a family''s (the Sonnet 4.x versions draw on one pool). Each request is held to its '
     'own row''s limits against the pool''s counts, so give the pool''s rows the same limits. Null: the model''s own.';
 
-COMMENT ON COLUMN public.google_ai_model_limits.rpd IS 'Requests per Pacific day per quota group (null: no limit).';
+COMMENT ON COLUMN public.google_ai_model_limits.rpd IS
+    'Requests per day of the provider (its row''s day_zone) per quota group (null: no limit).';
 
 COMMENT ON COLUMN public.google_ai_model_limits.aliases IS
     'Other names callers may use for this model (gemma-3-27b for gemma-3-27b-it).';
@@ -220,7 +221,7 @@ COMMENT ON COLUMN public.google_ai_model_limits.supports_images IS
     'The model takes images as input. Null: not known (images are passed to Google, which decides).';
 
 -- What one share's owner (google_ai_quota_shares) used of a quota group: the window as a ring of
--- seconds (google_ai_ring_at; window_requests its sum) and the Pacific day's counts of day_bucket
+-- seconds (google_ai_ring_at; window_requests its sum) and the provider's day's counts of day_bucket
 -- (google_ai_day_counts). A counter row carries its model's shares' use (share_use), so a booking
 -- writes one row.
 CREATE TYPE public.google_ai_share_use AS (
@@ -260,7 +261,7 @@ CREATE TABLE public.google_ai_usage_counters (
 WITH (fillfactor='70', autovacuum_vacuum_scale_factor='0.01', toast_tuple_target='8160');
 
 COMMENT ON COLUMN public.google_ai_usage_counters.rpd_used IS
-    'Requests booked in day_bucket (the Pacific day), carried across minute rollovers.';
+    'Requests booked in day_bucket (the provider''s day, in its row''s day_zone), carried across minute rollovers.';
 
 COMMENT ON COLUMN public.google_ai_usage_counters.quota_group IS
     'Google Cloud project (or key:<id>) the row counts for. Null on rows written before the gateway.';
@@ -269,10 +270,10 @@ COMMENT ON COLUMN public.google_ai_usage_counters.window_requests IS
     'Requests in the sliding window (the last 60 s + minute guard): the sum of the ring''s counts.';
 
 COMMENT ON COLUMN public.google_ai_usage_counters.rpd_next_used IS
-    'Requests admitted within the day guard before midnight, counted for the next Pacific day too.';
+    'Requests admitted within the day guard before midnight, counted for the provider''s next day too.';
 
 COMMENT ON COLUMN public.google_ai_usage_counters.rpd_prev_used IS
-    'Requests of the previous Pacific day, plus those admitted within the day guard after midnight.';
+    'Requests of the provider''s previous day, plus those admitted within the day guard after midnight.';
 
 COMMENT ON COLUMN public.google_ai_usage_counters.spread_until IS
     'The schedule on which the window is handed out when the model is spread (google_ai_model_limits.spread_burst): '
@@ -315,8 +316,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_quota_causes(p_rests_group boolean D
 $$;
 
 -- A quota group rests for one model until a time, e.g. after Google's own 429 named a retry delay,
--- or until Pacific midnight after a per-day quota violation. (Its check's list is one array constant,
--- as google_ai_attempts' are: 15_request_log.sql says why.)
+-- or until the provider's midnight (its row's day_zone) after a per-day quota violation. (Its check's
+-- list is one array constant, as google_ai_attempts' are: 15_request_log.sql says why.)
 CREATE TABLE public.google_ai_cooldowns (
     quota_group text NOT NULL,
     model text NOT NULL,

@@ -198,7 +198,7 @@ CREATE INDEX IF NOT EXISTS google_ai_responses_created_at_idx ON public.google_a
 
 -- Why a refusal was made, from its limit when nothing finer is known (the booking names window_full,
 -- share_kept or spread for rpm and tpm, queue_turn for a turn kept for earlier tickets): a full window
--- (rpm, tpm), the Pacific day (rpd), a paced share (pace), a provider's cooldown (upstream_cooldown;
+-- (rpm, tpm), the provider's day (rpd), a paced share (pace), a provider's cooldown (upstream_cooldown;
 -- google_cooldown on rows written before it had that name), a budget (token, client or caller); any
 -- other limit is the request's own reason and is its own cause. The limits and causes
 -- are listed once, in functions/_shared/vocabulary.ts (refusalCauseOf); tests/db/vocabulary.test.ts

@@ -1,7 +1,7 @@
 -- Written by `npm run db:diff` from the difference between what the migrations before it build and
 -- what supabase/schemas builds. Applying it twice changes nothing.
 -- What it changes: Housekeeping deletes a dead counter once its provider's day has turned, in the provider
---   row's day_zone, not Pacific's
+--   row's day_zone, not Pacific's; the day columns' comments say the provider's day
 set check_function_bodies = off;
 
 CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_counters(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone)
@@ -36,3 +36,10 @@ begin
 end
 $function$
 ;
+
+-- Grants, view options, comments and definitions as supabase/schemas has them, object by object
+-- (no other object's grants are touched).
+comment on column public.google_ai_model_limits."rpd" is 'Requests per day of the provider (its row''s day_zone) per quota group (null: no limit).';
+comment on column public.google_ai_usage_counters."rpd_used" is 'Requests booked in day_bucket (the provider''s day, in its row''s day_zone), carried across minute rollovers.';
+comment on column public.google_ai_usage_counters."rpd_next_used" is 'Requests admitted within the day guard before midnight, counted for the provider''s next day too.';
+comment on column public.google_ai_usage_counters."rpd_prev_used" is 'Requests of the provider''s previous day, plus those admitted within the day guard after midnight.';
