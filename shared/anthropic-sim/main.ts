@@ -29,12 +29,13 @@ try {
     latencyMs: number('ANTHROPIC_SIM_LATENCY_MS', 0),
     streamChunkDelayMs: number('ANTHROPIC_SIM_STREAM_CHUNK_DELAY_MS', 0),
   });
-  console.log(`anthropic-sim listening on ${sim.url}`);
+  // The handlers before any line: a caller that stops it on a line it printed stops it cleanly.
   const stop = (): void => {
     void sim.close().then(() => process.exit(0));
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  console.log(`anthropic-sim listening on ${sim.url}`);
 } catch (e) {
   console.error(`anthropic-sim: ${e instanceof Error ? e.message : String(e)}`);
   process.exit(1);

@@ -64,7 +64,7 @@ it('takes Google\'s counting from GOOGLE_SIM_WINDOW, _CLOCK_OFFSET_MS, _ARRIVAL_
     GOOGLE_SIM_ARRIVAL_JITTER_MS: '50',
   });
   await output;
-  // The counting line comes right after the URL; the signal handlers right after it.
+  // The counting line comes right after the URL (the signal handlers are set before it).
   for (let i = 0; i < 100 && !all().includes('arrival delay'); i++) await new Promise((r) => setTimeout(r, 50));
   expect(all()).toContain('sliding windows, clock offset -2000 ms, arrival delay 100 ± 50 ms');
   proc.kill('SIGTERM');

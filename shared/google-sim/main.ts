@@ -53,17 +53,18 @@ try {
     arrivalDelayMs: parseNumber('GOOGLE_SIM_ARRIVAL_DELAY_MS', 0),
     arrivalJitterMs: parseNumber('GOOGLE_SIM_ARRIVAL_JITTER_MS', 0),
   });
+  // The handlers before any line: a caller that stops it on a line it printed stops it cleanly.
+  const stop = (): void => {
+    void sim.close().then(() => process.exit(0));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
   console.log(`google-sim listening on ${sim.url}`);
   const keys = sim.keys();
   console.log(`google-sim: ${Object.keys(keys).length} keys in ${new Set(Object.values(keys)).size} projects`);
   const c = sim.counting();
   console.log(`google-sim: ${c.window} windows, clock offset ${c.clockOffsetMs} ms, arrival delay ${c.arrivalDelayMs} ± ${c.arrivalJitterMs} ms`);
   console.log(`google-sim: stream chunks ${sim.streamChunkDelayMs} ms apart`);
-  const stop = (): void => {
-    void sim.close().then(() => process.exit(0));
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
 } catch (e) {
   console.error(`google-sim: ${e instanceof Error ? e.message : String(e)}`);
   process.exit(1);

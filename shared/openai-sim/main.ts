@@ -53,15 +53,16 @@ try {
     arrivalDelayMs: parseNumber('OPENAI_SIM_ARRIVAL_DELAY_MS', 0),
     arrivalJitterMs: parseNumber('OPENAI_SIM_ARRIVAL_JITTER_MS', 0),
   });
-  console.log(`openai-sim listening on ${sim.url}`);
-  const orgs = sim.organizations();
-  const keys = Object.values(orgs).reduce((n, o) => n + o.keys.length, 0);
-  console.log(`openai-sim: ${keys} keys in ${Object.keys(orgs).length} organizations; rate-limit waits worded "${sim.waitStyle}"; TPM settled on ${sim.settle}`);
+  // The handlers before any line: a caller that stops it on a line it printed stops it cleanly.
   const stop = (): void => {
     void sim.close().then(() => process.exit(0));
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  console.log(`openai-sim listening on ${sim.url}`);
+  const orgs = sim.organizations();
+  const keys = Object.values(orgs).reduce((n, o) => n + o.keys.length, 0);
+  console.log(`openai-sim: ${keys} keys in ${Object.keys(orgs).length} organizations; rate-limit waits worded "${sim.waitStyle}"; TPM settled on ${sim.settle}`);
 } catch (e) {
   console.error(`openai-sim: ${e instanceof Error ? e.message : String(e)}`);
   process.exit(1);
