@@ -101,9 +101,11 @@ export async function describeSchema(sql: Sql, schema = "public"): Promise<Schem
     from pg_trigger t join pg_class c on c.oid = t.tgrelid
     where c.relnamespace = ${schema}::regnamespace and not t.tgisinternal order by 1`).map((r) => [r.k, r.def]));
 
-  // The gateway's own roles (the bootstrap's Supabase roles are not the migrations' business).
+  // The gateway's own roles (the bootstrap's Supabase roles are not the migrations' business). Not
+  // whether one may log in: that is the deployment's (gateway-role.ts turns it on for a local server),
+  // and roles are the whole server's, so a test beside this one may turn it on at any moment.
   const roles = Object.fromEntries((await sql<{ name: string; v: unknown }[]>`
-    select rolname as name, jsonb_build_object('login', rolcanlogin, 'inherit', rolinherit, 'bypassrls', rolbypassrls,
+    select rolname as name, jsonb_build_object('inherit', rolinherit, 'bypassrls', rolbypassrls,
              'createrole', rolcreaterole, 'createdb', rolcreatedb, 'superuser', rolsuper) as v
     from pg_roles where rolname like 'eve%' order by 1`).map((r) => [r.name, r.v]));
 
