@@ -1,0 +1,178 @@
+-- Written by `npm run db:diff` from the difference between what the migrations before it build and
+-- what supabase/schemas builds. Applying it twice changes nothing.
+-- What it changes: The reserve's booking assigns its answers in expressions, not statements
+set check_function_bodies = off;
+
+CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_attempt integer, p_output integer, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text, OUT admitted_at timestamp with time zone, OUT quota jsonb, OUT key_id uuid, OUT key_alias text, OUT env_var_name text, OUT booked_usd numeric, OUT budget_period text)
+ RETURNS record
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  v_budget record;   -- a service caller's daily budget (google_ai_caller_budget_at)
+  v_candidate record;
+  v_skipped text[] := '{}';  -- the groups passed over in a first pass so far
+  v_try record;      -- a candidate's answer (google_ai_book_group's, or the refusal its unlocked counts show)
+begin
+  if p_model.model is null then
+    return; -- (an earlier step blocked the request)
+  end if;
+  -- A service caller's budgets, locked until the booking counts the request in them.
+  v_budget := public.google_ai_caller_budget_at(p_caller.name, p_caller.client_id, p_at, p_tokens, p_attempt, p_model,
+    p_output, p_class.name);
+  if v_budget.cause is not null then
+    select 'caller_budget', v_budget.cause, v_budget.reopens_at, v_budget.period
+      into blocked_by, cause, reopens_at, budget_period;
+    return;
+  end if;
+
+  -- The candidates, best first, each tier twice: the second pass waits for the groups the first passed
+  -- over. What their unlocked counts already show (a cooldown, the day or the window full for
+  -- everyone) is refused without taking their locks.
+  for v_candidate in
+    select c.*, p.waiting
+    from (select c.*, count(*) over () as groups
+          from public.google_ai_candidate_groups(p_model.model, p_exclude_key_ids, p_model.rpm, p_model.tpm,
+                 p_model.rpd, p_at) c) c
+    cross join (values (false), (true)) p(waiting)
+    where not p.waiting or c.groups > 1
+    order by c.priority nulls last, p.waiting, c.headroom desc, c.quota_group
+  loop
+    continue when v_candidate.waiting and not (v_candidate.quota_group = any (v_skipped));
+    if v_candidate.full_by is null then
+      v_try := public.google_ai_book_group(v_candidate.quota_group, p_model, p_class, p_caller, p_tokens, p_now,
+        v_candidate.groups > 1 and not v_candidate.waiting, v_candidate.day_zone, p_output);
+      if v_try.outcome = 'booked' then
+        -- (After waiting for the row, the key read before the wait must still serve the group.)
+        if v_candidate.waiting and not public.google_ai_key_serves(p_model.model, p_exclude_key_ids,
+                                                                   v_candidate.key_id, v_candidate.quota_group) then
+          raise exception 'the keys of quota group % changed during the reservation; retry', v_candidate.quota_group
+            using errcode = '40001';
+        end if;
+        exit;
+      elsif v_try.outcome = 'skipped' then
+        v_skipped := v_skipped || v_candidate.quota_group;
+        continue;
+      end if;
+    else
+      select v_candidate.full_by as outcome, public.google_ai_refusal_cause(v_candidate.full_by) as cause,
+             public.google_ai_full_group_reopens_at(v_candidate.quota_group, v_candidate.full_by,
+               v_candidate.cooldown_until, p_model, p_at, p_tokens, p_class.name, p_caller.name) as reopens_at,
+             null::timestamptz as recheck_at
+        into v_try;
+    end if;
+    -- The earliest reopening wins, with its cause; asking again may help at the earliest recheck.
+    if reopens_at is null or v_try.reopens_at < reopens_at then
+      select v_try.reopens_at, v_try.outcome, v_try.cause into reopens_at, blocked_by, cause;
+    end if;
+    recheck_at := least(recheck_at, v_try.recheck_at);
+  end loop;
+  if not found then
+    blocked_by := 'no_active_key';
+  elsif v_try.outcome = 'booked' then -- (the loop's last candidate, and its answer)
+    booked_group := v_candidate.quota_group; key_id := v_candidate.key_id; key_alias := v_candidate.key_alias;
+    env_var_name := v_candidate.env_var_name; minute_bucket := v_try.minute_bucket; day_bucket := v_try.day_bucket;
+    admitted_at := v_try.admitted_at; quota := v_try.quota; booked_usd := v_budget.worst;
+    if blocked_by is not null then -- (a group before it refused)
+      select null, null, null, null into blocked_by, reopens_at, recheck_at, cause;
+    end if;
+    if v_budget.day is not null then
+      perform public.google_ai_count_budgets(null, null, p_caller.name, p_at, null,
+        public.google_ai_request_counts(p_attempt), p_tokens, v_budget.worst, true);
+    end if;
+    return;
+  end if;
+
+  cause := coalesce(cause, public.google_ai_refusal_cause(blocked_by));
+  -- Asking again only helps before the reopening itself.
+  recheck_at := case when recheck_at >= reopens_at then null else recheck_at end;
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_book_group(p_quota_group text, p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_tokens integer, p_now timestamp with time zone, p_skip_locked boolean, p_zone text, p_output integer DEFAULT NULL::integer, OUT outcome text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text, OUT admitted_at timestamp with time zone, OUT quota jsonb)
+ RETURNS record
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  v_guard public.google_ai_admission_settings := public.google_ai_admission_guard();
+  v_window interval := public.google_ai_window_length(v_guard.minute_guard_ms);
+  v_day_guard interval := v_guard.day_guard_ms * interval '1 millisecond';
+  v_row public.google_ai_usage_counters;
+  v_now timestamptz;
+  v_day date;
+  v_counts integer[];  -- the day's counts (google_ai_day_counts): today's, ahead for tomorrow, yesterday's
+  v_midnight timestamptz;
+  v_near_end boolean;
+  v_near_start boolean;
+  v_ring record;
+  v_rules record;      -- what the rules say (google_ai_booking_rules)
+begin
+  begin
+    v_row := public.google_ai_counter_locked(p_quota_group, coalesce(p_model.limit_pool, p_model.model), p_skip_locked);
+    if v_row.id is null then
+      outcome := 'skipped';
+      return;
+    end if;
+
+    -- Decided under the lock, on a clock that never goes back; the ring moved on with this request counted.
+    v_now := greatest(coalesce(p_now, pg_catalog.clock_timestamp()), v_row.window_at);
+    v_day := greatest(public.google_ai_day_in(v_now, p_zone), v_row.day_bucket);
+    v_counts := public.google_ai_day_counts(v_row.day_bucket, v_row.rpd_used, v_row.rpd_next_used,
+      v_row.rpd_prev_used, v_day);
+    v_midnight := public.google_ai_midnight_after_in(v_now, p_zone);
+    v_near_end := v_now >= v_midnight - v_day_guard;
+    v_near_start := v_now < public.google_ai_day_start_in(v_day, p_zone) + v_day_guard;
+    v_ring := public.google_ai_ring_at(v_now, v_window, v_row.ring_low, v_row.ring,
+      v_row.window_requests, v_row.window_tokens, 1, p_tokens);
+    v_rules := public.google_ai_booking_rules(p_model, p_class, p_caller, v_row, v_now, v_window, v_day, p_tokens,
+      v_ring.sum_requests, v_ring.sum_tokens, v_counts, v_near_end, v_near_start, p_output);
+    outcome := v_rules.outcome; cause := v_rules.cause; day_bucket := v_day;
+    minute_bucket := greatest(public.google_ai_minute_window(v_now), v_row.minute_bucket);
+    if outcome <> 'booked' then
+      select r.reopens_at, r.recheck_at into reopens_at, recheck_at
+      from public.google_ai_refusal_times(outcome, v_rules.window_full, p_quota_group, p_model, p_class, p_caller,
+        v_now, v_window, p_tokens, v_midnight, v_day_guard, v_near_end, p_model.rpd - v_rules.held_rpd > v_counts[1],
+        v_rules.paced_until, v_rules.spread_at, v_guard.recheck_ms) r;
+      raise exception using errcode = 'P0001', message = 'eve:full';
+    end if;
+
+    update public.google_ai_usage_counters c set
+      minute_bucket   = google_ai_book_group.minute_bucket,
+      day_bucket      = v_day,
+      rpm_used        = case when c.minute_bucket = google_ai_book_group.minute_bucket then c.rpm_used else 0 end
+                        + 1,
+      tpm_used        = case when c.minute_bucket = google_ai_book_group.minute_bucket then c.tpm_used else 0 end
+                        + p_tokens,
+      rpd_used        = v_counts[1] + 1,
+      rpd_next_used   = v_counts[2] + case when v_near_end then 1 else 0 end,
+      rpd_prev_used   = v_counts[3] + case when v_near_start then 1 else 0 end,
+      ring_low        = v_ring.ring_low,
+      ring            = v_ring.ring,
+      window_requests = v_ring.sum_requests,
+      window_tokens   = v_ring.sum_tokens,
+      window_at       = v_now,
+      spread_until    = public.google_ai_spread_next(c.spread_until, v_now, v_rules.spread_step),
+      input_until     = v_rules.input_until, output_until = v_rules.output_until,
+      share_use       = case when v_rules.owned is null then c.share_use
+                             else public.google_ai_share_use_counted(c.share_use, v_rules.live, v_rules.owned, v_now,
+                                    v_window, 1, 1, null, v_day, v_near_end, v_near_start) end,
+      updated_at      = v_now
+    where c.id = v_row.id;
+    admitted_at := v_now;
+    -- (The key kept taken out when the shares keep nothing; minus an empty array is the object as it is.)
+    quota := public.google_ai_booked_quota(p_model.model, p_quota_group, p_model.rpm, p_model.tpm, p_model.rpd, v_now,
+      v_ring.sum_requests, v_ring.sum_tokens, v_ring.ring_low, v_ring.ring, v_window, v_counts, v_near_end,
+      v_near_start, v_day, v_midnight, v_day_guard, v_rules.kept)
+      - case when v_rules.kept is null then '{kept}' else '{}' end::text[];
+  exception
+    when sqlstate 'P0001' then
+      if sqlerrm <> 'eve:full' then
+        raise;
+      end if;
+      -- outcome, cause, the buckets, reopens_at and recheck_at keep the values set above
+  end;
+end
+$function$
+;
