@@ -427,6 +427,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_reserve_models_at(p_now timestamp wi
     AS $_$
 declare
   v_metadata jsonb := coalesce(p_metadata, '{}');
+  v_reply_by text;           -- the setting as set
 begin
   if p_models is null or cardinality(p_models) = 0 or cardinality(p_models) > 4 then
     raise exception 'p_models must name 1 to 4 models' using errcode = '22023';
@@ -448,8 +449,9 @@ begin
     v_metadata := v_metadata || pg_catalog.jsonb_build_object('$holder', pg_catalog.jsonb_strip_nulls(
       pg_catalog.jsonb_build_object('reply_by', p_reply_by, 'hold_until', p_hold_until, 'holder', p_holder)));
   end if;
-  -- The statement's reply_by, for a queue ticket it takes or moves (google_ai_queue_reply_check).
-  perform pg_catalog.set_config('google_ai.reply_by', coalesce(case
+  -- The statement's reply_by, for a queue ticket it takes or moves (google_ai_queue_reply_check). (Assigned,
+  -- not performed: a perform is a statement of its own, counted about 14k instructions.)
+  v_reply_by := pg_catalog.set_config('google_ai.reply_by', coalesce(case
     when pg_catalog.jsonb_typeof(v_metadata -> '$holder') = 'object'
     then public.google_ai_holder_time(v_metadata -> '$holder', 'reply_by')::text end, ''), true);
   if cardinality(p_models) > 1 then

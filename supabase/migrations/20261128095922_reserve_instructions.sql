@@ -1,6 +1,6 @@
 -- Written by `npm run db:diff` from the difference between what the migrations before it build and
 -- what supabase/schemas builds. Applying it twice changes nothing.
--- What it changes: The reserve's booking assigns its answers in expressions, not statements
+-- What it changes: The reserve assigns in expressions what it ran as statements
 set check_function_bodies = off;
 
 CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_attempt integer, p_output integer, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text, OUT admitted_at timestamp with time zone, OUT quota jsonb, OUT key_id uuid, OUT key_alias text, OUT env_var_name text, OUT booked_usd numeric, OUT budget_period text)
@@ -173,6 +173,60 @@ begin
       end if;
       -- outcome, cause, the buckets, reopens_at and recheck_at keep the values set above
   end;
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_reserve_models_at(p_now timestamp with time zone, p_models text[], p_estimated_tokens integer, p_caller text DEFAULT NULL::text, p_token_hash text DEFAULT NULL::text, p_request_id text DEFAULT NULL::text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer, p_reply_by timestamp with time zone DEFAULT NULL::timestamp with time zone, p_hold_until timestamp with time zone DEFAULT NULL::timestamp with time zone, p_holder uuid DEFAULT NULL::uuid, p_output_tokens integer[] DEFAULT NULL::integer[])
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+ SET plan_cache_mode TO 'force_generic_plan'
+AS $function$
+declare
+  v_metadata jsonb := coalesce(p_metadata, '{}');
+  v_reply_by text;           -- the setting as set
+begin
+  if p_models is null or cardinality(p_models) = 0 or cardinality(p_models) > 4 then
+    raise exception 'p_models must name 1 to 4 models' using errcode = '22023';
+  end if;
+  if (p_caller is null) = (p_token_hash is null) then
+    raise exception 'pass exactly one of p_caller and p_token_hash' using errcode = '22023';
+  end if;
+  if p_caller = '' or array_position(p_models, null) is not null or array_position(p_models, '') is not null then
+    raise exception 'p_caller and p_models may not be empty' using errcode = '22023';
+  end if;
+  if p_estimated_tokens is null or p_estimated_tokens < 0 then
+    raise exception 'p_estimated_tokens must be a non-negative integer' using errcode = '22023';
+  end if;
+  if p_output_tokens is not null and (cardinality(p_output_tokens) <> cardinality(p_models)
+                                      or 0 > any (p_output_tokens)) then
+    raise exception 'p_output_tokens must name one non-negative integer (or null) per model' using errcode = '22023';
+  end if;
+  if p_reply_by is not null then
+    v_metadata := v_metadata || pg_catalog.jsonb_build_object('$holder', pg_catalog.jsonb_strip_nulls(
+      pg_catalog.jsonb_build_object('reply_by', p_reply_by, 'hold_until', p_hold_until, 'holder', p_holder)));
+  end if;
+  -- The statement's reply_by, for a queue ticket it takes or moves (google_ai_queue_reply_check). (Assigned,
+  -- not performed: a perform is a statement of its own, counted about 14k instructions.)
+  v_reply_by := pg_catalog.set_config('google_ai.reply_by', coalesce(case
+    when pg_catalog.jsonb_typeof(v_metadata -> '$holder') = 'object'
+    then public.google_ai_holder_time(v_metadata -> '$holder', 'reply_by')::text end, ''), true);
+  if cardinality(p_models) > 1 then
+    return public.google_ai_fall_back_at(p_now => p_now, p_models => p_models,
+      p_estimated_tokens => p_estimated_tokens, p_caller => p_caller, p_token_hash => p_token_hash,
+      p_request_id => p_request_id, p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt,
+      p_wait_ms => p_wait_ms, p_metadata => v_metadata, p_idempotent => p_idempotent,
+      p_priority => p_priority, p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms,
+      p_output_tokens => p_output_tokens);
+  end if;
+  return public.google_ai_admit_at(p_now => p_now, p_model => p_models[1],
+    p_estimated_tokens => p_estimated_tokens, p_caller => p_caller, p_request_id => p_request_id,
+    p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt, p_wait_ms => p_wait_ms,
+    p_metadata => v_metadata, p_idempotent => p_idempotent, p_priority => p_priority,
+    p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms, p_token_hash => p_token_hash,
+    p_output_tokens => p_output_tokens[1]);
 end
 $function$
 ;
