@@ -44,7 +44,6 @@ CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model public.googl
     OUT admitted_at timestamp with time zone, OUT quota jsonb, OUT key_id uuid, OUT key_alias text,
     OUT env_var_name text, OUT booked_usd numeric, OUT budget_period text) RETURNS record
     LANGUAGE plpgsql
-    SET search_path TO ''
     AS $$
 declare
   v_budget record;   -- a service caller's daily budget (google_ai_caller_budget_at)

@@ -6,7 +6,6 @@ set check_function_bodies = off;
 CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_attempt integer, p_output integer, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text, OUT admitted_at timestamp with time zone, OUT quota jsonb, OUT key_id uuid, OUT key_alias text, OUT env_var_name text, OUT booked_usd numeric, OUT budget_period text)
  RETURNS record
  LANGUAGE plpgsql
- SET search_path TO ''
 AS $function$
 declare
   v_budget record;   -- a service caller's daily budget (google_ai_caller_budget_at)
@@ -253,3 +252,170 @@ begin
 end
 $function$
 ;
+
+-- Grants, view options, comments and definitions as supabase/schemas has them, object by object
+-- (no other object's grants are touched).
+CREATE OR REPLACE FUNCTION public.google_ai_admission_guard()
+ RETURNS public.google_ai_admission_settings
+ LANGUAGE plpgsql
+ STABLE
+AS $function$
+declare
+  v_settings public.google_ai_admission_settings;
+begin
+  select s.* into v_settings from public.google_ai_admission_settings s where s.id;
+  if not found then
+    v_settings := row(true, 1000, 5000, 2000, now())::public.google_ai_admission_settings;
+  end if;
+  return v_settings;
+end
+$function$;
+CREATE OR REPLACE FUNCTION public.google_ai_caller_budget_at(p_caller text, p_client_id uuid, p_at timestamp with time zone, p_tokens integer, p_attempt integer, p_model public.google_ai_model_limits, p_output integer, p_class text, OUT day date, OUT worst numeric, OUT cause text, OUT reopens_at timestamp with time zone, OUT period text)
+ RETURNS record
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_budget public.google_ai_caller_budgets;
+  v_over boolean;
+  v_day date;
+begin
+  if p_client_id is not null then
+    return;
+  end if;
+  -- (The row alone first: most callers have none, and the statement that reads a day's use costs more
+  -- to start than this one; counted, 44k instructions less a reservation without a budget, 22k more
+  -- with one.)
+  select b.* into v_budget from public.google_ai_caller_budgets b where b.caller = p_caller for update;
+  if not found then
+    return;
+  end if;
+  select d.day, u.over into day, v_over
+  from (select public.google_ai_pacific_day(p_at) as day) d
+  cross join lateral public.google_ai_daily_use(v_budget.day_bucket, v_budget.requests_today, v_budget.tokens_today,
+    d.day, public.google_ai_request_counts(p_attempt), p_tokens, v_budget.daily_max_requests,
+    v_budget.daily_max_tokens) u;
+  v_day := day;
+  if v_over then
+    select 'budget', 'day', public.google_ai_pacific_midnight_after(p_at) into cause, period, reopens_at;
+  elsif num_nonnulls(v_budget.daily_max_usd, v_budget.monthly_max_usd) > 0 then
+    worst := public.google_ai_worst_call_cost(p_model.model, p_tokens, p_output, p_class);
+    if worst is null or worst + (case when v_budget.day_bucket = v_day then v_budget.spent_today_usd else 0 end)
+                        > v_budget.daily_max_usd then
+      select 'spend_budget', case when v_budget.daily_max_usd is not null then 'day' else 'month' end,
+             case when worst is not null then public.google_ai_pacific_midnight_after(p_at) end
+        into cause, period, reopens_at;
+    elsif worst + (case when v_budget.month_bucket = date_trunc('month', v_day)::date then v_budget.spent_month_usd
+                        else 0 end) > v_budget.monthly_max_usd then
+      select 'spend_budget', 'month',
+             public.google_ai_pacific_start((date_trunc('month', v_day) + interval '1 month')::date)
+        into cause, period, reopens_at;
+    end if;
+  end if;
+end
+$function$;
+CREATE OR REPLACE FUNCTION public.google_ai_queue_place(p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_ticket uuid, p_new_ticket uuid, OUT ticket uuid, OUT rank smallint, OUT class text, OUT turn bigint, OUT since timestamp with time zone, OUT may_book boolean, OUT blocked_by text, OUT cause text, OUT turn_at timestamp with time zone)
+ RETURNS record
+ LANGUAGE plpgsql
+ STABLE
+AS $function$
+#variable_conflict use_variable
+declare
+  v_model text := p_model.model;
+  v_caller text := p_caller.name;
+  v_held public.google_ai_queue;
+  v_ahead integer;
+  v_due_ahead integer;
+  v_head_limit text;   -- the limit a due ticket ahead waits for head first (google_ai_queue_turns)
+  v_free_now integer;
+  v_spread_bound boolean;
+  v_kept_bound boolean;
+begin
+  rank := p_class.rank;
+  class := p_class.name;
+  may_book := true;
+  if v_model is null then
+    return;
+  end if;
+  if p_ticket is not null then
+    select * into v_held from public.google_ai_queue q
+    where q.ticket_id = p_ticket and q.caller = v_caller and q.model = v_model and q.lease_until >= p_now;
+  end if;
+  if v_held.ticket_id is not null then
+    select v_held.ticket_id, v_held.class_rank, v_held.priority_class, v_held.enqueued_at
+      into ticket, rank, class, since;
+    -- Its turn moves up to follow its caller's previous live ticket (or the head of the class), as a
+    -- new ticket's would: turns its caller's earlier tickets held and gave up are not kept from it.
+    turn := least(v_held.turn, public.google_ai_next_turn(v_model, rank, v_caller, p_now, ticket, v_held.turn));
+  end if;
+  if not exists (select 1 from public.google_ai_queue q
+                 where q.model = v_model and q.lease_until >= p_now and q.ticket_id is distinct from ticket) then
+    return;
+  end if;
+  if ticket is null then
+    turn := public.google_ai_next_turn(v_model, rank, v_caller, p_now, null, null);
+    since := p_now;
+  end if;
+
+  select count(*), count(*) filter (where q.expected_at <= p_now),
+         min(q.limit_hit) filter (where q.expected_at <= p_now and public.google_ai_queue_turns(q.limit_hit) = 'head')
+    into v_ahead, v_due_ahead, v_head_limit
+  from public.google_ai_queue q
+  where q.model = v_model and q.lease_until >= p_now and q.ticket_id is distinct from ticket
+    and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id) < (rank, turn, since, coalesce(ticket, p_new_ticket));
+  select t.free_now, t.turn_at, t.spread_bound, t.kept_bound into v_free_now, turn_at, v_spread_bound, v_kept_bound
+  from public.google_ai_queue_turn_at(v_model, p_model.rpm, p_model.rpd, p_exclude_key_ids, p_now, v_ahead + 1, rank,
+    class, v_caller) t;
+  -- Slots go to the due tickets ahead first; one nobody due claims goes to whoever asks. (No turn,
+  -- none today anywhere or every window kept from it by shares: the booking names the reopening.)
+  may_book := v_head_limit is null and (turn_at is null or v_due_ahead < v_free_now
+    or exists (select 1 from public.google_ai_quota_shares s
+               left join (select e.* from public.google_ai_usage_counters c, unnest(c.share_use) e
+                          where c.model = v_model) u on u.share_id = s.id
+               where s.model = v_model and s.reserved_rpm is not null
+                 and (s.priority_class = class or s.caller = v_caller)
+                 and coalesce((public.google_ai_ring_at(p_now,
+                       public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
+                       u.ring_low, u.ring, u.window_requests, null)).sum_requests, 0) < s.reserved_rpm));
+  if not may_book then
+    blocked_by := coalesce(v_head_limit, case when p_model.rpm is not null then 'rpm' else 'tpm' end);
+    cause := case when v_head_limit is not null or v_free_now > 0 then 'queue_turn' when v_spread_bound then 'spread'
+                  when v_kept_bound then 'share_kept' else 'window_full' end;
+  end if;
+end
+$function$;
+CREATE OR REPLACE FUNCTION public.google_ai_record_admission(p_now timestamp with time zone, p_caller text, p_request_id text, p_client_id uuid, p_token_id uuid, p_model text, p_requested_model text, p_attempt integer, p_estimated_tokens integer, p_wait_ms integer, p_metadata jsonb, p_class text, p_quota_group text, p_key_id uuid, p_key_alias text, p_env_var_name text, p_minute_bucket timestamp with time zone, p_day_bucket date, p_admitted_at timestamp with time zone, p_quota jsonb, p_ticket uuid, p_hold boolean, p_count_token boolean, p_booked_usd numeric, p_booked_output integer)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_answer jsonb;
+begin
+  if p_ticket is not null then
+    delete from public.google_ai_queue q where q.ticket_id = p_ticket;
+  end if;
+  if p_count_token then
+    perform public.google_ai_count_budgets(p_token_id, p_client_id, null, p_now, null,
+      public.google_ai_request_counts(p_attempt), p_estimated_tokens, p_booked_usd, true);
+  end if;
+  if p_hold then
+    perform public.google_ai_hold_request(p_caller, p_request_id, p_model, p_now);
+  end if;
+  -- (One object with the quota in it, and the key taken out when there is none: a concatenation would
+  -- encode the whole answer again.)
+  insert into public.google_ai_attempts as a (reservation_id, status, request_id, caller, client_id, token_id, model,
+    requested_model, attempt, api_key_id, key_alias, quota_group, minute_bucket, day_bucket, estimated_tokens,
+    wait_ms, metadata, priority_class, admitted_at, booked_usd, booked_output_tokens)
+  values (gen_random_uuid(), 'reserved', p_request_id, p_caller, p_client_id, p_token_id, p_model,
+    p_requested_model, p_attempt, p_key_id, p_key_alias, p_quota_group, p_minute_bucket, p_day_bucket,
+    p_estimated_tokens, p_wait_ms, coalesce(p_metadata, '{}'), p_class, p_admitted_at, p_booked_usd, p_booked_output)
+  returning jsonb_build_object('ok', true, 'reservation_id', a.reservation_id, 'key_id', a.api_key_id,
+    'key_alias', a.key_alias, 'env_var_name', p_env_var_name, 'quota_group', a.quota_group, 'model', a.model,
+    'minute_bucket', a.minute_bucket, 'day_bucket', a.day_bucket, 'priority', a.priority_class, 'quota', p_quota,
+    'booked_usd', a.booked_usd)
+  into v_answer;
+  if p_quota is null then
+    v_answer := v_answer - 'quota';
+  end if;
+  return v_answer;
+end
+$function$;
