@@ -226,7 +226,7 @@ begin
   else
     v_step := public.google_ai_schedule_place(p_model, p_class.rank, p_counter.spread_until, p_counter.input_until,
       p_counter.output_until, p_now, p_window, p_tokens, p_output, v_in_share);
-    select v_step.place, v_step.input_until, v_step.output_until into spread_at, input_until, output_until;
+    spread_at := v_step.place; input_until := v_step.input_until; output_until := v_step.output_until;
   end if;
   spread_step := v_step.step;
   v_verdict := public.google_ai_booking_outcome(p_model, p_class, p_caller, p_requests, p_window_tokens, p_counts,
