@@ -30,7 +30,6 @@ ALTER TABLE ONLY public.google_ai_admission_settings
 
 CREATE OR REPLACE FUNCTION public.google_ai_admission_guard() RETURNS public.google_ai_admission_settings
     LANGUAGE plpgsql STABLE
-    SET search_path TO ''
     AS $$
 declare
   v_settings public.google_ai_admission_settings;

@@ -118,20 +118,22 @@ $$;
 -- schedule is at most tolerance = (spread_burst - 1) RPM steps ahead of now.
 -- So under a flood at most spread_burst requests go at once, then one per step, and capacity comes
 -- back to the window a request at a time instead of all at once a window later. Microseconds are
--- rounded up: the schedule never runs faster than the limit. All null: the model is not spread.
--- (PL/pgSQL: a SQL function that is not inlined is planned again on every call.)
+-- rounded up: the schedule never runs faster than the limit. All null: the model is not spread (asked
+-- first, before any arithmetic: most rows are not). (PL/pgSQL: a SQL function that is not inlined is
+-- planned again on every call.)
 CREATE OR REPLACE FUNCTION public.google_ai_spread_step(p_burst integer, p_window interval, p_rpm integer,
     p_tpm integer, p_tokens integer, OUT step interval, OUT tolerance interval, OUT limit_name text) RETURNS record
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     AS $$
 declare
-  v_window_us numeric := extract(epoch from p_window) * 1000000;
+  v_window_us numeric;
   v_request_us numeric;
   v_token_us numeric;
 begin
   if p_burst is null or (p_rpm is null and p_tpm is null) then
     return;
   end if;
+  v_window_us := extract(epoch from p_window) * 1000000;
   v_request_us := case when p_rpm > 0 then ceil(v_window_us / p_rpm) end;
   v_token_us := case when p_tpm > 0 then ceil(v_window_us * greatest(p_tokens, 0) / p_tpm) end;
   limit_name := case when coalesce(v_token_us, 0) > coalesce(v_request_us, 0) then 'tpm' else 'rpm' end;

@@ -130,7 +130,6 @@ CREATE OR REPLACE FUNCTION public.google_ai_caller_budget_at(p_caller text, p_cl
     p_output integer, p_class text, OUT day date, OUT worst numeric, OUT cause text,
     OUT reopens_at timestamp with time zone, OUT period text) RETURNS record
     LANGUAGE plpgsql
-    SET search_path TO ''
     AS $$
 declare
   v_budget public.google_ai_caller_budgets;

@@ -350,7 +350,6 @@ CREATE OR REPLACE FUNCTION public.google_ai_queue_place(p_model public.google_ai
     OUT class text, OUT turn bigint, OUT since timestamp with time zone, OUT may_book boolean, OUT blocked_by text,
     OUT cause text, OUT turn_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql STABLE
-    SET search_path TO ''
     AS $$
 #variable_conflict use_variable
 declare

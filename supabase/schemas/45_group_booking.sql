@@ -226,7 +226,7 @@ begin
   else
     v_step := public.google_ai_schedule_place(p_model, p_class.rank, p_counter.spread_until, p_counter.input_until,
       p_counter.output_until, p_now, p_window, p_tokens, p_output, v_in_share);
-    select v_step.place, v_step.input_until, v_step.output_until into spread_at, input_until, output_until;
+    spread_at := v_step.place; input_until := v_step.input_until; output_until := v_step.output_until;
   end if;
   spread_step := v_step.step;
   v_verdict := public.google_ai_booking_outcome(p_model, p_class, p_caller, p_requests, p_window_tokens, p_counts,
@@ -369,7 +369,8 @@ $$;
 -- (as google_ai_group_quota reads it), so the answer needs no second reading of the window. The
 -- subtransaction (begin ... exception) gives the row lock back when the row is full, so the caller can
 -- move on to the next group without holding it. p_zone: the zone the provider's day turns in, the
--- group's day (google_ai_candidate_groups reads it with the candidates).
+-- group's day (google_ai_candidate_groups reads it with the candidates). (Its answers are assigned, not
+-- selected into: a select ... into is a statement of its own, counted about 15k instructions.)
 CREATE OR REPLACE FUNCTION public.google_ai_book_group(p_quota_group text, p_model public.google_ai_model_limits,
     p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_tokens integer,
     p_now timestamp with time zone, p_skip_locked boolean, p_zone text, p_output integer DEFAULT NULL::integer,
@@ -413,8 +414,8 @@ begin
       v_row.window_requests, v_row.window_tokens, 1, p_tokens);
     v_rules := public.google_ai_booking_rules(p_model, p_class, p_caller, v_row, v_now, v_window, v_day, p_tokens,
       v_ring.sum_requests, v_ring.sum_tokens, v_counts, v_near_end, v_near_start, p_output);
-    select v_rules.outcome, v_rules.cause, greatest(public.google_ai_minute_window(v_now), v_row.minute_bucket), v_day
-      into outcome, cause, minute_bucket, day_bucket;
+    outcome := v_rules.outcome; cause := v_rules.cause; day_bucket := v_day;
+    minute_bucket := greatest(public.google_ai_minute_window(v_now), v_row.minute_bucket);
     if outcome <> 'booked' then
       select r.reopens_at, r.recheck_at into reopens_at, recheck_at
       from public.google_ai_refusal_times(outcome, v_rules.window_full, p_quota_group, p_model, p_class, p_caller,

@@ -33,7 +33,8 @@ $$;
 -- in its budget in money, for p_output tokens of answer (the answer the request is sent with).
 -- A null model (an earlier step blocked the request) books nothing and answers nulls. p_model, p_class,
 -- p_caller: the request's model row (limits after the margin: google_ai_request_limits), class row and
--- caller, each whole and handed down whole to the rules (google_ai_book_group).
+-- caller, each whole and handed down whole to the rules (google_ai_book_group). (A booking's answer is
+-- assigned, not selected into: a select ... into is a statement of its own, counted about 15k instructions.)
 CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model public.google_ai_model_limits,
     p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_tokens integer,
     p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_attempt integer,
@@ -43,7 +44,6 @@ CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model public.googl
     OUT admitted_at timestamp with time zone, OUT quota jsonb, OUT key_id uuid, OUT key_alias text,
     OUT env_var_name text, OUT booked_usd numeric, OUT budget_period text) RETURNS record
     LANGUAGE plpgsql
-    SET search_path TO ''
     AS $$
 declare
   v_budget record;   -- a service caller's daily budget (google_ai_caller_budget_at)
@@ -80,12 +80,10 @@ begin
       v_try := public.google_ai_book_group(v_candidate.quota_group, p_model, p_class, p_caller, p_tokens, p_now,
         v_candidate.groups > 1 and not v_candidate.waiting, v_candidate.day_zone, p_output);
       if v_try.outcome = 'booked' then
-        select v_candidate.quota_group, v_candidate.key_id, v_candidate.key_alias, v_candidate.env_var_name
-          into booked_group, key_id, key_alias, env_var_name;
         -- (After waiting for the row, the key read before the wait must still serve the group.)
-        if v_candidate.waiting
-           and not public.google_ai_key_serves(p_model.model, p_exclude_key_ids, v_candidate.key_id, booked_group) then
-          raise exception 'the keys of quota group % changed during the reservation; retry', booked_group
+        if v_candidate.waiting and not public.google_ai_key_serves(p_model.model, p_exclude_key_ids,
+                                                                   v_candidate.key_id, v_candidate.quota_group) then
+          raise exception 'the keys of quota group % changed during the reservation; retry', v_candidate.quota_group
             using errcode = '40001';
         end if;
         exit;
@@ -108,11 +106,17 @@ begin
   end loop;
   if not found then
     blocked_by := 'no_active_key';
-  elsif booked_group is not null then
-    select v_try.minute_bucket, v_try.day_bucket, v_try.admitted_at, v_try.quota, null, null, null, null, v_budget.worst
-      into minute_bucket, day_bucket, admitted_at, quota, blocked_by, reopens_at, recheck_at, cause, booked_usd;
-    perform public.google_ai_count_budgets(null, null, p_caller.name, p_at, null,
-      public.google_ai_request_counts(p_attempt), p_tokens, v_budget.worst, true) where v_budget.day is not null;
+  elsif v_try.outcome = 'booked' then -- (the loop's last candidate, and its answer)
+    booked_group := v_candidate.quota_group; key_id := v_candidate.key_id; key_alias := v_candidate.key_alias;
+    env_var_name := v_candidate.env_var_name; minute_bucket := v_try.minute_bucket; day_bucket := v_try.day_bucket;
+    admitted_at := v_try.admitted_at; quota := v_try.quota; booked_usd := v_budget.worst;
+    if blocked_by is not null then -- (a group before it refused)
+      select null, null, null, null into blocked_by, reopens_at, recheck_at, cause;
+    end if;
+    if v_budget.day is not null then
+      perform public.google_ai_count_budgets(null, null, p_caller.name, p_at, null,
+        public.google_ai_request_counts(p_attempt), p_tokens, v_budget.worst, true);
+    end if;
     return;
   end if;
 

@@ -21,6 +21,12 @@
 -- reservation's CPU. Every statement here finds its rows by key (counter row, model, quota group,
 -- ticket), so the generic plan is the one a custom plan would choose; those that read a time range of
 -- the log close it on both sides, so the generic plan still walks the range's index (15_request_log.sql).
+-- The steps every booking runs under them (google_ai_queue_place, google_ai_book_best_group and its
+-- google_ai_caller_budget_at, google_ai_admission_guard, google_ai_record_admission) set no search_path
+-- of their own, as the rules under them do not: they run inside an entry, security definer with an
+-- empty search_path, and name everything by schema; a SET clause makes every call save and restore the
+-- setting (counted, about 6k instructions a call). google_ai_book_group keeps its own, so a call to it
+-- is counted by track_functions turned on within a transaction (02_reservation.test.sql counts them).
 set check_function_bodies = off;
 
 -- refuse: a request no group takes now waits in line when its turn is likely within its wait
@@ -121,7 +127,6 @@ CREATE OR REPLACE FUNCTION public.google_ai_record_admission(p_now timestamp wit
     p_day_bucket date, p_admitted_at timestamp with time zone, p_quota jsonb, p_ticket uuid, p_hold boolean,
     p_count_token boolean, p_booked_usd numeric, p_booked_output integer) RETURNS jsonb
     LANGUAGE plpgsql
-    SET search_path TO ''
     AS $$
 declare
   v_answer jsonb;
@@ -427,6 +432,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_reserve_models_at(p_now timestamp wi
     AS $_$
 declare
   v_metadata jsonb := coalesce(p_metadata, '{}');
+  v_reply_by text;           -- the setting as set
 begin
   if p_models is null or cardinality(p_models) = 0 or cardinality(p_models) > 4 then
     raise exception 'p_models must name 1 to 4 models' using errcode = '22023';
@@ -448,8 +454,9 @@ begin
     v_metadata := v_metadata || pg_catalog.jsonb_build_object('$holder', pg_catalog.jsonb_strip_nulls(
       pg_catalog.jsonb_build_object('reply_by', p_reply_by, 'hold_until', p_hold_until, 'holder', p_holder)));
   end if;
-  -- The statement's reply_by, for a queue ticket it takes or moves (google_ai_queue_reply_check).
-  perform pg_catalog.set_config('google_ai.reply_by', coalesce(case
+  -- The statement's reply_by, for a queue ticket it takes or moves (google_ai_queue_reply_check). (Assigned,
+  -- not performed: a perform is a statement of its own, counted about 6k instructions more.)
+  v_reply_by := pg_catalog.set_config('google_ai.reply_by', coalesce(case
     when pg_catalog.jsonb_typeof(v_metadata -> '$holder') = 'object'
     then public.google_ai_holder_time(v_metadata -> '$holder', 'reply_by')::text end, ''), true);
   if cardinality(p_models) > 1 then
