@@ -23,6 +23,7 @@ import type {
   HubToolChoice,
 } from "../../../_shared/upstream/hub.ts";
 import type { Ask, NormalizedRequest, OnlyField } from "../../contract.ts";
+import { boundedName } from "../../../_shared/validation.ts";
 import { isObject } from "./json-keys.ts";
 import type { Content, Part } from "./parts.ts";
 
@@ -107,7 +108,7 @@ function partOf(p: Part, where: string, only: OnlyField[]): HubPart {
   }
   const extras = extrasOf(differences(p, googlePart(part)));
   for (const key of Object.keys(p)) {
-    if (!PART_FIELDS.has(key)) only.push({ field: `${where}.${key}`, why: "a part's field only Google's models take" });
+    if (!PART_FIELDS.has(key)) only.push({ field: `${where}.${boundedName(key)}`, why: "a part's field only Google's models take" });
   }
   return extras === undefined ? part : { ...part, extras };
 }
@@ -163,14 +164,14 @@ function toolsOf(tools: readonly unknown[], at: string, only: OnlyField[]): HubT
     // Inside tools Google's REST reads snake_case too.
     const declarations = t.functionDeclarations ?? t.function_declarations;
     for (const key of Object.keys(t)) {
-      if (key !== "functionDeclarations" && key !== "function_declarations") only.push({ field: `${at}tools[${i}].${key}`, why: `the ${key} tool is Google's` });
+      if (key !== "functionDeclarations" && key !== "function_declarations") only.push({ field: `${at}tools[${i}].${boundedName(key)}`, why: `the ${boundedName(key)} tool is Google's` });
     }
     if (!Array.isArray(declarations)) return;
     declarations.forEach((f: unknown, j: number) => {
       if (!isObject(f) || typeof f.name !== "string") return;
       for (const key of Object.keys(f)) {
         if (!DECLARATION_FIELDS.has(key)) {
-          only.push({ field: `${at}tools[${i}].functionDeclarations[${j}].${key}`, why: "a function's field only Google's models take" });
+          only.push({ field: `${at}tools[${i}].functionDeclarations[${j}].${boundedName(key)}`, why: "a function's field only Google's models take" });
         }
       }
       const parameters = schemaOf(f.parametersJsonSchema ?? f.parameters_json_schema, f.parameters);
@@ -186,7 +187,7 @@ function toolsOf(tools: readonly unknown[], at: string, only: OnlyField[]): HubT
 
 function toolChoiceOf(config: Json, at: string, only: OnlyField[]): HubToolChoice | undefined {
   for (const key of Object.keys(config)) {
-    if (key !== "functionCallingConfig") only.push({ field: `${at}toolConfig.${key}`, why: "Google's own tool setting" });
+    if (key !== "functionCallingConfig") only.push({ field: `${at}toolConfig.${boundedName(key)}`, why: "Google's own tool setting" });
   }
   const fc = isObject(config.functionCallingConfig) ? config.functionCallingConfig : undefined;
   const mode = typeof fc?.mode === "string" ? fc.mode.toUpperCase() : undefined;
@@ -233,7 +234,7 @@ export function geminiInHub(fields: GeminiFields, field = "contents", at = ""): 
   for (const key of Object.keys(g)) {
     const unknown = !OPTION_FIELDS.has(key) ||
       (key === "responseMimeType" && g[key] !== PLAIN_TEXT && g[key] !== JSON_MIME);
-    if (unknown) only.push({ field: `${at}generationConfig.${key}`, why: "an option only Google's models take" });
+    if (unknown) only.push({ field: `${at}generationConfig.${boundedName(key)}`, why: "an option only Google's models take" });
   }
   const tools = toolsOf(fields.tools ?? [], at, only);
   const toolChoice = fields.toolConfig === undefined ? undefined : toolChoiceOf(fields.toolConfig, at, only);
