@@ -45,6 +45,11 @@ describe("geminiInHub", () => {
       toolConfig: { functionCallingConfig: { mode: "VALIDATED" }, retrievalConfig: { languageCode: "en" } },
       safetySettings: [{ category: "HARM_CATEGORY_HARASSMENT", threshold: "BLOCK_NONE" }],
     }],
+    ["toolConfig in snake_case", {
+      contents: [{ role: "user", parts: [{ text: "x" }] }],
+      tools: [{ functionDeclarations: [{ name: "f" }, { name: "g" }] }],
+      toolConfig: { function_calling_config: { mode: "ANY", allowed_function_names: ["f"] } },
+    }],
     ["function tools the hub says exactly: no extras at all", {
       contents: [{ role: "user", parts: [{ text: "x" }] }],
       generationConfig: { maxOutputTokens: 5, responseMimeType: "application/json", responseJsonSchema: { type: "object" } },
@@ -70,6 +75,16 @@ describe("geminiInHub", () => {
       tools: [{ name: "f" }],
       toolChoice: { mode: "auto" },
     });
+  });
+
+  it("reads toolConfig in snake_case as in camelCase: nothing only Google's, the allowed names kept", () => {
+    const hub = geminiInHub({
+      contents: [{ role: "user", parts: [{ text: "x" }] }],
+      tools: [{ functionDeclarations: [{ name: "f" }, { name: "g" }] }],
+      toolConfig: { function_calling_config: { mode: "ANY", allowed_function_names: ["f"] } },
+    });
+    expect(hub.only).toBeUndefined();
+    expect(hub.toolChoice).toEqual({ mode: "required", only: ["f"] });
   });
 
   it("lists what only Google's models take, by the caller's field; not safety settings, nor a schema's flavour", () => {

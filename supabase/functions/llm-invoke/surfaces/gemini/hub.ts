@@ -24,7 +24,7 @@ import type {
 } from "../../../_shared/upstream/hub.ts";
 import type { Ask, NormalizedRequest, OnlyField } from "../../contract.ts";
 import { boundedName } from "../../../_shared/validation.ts";
-import { isObject } from "./json-keys.ts";
+import { camelKeys, isObject } from "./json-keys.ts";
 import type { Content, Part } from "./parts.ts";
 
 type Json = Record<string, unknown>;
@@ -185,11 +185,15 @@ function toolsOf(tools: readonly unknown[], at: string, only: OnlyField[]): HubT
   return out;
 }
 
-function toolChoiceOf(config: Json, at: string, only: OnlyField[]): HubToolChoice | undefined {
+function toolChoiceOf(given: Json, at: string, only: OnlyField[]): HubToolChoice | undefined {
+  // Google's REST reads toolConfig in snake_case too: function_calling_config is functionCallingConfig.
+  const config = camelKeys(given, `${at}toolConfig.`);
   for (const key of Object.keys(config)) {
     if (key !== "functionCallingConfig") only.push({ field: `${at}toolConfig.${boundedName(key)}`, why: "Google's own tool setting" });
   }
-  const fc = isObject(config.functionCallingConfig) ? config.functionCallingConfig : undefined;
+  const fc = isObject(config.functionCallingConfig)
+    ? camelKeys(config.functionCallingConfig, `${at}toolConfig.functionCallingConfig.`)
+    : undefined;
   const mode = typeof fc?.mode === "string" ? fc.mode.toUpperCase() : undefined;
   if (mode === "NONE") return { mode: "none" };
   if (mode === "ANY") {
