@@ -19,13 +19,13 @@ describe("geminiInHub", () => {
         { role: "model", parts: [{ text: "t", thought: true }, { text: "b", thought: false, thoughtSignature: "s" }] },
       ],
     }],
-    ["a call without arguments, a response that is not an object, ids and a part's own field", {
+    ["a call without arguments, ids and a part's own field", {
       contents: [
         { role: "model", parts: [{ functionCall: { name: "f", id: "1" } }, { functionCall: { name: "g", args: {} } }] },
         {
           role: "user",
           parts: [
-            { functionResponse: { name: "f", response: "plain" as never, id: "1" } },
+            { functionResponse: { name: "f", response: { text: "plain" }, id: "1" } },
             { inlineData: { mimeType: "image/png", data: "AAAA" }, videoMetadata: { fps: 1 } },
           ],
         },

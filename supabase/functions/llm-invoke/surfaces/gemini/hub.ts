@@ -99,12 +99,12 @@ function partOf(p: Part, where: string, only: OnlyField[]): HubPart {
       type: "tool_call",
       ...(typeof id === "string" ? { id } : {}),
       name,
-      args: isObject(args) ? args : {},
+      args: args ?? {},
       ...signature,
     };
   } else {
     const { name, response, id } = p.functionResponse!;
-    part = { type: "tool_result", ...(typeof id === "string" ? { id } : {}), name, result: isObject(response) ? response : {} };
+    part = { type: "tool_result", ...(typeof id === "string" ? { id } : {}), name, result: response };
   }
   const extras = extrasOf(differences(p, googlePart(part)));
   for (const key of Object.keys(p)) {
