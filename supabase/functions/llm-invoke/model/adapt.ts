@@ -38,7 +38,7 @@ export function adaptToModel(
   }
   if (!caps.supportsJsonMode && req.asks.json !== undefined) {
     const advice = req.asks.json.feature === "responseMimeType"
-      ? "use text/plain or omit it and ask for JSON in the prompt."
+      ? "omit it and ask for JSON in the prompt."
       : "ask for JSON in the prompt instead.";
     throw unsupported(caps.model, req.asks.json, advice);
   }

@@ -23,20 +23,12 @@ import type {
   HubToolChoice,
 } from "../../../_shared/upstream/hub.ts";
 import type { Ask, NormalizedRequest, OnlyField } from "../../contract.ts";
+import { OUTPUT_CAP_CODE } from "../field-codes.ts";
 import { boundedName } from "../../../_shared/validation.ts";
 import { camelKeys, isObject } from "./json-keys.ts";
 import type { Content, Part } from "./parts.ts";
 
 type Json = Record<string, unknown>;
-
-/**
- * details.field of a refused output cap on every route (a stable code: the field the gateway's first
- * routes, Gemini's shape, name it by); the message names the route's own field.
- */
-export const OUTPUT_CAP_CODE = "generationConfig.maxOutputTokens";
-
-/** details.field of a refused image on every route, after its part's path (a stable code, as above). */
-export const IMAGE_FIELD_CODE = "inlineData";
 
 /** The hub's words for a Gemini request's fields, with what only Google has a word for. */
 export type GeminiInHub = Pick<
@@ -114,7 +106,7 @@ function partOf(p: Part, where: string, only: OnlyField[]): HubPart {
 }
 
 /** Checked Gemini contents as hub messages. */
-export function messagesOf(contents: readonly Content[], field: string, only: OnlyField[]): HubMessage[] {
+function messagesOf(contents: readonly Content[], field: string, only: OnlyField[]): HubMessage[] {
   return contents.map((c, i) => ({
     role: c.role,
     parts: c.parts.map((p, j) => partOf(p, `${field}[${i}].parts[${j}]`, only)),

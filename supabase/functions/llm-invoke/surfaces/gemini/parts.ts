@@ -36,7 +36,7 @@ export interface CheckedContents {
 
 const PART_KINDS = ["text", "inlineData", "functionCall", "functionResponse"] as const;
 
-export function checkPart(raw: unknown, where: string, images: ImageInfo[]): Part {
+function checkPart(raw: unknown, where: string, images: ImageInfo[]): Part {
   if (!isObject(raw)) {
     throw new GatewayError("invalid_request", `${where} must be an object.`, { details: { field: where } });
   }
