@@ -137,7 +137,7 @@ describe("provider names", () => {
 // finish_reason, is no provider's). llm-invoke's normalized request is in the hub's words: every route
 // translates its caller's body into them, the native route through the Gemini route's translation
 // (surfaces/gemini/hub.ts). The exceptions are by design, with why: the native body is the bot's
-// contract, Gemini's fields by name, and two stable error codes keep those names; the list may only shrink.
+// contract, Gemini's fields by name, and so are two stable error codes beside it; the list may only shrink.
 
 /** Each dialect's own field names, and the folders (relative to supabase/functions) that may say them. */
 const WIRE: Record<string, { fields: string[]; home: string[] }> = {
@@ -171,12 +171,8 @@ const ALLOWED_FIELDS: ReadonlyArray<{ dialect: string; file: string; why: string
   {
     dialect: "google",
     file: "llm-invoke/surfaces/native",
-    why: "the native route's body is the bot's contract, Gemini-shaped by it (contents, generationConfig, candidates)",
-  },
-  {
-    dialect: "google",
-    file: "llm-invoke/surfaces/field-codes.ts",
-    why: "details.field's stable codes on every route keep the names the first (Gemini-shaped) routes gave them",
+    why: "the native route's body is the bot's contract, Gemini-shaped by it (contents, generationConfig, candidates), " +
+      "and so are the details.field codes every route gives (native/field-codes.ts)",
   },
 ];
 

@@ -1,5 +1,5 @@
 // Stable codes of details.field that every route gives, whatever its dialect: callers branch on them, so
-// they keep the names the gateway's first routes (Gemini's shape) gave them.
+// they are the fields' names in the native body, the bot's contract (Gemini-shaped by it).
 /**
  * details.field of a refused output cap on every route (a stable code: the field the gateway's first
  * routes, Gemini's shape, name it by); the message names the route's own field.
