@@ -136,8 +136,8 @@ describe("provider names", () => {
 // has (a name the gateway's own contract shares, such as the native body's prompt_tokens and
 // finish_reason, is no provider's). llm-invoke's normalized request is in the hub's words: every route
 // translates its caller's body into them, the native route through the Gemini route's translation
-// (surfaces/gemini/hub.ts). The one exception is by design, with why: the native body is the bot's
-// contract, Gemini's fields by name; the list may only shrink.
+// (surfaces/gemini/hub.ts). The exceptions are by design, with why: the native body is the bot's
+// contract, Gemini's fields by name, and so are two stable error codes beside it; the list may only shrink.
 
 /** Each dialect's own field names, and the folders (relative to supabase/functions) that may say them. */
 const WIRE: Record<string, { fields: string[]; home: string[] }> = {
@@ -171,7 +171,8 @@ const ALLOWED_FIELDS: ReadonlyArray<{ dialect: string; file: string; why: string
   {
     dialect: "google",
     file: "llm-invoke/surfaces/native",
-    why: "the native route's body is the bot's contract, Gemini-shaped by it (contents, generationConfig, candidates)",
+    why: "the native route's body is the bot's contract, Gemini-shaped by it (contents, generationConfig, candidates), " +
+      "and so are the details.field codes every route gives (native/field-codes.ts)",
   },
 ];
 

@@ -61,6 +61,9 @@ describe("adaptToModel", () => {
     } catch (e) {
       expect((e as GatewayError).code).toBe("unsupported_feature");
       expect((e as GatewayError).message).toContain("application/json");
+      // Advice in no route's words: text/plain is Gemini's, and this refusal is given on every route.
+      expect((e as GatewayError).message).toContain("omit it and ask for JSON in the prompt");
+      expect((e as GatewayError).message).not.toContain("text/plain");
       expect((e as GatewayError).details).toEqual({ model: "gemma-3-27b-it", feature: "responseMimeType" });
     }
   });
@@ -78,6 +81,42 @@ describe("adaptToModel", () => {
       generationConfig: { responseMimeType: "application/json" },
     });
     expect(adaptToModel(GEMINI, json).options.format).toEqual({ type: "json" });
+  });
+});
+
+describe("what only another dialect's models take", () => {
+  const GPT: ModelCapabilities & { dialect: string } = { ...GEMINI, model: "gpt-4o", dialect: "openai" };
+  const refusal = (generationConfig: Record<string, unknown>) => {
+    try {
+      adaptToModel(GPT, parseInvokeRequest({ model: "gpt-4o", prompt: "Hi", generationConfig }));
+    } catch (e) {
+      return e as GatewayError;
+    }
+    throw new Error("not refused");
+  };
+
+  it("names at most 10 of the caller's fields, each cut and printable; the code and the first field stay", () => {
+    const keys = Array.from({ length: 5000 }, (_, i) => `k${i}\u0001${"x".repeat(200)}`);
+    const e = refusal(Object.fromEntries(keys.map((k) => [k, 1])));
+    expect(e.code).toBe("unsupported_feature");
+    const details = e.details as { field: string; features: string[] };
+    expect(details.features).toHaveLength(10);
+    expect(details.field).toBe(details.features[0]);
+    expect(details.field.startsWith("generationConfig.k0?xxx")).toBe(true);
+    expect(details.field.length).toBeLessThan(80);
+    expect(e.message).toContain("and 4990 more");
+    expect(e.message.length).toBeLessThan(2000);
+    expect([...e.message].some((c) => c.charCodeAt(0) < 0x20)).toBe(false);
+  });
+
+  it("names every field when there are at most 10, with no count of more", () => {
+    const e = refusal({ mediaResolution: "LOW", responseModalities: ["TEXT"] });
+    expect(e.details).toEqual({
+      model: "gpt-4o",
+      field: "generationConfig.mediaResolution",
+      features: ["generationConfig.mediaResolution", "generationConfig.responseModalities"],
+    });
+    expect(e.message).not.toContain("more");
   });
 });
 

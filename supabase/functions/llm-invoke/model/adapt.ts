@@ -16,6 +16,8 @@ function unsupported(model: string, ask: Ask, advice: string): GatewayError {
 }
 
 const IMAGES: Ask = { feature: "images", words: "images" };
+/** A refusal names at most this many of the caller's fields (as validation.ts lists at most 10 issues). */
+const MAX_LISTED = 10;
 
 export function adaptToModel(
   caps: ModelCapabilities & Partial<Pick<ModelProfile, "dialect">>,
@@ -25,15 +27,18 @@ export function adaptToModel(
   const own = req.dialectBody !== undefined && req.dialectBody.dialect === caps.dialect;
   const only = req.only !== undefined && req.only.dialect !== caps.dialect ? req.only.fields : [];
   if (only.length > 0) {
+    // The fields are the caller's keys: at most MAX_LISTED named, so the answer stays small.
+    const listed = only.slice(0, MAX_LISTED);
+    const more = only.length > MAX_LISTED ? `; and ${only.length - MAX_LISTED} more` : "";
     throw new GatewayError(
       "unsupported_feature",
-      `Not supported by ${caps.model}: ${only.map((f) => `${f.field} (${f.why})`).join("; ")}.`,
-      { details: { model: caps.model, field: only[0]!.field, features: only.map((f) => f.field) } },
+      `Not supported by ${caps.model}: ${listed.map((f) => `${f.field} (${f.why})`).join("; ")}${more}.`,
+      { details: { model: caps.model, field: only[0]!.field, features: listed.map((f) => f.field) } },
     );
   }
   if (!caps.supportsJsonMode && req.asks.json !== undefined) {
     const advice = req.asks.json.feature === "responseMimeType"
-      ? "use text/plain or omit it and ask for JSON in the prompt."
+      ? "omit it and ask for JSON in the prompt."
       : "ask for JSON in the prompt instead.";
     throw unsupported(caps.model, req.asks.json, advice);
   }

@@ -7,8 +7,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type AnthropicSimulator, startAnthropicSimulator } from "../../../../../shared/anthropic-sim/server.ts";
 import { hubFinish, hubText } from "../../upstream/hub.ts";
-import type { GeminiRequest as ModelRequest } from "../../../llm-invoke/surfaces/gemini/test-fixtures.ts";
-import { portRequestOf } from "../../../llm-invoke/surfaces/gemini/test-fixtures.ts";
+import { type GeminiRequest, hubRequestOf } from "../../../llm-invoke/surfaces/gemini/test-fixtures.ts";
 import { StreamCut, type UpstreamClient } from "../../upstream/port.ts";
 import { createAnthropicClient } from "./client.ts";
 import { DEFAULT_MAX_TOKENS } from "./request.ts";
@@ -34,16 +33,16 @@ beforeAll(async () => {
 afterAll(() => sim.close());
 beforeEach(() => sim.reset());
 
-const request = (over: Partial<ModelRequest> = {}): ModelRequest => ({
+const request = (over: Partial<GeminiRequest> = {}): GeminiRequest => ({
   model: "claude-sonnet-4-5",
   contents: [{ role: "user", parts: [{ text: "hello there" }] }],
   systemInstruction: "Be brief.",
   generationConfig: { maxOutputTokens: 50 },
   ...over,
 });
-const call = (over: Partial<ModelRequest> = {}, key = apiKey) => ({
+const call = (over: Partial<GeminiRequest> = {}, key = apiKey) => ({
   apiKey: key,
-  request: portRequestOf(request(over)),
+  request: hubRequestOf(request(over)),
   timeoutMs: 5_000,
 });
 const sent = () => sim.stats().received.at(-1)!;
@@ -237,7 +236,7 @@ describe("failures, by structure", () => {
 });
 
 describe("stream", () => {
-  async function drain(over: Partial<ModelRequest> = {}) {
+  async function drain(over: Partial<GeminiRequest> = {}) {
     const opened = await client.stream(call(over));
     if (!opened.ok) throw new Error(opened.error.message);
     const texts: string[] = [];

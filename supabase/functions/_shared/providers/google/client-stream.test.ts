@@ -4,7 +4,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type GoogleSimulator, startGoogleSimulator } from "../../../../../shared/google-sim/server.ts";
 import { createGoogleClient } from "./client.ts";
 import { type HubAnswer, hubText } from "../../upstream/hub.ts";
-import { portRequestOf } from "../../../llm-invoke/surfaces/gemini/test-fixtures.ts";
+import { hubRequestOf } from "../../../llm-invoke/surfaces/gemini/test-fixtures.ts";
 import { StreamCut, type StreamOutcome } from "../../upstream/port.ts";
 
 const KEY = "sim-key-a1";
@@ -16,7 +16,7 @@ beforeAll(async () => {
 afterAll(() => sim.close());
 beforeEach(() => sim.reset());
 
-const request = portRequestOf({
+const request = hubRequestOf({
   model: "gemini-2.5-flash",
   contents: [{ role: "user", parts: [{ text: "tell me about streams, please" }] }],
   generationConfig: {},

@@ -4,8 +4,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { hubText } from "../../upstream/hub.ts";
-import type { GeminiRequest as ModelRequest } from "../../../llm-invoke/surfaces/gemini/test-fixtures.ts";
-import { hubRequestOf, portRequestOf } from "../../../llm-invoke/surfaces/gemini/test-fixtures.ts";
+import { type GeminiRequest, hubRequestOf } from "../../../llm-invoke/surfaces/gemini/test-fixtures.ts";
 import { createGoogleClient } from "./client.ts";
 import { type CountTokensOutcome, type GenerateCall, type GenerateOutcome } from "../../upstream/port.ts";
 
@@ -57,14 +56,14 @@ function json(status: number, body: unknown): Script {
   };
 }
 
-const REQUEST: ModelRequest = {
+const REQUEST: GeminiRequest = {
   model: "gemma-3-27b-it",
   contents: [{ role: "user", parts: [{ text: "Привет" }] }],
   generationConfig: { temperature: 0.3, maxOutputTokens: 64 },
 };
 
 function call(overrides: Partial<GenerateCall> = {}): Promise<GenerateOutcome> {
-  return createGoogleClient({ baseUrl }).generate({ apiKey: KEY, request: portRequestOf(REQUEST), timeoutMs: 5000, ...overrides });
+  return createGoogleClient({ baseUrl }).generate({ apiKey: KEY, request: hubRequestOf(REQUEST), timeoutMs: 5000, ...overrides });
 }
 
 function failure(outcome: GenerateOutcome) {
@@ -86,7 +85,7 @@ describe("google-client", () => {
       modelVersion: "gemma-3-27b-it",
     });
     const outcome = await call({
-      request: portRequestOf({ ...REQUEST, model: "gemini-2.5-flash", systemInstruction: "Be brief." }),
+      request: hubRequestOf({ ...REQUEST, model: "gemini-2.5-flash", systemInstruction: "Be brief." }),
     });
     expect(outcome).toMatchObject({
       ok: true,
@@ -109,15 +108,6 @@ describe("google-client", () => {
       generationConfig: { temperature: 0.3, maxOutputTokens: 64 },
       systemInstruction: { parts: [{ text: "Be brief." }] },
     });
-  });
-
-  it("translates a request given in the hub's words only into the same generateContent body", async () => {
-    const request = { ...REQUEST, model: "gemini-2.5-flash", systemInstruction: "Be brief." };
-    script = json(200, { candidates: [{ content: { parts: [{ text: "ok" }] }, finishReason: "STOP" }] });
-    await call({ request: portRequestOf(request) });
-    await call({ request: hubRequestOf(request) });
-    expect(seen).toHaveLength(2);
-    expect(seen[1]!.body).toEqual(seen[0]!.body);
   });
 
   it("sends no systemInstruction when there is none (Gemma rejects it)", async () => {
@@ -225,7 +215,7 @@ describe("google-client", () => {
     const port = (dead.address() as AddressInfo).port;
     await new Promise((resolve) => dead.close(resolve));
     const outcome = await createGoogleClient({ baseUrl: `http://127.0.0.1:${port}` })
-      .generate({ apiKey: KEY, request: portRequestOf(REQUEST), timeoutMs: 5000 });
+      .generate({ apiKey: KEY, request: hubRequestOf(REQUEST), timeoutMs: 5000 });
     expect(failure(outcome)).toMatchObject({ class: "retryable", kind: "network", httpStatus: null });
     expect(JSON.stringify(outcome)).not.toContain(KEY);
   });
@@ -233,7 +223,7 @@ describe("google-client", () => {
 
 describe("google-client countTokens", () => {
   const count = (overrides: Partial<GenerateCall> = {}): Promise<CountTokensOutcome> =>
-    createGoogleClient({ baseUrl }).countTokens({ apiKey: KEY, request: portRequestOf(REQUEST), timeoutMs: 5000, ...overrides });
+    createGoogleClient({ baseUrl }).countTokens({ apiKey: KEY, request: hubRequestOf(REQUEST), timeoutMs: 5000, ...overrides });
   const countFailure = (outcome: CountTokensOutcome) => {
     if (outcome.ok) throw new Error("expected a failure");
     return outcome.error;
@@ -241,7 +231,7 @@ describe("google-client countTokens", () => {
 
   it("posts the whole generateContentRequest (system instruction included) with the key in a header", async () => {
     script = json(200, { totalTokens: 11_275 });
-    const outcome = await count({ request: portRequestOf({ ...REQUEST, model: "gemini-2.5-flash", systemInstruction: "Кратко." }) });
+    const outcome = await count({ request: hubRequestOf({ ...REQUEST, model: "gemini-2.5-flash", systemInstruction: "Кратко." }) });
     expect(outcome).toMatchObject({ ok: true, totalTokens: 11_275 });
     expect(seen).toHaveLength(1);
     expect(seen[0]!.method).toBe("POST");
@@ -295,7 +285,7 @@ describe("google-client: a 404 for the model called", () => {
     const client = createGoogleClient({ baseUrl });
     const generate = () => call().then(failure);
     const stream = () =>
-      client.stream({ apiKey: KEY, request: portRequestOf(REQUEST), timeoutMs: 5000 }).then((o) => {
+      client.stream({ apiKey: KEY, request: hubRequestOf(REQUEST), timeoutMs: 5000 }).then((o) => {
         if (o.ok) throw new Error("expected a failure");
         return o.error;
       });

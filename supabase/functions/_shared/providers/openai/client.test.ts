@@ -4,8 +4,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type OpenAISimulator, startOpenAISimulator } from "../../../../../shared/openai-sim/server.ts";
 import { hubFinish, hubText } from "../../upstream/hub.ts";
-import type { GeminiRequest as ModelRequest } from "../../../llm-invoke/surfaces/gemini/test-fixtures.ts";
-import { portRequestOf } from "../../../llm-invoke/surfaces/gemini/test-fixtures.ts";
+import { type GeminiRequest, hubRequestOf } from "../../../llm-invoke/surfaces/gemini/test-fixtures.ts";
 import { createOpenAiClient } from "./client.ts";
 import { type UpstreamClient } from "../../upstream/port.ts";
 
@@ -20,14 +19,14 @@ beforeAll(async () => {
 afterAll(() => sim.close());
 beforeEach(() => sim.reset());
 
-const request = (over: Partial<ModelRequest> = {}): ModelRequest => ({
+const request = (over: Partial<GeminiRequest> = {}): GeminiRequest => ({
   model: "gpt-4o",
   contents: [{ role: "user", parts: [{ text: "hello there" }] }],
   systemInstruction: "Be brief.",
   generationConfig: { maxOutputTokens: 50 },
   ...over,
 });
-const call = (over: Partial<ModelRequest> = {}) => ({ apiKey, request: portRequestOf(request(over)), timeoutMs: 5_000 });
+const call = (over: Partial<GeminiRequest> = {}) => ({ apiKey, request: hubRequestOf(request(over)), timeoutMs: 5_000 });
 
 describe("generate", () => {
   it("answers in the gateway's shape with OpenAI's usage", async () => {

@@ -19,13 +19,13 @@ describe("geminiInHub", () => {
         { role: "model", parts: [{ text: "t", thought: true }, { text: "b", thought: false, thoughtSignature: "s" }] },
       ],
     }],
-    ["a call without arguments, a response that is not an object, ids and a part's own field", {
+    ["a call without arguments, ids and a part's own field", {
       contents: [
         { role: "model", parts: [{ functionCall: { name: "f", id: "1" } }, { functionCall: { name: "g", args: {} } }] },
         {
           role: "user",
           parts: [
-            { functionResponse: { name: "f", response: "plain" as never, id: "1" } },
+            { functionResponse: { name: "f", response: { text: "plain" }, id: "1" } },
             { inlineData: { mimeType: "image/png", data: "AAAA" }, videoMetadata: { fps: 1 } },
           ],
         },
@@ -44,6 +44,11 @@ describe("geminiInHub", () => {
       tools: [{ function_declarations: [{ name: "f", parameters_json_schema: { type: "object" } }] }, { googleSearch: {} }],
       toolConfig: { functionCallingConfig: { mode: "VALIDATED" }, retrievalConfig: { languageCode: "en" } },
       safetySettings: [{ category: "HARM_CATEGORY_HARASSMENT", threshold: "BLOCK_NONE" }],
+    }],
+    ["toolConfig in snake_case", {
+      contents: [{ role: "user", parts: [{ text: "x" }] }],
+      tools: [{ functionDeclarations: [{ name: "f" }, { name: "g" }] }],
+      toolConfig: { function_calling_config: { mode: "ANY", allowed_function_names: ["f"] } },
     }],
     ["function tools the hub says exactly: no extras at all", {
       contents: [{ role: "user", parts: [{ text: "x" }] }],
@@ -70,6 +75,16 @@ describe("geminiInHub", () => {
       tools: [{ name: "f" }],
       toolChoice: { mode: "auto" },
     });
+  });
+
+  it("reads toolConfig in snake_case as in camelCase: nothing only Google's, the allowed names kept", () => {
+    const hub = geminiInHub({
+      contents: [{ role: "user", parts: [{ text: "x" }] }],
+      tools: [{ functionDeclarations: [{ name: "f" }, { name: "g" }] }],
+      toolConfig: { function_calling_config: { mode: "ANY", allowed_function_names: ["f"] } },
+    });
+    expect(hub.only).toBeUndefined();
+    expect(hub.toolChoice).toEqual({ mode: "required", only: ["f"] });
   });
 
   it("lists what only Google's models take, by the caller's field; not safety settings, nor a schema's flavour", () => {

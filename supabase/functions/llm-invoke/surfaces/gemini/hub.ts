@@ -23,19 +23,12 @@ import type {
   HubToolChoice,
 } from "../../../_shared/upstream/hub.ts";
 import type { Ask, NormalizedRequest, OnlyField } from "../../contract.ts";
-import { isObject } from "./json-keys.ts";
+import { OUTPUT_CAP_CODE } from "../native/field-codes.ts";
+import { boundedName } from "../../../_shared/validation.ts";
+import { camelKeys, isObject } from "./json-keys.ts";
 import type { Content, Part } from "./parts.ts";
 
 type Json = Record<string, unknown>;
-
-/**
- * details.field of a refused output cap on every route (a stable code: the field the gateway's first
- * routes, Gemini's shape, name it by); the message names the route's own field.
- */
-export const OUTPUT_CAP_CODE = "generationConfig.maxOutputTokens";
-
-/** details.field of a refused image on every route, after its part's path (a stable code, as above). */
-export const IMAGE_FIELD_CODE = "inlineData";
 
 /** The hub's words for a Gemini request's fields, with what only Google has a word for. */
 export type GeminiInHub = Pick<
@@ -98,22 +91,22 @@ function partOf(p: Part, where: string, only: OnlyField[]): HubPart {
       type: "tool_call",
       ...(typeof id === "string" ? { id } : {}),
       name,
-      args: isObject(args) ? args : {},
+      args: args ?? {},
       ...signature,
     };
   } else {
     const { name, response, id } = p.functionResponse!;
-    part = { type: "tool_result", ...(typeof id === "string" ? { id } : {}), name, result: isObject(response) ? response : {} };
+    part = { type: "tool_result", ...(typeof id === "string" ? { id } : {}), name, result: response };
   }
   const extras = extrasOf(differences(p, googlePart(part)));
   for (const key of Object.keys(p)) {
-    if (!PART_FIELDS.has(key)) only.push({ field: `${where}.${key}`, why: "a part's field only Google's models take" });
+    if (!PART_FIELDS.has(key)) only.push({ field: `${where}.${boundedName(key)}`, why: "a part's field only Google's models take" });
   }
   return extras === undefined ? part : { ...part, extras };
 }
 
 /** Checked Gemini contents as hub messages. */
-export function messagesOf(contents: readonly Content[], field: string, only: OnlyField[]): HubMessage[] {
+function messagesOf(contents: readonly Content[], field: string, only: OnlyField[]): HubMessage[] {
   return contents.map((c, i) => ({
     role: c.role,
     parts: c.parts.map((p, j) => partOf(p, `${field}[${i}].parts[${j}]`, only)),
@@ -163,14 +156,14 @@ function toolsOf(tools: readonly unknown[], at: string, only: OnlyField[]): HubT
     // Inside tools Google's REST reads snake_case too.
     const declarations = t.functionDeclarations ?? t.function_declarations;
     for (const key of Object.keys(t)) {
-      if (key !== "functionDeclarations" && key !== "function_declarations") only.push({ field: `${at}tools[${i}].${key}`, why: `the ${key} tool is Google's` });
+      if (key !== "functionDeclarations" && key !== "function_declarations") only.push({ field: `${at}tools[${i}].${boundedName(key)}`, why: `the ${boundedName(key)} tool is Google's` });
     }
     if (!Array.isArray(declarations)) return;
     declarations.forEach((f: unknown, j: number) => {
       if (!isObject(f) || typeof f.name !== "string") return;
       for (const key of Object.keys(f)) {
         if (!DECLARATION_FIELDS.has(key)) {
-          only.push({ field: `${at}tools[${i}].functionDeclarations[${j}].${key}`, why: "a function's field only Google's models take" });
+          only.push({ field: `${at}tools[${i}].functionDeclarations[${j}].${boundedName(key)}`, why: "a function's field only Google's models take" });
         }
       }
       const parameters = schemaOf(f.parametersJsonSchema ?? f.parameters_json_schema, f.parameters);
@@ -184,11 +177,15 @@ function toolsOf(tools: readonly unknown[], at: string, only: OnlyField[]): HubT
   return out;
 }
 
-function toolChoiceOf(config: Json, at: string, only: OnlyField[]): HubToolChoice | undefined {
+function toolChoiceOf(given: Json, at: string, only: OnlyField[]): HubToolChoice | undefined {
+  // Google's REST reads toolConfig in snake_case too: function_calling_config is functionCallingConfig.
+  const config = camelKeys(given, `${at}toolConfig.`);
   for (const key of Object.keys(config)) {
-    if (key !== "functionCallingConfig") only.push({ field: `${at}toolConfig.${key}`, why: "Google's own tool setting" });
+    if (key !== "functionCallingConfig") only.push({ field: `${at}toolConfig.${boundedName(key)}`, why: "Google's own tool setting" });
   }
-  const fc = isObject(config.functionCallingConfig) ? config.functionCallingConfig : undefined;
+  const fc = isObject(config.functionCallingConfig)
+    ? camelKeys(config.functionCallingConfig, `${at}toolConfig.functionCallingConfig.`)
+    : undefined;
   const mode = typeof fc?.mode === "string" ? fc.mode.toUpperCase() : undefined;
   if (mode === "NONE") return { mode: "none" };
   if (mode === "ANY") {
@@ -233,7 +230,7 @@ export function geminiInHub(fields: GeminiFields, field = "contents", at = ""): 
   for (const key of Object.keys(g)) {
     const unknown = !OPTION_FIELDS.has(key) ||
       (key === "responseMimeType" && g[key] !== PLAIN_TEXT && g[key] !== JSON_MIME);
-    if (unknown) only.push({ field: `${at}generationConfig.${key}`, why: "an option only Google's models take" });
+    if (unknown) only.push({ field: `${at}generationConfig.${boundedName(key)}`, why: "an option only Google's models take" });
   }
   const tools = toolsOf(fields.tools ?? [], at, only);
   const toolChoice = fields.toolConfig === undefined ? undefined : toolChoiceOf(fields.toolConfig, at, only);

@@ -36,7 +36,7 @@ export interface CheckedContents {
 
 const PART_KINDS = ["text", "inlineData", "functionCall", "functionResponse"] as const;
 
-export function checkPart(raw: unknown, where: string, images: ImageInfo[]): Part {
+function checkPart(raw: unknown, where: string, images: ImageInfo[]): Part {
   if (!isObject(raw)) {
     throw new GatewayError("invalid_request", `${where} must be an object.`, { details: { field: where } });
   }
@@ -84,8 +84,18 @@ export function checkPart(raw: unknown, where: string, images: ImageInfo[]): Par
       });
     }
   }
+  // A call's arguments (optional) and a response are JSON objects, as Google requires: no model is sent
+  // something else in their place.
+  const args = part.functionCall?.args;
+  if (args !== undefined && !isObject(args)) throw notAnObject(`${where}.functionCall.args`);
+  if (part.functionResponse !== undefined && !isObject(part.functionResponse.response)) {
+    throw notAnObject(`${where}.functionResponse.response`);
+  }
   return part;
 }
+
+const notAnObject = (field: string) =>
+  new GatewayError("invalid_request", `${field} must be a JSON object.`, { details: { field } });
 
 /** True when a turn carries something besides blank text (an image, a function call or response). */
 function hasContent(parts: readonly Part[]): boolean {

@@ -38,9 +38,6 @@ export function hubRequestOf(request: GeminiRequest): HubRequest {
   };
 }
 
-/** The same request as the port is given it. */
-export const portRequestOf = hubRequestOf;
-
 /** What Google's translation sends of a normalized request, in the shape tests write it. */
 export interface GoogleView {
   contents: Array<{ role: "user" | "model"; parts: Array<Record<string, unknown>> }>;

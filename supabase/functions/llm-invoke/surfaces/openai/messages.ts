@@ -6,7 +6,7 @@ import { GatewayError } from "../../../_shared/errors.ts";
 import type { HubMessage, HubPart } from "../../../_shared/upstream/hub.ts";
 import { sanitize } from "../../../_shared/sanitize.ts";
 import { type ImageInfo, inspectInlineImage } from "../../model/images.ts";
-import { IMAGE_FIELD_CODE } from "../gemini/hub.ts";
+import { IMAGE_FIELD_CODE } from "../native/field-codes.ts";
 import { joinText } from "../native/request.ts";
 import { invalid, isObject, unsupported } from "./checks.ts";
 
