@@ -5,7 +5,8 @@ import type { z } from "zod";
 import { GatewayError } from "./errors.ts";
 import { sanitize } from "./sanitize.ts";
 
-const MAX_ISSUES = 10;
+/** The most issues (or fields) one refusal names, so its answer stays small whatever was sent. */
+export const MAX_ISSUES = 10;
 const MAX_SEGMENTS = 8;
 const MAX_NAME = 40;
 const MAX_MESSAGE = 200;

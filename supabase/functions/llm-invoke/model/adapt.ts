@@ -5,6 +5,7 @@
 // a model lacks are refused with a clear 400 naming the caller's field instead of the provider's
 // opaque one, and so is what only another dialect's models honour (the request's `only`).
 import { GatewayError } from "../../_shared/errors.ts";
+import { MAX_ISSUES } from "../../_shared/validation.ts";
 import type { HubMessage } from "../../_shared/upstream/hub.ts";
 import type { Ask, ModelCapabilities, ModelProfile, ModelRequest, NormalizedRequest } from "../contract.ts";
 
@@ -16,8 +17,6 @@ function unsupported(model: string, ask: Ask, advice: string): GatewayError {
 }
 
 const IMAGES: Ask = { feature: "images", words: "images" };
-/** A refusal names at most this many of the caller's fields (as validation.ts lists at most 10 issues). */
-const MAX_LISTED = 10;
 
 export function adaptToModel(
   caps: ModelCapabilities & Partial<Pick<ModelProfile, "dialect">>,
@@ -27,9 +26,9 @@ export function adaptToModel(
   const own = req.dialectBody !== undefined && req.dialectBody.dialect === caps.dialect;
   const only = req.only !== undefined && req.only.dialect !== caps.dialect ? req.only.fields : [];
   if (only.length > 0) {
-    // The fields are the caller's keys: at most MAX_LISTED named, so the answer stays small.
-    const listed = only.slice(0, MAX_LISTED);
-    const more = only.length > MAX_LISTED ? `; and ${only.length - MAX_LISTED} more` : "";
+    // The fields are the caller's keys: at most MAX_ISSUES named, as a validation refusal names.
+    const listed = only.slice(0, MAX_ISSUES);
+    const more = only.length > MAX_ISSUES ? `; and ${only.length - MAX_ISSUES} more` : "";
     throw new GatewayError(
       "unsupported_feature",
       `Not supported by ${caps.model}: ${listed.map((f) => `${f.field} (${f.why})`).join("; ")}${more}.`,
