@@ -17,8 +17,8 @@ import type { WireRules } from "../../upstream/call.ts";
 import { sanitize } from "../../sanitize.ts";
 import type { ProviderRoom, UpstreamError } from "../../upstream/port.ts";
 import type { QuotaCause } from "../../vocabulary.ts";
+import { isObject } from "../../json.ts";
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 const word = (v: unknown) => typeof v === "string" && v !== "" ? v.slice(0, 100) : null;
 
 /** The words of a 400 that is about money (Anthropic gives it no structure of its own). */

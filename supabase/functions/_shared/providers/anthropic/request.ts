@@ -7,6 +7,7 @@
 // (response.ts), which holds on every API version. A caller's own Anthropic body (dialectBody) is sent
 // as it came, only model, stream and max_tokens set.
 import type { DialectBody, HubMessage, HubPart, HubRequest, HubSchema, HubTool } from "../../upstream/hub.ts";
+import { isObject } from "../../json.ts";
 
 export type Json = Record<string, unknown>;
 
@@ -42,10 +43,6 @@ export function jsonSchemaOf(schema: HubSchema | undefined): Json {
   };
   const converted = convert(schema.schema);
   return isObject(converted) ? converted : { type: "object" };
-}
-
-function isObject(v: unknown): v is Json {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 /**

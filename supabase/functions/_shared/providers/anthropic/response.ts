@@ -6,8 +6,8 @@
 // include the thinking, which it does not count apart.
 import type { FinishReason, HubAnswer, HubOutput, HubPart, HubUsage } from "../../upstream/hub.ts";
 import { type Json, JSON_TOOL } from "./request.ts";
+import { isObject } from "../../json.ts";
 
-const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
 const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : 0);
 
 const FINISH: Record<string, FinishReason> = {

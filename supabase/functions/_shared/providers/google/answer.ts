@@ -5,6 +5,7 @@
 // mergeGeminiChunk folds Google's chunks into the whole answer generateContent would have sent (a
 // stored streamed answer is replayed from it).
 import type { FinishReason, HubAnswer, HubOutput, HubPart, HubUsage } from "../../upstream/hub.ts";
+import { isObject } from "../../json.ts";
 
 /** A generateContent answer, or one chunk of a streamed one, as Google sends it. */
 export type GeminiAnswer = Record<string, unknown>;
@@ -13,7 +14,6 @@ export type GeminiAnswer = Record<string, unknown>;
 export const GOOGLE_DIALECT = "google";
 
 type Json = Record<string, unknown>;
-const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
 
 interface RawPart {
   text?: unknown;

@@ -5,6 +5,7 @@
 // the answer's, its cached prompt tokens as the hub's cached input tokens.
 import type { FinishReason, HubAnswer, HubFinish, HubOutput, HubPart, HubUsage } from "../../upstream/hub.ts";
 import { unwrappedText } from "./schema.ts";
+import { isObject } from "../../json.ts";
 
 type Json = Record<string, unknown>;
 
@@ -21,7 +22,6 @@ export function finishOf(reason: unknown): HubFinish | undefined {
   return typeof reason === "string" ? { reason: FINISH[reason] ?? "other", word: reason.slice(0, 40) } : undefined;
 }
 
-const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
 
 function usageOf(usage: unknown): HubUsage | null {
   if (!isObject(usage)) return null;

@@ -4,10 +4,10 @@
 // JSON Schema: lower-case types, `null` as a type, numbers as numbers. And OpenAI's `response_format`
 // takes an object only, where Gemini's answer may be any JSON value (a list is Google's own example):
 // such a schema is asked as an object holding the value, and the answer handed back as the value.
+import { isObject } from "../../json.ts";
 
 type Json = Record<string, unknown>;
 
-const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** Gemini's counts, int64 in Google's JSON (the SDKs write them as strings). */
 const COUNTS = ["minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties"];

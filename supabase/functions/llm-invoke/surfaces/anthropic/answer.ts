@@ -13,10 +13,10 @@ import type { ModelEntry } from "../../contract.ts";
 import { SSE_HEADERS, sseBody, sseFrame } from "../sse.ts";
 import { errorObject } from "./errors.ts";
 import type { SurfaceContext } from "../surface.ts";
+import { isObject } from "../../../_shared/json.ts";
 
 type Json = Record<string, unknown>;
 
-const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** The message's id, the same on a stream's message_start. */
 export function messageId(requestId: string): string {

@@ -2,7 +2,8 @@
 // become the request the gateway would run, so the count is of exactly what generateContent would send.
 import { GatewayError } from "../../../_shared/errors.ts";
 import type { NormalizedRequest, RequestLimits } from "../../contract.ts";
-import { bad, camelKeys, isObject, unknownField } from "./fields.ts";
+import { bad, camelKeys, unknownField } from "./fields.ts";
+import { isObject } from "../../../_shared/json.ts";
 import { normalized, parseGenerateBody, pathModel } from "./request.ts";
 
 /**

@@ -4,7 +4,7 @@
 import { GatewayError } from "../../../_shared/errors.ts";
 import { boundedName } from "../../../_shared/validation.ts";
 
-export { camelKeys, isObject } from "./json-keys.ts";
+export { camelKeys } from "./json-keys.ts";
 
 export function bad(field: string, message: string): GatewayError {
   return new GatewayError("invalid_request", message, { details: { field } });

@@ -25,7 +25,8 @@ import type {
 import type { Ask, NormalizedRequest, OnlyField } from "../../contract.ts";
 import { OUTPUT_CAP_CODE } from "../native/field-codes.ts";
 import { boundedName } from "../../../_shared/validation.ts";
-import { camelKeys, isObject } from "./json-keys.ts";
+import { camelKeys } from "./json-keys.ts";
+import { isObject } from "../../../_shared/json.ts";
 import type { Content, Part } from "./parts.ts";
 
 type Json = Record<string, unknown>;

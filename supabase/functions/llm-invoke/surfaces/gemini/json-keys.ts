@@ -4,10 +4,7 @@
 // sees `max_output_tokens`.
 import { GatewayError } from "../../../_shared/errors.ts";
 import { boundedName } from "../../../_shared/validation.ts";
-
-export function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
+import { isObject } from "../../../_shared/json.ts";
 
 /** `max_output_tokens` → `maxOutputTokens`; both spellings of one field at once is ambiguous: refused. */
 export function camelKeys(raw: Record<string, unknown>, where: string): Record<string, unknown> {

@@ -6,7 +6,8 @@
 import { GatewayError } from "../../../_shared/errors.ts";
 import { sanitize } from "../../../_shared/sanitize.ts";
 import { type ImageInfo, inspectInlineImage } from "../../model/images.ts";
-import { camelKeys, isObject } from "./json-keys.ts";
+import { camelKeys } from "./json-keys.ts";
+import { isObject } from "../../../_shared/json.ts";
 
 /**
  * One part of a Gemini turn: text, an inline image (`inlineData`), a function call or its response;

@@ -11,7 +11,8 @@ import { generationConfigSchema, toolsAndSafetySchema } from "./schemas.ts";
 import type { NormalizedRequest, RequestLimits, ServiceTier } from "../../contract.ts";
 import { type GeminiInHub, geminiInHub } from "./hub.ts";
 import { callOptionsFromHeaders } from "../call-options.ts";
-import { bad, camelKeys, isObject, unknownField } from "./fields.ts";
+import { bad, camelKeys, unknownField } from "./fields.ts";
+import { isObject } from "../../../_shared/json.ts";
 import { namedSafetySettings } from "./safety-enums.ts";
 
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;

@@ -1,7 +1,7 @@
 // Google's Python SDK over REST (google.generativeai, transport="rest") writes enums as numbers.
 // The safety settings are the only enums the gateway reads, so only they are turned back into the
 // names the native schemas check; the names are those of Google's proto, in its order.
-import { isObject } from "./fields.ts";
+import { isObject } from "../../../_shared/json.ts";
 
 const HARM_CATEGORIES = [
   "HARM_CATEGORY_UNSPECIFIED",

@@ -1,6 +1,6 @@
-// What reading OpenAI-shaped JSON needs across this surface: whether a value is a JSON object, and the
-// two refusals a field earns (invalid_request, unsupported_feature), each naming the field in
-// details.field so that OpenAI's `param` points at it (errors.ts).
+// The two refusals a field of OpenAI-shaped JSON earns across this surface (invalid_request,
+// unsupported_feature), each naming the field in details.field so that OpenAI's `param` points at it
+// (errors.ts).
 import { GatewayError } from "../../../_shared/errors.ts";
 
 export function unsupported(field: string, message: string): GatewayError {
@@ -11,6 +11,3 @@ export function invalid(field: string, message: string): GatewayError {
   return new GatewayError("invalid_request", `${field}: ${message}`, { details: { field } });
 }
 
-export function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}

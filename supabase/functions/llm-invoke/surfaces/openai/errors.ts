@@ -3,7 +3,7 @@
 // those SDKs wait on before retrying.
 import type { ErrorAnswer } from "../../../_shared/envelope.ts";
 import type { GatewayError } from "../../../_shared/errors.ts";
-import { isObject } from "./checks.ts";
+import { isObject } from "../../../_shared/json.ts";
 
 /** OpenAI's error `type` for a status. */
 function errorType(status: number): string {

@@ -8,7 +8,8 @@ import { sanitize } from "../../../_shared/sanitize.ts";
 import { type ImageInfo, inspectInlineImage } from "../../model/images.ts";
 import { IMAGE_FIELD_CODE } from "../native/field-codes.ts";
 import { joinText } from "../native/request.ts";
-import { invalid, isObject, unsupported } from "./checks.ts";
+import { invalid, unsupported } from "./checks.ts";
+import { isObject } from "../../../_shared/json.ts";
 
 const MAX_PARTS = 1000;
 

@@ -11,7 +11,8 @@ import { checkMetadata } from "../native/request.ts";
 import { imageTokensOf } from "../../model/images.ts";
 import { callOptionsFromHeaders } from "../call-options.ts";
 import type { ParseInput } from "../surface.ts";
-import { invalid, isObject } from "./checks.ts";
+import { invalid } from "./checks.ts";
+import { isObject } from "../../../_shared/json.ts";
 import { messageSchema, toMessages } from "./messages.ts";
 import { functionToolSchema, toolChoiceSchema, toolsOf } from "./tools.ts";
 
