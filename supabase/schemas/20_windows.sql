@@ -427,7 +427,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_ring_expiries(p_ring_low bigint, p_r
     AS $$
 declare
   v_span integer := cardinality(p_ring) / 4;
-  v_expiries timestamptz[] := '{}';
+  v_expiries timestamptz[] := '{}'::timestamptz[];
   v_s bigint;  -- a second of the epoch
   v_i integer;
 begin

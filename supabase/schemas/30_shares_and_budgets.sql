@@ -241,9 +241,9 @@ declare
   v_ring record;
   v_share record;
   -- The others' RPM shares: what each keeps, what its owner used of the window, its ring (a row each).
-  v_kept integer[] := '{}';
-  v_used integer[] := '{}';
-  v_rings integer[] := '{}';
+  v_kept integer[] := '{}'::integer[];
+  v_used integer[] := '{}'::integer[];
+  v_rings integer[] := '{}'::integer[];
   v_span integer;
   v_left_requests integer;
   v_left_tokens bigint;
@@ -463,7 +463,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_share_use_counted(p_use public.googl
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     AS $$
 declare
-  v_use public.google_ai_share_use[] := '{}';
+  v_use public.google_ai_share_use[] := '{}'::public.google_ai_share_use[];
   v_ids bigint[] := p_live;
   v_id bigint;
   v_old public.google_ai_share_use;

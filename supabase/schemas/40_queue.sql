@@ -89,7 +89,7 @@ declare
   v_n integer := cardinality(p_openings);
   v_schedule timestamptz := p_schedule;
   v_slot timestamptz;
-  v_slots timestamptz[] := '{}';
+  v_slots timestamptz[] := '{}'::timestamptz[];
 begin
   for j in 1 .. p_needed loop
     v_slot := p_openings[((j - 1) % v_n) + 1] + ((j - 1) / v_n) * p_window;
@@ -190,8 +190,8 @@ declare
   v_needed integer;
   v_openings timestamptz[];
   v_group_slots timestamptz[];
-  v_slots timestamptz[] := '{}';
-  v_likely timestamptz[] := '{}';
+  v_slots timestamptz[] := '{}'::timestamptz[];
+  v_likely timestamptz[] := '{}'::timestamptz[];
   v_day_left bigint := 0;
 begin
   free_now := 0;

@@ -46,6 +46,9 @@ CREATE OR REPLACE FUNCTION public.google_ai_booking_outcome(p_model public.googl
     OUT outcome text, OUT cause text, OUT window_full boolean) RETURNS record
     LANGUAGE plpgsql IMMUTABLE
     AS $$
+-- @plpgsql_check_options: extra_warnings = off
+-- (`supabase db lint`: p_class and p_caller are unused by design, handed down whole for the rule that
+-- reads them next, as said above; extra_warnings says nothing else in a body this short.)
 declare
   -- The day has no room for this requester (full), or none for anyone (spent).
   v_day_full boolean := p_model.rpd is not null and (p_day[1] + 1 > p_model.rpd - p_held[1]
@@ -163,11 +166,11 @@ declare
   v_win integer;                    -- a share's window
   v_reserved_rpd bigint := 0;       -- the day shares of all owners
   v_held_rpm bigint := 0;           -- what the others' shares keep: of the window, and of each day
-  v_held bigint[] := '{0,0,0}';
+  v_held bigint[] := '{0,0,0}'::bigint[];
   v_in_share boolean := false;
   v_pace_burst integer[];          -- the requester's paced shares: burst, day share, today's and tomorrow's count
   v_pace_kept integer[]; v_pace_used integer[]; v_pace_next integer[];
-  v_kept bigint[] := '{0,0,0,0}';   -- kept for the others and for the class: of the window, of the day
+  v_kept bigint[] := '{0,0,0,0}'::bigint[];   -- kept for the others and for the class: of the window, of the day
   v_step record;
   v_verdict record;
 begin

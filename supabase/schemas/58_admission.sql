@@ -184,7 +184,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_admit_at(p_now timestamp with time z
 declare
   v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
   v_answer jsonb;
-  v_who jsonb := '{}';       -- a token's client and token, named in every answer
+  v_who jsonb := '{}'::jsonb;       -- a token's client and token, named in every answer
   v_credential record;
   v_worst numeric;           -- a token's worst case, booked in its (or its client's) budget in money
   -- The request resolved, each handed whole down the queue and the booking to the rules.
@@ -279,7 +279,7 @@ declare
   v_name text;
   v_allowed text[];
 begin
-  select '{}', '{}', '{}', 1 into names, models, retired, first;
+  select '{}'::text[], '{}'::text[], '{}'::boolean[], 1 into names, models, retired, first;
   if p_token_hash is not null then
     select t.models, t.id, c.id, 'client:' || c.name into v_allowed, token_id, client_id, caller
     from public.google_ai_tokens t join public.google_ai_clients c on c.id = t.client_id
@@ -338,8 +338,8 @@ declare
   v_chain record;             -- google_ai_fallback_chain: the models, and a token's caller
   v_try jsonb;
   v_answer jsonb;
-  v_refusals jsonb := '[]';   -- every model's refusal, in order
-  v_steps jsonb := '[]';      -- {model, limit, retry_after_ms} of each model passed over
+  v_refusals jsonb := '[]'::jsonb;   -- every model's refusal, in order
+  v_steps jsonb := '[]'::jsonb;      -- {model, limit, retry_after_ms} of each model passed over
   v_best jsonb;
 begin
   -- (google_ai_reserve_models_at, its only caller, checked p_models and the caller or token.)
@@ -430,8 +430,11 @@ CREATE OR REPLACE FUNCTION public.google_ai_reserve_models_at(p_now timestamp wi
     SET search_path TO ''
     SET plan_cache_mode TO 'force_generic_plan'
     AS $_$
+-- @plpgsql_check_options: extra_warnings = off
+-- (`supabase db lint`: v_reply_by is assigned and never read by design, set_config's answer taken by an
+-- assignment because a perform costs more, as said below; its other extra warnings are none.)
 declare
-  v_metadata jsonb := coalesce(p_metadata, '{}');
+  v_metadata jsonb := coalesce(p_metadata, '{}'::jsonb);
   v_reply_by text;           -- the setting as set
 begin
   if p_models is null or cardinality(p_models) = 0 or cardinality(p_models) > 4 then

@@ -38,7 +38,7 @@ declare
   v_group text;
   v_quota record;
   v_class text;
-  v_kept jsonb := '{}';
+  v_kept jsonb := '{}'::jsonb;
 begin
   if p_answer is null or p_answer ->> 'limit' in
      ('unknown_model', 'no_active_key', 'token_invalid', 'token_expired', 'token_revoked', 'model_not_allowed')
@@ -339,8 +339,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_model_quota(p_model text, p_now time
 declare
   v_limits record;
   v_sum record;
-  v_bucket_limits jsonb := '{}';
-  v_bucket_minute jsonb := '{}';
+  v_bucket_limits jsonb := '{}'::jsonb;
+  v_bucket_minute jsonb := '{}'::jsonb;
   v_queue jsonb;
 begin
   v_limits := public.google_ai_request_limits(p_model);

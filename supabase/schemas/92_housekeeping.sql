@@ -208,9 +208,9 @@ declare
   v_settings public.google_ai_maintenance_settings;
   v_old_lock_timeout text := pg_catalog.current_setting('lock_timeout');
   v_result jsonb;
-  v_steps jsonb := '{}';
-  v_failed text[] := '{}';
-  v_tables text[] := '{}';
+  v_steps jsonb := '{}'::jsonb;
+  v_failed text[] := '{}'::text[];
+  v_tables text[] := '{}'::text[];
   v_deleted bigint := 0;
   v_more boolean := false;
   v_status text;
@@ -370,24 +370,29 @@ CREATE OR REPLACE FUNCTION public.google_ai_invoke_maintenance_function(
     SET search_path TO ''
     AS $_$
 declare
+  -- pg_net's function and Vault's view, found by name: where either extension is absent the function
+  -- still compiles (and `supabase db lint` checks it) and says what to enable; their names reach the
+  -- statements below only as these values, never as text a checker would resolve.
+  v_post regprocedure := pg_catalog.to_regprocedure('net.http_post(text, jsonb, jsonb, jsonb, integer)');
+  v_secrets regclass := pg_catalog.to_regclass('vault.decrypted_secrets');
   v_url text;
   v_key text;
   v_id bigint;
 begin
-  if pg_catalog.to_regprocedure('net.http_post(text, jsonb, jsonb, jsonb, integer)') is null then
+  if v_post is null then
     raise exception
       'pg_net is not installed: enable it (Dashboard > Database > Extensions > pg_net, or: create extension pg_net;)'
       using errcode = '55000';
   end if;
-  if pg_catalog.to_regclass('vault.decrypted_secrets') is null then
+  if v_secrets is null then
     raise exception 'Supabase Vault is not available in this database (vault.decrypted_secrets is missing)'
       using errcode = '55000';
   end if;
-  execute 'select s.decrypted_secret from vault.decrypted_secrets s where s.name = $1 '
-          || 'order by s.created_at desc limit 1'
+  execute pg_catalog.format('select s.decrypted_secret from %s s where s.name = $1 order by s.created_at desc limit 1',
+                            v_secrets)
     into v_url using 'eve_gateway_functions_url';
-  execute 'select s.decrypted_secret from vault.decrypted_secrets s where s.name = $1 '
-          || 'order by s.created_at desc limit 1'
+  execute pg_catalog.format('select s.decrypted_secret from %s s where s.name = $1 order by s.created_at desc limit 1',
+                            v_secrets)
     into v_key using 'eve_gateway_service_key';
   if coalesce(v_url, '') = '' then
     raise exception using errcode = '55000', message = 'Vault secret eve_gateway_functions_url is missing: select '
@@ -397,8 +402,8 @@ begin
     raise exception using errcode = '55000', message = 'Vault secret eve_gateway_service_key is missing: select '
       || 'vault.create_secret(''<service or secret key>'', ''eve_gateway_service_key'');';
   end if;
-  execute 'select net.http_post(url => $1, body => $2, params => ''{}''::jsonb, headers => $3, '
-          || 'timeout_milliseconds => $4)'
+  execute pg_catalog.format('select %s(url => $1, body => $2, params => ''{}''::jsonb, headers => $3, '
+                            || 'timeout_milliseconds => $4)', v_post::oid::regproc)
     into v_id
     using pg_catalog.rtrim(v_url, '/') || '/maintenance',
           coalesce(p_body, '{}'::jsonb) || '{"source": "pg_cron"}'::jsonb,
