@@ -2,7 +2,7 @@
 -- what supabase/schemas builds. Applying it twice changes nothing.
 -- What it changes: every PL/pgSQL body passes `supabase db lint` (plpgsql_check): typed empty arrays and
 --   jsonb initialisers, google_ai_book_best_group's refusal in the booking's own row shape and its cleared
---   fields typed, google_ai_invoke_maintenance_function reaching pg_net and Vault through the names it found
+--   fields assigned, google_ai_invoke_maintenance_function reaching pg_net and Vault through the names it found
 --   (it compiles where they are absent), and the two bodies whose unused parameter or variable is by design
 --   say so to the linter
 set check_function_bodies = off;
@@ -173,8 +173,7 @@ declare
   v_budget record;   -- a service caller's daily budget (google_ai_caller_budget_at)
   v_candidate record;
   v_skipped text[] := '{}'::text[];  -- the groups passed over in a first pass so far
-  v_try record;      -- a candidate's answer: google_ai_book_group's, or the refusal its unlocked counts show in
-                     -- the same row shape (its columns, in its order), so every field read names one shape
+  v_try record;      -- a candidate's answer: google_ai_book_group's, or a refusal in that one row shape
 begin
   if p_model.model is null then
     return; -- (an earlier step blocked the request)
@@ -221,8 +220,7 @@ begin
              public.google_ai_full_group_reopens_at(v_candidate.quota_group, v_candidate.full_by,
                v_candidate.cooldown_until, p_model, p_at, p_tokens, p_class.name, p_caller.name) as reopens_at,
              null::timestamptz as recheck_at, public.google_ai_refusal_cause(v_candidate.full_by) as cause,
-             null::timestamptz as admitted_at, null::jsonb as quota
-        into v_try;
+             null::timestamptz as admitted_at, null::jsonb as quota into v_try;
     end if;
     -- The earliest reopening wins, with its cause; asking again may help at the earliest recheck.
     if reopens_at is null or v_try.reopens_at < reopens_at then
@@ -236,9 +234,7 @@ begin
     booked_group := v_candidate.quota_group; key_id := v_candidate.key_id; key_alias := v_candidate.key_alias;
     env_var_name := v_candidate.env_var_name; minute_bucket := v_try.minute_bucket; day_bucket := v_try.day_bucket;
     admitted_at := v_try.admitted_at; quota := v_try.quota; booked_usd := v_budget.worst;
-    if blocked_by is not null then -- (a group before it refused)
-      select null::text, null::timestamptz, null::timestamptz, null::text into blocked_by, reopens_at, recheck_at, cause;
-    end if;
+    blocked_by := null; reopens_at := null; recheck_at := null; cause := null; -- (a group before it may have refused)
     if v_budget.day is not null then
       perform public.google_ai_count_budgets(null, null, p_caller.name, p_at, null,
         public.google_ai_request_counts(p_attempt), p_tokens, v_budget.worst, true);
