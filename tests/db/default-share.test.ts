@@ -2,10 +2,11 @@
 // migrations and the seed): the `interactive` class's kept percents (google_ai_priority_classes)
 // become one derived share row per model, kept in step by triggers. One statement on the class row
 // changes or removes every derived row; a model added later gets its row; a row the operator edited
-// is the operator's and stays; the seed run again never undoes the operator's choice. And what the
+// is the operator's and stays; the rows migration applied again never undoes the operator's choice. And what the
 // shares keep is in the quota an answer carries (google_ai_answer_quota_at, per the answer's class).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { applySeed } from "../../shared/db/migrate.ts";
+import { applyMigration, listMigrations } from "../../shared/db/migrate.ts";
+import { ROWS_AND_SCHEDULE } from "../../shared/db/schema-diff.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
 
 let db: TestDatabase;
@@ -122,8 +123,8 @@ describe("the default share of `interactive`", () => {
       await db.sql`update public.google_ai_priority_classes set kept_rpm_percent = null, kept_rpd_percent = null
                    where name = 'interactive'`;
       expect((await interactiveShares()).size).toBe(0);
-      // The seed run again leaves the operator's removal as it is.
-      await applySeed(db.sql);
+      // The rows migration that writes the default applied again leaves the operator's removal as it is.
+      await applyMigration(db.sql, (await listMigrations()).find((m) => `${m.version}_${m.name}.sql` === ROWS_AND_SCHEDULE)!);
       expect((await interactiveShares()).size).toBe(0);
     } finally {
       await db.sql`update public.google_ai_priority_classes set kept_rpm_percent = 20, kept_rpd_percent = 10

@@ -148,6 +148,123 @@ describe("the squashed baseline", () => {
   }
 });
 
+/** The rows migration that brings the built-in models and their prices (supabase/migrations/README.md). */
+const BUILT_IN_ROWS = "20261128150000";
+/** A commit whose supabase/seed.sql still held the models and prices, as projects seeded before may have them. */
+const SEEDED_FROM = "a626fa6";
+
+/** Every model row and price row, whole, ordered; ids and the times rows were written set aside. */
+async function modelRows(sql: Sql): Promise<{ models: Record<string, unknown>[]; prices: Record<string, unknown>[] }> {
+  const aside = (r: Record<string, unknown>) => {
+    const { id: _id, created_at: _c, updated_at: _u, ...rest } = r;
+    return rest;
+  };
+  const models = await sql.unsafe(`select to_jsonb(l) as row from public.google_ai_model_limits l order by model`);
+  const prices = await sql.unsafe(`select to_jsonb(p) as row from public.google_ai_model_prices p order by model, service_tier`);
+  return { models: models.map((r) => aside(r.row)), prices: prices.map((r) => aside(r.row)) };
+}
+
+/** The models docs/models.md promises ("The built-in models"): every table row's first cell. */
+async function documentedModels(): Promise<string[]> {
+  const text = await readFile(path.join(repoRoot, "docs", "models.md"), "utf8");
+  const section = /\n## The built-in models[^\n]*\n([\s\S]*?)(?:\n## |$)/.exec(text)?.[1];
+  expect(section, "docs/models.md has a section \"The built-in models\"").toBeDefined();
+  return [...section!.matchAll(/^\| `([^`]+)` \|/gm)].map((m) => m[1]!).sort();
+}
+
+describe("the built-in models, brought by the migrations alone (supabase db push applies no seed)", () => {
+  it("a new project gets every model the docs list, each with a price, and no key row", async () => {
+    const sql = await emptySupabaseDatabase("rows_alone", cleanups, { max: 2 });
+    await applyMigrations(sql);
+    const { models, prices } = await modelRows(sql);
+    expect(models.map((m) => m.model).sort()).toEqual(await documentedModels());
+    expect(models.length).toBe(16);
+    expect(prices.length).toBe(26);
+    const unpriced = models.map((m) => m.model).filter((m) => !prices.some((p) => p.model === m));
+    expect(unpriced, "models without a price row").toEqual([]);
+    expect(models.filter((m) => m.limits_source === null).map((m) => m.model), "models not described").toEqual([]);
+    expect((await sql`select count(*)::int as n from public.google_ai_api_keys`)[0].n, "key rows are the owner's (or the seed's)").toBe(0);
+    const served = await sql`select provider, count(*)::int as n from public.google_ai_model_limits group by 1 order by 1`;
+    expect(served).toEqual([{ provider: "anthropic", n: 3 }, { provider: "google", n: 11 }, { provider: "openai", n: 2 }]);
+  });
+
+  it("the owner's production rows keep their limits, get only what they never had, and a price", async () => {
+    const sql = await emptySupabaseDatabase("rows_owner", cleanups, { max: 2 });
+    await createProductionTables(sql);
+    await applyMigrations(sql);
+    const owners = await sql`select model, rpm, tpm, rpd, successor, limits_source from public.google_ai_model_limits
+                             where model in ('gemma-3-27b-it', 'gemini-2.5-flash') order by model`;
+    expect(owners).toEqual([
+      { model: "gemini-2.5-flash", rpm: 10, tpm: 250000, rpd: 250, successor: "gemini-3.5-flash-lite",
+        limits_source: expect.stringMatching(/^The owner's own figures, kept/) },
+      { model: "gemma-3-27b-it", rpm: 30, tpm: 15000, rpd: 14400, successor: "gemma-4-31b-it",
+        limits_source: expect.stringMatching(/^Free tier 30 RPM/) },
+    ]);
+    const { models, prices } = await modelRows(sql);
+    expect(models.length).toBe(16);
+    expect(models.map((m) => m.model).filter((m) => !prices.some((p) => p.model === m))).toEqual([]);
+  });
+
+  it("bring what the old seed brought: the same model and price rows", async () => {
+    const seeded = await emptySupabaseDatabase("rows_old_seed", cleanups, { max: 2 });
+    const migrated = await emptySupabaseDatabase("rows_new", cleanups, { max: 2 });
+    for (const sql of [seeded, migrated]) await createProductionTables(sql);
+    await applyMigrations(seeded, { dir: await migrationsBefore(BUILT_IN_ROWS) });
+    await seeded.unsafe(oldSeed()).simple();
+    await applyMigrations(seeded);
+    await applyMigrations(migrated);
+    expect(await modelRows(migrated)).toEqual(await modelRows(seeded));
+  });
+
+  it("change none of the owner's edits to rows a project already had, and nothing applied twice", async () => {
+    const sql = await emptySupabaseDatabase("rows_edited", cleanups, { max: 2 });
+    await createProductionTables(sql);
+    const rows = (await listMigrations()).find((m) => m.version === BUILT_IN_ROWS)!;
+    await applyMigrations(sql, { dir: await migrationsBefore(BUILT_IN_ROWS) });
+    await sql.unsafe(oldSeed()).simple(); // the rows as a project seeded before has them
+    // The owner's edits: limits corrected, a successor cleared, an alias repointed, a thinking ceiling
+    // cleared, a model retired, a price corrected, the free tier's price deleted (the project billed).
+    await sql.unsafe(`
+      update public.google_ai_model_limits set rpm = 2, limits_source = 'our quota page' where model = 'gemma-4-31b-it';
+      update public.google_ai_model_limits set successor = null, shutdown_date = null where model = 'gemini-2.5-flash';
+      update public.google_ai_model_limits set aliases = aliases || '{gemma-3-27b}' where model = 'gemma-4-31b-it';
+      update public.google_ai_model_limits set max_thinking_tokens = null where model = 'gemini-3.8-flash';
+      update public.google_ai_model_limits set is_active = false where model = 'gpt-4o-mini';
+      update public.google_ai_model_prices set input_per_mtok = 2.00 where model = 'gpt-4o';
+      delete from public.google_ai_model_prices where model = 'gemini-2.5-flash' and service_tier = 'free';`).simple();
+    const edited = await modelRows(sql);
+    await applyMigration(sql, rows);
+    expect(await modelRows(sql)).toEqual(edited);
+    await applyMigration(sql, rows);
+    expect(await modelRows(sql)).toEqual(edited);
+  });
+
+  it("change nothing applied a second time on a new project", async () => {
+    const sql = await emptySupabaseDatabase("rows_twice", cleanups, { max: 2 });
+    await applyMigrations(sql);
+    const once = await modelRows(sql);
+    await applyMigration(sql, (await listMigrations()).find((m) => m.version === BUILT_IN_ROWS)!);
+    expect(await modelRows(sql)).toEqual(once);
+  });
+});
+
+/** The migrations before `version`, in a folder of their own: a project that has not applied it yet. */
+async function migrationsBefore(version: string): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), "eve-migrations-before-"));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  for (const m of await listMigrations()) if (m.version < version) await cp(m.file, path.join(dir, path.basename(m.file)));
+  return dir;
+}
+
+/** supabase/seed.sql as SEEDED_FROM had it (its models, prices and key rows). */
+function oldSeed(): string {
+  try {
+    return execFileSync("git", ["show", `${SEEDED_FROM}:supabase/seed.sql`], { cwd: repoRoot, encoding: "utf8" });
+  } catch {
+    throw new Error(`the old seed's replay needs commit ${SEEDED_FROM} (a clone with its history)`);
+  }
+}
+
 describe("migrations on a project that already has the production tables", () => {
   it("keep every existing row and column, and add what the gateway needs", async () => {
     const sql = await emptySupabaseDatabase("adopt", cleanups, { max: 2 });

@@ -246,7 +246,9 @@ describe("the adoption migration and the owner's provider values", () => {
     await applyMigrations(sql);
     const after = await sql`select id, key_alias, provider, env_var_name, is_active, priority from public.google_ai_api_keys order by id`;
     expect(after).toEqual(before);
-    const models = await sql`select model, provider from public.google_ai_model_limits order by model`;
+    // The owner's two model rows stay Google's (the built-in models arrive beside them: migrations.test.ts).
+    const models = await sql`select model, provider from public.google_ai_model_limits
+                             where model in ('gemini-2.5-flash', 'gemma-3-27b-it') order by model`;
     expect(models).toEqual([{ model: "gemini-2.5-flash", provider: "google" }, { model: "gemma-3-27b-it", provider: "google" }]);
     // The owner's Google requests are served by the Google key, never the OpenAI one at priority 1.
     const [{ r }] = await sql`select public.google_ai_reserve_models(array['gemma-3-27b-it'], 10, 'test', null, 'adopt-p') as r`;

@@ -32,7 +32,7 @@ export function dialectModule(dialect: Dialect): ProviderModule {
   return REGISTRY[dialect];
 }
 
-/** The dialects whose own rows the database seeds (the rows migrations and supabase/seed.sql), by name as it lists them. */
+/** The dialects whose own rows the database holds built in (the rows migrations), by name as it lists them. */
 const BUILT_IN_DIALECTS = ["anthropic", "google", "openai"] as const satisfies readonly Dialect[];
 
 /** The rows the database seeds: each built-in dialect as its own provider. */
