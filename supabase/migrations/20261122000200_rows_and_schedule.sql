@@ -69,7 +69,11 @@ select public.google_ai_metrics_fold(null, true);
 -- where pg_net and Vault exist, calls the `maintenance` Edge Function (key health, model catalogue) every
 -- six hours. Applying this file again
 -- overwrites the jobs by name, never duplicates them. Without pg_cron it changes nothing and says
--- (NOTICE) how to enable it; re-apply it, or run the cron.schedule statements below, afterwards.
+-- (NOTICE) how to enable it; re-apply it, or run the cron.schedule statements below, afterwards. A
+-- role that may not read cron.database_name (it needs pg_read_all_settings) where pg_cron is not
+-- created yet gets the same: the jobs are left unscheduled, not the push stopped. `supabase db push`
+-- prints no NOTICE: a job missing shows in the maintenance function's answer (`schedule.missing`) and
+-- the metric eve_gateway_cron_job_missing (google_ai_cron_jobs).
 --
 --   job 'eve-gateway-housekeeping'   '17 * * * *'    select public.google_ai_housekeeping()
 --   job 'eve-gateway-counters-vacuum' '10 seconds'   vacuum (skip_locked) public.google_ai_usage_counters
@@ -80,16 +84,24 @@ select public.google_ai_metrics_fold(null, true);
 --   eve_gateway_service_key     the project's secret (sb_secret_...) or legacy service_role key
 do $$
 declare
-  v_cron_db text := pg_catalog.current_setting('cron.database_name', true);
+  v_cron_db text;
+  v_unreadable boolean := false;
 begin
   if not exists (select 1 from pg_catalog.pg_extension where extname = 'pg_cron') then
+    begin
+      v_cron_db := pg_catalog.current_setting('cron.database_name', true);
+    exception when insufficient_privilege then -- (permission denied to examine "cron.database_name")
+      v_unreadable := true;
+    end;
     if exists (select 1 from pg_catalog.pg_available_extensions where name = 'pg_cron')
        and v_cron_db is not null and v_cron_db = pg_catalog.current_database() then
       create extension if not exists pg_cron with schema pg_catalog;
     else
       raise notice using message =
         'pg_cron is not available in database ' || pg_catalog.current_database()
-        || case when v_cron_db is null then ' (pg_cron is not preloaded on this server)'
+        || case when v_unreadable then ' (role ' || current_user || ' may not read cron.database_name: '
+                                     || 'it needs pg_read_all_settings)'
+                when v_cron_db is null then ' (pg_cron is not preloaded on this server)'
                 else ' (cron.database_name is ' || v_cron_db || ')' end
         || ': the gateway housekeeping is not scheduled. On Supabase: Dashboard > Database > Extensions > '
         || 'enable pg_cron, then run: select cron.schedule(''eve-gateway-housekeeping'', ''17 * * * *'', '

@@ -515,6 +515,10 @@ begin
       select q.* from public.google_ai_metric_quota(v_at) q
       union all
       select g.* from fold, public.google_ai_metric_gauges(v_at, fold.mark) g
+      union all -- (the pg_cron jobs: 1 where one is missing)
+      select 'eve_gateway_cron_job_missing', 'eve_gateway_cron_job_missing',
+             public.google_ai_metric_label('job', j.job), case when j.present then 0 else 1 end
+      from public.google_ai_cron_jobs() j
     ) s
     where s.value is not null;
 end

@@ -255,6 +255,8 @@ GRANT ALL ON FUNCTION public.google_ai_active_keys(p_provider text) TO service_r
 GRANT ALL ON FUNCTION public.google_ai_active_keys(p_provider text) TO eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_housekeeping() TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_housekeeping() TO eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_cron_jobs() TO service_role;
+GRANT ALL ON FUNCTION public.google_ai_cron_jobs() TO eve_gateway;
 
 REVOKE ALL ON TABLE public.google_ai_maintenance_settings FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT,UPDATE ON TABLE public.google_ai_maintenance_settings TO service_role;

@@ -6,7 +6,9 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyMigration, connect, listMigrations, migrationsDir, prepareDatabase, type Sql } from "../../shared/db/migrate.ts";
-import { testServer } from "../support/test-database.ts";
+import { freshDatabase, testServer } from "../support/test-database.ts";
+import { runMaintenance } from "../../supabase/functions/maintenance/run.ts";
+import { createPgMaintenanceStore } from "../../supabase/functions/maintenance/store.ts";
 
 const JOB = "eve-gateway-housekeeping";
 const FUNCTION_JOB = "eve-gateway-maintenance";
@@ -174,6 +176,9 @@ describe("the maintenance function job (pg_net + Vault)", () => {
       const jobs = await tx`select schedule, command from cron.job where jobname = ${FUNCTION_JOB}`;
       expect(jobs).toEqual([{ schedule: "47 */6 * * *", command: "select public.google_ai_invoke_maintenance_function()" }]);
       expect((await tx`select schedule from cron.job where jobname = ${JOB}`)).toEqual([{ schedule: "17 * * * *" }]);
+      // With pg_net and Vault, the maintenance function's job is expected too, and found.
+      expect(await tx`select job, present from public.google_ai_cron_jobs()`).toEqual([
+        { job: VACUUM_JOB, present: true }, { job: JOB, present: true }, { job: FUNCTION_JOB, present: true }]);
 
       await tx`select vault.create_secret('http://127.0.0.1:9/functions/v1', 'eve_gateway_functions_url')`;
       await tx`select vault.create_secret('sb_secret_cron_test', 'eve_gateway_service_key')`;
@@ -189,5 +194,71 @@ describe("the maintenance function job (pg_net + Vault)", () => {
       tx.release();
     }
     expect(await job(FUNCTION_JOB)).toEqual([]);
+  });
+});
+
+describe("a job that is not scheduled is seen", () => {
+  /** The metric's samples: job -> 1 missing, 0 present. */
+  async function missingMetric(q: Sql) {
+    const rows = await q<{ labels: string; value: string }[]>`
+      select labels, value::text as value from public.google_ai_metrics() where family = 'eve_gateway_cron_job_missing'
+      order by labels`;
+    return Object.fromEntries(rows.map((r) => [r.labels, Number(r.value)]));
+  }
+
+  it("finds every expected job after the migrations: the metric says 0 for each", async () => {
+    expect(await sql`select job, present from public.google_ai_cron_jobs()`).toEqual([
+      { job: VACUUM_JOB, present: true }, { job: JOB, present: true }]);
+    expect(await missingMetric(sql)).toEqual({ [`job="${VACUUM_JOB}"`]: 0, [`job="${JOB}"`]: 0 });
+  });
+
+  it("names one unscheduled as missing, to the functions' role, in the metric and the maintenance run's answer", async () => {
+    const tx = await sql.reserve();
+    try {
+      await tx`begin`;
+      await tx`select cron.unschedule(${JOB})`;
+      await tx`set local role eve_gateway`;
+      expect(await missingMetric(tx)).toEqual({ [`job="${VACUUM_JOB}"`]: 0, [`job="${JOB}"`]: 1 });
+      const store = createPgMaintenanceStore({ run: (_what, work) => work(tx as unknown as Sql) });
+      const summary = await runMaintenance({ store, providers: {} }, { housekeeping: false, keys: false, dryRun: false, caller: "test" });
+      expect(summary.schedule).toMatchObject({ status: "checked", missing: [JOB] });
+      expect(summary.problems.join("\n")).toContain(`pg_cron job ${JOB} (17 * * * *) is not scheduled`);
+    } finally {
+      await tx`rollback`;
+      tx.release();
+    }
+    expect(await job(JOB)).toHaveLength(1);
+  });
+
+  it("leaves the jobs unscheduled, not the migration stopped, for a role that may not read cron.database_name", async () => {
+    // A database without pg_cron (pg_cron lives in `postgres` only) and a role without pg_read_all_settings,
+    // as a hosted project's migration role may be: the setting cannot be read, the schedule's block goes on.
+    const db = await freshDatabase("cron_unreadable");
+    const role = `eve_no_settings_${Math.random().toString(16).slice(2, 10)}`;
+    const schedule = await readFile(SCHEDULE_MIGRATION, "utf8");
+    const block = schedule.slice(schedule.lastIndexOf("\ndo $$") + 1);
+    expect(block).toMatch(/^do \$\$[\s\S]*cron\.database_name[\s\S]*\$\$;\s*$/);
+    await db.sql.unsafe(`create role ${role}`);
+    try {
+      const asRole = async (statement: string) => {
+        const tx = await db.sql.reserve();
+        try {
+          await tx.unsafe(`begin; set local role ${role}`).simple();
+          return await tx.unsafe(statement).simple();
+        } finally {
+          await tx.unsafe("rollback").simple();
+          tx.release();
+        }
+      };
+      await expect(asRole(`select pg_catalog.current_setting('cron.database_name', true)`))
+        .rejects.toThrow(/permission denied to examine "cron.database_name"/);
+      await expect(asRole(block)).resolves.toBeDefined();
+      expect(await db.sql`select job, present from public.google_ai_cron_jobs()`).toEqual([
+        { job: VACUUM_JOB, present: false }, { job: JOB, present: false }]);
+      expect(await missingMetric(db.sql)).toEqual({ [`job="${VACUUM_JOB}"`]: 1, [`job="${JOB}"`]: 1 });
+    } finally {
+      await db.sql.unsafe(`drop role ${role}`);
+      await db.drop();
+    }
   });
 });

@@ -136,6 +136,19 @@ describe("a run", () => {
     expect(r).toMatchObject({ ok: false, limit: "no_active_key" });
   });
 
+  it("names the pg_cron jobs that are not scheduled (this database has no pg_cron), and where to read how to schedule them", () => {
+    expect(first.body.schedule).toEqual({
+      status: "checked",
+      missing: ["eve-gateway-counters-vacuum", "eve-gateway-housekeeping"],
+      jobs: [
+        { job: "eve-gateway-counters-vacuum", schedule: "10 seconds", present: false },
+        { job: "eve-gateway-housekeeping", schedule: "17 * * * *", present: false },
+      ],
+    });
+    expect(first.body.problems).toContain("pg_cron job eve-gateway-housekeeping (17 * * * *) is not scheduled: " +
+      "enable pg_cron and schedule it as docs/maintenance.md says (\"The schedule\")");
+  });
+
   it("reports a missing secret without disabling the key", async () => {
     const [row] = await db.sql`select k.is_active, h.status, h.message from public.google_ai_api_keys k
                                join public.google_ai_key_health h on h.api_key_id = k.id where k.key_alias = 'nosecret'`;

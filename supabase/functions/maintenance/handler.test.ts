@@ -55,6 +55,12 @@ function fakeStore(overrides: Partial<MaintenanceStore> = {}) {
         removed: c.status === "invalid" ? 2 : 0,
       });
     }),
+    cronJobs: vi.fn(() =>
+      Promise.resolve([
+        { job: "eve-gateway-counters-vacuum", schedule: "10 seconds", present: true },
+        { job: "eve-gateway-housekeeping", schedule: "17 * * * *", present: true },
+      ])
+    ),
     spendYesterday: vi.fn(() =>
       Promise.resolve([{ provider: "openai", day: "2026-11-26", spend_usd: 1.25, calls: 40, calls_unpriced: 0 }])
     ),

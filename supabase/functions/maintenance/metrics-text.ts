@@ -125,6 +125,10 @@ export const METRIC_FAMILIES: Readonly<Record<string, { kind: Kind; help: string
     help: "When the last successful housekeeping run ended.",
   },
   eve_gateway_housekeeping_last_run_failed: { kind: "gauge", help: "1 when the last housekeeping run failed." },
+  eve_gateway_cron_job_missing: {
+    kind: "gauge",
+    help: "1 when a pg_cron job the gateway expects is not scheduled (active, in this database), 0 when it is, by job.",
+  },
   eve_gateway_metrics_live_rows: {
     kind: "gauge",
     help: "Attempt rows this scrape counted itself (above the fold's mark).",

@@ -56,6 +56,12 @@ function store() {
         unserved: [],
       })
     ),
+    cronJobs: vi.fn(() =>
+      Promise.resolve([
+        { job: "eve-gateway-counters-vacuum", schedule: "10 seconds", present: true },
+        { job: "eve-gateway-housekeeping", schedule: "17 * * * *", present: true },
+      ])
+    ),
     logRun: vi.fn(() => Promise.resolve(1)),
     dryRun: <T>(work: (x: MaintenanceStore) => Promise<T>) => work(s),
   };
@@ -111,6 +117,23 @@ describe("runMaintenance with providers", () => {
       "model gpt-4-32k is configured but no checked key of its provider lists it any more",
       "model gpt-4 is withdrawn (OpenAI answered 404 since 2026-11-20T00:00:00Z)",
     ]));
+  });
+
+  it("says which pg_cron job is missing, in the schedule and the problems", async () => {
+    const { store: s } = store();
+    s.cronJobs = vi.fn(() =>
+      Promise.resolve([
+        { job: "eve-gateway-counters-vacuum", schedule: "10 seconds", present: true },
+        { job: "eve-gateway-housekeeping", schedule: "17 * * * *", present: false },
+      ])
+    );
+    const summary = await runMaintenance({ store: s, providers: {} }, { ...options, keys: false });
+    expect(summary.schedule).toMatchObject({ status: "checked", missing: ["eve-gateway-housekeeping"] });
+    expect(summary.problems).toEqual([
+      "pg_cron job eve-gateway-housekeeping (17 * * * *) is not scheduled: enable pg_cron and schedule it as " +
+      "docs/maintenance.md says (\"The schedule\")",
+    ]);
+    expect(summary.status, "a missing job is a problem to see, not a failed run").toBe("succeeded");
   });
 
   it("reads no other provider's keys when the run is given Google's only", async () => {

@@ -9,6 +9,7 @@ import { sanitizeError } from "../_shared/sanitize.ts";
 import type {
   ActiveKey,
   CatalogueStatus,
+  CronJob,
   HousekeepingResult,
   KeyCheck,
   KeyCheckStatus,
@@ -111,6 +112,11 @@ export interface RunSummary {
   lifecycle: { status: "not_run" } | { status: "failed"; error: string } | ({ status: "reviewed" } & ModelLifecycle);
   /** What each provider's yesterday cost (null: not read, see problems). */
   spend_yesterday: SpendDay[] | null;
+  /**
+   * The pg_cron jobs the gateway expects (google_ai_cron_jobs): each present or missing, and the names of
+   * the missing ones. A migration cannot say one is missing (`supabase db push` prints no NOTICE): here it is.
+   */
+  schedule: { status: "checked"; jobs: CronJob[]; missing: string[] } | { status: "failed"; error: string };
   /** What an operator should look at, in words. */
   problems: string[];
 }
@@ -149,6 +155,7 @@ async function runOnce(deps: RunDeps, options: RunOptions): Promise<RunSummary> 
     catalogue: { status: "not_run" },
     lifecycle: { status: "not_run" },
     spend_yesterday: null,
+    schedule: { status: "failed", error: "not read" },
     problems,
   };
   let failed = false;
@@ -197,6 +204,22 @@ async function runOnce(deps: RunDeps, options: RunOptions): Promise<RunSummary> 
     problems.push(`yesterday's spend could not be read: ${sanitizeError(error, { maxLength: 300 })}`);
   }
 
+  try {
+    const jobs = await deps.store.cronJobs();
+    const missing = jobs.filter((j) => !j.present);
+    summary.schedule = { status: "checked", jobs, missing: missing.map((j) => j.job) };
+    for (const j of missing) {
+      problems.push(
+        `pg_cron job ${j.job} (${j.schedule}) is not scheduled: enable pg_cron and schedule it as ` +
+          `docs/maintenance.md says ("The schedule")`,
+      );
+    }
+  } catch (error) {
+    const message = sanitizeError(error, { maxLength: 300 });
+    summary.schedule = { status: "failed", error: message };
+    problems.push(`the pg_cron jobs could not be read: ${message}`);
+  }
+
   summary.status = failed ? "failed" : "succeeded";
   const completed = now();
   summary.duration_ms = completed.getTime() - started.getTime();
@@ -220,6 +243,9 @@ async function runOnce(deps: RunDeps, options: RunOptions): Promise<RunSummary> 
       },
       lifecycle: summary.lifecycle,
       spend_yesterday: summary.spend_yesterday,
+      schedule: summary.schedule.status === "checked"
+        ? { status: "checked", missing: summary.schedule.missing }
+        : summary.schedule,
       problems,
     },
   });

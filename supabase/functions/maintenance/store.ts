@@ -91,6 +91,13 @@ export interface ModelLifecycle {
   unserved: string[];
 }
 
+/** One pg_cron job the gateway expects (google_ai_cron_jobs): its schedule, and whether it is scheduled. */
+export interface CronJob {
+  job: string;
+  schedule: string;
+  present: boolean;
+}
+
 export interface RunLogEntry {
   startedAt: Date;
   completedAt: Date;
@@ -110,6 +117,8 @@ export interface MaintenanceStore {
   modelLifecycle(): Promise<ModelLifecycle>;
   /** What each provider's yesterday (its own day: Pacific for Google, UTC for OpenAI) cost. */
   spendYesterday(): Promise<SpendDay[]>;
+  /** The pg_cron jobs the gateway expects, each present or missing. */
+  cronJobs(): Promise<CronJob[]>;
   /** One google_ai_maintenance_log row (operation 'maintenance_function'); returns its id. */
   logRun(entry: RunLogEntry): Promise<number>;
   /**
@@ -180,6 +189,9 @@ export function createPgMaintenanceStore(db: Pick<Database, "run">): Maintenance
         const [row] = await sql<{ r: SpendDay[] }[]>`select public.google_ai_spend_yesterday() as r`;
         return row!.r;
       }),
+    cronJobs: () =>
+      db.run("cron jobs", (sql) =>
+        sql<CronJob[]>`select job, schedule, present from public.google_ai_cron_jobs()`),
     logRun: (entry) =>
       db.run("log run", async (sql) => {
         const [row] = await sql<{ id: number }[]>`
