@@ -3,7 +3,7 @@
 -- stack serves with. Everything the gateway needs to serve on any project (the providers, the models,
 -- their limits, aliases, life cycle and prices) arrives with the migrations
 -- (20261128150000_built_in_models_rows.sql and the rows migrations after it; docs/models.md). A
--- deployed project adds its own key rows (README, "Deploy"). Re-running it never overwrites an
+-- deployed project adds its own key rows (README, "Deploying to a Supabase project"). Re-running it never overwrites an
 -- operator's edit: rows are inserted only when missing.
 
 -- The key the owner's processes use today, under the name they already use. Its value is an Edge

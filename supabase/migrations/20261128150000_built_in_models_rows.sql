@@ -124,7 +124,7 @@ $rows$;
 -- its max_tokens on arrival, so booked_output_tokens is set (4096 when a request names none). Limits
 -- belong to the organization's usage tier and rise as it pays: correct them with one UPDATE from the
 -- organization's limits page (or the x-ratelimit-limit-* headers OpenAI answers with). The key row is
--- the owner's to add (README, "Deploy").
+-- the owner's to add (README, "Deploying to a Supabase project").
 insert into public.google_ai_model_limits
   (model, provider, rpm, tpm, rpd, booked_output_tokens, aliases, supports_system_instruction, supports_json_mode,
    supports_tools, supports_images, shutdown_date, successor, spread_burst, limits_source, notes)
@@ -151,7 +151,8 @@ on conflict (model) do nothing;
 -- publish the capacity; lower it if its 429s refuse bursts the minute allows), and the answer a call is
 -- sent with when its caller names none (booked_output_tokens, booked in OTPM). Limits rise with the tier:
 -- correct them with one UPDATE from the Console's limits page (or the anthropic-ratelimit-*-limit
--- headers). The key row is the owner's to add (README, "Deploy"): one organization is one quota group.
+-- headers). The key row is the owner's to add (README, "Deploying to a Supabase project"): one
+-- organization is one quota group.
 insert into public.google_ai_model_limits
   (model, provider, rpm, itpm, otpm, bucket_share, booked_output_tokens, aliases, supports_system_instruction,
    supports_json_mode, supports_tools, supports_images, shutdown_date, successor, spread_burst, limits_source, notes)
