@@ -85,10 +85,14 @@ describe("money in Anthropic's words, per organization", () => {
     const first = await ask("spent once");
     const second = await ask("spent again");
     expect(calls(SPENT_KEY)).toBe(1);
-    for (const res of [first, second]) {
+    // Money rests every model of the organization: a chain of two Claude models is told the same.
+    const chain = await s.call({ model: MODEL, fallback_models: ["claude-haiku-4-5"], prompt: "spent, a chain", mode: "NO_WAIT" });
+    expect(calls(SPENT_KEY)).toBe(1);
+    for (const res of [first, second, chain]) {
       expectMoneyRefusal(res, "monthly_cap", /spend limit/);
       expect(res.body.error.message).toMatch(/Claude Console/);
     }
+    expect(chain.body.fallback_from.map((f: { limit: string }) => f.limit)).toEqual(["cooldown", "cooldown"]);
   });
 
   it("an organization without credit: one call to Anthropic, then its callers are told its cause", async () => {

@@ -103,9 +103,11 @@ export function quotaRefusal(
   const error = r.cause ? withCause(limited, r.cause, words) : withRefusalCause(limited, r.refusalCause ?? null);
   if (r.fallbackFrom === undefined || r.fallbackFrom.length === 0) return error;
   const retry = r.retryAfterMs === null ? "" : `; retry in ${r.retryAfterMs} ms`;
+  // The first-back model's provider cause, in its words (money names what its owner must do).
+  const why = r.cause ? ` Cause: ${words(r.cause)}` : "";
   return new GatewayError(
     "rate_limited",
-    `No model of the chain has capacity now (first back: ${r.model ?? "?"}, limit: ${r.limit})${retry}.`,
+    `No model of the chain has capacity now (first back: ${r.model ?? "?"}, limit: ${r.limit})${retry}.${why}`,
     {
       extra: { ...error.extra, model: r.model ?? null, fallback_from: fallbackSteps(r.fallbackFrom) },
       headers: error.headers,
