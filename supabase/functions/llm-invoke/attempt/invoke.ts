@@ -300,9 +300,9 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     let flexShed = false;
     /** Models whose provider answered this request that it is overloaded (UpstreamError.overloaded). */
     const overloaded = new Set<string>();
-    /** The chain's links (by index) not passed over as overloaded; null when none is left. */
     /** The words of the provider the last call went to. */
     const lastWords = () => causeWords(lastReservation?.model ?? null);
+    /** The chain's links (by index) not passed over as overloaded; null when none is left. */
     const linksLeft = (): number[] | null => {
       const left = chain.flatMap((l, i) => (overloaded.has(l.model) ? [] : [i]));
       return left.length > 0 ? left : null;
