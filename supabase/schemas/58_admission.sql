@@ -100,7 +100,11 @@ begin
       and a.status = 'refused'
       and a.created_at >= pg_catalog.now() - (p_wait_ms + 60000) * interval '1 millisecond';
   end if;
-  if coalesce(p_wait_ms, 0) = 0 or p_request_id is null or not found then
+  -- No key left once the request's own exclusions are set aside (the keys its earlier calls failed on)
+  -- is no attempt: llm-invoke asks again without them, or answers from the calls it made. No row.
+  if p_limit = 'no_active_key' and cardinality(p_exclude_key_ids) > 0 then
+    null;
+  elsif coalesce(p_wait_ms, 0) = 0 or p_request_id is null or not found then
     insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
       attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
     values ('refused', p_request_id, p_caller, p_client_id, p_token_id, coalesce(p_limits.model, p_requested_model),
@@ -377,6 +381,9 @@ begin
     v_refusals := v_refusals || jsonb_build_array(v_try);
     v_steps := v_steps || jsonb_build_array(jsonb_build_object('model', v_chain.models[i], 'limit', v_try ->> 'limit',
       'cause', v_try ->> 'cause', 'retry_after_ms', v_try -> 'retry_after_ms'));
+    -- (A model without a key once the request's own exclusions are set aside is no attempt either:
+    -- google_ai_refusal_at.)
+    continue when v_try ->> 'limit' = 'no_active_key' and cardinality(p_exclude_key_ids) > 0;
     insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
       attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
     values ('refused', p_request_id, coalesce(v_chain.caller, p_caller, 'token'), v_chain.client_id,

@@ -298,10 +298,11 @@ begin
 end
 $$;
 
--- Google billed what it streamed: the call is finalized like a success (tokens reconciled with
--- Google's last count, token_usage written, no stored answer), then marked 'cut' with who cut it
+-- The provider billed what it streamed: the call is finalized like a success (tokens reconciled with
+-- the provider's last count, token_usage written, no stored answer), then marked 'cut' with who cut it
 -- ('client': the caller went away; 'upstream': the stream broke off on the provider's side; 'google',
--- upstream's former name, is taken until the next release, so a finalize logged before it replays).
+-- upstream's former name, is taken until the next release, so a finalize logged before it replays), on
+-- the attempt row and in its token_usage row's meta (cut_by), so the bot's books tell a cut answer apart.
 CREATE OR REPLACE FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text,
     p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer,
     p_latency_ms integer DEFAULT NULL::integer, p_error_message text DEFAULT NULL::text,
@@ -315,6 +316,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, 
     AS $$
 declare
   v_answer jsonb;
+  v_usage_id text;            -- the token_usage row's request_id (google_ai_record_success)
 begin
   if p_cut_by not in ('client', 'upstream', 'google') then
     raise exception 'p_cut_by must be client or upstream' using errcode = '22023';
@@ -333,7 +335,10 @@ begin
     status = 'cut',
     error_code = 'stream_cut_by_' || p_cut_by,
     error_message = left(p_error_message, 1000)
-  where a.reservation_id = p_reservation_id;
+  where a.reservation_id = p_reservation_id
+  returning coalesce(a.request_id, a.reservation_id::text) into v_usage_id;
+  update public.token_usage t set meta = coalesce(t.meta, '{}') || jsonb_build_object('cut_by', p_cut_by)
+  where t.request_id = v_usage_id and t.meta ->> 'reservation_id' = p_reservation_id::text;
   return jsonb_build_object('ok', true, 'status', 'cut');
 end
 $$;

@@ -117,18 +117,23 @@ begin
 end
 $$;
 
--- The cause of the model's cooldown that ends first among the quota groups resting for it (the one
--- a refusal's retry_after_ms is about); null: none rests, or its rest has no cause recorded.
+-- The cause of the model's cooldown that ends first among the quota groups resting for it that an
+-- active key serving the model belongs to (google_ai_serving_keys: the groups the refusal was about, so
+-- never the rest of an inactive or deleted key's organization); the one a refusal's retry_after_ms is
+-- about. Null: none rests, or its rest has no cause recorded.
 CREATE OR REPLACE FUNCTION public.google_ai_cooldown_cause(p_model text) RETURNS text
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
+declare
+  v_model text := coalesce((public.google_ai_resolve_model(p_model)).model, p_model);
 begin
   return (
     select c.cause
     from public.google_ai_cooldowns c
-    where c.model = coalesce((public.google_ai_resolve_model(p_model)).model, p_model)
+    where c.model = v_model
       and c.cooldown_until > pg_catalog.clock_timestamp()
+      and c.quota_group in (select s.quota_group from public.google_ai_serving_keys(v_model, '{}') s)
     order by c.cooldown_until, c.quota_group
     limit 1);
 end

@@ -167,3 +167,60 @@ describe("a refusal's cause", () => {
     expect(await admit({ at: T0, model: "no-such-model" })).toMatchObject({ ok: false, limit: "unknown_model", cause: "unknown_model" });
   });
 });
+
+describe("a provider's cause and the refused row", () => {
+  it("google_ai_cooldown_cause: the first-ending rest among active keys serving the model, never an inactive or deleted key's", async () => {
+    await model("cause-money", { rpm: 10 });
+    const [{ id: other }] = await db.sql<{ id: string }[]>`
+      insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, priority, is_active)
+      values ('c2', 'KEY_C2', 'proj-other', 1, false) returning id`;
+    try {
+      // The other organization's rest ends first; its key is inactive.
+      await db.sql`insert into public.google_ai_cooldowns (quota_group, model, cooldown_until, cause) values
+        ('proj-other', 'cause-money', now() + interval '30 minutes', 'monthly_cap'),
+        ('proj-c', 'cause-money', now() + interval '60 minutes', 'credits_depleted')`;
+      const cause = async () =>
+        (await db.sql<{ c: string | null }[]>`select public.google_ai_cooldown_cause('cause-money') as c`)[0]!.c;
+      expect(await cause()).toBe("credits_depleted");
+      await db.sql`update public.google_ai_api_keys set is_active = true where id = ${other}`;
+      expect(await cause()).toBe("monthly_cap");
+      await db.sql`delete from public.google_ai_api_keys where id = ${other}`;
+      expect(await cause()).toBe("credits_depleted");
+      // A key that serves only other models is not one that serves this one.
+      await db.sql`insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, priority, models)
+                   values ('c3', 'KEY_C3', 'proj-other', 1, array['cause-window'])`;
+      expect(await cause()).toBe("credits_depleted");
+    } finally {
+      await db.sql`delete from public.google_ai_api_keys where key_alias in ('c2', 'c3')`;
+      await db.sql`delete from public.google_ai_cooldowns where model = 'cause-money'`;
+    }
+  });
+
+  it("no_active_key: one refused row when no key serves; none when only the request's own exclusions leave none", async () => {
+    await model("cause-keys", { rpm: 10 });
+    await model("cause-keys-next", { rpm: 10 });
+    const [{ id }] = await db.sql<{ id: string }[]>`select id from public.google_ai_api_keys where key_alias = 'c1'`;
+    const reserve = async (models: string[], requestId: string, exclude: string[]) =>
+      (await db.sql<{ r: Answer }[]>`select public.google_ai_reserve_models_at(
+        p_now => ${iso(T0)}::text::timestamptz, p_models => ${db.sql.array(models)}::text[], p_estimated_tokens => 10,
+        p_caller => 'notebook', p_request_id => ${requestId}, p_exclude_key_ids => ${db.sql.array(exclude)}::uuid[],
+        p_attempt => 2) as r`)[0]!.r;
+    const rows = async (requestId: string) =>
+      (await db.sql`select model, limit_hit from public.google_ai_attempts where request_id = ${requestId}`)
+        .map((r) => [r.model, r.limit_hit]);
+    // A retry that left out the key its first call failed on: no key, no row (the gateway asks again).
+    expect(await reserve(["cause-keys"], "k-retry", [id])).toMatchObject({ ok: false, limit: "no_active_key" });
+    expect(await rows("k-retry")).toEqual([]);
+    // The same through a chain: no model has a key once the exclusions are set aside, and no row says so.
+    expect(await reserve(["cause-keys", "cause-keys-next"], "k-chain", [id])).toMatchObject({ limit: "no_active_key" });
+    expect(await rows("k-chain")).toEqual([]);
+    // No key at all: the refusal is the request's answer, written once.
+    await db.sql`update public.google_ai_api_keys set is_active = false where id = ${id}`;
+    try {
+      expect(await reserve(["cause-keys"], "k-none", [])).toMatchObject({ ok: false, limit: "no_active_key" });
+      expect(await rows("k-none")).toEqual([["cause-keys", "no_active_key"]]);
+    } finally {
+      await db.sql`update public.google_ai_api_keys set is_active = true where id = ${id}`;
+    }
+  });
+});

@@ -6,10 +6,11 @@
 //   database unavailable   → 503 `unavailable` with Retry-After (db.ts: DatabaseUnavailable, or a
 //                            driver error that means the server cannot be reached);
 //   anything else          → 500 `internal_error`, noted sanitized with the request id.
+// An error no retry within a minute can cure says so, `x-should-retry: false` (errors.ts: retryCannotCure).
 // Every error answer is `{...extra, request_id, error: {code, message, details?}}` with `x-request-id`.
 // A function that asks for it (`serverTiming`) gets a phase recorder per request (scope.timing) and
 // every answer, errors and streams included, carries `Server-Timing` as it stood when the answer began.
-import { GatewayError, jsonResponse } from "./errors.ts";
+import { GatewayError, jsonResponse, retryCannotCure } from "./errors.ts";
 import { DatabaseUnavailable, isDatabaseUnreachable, retryAfterSeconds } from "./db.ts";
 import { sanitizeError } from "./sanitize.ts";
 import { type PhaseTimer, ServerTiming, untimed } from "./server-timing.ts";
@@ -194,6 +195,8 @@ export function envelope(options: EnvelopeOptions, handle: ScopedHandler): (req:
           ...scopedHeaders,
           ...error.headers,
           ...shaped?.headers,
+          // Said on every route alike: a client's own retries cannot cure it (errors.ts).
+          ...(retryCannotCure(error) ? { "x-should-retry": "false" } : {}),
           ...timingHeader(),
           "x-request-id": requestId,
         },

@@ -2,6 +2,7 @@
 // never on `message` (which is for humans and may change). ERROR_STATUS is the one place a code's
 // HTTP status is defined; docs/errors.md says what each means and what to do (a test keeps the two
 // equal). Every function answers them through _shared/envelope.ts.
+import { BUDGET_LIMITS, isOneOf, MONEY_CAUSES } from "./vocabulary.ts";
 
 export const ERROR_STATUS = {
   invalid_json: 400,
@@ -89,6 +90,29 @@ export function rateLimited(limit: string, retryAfterMs: number | null, message?
         : `No capacity for this model now (limit: ${limit}); retry in ${retryAfterMs} ms.`),
     { extra: { limit, retry_after_ms: retryAfterMs }, headers },
   );
+}
+
+/**
+ * The longest wait a client's own retries are meant to sit out: a sliding minute's turn (61 s and its
+ * guard) lies within it; a rest beyond it (a spend cap's window, a day, money) is not a retry's to cure.
+ */
+export const RETRY_HORIZON_MS = 120_000;
+
+/**
+ * A refusal no client's own retry can cure, which every surface answers with `x-should-retry: false`
+ * (the header Anthropic's and OpenAI's SDKs obey before their own rules, so they raise at once
+ * instead of sleeping on a Retry-After of an hour): a 4xx of the request or the caller (a bad request,
+ * an unknown model, a credential, a scope; not 408, 409 or 429, which waiting may lift), and a 429 for
+ * money (its `cause`), a day's limit or a budget, or whose time lies beyond RETRY_HORIZON_MS.
+ */
+export function retryCannotCure(error: GatewayError): boolean {
+  const status = error.status;
+  if (status === 429) {
+    const { limit, cause, retry_after_ms: wait } = error.extra ?? {};
+    return isOneOf(MONEY_CAUSES, cause) || limit === "rpd" || isOneOf(BUDGET_LIMITS, limit) ||
+      (typeof wait === "number" && wait > RETRY_HORIZON_MS);
+  }
+  return status >= 400 && status < 500 && status !== 408 && status !== 409 && status !== 499;
 }
 
 export const JSON_HEADERS = { "content-type": "application/json; charset=utf-8" } as const;

@@ -10,10 +10,11 @@
 // ---- Google's 429s ---------------------------------------------------------------------------------
 
 /**
- * Why Google answered 429, read from its body (google/quota-cause.ts; docs/google-429s.md says what
- * each asks for), each cause with what a 429's message says of it after "Cause: ". The database's
- * copy: google_ai_quota_causes() and the checks of google_ai_cooldowns.cause and
- * google_ai_attempts.quota_cause.
+ * Why a provider refused for quota or money (Google's 429s: google/quota-cause.ts, docs/google-429s.md;
+ * the other dialects' errors.ts read theirs into the same causes), each cause with what a 429's message
+ * says of it after "Cause: " when no provider's own words are known: a money cause is said in the
+ * provider's words (its folder's ProviderModule.moneyWords). The database's copy:
+ * google_ai_quota_causes() and the checks of google_ai_cooldowns.cause and google_ai_attempts.quota_cause.
  */
 const QUOTA_CAUSE_WORDS = {
   minute: "the provider's per-minute quota.",
@@ -22,16 +23,18 @@ const QUOTA_CAUSE_WORDS = {
     "the provider's midnight.",
   spend_cap: "the spend-based rate limit of the project's tier, for its rolling window: every model of the " +
     "project rests.",
-  monthly_cap: "the project's monthly spending cap: the project is out until its owner raises it or the month turns.",
-  billing_cap: "the billing account's monthly spending cap: the project is out until its owner raises it or the " +
-    "month turns.",
-  credits_depleted: "the project's prepaid credits are used up: it is out until its owner adds credits.",
+  monthly_cap: "a spending limit of the account at the provider is reached: it is out until its owner raises it or " +
+    "the month turns.",
+  billing_cap: "the billing account at the provider is over its spending cap: it is out until its owner raises it " +
+    "or the month turns.",
+  credits_depleted: "the account's prepaid credits at the provider are used up: it is out until its owner adds " +
+    "credits.",
   unknown: "a provider's 429 that names no known quota.",
 } as const;
 export type QuotaCause = keyof typeof QUOTA_CAUSE_WORDS;
 export const QUOTA_CAUSES = Object.keys(QUOTA_CAUSE_WORDS) as [QuotaCause, ...QuotaCause[]];
 
-/** What a 429's message says of Google's cause. */
+/** What a 429's message says of a cause in the gateway's own words (a provider's own: Upstream.causeWords). */
 export function quotaCauseWords(cause: QuotaCause): string {
   return QUOTA_CAUSE_WORDS[cause];
 }
@@ -52,6 +55,7 @@ export const SPEND_CAP_MAX_REST_MS = 60 * 60_000;
 
 /** Money, not quota: the project is out until its owner acts. */
 export const MONEY_CAUSES = ["monthly_cap", "billing_cap", "credits_depleted"] as const satisfies readonly QuotaCause[];
+export type MoneyCause = (typeof MONEY_CAUSES)[number];
 
 /** The causes that rest every model of the quota group, not only the one asked (google_ai_quota_causes(true)). */
 export const GROUP_CAUSES = ["spend_cap", ...MONEY_CAUSES] as const satisfies readonly QuotaCause[];

@@ -5,6 +5,7 @@
 import type { ModelLister, UpstreamClient } from "../upstream/port.ts";
 import { keyNamePattern, type KeyReader, keyReader } from "./key-reader.ts";
 import type { Database } from "../db.ts";
+import { isOneOf, MONEY_CAUSES, type QuotaCause, quotaCauseWords } from "../vocabulary.ts";
 import {
   baseUrlOf,
   type Dialect,
@@ -30,6 +31,8 @@ export interface Upstream {
   lister(options?: { timeoutMs?: number }): ModelLister;
   /** Its key by a key row's env_var_name (key-reader.ts); `key.refusal(name)` says why not. */
   key: KeyReader;
+  /** What a refusal says of a cause after "Cause: ": money in its dialect's words, naming it (`who`). */
+  causeWords(cause: QuotaCause): string;
 }
 
 export interface ProviderDirectory {
@@ -78,6 +81,8 @@ export function providerDirectory(rows: readonly ProviderRow[], get: Env): Provi
       client: module.createClient(reached),
       lister: (options = {}) => module.createLister(reached, options),
       key,
+      causeWords: (cause) =>
+        isOneOf(MONEY_CAUSES, cause) ? module.moneyWords[cause](row.display_name) : quotaCauseWords(cause),
     });
   }
   const byName = new Map(upstreams.map((u) => [u.provider, u]));

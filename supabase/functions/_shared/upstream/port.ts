@@ -5,7 +5,7 @@
 // own beside them where a route of its dialect gives or takes it (pass-through); a failure is one
 // classified shape whatever its dialect (the provider's classifier reads its own answers into it).
 import { sanitize } from "../sanitize.ts";
-import type { QuotaCause } from "../vocabulary.ts";
+import type { MoneyCause, QuotaCause } from "../vocabulary.ts";
 import type { DialectAnswer, HubAnswer, HubChunk, HubRequest } from "./hub.ts";
 
 // ---- A failed call, classified by what the gateway does next ------------------------------------------
@@ -275,6 +275,12 @@ export interface ProviderModule {
   baseUrlVariable: string;
   /** The secrets its own provider row's key rows may name by default (a regular expression the whole name must match). */
   keyEnvPattern: string;
+  /**
+   * What a refusal for money says after "Cause: ", in the provider's own words: what it calls the limit
+   * and where its owner acts (`who`: the provider row's display name, which the words name). Every other
+   * cause is said in the gateway's words (vocabulary.ts).
+   */
+  moneyWords: Record<MoneyCause, (who: string) => string>;
   /** The client of one provider row (its display name in every failure it returns). */
   createClient(provider: ReachedProvider): UpstreamClient;
   createLister(provider: ReachedProvider, options?: { timeoutMs?: number }): ModelLister;

@@ -52,7 +52,7 @@ export async function admit(
   params: Omit<ReserveParams, "waitMs" | "estimatedTokens" | "queueTicket" | "waitLeftMs">,
   size: InputSize,
   waiting: Waiting,
-  refusal: Pick<RefusalContext, "model" | "requestId">,
+  refusal: Pick<RefusalContext, "model" | "requestId" | "causeWords">,
 ): Promise<Admission> {
   let queueTicket: string | null = null;
   // Models a queued request was passed over for: its later, ticketed call starts at the ticket's model.
@@ -100,12 +100,14 @@ export async function admit(
       continue;
     }
     const final = finalRefusal(r, context);
-    if (final !== null || !isWaitable(r.limit)) throw final ?? quotaRefusal(r);
+    // A provider's cause in the words of the provider serving the model the refusal names.
+    const words = refusal.causeWords?.(r.model ?? null);
+    if (final !== null || !isWaitable(r.limit)) throw final ?? quotaRefusal(r, words);
 
     // Judged against the wait the database was told: a ticket it gave is kept (a round trip slower
     // than the allowance costs a few milliseconds of budget, not a turn left to lapse unclaimed).
     const decision = waiting.mode === "NO_WAIT" ? { wait: false as const } : nextTurn(r, remainingMs);
-    if (!decision.wait) throw quotaRefusal(r);
+    if (!decision.wait) throw quotaRefusal(r, words);
     queueTicket = decision.ticket;
     passedOver = joinSteps(passedOver, r.fallbackFrom);
     deps.onQueued?.({
@@ -119,7 +121,7 @@ export async function admit(
     try {
       await timing.time("wait", () => deps.clock.sleep(decision.sleepMs, waiting.signal));
     } catch {
-      throw quotaRefusal(r); // the caller went away while waiting
+      throw quotaRefusal(r, words); // the caller went away while waiting
     }
     waiting.waitedMs += decision.sleepMs;
   }

@@ -12,6 +12,7 @@ import type { Clock } from "../clock.ts";
 import { createInputCounter, createInvoke, type InvokeDeps, MAX_ATTEMPTS } from "./invoke.ts";
 import { exhausted, limitOfQuota } from "./refusals.ts";
 import { BUILT_IN_PROVIDERS } from "../../_shared/providers/registry.ts";
+import { quotaCauseWords } from "../../_shared/vocabulary.ts";
 import { openAiRules } from "../../_shared/providers/openai/errors.ts";
 import { googleRules } from "../../_shared/providers/google/client.ts";
 import { classifiedHttp } from "../../_shared/upstream/call.ts";
@@ -230,6 +231,7 @@ function providersOf(
     client,
     lister: () => ({ list: () => Promise.reject(new Error("no list")) }),
     key,
+    causeWords: quotaCauseWords,
   }]));
   return () => Promise.resolve({ upstream: (provider: string) => upstreams.get(provider) });
 }

@@ -66,7 +66,16 @@ import {
   shedFlex,
   type TierChoice,
 } from "./service-tiers.ts";
-import { cancelled, exhausted, fallbackSteps, modelWithdrawn, noActiveKey, rejectedByProvider } from "./refusals.ts";
+import {
+  cancelled,
+  type CauseWords,
+  exhausted,
+  fallbackSteps,
+  modelWithdrawn,
+  noActiveKey,
+  rejectedByProvider,
+} from "./refusals.ts";
+import { quotaCauseWords } from "../../_shared/vocabulary.ts";
 import { DEFAULT_INVOKE_OPTIONS, type InvokeOptions } from "./settings.ts";
 import type { GatewayStore } from "../store/store.ts";
 import { openStream, relayStream } from "./stream.ts";
@@ -142,6 +151,20 @@ function shared(deps: Pick<InvokeDeps, "store" | "providers" | "options" | "cloc
     clock,
     logError,
     upstreamServing,
+    /**
+     * The words of the provider serving each model of the chain (a refusal's cause said as that provider
+     * says it), by the model a refusal names (null: the chain's first); the gateway's own where a
+     * provider's row is not usable here.
+     */
+    causeWordsOf: async (chain: readonly ChainLink[]): Promise<(model: string | null) => CauseWords> => {
+      const byModel = new Map<string, CauseWords>();
+      for (const link of chain) {
+        const upstream = await upstreamServing(link.profile).catch(() => undefined);
+        if (upstream !== undefined) byModel.set(link.model, (cause) => upstream.causeWords(cause));
+      }
+      const first = chain[0]!.model;
+      return (model) => byModel.get(model ?? first) ?? byModel.get(first) ?? quotaCauseWords;
+    },
     profiles: cachedProfiles(deps.store, clock, options.capabilitiesTtlMs),
     /** The exact count of the provider serving `profile`'s model; undefined: it offers none. */
     counterFor: async (profile: ModelProfile): Promise<TokenCounter | undefined> => {
@@ -205,7 +228,7 @@ export function createInputCounter(
 }
 
 export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<InvokeAnswer> {
-  const { options, clock, logError, profiles, counterFor, upstreamServing } = shared(deps);
+  const { options, clock, logError, profiles, counterFor, upstreamServing, causeWordsOf } = shared(deps);
   const random = deps.random ?? Math.random;
   const serviceTiers = cachedServiceTiers(deps.store, clock, options.capabilitiesTtlMs);
   const jitter = () => Math.floor(random() * options.jitterMs);
@@ -220,6 +243,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     };
     const deadline = clock.now() + options.budgetMs;
     const chain: ChainLink[] = await resolveChain(profiles, request);
+    const causeWords = await causeWordsOf(chain);
     // The answer each model is sent with, decided once: TPM and a budget in money both book it.
     const answerTokens = answerSize(chain, request);
     // The estimate (the largest over the chain's forms of the request); the provider's exact count
@@ -276,6 +300,8 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     let flexShed = false;
     /** Models whose provider answered this request that it is overloaded (UpstreamError.overloaded). */
     const overloaded = new Set<string>();
+    /** The words of the provider the last call went to. */
+    const lastWords = () => causeWords(lastReservation?.model ?? null);
     /** The chain's links (by index) not passed over as overloaded; null when none is left. */
     const linksLeft = (): number[] | null => {
       const left = chain.flatMap((l, i) => (overloaded.has(l.model) ? [] : [i]));
@@ -308,12 +334,12 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
           },
           size,
           waiting,
-          { model: request.model, requestId },
+          { model: request.model, requestId, causeWords },
         );
         if (admission.kind === "replay") return { ...admission.response, replayed: true };
         if (admission.kind === "no_active_key") {
           if (keys.forgiveAvoided()) continue;
-          throw keys.anyBroken ? exhausted(lastError, withdrawn, unreadKey) : noActiveKey();
+          throw keys.anyBroken ? exhausted(lastError, withdrawn, unreadKey, lastWords()) : noActiveKey();
         }
         const reservation = admission.reservation;
         lastReservation = reservation;
@@ -339,7 +365,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         if (shedFlex(call.tier, outcome.error)) flexShed = true;
         if (!(await failed(outcome, reservation, call))) break;
       }
-      throw exhausted(lastError, withdrawn, unreadKey);
+      throw exhausted(lastError, withdrawn, unreadKey, lastWords());
     } catch (error) {
       // A named request that fails frees its id at once (a success stores the answer instead).
       if (idempotent && lastReservation !== null) {

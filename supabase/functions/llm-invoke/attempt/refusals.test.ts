@@ -1,7 +1,10 @@
 // A request too large for one minute of the model's tokens names what is too large (details.field,
 // OpenAI's param) and calls the limit what it is (details.tpm_limit).
 import { describe, expect, it } from "vitest";
-import { finalRefusal } from "./refusals.ts";
+import { exhausted, finalRefusal, quotaRefusal } from "./refusals.ts";
+import { classifyAnthropicHttpError } from "../../_shared/providers/anthropic/errors.ts";
+import { providerDirectory } from "../../_shared/providers/directory.ts";
+import { BUILT_IN_PROVIDERS } from "../../_shared/providers/registry.ts";
 
 const tooLarge = (ctx: { estimatedTokens: number; bookedOutputTokens?: number; imageTokens?: number }) =>
   finalRefusal({ ok: false, limit: "too_large", maxTokens: 30_000, retryAfterMs: null } as never, {
@@ -56,5 +59,34 @@ describe("too large for a model that counts input and output apart (ITPM, OTPM)"
     const e = tooLargeForBuckets({ estimatedTokens: 31_000, bookedOutputTokens: 4_096 });
     expect(e.details).toMatchObject({ field: "messages", itpm_limit: 30_000 });
     expect(e.message).toContain("per-minute input token limit (30000)");
+  });
+});
+
+describe("money in the provider's words", () => {
+  const directory = providerDirectory(BUILT_IN_PROVIDERS, () => undefined);
+  const anthropic = directory.upstream("anthropic")!;
+  const google = directory.upstream("google")!;
+
+  it("a cooldown's money cause is said as the serving provider says it, the cause code beside it", () => {
+    const refusal = { limit: "cooldown", retryAfterMs: 3_599_000, cause: "monthly_cap" } as const;
+    const claude = quotaRefusal(refusal, (c) => anthropic.causeWords(c));
+    expect(claude.message).toMatch(/spend limit at Anthropic/);
+    expect(claude.message).toMatch(/Claude Console/);
+    expect(claude.extra).toMatchObject({ limit: "cooldown", cause: "monthly_cap", retry_after_ms: 3_599_000 });
+    expect(claude.headers).toEqual({ "Retry-After": "3599" });
+    expect(quotaRefusal(refusal, (c) => google.causeWords(c)).message).toMatch(/project's monthly spending cap at Google/);
+    // Without a provider's words: the gateway's own, which name no provider's product.
+    expect(quotaRefusal(refusal).message).not.toMatch(/Google|Anthropic|Console/);
+  });
+
+  it("the last call's money answer names the rest's end, an hour, as Retry-After", () => {
+    const noCredit = classifyAnthropicHttpError(400, {
+      type: "error",
+      error: { type: "invalid_request_error", message: "Your credit balance is too low to access the Anthropic API." },
+    }, new Headers());
+    const e = exhausted(noCredit, null, null, (c) => anthropic.causeWords(c));
+    expect(e.extra).toMatchObject({ limit: "upstream", cause: "credits_depleted", retry_after_ms: 3_600_000 });
+    expect(e.headers).toEqual({ "Retry-After": "3600" });
+    expect(e.message).toMatch(/credit balance at Anthropic is too low/);
   });
 });

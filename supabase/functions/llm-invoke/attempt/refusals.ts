@@ -6,6 +6,8 @@ import type { FallbackStep, Refusal, TokenStatus } from "../contract.ts";
 import {
   admissionCauseWords,
   isOneOf,
+  MONEY_CAUSES,
+  MONEY_REST_MS,
   quotaCauseWords,
   type RateLimit,
   TOKEN_LIMITS,
@@ -26,8 +28,16 @@ export function isWaitable(limit: Refusal["limit"]): limit is WaitableLimit {
   return isOneOf(WAITABLE_LIMITS, limit);
 }
 
+/** What a refusal says of a provider's cause after "Cause: " (the serving provider's Upstream.causeWords). */
+export type CauseWords = (cause: QuotaCause) => string;
+
 export interface RefusalContext {
   model: string;
+  /**
+   * The words of the provider serving a model the refusal names (null: the request's own model) for
+   * a provider's cause; absent: the gateway's own (vocabulary.ts).
+   */
+  causeWords?: (model: string | null) => CauseWords;
   requestId: string;
   estimatedTokens: number;
   /** The provider's exact count of the input, when it was asked (exact-count.ts). */
@@ -86,15 +96,18 @@ function finalError(r: Refusal, ctx: RefusalContext): GatewayError | null {
  */
 export function quotaRefusal(
   r: Pick<Refusal, "limit" | "retryAfterMs" | "model" | "fallbackFrom" | "cause" | "refusalCause">,
+  words: CauseWords = quotaCauseWords,
 ): GatewayError {
   // A cooldown's cause is the provider's when it is known (finer than upstream_cooldown); else the database's.
   const limited = rateLimited(r.limit, r.retryAfterMs);
-  const error = r.cause ? withCause(limited, r.cause) : withRefusalCause(limited, r.refusalCause ?? null);
+  const error = r.cause ? withCause(limited, r.cause, words) : withRefusalCause(limited, r.refusalCause ?? null);
   if (r.fallbackFrom === undefined || r.fallbackFrom.length === 0) return error;
   const retry = r.retryAfterMs === null ? "" : `; retry in ${r.retryAfterMs} ms`;
+  // The first-back model's provider cause, in its words (money names what its owner must do).
+  const why = r.cause ? ` Cause: ${words(r.cause)}` : "";
   return new GatewayError(
     "rate_limited",
-    `No model of the chain has capacity now (first back: ${r.model ?? "?"}, limit: ${r.limit})${retry}.`,
+    `No model of the chain has capacity now (first back: ${r.model ?? "?"}, limit: ${r.limit})${retry}.${why}`,
     {
       extra: { ...error.extra, model: r.model ?? null, fallback_from: fallbackSteps(r.fallbackFrom) },
       headers: error.headers,
@@ -103,12 +116,18 @@ export function quotaRefusal(
 }
 
 /**
- * A refusal that comes from a cooldown (or a Google 429) names its cause in the body (`cause`, every
- * surface: the native body and OpenAI's error object carry `extra`, Google's ErrorInfo its metadata).
+ * A refusal that comes from a cooldown (or a provider's 429) names its cause in the body (`cause`, every
+ * surface: the native body and OpenAI's error object carry `extra`, Google's ErrorInfo its metadata),
+ * and in the message in the serving provider's words (`words`: money is said as that provider says it,
+ * naming it and what its owner must do).
  */
-export function withCause(error: GatewayError, cause: QuotaCause | null): GatewayError {
+export function withCause(
+  error: GatewayError,
+  cause: QuotaCause | null,
+  words: CauseWords = quotaCauseWords,
+): GatewayError {
   if (cause === null) return error;
-  const why = quotaCauseWords(cause);
+  const why = words(cause);
   return new GatewayError(error.code, `${error.message} Cause: ${why}`, {
     extra: { ...error.extra, cause },
     headers: error.headers,
@@ -333,6 +352,7 @@ export function exhausted(
   error: UpstreamError | null,
   withdrawn: { model: string; successor: string | null } | null = null,
   unreadKey: KeyRefusal | "no_row" | null = null,
+  words: CauseWords = quotaCauseWords,
 ): GatewayError {
   if (error === null) {
     return new GatewayError(
@@ -342,8 +362,12 @@ export function exhausted(
   }
   const provider = whoAnswered(error);
   switch (error.class) {
-    case "rate_limited":
-      return withCause(rateLimited(limitOfQuota(error), error.retryAfterMs), error.quotaCause);
+    case "rate_limited": {
+      // Money names no wait: the group rests an hour (attempt-record.ts), when the provider is asked again.
+      const money = error.quotaCause !== null && isOneOf(MONEY_CAUSES, error.quotaCause);
+      const wait = error.retryAfterMs ?? (money ? MONEY_REST_MS : null);
+      return withCause(rateLimited(limitOfQuota(error), wait), error.quotaCause, words);
+    }
     case "invalid_key":
       return new GatewayError(
         "upstream_error",

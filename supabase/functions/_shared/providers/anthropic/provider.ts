@@ -12,6 +12,19 @@ export const anthropic: ProviderModule = {
   defaultBaseUrl: DEFAULT_ANTHROPIC_BASE_URL,
   baseUrlVariable: "ANTHROPIC_BASE_URL",
   keyEnvPattern: "ANTHROPIC_[A-Z0-9_]{1,100}",
+  // Anthropic's words for its money (docs/anthropic.md, "Money wears several shapes"): an organization's
+  // spend limit (its tier's, or one it set) and its credit balance, both kept in the Claude Console.
+  moneyWords: {
+    monthly_cap: (who) =>
+      `the organization has reached its spend limit at ${who}: it is out until its owner raises the limit ` +
+      "(Claude Console, Settings > Limits) or buys credits for a higher tier, or the month turns (UTC).",
+    credits_depleted: (who) =>
+      `the organization's credit balance at ${who} is too low: it is out until its owner buys credits ` +
+      "(Claude Console, Plans & Billing).",
+    billing_cap: (who) =>
+      `${who} refuses the organization's billing: it is out until its owner settles it (Claude Console, ` +
+      "Plans & Billing).",
+  },
   createClient: ({ row, baseUrl }) => createAnthropicClient({ baseUrl, displayName: row.display_name }),
   createLister: ({ row, baseUrl }, options = {}) =>
     createAnthropicModelLister({ baseUrl, displayName: row.display_name, ...options }),

@@ -117,7 +117,8 @@ export class StreamReader {
         this.usage = isObject(this.message.usage) ? { ...this.message.usage } : {};
         return {
           outputs: [],
-          usage: null,
+          // Anthropic's own count of the input, sent first: a stream cut before message_delta is billed on it.
+          usage: usageOf(this.message.usage),
           modelVersion: typeof this.message.model === "string" ? this.message.model : null,
           id: typeof this.message.id === "string" ? this.message.id : null,
         };

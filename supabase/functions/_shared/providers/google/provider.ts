@@ -10,6 +10,16 @@ export const google: ProviderModule = {
   defaultBaseUrl: DEFAULT_GOOGLE_BASE_URL,
   baseUrlVariable: "GOOGLE_AI_BASE_URL",
   keyEnvPattern: "GOOGLE_[A-Z0-9_]{1,100}",
+  // Google's words for a project out of money (docs/google-429s.md).
+  moneyWords: {
+    monthly_cap: (who) =>
+      `the project's monthly spending cap at ${who}: the project is out until its owner raises it or the month turns.`,
+    billing_cap: (who) =>
+      `the billing account's monthly spending cap at ${who}: the project is out until its owner raises it or the ` +
+      "month turns.",
+    credits_depleted: (who) =>
+      `the project's prepaid credits at ${who} are used up: it is out until its owner adds credits.`,
+  },
   createClient: ({ row, baseUrl }) => createGoogleClient({ baseUrl, displayName: row.display_name }),
   createLister: ({ row, baseUrl }, options = {}) =>
     createModelLister({ baseUrl, displayName: row.display_name, ...options }),

@@ -12,6 +12,16 @@ export const openai: ProviderModule = {
   defaultBaseUrl: DEFAULT_OPENAI_BASE_URL,
   baseUrlVariable: "OPENAI_BASE_URL",
   keyEnvPattern: "OPENAI_[A-Z0-9_]{1,100}",
+  // OpenAI's money is its 429 insufficient_quota (errors.ts): the project's credit or its budget.
+  moneyWords: {
+    monthly_cap: (who) =>
+      `the project's monthly budget at ${who} is reached: the project is out until its owner raises it or the ` +
+      "month turns.",
+    billing_cap: (who) =>
+      `the organization's billing at ${who} is over its limit: the project is out until its owner raises it.`,
+    credits_depleted: (who) =>
+      `the project's prepaid credits at ${who} are used up: it is out until its owner adds credits.`,
+  },
   createClient: ({ row, baseUrl }) => createOpenAiClient({ baseUrl, displayName: row.display_name }),
   createLister: ({ row, baseUrl }, options = {}) =>
     createOpenAiModelLister({ baseUrl, displayName: row.display_name, ...options }),
