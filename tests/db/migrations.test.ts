@@ -87,7 +87,7 @@ async function applyEachTwice(sql: Sql, dir = migrationsDir): Promise<void> {
 
 /** The last version of the baseline (the adoption, the squashed schema, the rows): later files are changes. */
 const BASELINE_LAST = "20261122000200";
-/** The commit whose migrations the baseline squashed (supabase/migrations/README.md, "A release squashes"). */
+/** The commit whose migrations the baseline squashed (supabase/MIGRATIONS.md, "A release squashes"). */
 const SQUASHED_FROM = "fd566de";
 
 /** The migrations as SQUASHED_FROM had them, from git: what a project may have applied before the squash. */
