@@ -96,9 +96,9 @@ export async function buildDatabase(serverUrl: string, name: string, build: (sql
     await admin.end();
   }
   const url = databaseUrl(serverUrl, name);
+  await applySupabaseBootstrap(url);
   const sql = connect(url, { max: 1 });
   try {
-    await applySupabaseBootstrap(sql);
     await build(sql);
   } finally {
     await sql.end();
