@@ -57,8 +57,12 @@ export const SUPERUSER = "supabase_admin";
  */
 export const BOOTSTRAP_APPLICATION = "eve-bootstrap";
 
-/** `url` as the cluster's superuser, for the bootstrap alone. */
+/**
+ * `url` as the cluster's superuser, for the bootstrap alone. A server of DATABASE_URL's (not ours: its
+ * roles are its own) is left to the user its URL names, as before the hosted shape.
+ */
 export function superuserUrl(url: string): string {
+  if (process.env.DATABASE_URL && new URL(process.env.DATABASE_URL).host === new URL(url).host) return url;
   const u = new URL(url);
   u.username = SUPERUSER;
   u.password = "";
