@@ -2,10 +2,12 @@
 // supabase-bootstrap.sql, which name the Supabase sources they follow): read as `postgres`, the role
 // every test and migration runs as, it is not a superuser and holds exactly hosted `postgres`'s
 // attributes and memberships; the superuser is supabase_admin; pg_stat_statements and pg_cron are there
-// as the platform makes them. And the count that keeps tests off the superuser counts what it should.
+// as the platform makes them (Supabase's CLI reads its statistics). And the count that keeps tests off
+// the superuser counts what it should.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BOOTSTRAP_APPLICATION, connect, superuserUrl, type Sql } from "../../shared/db/migrate.ts";
 import { startPostgres } from "../../shared/db/postgres-server.ts";
+import { cliDbUrl, supabase } from "../../shared/db/supabase-cli.ts";
 import { freshDatabase, type TestDatabase, testServer } from "../support/test-database.ts";
 
 let postgresDb: Sql;
@@ -51,6 +53,14 @@ describe("the test server, as a hosted project's cluster", () => {
     ]);
     await expect(postgresDb`delete from cron.job where jobname = 'none'`).rejects.toMatchObject({ code: "42501" });
   });
+
+  it("answers `supabase inspect db outliers` and `calls` (pg_stat_statements, read as postgres)", async () => {
+    for (const report of ["outliers", "calls"]) {
+      const run = await supabase(["inspect", "db", report, "--db-url", cliDbUrl(db.url)]);
+      expect(run.code, `inspect db ${report}: ${run.stderr}`).toBe(0);
+      expect(run.stdout, report).toMatch(/Query/);
+    }
+  }, 60_000);
 
   it("has every table of the migrated template owned by postgres, which ran the migrations", async () => {
     const owners = await db.sql<{ owner: string }[]>`select distinct tableowner::text as owner from pg_tables
