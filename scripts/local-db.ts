@@ -1,6 +1,7 @@
 // The local stack's database: a PostgreSQL whose data is kept across restarts (keys and logs survive),
-// on the port the Supabase CLI uses for its local database, with the Supabase bootstrap, pending
-// migrations and the seed applied. The data lives in .data/postgres inside the checkout or, as root,
+// on the port the Supabase CLI uses for its local database, shaped as a hosted project's (postgres-server.ts),
+// with the pending migrations and the seed applied by Supabase's CLI as a deploy applies them:
+// `supabase db push --db-url ... --include-seed` (the seed runs again only when its file changed). The data lives in .data/postgres inside the checkout or, as root,
 // under SERVER_HOME (shared/db/server-user.ts: the server's user may not enter the checkout);
 // EVE_DB_DIR picks another directory, DATABASE_URL an existing server.
 import { createHash } from "node:crypto";
@@ -8,7 +9,8 @@ import { existsSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileS
 import path from "node:path";
 import { startPostgres, type PostgresServer } from "../shared/db/postgres-server.ts";
 import { ensureEmbeddedExtensions } from "../shared/db/embedded-extensions.ts";
-import { prepareDatabase, repoRoot, serverVersion } from "../shared/db/migrate.ts";
+import { repoRoot, serverVersion } from "../shared/db/migrate.ts";
+import { dbPush } from "../shared/db/supabase-cli.ts";
 import { publicDir, SERVER_HOME, serverCanReach, serverUser } from "../shared/db/server-user.ts";
 
 export const LOCAL_DB_PORT = Number(process.env.EVE_DB_PORT ?? 54322);
@@ -93,8 +95,8 @@ export async function startLocalDatabase(log: (line: string) => void = () => {})
   const dataDir = process.env.DATABASE_URL ? undefined : localDataDir();
   const server = await startPostgres({ port: LOCAL_DB_PORT, ...(dataDir ? { dataDir } : {}), durable: true, log });
   try {
-    // A real Supabase database already has its roles and schemas: bootstrap only our own servers.
-    const applied = await prepareDatabase(server.url, { bootstrap: server.engine !== "external" });
+    // Our own server has its bootstrap from startPostgres; a real Supabase database has its own.
+    const applied = await dbPush(server.url, { includeSeed: true });
     return { server, applied, version: await serverVersion(server.url), ...(dataDir ? { dataDir } : {}) };
   } catch (err) {
     await server.stop();

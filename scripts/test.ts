@@ -11,7 +11,7 @@ import { readdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { tmpdir } from "node:os";
 import { startPostgres } from "../shared/db/postgres-server.ts";
-import { cloneDatabase, dropDatabase, repoRoot, serverVersion } from "../shared/db/migrate.ts";
+import { BOOTSTRAP_APPLICATION, cloneDatabase, dropDatabase, repoRoot, SUPERUSER, serverVersion } from "../shared/db/migrate.ts";
 import { runPgTapFile } from "../shared/db/pgtap.ts";
 import { createTemplateDatabase } from "../tests/support/template.ts";
 import { ensureEmbeddedExtensions } from "../shared/db/embedded-extensions.ts";
@@ -60,6 +60,8 @@ async function main(): Promise<number> {
     if (everything) {
       for (const suite of extraSuites) tallies.push(await suite.run({ serverUrl: server.url, template }));
     }
+    const superuser = superuserTally(server.superuserConnections());
+    if (superuser) tallies.push(superuser);
   } catch (err) {
     // The run's own setup (the template database, a suite's runner): said, and in the last line too.
     stopped = (err as Error).message?.split("\n")[0] ?? String(err);
@@ -77,6 +79,28 @@ async function main(): Promise<number> {
   if (failed) console.log(`The simulator's wordings were drawn with GOOGLE_SIM_WORDING_SEED=${wordingSeed}: set it to repeat this run's wordings.`);
   console.log(verdictLine(tallies, ci, stopped));
   return failed ? 1 : 0;
+}
+
+/**
+ * The superuser connections of the run, as the server logged them (log_connections: one "connection
+ * authorized: user=supabase_admin ... application_name=..." line each, counted by postgres-server.ts).
+ * Only the bootstrap's (BOOTSTRAP_APPLICATION) may be there: everything else connects as `postgres` or
+ * `eve_gateway`, as on a hosted project. Any other is a failure of the run.
+ */
+function superuserTally(connections: Map<string, number> | undefined): Tally | undefined {
+  if (!connections) return undefined; // an external server's log is not ours to read
+  const bootstrap = connections.get(BOOTSTRAP_APPLICATION) ?? 0;
+  const others = [...connections].filter(([app]) => app !== BOOTSTRAP_APPLICATION);
+  const otherCount = others.reduce((n, [, count]) => n + count, 0);
+  console.log(`\n${SUPERUSER} connections (the server's log_connections): ${bootstrap} by the bootstrap, ${otherCount} by anything else` +
+    (others.length ? ` (${others.map(([app, n]) => `${app || "no application_name"}: ${n}`).join(", ")})` : ""));
+  return {
+    suite: `${SUPERUSER} connections`,
+    passed: otherCount === 0 ? 1 : 0,
+    failed: otherCount,
+    skipped: 0,
+    ...(otherCount ? { problem: `${otherCount} superuser connections outside the bootstrap` } : {}),
+  };
 }
 
 async function runPgTap(serverUrl: string, template: string, available: boolean): Promise<Tally> {

@@ -9,7 +9,7 @@ import { chmod, mkdir, readdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { startPostgres, type Engine } from "../../shared/db/postgres-server.ts";
 import { scratchDir } from "../../shared/db/server-user.ts";
-import { connect, databaseUrl, prepareDatabase, type Sql } from "../../shared/db/migrate.ts";
+import { connect, connectAsBootstrap, databaseUrl, prepareDatabase, type Sql } from "../../shared/db/migrate.ts";
 import { sleep } from "./clock.ts";
 import { findPgbench, runPgbench } from "./pgbench.ts";
 
@@ -29,7 +29,10 @@ export async function countInstructions(engine: Engine, prepare: (sql: Sql) => P
     const plain = await startPostgres({ engine, dataDir: base, durable: true });
     try {
       // No autovacuum: its analyze would make the backend plan every statement again, in a count or not.
-      await withDb(plain.url, async (sql) => void (await sql`create database counted`, await sql`alter system set autovacuum = off`));
+      // ALTER SYSTEM is the cluster superuser's (postgres is not one, as on a hosted project).
+      await withDb(plain.url, async (sql) => void (await sql`create database counted`));
+      const admin = connectAsBootstrap(plain.url);
+      await admin`alter system set autovacuum = off`.finally(() => admin.end());
       await prepareDatabase(databaseUrl(plain.url, "counted"));
       await withDb(databaseUrl(plain.url, "counted"), prepare);
     } finally {

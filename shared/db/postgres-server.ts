@@ -7,6 +7,12 @@
 //
 // As root the server runs as the `postgres` user, from a copy of the engine under SERVER_HOME, with
 // its data there too (server-user.ts says why).
+//
+// Shaped as a hosted Supabase project's cluster: initdb's superuser is `supabase_admin`, which owns the
+// cluster and runs only the bootstrap (supabase-cluster.sql, supabase-bootstrap.sql); `url` connects as
+// `postgres`, which is not a superuser and has the grants hosted `postgres` has. pg_stat_statements
+// and pg_cron are preloaded, as there. Every connection is logged (log_connections), so a run can
+// count the superuser connections it made (superuserConnections).
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readlinkSync, renameSync, rmSync, statSync } from "node:fs";
@@ -15,16 +21,24 @@ import path from "node:path";
 import { createRequire } from "node:module";
 import postgres from "postgres";
 import { freePort } from "../free-port.ts";
+import { applySupabaseBootstrap, applySupabaseCluster, BOOTSTRAP_APPLICATION, SUPERUSER, superuserUrl } from "./migrate.ts";
 import { handToServer, oneLine, publicDir, scratchDir, SERVER_HOME, serverUser } from "./server-user.ts";
 
 export type Engine = "external" | "embedded";
 
 export interface PostgresServer {
-  /** Superuser URL of the `postgres` database. */
+  /** URL of the `postgres` database as the role `postgres` (not a superuser on a server of our own). */
   url: string;
+  /** The cluster's superuser (`supabase_admin`), for the bootstrap alone; `url` itself on an external server. */
+  adminUrl: string;
   engine: Engine;
   /** Extensions this server can create. */
   features: { pgCron: boolean; pgTap: boolean };
+  /**
+   * The superuser connections the server has logged so far, by application_name ("" when none was
+   * given): the bootstrap's are named BOOTSTRAP_APPLICATION. Undefined on an external server.
+   */
+  superuserConnections(): Map<string, number> | undefined;
   stop(): Promise<void>;
 }
 
@@ -72,7 +86,14 @@ async function useExternal(): Promise<PostgresServer> {
   try {
     const rows = await sql<{ name: string }[]>`select name from pg_available_extensions where name in ('pg_cron', 'pgtap')`;
     const names = new Set(rows.map((r) => r.name));
-    return { url, engine: "external", features: { pgCron: names.has("pg_cron"), pgTap: names.has("pgtap") }, stop: async () => {} };
+    return {
+      url,
+      adminUrl: url,
+      engine: "external",
+      features: { pgCron: names.has("pg_cron"), pgTap: names.has("pgtap") },
+      superuserConnections: () => undefined,
+      stop: async () => {},
+    };
   } finally {
     await sql.end();
   }
@@ -180,7 +201,7 @@ async function launch(engine: Engine, bins: Binaries, options: StartOptions): Pr
       `data ${dataDir}): ${reason}. Set DATABASE_URL to use an existing server instead.`);
 
   if (!existsSync(path.join(dataDir, "PG_VERSION"))) {
-    const init = spawnSync(bins.initdb, ["-D", dataDir, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale"], {
+    const init = spawnSync(bins.initdb, ["-D", dataDir, "-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--no-locale"], {
       encoding: "utf8",
       ...spawnAs,
     });
@@ -199,19 +220,30 @@ async function launch(engine: Engine, bins: Binaries, options: StartOptions): Pr
     "-c", "shared_buffers=256MB",
     "-c", "timezone=UTC",
     "-c", "log_min_messages=warning",
+    "-c", "log_connections=on",
   ];
   if (!(options.durable ?? !throwaway)) {
     args.push("-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off");
   }
-  if (pgCron) args.push("-c", "shared_preload_libraries=pg_cron", "-c", "cron.database_name=postgres");
+  // As on a hosted project (supabase/postgres ansible/files/postgresql_config/postgresql.conf.j2).
+  args.push("-c", `shared_preload_libraries=${["pg_stat_statements", ...(pgCron ? ["pg_cron"] : [])].join(",")}`);
+  if (pgCron) args.push("-c", "cron.database_name=postgres");
 
   const [command, ...prefix] = [...(options.wrapper ?? []), bins.postgres];
   const child: ChildProcess = spawn(command, [...prefix, ...args], { stdio: ["ignore", "pipe", "pipe"], ...spawnAs });
   let output = "";
+  let partial = "";
+  const superuser = new Map<string, number>();
   const onData = (chunk: Buffer) => {
     const text = chunk.toString("utf8");
     output = (output + text).slice(-8000);
-    for (const line of text.split("\n")) if (line.trim()) log(line);
+    const lines = (partial + text).split("\n");
+    partial = lines.pop()!;
+    for (const line of lines) {
+      const connection = SUPERUSER_CONNECTION.exec(line);
+      if (connection) superuser.set(connection[1] ?? "", (superuser.get(connection[1] ?? "") ?? 0) + 1);
+      else if (line.trim() && !CONNECTION_LINE.test(line)) log(line);
+    }
   };
   child.stdout?.on("data", onData);
   child.stderr?.on("data", onData);
@@ -220,15 +252,29 @@ async function launch(engine: Engine, bins: Binaries, options: StartOptions): Pr
   process.once("exit", killOnExit);
 
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
-  await waitUntilReady(url, child, () => output).catch((err: Error) => {
+  await waitUntilReady(superuserUrl(url), child, () => output).catch((err: Error) => {
+    child.kill("SIGKILL");
+    if (/role "supabase_admin" does not exist/.test(err.message)) {
+      throw new Error(`PostgreSQL: the data in ${dataDir} was made before the cluster was shaped as a hosted Supabase project's ` +
+        `(its superuser is postgres, not ${SUPERUSER}): remove ${base} to have it made again (its keys and logs go with it)`);
+    }
     throw failed("the server", oneLine(err.message));
   });
+  try {
+    await applySupabaseCluster(url);
+    await applySupabaseBootstrap(url);
+  } catch (err) {
+    child.kill("SIGKILL");
+    throw failed("the Supabase bootstrap", oneLine((err as Error).message));
+  }
 
   let stopped = false;
   return {
     url,
+    adminUrl: superuserUrl(url),
     engine,
     features: { pgCron, pgTap },
+    superuserConnections: () => new Map(superuser),
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -247,15 +293,21 @@ async function launch(engine: Engine, bins: Binaries, options: StartOptions): Pr
   };
 }
 
+/** A superuser's connection the server logged (PostgreSQL 17's words), and its application_name. */
+const SUPERUSER_CONNECTION = new RegExp(`connection authorized: user=${SUPERUSER} database=\\S+(?: application_name=(.*?))?\\s*$`);
+/** Every connection's lines, left out of the server's log. */
+const CONNECTION_LINE = /LOG:\s+connection (received|authorized|authenticated)/;
+
 async function waitUntilReady(url: string, child: ChildProcess, output: () => string): Promise<void> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.pid === undefined) throw new Error(`postgres exited (code ${child.exitCode}): ${output()}`);
-    const sql = postgres(url, { max: 1, connect_timeout: 2, onnotice: () => {} });
+    const sql = postgres(url, { max: 1, connect_timeout: 2, onnotice: () => {}, connection: { application_name: BOOTSTRAP_APPLICATION } });
     try {
       await sql`select 1`;
       return;
-    } catch {
+    } catch (err) {
+      if ((err as { code?: string }).code === "28000") throw err; // the role is missing: waiting will not make it
       await new Promise((r) => setTimeout(r, 100));
     } finally {
       await sql.end({ timeout: 1 }).catch(() => {});

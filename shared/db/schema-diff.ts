@@ -96,9 +96,9 @@ export async function buildDatabase(serverUrl: string, name: string, build: (sql
     await admin.end();
   }
   const url = databaseUrl(serverUrl, name);
+  await applySupabaseBootstrap(url);
   const sql = connect(url, { max: 1 });
   try {
-    await applySupabaseBootstrap(sql);
     await build(sql);
   } finally {
     await sql.end();
@@ -288,7 +288,7 @@ async function dependentsToRecreate(from: Sql, target: Sql, wanted: Map<string, 
   if (others.length) {
     throw new DependentsRefused(`refused: ${others.map((d) => `${d.name} depends on ${order.why.get(d.name)}`).join("; ")}, ` +
       "which db:diff drops and creates again only for views, functions and triggers: write this migration by hand, keeping " +
-      "those rows (supabase/migrations/README.md).");
+      "those rows (supabase/MIGRATIONS.md).");
   }
   // Every dependent is dropped before the first drop (migra's own drop of one, later, finds it gone);
   // one that migra drops and creates again itself is left to it to create.
@@ -424,7 +424,7 @@ export function refuseOwnersData(statements: string[]): void {
     throw new OwnersDataRefused(
       "refused: this change would drop or rewrite data in the owner's tables (" + owners.join(", ") + "):\n  " +
       refused.join("\n  ") + "\nKeep the column or table in supabase/schemas, or write that migration by hand " +
-      "(supabase/migrations/README.md).",
+      "(supabase/MIGRATIONS.md).",
     );
   }
 }

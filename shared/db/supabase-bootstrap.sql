@@ -1,34 +1,30 @@
--- What a Supabase project provides before any migration runs, recreated for plain PostgreSQL
--- (tests and the local stack). Modelled on supabase/postgres init scripts; idempotent.
--- Never applied to a real Supabase project: there these objects already exist.
-
-do $$
-begin
-  if not exists (select 1 from pg_roles where rolname = 'anon') then
-    create role anon nologin noinherit;
-  end if;
-  if not exists (select 1 from pg_roles where rolname = 'authenticated') then
-    create role authenticated nologin noinherit;
-  end if;
-  if not exists (select 1 from pg_roles where rolname = 'service_role') then
-    create role service_role nologin noinherit bypassrls;
-  end if;
-  if not exists (select 1 from pg_roles where rolname = 'authenticator') then
-    create role authenticator login noinherit;
-  end if;
-end
-$$;
-
-grant anon, authenticated, service_role to authenticator;
+-- What a Supabase project's database provides before any migration runs, recreated for plain
+-- PostgreSQL (tests and the local stack): run in each new database as the cluster's superuser
+-- `supabase_admin`, after supabase-cluster.sql made the roles (that file names the sources read).
+-- Modelled on supabase/postgres's init scripts; idempotent. Never applied to a real Supabase
+-- project: there these objects already exist.
 
 create schema if not exists extensions;
 create extension if not exists pgcrypto with schema extensions;
 create extension if not exists "uuid-ossp" with schema extensions;
-grant usage on schema extensions to anon, authenticated, service_role;
-grant usage on schema public to anon, authenticated, service_role;
+-- Statement statistics, as every hosted project has them (`supabase inspect db outliers`, `calls`);
+-- the server preloads the library (postgres-server.ts).
+create extension if not exists pg_stat_statements with schema extensions;
+grant usage on schema extensions to postgres, anon, authenticated, service_role;
+grant usage on schema public to postgres, anon, authenticated, service_role;
 
 create schema if not exists auth;
 grant usage on schema auth to anon, authenticated, service_role;
+
+-- What `postgres` may do with the platform's schemas (10000000000000_demote-postgres.sql,
+-- 20230224042246_grant_extensions_perms_for_postgres.sql).
+grant all on schema auth, extensions to postgres;
+grant all on all tables in schema extensions to postgres with grant option;
+grant all on all routines in schema extensions to postgres with grant option;
+grant all on all sequences in schema extensions to postgres with grant option;
+alter default privileges in schema extensions grant all on tables to postgres with grant option;
+alter default privileges in schema extensions grant all on routines to postgres with grant option;
+alter default privileges in schema extensions grant all on sequences to postgres with grant option;
 
 create or replace function auth.uid() returns uuid
 language sql stable
@@ -47,7 +43,38 @@ as $$
 $$;
 
 -- Hosted Supabase grants the API roles everything new in public by default (older projects still
--- do). Reproducing that here makes the grant tests prove that our migrations revoke explicitly.
-alter default privileges in schema public grant all on tables to anon, authenticated, service_role;
-alter default privileges in schema public grant all on sequences to anon, authenticated, service_role;
-alter default privileges in schema public grant execute on functions to anon, authenticated, service_role;
+-- do), whether `postgres` (the migrations) or `supabase_admin` creates it. Reproducing that here makes
+-- the grant tests prove that our migrations revoke explicitly.
+alter default privileges for role postgres, supabase_admin in schema public
+  grant all on tables to anon, authenticated, service_role;
+alter default privileges for role postgres, supabase_admin in schema public
+  grant all on sequences to anon, authenticated, service_role;
+alter default privileges for role postgres, supabase_admin in schema public
+  grant execute on functions to anon, authenticated, service_role;
+
+-- Extensions `postgres` may create on a hosted project (supautils' privileged_extensions) but not on
+-- a plain server, created beforehand where the engine has them: pgTAP (`supabase test db`, the pgTAP
+-- suite) and, in the server's cron database only, pg_cron with the grants the platform gives
+-- `postgres` (20231020085357_revoke_writes_on_cron_job_from_postgres.sql: all on cron's tables but
+-- cron.job, which it may only read; jobs are made with cron.schedule).
+do $$
+begin
+  if exists (select 1 from pg_catalog.pg_available_extensions where name = 'pgtap') then
+    create extension if not exists pgtap with schema extensions;
+    grant all on all routines in schema extensions to postgres with grant option;
+  end if;
+  if exists (select 1 from pg_catalog.pg_available_extensions where name = 'pg_cron')
+     and pg_catalog.current_setting('cron.database_name', true) = pg_catalog.current_database() then
+    create extension if not exists pg_cron with schema pg_catalog;
+    grant usage on schema cron to postgres with grant option;
+    grant all on all tables in schema cron to postgres with grant option;
+    grant all on all sequences in schema cron to postgres with grant option;
+    grant all on all routines in schema cron to postgres with grant option;
+    alter default privileges in schema cron grant all on tables to postgres with grant option;
+    alter default privileges in schema cron grant all on routines to postgres with grant option;
+    alter default privileges in schema cron grant all on sequences to postgres with grant option;
+    revoke all on table cron.job from postgres;
+    grant select on table cron.job to postgres with grant option;
+  end if;
+end
+$$;

@@ -87,7 +87,7 @@ async function applyEachTwice(sql: Sql, dir = migrationsDir): Promise<void> {
 
 /** The last version of the baseline (the adoption, the squashed schema, the rows): later files are changes. */
 const BASELINE_LAST = "20261122000200";
-/** The commit whose migrations the baseline squashed (supabase/migrations/README.md, "A release squashes"). */
+/** The commit whose migrations the baseline squashed (supabase/MIGRATIONS.md, "A release squashes"). */
 const SQUASHED_FROM = "fd566de";
 
 /** The migrations as SQUASHED_FROM had them, from git: what a project may have applied before the squash. */
@@ -148,7 +148,7 @@ describe("the squashed baseline", () => {
   }
 });
 
-/** The rows migration that brings the built-in models and their prices (supabase/migrations/README.md). */
+/** The rows migration that brings the built-in models and their prices (supabase/MIGRATIONS.md). */
 const BUILT_IN_ROWS = "20261128150000";
 /** A commit whose supabase/seed.sql still held the models and prices, as projects seeded before may have them. */
 const SEEDED_FROM = "a626fa6";

@@ -137,8 +137,8 @@ describe("supabase/schemas and supabase/migrations", () => {
     expect(unsaid, `no "${WHAT_MARK.trim()}" line (npm run db:diff -- <name> --what "...")`).toEqual([]);
   });
 
-  it("up to the baseline, and the schema files, are listed in supabase/migrations/README.md (and docs/architecture.md)", async () => {
-    const readme = await readFile(path.join(migrationsDir, "README.md"), "utf8");
+  it("up to the baseline, and the schema files, are listed in supabase/MIGRATIONS.md (and docs/architecture.md)", async () => {
+    const readme = await readFile(path.join(repoRoot, "supabase", "MIGRATIONS.md"), "utf8");
     const architecture = await readFile(path.join(repoRoot, "docs", "architecture.md"), "utf8");
     for (const m of await listMigrations()) {
       if (m.version <= BASELINE_LAST) expect(readme).toContain(`${m.version}_${m.name}.sql`);

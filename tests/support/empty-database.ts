@@ -13,8 +13,8 @@ export async function emptySupabaseDatabase(
   const admin = connect(serverUrl, { max: 1 });
   await admin.unsafe(`create database ${quoteIdent(name)}`);
   await admin.end();
+  await applySupabaseBootstrap(databaseUrl(serverUrl, name));
   const sql = connect(databaseUrl(serverUrl, name), { max });
-  await applySupabaseBootstrap(sql);
   cleanups.push(async () => {
     await sql.end({ timeout: 5 });
     await dropDatabase(serverUrl, name);
