@@ -192,6 +192,7 @@ declare
   v_class public.google_ai_priority_classes;
   v_caller public.google_ai_caller;
   v_blocked_by text;
+  v_shut_down boolean;       -- past its row's shutdown date on this clock (the day in UTC)
   v_place record;            -- the request's place in the queue (google_ai_queue_place), when one is kept
   v_booking record;          -- the booking (google_ai_book_best_group): its group and key, or when to ask again
   -- The id a ticket taken now gets: tickets taken at the same instant are ordered by it.
@@ -222,11 +223,19 @@ begin
   v_limits := public.google_ai_request_limits(p_model);
   v_class := public.google_ai_request_class(p_priority, p_client_id);
   v_caller := row(p_caller, p_client_id, p_token_id);
+  v_shut_down := v_limits.shutdown_date <= (v_now at time zone 'UTC')::date;
   v_blocked_by := case when v_limits.model is null then 'unknown_model' when v_limits.withdrawn_at is not null
-                       then 'withdrawn' when v_limits.tpm < p_estimated_tokens or v_limits.otpm < p_output_tokens
+                       or v_shut_down then 'withdrawn' when v_limits.tpm < p_estimated_tokens or v_limits.otpm < p_output_tokens
                          or v_limits.itpm < p_estimated_tokens - case when v_limits.booked_output_tokens is not null
                                                                   then coalesce(p_output_tokens, 0) else 0 end
                        then 'too_large' end;
+  -- Past its shutdown date with a successor named: passed over without a call and not logged here, as
+  -- google_ai_fall_back_at logs a model it passes over (google_ai_reserve_models_at asks the model's chain
+  -- with its successor, google_ai_fallback_chain, on this answer).
+  if v_shut_down and v_limits.successor is not null then
+    return jsonb_build_object('ok', false, 'limit', 'withdrawn', 'cause', 'shut_down', 'retry_after_ms', null,
+      'model', v_limits.model, 'withdrawn_at', v_limits.withdrawn_at, 'successor', v_limits.successor) || v_who;
+  end if;
 
   -- Its place in the queue (none when nobody waits for the model and it holds no ticket), then a booking
   -- when its turn allows one; each answers nulls for a null model (an earlier step blocked it). (Called as
@@ -245,7 +254,8 @@ begin
   if v_booking.booked_group is null then
     return public.google_ai_refusal_at(v_now, p_caller, p_request_id, p_client_id, p_token_id, v_limits, p_model,
       p_attempt, p_estimated_tokens, p_wait_ms, p_metadata, p_exclude_key_ids, v_class.name, v_class.rank,
-      v_blocked_by, coalesce(v_place.cause, v_booking.cause, public.google_ai_refusal_cause(v_blocked_by)),
+      v_blocked_by, coalesce(case when v_shut_down and v_blocked_by = 'withdrawn' then 'shut_down' end,
+        v_place.cause, v_booking.cause, public.google_ai_refusal_cause(v_blocked_by)),
       v_booking.reopens_at, v_booking.recheck_at, p_wait_left_ms, v_place.ticket, v_place.turn, v_place.since,
       v_place.turn_at, coalesce(v_place.may_book, true), v_new_ticket, v_booking.budget_period) || v_who;
   end if;
@@ -265,12 +275,16 @@ $$;
 -- The chain a request tries (google_ai_fall_back_at): its models as asked (names) and canonical
 -- (models), each once, and whether each is retired (an inactive row, or unlisted by every checked key
 -- of its provider: google_ai_model_unlisted); when every one is, none is (the catalogue may be the one that is wrong).
--- With p_token_hash, the fallbacks the token may not use are left out (the first model is always
--- asked) and the token's client is the caller (caller, client_id, token_id). first: where the chain
--- starts, the model of p_queue_ticket when the request holds one.
+-- A model past its row's shutdown date at p_now (null: the clock; the day in UTC) is followed by its
+-- row's successor where that is a row (and its successor's, at most three), which takes its place:
+-- answer_of names the position in p_models whose answer each link is sent with (a successor's is its
+-- predecessor's). With p_token_hash, the fallbacks the token may not use are left out (the first
+-- model is always asked; a successor is a fallback) and the token's client is the caller (caller,
+-- client_id, token_id). first: where the chain starts, the model of p_queue_ticket when the request holds one.
 CREATE OR REPLACE FUNCTION public.google_ai_fallback_chain(p_models text[], p_token_hash text, p_queue_ticket uuid,
-    OUT names text[], OUT models text[], OUT retired boolean[], OUT first integer, OUT caller text,
-    OUT client_id uuid, OUT token_id uuid) RETURNS record
+    p_now timestamp with time zone DEFAULT NULL::timestamp with time zone,
+    OUT names text[], OUT models text[], OUT retired boolean[], OUT answer_of integer[], OUT first integer,
+    OUT caller text, OUT client_id uuid, OUT token_id uuid) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
@@ -278,23 +292,35 @@ declare
   v_row public.google_ai_model_limits;
   v_name text;
   v_allowed text[];
+  v_today date := (coalesce(p_now, pg_catalog.clock_timestamp()) at time zone 'UTC')::date;
+  v_at integer := 0;         -- the position in p_models of the name being read
+  v_hops integer;            -- successors followed from it
 begin
-  select '{}', '{}', '{}', 1 into names, models, retired, first;
+  select '{}', '{}', '{}', '{}', 1 into names, models, retired, answer_of, first;
   if p_token_hash is not null then
     select t.models, t.id, c.id, 'client:' || c.name into v_allowed, token_id, client_id, caller
     from public.google_ai_tokens t join public.google_ai_clients c on c.id = t.client_id
     where t.token_hash = p_token_hash;
   end if;
   foreach v_name in array p_models loop
-    v_row := public.google_ai_model_by_name(v_name);
-    continue when coalesce(v_row.model, v_name) = any (models);
-    continue when cardinality(models) > 0 and p_token_hash is not null
-                  and not (coalesce(v_row.model, v_name) = any (coalesce(v_allowed, '{}')));
-    names := names || v_name;
-    models := models || coalesce(v_row.model, v_name);
-    retired := retired || (v_row.id is not null
-                           and (not v_row.is_active
-                                or public.google_ai_model_unlisted(v_row.model)));
+    v_at := v_at + 1;
+    v_hops := 0;
+    loop
+      v_row := public.google_ai_model_by_name(v_name);
+      exit when v_hops > 0 and v_row.id is null;
+      exit when coalesce(v_row.model, v_name) = any (models);
+      exit when cardinality(models) > 0 and p_token_hash is not null
+                and not (coalesce(v_row.model, v_name) = any (coalesce(v_allowed, '{}')));
+      names := names || v_name;
+      models := models || coalesce(v_row.model, v_name);
+      retired := retired || (v_row.id is not null
+                             and (not v_row.is_active
+                                  or public.google_ai_model_unlisted(v_row.model)));
+      answer_of := answer_of || v_at;
+      exit when v_hops = 3 or v_row.successor is null or not coalesce(v_row.shutdown_date <= v_today, false);
+      v_name := v_row.successor;
+      v_hops := v_hops + 1;
+    end loop;
   end loop;
   if not (false = any (retired)) then
     retired := array_fill(false, array[cardinality(models)]);
@@ -343,7 +369,7 @@ declare
   v_best jsonb;
 begin
   -- (google_ai_reserve_models_at, its only caller, checked p_models and the caller or token.)
-  v_chain := public.google_ai_fallback_chain(p_models, p_token_hash, p_queue_ticket);
+  v_chain := public.google_ai_fallback_chain(p_models, p_token_hash, p_queue_ticket, p_now);
   for i in v_chain.first .. cardinality(v_chain.models) loop
     if v_chain.retired[i] then
       v_try := jsonb_build_object('ok', false, 'limit', 'retired', 'cause', 'retired', 'retry_after_ms', null,
@@ -355,7 +381,7 @@ begin
           p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt, p_wait_ms => p_wait_ms,
           p_metadata => p_metadata, p_idempotent => p_idempotent, p_priority => p_priority,
           p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms, p_token_hash => p_token_hash,
-          p_output_tokens => p_output_tokens[array_position(p_models, v_chain.names[i])]);
+          p_output_tokens => p_output_tokens[v_chain.answer_of[i]]);
         if not (v_try ->> 'ok')::boolean and not (v_try ? 'queue')
            and ((v_try ->> 'limit') = any (c_model_limits)
                 or public.google_ai_queue_turns(v_try ->> 'limit') is not null) then
@@ -433,6 +459,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_reserve_models_at(p_now timestamp wi
 declare
   v_metadata jsonb := coalesce(p_metadata, '{}');
   v_reply_by text;           -- the setting as set
+  v_answer jsonb;
 begin
   if p_models is null or cardinality(p_models) = 0 or cardinality(p_models) > 4 then
     raise exception 'p_models must name 1 to 4 models' using errcode = '22023';
@@ -467,12 +494,23 @@ begin
       p_priority => p_priority, p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms,
       p_output_tokens => p_output_tokens);
   end if;
-  return public.google_ai_admit_at(p_now => p_now, p_model => p_models[1],
+  v_answer := public.google_ai_admit_at(p_now => p_now, p_model => p_models[1],
     p_estimated_tokens => p_estimated_tokens, p_caller => p_caller, p_request_id => p_request_id,
     p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt, p_wait_ms => p_wait_ms,
     p_metadata => v_metadata, p_idempotent => p_idempotent, p_priority => p_priority,
     p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms, p_token_hash => p_token_hash,
     p_output_tokens => p_output_tokens[1]);
+  -- Past its shutdown date with a successor (passed over unlogged by google_ai_admit_at): the model and
+  -- its successor as a chain, in the same statement.
+  if (v_answer ->> 'cause') = 'shut_down' and (v_answer ->> 'successor') is not null then
+    return public.google_ai_fall_back_at(p_now => p_now, p_models => p_models,
+      p_estimated_tokens => p_estimated_tokens, p_caller => p_caller, p_token_hash => p_token_hash,
+      p_request_id => p_request_id, p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt,
+      p_wait_ms => p_wait_ms, p_metadata => v_metadata, p_idempotent => p_idempotent,
+      p_priority => p_priority, p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms,
+      p_output_tokens => p_output_tokens);
+  end if;
+  return v_answer;
 end
 $_$;
 

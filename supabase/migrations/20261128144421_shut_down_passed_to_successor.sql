@@ -1,0 +1,311 @@
+-- Written by `npm run db:diff` from the difference between what the migrations before it build and
+-- what supabase/schemas builds. Applying it twice changes nothing.
+-- What it changes: a model past its row's shutdown date (on the reservation's clock, the day in UTC) is
+--   passed over without a call to its successor, which the chain inserts after it
+set check_function_bodies = off;
+
+drop function if exists "public"."google_ai_fallback_chain"(p_models text[], p_token_hash text, p_queue_ticket uuid, OUT names text[], OUT models text[], OUT retired boolean[], OUT first integer, OUT caller text, OUT client_id uuid, OUT token_id uuid);
+
+CREATE OR REPLACE FUNCTION public.google_ai_fallback_chain(p_models text[], p_token_hash text, p_queue_ticket uuid, p_now timestamp with time zone DEFAULT NULL::timestamp with time zone, OUT names text[], OUT models text[], OUT retired boolean[], OUT answer_of integer[], OUT first integer, OUT caller text, OUT client_id uuid, OUT token_id uuid)
+ RETURNS record
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO ''
+AS $function$
+declare
+  v_row public.google_ai_model_limits;
+  v_name text;
+  v_allowed text[];
+  v_today date := (coalesce(p_now, pg_catalog.clock_timestamp()) at time zone 'UTC')::date;
+  v_at integer := 0;         -- the position in p_models of the name being read
+  v_hops integer;            -- successors followed from it
+begin
+  select '{}', '{}', '{}', '{}', 1 into names, models, retired, answer_of, first;
+  if p_token_hash is not null then
+    select t.models, t.id, c.id, 'client:' || c.name into v_allowed, token_id, client_id, caller
+    from public.google_ai_tokens t join public.google_ai_clients c on c.id = t.client_id
+    where t.token_hash = p_token_hash;
+  end if;
+  foreach v_name in array p_models loop
+    v_at := v_at + 1;
+    v_hops := 0;
+    loop
+      v_row := public.google_ai_model_by_name(v_name);
+      exit when v_hops > 0 and v_row.id is null;
+      exit when coalesce(v_row.model, v_name) = any (models);
+      exit when cardinality(models) > 0 and p_token_hash is not null
+                and not (coalesce(v_row.model, v_name) = any (coalesce(v_allowed, '{}')));
+      names := names || v_name;
+      models := models || coalesce(v_row.model, v_name);
+      retired := retired || (v_row.id is not null
+                             and (not v_row.is_active
+                                  or public.google_ai_model_unlisted(v_row.model)));
+      answer_of := answer_of || v_at;
+      exit when v_hops = 3 or v_row.successor is null or not coalesce(v_row.shutdown_date <= v_today, false);
+      v_name := v_row.successor;
+      v_hops := v_hops + 1;
+    end loop;
+  end loop;
+  if not (false = any (retired)) then
+    retired := array_fill(false, array[cardinality(models)]);
+  end if;
+  if p_queue_ticket is not null then
+    first := coalesce(array_position(models,
+      (select q.model from public.google_ai_queue q where q.ticket_id = p_queue_ticket)), 1);
+  end if;
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_admit_at(p_now timestamp with time zone, p_model text, p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_client_id uuid DEFAULT NULL::uuid, p_token_id uuid DEFAULT NULL::uuid, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer, p_token_hash text DEFAULT NULL::text, p_output_tokens integer DEFAULT NULL::integer)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+ SET plan_cache_mode TO 'force_generic_plan'
+AS $function$
+declare
+  v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
+  v_answer jsonb;
+  v_who jsonb := '{}';       -- a token's client and token, named in every answer
+  v_credential record;
+  v_worst numeric;           -- a token's worst case, booked in its (or its client's) budget in money
+  -- The request resolved, each handed whole down the queue and the booking to the rules.
+  v_limits public.google_ai_model_limits;   -- the model's row, limits after the margin
+  v_class public.google_ai_priority_classes;
+  v_caller public.google_ai_caller;
+  v_blocked_by text;
+  v_shut_down boolean;       -- past its row's shutdown date on this clock (the day in UTC)
+  v_place record;            -- the request's place in the queue (google_ai_queue_place), when one is kept
+  v_booking record;          -- the booking (google_ai_book_best_group): its group and key, or when to ask again
+  -- The id a ticket taken now gets: tickets taken at the same instant are ordered by it.
+  v_new_ticket uuid := gen_random_uuid();
+begin
+  if p_token_hash is not null then
+    v_credential := public.google_ai_token_verdict_at(v_now, p_token_hash, p_model, p_estimated_tokens, p_request_id,
+      p_attempt, p_wait_ms, p_metadata, p_output_tokens, p_priority);
+    if v_credential.refusal is not null then
+      return v_credential.refusal;
+    end if;
+    -- The token's client is the caller from here on.
+    p_caller := v_credential.caller;
+    p_client_id := v_credential.client_id;
+    p_token_id := v_credential.token_id;
+    v_worst := v_credential.worst;
+    v_who := jsonb_build_object('client_id', p_client_id, 'token_id', p_token_id);
+  end if;
+
+  if p_idempotent and p_request_id is not null and p_attempt = 1 then
+    v_answer := public.google_ai_idempotent_answer(p_caller, p_request_id, v_now);
+    if v_answer is not null then
+      return v_answer || v_who;
+    end if;
+  end if;
+
+  -- The request resolved, and the rules on it alone (before any lock): unknown, withdrawn, too large.
+  v_limits := public.google_ai_request_limits(p_model);
+  v_class := public.google_ai_request_class(p_priority, p_client_id);
+  v_caller := row(p_caller, p_client_id, p_token_id);
+  v_shut_down := v_limits.shutdown_date <= (v_now at time zone 'UTC')::date;
+  v_blocked_by := case when v_limits.model is null then 'unknown_model' when v_limits.withdrawn_at is not null
+                       or v_shut_down then 'withdrawn' when v_limits.tpm < p_estimated_tokens or v_limits.otpm < p_output_tokens
+                         or v_limits.itpm < p_estimated_tokens - case when v_limits.booked_output_tokens is not null
+                                                                  then coalesce(p_output_tokens, 0) else 0 end
+                       then 'too_large' end;
+  -- Past its shutdown date with a successor named: passed over without a call and not logged here, as
+  -- google_ai_fall_back_at logs a model it passes over (google_ai_reserve_models_at asks the model's chain
+  -- with its successor, google_ai_fallback_chain, on this answer).
+  if v_shut_down and v_limits.successor is not null then
+    return jsonb_build_object('ok', false, 'limit', 'withdrawn', 'cause', 'shut_down', 'retry_after_ms', null,
+      'model', v_limits.model, 'withdrawn_at', v_limits.withdrawn_at, 'successor', v_limits.successor) || v_who;
+  end if;
+
+  -- Its place in the queue (none when nobody waits for the model and it holds no ticket), then a booking
+  -- when its turn allows one; each answers nulls for a null model (an earlier step blocked it). (Called as
+  -- expressions: a statement that reads a function sets up a scan even when its condition is false.)
+  v_place := public.google_ai_queue_place(case when v_blocked_by is null then v_limits end, v_class, v_caller,
+    p_exclude_key_ids, v_now, p_queue_ticket, v_new_ticket);
+  if v_place.class is distinct from v_class.name then -- (a ticket keeps the class and rank it was taken in)
+    select pc.* into v_class from public.google_ai_priority_classes pc where pc.name = v_place.class;
+  end if;
+  v_class.rank := coalesce(v_place.rank, v_class.rank);
+  v_booking := public.google_ai_book_best_group(
+    case when v_blocked_by is null and coalesce(v_place.may_book, true) then v_limits end, v_class, v_caller,
+    p_estimated_tokens, p_exclude_key_ids, p_now, v_now, p_attempt, p_output_tokens);
+  v_blocked_by := coalesce(v_blocked_by, v_place.blocked_by, v_booking.blocked_by);
+
+  if v_booking.booked_group is null then
+    return public.google_ai_refusal_at(v_now, p_caller, p_request_id, p_client_id, p_token_id, v_limits, p_model,
+      p_attempt, p_estimated_tokens, p_wait_ms, p_metadata, p_exclude_key_ids, v_class.name, v_class.rank,
+      v_blocked_by, coalesce(case when v_shut_down and v_blocked_by = 'withdrawn' then 'shut_down' end,
+        v_place.cause, v_booking.cause, public.google_ai_refusal_cause(v_blocked_by)),
+      v_booking.reopens_at, v_booking.recheck_at, p_wait_left_ms, v_place.ticket, v_place.turn, v_place.since,
+      v_place.turn_at, coalesce(v_place.may_book, true), v_new_ticket, v_booking.budget_period) || v_who;
+  end if;
+
+  v_answer := public.google_ai_record_admission(v_now, p_caller, p_request_id, p_client_id, p_token_id,
+    v_limits.model, p_model, p_attempt, p_estimated_tokens, p_wait_ms, p_metadata, v_class.name,
+    v_booking.booked_group, v_booking.key_id, v_booking.key_alias, v_booking.env_var_name, v_booking.minute_bucket,
+    v_booking.day_bucket, v_booking.admitted_at, v_booking.quota, v_place.ticket,
+    p_idempotent and p_request_id is not null, p_token_hash is not null,
+    coalesce(v_booking.booked_usd, v_worst),
+    case when num_nonnulls(v_limits.itpm, v_limits.otpm) > 0 then coalesce(p_output_tokens, 0) end);
+  -- (A service caller's answer names no client: it is not encoded again for an empty object.)
+  return case when p_token_hash is null then v_answer else v_answer || v_who end;
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_fall_back_at(p_now timestamp with time zone, p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer, p_output_tokens integer[] DEFAULT NULL::integer[])
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+ SET plan_cache_mode TO 'force_generic_plan'
+AS $function$
+declare
+  -- Refusals that belong to one model, so another model may still serve: these, and every limit a
+  -- caller may wait for in the model's queue (google_ai_queue_turns).
+  c_model_limits constant text[] := array['no_active_key', 'too_large', 'unknown_model', 'withdrawn'];
+  v_chain record;             -- google_ai_fallback_chain: the models, and a token's caller
+  v_try jsonb;
+  v_answer jsonb;
+  v_refusals jsonb := '[]';   -- every model's refusal, in order
+  v_steps jsonb := '[]';      -- {model, limit, retry_after_ms} of each model passed over
+  v_best jsonb;
+begin
+  -- (google_ai_reserve_models_at, its only caller, checked p_models and the caller or token.)
+  v_chain := public.google_ai_fallback_chain(p_models, p_token_hash, p_queue_ticket, p_now);
+  for i in v_chain.first .. cardinality(v_chain.models) loop
+    if v_chain.retired[i] then
+      v_try := jsonb_build_object('ok', false, 'limit', 'retired', 'cause', 'retired', 'retry_after_ms', null,
+        'model', v_chain.models[i]);
+    else
+      begin
+        v_try := public.google_ai_admit_at(p_now => p_now, p_model => v_chain.names[i],
+          p_estimated_tokens => p_estimated_tokens, p_caller => p_caller, p_request_id => p_request_id,
+          p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt, p_wait_ms => p_wait_ms,
+          p_metadata => p_metadata, p_idempotent => p_idempotent, p_priority => p_priority,
+          p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms, p_token_hash => p_token_hash,
+          p_output_tokens => p_output_tokens[v_chain.answer_of[i]]);
+        if not (v_try ->> 'ok')::boolean and not (v_try ? 'queue')
+           and ((v_try ->> 'limit') = any (c_model_limits)
+                or public.google_ai_queue_turns(v_try ->> 'limit') is not null) then
+          raise exception using errcode = 'EF001', message = 'model refused: try the next';
+        end if;
+        v_answer := v_try; -- admitted, queued, or a refusal no other model can change
+      exception when sqlstate 'EF001' then
+        null; -- rolled back: no lock, row or ticket change of this model's try is left
+      end;
+    end if;
+    exit when v_answer is not null;
+
+    -- Passed over. A ticket the request held for this model is given up (its turn lay beyond the
+    -- wait after all, or the model retired meanwhile).
+    if p_queue_ticket is not null then
+      delete from public.google_ai_queue q where q.ticket_id = p_queue_ticket and q.model = v_chain.models[i];
+    end if;
+
+    v_refusals := v_refusals || jsonb_build_array(v_try);
+    v_steps := v_steps || jsonb_build_array(jsonb_build_object('model', v_chain.models[i], 'limit', v_try ->> 'limit',
+      'cause', v_try ->> 'cause', 'retry_after_ms', v_try -> 'retry_after_ms'));
+    insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
+      attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
+    values ('refused', p_request_id, coalesce(v_chain.caller, p_caller, 'token'), v_chain.client_id,
+      v_chain.token_id, v_chain.models[i], p_models[1],
+      p_attempt, p_estimated_tokens, v_try ->> 'limit', v_try ->> 'cause', (v_try ->> 'retry_after_ms')::bigint,
+      p_wait_ms, coalesce(p_metadata, '{}'));
+  end loop;
+
+  if v_answer is not null then
+    if (v_answer ->> 'model') is distinct from v_chain.models[1] then
+      -- The rows of a fallback name the model the request asked for.
+      if (v_answer ->> 'ok')::boolean then
+        update public.google_ai_attempts a set requested_model = p_models[1]
+        where a.reservation_id = (v_answer ->> 'reservation_id')::uuid;
+      elsif v_answer ? 'queue' then
+        update public.google_ai_queue q set requested_model = p_models[1]
+        where q.ticket_id = (v_answer -> 'queue' ->> 'ticket')::uuid;
+      end if;
+    end if;
+    return v_answer || jsonb_build_object('requested_model', v_chain.models[1], 'fallback_from', v_steps);
+  end if;
+
+  -- Every model refused: answer with the one whose capacity comes back first.
+  select r.value into v_best from jsonb_array_elements(v_refusals) with ordinality r(value, i)
+  order by (r.value ->> 'retry_at')::timestamptz nulls last, (r.value ->> 'limit' = 'retired'), r.i
+  limit 1;
+  return v_best || jsonb_build_object('requested_model', v_chain.models[1], 'fallback_from', v_steps);
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_reserve_models_at(p_now timestamp with time zone, p_models text[], p_estimated_tokens integer, p_caller text DEFAULT NULL::text, p_token_hash text DEFAULT NULL::text, p_request_id text DEFAULT NULL::text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer, p_reply_by timestamp with time zone DEFAULT NULL::timestamp with time zone, p_hold_until timestamp with time zone DEFAULT NULL::timestamp with time zone, p_holder uuid DEFAULT NULL::uuid, p_output_tokens integer[] DEFAULT NULL::integer[])
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+ SET plan_cache_mode TO 'force_generic_plan'
+AS $function$
+declare
+  v_metadata jsonb := coalesce(p_metadata, '{}');
+  v_reply_by text;           -- the setting as set
+  v_answer jsonb;
+begin
+  if p_models is null or cardinality(p_models) = 0 or cardinality(p_models) > 4 then
+    raise exception 'p_models must name 1 to 4 models' using errcode = '22023';
+  end if;
+  if (p_caller is null) = (p_token_hash is null) then
+    raise exception 'pass exactly one of p_caller and p_token_hash' using errcode = '22023';
+  end if;
+  if p_caller = '' or array_position(p_models, null) is not null or array_position(p_models, '') is not null then
+    raise exception 'p_caller and p_models may not be empty' using errcode = '22023';
+  end if;
+  if p_estimated_tokens is null or p_estimated_tokens < 0 then
+    raise exception 'p_estimated_tokens must be a non-negative integer' using errcode = '22023';
+  end if;
+  if p_output_tokens is not null and (cardinality(p_output_tokens) <> cardinality(p_models)
+                                      or 0 > any (p_output_tokens)) then
+    raise exception 'p_output_tokens must name one non-negative integer (or null) per model' using errcode = '22023';
+  end if;
+  if p_reply_by is not null then
+    v_metadata := v_metadata || pg_catalog.jsonb_build_object('$holder', pg_catalog.jsonb_strip_nulls(
+      pg_catalog.jsonb_build_object('reply_by', p_reply_by, 'hold_until', p_hold_until, 'holder', p_holder)));
+  end if;
+  -- The statement's reply_by, for a queue ticket it takes or moves (google_ai_queue_reply_check). (Assigned,
+  -- not performed: a perform is a statement of its own, counted about 6k instructions more.)
+  v_reply_by := pg_catalog.set_config('google_ai.reply_by', coalesce(case
+    when pg_catalog.jsonb_typeof(v_metadata -> '$holder') = 'object'
+    then public.google_ai_holder_time(v_metadata -> '$holder', 'reply_by')::text end, ''), true);
+  if cardinality(p_models) > 1 then
+    return public.google_ai_fall_back_at(p_now => p_now, p_models => p_models,
+      p_estimated_tokens => p_estimated_tokens, p_caller => p_caller, p_token_hash => p_token_hash,
+      p_request_id => p_request_id, p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt,
+      p_wait_ms => p_wait_ms, p_metadata => v_metadata, p_idempotent => p_idempotent,
+      p_priority => p_priority, p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms,
+      p_output_tokens => p_output_tokens);
+  end if;
+  v_answer := public.google_ai_admit_at(p_now => p_now, p_model => p_models[1],
+    p_estimated_tokens => p_estimated_tokens, p_caller => p_caller, p_request_id => p_request_id,
+    p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt, p_wait_ms => p_wait_ms,
+    p_metadata => v_metadata, p_idempotent => p_idempotent, p_priority => p_priority,
+    p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms, p_token_hash => p_token_hash,
+    p_output_tokens => p_output_tokens[1]);
+  -- Past its shutdown date with a successor (passed over unlogged by google_ai_admit_at): the model and
+  -- its successor as a chain, in the same statement.
+  if (v_answer ->> 'cause') = 'shut_down' and (v_answer ->> 'successor') is not null then
+    return public.google_ai_fall_back_at(p_now => p_now, p_models => p_models,
+      p_estimated_tokens => p_estimated_tokens, p_caller => p_caller, p_token_hash => p_token_hash,
+      p_request_id => p_request_id, p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt,
+      p_wait_ms => p_wait_ms, p_metadata => v_metadata, p_idempotent => p_idempotent,
+      p_priority => p_priority, p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms,
+      p_output_tokens => p_output_tokens);
+  end if;
+  return v_answer;
+end
+$function$
+;
+
+-- Grants, view options, comments and definitions as supabase/schemas has them, object by object
+-- (no other object's grants are touched).
+revoke all on function public.google_ai_fallback_chain(p_models text[], p_token_hash text, p_queue_ticket uuid, p_now timestamp with time zone, OUT names text[], OUT models text[], OUT retired boolean[], OUT answer_of integer[], OUT first integer, OUT caller text, OUT client_id uuid, OUT token_id uuid) from public, anon, authenticated, service_role;
