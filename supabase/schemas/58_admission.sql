@@ -61,11 +61,22 @@ declare
                                                        then coalesce(p_limits.tpm, p_limits.itpm) end)
     || case when p_limit = 'too_large' and p_limits.otpm is not null
             then jsonb_build_object('max_output_tokens', p_limits.otpm)
-            when p_limit = 'withdrawn'
+            when p_limit in ('withdrawn', 'shut_down')
             then jsonb_build_object('withdrawn_at', p_limits.withdrawn_at, 'successor', p_limits.successor)
             when p_period is not null then jsonb_build_object('period', p_period)
             else '{}' end;
 begin
+  -- Past its row's shutdown date (google_ai_admit_at): refused as withdrawn, cause shut_down. With a
+  -- successor, not logged here: google_ai_reserve_models_at asks the model's chain with its successor
+  -- (google_ai_fallback_chain) on this answer, and google_ai_fall_back_at logs the model it passes over.
+  if p_limit = 'shut_down' then
+    if p_limits.successor is not null then
+      return jsonb_build_object('ok', false, 'limit', 'withdrawn', 'cause', 'shut_down', 'retry_after_ms', null,
+        'model', p_limits.model) || v_said;
+    end if;
+    p_limit := 'withdrawn';
+  end if;
+
   -- In line, when its turn is likely within its wait (nulls when it does not wait).
   select w.* into v_wait from public.google_ai_queue_wait(p_now => p_now, p_model => p_limits.model,
     p_requested_model => p_requested_model, p_rpm => p_limits.rpm, p_rpd => p_limits.rpd,
@@ -192,7 +203,6 @@ declare
   v_class public.google_ai_priority_classes;
   v_caller public.google_ai_caller;
   v_blocked_by text;
-  v_shut_down boolean;       -- past its row's shutdown date on this clock (the day in UTC)
   v_place record;            -- the request's place in the queue (google_ai_queue_place), when one is kept
   v_booking record;          -- the booking (google_ai_book_best_group): its group and key, or when to ask again
   -- The id a ticket taken now gets: tickets taken at the same instant are ordered by it.
@@ -219,23 +229,16 @@ begin
     end if;
   end if;
 
-  -- The request resolved, and the rules on it alone (before any lock): unknown, withdrawn, too large.
+  -- The request resolved, and the rules on it alone (before any lock): unknown, shut down, withdrawn, too large.
   v_limits := public.google_ai_request_limits(p_model);
   v_class := public.google_ai_request_class(p_priority, p_client_id);
   v_caller := row(p_caller, p_client_id, p_token_id);
-  v_shut_down := v_limits.shutdown_date <= (v_now at time zone 'UTC')::date;
-  v_blocked_by := case when v_limits.model is null then 'unknown_model' when v_limits.withdrawn_at is not null
-                       or v_shut_down then 'withdrawn' when v_limits.tpm < p_estimated_tokens or v_limits.otpm < p_output_tokens
+  v_blocked_by := case when v_limits.model is null then 'unknown_model' when v_limits.shutdown_date <= (v_now
+                         at time zone 'UTC')::date then 'shut_down' when v_limits.withdrawn_at is not null
+                       then 'withdrawn' when v_limits.tpm < p_estimated_tokens or v_limits.otpm < p_output_tokens
                          or v_limits.itpm < p_estimated_tokens - case when v_limits.booked_output_tokens is not null
                                                                   then coalesce(p_output_tokens, 0) else 0 end
                        then 'too_large' end;
-  -- Past its shutdown date with a successor named: passed over without a call and not logged here, as
-  -- google_ai_fall_back_at logs a model it passes over (google_ai_reserve_models_at asks the model's chain
-  -- with its successor, google_ai_fallback_chain, on this answer).
-  if v_shut_down and v_limits.successor is not null then
-    return jsonb_build_object('ok', false, 'limit', 'withdrawn', 'cause', 'shut_down', 'retry_after_ms', null,
-      'model', v_limits.model, 'withdrawn_at', v_limits.withdrawn_at, 'successor', v_limits.successor) || v_who;
-  end if;
 
   -- Its place in the queue (none when nobody waits for the model and it holds no ticket), then a booking
   -- when its turn allows one; each answers nulls for a null model (an earlier step blocked it). (Called as
@@ -254,8 +257,7 @@ begin
   if v_booking.booked_group is null then
     return public.google_ai_refusal_at(v_now, p_caller, p_request_id, p_client_id, p_token_id, v_limits, p_model,
       p_attempt, p_estimated_tokens, p_wait_ms, p_metadata, p_exclude_key_ids, v_class.name, v_class.rank,
-      v_blocked_by, coalesce(case when v_shut_down and v_blocked_by = 'withdrawn' then 'shut_down' end,
-        v_place.cause, v_booking.cause, public.google_ai_refusal_cause(v_blocked_by)),
+      v_blocked_by, coalesce(v_place.cause, v_booking.cause, public.google_ai_refusal_cause(v_blocked_by)),
       v_booking.reopens_at, v_booking.recheck_at, p_wait_left_ms, v_place.ticket, v_place.turn, v_place.since,
       v_place.turn_at, coalesce(v_place.may_book, true), v_new_ticket, v_booking.budget_period) || v_who;
   end if;
@@ -264,8 +266,7 @@ begin
     v_limits.model, p_model, p_attempt, p_estimated_tokens, p_wait_ms, p_metadata, v_class.name,
     v_booking.booked_group, v_booking.key_id, v_booking.key_alias, v_booking.env_var_name, v_booking.minute_bucket,
     v_booking.day_bucket, v_booking.admitted_at, v_booking.quota, v_place.ticket,
-    p_idempotent and p_request_id is not null, p_token_hash is not null,
-    coalesce(v_booking.booked_usd, v_worst),
+    p_idempotent and p_request_id is not null, p_token_hash is not null, coalesce(v_booking.booked_usd, v_worst),
     case when num_nonnulls(v_limits.itpm, v_limits.otpm) > 0 then coalesce(p_output_tokens, 0) end);
   -- (A service caller's answer names no client: it is not encoded again for an empty object.)
   return case when p_token_hash is null then v_answer else v_answer || v_who end;

@@ -247,7 +247,10 @@ describe("the adoption migration and the owner's provider values", () => {
     const after = await sql`select id, key_alias, provider, env_var_name, is_active, priority from public.google_ai_api_keys order by id`;
     expect(after).toEqual(before);
     const models = await sql`select model, provider from public.google_ai_model_limits order by model`;
-    expect(models).toEqual([{ model: "gemini-2.5-flash", provider: "google" }, { model: "gemma-3-27b-it", provider: "google" }]);
+    // The owner's two rows, and the Claude models the rows migrations insert (20261128170000_claude_rows_today.sql).
+    expect(models).toEqual([{ model: "claude-haiku-5-5", provider: "anthropic" }, { model: "claude-opus-5-5", provider: "anthropic" },
+      { model: "claude-sonnet-5-5", provider: "anthropic" }, { model: "gemini-2.5-flash", provider: "google" },
+      { model: "gemma-3-27b-it", provider: "google" }]);
     // The owner's Google requests are served by the Google key, never the OpenAI one at priority 1.
     const [{ r }] = await sql`select public.google_ai_reserve_models(array['gemma-3-27b-it'], 10, 'test', null, 'adopt-p') as r`;
     expect(r).toMatchObject({ ok: true, key_alias: "main" });
