@@ -1,7 +1,8 @@
 -- Written by `npm run db:diff` from the difference between what the migrations before it build and
 -- what supabase/schemas builds. Applying it twice changes nothing.
 -- What it changes: a model past its row's shutdown date (on the reservation's clock, the day in UTC) is
---   passed over without a call to its successor, which the chain inserts after it
+--   passed over without a call to its successor, which the chain inserts after it; the columns' comments say
+--   so
 set check_function_bodies = off;
 
 drop function if exists "public"."google_ai_fallback_chain"(p_models text[], p_token_hash text, p_queue_ticket uuid, OUT names text[], OUT models text[], OUT retired boolean[], OUT first integer, OUT caller text, OUT client_id uuid, OUT token_id uuid);
@@ -377,3 +378,5 @@ $function$
 -- Grants, view options, comments and definitions as supabase/schemas has them, object by object
 -- (no other object's grants are touched).
 revoke all on function public.google_ai_fallback_chain(p_models text[], p_token_hash text, p_queue_ticket uuid, p_now timestamp with time zone, OUT names text[], OUT models text[], OUT retired boolean[], OUT answer_of integer[], OUT first integer, OUT caller text, OUT client_id uuid, OUT token_id uuid) from public, anon, authenticated, service_role;
+comment on column public.google_ai_model_limits."shutdown_date" is 'The day its provider stops serving this model (its deprecations page); null: none announced. From that day (UTC, on the reservation''s clock) requests pass it over to its successor without a call.';
+comment on column public.google_ai_model_limits."successor" is 'The model its provider names as this one''s replacement (a name or alias of another row, or a model no row serves yet); it serves this model''s requests from its shutdown date on.';
