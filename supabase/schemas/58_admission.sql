@@ -180,7 +180,8 @@ $$;
 -- llm-invoke decided it), which a budget in money books (null: not known, so a budget in money refuses
 -- it); a budget's refusal names its period (day, month, or a token's life). Too large, refused before
 -- any lock: more than a minute of TPM, or of ITPM for its input (the estimate less its answer where the
--- row books answers in it) or of OTPM for its answer.
+-- row books answers in it) or of OTPM for its answer. A model past its row's shutdown date (the day of
+-- v_now in UTC) is refused before any lock too, as withdrawn with cause shut_down (google_ai_refusal_at).
 CREATE OR REPLACE FUNCTION public.google_ai_admit_at(p_now timestamp with time zone, p_model text,
     p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[],
     p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb,
@@ -437,7 +438,8 @@ $$;
 -- The one reservation entry: the models as an array (a single model is an array of one, a chain
 -- its models in order) and either a caller (a service caller's label) or a token hash. One model
 -- is admitted by google_ai_admit_at, a chain by google_ai_fall_back_at; the answer is theirs,
--- unchanged. The holder's deadlines and identity
+-- unchanged (one model past its shutdown date with a successor: admit's answer says so, and the model
+-- is asked again as a chain, which takes its successor). The holder's deadlines and identity
 -- (reply_by, hold_until, holder: llm-invoke's store/holder.ts) reach the attempt row's trigger
 -- (google_ai_attempt_holder) under the metadata key '$holder', which they overwrite; the statement's
 -- reply_by also holds for a queue ticket it takes (the transaction's setting google_ai.reply_by).
