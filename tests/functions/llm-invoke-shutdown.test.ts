@@ -2,7 +2,8 @@
 // simulator): with the reservation's clock after 30 November 2026, a request for claude-sonnet-4-5, on
 // the native route and through @anthropic-ai/sdk, is served by its successor claude-sonnet-5-5 in the
 // same request, and Anthropic is never called for the retired model; the answer names what was asked
-// for and why it was passed over. The rows are the rows migration's (applied to a project seeded
+// for and why it was passed over. A token that may not use the successor is answered 404
+// model_withdrawn naming it, again with no call. The rows are the rows migration's (applied to a project seeded
 // before it); the clock is injected into the reservation the function calls, as only a test may.
 import Anthropic from "@anthropic-ai/sdk";
 import { readFile } from "node:fs/promises";
@@ -10,7 +11,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { migrationsDir } from "../../shared/db/migrate.ts";
 import { type AnthropicSimulator, startAnthropicSimulator } from "../../shared/anthropic-sim/server.ts";
-import { eventually, type InvokeStack, startInvokeStack } from "./llm-invoke-helpers.ts";
+import { eventually, type InvokeStack, mintToken, startInvokeStack } from "./llm-invoke-helpers.ts";
 
 const RETIRED = "claude-sonnet-4-5-20250929";
 const SUCCESSOR = "claude-sonnet-5-5";
@@ -75,5 +76,16 @@ describe("claude-sonnet-4-5 after its shutdown date", () => {
       ["refused", RETIRED, "shut_down"], ["succeeded", SUCCESSOR, null],
       ["refused", RETIRED, "shut_down"], ["succeeded", SUCCESSOR, null],
     ]);
+  });
+
+  it("a token that may not use the successor: 404 model_withdrawn naming it, no call", async () => {
+    const before = sim.stats().received.length;
+    const { token, tokenId } = await mintToken(s.sql, "shutdown-old-only", { models: [RETIRED] });
+    // Minted on the real clock, used on the reservation's: it lives until then.
+    await s.sql`update public.google_ai_tokens set expires_at = '2027-01-01' where id = ${tokenId}::uuid`;
+    const res = await s.call({ model: "claude-sonnet-4-5", prompt: "hello" }, { auth: token });
+    expect(res.status, JSON.stringify(res.body)).toBe(404);
+    expect(res.body).toMatchObject({ error: { code: "model_withdrawn", details: { model: RETIRED, successor: SUCCESSOR } } });
+    expect(sim.stats().received.length).toBe(before);
   });
 });
