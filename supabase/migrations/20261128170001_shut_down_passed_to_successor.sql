@@ -2,7 +2,7 @@
 -- what supabase/schemas builds. Applying it twice changes nothing.
 -- What it changes: a model past its row's shutdown date (on the reservation's clock, the day in UTC) is
 --   passed over without a call to its successor, which the chain inserts after it; the columns' comments say
---   so
+--   so, and the shutdown metric is that moment
 set check_function_bodies = off;
 
 drop function if exists "public"."google_ai_fallback_chain"(p_models text[], p_token_hash text, p_queue_ticket uuid, OUT names text[], OUT models text[], OUT retired boolean[], OUT first integer, OUT caller text, OUT client_id uuid, OUT token_id uuid);
@@ -228,6 +228,91 @@ begin
   limit 1;
   return v_best || jsonb_build_object('requested_model', v_chain.models[1], 'fallback_from', v_steps);
 end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_metric_gauges(p_at timestamp with time zone, p_mark bigint)
+ RETURNS TABLE(family text, sample text, labels text, value numeric)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  with live as (
+    select a.status, a.model, a.quota_group from public.google_ai_attempts a where a.id > p_mark
+  ), last_run as (
+    select m.completed_at, m.status from public.google_ai_maintenance_log m
+    where m.operation = 'housekeeping' and m.status <> 'skipped'
+    order by m.started_at desc limit 1
+  ), gauges (family, labels, value) as (
+    select 'eve_gateway_attempts_in_flight', concat_ws(',', public.google_ai_metric_label('model', a.model),
+             public.google_ai_metric_label('quota_group', a.quota_group)), count(*)::numeric
+    from live a where a.status = 'reserved' group by a.model, a.quota_group
+    union all
+    select 'eve_gateway_metrics_live_rows', '', count(*)::numeric from live
+    union all
+    select 'eve_gateway_pacific_day_end_timestamp_seconds', '',
+           extract(epoch from public.google_ai_pacific_midnight_after(p_at))
+    union all
+    select 'eve_gateway_queue_depth', concat_ws(',', public.google_ai_metric_label('model', q.model),
+             public.google_ai_metric_label('priority_class', q.priority_class)), count(*)::numeric
+    from public.google_ai_queue q where q.lease_until > p_at group by q.model, q.priority_class
+    union all
+    select 'eve_gateway_queue_oldest_wait_seconds', concat_ws(',', public.google_ai_metric_label('model', q.model),
+             public.google_ai_metric_label('priority_class', q.priority_class)),
+           round(extract(epoch from (p_at - min(q.enqueued_at))), 3)
+    from public.google_ai_queue q where q.lease_until > p_at group by q.model, q.priority_class
+    union all
+    select 'eve_gateway_cooldown_seconds_left', concat_ws(',', public.google_ai_metric_label('model', cd.model),
+             public.google_ai_metric_label('quota_group', cd.quota_group),
+             public.google_ai_metric_label('provider',
+               (select v.provider from public.google_ai_model_provider(cd.model) v)),
+             public.google_ai_metric_label('cause', coalesce(cd.cause, 'unknown'))),
+           round(extract(epoch from (cd.cooldown_until - p_at)), 3)
+    from public.google_ai_cooldowns cd where cd.cooldown_until > p_at
+    union all
+    select 'eve_gateway_model_withdrawn', public.google_ai_metric_label('model', l.model),
+           case when l.withdrawn_at is not null then 1 else 0 end
+    from public.google_ai_model_limits l where l.is_active
+    union all
+    select 'eve_gateway_model_shutdown_timestamp_seconds',
+           concat_ws(',', public.google_ai_metric_label('model', l.model),
+             public.google_ai_metric_label('successor', l.successor)),
+           extract(epoch from l.shutdown_date::timestamp at time zone 'UTC')
+    from public.google_ai_model_limits l where l.is_active and l.shutdown_date is not null
+    union all
+    select 'eve_gateway_keys', concat_ws(',', public.google_ai_metric_label('provider', k.serves_provider),
+             public.google_ai_metric_label('quota_group', public.google_ai_quota_group(k.project_id, k.id)),
+             public.google_ai_metric_label('health', coalesce(h.status, 'unchecked')),
+             public.google_ai_metric_label('active', k.is_active::text)), count(*)::numeric
+    from public.google_ai_api_keys k left join public.google_ai_key_health h on h.api_key_id = k.id
+    group by 2
+    union all
+    select 'eve_gateway_caller_budget_remaining', concat_ws(',', public.google_ai_metric_label('caller', b.caller),
+             public.google_ai_metric_label('unit', x.unit)), greatest(x.lim - x.used, 0)
+    from (select 'client:' || c.name as caller, c.daily_max_requests as max_requests,
+                 c.daily_max_tokens::bigint as max_tokens, c.day_bucket, c.requests_today,
+                 c.tokens_today::bigint as tokens_today
+          from public.google_ai_clients c where c.revoked_at is null
+          union all
+          select s.caller, s.daily_max_requests, s.daily_max_tokens::bigint, s.day_bucket, s.requests_today,
+                 s.tokens_today
+          from public.google_ai_caller_budgets s) b
+    cross join lateral public.google_ai_daily_use(b.day_bucket, b.requests_today, b.tokens_today,
+      public.google_ai_pacific_day(p_at), 0, 0, null, null) u
+    cross join lateral (values ('requests', b.max_requests::numeric, u.requests::numeric),
+                               ('tokens', b.max_tokens::numeric, u.tokens::numeric)) x(unit, lim, used)
+    where x.lim is not null
+    union all
+    select 'eve_gateway_housekeeping_last_run_timestamp_seconds', '', extract(epoch from r.completed_at)
+    from last_run r
+    union all
+    select 'eve_gateway_housekeeping_last_run_failed', '', case when r.status = 'failed' then 1 else 0 end
+    from last_run r
+    union all
+    select 'eve_gateway_housekeeping_last_success_timestamp_seconds', '', extract(epoch from m.completed_at)
+    from (select m.completed_at from public.google_ai_maintenance_log m
+          where m.operation = 'housekeeping' and m.status = 'succeeded' order by m.started_at desc limit 1) m
+  )
+  select g.family, g.family, g.labels, g.value from gauges g
 $function$
 ;
 
