@@ -72,7 +72,37 @@ const OPUS_45: ModelSpec = {
   createdAt: '2025-11-24T00:00:00Z',
 };
 
+// The current models (no dated ids: an id answers as itself), each its own pool, with the figures the
+// gateway's rows assume for them (supabase/migrations/20261128170000_claude_rows_today.sql).
+const SONNET_55: ModelSpec = {
+  pool: 'sonnet-5-5',
+  limits: TIER1_OPUS_SONNET,
+  contextWindow: 1_000_000,
+  maxOutputTokens: 128_000,
+  snapshot: 'claude-sonnet-5-5',
+  displayName: 'Claude Sonnet 5.5',
+  createdAt: '2026-09-28T00:00:00Z',
+};
+const OPUS_55: ModelSpec = {
+  ...SONNET_55,
+  pool: 'opus-5-5',
+  snapshot: 'claude-opus-5-5',
+  displayName: 'Claude Opus 5.5',
+  createdAt: '2026-09-22T00:00:00Z',
+};
+const HAIKU_55: ModelSpec = {
+  ...SONNET_55,
+  pool: 'haiku-5-5',
+  limits: TIER1_HAIKU_45,
+  snapshot: 'claude-haiku-5-5',
+  displayName: 'Claude Haiku 5.5',
+  createdAt: '2026-10-07T00:00:00Z',
+};
+
 export const DEFAULT_MODELS: Readonly<Record<string, ModelSpec>> = {
+  'claude-opus-5-5': OPUS_55,
+  'claude-sonnet-5-5': SONNET_55,
+  'claude-haiku-5-5': HAIKU_55,
   'claude-sonnet-4-5': SONNET_45,
   'claude-sonnet-4-5-20250929': SONNET_45,
   'claude-haiku-4-5': HAIKU_45,

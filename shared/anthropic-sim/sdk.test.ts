@@ -114,7 +114,8 @@ describe('the Anthropic SDK against the simulator', () => {
     expect(page.has_more).toBe(true);
     const all: string[] = [];
     for await (const m of client.models.list({ limit: 1 })) all.push(m.id);
-    expect(all).toEqual(['claude-opus-4-5-20251101', 'claude-haiku-4-5-20251001', 'claude-sonnet-4-5-20250929']);
+    expect(all).toEqual(['claude-haiku-5-5', 'claude-sonnet-5-5', 'claude-opus-5-5', 'claude-opus-4-5-20251101',
+      'claude-haiku-4-5-20251001', 'claude-sonnet-4-5-20250929']);
     const gone = await apiError(client.messages.create(ask('hi', { model: 'claude-3-opus-20240229' })));
     expect(gone).toBeInstanceOf(Anthropic.NotFoundError);
     expect((gone.error as { error: { type: string } }).error.type).toBe('not_found_error');

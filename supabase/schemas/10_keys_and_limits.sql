@@ -197,10 +197,12 @@ COMMENT ON COLUMN public.google_ai_model_limits.supports_tools IS
     'refused with unsupported_feature). Null: as supports_json_mode.';
 
 COMMENT ON COLUMN public.google_ai_model_limits.shutdown_date IS
-    'The day Google announced it stops serving this model (its deprecations page); null: none announced.';
+    'The day its provider stops serving this model (its deprecations page); null: none announced. From that day '
+    '(UTC, on the reservation''s clock) requests pass it over to its successor without a call.';
 
 COMMENT ON COLUMN public.google_ai_model_limits.successor IS
-    'The model Google names as this one''s replacement (a name or alias of another row, or a model no row serves yet).';
+    'The model its provider names as this one''s replacement (a name or alias of another row, or a model no row '
+    'serves yet); it serves this model''s requests from its shutdown date on.';
 
 COMMENT ON COLUMN public.google_ai_model_limits.withdrawn_at IS
     'When Google answered 404 NOT_FOUND for this model: requests pass over it without calling Google until the '

@@ -61,11 +61,22 @@ declare
                                                        then coalesce(p_limits.tpm, p_limits.itpm) end)
     || case when p_limit = 'too_large' and p_limits.otpm is not null
             then jsonb_build_object('max_output_tokens', p_limits.otpm)
-            when p_limit = 'withdrawn'
+            when p_limit in ('withdrawn', 'shut_down')
             then jsonb_build_object('withdrawn_at', p_limits.withdrawn_at, 'successor', p_limits.successor)
             when p_period is not null then jsonb_build_object('period', p_period)
             else '{}' end;
 begin
+  -- Past its row's shutdown date (google_ai_admit_at): refused as withdrawn, cause shut_down. With a
+  -- successor, not logged here: google_ai_reserve_models_at asks the model's chain with its successor
+  -- (google_ai_fallback_chain) on this answer, and google_ai_fall_back_at logs the model it passes over.
+  if p_limit = 'shut_down' then
+    if p_limits.successor is not null then
+      return jsonb_build_object('ok', false, 'limit', 'withdrawn', 'cause', 'shut_down', 'retry_after_ms', null,
+        'model', p_limits.model) || v_said;
+    end if;
+    p_limit := 'withdrawn';
+  end if;
+
   -- In line, when its turn is likely within its wait (nulls when it does not wait).
   select w.* into v_wait from public.google_ai_queue_wait(p_now => p_now, p_model => p_limits.model,
     p_requested_model => p_requested_model, p_rpm => p_limits.rpm, p_rpd => p_limits.rpd,
@@ -173,7 +184,8 @@ $$;
 -- llm-invoke decided it), which a budget in money books (null: not known, so a budget in money refuses
 -- it); a budget's refusal names its period (day, month, or a token's life). Too large, refused before
 -- any lock: more than a minute of TPM, or of ITPM for its input (the estimate less its answer where the
--- row books answers in it) or of OTPM for its answer.
+-- row books answers in it) or of OTPM for its answer. A model past its row's shutdown date (the day of
+-- v_now in UTC) is refused before any lock too, as withdrawn with cause shut_down (google_ai_refusal_at).
 CREATE OR REPLACE FUNCTION public.google_ai_admit_at(p_now timestamp with time zone, p_model text,
     p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[],
     p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb,
@@ -222,11 +234,12 @@ begin
     end if;
   end if;
 
-  -- The request resolved, and the rules on it alone (before any lock): unknown, withdrawn, too large.
+  -- The request resolved, and the rules on it alone (before any lock): unknown, shut down, withdrawn, too large.
   v_limits := public.google_ai_request_limits(p_model);
   v_class := public.google_ai_request_class(p_priority, p_client_id);
   v_caller := row(p_caller, p_client_id, p_token_id);
-  v_blocked_by := case when v_limits.model is null then 'unknown_model' when v_limits.withdrawn_at is not null
+  v_blocked_by := case when v_limits.model is null then 'unknown_model' when v_limits.shutdown_date <= (v_now
+                         at time zone 'UTC')::date then 'shut_down' when v_limits.withdrawn_at is not null
                        then 'withdrawn' when v_limits.tpm < p_estimated_tokens or v_limits.otpm < p_output_tokens
                          or v_limits.itpm < p_estimated_tokens - case when v_limits.booked_output_tokens is not null
                                                                   then coalesce(p_output_tokens, 0) else 0 end
@@ -258,8 +271,7 @@ begin
     v_limits.model, p_model, p_attempt, p_estimated_tokens, p_wait_ms, p_metadata, v_class.name,
     v_booking.booked_group, v_booking.key_id, v_booking.key_alias, v_booking.env_var_name, v_booking.minute_bucket,
     v_booking.day_bucket, v_booking.admitted_at, v_booking.quota, v_place.ticket,
-    p_idempotent and p_request_id is not null, p_token_hash is not null,
-    coalesce(v_booking.booked_usd, v_worst),
+    p_idempotent and p_request_id is not null, p_token_hash is not null, coalesce(v_booking.booked_usd, v_worst),
     case when num_nonnulls(v_limits.itpm, v_limits.otpm) > 0 then coalesce(p_output_tokens, 0) end);
   -- (A service caller's answer names no client: it is not encoded again for an empty object.)
   return case when p_token_hash is null then v_answer else v_answer || v_who end;
@@ -269,12 +281,16 @@ $$;
 -- The chain a request tries (google_ai_fall_back_at): its models as asked (names) and canonical
 -- (models), each once, and whether each is retired (an inactive row, or unlisted by every checked key
 -- of its provider: google_ai_model_unlisted); when every one is, none is (the catalogue may be the one that is wrong).
--- With p_token_hash, the fallbacks the token may not use are left out (the first model is always
--- asked) and the token's client is the caller (caller, client_id, token_id). first: where the chain
--- starts, the model of p_queue_ticket when the request holds one.
+-- A model past its row's shutdown date at p_now (null: the clock; the day in UTC) is followed by its
+-- row's successor where that is a row (and its successor's, at most three), which takes its place:
+-- answer_of names the position in p_models whose answer each link is sent with (a successor's is its
+-- predecessor's). With p_token_hash, the fallbacks the token may not use are left out (the first
+-- model is always asked; a successor is a fallback) and the token's client is the caller (caller,
+-- client_id, token_id). first: where the chain starts, the model of p_queue_ticket when the request holds one.
 CREATE OR REPLACE FUNCTION public.google_ai_fallback_chain(p_models text[], p_token_hash text, p_queue_ticket uuid,
-    OUT names text[], OUT models text[], OUT retired boolean[], OUT first integer, OUT caller text,
-    OUT client_id uuid, OUT token_id uuid) RETURNS record
+    p_now timestamp with time zone DEFAULT NULL::timestamp with time zone,
+    OUT names text[], OUT models text[], OUT retired boolean[], OUT answer_of integer[], OUT first integer,
+    OUT caller text, OUT client_id uuid, OUT token_id uuid) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
@@ -282,23 +298,35 @@ declare
   v_row public.google_ai_model_limits;
   v_name text;
   v_allowed text[];
+  v_today date := (coalesce(p_now, pg_catalog.clock_timestamp()) at time zone 'UTC')::date;
+  v_at integer := 0;         -- the position in p_models of the name being read
+  v_hops integer;            -- successors followed from it
 begin
-  select '{}'::text[], '{}'::text[], '{}'::boolean[], 1 into names, models, retired, first;
+  select '{}'::text[], '{}'::text[], '{}'::boolean[], '{}'::integer[], 1 into names, models, retired, answer_of, first;
   if p_token_hash is not null then
     select t.models, t.id, c.id, 'client:' || c.name into v_allowed, token_id, client_id, caller
     from public.google_ai_tokens t join public.google_ai_clients c on c.id = t.client_id
     where t.token_hash = p_token_hash;
   end if;
   foreach v_name in array p_models loop
-    v_row := public.google_ai_model_by_name(v_name);
-    continue when coalesce(v_row.model, v_name) = any (models);
-    continue when cardinality(models) > 0 and p_token_hash is not null
-                  and not (coalesce(v_row.model, v_name) = any (coalesce(v_allowed, '{}')));
-    names := names || v_name;
-    models := models || coalesce(v_row.model, v_name);
-    retired := retired || (v_row.id is not null
-                           and (not v_row.is_active
-                                or public.google_ai_model_unlisted(v_row.model)));
+    v_at := v_at + 1;
+    v_hops := 0;
+    loop
+      v_row := public.google_ai_model_by_name(v_name);
+      exit when v_hops > 0 and v_row.id is null;
+      exit when coalesce(v_row.model, v_name) = any (models);
+      exit when cardinality(models) > 0 and p_token_hash is not null
+                and not (coalesce(v_row.model, v_name) = any (coalesce(v_allowed, '{}')));
+      names := names || v_name;
+      models := models || coalesce(v_row.model, v_name);
+      retired := retired || (v_row.id is not null
+                             and (not v_row.is_active
+                                  or public.google_ai_model_unlisted(v_row.model)));
+      answer_of := answer_of || v_at;
+      exit when v_hops = 3 or v_row.successor is null or not coalesce(v_row.shutdown_date <= v_today, false);
+      v_name := v_row.successor;
+      v_hops := v_hops + 1;
+    end loop;
   end loop;
   if not (false = any (retired)) then
     retired := array_fill(false, array[cardinality(models)]);
@@ -347,7 +375,7 @@ declare
   v_best jsonb;
 begin
   -- (google_ai_reserve_models_at, its only caller, checked p_models and the caller or token.)
-  v_chain := public.google_ai_fallback_chain(p_models, p_token_hash, p_queue_ticket);
+  v_chain := public.google_ai_fallback_chain(p_models, p_token_hash, p_queue_ticket, p_now);
   for i in v_chain.first .. cardinality(v_chain.models) loop
     if v_chain.retired[i] then
       v_try := jsonb_build_object('ok', false, 'limit', 'retired', 'cause', 'retired', 'retry_after_ms', null,
@@ -359,7 +387,7 @@ begin
           p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt, p_wait_ms => p_wait_ms,
           p_metadata => p_metadata, p_idempotent => p_idempotent, p_priority => p_priority,
           p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms, p_token_hash => p_token_hash,
-          p_output_tokens => p_output_tokens[array_position(p_models, v_chain.names[i])]);
+          p_output_tokens => p_output_tokens[v_chain.answer_of[i]]);
         if not (v_try ->> 'ok')::boolean and not (v_try ? 'queue')
            and ((v_try ->> 'limit') = any (c_model_limits)
                 or public.google_ai_queue_turns(v_try ->> 'limit') is not null) then
@@ -417,7 +445,8 @@ $$;
 -- The one reservation entry: the models as an array (a single model is an array of one, a chain
 -- its models in order) and either a caller (a service caller's label) or a token hash. One model
 -- is admitted by google_ai_admit_at, a chain by google_ai_fall_back_at; the answer is theirs,
--- unchanged. The holder's deadlines and identity
+-- unchanged (one model past its shutdown date with a successor: admit's answer says so, and the model
+-- is asked again as a chain, which takes its successor). The holder's deadlines and identity
 -- (reply_by, hold_until, holder: llm-invoke's store/holder.ts) reach the attempt row's trigger
 -- (google_ai_attempt_holder) under the metadata key '$holder', which they overwrite; the statement's
 -- reply_by also holds for a queue ticket it takes (the transaction's setting google_ai.reply_by).
@@ -443,6 +472,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_reserve_models_at(p_now timestamp wi
 declare
   v_metadata jsonb := coalesce(p_metadata, '{}'::jsonb);
   v_reply_by text;           -- the setting as set
+  v_answer jsonb;
 begin
   if p_models is null or cardinality(p_models) = 0 or cardinality(p_models) > 4 then
     raise exception 'p_models must name 1 to 4 models' using errcode = '22023';
@@ -477,12 +507,23 @@ begin
       p_priority => p_priority, p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms,
       p_output_tokens => p_output_tokens);
   end if;
-  return public.google_ai_admit_at(p_now => p_now, p_model => p_models[1],
+  v_answer := public.google_ai_admit_at(p_now => p_now, p_model => p_models[1],
     p_estimated_tokens => p_estimated_tokens, p_caller => p_caller, p_request_id => p_request_id,
     p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt, p_wait_ms => p_wait_ms,
     p_metadata => v_metadata, p_idempotent => p_idempotent, p_priority => p_priority,
     p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms, p_token_hash => p_token_hash,
     p_output_tokens => p_output_tokens[1]);
+  -- Past its shutdown date with a successor (passed over unlogged by google_ai_admit_at): the model and
+  -- its successor as a chain, in the same statement.
+  if (v_answer ->> 'cause') = 'shut_down' and (v_answer ->> 'successor') is not null then
+    return public.google_ai_fall_back_at(p_now => p_now, p_models => p_models,
+      p_estimated_tokens => p_estimated_tokens, p_caller => p_caller, p_token_hash => p_token_hash,
+      p_request_id => p_request_id, p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt,
+      p_wait_ms => p_wait_ms, p_metadata => v_metadata, p_idempotent => p_idempotent,
+      p_priority => p_priority, p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms,
+      p_output_tokens => p_output_tokens);
+  end if;
+  return v_answer;
 end
 $_$;
 

@@ -452,7 +452,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_gauges(p_at timestamp with ti
     select 'eve_gateway_model_shutdown_timestamp_seconds',
            concat_ws(',', public.google_ai_metric_label('model', l.model),
              public.google_ai_metric_label('successor', l.successor)),
-           extract(epoch from public.google_ai_pacific_start(l.shutdown_date))
+           extract(epoch from l.shutdown_date::timestamp at time zone 'UTC')
     from public.google_ai_model_limits l where l.is_active and l.shutdown_date is not null
     union all
     select 'eve_gateway_keys', concat_ws(',', public.google_ai_metric_label('provider', k.serves_provider),

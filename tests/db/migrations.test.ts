@@ -325,8 +325,11 @@ describe("migrations on a project that already has the production tables", () =>
     const models = await sql`select model, rpm, tpm, rpd from public.google_ai_model_limits order by model`;
     expect(models).toEqual([
       { model: "claude-haiku-4-5-20251001", rpm: 50, tpm: null, rpd: null },
+      { model: "claude-haiku-5-5", rpm: 50, tpm: null, rpd: null },
       { model: "claude-opus-4-5-20251101", rpm: 50, tpm: null, rpd: null },
+      { model: "claude-opus-5-5", rpm: 50, tpm: null, rpd: null },
       { model: "claude-sonnet-4-5-20250929", rpm: 50, tpm: null, rpd: null },
+      { model: "claude-sonnet-5-5", rpm: 50, tpm: null, rpd: null },
       { model: "gemini-2.5-flash", rpm: 5, tpm: 250000, rpd: 20 },
       { model: "gemini-2.5-flash-lite", rpm: 10, tpm: 250000, rpd: 20 },
       { model: "gemini-3.1-flash-lite", rpm: 15, tpm: 250000, rpd: 500 },
@@ -346,8 +349,11 @@ describe("migrations on a project that already has the production tables", () =>
                              where provider = 'anthropic' order by model`;
     expect(claude).toEqual([
       { model: "claude-haiku-4-5-20251001", itpm: 50000, otpm: 10000, share: 1 },
+      { model: "claude-haiku-5-5", itpm: 50000, otpm: 10000, share: 1 },
       { model: "claude-opus-4-5-20251101", itpm: 30000, otpm: 8000, share: 1 },
+      { model: "claude-opus-5-5", itpm: 30000, otpm: 8000, share: 1 },
       { model: "claude-sonnet-4-5-20250929", itpm: 30000, otpm: 8000, share: 1 },
+      { model: "claude-sonnet-5-5", itpm: 30000, otpm: 8000, share: 1 },
     ]);
     // OpenAI's rows are OpenAI's, book input + max_tokens (4096 when a request names none), and its one
     // key row is served by them alone, its organization its quota group.
@@ -355,8 +361,11 @@ describe("migrations on a project that already has the production tables", () =>
                              where booked_output_tokens is not null or provider <> 'google' order by model`;
     expect(openai).toEqual([
       { model: "claude-haiku-4-5-20251001", provider: "anthropic", booked_output_tokens: 4096 },
+      { model: "claude-haiku-5-5", provider: "anthropic", booked_output_tokens: 4096 },
       { model: "claude-opus-4-5-20251101", provider: "anthropic", booked_output_tokens: 4096 },
+      { model: "claude-opus-5-5", provider: "anthropic", booked_output_tokens: 4096 },
       { model: "claude-sonnet-4-5-20250929", provider: "anthropic", booked_output_tokens: 4096 },
+      { model: "claude-sonnet-5-5", provider: "anthropic", booked_output_tokens: 4096 },
       { model: "gpt-4o", provider: "openai", booked_output_tokens: 4096 },
       { model: "gpt-4o-mini", provider: "openai", booked_output_tokens: 4096 },
     ]);

@@ -80,13 +80,14 @@ describe("a run with Google's and Anthropic's keys", () => {
     expect(row!.disabled_reason).toMatch(/^maintenance: Anthropic rejected the key \(its model list: HTTP 401 authentication_error\)/);
   });
 
-  it("fills the catalogue from Anthropic's list, so the seeded Claude rows are listed, not missing", async () => {
+  it("fills the catalogue from Anthropic's list, so the Claude rows are listed, not missing", async () => {
     const rows = await db.sql`select model, quota_group from public.google_ai_model_catalogue where key_alias = 'c-a1' order by model`;
-    expect(rows.map((r) => r.model)).toEqual(["claude-haiku-4-5-20251001", "claude-opus-4-5-20251101", "claude-sonnet-4-5-20250929"]);
+    expect(rows.map((r) => r.model)).toEqual(["claude-haiku-4-5-20251001", "claude-haiku-5-5", "claude-opus-4-5-20251101",
+      "claude-opus-5-5", "claude-sonnet-4-5-20250929", "claude-sonnet-5-5"]);
     for (const r of rows) expect(r.quota_group).toBe("org-mt-a");
     const status = await db.sql`select model, catalogue_status from public.google_ai_model_catalogue_status
                                 where model like 'claude-%' order by model`;
-    expect(status.map((s) => s.catalogue_status)).toEqual(["listed", "listed", "listed"]);
+    expect(status.map((s) => s.catalogue_status)).toEqual(["listed", "listed", "listed", "listed", "listed", "listed"]);
     expect(first.body.lifecycle.missing ?? []).not.toEqual(expect.arrayContaining(["claude-sonnet-4-5-20250929"]));
   });
 

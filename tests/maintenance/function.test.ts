@@ -192,8 +192,11 @@ describe("a run", () => {
     // The seed's OpenAI and Anthropic models are no Google key's business: unknown until a key of theirs is checked.
     expect(status).toEqual([
       { model: "claude-haiku-4-5-20251001", catalogue_status: "unknown" },
+      { model: "claude-haiku-5-5", catalogue_status: "unknown" },
       { model: "claude-opus-4-5-20251101", catalogue_status: "unknown" },
+      { model: "claude-opus-5-5", catalogue_status: "unknown" },
       { model: "claude-sonnet-4-5-20250929", catalogue_status: "unknown" },
+      { model: "claude-sonnet-5-5", catalogue_status: "unknown" },
       { model: "gemini-1.0-pro-retired", catalogue_status: "unlisted" },
       { model: "gpt-4o", catalogue_status: "unknown" },
       { model: "gpt-4o-mini", catalogue_status: "unknown" },

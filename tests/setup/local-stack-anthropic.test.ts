@@ -36,22 +36,22 @@ describe("the local stack and Anthropic", () => {
       const url = `${stack.functionsUrl}/functions/v1/llm-invoke`;
       const headers = { authorization: `Bearer ${stack.serviceKey}`, "content-type": "application/json" };
 
-      const native = await fetch(url, { method: "POST", headers, body: JSON.stringify({ model: "claude-sonnet-4-5", prompt: "hello claude" }) });
+      const native = await fetch(url, { method: "POST", headers, body: JSON.stringify({ model: "claude-sonnet-5-5", prompt: "hello claude" }) });
       const answer = await native.json();
       expect(native.status, JSON.stringify(answer)).toBe(200);
       expect(answer).toMatchObject({
-        model: "claude-sonnet-4-5-20250929", key_alias: LOCAL_ANTHROPIC_KEY_ALIAS, attempts: 1,
-        text: "sim(claude-sonnet-4-5-20250929): hello claude",
+        model: "claude-sonnet-5-5", key_alias: LOCAL_ANTHROPIC_KEY_ALIAS, attempts: 1,
+        text: "sim(claude-sonnet-5-5): hello claude",
       });
 
       const messages = await fetch(`${url}/v1/messages`, {
         method: "POST",
         headers: { ...headers, "anthropic-version": "2023-06-01" },
-        body: JSON.stringify({ model: "claude-haiku-4-5", max_tokens: 64, messages: [{ role: "user", content: "hi haiku" }] }),
+        body: JSON.stringify({ model: "claude-haiku-5-5", max_tokens: 64, messages: [{ role: "user", content: "hi haiku" }] }),
       });
       const message = await messages.json();
       expect(messages.status, JSON.stringify(message)).toBe(200);
-      expect(message).toMatchObject({ type: "message", content: [{ type: "text", text: "sim(claude-haiku-4-5-20251001): hi haiku" }] });
+      expect(message).toMatchObject({ type: "message", content: [{ type: "text", text: "sim(claude-haiku-5-5): hi haiku" }] });
 
       // Both reached the simulator with its dev key, nothing else.
       const stats = sim.stats();

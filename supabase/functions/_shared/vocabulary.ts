@@ -174,6 +174,11 @@ const ADMISSION_CAUSE_TABLE = {
     limits: ["token_budget", "client_budget", "caller_budget"],
     words: "the budget of requests or tokens that limit and period name is used up.",
   },
+  shut_down: {
+    limits: [],
+    words: "the model's row names a shutdown date that has passed: its provider no longer serves it, and its " +
+      "successor, where the row names one, serves in its place.",
+  },
   spend_budget: {
     limits: [],
     words: "the budget in money that limit and period name has no room for this call's worst case (its input at " +

@@ -106,7 +106,7 @@ export const METRIC_FAMILIES: Readonly<Record<string, { kind: Kind; help: string
   },
   eve_gateway_model_shutdown_timestamp_seconds: {
     kind: "gauge",
-    help: "The day its provider stops serving the model, with its successor.",
+    help: "The start (UTC) of the day its provider stops serving the model, when its requests go to its successor.",
   },
   eve_gateway_keys: {
     kind: "gauge",

@@ -289,10 +289,13 @@ describe("count and models", () => {
     expect(listed.ok).toBe(true);
     if (!listed.ok) return;
     expect(listed.models.map((m) => m.model)).toEqual([
+      "claude-haiku-5-5",
+      "claude-sonnet-5-5",
+      "claude-opus-5-5",
       "claude-opus-4-5-20251101",
       "claude-haiku-4-5-20251001",
       "claude-sonnet-4-5-20250929",
     ]);
-    expect(listed.models[0]).toMatchObject({ display_name: "Claude Opus 4.5" });
+    expect(listed.models[0]).toMatchObject({ display_name: "Claude Haiku 5.5" });
   });
 });

@@ -22,7 +22,7 @@ const block = z.looseObject({ type: z.string() });
 const content = z.union([z.string(), z.array(block).max(1000)]);
 
 const messagesSchema = z.looseObject({
-  model: z.string().regex(MODEL_NAME, "must be a model id such as claude-sonnet-4-5"),
+  model: z.string().regex(MODEL_NAME, "must be a model id such as claude-sonnet-5-5"),
   max_tokens: z.number().int().min(1).max(1_000_000),
   messages: z.array(z.looseObject({ role: z.enum(["user", "assistant"]), content })).min(1).max(1000),
   system: content.optional(),
