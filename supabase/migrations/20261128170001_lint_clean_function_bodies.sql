@@ -2,9 +2,9 @@
 -- what supabase/schemas builds. Applying it twice changes nothing.
 -- What it changes: every PL/pgSQL body passes `supabase db lint` (plpgsql_check): typed empty arrays and
 --   jsonb initialisers, google_ai_book_best_group's refusal in the booking's own row shape and its cleared
---   fields assigned, google_ai_invoke_maintenance_function reaching pg_net and Vault through the names it found
---   (it compiles where they are absent), and the two bodies whose unused parameter or variable is by design
---   say so to the linter
+--   fields assigned, google_ai_invoke_maintenance_function reaching pg_net and Vault through the names it
+--   found (it compiles where they are absent), and the two bodies whose unused parameter or variable is by
+--   design say so to the linter
 set check_function_bodies = off;
 
 CREATE OR REPLACE FUNCTION public.google_ai_admit_at(p_now timestamp with time zone, p_model text, p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_client_id uuid DEFAULT NULL::uuid, p_token_id uuid DEFAULT NULL::uuid, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer, p_token_hash text DEFAULT NULL::text, p_output_tokens integer DEFAULT NULL::integer)

@@ -40,8 +40,8 @@ declare
   v_chain record;             -- google_ai_fallback_chain: the models, and a token's caller
   v_try jsonb;
   v_answer jsonb;
-  v_refusals jsonb := '[]';   -- every model's refusal, in order
-  v_steps jsonb := '[]';      -- {model, limit, retry_after_ms} of each model passed over
+  v_refusals jsonb := '[]'::jsonb;   -- every model's refusal, in order
+  v_steps jsonb := '[]'::jsonb;      -- {model, limit, retry_after_ms} of each model passed over
   v_best jsonb;
 begin
   -- (google_ai_reserve_models_at, its only caller, checked p_models and the caller or token.)

@@ -21,7 +21,7 @@ declare
   v_at integer := 0;         -- the position in p_models of the name being read
   v_hops integer;            -- successors followed from it
 begin
-  select '{}', '{}', '{}', '{}', 1 into names, models, retired, answer_of, first;
+  select '{}'::text[], '{}'::text[], '{}'::boolean[], '{}'::integer[], 1 into names, models, retired, answer_of, first;
   if p_token_hash is not null then
     select t.models, t.id, c.id, 'client:' || c.name into v_allowed, token_id, client_id, caller
     from public.google_ai_tokens t join public.google_ai_clients c on c.id = t.client_id
@@ -68,7 +68,7 @@ AS $function$
 declare
   v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
   v_answer jsonb;
-  v_who jsonb := '{}';       -- a token's client and token, named in every answer
+  v_who jsonb := '{}'::jsonb;       -- a token's client and token, named in every answer
   v_credential record;
   v_worst numeric;           -- a token's worst case, booked in its (or its client's) budget in money
   -- The request resolved, each handed whole down the queue and the booking to the rules.
@@ -161,8 +161,8 @@ declare
   v_chain record;             -- google_ai_fallback_chain: the models, and a token's caller
   v_try jsonb;
   v_answer jsonb;
-  v_refusals jsonb := '[]';   -- every model's refusal, in order
-  v_steps jsonb := '[]';      -- {model, limit, retry_after_ms} of each model passed over
+  v_refusals jsonb := '[]'::jsonb;   -- every model's refusal, in order
+  v_steps jsonb := '[]'::jsonb;      -- {model, limit, retry_after_ms} of each model passed over
   v_best jsonb;
 begin
   -- (google_ai_reserve_models_at, its only caller, checked p_models and the caller or token.)
@@ -200,6 +200,9 @@ begin
     v_refusals := v_refusals || jsonb_build_array(v_try);
     v_steps := v_steps || jsonb_build_array(jsonb_build_object('model', v_chain.models[i], 'limit', v_try ->> 'limit',
       'cause', v_try ->> 'cause', 'retry_after_ms', v_try -> 'retry_after_ms'));
+    -- (A model without a key once the request's own exclusions are set aside is no attempt either:
+    -- google_ai_refusal_at.)
+    continue when v_try ->> 'limit' = 'no_active_key' and cardinality(p_exclude_key_ids) > 0;
     insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
       attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
     values ('refused', p_request_id, coalesce(v_chain.caller, p_caller, 'token'), v_chain.client_id,
@@ -380,7 +383,11 @@ begin
       and a.status = 'refused'
       and a.created_at >= pg_catalog.now() - (p_wait_ms + 60000) * interval '1 millisecond';
   end if;
-  if coalesce(p_wait_ms, 0) = 0 or p_request_id is null or not found then
+  -- No key left once the request's own exclusions are set aside (the keys its earlier calls failed on)
+  -- is no attempt: llm-invoke asks again without them, or answers from the calls it made. No row.
+  if p_limit = 'no_active_key' and cardinality(p_exclude_key_ids) > 0 then
+    null;
+  elsif coalesce(p_wait_ms, 0) = 0 or p_request_id is null or not found then
     insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
       attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
     values ('refused', p_request_id, p_caller, p_client_id, p_token_id, coalesce(p_limits.model, p_requested_model),
@@ -401,8 +408,11 @@ CREATE OR REPLACE FUNCTION public.google_ai_reserve_models_at(p_now timestamp wi
  SET search_path TO ''
  SET plan_cache_mode TO 'force_generic_plan'
 AS $function$
+-- @plpgsql_check_options: extra_warnings = off
+-- (`supabase db lint`: v_reply_by is assigned and never read by design, set_config's answer taken by an
+-- assignment because a perform costs more, as said below; its other extra warnings are none.)
 declare
-  v_metadata jsonb := coalesce(p_metadata, '{}');
+  v_metadata jsonb := coalesce(p_metadata, '{}'::jsonb);
   v_reply_by text;           -- the setting as set
   v_answer jsonb;
 begin
