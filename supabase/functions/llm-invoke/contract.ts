@@ -93,7 +93,6 @@ export interface NormalizedRequest {
   maxWaitMs: number;
   requestId?: string;
   metadata: Record<string, unknown>;
-  includeCandidates: boolean;
   /** The class asked for (absent: the credential's own). */
   priority?: PriorityClass;
   /** A stream ends with the whole answer's usage (OpenAI's stream_options.include_usage). */

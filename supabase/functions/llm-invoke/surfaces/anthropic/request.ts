@@ -10,10 +10,10 @@ import { GatewayError } from "../../../_shared/errors.ts";
 import { invalidRequest } from "../../../_shared/validation.ts";
 import type { HubMessage, HubOptions, HubPart, HubTool, HubToolChoice } from "../../../_shared/upstream/hub.ts";
 import type { NormalizedRequest, OnlyField } from "../../contract.ts";
-import { IMAGE_FIELD_CODE, OUTPUT_CAP_CODE } from "../native/field-codes.ts";
+import { IMAGE_FIELD_CODE, OUTPUT_CAP_CODE } from "../shared/field-codes.ts";
 import { type ImageInfo, imageTokensOf, inspectInlineImage } from "../../model/images.ts";
-import { callOptionsFromHeaders } from "../call-options.ts";
-import type { ParseInput } from "../surface.ts";
+import { callOptionsFromHeaders } from "../shared/call-options.ts";
+import type { ParseInput } from "../shared/surface.ts";
 
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 const FUNCTION_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
@@ -203,7 +203,6 @@ export function parseMessages(input: ParseInput, counting = false): NormalizedRe
     stream: !counting && body.stream === true,
     // Anthropic's metadata (user_id) is the provider's, not the gateway's audit record.
     metadata: {},
-    includeCandidates: false,
     dialectBody: { dialect: "anthropic", body: raw as Record<string, unknown> },
     ...(only.length === 0 ? {} : { only: { dialect: "anthropic", fields: only } }),
   };

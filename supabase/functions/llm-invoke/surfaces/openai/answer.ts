@@ -3,8 +3,8 @@
 import type { JsonAnswer } from "../../../_shared/envelope.ts";
 import { hubFinish } from "../../../_shared/upstream/hub.ts";
 import type { InvokeResult } from "../../attempt/context.ts";
-import { hubOf } from "../stored-answer.ts";
-import type { SurfaceContext } from "../surface.ts";
+import { hubOf } from "../shared/stored-answer.ts";
+import type { SurfaceContext } from "../shared/surface.ts";
 import { finishReasonOf, googleExtra, textOfParts, textSignatureOf, toolCallsOf } from "./outputs.ts";
 
 /** OpenAI's `created`, in Unix seconds: the completion, its chunks and /v1/models all carry it. */

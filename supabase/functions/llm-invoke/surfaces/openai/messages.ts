@@ -6,8 +6,8 @@ import { GatewayError } from "../../../_shared/errors.ts";
 import type { HubMessage, HubPart } from "../../../_shared/upstream/hub.ts";
 import { sanitize } from "../../../_shared/sanitize.ts";
 import { type ImageInfo, inspectInlineImage } from "../../model/images.ts";
-import { IMAGE_FIELD_CODE } from "../native/field-codes.ts";
-import { joinText } from "../native/request.ts";
+import { IMAGE_FIELD_CODE } from "../shared/field-codes.ts";
+import { joinText } from "../shared/request-rules.ts";
 import { invalid, unsupported } from "./checks.ts";
 import { isObject } from "../../../_shared/json.ts";
 

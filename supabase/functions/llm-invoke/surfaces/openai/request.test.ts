@@ -27,7 +27,7 @@ describe("parse: messages", () => {
       { role: "model", parts: [{ text: "Bonjour" }] },
       { role: "user", parts: [{ text: "Again" }] },
     ]);
-    expect(req.includeCandidates).toBe(false);
+    expect("includeCandidates" in req).toBe(false); // the native route's alone
     expect(req.stream).toBe(false);
     expect(req.imageTokens).toBe(0);
   });

@@ -5,12 +5,12 @@ import { z } from "zod";
 import { GatewayError } from "../../../_shared/errors.ts";
 import type { HubOptions } from "../../../_shared/upstream/hub.ts";
 import type { Ask, NormalizedRequest } from "../../contract.ts";
-import { OUTPUT_CAP_CODE } from "../native/field-codes.ts";
+import { OUTPUT_CAP_CODE } from "../shared/field-codes.ts";
 import { invalidRequest } from "../../../_shared/validation.ts";
-import { checkMetadata } from "../native/request.ts";
+import { checkMetadata } from "../shared/request-rules.ts";
 import { imageTokensOf } from "../../model/images.ts";
-import { callOptionsFromHeaders } from "../call-options.ts";
-import type { ParseInput } from "../surface.ts";
+import { callOptionsFromHeaders } from "../shared/call-options.ts";
+import type { ParseInput } from "../shared/surface.ts";
 import { invalid } from "./checks.ts";
 import { isObject } from "../../../_shared/json.ts";
 import { messageSchema, toMessages } from "./messages.ts";
@@ -137,7 +137,6 @@ export function parseChatCompletion(input: ParseInput): NormalizedRequest {
     imageTokens: imageTokensOf(images),
     stream: input.stream ?? req.stream === true,
     metadata,
-    includeCandidates: false,
     ...(req.stream_options?.include_usage === true ? { streamUsage: true } : {}),
     ...serviceTierOf(req.service_tier),
     dialectBody: { dialect: "openai", body },
