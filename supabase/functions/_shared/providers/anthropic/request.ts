@@ -26,23 +26,9 @@ const MIN_THINKING_BUDGET = 1024;
 /** A request Anthropic cannot be asked (several alternative answers): the caller's error, said before any call. */
 export class AnthropicRequestError extends Error {}
 
-/** A schema as JSON Schema: OpenAPI 3.0's capital type names in lower case, `nullable` as a type list. */
-export function jsonSchemaOf(schema: HubSchema | undefined): Json {
-  if (schema === undefined) return { type: "object" };
-  if (schema.flavour === "json-schema") return (isObject(schema.schema) ? schema.schema : { type: "object" });
-  const convert = (node: unknown): unknown => {
-    if (Array.isArray(node)) return node.map(convert);
-    if (!isObject(node)) return node;
-    const out: Json = {};
-    for (const [k, v] of Object.entries(node)) {
-      if (k === "nullable" || k === "propertyOrdering") continue;
-      out[k] = k === "type" && typeof v === "string" ? v.toLowerCase() : convert(v);
-    }
-    if (node.nullable === true && typeof out.type === "string") out.type = [out.type, "null"];
-    return out;
-  };
-  const converted = convert(schema.schema);
-  return isObject(converted) ? converted : { type: "object" };
+/** The hub's schema (JSON Schema) as an input_schema, which must be an object's. */
+export function inputSchemaOf(schema: HubSchema | undefined): Json {
+  return isObject(schema) ? schema : { type: "object" };
 }
 
 /**
@@ -98,7 +84,7 @@ function messagesOf(messages: HubMessage[]): Json[] {
   for (const m of messages) {
     const content = m.parts.map((p) => block(p, ids)).filter((b): b is Json => b !== null);
     if (content.length === 0) continue;
-    const role = m.role === "model" ? "assistant" : "user";
+    const role = m.role;
     const last = out.at(-1);
     // Anthropic's turns alternate: two turns of one side in a row become one.
     if (last !== undefined && last.role === role) (last.content as Json[]).push(...content);
@@ -111,7 +97,7 @@ function toolOf(tool: HubTool): Json {
   return {
     name: tool.name,
     ...(tool.description === undefined ? {} : { description: tool.description }),
-    input_schema: tool.parameters === undefined ? { type: "object", properties: {} } : jsonSchemaOf(tool.parameters),
+    input_schema: tool.parameters === undefined ? { type: "object", properties: {} } : inputSchemaOf(tool.parameters),
   };
 }
 
@@ -161,7 +147,7 @@ export function messagesBody(request: HubRequest, stream: boolean, booked?: numb
     tools.push({
       name: JSON_TOOL,
       description: "Give the answer as this tool's input.",
-      input_schema: jsonSchemaOf(o.format.schema),
+      input_schema: inputSchemaOf(o.format.schema),
     });
     // Forced unless the caller's own tools may be called (then the model chooses).
     if (body.tool_choice === undefined || tools.length === 1) body.tool_choice = { type: "tool", name: JSON_TOOL };

@@ -10,7 +10,7 @@ import type {
   HubOptions,
   HubPart,
   HubRequest,
-  HubSchema,
+  HubRole,
   HubTool,
   HubToolChoice,
 } from "../../upstream/hub.ts";
@@ -50,9 +50,9 @@ function translatedPart(p: HubPart): Json {
   }
 }
 
-/** A schema under the field Google reads for its flavour. */
-function schemaField(schema: HubSchema, jsonField: string, openApiField: string): Json {
-  return { [schema.flavour === "json-schema" ? jsonField : openApiField]: schema.schema };
+/** A hub role as Google's: the assistant's turn is the model's. */
+export function googleRole(role: HubRole): "user" | "model" {
+  return role === "assistant" ? "model" : "user";
 }
 
 /** Hub options as generationConfig. */
@@ -70,7 +70,7 @@ export function generationConfigOf(o: HubOptions): Json {
   if (o.format?.type === "json") {
     config.responseMimeType = "application/json";
     if (o.format.schema !== undefined) {
-      Object.assign(config, schemaField(o.format.schema, "responseJsonSchema", "responseSchema"));
+      config.responseJsonSchema = o.format.schema;
     }
   }
   if (o.thinking !== undefined) {
@@ -89,7 +89,7 @@ export function googleTools(tools: readonly HubTool[] | undefined): Json[] | und
     functionDeclarations: tools.map((t) => ({
       name: t.name,
       ...(t.description === undefined ? {} : { description: t.description }),
-      ...(t.parameters === undefined ? {} : schemaField(t.parameters, "parametersJsonSchema", "parameters")),
+      ...(t.parameters === undefined ? {} : { parametersJsonSchema: t.parameters }),
     })),
   }];
 }
@@ -110,7 +110,7 @@ export function generateContentBody(request: HubRequest): Json {
   const config = withOwn(generationConfigOf(request.options), extras?.options);
   const tools = googleTools(request.tools);
   const body = withOwn({
-    contents: request.messages.map((m) => ({ role: m.role, parts: m.parts.map(googlePart) })),
+    contents: request.messages.map((m) => ({ role: googleRole(m.role), parts: m.parts.map(googlePart) })),
     ...(request.system === undefined ? {} : { systemInstruction: { parts: [{ text: request.system }] } }),
     ...(Object.keys(config).length === 0 ? {} : { generationConfig: config }),
     ...(tools === undefined ? {} : { tools }),

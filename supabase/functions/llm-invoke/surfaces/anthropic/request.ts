@@ -124,7 +124,7 @@ function toMessages(body: MessagesBody, only: Only[]): { messages: HubMessage[];
           note(`${at}.type`, `a ${String(b.type).slice(0, 40)} block is Anthropic's`);
       }
     });
-    if (parts.length > 0) contents.push({ role: message.role === "assistant" ? "model" : "user", parts });
+    if (parts.length > 0) contents.push({ role: message.role === "assistant" ? "assistant" : "user", parts });
   });
   if (
     Array.isArray(body.system) && body.system.some((b) => (b as Record<string, unknown>).cache_control !== undefined)

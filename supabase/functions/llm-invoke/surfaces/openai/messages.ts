@@ -177,7 +177,7 @@ export function toMessages(messages: readonly Message[]): Converted {
     if (!hasContent(parts)) {
       throw new GatewayError("empty_input", `${where} has no content.`, { details: { field: where } });
     }
-    contents.push({ role: message.role === "assistant" ? "model" : "user", parts });
+    contents.push({ role: message.role === "assistant" ? "assistant" : "user", parts });
   });
 
   if (contents.length === 0) {

@@ -115,7 +115,8 @@ export function parseChatCompletion(input: ParseInput): NormalizedRequest {
   const req = parsed.data;
 
   const options = callOptionsFromHeaders(input.headers, input.limits);
-  const tools = toolsOf(req);
+  const { only: toolsOnly, ...tools } = toolsOf(req);
+  const only = [...asked.map((field) => ({ field, why: UNSUPPORTED[field].why })), ...toolsOnly];
   const { messages, system, images } = toMessages(req.messages);
   const metadata = req.metadata ?? {};
   checkMetadata(metadata, input.limits);
@@ -127,7 +128,7 @@ export function parseChatCompletion(input: ParseInput): NormalizedRequest {
     ...(system === undefined ? {} : { system }),
     options: optionsOf(req),
     ...tools,
-    asks: asksOf(req, tools.tools !== undefined),
+    asks: asksOf(req, (req.tools ?? []).length > 0),
     outputCapField: {
       words: req.max_completion_tokens === undefined || req.max_completion_tokens === null
         ? "max_tokens"
@@ -140,9 +141,7 @@ export function parseChatCompletion(input: ParseInput): NormalizedRequest {
     ...(req.stream_options?.include_usage === true ? { streamUsage: true } : {}),
     ...serviceTierOf(req.service_tier),
     dialectBody: { dialect: "openai", body },
-    ...(asked.length === 0
-      ? {}
-      : { only: { dialect: "openai", fields: asked.map((field) => ({ field, why: UNSUPPORTED[field].why })) } }),
+    ...(only.length === 0 ? {} : { only: { dialect: "openai", fields: only } }),
   };
 }
 
@@ -191,7 +190,7 @@ function optionsOf(req: ChatCompletionBody): HubOptions {
   if (format?.type === "json_object") config.format = { type: "json" };
   if (format?.type === "json_schema") {
     const schema = format.json_schema.schema;
-    config.format = { type: "json", ...(schema === undefined ? {} : { schema: { flavour: "json-schema", schema } }) };
+    config.format = { type: "json", ...(schema === undefined ? {} : { schema }) };
   }
   if (req.reasoning_effort !== null && req.reasoning_effort !== undefined) {
     config.thinking = { budgetTokens: THINKING_BUDGETS[req.reasoning_effort] };
