@@ -116,7 +116,7 @@ export function messagesBody(request: HubRequest, stream: boolean, booked?: numb
   const maxTokens = maxTokensOf(request, booked);
   // A body of another dialect (a caller's, for its own provider) is not Anthropic's to send.
   if (request.dialectBody?.dialect === ANTHROPIC) {
-    return passThrough(request.dialectBody, request.model, stream, request.options.maxOutputTokens, maxTokens);
+    return passThrough(request.dialectBody, request, stream, maxTokens);
   }
   const o = request.options;
   if ((o.outputCount ?? 1) > 1) {
@@ -128,12 +128,8 @@ export function messagesBody(request: HubRequest, stream: boolean, booked?: numb
   if (o.topP !== undefined) body.top_p = o.topP;
   if (o.topK !== undefined) body.top_k = o.topK;
   if (o.stop !== undefined && o.stop.length > 0) body.stop_sequences = o.stop;
-  const budget = o.thinking?.budgetTokens;
-  if (budget !== undefined && budget > 0) {
-    // The budget must be at least 1024 and below max_tokens: within what was booked, or no thinking.
-    const fitted = Math.min(Math.max(budget, MIN_THINKING_BUDGET), maxTokens - 1);
-    if (fitted >= MIN_THINKING_BUDGET) body.thinking = { type: "enabled", budget_tokens: fitted };
-  }
+  const budget = fittedBudget(o.thinking?.budgetTokens, maxTokens);
+  if (budget !== undefined) body.thinking = { type: "enabled", budget_tokens: budget };
   const tools = (request.tools ?? []).map(toolOf);
   const choice = request.toolChoice;
   if (choice !== undefined && tools.length > 0) {
@@ -158,12 +154,33 @@ export function messagesBody(request: HubRequest, stream: boolean, booked?: numb
 }
 
 /**
- * The caller's own Anthropic body: sent as it came, but for the fields the gateway sets (the model
- * booked, the stream, max_tokens: the gateway's cap where it set one, else the body's, else the booked answer).
+ * A thinking budget as Anthropic takes it: at least 1024 and below max_tokens (within what was
+ * booked); undefined: no thinking (none asked, 0, or no room under max_tokens).
  */
-function passThrough(own: DialectBody, model: string, stream: boolean, cap: number | undefined, booked: number): Json {
-  const body: Json = { ...own.body, model };
-  body.max_tokens = cap ?? (typeof body.max_tokens === "number" ? body.max_tokens : booked);
+function fittedBudget(budget: number | undefined, maxTokens: number): number | undefined {
+  if (budget === undefined || budget <= 0) return undefined;
+  const fitted = Math.min(Math.max(budget, MIN_THINKING_BUDGET), maxTokens - 1);
+  return fitted >= MIN_THINKING_BUDGET ? fitted : undefined;
+}
+
+/**
+ * The caller's own Anthropic body: sent as it came, but for the fields the gateway sets — the model
+ * booked, the stream, max_tokens (the gateway's cap where it set one, else the body's, else the booked
+ * answer) and thinking's budget (the gateway's, fitted below that max_tokens, else no thinking).
+ */
+function passThrough(own: DialectBody, request: HubRequest, stream: boolean, booked: number): Json {
+  const body: Json = { ...own.body, model: request.model };
+  const maxTokens = request.options.maxOutputTokens ??
+    (typeof body.max_tokens === "number" ? body.max_tokens : booked);
+  body.max_tokens = maxTokens;
+  const thinking = body.thinking;
+  if (isObject(thinking) && thinking.type === "enabled") {
+    const asked = request.options.thinking?.budgetTokens ??
+      (typeof thinking.budget_tokens === "number" ? thinking.budget_tokens : undefined);
+    const budget = fittedBudget(asked, maxTokens);
+    if (budget === undefined) delete body.thinking;
+    else body.thinking = { ...thinking, budget_tokens: budget };
+  }
   if (stream) body.stream = true;
   else delete body.stream;
   return body;

@@ -160,7 +160,7 @@ function toolsOf(body: MessagesBody, only: Only[]): { tools?: HubTool[]; toolCho
       name: tool.name,
       ...(typeof tool.description === "string" ? { description: tool.description } : {}),
       ...(typeof tool.input_schema === "object" && tool.input_schema !== null
-        ? { parameters: { flavour: "json-schema" as const, schema: tool.input_schema } }
+        ? { parameters: tool.input_schema }
         : {}),
     });
   }
