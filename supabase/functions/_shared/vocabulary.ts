@@ -7,10 +7,10 @@
 // ship alone, take limits, causes and classes as strings and write none of them out. A new refusal
 // limit or cause, quota cause or status starts here; those tests then name every other place to change.
 
-// ---- Google's 429s ---------------------------------------------------------------------------------
+// ---- Providers' 429s ---------------------------------------------------------------------------------
 
 /**
- * Why Google answered 429, read from its body (google/quota-cause.ts; docs/google-429s.md says what
+ * Why a provider answered 429, read from its body by its dialect (Google's google/quota-cause.ts; docs/google-429s.md says what
  * each asks for), each cause with what a 429's message says of it after "Cause: ". The database's
  * copy: google_ai_quota_causes() and the checks of google_ai_cooldowns.cause and
  * google_ai_attempts.quota_cause.
@@ -31,7 +31,7 @@ const QUOTA_CAUSE_WORDS = {
 export type QuotaCause = keyof typeof QUOTA_CAUSE_WORDS;
 export const QUOTA_CAUSES = Object.keys(QUOTA_CAUSE_WORDS) as [QuotaCause, ...QuotaCause[]];
 
-/** What a 429's message says of Google's cause. */
+/** What a 429's message says of the provider's cause. */
 export function quotaCauseWords(cause: QuotaCause): string {
   return QUOTA_CAUSE_WORDS[cause];
 }
@@ -68,7 +68,7 @@ export const GROUP_CAUSES = ["spend_cap", ...MONEY_CAUSES] as const satisfies re
 export const WAITABLE_LIMITS = ["rpm", "tpm", "rpd", "cooldown", "pace"] as const;
 
 /**
- * Refusals of the quota itself. `withdrawn`: Google answered 404 NOT_FOUND for the model (its row is
+ * Refusals of the quota itself. `withdrawn`: the provider answered 404 for the model (its row is
  * marked); nothing brings it back but maintenance or the operator.
  */
 export const QUOTA_LIMITS = [
@@ -123,8 +123,8 @@ export type StepLimit = (typeof STEP_LIMITS)[number];
 export const BUDGET_LIMITS = ["token_budget", "client_budget", "caller_budget"] as const;
 
 /**
- * The `limit` of llm-invoke's 429 answers: the waitable refusals, the budgets, and `upstream` (Google
- * itself answered 429 on the last attempt, for no per-minute or per-day quota: its `cause` says which).
+ * The `limit` of llm-invoke's 429 answers: the waitable refusals, the budgets, and `upstream` (the
+ * provider itself answered 429 on the last attempt, for no per-minute or per-day quota: its `cause` says which).
  */
 export const INVOKE_RATE_LIMITS = [...WAITABLE_LIMITS, "upstream", ...BUDGET_LIMITS] as const;
 
@@ -240,7 +240,7 @@ export const CALL_STATUSES = [...FINALIZE_OUTCOMES, ...FORMER_CALL_STATUSES] as 
  */
 export const DECIDED_STATUSES = ["refused", ...CALL_STATUSES, "released", "abandoned"] as const;
 
-/** google_ai_attempts.status: `reserved` while Google is being called, then decided. */
+/** google_ai_attempts.status: `reserved` while the provider is being called, then decided. */
 export const ATTEMPT_STATUSES = ["reserved", ...DECIDED_STATUSES] as const;
 export type AttemptStatus = (typeof ATTEMPT_STATUSES)[number];
 
@@ -255,7 +255,7 @@ export type AttemptStatus = (typeof ATTEMPT_STATUSES)[number];
 export const PRIORITY_CLASSES = ["interactive", "batch"] as const;
 export type PriorityClass = (typeof PRIORITY_CLASSES)[number];
 
-/** Google's service tiers (the generateContent body's serviceTier; google_ai_service_tiers.service_tier). */
+/** The service tiers (Google's serviceTier, OpenAI's service_tier; google_ai_service_tiers.service_tier). */
 export const SERVICE_TIERS = ["flex", "standard", "priority"] as const;
 export type ServiceTier = (typeof SERVICE_TIERS)[number];
 

@@ -559,7 +559,7 @@ describe("invoke: Google failures", () => {
       httpStatus: 429,
       errorCode: "RESOURCE_EXHAUSTED",
       quotaId: "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
-      cooldownUntilPacificMidnight: false,
+      cooldownUntilProviderMidnight: false,
       response: null,
     });
     expect(store.finalized[0]!.cooldownUntil?.getTime()).toBe(clock.t + 21_000);
@@ -572,7 +572,7 @@ describe("invoke: Google failures", () => {
     const google = new FakeGoogle([google429("GenerateRequestsPerDayPerProjectPerModel-FreeTier", "3s")]);
     const { run } = setup(store, google);
     const error = await rejection(run({ mode: "NO_WAIT" }));
-    expect(store.finalized[0]).toMatchObject({ cooldownUntil: null, cooldownUntilPacificMidnight: true });
+    expect(store.finalized[0]).toMatchObject({ cooldownUntil: null, cooldownUntilProviderMidnight: true });
     expect(error.toBody()).toMatchObject({ limit: "cooldown" });
   });
 

@@ -1,6 +1,6 @@
 // The HTTP side of llm-invoke, inside the shared envelope (_shared/envelope.ts: request id, method,
 // log line, error answers): which route (routes.ts: one row per route), who is calling, the body, and the answer in the
-// route's own shape (surfaces/). What happens to a valid request (reserve, call Google, finalize) is
+// route's own shape (surfaces/). What happens to a valid request (reserve, call the provider, finalize) is
 // the injected `invoke`, so tests and servers build the handler with their own dependencies. No Deno
 // globals here: the module runs under Deno and under Node (vitest).
 //
@@ -41,8 +41,8 @@ export interface HandlerDeps {
   /** The models callers can name (pg-store's modelList); without it the model routes are 404. */
   models?: () => Promise<ModelEntry[]>;
   /**
-   * Google's count of a request's input tokens (countTokens route), for a scoped token only on its own
-   * models; without it the route is 404.
+   * The provider's count of a request's input tokens (the count-tokens routes), for a scoped token
+   * only on its own models; without it the route is 404.
    */
   countTokens?: (
     request: NormalizedRequest,

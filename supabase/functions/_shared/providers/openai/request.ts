@@ -12,6 +12,7 @@ import type {
   HubToolResultPart,
 } from "../../upstream/hub.ts";
 import { responseFormatSchema } from "./schema.ts";
+import { isObject } from "../../json.ts";
 
 type Message = Record<string, unknown>;
 
@@ -59,8 +60,8 @@ function textOf(content: unknown): string {
   if (typeof content === "string") return content;
   if (!Array.isArray(content)) return "";
   return content.map((part) =>
-    typeof part === "object" && part !== null && (part as { type?: unknown }).type === "text"
-      ? String((part as { text?: unknown }).text ?? "")
+    isObject(part) && part.type === "text"
+      ? String(part.text ?? "")
       : ""
   ).join(" ");
 }
@@ -86,9 +87,7 @@ function callersBody(
   const own = Object.fromEntries(Object.entries(body).filter(([field]) => !GATEWAY_FIELDS.includes(field)));
   const cap = request.options.maxOutputTokens;
   // The caller's other stream options (include_obfuscation) stand; the usage chunk is always asked.
-  const options = typeof body.stream_options === "object" && body.stream_options !== null
-    ? body.stream_options
-    : {};
+  const options = isObject(body.stream_options) ? body.stream_options : {};
   // The caller's own service_tier stands (the gateway's word "standard" is OpenAI's "default"); where it
   // names none, the gateway's tier is sent.
   const { service_tier: asked, ...rest } = own;

@@ -14,6 +14,7 @@ import { IMAGE_FIELD_CODE, OUTPUT_CAP_CODE } from "../shared/field-codes.ts";
 import { type ImageInfo, imageTokensOf, inspectInlineImage } from "../../model/images.ts";
 import { callOptionsFromHeaders } from "../shared/call-options.ts";
 import type { ParseInput } from "../shared/surface.ts";
+import { isObject } from "../../../_shared/json.ts";
 
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 const FUNCTION_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
@@ -93,7 +94,7 @@ function toMessages(body: MessagesBody, only: Only[]): { messages: HubMessage[];
             throw bad(`${at}.name`, "must be a tool's name.");
           }
           if (typeof b.id === "string") names.set(b.id, b.name);
-          const args = typeof b.input === "object" && b.input !== null && !Array.isArray(b.input) ? b.input : {};
+          const args = isObject(b.input) ? b.input : {};
           parts.push({
             type: "tool_call",
             ...(typeof b.id === "string" ? { id: b.id } : {}),
@@ -159,7 +160,7 @@ function toolsOf(body: MessagesBody, only: Only[]): { tools?: HubTool[]; toolCho
     tools.push({
       name: tool.name,
       ...(typeof tool.description === "string" ? { description: tool.description } : {}),
-      ...(typeof tool.input_schema === "object" && tool.input_schema !== null
+      ...(isObject(tool.input_schema)
         ? { parameters: tool.input_schema }
         : {}),
     });
