@@ -5,6 +5,7 @@
 import type {
   DialectBody,
   DialectExtras,
+  DialectTag,
   HubMessage,
   HubOptions,
   HubRequest,
@@ -79,7 +80,7 @@ export interface NormalizedRequest {
    * Fields of the caller's body only one dialect's models honour, each with why another provider's
    * cannot: a model of another dialect refuses the request naming them (model/adapt.ts).
    */
-  only?: { dialect: string; fields: readonly OnlyField[] };
+  only?: { dialect: DialectTag; fields: readonly OnlyField[] };
   /** What the request asks that a model may lack (model/adapt.ts refuses it where the model's row says so). */
   asks: { json?: Ask; tools?: Ask };
   /** Where the caller names the output cap: its route's words, and details.field's stable code. */

@@ -15,6 +15,19 @@
 // one of FINISH_REASONS, with the provider's own word beside it for callers that show it.
 import type { ServiceTier } from "../vocabulary.ts";
 
+// ---- Dialects --------------------------------------------------------------------------------------------
+
+/**
+ * The dialects' names, each added by its own folder (../providers/<dialect>/provider.ts, `declare
+ * module` of this file), so the hub names no provider and a tag is one of them, never any string: a
+ * typo does not compile.
+ */
+// deno-lint-ignore no-empty-interface
+export interface DialectTags {}
+
+/** The name of a dialect the gateway speaks to providers (the registry's). */
+export type DialectTag = keyof DialectTags;
+
 // ---- Parts and messages ----------------------------------------------------------------------------------
 
 /**
@@ -116,7 +129,7 @@ export interface HubOptions {
 
 /** The caller's own body in a provider's dialect: sent as it came to a provider of that dialect. */
 export interface DialectBody {
-  dialect: string;
+  dialect: DialectTag;
   body: Record<string, unknown>;
 }
 
@@ -128,7 +141,7 @@ export interface DialectBody {
  * (where that would change the answer, the route has a model of another dialect refuse them).
  */
 export interface DialectExtras {
-  dialect: string;
+  dialect: DialectTag;
   /** Fields of the body (a request's) or of the part (a part's). */
   fields: Record<string, unknown>;
   /** Generation options beside the hub's (a request's only). */
@@ -223,7 +236,7 @@ export interface HubAnswer {
 
 /** A provider's own answer (or chunk) in its dialect, as it came (pass-through to a route of that dialect). */
 export interface DialectAnswer {
-  dialect: string;
+  dialect: DialectTag;
   body: Record<string, unknown>;
 }
 

@@ -351,7 +351,7 @@ describe("invoke: success", () => {
   });
 
   it("answers the provider's own answer beside the hub's, for a route of its dialect", async () => {
-    const own = { dialect: "google", body: { candidates: [] } };
+    const own = { dialect: "google" as const, body: { candidates: [] } };
     const { run } = setup(new FakeStore([reservation(1)]), new FakeGoogle([{ ok: true, answer: answered("Привет"), latencyMs: 120, dialectAnswer: own }]));
     expect(await run({ include_candidates: true })).toMatchObject({ hub: answered("Привет"), dialectAnswer: own });
   });
