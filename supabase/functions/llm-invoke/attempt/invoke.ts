@@ -168,8 +168,8 @@ function shared(deps: Pick<InvokeDeps, "store" | "providers" | "options" | "cloc
 }
 
 /**
- * The provider's count of a request's input as the model takes it (the countTokens route). It books no
- * quota: countTokens is free and has its own quota at the provider (Google's countTokens). Throws when no count can be had.
+ * The provider's count of a request's input as the model takes it (the count-tokens routes). It books
+ * no quota: a provider's count is free and has its own quota there. Throws when no count can be had.
  */
 export function createInputCounter(
   deps: Pick<InvokeDeps, "store" | "providers" | "options" | "clock" | "logError">,
