@@ -8,7 +8,9 @@
 //   its root, JSON Schema's type names: Google's `OBJECT` is refused), `strict: true` ones further;
 // - tools: tool_choice "required" or a named function always calls (the named one, else the first
 //   function whose name is in the question, else the first); "auto" (default) calls the first
-//   function whose name is in the question; "none" never. Arguments fit the function's parameters;
+//   function whose name is in the question; "none" never; "allowed_tools" does the same as its mode
+//   ("auto" or "required") among the tools it lists, each of which must be among the tools given.
+//   Arguments fit the function's parameters. A custom tool (type "custom") is taken, never called;
 // - n choices: choice i > 0 says "sim(<model>)#<i>: …".
 // max_tokens / max_completion_tokens cut each choice's text (finish_reason "length").
 
@@ -42,7 +44,8 @@ export interface ChatRequest {
   topLogprobs: number;
   format: { type: 'text' } | { type: 'json_object' } | { type: 'json_schema'; schema: unknown };
   tools: ToolFunction[];
-  toolChoice: 'none' | 'auto' | 'required' | { name: string };
+  /** `only`: allowed_tools's list, the tools a call may use (absent: any of them). */
+  toolChoice: 'none' | 'auto' | 'required' | { name: string } | { mode: 'auto' | 'required'; only: string[] };
   /** The tier that serves it, as the answer's service_tier names it: flex or priority when asked, else default. */
   servedTier: 'default' | 'flex' | 'priority';
 }
@@ -159,9 +162,18 @@ function parseFormat(raw: unknown, messages: Record<string, unknown>[]): Parsed<
 
 function parseTools(raw: unknown, choice: unknown): Parsed<{ tools: ToolFunction[]; toolChoice: ChatRequest['toolChoice'] }> {
   const tools: ToolFunction[] = [];
+  const custom: string[] = [];
   if (raw !== undefined && raw !== null) {
     if (!Array.isArray(raw)) return fail(invalidType('tools', 'an array', raw));
     for (const [i, tool] of raw.entries()) {
+      if (isObject(tool) && tool.type === 'custom' && isObject(tool.custom)) {
+        const name = tool.custom.name;
+        if (typeof name !== 'string' || !NAME.test(name)) {
+          return fail(badRequest(`Invalid 'tools[${i}].custom.name': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.`, `tools[${i}].custom.name`, 'invalid_value'));
+        }
+        custom.push(name);
+        continue;
+      }
       if (!isObject(tool) || tool.type !== 'function' || !isObject(tool.function)) {
         return fail(badRequest(`Invalid value for 'tools[${i}]': expected {"type": "function", "function": {...}}.`, `tools[${i}]`, 'invalid_value'));
       }
@@ -190,6 +202,22 @@ function parseTools(raw: unknown, choice: unknown): Parsed<{ tools: ToolFunction
       return fail(badRequest(`Invalid value for 'tool_choice': tool '${name}' is not among the tools given.`, 'tool_choice', 'invalid_value'));
     }
     return { ok: true, value: { tools, toolChoice: { name } } };
+  }
+  if (isObject(choice) && choice.type === 'allowed_tools' && isObject(choice.allowed_tools)) {
+    const { mode, tools: listed } = choice.allowed_tools;
+    if ((mode !== 'auto' && mode !== 'required') || !Array.isArray(listed) || listed.length === 0) {
+      return fail(badRequest("Invalid value for 'tool_choice.allowed_tools': expected a mode of 'auto' or 'required' and a non-empty list of tools.", 'tool_choice.allowed_tools', 'invalid_value'));
+    }
+    const only: string[] = [];
+    for (const [i, t] of listed.entries()) {
+      const name = isObject(t) && t.type === 'function' && isObject(t.function) ? t.function.name
+        : isObject(t) && t.type === 'custom' && isObject(t.custom) ? t.custom.name : undefined;
+      if (typeof name !== 'string' || !(tools.some((f) => f.name === name) || custom.includes(name))) {
+        return fail(badRequest(`Invalid value for 'tool_choice.allowed_tools.tools[${i}]': not among the tools given.`, `tool_choice.allowed_tools.tools[${i}]`, 'invalid_value'));
+      }
+      only.push(name);
+    }
+    return { ok: true, value: { tools, toolChoice: { mode, only } } };
   }
   return fail(badRequest("Invalid value for 'tool_choice': expected 'none', 'auto', 'required' or {\"type\": \"function\", \"function\": {\"name\": ...}}.", 'tool_choice', 'invalid_value'));
 }
@@ -310,13 +338,13 @@ export interface Choice {
 }
 
 function chooseTool(req: ChatRequest, asked: string): ToolFunction | undefined {
-  if (req.toolChoice === 'none' || req.tools.length === 0) return undefined;
-  if (typeof req.toolChoice === 'object') {
-    const name = req.toolChoice.name;
-    return req.tools.find((t) => t.name === name);
-  }
-  const named = req.tools.find((t) => asked.includes(t.name));
-  return named ?? (req.toolChoice === 'required' ? req.tools[0] : undefined);
+  const choice = req.toolChoice;
+  if (choice === 'none' || req.tools.length === 0) return undefined;
+  if (typeof choice === 'object' && 'name' in choice) return req.tools.find((t) => t.name === choice.name);
+  const callable = typeof choice === 'object' ? req.tools.filter((t) => choice.only.includes(t.name)) : req.tools;
+  const mode = typeof choice === 'object' ? choice.mode : choice;
+  const named = callable.find((t) => asked.includes(t.name));
+  return named ?? (mode === 'required' ? callable[0] : undefined);
 }
 
 /** Splits text into tokens of at most 4 UTF-8 bytes (the token rule's unit). */

@@ -112,6 +112,33 @@ describe('the openai SDK against the simulator', () => {
     expect(JSON.parse(again.function.arguments)).toEqual({ city: FUNCTION_ARG_STRING, unit: 'celsius', days: 1 });
   });
 
+  it('allowed_tools: the call is among the listed tools, optional in auto, forced in required; custom tools taken', async () => {
+    const fn = (name: string): OpenAI.Chat.Completions.ChatCompletionTool => ({
+      type: 'function',
+      function: { name, parameters: { type: 'object', properties: { city: { type: 'string' } } } },
+    });
+    const tools = [fn('get_weather'), fn('get_time'), { type: 'custom' as const, custom: { name: 'sql' } }];
+    const allowed = (mode: 'auto' | 'required') => ({
+      type: 'allowed_tools' as const,
+      allowed_tools: { mode, tools: [{ type: 'function', function: { name: 'get_time' } }] },
+    });
+    const ask = (content: string, mode: 'auto' | 'required') =>
+      client.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content }], tools, tool_choice: allowed(mode) });
+    // get_weather is named but not allowed: auto answers in text, required calls the allowed one.
+    expect((await ask('get_weather in Oslo', 'auto')).choices[0]!.message.tool_calls).toBeUndefined();
+    const forced = (await ask('get_weather in Oslo', 'required')).choices[0]!.message.tool_calls![0]!;
+    expect(forced.type === 'function' && forced.function.name).toBe('get_time');
+    const chosen = (await ask('get_time in Oslo', 'auto')).choices[0]!.message.tool_calls![0]!;
+    expect(chosen.type === 'function' && chosen.function.name).toBe('get_time');
+    const stray = await apiError(client.chat.completions.create({
+      model: 'gpt-4o',
+      messages: [{ role: 'user', content: 'x' }],
+      tools,
+      tool_choice: { type: 'allowed_tools', allowed_tools: { mode: 'auto', tools: [{ type: 'function', function: { name: 'nope' } }] } },
+    }));
+    expect(stray.param).toBe('tool_choice.allowed_tools.tools[0]');
+  });
+
   it('strict JSON schema: the answer parses and fits the schema', async () => {
     const r = await client.chat.completions.create({
       model: 'gpt-4o',

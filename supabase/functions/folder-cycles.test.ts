@@ -15,20 +15,28 @@ function modulesUnder(dir: string): string[] {
     const full = path.join(dir, name);
     if (name === "node_modules") return [];
     if (statSync(full).isDirectory()) return modulesUnder(full);
-    return name.endsWith(".ts") && !name.endsWith(".test.ts") ? [full] : [];
+    // Tests and their fixtures are no folder's job: they may read any of them.
+    return name.endsWith(".ts") && !name.endsWith(".test.ts") && !name.endsWith("test-fixtures.ts") ? [full] : [];
   });
 }
 
+/** Layers whose parts are nodes of their own: each surface (its module and its folder) and the module they share. */
+const PARTED = new Set(["llm-invoke/surfaces"]);
+
 /**
  * A module's node: in _shared its folder (upstream/, providers/, each dialect's own); in a function
- * its layer (llm-invoke's attempt/, http/, model/, store/, surfaces/ with the routes' folders under
- * it); a module at a function's top (its index.ts wiring, llm-invoke's contract.ts and clock.ts at the
+ * its layer (llm-invoke's attempt/, http/, model/, store/), but in a parted layer its part
+ * (llm-invoke's surfaces/native.ts with surfaces/native/, each other surface alike, surfaces/shared/);
+ * a module at a function's top (its index.ts wiring, llm-invoke's contract.ts and clock.ts at the
  * bottom of its layers) is a node of its own.
  */
-function nodeOf(root: string, file: string): string {
+export function nodeOf(root: string, file: string): string {
   const folder = path.relative(root, path.dirname(file)).split(path.sep);
   if (folder[0]!.startsWith("_")) return folder.join("/");
-  return folder.length === 1 ? path.relative(root, file).split(path.sep).join("/") : folder.slice(0, 2).join("/");
+  if (folder.length === 1) return path.relative(root, file).split(path.sep).join("/");
+  const layer = folder.slice(0, 2).join("/");
+  if (!PARTED.has(layer)) return layer;
+  return `${layer}/${folder[2] ?? path.basename(file, ".ts")}`;
 }
 
 /** Node → the nodes its modules import from (itself left out). */
@@ -73,6 +81,27 @@ export function cycleOf(graph: Map<string, Set<string>>): string[] | null {
 describe("folders", () => {
   it("import one another without a cycle", () => {
     expect(cycleOf(folderGraph(FUNCTIONS))).toBeNull();
+  });
+
+  it("counts each surface apart, and the module they share apart from them", () => {
+    const graph = folderGraph(FUNCTIONS);
+    const surfaces = [...graph.keys()].filter((n) => n.startsWith("llm-invoke/surfaces/")).sort();
+    expect(surfaces).toEqual([
+      "llm-invoke/surfaces/anthropic",
+      "llm-invoke/surfaces/gemini",
+      "llm-invoke/surfaces/native",
+      "llm-invoke/surfaces/openai",
+      "llm-invoke/surfaces/shared",
+    ]);
+    // The native body is Gemini's (the bot's contract): native reads Gemini's, never the other way.
+    expect(graph.get("llm-invoke/surfaces/native")).toContain("llm-invoke/surfaces/gemini");
+    // Every other surface reads only the shared module, never another surface.
+    const across = surfaces.filter((s) => s !== "llm-invoke/surfaces/native").flatMap((s) =>
+      [...graph.get(s)!].filter((n) => n.startsWith("llm-invoke/surfaces/") && n !== "llm-invoke/surfaces/shared")
+        .map((n) => `${s} -> ${n}`)
+    );
+    expect(across).toEqual([]);
+    expect(nodeOf(FUNCTIONS, path.join(FUNCTIONS, "llm-invoke/surfaces/native.ts"))).toBe("llm-invoke/surfaces/native");
   });
 
   it("a cycle is found where there is one (the check can fail)", () => {

@@ -427,6 +427,44 @@ describe("gpt-4o behind the gateway", () => {
     expect(n).toBe(0);
   });
 
+  it("gpt-4o is given what it takes and a Gemini model is not: allowed_tools in auto and a custom tool, through OpenAI's SDK", async () => {
+    const fn = (name: string): OpenAI.Chat.Completions.ChatCompletionTool => ({
+      type: "function",
+      function: { name, parameters: { type: "object", properties: { city: { type: "string" } } } },
+    });
+    const tools: OpenAI.Chat.Completions.ChatCompletionTool[] = [
+      fn("get_weather"),
+      fn("get_time"),
+      { type: "custom", custom: { name: "sql" } },
+    ];
+    const ask = (model: string, content: string) =>
+      openai().chat.completions.create({
+        model,
+        messages: [{ role: "user", content }],
+        tools,
+        tool_choice: {
+          type: "allowed_tools",
+          allowed_tools: { mode: "auto", tools: [{ type: "function", function: { name: "get_time" } }] },
+        },
+      });
+    // Served: the call optional, and only among the allowed (get_weather is named, but not allowed).
+    const plain = await ask("gpt-4o", "get_weather in Oslo");
+    expect(plain.choices[0]!.message.tool_calls).toBeUndefined();
+    expect(plain.choices[0]!.finish_reason).toBe("stop");
+    const called = await ask("gpt-4o", "get_time in Oslo");
+    expect(called.choices[0]!.message.tool_calls?.[0]).toMatchObject({ type: "function", function: { name: "get_time" } });
+    expect(oa.stats().byKey[OPENAI_SECRET]?.received).toBe(2);
+
+    // A Gemini model cannot restrict an optional call, nor take a custom tool: refused by name, nothing booked.
+    const refused = await ask(FLASH, "get_time in Oslo").catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(OpenAI.BadRequestError);
+    const error = refused as InstanceType<typeof OpenAI.APIError>;
+    expect(error.code).toBe("unsupported_feature");
+    expect(error.message).toContain("tools[2]");
+    expect(error.message).toContain("tool_choice.allowed_tools.mode");
+    expect(s.sim.stats().total.received).toBe(0);
+  });
+
   it("a 5xx on OpenAI is answered by the chain's Gemini model in the same request", async () => {
     oa.addFault({ kind: "http503" });
     const res = await s.call({ model: "gpt-4o", prompt: "fall back please", fallback_models: [FLASH], request_id: "oa-5xx" });

@@ -203,6 +203,21 @@ describe("Anthropic's SDK at the gateway's base URL", () => {
     expect(String((only as Error).message)).toContain("web_search_20250305");
   });
 
+  it("a /v1/ path the gateway does not serve is Anthropic's 404, which the SDK raises as NotFoundError", async () => {
+    // Message batches are Anthropic's, not the gateway's: the path falls under Anthropic's route.
+    const batch = await client.messages.batches.retrieve("msgbatch_01").then(() => null, (e: unknown) => e);
+    expect(batch).toBeInstanceOf(Anthropic.NotFoundError);
+    // Anthropic's body whole (not OpenAI's, whose error object has a type of the same name).
+    expect((batch as InstanceType<typeof Anthropic.APIError>).error).toMatchObject({
+      type: "error",
+      error: { type: "not_found_error", code: "not_found" },
+    });
+    // Any other /v1/ path is Anthropic's 404 too when the SDK says its version, as it always does.
+    const files = await client.beta.files.list().then(() => null, (e: unknown) => e);
+    expect(files).toBeInstanceOf(Anthropic.NotFoundError);
+    expect((files as InstanceType<typeof Anthropic.APIError>).error).toMatchObject({ type: "error" });
+  });
+
   it("the gateway's rate limit is Anthropic's 429 with retry-after", async () => {
     await s.sql`update public.google_ai_model_limits set rpm = 1 where model = 'claude-opus-4-5-20251101'`;
     try {

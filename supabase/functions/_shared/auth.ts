@@ -12,6 +12,7 @@
 import { createHash } from "node:crypto";
 import { isKaggleToken, KAGGLE_TOKEN_PREFIX } from "./credentials.ts";
 import { GatewayError } from "./errors.ts";
+import { isObject } from "./json.ts";
 
 export type Caller =
   | { kind: "service"; label: string }
@@ -26,7 +27,7 @@ export function serviceKeyValuesFromEnv(get: (name: string) => string | undefine
   if (json !== undefined && json.trim() !== "") {
     try {
       const parsed: unknown = JSON.parse(json);
-      if (typeof parsed === "object" && parsed !== null) {
+      if (isObject(parsed)) {
         for (const value of Object.values(parsed)) if (typeof value === "string") keys.push(value);
       }
     } catch {

@@ -184,7 +184,7 @@ export function envelope(options: EnvelopeOptions, handle: ScopedHandler): (req:
       const error = asGatewayError(thrown, scope);
       outcome = error.code;
       if (typeof error.extra?.limit === "string") limit = error.extra.limit;
-      // A Google 429's cause, or the cause of the cooldown that refused (minute, day, limit_zero, ...).
+      // A provider's 429's cause, or the cause of the cooldown that refused (minute, day, limit_zero, ...).
       if (typeof error.extra?.cause === "string") fields.quota_cause = error.extra.cause;
       const shaped = options.errorShape?.(req)?.(error, requestId);
       response = jsonResponse(

@@ -1,9 +1,9 @@
 // Redaction of secrets from any text that may be logged, stored in the audit log or returned.
-// Applied to every error message we did not write ourselves (Google bodies, exceptions), because
+// Applied to every error message we did not write ourselves (providers' bodies, exceptions), because
 // upstream messages and stack traces can echo URLs, headers or connection strings.
 
 export interface SanitizeOptions {
-  /** Exact values to redact wherever they appear (e.g. the Google key used for this attempt). */
+  /** Exact values to redact wherever they appear (e.g. the provider's key used for this attempt). */
   secrets?: readonly string[];
   /** Longest result in characters; longer text is cut and marked. */
   maxLength?: number;

@@ -7,7 +7,7 @@
 // ship alone, take limits, causes and classes as strings and write none of them out. A new refusal
 // limit or cause, quota cause or status starts here; those tests then name every other place to change.
 
-// ---- Google's 429s ---------------------------------------------------------------------------------
+// ---- Providers' 429s ---------------------------------------------------------------------------------
 
 /**
  * Why a provider refused for quota or money (Google's 429s: google/quota-cause.ts, docs/google-429s.md;
@@ -72,7 +72,7 @@ export const GROUP_CAUSES = ["spend_cap", ...MONEY_CAUSES] as const satisfies re
 export const WAITABLE_LIMITS = ["rpm", "tpm", "rpd", "cooldown", "pace"] as const;
 
 /**
- * Refusals of the quota itself. `withdrawn`: Google answered 404 NOT_FOUND for the model (its row is
+ * Refusals of the quota itself. `withdrawn`: the provider answered 404 for the model (its row is
  * marked); nothing brings it back but maintenance or the operator.
  */
 export const QUOTA_LIMITS = [
@@ -127,8 +127,8 @@ export type StepLimit = (typeof STEP_LIMITS)[number];
 export const BUDGET_LIMITS = ["token_budget", "client_budget", "caller_budget"] as const;
 
 /**
- * The `limit` of llm-invoke's 429 answers: the waitable refusals, the budgets, and `upstream` (Google
- * itself answered 429 on the last attempt, for no per-minute or per-day quota: its `cause` says which).
+ * The `limit` of llm-invoke's 429 answers: the waitable refusals, the budgets, and `upstream` (the
+ * provider itself answered 429 on the last attempt, for no per-minute or per-day quota: its `cause` says which).
  */
 export const INVOKE_RATE_LIMITS = [...WAITABLE_LIMITS, "upstream", ...BUDGET_LIMITS] as const;
 
@@ -249,7 +249,7 @@ export const CALL_STATUSES = [...FINALIZE_OUTCOMES, ...FORMER_CALL_STATUSES] as 
  */
 export const DECIDED_STATUSES = ["refused", ...CALL_STATUSES, "released", "abandoned"] as const;
 
-/** google_ai_attempts.status: `reserved` while Google is being called, then decided. */
+/** google_ai_attempts.status: `reserved` while the provider is being called, then decided. */
 export const ATTEMPT_STATUSES = ["reserved", ...DECIDED_STATUSES] as const;
 export type AttemptStatus = (typeof ATTEMPT_STATUSES)[number];
 
@@ -264,7 +264,7 @@ export type AttemptStatus = (typeof ATTEMPT_STATUSES)[number];
 export const PRIORITY_CLASSES = ["interactive", "batch"] as const;
 export type PriorityClass = (typeof PRIORITY_CLASSES)[number];
 
-/** Google's service tiers (the generateContent body's serviceTier; google_ai_service_tiers.service_tier). */
+/** The service tiers (Google's serviceTier, OpenAI's service_tier; google_ai_service_tiers.service_tier). */
 export const SERVICE_TIERS = ["flex", "standard", "priority"] as const;
 export type ServiceTier = (typeof SERVICE_TIERS)[number];
 

@@ -5,6 +5,7 @@
 import type {
   DialectBody,
   DialectExtras,
+  DialectTag,
   HubMessage,
   HubOptions,
   HubRequest,
@@ -79,7 +80,7 @@ export interface NormalizedRequest {
    * Fields of the caller's body only one dialect's models honour, each with why another provider's
    * cannot: a model of another dialect refuses the request naming them (model/adapt.ts).
    */
-  only?: { dialect: string; fields: readonly OnlyField[] };
+  only?: { dialect: DialectTag; fields: readonly OnlyField[] };
   /** What the request asks that a model may lack (model/adapt.ts refuses it where the model's row says so). */
   asks: { json?: Ask; tools?: Ask };
   /** Where the caller names the output cap: its route's words, and details.field's stable code. */
@@ -93,7 +94,6 @@ export interface NormalizedRequest {
   maxWaitMs: number;
   requestId?: string;
   metadata: Record<string, unknown>;
-  includeCandidates: boolean;
   /** The class asked for (absent: the credential's own). */
   priority?: PriorityClass;
   /** A stream ends with the whole answer's usage (OpenAI's stream_options.include_usage). */
@@ -118,7 +118,7 @@ export interface RequestLimits {
 }
 
 // The function's wall clock is 150 s on the Free plan: waiting may use at most 60 s of it, which
-// leaves room for three Google attempts.
+// leaves room for three attempts.
 export const DEFAULT_REQUEST_LIMITS: RequestLimits = {
   // A whole sliding window (60 s + the 1 s guard) and the jitter: a waiter behind a full window gets in.
   maxWaitBudgetMs: 65_000,
@@ -128,12 +128,12 @@ export const DEFAULT_REQUEST_LIMITS: RequestLimits = {
 };
 
 export interface ModelCapabilities {
-  /** Canonical id sent to Google (an alias such as gemma-3-27b resolves to gemma-3-27b-it). */
+  /** Canonical id sent to the provider (an alias such as gemma-3-27b resolves to gemma-3-27b-it). */
   model: string;
   supportsSystemInstruction: boolean;
   supportsJsonMode: boolean;
   supportsTools: boolean;
-  /** False: images are refused with a clear 400; null or absent: not known, Google decides. */
+  /** False: images are refused with a clear 400; null or absent: not known, the provider decides. */
   supportsImages?: boolean | null;
 }
 
@@ -209,7 +209,7 @@ export interface ModelProfile extends ModelCapabilities {
   /** The row's chain (canonical names), used when the request names no fallback_models. */
   fallbackModels: readonly string[];
   /**
-   * Google answered 404 NOT_FOUND for the model (its row is marked): reservations refuse it. Absent:
+   * The provider answered 404 for the model (its row is marked): reservations refuse it. Absent:
    * served. Rows are cached per worker, so this may lag the row by one refresh.
    */
   withdrawn?: boolean;
@@ -221,7 +221,7 @@ export interface ModelProfile extends ModelCapabilities {
   dialect: string;
   /**
    * Set where the model's TPM counts an answer's tokens too (OpenAI): the output a request books when
-   * it names no max_tokens. Absent: TPM counts input only (Google).
+   * it names no max_tokens. Absent: TPM counts input only (Google's rule).
    */
   bookedOutputTokens?: number;
   /**
@@ -236,7 +236,7 @@ export interface ServiceTierRow {
   model: string;
   priorityClass: string;
   serviceTier: ServiceTier;
-  /** A flex call Google sheds is retried at standard. */
+  /** A flex call the provider sheds is retried at standard. */
   standardOnShed: boolean;
 }
 
@@ -290,10 +290,10 @@ export interface Reservation {
   reservationId: string;
   keyId: string;
   keyAlias: string;
-  /** Name of the Edge secret that holds the Google key; the key itself never enters the database. */
+  /** Name of the Edge secret that holds the provider's key; the key itself never enters the database. */
   envVarName: string;
   quotaGroup: string;
-  /** Canonical model id to send to Google. */
+  /** Canonical model id to send to the provider. */
   model: string;
   minuteBucket: string;
   dayBucket: string;
@@ -339,9 +339,9 @@ export interface Refusal {
   fallbackFrom?: FallbackStep[];
   /** Read in the reservation's own statement (null: no model or quota group is known). */
   quota?: QuotaSnapshot | null;
-  /** For `withdrawn`: the model Google names instead, as the model's row says (null: not known). */
+  /** For `withdrawn`: the model the provider names instead, as the model's row says (null: not known). */
   successor?: string | null;
-  /** For `cooldown`: why the group rests (a Google 429's cause), read in the reservation's statement. */
+  /** For `cooldown`: why the group rests (a provider's 429's cause), read in the reservation's statement. */
   cause?: QuotaCause | null;
   /** Why the database refused (REFUSAL_CAUSES: an admission cause, or the limit itself for the request's own reasons). */
   refusalCause?: string | null;
@@ -375,11 +375,11 @@ export interface FinalizeParams {
   /** Cool the key's quota group/model down until then (from RetryInfo). */
   cooldownUntil: Date | null;
   /** A per-day quota was hit: cool down until the provider's next midnight (its row's day_zone), computed by the database. */
-  cooldownUntilPacificMidnight: boolean;
+  cooldownUntilProviderMidnight: boolean;
   /** A success's answer, kept for replay when the caller sent its own request_id (else null). */
   response: unknown | null;
   /**
-   * Google refused the key itself (the classifier's invalid_key: API_KEY_INVALID, API_KEY_EXPIRED,
+   * The provider refused the key itself (the classifier's invalid_key: Google's API_KEY_INVALID, API_KEY_EXPIRED,
    * ...): the database takes it out of rotation. Decided here, once, not re-derived in SQL (absent:
    * the database falls back to API_KEY_INVALID alone).
    */
@@ -387,14 +387,14 @@ export interface FinalizeParams {
   /** A cut stream: the caller went away ("client") or the stream broke off on the provider's side ("upstream"). */
   cutBy?: "client" | "upstream";
   /**
-   * A Google 429's cause (quota-cause.ts): recorded on the attempt and on the cooldown it starts;
+   * A provider's 429's cause (its dialect's reading, Google's quota-cause.ts): recorded on the attempt and on the cooldown it starts;
    * `spend_cap` and the money causes (monthly_cap, billing_cap, credits_depleted) rest every model of the
    * quota group. Null/absent: not a 429.
    */
   quotaCause?: QuotaCause | null;
-  /** The service tier asked of Google (flex, priority); null/absent: standard. */
+  /** The service tier asked of the provider (flex, priority); null/absent: standard. */
   serviceTier?: string | null;
-  /** The tier Google says served (its x-gemini-service-tier header); null/absent: not said. */
+  /** The tier the provider says served (Google's x-gemini-service-tier header, OpenAI's service_tier); null/absent: not said. */
   servedTier?: string | null;
   /** Of the request's final attempt: Server-Timing's total less google and wait (ms); null when not known. */
   addedMs?: number | null;
@@ -413,7 +413,7 @@ export interface FinalizeParams {
   settledTokens?: number | null;
 }
 
-/** A model a caller can name (GET …/v1beta/models, …/v1/models): its row and what Google lists of it. */
+/** A model a caller can name (GET …/v1beta/models, …/v1/models): its row and what its provider lists of it. */
 export interface ModelEntry {
   model: string;
   aliases: string[];

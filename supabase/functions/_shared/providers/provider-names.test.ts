@@ -24,9 +24,9 @@ const ALLOWED: ReadonlyArray<{ file: string; line: RegExp; why: string }> = [
   { file: "llm-invoke/surfaces/", line: /./, why: "a route's dialect: the API its callers speak" },
   { file: "llm-invoke/http/routes.ts", line: /openai|anthropic/, why: "the route table names each route's dialect" },
   {
-    file: "llm-invoke/http/handler.ts",
+    file: "llm-invoke/http/surfaces.ts",
     line: /openai|openAi|anthropic|Anthropic/,
-    why: "the handler loads the surface of a route's dialect",
+    why: "the table of surfaces loads the surface of a route's dialect",
   },
   {
     file: "_shared/server-timing.ts",
@@ -171,8 +171,12 @@ const ALLOWED_FIELDS: ReadonlyArray<{ dialect: string; file: string; why: string
   {
     dialect: "google",
     file: "llm-invoke/surfaces/native",
-    why: "the native route's body is the bot's contract, Gemini-shaped by it (contents, generationConfig, candidates), " +
-      "and so are the details.field codes every route gives (native/field-codes.ts)",
+    why: "the native route's body is the bot's contract, Gemini-shaped by it (contents, generationConfig, candidates)",
+  },
+  {
+    dialect: "google",
+    file: "llm-invoke/surfaces/shared/field-codes.ts",
+    why: "the details.field codes every route gives are the native body's names (the bot's contract, Gemini-shaped)",
   },
 ];
 

@@ -7,12 +7,13 @@
 // needs no row of its own until an operator, or a test, inserts one. A dialect's name is one a provider
 // row may take (lower-case letters and digits, a letter first: registry.test.ts holds it). Nothing
 // outside this file and the dialect folders names a provider (provider-names.test.ts holds it).
+import type { DialectTag } from "../upstream/hub.ts";
 import type { ProviderModule, ProviderRow } from "../upstream/port.ts";
 import { anthropic } from "./anthropic/provider.ts";
 import { google } from "./google/provider.ts";
 import { openai } from "./openai/provider.ts";
 
-const REGISTRY = { google, openai, anthropic } as const satisfies Record<string, ProviderModule>;
+const REGISTRY = { google, openai, anthropic } as const satisfies Record<DialectTag, ProviderModule>;
 
 export type Dialect = keyof typeof REGISTRY;
 export const DIALECTS = Object.keys(REGISTRY) as [Dialect, ...Dialect[]];

@@ -10,10 +10,23 @@
 // on a whole answer, `own` on a chunk), which a route of that dialect answers unchanged. The hub shape
 // is always there too, so every other reader (the books, the logs, a route of another dialect) reads it.
 //
-// Words: input/output/thinking/cached tokens; a message's role is the caller's or the model's; an
+// Words: input/output/thinking/cached tokens; a message's role is the user's or the assistant's; an
 // answer holds one or more outputs (alternatives asked for), each a list of parts; a finish reason is
 // one of FINISH_REASONS, with the provider's own word beside it for callers that show it.
 import type { ServiceTier } from "../vocabulary.ts";
+
+// ---- Dialects --------------------------------------------------------------------------------------------
+
+/**
+ * The dialects' names, each added by its own folder (../providers/<dialect>/provider.ts, `declare
+ * module` of this file), so the hub names no provider and a tag is one of them, never any string: a
+ * typo does not compile.
+ */
+// deno-lint-ignore no-empty-interface
+export interface DialectTags {}
+
+/** The name of a dialect the gateway speaks to providers (the registry's). */
+export type DialectTag = keyof DialectTags;
 
 // ---- Parts and messages ----------------------------------------------------------------------------------
 
@@ -67,8 +80,8 @@ export interface HubToolResultPart extends HubPartExtras {
 
 export type HubPart = HubTextPart | HubMediaPart | HubToolCallPart | HubToolResultPart;
 
-/** `user`: the caller's turn (tool results included); `model`: the model's own earlier turn. */
-export type HubRole = "user" | "model";
+/** `user`: the caller's turn (tool results included); `assistant`: the model's own earlier turn. */
+export type HubRole = "user" | "assistant";
 
 export interface HubMessage {
   role: HubRole;
@@ -78,14 +91,11 @@ export interface HubMessage {
 // ---- What is asked ---------------------------------------------------------------------------------------
 
 /**
- * A JSON schema, tagged with the flavour it is written in: `json-schema` (JSON Schema as OpenAI and
- * most take it) or `openapi-3.0` (the OpenAPI subset some providers take: capital type names,
- * `nullable`). A dialect converts what its provider does not read.
+ * A schema, always JSON Schema (lower-case type names, `null` a type of its own, counts as numbers): the
+ * hub's one form. A route whose callers write another (Gemini's OpenAPI subset) converts it on the way
+ * in with its provider's converter, and a provider that reads another converts it on the way out.
  */
-export interface HubSchema {
-  flavour: "json-schema" | "openapi-3.0";
-  schema: unknown;
-}
+export type HubSchema = unknown;
 
 /** The answer's form: free text, or JSON (held to a schema where one is given). */
 export type HubOutputFormat = { type: "text" } | { type: "json"; schema?: HubSchema };
@@ -119,7 +129,7 @@ export interface HubOptions {
 
 /** The caller's own body in a provider's dialect: sent as it came to a provider of that dialect. */
 export interface DialectBody {
-  dialect: string;
+  dialect: DialectTag;
   body: Record<string, unknown>;
 }
 
@@ -131,7 +141,7 @@ export interface DialectBody {
  * (where that would change the answer, the route has a model of another dialect refuse them).
  */
 export interface DialectExtras {
-  dialect: string;
+  dialect: DialectTag;
   /** Fields of the body (a request's) or of the part (a part's). */
   fields: Record<string, unknown>;
   /** Generation options beside the hub's (a request's only). */
@@ -226,7 +236,7 @@ export interface HubAnswer {
 
 /** A provider's own answer (or chunk) in its dialect, as it came (pass-through to a route of that dialect). */
 export interface DialectAnswer {
-  dialect: string;
+  dialect: DialectTag;
   body: Record<string, unknown>;
 }
 

@@ -18,7 +18,7 @@ const whole = (over: Partial<GenerateOutcome & { ok: true }> = {}): GenerateOutc
 
 describe("wholeAnswerAsStream", () => {
   it("yields the whole answer as one chunk, with the provider's own answer where there is one", async () => {
-    const own = { dialect: "made-up", body: { output: "hi" } };
+    const own = { dialect: "google" as const, body: { output: "hi" } };
     const stream = wholeAnswerAsStream(whole({ dialectAnswer: own, servedTier: "standard" }));
     if (!stream.ok) throw new Error("a whole answer streams");
     expect([stream.latencyMs, stream.servedTier, stream.room, stream.dialectAnswer?.()]).toEqual([12, "standard", null, own]);

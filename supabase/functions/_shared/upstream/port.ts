@@ -11,7 +11,7 @@ import type { DialectAnswer, HubAnswer, HubChunk, HubRequest } from "./hub.ts";
 // ---- A failed call, classified by what the gateway does next ------------------------------------------
 
 export type UpstreamErrorClass =
-  /** 429: cool the quota group down until retryAfterMs (or Pacific midnight if perDay) and try another key. */
+  /** 429: cool the quota group down until retryAfterMs (or the provider's midnight if perDay) and try another key. */
   | "rate_limited"
   /** 5xx, network error, timeout, malformed answer: retry with backoff, preferably on another key. */
   | "retryable"
@@ -42,8 +42,8 @@ export interface UpstreamError {
   /** Wait the provider asked for, rounded up to whole ms; null when it named none. */
   retryAfterMs: number | null;
   /**
-   * The 429's cause is `day` (quotaCause): the group is out until midnight Pacific. Derived from the
-   * cause, never read apart from it.
+   * The 429's cause is `day` (quotaCause): the group is out until the provider's midnight (its row's
+   * day_zone). Derived from the cause, never read apart from it.
    */
   perDay: boolean;
   /** For a 429: why the provider refused; null for every other answer. */

@@ -1,4 +1,4 @@
-// Server-sent events as Google's streamGenerateContent (?alt=sse) sends them: `data: <json>` lines,
+// Server-sent events as providers send them (Google's streamGenerateContent ?alt=sse, OpenAI's and Anthropic's streams): `data: <json>` lines,
 // events separated by a blank line (CRLF or LF). Reads a byte stream and yields each event's data as
 // it completes, so the first chunk is passed on before the rest has arrived.
 

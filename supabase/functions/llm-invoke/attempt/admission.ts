@@ -1,7 +1,7 @@
-// Admission: reserve capacity for one call to Google, waiting for it in WAIT mode. The database
+// Admission: reserve capacity for one call to a provider, waiting for it in WAIT mode. The database
 // decides (one RPC per try). In WAIT mode a refusal puts the request in the admission queue and names
 // the exact time of its turn; wait-policy.ts says whether to sleep until then (and call again with
-// the ticket) or answer now. NO_WAIT answers a refusal at once. A refusal that Google's exact count of the input may lift
+// the ticket) or answer now. NO_WAIT answers a refusal at once. A refusal that the provider's exact count of the input may lift
 // (exact-count.ts: too_large, or tpm for a large input) first asks for that count, once per request,
 // and reserves again with it at once. A request with fallback models reserves its whole chain in each
 // round trip (the database tries the models in order); a ticket ties it to the model it queued on.
@@ -17,7 +17,7 @@ import { nextTurn, waitLeftForDatabase } from "./wait-policy.ts";
 
 export type Admission =
   | { kind: "reserved"; reservation: Reservation }
-  /** The caller's own request_id was answered before: its stored answer, no call to Google. */
+  /** The caller's own request_id was answered before: its stored answer, no call to a provider. */
   | { kind: "replay"; response: InvokeResult }
   /** No active key is left once the excluded ones are set aside. */
   | { kind: "no_active_key" };
@@ -84,7 +84,7 @@ export async function admit(
       bookedOutputTokens: size.bookedOutput,
       imageTokens: size.imageTokens,
     };
-    // Google's count is still above the most one request may book: no second round trip to hear it.
+    // The provider's count is still above the most one request may book: no second round trip to hear it.
     // (A model that counts its answer apart, OTPM, holds the input alone to maxTokens.)
     const over = r.maxOutputTokens == null
       ? r.maxTokens != null && size.tokens > r.maxTokens

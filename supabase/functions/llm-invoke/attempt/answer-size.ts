@@ -50,7 +50,7 @@ export function withBookedCap(
 }
 
 /** One answer's share of what was booked for the model at `index` (at least 1); null: not known. */
-export function bookedPerAnswer(size: AnswerSize, index: number, candidateCount?: number): number | null {
+export function bookedPerAnswer(size: AnswerSize, index: number, outputCount?: number): number | null {
   const booked = size.perModel[index] ?? null;
-  return booked === null ? null : Math.max(1, Math.floor(booked / (candidateCount ?? 1)));
+  return booked === null ? null : Math.max(1, Math.floor(booked / (outputCount ?? 1)));
 }

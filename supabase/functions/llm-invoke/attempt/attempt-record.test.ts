@@ -25,7 +25,7 @@ describe("failureRecord for a spend cap", () => {
     expect(record(spendCap("42s"))).toMatchObject({
       quotaCause: "spend_cap",
       cooldownUntil: new Date(NOW + 10 * 60_000),
-      cooldownUntilPacificMidnight: false,
+      cooldownUntilProviderMidnight: false,
     });
   });
 

@@ -1,12 +1,12 @@
-// What finalize writes for one call to Google: the outcome, tokens, Google's error, the cooldown a
-// 429 asks for, and whether Google refused the key itself (decided here, once: finalize takes it
+// What finalize writes for one call to a provider: the outcome, tokens, the provider's error, the
+// cooldown a 429 asks for, and whether the provider refused the key itself (decided here, once: finalize takes it
 // out of rotation on that word, without re-deriving it from the error code).
 //
-// The cooldown follows the 429's cause (quota-cause.ts): minute and unknown rest for Google's delay
-// (or the default); day and limit_zero until Pacific midnight (a key check ends a limit_zero rest
-// sooner, in the database); spend_cap for Google's delay but at least the rolling window Google names,
+// The cooldown follows the 429's cause (quota-cause.ts): minute and unknown rest for the provider's delay
+// (or the default); day and limit_zero until the provider's midnight (its row's day_zone) (a key check ends a limit_zero rest
+// sooner, in the database); spend_cap for the provider's delay but at least the rolling window it names,
 // never more than an hour (SPEND_CAP_MAX_REST_MS); money (monthly_cap, billing_cap, credits_depleted)
-// an hour (MONEY_REST_MS), whatever delay Google names, and the first call after it is the hour's one
+// an hour (MONEY_REST_MS), whatever delay the provider names, and the first call after it is the hour's one
 // probe. For spend_cap and money the database rests every model of the group.
 import { isOneOf, MONEY_CAUSES, MONEY_REST_MS, SPEND_CAP_MAX_REST_MS } from "../../_shared/vocabulary.ts";
 import type { PhaseTimer } from "../../_shared/server-timing.ts";
@@ -26,7 +26,7 @@ const EMPTY = {
   quotaId: null,
   errorMessage: null,
   cooldownUntil: null,
-  cooldownUntilPacificMidnight: false,
+  cooldownUntilProviderMidnight: false,
   keyRejected: false,
   response: null,
   quotaCause: null,
@@ -41,7 +41,7 @@ const EMPTY = {
 export interface SuccessRecord {
   reservationId: string;
   latencyMs: number;
-  /** Google's counts; null when Google sent no usage (the reservation's estimate stays booked). */
+  /** The provider's counts; null when it sent no usage (the reservation's estimate stays booked). */
   inputTokens: number | null;
   outputTokens: number | null;
   /** Of those, the input read from the provider's cache and the output spent thinking (the call's cost). */
@@ -52,7 +52,7 @@ export interface SuccessRecord {
   cacheWrite1hTokens?: number | null;
   /** Kept for replay when the caller named the request (its own request_id), else null. */
   response: unknown | null;
-  /** The tier asked for and the tier Google says served; the request's added and first-byte times. */
+  /** The tier asked for and the tier the provider says served; the request's added and first-byte times. */
   serviceTier?: string | null;
   servedTier?: string | null;
   addedMs?: number | null;
@@ -148,7 +148,7 @@ export function failureRecord(
     errorMessage: error.message,
     ...(error.successor == null ? {} : { successor: error.successor }),
     cooldownUntil: limited && !untilMidnight ? new Date(now + restMs) : null,
-    cooldownUntilPacificMidnight: untilMidnight,
+    cooldownUntilProviderMidnight: untilMidnight,
     keyRejected: error.class === "invalid_key",
     quotaCause: cause,
     room: error.room == null

@@ -58,7 +58,7 @@ export interface InvokeResult {
   replayed?: boolean;
   /**
    * The answer in the hub's words, which every route writes its caller's answer from. Absent only in
-   * answers stored for replay by an earlier release (surfaces/stored-answer.ts reads those).
+   * answers stored for replay by an earlier release (surfaces/shared/stored-answer.ts reads those).
    */
   hub?: HubAnswer;
   /**

@@ -43,7 +43,7 @@ const success = (extra: Partial<FinalizeParams> = {}): FinalizeParams => ({
   errorMessage: null,
   latencyMs: 845,
   cooldownUntil: null,
-  cooldownUntilPacificMidnight: false,
+  cooldownUntilProviderMidnight: false,
   response: { text: "the paid answer, never logged" },
   ...extra,
 });

@@ -1,4 +1,4 @@
-// Finalize that does not lose a paid answer: the outcome of a call to Google is written with
+// Finalize that does not lose a paid answer: the outcome of a call to a provider is written with
 // google_ai_finalize, retried with backoff while the database cannot take it, until it lands or the
 // invocation's wall-clock budget ends. A success runs this after the response where the runtime
 // allows (EdgeRuntime.waitUntil), so the caller does not wait for the retries; an error outcome is
@@ -48,9 +48,10 @@ export interface LostFinalize {
   quota_id: string | null;
   latency_ms: number;
   cooldown_until: string | null;
+  /** The provider's midnight (its row's day_zone), under google_ai_finalize's parameter name. */
   cooldown_until_pacific_midnight: boolean;
   key_rejected: boolean | null;
-  /** A Google 429's cause (a spend cap rests every model of the group when replayed). */
+  /** A provider's 429's cause (a spend cap rests every model of the group when replayed). */
   quota_cause: FinalizeParams["quotaCause"];
   service_tier: string | null;
   served_tier: string | null;
@@ -77,7 +78,7 @@ export async function finalizeReliably(
 ): Promise<boolean> {
   const base = retry.backoffBaseMs ?? FINALIZE_BACKOFF_BASE_MS;
   const cap = retry.maxBackoffMs ?? FINALIZE_MAX_BACKOFF_MS;
-  // A success or a cut stream holds Google's count of billed tokens: worth the whole budget.
+  // A success or a cut stream holds the provider's count of billed tokens: worth the whole budget.
   const until = params.outcome === "succeeded" || params.outcome === "cut"
     ? retry.deadline
     : Math.min(retry.deadline, retry.clock.now() + (retry.errorOutcomeBudgetMs ?? ERROR_OUTCOME_BUDGET_MS));
@@ -116,7 +117,7 @@ export function lostRecord(params: FinalizeParams, tries: number, lastError: str
     quota_id: params.quotaId,
     latency_ms: params.latencyMs,
     cooldown_until: params.cooldownUntil === null ? null : params.cooldownUntil.toISOString(),
-    cooldown_until_pacific_midnight: params.cooldownUntilPacificMidnight,
+    cooldown_until_pacific_midnight: params.cooldownUntilProviderMidnight,
     key_rejected: params.keyRejected ?? null,
     quota_cause: params.quotaCause ?? null,
     service_tier: params.serviceTier ?? null,

@@ -353,7 +353,7 @@ describe("invoke: success", () => {
   });
 
   it("answers the provider's own answer beside the hub's, for a route of its dialect", async () => {
-    const own = { dialect: "google", body: { candidates: [] } };
+    const own = { dialect: "google" as const, body: { candidates: [] } };
     const { run } = setup(new FakeStore([reservation(1)]), new FakeGoogle([{ ok: true, answer: answered("Привет"), latencyMs: 120, dialectAnswer: own }]));
     expect(await run({ include_candidates: true })).toMatchObject({ hub: answered("Привет"), dialectAnswer: own });
   });
@@ -561,7 +561,7 @@ describe("invoke: Google failures", () => {
       httpStatus: 429,
       errorCode: "RESOURCE_EXHAUSTED",
       quotaId: "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
-      cooldownUntilPacificMidnight: false,
+      cooldownUntilProviderMidnight: false,
       response: null,
     });
     expect(store.finalized[0]!.cooldownUntil?.getTime()).toBe(clock.t + 21_000);
@@ -574,7 +574,7 @@ describe("invoke: Google failures", () => {
     const google = new FakeGoogle([google429("GenerateRequestsPerDayPerProjectPerModel-FreeTier", "3s")]);
     const { run } = setup(store, google);
     const error = await rejection(run({ mode: "NO_WAIT" }));
-    expect(store.finalized[0]).toMatchObject({ cooldownUntil: null, cooldownUntilPacificMidnight: true });
+    expect(store.finalized[0]).toMatchObject({ cooldownUntil: null, cooldownUntilProviderMidnight: true });
     expect(error.toBody()).toMatchObject({ limit: "cooldown" });
   });
 

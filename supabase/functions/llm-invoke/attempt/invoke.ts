@@ -1,40 +1,40 @@
 // The attempt loop of llm-invoke: the request's chain of models (model-chain.ts) → estimate → admit
 // (reserve on the first model of the chain that can serve, or wait for capacity; an estimate that
-// would be refused may be replaced by Google's exact count, exact-count.ts) → call Google with the
-// reserved model → finalize, at most MAX_ATTEMPTS calls to Google, each preceded by its own
-// reservation of the whole chain (a model Google's 429 cooled down falls back to the next).
-// Talks to the database only through GatewayStore and to Google only through UpstreamClient, so it is
+// would be refused may be replaced by the provider's exact count, exact-count.ts) → call the provider with the
+// reserved model → finalize, at most MAX_ATTEMPTS calls to providers, each preceded by its own
+// reservation of the whole chain (a model a provider's 429 cooled down falls back to the next).
+// Talks to the database only through GatewayStore and to providers only through UpstreamClient, so it is
 // tested with in-memory fakes. The parts: admission.ts (reserve-or-wait, with wait-policy.ts),
 // refusals.ts (what the caller is answered), attempt-record.ts (what finalize writes),
 // key-exclusions.ts (which keys the next reservation leaves out), finalize.ts (finalize that does not
 // lose a paid answer), model-chain.ts (which models may serve, and the request as each takes it).
 //
-// A streamed request (stream.ts) is the same loop: an attempt that fails before Google's first chunk
+// A streamed request (stream.ts) is the same loop: an attempt that fails before the provider's first chunk
 // is retried like any other; from the first chunk on, the answer belongs to the caller.
 //
 // Per outcome of a call to the provider:
 //   success        finalize(succeeded) and answer (off the response path when waitUntil exists)
-//   429            finalize with a cooldown (RetryInfo, or Pacific midnight for a per-day quota),
+//   429            finalize with a cooldown (the provider's delay, or its midnight for a per-day quota),
 //                  then the next attempt reserves again, which skips the cooled-down group
 //   invalid key    finalize (the key leaves rotation), exclude that key, next attempt at once
 //   5xx/timeout/   finalize, avoid that key, back off, next attempt (falls back to the avoided
 //   network        keys if no other key exists); a provider's "overloaded" (its load, told by its
 //                  dialect) passes the model over at once for the chain's next, while one is left
-//   404 for the    Google's own 404 NOT_FOUND for the model called, whatever its words (errors.ts),
+//   404 for the    the provider's own 404 for the model called, whatever its words (errors.ts),
 //   model          confirmed by models.get for it on the same key answering the same kind of 404 (one
 //                  confirmation per model at a time in a worker, shared by the requests that meet it):
 //                  finalize as withdrawn (the reservation given back, the model row marked), forget
 //                  the worker's cached row, next attempt at once: the reservation passes over the
 //                  withdrawn model to the chain's next link, or refuses 404 model_withdrawn. A
-//                  models.get that does not answer so (the key sees the model, or Google could not
+//                  models.get that does not answer so (the key sees the model, or the provider could not
 //                  say) leaves the row alone: as other 4xx
-//   other 4xx      finalize, no retry: 400 upstream_rejected with Google's (sanitized) message
-// A reservation that never reached Google (its key's secret is missing) is released and does not
+//   other 4xx      finalize, no retry: 400 upstream_rejected with the provider's (sanitized) message
+// A reservation that never reached a provider (its key's secret is missing) is released and does not
 // count as an attempt.
 //
-// Service tiers (service-tiers.ts): each call asks Google for the tier of its (model, class) row, or
+// Service tiers (service-tiers.ts): each call asks the provider for the tier of its (model, class) row, or
 // the caller's own within its class (checked before the first reservation); the attempt row records
-// the tier asked and the one Google says served. A flex call Google sheds (503) is retried like any 503, at standard when the row says so.
+// the tier asked and the one it says served. A flex call the provider sheds (503) is retried like any 503, at standard when the row says so.
 //
 // Server-Timing: each call to the provider is timed as `upstream` (a stream's until its first chunk:
 // the answer's headers leave then), a finalize the caller waits for as `finalize`; admission.ts times
@@ -191,8 +191,8 @@ function shared(deps: Pick<InvokeDeps, "store" | "providers" | "options" | "cloc
 }
 
 /**
- * Google's count of a request's input as the model takes it (the countTokens route). It books no
- * quota: countTokens is free and has its own quota at Google. Throws when no count can be had.
+ * The provider's count of a request's input as the model takes it (the count-tokens routes). It books
+ * no quota: a provider's count is free and has its own quota there. Throws when no count can be had.
  */
 export function createInputCounter(
   deps: Pick<InvokeDeps, "store" | "providers" | "options" | "clock" | "logError">,
@@ -296,7 +296,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     /** The model this request found withdrawn last, and its successor (the answer if no call is left). */
     let withdrawn: { model: string; successor: string | null } | null = null;
     let lastReservation: Reservation | null = null;
-    /** Google shed a flex call of this request: the next asks for standard where the row says so. */
+    /** The provider shed a flex call of this request: the next asks for standard where the row says so. */
     let flexShed = false;
     /** Models whose provider answered this request that it is overloaded (UpstreamError.overloaded). */
     const overloaded = new Set<string>();
@@ -322,7 +322,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
             caller: reserveAs,
             requestId,
             excludeKeyIds: keys.list(),
-            // Numbered by calls to Google: a reservation whose key could not be used is made again
+            // Numbered by calls to providers: a reservation whose key could not be used is made again
             // with the same number (which keeps a token's request budget counted once).
             attempt: calls + 1,
             metadata: request.metadata,
@@ -502,7 +502,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     ): Promise<boolean> {
       let error = outcome.error;
       if (error.class === "model_withdrawn" && !(await stillNotFound(call.client, call.apiKey, reservation.model))) {
-        // This key sees the model (or Google could not say): the mark would be wrong for everyone.
+        // This key sees the model (or the provider could not say): the mark would be wrong for everyone.
         error = { ...error, class: "client_error" };
       }
       lastError = error;
@@ -547,7 +547,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     }
 
     /**
-     * Google's 404 for a model is confirmed before the model is marked for every project: models.get
+     * A provider's 404 for a model is confirmed before the model is marked for every project: models.get
      * for it on the same key must answer the same kind of 404. Rare (once per withdrawal), so worth a
      * call; one at a time per model, whose answer every request waiting on it takes (each no longer
      * than its own deadline). Not bound to one caller's signal: the others still need its answer.

@@ -1,4 +1,4 @@
-// Which keys the next reservation of a request leaves out. Keys that cannot work (Google refused
+// Which keys the next reservation of a request leaves out. Keys that cannot work (the provider refused
 // the key, its secret is missing) stay out for the whole request; keys that failed transiently (5xx,
 // timeout, 429) are only avoided, and tried again when no other key is left.
 export class KeyExclusions {

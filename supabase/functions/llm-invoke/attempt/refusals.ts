@@ -143,7 +143,7 @@ export function fallbackSteps(
 }
 
 /**
- * The database's cause of a refusal in the body (`cause`, every surface, like a Google cause) and,
+ * The database's cause of a refusal in the body (`cause`, every surface, like a provider's cause) and,
  * for an admission cause, in the message; the request's own reasons are their limit and say why already.
  */
 export function withRefusalCause(error: GatewayError, cause: string | null): GatewayError {
@@ -397,9 +397,9 @@ export function rejectedByProvider(error: UpstreamError): GatewayError {
 }
 
 /**
- * The limit a Google 429 names, in the reservation RPC's vocabulary, read from its cause (one truth):
+ * The limit a provider's 429 names, in the reservation RPC's vocabulary, read from its cause (one truth):
  * a per-day or per-minute quota is rpd, tpm or rpm; a limit: 0, a spend cap or an unplaced 429 is
- * `upstream` (its `cause` says which), whatever quotaId Google sent beside it.
+ * `upstream` (its `cause` says which), whatever quota id the provider sent beside it.
  */
 export function limitOfQuota(error: UpstreamError): RateLimit {
   if (error.quotaCause === "day") return "rpd";

@@ -1,7 +1,7 @@
-// Which service tier a call to Google asks for (docs/google-429s.md, "Service tiers"): the operator's
+// Which service tier a call to a provider asks for (docs/google-429s.md, "Service tiers"): the operator's
 // row for (model, priority class) in google_ai_service_tiers, or the tier the caller asked for (the
 // OpenAI surface's service_tier) when its class allows it; no row and nothing asked: standard, and
-// nothing is sent. A flex call that Google sheds (a 503) is retried like any 503, at standard when
+// nothing is sent. A flex call the provider sheds (a 503) is retried like any 503, at standard when
 // the row says so (standard_on_shed).
 //
 // The rows are read once per worker and refreshed in the background after ttlMs (as the model rows
@@ -99,7 +99,7 @@ export function admissibleClasses(callerKind: "service" | "token", asked: Priori
   return asked === undefined ? [...PRIORITY_CLASSES] : PRIORITY_CLASSES.slice(PRIORITY_CLASSES.indexOf(asked));
 }
 
-/** A flex call Google shed: its capacity answer (503), not a quota or a request fault. */
+/** A flex call the provider shed: its capacity answer (503), not a quota or a request fault. */
 export function shedFlex(tier: ServiceTier | null, error: UpstreamError): boolean {
   return tier === "flex" && error.class === "retryable" && error.httpStatus === 503;
 }

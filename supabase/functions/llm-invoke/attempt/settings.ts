@@ -3,7 +3,7 @@
 import { DEFAULT_REQUEST_LIMITS, type RequestLimits } from "../contract.ts";
 
 export interface InvokeOptions {
-  /** Deadline of one call to Google. */
+  /** Deadline of one call to a provider. */
   attemptTimeoutMs: number;
   /** Whole budget of one invocation (waiting + attempts), under the function's wall clock. */
   budgetMs: number;

@@ -284,6 +284,33 @@ describe("the quota route", () => {
   });
 });
 
+describe("a path that is no route answers in the dialect of the route it fell under", () => {
+  const at = (path: string, headers: Record<string, string> = {}) =>
+    build().handler(new Request(`http://127.0.0.1/llm-invoke${path}`, {
+      method: "POST",
+      body: "{}",
+      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json", ...headers },
+    }));
+
+  it("under Anthropic's /v1/messages/, Anthropic's 404 (its SDKs raise NotFoundError on its shape)", async () => {
+    for (const [path, headers] of [["/v1/messages/batches", {}], ["/v1/files", { "anthropic-version": "2023-06-01" }]] as const) {
+      const res = await at(path, headers);
+      expect(res.status, path).toBe(404);
+      const body = await res.json();
+      expect(body, path).toMatchObject({ type: "error", error: { type: "not_found_error", code: "not_found" } });
+      expect(body.request_id, path).toBe("generated-id");
+    }
+  });
+
+  it("under /v1/ without Anthropic's version, OpenAI's; under /v1beta/, Google's; elsewhere the gateway's own", async () => {
+    const openai = await (await at("/v1/files")).json();
+    expect(openai.type).toBeUndefined();
+    expect(openai.error).toMatchObject({ type: "not_found_error", code: "not_found" });
+    expect((await (await at("/v1beta/files")).json()).error).toMatchObject({ code: 404, status: "NOT_FOUND" });
+    expect((await (await at("/nowhere")).json()).error).toMatchObject({ code: "not_found" });
+  });
+});
+
 describe("one JSON log line per request", () => {
   it("a success: caller, model, outcome, attempts, tokens, latency; never the prompt or the key", async () => {
     const lines: string[] = [];

@@ -1,6 +1,6 @@
 // The HTTP side of llm-invoke, inside the shared envelope (_shared/envelope.ts: request id, method,
 // log line, error answers): which route (routes.ts: one row per route), who is calling, the body, and the answer in the
-// route's own shape (surfaces/). What happens to a valid request (reserve, call Google, finalize) is
+// route's own shape (surfaces/). What happens to a valid request (reserve, call the provider, finalize) is
 // the injected `invoke`, so tests and servers build the handler with their own dependencies. No Deno
 // globals here: the module runs under Deno and under Node (vitest).
 //
@@ -11,7 +11,6 @@
 import { authenticate, type Caller, type ServiceKeys } from "../../_shared/auth.ts";
 import {
   type ModelEntry,
-  modelNamed,
   type ReserveCaller,
   DEFAULT_REQUEST_LIMITS,
   type NormalizedRequest,
@@ -24,15 +23,11 @@ import type { PhaseTimer } from "../../_shared/server-timing.ts";
 import type { HubChunk } from "../../_shared/upstream/hub.ts";
 import { type InvokeAnswer, type InvokeContext, isStream, type QueueProgress } from "../attempt/context.ts";
 import { quotaHeaders } from "./quota-headers.ts";
-import { type RouteDialect, methodsOf, type Route, routeOf, ROUTES } from "./routes.ts";
+import { dialectOf, methodsOf, routeOf, type RouteRow, ROUTES } from "./routes.ts";
+import { SURFACES } from "./surfaces.ts";
 import type { QuotaReport, TokenCheck } from "../store/store.ts";
-import { error as anthropicErrorAnswer } from "../surfaces/anthropic/errors.ts";
-import { geminiErrorAnswer } from "../surfaces/gemini/errors.ts";
-import { nativeSurface } from "../surfaces/native.ts";
-import { error as openAiErrorAnswer } from "../surfaces/openai/errors.ts";
-import { Progress } from "../surfaces/progress.ts";
-import { SSE_HEADERS, sseBody } from "../surfaces/sse.ts";
-import type { GenerateSurface, SurfaceContext } from "../surfaces/surface.ts";
+import { SSE_HEADERS, sseBody } from "../surfaces/shared/sse.ts";
+import type { ParseInput, Surface, SurfaceContext } from "../surfaces/shared/surface.ts";
 import { tokenStatusError } from "../attempt/refusals.ts";
 import { capOutputTokens, reserveCallerOf, type Scope, scopeOf, visibleModels } from "../attempt/caller.ts";
 
@@ -46,8 +41,8 @@ export interface HandlerDeps {
   /** The models callers can name (pg-store's modelList); without it the model routes are 404. */
   models?: () => Promise<ModelEntry[]>;
   /**
-   * Google's count of a request's input tokens (countTokens route), for a scoped token only on its own
-   * models; without it the route is 404.
+   * The provider's count of a request's input tokens (the count-tokens routes), for a scoped token
+   * only on its own models; without it the route is 404.
    */
   countTokens?: (
     request: NormalizedRequest,
@@ -77,42 +72,6 @@ export interface HandlerDeps {
 /** Room for one inline image at its cap (7 MiB decoded, ~9.4 MB as base64) and the rest of a request. */
 export const DEFAULT_MAX_BODY_BYTES = 10_000_000;
 
-/** Each dialect's error shape, loaded with the handler: an error however early is said in its route's shape. */
-const ERROR_ANSWERS: Record<RouteDialect, GenerateSurface["error"]> = {
-  native: nativeSurface.error,
-  gemini: geminiErrorAnswer,
-  openai: openAiErrorAnswer,
-  anthropic: anthropicErrorAnswer,
-};
-
-// Google's and OpenAI's surfaces are loaded on their first request: a worker spends no start-up time
-// on the dialects it is not asked in (the native route's first answer comes sooner). The import is
-// of bundled code; a failed one is tried again by the next request.
-function onFirstUse<T>(load: () => Promise<T>): () => Promise<T> {
-  let loading: Promise<T> | undefined;
-  return () =>
-    loading ??= load().catch((error) => {
-      loading = undefined;
-      throw error;
-    });
-}
-const geminiModule = onFirstUse(() => import("../surfaces/gemini.ts"));
-const openAiModule = onFirstUse(() => import("../surfaces/openai.ts"));
-const anthropicModule = onFirstUse(() => import("../surfaces/anthropic.ts"));
-
-async function surfaceOf(dialect: RouteDialect): Promise<GenerateSurface> {
-  switch (dialect) {
-    case "native":
-      return nativeSurface;
-    case "gemini":
-      return (await geminiModule()).geminiSurface;
-    case "openai":
-      return (await openAiModule()).openAiSurface;
-    case "anthropic":
-      return (await anthropicModule()).anthropicSurface;
-  }
-}
-
 export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Response> {
   const maxBodyBytes = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const limits = deps.requestLimits ?? DEFAULT_REQUEST_LIMITS;
@@ -127,66 +86,55 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     serverTiming: true,
     timingNow: deps.timingNow,
     methods: (req) => methodsOf(routeOf(req.url)),
-    errorShape: (req) => ERROR_ANSWERS[routeOf(req.url).dialect],
+    errorShape: (req) => SURFACES[dialectOf(routeOf(req.url), req.headers)].front.error,
   }, async (req, scope) => {
     const route = routeOf(req.url);
     scope.annotate({ route: route.kind });
     // An unknown path costs nothing: no credential is checked, no body read.
     if (route.kind === "unknown") throw notFound("This path is not one of llm-invoke's routes.");
-    const caller = await scope.timing.time("auth", () => identify(req, route, scope));
+    const row = SURFACES[dialectOf(route, req.headers)];
+    const caller = await scope.timing.time("auth", () => identify(req, row.front.keyOf?.(req) ?? null, scope));
+    // What the path names beside the body (Google's routes: the model, and whether it streams).
+    const input = async (): Promise<ParseInput> => ({
+      body: await readJsonBody(req),
+      headers: req.headers,
+      limits,
+      ...(route.model === "" ? {} : { model: route.model }),
+      ...(route.stream === undefined ? {} : { stream: route.stream }),
+    });
 
     switch (route.handling) {
       case "quota":
         return quotaAnswer(caller);
       case "models":
-        return modelsAnswer(route, new URL(req.url), caller.scope, req.headers);
+        return modelsAnswer(await row.load(), route, new URL(req.url), caller.scope);
       case "countTokens": {
-        if (deps.countTokens === undefined) throw notFound("This deployment does not count tokens.");
-        if (route.dialect === "anthropic") {
-          const anthropic = await anthropicModule();
-          const request = await scope.timing.time(
-            "body",
-            async () => anthropic.parseMessages({ body: await readJsonBody(req), headers: req.headers, limits }, true),
-          );
-          const total = await deps.countTokens(request, req.signal, caller.scope, scope.timing);
-          return { body: anthropic.countTokensAnswer(total), asIs: true };
+        const counting = (await row.load()).countTokens;
+        if (deps.countTokens === undefined || counting === undefined) {
+          throw notFound("This deployment does not count tokens.");
         }
-        const gemini = await geminiModule();
-        const request = await scope.timing.time(
-          "body",
-          async () => gemini.parseCountTokens(await readJsonBody(req), route.model, limits),
-        );
+        const request = await scope.timing.time("body", async () => counting.parse(await input()));
         const total = await deps.countTokens(request, req.signal, caller.scope, scope.timing);
-        return { body: gemini.countTokensAnswer(total), asIs: true };
+        return { body: counting.answer(total), asIs: true };
       }
       case "generate": {
-        const dialect = route.dialect;
-        const surface = await surfaceOf(dialect);
-        const request = await scope.timing.time("body", async () => {
-          const parsed = surface.parse({
-            body: await readJsonBody(req),
-            headers: req.headers,
-            limits,
-            ...(dialect === "gemini" ? { model: route.model, stream: route.stream === true } : {}),
-          });
-          return capOutputTokens(parsed, caller.scope);
-        });
-        return generate(req, scope, dialect, surface, caller.caller, request);
+        const surface = await row.load();
+        const request = await scope.timing.time(
+          "body",
+          async () => capOutputTokens(surface.parse(await input()), caller.scope),
+        );
+        return generate(req, scope, surface, caller.caller, request);
       }
     }
   });
 
-  /** Who is calling; a scoped token is checked (and its output cap read) before the body. */
+  /** Who is calling (`key`: the one its route's SDKs send beside Authorization); a scoped token is checked (and its output cap read) before the body. */
   async function identify(
     req: Request,
-    route: Route,
+    key: string | null,
     scope: RequestScope,
   ): Promise<{ caller: Caller; scope: Scope }> {
-    // Google's SDKs may send the key as ?key= on Google's routes.
-    const keyParam = route.dialect === "gemini" ? new URL(req.url).searchParams.get("key") : null;
-    // Anthropic's SDKs send it as x-api-key (1.x as a Bearer token, read like any other).
-    const apiKey = speaksAnthropic(route, req.headers) ? req.headers.get("x-api-key") : null;
-    const caller = await authenticate(req.headers, deps.serviceKeys, [keyParam, apiKey]);
+    const caller = await authenticate(req.headers, deps.serviceKeys, [key]);
     scope.annotate({ caller: caller.kind === "service" ? caller.label : "token" });
     if (caller.kind === "token" && deps.acceptTokens !== true) {
       throw new GatewayError("unauthorized", "Scoped tokens are not accepted by this deployment.");
@@ -214,55 +162,29 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     return { body: answer.report, headers: { "cache-control": "no-store" } };
   }
 
-  /** The models a caller can name: a scoped token sees only its own. */
-  async function modelsAnswer(route: Route, url: URL, scope: Scope, headers: Headers): Promise<Answer> {
-    if (deps.models === undefined) throw notFound("This deployment has no model routes.");
+  /** The models a caller can name, in the route's dialect: a scoped token sees only its own. */
+  async function modelsAnswer(surface: Surface, route: RouteRow & { model: string }, url: URL, scope: Scope): Promise<Answer> {
+    if (deps.models === undefined || surface.models === undefined) {
+      throw notFound("This deployment has no model routes.");
+    }
     const models = visibleModels(await deps.models(), scope);
-    // OpenAI's and Anthropic's SDKs both list at /v1/models; Anthropic's says its API version.
-    if (route.kind === "openai.models" && speaksAnthropic(route, headers)) {
-      return { body: (await anthropicModule()).anthropicModels(models, url), asIs: true };
-    }
-    if (route.kind === "openai.model" && speaksAnthropic(route, headers)) {
-      const entry = modelNamed(models, route.model);
-      if (entry === undefined) throw notFound(`No model ${route.model} here; GET …/v1/models lists them.`);
-      return { body: (await anthropicModule()).anthropicModel(route.model, entry), asIs: true };
-    }
-    switch (route.kind) {
-      case "gemini.models":
-        return {
-          body: (await geminiModule()).geminiModels(
-            models,
-            Number(url.searchParams.get("pageSize")) || undefined,
-            url.searchParams.get("pageToken") ?? undefined,
-          ),
-          asIs: true,
-        };
-      case "gemini.model":
-        return { body: { ...(await geminiModule()).geminiModel(models, route.model) }, asIs: true };
-      case "openai.models":
-        return { body: (await openAiModule()).openAiModels(models, now()), asIs: true };
-      case "openai.model": {
-        const id = route.model.replace(/^models\//, "");
-        const entry = modelNamed(models, id);
-        if (entry === undefined) throw notFound(`No model ${id} here; GET …/v1/models lists them.`);
-        return { body: (await openAiModule()).openAiModel(id, now(), entry), asIs: true };
-      }
-      default:
-        throw notFound("This path is not one of llm-invoke's routes.");
-    }
+    const at = { url, now: now() };
+    if (route.kind.endsWith(".models")) return { body: surface.models.list(models, at), asIs: true };
+    const one = surface.models.one(models, route.model, at);
+    if (one === undefined) throw notFound(`No model ${route.model} here; GET …/v1/models lists them.`);
+    return { body: one, asIs: true };
   }
 
   async function generate(
     req: Request,
     scope: RequestScope,
-    dialect: RouteDialect,
-    surface: GenerateSurface,
+    surface: Surface,
     caller: Caller,
     request: NormalizedRequest,
   ): Promise<Answer> {
     if (request.requestId !== undefined) scope.useRequestId(request.requestId);
     scope.annotate({ model: request.model, mode: request.mode, ...(request.stream ? { stream: true } : {}) });
-    const progress = request.stream && dialect === "native" ? new Progress() : null;
+    const progress = request.stream ? surface.queued?.() ?? null : null;
     const running = deps.invoke({
       caller,
       request,
@@ -273,9 +195,11 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       ...(progress === null ? {} : { onQueued: (p: QueueProgress) => progress.push(p) }),
     });
     // `now` is read only by the surfaces that date their answers (OpenAI's `created`).
+    const url = new URL(req.url);
     const context = (): SurfaceContext => ({
       requestId: scope.requestId,
       request,
+      url,
       get now() {
         return now();
       },
@@ -297,10 +221,6 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     const answer = watchStream(await running, scope);
     logAnswer(scope, answer);
     scope.setHeaders(servedHeaders(answer));
-    // Google's REST streams as one JSON array unless asked for SSE (?alt=sse); older SDKs read the array.
-    if (request.stream && dialect === "gemini" && new URL(req.url).searchParams.get("alt") !== "sse") {
-      return (await geminiModule()).geminiJsonArrayStream(answer, context());
-    }
     if (request.stream) return surface.stream(answer, context());
     if (isStream(answer)) {
       await answer.cancel();
@@ -308,12 +228,6 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     }
     return surface.answer(answer, context());
   }
-}
-
-/** Whether a request speaks Anthropic's API: its routes, or the shared /v1/models asked with `anthropic-version`. */
-function speaksAnthropic(route: Route, headers: Headers): boolean {
-  if (route.dialect === "anthropic") return true;
-  return (route.kind === "openai.models" || route.kind === "openai.model") && headers.has("anthropic-version");
 }
 
 /**

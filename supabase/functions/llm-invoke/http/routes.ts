@@ -172,8 +172,25 @@ function matchRoute(url: string): Route {
     if (match !== null) return { ...row, model: match[1] === undefined ? "" : decode(match[1]), path };
   }
   // A wrong path under an API's prefix is answered in that API's shape, so its SDK reports an error.
-  const dialect = path.startsWith("/v1beta/") ? "gemini" : path.startsWith("/v1/") ? "openai" : "native";
+  const dialect = UNKNOWN_UNDER.find(([prefix]) => path.startsWith(prefix))?.[1] ?? "native";
   return { kind: "unknown", path, dialect };
+}
+
+/** The dialect of a path that is no route, by the prefix it falls under (the first that matches). */
+const UNKNOWN_UNDER: ReadonlyArray<readonly [string, RouteDialect]> = [
+  ["/v1beta/", "gemini"],
+  ["/v1/messages/", "anthropic"],
+  ["/v1/", "openai"],
+];
+
+/**
+ * The dialect a request speaks on its route. OpenAI's and Anthropic's SDKs share `/v1/` (the model
+ * list, and a path that is no route): Anthropic's say their API version (`anthropic-version`) on
+ * every request, and are answered in Anthropic's shape there.
+ */
+export function dialectOf(route: Route, headers: Headers): RouteDialect {
+  const shared = route.kind === "unknown" || route.kind === "openai.models" || route.kind === "openai.model";
+  return shared && route.dialect === "openai" && headers.has("anthropic-version") ? "anthropic" : route.dialect;
 }
 
 /** The methods a route takes (anything else is 405 with Allow); an unknown path takes any, to answer 404. */

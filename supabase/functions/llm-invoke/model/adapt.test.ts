@@ -30,7 +30,7 @@ describe("adaptToModel", () => {
       model: "gemma-3-27b-it",
       messages: [
         { role: "user", parts: [{ type: "text", text: "Отвечай кратко.\n\nЧто сегодня?" }] },
-        { role: "model", parts: [{ type: "text", text: "Концерт." }] },
+        { role: "assistant", parts: [{ type: "text", text: "Концерт." }] },
       ],
       options: {},
     });
@@ -122,9 +122,9 @@ describe("what only another dialect's models take", () => {
 
 describe("foldSystem", () => {
   it("adds a leading user turn when the conversation starts with the model", () => {
-    expect(foldSystem("S", [{ role: "model", parts: [{ type: "text", text: "hello" }] }])).toEqual([
+    expect(foldSystem("S", [{ role: "assistant", parts: [{ type: "text", text: "hello" }] }])).toEqual([
       { role: "user", parts: [{ type: "text", text: "S" }] },
-      { role: "model", parts: [{ type: "text", text: "hello" }] },
+      { role: "assistant", parts: [{ type: "text", text: "hello" }] },
     ]);
   });
 

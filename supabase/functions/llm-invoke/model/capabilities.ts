@@ -12,7 +12,7 @@
 //
 // Unknown names are not cached (a caller could fill the cache with them; a known row that a refresh
 // no longer finds is dropped), and the cache is bounded. `forget(model)` drops every name that stands
-// for a model (a worker that met Google's 404 for it reads its row, and the names' rows, afresh).
+// for a model (a worker that met its provider's 404 for it reads its row, and the names' rows, afresh).
 import type { Clock } from "../clock.ts";
 import type { ModelProfile } from "../contract.ts";
 import type { GatewayStore } from "../store/store.ts";

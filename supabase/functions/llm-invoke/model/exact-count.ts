@@ -1,12 +1,13 @@
-// Google's exact count of an input, asked only where the estimate (tokens.ts) would refuse it.
+// The provider's exact count of an input (where its dialect offers one: Google's countTokens,
+// Anthropic's count_tokens), asked only where the estimate (tokens.ts) would refuse it.
 // The estimate errs high by about a third, so an input between ~0.75x and 1x of a model's effective
-// TPM is refused `too_large` on the estimate although Google would take it, and a large input can be
-// refused `tpm` for a window its real size fits. In those two cases, once per request, llm-invoke asks
-// Google's countTokens (free, its own quota) and reserves again with the exact count:
+// TPM is refused `too_large` on the estimate although the provider would take it, and a large input
+// can be refused `tpm` for a window its real size fits. In those two cases, once per request,
+// llm-invoke asks for that count (free, its own quota) and reserves again with the exact count:
 //   too_large            always (no wait can lift it; the exact count may)
 //   tpm                  when the reservation books at least EXACT_COUNT_MIN_TOKENS: below that the
 //                        estimate's excess (a third of it) is too small to change a window's answer
-//                        often enough to pay for a call to Google
+//                        often enough to pay for a call to the provider
 // Ordinary requests never get here. A count that fails (network, 5xx, 429, timeout, no usable key)
 // leaves the estimate in place and the refusal stands as it was: the count never fails a request.
 import type { ModelRequest, Refusal } from "../contract.ts";
@@ -21,12 +22,12 @@ export const EXACT_COUNT_MIN_TOKENS = 1_000;
 /** Deadline of one countTokens call (cut to what is left of the invocation's budget). */
 export const COUNT_TIMEOUT_MS = 5_000;
 
-/** Whether Google's exact count could lift this refusal of a reservation of `tokens`. */
+/** Whether the provider's exact count could lift this refusal of a reservation of `tokens`. */
 export function exactCountMayHelp(refusal: Pick<Refusal, "limit">, tokens: number): boolean {
   return refusal.limit === "too_large" || (refusal.limit === "tpm" && tokens >= EXACT_COUNT_MIN_TOKENS);
 }
 
-/** Google's count of a request's input tokens; null when it could not be had. Never throws. */
+/** The provider's count of a request's input tokens; null when it could not be had. Never throws. */
 export type TokenCounter = (
   request: ModelRequest,
   budget: { deadline: number; signal?: AbortSignal; timing?: PhaseTimer },
@@ -90,7 +91,7 @@ export function createTokenCounter(deps: TokenCounterDeps): TokenCounter {
 }
 
 /**
- * What one request's reservations book: its input size (the estimate at first; Google's count once a
+ * What one request's reservations book: its input size (the estimate at first; the provider's count once a
  * refusal asked for it, at most once per request, kept for the request's later attempts), plus the
  * output booked where a model's TPM counts it.
  */
@@ -103,7 +104,7 @@ export class InputSize {
   private asked = false;
 
   /**
-   * `count` asks Google for the input as `model` takes it (the refusal's model in a chain).
+   * `count` asks the provider for the input as `model` takes it (the refusal's model in a chain).
    * `bookedOutput`: the output tokens booked on top of the input where a model's TPM counts them
    * (OpenAI's max_tokens); 0 where TPM counts input only.
    */
@@ -122,7 +123,7 @@ export class InputSize {
     return this.tokens - this.bookedOutput;
   }
 
-  /** After a refusal: true when Google's count is now known and the reservation should be made again with it. */
+  /** After a refusal: true when the provider's count is now known and the reservation should be made again with it. */
   async recount(refusal: Pick<Refusal, "limit" | "model">): Promise<boolean> {
     if (this.asked || !exactCountMayHelp(refusal, this.tokens)) return false;
     this.asked = true;

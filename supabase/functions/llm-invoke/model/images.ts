@@ -2,7 +2,7 @@
 //
 // Only the header is read: the dimensions decide both the token estimate and whether the image is
 // refused. Pixels are never decoded. The base64 text is checked whole in one linear pass (a bad
-// character anywhere is the caller's mistake, better told now than by Google after it has cost a
+// character anywhere is the caller's mistake, better told now than by the provider after it has cost a
 // request), and only the few bytes the header needs are decoded, one by one, straight from the text.
 // No regular expression touches the data, so the cost stays linear in its length.
 import { GatewayError } from "../../_shared/errors.ts";
@@ -16,7 +16,7 @@ export const SUPPORTED_IMAGE_TYPES = ["image/png", "image/jpeg", "image/webp"] a
 //   belongs in the File API, which the gateway does not offer.
 // - maxSide / maxPixels: a "decompression bomb" declares huge dimensions in a tiny file; whoever
 //   decodes it allocates width × height × 4 bytes (100 000 × 100 000 would be 40 GB). The gateway
-//   never decodes pixels, but Google does, and such an image would also inflate the token estimate
+//   never decodes pixels, but the provider does, and such an image would also inflate the token estimate
 //   by thousands of tiles; refused here, it costs no quota. 48 MP covers every camera photo we expect.
 export const IMAGE_LIMITS = {
   maxBytes: 7 * 1024 * 1024, // decoded

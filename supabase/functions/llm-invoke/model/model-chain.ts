@@ -50,7 +50,7 @@ export async function resolveChain(
 /**
  * The link of the model a reservation booked. Normally one of the chain's; when the database resolved
  * the caller's name to a model the chain does not name (the operator repointed an alias since this
- * worker cached the name's row), that model's row is read and the request fitted to it, so Google is
+ * worker cached the name's row), that model's row is read and the request fitted to it, so the provider is
  * called for the model whose quota was booked. Throws as resolveChain does when the request does not
  * fit that model (JSON mode or tools it lacks), and a 503 when the booked model has no row any more
  * (removed since it was booked): nothing says how it takes the request, and another model's form of

@@ -31,7 +31,7 @@ describe("estimateTextTokens", () => {
 
 describe("estimateInputTokens", () => {
   it("adds per-request and per-turn overhead, and the system prompt as a turn", () => {
-    const messages: HubMessage[] = [user("abc"), { role: "model", parts: [{ type: "text", text: "abc" }] }];
+    const messages: HubMessage[] = [user("abc"), { role: "assistant", parts: [{ type: "text", text: "abc" }] }];
     expect(estimateInputTokens({ messages })).toBe(REQUEST_OVERHEAD + 2 * TURN_OVERHEAD + 2);
     expect(estimateInputTokens({ messages, system: "abc" })).toBe(REQUEST_OVERHEAD + 3 * TURN_OVERHEAD + 3);
   });

@@ -1,5 +1,5 @@
-// Conservative estimate of a request's input tokens, used to reserve TPM before calling Google.
-// After the call the reservation is reconciled with Google's usageMetadata, so over-estimating
+// Conservative estimate of a request's input tokens, used to reserve TPM before calling the provider.
+// After the call the reservation is reconciled with the provider's count, so over-estimating
 // only holds back capacity for the rest of that minute, while under-estimating lets a burst past
 // the TPM limit and earns a 429. Hence: err high, cheaply, without a tokenizer or a countTokens call.
 //

@@ -56,7 +56,7 @@ describe("the claim of an invocation whose success is still being finalized", ()
       errorMessage: null,
       latencyMs: 800,
       cooldownUntil: null,
-      cooldownUntilPacificMidnight: false,
+      cooldownUntilProviderMidnight: false,
       response: { text: "paid" },
     } satisfies FinalizeParams;
     expect(await finalizeReliably(store, () => {}, success, { deadline: invocationEnd, clock })).toBe(false);

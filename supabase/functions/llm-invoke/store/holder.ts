@@ -4,12 +4,12 @@
 //   reply_by    when this invocation stops waiting for the statement's answer (its database deadline,
 //               less a margin for clock skew and the commit's way back). Whatever the statement would
 //               commit later (a reservation, a refusal, a queue ticket) is rolled back: a 503 before
-//               Google never calls Google and leaves nothing behind.
+//               any call never calls the provider and leaves nothing behind.
 //   holder      (a request the caller named: it has a claim) the invocation's own id: only its
 //               statements renew the claim, only its end of request ends it, only its success turns
 //               it into the stored answer.
 //   hold_until  (the same) the invocation's end plus two database deadlines: once an admission may
-//               have reached Google, a success's finalize retries until the invocation's end
+//               have reached a provider, a success's finalize retries until the invocation's end
 //               (attempt/finalize.ts), and its last try may take one deadline to be answered and one
 //               more to commit. The claim is held until then, or while the request holds a live
 //               ticket in the admission queue.

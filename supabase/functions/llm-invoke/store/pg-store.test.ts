@@ -209,7 +209,7 @@ describe("createPgStore over the RPCs", () => {
         errorMessage: "no",
         latencyMs: 1,
         cooldownUntil: null,
-        cooldownUntilPacificMidnight: false,
+        cooldownUntilProviderMidnight: false,
         response: null,
         keyRejected,
       });
@@ -244,7 +244,7 @@ describe("createPgStore over the RPCs", () => {
       errorMessage: null,
       latencyMs: 42,
       cooldownUntil: until,
-      cooldownUntilPacificMidnight: false,
+      cooldownUntilProviderMidnight: false,
       response: null,
     });
     const [att] = await db.sql`select status, input_tokens, output_tokens, latency_ms, metadata,
@@ -293,7 +293,7 @@ describe("createPgStore over the RPCs", () => {
       errorMessage: "the caller went away",
       latencyMs: 300,
       cooldownUntil: null,
-      cooldownUntilPacificMidnight: false,
+      cooldownUntilProviderMidnight: false,
       response: null,
       serviceTier: "flex",
       servedTier: "flex",
@@ -332,7 +332,7 @@ describe("createPgStore over the RPCs", () => {
         errorMessage: "spend cap",
         latencyMs: 5,
         cooldownUntil: new Date(Date.now() + 600_000),
-        cooldownUntilPacificMidnight: false,
+        cooldownUntilProviderMidnight: false,
         response: null,
         quotaCause: "spend_cap",
       });
@@ -409,7 +409,7 @@ describe("createPgStore over the RPCs", () => {
       errorMessage: "day",
       latencyMs: 5,
       cooldownUntil: null,
-      cooldownUntilPacificMidnight: true,
+      cooldownUntilProviderMidnight: true,
       response: null,
     });
     const [{ ok }] = await db.sql`select cooldown_until = public.google_ai_pacific_midnight_after(now()) as ok

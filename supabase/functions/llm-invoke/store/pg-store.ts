@@ -38,6 +38,7 @@ import { type Database, DatabaseUnavailable, DEFAULT_DB_TIMEOUTS, type Sql } fro
 import { databaseUnavailable } from "../../_shared/envelope.ts";
 import type { ActiveKey, GatewayStore, ModelLister, QuotaReader, QuotaReport, TokenChecker } from "./store.ts";
 import { holderTimes } from "./holder.ts";
+import { isObject } from "../../_shared/json.ts";
 
 export interface PgStoreOptions {
   /** The worker's database (_shared/db.ts): deadlines, fail-fast while down, one retry of a stale connection. */
@@ -147,7 +148,7 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
           p_reply_by => ${holder.reply_by}::timestamptz, p_hold_until => ${holder.hold_until ?? null}::timestamptz,
           p_holder => ${holder.holder ?? null}::uuid,
           p_output_tokens => ${integerArray(p.outputTokens)}::integer[]) as r`;
-        // A cooldown refusal names why the group rests (a Google 429's cause), in the same statement.
+        // A cooldown refusal names why the group rests (a provider's 429's cause), in the same statement.
         const rows = await sql<{ r: unknown; q: unknown; c: unknown }[]>`
           with reserved as materialized (${reservation})
           select reserved.r - 'quota' as r,
@@ -193,13 +194,14 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
             p_cache_write_1h_tokens => ${p.cacheWrite1hTokens ?? null}::integer) as r`;
           return;
         }
+        // p_cooldown_until_pacific_midnight keeps its first name: it means the provider's midnight (its row's day_zone).
         await sql`select public.google_ai_finalize(
           p_reservation_id => ${p.reservationId}::uuid, p_outcome => ${p.outcome},
           p_input_tokens => ${p.inputTokens}::integer, p_output_tokens => ${p.outputTokens}::integer,
           p_http_status => ${p.httpStatus}::integer, p_error_code => ${p.errorCode}, p_quota_id => ${p.quotaId},
           p_error_message => ${p.errorMessage}, p_latency_ms => ${p.latencyMs}::integer,
           p_cooldown_until => ${p.cooldownUntil === null ? null : p.cooldownUntil.toISOString()}::timestamptz,
-          p_cooldown_until_pacific_midnight => ${p.cooldownUntilPacificMidnight}::boolean,
+          p_cooldown_until_pacific_midnight => ${p.cooldownUntilProviderMidnight}::boolean,
           p_response => ${p.response == null ? null : jsonbText(p.response)}::text::jsonb,
           p_key_rejected => ${p.keyRejected ?? null}::boolean,
           p_quota_cause => ${p.quotaCause ?? null}, p_service_tier => ${p.serviceTier ?? null},
@@ -487,7 +489,7 @@ function cleanString(s: string): string {
 function clean(value: unknown): unknown {
   if (typeof value === "string") return cleanString(value);
   if (Array.isArray(value)) return value.map(clean);
-  if (typeof value === "object" && value !== null) {
+  if (isObject(value)) {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) {
       Object.defineProperty(out, cleanString(k), {

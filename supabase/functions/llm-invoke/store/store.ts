@@ -30,7 +30,7 @@ export interface GatewayStore {
   modelProfile(model: string): Promise<ModelProfile | null>;
   reserve(params: ReserveParams): Promise<Reservation | Refusal>;
   finalize(params: FinalizeParams): Promise<void>;
-  /** For a reservation whose request never reached Google. */
+  /** For a reservation whose request never reached a provider. */
   release(reservationId: string, reason: string): Promise<void>;
   /** A named (idempotent) request failed for good: free its request_id (any reservation of it). */
   endRequest(reservationId: string): Promise<void>;

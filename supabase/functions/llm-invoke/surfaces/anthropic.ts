@@ -4,17 +4,25 @@
 // and key. A Messages body becomes the gateway's one request; a Claude model is sent the body as it
 // came, and its answer and events come back as Anthropic sent them; another provider's answer is said
 // in Anthropic's shapes, and so are the gateway's own errors. docs/anthropic.md is the reference.
-import type { GenerateSurface } from "./surface.ts";
-import { answer, stream } from "./anthropic/answer.ts";
-import { error } from "./anthropic/errors.ts";
+import { modelNamed } from "../contract.ts";
+import type { Surface } from "./shared/surface.ts";
+import { anthropicModel, anthropicModels, answer, countTokensAnswer, stream } from "./anthropic/answer.ts";
+import { anthropicFront } from "./anthropic/errors.ts";
 import { parseMessages } from "./anthropic/request.ts";
 
-export { anthropicModel, anthropicModels, countTokensAnswer } from "./anthropic/answer.ts";
 export { parseMessages } from "./anthropic/request.ts";
 
-export const anthropicSurface: GenerateSurface = {
+export const anthropicSurface: Surface = {
+  ...anthropicFront,
   parse: (input) => parseMessages(input),
   answer,
   stream,
-  error,
+  countTokens: { parse: (input) => parseMessages(input, true), answer: countTokensAnswer },
+  models: {
+    list: (models, { url }) => anthropicModels(models, url),
+    one: (models, id) => {
+      const entry = modelNamed(models, id);
+      return entry === undefined ? undefined : anthropicModel(id, entry);
+    },
+  },
 };

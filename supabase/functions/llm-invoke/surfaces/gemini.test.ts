@@ -5,7 +5,7 @@ import { type GeminiAnswer, hubAnswerOf } from "../../_shared/providers/google/a
 import type { HubChunk } from "../../_shared/upstream/hub.ts";
 import type { InvokeResult, InvokeStream } from "../attempt/context.ts";
 import { imageTokens } from "../model/images.ts";
-import { MAX_PARTS } from "./native/request.ts";
+import { MAX_PARTS } from "./shared/request-rules.ts";
 import {
   countTokensAnswer,
   geminiJsonArrayStream,
@@ -16,7 +16,7 @@ import {
   parseCountTokens,
   retryDelay,
 } from "./gemini.ts";
-import type { SurfaceContext } from "./surface.ts";
+import type { SurfaceContext } from "./shared/surface.ts";
 import { base64, png } from "../../../../tests/support/image-bytes.ts";
 import { modelEntry } from "../../../../tests/support/model-entry.ts";
 import { refusal } from "../../../../tests/support/refusal.ts";
@@ -64,7 +64,6 @@ describe("geminiSurface.parse: Google's GenerateContentRequest", () => {
         mode: "WAIT",
         maxWaitMs: limits.defaultMaxWaitMs,
         metadata: {},
-        includeCandidates: true,
       },
     );
   });

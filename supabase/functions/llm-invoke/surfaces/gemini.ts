@@ -11,20 +11,24 @@
 // error shape), stream.ts (SSE and JSON-array streams), models.ts (model list and get).
 import type { JsonAnswer, StreamAnswer } from "../../_shared/envelope.ts";
 import type { InvokeResult, InvokeStream } from "../attempt/context.ts";
-import { geminiAnswerFor } from "./gemini/answer.ts";
 import type { NormalizedRequest } from "../contract.ts";
-import { geminiErrorAnswer } from "./gemini/errors.ts";
+import { geminiAnswerFor } from "./gemini/answer.ts";
+import { countTokensAnswer, parseCountTokens } from "./gemini/count-tokens.ts";
+import { geminiFront } from "./gemini/errors.ts";
+import { geminiModel, geminiModels } from "./gemini/models.ts";
 import { normalized, parseGenerateBody, pathModel } from "./gemini/request.ts";
-import { sseFrames } from "./gemini/stream.ts";
-import { SSE_HEADERS, sseBody } from "./sse.ts";
-import type { GenerateSurface, ParseInput, SurfaceContext } from "./surface.ts";
+import { geminiJsonArrayStream, sseFrames } from "./gemini/stream.ts";
+import { SSE_HEADERS, sseBody } from "./shared/sse.ts";
+import type { Surface, ParseInput, SurfaceContext } from "./shared/surface.ts";
 
-export { countTokensAnswer, parseCountTokens } from "./gemini/count-tokens.ts";
 export { geminiErrorAnswer, GOOGLE_STATUS, googleError, type GoogleErrorBody, retryDelay } from "./gemini/errors.ts";
+export { countTokensAnswer, parseCountTokens } from "./gemini/count-tokens.ts";
 export { type GeminiModel, geminiModel, geminiModels } from "./gemini/models.ts";
 export { geminiJsonArrayStream } from "./gemini/stream.ts";
 
-export const geminiSurface: GenerateSurface = {
+export const geminiSurface: Surface = {
+  ...geminiFront,
+
   parse(input: ParseInput): NormalizedRequest {
     const model = pathModel(input.model);
     return normalized(model, parseGenerateBody(input.body, model), input.headers, input.limits, input.stream ?? false);
@@ -34,9 +38,20 @@ export const geminiSurface: GenerateSurface = {
     return { body: geminiAnswerFor(result), asIs: true };
   },
 
+  /** Google's REST streams as one JSON array unless asked for SSE (?alt=sse); older SDKs read the array. */
   stream(answer: InvokeStream | InvokeResult, ctx: SurfaceContext): StreamAnswer {
+    if (ctx.url !== undefined && ctx.url.searchParams.get("alt") !== "sse") return geminiJsonArrayStream(answer, ctx);
     return { stream: sseBody(sseFrames(answer, ctx.requestId)), headers: { ...SSE_HEADERS } };
   },
 
-  error: geminiErrorAnswer,
+  countTokens: {
+    parse: (input) => parseCountTokens(input.body, input.model ?? "", input.limits),
+    answer: countTokensAnswer,
+  },
+
+  models: {
+    list: (models, { url }) =>
+      geminiModels(models, Number(url.searchParams.get("pageSize")) || undefined, url.searchParams.get("pageToken") ?? undefined),
+    one: (models, id) => ({ ...geminiModel(models, id) }),
+  },
 };

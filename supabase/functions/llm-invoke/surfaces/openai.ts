@@ -5,10 +5,12 @@
 // is the reference of what maps to what and what is refused.
 // Each job lives in its own module under openai/; this file assembles the surface and names what the
 // rest of the gateway imports.
-import type { GenerateSurface } from "./surface.ts";
+import { modelNamed } from "../contract.ts";
+import type { Surface } from "./shared/surface.ts";
 import { answer } from "./openai/answer.ts";
 import { stream } from "./openai/chunks.ts";
-import { error } from "./openai/errors.ts";
+import { openAiFront } from "./openai/errors.ts";
+import { openAiModel, openAiModels } from "./openai/models.ts";
 import { parseChatCompletion } from "./openai/request.ts";
 
 export { finishReasonOf } from "./openai/outputs.ts";
@@ -16,9 +18,17 @@ export { openAiErrorObject } from "./openai/errors.ts";
 export { openAiModel, openAiModels } from "./openai/models.ts";
 export { includesUsage, parseChatCompletion, THINKING_BUDGETS } from "./openai/request.ts";
 
-export const openAiSurface: GenerateSurface = {
+export const openAiSurface: Surface = {
+  ...openAiFront,
   parse: parseChatCompletion,
   answer,
   stream,
-  error,
+  models: {
+    list: (models, { now }) => openAiModels(models, now),
+    one: (models, id, { now }) => {
+      const name = id.replace(/^models\//, "");
+      const entry = modelNamed(models, name);
+      return entry === undefined ? undefined : openAiModel(name, now, entry);
+    },
+  },
 };

@@ -29,3 +29,10 @@ export const anthropic: ProviderModule = {
   createLister: ({ row, baseUrl }, options = {}) =>
     createAnthropicModelLister({ baseUrl, displayName: row.display_name, ...options }),
 };
+
+// The hub's dialect tags include this one (../../upstream/hub.ts).
+declare module "../../upstream/hub.ts" {
+  interface DialectTags {
+    anthropic: true;
+  }
+}

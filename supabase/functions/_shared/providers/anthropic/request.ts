@@ -26,23 +26,9 @@ const MIN_THINKING_BUDGET = 1024;
 /** A request Anthropic cannot be asked (several alternative answers): the caller's error, said before any call. */
 export class AnthropicRequestError extends Error {}
 
-/** A schema as JSON Schema: OpenAPI 3.0's capital type names in lower case, `nullable` as a type list. */
-export function jsonSchemaOf(schema: HubSchema | undefined): Json {
-  if (schema === undefined) return { type: "object" };
-  if (schema.flavour === "json-schema") return (isObject(schema.schema) ? schema.schema : { type: "object" });
-  const convert = (node: unknown): unknown => {
-    if (Array.isArray(node)) return node.map(convert);
-    if (!isObject(node)) return node;
-    const out: Json = {};
-    for (const [k, v] of Object.entries(node)) {
-      if (k === "nullable" || k === "propertyOrdering") continue;
-      out[k] = k === "type" && typeof v === "string" ? v.toLowerCase() : convert(v);
-    }
-    if (node.nullable === true && typeof out.type === "string") out.type = [out.type, "null"];
-    return out;
-  };
-  const converted = convert(schema.schema);
-  return isObject(converted) ? converted : { type: "object" };
+/** The hub's schema (JSON Schema) as an input_schema, which must be an object's. */
+export function inputSchemaOf(schema: HubSchema | undefined): Json {
+  return isObject(schema) ? schema : { type: "object" };
 }
 
 /**
@@ -98,7 +84,7 @@ function messagesOf(messages: HubMessage[]): Json[] {
   for (const m of messages) {
     const content = m.parts.map((p) => block(p, ids)).filter((b): b is Json => b !== null);
     if (content.length === 0) continue;
-    const role = m.role === "model" ? "assistant" : "user";
+    const role = m.role;
     const last = out.at(-1);
     // Anthropic's turns alternate: two turns of one side in a row become one.
     if (last !== undefined && last.role === role) (last.content as Json[]).push(...content);
@@ -111,7 +97,7 @@ function toolOf(tool: HubTool): Json {
   return {
     name: tool.name,
     ...(tool.description === undefined ? {} : { description: tool.description }),
-    input_schema: tool.parameters === undefined ? { type: "object", properties: {} } : jsonSchemaOf(tool.parameters),
+    input_schema: tool.parameters === undefined ? { type: "object", properties: {} } : inputSchemaOf(tool.parameters),
   };
 }
 
@@ -130,7 +116,7 @@ export function messagesBody(request: HubRequest, stream: boolean, booked?: numb
   const maxTokens = maxTokensOf(request, booked);
   // A body of another dialect (a caller's, for its own provider) is not Anthropic's to send.
   if (request.dialectBody?.dialect === ANTHROPIC) {
-    return passThrough(request.dialectBody, request.model, stream, request.options.maxOutputTokens, maxTokens);
+    return passThrough(request.dialectBody, request, stream, maxTokens);
   }
   const o = request.options;
   if ((o.outputCount ?? 1) > 1) {
@@ -142,12 +128,8 @@ export function messagesBody(request: HubRequest, stream: boolean, booked?: numb
   if (o.topP !== undefined) body.top_p = o.topP;
   if (o.topK !== undefined) body.top_k = o.topK;
   if (o.stop !== undefined && o.stop.length > 0) body.stop_sequences = o.stop;
-  const budget = o.thinking?.budgetTokens;
-  if (budget !== undefined && budget > 0) {
-    // The budget must be at least 1024 and below max_tokens: within what was booked, or no thinking.
-    const fitted = Math.min(Math.max(budget, MIN_THINKING_BUDGET), maxTokens - 1);
-    if (fitted >= MIN_THINKING_BUDGET) body.thinking = { type: "enabled", budget_tokens: fitted };
-  }
+  const budget = fittedBudget(o.thinking?.budgetTokens, maxTokens);
+  if (budget !== undefined) body.thinking = { type: "enabled", budget_tokens: budget };
   const tools = (request.tools ?? []).map(toolOf);
   const choice = request.toolChoice;
   if (choice !== undefined && tools.length > 0) {
@@ -161,7 +143,7 @@ export function messagesBody(request: HubRequest, stream: boolean, booked?: numb
     tools.push({
       name: JSON_TOOL,
       description: "Give the answer as this tool's input.",
-      input_schema: jsonSchemaOf(o.format.schema),
+      input_schema: inputSchemaOf(o.format.schema),
     });
     // Forced unless the caller's own tools may be called (then the model chooses).
     if (body.tool_choice === undefined || tools.length === 1) body.tool_choice = { type: "tool", name: JSON_TOOL };
@@ -172,12 +154,33 @@ export function messagesBody(request: HubRequest, stream: boolean, booked?: numb
 }
 
 /**
- * The caller's own Anthropic body: sent as it came, but for the fields the gateway sets (the model
- * booked, the stream, max_tokens: the gateway's cap where it set one, else the body's, else the booked answer).
+ * A thinking budget as Anthropic takes it: at least 1024 and below max_tokens (within what was
+ * booked); undefined: no thinking (none asked, 0, or no room under max_tokens).
  */
-function passThrough(own: DialectBody, model: string, stream: boolean, cap: number | undefined, booked: number): Json {
-  const body: Json = { ...own.body, model };
-  body.max_tokens = cap ?? (typeof body.max_tokens === "number" ? body.max_tokens : booked);
+function fittedBudget(budget: number | undefined, maxTokens: number): number | undefined {
+  if (budget === undefined || budget <= 0) return undefined;
+  const fitted = Math.min(Math.max(budget, MIN_THINKING_BUDGET), maxTokens - 1);
+  return fitted >= MIN_THINKING_BUDGET ? fitted : undefined;
+}
+
+/**
+ * The caller's own Anthropic body: sent as it came, but for the fields the gateway sets — the model
+ * booked, the stream, max_tokens (the gateway's cap where it set one, else the body's, else the booked
+ * answer) and thinking's budget (the gateway's, fitted below that max_tokens, else no thinking).
+ */
+function passThrough(own: DialectBody, request: HubRequest, stream: boolean, booked: number): Json {
+  const body: Json = { ...own.body, model: request.model };
+  const maxTokens = request.options.maxOutputTokens ??
+    (typeof body.max_tokens === "number" ? body.max_tokens : booked);
+  body.max_tokens = maxTokens;
+  const thinking = body.thinking;
+  if (isObject(thinking) && thinking.type === "enabled") {
+    const asked = request.options.thinking?.budgetTokens ??
+      (typeof thinking.budget_tokens === "number" ? thinking.budget_tokens : undefined);
+    const budget = fittedBudget(asked, maxTokens);
+    if (budget === undefined) delete body.thinking;
+    else body.thinking = { ...thinking, budget_tokens: budget };
+  }
   if (stream) body.stream = true;
   else delete body.stream;
   return body;

@@ -250,3 +250,33 @@ export function foldGeminiChunks(chunks: readonly GeminiAnswer[]): GeminiAnswer 
   for (const chunk of chunks) whole = mergeGeminiChunk(whole, chunk);
   return whole;
 }
+
+/**
+ * An answer an earlier release of the gateway stored for replay, before answers were kept in the hub's
+ * words: Google's answer under `response`, or before that only the gateway's own fields (its text,
+ * usage, model, and its finish reason and candidates in Google's words).
+ */
+export interface EarlierStored {
+  text: string;
+  model: string;
+  usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
+}
+
+/** Such an answer in Google's shape, as it was. */
+export function earlierStoredAnswer(stored: EarlierStored): GeminiAnswer {
+  const earlier = stored as EarlierStored & { response?: GeminiAnswer; finish_reason?: string | null; candidates?: unknown[] };
+  if (earlier.response !== undefined) return earlier.response;
+  return {
+    candidates: earlier.candidates ?? [{
+      content: { role: "model", parts: [{ text: stored.text }] },
+      ...(earlier.finish_reason == null ? {} : { finishReason: earlier.finish_reason }),
+      index: 0,
+    }],
+    usageMetadata: {
+      promptTokenCount: stored.usage.prompt_tokens,
+      candidatesTokenCount: stored.usage.completion_tokens,
+      totalTokenCount: stored.usage.total_tokens,
+    },
+    modelVersion: stored.model,
+  };
+}

@@ -12,6 +12,7 @@
 import { sanitize } from "../../sanitize.ts";
 import type { UpstreamError } from "../../upstream/port.ts";
 import { isPerDayQuota, quotaCauseOf } from "./quota-cause.ts";
+import { isObject } from "../../json.ts";
 
 export type { QuotaCause } from "./quota-cause.ts";
 export { isPerDayQuota } from "./quota-cause.ts";
@@ -149,7 +150,5 @@ export function namedSuccessor(message: string, model: string): string | null {
 }
 
 function asRecord(value: unknown): Record<string, unknown> | undefined {
-  return typeof value === "object" && value !== null && !Array.isArray(value)
-    ? value as Record<string, unknown>
-    : undefined;
+  return isObject(value) ? value : undefined;
 }

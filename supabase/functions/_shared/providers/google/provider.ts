@@ -24,3 +24,10 @@ export const google: ProviderModule = {
   createLister: ({ row, baseUrl }, options = {}) =>
     createModelLister({ baseUrl, displayName: row.display_name, ...options }),
 };
+
+// The hub's dialect tags include this one (../../upstream/hub.ts).
+declare module "../../upstream/hub.ts" {
+  interface DialectTags {
+    google: true;
+  }
+}

@@ -1,5 +1,6 @@
 // The hub's request (../../upstream/hub.ts) as Google's generateContent body (v1beta, camelCase). A
-// request that carries a body in Google's dialect (`dialectBody`) is sent as it is; any other is
+// request that carries a body in Google's dialect (`dialectBody`) is sent as it is but for the fields
+// the gateway decides (its output cap and thinking budget); any other is
 // translated: messages to contents, the system to systemInstruction, options to generationConfig, tools
 // to function declarations, the tool choice to toolConfig, the service tier to serviceTier. What only
 // Google has a word for (DialectExtras keyed "google": safety settings, tools that are not functions,
@@ -10,10 +11,11 @@ import type {
   HubOptions,
   HubPart,
   HubRequest,
-  HubSchema,
+  HubRole,
   HubTool,
   HubToolChoice,
 } from "../../upstream/hub.ts";
+import { isObject } from "../../json.ts";
 import { GOOGLE_DIALECT } from "./answer.ts";
 
 type Json = Record<string, unknown>;
@@ -50,9 +52,9 @@ function translatedPart(p: HubPart): Json {
   }
 }
 
-/** A schema under the field Google reads for its flavour. */
-function schemaField(schema: HubSchema, jsonField: string, openApiField: string): Json {
-  return { [schema.flavour === "json-schema" ? jsonField : openApiField]: schema.schema };
+/** A hub role as Google's: the assistant's turn is the model's. */
+export function googleRole(role: HubRole): "user" | "model" {
+  return role === "assistant" ? "model" : "user";
 }
 
 /** Hub options as generationConfig. */
@@ -70,7 +72,7 @@ export function generationConfigOf(o: HubOptions): Json {
   if (o.format?.type === "json") {
     config.responseMimeType = "application/json";
     if (o.format.schema !== undefined) {
-      Object.assign(config, schemaField(o.format.schema, "responseJsonSchema", "responseSchema"));
+      config.responseJsonSchema = o.format.schema;
     }
   }
   if (o.thinking !== undefined) {
@@ -82,6 +84,20 @@ export function generationConfigOf(o: HubOptions): Json {
   return config;
 }
 
+/**
+ * The fields of generationConfig the gateway decides, set over the caller's own (its output cap, its
+ * thinking budget): a caller's field that only Google has a word for never carries them past it.
+ */
+function gatewayFields(config: Json, o: HubOptions): Json {
+  const out = { ...config };
+  if (o.maxOutputTokens !== undefined) out.maxOutputTokens = o.maxOutputTokens;
+  const budget = o.thinking?.budgetTokens;
+  if (budget !== undefined) {
+    out.thinkingConfig = { ...(isObject(out.thinkingConfig) ? out.thinkingConfig : {}), thinkingBudget: budget };
+  }
+  return out;
+}
+
 /** The hub's tools as Google's (one entry of function declarations); absent: none. */
 export function googleTools(tools: readonly HubTool[] | undefined): Json[] | undefined {
   if (tools === undefined || tools.length === 0) return undefined;
@@ -89,7 +105,7 @@ export function googleTools(tools: readonly HubTool[] | undefined): Json[] | und
     functionDeclarations: tools.map((t) => ({
       name: t.name,
       ...(t.description === undefined ? {} : { description: t.description }),
-      ...(t.parameters === undefined ? {} : schemaField(t.parameters, "parametersJsonSchema", "parameters")),
+      ...(t.parameters === undefined ? {} : { parametersJsonSchema: t.parameters }),
     })),
   }];
 }
@@ -105,12 +121,16 @@ export function toolConfigOf(choice: HubToolChoice): Json {
 
 /** The generateContent body of a request (everything but the model, which is in the path). */
 export function generateContentBody(request: HubRequest): Json {
-  if (request.dialectBody?.dialect === GOOGLE_DIALECT) return request.dialectBody.body;
+  if (request.dialectBody?.dialect === GOOGLE_DIALECT) {
+    const given = request.dialectBody.body;
+    const config = gatewayFields(isObject(given.generationConfig) ? given.generationConfig : {}, request.options);
+    return { ...given, ...(Object.keys(config).length === 0 ? {} : { generationConfig: config }) };
+  }
   const extras = own(request.dialectExtras);
-  const config = withOwn(generationConfigOf(request.options), extras?.options);
+  const config = gatewayFields(withOwn(generationConfigOf(request.options), extras?.options), request.options);
   const tools = googleTools(request.tools);
   const body = withOwn({
-    contents: request.messages.map((m) => ({ role: m.role, parts: m.parts.map(googlePart) })),
+    contents: request.messages.map((m) => ({ role: googleRole(m.role), parts: m.parts.map(googlePart) })),
     ...(request.system === undefined ? {} : { systemInstruction: { parts: [{ text: request.system }] } }),
     ...(Object.keys(config).length === 0 ? {} : { generationConfig: config }),
     ...(tools === undefined ? {} : { tools }),

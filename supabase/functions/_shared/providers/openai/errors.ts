@@ -13,6 +13,7 @@
 import type { WireRules } from "../../upstream/call.ts";
 import { sanitize } from "../../sanitize.ts";
 import { type ProviderRoom, type UpstreamError } from "../../upstream/port.ts";
+import { isObject } from "../../json.ts";
 
 /** OpenAI's durations ("120ms", "1s", "18.642s", "6m0s", "1h0m0s") in whole milliseconds, rounded up. */
 export function parseOpenAiDuration(value: string | null | undefined): number | null {
@@ -73,9 +74,7 @@ export function roomOf(headers: Headers): ProviderRoom | null {
 }
 
 function asRecord(value: unknown): Record<string, unknown> | undefined {
-  return typeof value === "object" && value !== null && !Array.isArray(value)
-    ? value as Record<string, unknown>
-    : undefined;
+  return isObject(value) ? value : undefined;
 }
 
 const text = (value: unknown) => typeof value === "string" && value !== "" ? value.slice(0, 100) : null;

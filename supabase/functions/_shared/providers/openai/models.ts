@@ -14,6 +14,7 @@ import {
   type ModelLister,
   upstreamFailure,
 } from "../../upstream/port.ts";
+import { isObject } from "../../json.ts";
 
 export interface OpenAiModelListerOptions {
   /** OpenAI's endpoint or a compatible server (the offline simulator), with or without /v1. */
@@ -56,7 +57,7 @@ export function createOpenAiModelLister(options: OpenAiModelListerOptions = {}):
 
 /** `{object: "list", data: [{id, created, owned_by}, …]}` as catalogue rows; null when there is no list. */
 export function modelsOf(body: unknown, maxModels = DEFAULT_MAX_MODELS): CatalogueModel[] | null {
-  const data = typeof body === "object" && body !== null ? (body as { data?: unknown }).data : undefined;
+  const data = isObject(body) ? body.data : undefined;
   if (!Array.isArray(data)) return null;
   const models: CatalogueModel[] = [];
   for (const item of data) {
@@ -69,7 +70,7 @@ export function modelsOf(body: unknown, maxModels = DEFAULT_MAX_MODELS): Catalog
 
 /** One entry of OpenAI's list as a catalogue row: its id; OpenAI says nothing of limits or methods. */
 export function toCatalogueModel(item: unknown): CatalogueModel | null {
-  const id = typeof item === "object" && item !== null ? (item as { id?: unknown }).id : undefined;
+  const id = isObject(item) ? item.id : undefined;
   const model = typeof id === "string" ? id.trim() : "";
   if (model === "" || model.length > 200) return null;
   return {

@@ -26,3 +26,10 @@ export const openai: ProviderModule = {
   createLister: ({ row, baseUrl }, options = {}) =>
     createOpenAiModelLister({ baseUrl, displayName: row.display_name, ...options }),
 };
+
+// The hub's dialect tags include this one (../../upstream/hub.ts).
+declare module "../../upstream/hub.ts" {
+  interface DialectTags {
+    openai: true;
+  }
+}

@@ -1,18 +1,18 @@
 // The hub's request (../../upstream/hub.ts: messages, system, options, tools) as an OpenAI Chat
 // Completions body, for a model an OpenAI organization serves. Every surface reaches it: the gateway's
 // JSON route, Google's routes and OpenAI's own. What Chat Completions has no field for (topK, thinking
-// budgets) is not sent; the answer is still the model's. Schemas in the OpenAPI flavour are sent as
-// JSON Schema (schema.ts). The gateway's service tier (flex, priority) is sent as service_tier unless
+// budgets) is not sent; the answer is still the model's. Schemas are the hub's JSON Schema, sent as
+// they are. The gateway's service tier (flex, priority) is sent as service_tier unless
 // the caller's own body names one.
 import type {
   HubMessage,
   HubOptions,
   HubRequest,
-  HubSchema,
   HubToolCallPart,
   HubToolResultPart,
 } from "../../upstream/hub.ts";
-import { jsonSchemaOf, responseFormatSchema } from "./schema.ts";
+import { responseFormatSchema } from "./schema.ts";
+import { isObject } from "../../json.ts";
 
 type Message = Record<string, unknown>;
 
@@ -60,21 +60,15 @@ function textOf(content: unknown): string {
   if (typeof content === "string") return content;
   if (!Array.isArray(content)) return "";
   return content.map((part) =>
-    typeof part === "object" && part !== null && (part as { type?: unknown }).type === "text"
-      ? String((part as { text?: unknown }).text ?? "")
+    isObject(part) && part.type === "text"
+      ? String(part.text ?? "")
       : ""
   ).join(" ");
 }
 
-/** A hub schema as JSON Schema (the OpenAPI flavour converted); undefined: none. */
-function jsonSchema(schema: HubSchema | undefined): unknown {
-  if (schema === undefined) return undefined;
-  return schema.flavour === "json-schema" ? schema.schema : jsonSchemaOf(schema.schema);
-}
-
 /** The JSON Schema of the answer asked for; undefined: none. */
 function answerSchema(options: HubOptions): unknown {
-  return options.format?.type === "json" ? jsonSchema(options.format.schema) : undefined;
+  return options.format?.type === "json" ? options.format.schema : undefined;
 }
 
 /** Whether OpenAI's answer comes wrapped in an object (the schema asked for is not an object's): schema.ts. */
@@ -93,9 +87,7 @@ function callersBody(
   const own = Object.fromEntries(Object.entries(body).filter(([field]) => !GATEWAY_FIELDS.includes(field)));
   const cap = request.options.maxOutputTokens;
   // The caller's other stream options (include_obfuscation) stand; the usage chunk is always asked.
-  const options = typeof body.stream_options === "object" && body.stream_options !== null
-    ? body.stream_options
-    : {};
+  const options = isObject(body.stream_options) ? body.stream_options : {};
   // The caller's own service_tier stands (the gateway's word "standard" is OpenAI's "default"); where it
   // names none, the gateway's tier is sent.
   const { service_tier: asked, ...rest } = own;
@@ -131,7 +123,7 @@ class CallIds {
 }
 
 function messagesOf(message: HubMessage, ids: CallIds): Message[] {
-  if (message.role === "model") {
+  if (message.role === "assistant") {
     let text = "";
     const calls: Message[] = [];
     for (const p of message.parts) {
@@ -189,7 +181,7 @@ function sampling(options: HubOptions): Record<string, unknown> {
 function toolFields(request: HubRequest): Record<string, unknown> {
   if (request.tools === undefined || request.tools.length === 0) return {};
   const tools = request.tools.map((t) => {
-    const parameters = jsonSchema(t.parameters);
+    const parameters = t.parameters;
     return {
       type: "function",
       function: {

@@ -8,11 +8,11 @@ import type { JsonAnswer, StreamAnswer } from "../../../_shared/envelope.ts";
 import { GatewayError } from "../../../_shared/errors.ts";
 import { type HubAnswer, type HubFinish, hubFinish, type HubPart } from "../../../_shared/upstream/hub.ts";
 import { type InvokeResult, type InvokeStream, isStream } from "../../attempt/context.ts";
-import { hubOf } from "../stored-answer.ts";
+import { hubOf } from "../shared/stored-answer.ts";
 import type { ModelEntry } from "../../contract.ts";
-import { SSE_HEADERS, sseBody, sseFrame } from "../sse.ts";
+import { SSE_HEADERS, sseBody, sseFrame } from "../shared/sse.ts";
 import { errorObject } from "./errors.ts";
-import type { SurfaceContext } from "../surface.ts";
+import type { SurfaceContext } from "../shared/surface.ts";
 import { isObject } from "../../../_shared/json.ts";
 
 type Json = Record<string, unknown>;

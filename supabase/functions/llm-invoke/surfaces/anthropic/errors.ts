@@ -4,6 +4,7 @@
 // handler: an error however early is said in its route's shape.
 import type { ErrorAnswer } from "../../../_shared/envelope.ts";
 import type { GatewayError } from "../../../_shared/errors.ts";
+import type { SurfaceFront } from "../shared/surface.ts";
 
 type Json = Record<string, unknown>;
 
@@ -50,3 +51,6 @@ export function error(error: GatewayError, requestId: string): ErrorAnswer {
   };
   return { ...(unknownModel ? { status: 404 } : {}), body, headers };
 }
+
+/** Anthropic's routes before their body is read: the error shape, and the key its SDKs send as `x-api-key` (1.x as a Bearer token, read by auth). */
+export const anthropicFront: SurfaceFront = { error, keyOf: (req) => req.headers.get("x-api-key") };

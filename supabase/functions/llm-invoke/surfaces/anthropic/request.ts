@@ -10,10 +10,11 @@ import { GatewayError } from "../../../_shared/errors.ts";
 import { invalidRequest } from "../../../_shared/validation.ts";
 import type { HubMessage, HubOptions, HubPart, HubTool, HubToolChoice } from "../../../_shared/upstream/hub.ts";
 import type { NormalizedRequest, OnlyField } from "../../contract.ts";
-import { IMAGE_FIELD_CODE, OUTPUT_CAP_CODE } from "../native/field-codes.ts";
+import { IMAGE_FIELD_CODE, OUTPUT_CAP_CODE } from "../shared/field-codes.ts";
 import { type ImageInfo, imageTokensOf, inspectInlineImage } from "../../model/images.ts";
-import { callOptionsFromHeaders } from "../call-options.ts";
-import type { ParseInput } from "../surface.ts";
+import { callOptionsFromHeaders } from "../shared/call-options.ts";
+import type { ParseInput } from "../shared/surface.ts";
+import { isObject } from "../../../_shared/json.ts";
 
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 const FUNCTION_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
@@ -93,7 +94,7 @@ function toMessages(body: MessagesBody, only: Only[]): { messages: HubMessage[];
             throw bad(`${at}.name`, "must be a tool's name.");
           }
           if (typeof b.id === "string") names.set(b.id, b.name);
-          const args = typeof b.input === "object" && b.input !== null && !Array.isArray(b.input) ? b.input : {};
+          const args = isObject(b.input) ? b.input : {};
           parts.push({
             type: "tool_call",
             ...(typeof b.id === "string" ? { id: b.id } : {}),
@@ -124,7 +125,7 @@ function toMessages(body: MessagesBody, only: Only[]): { messages: HubMessage[];
           note(`${at}.type`, `a ${String(b.type).slice(0, 40)} block is Anthropic's`);
       }
     });
-    if (parts.length > 0) contents.push({ role: message.role === "assistant" ? "model" : "user", parts });
+    if (parts.length > 0) contents.push({ role: message.role === "assistant" ? "assistant" : "user", parts });
   });
   if (
     Array.isArray(body.system) && body.system.some((b) => (b as Record<string, unknown>).cache_control !== undefined)
@@ -159,8 +160,8 @@ function toolsOf(body: MessagesBody, only: Only[]): { tools?: HubTool[]; toolCho
     tools.push({
       name: tool.name,
       ...(typeof tool.description === "string" ? { description: tool.description } : {}),
-      ...(typeof tool.input_schema === "object" && tool.input_schema !== null
-        ? { parameters: { flavour: "json-schema" as const, schema: tool.input_schema } }
+      ...(isObject(tool.input_schema)
+        ? { parameters: tool.input_schema }
         : {}),
     });
   }
@@ -203,7 +204,6 @@ export function parseMessages(input: ParseInput, counting = false): NormalizedRe
     stream: !counting && body.stream === true,
     // Anthropic's metadata (user_id) is the provider's, not the gateway's audit record.
     metadata: {},
-    includeCandidates: false,
     dialectBody: { dialect: "anthropic", body: raw as Record<string, unknown> },
     ...(only.length === 0 ? {} : { only: { dialect: "anthropic", fields: only } }),
   };

@@ -2,6 +2,7 @@
 // the gateway, so Google's SDKs raise their own error types and read the wait from RetryInfo.
 import type { ErrorAnswer } from "../../../_shared/envelope.ts";
 import type { GatewayError } from "../../../_shared/errors.ts";
+import type { SurfaceFront } from "../shared/surface.ts";
 
 /**
  * The canonical status Google's errors name for each HTTP status the gateway answers with. 405 has no
@@ -74,3 +75,9 @@ export function googleError(error: GatewayError, requestId: string): GoogleError
 export function geminiErrorAnswer(error: GatewayError, requestId: string): ErrorAnswer {
   return { body: googleError(error, requestId) };
 }
+
+/** Google's route before its body is read: its error shape, and the key its SDKs may send as `?key=`. */
+export const geminiFront: SurfaceFront = {
+  error: geminiErrorAnswer,
+  keyOf: (req) => new URL(req.url).searchParams.get("key"),
+};

@@ -87,7 +87,7 @@ describe("geminiInHub", () => {
     expect(hub.toolChoice).toEqual({ mode: "required", only: ["f"] });
   });
 
-  it("lists what only Google's models take, by the caller's field; not safety settings, nor a schema's flavour", () => {
+  it("lists what only Google's models take, by the caller's field; not safety settings, nor a schema's form", () => {
     const hub = geminiInHub({
       contents: [{ role: "user", parts: [{ text: "x", videoMetadata: {} }] }],
       generationConfig: { responseSchema: { type: "OBJECT" }, responseMimeType: "text/x.enum", mediaResolution: "LOW" },

@@ -13,6 +13,7 @@ import {
   googleTools,
   toolConfigOf,
 } from "../../../_shared/providers/google/request.ts";
+import { jsonSchemaOfOpenApi } from "./openapi-schema.ts";
 import type {
   DialectExtras,
   HubMessage,
@@ -23,7 +24,7 @@ import type {
   HubToolChoice,
 } from "../../../_shared/upstream/hub.ts";
 import type { Ask, NormalizedRequest, OnlyField } from "../../contract.ts";
-import { OUTPUT_CAP_CODE } from "../native/field-codes.ts";
+import { OUTPUT_CAP_CODE } from "../shared/field-codes.ts";
 import { boundedName } from "../../../_shared/validation.ts";
 import { camelKeys } from "./json-keys.ts";
 import { isObject } from "../../../_shared/json.ts";
@@ -109,14 +110,15 @@ function partOf(p: Part, where: string, only: OnlyField[]): HubPart {
 /** Checked Gemini contents as hub messages. */
 function messagesOf(contents: readonly Content[], field: string, only: OnlyField[]): HubMessage[] {
   return contents.map((c, i) => ({
-    role: c.role,
+    role: c.role === "model" ? "assistant" : "user",
     parts: c.parts.map((p, j) => partOf(p, `${field}[${i}].parts[${j}]`, only)),
   }));
 }
 
+/** A schema given in JSON Schema, or in Google's OpenAPI subset (converted: the hub holds JSON Schema only). */
 function schemaOf(jsonSchema: unknown, openApi: unknown): HubSchema | undefined {
-  if (jsonSchema !== undefined) return { flavour: "json-schema", schema: jsonSchema };
-  if (openApi !== undefined) return { flavour: "openapi-3.0", schema: openApi };
+  if (jsonSchema !== undefined) return jsonSchema;
+  if (openApi !== undefined) return jsonSchemaOfOpenApi(openApi);
   return undefined;
 }
 

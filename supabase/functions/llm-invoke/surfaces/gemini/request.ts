@@ -6,11 +6,11 @@ import { GatewayError } from "../../../_shared/errors.ts";
 import { invalidRequest } from "../../../_shared/validation.ts";
 import { imageTokensOf } from "../../model/images.ts";
 import { checkContents } from "./parts.ts";
-import { joinText, MAX_PARTS, repeatedInChain } from "../native/request.ts";
+import { joinText, MAX_PARTS, repeatedInChain } from "../shared/request-rules.ts";
 import { generationConfigSchema, toolsAndSafetySchema } from "./schemas.ts";
 import type { NormalizedRequest, RequestLimits, ServiceTier } from "../../contract.ts";
 import { type GeminiInHub, geminiInHub } from "./hub.ts";
-import { callOptionsFromHeaders } from "../call-options.ts";
+import { callOptionsFromHeaders } from "../shared/call-options.ts";
 import { bad, camelKeys, unknownField } from "./fields.ts";
 import { isObject } from "../../../_shared/json.ts";
 import { namedSafetySettings } from "./safety-enums.ts";
@@ -188,7 +188,5 @@ export function normalized(
     ...body,
     stream,
     metadata: {},
-    // Google's shape is built from Google's answer, candidates included (the native body is not sent here).
-    includeCandidates: true,
   };
 }

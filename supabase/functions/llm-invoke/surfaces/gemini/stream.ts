@@ -6,8 +6,8 @@ import { GatewayError } from "../../../_shared/errors.ts";
 import { type GeminiAnswer, geminiAnswerOf, GOOGLE_DIALECT } from "../../../_shared/providers/google/answer.ts";
 import { type InvokeResult, type InvokeStream, isStream } from "../../attempt/context.ts";
 import { geminiAnswerFor } from "./answer.ts";
-import { sseBody } from "../sse.ts";
-import type { SurfaceContext } from "../surface.ts";
+import { sseBody } from "../shared/sse.ts";
+import type { SurfaceContext } from "../shared/surface.ts";
 import { googleError } from "./errors.ts";
 
 // Google frames its server-sent events with CRLF ("data: {...}\r\n\r\n"); sseFrame writes "\n\n".

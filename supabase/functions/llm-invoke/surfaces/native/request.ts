@@ -10,9 +10,9 @@ import { checkContents, type Content } from "../gemini/parts.ts";
 import { geminiInHub } from "../gemini/hub.ts";
 import { generationConfigSchema, toolsAndSafetySchema } from "../gemini/schemas.ts";
 import { imageTokensOf } from "../../model/images.ts";
+import { checkMetadata, joinText, MAX_FALLBACK_MODELS, MAX_PARTS, repeatedInChain, waitFor } from "../shared/request-rules.ts";
 import {
   DEFAULT_REQUEST_LIMITS,
-  type InvokeMode,
   type NormalizedRequest,
   PRIORITY_CLASSES,
   type RequestLimits,
@@ -20,8 +20,6 @@ import {
 
 const MAX_TURNS = 1000;
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
-/** Fallbacks after the first model: a chain of at most four models, each a reservation try. */
-export const MAX_FALLBACK_MODELS = 3;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 const messageSchema = z.strictObject({
@@ -29,8 +27,6 @@ const messageSchema = z.strictObject({
   content: z.string(),
 });
 
-/** Most parts a request may carry over all its turns (each is checked, images are read). */
-export const MAX_PARTS = 1000;
 
 // Turns are checked by ../gemini/parts.ts (the rules of Google's route), after the shape here.
 const contentSchema = z.looseObject({ parts: z.array(z.unknown()).max(MAX_PARTS) });
@@ -61,11 +57,17 @@ export const invokeRequestSchema = z.strictObject({
 
 export type InvokeRequest = z.infer<typeof invokeRequestSchema>;
 
+/** The native request as the gateway runs it, and what only the native answer reads back. */
+export interface NativeRequest extends NormalizedRequest {
+  /** The answer carries its candidates in Google's words (the bot's contract). */
+  includeCandidates: boolean;
+}
+
 /** Validates a parsed JSON body and normalizes it; throws GatewayError with a specific code. */
 export function parseInvokeRequest(
   body: unknown,
   limits: RequestLimits = DEFAULT_REQUEST_LIMITS,
-): NormalizedRequest {
+): NativeRequest {
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
     throw new GatewayError("invalid_json", "The body must be a JSON object.");
   }
@@ -101,40 +103,6 @@ export function parseInvokeRequest(
   };
 }
 
-/** The wait a mode allows: none for NO_WAIT; the caller's (or the default), capped by the budget. */
-export function waitFor(mode: InvokeMode, asked: number | undefined, limits: RequestLimits): number {
-  return mode === "NO_WAIT" ? 0 : Math.min(asked ?? limits.defaultMaxWaitMs, limits.maxWaitBudgetMs);
-}
-
-/**
- * metadata is kept in every audit row, refusals included: its size is capped, and its keys starting
- * with "$" are the gateway's own (`$holder`: the holder's deadlines, store/holder.ts), so a caller's
- * key of that kind is refused rather than lost.
- */
-export function checkMetadata(metadata: Record<string, unknown>, limits: RequestLimits): void {
-  const reserved = Object.keys(metadata).find((k) => k.startsWith("$"));
-  if (reserved !== undefined) {
-    throw new GatewayError(
-      "invalid_request",
-      `metadata key "${reserved.slice(0, 64)}": keys starting with "$" are the gateway's own.`,
-      { details: { field: "metadata" } },
-    );
-  }
-  checkMetadataSize(metadata, limits);
-}
-
-/** metadata's size as JSON is capped. */
-function checkMetadataSize(metadata: Record<string, unknown>, limits: RequestLimits): void {
-  const bytes = new TextEncoder().encode(JSON.stringify(metadata)).length;
-  if (bytes > limits.maxMetadataBytes) {
-    throw new GatewayError(
-      "invalid_request",
-      `metadata is ${bytes} bytes as JSON; the limit is ${limits.maxMetadataBytes}.`,
-      { details: { field: "metadata", limit_bytes: limits.maxMetadataBytes } },
-    );
-  }
-}
-
 /** A chain names each model once (aliases of one model are told apart later, by the model rows). */
 function checkFallbacks(model: string, fallbacks: readonly string[] | undefined): void {
   const repeated = repeatedInChain(model, fallbacks);
@@ -144,19 +112,6 @@ function checkFallbacks(model: string, fallbacks: readonly string[] | undefined)
     `fallback_models[${repeated.index}]: ${repeated.name} is already in the chain (model, then fallback_models, each once).`,
     { details: { field: "fallback_models", model: repeated.name } },
   );
-}
-
-/** The first fallback that repeats a model before it in the chain (the model, then the fallbacks). */
-export function repeatedInChain(
-  model: string,
-  fallbacks: readonly string[] | undefined,
-): { index: number; name: string } | undefined {
-  const seen = new Set([model]);
-  for (const [index, name] of (fallbacks ?? []).entries()) {
-    if (seen.has(name)) return { index, name };
-    seen.add(name);
-  }
-  return undefined;
 }
 
 function toContents(req: InvokeRequest): { contents: Content[]; systemFromMessages?: string; imageTokens: number } {
@@ -197,9 +152,4 @@ function toContents(req: InvokeRequest): { contents: Content[]; systemFromMessag
 
   const checked = checkContents(req.contents ?? []);
   return { contents: checked.contents, imageTokens: imageTokensOf(checked.images) };
-}
-
-export function joinText(pieces: ReadonlyArray<string | undefined>): string | undefined {
-  const kept = pieces.filter((p): p is string => p !== undefined && p.trim() !== "");
-  return kept.length === 0 ? undefined : kept.join("\n\n");
 }

@@ -3,9 +3,10 @@
 import type { JsonAnswer } from "../../../_shared/envelope.ts";
 import { hubFinish } from "../../../_shared/upstream/hub.ts";
 import type { InvokeResult } from "../../attempt/context.ts";
-import { hubOf } from "../stored-answer.ts";
-import type { SurfaceContext } from "../surface.ts";
+import { hubOf } from "../shared/stored-answer.ts";
+import type { SurfaceContext } from "../shared/surface.ts";
 import { finishReasonOf, googleExtra, textOfParts, textSignatureOf, toolCallsOf } from "./outputs.ts";
+import { isObject } from "../../../_shared/json.ts";
 
 /** OpenAI's `created`, in Unix seconds: the completion, its chunks and /v1/models all carry it. */
 export function created(now: number): number {
@@ -85,5 +86,5 @@ export function answer(result: InvokeResult, ctx: SurfaceContext): JsonAnswer {
 /** The completion an answer stored for replay by an earlier release keeps under `openai`. */
 function legacyOwn(result: InvokeResult): Record<string, unknown> | undefined {
   const stored = (result as { openai?: unknown }).openai;
-  return typeof stored === "object" && stored !== null ? stored as Record<string, unknown> : undefined;
+  return isObject(stored) ? stored : undefined;
 }

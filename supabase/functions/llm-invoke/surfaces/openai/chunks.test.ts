@@ -328,7 +328,7 @@ describe("stream of a provider that speaks OpenAI's dialect (pass-through)", () 
       usage: { prompt_tokens: 5, completion_tokens: 4, total_tokens: 9 },
       system_fingerprint: "fp_1",
     };
-    const replay = { ...final, replayed: true, dialectAnswer: { dialect: "openai", body: completion } };
+    const replay = { ...final, replayed: true, dialectAnswer: { dialect: "openai" as const, body: completion } };
     const request = parse(chat({ model: "gpt-4o", stream: true, stream_options: { include_usage: true } }));
     const got = await frames(openAiSurface.stream(replay, ctx(request)).stream);
     const envelope = {

@@ -8,9 +8,9 @@ import { GatewayError } from "../../../_shared/errors.ts";
 import type { StreamAnswer } from "../../../_shared/envelope.ts";
 import { type HubFinish, type HubOutput, hubFinish } from "../../../_shared/upstream/hub.ts";
 import { type InvokeResult, type InvokeStream, isStream } from "../../attempt/context.ts";
-import { hubOf } from "../stored-answer.ts";
-import { SSE_HEADERS, sseBody, sseFrame } from "../sse.ts";
-import type { SurfaceContext } from "../surface.ts";
+import { hubOf } from "../shared/stored-answer.ts";
+import { SSE_HEADERS, sseBody, sseFrame } from "../shared/sse.ts";
+import type { SurfaceContext } from "../shared/surface.ts";
 import { choicesOf, completionId, created, ownCompletion, usageOf } from "./answer.ts";
 import {
   finishReasonOf,

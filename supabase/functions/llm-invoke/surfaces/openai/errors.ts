@@ -4,6 +4,7 @@
 import type { ErrorAnswer } from "../../../_shared/envelope.ts";
 import type { GatewayError } from "../../../_shared/errors.ts";
 import { isObject } from "../../../_shared/json.ts";
+import type { SurfaceFront } from "../shared/surface.ts";
 
 /** OpenAI's error `type` for a status. */
 function errorType(status: number): string {
@@ -80,3 +81,6 @@ export function error(error: GatewayError, requestId: string): ErrorAnswer {
   }
   return { body: { error: openAiErrorObject(error, requestId) }, headers };
 }
+
+/** OpenAI's route before its body is read: its error shape (the key comes as a Bearer token, read by auth). */
+export const openAiFront: SurfaceFront = { error };

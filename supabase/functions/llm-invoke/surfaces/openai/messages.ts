@@ -6,8 +6,8 @@ import { GatewayError } from "../../../_shared/errors.ts";
 import type { HubMessage, HubPart } from "../../../_shared/upstream/hub.ts";
 import { sanitize } from "../../../_shared/sanitize.ts";
 import { type ImageInfo, inspectInlineImage } from "../../model/images.ts";
-import { IMAGE_FIELD_CODE } from "../native/field-codes.ts";
-import { joinText } from "../native/request.ts";
+import { IMAGE_FIELD_CODE } from "../shared/field-codes.ts";
+import { joinText } from "../shared/request-rules.ts";
 import { invalid, unsupported } from "./checks.ts";
 import { isObject } from "../../../_shared/json.ts";
 
@@ -177,7 +177,7 @@ export function toMessages(messages: readonly Message[]): Converted {
     if (!hasContent(parts)) {
       throw new GatewayError("empty_input", `${where} has no content.`, { details: { field: where } });
     }
-    contents.push({ role: message.role === "assistant" ? "model" : "user", parts });
+    contents.push({ role: message.role === "assistant" ? "assistant" : "user", parts });
   });
 
   if (contents.length === 0) {

@@ -27,7 +27,7 @@ describe("parse: messages", () => {
       { role: "model", parts: [{ text: "Bonjour" }] },
       { role: "user", parts: [{ text: "Again" }] },
     ]);
-    expect(req.includeCandidates).toBe(false);
+    expect("includeCandidates" in req).toBe(false); // the native route's alone
     expect(req.stream).toBe(false);
     expect(req.imageTokens).toBe(0);
   });
@@ -262,9 +262,34 @@ describe("parse: tool calls round trip", () => {
       .toBe("tool_choice.function.name");
     expect(refusal(() => parse(chat({ tool_choice: "required" }))).code).toBe("invalid_request");
     expect(parse(chat({ tool_choice: "auto" })).extras).toEqual({});
-    expect(refusal(() => parse(chat({ tools: [{ type: "custom", custom: { name: "x" } }] }))).code).toBe(
-      "unsupported_feature",
-    );
+    expect(refusal(() => parse(chat({ tools: [{ type: "retrieval" }] }))).details?.field).toBe("tools[0].type");
+  });
+
+  it("takes what only OpenAI's models take (custom tools, allowed_tools in auto) and lists it as OpenAI's own", () => {
+    const fn = (name: string) => ({ type: "function", function: { name, parameters: { type: "object" } } });
+    const tools = [fn("get_weather"), fn("get_time"), { type: "custom", custom: { name: "sql" } }];
+    const allowed = (mode: string, names: string[]) => ({
+      type: "allowed_tools",
+      allowed_tools: { mode, tools: names.map((name) => ({ type: "function", function: { name } })) },
+    });
+    const auto = parse(chat({ tools, tool_choice: allowed("auto", ["get_time"]) }));
+    expect(auto.toolChoice).toEqual({ mode: "auto" });
+    expect(auto.tools?.map((t) => t.name)).toEqual(["get_weather", "get_time"]);
+    expect(auto.only).toEqual({
+      dialect: "openai",
+      fields: [
+        { field: "tools[2]", why: expect.stringContaining("custom tools") },
+        { field: "tool_choice.allowed_tools.mode", why: expect.stringContaining('mode "auto"') },
+      ],
+    });
+    // The caller's body goes whole to an OpenAI model.
+    expect(auto.dialectBody?.body.tool_choice).toEqual(allowed("auto", ["get_time"]));
+    // In required mode the hub says it: only the listed ones, no field of OpenAI's own.
+    const required = parse(chat({ tools: tools.slice(0, 2), tool_choice: allowed("required", ["get_time"]) }));
+    expect(required.toolChoice).toEqual({ mode: "required", only: ["get_time"] });
+    expect(required.only).toBeUndefined();
+    expect(refusal(() => parse(chat({ tools, tool_choice: allowed("auto", ["nope"]) }))).details?.field)
+      .toBe("tool_choice.allowed_tools.tools[0]");
   });
 });
 

@@ -5,12 +5,12 @@ import { z } from "zod";
 import { GatewayError } from "../../../_shared/errors.ts";
 import type { HubOptions } from "../../../_shared/upstream/hub.ts";
 import type { Ask, NormalizedRequest } from "../../contract.ts";
-import { OUTPUT_CAP_CODE } from "../native/field-codes.ts";
+import { OUTPUT_CAP_CODE } from "../shared/field-codes.ts";
 import { invalidRequest } from "../../../_shared/validation.ts";
-import { checkMetadata } from "../native/request.ts";
+import { checkMetadata } from "../shared/request-rules.ts";
 import { imageTokensOf } from "../../model/images.ts";
-import { callOptionsFromHeaders } from "../call-options.ts";
-import type { ParseInput } from "../surface.ts";
+import { callOptionsFromHeaders } from "../shared/call-options.ts";
+import type { ParseInput } from "../shared/surface.ts";
 import { invalid } from "./checks.ts";
 import { isObject } from "../../../_shared/json.ts";
 import { messageSchema, toMessages } from "./messages.ts";
@@ -115,7 +115,8 @@ export function parseChatCompletion(input: ParseInput): NormalizedRequest {
   const req = parsed.data;
 
   const options = callOptionsFromHeaders(input.headers, input.limits);
-  const tools = toolsOf(req);
+  const { only: toolsOnly, ...tools } = toolsOf(req);
+  const only = [...asked.map((field) => ({ field, why: UNSUPPORTED[field].why })), ...toolsOnly];
   const { messages, system, images } = toMessages(req.messages);
   const metadata = req.metadata ?? {};
   checkMetadata(metadata, input.limits);
@@ -127,7 +128,7 @@ export function parseChatCompletion(input: ParseInput): NormalizedRequest {
     ...(system === undefined ? {} : { system }),
     options: optionsOf(req),
     ...tools,
-    asks: asksOf(req, tools.tools !== undefined),
+    asks: asksOf(req, (req.tools ?? []).length > 0),
     outputCapField: {
       words: req.max_completion_tokens === undefined || req.max_completion_tokens === null
         ? "max_tokens"
@@ -137,13 +138,10 @@ export function parseChatCompletion(input: ParseInput): NormalizedRequest {
     imageTokens: imageTokensOf(images),
     stream: input.stream ?? req.stream === true,
     metadata,
-    includeCandidates: false,
     ...(req.stream_options?.include_usage === true ? { streamUsage: true } : {}),
     ...serviceTierOf(req.service_tier),
     dialectBody: { dialect: "openai", body },
-    ...(asked.length === 0
-      ? {}
-      : { only: { dialect: "openai", fields: asked.map((field) => ({ field, why: UNSUPPORTED[field].why })) } }),
+    ...(only.length === 0 ? {} : { only: { dialect: "openai", fields: only } }),
   };
 }
 
@@ -192,7 +190,7 @@ function optionsOf(req: ChatCompletionBody): HubOptions {
   if (format?.type === "json_object") config.format = { type: "json" };
   if (format?.type === "json_schema") {
     const schema = format.json_schema.schema;
-    config.format = { type: "json", ...(schema === undefined ? {} : { schema: { flavour: "json-schema", schema } }) };
+    config.format = { type: "json", ...(schema === undefined ? {} : { schema }) };
   }
   if (req.reasoning_effort !== null && req.reasoning_effort !== undefined) {
     config.thinking = { budgetTokens: THINKING_BUDGETS[req.reasoning_effort] };

@@ -1,57 +1,78 @@
-// OpenAI's tools and tool_choice → the hub's tools and tool choice. Function tools only, and a choice
-// the hub cannot say (a restriction to some functions that leaves the call optional) is refused rather
-// than loosened.
+// OpenAI's tools and tool_choice → the hub's tools and tool choice. What only OpenAI's models take —
+// a custom tool (free-form input), a choice restricted to some tools that leaves the call optional
+// (allowed_tools in mode "auto"), a custom tool named as the choice — is taken as the caller wrote it
+// (an OpenAI model is sent the caller's body) and listed as OpenAI's own: a model of another dialect
+// refuses it by name (model/adapt.ts), as the Anthropic route defers its own. A tool type OpenAI does
+// not define is refused here.
 import { z } from "zod";
-import { sanitize } from "../../../_shared/sanitize.ts";
 import type { HubTool, HubToolChoice } from "../../../_shared/upstream/hub.ts";
-import { invalid, unsupported } from "./checks.ts";
+import type { OnlyField } from "../../contract.ts";
+import { sanitize } from "../../../_shared/sanitize.ts";
+import { invalid } from "./checks.ts";
 
 // Gemini's rule for a function name (it also allows . and :, which OpenAI's does not).
 const FUNCTION_NAME = /^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$/;
+const NAME_RULE = "must be 1-64 characters of A-Z a-z 0-9 _ . : - (not starting with a digit)";
 
 export const functionToolSchema = z.looseObject({
   type: z.string(),
   function: z.looseObject({
-    name: z.string().regex(FUNCTION_NAME, "must be 1-64 characters of A-Z a-z 0-9 _ . : - (not starting with a digit)"),
+    name: z.string().regex(FUNCTION_NAME, NAME_RULE),
     description: z.string().optional(),
     parameters: z.record(z.string(), z.unknown()).optional(),
     strict: z.boolean().nullable().optional(),
   }).optional(),
+  custom: z.looseObject({ name: z.string().regex(FUNCTION_NAME, NAME_RULE) }).optional(),
 });
 
 const namedFunction = z.looseObject({ type: z.literal("function"), function: z.looseObject({ name: z.string() }) });
+const namedCustom = z.looseObject({ type: z.literal("custom"), custom: z.looseObject({ name: z.string() }) });
 export const toolChoiceSchema = z.union([
   z.enum(["none", "auto", "required"]),
   namedFunction,
+  namedCustom,
   z.looseObject({
     type: z.literal("allowed_tools"),
-    allowed_tools: z.looseObject({ mode: z.enum(["auto", "required"]), tools: z.array(namedFunction).min(1) }),
+    allowed_tools: z.looseObject({
+      mode: z.enum(["auto", "required"]),
+      tools: z.array(z.union([namedFunction, namedCustom])).min(1),
+    }),
   }),
 ]);
 
-type FunctionTool = z.infer<typeof functionToolSchema>;
+type Tool = z.infer<typeof functionToolSchema>;
 type ToolChoice = z.infer<typeof toolChoiceSchema>;
 
-/** The request's tools and tool_choice in the hub's words. */
+const CUSTOM_TOOL = "custom tools (free-form input) are OpenAI's models' only";
+const nameOf = (t: z.infer<typeof namedFunction> | z.infer<typeof namedCustom>) =>
+  t.type === "function" ? t.function.name : t.custom.name;
+
+/** The request's tools and tool_choice in the hub's words, and what of them only OpenAI's models take. */
 export function toolsOf(
-  req: { tools?: FunctionTool[]; tool_choice?: ToolChoice },
-): { tools?: HubTool[]; toolChoice?: HubToolChoice } {
+  req: { tools?: Tool[]; tool_choice?: ToolChoice },
+): { tools?: HubTool[]; toolChoice?: HubToolChoice; only: OnlyField[] } {
   const names: string[] = [];
-  const tools = (req.tools ?? []).map((tool, i): HubTool => {
+  const only: OnlyField[] = [];
+  const tools: HubTool[] = [];
+  (req.tools ?? []).forEach((tool, i) => {
+    if (tool.type === "custom") {
+      if (tool.custom === undefined) throw invalid(`tools[${i}].custom`, "a custom tool needs its custom.");
+      names.push(tool.custom.name);
+      only.push({ field: `tools[${i}]`, why: CUSTOM_TOOL });
+      return;
+    }
     if (tool.type !== "function") {
-      throw unsupported(`tools[${i}].type`, `only function tools are offered (got ${sanitize(tool.type, { maxLength: 40 })})`);
+      throw invalid(`tools[${i}].type`, `must be function or custom (got ${sanitize(tool.type, { maxLength: 40 })}).`);
     }
     if (tool.function === undefined) throw invalid(`tools[${i}].function`, "a function tool needs its function.");
     names.push(tool.function.name);
-    return {
+    tools.push({
       name: tool.function.name,
       ...(tool.function.description === undefined ? {} : { description: tool.function.description }),
-      ...(tool.function.parameters === undefined
-        ? {}
-        : { parameters: { flavour: "json-schema", schema: tool.function.parameters } }),
-    };
+      ...(tool.function.parameters === undefined ? {} : { parameters: tool.function.parameters }),
+    });
   });
-  const given = tools.length === 0 ? {} : { tools };
+  const given = { ...(tools.length === 0 ? {} : { tools }), only };
   const choice = req.tool_choice;
   if (choice === undefined) return given;
   if (names.length === 0) {
@@ -69,15 +90,19 @@ export function toolsOf(
   if (choice.type === "function") {
     return { ...given, toolChoice: { mode: "required", only: [known(choice.function.name, "tool_choice.function.name")] } };
   }
-  // The functions callable are limited only when a call is required.
-  if (choice.allowed_tools.mode === "auto") {
-    throw unsupported("tool_choice.allowed_tools.mode", 'Gemini restricts functions only with mode "required"');
+  if (choice.type === "custom") {
+    known(choice.custom.name, "tool_choice.custom.name");
+    return { ...given, only: [...only, { field: "tool_choice.custom", why: CUSTOM_TOOL }] };
   }
+  const allowed = choice.allowed_tools.tools.map((t, i) => known(nameOf(t), `tool_choice.allowed_tools.tools[${i}]`));
+  if (choice.allowed_tools.mode === "required") return { ...given, toolChoice: { mode: "required", only: allowed } };
+  // The hub restricts the tools only where a call is required: another provider's model would call any.
   return {
     ...given,
-    toolChoice: {
-      mode: "required",
-      only: choice.allowed_tools.tools.map((t, i) => known(t.function.name, `tool_choice.allowed_tools.tools[${i}]`)),
-    },
+    toolChoice: { mode: "auto" },
+    only: [...only, {
+      field: "tool_choice.allowed_tools.mode",
+      why: 'restricting the tools while leaving the call optional (mode "auto") is OpenAI\'s models\' only',
+    }],
   };
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { GatewayError } from "../../_shared/errors.ts";
-import { DEFAULT_REQUEST_LIMITS } from "../contract.ts";
+import { GatewayError } from "../../../_shared/errors.ts";
+import { DEFAULT_REQUEST_LIMITS } from "../../contract.ts";
 import { callOptionsFromHeaders } from "./call-options.ts";
 
 const read = (headers: Record<string, string>) => callOptionsFromHeaders(new Headers(headers), DEFAULT_REQUEST_LIMITS);

@@ -6,9 +6,9 @@
 //   x-eve-priority          a lower class than the credential's (interactive | batch)
 //   x-eve-fallback-models   models to try in order when the first cannot serve (comma-separated)
 //   x-caller                a service caller's name for logs and budgets (auth.ts)
-import { GatewayError } from "../../_shared/errors.ts";
-import { MAX_FALLBACK_MODELS, waitFor } from "./native/request.ts";
-import { PRIORITY_CLASSES, type PriorityClass, type InvokeMode, type RequestLimits } from "../contract.ts";
+import { GatewayError } from "../../../_shared/errors.ts";
+import { MAX_FALLBACK_MODELS, waitFor } from "./request-rules.ts";
+import { PRIORITY_CLASSES, type PriorityClass, type InvokeMode, type RequestLimits } from "../../contract.ts";
 
 export interface CallOptions {
   mode: InvokeMode;

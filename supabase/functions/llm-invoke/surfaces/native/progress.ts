@@ -1,15 +1,16 @@
 // A native stream that has to wait for its turn (WAIT mode, in the admission queue) starts at once
 // and says where it stands: `queued` events each time its place is told, then the answer's own events
-// (surfaces/native.ts), or an `error` event — the stream has begun, so the status is already 200.
-import type { RequestScope } from "../../_shared/envelope.ts";
-import { GatewayError } from "../../_shared/errors.ts";
-import { sanitizeError } from "../../_shared/sanitize.ts";
-import { type InvokeAnswer, isStream, type QueueProgress } from "../attempt/context.ts";
-import { errorFrame, nativeFrames, queuedFrame } from "./native.ts";
-import type { SurfaceContext } from "./surface.ts";
+// (./answer.ts), or an `error` event — the stream has begun, so the status is already 200.
+import type { RequestScope } from "../../../_shared/envelope.ts";
+import { GatewayError } from "../../../_shared/errors.ts";
+import { sanitizeError } from "../../../_shared/sanitize.ts";
+import { type InvokeAnswer, isStream, type QueueProgress } from "../../attempt/context.ts";
+import { errorFrame, nativeFrames, queuedFrame } from "./answer.ts";
+import type { NativeRequest } from "./request.ts";
+import type { QueuedStream, SurfaceContext } from "../shared/surface.ts";
 
 /** The places in line told so far, and the frames of the stream that says them. */
-export class Progress {
+export class Progress implements QueuedStream {
   private queue: QueueProgress[] = [];
   private wake: (() => void) | null = null;
   private first: Promise<"queued">;
@@ -33,7 +34,7 @@ export class Progress {
 
   async *frames(
     running: Promise<InvokeAnswer>,
-    context: () => SurfaceContext,
+    context: () => SurfaceContext<NativeRequest>,
     scope: Pick<RequestScope, "note" | "annotate">,
   ): AsyncGenerator<string> {
     let settled = false;

@@ -1,0 +1,35 @@
+// The surfaces, one row per dialect a route speaks (routes.ts): each row's front (its error shape,
+// where its SDKs send the key) is loaded with the handler, since an error may come before anything else
+// is read; the surface whole on its first use, so a worker spends no start-up time on the dialects it
+// is not asked in (the native route's first answer comes sooner; surfaces/loading.test.ts). The import
+// is of bundled code; a failed one is tried again by the next request. A new dialect is a row here.
+import { anthropicFront } from "../surfaces/anthropic/errors.ts";
+import { geminiFront } from "../surfaces/gemini/errors.ts";
+import { nativeSurface } from "../surfaces/native.ts";
+import { openAiFront } from "../surfaces/openai/errors.ts";
+import type { Surface, SurfaceFront } from "../surfaces/shared/surface.ts";
+import type { RouteDialect } from "./routes.ts";
+
+export interface SurfaceRow {
+  front: SurfaceFront;
+  load: () => Promise<Surface>;
+}
+
+function onFirstUse(load: () => Promise<Surface>): () => Promise<Surface> {
+  let loading: Promise<Surface> | undefined;
+  return () =>
+    loading ??= load().catch((error) => {
+      loading = undefined;
+      throw error;
+    });
+}
+
+export const SURFACES: Readonly<Record<RouteDialect, SurfaceRow>> = {
+  native: { front: nativeSurface, load: () => Promise.resolve(nativeSurface as Surface) },
+  gemini: { front: geminiFront, load: onFirstUse(async () => (await import("../surfaces/gemini.ts")).geminiSurface) },
+  openai: { front: openAiFront, load: onFirstUse(async () => (await import("../surfaces/openai.ts")).openAiSurface) },
+  anthropic: {
+    front: anthropicFront,
+    load: onFirstUse(async () => (await import("../surfaces/anthropic.ts")).anthropicSurface),
+  },
+};

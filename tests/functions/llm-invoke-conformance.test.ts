@@ -1,0 +1,367 @@
+// One conformance suite, every dialect a caller may speak (the routes' surfaces: native, gemini,
+// openai, anthropic) against every dialect a model is reached in (google, openai, anthropic), each
+// provider its offline simulator over HTTP, which checks a body as its provider does and records it.
+// The caller's own body asks for more than the gateway allows: another model name, a larger output
+// cap, a larger thinking budget, the other stream. The gateway's decisions (the request as the
+// handler and the attempt loop leave it: the model booked, the cap, the budget, the call's stream) are
+// what each provider receives, whatever rides beside them of the caller's own body (OpenAI's and
+// Anthropic's bodies passed through, Google's fields the hub has no word for, Google's own body as
+// the port takes it). What a dialect cannot carry is refused by name by every other provider's model;
+// a cut answer's usage and finish reason read back the same on every route.
+//
+// A new route dialect joins with one row of ROUTES, a new provider dialect with one row of PROVIDERS.
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { type AnthropicSimulator, startAnthropicSimulator } from "../../shared/anthropic-sim/server.ts";
+import { type GoogleSimulator, startGoogleSimulator } from "../../shared/google-sim/server.ts";
+import { type OpenAISimulator, startOpenAISimulator } from "../../shared/openai-sim/server.ts";
+import { GatewayError } from "../../supabase/functions/_shared/errors.ts";
+import { createAnthropicClient } from "../../supabase/functions/_shared/providers/anthropic/client.ts";
+import { createGoogleClient } from "../../supabase/functions/_shared/providers/google/client.ts";
+import { createOpenAiClient } from "../../supabase/functions/_shared/providers/openai/client.ts";
+import type { Dialect } from "../../supabase/functions/_shared/providers/registry.ts";
+import { type FinishReason, hubFinish, type HubRequest } from "../../supabase/functions/_shared/upstream/hub.ts";
+import type { GenerateOutcome, UpstreamClient } from "../../supabase/functions/_shared/upstream/port.ts";
+import { answerUsage, type InvokeResult } from "../../supabase/functions/llm-invoke/attempt/context.ts";
+import {
+  DEFAULT_REQUEST_LIMITS,
+  type ModelCapabilities,
+  type NormalizedRequest,
+} from "../../supabase/functions/llm-invoke/contract.ts";
+import { adaptToModel } from "../../supabase/functions/llm-invoke/model/adapt.ts";
+import { anthropicSurface } from "../../supabase/functions/llm-invoke/surfaces/anthropic.ts";
+import { geminiSurface } from "../../supabase/functions/llm-invoke/surfaces/gemini.ts";
+import { nativeSurface } from "../../supabase/functions/llm-invoke/surfaces/native.ts";
+import { openAiSurface } from "../../supabase/functions/llm-invoke/surfaces/openai.ts";
+import type { Surface } from "../../supabase/functions/llm-invoke/surfaces/shared/surface.ts";
+
+type Json = Record<string, any>;
+
+/** What the caller's own body asks for (more than the gateway allows), and whether it asks to stream. */
+interface Asked {
+  cap: number;
+  thinking: number;
+  stream: boolean;
+}
+
+/** What a provider received, in the words this suite compares. `thinking`: undefined where its dialect has no budget. */
+interface Wire {
+  model: string;
+  cap: number | undefined;
+  stream: boolean;
+  thinking: number | undefined;
+}
+
+/** How a route's answer says why it ended and what it counted, in the hub's words. */
+interface ReadBack {
+  finish: FinishReason | string;
+  input: number;
+  output: number;
+}
+
+interface RouteRow {
+  name: "native" | "gemini" | "openai" | "anthropic";
+  surface: Surface;
+  /** The provider dialect whose models are given the caller's body (or its own fields) as it came. */
+  own: Dialect;
+  /** The caller's body, naming a model the gateway does not send. */
+  body(asked: Asked): Json;
+  /** What the path says beside the body (Google's routes: the model, the stream). */
+  path?: { model: string; stream: boolean };
+  /** A field only its provider's models take, and the name a refusal gives it. */
+  onlyTheirs: { fields: Json; named: string };
+  readBack(answer: Json): ReadBack;
+}
+
+const CALLERS_MODEL = "callers-own-name";
+const QUESTION = "conformance question";
+
+/** Google's words for a finish, as the native and Gemini routes say them. */
+const GOOGLE_FINISH: Record<string, FinishReason> = { STOP: "stop", MAX_TOKENS: "max_tokens" };
+
+const geminiFields = (a: Asked) => ({
+  contents: [{ role: "user", parts: [{ text: QUESTION }] }],
+  // thinkingLevel is a field the hub has no word for: the whole thinkingConfig rides for Google as given.
+  generationConfig: { maxOutputTokens: a.cap, thinkingConfig: { thinkingBudget: a.thinking, thinkingLevel: "HIGH" } },
+});
+
+const ROUTES: RouteRow[] = [
+  {
+    name: "native",
+    surface: nativeSurface,
+    own: "google",
+    body: (a) => ({ model: CALLERS_MODEL, ...geminiFields(a), stream: a.stream }),
+    onlyTheirs: { fields: { tools: [{ googleSearch: {} }] }, named: "tools[0].googleSearch" },
+    readBack: (b) => ({
+      finish: GOOGLE_FINISH[b.finish_reason] ?? b.finish_reason,
+      input: b.usage.prompt_tokens,
+      output: b.usage.completion_tokens,
+    }),
+  },
+  {
+    name: "gemini",
+    surface: geminiSurface,
+    own: "google",
+    body: geminiFields,
+    path: { model: CALLERS_MODEL, stream: false },
+    onlyTheirs: { fields: { tools: [{ googleSearch: {} }] }, named: "tools[0].googleSearch" },
+    readBack: (b) => ({
+      finish: GOOGLE_FINISH[b.candidates[0].finishReason] ?? b.candidates[0].finishReason,
+      input: b.usageMetadata.promptTokenCount,
+      output: b.usageMetadata.candidatesTokenCount + (b.usageMetadata.thoughtsTokenCount ?? 0),
+    }),
+  },
+  {
+    name: "openai",
+    surface: openAiSurface,
+    own: "openai",
+    // Chat Completions has no thinking budget (reasoning_effort is a level): the caller asks none.
+    body: (a) => ({ model: CALLERS_MODEL, messages: [{ role: "user", content: QUESTION }], max_completion_tokens: a.cap, stream: a.stream }),
+    onlyTheirs: { fields: { logprobs: true }, named: "logprobs" },
+    readBack: (b) => ({
+      finish: ({ stop: "stop", length: "max_tokens" } as Record<string, FinishReason>)[b.choices[0].finish_reason] ??
+        b.choices[0].finish_reason,
+      input: b.usage.prompt_tokens,
+      output: b.usage.completion_tokens,
+    }),
+  },
+  {
+    name: "anthropic",
+    surface: anthropicSurface,
+    own: "anthropic",
+    body: (a) => ({
+      model: CALLERS_MODEL,
+      max_tokens: a.cap,
+      thinking: { type: "enabled", budget_tokens: a.thinking },
+      messages: [{ role: "user", content: QUESTION }],
+      stream: a.stream,
+    }),
+    onlyTheirs: {
+      fields: { tools: [{ type: "web_search_20250305", name: "web_search" }] },
+      named: "tools[0]",
+    },
+    readBack: (b) => ({
+      finish: ({ end_turn: "stop", max_tokens: "max_tokens" } as Record<string, FinishReason>)[b.stop_reason] ?? b.stop_reason,
+      input: b.usage.input_tokens,
+      output: b.usage.output_tokens,
+    }),
+  },
+];
+
+interface ProviderRow {
+  dialect: Dialect;
+  /** The model id the gateway books and sends (a chain's model, never the caller's name for it). */
+  model: string;
+  apiKey: string;
+  client(): UpstreamClient;
+  /** The generation bodies its simulator received since the last reset, with the path's model and method. */
+  received(): Array<{ model: string | undefined; streamed: boolean; body: Json }>;
+  wire(r: { model: string | undefined; streamed: boolean; body: Json }): Wire;
+  /** Its own dialect's body (what a route of its dialect passes through), asking as the caller asks. */
+  ownBody(asked: Asked): Json;
+}
+
+let google: GoogleSimulator;
+let openai: OpenAISimulator;
+let anthropic: AnthropicSimulator;
+
+const PROVIDERS: ProviderRow[] = [
+  {
+    dialect: "google",
+    model: "gemini-2.5-flash",
+    apiKey: "sim-key-conformance",
+    client: () => createGoogleClient({ baseUrl: google.url }),
+    received: () =>
+      google.stats().recent.filter((r) => r.method === "generateContent" || r.method === "streamGenerateContent")
+        .map((r) => ({ model: r.model, streamed: r.method === "streamGenerateContent", body: r.body as Json })),
+    wire: ({ model, streamed, body }) => ({
+      model: model!,
+      cap: body.generationConfig?.maxOutputTokens,
+      stream: streamed,
+      thinking: body.generationConfig?.thinkingConfig?.thinkingBudget,
+    }),
+    ownBody: (a) => geminiFields(a),
+  },
+  {
+    dialect: "openai",
+    model: "gpt-4o",
+    apiKey: "sk-sim-conformance",
+    client: () => createOpenAiClient({ baseUrl: openai.url }),
+    received: () =>
+      openai.stats().recent.filter((r) => r.method === "chat.completions")
+        .map((r) => ({ model: (r.body as Json).model, streamed: (r.body as Json).stream === true, body: r.body as Json })),
+    wire: ({ body }) => ({
+      model: body.model,
+      cap: body.max_completion_tokens ?? body.max_tokens,
+      stream: body.stream === true,
+      thinking: undefined,
+    }),
+    ownBody: (a) => ROUTES.find((r) => r.name === "openai")!.body(a),
+  },
+  {
+    dialect: "anthropic",
+    model: "claude-sonnet-4-5-20250929",
+    apiKey: "sk-ant-sim-conformance",
+    client: () => createAnthropicClient({ baseUrl: anthropic.url }),
+    received: () =>
+      anthropic.stats().received.filter((r) => r.method === "messages")
+        .map((r) => ({ model: (r.body as Json).model, streamed: (r.body as Json).stream === true, body: r.body as Json })),
+    wire: ({ body }) => ({
+      model: body.model,
+      cap: body.max_tokens,
+      stream: body.stream === true,
+      thinking: body.thinking?.budget_tokens,
+    }),
+    ownBody: (a) => ROUTES.find((r) => r.name === "anthropic")!.body(a),
+  },
+];
+
+beforeAll(async () => {
+  google = await startGoogleSimulator({ keys: { "sim-key-conformance": "proj-conformance" } });
+  openai = await startOpenAISimulator({ organizations: { "org-conformance": { keys: ["sk-sim-conformance"] } } });
+  anthropic = await startAnthropicSimulator({ organizations: { "org-conformance": { keys: ["sk-ant-sim-conformance"] } } });
+});
+afterAll(async () => {
+  await google?.close();
+  await openai?.close();
+  await anthropic?.close();
+});
+beforeEach(() => {
+  google.reset();
+  openai.reset();
+  anthropic.reset();
+});
+
+/** What the caller asks: more than the gateway allows, and the other stream than the call's. */
+const asked = (stream: boolean): Asked => ({ cap: 4000, thinking: 3000, stream: !stream });
+
+function parse(route: RouteRow, body: Json): NormalizedRequest {
+  return route.surface.parse({
+    body,
+    headers: new Headers(),
+    limits: DEFAULT_REQUEST_LIMITS,
+    ...(route.path ?? {}),
+  });
+}
+
+/** The gateway's decisions over a parsed request: its cap and, where given, its thinking budget. */
+function decided(request: NormalizedRequest, gateway: { cap: number; thinking?: number }): NormalizedRequest {
+  const thinking = gateway.thinking === undefined
+    ? request.options.thinking
+    : { ...request.options.thinking, budgetTokens: gateway.thinking };
+  return {
+    ...request,
+    options: { ...request.options, maxOutputTokens: gateway.cap, ...(thinking === undefined ? {} : { thinking }) },
+  };
+}
+
+const capsOf = (p: ProviderRow): ModelCapabilities & { dialect: Dialect } => ({
+  model: p.model,
+  dialect: p.dialect,
+  supportsSystemInstruction: true,
+  supportsJsonMode: true,
+  supportsTools: true,
+});
+
+/** One call as the attempt loop makes it: whole, or streamed to its end. */
+async function send(p: ProviderRow, request: HubRequest, stream: boolean): Promise<GenerateOutcome> {
+  const call = { apiKey: p.apiKey, request, timeoutMs: 10_000 };
+  if (!stream) return await p.client().generate(call);
+  const outcome = await p.client().stream(call);
+  if (!outcome.ok) return outcome;
+  for await (const _ of outcome.chunks) { /* read to the end */ }
+  return { ok: true, answer: { outputs: [], usage: null, modelVersion: null, id: null }, latencyMs: outcome.latencyMs };
+}
+
+function lastWire(p: ProviderRow): Wire {
+  const all = p.received();
+  expect(all.length, `${p.dialect} received no generation call`).toBeGreaterThan(0);
+  return p.wire(all.at(-1)!);
+}
+
+describe.each(ROUTES)("a caller of the $name route", (route) => {
+  describe.each(PROVIDERS)("to a $dialect model", (provider) => {
+    it.each([false, true])("streamed %s: the gateway's model, output cap, stream and thinking budget are sent, not the caller's", async (stream) => {
+      const request = decided(parse(route, route.body(asked(stream))), { cap: 1500, thinking: 1200 });
+      const outcome = await send(provider, adaptToModel(capsOf(provider), request), stream);
+      expect(outcome.ok, JSON.stringify(outcome)).toBe(true);
+      expect(lastWire(provider)).toEqual({
+        model: provider.model,
+        cap: 1500,
+        stream,
+        thinking: provider.dialect === "openai" ? undefined : 1200,
+      });
+    });
+
+    it("a cap the gateway lowered below the caller's thinking budget: the call is taken, cut, and its usage and finish read back the same", async () => {
+      // The budget stays the caller's (3000); the cap is 3 tokens: Anthropic's budget must stay below max_tokens.
+      const request = decided(parse(route, route.body(asked(false))), { cap: 3 });
+      const outcome = await send(provider, adaptToModel(capsOf(provider), request), false);
+      expect(outcome.ok, JSON.stringify(outcome)).toBe(true);
+      if (!outcome.ok) return;
+      const wire = lastWire(provider);
+      expect(wire.cap).toBe(3);
+      if (wire.thinking !== undefined) expect(provider.dialect === "google" || wire.thinking < wire.cap!).toBe(true);
+      expect(hubFinish(outcome.answer)?.reason).toBe("max_tokens");
+
+      const usage = answerUsage(outcome.answer.usage, 0);
+      const result: InvokeResult = {
+        text: "",
+        model: provider.model,
+        key_alias: "conformance",
+        usage,
+        attempts: 1,
+        waited_ms: 0,
+        hub: outcome.answer,
+        ...(outcome.dialectAnswer === undefined ? {} : { dialectAnswer: outcome.dialectAnswer }),
+      };
+      const answer = route.surface.answer(result, { requestId: "req-conformance", request, now: 1_763_000_000_000 });
+      expect(route.readBack(answer.body as Json)).toEqual({
+        finish: "max_tokens",
+        input: usage.prompt_tokens,
+        output: usage.completion_tokens,
+      });
+    });
+  });
+
+  it("what only its own provider's models take is refused by name by every other provider's model, and given to its own", () => {
+    const request = parse(route, { ...route.body(asked(false)), ...route.onlyTheirs.fields });
+    for (const provider of PROVIDERS) {
+      const adapt = () => adaptToModel(capsOf(provider), request);
+      if (provider.dialect === route.own) {
+        expect(adapt, provider.dialect).not.toThrow();
+        continue;
+      }
+      let refusal: unknown;
+      try {
+        adapt();
+      } catch (error) {
+        refusal = error;
+      }
+      expect(refusal, provider.dialect).toBeInstanceOf(GatewayError);
+      const error = refusal as GatewayError;
+      expect(error.code).toBe("unsupported_feature");
+      expect(error.details?.features).toContain(route.onlyTheirs.named);
+      expect(error.message).toContain(route.onlyTheirs.named);
+    }
+  });
+});
+
+describe.each(PROVIDERS)("a $dialect model given its own dialect's body as it came (pass-through)", (provider) => {
+  it.each([false, true])("streamed %s: the gateway's model, cap, stream and thinking budget over the body's own", async (stream) => {
+    const own = provider.ownBody(asked(stream));
+    const request: HubRequest = {
+      model: provider.model,
+      messages: [{ role: "user", parts: [{ type: "text", text: QUESTION }] }],
+      options: { maxOutputTokens: 1500, thinking: { budgetTokens: 1200 } },
+      dialectBody: { dialect: provider.dialect, body: own },
+    };
+    const outcome = await send(provider, request, stream);
+    expect(outcome.ok, JSON.stringify(outcome)).toBe(true);
+    expect(lastWire(provider)).toEqual({
+      model: provider.model,
+      cap: 1500,
+      stream,
+      thinking: provider.dialect === "openai" ? undefined : 1200,
+    });
+  });
+});
