@@ -79,9 +79,10 @@ $$;
 
 -- A group's next p_needed slots for waiters: its openings (free now, then as admissions leave),
 -- each again a window later, and on a spread model (p_step) none before its schedule allows
--- (p_schedule: the group's spread_until, p_tolerance: what the schedule forgives; google_ai_spread_next).
+-- (p_schedule: the group's spread_until, p_tolerance: what the schedule forgives; p_grid: a sliding
+-- window's spread, not a bucket: google_ai_spread_next).
 CREATE OR REPLACE FUNCTION public.google_ai_group_slots(p_openings timestamp with time zone[], p_needed integer,
-    p_window interval, p_schedule timestamp with time zone, p_step interval, p_tolerance interval)
+    p_window interval, p_schedule timestamp with time zone, p_step interval, p_tolerance interval, p_grid boolean)
     RETURNS timestamp with time zone[]
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     AS $$
@@ -95,7 +96,7 @@ begin
     v_slot := p_openings[((j - 1) % v_n) + 1] + ((j - 1) / v_n) * p_window;
     if p_step is not null then
       v_slot := greatest(v_slot, v_schedule - p_tolerance);
-      v_schedule := public.google_ai_spread_next(v_schedule, v_slot, p_step);
+      v_schedule := public.google_ai_spread_next(v_schedule, v_slot, p_step, p_grid);
     end if;
     v_slots := v_slots || v_slot;
   end loop;
@@ -223,11 +224,13 @@ begin
     v_expiries := public.google_ai_ring_expiries(v_ring.ring_low, v_ring.ring, v_window);
     v_count := cardinality(v_expiries);
     -- The group's openings within one window for this waiter (its room: the limit less what others'
-    -- shares keep): free now, then as admissions leave.
+    -- shares keep): free now, then as admissions leave. A bucket's are all free now (its schedule alone
+    -- places them: google_ai_booking_outcome counts its window only while others' shares keep part of it).
     v_room := p_rpm - v_group.held;
     kept_bound := kept_bound or (v_count < p_rpm and v_count >= v_room);
-    v_openings := array_fill(p_now, array[greatest(0, v_room - v_count)])
-                  || coalesce(v_expiries[greatest(1, v_count - v_room + 1):v_count], '{}');
+    v_openings := case when v_bucket is not null and v_group.held = 0 then array_fill(p_now, array[p_slots])
+                       else array_fill(p_now, array[greatest(0, v_room - v_count)])
+                            || coalesce(v_expiries[greatest(1, v_count - v_room + 1):v_count], '{}') end;
     continue when cardinality(v_openings) = 0;
     spread_bound := spread_bound
                     or (v_spaced and v_openings[1] <= p_now and v_group.spread_until - v_spread.tolerance > p_now);
@@ -238,7 +241,7 @@ begin
     v_needed := ceil(p_slots / v_part)::integer;
     -- Its slots (a waiter of this class counts on its part of them: the likely ones).
     v_group_slots := public.google_ai_group_slots(v_openings, v_needed, v_window, v_group.spread_until,
-      case when v_spaced then v_spread.step end, v_spread.tolerance);
+      case when v_spaced then v_spread.step end, v_spread.tolerance, v_bucket is null);
     for k in 1 .. p_slots loop
       v_slots := v_slots || v_group_slots[k];
       free_now := free_now + case when v_group_slots[k] <= p_now then 1 else 0 end;
@@ -467,6 +470,13 @@ begin
   -- that is its chance: it asks again then (one call more if the waiter did come).
   if v_free_now > 0 and v_due_lease is not null and coalesce(turn_at > v_wait_until, true) then
     turn_at := v_due_lease + interval '1 millisecond';
+    likely_at := turn_at;
+  end if;
+  -- No group offers a turn and the booking was not asked: a rest began after the request's place was
+  -- read (a statement of its own). Its turn is when the first rest ends.
+  if turn_at is null and not p_booking_tried then
+    turn_at := (select min(cd.cooldown_until) from public.google_ai_cooldowns cd
+                where cd.model = p_model and cd.cooldown_until > p_now);
     likely_at := turn_at;
   end if;
   -- The booking was tried and names no time it could succeed (a closed model, or free slots that a

@@ -53,8 +53,11 @@ declare
     or (p_near_start and p_day[3] + 1 > p_model.rpd - p_held[3]));
   v_day_spent boolean := p_model.rpd is not null and (p_day[1] + 1 > p_model.rpd
     or (p_near_end and p_day[2] + 1 > p_model.rpd) or (p_near_start and p_day[3] + 1 > p_model.rpd));
-  -- The window has no room for this requester, in requests or in tokens.
-  v_rpm_full boolean := p_model.rpm is not null and p_requests > p_model.rpm - p_held_rpm;
+  -- The window has no room for this requester, in requests or in tokens. A bucket (bucket_share: Anthropic's)
+  -- is not a sliding minute: its requests are held to their bucket alone (the schedule's place), the
+  -- window counting only while others' shares keep part of it.
+  v_rpm_full boolean := p_model.rpm is not null and p_requests > p_model.rpm - p_held_rpm
+    and (p_model.bucket_share is null or p_held_rpm > 0);
   v_tpm_full boolean := p_model.tpm is not null and p_tokens > p_model.tpm;
 begin
   window_full := v_rpm_full or v_tpm_full;
@@ -439,7 +442,8 @@ begin
       window_requests = v_ring.sum_requests,
       window_tokens   = v_ring.sum_tokens,
       window_at       = v_now,
-      spread_until    = public.google_ai_spread_next(c.spread_until, v_now, v_rules.spread_step),
+      spread_until    = public.google_ai_spread_next(c.spread_until, v_now, v_rules.spread_step,
+                                                         p_model.bucket_share is null),
       input_until     = v_rules.input_until, output_until = v_rules.output_until,
       share_use       = case when v_rules.owned is null then c.share_use
                              else public.google_ai_share_use_counted(c.share_use, v_rules.live, v_rules.owned, v_now,

@@ -91,6 +91,11 @@ begin
       v_recheck_at := null;
     end if;
   end if;
+  -- A limit of the window always says when to ask again: where nothing names a time (no group offered
+  -- a turn while the booking was not asked), in a second, when the booking will name it.
+  if p_limit in ('rpm', 'tpm') and v_reopens_at is null then
+    v_reopens_at := p_now + interval '1 second';
+  end if;
   v_retry_ms := public.google_ai_ms_until(v_reopens_at, p_now);
   if coalesce(p_wait_ms, 0) > 0 and p_request_id is not null then
     update public.google_ai_attempts a set

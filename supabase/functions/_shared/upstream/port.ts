@@ -113,6 +113,12 @@ export interface ProviderRoom {
   requests: number | null;
   tokens: number | null;
   resetMs: number;
+  /**
+   * A provider whose limits are buckets (Anthropic): ms until its buckets hold the next request (0: now).
+   * Set, it is the whole rest they imply: the provider counted every call as it arrived, and the
+   * gateway's own buckets pace the ones after. Absent: a sliding window (OpenAI's), read as above.
+   */
+  nextMs?: number;
 }
 
 export type GenerateOutcome =
