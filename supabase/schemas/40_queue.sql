@@ -158,7 +158,9 @@ $$;
 -- groups that may serve the model today: each group offers its free slots now, then one slot as each
 -- admission of its window leaves it (admitted_at + window), then the same again a window later; a
 -- spread model's group offers each of those slots no sooner than its schedule allows
--- (google_ai_spread_step, google_ai_spread_next; a bucket-shaped model's request bucket, bucket_share).
+-- (google_ai_spread_step, google_ai_spread_next; a bucket-shaped model's request bucket, bucket_share,
+-- whose window holds no slot back: google_ai_booking_outcome counts it only while others' shares keep
+-- part of it, so its openings are all now and its schedule alone places them).
 -- A group's window holds, for a waiter of class p_class and caller p_caller, what the RPM shares it
 -- does not own leave it (google_ai_booking_rules' rule: the limit less what their owners have not used
 -- of the window), so a slot a share keeps from it is not counted as its turn. free_now counts the slots
@@ -218,19 +220,17 @@ begin
       free_now := 1000000;
       continue;
     end if;
-    -- The window's admissions leave with their seconds (google_ai_ring_at).
     v_ring := public.google_ai_ring_at(p_now, v_window, v_group.ring_low, v_group.ring,
       v_group.window_requests, null);
-    v_expiries := public.google_ai_ring_expiries(v_ring.ring_low, v_ring.ring, v_window);
+    v_expiries := case when v_bucket is null or v_group.held > 0
+                       then public.google_ai_ring_expiries(v_ring.ring_low, v_ring.ring, v_window) else '{}' end;
     v_count := cardinality(v_expiries);
     -- The group's openings within one window for this waiter (its room: the limit less what others'
-    -- shares keep): free now, then as admissions leave. A bucket's are all free now (its schedule alone
-    -- places them: google_ai_booking_outcome counts its window only while others' shares keep part of it).
+    -- shares keep): free now, then as admissions leave with their seconds (google_ai_ring_at).
     v_room := p_rpm - v_group.held;
     kept_bound := kept_bound or (v_count < p_rpm and v_count >= v_room);
-    v_openings := case when v_bucket is not null and v_group.held = 0 then array_fill(p_now, array[p_slots])
-                       else array_fill(p_now, array[greatest(0, v_room - v_count)])
-                            || coalesce(v_expiries[greatest(1, v_count - v_room + 1):v_count], '{}') end;
+    v_openings := array_fill(p_now, array[greatest(0, v_room - v_count)])
+                  || coalesce(v_expiries[greatest(1, v_count - v_room + 1):v_count], '{}');
     continue when cardinality(v_openings) = 0;
     spread_bound := spread_bound
                     or (v_spaced and v_openings[1] <= p_now and v_group.spread_until - v_spread.tolerance > p_now);

@@ -369,7 +369,8 @@ $$;
 -- p_model, p_class, p_caller: the request's model row (limits after the margin), class row and caller,
 -- whole, handed to the rules (google_ai_booking_rules); p_output: the answer it is sent with (what a
 -- model's otpm bucket takes). A booking answers with the quota it leaves
--- (as google_ai_group_quota reads it), so the answer needs no second reading of the window. The
+-- (as google_ai_group_quota reads it), so the answer needs no second reading of the window (its key
+-- kept taken out when the shares keep nothing; minus an empty array is the object as it is). The
 -- subtransaction (begin ... exception) gives the row lock back when the row is full, so the caller can
 -- move on to the next group without holding it. p_zone: the zone the provider's day turns in, the
 -- group's day (google_ai_candidate_groups reads it with the candidates). (Its answers are assigned, not
@@ -451,7 +452,6 @@ begin
       updated_at      = v_now
     where c.id = v_row.id;
     admitted_at := v_now;
-    -- (The key kept taken out when the shares keep nothing; minus an empty array is the object as it is.)
     quota := public.google_ai_booked_quota(p_model.model, p_quota_group, p_model.rpm, p_model.tpm, p_model.rpd, v_now,
       v_ring.sum_requests, v_ring.sum_tokens, v_ring.ring_low, v_ring.ring, v_window, v_counts, v_near_end,
       v_near_start, v_day, v_midnight, v_day_guard, v_rules.kept)

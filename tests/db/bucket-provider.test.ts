@@ -21,7 +21,7 @@ let db: TestDatabase;
 const WINDOW_MS = 61_000; // 60 s + the default minute guard
 /** Upstream: the time from admission to arrival (at most this, within the guard), and the answer's. */
 const MAX_DELAY_MS = 100;
-const LATENCY_MS = 300;
+const LATENCY_MS = 2_000; // a short answer of Claude's
 const INPUT = 60;
 const ANSWER = 20;
 
@@ -76,7 +76,7 @@ function delays(seed: number): () => number {
  * a minute's wait, asking again at the turn the kernel names); each admission arrives at the simulator
  * after a delay and is answered after the latency, its headers finalized as llm-invoke does.
  */
-async function run(shape: Shape, asks: { at: number; waitMs: number }[]) {
+async function run(shape: Shape, asks: { at: number; waitMs: number }[], outside: number[] = []) {
   await db.sql`insert into public.google_ai_model_limits (model, rpm, itpm, otpm, bucket_share, booked_output_tokens,
                  spread_burst)
                values (${shape.model}, ${shape.rpm}, ${shape.itpm}, ${shape.otpm}, ${shape.share}, 4096, 1)`;
@@ -88,8 +88,11 @@ async function run(shape: Shape, asks: { at: number; waitMs: number }[]) {
   type Event =
     | { at: number; kind: "ask"; caller: number; until: number; ticket?: string }
     | { at: number; kind: "arrive"; caller: number; id: string }
-    | { at: number; kind: "answer"; caller: number; id: string; booking: Parameters<BucketTracker["settle"]>[0] };
+    | { at: number; kind: "answer"; caller: number; id: string; booking: Parameters<BucketTracker["settle"]>[0] }
+    | { at: number; kind: "outside"; caller: number };
   const events: Event[] = asks.map((a, caller) => ({ at: t0 + a.at, kind: "ask", caller, until: t0 + a.at + a.waitMs }));
+  // Another user of the organization, at Anthropic only (the gateway does not see it).
+  for (const at of outside) events.push({ at: t0 + at, kind: "outside", caller: -1 });
   const out = { admitted: [] as number[], served: [] as number[], upstream429: 0, refusals: [] as Answer[] };
   while (events.length > 0) {
     events.sort((a, b) => a.at - b.at || a.caller - b.caller);
@@ -111,6 +114,8 @@ async function run(shape: Shape, asks: { at: number; waitMs: number }[]) {
       } else {
         out.refusals.push(a);
       }
+    } else if (e.kind === "outside") {
+      expect(tracker.admit("org-ant", shape.model, limits, shape.sizes, { input: INPUT, output: ANSWER }).ok).toBe(true);
     } else if (e.kind === "arrive") {
       const taken = tracker.admit("org-ant", shape.model, limits, shape.sizes, { input: INPUT, output: ANSWER });
       if (!taken.ok) {
@@ -158,7 +163,11 @@ describe("a bucket of one, as Anthropic refills it, against the simulator's buck
       expect(out.upstream429).toBe(0);
       expect(out.served.length).toBeGreaterThanOrEqual(expected - 1);
       expect(out.served.length).toBeLessThanOrEqual(expected + 1);
-      for (const gap of gaps(out.admitted)) expect(gap).toBeGreaterThanOrEqual(step);
+      // No two within the step, and no rest beyond it: each goes at the first ask after its place.
+      for (const gap of gaps(out.admitted)) {
+        expect(gap).toBeGreaterThanOrEqual(step);
+        expect(gap).toBeLessThanOrEqual(step + 500);
+      }
       // Every refusal says when to ask again.
       expect(out.refusals.every((r) => typeof r.retry_after_ms === "number" && r.retry_at !== undefined)).toBe(true);
     });
@@ -184,5 +193,24 @@ describe("a burst as large as the bucket", () => {
     expect(out.admitted.slice(0, 6)).toEqual(Array(6).fill(0));
     expect(out.served[6]! - out.served[5]!).toBeLessThan(11_000);
     expect(out.admitted[6]).toBeGreaterThanOrEqual(WINDOW_MS / 6);
+    expect(out.admitted[6]).toBeLessThanOrEqual(WINDOW_MS / 6 + 500);
+  });
+});
+
+describe("an organization's bucket that others use too", () => {
+  it("is emptier than the gateway's: its headers rest the model's bucket until Anthropic's holds the next request, no 429", async () => {
+    // RPM 6, a bucket of 3 at both; another user takes 2 of Anthropic's at 0 s, the gateway 1.
+    const shape: Shape = { model: "bucket-shared", rpm: 6, itpm: FREE_TOKENS, otpm: FREE_TOKENS, share: 0.5,
+      sizes: { requests: 3, inputTokens: FREE_TOKENS, outputTokens: FREE_TOKENS }, written: 7 };
+    // The gateway's first request, then one asking every 0.5 s once its answer came (2 s).
+    const asks = [{ at: 0, waitMs: 0 }, ...every(500, 30_000).filter((a) => a.at > LATENCY_MS + MAX_DELAY_MS)];
+    const out = await run(shape, asks, [0, 0]);
+    expect(out.upstream429).toBe(0);
+    // The gateway's own bucket held two more; Anthropic's none until a refill after its answer: the
+    // gateway's bucket was taken down to Anthropic's, its next place then, each later one a step after.
+    expect(out.refusals.every((r) => r.limit === "rpm" && r.cause === "spread")).toBe(true);
+    expect(out.admitted[1]! - (out.served[0]! + 10_000)).toBeGreaterThanOrEqual(0);
+    expect(out.admitted[1]! - (out.served[0]! + 10_000)).toBeLessThanOrEqual(500);
+    expect(out.admitted[1]).toBeGreaterThanOrEqual(10_000);
   });
 });

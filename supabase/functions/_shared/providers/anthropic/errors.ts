@@ -46,10 +46,10 @@ const RESET_ROUNDING_MS = 1000;
 /**
  * What the anthropic-ratelimit-* headers say is left: requests, and the scarcer of input and output
  * tokens; ready again when the last of them is full (their resets are RFC 3339 times). Null when not said.
- * Anthropic's limits are buckets refilled continuously, so the rest they imply is `nextMs`: how long until
- * each bucket holds the next request (one request, and `next`'s tokens: this call's, the best guess of the
- * next one's), by its refill (its limit a minute) from what is left, never past its reset (plus the second
- * Anthropic rounds it to); 0 when they hold it now.
+ * Anthropic's limits are buckets refilled continuously, so the rest they imply is `next`: how long until
+ * the request bucket holds one more request, and the token buckets `next`'s tokens (this call's, the best
+ * guess of the next one's), each by its refill (its limit a minute) from what is left, never past its
+ * reset (plus the second Anthropic rounds it to); 0 when they hold it now.
  */
 export function roomOf(headers: Headers, now = Date.now(), next: NextRequest = { input: null, output: null }): ProviderRoom | null {
   const count = (name: string, what = "remaining") => {
@@ -79,8 +79,10 @@ export function roomOf(headers: Headers, now = Date.now(), next: NextRequest = {
     requests,
     tokens: tokensLeft.length === 0 ? null : Math.min(...tokensLeft),
     resetMs: Math.max(...resets),
-    nextMs: Math.max(untilHolds("requests", 1), untilHolds("input-tokens", next.input),
-      untilHolds("output-tokens", next.output)),
+    next: {
+      requestsMs: untilHolds("requests", 1),
+      tokensMs: Math.max(untilHolds("input-tokens", next.input), untilHolds("output-tokens", next.output)),
+    },
   };
 }
 

@@ -1,4 +1,4 @@
-// The rest Anthropic's anthropic-ratelimit-* headers imply (roomOf's nextMs, as roomUntil hands it to
+// The rest Anthropic's anthropic-ratelimit-* headers imply (roomOf's next, as roomUntil hands it to
 // finalize): its limits are buckets refilled continuously, so a model rests until the buckets hold the
 // next request (by each bucket's refill from what is left, never past its reset plus the second
 // Anthropic rounds it to), not until a bucket is full again.
@@ -23,28 +23,31 @@ describe("the rest a bucket's headers imply", () => {
   it("after a burst that emptied a bucket of 6 at RPM 6: the next request's refill (10 s), not the full bucket's minute", () => {
     const room = roomOf(headers({ requests: [6, 0, 59_800] }), NOW)!;
     expect(room.resetMs).toBeGreaterThan(58_000);
-    expect(room.nextMs).toBe(10_000);
-    expect(roomUntil(room, NOW)).toEqual({ requests: 0, tokens: 0, until: new Date(NOW + 10_000) });
+    expect(room.next).toEqual({ requestsMs: 10_000, tokensMs: 0 });
+    // Nothing left in the request bucket until then (the database weighs it against its own bucket).
+    expect(roomUntil(room, NOW)).toEqual({ requests: 0, tokens: null, until: new Date(NOW + 10_000) });
   });
 
   it("a bucket that holds the next request asks no rest, whatever its reset", () => {
     const room = roomOf(headers({ requests: [6, 1, 50_000] }), NOW)!;
-    expect(room.nextMs).toBe(0);
+    expect(room.next).toEqual({ requestsMs: 0, tokensMs: 0 });
     expect(roomUntil(room, NOW)).toBeNull();
   });
 
   it("never past the reset plus the second Anthropic rounds it to", () => {
     // A bucket of one, full again at 12:00:05 as said (4.6 s from now): until 12:00:06, not a refill's 10 s.
-    expect(roomOf(headers({ requests: [6, 0, 4_600] }), NOW)!.nextMs).toBe(5_600);
+    expect(roomOf(headers({ requests: [6, 0, 4_600] }), NOW)!.next!.requestsMs).toBe(5_600);
   });
 
   it("tokens: until the input and output buckets hold what this call took", () => {
     const h = headers({ requests: [50, 40, 1_000], "input-tokens": [600, 20, 6_000], "output-tokens": [1_200, 500, 1_000] });
     // 100 input tokens: 80 more at 10 a second; 300 output fits.
-    expect(roomOf(h, NOW, { input: 100, output: 300 })!.nextMs).toBe(6_600); // its reset (6 s, said to the second) first
-    expect(roomOf(h, NOW, { input: 50, output: 300 })!.nextMs).toBe(3_000);
-    expect(roomOf(h, NOW, { input: 10, output: 300 })!.nextMs).toBe(0);
+    expect(roomOf(h, NOW, { input: 100, output: 300 })!.next).toEqual({ requestsMs: 0, tokensMs: 6_600 }); // its reset first
+    expect(roomOf(h, NOW, { input: 50, output: 300 })!.next!.tokensMs).toBe(3_000);
+    expect(roomOf(h, NOW, { input: 10, output: 300 })!.next!.tokensMs).toBe(0);
+    expect(roomUntil(roomOf(h, NOW, { input: 50, output: 300 }), NOW)).toEqual({ requests: null, tokens: 0,
+      until: new Date(NOW + 3_000) });
     // Not known (a stream's input): not read.
-    expect(roomOf(h, NOW, { input: null, output: 300 })!.nextMs).toBe(0);
+    expect(roomOf(h, NOW, { input: null, output: 300 })!.next!.tokensMs).toBe(0);
   });
 });
