@@ -8,7 +8,10 @@
 //   no two admissions closer than the step; 4 WAIT callers at once with a minute's wait are all served,
 //   no 429; the same for a bucket of one request's input (ITPM) and one of its answer (OTPM).
 //   A burst of 6 at RPM 6 with a bucket of 6: the 7th goes about a step after the burst (within 11 s of
-//   the 6th), not after a minute's rest.
+//   the 6th), not after a minute's rest. An organization's bucket another user drained: the answer's
+//   headers take the gateway's bucket down to Anthropic's, and no 429 follows.
+//   A refusal of the window always says when: a rest that began after the request's place was read
+//   gives a WAIT caller a ticket for its end; where nothing names a time, a second.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BucketTracker } from "../../shared/anthropic-sim/buckets.ts";
 import type { BucketSizes, PoolLimits } from "../../shared/anthropic-sim/config.ts";
@@ -212,5 +215,39 @@ describe("an organization's bucket that others use too", () => {
     expect(out.admitted[1]! - (out.served[0]! + 10_000)).toBeGreaterThanOrEqual(0);
     expect(out.admitted[1]! - (out.served[0]! + 10_000)).toBeLessThanOrEqual(500);
     expect(out.admitted[1]).toBeGreaterThanOrEqual(10_000);
+  });
+});
+
+describe("a refusal of the window always says when", () => {
+  it("a rest that began after the request's place was read: the WAIT caller's turn is when it ends, with a ticket", async () => {
+    await db.sql`insert into public.google_ai_model_limits (model, rpm, itpm, otpm, bucket_share, booked_output_tokens)
+                 values ('bucket-race', 6, ${FREE_TOKENS}, ${FREE_TOKENS}, 1, 4096)`;
+    const now = Math.ceil(Date.now() / 1000) * 1000 + 5_000;
+    await db.sql`select public.google_ai_cooldown('org-ant', 'bucket-race', ${iso(now + 8_000)}::text::timestamptz)`;
+    // The queue held the request for the spread (no booking asked), then every group was resting.
+    const [row] = await db.sql<{ w: { answer: Answer | null; expected: string | null } }[]>`
+      select to_jsonb(w) as w from public.google_ai_queue_wait(p_now => ${iso(now)}::text::timestamptz,
+        p_model => 'bucket-race', p_requested_model => 'bucket-race', p_rpm => 6, p_rpd => null,
+        p_exclude_key_ids => '{}', p_caller => 'caller-race', p_client_id => null, p_token_id => null,
+        p_request_id => null, p_tokens => 80, p_class => 'batch',
+        p_rank => (select rank from public.google_ai_priority_classes where name = 'batch'), p_ticket => null,
+        p_turn => null, p_since => null, p_new_ticket => gen_random_uuid(), p_limit => 'rpm', p_cause => 'spread',
+        p_booking_tried => false, p_reopens_at => null, p_recheck_at => null, p_wait_left_ms => 60000) w`;
+    expect(row!.w.answer).toMatchObject({ ok: false, limit: "rpm", cause: "spread", retry_after_ms: 8_000 });
+    expect(row!.w.answer!.queue).toBeDefined();
+  });
+
+  it("where nothing names a time (no group offered a turn, no booking asked): in a second", async () => {
+    const now = Math.ceil(Date.now() / 1000) * 1000 + 5_000;
+    const [row] = await db.sql<{ r: Answer }[]>`select public.google_ai_refusal_at(
+      p_now => ${iso(now)}::text::timestamptz, p_caller => 'caller-none', p_request_id => null, p_client_id => null,
+      p_token_id => null, p_limits => (select m from public.google_ai_model_limits m where m.model = 'bucket-race'),
+      p_requested_model => 'bucket-race', p_attempt => 1, p_estimated_tokens => 80, p_wait_ms => 0,
+      p_metadata => '{}', p_exclude_key_ids => '{}', p_class => 'batch',
+      p_rank => (select rank from public.google_ai_priority_classes where name = 'batch'), p_limit => 'rpm',
+      p_cause => 'spread', p_reopens_at => null, p_recheck_at => null, p_wait_left_ms => 0, p_ticket => null,
+      p_turn => null, p_since => null, p_turn_at => null, p_booking_tried => false, p_new_ticket => gen_random_uuid(),
+      p_period => null) as r`;
+    expect(row!.r).toMatchObject({ ok: false, limit: "rpm", retry_after_ms: 1_000 });
   });
 });
