@@ -198,6 +198,28 @@ describe('buckets refilling continuously, per organization and pool', () => {
     }
   });
 
+  it('a bucket of one refills from its last taking, however late it came, not on a grid of slots', async () => {
+    const c = fakeClock('2026-11-27T11:00:00Z');
+    const s = await startAnthropicSimulator({ now: c.now, organizations: orgs({ rpm: 6, capacity: { requests: 1 } }) });
+    const sdk = new Anthropic({ baseURL: s.url, apiKey: 'sk-ant-b', maxRetries: 0 });
+    try {
+      await sdk.messages.create(ask('at 0 s'));
+      // Taken 5 s late (at 15 s, where a grid's slot was 10 s): the next one a whole refill later, at 25 s.
+      c.advance(15_000);
+      const late = await sdk.messages.create(ask('at 15 s')).withResponse();
+      expect(late.response.headers.get('anthropic-ratelimit-requests-remaining')).toBe('0');
+      expect(late.response.headers.get('anthropic-ratelimit-requests-reset')).toBe('2026-11-27T11:00:25Z');
+      c.advance(9_999);
+      const early = await apiError(sdk.messages.create(ask('at 24.999 s')));
+      expect(early).toBeInstanceOf(Anthropic.RateLimitError);
+      expect(early.headers?.get('retry-after')).toBe('1');
+      c.advance(1);
+      await sdk.messages.create(ask('at 25 s'));
+    } finally {
+      await s.close();
+    }
+  });
+
   it('a capacity below the minute\'s limit refuses a burst the minute would allow', async () => {
     const c = fakeClock('2026-11-27T11:00:00Z');
     const s = await startAnthropicSimulator({ now: c.now, organizations: orgs({ rpm: 6 }), capacityRatio: 0.5 });

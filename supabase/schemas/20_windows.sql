@@ -142,17 +142,20 @@ begin
 end
 $$;
 
--- The schedule after a booking at p_now: one step after the booking's place. A booking at most half a
--- step after its place (its waiter woke a little late) keeps the schedule's grid, so waking up late
--- does not cost the window capacity under sustained demand; one later than that (the schedule fell
--- behind: nobody asked) starts it again from now. Null step: not spread (null). STABLE, as timestamptz
--- minus an interval is: so it is inlined into the booking's statement, not called.
+-- The schedule after a booking at p_now: one step after the booking's place. A sliding window's spread
+-- (p_grid) keeps its grid for a booking at most half a step after its place (its waiter woke a little
+-- late), so waking up late does not cost the window capacity under sustained demand; one later than
+-- that (the schedule fell behind: nobody asked) starts it again from now. A bucket (not p_grid) refills
+-- from its last taking, however late that came: a step after the later of its place and now, so no two
+-- bookings of a bucket of one are closer than its step. Null step: not spread (null). STABLE, as
+-- timestamptz minus an interval is: so it is inlined into the booking's statement, not called.
 CREATE OR REPLACE FUNCTION public.google_ai_spread_next(p_spread_until timestamp with time zone,
-    p_now timestamp with time zone, p_step interval) RETURNS timestamp with time zone
+    p_now timestamp with time zone, p_step interval, p_grid boolean) RETURNS timestamp with time zone
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$
   select case
-    when p_spread_until operator(pg_catalog.>=) (p_now operator(pg_catalog.-) (p_step operator(pg_catalog./) 2))
+    when p_spread_until operator(pg_catalog.>=) (p_now operator(pg_catalog.-)
+           case when p_grid then p_step operator(pg_catalog./) 2 else interval '0' end)
               then p_spread_until else p_now end operator(pg_catalog.+) p_step
 $$;
 

@@ -79,9 +79,10 @@ $$;
 
 -- A group's next p_needed slots for waiters: its openings (free now, then as admissions leave),
 -- each again a window later, and on a spread model (p_step) none before its schedule allows
--- (p_schedule: the group's spread_until, p_tolerance: what the schedule forgives; google_ai_spread_next).
+-- (p_schedule: the group's spread_until, p_tolerance: what the schedule forgives; p_grid: a sliding
+-- window's spread, not a bucket: google_ai_spread_next).
 CREATE OR REPLACE FUNCTION public.google_ai_group_slots(p_openings timestamp with time zone[], p_needed integer,
-    p_window interval, p_schedule timestamp with time zone, p_step interval, p_tolerance interval)
+    p_window interval, p_schedule timestamp with time zone, p_step interval, p_tolerance interval, p_grid boolean)
     RETURNS timestamp with time zone[]
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     AS $$
@@ -95,7 +96,7 @@ begin
     v_slot := p_openings[((j - 1) % v_n) + 1] + ((j - 1) / v_n) * p_window;
     if p_step is not null then
       v_slot := greatest(v_slot, v_schedule - p_tolerance);
-      v_schedule := public.google_ai_spread_next(v_schedule, v_slot, p_step);
+      v_schedule := public.google_ai_spread_next(v_schedule, v_slot, p_step, p_grid);
     end if;
     v_slots := v_slots || v_slot;
   end loop;
@@ -157,7 +158,9 @@ $$;
 -- groups that may serve the model today: each group offers its free slots now, then one slot as each
 -- admission of its window leaves it (admitted_at + window), then the same again a window later; a
 -- spread model's group offers each of those slots no sooner than its schedule allows
--- (google_ai_spread_step, google_ai_spread_next; a bucket-shaped model's request bucket, bucket_share).
+-- (google_ai_spread_step, google_ai_spread_next; a bucket-shaped model's request bucket, bucket_share,
+-- whose window holds no slot back: google_ai_booking_outcome counts it only while others' shares keep
+-- part of it, so its openings are all now and its schedule alone places them).
 -- A group's window holds, for a waiter of class p_class and caller p_caller, what the RPM shares it
 -- does not own leave it (google_ai_booking_rules' rule: the limit less what their owners have not used
 -- of the window), so a slot a share keeps from it is not counted as its turn. free_now counts the slots
@@ -217,13 +220,13 @@ begin
       free_now := 1000000;
       continue;
     end if;
-    -- The window's admissions leave with their seconds (google_ai_ring_at).
     v_ring := public.google_ai_ring_at(p_now, v_window, v_group.ring_low, v_group.ring,
       v_group.window_requests, null);
-    v_expiries := public.google_ai_ring_expiries(v_ring.ring_low, v_ring.ring, v_window);
+    v_expiries := case when v_bucket is null or v_group.held > 0
+                       then public.google_ai_ring_expiries(v_ring.ring_low, v_ring.ring, v_window) else '{}' end;
     v_count := cardinality(v_expiries);
     -- The group's openings within one window for this waiter (its room: the limit less what others'
-    -- shares keep): free now, then as admissions leave.
+    -- shares keep): free now, then as admissions leave with their seconds (google_ai_ring_at).
     v_room := p_rpm - v_group.held;
     kept_bound := kept_bound or (v_count < p_rpm and v_count >= v_room);
     v_openings := array_fill(p_now, array[greatest(0, v_room - v_count)])
@@ -238,7 +241,7 @@ begin
     v_needed := ceil(p_slots / v_part)::integer;
     -- Its slots (a waiter of this class counts on its part of them: the likely ones).
     v_group_slots := public.google_ai_group_slots(v_openings, v_needed, v_window, v_group.spread_until,
-      case when v_spaced then v_spread.step end, v_spread.tolerance);
+      case when v_spaced then v_spread.step end, v_spread.tolerance, v_bucket is null);
     for k in 1 .. p_slots loop
       v_slots := v_slots || v_group_slots[k];
       free_now := free_now + case when v_group_slots[k] <= p_now then 1 else 0 end;
@@ -467,6 +470,13 @@ begin
   -- that is its chance: it asks again then (one call more if the waiter did come).
   if v_free_now > 0 and v_due_lease is not null and coalesce(turn_at > v_wait_until, true) then
     turn_at := v_due_lease + interval '1 millisecond';
+    likely_at := turn_at;
+  end if;
+  -- No group offers a turn and the booking was not asked: a rest began after the request's place was
+  -- read (a statement of its own). Its turn is when the first rest ends.
+  if turn_at is null and not p_booking_tried then
+    turn_at := (select min(cd.cooldown_until) from public.google_ai_cooldowns cd
+                where cd.model = p_model and cd.cooldown_until > p_now);
     likely_at := turn_at;
   end if;
   -- The booking was tried and names no time it could succeed (a closed model, or free slots that a

@@ -56,8 +56,11 @@ declare
     or (p_near_start and p_day[3] + 1 > p_model.rpd - p_held[3]));
   v_day_spent boolean := p_model.rpd is not null and (p_day[1] + 1 > p_model.rpd
     or (p_near_end and p_day[2] + 1 > p_model.rpd) or (p_near_start and p_day[3] + 1 > p_model.rpd));
-  -- The window has no room for this requester, in requests or in tokens.
-  v_rpm_full boolean := p_model.rpm is not null and p_requests > p_model.rpm - p_held_rpm;
+  -- The window has no room for this requester, in requests or in tokens. A bucket (bucket_share: Anthropic's)
+  -- is not a sliding minute: its requests are held to their bucket alone (the schedule's place), the
+  -- window counting only while others' shares keep part of it.
+  v_rpm_full boolean := p_model.rpm is not null and p_requests > p_model.rpm - p_held_rpm
+    and (p_model.bucket_share is null or p_held_rpm > 0);
   v_tpm_full boolean := p_model.tpm is not null and p_tokens > p_model.tpm;
 begin
   window_full := v_rpm_full or v_tpm_full;
@@ -369,7 +372,8 @@ $$;
 -- p_model, p_class, p_caller: the request's model row (limits after the margin), class row and caller,
 -- whole, handed to the rules (google_ai_booking_rules); p_output: the answer it is sent with (what a
 -- model's otpm bucket takes). A booking answers with the quota it leaves
--- (as google_ai_group_quota reads it), so the answer needs no second reading of the window. The
+-- (as google_ai_group_quota reads it), so the answer needs no second reading of the window (its key
+-- kept taken out when the shares keep nothing; minus an empty array is the object as it is). The
 -- subtransaction (begin ... exception) gives the row lock back when the row is full, so the caller can
 -- move on to the next group without holding it. p_zone: the zone the provider's day turns in, the
 -- group's day (google_ai_candidate_groups reads it with the candidates). (Its answers are assigned, not
@@ -442,7 +446,8 @@ begin
       window_requests = v_ring.sum_requests,
       window_tokens   = v_ring.sum_tokens,
       window_at       = v_now,
-      spread_until    = public.google_ai_spread_next(c.spread_until, v_now, v_rules.spread_step),
+      spread_until    = public.google_ai_spread_next(c.spread_until, v_now, v_rules.spread_step,
+                                                         p_model.bucket_share is null),
       input_until     = v_rules.input_until, output_until = v_rules.output_until,
       share_use       = case when v_rules.owned is null then c.share_use
                              else public.google_ai_share_use_counted(c.share_use, v_rules.live, v_rules.owned, v_now,
@@ -450,7 +455,6 @@ begin
       updated_at      = v_now
     where c.id = v_row.id;
     admitted_at := v_now;
-    -- (The key kept taken out when the shares keep nothing; minus an empty array is the object as it is.)
     quota := public.google_ai_booked_quota(p_model.model, p_quota_group, p_model.rpm, p_model.tpm, p_model.rpd, v_now,
       v_ring.sum_requests, v_ring.sum_tokens, v_ring.ring_low, v_ring.ring, v_window, v_counts, v_near_end,
       v_near_start, v_day, v_midnight, v_day_guard, v_rules.kept)

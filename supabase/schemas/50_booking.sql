@@ -69,8 +69,8 @@ begin
   for v_candidate in
     select c.*, p.waiting
     from (select c.*, count(*) over () as groups
-          from public.google_ai_candidate_groups(p_model.model, p_exclude_key_ids, p_model.rpm, p_model.tpm,
-                 p_model.rpd, p_at) c) c
+          from public.google_ai_candidate_groups(p_model.model, p_exclude_key_ids,
+                 case when p_model.bucket_share is null then p_model.rpm end, p_model.tpm, p_model.rpd, p_at) c) c
     cross join (values (false), (true)) p(waiting)
     where not p.waiting or c.groups > 1
     order by c.priority nulls last, p.waiting, c.headroom desc, c.quota_group

@@ -102,6 +102,12 @@ begin
       v_recheck_at := null;
     end if;
   end if;
+  -- A limit of the window the booking was not asked about always says when to ask again: where nothing
+  -- names a time (no group offered a turn: a rest began after its place was read), in a second, when
+  -- the booking will name it. (A booking that names no time, a share keeping every window, names none.)
+  if p_limit in ('rpm', 'tpm') and v_reopens_at is null and not p_booking_tried then
+    v_reopens_at := p_now + interval '1 second';
+  end if;
   v_retry_ms := public.google_ai_ms_until(v_reopens_at, p_now);
   if coalesce(p_wait_ms, 0) > 0 and p_request_id is not null then
     update public.google_ai_attempts a set

@@ -140,7 +140,16 @@ $$;
 --   plus those admitted since this call was (the provider may have counted them after its answer: on a
 --   busy machine a finalize lags its answer while callers go on), the model rests until the provider's
 --   counts are full again (p_room_until, reason 'provider_room'), so the gateway waits instead of
---   meeting the provider's 429s.
+--   meeting the provider's 429s. A provider whose limits are buckets (Anthropic's) says instead when
+--   they hold the next request (llm-invoke's roomUntil: nothing left until p_room_until). Where that is
+--   its request bucket (p_room_requests 0, p_room_tokens null) on a model whose own limits are buckets
+--   (bucket_share), the word may be up to one refill late (what is left is rounded down), and the
+--   gateway's own request bucket already holds the next request back until its place
+--   (google_ai_schedule_place): only when even the word's earliest reading is later than that place
+--   (others use the organization's bucket) does the model rest, in that bucket: its next place moves to
+--   p_room_until and each later one a step after (the bucket taken down to what Anthropic's holds), so
+--   requests wait for their place there (cause spread) rather than meet the 429s a rest for one request
+--   would leave to the ones after it.
 --   Count: the input, and the output too where the model's TPM counts answers (its row's
 --   booked_output_tokens, OpenAI's rule). When the provider sent none: p_settled_tokens (a call it
 --   refused before generating keeps its input, its output booking goes back), else the booking stays.
@@ -158,8 +167,26 @@ declare
   v_margin integer;
   v_margin_tokens bigint;
   v_counted integer;
+  v_model public.google_ai_model_limits;
+  v_rpm integer;
+  v_step record;
+  v_place timestamptz;   -- the gateway's own place for the next request in the model's request bucket
 begin
-  if p_room_until > v_now and p_att.quota_group is not null then
+  if p_room_until > v_now and p_att.quota_group is not null and p_room_requests = 0 and p_room_tokens is null then
+    select m.* into v_model from public.google_ai_model_limits m where m.model = p_att.model;
+    v_rpm := public.google_ai_effective_limit(v_model.rpm, v_model.safety_margin);
+  end if;
+  if v_model.bucket_share is not null and v_rpm > 0 then
+    v_step := public.google_ai_spread_step(greatest(1, floor(v_rpm * v_model.bucket_share))::integer,
+      public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms), v_rpm, null, 0);
+    select c.spread_until - v_step.tolerance into v_place from public.google_ai_usage_counters c
+    where c.quota_group = p_att.quota_group and c.model = coalesce(v_model.limit_pool, v_model.model);
+    if p_room_until - 60000.0 / v_model.rpm * interval '1 millisecond' > coalesce(v_place, '-infinity') then
+      update public.google_ai_usage_counters c set spread_until = p_room_until + v_step.tolerance
+      where c.quota_group = p_att.quota_group and c.model = coalesce(v_model.limit_pool, v_model.model)
+        and coalesce(c.spread_until, '-infinity') < p_room_until + v_step.tolerance;
+    end if;
+  elsif p_room_until > v_now and p_att.quota_group is not null then
     select 2 * count(*) filter (where a.status = 'reserved')
         + count(*) filter (where a.admitted_at > p_att.admitted_at),
       coalesce(2 * sum(a.estimated_tokens) filter (where a.status = 'reserved'), 0)

@@ -5,7 +5,9 @@
 //   exactly what the bucket allows, and Anthropic answers no 429; the same burst on a row that says
 //   nothing of the bucket meets Anthropic's 429s (the control: the simulator's bucket does bind);
 //   WAIT callers are all served as the bucket refills, still with no 429;
+//   a burst as large as the bucket: the next request a step later, not after a minute's rest;
 //   OTPM binds first (max_tokens booked on arrival): exactly what OTPM allows is served, no 429.
+// Every 429 of the gateway says when to retry (Retry-After, retry_after_ms).
 // Real functions, real PostgreSQL.
 import Anthropic from "@anthropic-ai/sdk";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -61,20 +63,45 @@ async function row(model: string, l: { rpm: number; itpm: number; otpm: number; 
                 bucket_share = ${l.share} where model = ${model}`;
 }
 
-/** callers × calls, each call NO_WAIT (or WAIT), through the SDK; the statuses, and how long it took. */
+/** A gateway's 429 as the SDK raised it: its Retry-After header and its body's retry_after_ms. */
+interface Refused {
+  retryAfter: string | null;
+  retryAfterMs: unknown;
+}
+
+/**
+ * callers × calls, each call NO_WAIT (or WAIT), through the SDK; the statuses, the 429s' times to retry,
+ * and how long it took.
+ */
 async function burst(model: string, callers: number, calls: number, maxTokens: number, mode: "NO_WAIT" | "WAIT") {
   const statuses: number[] = [];
+  const refused: Refused[] = [];
   const started = Date.now();
   const headers = { "x-eve-mode": mode, "x-eve-max-wait-ms": "60000" };
   await Promise.all(Array.from({ length: callers }, async (_, w) => {
     for (let i = 0; i < calls; i++) {
       const status = await client.messages.create(
         { model, max_tokens: maxTokens, messages: [{ role: "user", content: `burst ${w}-${i}` }] }, { headers })
-        .then(() => 200, (e: unknown) => (e instanceof Anthropic.APIError ? e.status ?? 0 : -1));
+        .then(() => 200, (e: unknown) => {
+          if (!(e instanceof Anthropic.APIError)) return -1;
+          if (e.status === 429) {
+            const body = e.error as { error?: { retry_after_ms?: unknown } } | undefined;
+            refused.push({ retryAfter: e.headers?.get("retry-after") ?? null, retryAfterMs: body?.error?.retry_after_ms });
+          }
+          return e.status ?? 0;
+        });
       statuses.push(status);
     }
   }));
-  return { statuses, served: statuses.filter((x) => x === 200).length, elapsedMs: Date.now() - started };
+  return { statuses, refused, served: statuses.filter((x) => x === 200).length, elapsedMs: Date.now() - started };
+}
+
+/** Every 429 of the gateway says when to retry: Retry-After in whole seconds, retry_after_ms in its body. */
+function everyRefusalSaysWhen(refused: Refused[]) {
+  for (const r of refused) {
+    expect(r.retryAfter).toMatch(/^[1-9]\d*$/);
+    expect(typeof r.retryAfterMs).toBe("number");
+  }
 }
 
 describe("Anthropic's buckets as rows", () => {
@@ -91,6 +118,8 @@ describe("Anthropic's buckets as rows", () => {
     expect(run.statuses.filter((x) => x !== 200 && x !== 429)).toEqual([]);
     expect(sim.stats().total.byStatus["429"] ?? 0).toBe(0);
     expect(sim.stats().byModel[HAIKU]?.received).toBe(run.served);
+    expect(run.refused.length).toBe(run.statuses.length - run.served);
+    everyRefusalSaysWhen(run.refused);
   }, 180_000);
 
   it("the control: a row that keeps only the minute sends the burst Anthropic's smaller bucket refuses", async () => {
@@ -108,10 +137,26 @@ describe("Anthropic's buckets as rows", () => {
     await row(OPUS, { rpm: 12, itpm: 1_000_000, otpm: 1_000_000, share: 0.25 });
     const run = await burst(OPUS, 6, 1, 20, "WAIT");
     expect(run.statuses).toEqual(Array(6).fill(200));
+    everyRefusalSaysWhen(run.refused);
     // The last three each waited for a step of the refill.
     expect(run.elapsedMs).toBeGreaterThanOrEqual(3 * (WINDOW_MS / 12) - 1_000);
     expect(sim.stats().total.byStatus["429"] ?? 0).toBe(0);
   }, 120_000);
+
+  it("a burst as large as the bucket (6 at RPM 6): the 7th, waiting, is served a step later, not after a minute's rest", async () => {
+    anthropicHolds("haiku-4-5", { rpm: 6, itpm: 1_000_000, otpm: 1_000_000 });
+    await row(HAIKU, { rpm: 6, itpm: 1_000_000, otpm: 1_000_000, share: 1 });
+    const first = await burst(HAIKU, 6, 1, 20, "NO_WAIT");
+    expect(first.statuses).toEqual(Array(6).fill(200));
+    const sixth = Date.now();
+    // The answers said Anthropic's bucket was empty: it holds the next request a refill later, when the
+    // gateway's own bucket does too; no minute's rest.
+    const seventh = await burst(HAIKU, 1, 1, 20, "WAIT");
+    expect(seventh.statuses).toEqual([200]);
+    expect(Date.now() - sixth).toBeLessThan(11_000);
+    expect(sim.stats().total.byStatus["429"] ?? 0).toBe(0);
+    expect(await s.sql`select reason from public.google_ai_cooldowns where model = ${HAIKU}`).toEqual([]);
+  }, 60_000);
 
   it("OTPM binds first: max_tokens booked on arrival serves exactly what OTPM allows, and no 429 from Anthropic", async () => {
     // RPM and ITPM far above the burst; OTPM 600 with a bucket of a whole minute: three answers of 200.

@@ -4,7 +4,8 @@
 //   the native route, OpenAI's route (whole and streamed, through the openai SDK) and Gemini's route
 //   (through @google/genai) answer from Claude, each in its caller's shape; max_tokens is the row's
 //   booked answer when a caller names none;
-//   8 callers × 40 NO_WAIT at RPM 6 with a burst capacity of 6: exactly 6 served, no 429 from Anthropic;
+//   8 callers × 40 NO_WAIT at RPM 6 with a burst capacity of 6: the 6 at once, then one a step, no 429
+//   from Anthropic;
 //   a 529 costs no cooldown and the attempt after it answers, the chain's next model where there is one;
 //   money is learned in one call;
 //   every answer writes one token_usage row and its cost, cache reads at their price.
@@ -120,7 +121,7 @@ describe("Claude on every route", () => {
 });
 
 describe("Anthropic's limits and words", () => {
-  it("8 callers × 40 NO_WAIT at RPM 6, burst capacity 6: exactly 6 served, no 429 from Anthropic", async () => {
+  it("8 callers × 40 NO_WAIT at RPM 6, burst capacity 6: the 6 at once, then one a step, no 429 from Anthropic", async () => {
     // Haiku 4.5: a model (and an Anthropic pool) no other test of this file calls, so the minute is its own.
     const burst = "claude-haiku-4-5-20251001";
     sim.setOrganizations({
@@ -130,16 +131,20 @@ describe("Anthropic's limits and words", () => {
     await s.sql`update public.google_ai_model_limits set rpm = ${RPM} where model = ${burst}`;
     try {
       const statuses: number[] = [];
+      const started = Date.now();
       await Promise.all(Array.from({ length: 8 }, async (_, w) => {
         for (let i = 0; i < 40; i++) {
           const res = await s.call({ model: burst, prompt: `burst ${w}-${i}`, mode: "NO_WAIT", generationConfig: { maxOutputTokens: 20 } });
           statuses.push(res.status);
         }
       }));
-      expect(statuses.filter((x) => x === 200)).toHaveLength(RPM);
+      // The bucket's 6 at once, then one more a step (61 s / 6) as it refills: a run under a step, exactly 6.
+      const served = statuses.filter((x) => x === 200).length;
+      expect(served).toBeGreaterThanOrEqual(RPM);
+      expect(served).toBeLessThanOrEqual(RPM + Math.floor((Date.now() - started) / (61_000 / RPM)));
       expect(statuses.filter((x) => x !== 200 && x !== 429)).toEqual([]);
       expect(sim.stats().total.byStatus["429"] ?? 0).toBe(0);
-      expect(sim.stats().byModel[burst]?.received).toBe(RPM);
+      expect(sim.stats().byModel[burst]?.received).toBe(served);
     } finally {
       sim.setOrganizations({ ...sim.organizations(), "org-ant": { keys: [KEY], limits: LIMITS } });
     }

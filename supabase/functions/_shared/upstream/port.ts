@@ -113,6 +113,13 @@ export interface ProviderRoom {
   requests: number | null;
   tokens: number | null;
   resetMs: number;
+  /**
+   * A provider whose limits are buckets (Anthropic): ms until its request bucket holds one more request,
+   * and until its token buckets hold the next request's tokens (0: now). Set, it is the whole rest they
+   * imply: the provider counted every call as it arrived, and the gateway's own buckets pace the ones
+   * after. Absent: a sliding window (OpenAI's), read as above.
+   */
+  next?: { requestsMs: number; tokensMs: number };
 }
 
 export type GenerateOutcome =

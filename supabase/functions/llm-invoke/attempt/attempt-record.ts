@@ -13,6 +13,7 @@ import type { PhaseTimer } from "../../_shared/server-timing.ts";
 import { billedOutputTokens, type HubUsage } from "../../_shared/upstream/hub.ts";
 import type { FinalizeOutcome, FinalizeParams } from "../contract.ts";
 import { type UpstreamError } from "../../_shared/upstream/port.ts";
+import { roomUntil } from "./room.ts";
 
 const EMPTY = {
   inputTokens: null,
@@ -151,9 +152,7 @@ export function failureRecord(
     cooldownUntilProviderMidnight: untilMidnight,
     keyRejected: error.class === "invalid_key",
     quotaCause: cause,
-    room: error.room == null
-      ? null
-      : { requests: error.room.requests, tokens: error.room.tokens, until: new Date(now + error.room.resetMs) },
+    room: roomUntil(error.room, now),
     settledTokens: inputTokens !== undefined && refusedBeforeGenerating(error) ? inputTokens : null,
   };
 }

@@ -79,6 +79,7 @@ import { quotaCauseWords } from "../../_shared/vocabulary.ts";
 import { DEFAULT_INVOKE_OPTIONS, type InvokeOptions } from "./settings.ts";
 import type { GatewayStore } from "../store/store.ts";
 import { openStream, relayStream } from "./stream.ts";
+import { roomUntil } from "./room.ts";
 import { estimateRequestTokens } from "../model/tokens.ts";
 import {
   type GenerateOutcome,
@@ -104,10 +105,6 @@ interface PreparedCall {
 
 const providerOf = (profile: ModelProfile): Provider => profile.provider;
 
-/** The provider's word on what is left of the group's limits, with the moment all of it is back. */
-function roomUntil(room: ProviderRoom | null | undefined, now: number): FinalizeParams["room"] {
-  return room == null ? null : { requests: room.requests, tokens: room.tokens, until: new Date(now + room.resetMs) };
-}
 
 /** Key rows skipped because their secret is missing, per request, before giving up. */
 const MAX_UNUSABLE_KEYS = 10;

@@ -31,9 +31,10 @@ import {
   type UpstreamError,
   upstreamFailure,
 } from "../../upstream/port.ts";
-import { anthropicRules, classifyAnthropicHttpError, roomOf, statusOfErrorType } from "./errors.ts";
+import { anthropicRules, classifyAnthropicHttpError, type NextRequest, roomOf, statusOfErrorType } from "./errors.ts";
 import { ANTHROPIC, AnthropicRequestError, asksJson, type Json, messagesBody } from "./request.ts";
 import { messageToHub, StreamReader } from "./response.ts";
+import { isObject } from "../../json.ts";
 
 export const DEFAULT_ANTHROPIC_BASE_URL = "https://api.anthropic.com";
 /** The API version the gateway speaks. */
@@ -84,6 +85,19 @@ function bodyOf(
   }
 }
 
+/**
+ * This call's take from Anthropic's input and output buckets, the guess of the next request's: the input
+ * its usage counted (input and cache writes; unknown before a stream's end) and the max_tokens it booked.
+ */
+function nextLike(body: Json, usage: unknown): NextRequest {
+  const n = (v: unknown) => typeof v === "number" && Number.isFinite(v) && v >= 0 ? v : null;
+  const read = isObject(usage) ? n(usage.input_tokens) : null;
+  return {
+    input: read === null ? null : read + (n((usage as Json).cache_creation_input_tokens) ?? 0),
+    output: n(body.max_tokens),
+  };
+}
+
 type Answered = Omit<Extract<GenerateOutcome, { ok: true }>, "latencyMs">;
 
 function generate(url: string, call: GenerateCall, rules: WireRules): Promise<GenerateOutcome> {
@@ -115,7 +129,7 @@ function generate(url: string, call: GenerateCall, rules: WireRules): Promise<Ge
         ? String((read.body.usage as Json).service_tier).slice(0, 20)
         : null,
       dialectAnswer: { dialect: ANTHROPIC, body: read.body },
-      room: roomOf(answer.headers),
+      room: roomOf(answer.headers, Date.now(), nextLike(built.body, read.body.usage)),
     };
   });
 }
@@ -136,7 +150,7 @@ async function stream(url: string, call: GenerateCall, rules: WireRules): Promis
     ok: true,
     latencyMs,
     servedTier: null,
-    room: roomOf(response.headers),
+    room: roomOf(response.headers, Date.now(), nextLike(built.body, undefined)),
     chunks: streamChunks(response.body, guard, call, reader, rules),
     dialectAnswer: () => ({ dialect: ANTHROPIC, body: reader.whole() }),
   };

@@ -34,25 +34,56 @@ export function retryAfterMs(headers: Headers, now = Date.now()): number | null 
   return Number.isNaN(at) ? null : Math.max(0, at - now);
 }
 
+/** What the next request takes from Anthropic's input and output buckets (null: not known, not read). */
+export interface NextRequest {
+  input: number | null;
+  output: number | null;
+}
+
+/** Anthropic rounds a bucket's reset to the second: it may be full up to a second after the time it names. */
+const RESET_ROUNDING_MS = 1000;
+
 /**
  * What the anthropic-ratelimit-* headers say is left: requests, and the scarcer of input and output
  * tokens; ready again when the last of them is full (their resets are RFC 3339 times). Null when not said.
+ * Anthropic's limits are buckets refilled continuously, so the rest they imply is `next`: how long until
+ * the request bucket holds one more request, and the token buckets `next`'s tokens (this call's, the best
+ * guess of the next one's), each by its refill (its limit a minute) from what is left, never past its
+ * reset (plus the second Anthropic rounds it to); 0 when they hold it now.
  */
-export function roomOf(headers: Headers, now = Date.now()): ProviderRoom | null {
-  const count = (name: string) => {
-    const value = headers.get(`anthropic-ratelimit-${name}-remaining`)?.trim();
+export function roomOf(headers: Headers, now = Date.now(), next: NextRequest = { input: null, output: null }): ProviderRoom | null {
+  const count = (name: string, what = "remaining") => {
+    const value = headers.get(`anthropic-ratelimit-${name}-${what}`)?.trim();
     return value !== undefined && /^\d{1,12}$/.test(value) ? Number(value) : null;
   };
+  const resetAt = (name: string) => Date.parse(headers.get(`anthropic-ratelimit-${name}-reset`) ?? "");
   const requests = count("requests");
   const tokensLeft = [count("input-tokens"), count("output-tokens"), count("tokens")].filter((v): v is number =>
     v !== null
   );
   const resets = ["requests", "input-tokens", "output-tokens", "tokens"]
-    .map((n) => Date.parse(headers.get(`anthropic-ratelimit-${n}-reset`) ?? ""))
+    .map(resetAt)
     .filter((t) => !Number.isNaN(t))
     .map((t) => Math.max(0, t - now));
   if ((requests === null && tokensLeft.length === 0) || resets.length === 0) return null;
-  return { requests, tokens: tokensLeft.length === 0 ? null : Math.min(...tokensLeft), resetMs: Math.max(...resets) };
+  /** Ms until bucket `name` holds `need` more (what is left is rounded down: never sooner than it does). */
+  const untilHolds = (name: string, need: number | null): number => {
+    const left = count(name);
+    const limit = count(name, "limit");
+    if (need === null || left === null || left >= need || limit === null || limit === 0) return 0;
+    const full = resetAt(name);
+    const byReset = Number.isNaN(full) ? Number.POSITIVE_INFINITY : Math.max(0, full + RESET_ROUNDING_MS - now);
+    return Math.min(Math.ceil(((need - left) * 60_000) / limit), byReset);
+  };
+  return {
+    requests,
+    tokens: tokensLeft.length === 0 ? null : Math.min(...tokensLeft),
+    resetMs: Math.max(...resets),
+    next: {
+      requestsMs: untilHolds("requests", 1),
+      tokensMs: Math.max(untilHolds("input-tokens", next.input), untilHolds("output-tokens", next.output)),
+    },
+  };
 }
 
 /** Which limit a 429 hit, by the header whose remaining count is 0 (requests, input_tokens, output_tokens). */
