@@ -1,7 +1,10 @@
 -- Written by `npm run db:diff` from the difference between what the migrations before it build and
 -- what supabase/schemas builds. Applying it twice changes nothing.
 -- What it changes: a bucket refills from its last taking (no grid), is held to its bucket alone (not the
---   sliding minute), its waiters' turns likewise; a refusal of the window always names a time
+--   sliding minute), its waiters' turns likewise and their openings all now; Anthropic's word that its
+--   request bucket holds no request, when even its earliest reading is later than the gateway's own request
+--   bucket's next place, moves that place to it (no rest of the model otherwise); a refusal of the window
+--   names a time, the second's fallback only where the booking was not asked
 set check_function_bodies = off;
 
 drop function if exists "public"."google_ai_group_slots"(p_openings timestamp with time zone[], p_needed integer, p_window interval, p_schedule timestamp with time zone, p_step interval, p_tolerance interval);
@@ -17,7 +20,7 @@ declare
   v_n integer := cardinality(p_openings);
   v_schedule timestamptz := p_schedule;
   v_slot timestamptz;
-  v_slots timestamptz[] := '{}';
+  v_slots timestamptz[] := '{}'::timestamptz[];
 begin
   for j in 1 .. p_needed loop
     v_slot := p_openings[((j - 1) % v_n) + 1] + ((j - 1) / v_n) * p_window;
@@ -51,8 +54,8 @@ AS $function$
 declare
   v_budget record;   -- a service caller's daily budget (google_ai_caller_budget_at)
   v_candidate record;
-  v_skipped text[] := '{}';  -- the groups passed over in a first pass so far
-  v_try record;      -- a candidate's answer (google_ai_book_group's, or the refusal its unlocked counts show)
+  v_skipped text[] := '{}'::text[];  -- the groups passed over in a first pass so far
+  v_try record;      -- a candidate's answer: google_ai_book_group's, or a refusal in that one row shape
 begin
   if p_model.model is null then
     return; -- (an earlier step blocked the request)
@@ -95,11 +98,11 @@ begin
         continue;
       end if;
     else
-      select v_candidate.full_by as outcome, public.google_ai_refusal_cause(v_candidate.full_by) as cause,
+      select v_candidate.full_by as outcome, null::timestamptz as minute_bucket, null::date as day_bucket,
              public.google_ai_full_group_reopens_at(v_candidate.quota_group, v_candidate.full_by,
                v_candidate.cooldown_until, p_model, p_at, p_tokens, p_class.name, p_caller.name) as reopens_at,
-             null::timestamptz as recheck_at
-        into v_try;
+             null::timestamptz as recheck_at, public.google_ai_refusal_cause(v_candidate.full_by) as cause,
+             null::timestamptz as admitted_at, null::jsonb as quota into v_try;
     end if;
     -- The earliest reopening wins, with its cause; asking again may help at the earliest recheck.
     if reopens_at is null or v_try.reopens_at < reopens_at then
@@ -113,9 +116,7 @@ begin
     booked_group := v_candidate.quota_group; key_id := v_candidate.key_id; key_alias := v_candidate.key_alias;
     env_var_name := v_candidate.env_var_name; minute_bucket := v_try.minute_bucket; day_bucket := v_try.day_bucket;
     admitted_at := v_try.admitted_at; quota := v_try.quota; booked_usd := v_budget.worst;
-    if blocked_by is not null then -- (a group before it refused)
-      select null, null, null, null into blocked_by, reopens_at, recheck_at, cause;
-    end if;
+    blocked_by := null; reopens_at := null; recheck_at := null; cause := null; -- (a group before it may have refused)
     if v_budget.day is not null then
       perform public.google_ai_count_budgets(null, null, p_caller.name, p_at, null,
         public.google_ai_request_counts(p_attempt), p_tokens, v_budget.worst, true);
@@ -202,7 +203,6 @@ begin
       updated_at      = v_now
     where c.id = v_row.id;
     admitted_at := v_now;
-    -- (The key kept taken out when the shares keep nothing; minus an empty array is the object as it is.)
     quota := public.google_ai_booked_quota(p_model.model, p_quota_group, p_model.rpm, p_model.tpm, p_model.rpd, v_now,
       v_ring.sum_requests, v_ring.sum_tokens, v_ring.ring_low, v_ring.ring, v_window, v_counts, v_near_end,
       v_near_start, v_day, v_midnight, v_day_guard, v_rules.kept)
@@ -223,6 +223,9 @@ CREATE OR REPLACE FUNCTION public.google_ai_booking_outcome(p_model public.googl
  LANGUAGE plpgsql
  IMMUTABLE
 AS $function$
+-- @plpgsql_check_options: extra_warnings = off
+-- (`supabase db lint`: p_class and p_caller are unused by design, handed down whole for the rule that
+-- reads them next, as said above; extra_warnings says nothing else in a body this short.)
 declare
   -- The day has no room for this requester (full), or none for anyone (spent).
   v_day_full boolean := p_model.rpd is not null and (p_day[1] + 1 > p_model.rpd - p_held[1]
@@ -280,8 +283,8 @@ declare
   v_needed integer;
   v_openings timestamptz[];
   v_group_slots timestamptz[];
-  v_slots timestamptz[] := '{}';
-  v_likely timestamptz[] := '{}';
+  v_slots timestamptz[] := '{}'::timestamptz[];
+  v_likely timestamptz[] := '{}'::timestamptz[];
   v_day_left bigint := 0;
 begin
   free_now := 0;
@@ -307,19 +310,17 @@ begin
       free_now := 1000000;
       continue;
     end if;
-    -- The window's admissions leave with their seconds (google_ai_ring_at).
     v_ring := public.google_ai_ring_at(p_now, v_window, v_group.ring_low, v_group.ring,
       v_group.window_requests, null);
-    v_expiries := public.google_ai_ring_expiries(v_ring.ring_low, v_ring.ring, v_window);
+    v_expiries := case when v_bucket is null or v_group.held > 0
+                       then public.google_ai_ring_expiries(v_ring.ring_low, v_ring.ring, v_window) else '{}' end;
     v_count := cardinality(v_expiries);
     -- The group's openings within one window for this waiter (its room: the limit less what others'
-    -- shares keep): free now, then as admissions leave. A bucket's are all free now (its schedule alone
-    -- places them: google_ai_booking_outcome counts its window only while others' shares keep part of it).
+    -- shares keep): free now, then as admissions leave with their seconds (google_ai_ring_at).
     v_room := p_rpm - v_group.held;
     kept_bound := kept_bound or (v_count < p_rpm and v_count >= v_room);
-    v_openings := case when v_bucket is not null and v_group.held = 0 then array_fill(p_now, array[p_slots])
-                       else array_fill(p_now, array[greatest(0, v_room - v_count)])
-                            || coalesce(v_expiries[greatest(1, v_count - v_room + 1):v_count], '{}') end;
+    v_openings := array_fill(p_now, array[greatest(0, v_room - v_count)])
+                  || coalesce(v_expiries[greatest(1, v_count - v_room + 1):v_count], '{}');
     continue when cardinality(v_openings) = 0;
     spread_bound := spread_bound
                     or (v_spaced and v_openings[1] <= p_now and v_group.spread_until - v_spread.tolerance > p_now);
@@ -449,11 +450,22 @@ declare
                                                        then coalesce(p_limits.tpm, p_limits.itpm) end)
     || case when p_limit = 'too_large' and p_limits.otpm is not null
             then jsonb_build_object('max_output_tokens', p_limits.otpm)
-            when p_limit = 'withdrawn'
+            when p_limit in ('withdrawn', 'shut_down')
             then jsonb_build_object('withdrawn_at', p_limits.withdrawn_at, 'successor', p_limits.successor)
             when p_period is not null then jsonb_build_object('period', p_period)
             else '{}' end;
 begin
+  -- Past its row's shutdown date (google_ai_admit_at): refused as withdrawn, cause shut_down. With a
+  -- successor, not logged here: google_ai_reserve_models_at asks the model's chain with its successor
+  -- (google_ai_fallback_chain) on this answer, and google_ai_fall_back_at logs the model it passes over.
+  if p_limit = 'shut_down' then
+    if p_limits.successor is not null then
+      return jsonb_build_object('ok', false, 'limit', 'withdrawn', 'cause', 'shut_down', 'retry_after_ms', null,
+        'model', p_limits.model) || v_said;
+    end if;
+    p_limit := 'withdrawn';
+  end if;
+
   -- In line, when its turn is likely within its wait (nulls when it does not wait).
   select w.* into v_wait from public.google_ai_queue_wait(p_now => p_now, p_model => p_limits.model,
     p_requested_model => p_requested_model, p_rpm => p_limits.rpm, p_rpd => p_limits.rpd,
@@ -479,9 +491,10 @@ begin
       v_recheck_at := null;
     end if;
   end if;
-  -- A limit of the window always says when to ask again: where nothing names a time (no group offered
-  -- a turn while the booking was not asked), in a second, when the booking will name it.
-  if p_limit in ('rpm', 'tpm') and v_reopens_at is null then
+  -- A limit of the window the booking was not asked about always says when to ask again: where nothing
+  -- names a time (no group offered a turn: a rest began after its place was read), in a second, when
+  -- the booking will name it. (A booking that names no time, a share keeping every window, names none.)
+  if p_limit in ('rpm', 'tpm') and v_reopens_at is null and not p_booking_tried then
     v_reopens_at := p_now + interval '1 second';
   end if;
   v_retry_ms := public.google_ai_ms_until(v_reopens_at, p_now);
@@ -493,7 +506,11 @@ begin
       and a.status = 'refused'
       and a.created_at >= pg_catalog.now() - (p_wait_ms + 60000) * interval '1 millisecond';
   end if;
-  if coalesce(p_wait_ms, 0) = 0 or p_request_id is null or not found then
+  -- No key left once the request's own exclusions are set aside (the keys its earlier calls failed on)
+  -- is no attempt: llm-invoke asks again without them, or answers from the calls it made. No row.
+  if p_limit = 'no_active_key' and cardinality(p_exclude_key_ids) > 0 then
+    null;
+  elsif coalesce(p_wait_ms, 0) = 0 or p_request_id is null or not found then
     insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
       attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
     values ('refused', p_request_id, p_caller, p_client_id, p_token_id, coalesce(p_limits.model, p_requested_model),
@@ -503,6 +520,71 @@ begin
   return jsonb_build_object('ok', false, 'limit', p_limit, 'cause', p_cause, 'retry_after_ms', v_retry_ms,
     'retry_at', v_reopens_at, 'model', p_limits.model,
     'recheck_after_ms', public.google_ai_ms_until(v_recheck_at, p_now)) || v_said;
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_settle_call(p_att public.google_ai_attempts, p_input_tokens integer, p_output_tokens integer, p_room_requests integer, p_room_tokens integer, p_room_until timestamp with time zone, p_settled_tokens integer)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  -- The clock read once, into a variable: a bound the window's index can hold (clock_timestamp() in the
+  -- statement itself is volatile, so every row of the group's log would be read to test it). The
+  -- window is a range closed on both sides, for the generic plan (15_request_log.sql says why).
+  v_now timestamptz := pg_catalog.clock_timestamp();
+  v_margin integer;
+  v_margin_tokens bigint;
+  v_counted integer;
+  v_model public.google_ai_model_limits;
+  v_rpm integer;
+  v_step record;
+  v_place timestamptz;   -- the gateway's own place for the next request in the model's request bucket
+begin
+  if p_room_until > v_now and p_att.quota_group is not null and p_room_requests = 0 and p_room_tokens is null then
+    select m.* into v_model from public.google_ai_model_limits m where m.model = p_att.model;
+    v_rpm := public.google_ai_effective_limit(v_model.rpm, v_model.safety_margin);
+  end if;
+  if v_model.bucket_share is not null and v_rpm > 0 then
+    v_step := public.google_ai_spread_step(greatest(1, floor(v_rpm * v_model.bucket_share))::integer,
+      public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms), v_rpm, null, 0);
+    select c.spread_until - v_step.tolerance into v_place from public.google_ai_usage_counters c
+    where c.quota_group = p_att.quota_group and c.model = coalesce(v_model.limit_pool, v_model.model);
+    if p_room_until - 60000.0 / v_model.rpm * interval '1 millisecond' > coalesce(v_place, '-infinity') then
+      update public.google_ai_usage_counters c set spread_until = p_room_until + v_step.tolerance
+      where c.quota_group = p_att.quota_group and c.model = coalesce(v_model.limit_pool, v_model.model)
+        and coalesce(c.spread_until, '-infinity') < p_room_until + v_step.tolerance;
+    end if;
+  elsif p_room_until > v_now and p_att.quota_group is not null then
+    select 2 * count(*) filter (where a.status = 'reserved')
+        + count(*) filter (where a.admitted_at > p_att.admitted_at),
+      coalesce(2 * sum(a.estimated_tokens) filter (where a.status = 'reserved'), 0)
+        + coalesce(sum(a.estimated_tokens) filter (where a.admitted_at > p_att.admitted_at), 0)
+    into v_margin, v_margin_tokens
+    from public.google_ai_attempts a
+    where a.quota_group = p_att.quota_group and a.model = p_att.model
+      and a.admitted_at > v_now - interval '5 minutes' and a.admitted_at < 'infinity';
+    if p_room_requests <= v_margin or p_room_tokens <= v_margin_tokens then
+      perform public.google_ai_cooldown_for_cause(p_att.quota_group, p_att.model, p_room_until, 'minute',
+        'provider_room', null);
+    end if;
+  end if;
+
+  v_counted := p_input_tokens + case when exists (select 1 from public.google_ai_model_limits l
+    where l.model = p_att.model and l.booked_output_tokens is not null) then coalesce(p_output_tokens, 0) else 0 end;
+  v_counted := coalesce(v_counted, least(p_settled_tokens, p_att.estimated_tokens));
+  -- A client's spend takes the call's cost in place of the worst case it booked (an unknown cost keeps it).
+  if v_counted is not null and v_counted <> p_att.estimated_tokens or p_att.booked_usd is not null
+     or p_att.cost_usd is not null then
+    -- (A service caller's budgets count the owner's Pacific day of the admission, not its provider's day.)
+    perform public.google_ai_count_budgets(p_att.token_id, p_att.client_id, p_att.caller, p_att.created_at,
+      public.google_ai_pacific_day(coalesce(p_att.admitted_at, p_att.created_at)), 0,
+      coalesce(v_counted - p_att.estimated_tokens, 0),
+      coalesce(p_att.cost_usd, p_att.booked_usd, 0) - coalesce(p_att.booked_usd, 0), false);
+  end if;
+  -- The window learns the provider's count now: waiters asking again see the tokens given back.
+  perform public.google_ai_settle_admission(p_att, greatest(0, coalesce(v_counted, p_att.estimated_tokens)), false);
 end
 $function$
 ;
