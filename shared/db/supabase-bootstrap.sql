@@ -54,13 +54,18 @@ alter default privileges for role postgres, supabase_admin in schema public
 
 -- Extensions `postgres` may create on a hosted project (supautils' privileged_extensions) but not on
 -- a plain server, created beforehand where the engine has them: pgTAP (`supabase test db`, the pgTAP
--- suite) and, in the server's cron database only, pg_cron with the grants the platform gives
+-- suite), plpgsql_check (`supabase db lint` creates it as `postgres`, which only supautils allows) and,
+-- in the server's cron database only, pg_cron with the grants the platform gives
 -- `postgres` (20231020085357_revoke_writes_on_cron_job_from_postgres.sql: all on cron's tables but
 -- cron.job, which it may only read; jobs are made with cron.schedule).
 do $$
 begin
   if exists (select 1 from pg_catalog.pg_available_extensions where name = 'pgtap') then
     create extension if not exists pgtap with schema extensions;
+    grant all on all routines in schema extensions to postgres with grant option;
+  end if;
+  if exists (select 1 from pg_catalog.pg_available_extensions where name = 'plpgsql_check') then
+    create extension if not exists plpgsql_check with schema extensions;
     grant all on all routines in schema extensions to postgres with grant option;
   end if;
   if exists (select 1 from pg_catalog.pg_available_extensions where name = 'pg_cron')

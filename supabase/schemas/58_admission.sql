@@ -119,9 +119,8 @@ begin
   end if;
   -- No key left once the request's own exclusions are set aside (the keys its earlier calls failed on)
   -- is no attempt: llm-invoke asks again without them, or answers from the calls it made. No row.
-  if p_limit = 'no_active_key' and cardinality(p_exclude_key_ids) > 0 then
-    null;
-  elsif coalesce(p_wait_ms, 0) = 0 or p_request_id is null or not found then
+  if not (p_limit = 'no_active_key' and coalesce(cardinality(p_exclude_key_ids), 0) > 0)
+     and (coalesce(p_wait_ms, 0) = 0 or p_request_id is null or not found) then
     insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
       attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
     values ('refused', p_request_id, p_caller, p_client_id, p_token_id, coalesce(p_limits.model, p_requested_model),

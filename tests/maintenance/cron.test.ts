@@ -217,6 +217,9 @@ describe("a job that is not scheduled is seen", () => {
     try {
       await tx`begin`;
       await tx`select cron.unschedule(${JOB})`;
+      // A hosted project's postgres administers the roles it made but is no member of them: it takes
+      // the functions' role for this transaction only (the grant goes with the rollback).
+      await tx`grant eve_gateway to current_user with inherit false, set true`;
       await tx`set local role eve_gateway`;
       expect(await missingMetric(tx)).toEqual({ [`job="${VACUUM_JOB}"`]: 0, [`job="${JOB}"`]: 1 });
       const store = createPgMaintenanceStore({ run: (_what, work) => work(tx as unknown as Sql) });
@@ -239,6 +242,8 @@ describe("a job that is not scheduled is seen", () => {
     const block = schedule.slice(schedule.lastIndexOf("\ndo $$") + 1);
     expect(block).toMatch(/^do \$\$[\s\S]*cron\.database_name[\s\S]*\$\$;\s*$/);
     await db.sql.unsafe(`create role ${role}`);
+    // Its maker (postgres, not a superuser) may administer it but not become it until it says so.
+    await db.sql.unsafe(`grant ${role} to current_user with inherit false, set true`);
     try {
       const asRole = async (statement: string) => {
         const tx = await db.sql.reserve();
