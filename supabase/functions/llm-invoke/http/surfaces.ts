@@ -28,6 +28,11 @@ export const SURFACES: Readonly<Record<RouteDialect, SurfaceRow>> = {
   native: { front: nativeSurface, load: () => Promise.resolve(nativeSurface as Surface) },
   gemini: { front: geminiFront, load: onFirstUse(async () => (await import("../surfaces/gemini.ts")).geminiSurface) },
   openai: { front: openAiFront, load: onFirstUse(async () => (await import("../surfaces/openai.ts")).openAiSurface) },
+  // OpenAI's Responses API: OpenAI's errors and key, its own request, answer and stream.
+  responses: {
+    front: openAiFront,
+    load: onFirstUse(async () => (await import("../surfaces/openai/responses.ts")).responsesSurface as Surface),
+  },
   anthropic: {
     front: anthropicFront,
     load: onFirstUse(async () => (await import("../surfaces/anthropic.ts")).anthropicSurface),

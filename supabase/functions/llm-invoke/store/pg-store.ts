@@ -28,6 +28,7 @@ import {
   type QuotaSnapshot,
   type Refusal,
   type Reservation,
+  type ReserveCaller,
   type ServiceTierRow,
   type TokenStatus,
 } from "../contract.ts";
@@ -36,7 +37,16 @@ import type { Provider } from "../../_shared/providers/registry.ts";
 import { isOneOf, QUOTA_CAUSES, type QuotaCause, REFUSAL_LIMITS, SERVICE_TIERS } from "../../_shared/vocabulary.ts";
 import { type Database, DatabaseUnavailable, DEFAULT_DB_TIMEOUTS, type Sql } from "../../_shared/db.ts";
 import { databaseUnavailable } from "../../_shared/envelope.ts";
-import type { ActiveKey, GatewayStore, ModelLister, QuotaReader, QuotaReport, TokenChecker } from "./store.ts";
+import type {
+  ActiveKey,
+  GatewayStore,
+  ModelLister,
+  QuotaReader,
+  QuotaReport,
+  StoredResponses,
+  TokenChecker,
+} from "./store.ts";
+import { isObject } from "../../_shared/json.ts";
 import { holderTimes } from "./holder.ts";
 
 export interface PgStoreOptions {
@@ -47,7 +57,9 @@ export interface PgStoreOptions {
   logError?: (message: string) => void;
 }
 
-export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChecker & QuotaReader & ModelLister {
+export function createPgStore(
+  options: PgStoreOptions,
+): GatewayStore & TokenChecker & QuotaReader & ModelLister & StoredResponses {
   const logError = options.logError ?? ((m: string) => console.error(`[llm-invoke] ${m}`));
   const deadlineMs = options.deadlineMs ?? DEFAULT_DB_TIMEOUTS.deadlineMs;
 
@@ -261,6 +273,35 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
         }));
       }),
 
+    saveResponse: (caller, id, stored) =>
+      run("store response", async (sql) => {
+        const { tokenHash, label } = credentialOf(caller);
+        const [row] = await sql<{ r: boolean }[]>`
+          select public.google_ai_store_response(p_token_hash => ${tokenHash}, p_caller => ${label}, p_id => ${id},
+            p_model => ${stored.model}, p_response => ${jsonbText(stored.response)}::text::jsonb,
+            p_conversation => ${jsonbText(stored.conversation)}::text::jsonb) as r`;
+        return row?.r === true;
+      }),
+
+    loadResponse: (caller, id) =>
+      run("stored response", async (sql) => {
+        const { tokenHash, label } = credentialOf(caller);
+        const [row] = await sql<{ r: unknown }[]>`
+          select public.google_ai_stored_response(p_token_hash => ${tokenHash}, p_caller => ${label}, p_id => ${id}) as r`;
+        const r = row?.r;
+        if (!isObject(r) || typeof r.model !== "string" || !isObject(r.response)) return null;
+        return { model: r.model, response: r.response, conversation: r.conversation };
+      }),
+
+    deleteResponse: (caller, id) =>
+      run("delete stored response", async (sql) => {
+        const { tokenHash, label } = credentialOf(caller);
+        const [row] = await sql<{ r: boolean }[]>`
+          select public.google_ai_delete_stored_response(p_token_hash => ${tokenHash}, p_caller => ${label},
+            p_id => ${id}) as r`;
+        return row?.r === true;
+      }),
+
     activeKeys: (provider) =>
       run("active keys", async (sql) => {
         const rows = await sql<{ id: string; key_alias: string; env_var_name: string; quota_group: string }[]>`
@@ -274,6 +315,11 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
         }));
       }),
   };
+}
+
+/** A credential as the SQL functions take it: a token by its hash, a service caller by its label. */
+function credentialOf(caller: ReserveCaller): { tokenHash: string | null; label: string | null } {
+  return caller.kind === "token" ? { tokenHash: caller.tokenHash, label: null } : { tokenHash: null, label: caller.name };
 }
 
 /** The RPC's jsonb answer, checked field by field (a surprise is a 503, not a crash later). */
