@@ -121,7 +121,7 @@ describe("the Responses API through OpenAI's SDK", () => {
     expect(typeof JSON.parse(call.arguments)).toBe("object");
     const output = { type: "function_call_output" as const, call_id: call.call_id, output: JSON.stringify({ temperature_c: 3 }) };
     // The whole conversation sent back, as the SDK's docs do it.
-    const byItems = await client.responses.create({ model, input: [...input, ...first.output, output], tools, store: false });
+    const byItems = await client.responses.create({ model, input: [...input, ...(first.output as OpenAI.Responses.ResponseInputItem[]), output], tools, store: false });
     expect(byItems.status).toBe("completed");
     expect(byItems.output_text).not.toBe("");
     // Or only the output, continuing the stored response.
