@@ -330,3 +330,10 @@ GRANT ALL ON FUNCTION public.google_ai_store_response(p_token_hash text, p_calle
 GRANT ALL ON FUNCTION public.google_ai_stored_response(p_token_hash text, p_caller text, p_id text) TO eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_delete_stored_response(p_token_hash text, p_caller text, p_id text)
     TO eve_gateway;
+
+-- Embedding models (66_embedding_models.sql): rows the owner edits; llm-invoke reads one model's facts.
+ALTER TABLE public.google_ai_embedding_models ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE public.google_ai_embedding_models FROM anon, authenticated, service_role, eve_gateway;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_embedding_models TO service_role;
+GRANT ALL ON FUNCTION public.google_ai_embedding_traits(p_model text) TO eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_embedding_traits(p_model text) TO service_role;

@@ -28,8 +28,8 @@ describe("the route table", () => {
   });
 
   it.each([
-    ["/v1beta/models/x:embedContent", "gemini"],
-    ["/v1/embeddings", "openai"],
+    ["/v1beta/models/x:predict", "gemini"],
+    ["/v1/audio/speech", "openai"],
     ["/elsewhere", "native"],
   ])("an unknown path %s is answered in the %s shape, whatever its method", (path, dialect) => {
     const route = routeOf(url(path));

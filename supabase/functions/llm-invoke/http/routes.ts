@@ -5,7 +5,7 @@
 // a body that names these (docs/llm-invoke.md, docs/gemini.md, docs/openai.md).
 
 /** Which API's shape a route speaks, its errors included. */
-export type RouteDialect = "native" | "gemini" | "openai" | "responses" | "anthropic";
+export type RouteDialect = "native" | "gemini" | "gemini-embed" | "openai" | "responses" | "embeddings" | "anthropic";
 
 /**
  * What answers the route in handler.ts: a generation, a token count (Google's, Anthropic's), the quota, the model
@@ -26,6 +26,8 @@ export interface RouteRow {
     | "openai.models"
     | "openai.model"
     | "openai.responses"
+    | "openai.embeddings"
+    | "gemini.embed"
     | "openai.response"
     | "anthropic.messages"
     | "anthropic.countTokens";
@@ -108,6 +110,30 @@ export const ROUTE_TABLE: readonly RouteRow[] = [
     path: "/v1/responses",
     pattern: /^\/v1\/responses\/?$/,
     dialect: "responses",
+    handling: "generate",
+  },
+  {
+    kind: "openai.embeddings",
+    method: "POST",
+    path: "/v1/embeddings",
+    pattern: /^\/v1\/embeddings\/?$/,
+    dialect: "embeddings",
+    handling: "generate",
+  },
+  {
+    kind: "gemini.embed",
+    method: "POST",
+    path: "/v1beta/models/{model}:embedContent",
+    pattern: new RegExp(`^/v1beta/models/${MODEL}:embedContent/?$`),
+    dialect: "gemini-embed",
+    handling: "generate",
+  },
+  {
+    kind: "gemini.embed",
+    method: "POST",
+    path: "/v1beta/models/{model}:batchEmbedContents",
+    pattern: new RegExp(`^/v1beta/models/${MODEL}:batchEmbedContents/?$`),
+    dialect: "gemini-embed",
     handling: "generate",
   },
   {

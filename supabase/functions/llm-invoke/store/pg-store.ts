@@ -19,6 +19,7 @@
 import { GatewayError } from "../../_shared/errors.ts";
 import {
   BUDGET_PERIODS,
+  type EmbeddingTraits,
   type FallbackStep,
   type FinalizeParams,
   type ModelEntry,
@@ -111,13 +112,15 @@ export function createPgStore(
             dialect: string;
             booked: number | null;
             answer: number | null;
+            embedding: Record<string, unknown> | null;
           }[]
         >`
           select p.model, p.is_active as active, p.supports_system_instruction as sis, p.supports_json_mode as json,
                  p.supports_tools as tools, p.supports_images as images,
                  coalesce(to_jsonb(p.fallback_models), '[]'::jsonb) as fallbacks, p.withdrawn, p.successor,
                  v.provider, v.booked_output_tokens as booked, v.answer_tokens as answer,
-                 (select d.dialect from public.google_ai_provider_list() d where d.name = v.provider) as dialect
+                 (select d.dialect from public.google_ai_provider_list() d where d.name = v.provider) as dialect,
+                 public.google_ai_embedding_traits(p_model => p.model) as embedding
           from public.google_ai_model_traits(p_model => ${model}) p
           cross join lateral public.google_ai_model_provider(p_model => p.model) v`;
         const row = rows[0];
@@ -133,6 +136,7 @@ export function createPgStore(
           // A google_ai_providers row's name (the database's foreign key).
           provider: row.provider as Provider,
           dialect: row.dialect,
+          ...(row.embedding === null ? {} : { embedding: embeddingTraitsOf(row.embedding) }),
           ...(row.booked === null ? {} : { bookedOutputTokens: row.booked }),
           ...(row.answer === null ? {} : { answerTokens: row.answer }),
         } satisfies ModelProfile);
@@ -314,6 +318,17 @@ export function createPgStore(
           quotaGroup: r.quota_group,
         }));
       }),
+  };
+}
+
+/** google_ai_embedding_traits's answer in the gateway's words. */
+function embeddingTraitsOf(r: Record<string, unknown>): EmbeddingTraits {
+  return {
+    dimensions: Number(r.dimensions),
+    shortenable: r.shortenable === true,
+    maxBatch: Number(r.max_batch),
+    maxInputTokens: Number(r.max_input_tokens),
+    countsEachInput: r.counts_each_input === true,
   };
 }
 

@@ -3,6 +3,7 @@
 //   generate     POST /v1/chat/completions: the whole answer, in the hub's words (response.ts)
 //   stream       the same with stream: true and the usage chunk; resolves when OpenAI's headers arrive
 //   getModel     GET /v1/models/{id}: whether the key's organization sees a model (confirms a 404)
+//   embed        POST /v1/embeddings (embeddings.ts)
 //   (no countTokens: OpenAI offers no count, so the estimate stands)
 // Each call has a deadline and none throws for a failed call: it returns the answer or a classified
 // error (errors.ts) whose message is sanitized of the key.
@@ -20,6 +21,7 @@ import {
 import type { HubChunk } from "../../upstream/hub.ts";
 import { classifyOpenAiHttpError, openAiRules, roomOf } from "./errors.ts";
 import { openAiApiUrl } from "./endpoint.ts";
+import { embed } from "./embeddings.ts";
 import { answerWrapped, chatCompletionBody } from "./request.ts";
 import { ChunkTranslator, CompletionFolder, completionToHub } from "./response.ts";
 import {
@@ -40,6 +42,7 @@ export function createOpenAiClient(options: { baseUrl?: string; displayName?: st
     stream: (call) => stream(`${api}/chat/completions`, call, rules),
     getModel: (call) =>
       fetchModel(`${api}/models/${encodeURIComponent(call.model)}`, headers(call.apiKey), call, rules),
+    embed: (call) => embed(`${api}/embeddings`, call, rules),
   };
 }
 
