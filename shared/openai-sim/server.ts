@@ -33,6 +33,7 @@ import { FaultBook, parseFaultSpec, type ApiMethod, type Fault, type FaultSpec }
 import { QuotaTracker, type UsageSnapshot } from './quota.ts';
 import { completionObject, streamEvents, type Answer } from './responses.ts';
 import { embeddingList, parseEmbeddingRequest } from './embeddings.ts';
+import { chatBodyOfResponses, responseEvents, responseObject } from './responses-api.ts';
 import { openaiStats, type SimStats } from './stats.ts';
 
 export { DEFAULT_MODELS, DEV_ORGS, type Limits, type ModelOptions, type ModelSpec, type OrgOptions, type OrgSpec, type Wallet } from './config.ts';
@@ -152,6 +153,7 @@ interface Route {
 function matchRoute(httpMethod: string | undefined, path: string): Route | undefined {
   const p = path.replace(/\/+$/, '');
   if (p === '/v1/chat/completions') return httpMethod === 'POST' ? { method: 'chat.completions', model: undefined } : undefined;
+  if (p === '/v1/responses') return httpMethod === 'POST' ? { method: 'responses', model: undefined } : undefined;
   if (p === '/v1/embeddings') return httpMethod === 'POST' ? { method: 'embeddings', model: undefined } : undefined;
   if (p === '/v1/models') return httpMethod === 'GET' ? { method: 'models.list', model: undefined } : undefined;
   const m = /^\/v1\/models\/(.+)$/.exec(p);
@@ -386,7 +388,9 @@ export async function startOpenAISimulator(opts: OpenAISimulatorOptions = {}): P
       return embed(res, record, route, org, model, spec, limits, json.value);
     }
 
-    const parsed = parseChatRequest(json.value, spec);
+    // The Responses API: read as the chat completion it amounts to, answered in its own shape (responses-api.ts).
+    const responsesBody = route.method === 'responses' && isObject(json.value) ? json.value : undefined;
+    const parsed = parseChatRequest(responsesBody === undefined ? json.value : chatBodyOfResponses(responsesBody), spec);
     if (!parsed.ok) return reply(res, record, parsed.answer);
     const request = parsed.value;
     const input = promptTokens(request);
@@ -433,6 +437,15 @@ export async function startOpenAISimulator(opts: OpenAISimulatorOptions = {}): P
       setRateLimitHeaders(res, org, model, limits);
     }
     const cutAfter = fault?.kind === 'cut_stream' ? (fault.afterChunks ?? 1) : undefined;
+    if (responsesBody !== undefined) {
+      const whole = responseObject(answer, request, responsesBody);
+      if (!request.stream) return send(res, record, 200, whole);
+      stats.streamStarted(record);
+      const outcome = await writePacedSse(res, responseEvents(whole, streamChunks), {
+        delayMs: streamChunkDelayMs, eol: '\n', cutAfter, shuttingDown: () => closing, frame: (e) => e,
+      });
+      return stats.streamEnded(record, outcome);
+    }
     if (!request.stream) {
       if (cutAfter === undefined && fault?.kind !== 'stream_error') return send(res, record, 200, completionObject(answer, request));
       stats.cutBeforeAnswer(record);

@@ -99,6 +99,33 @@ describe("the Responses API through OpenAI's SDK", () => {
     // Each event's sequence_number is its place.
   });
 
+  it("gpt-4o is sent OpenAI's own Responses API with the caller's fields; its answer passes as it came", async () => {
+    const r = await client.responses.create({
+      model: "gpt-4o",
+      input: "search the news",
+      tools: [{ type: "web_search" }],
+      include: ["web_search_call.action.sources"],
+      max_output_tokens: 50,
+      metadata: { job: "42" },
+    });
+    const sent = s.openaiSim.stats().recent.filter((q) => q.method === "responses").at(-1)!.body as Record<string, unknown>;
+    // The caller's body, but the model, stream and store the gateway's (it keeps the conversation itself).
+    expect(sent).toMatchObject({
+      model: "gpt-4o", input: "search the news", tools: [{ type: "web_search" }],
+      include: ["web_search_call.action.sources"], max_output_tokens: 50, stream: false, store: false,
+    });
+    expect(s.openaiSim.stats().recent.filter((q) => q.method === "chat.completions")).toHaveLength(0);
+    // OpenAI's own object (its snapshot as the model), under the gateway's id and the caller's store.
+    expect(r.model).toBe("gpt-4o-2024-08-06");
+    expect(r.id).toMatch(/^resp_/);
+    expect((r as unknown as { store: boolean }).store).toBe(true);
+    expect((await client.responses.retrieve(r.id)).output_text).toBe(r.output_text);
+    // Another provider's model refuses the same fields by name.
+    const gemma = await client.responses.create({ model: GEMMA, input: "x", tools: [{ type: "web_search" }] })
+      .then(() => null, (e: unknown) => e) as InstanceType<typeof OpenAI.APIError>;
+    expect(gemma.param).toBe("tools[0].type");
+  });
+
   it("create({stream: true}) numbers its events in order", async () => {
     const stream = await client.responses.create({ model: FLASH, input: "number them", stream: true });
     const numbers: number[] = [];

@@ -118,6 +118,8 @@ export interface HubOptions {
 export interface DialectBody {
   dialect: string;
   body: Record<string, unknown>;
+  /** The dialect's endpoint the body is for, where it has more than one (OpenAI's `responses`); absent: its usual. */
+  endpoint?: string;
 }
 
 /**

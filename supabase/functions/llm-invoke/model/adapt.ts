@@ -56,7 +56,7 @@ export function adaptToModel(
     ...(req.tools === undefined || req.tools.length === 0 ? {} : { tools: req.tools }),
     ...(req.toolChoice === undefined ? {} : { toolChoice: req.toolChoice }),
     ...(req.dialectExtras === undefined ? {} : { dialectExtras: req.dialectExtras }),
-    ...(own ? { dialectBody: { dialect: req.dialectBody!.dialect, body: req.dialectBody!.body } } : {}),
+    ...(own ? { dialectBody: { ...req.dialectBody! } } : {}),
     ...(req.embed === undefined ? {} : { embed: req.embed }),
   };
   if (req.system === undefined) return fitted;

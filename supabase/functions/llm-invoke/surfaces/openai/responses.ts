@@ -9,7 +9,7 @@
 import { GatewayError } from "../../../_shared/errors.ts";
 import type { KeptAnswers, Surface } from "../shared/surface.ts";
 import { openAiFront } from "./errors.ts";
-import { answer, responseId, responseObject } from "./responses/answer.ts";
+import { answer, responseId, wholeResponse } from "./responses/answer.ts";
 import { continued, conversationOf, readConversation } from "./responses/conversation.ts";
 import { stream } from "./responses/events.ts";
 import { parseResponses, type ResponsesRequest } from "./responses/request.ts";
@@ -31,7 +31,7 @@ const keeps: KeptAnswers<ResponsesRequest> = {
       id: responseId(ctx.requestId),
       stored: {
         model: result.model,
-        response: responseObject(result, ctx),
+        response: wholeResponse(result, ctx),
         conversation: conversationOf(ctx.request, result, ctx.requestId),
       },
     };

@@ -149,6 +149,30 @@ export function responseObject(result: InvokeResult, ctx: SurfaceContext<Respons
   };
 }
 
+/** OpenAI's own Responses API answered (an OpenAI model): its dialect's name for the pass-through. */
+export const OWN_RESPONSES = "openai-responses";
+
+/**
+ * An OpenAI model's own response object as it came, under the gateway's id and with what the caller
+ * asked of storing (the gateway asks OpenAI to store nothing: it keeps the conversation itself).
+ */
+export function ownResponse(body: Record<string, unknown>, ctx: SurfaceContext<ResponsesRequest>): Record<string, unknown> {
+  return {
+    ...body,
+    id: responseId(ctx.requestId),
+    store: ctx.request.responses.store,
+    previous_response_id: ctx.request.responses.previousResponseId,
+  };
+}
+
+/** The response a result says: an OpenAI model's own, else the gateway's from the hub's answer. */
+export function wholeResponse(result: InvokeResult, ctx: SurfaceContext<ResponsesRequest>): Record<string, unknown> {
+  const own = result.dialectAnswer;
+  return own?.dialect === OWN_RESPONSES && Array.isArray(own.body.output)
+    ? ownResponse(own.body, ctx)
+    : responseObject(result, ctx);
+}
+
 export function answer(result: InvokeResult, ctx: SurfaceContext<ResponsesRequest>): JsonAnswer {
-  return { body: responseObject(result, ctx), asIs: true };
+  return { body: wholeResponse(result, ctx), asIs: true };
 }

@@ -13,7 +13,17 @@ import { hubOf } from "../../shared/stored-answer.ts";
 import { SSE_HEADERS, sseBody, sseFrame } from "../../shared/sse.ts";
 import type { SurfaceContext } from "../../shared/surface.ts";
 import { openAiErrorObject } from "../errors.ts";
-import { callId, itemId, messageItem, type OutputItem, reasoningItem, responseHead, responseObject } from "./answer.ts";
+import {
+  callId,
+  itemId,
+  messageItem,
+  type OutputItem,
+  ownResponse,
+  OWN_RESPONSES,
+  reasoningItem,
+  responseHead,
+  responseObject,
+} from "./answer.ts";
 import type { ResponsesRequest } from "./request.ts";
 
 /** Writes the events of one response, and keeps which item is open. */
@@ -150,23 +160,43 @@ async function* eventFrames(
   ctx: SurfaceContext<ResponsesRequest>,
 ): AsyncGenerator<string> {
   const writer = new EventWriter(ctx);
-  yield* writer.start(answer.model);
   if (!isStream(answer)) {
+    yield* writer.start(answer.model);
     const first = hubOf(answer).outputs.find((o) => o.index === 0);
     yield* writer.parts(first?.parts ?? []);
     yield* writer.end(answer);
     return;
   }
+  /** An OpenAI model answered with its own events: they pass as they came, under the gateway's id. */
+  let own = false;
+  let started = false;
   try {
     for await (const chunk of answer.chunks) {
+      if (chunk.own?.dialect === OWN_RESPONSES) {
+        own = true;
+        const event = chunk.own.body;
+        const response = event.response;
+        const said = typeof response === "object" && response !== null
+          ? { ...event, response: ownResponse(response as Record<string, unknown>, ctx) }
+          : event;
+        yield sseFrame(said, typeof event.type === "string" ? event.type : undefined);
+        continue;
+      }
+      if (!started) {
+        started = true;
+        yield* writer.start(answer.model);
+      }
       const first = chunk.answer?.outputs.find((o) => o.index === 0);
       if (first !== undefined) yield* writer.parts(first.parts);
     }
   } catch (error) {
     if (!(error instanceof GatewayError)) throw error;
+    if (!started && !own) yield* writer.start(answer.model);
     yield* writer.failed(error, answer.model);
     return;
   }
+  if (own) return;
+  if (!started) yield* writer.start(answer.model);
   yield* writer.end(answer.result());
 }
 

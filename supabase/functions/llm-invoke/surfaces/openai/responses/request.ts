@@ -11,7 +11,7 @@ import type { HubMessage, HubOptions, HubPart, HubTool, HubToolChoice } from "..
 import { sanitize } from "../../../../_shared/sanitize.ts";
 import { invalidRequest } from "../../../../_shared/validation.ts";
 import { isObject } from "../../../../_shared/json.ts";
-import type { Ask, NormalizedRequest } from "../../../contract.ts";
+import type { Ask, NormalizedRequest, OnlyField } from "../../../contract.ts";
 import { type ImageInfo, imageTokensOf, inspectInlineImage } from "../../../model/images.ts";
 import { callOptionsFromHeaders } from "../../shared/call-options.ts";
 import { IMAGE_FIELD_CODE, OUTPUT_CAP_CODE } from "../../shared/field-codes.ts";
@@ -149,18 +149,23 @@ export interface ResponsesRequest extends NormalizedRequest {
 export function parseResponses(input: ParseInput): ResponsesRequest {
   const body = input.body;
   if (!isObject(body)) throw new GatewayError("invalid_json", "The body must be a JSON object.");
-  const asked = Object.keys(OPENAI_ONLY).find((field) => field in body && OPENAI_ONLY[field]!.asks(body[field]));
-  if (asked !== undefined) throw unsupported(asked, OPENAI_ONLY[asked]!.why);
   const parsed = responsesSchema.safeParse(body);
   if (!parsed.success) throw invalidRequest(parsed.error);
   const req = parsed.data;
+  // A request that continues a stored conversation is translated for every model (OpenAI holds none of
+  // the gateway's conversations): OpenAI's own fields are refused then. Else an OpenAI model is sent
+  // the body as it came, and only another provider's model refuses them, by name.
+  const passThrough = req.previous_response_id === undefined || req.previous_response_id === null;
+  const asked = Object.keys(OPENAI_ONLY).filter((field) => field in body && OPENAI_ONLY[field]!.asks(body[field]));
+  if (!passThrough && asked.length > 0) throw unsupported(asked[0]!, OPENAI_ONLY[asked[0]!]!.why);
 
   const options = callOptionsFromHeaders(input.headers, input.limits);
   const metadata = req.metadata ?? {};
   checkMetadata(metadata, input.limits);
   const previous = req.previous_response_id ?? null;
   const { messages, system, images, unpaired } = itemsOf(req.input, previous !== null);
-  const tools = toolsOf(req);
+  const { only: builtIn, ...tools } = toolsOf(req, passThrough);
+  const only = [...asked.map((field) => ({ field, why: OPENAI_ONLY[field]!.why })), ...builtIn];
 
   return {
     model: req.model,
@@ -176,6 +181,8 @@ export function parseResponses(input: ParseInput): ResponsesRequest {
     imageTokens: imageTokensOf(images),
     stream: req.stream === true,
     metadata,
+    ...(passThrough ? { dialectBody: { dialect: "openai", body, endpoint: "responses" } } : {}),
+    ...(only.length === 0 ? {} : { only: { dialect: "openai", fields: only } }),
     responses: {
       store: req.store !== false,
       previousResponseId: previous,
@@ -311,24 +318,31 @@ function emptyInput(field: string): GatewayError {
   return new GatewayError("empty_input", `${field} has no content.`, { details: { field } });
 }
 
-/** Function tools in the hub's words; a built-in tool (web_search, file_search, ...) is OpenAI's only. */
-function toolsOf(req: ResponsesBody): { tools?: HubTool[]; toolChoice?: HubToolChoice } {
-  const tools: HubTool[] = (req.tools ?? []).map((tool, i) => {
+/**
+ * Function tools in the hub's words; a built-in tool (web_search, file_search, ...) is OpenAI's only:
+ * listed for an OpenAI model to take as given (`passThrough`), else refused.
+ */
+function toolsOf(
+  req: ResponsesBody,
+  passThrough: boolean,
+): { tools?: HubTool[]; toolChoice?: HubToolChoice; only: OnlyField[] } {
+  const only: OnlyField[] = [];
+  const tools: HubTool[] = (req.tools ?? []).flatMap((tool, i) => {
     if (tool.type !== "function") {
-      throw unsupported(
-        `tools[${i}].type`,
-        `${sanitize(tool.type, { maxLength: 40 })} is a tool OpenAI runs itself; only function tools are offered`,
-      );
+      const why = `${sanitize(tool.type, { maxLength: 40 })} is a tool OpenAI runs itself`;
+      if (!passThrough) throw unsupported(`tools[${i}].type`, `${why}; only function tools continue a stored response`);
+      only.push({ field: `tools[${i}].type`, why });
+      return [];
     }
     if (tool.name === undefined) throw invalid(`tools[${i}].name`, "a function tool needs its name.");
-    return {
+    return [{
       name: tool.name,
       ...(tool.description === undefined || tool.description === null ? {} : { description: tool.description }),
       ...(tool.parameters === undefined || tool.parameters === null ? {} : { parameters: tool.parameters }),
-    };
+    }];
   });
   const names = tools.map((t) => t.name);
-  const given = tools.length === 0 ? {} : { tools };
+  const given = { ...(tools.length === 0 ? {} : { tools }), only };
   const choice = req.tool_choice;
   if (choice === undefined || choice === "auto") return given;
   if (choice === "none") return { ...given, toolChoice: { mode: "none" } };
@@ -338,6 +352,7 @@ function toolsOf(req: ResponsesBody): { tools?: HubTool[]; toolChoice?: HubToolC
     }
     return name;
   };
+  if (names.length === 0 && only.length > 0) return given;
   if (names.length === 0) throw invalid("tool_choice", "asks for a tool call but the request has no tools.");
   if (choice === "required") return { ...given, toolChoice: { mode: "required" } };
   if (choice.type === "function") {
@@ -346,6 +361,9 @@ function toolsOf(req: ResponsesBody): { tools?: HubTool[]; toolChoice?: HubToolC
   if (choice.type === "allowed_tools" && choice.mode === "required" && Array.isArray(choice.tools)) {
     const only = (choice.tools as Array<{ name?: unknown }>).map((t, i) => known(t.name, `tool_choice.tools[${i}]`));
     return { ...given, toolChoice: { mode: "required", only } };
+  }
+  if (passThrough) {
+    return { ...given, only: [...only, { field: "tool_choice", why: "this tool choice is OpenAI's models' only" }] };
   }
   throw unsupported("tool_choice", "only none, auto, required, a function, or allowed_tools in mode required are offered");
 }

@@ -46,10 +46,20 @@ describe("the Responses API's body", () => {
     [{ tools: [{ type: "web_search" }] }, "tools[0].type"],
     [{ include: ["file_search_call.results"] }, "include"],
     [{ background: true }, "background"],
+  ])("sends %j to an OpenAI model as given, and lists it for another provider's model to refuse by name", (more, field) => {
+    const request = parse({ model: "gpt-4o", input: "hi", ...more });
+    expect(request.dialectBody).toMatchObject({ dialect: "openai", endpoint: "responses" });
+    expect(request.only).toMatchObject({ dialect: "openai", fields: [{ field }] });
+    // Continuing a stored conversation is a translation for every model: refused at once.
+    const error = refusal(() => parse({ model: "gpt-4o", input: "hi", previous_response_id: "resp_1", ...more }));
+    expect(error.details?.field).toBe(field);
+  });
+
+  it.each([
     [{ input: [{ type: "function_call_output", call_id: "nope", output: "x" }] }, "input[0].call_id"],
     [{ input: [{ type: "computer_call", id: "x" }] }, "input[0].type"],
   ])("refuses %j by name", (more, field) => {
-    const error = refusal(() => parse({ model: "gemini-2.5-flash", input: "hi", ...more }));
+    const error = refusal(() => parse({ model: "gemini-2.5-flash", ...more }));
     expect(error).toBeInstanceOf(GatewayError);
     expect(error.details?.field).toBe(field);
   });
