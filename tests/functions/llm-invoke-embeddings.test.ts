@@ -114,6 +114,20 @@ describe("embeddings through OpenAI's SDK", () => {
   });
 });
 
+describe("embedding models beside the others", () => {
+  it("are in the model list and the quota route, as any model row", async () => {
+    const ids: string[] = [];
+    for await (const m of client.models.list()) ids.push(m.id);
+    expect(ids).toEqual(expect.arrayContaining([SMALL, "text-embedding-3-large", GEMINI]));
+    const quota = await s.raw({
+      method: "GET",
+      path: "/functions/v1/llm-invoke/v1/quota",
+      headers: { authorization: `Bearer ${s.serviceKey}` },
+    });
+    expect(JSON.stringify(quota.body)).toContain(SMALL);
+  });
+});
+
 describe("embeddings through Google's SDK", () => {
   it.each([[GEMINI, 3072], [SMALL, 1536]] as const)("models.embedContent on %s", async (model, size) => {
     const one = await genai.models.embedContent({ model, contents: "hello vectors" });
