@@ -49,6 +49,8 @@ export interface ModelSpec {
   withdrawn?: boolean;
   /** The model Google names as the replacement in some wordings of its 404 for this one, when withdrawn. */
   replacement?: string;
+  /** An embedding model: its vectors' size (it answers embedContent and batchEmbedContents, nothing else). */
+  embeddingDimensions?: number;
 }
 
 export type ModelOptions = Record<string, Partial<ModelSpec>>;
@@ -68,6 +70,23 @@ export const DEFAULT_MODELS: Readonly<Record<string, ModelSpec>> = {
     defaultThoughtsTokens: 0,
     displayName: 'Gemma 3 27B',
     version: '001',
+  },
+  // The free tier's embedding limits (100 RPM, 30,000 TPM, 1,000 RPD) and size.
+  'gemini-embedding-001': {
+    rpm: 100,
+    tpm: 30_000,
+    rpd: 1_000,
+    inputTokenLimit: 2_048,
+    outputTokenLimit: 1,
+    supportsSystemInstruction: false,
+    supportsJsonMode: false,
+    supportsTools: false,
+    maxCandidates: 1,
+    supportsThinking: false,
+    defaultThoughtsTokens: 0,
+    displayName: 'Gemini Embedding 001',
+    version: '001',
+    embeddingDimensions: 3072,
   },
   'gemini-2.5-flash': {
     rpm: 5,
@@ -284,6 +303,6 @@ export function modelResource(id: string, spec: ModelSpec): Record<string, unkno
     description: `Simulated ${spec.displayName} (google-sim)`,
     inputTokenLimit: spec.inputTokenLimit,
     outputTokenLimit: spec.outputTokenLimit,
-    supportedGenerationMethods: ['generateContent', 'countTokens'],
+    supportedGenerationMethods: spec.embeddingDimensions === undefined ? ['generateContent', 'countTokens'] : ['embedContent', 'batchEmbedContents', 'countTokens'],
   };
 }

@@ -19,7 +19,15 @@ export const FAULT_KINDS = [
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
-export const API_METHODS = ['generateContent', 'streamGenerateContent', 'countTokens', 'models.get', 'models.list'] as const;
+export const API_METHODS = [
+  'generateContent',
+  'streamGenerateContent',
+  'countTokens',
+  'embedContent',
+  'batchEmbedContents',
+  'models.get',
+  'models.list',
+] as const;
 export type ApiMethod = (typeof API_METHODS)[number];
 
 const DEFAULT_METHODS: readonly ApiMethod[] = ['generateContent', 'streamGenerateContent'];

@@ -13,6 +13,7 @@ import { checkInputLimit, generate, inputTokens, parseCountTokens, parseGenerate
 import { closeServer, decodePath, listen, parseJson, readBody, Sleeper, writeJson, writeRaw, writeSse } from '../sim-core/http.ts';
 import { writePacedSse } from '../sim-core/streaming.ts';
 import { arrivalDelays } from '../sim-core/arrival.ts';
+import { embedAnswer, parseEmbed } from './embeddings.ts';
 import { MINUTE_WINDOWS, QUOTA_IDS, QuotaTracker, minuteStart, violation, type MinuteWindow } from './quota.ts';
 import { StatsRecorder, type RequestRecord } from '../sim-core/stats.ts';
 import { googleStats } from './stats.ts';
@@ -113,7 +114,7 @@ interface Route {
 /** Google's request size limit. */
 const MAX_BODY_BYTES = 20 * 1024 * 1024;
 
-const API_PATH = /^\/(?:v1beta|v1)\/models(?:\/([^/:]+)(?::(generateContent|streamGenerateContent|countTokens))?)?$/;
+const API_PATH = /^\/(?:v1beta|v1)\/models(?:\/([^/:]+)(?::(generateContent|streamGenerateContent|countTokens|embedContent|batchEmbedContents))?)?$/;
 
 function matchRoute(httpMethod: string | undefined, path: string): Route | undefined {
   const m = API_PATH.exec(path);
@@ -279,6 +280,27 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
 
     const refusedForCause = causes.refuse(project, model);
     if (refusedForCause) return reply(res, record, refusedForCause);
+
+    if (route.method === 'embedContent' || route.method === 'batchEmbedContents' || spec.embeddingDimensions !== undefined) {
+      if (spec.embeddingDimensions === undefined || !(route.method === 'embedContent' || route.method === 'batchEmbedContents')) {
+        return reply(res, record, errors.modelNotFound(model, route.method, undefined));
+      }
+      const batch = route.method === 'batchEmbedContents';
+      const items = parseEmbed(json.value, model, spec.embeddingDimensions, batch);
+      if (!items.ok) return reply(res, record, items.answer);
+      record.promptTokens = items.value.reduce((n, i) => n + i.tokens, 0);
+      // Each request of a batch is a request of the quota (embeddings.ts).
+      for (const one of items.value) {
+        const admitted = quota.admit(project, model, spec, one.tokens);
+        if (!admitted.ok) {
+          const delay = errors.formatDuration(admitted.retryAfterMs);
+          return reply(res, record, errors.quotaExceeded(admitted.violations, delay, opts.retryDelayWholeSeconds));
+        }
+      }
+      await sleep(latencyMs);
+      if (closing) return;
+      return send(res, record, 200, embedAnswer(model, items.value, batch));
+    }
 
     const parsed = parseGenerateRequest(json.value, model, spec);
     if (!parsed.ok) return reply(res, record, parsed.answer);

@@ -34,6 +34,8 @@ export interface ModelSpec extends Limits {
   cachedTokens?: number | undefined;
   /** usage.completion_tokens_details.reasoning_tokens of every answer, counted in completion_tokens; unset: 0. */
   reasoningTokens?: number | undefined;
+  /** An embedding model: its vectors' size (it answers POST /v1/embeddings, not chat completions). */
+  embeddingDimensions?: number | undefined;
 }
 
 export type ModelOptions = Record<string, Partial<ModelSpec>>;
@@ -78,6 +80,15 @@ export const DEFAULT_MODELS: Readonly<Record<string, ModelSpec>> = {
   // Shut down by OpenAI (its deprecations page): kept so that a test meets the 404 it answers.
   'gpt-4': { ...GPT_4O, tpm: 10_000, contextWindow: 8_192, maxOutputTokens: 8_192, snapshot: 'gpt-4-0613', created: 1_687_882_411, withdrawn: true, replacement: 'gpt-4.1-mini' },
   'gpt-3.5-turbo': { ...GPT_4O, tpm: 200_000, contextWindow: 16_385, maxOutputTokens: 4_096, snapshot: 'gpt-3.5-turbo-0125', created: 1_677_610_602, withdrawn: true, replacement: 'gpt-4.1-mini' },
+  // Tier 1's embedding limits (3,000 RPM, 1,000,000 TPM) and sizes.
+  'text-embedding-3-small': {
+    ...GPT_4O, rpm: 3_000, tpm: 1_000_000, contextWindow: 8_192, maxOutputTokens: 0,
+    snapshot: 'text-embedding-3-small', created: 1_705_948_997, embeddingDimensions: 1536,
+  },
+  'text-embedding-3-large': {
+    ...GPT_4O, rpm: 3_000, tpm: 1_000_000, contextWindow: 8_192, maxOutputTokens: 0,
+    snapshot: 'text-embedding-3-large', created: 1_705_953_180, embeddingDimensions: 3072,
+  },
   'chatgpt-4o-latest': { ...GPT_4O, snapshot: 'chatgpt-4o-latest', created: 1_723_515_131, withdrawn: true, replacement: 'gpt-5.5' },
 };
 

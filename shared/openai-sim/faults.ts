@@ -21,7 +21,7 @@ export const FAULT_KINDS = [
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
-export const API_METHODS = ['chat.completions', 'models.list', 'models.get'] as const;
+export const API_METHODS = ['chat.completions', 'responses', 'embeddings', 'models.list', 'models.get'] as const;
 export type ApiMethod = (typeof API_METHODS)[number];
 
 const DEFAULT_METHODS: readonly ApiMethod[] = ['chat.completions'];

@@ -32,6 +32,8 @@ import * as errors from './errors.ts';
 import { FaultBook, parseFaultSpec, type ApiMethod, type Fault, type FaultSpec } from './faults.ts';
 import { QuotaTracker, type UsageSnapshot } from './quota.ts';
 import { completionObject, streamEvents, type Answer } from './responses.ts';
+import { embeddingList, parseEmbeddingRequest } from './embeddings.ts';
+import { chatBodyOfResponses, responseEvents, responseObject } from './responses-api.ts';
 import { openaiStats, type SimStats } from './stats.ts';
 
 export { DEFAULT_MODELS, DEV_ORGS, type Limits, type ModelOptions, type ModelSpec, type OrgOptions, type OrgSpec, type Wallet } from './config.ts';
@@ -151,6 +153,8 @@ interface Route {
 function matchRoute(httpMethod: string | undefined, path: string): Route | undefined {
   const p = path.replace(/\/+$/, '');
   if (p === '/v1/chat/completions') return httpMethod === 'POST' ? { method: 'chat.completions', model: undefined } : undefined;
+  if (p === '/v1/responses') return httpMethod === 'POST' ? { method: 'responses', model: undefined } : undefined;
+  if (p === '/v1/embeddings') return httpMethod === 'POST' ? { method: 'embeddings', model: undefined } : undefined;
   if (p === '/v1/models') return httpMethod === 'GET' ? { method: 'models.list', model: undefined } : undefined;
   const m = /^\/v1\/models\/(.+)$/.exec(p);
   if (m && httpMethod === 'GET') return { method: 'models.get', model: m[1] };
@@ -296,6 +300,41 @@ export async function startOpenAISimulator(opts: OpenAISimulatorOptions = {}): P
   const streamed = new WeakSet<RequestRecord<ApiMethod>>();
   const wantsStream = (record: RequestRecord<ApiMethod>): boolean => streamed.has(record);
 
+  /** POST /v1/embeddings: one request of the RPM per call, its input tokens in TPM (embeddings.ts). */
+  async function embed(
+    res: ServerResponse,
+    record: RequestRecord<ApiMethod>,
+    route: Route,
+    org: string,
+    model: string,
+    spec: ModelSpec,
+    limits: Limits,
+    body: unknown,
+  ): Promise<void> {
+    if (route.method !== 'embeddings' || spec.embeddingDimensions === undefined) {
+      return reply(res, record, errors.badRequest(
+        route.method === 'embeddings'
+          ? `The model \`${model}\` does not support embeddings.`
+          : `This is not a chat model and thus not supported in the v1/chat/completions endpoint. Did you mean to use v1/embeddings?`,
+        'model',
+      ));
+    }
+    const parsed = parseEmbeddingRequest(body, spec.embeddingDimensions, model.startsWith('text-embedding-3'));
+    if (!parsed.ok) return reply(res, record, parsed.answer);
+    record.promptTokens = parsed.value.tokens;
+    const admission = quota.admit(org, model, limits, parsed.value.tokens);
+    setRateLimitHeaders(res, org, model, limits);
+    if (!admission.ok) {
+      return reply(res, record, errors.rateLimited({
+        kind: admission.kind, per: admission.per, model, organization: org, limit: admission.limit,
+        used: admission.used, requested: admission.requested, wait: wordedWait(admission.retryAfterMs),
+      }));
+    }
+    await sleeper.sleep(latencyMs);
+    if (closing) return;
+    send(res, record, 200, embeddingList(model, parsed.value));
+  }
+
   async function handleApi(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     await sleeper.sleep(nextArrivalDelay());
     if (closing) return;
@@ -345,8 +384,13 @@ export async function startOpenAISimulator(opts: OpenAISimulatorOptions = {}): P
     const limits = limitsFor(orgSpec, model, spec);
     setRateLimitHeaders(res, org, model, limits);
     if (orgSpec?.wallet === 'empty') return reply(res, record, errors.insufficientQuota());
+    if (route.method === 'embeddings' || spec.embeddingDimensions !== undefined) {
+      return embed(res, record, route, org, model, spec, limits, json.value);
+    }
 
-    const parsed = parseChatRequest(json.value, spec);
+    // The Responses API: read as the chat completion it amounts to, answered in its own shape (responses-api.ts).
+    const responsesBody = route.method === 'responses' && isObject(json.value) ? json.value : undefined;
+    const parsed = parseChatRequest(responsesBody === undefined ? json.value : chatBodyOfResponses(responsesBody), spec);
     if (!parsed.ok) return reply(res, record, parsed.answer);
     const request = parsed.value;
     const input = promptTokens(request);
@@ -393,6 +437,15 @@ export async function startOpenAISimulator(opts: OpenAISimulatorOptions = {}): P
       setRateLimitHeaders(res, org, model, limits);
     }
     const cutAfter = fault?.kind === 'cut_stream' ? (fault.afterChunks ?? 1) : undefined;
+    if (responsesBody !== undefined) {
+      const whole = responseObject(answer, request, responsesBody);
+      if (!request.stream) return send(res, record, 200, whole);
+      stats.streamStarted(record);
+      const outcome = await writePacedSse(res, responseEvents(whole, streamChunks), {
+        delayMs: streamChunkDelayMs, eol: '\n', cutAfter, shuttingDown: () => closing, frame: (e) => e,
+      });
+      return stats.streamEnded(record, outcome);
+    }
     if (!request.stream) {
       if (cutAfter === undefined && fault?.kind !== 'stream_error') return send(res, record, 200, completionObject(answer, request));
       stats.cutBeforeAnswer(record);

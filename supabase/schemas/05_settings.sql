@@ -70,6 +70,7 @@ CREATE TABLE public.google_ai_maintenance_settings (
     time_budget interval DEFAULT '00:02:00'::interval NOT NULL,
     lock_timeout_ms integer DEFAULT 5000 NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    stored_response_lifetime interval DEFAULT '1 day'::interval NOT NULL,
     CONSTRAINT google_ai_maintenance_settings_attempts_retention_check CHECK ((attempts_retention >=
       '1 day'::interval)),
     CONSTRAINT google_ai_maintenance_settings_batch_size_check CHECK (((batch_size >= 1) AND (batch_size <= 100000))),
@@ -80,6 +81,9 @@ CREATE TABLE public.google_ai_maintenance_settings (
     CONSTRAINT google_ai_maintenance_settings_max_batches_check
       CHECK (((max_batches >= 1) AND (max_batches <= 100000))),
     CONSTRAINT google_ai_maintenance_settings_singleton CHECK (id),
+    CONSTRAINT google_ai_maintenance_settings_stored_response_lifetime_check
+      CHECK (((stored_response_lifetime >= '00:01:00'::interval)
+        AND (stored_response_lifetime <= '30 days'::interval))),
     CONSTRAINT google_ai_maintenance_settings_stale_reservation_check CHECK ((stale_reservation_after >=
       '00:07:00'::interval)),
     CONSTRAINT google_ai_maintenance_settings_time_budget_check CHECK ((time_budget > '00:00:00'::interval)),
@@ -90,7 +94,8 @@ COMMENT ON TABLE public.google_ai_maintenance_settings IS
     'Housekeeping settings (one row). attempts_retention: how long attempt rows are kept; stale_reservation_after: '
     'when an open reservation counts as abandoned; token_grace: how long expired/revoked tokens are kept; '
     'cron_history_retention: cron.job_run_details kept; batch_size/max_batches/time_budget: work per run; '
-    'lock_timeout_ms: longest wait for a table lock.';
+    'lock_timeout_ms: longest wait for a table lock; stored_response_lifetime: how long a Responses API conversation '
+    'kept for previous_response_id lives (1 minute to 30 days, OpenAI''s own keeping).';
 
 ALTER TABLE ONLY public.google_ai_maintenance_settings
     ADD CONSTRAINT google_ai_maintenance_settings_pkey PRIMARY KEY (id);

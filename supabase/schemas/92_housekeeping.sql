@@ -152,6 +152,9 @@ CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_steps(p_now timestamp w
     -- A stored response is replayed for 24 hours (idempotent request ids); older rows are never read.
     ('replay_responses', 'public.google_ai_responses', null, 'ctid', 's.created_at < $1',
      p_now operator(pg_catalog.-) interval '24 hours', 's.created_at'),
+    -- A Responses API conversation past its lifetime (stored_response_lifetime) is never read again.
+    ('stored_responses', 'public.google_ai_stored_responses', null, 'id', 's.expires_at < $1', p_now,
+     's.expires_at'),
     ('dead_counters', 'public.google_ai_usage_counters', 'counters', null, null, null, null)
 $_$;
 

@@ -321,3 +321,21 @@ GRANT SELECT ON TABLE public.google_ai_usage_now TO service_role;
 
 REVOKE ALL ON TABLE public.google_ai_wait_by_class_1h FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_wait_by_class_1h TO service_role;
+
+-- The Responses API's stored responses (65_stored_responses.sql): read, kept and deleted only through
+-- its functions, each for the caller's own.
+ALTER TABLE public.google_ai_stored_responses ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE public.google_ai_stored_responses FROM anon, authenticated, service_role, eve_gateway;
+GRANT SELECT, DELETE ON TABLE public.google_ai_stored_responses TO service_role;
+GRANT ALL ON FUNCTION public.google_ai_store_response(p_token_hash text, p_caller text, p_id text, p_model text,
+    p_response jsonb, p_conversation jsonb) TO eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_stored_response(p_token_hash text, p_caller text, p_id text) TO eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_delete_stored_response(p_token_hash text, p_caller text, p_id text)
+    TO eve_gateway;
+
+-- Embedding models (66_embedding_models.sql): rows the owner edits; llm-invoke reads one model's facts.
+ALTER TABLE public.google_ai_embedding_models ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE public.google_ai_embedding_models FROM anon, authenticated, service_role, eve_gateway;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_embedding_models TO service_role;
+GRANT ALL ON FUNCTION public.google_ai_embedding_traits(p_model text) TO eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_embedding_traits(p_model text) TO service_role;

@@ -338,11 +338,14 @@ describe("migrations on a project that already has the production tables", () =>
       { model: "gemini-3.6-flash", rpm: 5, tpm: 250000, rpd: 20 },
       { model: "gemini-3.7-flash", rpm: 5, tpm: 250000, rpd: 20 },
       { model: "gemini-3.8-flash", rpm: 5, tpm: 250000, rpd: 20 },
+      { model: "gemini-embedding-001", rpm: 100, tpm: 30000, rpd: 1000 },
       { model: "gemma-3-27b-it", rpm: 30, tpm: 15000, rpd: 14400 },
       { model: "gemma-4-26b-a4b-it", rpm: 30, tpm: 15000, rpd: 14400 },
       { model: "gemma-4-31b-it", rpm: 30, tpm: 15000, rpd: 14400 },
       { model: "gpt-4o", rpm: 500, tpm: 30000, rpd: null },
       { model: "gpt-4o-mini", rpm: 500, tpm: 200000, rpd: null },
+      { model: "text-embedding-3-large", rpm: 3000, tpm: 1000000, rpd: null },
+      { model: "text-embedding-3-small", rpm: 3000, tpm: 1000000, rpd: null },
     ]);
     // Anthropic's rows hold its three limits apart, as buckets of a whole minute.
     const claude = await sql`select model, itpm, otpm, bucket_share::float8 as share from public.google_ai_model_limits
@@ -355,7 +358,7 @@ describe("migrations on a project that already has the production tables", () =>
       { model: "claude-sonnet-4-5-20250929", itpm: 30000, otpm: 8000, share: 1 },
       { model: "claude-sonnet-5-5", itpm: 30000, otpm: 8000, share: 1 },
     ]);
-    // OpenAI's rows are OpenAI's, book input + max_tokens (4096 when a request names none), and its one
+    // OpenAI's chat rows are OpenAI's, book input + max_tokens (4096 when a request names none), and its one
     // key row is served by them alone, its organization its quota group.
     const openai = await sql`select model, provider, booked_output_tokens from public.google_ai_model_limits
                              where booked_output_tokens is not null or provider <> 'google' order by model`;
@@ -368,6 +371,9 @@ describe("migrations on a project that already has the production tables", () =>
       { model: "claude-sonnet-5-5", provider: "anthropic", booked_output_tokens: 4096 },
       { model: "gpt-4o", provider: "openai", booked_output_tokens: 4096 },
       { model: "gpt-4o-mini", provider: "openai", booked_output_tokens: 4096 },
+      // An embedding answers no tokens: its TPM counts its input alone.
+      { model: "text-embedding-3-large", provider: "openai", booked_output_tokens: null },
+      { model: "text-embedding-3-small", provider: "openai", booked_output_tokens: null },
     ]);
     const keys = await sql`select key_alias, serves_provider, env_var_name, project_id from public.google_ai_api_keys order by key_alias`;
     expect(keys).toEqual([

@@ -6,6 +6,7 @@ import type {
   DialectBody,
   DialectExtras,
   DialectTag,
+  HubEmbed,
   HubMessage,
   HubOptions,
   HubRequest,
@@ -106,6 +107,23 @@ export interface NormalizedRequest {
    * field the dialect offers reaches it.
    */
   dialectBody?: DialectBody;
+  /**
+   * An embedding call (the embedding routes): the model embeds these instead of generating; `messages`
+   * hold the same texts, so the input is estimated and booked as any (no output is booked).
+   */
+  embed?: HubEmbed;
+}
+
+/** What only an embedding model's row says (google_ai_embedding_traits). */
+export interface EmbeddingTraits {
+  dimensions: number;
+  /** A smaller vector may be asked (dimensions, outputDimensionality). */
+  shortenable: boolean;
+  /** Inputs its provider takes in one request. */
+  maxBatch: number;
+  maxInputTokens: number;
+  /** Its provider counts each input of a batch as a request: the gateway sends one input per call. */
+  countsEachInput: boolean;
 }
 
 export interface RequestLimits {
@@ -224,6 +242,8 @@ export interface ModelProfile extends ModelCapabilities {
    * it names no max_tokens. Absent: TPM counts input only (Google's rule).
    */
   bookedOutputTokens?: number;
+  /** An embedding model's facts; absent: the model generates, and does not embed. */
+  embedding?: EmbeddingTraits;
   /**
    * The answer a request that names no largest one is sent with where a budget in money books it
    * (`bookedOutputTokens`, else the model's output limit as its catalogue says). Absent: not known.

@@ -38,6 +38,7 @@ const handler = createHandler({
   checkToken: cachedTokenCheck(store),
   quota: (caller) => store.quotaReport(caller),
   models: () => store.modelList(),
+  storedResponses: store,
   countTokens: createInputCounter({ store, providers, options }),
   requestLimits: requestLimitsFromEnv(env, options),
   invoke: createInvoke({ store, providers, options, waitUntil }),

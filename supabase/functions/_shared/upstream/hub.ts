@@ -131,6 +131,8 @@ export interface HubOptions {
 export interface DialectBody {
   dialect: DialectTag;
   body: Record<string, unknown>;
+  /** The dialect's endpoint the body is for, where it has more than one (OpenAI's `responses`); absent: its usual. */
+  endpoint?: string;
 }
 
 /**
@@ -148,6 +150,17 @@ export interface DialectExtras {
   options?: Record<string, unknown>;
 }
 
+/**
+ * What an embedding call asks (instead of a generation): the inputs, each a text or the provider's token
+ * ids (OpenAI's), in order; the vector size where the model may shorten it; Google's task type and title.
+ */
+export interface HubEmbed {
+  inputs: Array<string | number[]>;
+  dimensions?: number;
+  taskType?: string;
+  title?: string;
+}
+
 /** One request to one model, in the hub's words (what a dialect translates into its wire format). */
 export interface HubRequest {
   /** The provider's id of the model (the one booked). */
@@ -161,6 +174,8 @@ export interface HubRequest {
   /** The gateway's service tier for this call; absent: standard, nothing sent. */
   serviceTier?: ServiceTier;
   dialectExtras?: DialectExtras;
+  /** An embedding call: the provider embeds these (`messages` then hold the same texts, for the estimate). */
+  embed?: HubEmbed;
   /** Pass-through: only a provider of this dialect is given one, and sends it instead of translating. */
   dialectBody?: DialectBody;
   /**
@@ -232,6 +247,8 @@ export interface HubAnswer {
   id: string | null;
   /** The prompt was refused before anything was generated: the provider's word for why. */
   promptBlocked?: { word: string };
+  /** An embedding call's vectors, one per input in its order (no outputs then). */
+  embeddings?: number[][];
 }
 
 /** A provider's own answer (or chunk) in its dialect, as it came (pass-through to a route of that dialect). */

@@ -243,6 +243,11 @@ export interface UpstreamClient {
   countTokens?(call: GenerateCall): Promise<CountTokensOutcome>;
   /** Whether a key sees a model: ok when it does; the provider's not-served answer is model_withdrawn. */
   getModel(call: ModelCall): Promise<ModelOutcome>;
+  /**
+   * Embeds `call.request.embed` (its vectors in the answer's `embeddings`, its input tokens in the usage),
+   * where the provider has embedding models; absent: none.
+   */
+  embed?(call: GenerateCall): Promise<GenerateOutcome>;
 }
 
 // ---- A provider, as the registry holds it ------------------------------------------------------------

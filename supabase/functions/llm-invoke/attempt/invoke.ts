@@ -43,6 +43,7 @@ import type { FinalizeParams, ModelProfile, ModelRequest, NormalizedRequest, Res
 import type { Provider } from "../../_shared/providers/registry.ts";
 import type { ProviderDirectory, Upstream } from "../../_shared/providers/directory.ts";
 import type { KeyRefusal } from "../../_shared/providers/key-reader.ts";
+import { embedEachInput } from "./embedding.ts";
 import { requireModel, reserveCallerOf, type Scope } from "./caller.ts";
 import { GatewayError } from "../../_shared/errors.ts";
 import { sanitizeError } from "../../_shared/sanitize.ts";
@@ -232,7 +233,14 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
   /** models.get under way per model: the requests that meet the same 404 together share one call. */
   const confirming = new Map<string, Promise<boolean>>();
 
-  return async ({ caller, request, requestId, signal, onQuota, onQueued, timing = untimed }) => {
+  const run = async (context: InvokeContext): Promise<InvokeAnswer> => {
+    const { caller, request, requestId, signal, onQuota, onQueued, timing = untimed } = context;
+    // A provider that counts each input of a batch as a request of its own is sent one input per call,
+    // each reserved, logged and priced as its own attempt (embedding.ts).
+    if (request.embed !== undefined && request.embed.inputs.length > 1) {
+      const first = await profiles(request.model);
+      if (first?.embedding?.countsEachInput === true) return await embedEachInput(run, context);
+    }
     /** Off the response path where the runtime allows it, else awaited (and timed: the caller waits for it). */
     const afterAnswer = async (work: Promise<unknown>) => {
       if (deps.waitUntil !== undefined) return deps.waitUntil(work);
@@ -594,9 +602,15 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     async function callUpstream(call: PreparedCall, reservation: Reservation): Promise<GenerateOutcome> {
       const timeoutMs = Math.max(1, Math.min(options.attemptTimeoutMs, deadline - clock.now()));
       try {
+        const asked = { apiKey: call.apiKey, request: call.sent, timeoutMs, signal };
+        if (call.sent.embed !== undefined && call.client.embed === undefined) {
+          throw new GatewayError("unsupported_feature", `${call.who} has no embeddings.`, {
+            details: { model: call.sent.model, feature: "embeddings" },
+          });
+        }
         return await timing.time(
           "upstream",
-          () => call.client.generate({ apiKey: call.apiKey, request: call.sent, timeoutMs, signal }),
+          () => call.sent.embed !== undefined ? call.client.embed!(asked) : call.client.generate(asked),
         );
       } catch (error) {
         // A client does not throw for failed calls; if it does anyway, give the booking back.
@@ -624,4 +638,5 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       };
     }
   };
+  return run;
 }

@@ -21,11 +21,17 @@ import { GatewayError } from "../../_shared/errors.ts";
 import { parseJson, readBody } from "../../_shared/http.ts";
 import type { PhaseTimer } from "../../_shared/server-timing.ts";
 import type { HubChunk } from "../../_shared/upstream/hub.ts";
-import { type InvokeAnswer, type InvokeContext, isStream, type QueueProgress } from "../attempt/context.ts";
+import {
+  type InvokeAnswer,
+  type InvokeContext,
+  type InvokeResult,
+  isStream,
+  type QueueProgress,
+} from "../attempt/context.ts";
 import { quotaHeaders } from "./quota-headers.ts";
 import { dialectOf, methodsOf, routeOf, type RouteRow, ROUTES } from "./routes.ts";
 import { SURFACES } from "./surfaces.ts";
-import type { QuotaReport, TokenCheck } from "../store/store.ts";
+import type { QuotaReport, StoredResponses, TokenCheck } from "../store/store.ts";
 import { SSE_HEADERS, sseBody } from "../surfaces/shared/sse.ts";
 import type { ParseInput, Surface, SurfaceContext } from "../surfaces/shared/surface.ts";
 import { tokenStatusError } from "../attempt/refusals.ts";
@@ -50,6 +56,8 @@ export interface HandlerDeps {
     scope?: Scope,
     timing?: PhaseTimer,
   ) => Promise<number>;
+  /** Answers kept for a follow-up (OpenAI's Responses API); without it nothing is kept and the stored routes are 404. */
+  storedResponses?: StoredResponses;
   /** Scoped tokens are accepted only once something validates them (the Kaggle issue). */
   acceptTokens?: boolean;
   /**
@@ -117,12 +125,15 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
         const total = await deps.countTokens(request, req.signal, caller.scope, scope.timing);
         return { body: counting.answer(total), asIs: true };
       }
+      case "stored":
+        return storedAnswer(await row.load(), req.method, route.model, caller.caller);
       case "generate": {
         const surface = await row.load();
-        const request = await scope.timing.time(
+        const parsed = await scope.timing.time(
           "body",
           async () => capOutputTokens(surface.parse(await input()), caller.scope),
         );
+        const request = await continued(surface, parsed, caller.caller);
         return generate(req, scope, surface, caller.caller, request);
       }
     }
@@ -153,6 +164,55 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       throw new GatewayError("unsupported_media_type", "Send the body as JSON with 'Content-Type: application/json'.");
     }
     return parseJson(await readBody(req, maxBodyBytes));
+  }
+
+  /** A request that continues a stored answer, continued from it (the caller's own only). */
+  async function continued(surface: Surface, request: NormalizedRequest, caller: Caller): Promise<NormalizedRequest> {
+    const id = surface.keeps?.continues(request) ?? null;
+    if (id === null || surface.keeps === undefined) return request;
+    const stored = await deps.storedResponses?.loadResponse(reserveCallerOf(caller), id) ?? null;
+    if (stored === null) {
+      throw new GatewayError("not_found", `No stored response ${id} of yours: it was not stored, was deleted, or expired.`, {
+        details: { field: "previous_response_id" },
+      });
+    }
+    return surface.keeps.continue(request, stored);
+  }
+
+  /** A stored answer of the caller's own, read (GET) or deleted (DELETE). */
+  async function storedAnswer(surface: Surface, method: string, id: string, caller: Caller): Promise<Answer> {
+    if (deps.storedResponses === undefined || surface.keeps === undefined) {
+      throw notFound("This deployment keeps no answers.");
+    }
+    const who = reserveCallerOf(caller);
+    const missing = () =>
+      new GatewayError("not_found", `No stored response ${id} of yours: it was not stored, was deleted, or expired.`);
+    if (method === "DELETE") {
+      if (!await deps.storedResponses.deleteResponse(who, id)) throw missing();
+      return { body: surface.keeps.deleted(id), asIs: true };
+    }
+    const stored = await deps.storedResponses.loadResponse(who, id);
+    if (stored === null) throw missing();
+    return { body: surface.keeps.shown(stored), asIs: true, headers: { "cache-control": "no-store" } };
+  }
+
+  /** Keeps an answer where its surface keeps them; a failure to keep it is noted, never the caller's error. */
+  async function keep(
+    surface: Surface,
+    result: InvokeResult,
+    context: SurfaceContext,
+    caller: Caller,
+    scope: RequestScope,
+  ): Promise<void> {
+    const kept = surface.keeps?.keep(result, context);
+    if (kept === undefined || kept === null || deps.storedResponses === undefined || result.replayed === true) return;
+    try {
+      await deps.storedResponses.saveResponse(reserveCallerOf(caller), kept.id, kept.stored);
+      scope.annotate({ stored: kept.id });
+    } catch (error) {
+      scope.annotate({ stored: false });
+      deps.logError?.(`keeping ${kept.id} failed: ${error instanceof GatewayError ? error.code : "error"}`, scope.requestId);
+    }
   }
 
   async function quotaAnswer(caller: { caller: Caller }): Promise<Answer> {
@@ -221,11 +281,15 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     const answer = watchStream(await running, scope);
     logAnswer(scope, answer);
     scope.setHeaders(servedHeaders(answer));
-    if (request.stream) return surface.stream(answer, context());
+    if (request.stream) {
+      const streamed = surface.keeps === undefined ? answer : keptAtEnd(answer, () => keep(surface, whole(answer), context(), caller, scope));
+      return surface.stream(streamed, context());
+    }
     if (isStream(answer)) {
       await answer.cancel();
       throw new Error("a stream was answered to a request that did not ask for one");
     }
+    await keep(surface, answer, context(), caller, scope);
     return surface.answer(answer, context());
   }
 }
@@ -251,6 +315,24 @@ function watchStream(answer: InvokeAnswer, scope: RequestScope): InvokeAnswer {
         },
         return: async () => (await inner.return?.()) ?? { done: true, value: undefined },
       };
+    },
+  };
+  return { ...answer, chunks };
+}
+
+/** A stream's whole answer once it ended; a whole answer as it is. */
+function whole(answer: InvokeAnswer): InvokeResult {
+  return isStream(answer) ? answer.result() : answer;
+}
+
+/** A stream whose answer is kept once its chunks ended normally (before its last event is written). */
+function keptAtEnd(answer: InvokeAnswer, keepIt: () => Promise<void>): InvokeAnswer {
+  if (!isStream(answer)) return answer;
+  const source = answer.chunks;
+  const chunks: AsyncIterable<HubChunk> = {
+    async *[Symbol.asyncIterator]() {
+      yield* source;
+      await keepIt();
     },
   };
   return { ...answer, chunks };

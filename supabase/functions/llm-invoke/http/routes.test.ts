@@ -6,15 +6,19 @@ const url = (path: string) => `http://localhost/functions/v1/llm-invoke${path}`;
 describe("the route table", () => {
   // Each row's own path, with a model in it, is answered by that row: the table says nothing twice.
   it.each(ROUTE_TABLE.map((r) => [r.method, r.path, r] as const))("%s %s is its own row", (_m, shown, row) => {
-    const route = routeOf(url(shown.replace("{model}", "gemini-2.5-flash").replace("?alt=sse", "")));
+    const route = routeOf(
+      url(shown.replace("{model}", "gemini-2.5-flash").replace("{id}", "resp_abc").replace("?alt=sse", "")),
+    );
     expect(route.kind).toBe(row.kind);
     expect(route.dialect).toBe(row.dialect);
     if (route.kind !== "unknown") {
       expect(route.handling).toBe(row.handling);
       expect(route.stream).toBe(row.stream);
-      expect(route.model).toBe(shown.includes("{model}") ? "gemini-2.5-flash" : "");
+      // A stored response's path names its id where another names a model.
+      expect(route.model).toBe(shown.includes("{model}") ? "gemini-2.5-flash" : shown.includes("{id}") ? "resp_abc" : "");
     }
-    expect(methodsOf(route)).toEqual([row.method]);
+    // One path may take two methods (a stored response: GET and DELETE), each its own row.
+    expect(methodsOf(route)).toEqual(ROUTE_TABLE.filter((r) => r.path === row.path).map((r) => r.method));
   });
 
   it("names every route in the 404", () => {
@@ -24,8 +28,8 @@ describe("the route table", () => {
   });
 
   it.each([
-    ["/v1beta/models/x:embedContent", "gemini"],
-    ["/v1/embeddings", "openai"],
+    ["/v1beta/models/x:predict", "gemini"],
+    ["/v1/audio/speech", "openai"],
     ["/elsewhere", "native"],
   ])("an unknown path %s is answered in the %s shape, whatever its method", (path, dialect) => {
     const route = routeOf(url(path));

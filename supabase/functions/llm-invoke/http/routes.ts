@@ -5,10 +5,13 @@
 // a body that names these (docs/llm-invoke.md, docs/gemini.md, docs/openai.md).
 
 /** Which API's shape a route speaks, its errors included. */
-export type RouteDialect = "native" | "gemini" | "openai" | "anthropic";
+export type RouteDialect = "native" | "gemini" | "gemini-embed" | "openai" | "responses" | "embeddings" | "anthropic";
 
-/** What answers the route in handler.ts: a generation, a token count (Google's, Anthropic's), the quota, the model list. */
-export type Handling = "generate" | "countTokens" | "quota" | "models";
+/**
+ * What answers the route in handler.ts: a generation, a token count (Google's, Anthropic's), the quota, the model
+ * list, a stored answer (OpenAI's Responses API: read or deleted by the id on its path).
+ */
+export type Handling = "generate" | "countTokens" | "quota" | "models" | "stored";
 
 export interface RouteRow {
   /** The route's name in the request's log line. */
@@ -22,9 +25,13 @@ export interface RouteRow {
     | "openai.chat"
     | "openai.models"
     | "openai.model"
+    | "openai.responses"
+    | "openai.embeddings"
+    | "gemini.embed"
+    | "openai.response"
     | "anthropic.messages"
     | "anthropic.countTokens";
-  method: "GET" | "POST";
+  method: "GET" | "POST" | "DELETE";
   /** As the 404 names it, below /functions/v1/llm-invoke. */
   path: string;
   /** On the path below the function's name; a group, if any, is the model. */
@@ -96,6 +103,54 @@ export const ROUTE_TABLE: readonly RouteRow[] = [
     pattern: /^\/v1\/chat\/completions\/?$/,
     dialect: "openai",
     handling: "generate",
+  },
+  {
+    kind: "openai.responses",
+    method: "POST",
+    path: "/v1/responses",
+    pattern: /^\/v1\/responses\/?$/,
+    dialect: "responses",
+    handling: "generate",
+  },
+  {
+    kind: "openai.embeddings",
+    method: "POST",
+    path: "/v1/embeddings",
+    pattern: /^\/v1\/embeddings\/?$/,
+    dialect: "embeddings",
+    handling: "generate",
+  },
+  {
+    kind: "gemini.embed",
+    method: "POST",
+    path: "/v1beta/models/{model}:embedContent",
+    pattern: new RegExp(`^/v1beta/models/${MODEL}:embedContent/?$`),
+    dialect: "gemini-embed",
+    handling: "generate",
+  },
+  {
+    kind: "gemini.embed",
+    method: "POST",
+    path: "/v1beta/models/{model}:batchEmbedContents",
+    pattern: new RegExp(`^/v1beta/models/${MODEL}:batchEmbedContents/?$`),
+    dialect: "gemini-embed",
+    handling: "generate",
+  },
+  {
+    kind: "openai.response",
+    method: "GET",
+    path: "/v1/responses/{id}",
+    pattern: /^\/v1\/responses\/([^/]+)\/?$/,
+    dialect: "responses",
+    handling: "stored",
+  },
+  {
+    kind: "openai.response",
+    method: "DELETE",
+    path: "/v1/responses/{id}",
+    pattern: /^\/v1\/responses\/([^/]+)\/?$/,
+    dialect: "responses",
+    handling: "stored",
   },
   {
     kind: "anthropic.messages",

@@ -28,6 +28,21 @@ export const SURFACES: Readonly<Record<RouteDialect, SurfaceRow>> = {
   native: { front: nativeSurface, load: () => Promise.resolve(nativeSurface as Surface) },
   gemini: { front: geminiFront, load: onFirstUse(async () => (await import("../surfaces/gemini.ts")).geminiSurface) },
   openai: { front: openAiFront, load: onFirstUse(async () => (await import("../surfaces/openai.ts")).openAiSurface) },
+  // OpenAI's embeddings: OpenAI's errors and key.
+  embeddings: {
+    front: openAiFront,
+    load: onFirstUse(async () => (await import("../surfaces/openai/embeddings.ts")).embeddingsSurface as Surface),
+  },
+  // Google's embedContent and batchEmbedContents: Google's errors and key.
+  "gemini-embed": {
+    front: geminiFront,
+    load: onFirstUse(async () => (await import("../surfaces/gemini/embeddings.ts")).geminiEmbeddingsSurface as Surface),
+  },
+  // OpenAI's Responses API: OpenAI's errors and key, its own request, answer and stream.
+  responses: {
+    front: openAiFront,
+    load: onFirstUse(async () => (await import("../surfaces/openai/responses.ts")).responsesSurface as Surface),
+  },
   anthropic: {
     front: anthropicFront,
     load: onFirstUse(async () => (await import("../surfaces/anthropic.ts")).anthropicSurface),

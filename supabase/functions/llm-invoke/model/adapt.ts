@@ -19,9 +19,10 @@ function unsupported(model: string, ask: Ask, advice: string): GatewayError {
 const IMAGES: Ask = { feature: "images", words: "images" };
 
 export function adaptToModel(
-  caps: ModelCapabilities & Partial<Pick<ModelProfile, "dialect">>,
+  caps: ModelCapabilities & Partial<Pick<ModelProfile, "dialect" | "embedding">>,
   req: NormalizedRequest,
 ): ModelRequest {
+  if (req.embed !== undefined || caps.embedding !== undefined) checkEmbedding(caps, req);
   // The caller spoke this model's provider's dialect: its body goes as it came (pass-through).
   const own = req.dialectBody !== undefined && req.dialectBody.dialect === caps.dialect;
   const only = req.only !== undefined && req.only.dialect !== caps.dialect ? req.only.fields : [];
@@ -55,7 +56,8 @@ export function adaptToModel(
     ...(req.tools === undefined || req.tools.length === 0 ? {} : { tools: req.tools }),
     ...(req.toolChoice === undefined ? {} : { toolChoice: req.toolChoice }),
     ...(req.dialectExtras === undefined ? {} : { dialectExtras: req.dialectExtras }),
-    ...(own ? { dialectBody: { dialect: req.dialectBody!.dialect, body: req.dialectBody!.body } } : {}),
+    ...(own ? { dialectBody: { ...req.dialectBody! } } : {}),
+    ...(req.embed === undefined ? {} : { embed: req.embed }),
   };
   if (req.system === undefined) return fitted;
   if (caps.supportsSystemInstruction) return { ...fitted, system: req.system };
@@ -74,4 +76,49 @@ export function foldSystem(system: string, messages: readonly HubMessage[]): Hub
     ? [{ ...head, text: `${system}\n\n${head.text}` }, ...rest]
     : [{ type: "text" as const, text: `${system}\n\n` }, ...first.parts];
   return [{ role: "user", parts }, ...messages.slice(1)];
+}
+
+/**
+ * An embedding call goes only to a model that embeds, and a generation only to one that generates; a
+ * vector size the model cannot give and more inputs than
+ * its provider takes in one request (where it counts the batch as one request: else the gateway sends
+ * each input alone) are refused by name.
+ */
+function checkEmbedding(
+  caps: ModelCapabilities & Partial<Pick<ModelProfile, "dialect" | "embedding">>,
+  req: NormalizedRequest,
+): void {
+  const traits = caps.embedding;
+  if (req.embed === undefined) {
+    throw new GatewayError(
+      "unsupported_feature",
+      `${caps.model} is an embedding model: it embeds (POST …/v1/embeddings, :embedContent) and generates nothing.`,
+      { details: { model: caps.model, feature: "generation" } },
+    );
+  }
+  if (traits === undefined) {
+    throw new GatewayError(
+      "unsupported_feature",
+      `${caps.model} does not embed; use an embedding model (GET …/v1/models lists them).`,
+      { details: { model: caps.model, feature: "embeddings" } },
+    );
+  }
+  const asked = req.embed;
+  if (asked.dimensions !== undefined && (asked.dimensions > traits.dimensions ||
+    (!traits.shortenable && asked.dimensions !== traits.dimensions))) {
+    throw new GatewayError(
+      "invalid_request",
+      `${caps.model} gives vectors of ${traits.dimensions} dimensions${
+        traits.shortenable ? " or fewer" : " only"
+      }; ${asked.dimensions} were asked.`,
+      { details: { model: caps.model, field: "dimensions" } },
+    );
+  }
+  if (!traits.countsEachInput && asked.inputs.length > traits.maxBatch) {
+    throw new GatewayError(
+      "invalid_request",
+      `${caps.model}'s provider takes at most ${traits.maxBatch} inputs in one request; ${asked.inputs.length} were sent.`,
+      { details: { model: caps.model, field: "input", max_batch: traits.maxBatch } },
+    );
+  }
 }

@@ -19,6 +19,7 @@
 import { GatewayError } from "../../_shared/errors.ts";
 import {
   BUDGET_PERIODS,
+  type EmbeddingTraits,
   type FallbackStep,
   type FinalizeParams,
   type ModelEntry,
@@ -28,6 +29,7 @@ import {
   type QuotaSnapshot,
   type Refusal,
   type Reservation,
+  type ReserveCaller,
   type ServiceTierRow,
   type TokenStatus,
 } from "../contract.ts";
@@ -36,7 +38,16 @@ import type { Provider } from "../../_shared/providers/registry.ts";
 import { isOneOf, QUOTA_CAUSES, type QuotaCause, REFUSAL_LIMITS, SERVICE_TIERS } from "../../_shared/vocabulary.ts";
 import { type Database, DatabaseUnavailable, DEFAULT_DB_TIMEOUTS, type Sql } from "../../_shared/db.ts";
 import { databaseUnavailable } from "../../_shared/envelope.ts";
-import type { ActiveKey, GatewayStore, ModelLister, QuotaReader, QuotaReport, TokenChecker } from "./store.ts";
+import type {
+  ActiveKey,
+  GatewayStore,
+  ModelLister,
+  QuotaReader,
+  QuotaReport,
+  StoredResponses,
+  TokenChecker,
+} from "./store.ts";
+import { isObject } from "../../_shared/json.ts";
 import { holderTimes } from "./holder.ts";
 import { isObject } from "../../_shared/json.ts";
 
@@ -48,7 +59,9 @@ export interface PgStoreOptions {
   logError?: (message: string) => void;
 }
 
-export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChecker & QuotaReader & ModelLister {
+export function createPgStore(
+  options: PgStoreOptions,
+): GatewayStore & TokenChecker & QuotaReader & ModelLister & StoredResponses {
   const logError = options.logError ?? ((m: string) => console.error(`[llm-invoke] ${m}`));
   const deadlineMs = options.deadlineMs ?? DEFAULT_DB_TIMEOUTS.deadlineMs;
 
@@ -100,13 +113,15 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
             dialect: string;
             booked: number | null;
             answer: number | null;
+            embedding: Record<string, unknown> | null;
           }[]
         >`
           select p.model, p.is_active as active, p.supports_system_instruction as sis, p.supports_json_mode as json,
                  p.supports_tools as tools, p.supports_images as images,
                  coalesce(to_jsonb(p.fallback_models), '[]'::jsonb) as fallbacks, p.withdrawn, p.successor,
                  v.provider, v.booked_output_tokens as booked, v.answer_tokens as answer,
-                 (select d.dialect from public.google_ai_provider_list() d where d.name = v.provider) as dialect
+                 (select d.dialect from public.google_ai_provider_list() d where d.name = v.provider) as dialect,
+                 public.google_ai_embedding_traits(p_model => p.model) as embedding
           from public.google_ai_model_traits(p_model => ${model}) p
           cross join lateral public.google_ai_model_provider(p_model => p.model) v`;
         const row = rows[0];
@@ -122,6 +137,7 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
           // A google_ai_providers row's name (the database's foreign key).
           provider: row.provider as Provider,
           dialect: row.dialect,
+          ...(row.embedding === null ? {} : { embedding: embeddingTraitsOf(row.embedding) }),
           ...(row.booked === null ? {} : { bookedOutputTokens: row.booked }),
           ...(row.answer === null ? {} : { answerTokens: row.answer }),
         } satisfies ModelProfile);
@@ -263,6 +279,35 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
         }));
       }),
 
+    saveResponse: (caller, id, stored) =>
+      run("store response", async (sql) => {
+        const { tokenHash, label } = credentialOf(caller);
+        const [row] = await sql<{ r: boolean }[]>`
+          select public.google_ai_store_response(p_token_hash => ${tokenHash}, p_caller => ${label}, p_id => ${id},
+            p_model => ${stored.model}, p_response => ${jsonbText(stored.response)}::text::jsonb,
+            p_conversation => ${jsonbText(stored.conversation)}::text::jsonb) as r`;
+        return row?.r === true;
+      }),
+
+    loadResponse: (caller, id) =>
+      run("stored response", async (sql) => {
+        const { tokenHash, label } = credentialOf(caller);
+        const [row] = await sql<{ r: unknown }[]>`
+          select public.google_ai_stored_response(p_token_hash => ${tokenHash}, p_caller => ${label}, p_id => ${id}) as r`;
+        const r = row?.r;
+        if (!isObject(r) || typeof r.model !== "string" || !isObject(r.response)) return null;
+        return { model: r.model, response: r.response, conversation: r.conversation };
+      }),
+
+    deleteResponse: (caller, id) =>
+      run("delete stored response", async (sql) => {
+        const { tokenHash, label } = credentialOf(caller);
+        const [row] = await sql<{ r: boolean }[]>`
+          select public.google_ai_delete_stored_response(p_token_hash => ${tokenHash}, p_caller => ${label},
+            p_id => ${id}) as r`;
+        return row?.r === true;
+      }),
+
     activeKeys: (provider) =>
       run("active keys", async (sql) => {
         const rows = await sql<{ id: string; key_alias: string; env_var_name: string; quota_group: string }[]>`
@@ -276,6 +321,22 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
         }));
       }),
   };
+}
+
+/** google_ai_embedding_traits's answer in the gateway's words. */
+function embeddingTraitsOf(r: Record<string, unknown>): EmbeddingTraits {
+  return {
+    dimensions: Number(r.dimensions),
+    shortenable: r.shortenable === true,
+    maxBatch: Number(r.max_batch),
+    maxInputTokens: Number(r.max_input_tokens),
+    countsEachInput: r.counts_each_input === true,
+  };
+}
+
+/** A credential as the SQL functions take it: a token by its hash, a service caller by its label. */
+function credentialOf(caller: ReserveCaller): { tokenHash: string | null; label: string | null } {
+  return caller.kind === "token" ? { tokenHash: caller.tokenHash, label: null } : { tokenHash: null, label: caller.name };
 }
 
 /** The RPC's jsonb answer, checked field by field (a surprise is a 503, not a crash later). */

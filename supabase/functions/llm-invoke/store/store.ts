@@ -69,3 +69,21 @@ export interface TokenChecker {
   /** One round trip: the token's status; a refusal is counted `refusals` times (0: not counted). */
   checkToken(tokenHash: string, refusals: number): Promise<TokenCheck>;
 }
+
+/** A Responses API answer kept for its caller: the model, the response object, its conversation (the hub's words). */
+export interface StoredResponse {
+  model: string;
+  response: Record<string, unknown>;
+  conversation: unknown;
+}
+
+/**
+ * The Responses API's stored responses (google_ai_store_response and its two readers), each for the
+ * caller's own only: another caller's id reads as none.
+ */
+export interface StoredResponses {
+  /** False: the caller has no scope to keep it under (its token is gone). */
+  saveResponse(caller: ReserveCaller, id: string, stored: StoredResponse): Promise<boolean>;
+  loadResponse(caller: ReserveCaller, id: string): Promise<StoredResponse | null>;
+  deleteResponse(caller: ReserveCaller, id: string): Promise<boolean>;
+}

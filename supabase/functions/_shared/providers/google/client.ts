@@ -8,6 +8,7 @@
 //   countTokens  Google's exact count of an input (free, with its own quota), for the whole request
 //   getModel     models.get: whether a key sees a model (confirms a 404 before the model is marked withdrawn)
 // Retries are the attempt loop's job.
+import { embed } from "./embeddings.ts";
 import { classifyGoogleHttpError } from "./errors.ts";
 import { foldGeminiChunks, type GeminiAnswer, GOOGLE_DIALECT, hubAnswerOf, isEmptyAnswer } from "./answer.ts";
 import type { HubChunk } from "../../upstream/hub.ts";
@@ -65,6 +66,7 @@ export function createGoogleClient(options: GoogleClientOptions = {}): GoogleCli
     generate: (call) => generate(url(call.request.model, "generateContent"), call, rules),
     stream: (call) => stream(url(call.request.model, "streamGenerateContent") + "?alt=sse", call, rules),
     countTokens: (call) => countTokens(url(call.request.model, "countTokens"), call, rules),
+    embed: (call) => embed((method) => url(call.request.model, method), call, rules),
     getModel: (call) =>
       fetchModel(
         `${apiBase}/models/${encodeURIComponent(call.model)}`,

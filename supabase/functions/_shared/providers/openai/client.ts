@@ -3,6 +3,8 @@
 //   generate     POST /v1/chat/completions: the whole answer, in the hub's words (response.ts)
 //   stream       the same with stream: true and the usage chunk; resolves when OpenAI's headers arrive
 //   getModel     GET /v1/models/{id}: whether the key's organization sees a model (confirms a 404)
+//   embed        POST /v1/embeddings (embeddings.ts)
+//   a caller of the gateway's Responses route: POST /v1/responses, its own API (responses-api.ts)
 //   (no countTokens: OpenAI offers no count, so the estimate stands)
 // Each call has a deadline and none throws for a failed call: it returns the answer or a classified
 // error (errors.ts) whose message is sanitized of the key.
@@ -20,6 +22,8 @@ import {
 import type { HubChunk } from "../../upstream/hub.ts";
 import { classifyOpenAiHttpError, openAiRules, roomOf } from "./errors.ts";
 import { openAiApiUrl } from "./endpoint.ts";
+import { embed } from "./embeddings.ts";
+import { generateResponse, streamResponse } from "./responses-api.ts";
 import { answerWrapped, chatCompletionBody } from "./request.ts";
 import { ChunkTranslator, CompletionFolder, completionToHub } from "./response.ts";
 import {
@@ -36,10 +40,18 @@ export function createOpenAiClient(options: { baseUrl?: string; displayName?: st
   const api = openAiApiUrl(options.baseUrl);
   const rules = openAiRules(options.displayName);
   return {
-    generate: (call) => generate(`${api}/chat/completions`, call, rules),
-    stream: (call) => stream(`${api}/chat/completions`, call, rules),
+    // A caller of the gateway's Responses route: OpenAI's own Responses API (responses-api.ts).
+    generate: (call) =>
+      call.request.dialectBody?.endpoint === "responses"
+        ? generateResponse(`${api}/responses`, call, rules)
+        : generate(`${api}/chat/completions`, call, rules),
+    stream: (call) =>
+      call.request.dialectBody?.endpoint === "responses"
+        ? streamResponse(`${api}/responses`, call, rules)
+        : stream(`${api}/chat/completions`, call, rules),
     getModel: (call) =>
       fetchModel(`${api}/models/${encodeURIComponent(call.model)}`, headers(call.apiKey), call, rules),
+    embed: (call) => embed(`${api}/embeddings`, call, rules),
   };
 }
 

@@ -194,7 +194,7 @@ function textOf(content: string | ReadonlyArray<{ text: string }>): string {
 }
 
 /** A tool's output: a JSON object stays structured; anything else is passed as the string. */
-function toolOutputOf(text: string): unknown {
+export function toolOutputOf(text: string): unknown {
   try {
     const value: unknown = JSON.parse(text);
     return isObject(value) ? value : text;
@@ -203,7 +203,7 @@ function toolOutputOf(text: string): unknown {
   }
 }
 
-function argumentsOf(raw: string, field: string): Record<string, unknown> {
+export function argumentsOf(raw: string, field: string): Record<string, unknown> {
   if (raw.trim() === "") return {};
   let value: unknown;
   try {
@@ -223,7 +223,7 @@ const BASE64 = ";base64,";
  * are checked by images.ts like any inline image. A URL to fetch is refused: the gateway
  * would have to download it inside the caller's wait, from wherever it points.
  */
-function imageOf(raw: unknown, field: string): { mimeType: string; data: string } {
+export function imageOf(raw: unknown, field: string): { mimeType: string; data: string } {
   const url = isObject(raw) ? raw.url : undefined;
   if (typeof url !== "string") throw invalid(`${field}.url`, "must be a string (a data URL).");
   if (!url.startsWith(DATA_URL)) {

@@ -8,6 +8,7 @@ import type { ErrorAnswer, JsonAnswer, StreamAnswer } from "../../../_shared/env
 import type { GatewayError } from "../../../_shared/errors.ts";
 import type { InvokeAnswer, InvokeResult, InvokeStream, QueueProgress } from "../../attempt/context.ts";
 import type { ModelEntry, NormalizedRequest, RequestLimits } from "../../contract.ts";
+import type { StoredResponse } from "../../store/store.ts";
 
 export interface SurfaceContext<R extends NormalizedRequest = NormalizedRequest> {
   requestId: string;
@@ -78,9 +79,28 @@ export interface Surface<R extends NormalizedRequest = NormalizedRequest> extend
     parse(input: ParseInput): NormalizedRequest;
     answer(totalTokens: number): Record<string, unknown>;
   };
+  /**
+   * Its answers kept for a follow-up that names one (OpenAI's Responses API: store and
+   * previous_response_id), and its stored answer read and deleted by id; absent: none kept.
+   */
+  keeps?: KeptAnswers<R>;
   /** Its model list and one model; `one` is undefined for a name the gateway does not serve. Absent: none. */
   models?: {
     list(models: ModelEntry[], at: ModelsContext): Record<string, unknown>;
     one(models: ModelEntry[], id: string, at: ModelsContext): Record<string, unknown> | undefined;
   };
+}
+
+/** How a surface keeps answers for a follow-up (handler.ts reads and writes them through the store). */
+export interface KeptAnswers<R extends NormalizedRequest = NormalizedRequest> {
+  /** The stored answer the request continues (null: none). */
+  continues(request: R): string | null;
+  /** The request continued from what was stored; throws GatewayError when the stored turns cannot be read. */
+  continue(request: R, stored: StoredResponse): R;
+  /** What to keep of an answer and under which id; null: the request asked that nothing be kept. */
+  keep(result: InvokeResult, ctx: SurfaceContext<R>): { id: string; stored: StoredResponse } | null;
+  /** A stored answer as its GET says it. */
+  shown(stored: StoredResponse): Record<string, unknown>;
+  /** Its DELETE's answer. */
+  deleted(id: string): Record<string, unknown>;
 }

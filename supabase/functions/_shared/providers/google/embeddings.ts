@@ -1,0 +1,54 @@
+// Google's embedding REST: one input is `models/{model}:embedContent`, several `:batchEmbedContents`
+// (at most 100 per batch, Google's 400 says; each counted by Google as a request of its own, which is
+// why the gateway's rows have it send one input per call: 66_embedding_models.sql). Task type, title
+// and outputDimensionality as the caller gave them. Google's answer names no token count: the
+// estimate the reservation booked stands as the usage.
+import { failureOf, readJsonAnswer, timedCall, type WireRules } from "../../upstream/call.ts";
+import type { HubAnswer, HubEmbed } from "../../upstream/hub.ts";
+import { type GenerateCall, type GenerateOutcome, upstreamFailure } from "../../upstream/port.ts";
+
+export function embed(
+  url: (method: string) => string,
+  call: GenerateCall,
+  rules: WireRules,
+): Promise<GenerateOutcome> {
+  const asked = call.request.embed!;
+  const model = call.request.model;
+  const one = asked.inputs.length === 1;
+  const body = one
+    ? contentRequest(asked, asked.inputs[0]!)
+    : { requests: asked.inputs.map((input) => ({ model: `models/${model}`, ...contentRequest(asked, input) })) };
+  return timedCall(call, rules, async (guard) => {
+    const answer = await fetch(url(one ? "embedContent" : "batchEmbedContents"), {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-goog-api-key": call.apiKey },
+      body: JSON.stringify(body),
+      signal: guard.signal,
+    });
+    const read = await readJsonAnswer(answer, rules, [call.apiKey], model);
+    if (!read.ok) return read;
+    const list = one ? [read.body.embedding] : read.body.embeddings;
+    const vectors = Array.isArray(list)
+      ? list.map((e) => (typeof e === "object" && e !== null && Array.isArray((e as { values?: unknown }).values)
+        ? (e as { values: number[] }).values
+        : null))
+      : [];
+    if (vectors.length !== asked.inputs.length || vectors.some((v) => v === null)) {
+      const error = upstreamFailure("malformed", `${rules.upstream} answered without one embedding per input.`, {
+        httpStatus: 200,
+      });
+      return { ok: false, error: failureOf(rules, error) };
+    }
+    const hub: HubAnswer = { outputs: [], usage: null, modelVersion: null, id: null, embeddings: vectors as number[][] };
+    return { ok: true as const, answer: hub };
+  });
+}
+
+function contentRequest(asked: HubEmbed, input: string | number[]): Record<string, unknown> {
+  return {
+    content: { parts: [{ text: typeof input === "string" ? input : "" }] },
+    ...(asked.taskType === undefined ? {} : { taskType: asked.taskType }),
+    ...(asked.title === undefined ? {} : { title: asked.title }),
+    ...(asked.dimensions === undefined ? {} : { outputDimensionality: asked.dimensions }),
+  };
+}

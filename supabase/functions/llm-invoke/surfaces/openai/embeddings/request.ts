@@ -1,0 +1,72 @@
+// An embeddings body (POST /v1/embeddings, OpenAI's shape) → the gateway's one request: `input` a
+// string, an array of strings, an array of token ids or of token-id arrays; `dimensions`;
+// `encoding_format` (float or base64, which the answer is said in); `user` accepted. The texts are the
+// request's messages too, so its input is estimated and booked like any (token ids count one each).
+// No output is booked, no fallback is taken: a model whose vectors differ never stands in for another.
+import { z } from "zod";
+import { GatewayError } from "../../../../_shared/errors.ts";
+import { isObject } from "../../../../_shared/json.ts";
+import { invalidRequest } from "../../../../_shared/validation.ts";
+import type { NormalizedRequest } from "../../../contract.ts";
+import { callOptionsFromHeaders } from "../../shared/call-options.ts";
+import { OUTPUT_CAP_CODE } from "../../shared/field-codes.ts";
+import type { ParseInput } from "../../shared/surface.ts";
+
+const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+/** OpenAI's most inputs in one request (its API reference: "2048 dimensions or less"). */
+export const MAX_INPUTS = 2048;
+
+const tokenIds = z.array(z.number().int().min(0)).min(1);
+const embeddingsSchema = z.strictObject({
+  model: z.string().transform((m) => m.replace(/^models\//, "")).pipe(
+    z.string().regex(MODEL_NAME, "must be a model id such as text-embedding-3-small"),
+  ),
+  input: z.union([
+    z.string().min(1, "an input may not be empty"),
+    z.array(z.string().min(1, "an input may not be empty")).min(1).max(MAX_INPUTS),
+    tokenIds,
+    z.array(tokenIds).min(1).max(MAX_INPUTS),
+  ]),
+  dimensions: z.number().int().min(1).max(65536).optional(),
+  encoding_format: z.enum(["float", "base64"]).optional(),
+  user: z.string().optional(),
+});
+
+export interface EmbeddingsRequest extends NormalizedRequest {
+  encoding: "float" | "base64";
+}
+
+export function parseEmbeddings(input: ParseInput): EmbeddingsRequest {
+  if (!isObject(input.body)) throw new GatewayError("invalid_json", "The body must be a JSON object.");
+  const parsed = embeddingsSchema.safeParse(input.body);
+  if (!parsed.success) throw invalidRequest(parsed.error);
+  const req = parsed.data;
+  const inputs: Array<string | number[]> = typeof req.input === "string"
+    ? [req.input]
+    : typeof req.input[0] === "number"
+    ? [req.input as number[]]
+    : req.input as Array<string | number[]>;
+  const options = callOptionsFromHeaders(input.headers, input.limits);
+  const texts = inputs.filter((i): i is string => typeof i === "string");
+  const tokenCount = inputs.reduce((n, i) => n + (typeof i === "string" ? 0 : i.length), 0);
+  return {
+    model: req.model,
+    ...options,
+    // Vectors of one model are not another's: no fallback, whatever the row's chain.
+    fallbackModels: [],
+    messages: texts.length === 0 ? [] : [{ role: "user", parts: texts.map((text) => ({ type: "text", text })) }],
+    options: {},
+    asks: {},
+    outputCapField: { words: "max_tokens", code: OUTPUT_CAP_CODE },
+    // Token ids are counted as given, one each, beside the texts' estimate.
+    imageTokens: tokenCount,
+    stream: false,
+    metadata: {},
+    embed: { inputs, ...(req.dimensions === undefined ? {} : { dimensions: req.dimensions }) },
+    // Token ids are read by OpenAI's tokenizer only: another provider's model refuses them by name.
+    ...(tokenCount === 0
+      ? {}
+      : { only: { dialect: "openai", fields: [{ field: "input", why: "token ids are OpenAI's models' only" }] } }),
+    encoding: req.encoding_format ?? "float",
+  };
+}
