@@ -1,9 +1,23 @@
 -- Written by `npm run db:diff` from the difference between what the migrations before it build and
 -- what supabase/schemas builds. Applying it twice changes nothing.
--- What it changes: The Responses API's stored responses: a table of the caller's own answers and
---   conversations for previous_response_id, GET and DELETE, read through three functions, kept for
---   stored_response_lifetime and swept by housekeeping
+-- What it changes: the Responses API's stored conversations (google_ai_stored_responses, their lifetime
+--   setting, their housekeeping step and the functions that keep, read and delete them for their caller only)
+--   and the embedding models' facts (google_ai_embedding_models: dimensions, batch size, input size, how the
+--   provider counts a batch)
 set check_function_bodies = off;
+
+create table if not exists "public"."google_ai_embedding_models" (
+    "model" text not null,
+    "dimensions" integer not null,
+    "shortenable" boolean not null default false,
+    "max_batch" integer not null,
+    "max_input_tokens" integer not null,
+    "counts_each_input" boolean not null default false,
+    "source" text,
+    "updated_at" timestamp with time zone not null default now()
+      );
+
+alter table "public"."google_ai_embedding_models" enable row level security;
 
 create table if not exists "public"."google_ai_stored_responses" (
     "id" text not null,
@@ -19,9 +33,18 @@ alter table "public"."google_ai_stored_responses" enable row level security;
 
 alter table "public"."google_ai_maintenance_settings" add column if not exists "stored_response_lifetime" interval not null default '1 day'::interval;
 
+create UNIQUE index if not exists google_ai_embedding_models_pkey ON public.google_ai_embedding_models USING btree (model);
+
 create index if not exists google_ai_stored_responses_expires_at_idx ON public.google_ai_stored_responses USING btree (expires_at);
 
 create UNIQUE index if not exists google_ai_stored_responses_pkey ON public.google_ai_stored_responses USING btree (id);
+
+do $migration$ begin
+  if not exists (select 1 from pg_catalog.pg_constraint where conrelid = '"public"."google_ai_embedding_models"'::regclass
+                 and conname = 'google_ai_embedding_models_pkey') then
+    alter table "public"."google_ai_embedding_models" add constraint "google_ai_embedding_models_pkey" PRIMARY KEY using index "google_ai_embedding_models_pkey";
+  end if;
+end $migration$;
 
 do $migration$ begin
   if not exists (select 1 from pg_catalog.pg_constraint where conrelid = '"public"."google_ai_stored_responses"'::regclass
@@ -29,6 +52,42 @@ do $migration$ begin
     alter table "public"."google_ai_stored_responses" add constraint "google_ai_stored_responses_pkey" PRIMARY KEY using index "google_ai_stored_responses_pkey";
   end if;
 end $migration$;
+
+do $migration$ begin
+  if not exists (select 1 from pg_catalog.pg_constraint where conrelid = '"public"."google_ai_embedding_models"'::regclass
+                 and conname = 'google_ai_embedding_models_dimensions_check') then
+    alter table "public"."google_ai_embedding_models" add constraint "google_ai_embedding_models_dimensions_check" CHECK (((dimensions >= 1) AND (dimensions <= 65536))) not valid;
+  end if;
+end $migration$;
+
+alter table "public"."google_ai_embedding_models" validate constraint "google_ai_embedding_models_dimensions_check";
+
+do $migration$ begin
+  if not exists (select 1 from pg_catalog.pg_constraint where conrelid = '"public"."google_ai_embedding_models"'::regclass
+                 and conname = 'google_ai_embedding_models_max_batch_check') then
+    alter table "public"."google_ai_embedding_models" add constraint "google_ai_embedding_models_max_batch_check" CHECK (((max_batch >= 1) AND (max_batch <= 100000))) not valid;
+  end if;
+end $migration$;
+
+alter table "public"."google_ai_embedding_models" validate constraint "google_ai_embedding_models_max_batch_check";
+
+do $migration$ begin
+  if not exists (select 1 from pg_catalog.pg_constraint where conrelid = '"public"."google_ai_embedding_models"'::regclass
+                 and conname = 'google_ai_embedding_models_max_input_tokens_check') then
+    alter table "public"."google_ai_embedding_models" add constraint "google_ai_embedding_models_max_input_tokens_check" CHECK ((max_input_tokens >= 1)) not valid;
+  end if;
+end $migration$;
+
+alter table "public"."google_ai_embedding_models" validate constraint "google_ai_embedding_models_max_input_tokens_check";
+
+do $migration$ begin
+  if not exists (select 1 from pg_catalog.pg_constraint where conrelid = '"public"."google_ai_embedding_models"'::regclass
+                 and conname = 'google_ai_embedding_models_model_fkey') then
+    alter table "public"."google_ai_embedding_models" add constraint "google_ai_embedding_models_model_fkey" FOREIGN KEY (model) REFERENCES public.google_ai_model_limits(model) ON UPDATE CASCADE ON DELETE CASCADE not valid;
+  end if;
+end $migration$;
+
+alter table "public"."google_ai_embedding_models" validate constraint "google_ai_embedding_models_model_fkey";
 
 do $migration$ begin
   if not exists (select 1 from pg_catalog.pg_constraint where conrelid = '"public"."google_ai_maintenance_settings"'::regclass
@@ -60,6 +119,18 @@ AS $function$
       and r.expires_at > pg_catalog.clock_timestamp()
     returning 1)
   select exists (select from gone)
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_embedding_traits(p_model text)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+  select jsonb_build_object('dimensions', e.dimensions, 'shortenable', e.shortenable, 'max_batch', e.max_batch,
+    'max_input_tokens', e.max_input_tokens, 'counts_each_input', e.counts_each_input)
+  from public.google_ai_embedding_models e where e.model = p_model
 $function$
 ;
 
@@ -143,6 +214,14 @@ AS $function$
 $function$
 ;
 
+grant delete on table "public"."google_ai_embedding_models" to "service_role";
+
+grant insert on table "public"."google_ai_embedding_models" to "service_role";
+
+grant select on table "public"."google_ai_embedding_models" to "service_role";
+
+grant update on table "public"."google_ai_embedding_models" to "service_role";
+
 grant delete on table "public"."google_ai_stored_responses" to "service_role";
 
 grant select on table "public"."google_ai_stored_responses" to "service_role";
@@ -152,6 +231,13 @@ grant select on table "public"."google_ai_stored_responses" to "service_role";
 revoke all on function public.google_ai_delete_stored_response(p_token_hash text, p_caller text, p_id text) from public, anon, authenticated, service_role, eve_gateway;
 grant execute on function public.google_ai_delete_stored_response(p_token_hash text, p_caller text, p_id text) to eve_gateway;
 comment on function public.google_ai_delete_stored_response(p_token_hash text, p_caller text, p_id text) is 'Deletes a stored Responses API answer of the caller''s own; false when it had none.';
+revoke all on table public.google_ai_embedding_models from public, anon, authenticated, service_role;
+grant insert, select, update, delete on table public.google_ai_embedding_models to service_role;
+comment on table public.google_ai_embedding_models is 'Embedding models (a row of google_ai_model_limits each): dimensions (shortenable: a smaller one may be asked), max_batch (inputs per provider request), max_input_tokens (per input), counts_each_input (the provider counts each input of a batch as one request: the gateway sends one input per call), source (where the facts were read).';
+revoke all on function public.google_ai_embedding_traits(p_model text) from public, anon, authenticated, service_role, eve_gateway;
+grant execute on function public.google_ai_embedding_traits(p_model text) to eve_gateway;
+grant execute on function public.google_ai_embedding_traits(p_model text) to service_role;
+comment on function public.google_ai_embedding_traits(p_model text) is 'An embedding model''s dimensions, batch and input limits and counting, or null for a model that does not embed.';
 comment on table public.google_ai_maintenance_settings is 'Housekeeping settings (one row). attempts_retention: how long attempt rows are kept; stale_reservation_after: when an open reservation counts as abandoned; token_grace: how long expired/revoked tokens are kept; cron_history_retention: cron.job_run_details kept; batch_size/max_batches/time_budget: work per run; lock_timeout_ms: longest wait for a table lock; stored_response_lifetime: how long a Responses API conversation kept for previous_response_id lives (1 minute to 30 days, OpenAI''s own keeping).';
 revoke all on function public.google_ai_store_response(p_token_hash text, p_caller text, p_id text, p_model text, p_response jsonb, p_conversation jsonb) from public, anon, authenticated, service_role, eve_gateway;
 grant execute on function public.google_ai_store_response(p_token_hash text, p_caller text, p_id text, p_model text, p_response jsonb, p_conversation jsonb) to eve_gateway;
