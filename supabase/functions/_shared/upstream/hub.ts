@@ -255,6 +255,8 @@ export interface HubAnswer {
 export interface DialectAnswer {
   dialect: DialectTag;
   body: Record<string, unknown>;
+  /** The dialect's endpoint that answered, where it has more than one (OpenAI's `responses`); absent: its usual. */
+  endpoint?: string;
 }
 
 /**

@@ -49,7 +49,6 @@ import type {
 } from "./store.ts";
 import { isObject } from "../../_shared/json.ts";
 import { holderTimes } from "./holder.ts";
-import { isObject } from "../../_shared/json.ts";
 
 export interface PgStoreOptions {
   /** The worker's database (_shared/db.ts): deadlines, fail-fast while down, one retry of a stale connection. */

@@ -2,7 +2,7 @@
 // model is OpenAI's: the caller's body as it came (built-in tools, include, … reach OpenAI), but the
 // model, the stream and the output cap the gateway's, and `store: false` (the gateway keeps the
 // conversation itself, for any model). Its answer and events come back as they came (pass-through,
-// dialect `openai-responses`) and in the hub's words for the books and every other reader.
+// dialect `openai`, endpoint `responses`) and in the hub's words for the books and every other reader.
 import {
   type CallGuard,
   failureOf,
@@ -13,7 +13,7 @@ import {
   timedCall,
   type WireRules,
 } from "../../upstream/call.ts";
-import type { HubAnswer, HubChunk, HubFinish, HubPart, HubRequest, HubUsage } from "../../upstream/hub.ts";
+import type { DialectAnswer, HubAnswer, HubChunk, HubFinish, HubPart, HubRequest, HubUsage } from "../../upstream/hub.ts";
 import {
   type GenerateCall,
   type GenerateOutcome,
@@ -23,7 +23,8 @@ import {
 } from "../../upstream/port.ts";
 import { classifyOpenAiHttpError, roomOf } from "./errors.ts";
 
-export const RESPONSES_DIALECT = "openai-responses";
+/** What an answer of OpenAI's Responses API is tagged with (the pass-through to the gateway's Responses route). */
+export const RESPONSES_ANSWER = { dialect: "openai", endpoint: "responses" } as const;
 
 type Json = Record<string, unknown>;
 
@@ -119,7 +120,7 @@ export function generateResponse(url: string, call: GenerateCall, rules: WireRul
     return {
       ok: true as const,
       answer: hub,
-      dialectAnswer: { dialect: RESPONSES_DIALECT, body: read.body },
+      dialectAnswer: { ...RESPONSES_ANSWER, body: read.body },
       room: roomOf(answer.headers),
     };
   });
@@ -136,7 +137,7 @@ export async function streamResponse(url: string, call: GenerateCall, rules: Wir
     servedTier: null,
     room: roomOf(response.headers),
     chunks: eventChunks(response.body, guard, call, rules, (r) => (last = r)),
-    dialectAnswer: () => ({ dialect: RESPONSES_DIALECT, body: last }),
+    dialectAnswer: () => ({ ...RESPONSES_ANSWER, body: last }),
   };
 }
 
@@ -165,7 +166,7 @@ async function* eventChunks(
   });
   try {
     for await (const event of events) {
-      const own = { dialect: RESPONSES_DIALECT, body: event };
+      const own: DialectAnswer = { ...RESPONSES_ANSWER, body: event };
       const type = event.type;
       if (type === "response.output_text.delta" && typeof event.delta === "string") {
         yield { answer: piece([{ type: "text", text: event.delta }]), own };

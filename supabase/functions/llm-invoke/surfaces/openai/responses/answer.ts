@@ -3,7 +3,7 @@
 // cached and reasoning tokens. The whole answer and the stream's last event (response.completed) are
 // the same object, so the two agree.
 import type { JsonAnswer } from "../../../../_shared/envelope.ts";
-import { type HubAnswer, type HubPart, hubFinish } from "../../../../_shared/upstream/hub.ts";
+import { type DialectAnswer, type HubAnswer, type HubPart, hubFinish } from "../../../../_shared/upstream/hub.ts";
 import type { InvokeResult } from "../../../attempt/context.ts";
 import { hubOf } from "../../shared/stored-answer.ts";
 import type { SurfaceContext } from "../../shared/surface.ts";
@@ -149,8 +149,10 @@ export function responseObject(result: InvokeResult, ctx: SurfaceContext<Respons
   };
 }
 
-/** OpenAI's own Responses API answered (an OpenAI model): its dialect's name for the pass-through. */
-export const OWN_RESPONSES = "openai-responses";
+/** OpenAI's own Responses API answered (an OpenAI model): its answer or event, passed through as it came. */
+export function isOwnResponses(own: DialectAnswer | null | undefined): own is DialectAnswer {
+  return own?.dialect === "openai" && own.endpoint === "responses";
+}
 
 /**
  * An OpenAI model's own response object as it came, under the gateway's id and with what the caller
@@ -168,7 +170,7 @@ export function ownResponse(body: Record<string, unknown>, ctx: SurfaceContext<R
 /** The response a result says: an OpenAI model's own, else the gateway's from the hub's answer. */
 export function wholeResponse(result: InvokeResult, ctx: SurfaceContext<ResponsesRequest>): Record<string, unknown> {
   const own = result.dialectAnswer;
-  return own?.dialect === OWN_RESPONSES && Array.isArray(own.body.output)
+  return isOwnResponses(own) && Array.isArray(own.body.output)
     ? ownResponse(own.body, ctx)
     : responseObject(result, ctx);
 }

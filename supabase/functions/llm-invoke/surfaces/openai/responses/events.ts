@@ -19,7 +19,7 @@ import {
   messageItem,
   type OutputItem,
   ownResponse,
-  OWN_RESPONSES,
+  isOwnResponses,
   reasoningItem,
   responseHead,
   responseObject,
@@ -172,7 +172,7 @@ async function* eventFrames(
   let started = false;
   try {
     for await (const chunk of answer.chunks) {
-      if (chunk.own?.dialect === OWN_RESPONSES) {
+      if (isOwnResponses(chunk.own)) {
         own = true;
         const event = chunk.own.body;
         const response = event.response;
