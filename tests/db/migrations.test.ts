@@ -178,14 +178,14 @@ describe("the built-in models, brought by the migrations alone (supabase db push
     await applyMigrations(sql);
     const { models, prices } = await modelRows(sql);
     expect(models.map((m) => m.model).sort()).toEqual(await documentedModels());
-    expect(models.length).toBe(19);
-    expect(prices.length).toBe(29);
+    expect(models.length).toBe(22);
+    expect(prices.length).toBe(33);
     const unpriced = models.map((m) => m.model).filter((m) => !prices.some((p) => p.model === m));
     expect(unpriced, "models without a price row").toEqual([]);
     expect(models.filter((m) => m.limits_source === null).map((m) => m.model), "models not described").toEqual([]);
     expect((await sql`select count(*)::int as n from public.google_ai_api_keys`)[0].n, "key rows are the owner's (or the seed's)").toBe(0);
     const served = await sql`select provider, count(*)::int as n from public.google_ai_model_limits group by 1 order by 1`;
-    expect(served).toEqual([{ provider: "anthropic", n: 6 }, { provider: "google", n: 11 }, { provider: "openai", n: 2 }]);
+    expect(served).toEqual([{ provider: "anthropic", n: 6 }, { provider: "google", n: 12 }, { provider: "openai", n: 4 }]);
   });
 
   it("the owner's production rows keep their limits, get only what they never had, and a price", async () => {
@@ -201,7 +201,7 @@ describe("the built-in models, brought by the migrations alone (supabase db push
         limits_source: expect.stringMatching(/^Free tier 30 RPM/) },
     ]);
     const { models, prices } = await modelRows(sql);
-    expect(models.length).toBe(19);
+    expect(models.length).toBe(22);
     expect(models.map((m) => m.model).filter((m) => !prices.some((p) => p.model === m))).toEqual([]);
   });
 
