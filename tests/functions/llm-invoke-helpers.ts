@@ -1,7 +1,8 @@
 // Shared set-up of the llm-invoke integration tests: a fresh database per test file with the test's
 // own key rows and limits, the offline Google and OpenAI simulators (each key row's secret is a key of
 // its provider's simulator), and llm-invoke served over HTTP by the local stack. Every response is kept, so a test can scan all
-// of them (and every table) for secrets at the end.
+// of them (and every table) for secrets at the end. `startClaudeStack` adds an Anthropic simulator of the
+// test's own, its keys and their rows.
 //
 // What the provider was sent: `sent("google" | "openai")`, the bodies of the generation calls its
 // simulator received (each simulator keeps the body of its last 1000 requests, `stats().recent[].body`,
