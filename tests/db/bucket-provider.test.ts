@@ -18,6 +18,7 @@ import type { BucketSizes, PoolLimits } from "../../shared/anthropic-sim/config.
 import { roomOf } from "../../supabase/functions/_shared/providers/anthropic/errors.ts";
 import { roomUntil } from "../../supabase/functions/llm-invoke/attempt/room.ts";
 import { iso, msOf } from "../support/microseconds.ts";
+import type { ReserveAnswer as Answer } from "../support/reserve-answer.ts";
 import { oneKeyDatabase, type TestDatabase } from "../support/test-database.ts";
 
 let db: TestDatabase;
@@ -35,16 +36,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await db?.drop();
 });
-
-interface Answer {
-  ok: boolean;
-  reservation_id?: string;
-  limit?: string;
-  cause?: string;
-  retry_after_ms?: number | null;
-  retry_at?: string;
-  queue?: { ticket: string; expected_at: string };
-}
 
 /** A model row whose limits are buckets, and the same limits at the simulator's organization. */
 interface Shape {

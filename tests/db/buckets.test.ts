@@ -10,6 +10,7 @@
 // estimate counts on the request bucket.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { iso, msOf } from "../support/microseconds.ts";
+import type { ReserveAnswer as Answer } from "../support/reserve-answer.ts";
 import { oneKeyDatabase, type TestDatabase } from "../support/test-database.ts";
 
 let db: TestDatabase;
@@ -23,15 +24,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await db?.drop();
 });
-
-interface Answer {
-  ok: boolean;
-  reservation_id?: string;
-  limit?: string;
-  cause?: string;
-  retry_at?: string;
-  queue?: { ticket: string; expected_at: string };
-}
 
 async function admit(at: number, model: string, input: number, output: number | null = null,
   wait: { leftMs: number; ticket?: string } = { leftMs: 0 }): Promise<Answer> {

@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { iso } from "../support/microseconds.ts";
 import { someoneWaits } from "../support/someone-waits.ts";
+import type { ReserveAnswer as Answer } from "../support/reserve-answer.ts";
 import { oneKeyDatabase, type TestDatabase } from "../support/test-database.ts";
 
 let db: TestDatabase;
@@ -17,14 +18,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await db?.drop();
 });
-
-interface Answer {
-  ok: boolean;
-  limit?: string;
-  cause?: string;
-  queue?: { ticket: string };
-  retry_after_ms?: number | null;
-}
 
 interface Ask {
   at: number;

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect } from "../../shared/db/migrate.ts";
 import { iso, msOf } from "../support/microseconds.ts";
 import { someoneWaits as waitingBehind } from "../support/someone-waits.ts";
+import type { ReserveAnswer as Answer } from "../support/reserve-answer.ts";
 import { oneKeyDatabase, type TestDatabase } from "../support/test-database.ts";
 
 let db: TestDatabase;
@@ -24,13 +25,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await db?.drop();
 });
-
-interface Answer {
-  ok: boolean;
-  limit?: string;
-  retry_at?: string;
-  queue?: { ticket: string; position: number; expected_at: string; priority: string };
-}
 
 interface Ask {
   /** Milliseconds since the epoch; fractions are kept to the microsecond. */
