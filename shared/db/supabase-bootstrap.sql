@@ -10,6 +10,20 @@ create extension if not exists "uuid-ossp" with schema extensions;
 -- Statement statistics, as every hosted project has them (`supabase inspect db outliers`, `calls`);
 -- the server preloads the library (postgres-server.ts).
 create extension if not exists pg_stat_statements with schema extensions;
+-- Extensions `postgres` may create on a hosted project (supautils' privileged_extensions) but not on
+-- a plain server, created beforehand where the engine has them (the grants below reach their
+-- routines): pgTAP (`supabase test db`, the pgTAP suite), plpgsql_check (`supabase db lint` creates it
+-- as `postgres`, which only supautils allows); pg_cron below.
+do $$
+begin
+  if exists (select 1 from pg_catalog.pg_available_extensions where name = 'pgtap') then
+    create extension if not exists pgtap with schema extensions;
+  end if;
+  if exists (select 1 from pg_catalog.pg_available_extensions where name = 'plpgsql_check') then
+    create extension if not exists plpgsql_check with schema extensions;
+  end if;
+end
+$$;
 grant usage on schema extensions to postgres, anon, authenticated, service_role;
 grant usage on schema public to postgres, anon, authenticated, service_role;
 
@@ -52,22 +66,11 @@ alter default privileges for role postgres, supabase_admin in schema public
 alter default privileges for role postgres, supabase_admin in schema public
   grant execute on functions to anon, authenticated, service_role;
 
--- Extensions `postgres` may create on a hosted project (supautils' privileged_extensions) but not on
--- a plain server, created beforehand where the engine has them: pgTAP (`supabase test db`, the pgTAP
--- suite), plpgsql_check (`supabase db lint` creates it as `postgres`, which only supautils allows) and,
--- in the server's cron database only, pg_cron with the grants the platform gives
--- `postgres` (20231020085357_revoke_writes_on_cron_job_from_postgres.sql: all on cron's tables but
--- cron.job, which it may only read; jobs are made with cron.schedule).
+-- pg_cron, in the server's cron database only (where the engine has it), with the grants the platform
+-- gives `postgres` (20231020085357_revoke_writes_on_cron_job_from_postgres.sql: all on cron's tables
+-- but cron.job, which it may only read; jobs are made with cron.schedule).
 do $$
 begin
-  if exists (select 1 from pg_catalog.pg_available_extensions where name = 'pgtap') then
-    create extension if not exists pgtap with schema extensions;
-    grant all on all routines in schema extensions to postgres with grant option;
-  end if;
-  if exists (select 1 from pg_catalog.pg_available_extensions where name = 'plpgsql_check') then
-    create extension if not exists plpgsql_check with schema extensions;
-    grant all on all routines in schema extensions to postgres with grant option;
-  end if;
   if exists (select 1 from pg_catalog.pg_available_extensions where name = 'pg_cron')
      and pg_catalog.current_setting('cron.database_name', true) = pg_catalog.current_database() then
     create extension if not exists pg_cron with schema pg_catalog;

@@ -18,7 +18,8 @@ import type { BucketSizes, PoolLimits } from "../../shared/anthropic-sim/config.
 import { roomOf } from "../../supabase/functions/_shared/providers/anthropic/errors.ts";
 import { roomUntil } from "../../supabase/functions/llm-invoke/attempt/room.ts";
 import { iso, msOf } from "../support/microseconds.ts";
-import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
+import type { ReserveAnswer as Answer } from "../support/reserve-answer.ts";
+import { oneKeyDatabase, type TestDatabase } from "../support/test-database.ts";
 
 let db: TestDatabase;
 const WINDOW_MS = 61_000; // 60 s + the default minute guard
@@ -29,26 +30,12 @@ const INPUT = 60;
 const ANSWER = 20;
 
 beforeAll(async () => {
-  db = await freshDatabase("bucket_provider");
-  await db.sql`delete from public.google_ai_api_keys`;
-  await db.sql`insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, priority)
-               values ('claude-org', 'ANTHROPIC_KEY_ORG', 'org-ant', 1)`;
-  await db.sql`update public.google_ai_priority_classes set kept_rpm_percent = null, kept_rpd_percent = null`;
+  db = await oneKeyDatabase("bucket_provider", { alias: "claude-org", envVar: "ANTHROPIC_KEY_ORG", project: "org-ant" });
 }, 60_000);
 
 afterAll(async () => {
   await db?.drop();
 });
-
-interface Answer {
-  ok: boolean;
-  reservation_id?: string;
-  limit?: string;
-  cause?: string;
-  retry_after_ms?: number | null;
-  retry_at?: string;
-  queue?: { ticket: string; expected_at: string };
-}
 
 /** A model row whose limits are buckets, and the same limits at the simulator's organization. */
 interface Shape {

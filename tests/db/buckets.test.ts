@@ -10,32 +10,20 @@
 // estimate counts on the request bucket.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { iso, msOf } from "../support/microseconds.ts";
-import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
+import type { ReserveAnswer as Answer } from "../support/reserve-answer.ts";
+import { oneKeyDatabase, type TestDatabase } from "../support/test-database.ts";
 
 let db: TestDatabase;
 const T0 = Date.parse("2026-11-21T10:00:00Z");
 const WINDOW_US = 61_000_000; // 60 s + the default minute guard
 
 beforeAll(async () => {
-  db = await freshDatabase("buckets");
-  await db.sql`delete from public.google_ai_api_keys`;
-  await db.sql`insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, priority)
-               values ('b1', 'KEY_B1', 'proj-b', 1)`;
-  await db.sql`update public.google_ai_priority_classes set kept_rpm_percent = null, kept_rpd_percent = null`;
+  db = await oneKeyDatabase("buckets", { alias: "b1", envVar: "KEY_B1", project: "proj-b" });
 }, 60_000);
 
 afterAll(async () => {
   await db?.drop();
 });
-
-interface Answer {
-  ok: boolean;
-  reservation_id?: string;
-  limit?: string;
-  cause?: string;
-  retry_at?: string;
-  queue?: { ticket: string; expected_at: string };
-}
 
 async function admit(at: number, model: string, input: number, output: number | null = null,
   wait: { leftMs: number; ticket?: string } = { leftMs: 0 }): Promise<Answer> {

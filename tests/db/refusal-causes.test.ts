@@ -4,32 +4,20 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { iso } from "../support/microseconds.ts";
 import { someoneWaits } from "../support/someone-waits.ts";
-import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
+import type { ReserveAnswer as Answer } from "../support/reserve-answer.ts";
+import { oneKeyDatabase, type TestDatabase } from "../support/test-database.ts";
 
 let db: TestDatabase;
 const T0 = Date.parse("2026-11-21T10:00:00Z");
 const WINDOW_MS = 61_000;
 
 beforeAll(async () => {
-  db = await freshDatabase("refusal_causes");
-  await db.sql`delete from public.google_ai_api_keys`;
-  await db.sql`insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, priority)
-               values ('c1', 'KEY_C1', 'proj-c', 1)`;
-  // The shares here are the tests' own.
-  await db.sql`update public.google_ai_priority_classes set kept_rpm_percent = null, kept_rpd_percent = null`;
+  db = await oneKeyDatabase("refusal_causes", { alias: "c1", envVar: "KEY_C1", project: "proj-c" });
 }, 60_000);
 
 afterAll(async () => {
   await db?.drop();
 });
-
-interface Answer {
-  ok: boolean;
-  limit?: string;
-  cause?: string;
-  queue?: { ticket: string };
-  retry_after_ms?: number | null;
-}
 
 interface Ask {
   at: number;

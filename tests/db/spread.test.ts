@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect } from "../../shared/db/migrate.ts";
 import { iso, msOf } from "../support/microseconds.ts";
 import { someoneWaits as waitingBehind } from "../support/someone-waits.ts";
-import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
+import type { ReserveAnswer as Answer } from "../support/reserve-answer.ts";
+import { oneKeyDatabase, type TestDatabase } from "../support/test-database.ts";
 
 let db: TestDatabase;
 const T0 = Date.parse("2026-11-21T10:00:00Z");
@@ -18,24 +19,12 @@ const WINDOW_MS = 61_000; // 60 s + the default minute guard
 const STEP_30_US = Math.ceil((WINDOW_MS * 1000) / 30);
 
 beforeAll(async () => {
-  db = await freshDatabase("spread");
-  await db.sql`delete from public.google_ai_api_keys`;
-  await db.sql`insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, priority)
-               values ('s1', 'KEY_S1', 'proj-s', 1)`;
-  // The shares here are the tests' own: no share kept for a class by default.
-  await db.sql`update public.google_ai_priority_classes set kept_rpm_percent = null, kept_rpd_percent = null`;
+  db = await oneKeyDatabase("spread", { alias: "s1", envVar: "KEY_S1", project: "proj-s" });
 }, 60_000);
 
 afterAll(async () => {
   await db?.drop();
 });
-
-interface Answer {
-  ok: boolean;
-  limit?: string;
-  retry_at?: string;
-  queue?: { ticket: string; position: number; expected_at: string; priority: string };
-}
 
 interface Ask {
   /** Milliseconds since the epoch; fractions are kept to the microsecond. */

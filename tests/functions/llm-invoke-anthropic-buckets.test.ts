@@ -11,8 +11,8 @@
 // Real functions, real PostgreSQL.
 import Anthropic from "@anthropic-ai/sdk";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type AnthropicSimulator, startAnthropicSimulator } from "../../shared/anthropic-sim/server.ts";
-import { type InvokeStack, startInvokeStack } from "./llm-invoke-helpers.ts";
+import type { AnthropicSimulator } from "../../shared/anthropic-sim/server.ts";
+import { type InvokeStack, startClaudeStack } from "./llm-invoke-helpers.ts";
 
 const KEY = "sk-ant-sim-buckets-0123456789";
 const HAIKU = "claude-haiku-4-5-20251001";
@@ -27,29 +27,24 @@ let sim: AnthropicSimulator;
 let client: Anthropic;
 
 beforeAll(async () => {
-  sim = await startAnthropicSimulator({
-    // An answer takes a while: a burst's admissions are all decided before any answer gives its
-    // unused output back or its headers rest the model (google_ai_settle_call).
-    latencyMs: 2_000,
-    organizations: { "org-ant": { keys: [KEY], limits: { "sonnet-4": FREE, "haiku-4-5": FREE, "opus-4": FREE } } },
-  });
-  s = await startInvokeStack("llm_invoke_anthropic_buckets", {
-    keys: [{ alias: "google-main", project: "proj-g", priority: 1, simKey: "sim-key-google" }],
-    env: { ANTHROPIC_BASE_URL: sim.url, ANTHROPIC_TEST_KEY_MAIN: KEY },
-  });
-  await s.sql`insert into public.google_ai_api_keys (key_alias, provider, env_var_name, project_id, priority, is_active)
-              values ('claude-main', 'anthropic', 'ANTHROPIC_TEST_KEY_MAIN', 'org-ant', 1, true)`;
+  ({ s, sim } = await startClaudeStack("llm_invoke_anthropic_buckets", {
+    simulator: {
+      // An answer takes a while: a burst's admissions are all decided before any answer gives its
+      // unused output back or its headers rest the model (google_ai_settle_call).
+      latencyMs: 2_000,
+      organizations: { "org-ant": { keys: [KEY], limits: { "sonnet-4": FREE, "haiku-4-5": FREE, "opus-4": FREE } } },
+    },
+    claude: [{ name: "MAIN", secret: KEY, org: "org-ant" }],
+  }));
   client = new Anthropic({ baseURL: s.url, apiKey: s.serviceKey, maxRetries: 0 });
 }, 120_000);
 
 afterAll(async () => {
   await s?.close();
-  await sim?.close();
 });
 
 beforeEach(async () => {
   await s.reset();
-  sim.reset();
   sim.setOrganizations({ "org-ant": { keys: [KEY], limits: { "sonnet-4": FREE, "haiku-4-5": FREE, "opus-4": FREE } } });
 });
 

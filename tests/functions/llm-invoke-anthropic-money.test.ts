@@ -10,8 +10,8 @@ import Anthropic from "@anthropic-ai/sdk";
 import { GoogleGenAI } from "@google/genai";
 import OpenAI from "openai";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type AnthropicSimulator, startAnthropicSimulator } from "../../shared/anthropic-sim/server.ts";
-import { type InvokeStack, startInvokeStack } from "./llm-invoke-helpers.ts";
+import type { AnthropicSimulator } from "../../shared/anthropic-sim/server.ts";
+import { type InvokeStack, startClaudeStack } from "./llm-invoke-helpers.ts";
 
 const MODEL = "claude-sonnet-4-5";
 const ROW = "claude-sonnet-4-5-20250929";
@@ -26,28 +26,25 @@ let s: InvokeStack;
 let sim: AnthropicSimulator;
 
 beforeAll(async () => {
-  sim = await startAnthropicSimulator({
-    organizations: {
-      "org-spent": { keys: [SPENT_KEY], limits: LIMITS, wallet: "spend_limit" },
-      "org-broke": { keys: [BROKE_KEY], limits: LIMITS, wallet: "credit" },
+  ({ s, sim } = await startClaudeStack("llm_invoke_anthropic_money", {
+    simulator: {
+      organizations: {
+        "org-spent": { keys: [SPENT_KEY], limits: LIMITS, wallet: "spend_limit" },
+        "org-broke": { keys: [BROKE_KEY], limits: LIMITS, wallet: "credit" },
+      },
     },
-  });
-  s = await startInvokeStack("llm_invoke_anthropic_money", {
-    keys: [{ alias: "google-main", project: "proj-g", priority: 1, simKey: "sim-key-google" }],
-    env: { ANTHROPIC_BASE_URL: sim.url, ANTHROPIC_TEST_KEY_SPENT: SPENT_KEY, ANTHROPIC_TEST_KEY_BROKE: BROKE_KEY },
-  });
-  await s.sql`update public.google_ai_model_limits set rpm = 1000, itpm = 10000000, otpm = 10000000
-              where provider = 'anthropic'`;
+    // The key rows are each test's own (keyOf).
+    claude: [{ name: "SPENT", secret: SPENT_KEY }, { name: "BROKE", secret: BROKE_KEY }],
+    roomy: true,
+  }));
 }, 120_000);
 
 afterAll(async () => {
   await s?.close();
-  await sim?.close();
 });
 
 beforeEach(async () => {
   await s.reset();
-  sim.reset();
   await s.sql`delete from public.google_ai_api_keys where provider = 'anthropic'`;
 });
 

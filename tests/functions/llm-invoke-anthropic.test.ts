@@ -12,8 +12,8 @@
 import { GoogleGenAI } from "@google/genai";
 import OpenAI from "openai";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type AnthropicSimulator, startAnthropicSimulator } from "../../shared/anthropic-sim/server.ts";
-import { type InvokeStack, startInvokeStack } from "./llm-invoke-helpers.ts";
+import type { AnthropicSimulator } from "../../shared/anthropic-sim/server.ts";
+import { type InvokeStack, startClaudeStack } from "./llm-invoke-helpers.ts";
 
 /** The caller's name for it; the row (and what Anthropic is sent) is the dated id. */
 const MODEL = "claude-sonnet-4-5";
@@ -32,32 +32,28 @@ let s: InvokeStack;
 let sim: AnthropicSimulator;
 
 beforeAll(async () => {
-  sim = await startAnthropicSimulator({
-    // An answer takes a moment, as Anthropic's do: a burst's admissions are all made before the first
-    // answer's room (anthropic-ratelimit-*) can rest the model (google_ai_settle_call).
-    latencyMs: 300,
-    organizations: {
-      "org-ant": { keys: [KEY], limits: LIMITS },
-      "org-broke": { keys: [BROKE_KEY], wallet: "credit" },
+  ({ s, sim } = await startClaudeStack("llm_invoke_anthropic", {
+    simulator: {
+      // An answer takes a moment, as Anthropic's do: a burst's admissions are all made before the first
+      // answer's room (anthropic-ratelimit-*) can rest the model (google_ai_settle_call).
+      latencyMs: 300,
+      organizations: {
+        "org-ant": { keys: [KEY], limits: LIMITS },
+        "org-broke": { keys: [BROKE_KEY], wallet: "credit" },
+      },
     },
-  });
-  s = await startInvokeStack("llm_invoke_anthropic", {
-    keys: [{ alias: "google-main", project: "proj-g", priority: 1, simKey: "sim-key-google" }],
-    env: { ANTHROPIC_BASE_URL: sim.url, ANTHROPIC_TEST_KEY_MAIN: KEY, ANTHROPIC_TEST_KEY_BROKE: BROKE_KEY },
-  });
-  await s.sql`insert into public.google_ai_api_keys (key_alias, provider, env_var_name, project_id, priority, is_active)
-              values ('claude-main', 'anthropic', 'ANTHROPIC_TEST_KEY_MAIN', 'org-ant', 1, true)`;
-  await s.sql`update public.google_ai_model_limits set rpm = 1000, itpm = 10000000, otpm = 10000000 where provider = 'anthropic'`;
+    // The broke organization's key row is its own test's (money is learned in one call).
+    claude: [{ name: "MAIN", secret: KEY, org: "org-ant" }, { name: "BROKE", secret: BROKE_KEY }],
+    roomy: true,
+  }));
 }, 120_000);
 
 afterAll(async () => {
   await s?.close();
-  await sim?.close();
 });
 
 beforeEach(async () => {
   await s.reset();
-  sim.reset();
 });
 
 const lastBody = () => sim.stats().received.at(-1)!.body as Record<string, unknown>;

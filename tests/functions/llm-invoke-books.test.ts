@@ -3,8 +3,8 @@
 // on the same key, write no refused row between their calls), and a stream Anthropic cut after its
 // message_start is priced on Anthropic's own input count there, its token_usage row marked cut.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type AnthropicSimulator, startAnthropicSimulator } from "../../shared/anthropic-sim/server.ts";
-import { type InvokeStack, startInvokeStack } from "./llm-invoke-helpers.ts";
+import type { AnthropicSimulator } from "../../shared/anthropic-sim/server.ts";
+import { type InvokeStack, startClaudeStack } from "./llm-invoke-helpers.ts";
 
 const SONNET = "claude-sonnet-4-5-20250929";
 const HAIKU = "claude-haiku-4-5-20251001";
@@ -16,35 +16,29 @@ let s: InvokeStack;
 let sim: AnthropicSimulator;
 
 beforeAll(async () => {
-  sim = await startAnthropicSimulator({
-    organizations: {
-      "org-books": {
-        keys: [KEY],
-        limits: {
-          "sonnet-4": { rpm: 10_000, itpm: 10_000_000, otpm: 10_000_000 },
-          "haiku-4-5": { rpm: 10_000, itpm: 10_000_000, otpm: 10_000_000 },
+  ({ s, sim } = await startClaudeStack("llm_invoke_books", {
+    simulator: {
+      organizations: {
+        "org-books": {
+          keys: [KEY],
+          limits: {
+            "sonnet-4": { rpm: 10_000, itpm: 10_000_000, otpm: 10_000_000 },
+            "haiku-4-5": { rpm: 10_000, itpm: 10_000_000, otpm: 10_000_000 },
+          },
         },
       },
     },
-  });
-  s = await startInvokeStack("llm_invoke_books", {
-    keys: [{ alias: "google-main", project: "proj-g", priority: 1, simKey: "sim-key-google" }],
-    env: { ANTHROPIC_BASE_URL: sim.url, ANTHROPIC_TEST_KEY_BOOKS: KEY },
-  });
-  await s.sql`insert into public.google_ai_api_keys (key_alias, provider, env_var_name, project_id, priority, is_active)
-              values ('claude-books', 'anthropic', 'ANTHROPIC_TEST_KEY_BOOKS', 'org-books', 1, true)`;
-  await s.sql`update public.google_ai_model_limits set rpm = 1000, itpm = 10000000, otpm = 10000000
-              where provider = 'anthropic'`;
+    claude: [{ name: "BOOKS", secret: KEY, org: "org-books" }],
+    roomy: true,
+  }));
 }, 120_000);
 
 afterAll(async () => {
   await s?.close();
-  await sim?.close();
 });
 
 beforeEach(async () => {
   await s.reset();
-  sim.reset();
 });
 
 /** The request's attempt rows in order: model, status, its HTTP status, the limit a refusal names. */

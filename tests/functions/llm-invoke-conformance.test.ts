@@ -147,6 +147,20 @@ const ROUTES: RouteRow[] = [
   },
 ];
 
+/** A generation call a simulator received: the model and streaming as it was asked for them, its body. */
+interface Sent {
+  model: string | undefined;
+  streamed: boolean;
+  body: Json;
+}
+
+/** A call whose body names its model and its streaming (OpenAI's and Anthropic's), as a simulator received it. */
+const sentInBody = (body: unknown): Sent => ({
+  model: (body as Json).model,
+  streamed: (body as Json).stream === true,
+  body: body as Json,
+});
+
 interface ProviderRow {
   dialect: Dialect;
   /** The model id the gateway books and sends (a chain's model, never the caller's name for it). */
@@ -154,8 +168,8 @@ interface ProviderRow {
   apiKey: string;
   client(): UpstreamClient;
   /** The generation bodies its simulator received since the last reset, with the path's model and method. */
-  received(): Array<{ model: string | undefined; streamed: boolean; body: Json }>;
-  wire(r: { model: string | undefined; streamed: boolean; body: Json }): Wire;
+  received(): Sent[];
+  wire(r: Sent): Wire;
   /** Its own dialect's body (what a route of its dialect passes through), asking as the caller asks. */
   ownBody(asked: Asked): Json;
 }
@@ -187,8 +201,7 @@ const PROVIDERS: ProviderRow[] = [
     apiKey: "sk-sim-conformance",
     client: () => createOpenAiClient({ baseUrl: openai.url }),
     received: () =>
-      openai.stats().recent.filter((r) => r.method === "chat.completions")
-        .map((r) => ({ model: (r.body as Json).model, streamed: (r.body as Json).stream === true, body: r.body as Json })),
+      openai.stats().recent.filter((r) => r.method === "chat.completions").map((r) => sentInBody(r.body)),
     wire: ({ body }) => ({
       model: body.model,
       cap: body.max_completion_tokens ?? body.max_tokens,
@@ -203,8 +216,7 @@ const PROVIDERS: ProviderRow[] = [
     apiKey: "sk-ant-sim-conformance",
     client: () => createAnthropicClient({ baseUrl: anthropic.url }),
     received: () =>
-      anthropic.stats().received.filter((r) => r.method === "messages")
-        .map((r) => ({ model: (r.body as Json).model, streamed: (r.body as Json).stream === true, body: r.body as Json })),
+      anthropic.stats().received.filter((r) => r.method === "messages").map((r) => sentInBody(r.body)),
     wire: ({ body }) => ({
       model: body.model,
       cap: body.max_tokens,

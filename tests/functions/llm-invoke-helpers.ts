@@ -1,7 +1,8 @@
 // Shared set-up of the llm-invoke integration tests: a fresh database per test file with the test's
 // own key rows and limits, the offline Google and OpenAI simulators (each key row's secret is a key of
 // its provider's simulator), and llm-invoke served over HTTP by the local stack. Every response is kept, so a test can scan all
-// of them (and every table) for secrets at the end.
+// of them (and every table) for secrets at the end. `startClaudeStack` adds an Anthropic simulator of the
+// test's own, its keys and their rows.
 //
 // What the provider was sent: `sent("google" | "openai")`, the bodies of the generation calls its
 // simulator received (each simulator keeps the body of its last 1000 requests, `stats().recent[].body`,
@@ -12,6 +13,7 @@
 import { echoDatabaseTrouble, TEST_STACK_DB_ENV } from "../support/stack-env.ts";
 import type { Sql } from "../../shared/db/migrate.ts";
 import type { GoogleSimulator, SimulatorOptions } from "../../shared/google-sim/server.ts";
+import { type AnthropicSimulator, type AnthropicSimulatorOptions, startAnthropicSimulator } from "../../shared/anthropic-sim/server.ts";
 import type { OpenAISimulator, OpenAISimulatorOptions, OrgOptions } from "../../shared/openai-sim/server.ts";
 import { type LocalStack, startLocalStack } from "../../scripts/local-stack.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
@@ -114,7 +116,6 @@ export const GENEROUS_OPENAI_SIM_MODELS = {
 };
 
 /** A key row's secret name, inside its provider's pattern (supabase/functions/_shared/providers/key-reader.ts). */
-/** A key row's secret: one of its provider's names by default (the dialect's pattern, PROVIDER_…). */
 const envVarOf = (k: Pick<TestKey, "alias" | "provider">) =>
   `${(k.provider ?? DEFAULT_PROVIDER).toUpperCase()}_TEST_KEY_${k.alias.replace(/[^A-Za-z0-9]/g, "_").toUpperCase()}`;
 
@@ -256,6 +257,66 @@ export async function startInvokeStack(label: string, options: {
   return it;
 }
 
+/** A Claude key of a test: its secret (a key of an organization of the Anthropic simulator) in ANTHROPIC_TEST_KEY_<name>. */
+export interface ClaudeKey {
+  name: string;
+  secret: string;
+  /** Its organization (the row's quota group): the key row `claude-<name>` is inserted, active. Absent: the secret alone. */
+  org?: string;
+}
+
+/**
+ * A stack whose Claude models are served by its own Anthropic simulator (the stack starts Google's and
+ * OpenAI's): llm-invoke with a Google key, Claude's keys as `claude` names them, and the simulator. The
+ * stack's reset and close reset and close the simulator too.
+ */
+export async function startClaudeStack(label: string, options: {
+  simulator: AnthropicSimulatorOptions;
+  claude: ClaudeKey[];
+  /** Claude's model rows at RPM 1000, ITPM and OTPM 10M, so only what a test sets binds. Default: as seeded. */
+  roomy?: boolean;
+  /** Keys besides the Google one. */
+  keys?: TestKey[];
+  openaiSimulator?: Omit<OpenAISimulatorOptions, "organizations">;
+}): Promise<{ s: InvokeStack; sim: AnthropicSimulator }> {
+  const sim = await startAnthropicSimulator(options.simulator);
+  const env: Record<string, string> = { ANTHROPIC_BASE_URL: sim.url };
+  for (const k of options.claude) env[`ANTHROPIC_TEST_KEY_${k.name}`] = k.secret;
+  let s: InvokeStack;
+  try {
+    s = await startInvokeStack(label, {
+      keys: [{ alias: "google-main", project: "proj-g", priority: 1, simKey: "sim-key-google" }, ...options.keys ?? []],
+      openaiSimulator: options.openaiSimulator,
+      env,
+    });
+  } catch (error) {
+    await sim.close();
+    throw error;
+  }
+  for (const k of options.claude.filter((k) => k.org !== undefined)) {
+    await s.sql`insert into public.google_ai_api_keys (key_alias, provider, env_var_name, project_id, priority, is_active)
+                values (${`claude-${k.name.toLowerCase()}`}, 'anthropic', ${`ANTHROPIC_TEST_KEY_${k.name}`}, ${k.org!}, 1, true)`;
+  }
+  if (options.roomy) {
+    await s.sql`update public.google_ai_model_limits set rpm = 1000, itpm = 10000000, otpm = 10000000
+                where provider = 'anthropic'`;
+  }
+  return {
+    sim,
+    s: {
+      ...s,
+      reset: async () => {
+        await s.reset();
+        sim.reset();
+      },
+      close: async () => {
+        await s.close();
+        await sim.close();
+      },
+    },
+  };
+}
+
 export { mintToken, newToken, sha256 } from "../../shared/db/scoped-token.ts";
 
 /** Every row of every table in the public schema, as text (all columns, jsonb included). */
@@ -271,7 +332,6 @@ export async function allRowsAsText(sql: Sql): Promise<{ table: string; text: st
   return out;
 }
 
-/** Milliseconds until the next minute starts (second :00), by this machine's clock (= the database's). */
 /**
  * When a model's window next lets something go (60 s + the 1 s guard after an admission): a request
  * with its oldest admission, which is the first of its second; tokens with the last admission of that
@@ -288,6 +348,7 @@ export async function windowFreesAt(sql: Sql, model: string): Promise<{ requests
   return row!;
 }
 
+/** Milliseconds until the next minute starts (second :00), by this machine's clock (= the database's). */
 export function msToNextMinute(now = Date.now()): number {
   return 60_000 - (now % 60_000);
 }

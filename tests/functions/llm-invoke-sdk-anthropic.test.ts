@@ -5,8 +5,8 @@
 // refusals are Anthropic's errors, which the SDK raises by class. Real functions, real PostgreSQL.
 import Anthropic from "@anthropic-ai/sdk";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type AnthropicSimulator, startAnthropicSimulator } from "../../shared/anthropic-sim/server.ts";
-import { GENEROUS_OPENAI_SIM_MODELS, type InvokeStack, startInvokeStack } from "./llm-invoke-helpers.ts";
+import type { AnthropicSimulator } from "../../shared/anthropic-sim/server.ts";
+import { GENEROUS_OPENAI_SIM_MODELS, type InvokeStack, startClaudeStack } from "./llm-invoke-helpers.ts";
 
 const CLAUDE = "claude-sonnet-4-5";
 const KEY = "sk-ant-sim-surface-0123456789";
@@ -16,32 +16,25 @@ let sim: AnthropicSimulator;
 let client: Anthropic;
 
 beforeAll(async () => {
-  sim = await startAnthropicSimulator({
-    organizations: { "org-ant": { keys: [KEY], limits: { "sonnet-4": { rpm: 10_000, itpm: 10_000_000, otpm: 10_000_000 } } } },
-  });
-  s = await startInvokeStack("llm_invoke_sdk_anthropic", {
-    keys: [
-      { alias: "google-main", project: "proj-g", priority: 1, simKey: "sim-key-google" },
-      { alias: "openai-main", provider: "openai", project: "org-o", priority: 1, simKey: "sk-sim-surface" },
-    ],
+  ({ s, sim } = await startClaudeStack("llm_invoke_sdk_anthropic", {
+    simulator: {
+      organizations: { "org-ant": { keys: [KEY], limits: { "sonnet-4": { rpm: 10_000, itpm: 10_000_000, otpm: 10_000_000 } } } },
+    },
+    claude: [{ name: "MAIN", secret: KEY, org: "org-ant" }],
+    roomy: true,
+    keys: [{ alias: "openai-main", provider: "openai", project: "org-o", priority: 1, simKey: "sk-sim-surface" }],
     openaiSimulator: { models: GENEROUS_OPENAI_SIM_MODELS },
-    env: { ANTHROPIC_BASE_URL: sim.url, ANTHROPIC_TEST_KEY_MAIN: KEY },
-  });
-  await s.sql`insert into public.google_ai_api_keys (key_alias, provider, env_var_name, project_id, priority, is_active)
-              values ('claude-main', 'anthropic', 'ANTHROPIC_TEST_KEY_MAIN', 'org-ant', 1, true)`;
-  await s.sql`update public.google_ai_model_limits set rpm = 1000, itpm = 10000000, otpm = 10000000 where provider = 'anthropic'`;
+  }));
   // The SDK as its users make it, only its base URL and key changed: it sends the key as a Bearer token.
   client = new Anthropic({ baseURL: `${s.url}`, apiKey: s.serviceKey, maxRetries: 0 });
 }, 120_000);
 
 afterAll(async () => {
   await s?.close();
-  await sim?.close();
 });
 
 beforeEach(async () => {
   await s.reset();
-  sim.reset();
 });
 
 const ask = (model: string, text: string, extra: Record<string, unknown> = {}) =>

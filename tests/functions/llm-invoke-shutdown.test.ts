@@ -10,8 +10,8 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { migrationsDir } from "../../shared/db/migrate.ts";
-import { type AnthropicSimulator, startAnthropicSimulator } from "../../shared/anthropic-sim/server.ts";
-import { eventually, type InvokeStack, mintToken, startInvokeStack } from "./llm-invoke-helpers.ts";
+import type { AnthropicSimulator } from "../../shared/anthropic-sim/server.ts";
+import { eventually, type InvokeStack, mintToken, startClaudeStack } from "./llm-invoke-helpers.ts";
 
 const RETIRED = "claude-sonnet-4-5-20250929";
 const SUCCESSOR = "claude-sonnet-5-5";
@@ -23,13 +23,10 @@ let s: InvokeStack;
 let sim: AnthropicSimulator;
 
 beforeAll(async () => {
-  sim = await startAnthropicSimulator({ organizations: { "org-ant": { keys: [KEY] } } });
-  s = await startInvokeStack("llm_invoke_shutdown", {
-    keys: [{ alias: "google-main", project: "proj-g", priority: 1, simKey: "sim-key-google" }],
-    env: { ANTHROPIC_BASE_URL: sim.url, ANTHROPIC_TEST_KEY_MAIN: KEY },
-  });
-  await s.sql`insert into public.google_ai_api_keys (key_alias, provider, env_var_name, project_id, priority, is_active)
-              values ('claude-main', 'anthropic', 'ANTHROPIC_TEST_KEY_MAIN', 'org-ant', 1, true)`;
+  ({ s, sim } = await startClaudeStack("llm_invoke_shutdown", {
+    simulator: { organizations: { "org-ant": { keys: [KEY] } } },
+    claude: [{ name: "MAIN", secret: KEY, org: "org-ant" }],
+  }));
   await s.sql.unsafe(await readFile(path.join(migrationsDir, "20261128170000_claude_rows_today.sql"), "utf8")).simple();
   // The injected clock: the entry llm-invoke calls asks its clock seam for a time AHEAD_MS later.
   const [{ def }] = await s.sql<{ def: string }[]>`
@@ -42,7 +39,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await s?.close();
-  await sim?.close();
 });
 
 const callsFor = (model: string) =>

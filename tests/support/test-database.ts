@@ -37,3 +37,16 @@ export async function freshDatabase(label = "t", options: { max?: number } = {})
     },
   };
 }
+
+/**
+ * A fresh database for a test of the admission kernel: one key, the test's own (alias, its env var, its
+ * quota group), and no share kept for any priority class, so the shares are the tests' own.
+ */
+export async function oneKeyDatabase(label: string, key: { alias: string; envVar: string; project: string }): Promise<TestDatabase> {
+  const db = await freshDatabase(label);
+  await db.sql`delete from public.google_ai_api_keys`;
+  await db.sql`insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, priority)
+               values (${key.alias}, ${key.envVar}, ${key.project}, 1)`;
+  await db.sql`update public.google_ai_priority_classes set kept_rpm_percent = null, kept_rpd_percent = null`;
+  return db;
+}

@@ -6,7 +6,7 @@
 //   database unavailable   → 503 `unavailable` with Retry-After (db.ts: DatabaseUnavailable, or a
 //                            driver error that means the server cannot be reached);
 //   anything else          → 500 `internal_error`, noted sanitized with the request id.
-// An error no retry within a minute can cure says so, `x-should-retry: false` (errors.ts: retryCannotCure).
+// An error no retry within two minutes can cure says so, `x-should-retry: false` (errors.ts: retryCannotCure).
 // Every error answer is `{...extra, request_id, error: {code, message, details?}}` with `x-request-id`.
 // A function that asks for it (`serverTiming`) gets a phase recorder per request (scope.timing) and
 // every answer, errors and streams included, carries `Server-Timing` as it stood when the answer began.

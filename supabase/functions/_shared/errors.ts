@@ -102,8 +102,9 @@ export const RETRY_HORIZON_MS = 120_000;
  * A refusal no client's own retry can cure, which every surface answers with `x-should-retry: false`
  * (the header Anthropic's and OpenAI's SDKs obey before their own rules, so they raise at once
  * instead of sleeping on a Retry-After of an hour): a 4xx of the request or the caller (a bad request,
- * an unknown model, a credential, a scope; not 408, 409 or 429, which waiting may lift), and a 429 for
- * money (its `cause`), a day's limit or a budget, or whose time lies beyond RETRY_HORIZON_MS.
+ * an unknown model, a credential, a scope; not 408, 409 or 429, which waiting may lift, nor 499, which
+ * no client reads), and a 429 for money (its `cause`), a day's limit or a budget, or whose time lies
+ * beyond RETRY_HORIZON_MS.
  */
 export function retryCannotCure(error: GatewayError): boolean {
   const status = error.status;

@@ -1,8 +1,8 @@
-// Google's and OpenAI's surfaces are loaded on their first request (handler.ts), so a worker that is
-// only asked in the gateway's own dialect never evaluates them: their zod schemas cost several
-// milliseconds of a new worker's boot (docs/benchmarks.md, part "boot"). Walks the modules a worker
-// evaluates at start-up (the static, non-type imports from index.ts) and checks that neither
-// surface is among them, while both stay reachable through the handler's dynamic imports (so the
+// Gemini's, OpenAI's and Anthropic's surfaces are loaded on their first request (http/surfaces.ts), so
+// a worker that is only asked in the gateway's own dialect never evaluates them: their zod schemas cost
+// several milliseconds of a new worker's boot (docs/benchmarks.md, part "boot"). Walks the modules a
+// worker evaluates at start-up (the static, non-type imports from index.ts) and checks that no such
+// surface is among them, while each stays reachable through the handler's dynamic imports (so the
 // deployed bundle still holds them).
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
@@ -11,7 +11,14 @@ import { describe, expect, it } from "vitest";
 
 const LLM_INVOKE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const INDEX = path.join(LLM_INVOKE, "index.ts");
-const LAZY = ["surfaces/gemini.ts", "surfaces/openai.ts", "surfaces/gemini/request.ts", "surfaces/openai/request.ts"];
+const LAZY = [
+  "surfaces/gemini.ts",
+  "surfaces/openai.ts",
+  "surfaces/anthropic.ts",
+  "surfaces/gemini/request.ts",
+  "surfaces/openai/request.ts",
+  "surfaces/anthropic/request.ts",
+];
 
 /** Relative specifiers `source` imports: evaluated at start-up (static, not type-only) or on demand (import()). */
 function importsOf(source: string): { eager: string[]; lazy: string[] } {
@@ -36,13 +43,13 @@ function reached(entry: string, withLazy: boolean, seen = new Set<string>()): Se
 const relative = (set: Set<string>) => [...set].map((f) => path.relative(LLM_INVOKE, f));
 
 describe("llm-invoke's start-up", () => {
-  it("evaluates neither Google's nor OpenAI's surface", () => {
+  it("evaluates none of Gemini's, OpenAI's and Anthropic's surfaces", () => {
     const atStart = relative(reached(INDEX, false));
     expect(atStart).toContain("surfaces/native.ts"); // the walk does reach the surfaces folder
     for (const module of LAZY) expect(atStart).not.toContain(module);
   });
 
-  it("still reaches both through the handler's dynamic imports (they are in the deployed bundle)", () => {
+  it("still reaches each through the handler's dynamic imports (they are in the deployed bundle)", () => {
     const all = relative(reached(INDEX, true));
     for (const module of LAZY) expect(all).toContain(module);
   });
