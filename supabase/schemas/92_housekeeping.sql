@@ -152,6 +152,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_steps(p_now timestamp w
     -- A stored response is replayed for 24 hours (idempotent request ids); older rows are never read.
     ('replay_responses', 'public.google_ai_responses', null, 'ctid', 's.created_at < $1',
      p_now operator(pg_catalog.-) interval '24 hours', 's.created_at'),
+    ('response_cache', 'public.google_ai_response_cache', 'response_cache', null, null, null, null),
     ('dead_counters', 'public.google_ai_usage_counters', 'counters', null, null, null, null)
 $_$;
 

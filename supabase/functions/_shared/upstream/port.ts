@@ -236,6 +236,11 @@ export interface UpstreamClient {
   countTokens?(call: GenerateCall): Promise<CountTokensOutcome>;
   /** Whether a key sees a model: ok when it does; the provider's not-served answer is model_withdrawn. */
   getModel(call: ModelCall): Promise<ModelOutcome>;
+  /**
+   * The body a whole call of `request` sends (the model in it, where the path names it): what the
+   * response cache keys on (llm-invoke/cache/key.ts). Throws where the request cannot be sent.
+   */
+  wireBody?(request: HubRequest): unknown;
 }
 
 // ---- A provider, as the registry holds it ------------------------------------------------------------

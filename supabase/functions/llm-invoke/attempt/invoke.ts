@@ -68,6 +68,8 @@ import {
 } from "./service-tiers.ts";
 import { cancelled, exhausted, fallbackSteps, modelWithdrawn, noActiveKey, rejectedByProvider } from "./refusals.ts";
 import { DEFAULT_INVOKE_OPTIONS, type InvokeOptions } from "./settings.ts";
+import type { CacheFlight, ResponseCache } from "../cache/response-cache.ts";
+import { keyedRequest } from "../cache/key.ts";
 import type { GatewayStore } from "../store/store.ts";
 import { openStream, relayStream } from "./stream.ts";
 import { estimateRequestTokens } from "../model/tokens.ts";
@@ -122,6 +124,8 @@ export interface InvokeDeps {
   random?: () => number;
   /** EdgeRuntime.waitUntil where available: lets the success's finalize run after the response. */
   waitUntil?: (promise: Promise<unknown>) => void;
+  /** The response cache (cache/response-cache.ts); absent: every answer says bypass. */
+  cache?: ResponseCache;
   logError?: (message: string) => void;
 }
 
@@ -212,7 +216,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
   /** models.get under way per model: the requests that meet the same 404 together share one call. */
   const confirming = new Map<string, Promise<boolean>>();
 
-  return async ({ caller, request, requestId, signal, onQuota, onQueued, timing = untimed }) => {
+  return async ({ caller, request, requestId, signal, onQuota, onQueued, timing = untimed, cache, onCache }) => {
     /** Off the response path where the runtime allows it, else awaited (and timed: the caller waits for it). */
     const afterAnswer = async (work: Promise<unknown>) => {
       if (deps.waitUntil !== undefined) return deps.waitUntil(work);
@@ -262,6 +266,16 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       );
     }
 
+    // The response cache, before anything is booked: a hit answers here (cache/response-cache.ts). Its
+    // look-up stands where the reservation would, and is timed as one.
+    const cached = await timing.time("reserve", () => startCache());
+    if (cached?.kind === "hit") {
+      onCache?.(cached.report);
+      return { ...(cached.answer as unknown as InvokeResult), cached: cached.cached };
+    }
+    const flight: CacheFlight | null = cached?.kind === "flight" ? cached : null;
+    if (cached?.kind !== "flight") onCache?.(cached?.report ?? { status: "bypass" });
+
     const keys = new KeyExclusions();
     const waiting = { mode: request.mode, maxWaitMs: request.maxWaitMs, deadline, signal, waitedMs: 0 };
     let calls = 0;
@@ -310,7 +324,10 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
           waiting,
           { model: request.model, requestId },
         );
-        if (admission.kind === "replay") return { ...admission.response, replayed: true };
+        if (admission.kind === "replay") {
+          await flight?.drop();
+          return { ...admission.response, replayed: true };
+        }
         if (admission.kind === "no_active_key") {
           if (keys.forgiveAvoided()) continue;
           throw keys.anyBroken ? exhausted(lastError, withdrawn, unreadKey) : noActiveKey();
@@ -327,7 +344,10 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         calls++;
         if (request.stream) {
           const opened = await streamUpstream(call, reservation);
-          if (opened.ok) return answerStreamed(opened, call, reservation);
+          if (opened.ok) {
+            if (flight !== null) onCache?.({ status: "miss" }); // kept when it ends whole
+            return answerStreamed(opened, call, reservation);
+          }
           lastError = opened.error;
           if (shedFlex(call.tier, opened.error)) flexShed = true;
           if (await failed(opened, reservation, call)) continue;
@@ -341,6 +361,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       }
       throw exhausted(lastError, withdrawn, unreadKey);
     } catch (error) {
+      await flight?.drop();
       // A named request that fails frees its id at once (a success stores the answer instead).
       if (idempotent && lastReservation !== null) {
         await afterAnswer(
@@ -350,6 +371,30 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         );
       }
       throw error;
+    }
+
+    /**
+     * The cache's look-up for the request as its first model's provider would be sent it (the gateway's
+     * tier left out, the answer it would book for it in); null where its provider has no usable row.
+     */
+    async function startCache() {
+      if (deps.cache === undefined) return null;
+      const first = chain[0]!;
+      const upstream = await upstreamServing(first.profile);
+      if (upstream === undefined) return null;
+      const booked = bookedPerAnswer(answerTokens, 0, first.request.options.outputCount);
+      const sent: ModelRequest = { ...keyedRequest(first.request), ...(booked === null ? {} : { bookedOutputTokens: booked }) };
+      return await deps.cache.start({
+        ask: cache ?? { mode: "default" },
+        caller: reserveAs,
+        requestId,
+        model: first.model,
+        provider: upstream.provider,
+        body: () => upstream.client.wireBody?.(sent) ?? sent,
+        deadline,
+        maxWaitMs: request.mode === "NO_WAIT" ? 0 : request.maxWaitMs,
+        signal,
+      });
     }
 
     /**
@@ -440,6 +485,10 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         estimatedInputTokens: size.input,
         idempotent,
         finalize: (record) => finalizeSuccess(record, call, opened, times),
+        ...(flight === null ? {} : {
+          settled: (whole: InvokeResult | null) =>
+            whole === null ? flight.drop() : flight.keep(whole, reservation.reservationId),
+        }),
         endRequest: () => deps.store.endRequest(reservation.reservationId),
         afterAnswer,
         clock,
@@ -461,7 +510,9 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         ...usageCounts(outcome.answer.usage),
         response: idempotent ? result : null,
       });
-      await afterAnswer(finalizeSuccess(record, call, outcome, answerTimes(timing)));
+      if (flight !== null) onCache?.({ status: flight.storable(result) ? "stored" : "miss" });
+      const finalized = finalizeSuccess(record, call, outcome, answerTimes(timing));
+      await afterAnswer(flight === null ? finalized : finalized.then(() => flight.keep(result, reservation.reservationId)));
       return result;
     }
 

@@ -64,6 +64,7 @@ export function createGoogleClient(options: GoogleClientOptions = {}): GoogleCli
   return {
     generate: (call) => generate(url(call.request.model, "generateContent"), call, rules),
     stream: (call) => stream(url(call.request.model, "streamGenerateContent") + "?alt=sse", call, rules),
+    wireBody: (request) => ({ model: request.model, ...generateContentBody(request) }),
     countTokens: (call) => countTokens(url(call.request.model, "countTokens"), call, rules),
     getModel: (call) =>
       fetchModel(

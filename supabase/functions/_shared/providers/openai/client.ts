@@ -38,6 +38,7 @@ export function createOpenAiClient(options: { baseUrl?: string; displayName?: st
   return {
     generate: (call) => generate(`${api}/chat/completions`, call, rules),
     stream: (call) => stream(`${api}/chat/completions`, call, rules),
+    wireBody: (request) => chatCompletionBody(request, false),
     getModel: (call) =>
       fetchModel(`${api}/models/${encodeURIComponent(call.model)}`, headers(call.apiKey), call, rules),
   };
