@@ -333,8 +333,11 @@ REVOKE ALL ON TABLE public.google_ai_response_cache_settings FROM anon, authenti
 GRANT SELECT,UPDATE ON TABLE public.google_ai_response_cache_settings TO service_role;
 REVOKE ALL ON TABLE public.google_ai_response_cache_defaults FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_response_cache_defaults TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_cache_lookup(p_caller text, p_token_hash text, p_model text, p_key text, p_mode text, p_ttl_s integer, p_holder uuid, p_flight_until timestamp with time zone, p_request_id text) TO eve_gateway;
-GRANT ALL ON FUNCTION public.google_ai_cache_store(p_entry bigint, p_holder uuid, p_answer jsonb, p_served_model text, p_provider text, p_finish text, p_ttl_s integer, p_reservation_id uuid) TO eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_cache_lookup(p_caller text, p_token_hash text, p_model text, p_key text,
+    p_mode text, p_ttl_s integer, p_holder uuid, p_flight_until timestamp with time zone, p_request_id text)
+    TO eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_cache_store(p_entry bigint, p_holder uuid, p_answer jsonb,
+    p_served_model text, p_provider text, p_finish text, p_ttl_s integer, p_reservation_id uuid) TO eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_cache_abandon(p_entry bigint, p_holder uuid) TO eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_cache_defaults_exist() TO eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_cache_purge(p_scope text, p_model text) TO service_role;

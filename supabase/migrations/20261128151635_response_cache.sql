@@ -383,7 +383,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_response_cache_config()
  SET search_path TO ''
 AS $function$
   select coalesce((select s from public.google_ai_response_cache_settings s limit 1),
-    row(true, 67108864, interval '7 days', interval '1 hour', false, interval '30 days')::public.google_ai_response_cache_settings)
+    row(true, 67108864, interval '7 days', interval '1 hour', false, interval '30 days')
+      ::public.google_ai_response_cache_settings)
 $function$
 ;
 
