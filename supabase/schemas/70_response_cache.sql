@@ -88,6 +88,18 @@ COMMENT ON TABLE public.google_ai_response_cache_hits IS
     'Audit of the response cache: one row per answer served from it (no provider called, nothing booked): '
     'which entry, whose, and what the call it spared would have cost (the entry''s tokens and cost_usd).';
 
+CREATE TABLE public.google_ai_response_cache_misses (
+    scope text NOT NULL,
+    misses bigint DEFAULT 0 NOT NULL
+);
+
+COMMENT ON TABLE public.google_ai_response_cache_misses IS
+    'The response cache''s misses per scope since the row was written: each request that took an entry''s flight '
+    'to call the provider (a counter for the metrics; hits are counted from their rows).';
+
+ALTER TABLE ONLY public.google_ai_response_cache_misses
+    ADD CONSTRAINT google_ai_response_cache_misses_pkey PRIMARY KEY (scope);
+
 ALTER TABLE ONLY public.google_ai_response_cache_settings
     ADD CONSTRAINT google_ai_response_cache_settings_pkey PRIMARY KEY (id);
 
@@ -229,6 +241,8 @@ begin
     where e.flight_until is null or e.flight_until <= v_now or e.flight_holder = excluded.flight_holder
     returning e.id into v_claimed;
     if v_claimed is not null then
+      insert into public.google_ai_response_cache_misses as m (scope, misses) values (v_scope.scope, 1)
+      on conflict (scope) do update set misses = m.misses + 1;
       return jsonb_build_object('status', 'miss', 'entry', v_claimed,
         'ttl_s', extract(epoch from v_ttl)::integer);
     end if;
@@ -341,21 +355,31 @@ begin
 end
 $$;
 
--- The cache's figures for the metrics (google_ai_metrics): hits and money saved per scope since the
--- hit rows kept, entries and bytes held per scope now.
-CREATE OR REPLACE FUNCTION public.google_ai_response_cache_figures() RETURNS TABLE(scope text, entries bigint,
-    bytes bigint, hits bigint, saved_usd numeric)
-    LANGUAGE sql STABLE SECURITY DEFINER
+-- The cache's samples in a scrape (google_ai_metrics), per scope: misses (calls made for an entry,
+-- counted as they take their flight), hits and the money they saved (in the hit rows kept:
+-- hits_retention), entries and bytes held now.
+CREATE OR REPLACE FUNCTION public.google_ai_metric_response_cache() RETURNS TABLE(family text, sample text,
+    labels text, value numeric)
+    LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
   with held as (
-    select e.scope, count(*) as entries, sum(e.bytes)::bigint as bytes
+    select e.scope, count(*) as entries, sum(e.bytes) as bytes
     from public.google_ai_response_cache e where e.answer is not null group by e.scope),
   served as (
     select h.scope, count(*) as hits, sum(coalesce(h.saved_usd, 0)) as saved_usd
-    from public.google_ai_response_cache_hits h group by h.scope)
-  select coalesce(held.scope, served.scope), coalesce(held.entries, 0), coalesce(held.bytes, 0),
-         coalesce(served.hits, 0), coalesce(served.saved_usd, 0)
-  from held full join served on served.scope = held.scope
-  order by 1
+    from public.google_ai_response_cache_hits h group by h.scope),
+  missed as (select m.scope, m.misses from public.google_ai_response_cache_misses m),
+  scopes as (select held.scope from held union select served.scope from served union select missed.scope from missed)
+  select x.family, x.family, public.google_ai_metric_label('scope', sc.scope), x.v
+  from scopes sc
+  left join held on held.scope = sc.scope
+  left join served on served.scope = sc.scope
+  left join missed on missed.scope = sc.scope
+  cross join lateral (values
+    ('eve_gateway_response_cache_hits', coalesce(served.hits, 0)::numeric),
+    ('eve_gateway_response_cache_saved_usd', coalesce(served.saved_usd, 0)),
+    ('eve_gateway_response_cache_misses_total', coalesce(missed.misses, 0)::numeric),
+    ('eve_gateway_response_cache_entries', coalesce(held.entries, 0)::numeric),
+    ('eve_gateway_response_cache_bytes', coalesce(held.bytes, 0)::numeric)) x(family, v)
 $$;

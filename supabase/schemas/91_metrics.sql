@@ -515,6 +515,8 @@ begin
       select q.* from public.google_ai_metric_quota(v_at) q
       union all
       select g.* from fold, public.google_ai_metric_gauges(v_at, fold.mark) g
+      union all
+      select r.* from public.google_ai_metric_response_cache() r
     ) s
     where s.value is not null;
 end

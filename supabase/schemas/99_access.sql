@@ -341,5 +341,6 @@ GRANT ALL ON FUNCTION public.google_ai_cache_store(p_entry bigint, p_holder uuid
 GRANT ALL ON FUNCTION public.google_ai_cache_abandon(p_entry bigint, p_holder uuid) TO eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_cache_defaults_exist() TO eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_cache_purge(p_scope text, p_model text) TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_response_cache_figures() TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_response_cache_figures() TO eve_gateway;
+ALTER TABLE public.google_ai_response_cache_misses ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE public.google_ai_response_cache_misses FROM anon, authenticated, service_role, eve_gateway;
+GRANT SELECT ON TABLE public.google_ai_response_cache_misses TO service_role;

@@ -2,10 +2,11 @@
 -- missing entry and a second holder waits, the holder's store makes it a hit (with its audit row and
 -- its cost read from the attempt row), a token reads its client's scope only; housekeeping drops
 -- expired entries and dead flights and each scope's oldest answers over its size limit, and hit rows
--- past their retention; the owner purges by scope and by model.
+-- past their retention; the owner purges by scope and by model; the metrics say hits, misses, money
+-- saved and bytes held.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(24);
+select plan(26);
 
 create function pg_temp.now() returns timestamptz language sql immutable as $$ select '2026-07-16 06:59:30+00'::timestamptz $$;
 create function pg_temp.k(p text) returns text language sql immutable as $$
@@ -51,6 +52,17 @@ select lives_ok($$ select public.google_ai_cache_abandon(
                      '00000000-0000-0000-0000-0000000000a4') $$, 'a flight ends without an answer');
 select is((select answer ->> 'text' from public.google_ai_response_cache where key = pg_temp.k('a')), 'hello',
   'and the entry keeps its answer');
+
+select results_eq($$ select family, value from public.google_ai_metric_response_cache()
+                     where labels = 'scope="service"' order by family $$,
+  $$ values ('eve_gateway_response_cache_bytes'::text, (select bytes::numeric from public.google_ai_response_cache)),
+            ('eve_gateway_response_cache_entries', 1::numeric),
+            ('eve_gateway_response_cache_hits', 2::numeric),
+            ('eve_gateway_response_cache_misses_total', 2::numeric),
+            ('eve_gateway_response_cache_saved_usd', 0.0084::numeric) $$,
+  'the metrics: bytes and entries held, two hits and what they saved, two misses (the first call and the refresh)');
+select ok(exists (select from public.google_ai_metrics() m where m.family = 'eve_gateway_response_cache_hits'),
+  'a scrape carries them');
 
 -- A token reads its client's scope only, and only for its models.
 insert into public.google_ai_clients (id, name, secret_hash, models)

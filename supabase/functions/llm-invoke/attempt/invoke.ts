@@ -266,9 +266,8 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       );
     }
 
-    // The response cache, before anything is booked: a hit answers here (cache/response-cache.ts). Its
-    // look-up stands where the reservation would, and is timed as one.
-    const cached = await timing.time("reserve", () => startCache());
+    // The response cache, before anything is booked: a hit answers here (cache/response-cache.ts).
+    const cached = await startCache();
     if (cached?.kind === "hit") {
       onCache?.(cached.report);
       return { ...(cached.answer as unknown as InvokeResult), cached: cached.cached };
@@ -394,6 +393,8 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         deadline,
         maxWaitMs: request.mode === "NO_WAIT" ? 0 : request.maxWaitMs,
         signal,
+        // Its look-up stands where the reservation would, and is timed as one.
+        timed: (work) => timing.time("reserve", work),
       });
     }
 

@@ -1,7 +1,8 @@
 -- Written by `npm run db:diff` from the difference between what the migrations before it build and
 -- what supabase/schemas builds. Applying it twice changes nothing.
 -- What it changes: the response cache: entries keyed by what the provider would be sent, per scope, with
---   their single flight, hit audit rows, purge, the housekeeping step and the figures for the metrics
+--   their single flight, hit audit rows and misses, purge, the housekeeping step and its samples in the
+--   metrics
 set check_function_bodies = off;
 
 create table if not exists "public"."google_ai_response_cache" (
@@ -50,6 +51,13 @@ create table if not exists "public"."google_ai_response_cache_hits" (
 
 alter table "public"."google_ai_response_cache_hits" enable row level security;
 
+create table if not exists "public"."google_ai_response_cache_misses" (
+    "scope" text not null,
+    "misses" bigint not null default 0
+      );
+
+alter table "public"."google_ai_response_cache_misses" enable row level security;
+
 create table if not exists "public"."google_ai_response_cache_settings" (
     "id" boolean not null default true,
     "max_bytes_per_scope" bigint not null default 67108864,
@@ -70,6 +78,8 @@ create index if not exists google_ai_response_cache_expires_at_idx ON public.goo
 create index if not exists google_ai_response_cache_hits_created_at_idx ON public.google_ai_response_cache_hits USING btree (created_at);
 
 create UNIQUE index if not exists google_ai_response_cache_hits_pkey ON public.google_ai_response_cache_hits USING btree (id);
+
+create UNIQUE index if not exists google_ai_response_cache_misses_pkey ON public.google_ai_response_cache_misses USING btree (scope);
 
 create UNIQUE index if not exists google_ai_response_cache_pkey ON public.google_ai_response_cache USING btree (id);
 
@@ -95,6 +105,13 @@ do $migration$ begin
   if not exists (select 1 from pg_catalog.pg_constraint where conrelid = '"public"."google_ai_response_cache_hits"'::regclass
                  and conname = 'google_ai_response_cache_hits_pkey') then
     alter table "public"."google_ai_response_cache_hits" add constraint "google_ai_response_cache_hits_pkey" PRIMARY KEY using index "google_ai_response_cache_hits_pkey";
+  end if;
+end $migration$;
+
+do $migration$ begin
+  if not exists (select 1 from pg_catalog.pg_constraint where conrelid = '"public"."google_ai_response_cache_misses"'::regclass
+                 and conname = 'google_ai_response_cache_misses_pkey') then
+    alter table "public"."google_ai_response_cache_misses" add constraint "google_ai_response_cache_misses_pkey" PRIMARY KEY using index "google_ai_response_cache_misses_pkey";
   end if;
 end $migration$;
 
@@ -257,6 +274,8 @@ begin
     where e.flight_until is null or e.flight_until <= v_now or e.flight_holder = excluded.flight_holder
     returning e.id into v_claimed;
     if v_claimed is not null then
+      insert into public.google_ai_response_cache_misses as m (scope, misses) values (v_scope.scope, 1)
+      on conflict (scope) do update set misses = m.misses + 1;
       return jsonb_build_object('status', 'miss', 'entry', v_claimed,
         'ttl_s', extract(epoch from v_ttl)::integer);
     end if;
@@ -376,6 +395,34 @@ end
 $function$
 ;
 
+CREATE OR REPLACE FUNCTION public.google_ai_metric_response_cache()
+ RETURNS TABLE(family text, sample text, labels text, value numeric)
+ LANGUAGE sql
+ STABLE
+ SET search_path TO ''
+AS $function$
+  with held as (
+    select e.scope, count(*) as entries, sum(e.bytes) as bytes
+    from public.google_ai_response_cache e where e.answer is not null group by e.scope),
+  served as (
+    select h.scope, count(*) as hits, sum(coalesce(h.saved_usd, 0)) as saved_usd
+    from public.google_ai_response_cache_hits h group by h.scope),
+  missed as (select m.scope, m.misses from public.google_ai_response_cache_misses m),
+  scopes as (select held.scope from held union select served.scope from served union select missed.scope from missed)
+  select x.family, x.family, public.google_ai_metric_label('scope', sc.scope), x.v
+  from scopes sc
+  left join held on held.scope = sc.scope
+  left join served on served.scope = sc.scope
+  left join missed on missed.scope = sc.scope
+  cross join lateral (values
+    ('eve_gateway_response_cache_hits', coalesce(served.hits, 0)::numeric),
+    ('eve_gateway_response_cache_saved_usd', coalesce(served.saved_usd, 0)),
+    ('eve_gateway_response_cache_misses_total', coalesce(missed.misses, 0)::numeric),
+    ('eve_gateway_response_cache_entries', coalesce(held.entries, 0)::numeric),
+    ('eve_gateway_response_cache_bytes', coalesce(held.bytes, 0)::numeric)) x(family, v)
+$function$
+;
+
 CREATE OR REPLACE FUNCTION public.google_ai_response_cache_config()
  RETURNS public.google_ai_response_cache_settings
  LANGUAGE sql
@@ -385,25 +432,6 @@ AS $function$
   select coalesce((select s from public.google_ai_response_cache_settings s limit 1),
     row(true, 67108864, interval '7 days', interval '1 hour', false, interval '30 days')
       ::public.google_ai_response_cache_settings)
-$function$
-;
-
-CREATE OR REPLACE FUNCTION public.google_ai_response_cache_figures()
- RETURNS TABLE(scope text, entries bigint, bytes bigint, hits bigint, saved_usd numeric)
- LANGUAGE sql
- STABLE SECURITY DEFINER
- SET search_path TO ''
-AS $function$
-  with held as (
-    select e.scope, count(*) as entries, sum(e.bytes)::bigint as bytes
-    from public.google_ai_response_cache e where e.answer is not null group by e.scope),
-  served as (
-    select h.scope, count(*) as hits, sum(coalesce(h.saved_usd, 0)) as saved_usd
-    from public.google_ai_response_cache_hits h group by h.scope)
-  select coalesce(held.scope, served.scope), coalesce(held.entries, 0), coalesce(held.bytes, 0),
-         coalesce(served.hits, 0), coalesce(served.saved_usd, 0)
-  from held full join served on served.scope = held.scope
-  order by 1
 $function$
 ;
 
@@ -433,6 +461,35 @@ AS $function$
 $function$
 ;
 
+CREATE OR REPLACE FUNCTION public.google_ai_metrics()
+ RETURNS TABLE(family text, sample text, labels text, value numeric)
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+declare
+  v_at timestamptz := pg_catalog.now();
+begin
+  perform public.google_ai_metrics_fold(null, false);
+  -- (PL/pgSQL, not SQL: a SQL function with SET clauses is planned again on every call, about half a
+  -- scrape's CPU; this keeps its plan for the connection.)
+  -- (A sample without a value has none to say: an owner's older log row may lack its times.)
+  return query
+    with fold as (select (select f.folded_through from public.google_ai_metric_fold f where f.id) as mark)
+    select s.* from (
+      select c.* from fold, public.google_ai_metric_counts(v_at, fold.mark) c
+      union all
+      select q.* from public.google_ai_metric_quota(v_at) q
+      union all
+      select g.* from fold, public.google_ai_metric_gauges(v_at, fold.mark) g
+      union all
+      select r.* from public.google_ai_metric_response_cache() r
+    ) s
+    where s.value is not null;
+end
+$function$
+;
+
 grant delete on table "public"."google_ai_response_cache" to "service_role";
 
 grant select on table "public"."google_ai_response_cache" to "service_role";
@@ -446,6 +503,8 @@ grant select on table "public"."google_ai_response_cache_defaults" to "service_r
 grant update on table "public"."google_ai_response_cache_defaults" to "service_role";
 
 grant select on table "public"."google_ai_response_cache_hits" to "service_role";
+
+grant select on table "public"."google_ai_response_cache_misses" to "service_role";
 
 grant select on table "public"."google_ai_response_cache_settings" to "service_role";
 
@@ -466,6 +525,7 @@ revoke all on function public.google_ai_cache_scope(p_caller text, p_token_hash 
 revoke all on function public.google_ai_cache_store(p_entry bigint, p_holder uuid, p_answer jsonb, p_served_model text, p_provider text, p_finish text, p_ttl_s integer, p_reservation_id uuid) from public, anon, authenticated, service_role, eve_gateway;
 grant execute on function public.google_ai_cache_store(p_entry bigint, p_holder uuid, p_answer jsonb, p_served_model text, p_provider text, p_finish text, p_ttl_s integer, p_reservation_id uuid) to eve_gateway;
 revoke all on function public.google_ai_housekeeping_response_cache(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) from public, anon, authenticated, service_role;
+revoke all on function public.google_ai_metric_response_cache() from public, anon, authenticated, service_role;
 revoke all on table public.google_ai_response_cache from public, anon, authenticated, service_role;
 grant select, delete on table public.google_ai_response_cache to service_role;
 comment on table public.google_ai_response_cache is 'Response cache entries: per (scope, key), the whole answer (the InvokeResult every route writes its caller''s answer from; null while its first request is in flight), the model asked (after its alias) and the one that served, its finish reason, what it cost, until when it is served; flight_holder and flight_until: the request calling the provider for it now (single flight).';
@@ -474,12 +534,12 @@ revoke all on function public.google_ai_response_cache_config() from public, ano
 revoke all on table public.google_ai_response_cache_defaults from public, anon, authenticated, service_role;
 grant insert, select, update, delete on table public.google_ai_response_cache_defaults to service_role;
 comment on table public.google_ai_response_cache_defaults is 'The owner''s default: requests that say nothing of the cache use it for this client (null: every caller) and this model (canonical; null: every model), with this lifetime; the most specific row wins (client and model, then client, then model). A request''s x-eve-cache header always overrides it.';
-revoke all on function public.google_ai_response_cache_figures() from public, anon, authenticated, service_role, eve_gateway;
-grant execute on function public.google_ai_response_cache_figures() to service_role;
-grant execute on function public.google_ai_response_cache_figures() to eve_gateway;
 revoke all on table public.google_ai_response_cache_hits from public, anon, authenticated, service_role;
 grant select on table public.google_ai_response_cache_hits to service_role;
 comment on table public.google_ai_response_cache_hits is 'Audit of the response cache: one row per answer served from it (no provider called, nothing booked): which entry, whose, and what the call it spared would have cost (the entry''s tokens and cost_usd).';
+revoke all on table public.google_ai_response_cache_misses from public, anon, authenticated, service_role;
+grant select on table public.google_ai_response_cache_misses to service_role;
+comment on table public.google_ai_response_cache_misses is 'The response cache''s misses per scope since the row was written: each request that took an entry''s flight to call the provider (a counter for the metrics; hits are counted from their rows).';
 revoke all on table public.google_ai_response_cache_settings from public, anon, authenticated, service_role;
 grant select, update on table public.google_ai_response_cache_settings to service_role;
 comment on table public.google_ai_response_cache_settings is 'The response cache''s one row of settings: the bytes of answers a scope may hold (housekeeping drops the oldest beyond it), the longest lifetime a request may ask for and the one it gets when it names none, whether service callers get a scope per caller label (else one for all), how long hit rows are kept. No row: the columns'' defaults (google_ai_response_cache_config).';
