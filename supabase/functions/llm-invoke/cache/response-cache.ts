@@ -113,6 +113,7 @@ export function createResponseCache(deps: {
     async start(request) {
       const { ask } = request;
       if (ask.mode === "no-store") return OFF;
+      const mode = ask.mode;
       if (ask.mode === "default" && !(await defaultsExist())) return OFF;
       let body: unknown;
       try {
@@ -129,7 +130,7 @@ export function createResponseCache(deps: {
           caller: request.caller,
           model: request.model,
           key,
-          mode: ask.mode,
+          mode,
           ttlS: ask.ttlS ?? null,
           holder,
           flightUntil: new Date(request.deadline),

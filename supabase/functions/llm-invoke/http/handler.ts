@@ -194,7 +194,10 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       signal: req.signal,
       onQuota: (quota) => scope.setHeaders(quotaHeaders(quota)),
       cache: cacheAskOf(req.headers),
-      onCache: (report) => scope.setHeaders(cacheHeaders(report)),
+      onCache: (report) => {
+        scope.setHeaders(cacheHeaders(report));
+        if (report.status !== "bypass") scope.annotate({ cache: report.status });
+      },
       timing: scope.timing,
       ...(progress === null ? {} : { onQueued: (p: QueueProgress) => progress.push(p) }),
     });
