@@ -3,11 +3,16 @@
 //   OpenAI's, Gemini's and Anthropic's routes with bodies that translate to the same Google request,
 //   the cache asked for: one call to the simulator, 99 hits with the same text in each caller's
 //   dialect, nothing booked for the hits; the same request from another client is a miss;
-//   a hit is one database round trip (counted in pg_stat_statements' stead: the function's calls);
+//   a hit is one database round trip (counted at a proxy in front of the database) and no call;
+//   the official SDKs (openai, @google/genai, @anthropic-ai/sdk) read hits, whole and streamed;
 //   20 identical requests at once across two function workers on one database: one call, 20 answers;
+//   the first of identical requests fails: one waiter calls in its place, the others hit its answer;
 //   a cut stream, a provider's 5xx, a refusal and a blocked answer are never served from the cache;
 //   off unless asked, no-store and refresh; a bad header is a 400.
+import Anthropic from "@anthropic-ai/sdk";
+import { GoogleGenAI } from "@google/genai";
 import { createServer, type Server } from "node:http";
+import OpenAI from "openai";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type LocalStack, startLocalStack } from "../../scripts/local-stack.ts";
@@ -222,8 +227,55 @@ describe("one client's identical requests, on every route", () => {
     flights.resetFlights();
     const hit = readAnswer(await ask("anthropic", s.serviceKey, prompt, true, { "x-eve-cache": "on" }), true);
     expect(hit).toMatchObject({ status: 200, cache: "hit", shape: "anthropic", text: first.text });
-    expect(flights.flights.total).toBe(1);
-    expect([...flights.flights.byStatement.keys()][0]).toContain("google_ai_cache_lookup");
+    // The caller's path; a worker's rows read again in the background (every 30 s) are not on it.
+    const background = /google_ai_(provider_list|model_traits|service_tier_list|cache_defaults_exist)\b/;
+    const onPath = [...flights.flights.byStatement].filter(([text]) => !background.test(text));
+    expect(onPath.map(([, n]) => n)).toEqual([1]);
+    expect(onPath[0]![0]).toContain("google_ai_cache_lookup");
+    expect(googleCalls()).toBe(1);
+  });
+});
+
+describe("the official clients read a hit as their own API's answer", () => {
+  it("openai, @google/genai and @anthropic-ai/sdk, whole and streamed, each asking with its own extra headers", async () => {
+    const prompt = "Asked through every SDK.";
+    const headers = { "x-eve-cache": "on" };
+    const openai = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: s.serviceKey, maxRetries: 0, defaultHeaders: headers });
+    const gemini = new GoogleGenAI({ apiKey: s.serviceKey, vertexai: false, httpOptions: { baseUrl: s.url, headers } });
+    const claude = new Anthropic({ baseURL: s.url, apiKey: s.serviceKey, maxRetries: 0, defaultHeaders: headers });
+
+    const first = await openai.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: prompt }], max_tokens: 64 })
+      .withResponse();
+    expect(first.response.headers.get("x-eve-cache-status")).toBe("stored");
+    const text = first.data.choices[0]!.message.content!;
+
+    let streamed = "";
+    const stream = await openai.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: prompt }],
+      max_tokens: 64,
+      stream: true,
+    }).withResponse();
+    expect(stream.response.headers.get("x-eve-cache-status")).toBe("hit");
+    for await (const chunk of stream.data) streamed += chunk.choices[0]?.delta.content ?? "";
+    expect(streamed).toBe(text);
+
+    const whole = await gemini.models.generateContent({ model: MODEL, contents: prompt, config: { maxOutputTokens: 64 } });
+    expect(whole.text).toBe(text);
+    expect(whole.sdkHttpResponse?.headers?.["x-eve-cache-status"]).toBe("hit");
+    let geminiStreamed = "";
+    for await (const chunk of await gemini.models.generateContentStream({ model: MODEL, contents: prompt, config: { maxOutputTokens: 64 } })) {
+      geminiStreamed += chunk.text ?? "";
+    }
+    expect(geminiStreamed).toBe(text);
+
+    const message = await claude.messages.create({ model: MODEL, max_tokens: 64, messages: [{ role: "user", content: prompt }] })
+      .withResponse();
+    expect(message.response.headers.get("x-eve-cache-status")).toBe("hit");
+    expect(message.data.content.map((c) => (c.type === "text" ? c.text : "")).join("")).toBe(text);
+    const claudeStream = claude.messages.stream({ model: MODEL, max_tokens: 64, messages: [{ role: "user", content: prompt }] });
+    expect(await claudeStream.finalText()).toBe(text);
+
     expect(googleCalls()).toBe(1);
   });
 });
@@ -350,6 +402,32 @@ describe("single flight across workers", () => {
     expect(googleCalls()).toBe(1);
     expect(answers.filter((a) => a.cache === "hit")).toHaveLength(19);
     expect(new Set(answers.map((a) => a.body.text)).size).toBe(1);
+  }, 60_000);
+
+  it("the first fails: one waiter calls in its place, and the others are answered from it", async () => {
+    const prompt = "The first one fails.";
+    // The first request's three attempts each meet a 500; everyone else waits for its answer meanwhile.
+    s.sim.addFault({ kind: "http500", model: MODEL, count: 3 });
+    const send = (url: string) =>
+      fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${s.serviceKey}`, "x-eve-cache": "on" },
+        body: JSON.stringify({ model: MODEL, prompt, generationConfig: { maxOutputTokens: 64 } }),
+      }).then(async (res) => ({ status: res.status, cache: res.headers.get("x-eve-cache-status") }));
+    const first = send(s.url);
+    // The waiters go once the first holds the entry's flight.
+    for (let i = 0; i < 100; i++) {
+      const [held] = await s.sql`select 1 from public.google_ai_response_cache where flight_holder is not null and answer is null`;
+      if (held !== undefined) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const waiters = await Promise.all(Array.from({ length: 6 }, (_, i) => send(i % 2 ? s.url : `${second.functionsUrl}/functions/v1/llm-invoke`)));
+    expect((await first).status).toBeGreaterThanOrEqual(500);
+    expect(waiters.map((w) => w.status)).toEqual(Array(6).fill(200));
+    expect(waiters.filter((w) => w.cache === "stored")).toHaveLength(1);
+    expect(waiters.filter((w) => w.cache === "hit")).toHaveLength(5);
+    // Three failed attempts, then one call in its place.
+    expect(googleCalls()).toBe(4);
   }, 60_000);
 });
 
