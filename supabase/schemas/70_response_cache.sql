@@ -223,6 +223,9 @@ begin
       select * into v_entry from public.google_ai_response_cache e
       where e.scope = v_scope.scope and e.key = p_key;
       if found and v_entry.answer is not null and v_entry.expires_at > v_now then
+        -- The hit's commit does not wait for its WAL flush: a crash of the database in the next moments
+        -- could lose this audit row, never an answer or a booking (a hit books nothing).
+        perform pg_catalog.set_config('synchronous_commit', 'off', true);
         insert into public.google_ai_response_cache_hits (created_at, entry_id, scope, caller, request_id, model,
           saved_input_tokens, saved_output_tokens, saved_usd, age_ms)
         values (v_now, v_entry.id, v_scope.scope, coalesce(p_caller, v_scope.scope), p_request_id, v_entry.model,
