@@ -9,6 +9,10 @@
 // key-exclusions.ts (which keys the next reservation leaves out), finalize.ts (finalize that does not
 // lose a paid answer), model-chain.ts (which models may serve, and the request as each takes it).
 //
+// Before anything is booked, the response cache (../cache/) is asked where the request or the owner's
+// default says so: a hit answers at once (no reservation, no call); a miss holds the entry's flight,
+// which the answer is kept in when it is whole (after its finalize) and which a failure ends.
+//
 // A streamed request (stream.ts) is the same loop: an attempt that fails before Google's first chunk
 // is retried like any other; from the first chunk on, the answer belongs to the caller.
 //
