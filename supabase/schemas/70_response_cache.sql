@@ -386,3 +386,41 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_response_cache() RETURNS TABL
     ('eve_gateway_response_cache_entries', coalesce(held.entries, 0)::numeric),
     ('eve_gateway_response_cache_bytes', coalesce(held.bytes, 0)::numeric)) x(family, v)
 $$;
+
+-- The response cache over the last 24 hours, per scope and model (the operator's view, beside
+-- google_ai_usage_by_caller_24h, whose attempt rows a hit does not write): answers served from it,
+-- what they spared (tokens and money), and what is held now.
+CREATE OR REPLACE VIEW public.google_ai_response_cache_24h WITH (security_invoker='true') AS
+ WITH served AS (
+         SELECT h.scope,
+            h.model,
+            (count(*))::integer AS hits,
+            COALESCE(sum(h.saved_input_tokens), (0)::bigint) AS saved_input_tokens,
+            COALESCE(sum(h.saved_output_tokens), (0)::bigint) AS saved_output_tokens,
+            COALESCE(sum(h.saved_usd), (0)::numeric) AS saved_usd
+           FROM public.google_ai_response_cache_hits h
+          WHERE (h.created_at > (now() - '24:00:00'::interval))
+          GROUP BY h.scope, h.model
+        ), held AS (
+         SELECT e.scope,
+            e.model,
+            (count(*))::integer AS entries,
+            COALESCE(sum(e.bytes), (0)::bigint) AS bytes
+           FROM public.google_ai_response_cache e
+          WHERE (e.answer IS NOT NULL)
+          GROUP BY e.scope, e.model
+        )
+ SELECT COALESCE(served.scope, held.scope) AS scope,
+    COALESCE(served.model, held.model) AS model,
+    COALESCE(served.hits, 0) AS hits,
+    COALESCE(served.saved_input_tokens, (0)::bigint) AS saved_input_tokens,
+    COALESCE(served.saved_output_tokens, (0)::bigint) AS saved_output_tokens,
+    COALESCE(served.saved_usd, (0)::numeric) AS saved_usd,
+    COALESCE(held.entries, 0) AS entries,
+    COALESCE(held.bytes, (0)::bigint) AS bytes
+   FROM (served
+     FULL JOIN held ON (((held.scope = served.scope) AND (held.model = served.model))));
+
+COMMENT ON VIEW public.google_ai_response_cache_24h IS
+    'The response cache over the last 24 hours, per scope and model: hits, the tokens and US dollars they spared, '
+    'entries and bytes held now (docs/response-cache.md).';

@@ -344,3 +344,5 @@ GRANT ALL ON FUNCTION public.google_ai_cache_purge(p_scope text, p_model text) T
 ALTER TABLE public.google_ai_response_cache_misses ENABLE ROW LEVEL SECURITY;
 REVOKE ALL ON TABLE public.google_ai_response_cache_misses FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_response_cache_misses TO service_role;
+REVOKE ALL ON TABLE public.google_ai_response_cache_24h FROM anon, authenticated, service_role, eve_gateway;
+GRANT SELECT ON TABLE public.google_ai_response_cache_24h TO service_role;

@@ -6,7 +6,7 @@
 -- saved and bytes held.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(26);
+select plan(27);
 
 create function pg_temp.now() returns timestamptz language sql immutable as $$ select '2026-07-16 06:59:30+00'::timestamptz $$;
 create function pg_temp.k(p text) returns text language sql immutable as $$
@@ -63,6 +63,9 @@ select results_eq($$ select family, value from public.google_ai_metric_response_
   'the metrics: bytes and entries held, two hits and what they saved, two misses (the first call and the refresh)');
 select ok(exists (select from public.google_ai_metrics() m where m.family = 'eve_gateway_response_cache_hits'),
   'a scrape carries them');
+select results_eq($$ select hits, saved_input_tokens, saved_usd, entries from public.google_ai_response_cache_24h
+                     where scope = 'service' $$,
+  $$ values (2, 240::bigint, 0.0084::numeric, 1) $$, 'the usage view: the day''s hits, what they spared, what is held');
 
 -- A token reads its client's scope only, and only for its models.
 insert into public.google_ai_clients (id, name, secret_hash, models)

@@ -1,8 +1,8 @@
 -- Written by `npm run db:diff` from the difference between what the migrations before it build and
 -- what supabase/schemas builds. Applying it twice changes nothing.
 -- What it changes: the response cache: entries keyed by what the provider would be sent, per scope, with
---   their single flight, hit audit rows and misses, purge, the housekeeping step and its samples in the
---   metrics
+--   their single flight, hit audit rows and misses, purge, the housekeeping step, its samples in the metrics
+--   and its usage view
 set check_function_bodies = off;
 
 create table if not exists "public"."google_ai_response_cache" (
@@ -426,6 +426,36 @@ AS $function$
 $function$
 ;
 
+create or replace view "public"."google_ai_response_cache_24h" as  WITH served AS (
+         SELECT h.scope,
+            h.model,
+            (count(*))::integer AS hits,
+            COALESCE(sum(h.saved_input_tokens), (0)::bigint) AS saved_input_tokens,
+            COALESCE(sum(h.saved_output_tokens), (0)::bigint) AS saved_output_tokens,
+            COALESCE(sum(h.saved_usd), (0)::numeric) AS saved_usd
+           FROM public.google_ai_response_cache_hits h
+          WHERE (h.created_at > (now() - '24:00:00'::interval))
+          GROUP BY h.scope, h.model
+        ), held AS (
+         SELECT e.scope,
+            e.model,
+            (count(*))::integer AS entries,
+            COALESCE(sum(e.bytes), (0)::bigint) AS bytes
+           FROM public.google_ai_response_cache e
+          WHERE (e.answer IS NOT NULL)
+          GROUP BY e.scope, e.model
+        )
+ SELECT COALESCE(served.scope, held.scope) AS scope,
+    COALESCE(served.model, held.model) AS model,
+    COALESCE(served.hits, 0) AS hits,
+    COALESCE(served.saved_input_tokens, (0)::bigint) AS saved_input_tokens,
+    COALESCE(served.saved_output_tokens, (0)::bigint) AS saved_output_tokens,
+    COALESCE(served.saved_usd, (0)::numeric) AS saved_usd,
+    COALESCE(held.entries, 0) AS entries,
+    COALESCE(held.bytes, (0)::bigint) AS bytes
+   FROM (served
+     FULL JOIN held ON (((held.scope = served.scope) AND (held.model = served.model))));
+
 CREATE OR REPLACE FUNCTION public.google_ai_response_cache_config()
  RETURNS public.google_ai_response_cache_settings
  LANGUAGE sql
@@ -533,6 +563,10 @@ revoke all on table public.google_ai_response_cache from public, anon, authentic
 grant select, delete on table public.google_ai_response_cache to service_role;
 comment on table public.google_ai_response_cache is 'Response cache entries: per (scope, key), the whole answer (the InvokeResult every route writes its caller''s answer from; null while its first request is in flight), the model asked (after its alias) and the one that served, its finish reason, what it cost, until when it is served; flight_holder and flight_until: the request calling the provider for it now (single flight).';
 comment on column public.google_ai_response_cache."key" is 'SHA-256 hex of what the provider would be sent (its provider, model and wire body, the stream flag and the gateway''s service tier left out): two routes share an entry when that is the same.';
+revoke all on table public.google_ai_response_cache_24h from public, anon, authenticated, service_role;
+grant select on table public.google_ai_response_cache_24h to service_role;
+alter view public.google_ai_response_cache_24h set (security_invoker='true');
+comment on view public.google_ai_response_cache_24h is 'The response cache over the last 24 hours, per scope and model: hits, the tokens and US dollars they spared, entries and bytes held now (docs/response-cache.md).';
 revoke all on function public.google_ai_response_cache_config() from public, anon, authenticated, service_role;
 revoke all on table public.google_ai_response_cache_defaults from public, anon, authenticated, service_role;
 grant insert, select, update, delete on table public.google_ai_response_cache_defaults to service_role;
