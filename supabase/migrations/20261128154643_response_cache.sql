@@ -412,7 +412,9 @@ AS $function$
     from public.google_ai_response_cache_hits h group by h.scope),
   missed as (select m.scope, m.misses from public.google_ai_response_cache_misses m),
   scopes as (select held.scope from held union select served.scope from served union select missed.scope from missed)
-  select x.family, x.family, public.google_ai_metric_label('scope', sc.scope), x.v
+  -- (The label written as google_ai_metric_label writes one, which 91_metrics.sql defines after this file.)
+  select x.family, x.family,
+         'scope="' || replace(replace(replace(sc.scope, E'\\', E'\\\\'), '"', E'\\"'), E'\n', E'\\n') || '"', x.v
   from scopes sc
   left join held on held.scope = sc.scope
   left join served on served.scope = sc.scope
