@@ -6,7 +6,7 @@
 -- saved and bytes held.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(27);
+select plan(29);
 
 create function pg_temp.now() returns timestamptz language sql immutable as $$ select '2026-07-16 06:59:30+00'::timestamptz $$;
 create function pg_temp.k(p text) returns text language sql immutable as $$
@@ -80,6 +80,15 @@ select is((select scope from public.google_ai_response_cache where flight_holder
 select is(public.google_ai_cache_lookup(null, pg_temp.k('token'), 'gemini-2.5-flash', pg_temp.k('a'), 'on', 60,
             '00000000-0000-0000-0000-0000000000b2', now() + interval '1 minute') ->> 'status',
   'bypass', 'nor reads anything for a model it may not ask for');
+
+-- The service key is one scope unless the settings split it by caller label.
+insert into public.google_ai_response_cache_settings (split_service_by_label) values (true);
+select is(public.google_ai_cache_lookup('ops', null, 'gemma-3-27b-it', pg_temp.k('a'), 'on', 60,
+            '00000000-0000-0000-0000-0000000000b3', now() + interval '1 minute') ->> 'status',
+  'miss', 'split by label, another caller does not read the bot''s entry');
+select is((select scope from public.google_ai_response_cache where flight_holder = '00000000-0000-0000-0000-0000000000b3'),
+  'service:ops', 'its entry is its label''s');
+delete from public.google_ai_response_cache_settings;
 
 -- Housekeeping -----------------------------------------------------------------------------------
 delete from public.google_ai_response_cache;
