@@ -204,6 +204,11 @@ describe("one client's identical requests, on every route", () => {
              (select coalesce(sum(rpd_used), 0)::int from public.google_ai_usage_counters where model = ${MODEL}) as rpd,
              (select coalesce(sum(window_requests), 0)::int from public.google_ai_usage_counters where model = ${MODEL}) as rpm`;
     expect(booked).toEqual({ attempts: 1, rpd: 1, rpm: 1 });
+    // Nor the client's budgets: its ten tokens used one request between them.
+    const [used] = await s.sql<{ requests: number }[]>`
+      select sum(t.requests_used)::int as requests from public.google_ai_tokens t
+      join public.google_ai_clients c on c.id = t.client_id where c.name = 'cache-festival'`;
+    expect(used!.requests).toBe(1);
     const hits = await s.sql<{ n: number; entries: number; scope: string; saved_input: number }[]>`
       select count(*)::int as n, count(distinct entry_id)::int as entries, min(scope) as scope,
              min(saved_input_tokens)::int as saved_input
