@@ -268,13 +268,15 @@ begin
           'age_ms', (extract(epoch from (v_now - v_entry.created_at)) * 1000)::bigint);
       end if;
     end if;
-    -- No answer to serve: take the flight unless another request holds it (an answer stays in the row,
-    -- still served to others, until a refresh's new one replaces it).
+    -- No answer to serve: take the flight unless another request holds it, or an answer landed since
+    -- the read above (then it is read again: a hit). An answer stays in the row, still served to
+    -- others, until a refresh's new one replaces it.
     insert into public.google_ai_response_cache as e (scope, key, model, flight_holder, flight_until)
     values (v_scope.scope, p_key, p_model, p_holder, p_flight_until)
     on conflict (scope, key) do update set flight_holder = excluded.flight_holder,
       flight_until = excluded.flight_until
-    where e.flight_until is null or e.flight_until <= v_now or e.flight_holder = excluded.flight_holder
+    where (e.flight_until is null or e.flight_until <= v_now or e.flight_holder = excluded.flight_holder)
+      and (p_mode = 'refresh' or e.answer is null or e.expires_at <= v_now)
     returning e.id into v_claimed;
     if v_claimed is not null then
       insert into public.google_ai_response_cache_misses as m (scope, misses) values (v_scope.scope, 1)
