@@ -18,6 +18,7 @@ import { runFinalizeWal } from "./finalize-wal.ts";
 import { runExactness } from "./exactness.ts";
 import { runGatewayOverhead } from "./gateway-overhead.ts";
 import { runProviderOverhead } from "./provider-overhead.ts";
+import { runResponseCache } from "./response-cache.ts";
 import { runBoot } from "./boot.ts";
 import { runOutage } from "./outage.ts";
 import { runHostileInput } from "./hostile-input.ts";
@@ -110,6 +111,9 @@ async function main(): Promise<number> {
     await run("provider-overhead", "4c. provider overhead: llm-invoke's added latency, gpt-4o beside Google", runProviderOverhead, smoke
       ? { concurrencies: [1, 4], warmupMs: 200, durationMs: 1_000, checkRatio: false }
       : { concurrencies: [1, 16], warmupMs: 500, durationMs: 12_000, checkRatio: true });
+    await run("response-cache", "4d. a response cache hit, beside a replay and a served request", runResponseCache, {
+      samples: smoke ? 10 : 300,
+    });
     await run("boot", "4b. boot: a new llm-invoke worker to its first answer", runBoot, { boots: smoke ? 2 : 30 });
     await run("outage", "6. database outage: time to a 503, and back", runOutage, smoke
       ? { rounds: 1, crowd: 5, burst: 12, pausesMs: [1_000], freezeMs: 6_500 }

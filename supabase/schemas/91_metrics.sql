@@ -519,6 +519,8 @@ begin
       select 'eve_gateway_cron_job_missing', 'eve_gateway_cron_job_missing',
              public.google_ai_metric_label('job', j.job), case when j.present then 0 else 1 end
       from public.google_ai_cron_jobs() j
+      union all
+      select r.* from public.google_ai_metric_response_cache() r
     ) s
     where s.value is not null;
 end

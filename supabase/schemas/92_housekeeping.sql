@@ -155,6 +155,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_steps(p_now timestamp w
     -- A Responses API conversation past its lifetime (stored_response_lifetime) is never read again.
     ('stored_responses', 'public.google_ai_stored_responses', null, 'id', 's.expires_at < $1', p_now,
      's.expires_at'),
+    ('response_cache', 'public.google_ai_response_cache', 'response_cache', null, null, null, null),
     ('dead_counters', 'public.google_ai_usage_counters', 'counters', null, null, null, null)
 $_$;
 

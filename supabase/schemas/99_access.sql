@@ -339,3 +339,30 @@ REVOKE ALL ON TABLE public.google_ai_embedding_models FROM anon, authenticated, 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_embedding_models TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_embedding_traits(p_model text) TO eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_embedding_traits(p_model text) TO service_role;
+
+-- The response cache (70_response_cache.sql): the operator's tables; the functions call its RPCs.
+ALTER TABLE public.google_ai_response_cache ENABLE ROW LEVEL SECURITY;
+ALTER TABLE public.google_ai_response_cache_hits ENABLE ROW LEVEL SECURITY;
+ALTER TABLE public.google_ai_response_cache_settings ENABLE ROW LEVEL SECURITY;
+ALTER TABLE public.google_ai_response_cache_defaults ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE public.google_ai_response_cache FROM anon, authenticated, service_role, eve_gateway;
+GRANT SELECT,DELETE ON TABLE public.google_ai_response_cache TO service_role;
+REVOKE ALL ON TABLE public.google_ai_response_cache_hits FROM anon, authenticated, service_role, eve_gateway;
+GRANT SELECT ON TABLE public.google_ai_response_cache_hits TO service_role;
+REVOKE ALL ON TABLE public.google_ai_response_cache_settings FROM anon, authenticated, service_role, eve_gateway;
+GRANT SELECT,UPDATE ON TABLE public.google_ai_response_cache_settings TO service_role;
+REVOKE ALL ON TABLE public.google_ai_response_cache_defaults FROM anon, authenticated, service_role, eve_gateway;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_response_cache_defaults TO service_role;
+GRANT ALL ON FUNCTION public.google_ai_cache_lookup(p_caller text, p_token_hash text, p_model text, p_key text,
+    p_mode text, p_ttl_s integer, p_holder uuid, p_flight_until timestamp with time zone, p_request_id text)
+    TO eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_cache_store(p_entry bigint, p_holder uuid, p_answer jsonb,
+    p_served_model text, p_provider text, p_finish text, p_ttl_s integer, p_reservation_id uuid) TO eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_cache_abandon(p_entry bigint, p_holder uuid) TO eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_cache_defaults_exist() TO eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_cache_purge(p_scope text, p_model text) TO service_role;
+ALTER TABLE public.google_ai_response_cache_misses ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE public.google_ai_response_cache_misses FROM anon, authenticated, service_role, eve_gateway;
+GRANT SELECT ON TABLE public.google_ai_response_cache_misses TO service_role;
+REVOKE ALL ON TABLE public.google_ai_response_cache_24h FROM anon, authenticated, service_role, eve_gateway;
+GRANT SELECT ON TABLE public.google_ai_response_cache_24h TO service_role;

@@ -9,6 +9,9 @@ import { createInputCounter, createInvoke } from "./attempt/invoke.ts";
 import { createPgStore } from "./store/pg-store.ts";
 import { cachedTokenCheck } from "./http/token-check.ts";
 import { serveFunction } from "../_shared/serve.ts";
+import { createResponseCache } from "./cache/response-cache.ts";
+import { createPgCacheStore } from "./cache/pg-cache-store.ts";
+import { systemClock } from "./clock.ts";
 
 const env = (name: string) => Deno.env.get(name);
 
@@ -32,6 +35,14 @@ const providers = cachedProviderDirectory(providerRowsFrom(database), env, {
   inBackground: true,
 });
 
+// The response cache (cache/): off unless a request or the owner's default asks for it.
+const cache = createResponseCache({
+  store: createPgCacheStore({ database }),
+  clock: systemClock,
+  defaultsTtlMs: options.capabilitiesTtlMs,
+  logError: (m) => console.error(`[llm-invoke] ${m}`),
+});
+
 const handler = createHandler({
   serviceKeys: serviceKeysFromEnv(env),
   acceptTokens: true,
@@ -41,7 +52,7 @@ const handler = createHandler({
   storedResponses: store,
   countTokens: createInputCounter({ store, providers, options }),
   requestLimits: requestLimitsFromEnv(env, options),
-  invoke: createInvoke({ store, providers, options, waitUntil }),
+  invoke: createInvoke({ store, providers, options, waitUntil, cache }),
 });
 
 serveFunction("llm-invoke", handler);

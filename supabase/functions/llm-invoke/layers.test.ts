@@ -17,6 +17,7 @@ const LAYERS: ReadonlyArray<readonly string[]> = [
   ["contract.ts", "clock.ts"],
   ["store"],
   ["model"],
+  ["cache"],
   ["attempt"],
   ["surfaces"],
   ["http"],

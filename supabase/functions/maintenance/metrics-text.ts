@@ -133,6 +133,23 @@ export const METRIC_FAMILIES: Readonly<Record<string, { kind: Kind; help: string
     kind: "gauge",
     help: "Attempt rows this scrape counted itself (above the fold's mark).",
   },
+  eve_gateway_response_cache_hits: {
+    kind: "gauge",
+    help: "Answers served from the response cache, per scope, in the hit rows kept (docs/response-cache.md).",
+  },
+  eve_gateway_response_cache_saved_usd: {
+    kind: "gauge",
+    help: "What the calls those hits spared would have cost, in US dollars (the stored answers' cost_usd).",
+  },
+  eve_gateway_response_cache_misses_total: {
+    kind: "counter",
+    help: "Requests that asked the response cache, found no answer and called the provider for one, per scope.",
+  },
+  eve_gateway_response_cache_entries: { kind: "gauge", help: "Answers the response cache holds now, per scope." },
+  eve_gateway_response_cache_bytes: {
+    kind: "gauge",
+    help: "Bytes of answers the response cache holds now, per scope (held under its size limit by housekeeping).",
+  },
 };
 
 /**

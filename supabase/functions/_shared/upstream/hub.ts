@@ -48,6 +48,8 @@ export interface HubTextPart extends HubPartExtras {
   text: string;
   thought?: boolean;
   signature?: string;
+  /** The model declines to answer, in its own words (OpenAI's `refusal`): shown as text, never kept as an answer. */
+  refusal?: boolean;
 }
 
 /** Inline binary data (an image), base64. */

@@ -248,6 +248,11 @@ export interface UpstreamClient {
    * where the provider has embedding models; absent: none.
    */
   embed?(call: GenerateCall): Promise<GenerateOutcome>;
+  /**
+   * The body a whole call of `request` sends (the model in it, where the path names it): what the
+   * response cache keys on (llm-invoke/cache/key.ts). Throws where the request cannot be sent.
+   */
+  wireBody?(request: HubRequest): unknown;
 }
 
 // ---- A provider, as the registry holds it ------------------------------------------------------------

@@ -11,6 +11,7 @@ import {
 import type { Provider } from "../../_shared/providers/registry.ts";
 import type { QuotaSnapshot, NormalizedRequest } from "../contract.ts";
 import type { PhaseTimer } from "../../_shared/server-timing.ts";
+import type { CacheAsk, CacheReport } from "../cache/ask.ts";
 
 /** Where a waiting request stands: its place, the model it waits for, when its turn is expected. */
 export interface QueueProgress {
@@ -38,6 +39,10 @@ export interface InvokeContext {
   onQueued?: (progress: QueueProgress) => void;
   /** Where the request's reserve, wait, upstream and finalize time is recorded (Server-Timing). */
   timing?: PhaseTimer;
+  /** What the request asks of the response cache (cache/ask.ts); absent: the owner's default. */
+  cache?: CacheAsk;
+  /** Told what the response cache did for the request, before the answer is given (its headers). */
+  onCache?: (report: CacheReport) => void;
 }
 
 /** The success body (request_id is added by the handler). Never contains a key. */
@@ -56,6 +61,8 @@ export interface InvokeResult {
   waited_ms: number;
   /** True when the answer is a replay of an earlier request with the same request_id. */
   replayed?: boolean;
+  /** The answer came from the response cache: its entry and age (no provider was called for it). */
+  cached?: { entry: number; age_s: number };
   /**
    * The answer in the hub's words, which every route writes its caller's answer from. Absent only in
    * answers stored for replay by an earlier release (surfaces/shared/stored-answer.ts reads those).

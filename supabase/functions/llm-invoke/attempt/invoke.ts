@@ -9,6 +9,10 @@
 // key-exclusions.ts (which keys the next reservation leaves out), finalize.ts (finalize that does not
 // lose a paid answer), model-chain.ts (which models may serve, and the request as each takes it).
 //
+// Before anything is booked, the response cache (../cache/) is asked where the request or the owner's
+// default says so: a hit answers at once (no reservation, no call); a miss holds the entry's flight,
+// which the answer is kept in when it is whole (after its finalize) and which a failure ends.
+//
 // A streamed request (stream.ts) is the same loop: an attempt that fails before the provider's first chunk
 // is retried like any other; from the first chunk on, the answer belongs to the caller.
 //
@@ -78,6 +82,8 @@ import {
 } from "./refusals.ts";
 import { quotaCauseWords } from "../../_shared/vocabulary.ts";
 import { DEFAULT_INVOKE_OPTIONS, type InvokeOptions } from "./settings.ts";
+import type { CacheFlight, ResponseCache } from "../cache/response-cache.ts";
+import { keyedRequest } from "../cache/key.ts";
 import type { GatewayStore } from "../store/store.ts";
 import { openStream, relayStream } from "./stream.ts";
 import { roomUntil } from "./room.ts";
@@ -129,6 +135,8 @@ export interface InvokeDeps {
   random?: () => number;
   /** EdgeRuntime.waitUntil where available: lets the success's finalize run after the response. */
   waitUntil?: (promise: Promise<unknown>) => void;
+  /** The response cache (cache/response-cache.ts); absent: every answer says bypass. */
+  cache?: ResponseCache;
   logError?: (message: string) => void;
 }
 
@@ -234,7 +242,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
   const confirming = new Map<string, Promise<boolean>>();
 
   const run = async (context: InvokeContext): Promise<InvokeAnswer> => {
-    const { caller, request, requestId, signal, onQuota, onQueued, timing = untimed } = context;
+    const { caller, request, requestId, signal, onQuota, onQueued, timing = untimed, cache, onCache } = context;
     // A provider that counts each input of a batch as a request of its own is sent one input per call,
     // each reserved, logged and priced as its own attempt (embedding.ts).
     if (request.embed !== undefined && request.embed.inputs.length > 1) {
@@ -291,6 +299,15 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       );
     }
 
+    // The response cache, before anything is booked: a hit answers here (cache/response-cache.ts).
+    const cached = await startCache();
+    if (cached?.kind === "hit") {
+      onCache?.(cached.report);
+      return { ...(cached.answer as unknown as InvokeResult), cached: cached.cached };
+    }
+    const flight: CacheFlight | null = cached?.kind === "flight" ? cached : null;
+    if (cached?.kind !== "flight") onCache?.(cached?.report ?? { status: "bypass" });
+
     const keys = new KeyExclusions();
     const waiting = { mode: request.mode, maxWaitMs: request.maxWaitMs, deadline, signal, waitedMs: 0 };
     let calls = 0;
@@ -341,7 +358,10 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
           waiting,
           { model: request.model, requestId, causeWords },
         );
-        if (admission.kind === "replay") return { ...admission.response, replayed: true };
+        if (admission.kind === "replay") {
+          await flight?.drop();
+          return { ...admission.response, replayed: true };
+        }
         if (admission.kind === "no_active_key") {
           if (keys.forgiveAvoided()) continue;
           throw keys.anyBroken ? exhausted(lastError, withdrawn, unreadKey, lastWords()) : noActiveKey();
@@ -358,7 +378,10 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         calls++;
         if (request.stream) {
           const opened = await streamUpstream(call, reservation);
-          if (opened.ok) return answerStreamed(opened, call, reservation);
+          if (opened.ok) {
+            if (flight !== null) onCache?.({ status: "miss" }); // kept when it ends whole
+            return answerStreamed(opened, call, reservation);
+          }
           lastError = opened.error;
           if (shedFlex(call.tier, opened.error)) flexShed = true;
           if (await failed(opened, reservation, call)) continue;
@@ -372,6 +395,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       }
       throw exhausted(lastError, withdrawn, unreadKey, lastWords());
     } catch (error) {
+      await flight?.drop();
       // A named request that fails frees its id at once (a success stores the answer instead).
       if (idempotent && lastReservation !== null) {
         await afterAnswer(
@@ -381,6 +405,32 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         );
       }
       throw error;
+    }
+
+    /**
+     * The cache's look-up for the request as its first model's provider would be sent it (the gateway's
+     * tier left out, the answer it would book for it in); null where its provider has no usable row.
+     */
+    async function startCache() {
+      if (deps.cache === undefined) return null;
+      const first = chain[0]!;
+      const upstream = await upstreamServing(first.profile);
+      if (upstream === undefined) return null;
+      const booked = bookedPerAnswer(answerTokens, 0, first.request.options.outputCount);
+      const sent: ModelRequest = { ...keyedRequest(first.request), ...(booked === null ? {} : { bookedOutputTokens: booked }) };
+      return await deps.cache.start({
+        ask: cache ?? { mode: "default" },
+        caller: reserveAs,
+        requestId,
+        model: first.model,
+        provider: upstream.provider,
+        body: () => upstream.client.wireBody?.(sent) ?? sent,
+        deadline,
+        maxWaitMs: request.mode === "NO_WAIT" ? 0 : request.maxWaitMs,
+        signal,
+        // Its look-up stands where the reservation would, and is timed as one.
+        timed: (work) => timing.time("reserve", work),
+      });
     }
 
     /**
@@ -471,6 +521,10 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         estimatedInputTokens: size.input,
         idempotent,
         finalize: (record) => finalizeSuccess(record, call, opened, times),
+        ...(flight === null ? {} : {
+          settled: (whole: InvokeResult | null) =>
+            whole === null ? flight.drop() : flight.keep(whole, reservation.reservationId),
+        }),
         endRequest: () => deps.store.endRequest(reservation.reservationId),
         afterAnswer,
         clock,
@@ -492,7 +546,9 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         ...usageCounts(outcome.answer.usage),
         response: idempotent ? result : null,
       });
-      await afterAnswer(finalizeSuccess(record, call, outcome, answerTimes(timing)));
+      if (flight !== null) onCache?.({ status: flight.storable(result) ? "stored" : "miss" });
+      const finalized = finalizeSuccess(record, call, outcome, answerTimes(timing));
+      await afterAnswer(flight === null ? finalized : finalized.then(() => flight.keep(result, reservation.reservationId)));
       return result;
     }
 

@@ -104,6 +104,8 @@ export interface RelayOptions {
   endRequest: () => Promise<void>;
   /** Off the response path where the runtime allows it, else awaited. */
   afterAnswer: (work: Promise<unknown>) => Promise<void>;
+  /** After the finalize: the whole answer once the stream ended whole, null once it broke off (the response cache's). */
+  settled?: (whole: InvokeResult | null) => Promise<unknown>;
   clock: Clock;
   logError: (message: string) => void;
   /**
@@ -191,13 +193,13 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
     options.signal?.removeEventListener("abort", onAbort);
     const latencyMs = clock.now() - startedAt;
     if (ended === "done") {
-      whole = result();
+      const answer = whole = result();
       await options.afterAnswer(options.finalize(successRecord({
         reservationId: options.reservationId,
         latencyMs,
         ...usageCounts(tally.usage),
         response: options.idempotent ? whole : null,
-      })));
+      })).then(() => options.settled?.(answer)));
       return;
     }
     const record: FinalizeParams = {
@@ -220,7 +222,7 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
       options.idempotent
         ? options.endRequest().catch((e) => options.logError(`end of request failed: ${sanitizeError(e)}`))
         : undefined
-    );
+    ).then(() => options.settled?.(null));
     await options.afterAnswer(work);
   }
 

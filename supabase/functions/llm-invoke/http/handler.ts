@@ -6,7 +6,8 @@
 //
 // Every route that generates goes through the same authentication, reservation, attempts, audit,
 // idempotency and WAIT/NO_WAIT; every answer of a generation carries the quota its last reservation
-// saw, as x-ratelimit-* headers (quota-headers.ts). Every answer of every route carries
+// saw, as x-ratelimit-* headers (quota-headers.ts), and what the response cache did, as x-eve-cache-*
+// (cache/ask.ts). Every answer of every route carries
 // `Server-Timing` (_shared/server-timing.ts): here `auth` and `body`; invoke adds the rest.
 import { authenticate, type Caller, type ServiceKeys } from "../../_shared/auth.ts";
 import {
@@ -29,6 +30,7 @@ import {
   type QueueProgress,
 } from "../attempt/context.ts";
 import { quotaHeaders } from "./quota-headers.ts";
+import { cacheAskOf, cacheHeaders } from "../cache/ask.ts";
 import { dialectOf, methodsOf, routeOf, type RouteRow, ROUTES } from "./routes.ts";
 import { SURFACES } from "./surfaces.ts";
 import type { QuotaReport, StoredResponses, TokenCheck } from "../store/store.ts";
@@ -251,6 +253,11 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       requestId: scope.requestId,
       signal: req.signal,
       onQuota: (quota) => scope.setHeaders(quotaHeaders(quota)),
+      cache: cacheAskOf(req.headers),
+      onCache: (report) => {
+        scope.setHeaders(cacheHeaders(report));
+        if (report.status !== "bypass") scope.annotate({ cache: report.status });
+      },
       timing: scope.timing,
       ...(progress === null ? {} : { onQueued: (p: QueueProgress) => progress.push(p) }),
     });

@@ -56,6 +56,7 @@ export function createAnthropicClient(options: { baseUrl?: string; displayName?:
   return {
     generate: (call) => generate(`${api}/messages`, call, rules),
     stream: (call) => stream(`${api}/messages`, call, rules),
+    wireBody: (request) => messagesBody(request, false, request.bookedOutputTokens),
     countTokens: (call) => countTokens(`${api}/messages/count_tokens`, call, rules),
     getModel: (call) =>
       fetchModel(`${api}/models/${encodeURIComponent(call.model)}`, anthropicHeaders(call.apiKey), call, rules),

@@ -65,6 +65,7 @@ export function createGoogleClient(options: GoogleClientOptions = {}): GoogleCli
   return {
     generate: (call) => generate(url(call.request.model, "generateContent"), call, rules),
     stream: (call) => stream(url(call.request.model, "streamGenerateContent") + "?alt=sse", call, rules),
+    wireBody: (request) => ({ model: request.model, ...generateContentBody(request) }),
     countTokens: (call) => countTokens(url(call.request.model, "countTokens"), call, rules),
     embed: (call) => embed((method) => url(call.request.model, method), call, rules),
     getModel: (call) =>

@@ -23,7 +23,7 @@ import type { HubChunk } from "../../upstream/hub.ts";
 import { classifyOpenAiHttpError, openAiRules, roomOf } from "./errors.ts";
 import { openAiApiUrl } from "./endpoint.ts";
 import { embed } from "./embeddings.ts";
-import { generateResponse, streamResponse } from "./responses-api.ts";
+import { generateResponse, responsesBody, streamResponse } from "./responses-api.ts";
 import { answerWrapped, chatCompletionBody } from "./request.ts";
 import { ChunkTranslator, CompletionFolder, completionToHub } from "./response.ts";
 import {
@@ -49,6 +49,9 @@ export function createOpenAiClient(options: { baseUrl?: string; displayName?: st
       call.request.dialectBody?.endpoint === "responses"
         ? streamResponse(`${api}/responses`, call, rules)
         : stream(`${api}/chat/completions`, call, rules),
+    // What the response cache keys on: the body the call sends, at the endpoint it sends it to.
+    wireBody: (request) =>
+      request.dialectBody?.endpoint === "responses" ? responsesBody(request, false) : chatCompletionBody(request, false),
     getModel: (call) =>
       fetchModel(`${api}/models/${encodeURIComponent(call.model)}`, headers(call.apiKey), call, rules),
     embed: (call) => embed(`${api}/embeddings`, call, rules),

@@ -61,6 +61,7 @@ function callPart(call: Json): HubPart {
 }
 
 const textPart = (text: string): HubPart => ({ type: "text", text });
+const refusalPart = (text: string): HubPart => ({ type: "text", text, refusal: true });
 
 function answerOf(body: Json, outputs: HubOutput[]): HubAnswer {
   return {
@@ -83,7 +84,7 @@ export function completionToHub(body: Json, wrapped = false): HubAnswer | null {
     if (typeof message.content === "string" && message.content !== "") {
       parts.push(textPart(wrapped ? unwrappedText(message.content) : message.content));
     }
-    if (typeof message.refusal === "string" && message.refusal !== "") parts.push(textPart(message.refusal));
+    if (typeof message.refusal === "string" && message.refusal !== "") parts.push(refusalPart(message.refusal));
     if (Array.isArray(message.tool_calls)) parts.push(...message.tool_calls.filter(isObject).map(callPart));
     return {
       index: typeof choice.index === "number" ? choice.index : position,
@@ -119,7 +120,7 @@ export class ChunkTranslator {
         if (this.wrapped) this.texts.set(index, (this.texts.get(index) ?? "") + delta.content);
         else parts.push(textPart(delta.content));
       }
-      if (typeof delta.refusal === "string" && delta.refusal !== "") parts.push(textPart(delta.refusal));
+      if (typeof delta.refusal === "string" && delta.refusal !== "") parts.push(refusalPart(delta.refusal));
       if (Array.isArray(delta.tool_calls)) this.collect(index, delta.tool_calls);
       const finish = finishOf(choice.finish_reason);
       if (finish !== undefined) parts.push(...this.finishedText(index), ...this.finished(index));

@@ -1,0 +1,79 @@
+// CacheStore over Postgres (store.ts): each operation one statement calling one RPC. A database
+// failure becomes GatewayError("unavailable") as in store/pg-store.ts.
+import { GatewayError } from "../../_shared/errors.ts";
+import { sanitizeError } from "../../_shared/sanitize.ts";
+import { type Database, DatabaseUnavailable, type Sql } from "../../_shared/db.ts";
+import { databaseUnavailable } from "../../_shared/envelope.ts";
+import { jsonbText } from "../store/pg-store.ts";
+import type { CacheStore, LookupAnswer } from "./store.ts";
+
+export function createPgCacheStore(options: {
+  database: Pick<Database, "run">;
+  logError?: (message: string) => void;
+}): CacheStore {
+  const logError = options.logError ?? ((m: string) => console.error(`[llm-invoke] ${m}`));
+
+  async function run<T>(what: string, work: (sql: Sql) => Promise<T>): Promise<T> {
+    try {
+      return await options.database.run(what, work);
+    } catch (error) {
+      if (error instanceof GatewayError) throw error;
+      if (error instanceof DatabaseUnavailable) throw databaseUnavailable(error);
+      logError(`${what} failed: ${sanitizeError(error)}`);
+      throw databaseUnavailable(null);
+    }
+  }
+
+  return {
+    cacheLookup: (p) =>
+      run("cache lookup", async (sql) => {
+        const label = p.caller.kind === "service" ? p.caller.name : null;
+        const tokenHash = p.caller.kind === "token" ? p.caller.tokenHash : null;
+        const [row] = await sql<{ r: Record<string, unknown> }[]>`
+          select public.google_ai_cache_lookup(p_caller => ${label}, p_token_hash => ${tokenHash},
+            p_model => ${p.model}, p_key => ${p.key}, p_mode => ${p.mode}, p_ttl_s => ${p.ttlS}::integer,
+            p_holder => ${p.holder}::uuid, p_flight_until => ${p.flightUntil.toISOString()}::timestamptz,
+            p_request_id => ${p.requestId}) as r`;
+        return lookupAnswer(row!.r);
+      }),
+
+    cacheKeep: (p) =>
+      run("cache store", async (sql) => {
+        const [row] = await sql<{ r: boolean }[]>`
+          select public.google_ai_cache_store(p_entry => ${p.entry}::bigint, p_holder => ${p.holder}::uuid,
+            p_answer => ${jsonbText(p.answer)}::text::jsonb, p_served_model => ${p.servedModel},
+            p_provider => ${p.provider}, p_finish => ${p.finish}, p_ttl_s => ${p.ttlS}::integer,
+            p_reservation_id => ${p.reservationId}::uuid) as r`;
+        return row!.r === true;
+      }),
+
+    cacheAbandon: (entry, holder) =>
+      run("cache abandon", async (sql) => {
+        await sql`select public.google_ai_cache_abandon(p_entry => ${entry}::bigint, p_holder => ${holder}::uuid) as r`;
+      }),
+
+    cacheDefaultsExist: () =>
+      run("cache defaults", async (sql) => {
+        const [row] = await sql<{ r: boolean }[]>`select public.google_ai_cache_defaults_exist() as r`;
+        return row!.r === true;
+      }),
+  };
+}
+
+function lookupAnswer(r: Record<string, unknown>): LookupAnswer {
+  switch (r.status) {
+    case "hit":
+      return {
+        status: "hit",
+        entry: Number(r.entry),
+        answer: r.answer as Record<string, unknown>,
+        ageMs: Number(r.age_ms),
+      };
+    case "miss":
+      return { status: "miss", entry: Number(r.entry), ttlS: Number(r.ttl_s) };
+    case "wait":
+      return { status: "wait" };
+    default:
+      return { status: "bypass" };
+  }
+}
