@@ -393,6 +393,69 @@ begin
 end
 $$;
 
+-- A counter row as of an instant: the one reading of the guards, the provider's day and the window that
+-- booking (google_ai_book_group), the quota (google_ai_group_quota) and settling
+-- (google_ai_settle_admission) share, handed whole to the rules. at: the instant (p_at; under the row's
+-- lock, p_locked, a clock that never goes back past the row's last booking, and a day never before the
+-- row's); a settle's is the admission it corrects (settled: the window is then corrected in that
+-- second, not moved on). minute: the window's length, the minute and its guard (google_ai_window_length).
+-- day: the provider's day at it (zone p_zone), counts the row's as of it
+-- (google_ai_day_counts: today's, ahead for tomorrow, yesterday's), midnight the next one, day_start
+-- the day's; near_end, near_start: within the day guard of the day's end or start, where the other
+-- day's count binds too; the ring (google_ai_ring_at) with p_requests and p_tokens more.
+CREATE TYPE public.google_ai_counter_at AS (
+    at timestamp with time zone,
+    settled timestamp with time zone,
+    minute interval,
+    day_guard interval,
+    day date,
+    counts integer[],
+    midnight timestamp with time zone,
+    day_start timestamp with time zone,
+    near_end boolean,
+    near_start boolean,
+    ring_low bigint,
+    ring integer[],
+    sum_requests integer,
+    sum_tokens bigint
+);
+
+COMMENT ON TYPE public.google_ai_counter_at IS
+    'A quota group''s counter row as of an instant (google_ai_counter_at): the day, its counts, midnight, '
+    'near-end, near-start and the ring, as booking, the quota and settling read them.';
+
+CREATE OR REPLACE FUNCTION public.google_ai_counter_at(p_row public.google_ai_usage_counters,
+    p_guard public.google_ai_admission_settings, p_zone text, p_at timestamp with time zone, p_locked boolean,
+    p_requests integer DEFAULT 0, p_tokens integer DEFAULT 0,
+    p_settled timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS public.google_ai_counter_at
+    LANGUAGE plpgsql STABLE
+    AS $$
+declare
+  v public.google_ai_counter_at;
+  v_ring record;
+begin
+  v.settled := p_settled;
+  v.at := coalesce(p_settled, case when p_locked then greatest(p_at, p_row.window_at) else p_at end);
+  v.minute := public.google_ai_window_length(p_guard.minute_guard_ms);
+  v.day_guard := p_guard.day_guard_ms * interval '1 millisecond';
+  v.day := case when p_locked then greatest(public.google_ai_day_in(v.at, p_zone), p_row.day_bucket)
+                else public.google_ai_day_in(v.at, p_zone) end;
+  v.counts := public.google_ai_day_counts(p_row.day_bucket, p_row.rpd_used, p_row.rpd_next_used, p_row.rpd_prev_used,
+    v.day);
+  v.midnight := public.google_ai_midnight_after_in(v.at, p_zone);
+  v.day_start := public.google_ai_day_start_in(v.day, p_zone);
+  v.near_end := v.at >= v.midnight - v.day_guard;
+  v.near_start := v.at < v.day_start + v.day_guard;
+  v_ring := public.google_ai_ring_at(case when p_settled is null then v.at end, v.minute, p_row.ring_low,
+    p_row.ring, p_row.window_requests, coalesce(p_row.window_tokens, 0), p_requests, p_tokens, p_settled);
+  v.ring_low := v_ring.ring_low;
+  v.ring := v_ring.ring;
+  v.sum_requests := v_ring.sum_requests;
+  v.sum_tokens := v_ring.sum_tokens;
+  return v;
+end
+$$;
+
 -- The moment p_us microseconds into second p_second of the epoch (to_timestamp rounds to the
 -- microsecond, far coarser than a double's error here).
 CREATE OR REPLACE FUNCTION public.google_ai_ring_time(p_second bigint, p_us integer) RETURNS timestamp with time zone
