@@ -450,16 +450,16 @@ CREATE OR REPLACE TRIGGER google_ai_share_edited BEFORE INSERT OR UPDATE ON publ
     WHEN (new.derived_from_class) EXECUTE FUNCTION public.google_ai_share_edited();
 
 -- The shares' use (google_ai_usage_counters.share_use) with a request more or less counted for the
--- shares of p_owned, on the counter as of p_at (google_ai_counter_at): p_window_requests in their window
--- (google_ai_ring_at: a booking at its instant, a release in the second it settles) and p_day_requests
--- in their group's day (and the other day's within a guard of midnight: near_end, near_start). A
--- booking (1, 1) moves each owner's day on to the counter's day; a release (-1, or 0 for an admission
--- the window does not look for, and -1)
+-- shares of p_owned: p_window_requests in their window (google_ai_ring_at: a booking at p_at, a
+-- release in the second of p_admitted_at) and p_day_requests in their group's day p_day (and the
+-- other day's within a guard of midnight: p_near_end, p_near_start). A booking (1, 1) moves each
+-- owner's day on to p_day; a release (-1, or 0 for an admission the window does not look for, and -1)
 -- corrects only a day still counted (the same day_bucket). p_live: the model's shares in id order,
 -- whose elements the result keeps (a removed share's go); null: every element is kept.
 CREATE OR REPLACE FUNCTION public.google_ai_share_use_counted(p_use public.google_ai_share_use[], p_live bigint[],
-    p_owned bigint[], p_at public.google_ai_counter_at, p_window_requests integer, p_day_requests integer)
-    RETURNS public.google_ai_share_use[]
+    p_owned bigint[], p_at timestamp with time zone, p_window interval, p_window_requests integer,
+    p_day_requests integer, p_admitted_at timestamp with time zone, p_day date, p_near_end boolean,
+    p_near_start boolean) RETURNS public.google_ai_share_use[]
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     AS $$
 declare
@@ -489,17 +489,17 @@ begin
       end if;
       continue;
     end if;
-    v_ring := public.google_ai_ring_at(case when p_at.settled is null then p_at.at end, p_at.minute,
-      v_old.ring_low, v_old.ring, v_old.window_requests, null, p_window_requests, 0, p_at.settled);
+    v_ring := public.google_ai_ring_at(p_at, p_window, v_old.ring_low, v_old.ring, v_old.window_requests, null,
+      p_window_requests, 0, p_admitted_at);
     v_new := row(v_id, v_ring.sum_requests, v_old.day_bucket, v_old.day_used, v_old.day_next_used,
       v_old.day_prev_used, v_ring.ring_low, v_ring.ring);
-    if p_day_requests > 0 or v_old.day_bucket = p_at.day then
+    if p_day_requests > 0 or v_old.day_bucket = p_day then
       v_days := public.google_ai_day_counts(v_old.day_bucket, v_old.day_used, v_old.day_next_used,
-        v_old.day_prev_used, p_at.day);
-      v_new.day_bucket := p_at.day;
+        v_old.day_prev_used, p_day);
+      v_new.day_bucket := p_day;
       v_new.day_used := greatest(0, v_days[1] + p_day_requests);
-      v_new.day_next_used := greatest(0, v_days[2] + case when p_at.near_end then p_day_requests else 0 end);
-      v_new.day_prev_used := greatest(0, v_days[3] + case when p_at.near_start then p_day_requests else 0 end);
+      v_new.day_next_used := greatest(0, v_days[2] + case when p_near_end then p_day_requests else 0 end);
+      v_new.day_prev_used := greatest(0, v_days[3] + case when p_near_start then p_day_requests else 0 end);
     end if;
     v_use := v_use || v_new;
   end loop;
@@ -519,11 +519,22 @@ CREATE OR REPLACE FUNCTION public.google_ai_settle_admission(p_att public.google
     SET search_path TO ''
     AS $$
 declare
+  v_guard public.google_ai_admission_settings := public.google_ai_admission_guard();
+  v_window interval := public.google_ai_window_length(v_guard.minute_guard_ms);
+  v_day_guard interval := v_guard.day_guard_ms * interval '1 millisecond';
   v_row public.google_ai_usage_counters;
-  v_at public.google_ai_counter_at;  -- the row as of the admission's second (google_ai_counter_at)
+  v_ring record;
+  v_second bigint := floor(extract(epoch from p_att.admitted_at))::bigint;
   -- (An attempt without its admission's time is not looked for in the window.)
-  v_requests integer := case when p_released and p_att.admitted_at is not null then -1 else 0 end;
+  v_requests integer := case when p_released and v_second is not null then -1 else 0 end;
   v_delta integer := p_tokens - p_att.estimated_tokens;
+  -- Counted for the other day too when admitted within the day guard of a midnight of the provider's day
+  -- (only a release gives those counts back: a finalize reads no zone).
+  v_zone text := case when p_released then public.google_ai_day_zone(p_att.model) end;
+  v_near_end boolean := p_att.admitted_at
+    >= public.google_ai_midnight_after_in(p_att.admitted_at, v_zone) - v_day_guard;
+  v_near_start boolean := p_att.admitted_at
+    < public.google_ai_day_start_in(public.google_ai_day_in(p_att.admitted_at, v_zone), v_zone) + v_day_guard;
 begin
   select * into v_row from public.google_ai_usage_counters c
   where c.quota_group = p_att.quota_group and c.model = coalesce((select l.limit_pool
@@ -532,17 +543,14 @@ begin
   if not found then
     return;
   end if;
-  -- Counted for the other day too when admitted within the day guard of a midnight of the provider's day
-  -- (only a release gives those counts back: a finalize reads no zone); its owners' day is its own.
-  v_at := public.google_ai_counter_at(v_row, public.google_ai_admission_guard(),
-    case when p_released then public.google_ai_day_zone(p_att.model) end, null, false, v_requests,
-    case when p_att.admitted_at is not null then v_delta else 0 end, p_att.admitted_at);
-  v_at.day := p_att.day_bucket;
   if p_att.booked_output_tokens is not null then
     select b.input_until, b.output_until into v_row.input_until, v_row.output_until
     from public.google_ai_buckets_settled(p_att, p_tokens, p_released, v_row.input_until, v_row.output_until,
-      v_at.minute) b;
+      v_window) b;
   end if;
+  v_ring := public.google_ai_ring_at(null, v_window, v_row.ring_low, v_row.ring,
+    v_row.window_requests, v_row.window_tokens, v_requests,
+    case when v_second is not null then v_delta else 0 end, p_att.admitted_at);
 
   update public.google_ai_usage_counters c set
     rpm_used = case when p_released and c.minute_bucket = p_att.minute_bucket
@@ -551,18 +559,18 @@ begin
                     then greatest(0, c.tpm_used + v_delta) else c.tpm_used end,
     rpd_used = case when p_released and c.day_bucket = p_att.day_bucket
                     then greatest(0, c.rpd_used - 1) else c.rpd_used end,
-    rpd_next_used = case when p_released and c.day_bucket = p_att.day_bucket and v_at.near_end
+    rpd_next_used = case when p_released and c.day_bucket = p_att.day_bucket and v_near_end
                          then greatest(0, c.rpd_next_used - 1) else c.rpd_next_used end,
-    rpd_prev_used = case when p_released and c.day_bucket = p_att.day_bucket and v_at.near_start
+    rpd_prev_used = case when p_released and c.day_bucket = p_att.day_bucket and v_near_start
                          then greatest(0, c.rpd_prev_used - 1) else c.rpd_prev_used end,
-    ring = v_at.ring,
-    window_requests = v_at.sum_requests, window_tokens = v_at.sum_tokens,
+    ring = v_ring.ring,
+    window_requests = v_ring.sum_requests, window_tokens = v_ring.sum_tokens,
     input_until = v_row.input_until, output_until = v_row.output_until,
     share_use = case when p_released and c.share_use is not null then public.google_ai_share_use_counted(c.share_use,
                   null, array(select s.id from public.google_ai_quota_shares s
                               where s.model = p_att.model
                                 and (s.priority_class = p_att.priority_class or s.caller = p_att.caller)),
-                  v_at, v_requests, -1)
+                  null, v_window, v_requests, -1, p_att.admitted_at, p_att.day_bucket, v_near_end, v_near_start)
                 else c.share_use end
   where c.id = v_row.id;
 end
