@@ -21,8 +21,9 @@
 -- reservation's CPU. Every statement here finds its rows by key (counter row, model, quota group,
 -- ticket), so the generic plan is the one a custom plan would choose; those that read a time range of
 -- the log close it on both sides, so the generic plan still walks the range's index (15_request_log.sql).
--- The steps every booking runs under them (google_ai_queue_place, google_ai_book_best_group and its
--- google_ai_caller_budget_at, google_ai_admission_guard, google_ai_record_admission) set no search_path
+-- The steps every booking runs under them (admit and fall back, which set only plan_cache_mode and are
+-- not security definer: only the entry reaches them; google_ai_queue_place, google_ai_book_best_group and
+-- its google_ai_caller_budget_at, google_ai_admission_guard, google_ai_record_admission) set no search_path
 -- of their own, as the rules under them do not: they run inside an entry, security definer with an
 -- empty search_path, and name everything by schema; a SET clause makes every call save and restore the
 -- setting (counted, about 6k instructions a call). google_ai_book_group keeps its own, so a call to it
@@ -186,8 +187,7 @@ $$;
 -- v_now in UTC) is refused before any lock too, as withdrawn with cause shut_down (google_ai_refusal_at).
 CREATE OR REPLACE FUNCTION public.google_ai_admit_at(p_now timestamp with time zone,
     p_request public.google_ai_request) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    LANGUAGE plpgsql
     SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 declare
@@ -345,8 +345,7 @@ $$;
 -- answer each model of p_models is sent with, in its order (google_ai_admit_at).
 CREATE OR REPLACE FUNCTION public.google_ai_fall_back_at(p_now timestamp with time zone, p_models text[],
     p_request public.google_ai_request, p_output_tokens integer[]) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    LANGUAGE plpgsql
     SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 declare
