@@ -95,6 +95,34 @@ COMMENT ON TYPE public.google_ai_caller IS
     'Who a request books for: the caller''s label (a service caller''s, or client:<name> for a token''s client), '
     'the client it acts for and the token it came with (null for a service caller).';
 
+-- One request as the entry received it, passed whole from the entry (google_ai_reserve_models_at)
+-- through fall-back, admit, a token's verdict, refuse, record and queue: a field added here reaches
+-- every step without a signature changed on the way. model and output_tokens are the model being tried
+-- (as asked) and the answer it is sent with (google_ai_fall_back_at sets both for each model of a
+-- chain); caller, client_id and token_id are a token's client once its verdict has passed.
+CREATE TYPE public.google_ai_request AS (
+    model text,
+    caller text,
+    client_id uuid,
+    token_id uuid,
+    token_hash text,
+    request_id text,
+    attempt integer,
+    estimated_tokens integer,
+    output_tokens integer,
+    wait_ms integer,
+    wait_left_ms integer,
+    metadata jsonb,
+    priority text,
+    exclude_key_ids uuid[],
+    queue_ticket uuid,
+    idempotent boolean
+);
+
+COMMENT ON TYPE public.google_ai_request IS
+    'One reservation request as its entry received it, handed whole through fall-back, admit, refuse, '
+    'record and queue (google_ai_reserve_models_at builds it).';
+
 CREATE TABLE public.google_ai_credential_refusals (
     minute timestamp with time zone NOT NULL,
     reason text NOT NULL,
@@ -454,11 +482,10 @@ $$;
 -- null when the token may send it (caller is then its client's name), else the answer to give, its
 -- refused attempt row written, naming the budget's period (life: the token's; day or month: its
 -- client's). Budgets count a request on its first attempt, tokens on every attempt. worst: what the call
--- may cost where the token or its client has a budget in money (google_ai_worst_call_cost: p_output, the
+-- may cost where the token or its client has a budget in money (google_ai_worst_call_cost: output_tokens, the
 -- answer the request is sent with, at the tiers of the class it runs in), which the admission books.
-CREATE OR REPLACE FUNCTION public.google_ai_token_verdict_at(p_now timestamp with time zone, p_token_hash text,
-    p_model text, p_estimated_tokens integer, p_request_id text, p_attempt integer, p_wait_ms integer,
-    p_metadata jsonb, p_output integer, p_priority text, OUT refusal jsonb, OUT caller text, OUT client_id uuid,
+CREATE OR REPLACE FUNCTION public.google_ai_token_verdict_at(p_now timestamp with time zone,
+    p_request public.google_ai_request, OUT refusal jsonb, OUT caller text, OUT client_id uuid,
     OUT token_id uuid, OUT worst numeric) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -471,13 +498,13 @@ declare
   v_limit text;
   v_retry_at timestamptz;
   v_retry_ms bigint;
-  v_count_request integer := public.google_ai_request_counts(p_attempt);
+  v_count_request integer := public.google_ai_request_counts(p_request.attempt);
   v_day_over boolean;
   v_month date := pg_catalog.date_trunc('month', v_day)::date;
   v_cause text;
   v_period text;       -- whose period refused: the token's life, the client's day or month
 begin
-  select * into v_token from public.google_ai_tokens t where t.token_hash = p_token_hash for update;
+  select * into v_token from public.google_ai_tokens t where t.token_hash = p_request.token_hash for update;
   if not found then
     refusal := jsonb_build_object('ok', false, 'limit', 'token_invalid', 'cause', 'token_invalid',
       'retry_after_ms', null);
@@ -487,13 +514,13 @@ begin
   caller := 'client:' || v_client.name;
   client_id := v_client.id;
   token_id := v_token.id;
-  v_model := coalesce((public.google_ai_resolve_model(p_model)).model, p_model);
+  v_model := coalesce((public.google_ai_resolve_model(p_request.model)).model, p_request.model);
   select u.over into v_day_over
   from public.google_ai_daily_use(v_client.day_bucket, v_client.requests_today, v_client.tokens_today, v_day,
-    v_count_request, p_estimated_tokens, v_client.daily_max_requests, v_client.daily_max_tokens) u;
+    v_count_request, p_request.estimated_tokens, v_client.daily_max_requests, v_client.daily_max_tokens) u;
   if num_nonnulls(v_client.daily_max_usd, v_client.monthly_max_usd, v_token.max_usd) > 0 then
-    worst := public.google_ai_worst_call_cost(v_model, p_estimated_tokens, p_output,
-      (public.google_ai_request_class(p_priority, v_client.id)).name);
+    worst := public.google_ai_worst_call_cost(v_model, p_request.estimated_tokens, p_request.output_tokens,
+      (public.google_ai_request_class(p_request.priority, v_client.id)).name);
   end if;
 
   if v_token.revoked_at is not null or v_client.revoked_at is not null then
@@ -503,7 +530,8 @@ begin
   elsif not (v_model = any (v_token.models)) then
     v_limit := 'model_not_allowed';
   elsif (v_token.max_requests is not null and v_token.requests_used + v_count_request > v_token.max_requests)
-     or (v_token.max_tokens is not null and v_token.tokens_used + p_estimated_tokens > v_token.max_tokens) then
+     or (v_token.max_tokens is not null
+         and v_token.tokens_used + p_request.estimated_tokens > v_token.max_tokens) then
     select 'token_budget', 'life' into v_limit, v_period;
   elsif v_token.max_usd is not null and (worst is null or v_token.spent_usd + worst > v_token.max_usd) then
     select 'token_budget', 'spend_budget', 'life' into v_limit, v_cause, v_period; -- (never reopens)
@@ -529,9 +557,10 @@ begin
 
   insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
     attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
-  values ('refused', p_request_id, caller, client_id, token_id, v_model, p_model, coalesce(p_attempt, 1),
-    p_estimated_tokens, v_limit, coalesce(v_cause, public.google_ai_refusal_cause(v_limit)), v_retry_ms, p_wait_ms,
-    coalesce(p_metadata, '{}'));
+  values ('refused', p_request.request_id, caller, client_id, token_id, v_model, p_request.model,
+    coalesce(p_request.attempt, 1), p_request.estimated_tokens, v_limit,
+    coalesce(v_cause, public.google_ai_refusal_cause(v_limit)), v_retry_ms, p_request.wait_ms,
+    coalesce(p_request.metadata, '{}'));
   refusal := jsonb_build_object('ok', false, 'limit', v_limit, 'cause', coalesce(v_cause,
     public.google_ai_refusal_cause(v_limit)),
     'retry_after_ms', v_retry_ms, 'retry_at', v_retry_at, 'client_id', client_id, 'token_id', token_id)

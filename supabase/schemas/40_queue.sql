@@ -420,27 +420,47 @@ begin
 end
 $$;
 
+-- Why a request was not booked, and its place in line, handed whole from google_ai_admit_at to
+-- google_ai_refusal_at and google_ai_queue_wait: the limit and its cause; reopens_at and recheck_at, the
+-- booking's answer when booking_tried (it was asked); ticket, turn, since and turn_at, its place
+-- (google_ai_queue_place; no ticket: a new one would be new_ticket); period, a budget's when a budget refused.
+CREATE TYPE public.google_ai_refusal AS (
+    limit_hit text,
+    cause text,
+    reopens_at timestamp with time zone,
+    recheck_at timestamp with time zone,
+    booking_tried boolean,
+    ticket uuid,
+    turn bigint,
+    since timestamp with time zone,
+    turn_at timestamp with time zone,
+    new_ticket uuid,
+    period text
+);
+
+COMMENT ON TYPE public.google_ai_refusal IS
+    'Why a request was not booked (limit, cause, the booking''s times) and its place in the queue, '
+    'handed whole to google_ai_refusal_at and google_ai_queue_wait.';
+
 -- A refused request waits in line (google_ai_admit_at asks when its limit is one a turn can bring and
 -- it has wait left): its ticket is taken, or renewed, when its turn is likely within the wait, and
 -- answer names it (the queued refusal, without the credential's ids). Otherwise no ticket and a null
 -- answer; turn_at, expected and likely_at say when its turn would have been, for the refusal's time.
--- p_ticket, p_turn, p_since: the request's live ticket (google_ai_queue_place); none: a new ticket
--- p_new_ticket. p_booking_tried: the booking was asked (p_reopens_at, p_recheck_at are its answer).
-CREATE OR REPLACE FUNCTION public.google_ai_queue_wait(p_now timestamp with time zone, p_model text,
-    p_requested_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_caller text, p_client_id uuid,
-    p_token_id uuid, p_request_id text, p_tokens integer, p_class text, p_rank smallint, p_ticket uuid,
-    p_turn bigint, p_since timestamp with time zone, p_new_ticket uuid, p_limit text, p_cause text,
-    p_booking_tried boolean, p_reopens_at timestamp with time zone, p_recheck_at timestamp with time zone,
-    p_wait_left_ms integer, OUT answer jsonb, OUT turn_at timestamp with time zone,
-    OUT expected timestamp with time zone, OUT likely_at timestamp with time zone) RETURNS record
+-- p_limits: the model's row, limits after the margin; p_class: the class the request waits in (its rank
+-- the ticket's); p_refusal: why, and its live ticket (none: a new ticket, new_ticket).
+CREATE OR REPLACE FUNCTION public.google_ai_queue_wait(p_now timestamp with time zone,
+    p_request public.google_ai_request, p_limits public.google_ai_model_limits,
+    p_class public.google_ai_priority_classes, p_refusal public.google_ai_refusal, OUT answer jsonb,
+    OUT turn_at timestamp with time zone, OUT expected timestamp with time zone,
+    OUT likely_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 declare
-  v_wait_until timestamptz := p_now + p_wait_left_ms * interval '1 millisecond';
+  v_wait_until timestamptz := p_now + p_request.wait_left_ms * interval '1 millisecond';
   v_grace interval;
-  v_turn bigint := p_turn;
-  v_since timestamptz := p_since;
+  v_turn bigint := p_refusal.turn;
+  v_since timestamptz := p_refusal.since;
   v_ahead integer;
   v_due_lease timestamptz;
   v_free_now integer;
@@ -449,22 +469,22 @@ begin
   -- Tickets of a model are taken one at a time, so each one's place and time count every ticket before
   -- it (the lock is the model's and lasts until the reservation commits; nothing under it waits for a
   -- counter row, so a counter row the reservation may still hold cannot deadlock with it).
-  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('google_ai_queue:' || p_model));
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('google_ai_queue:' || p_limits.model));
   v_grace := coalesce((select qs.grace_ms from public.google_ai_queue_settings qs where qs.id), 3000)
              * interval '1 millisecond';
-  perform public.google_ai_queue_lapse(p_model, p_now);
-  if p_ticket is null then
-    v_turn := public.google_ai_next_turn(p_model, p_rank, p_caller, null, null, null);
+  perform public.google_ai_queue_lapse(p_limits.model, p_now);
+  if p_refusal.ticket is null then
+    v_turn := public.google_ai_next_turn(p_limits.model, p_class.rank, p_request.caller, null, null, null);
     v_since := p_now;
   end if;
   select count(*), min(q.lease_until) filter (where q.expected_at <= p_now) into v_ahead, v_due_lease
   from public.google_ai_queue q
-  where q.model = p_model and q.ticket_id is distinct from p_ticket
+  where q.model = p_limits.model and q.ticket_id is distinct from p_refusal.ticket
     and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id)
-        < (p_rank, v_turn, v_since, coalesce(p_ticket, p_new_ticket));
+        < (p_class.rank, v_turn, v_since, coalesce(p_refusal.ticket, p_refusal.new_ticket));
   select t.free_now, t.turn_at, t.likely_at into v_free_now, turn_at, likely_at
-  from public.google_ai_queue_turn_at(p_model, p_rpm, p_rpd, p_exclude_key_ids, p_now, v_ahead + 1, p_rank,
-    p_class, p_caller) t;
+  from public.google_ai_queue_turn_at(p_limits.model, p_limits.rpm, p_limits.rpd, p_request.exclude_key_ids, p_now,
+    v_ahead + 1, p_class.rank, p_class.name, p_request.caller) t;
   -- A slot free now but kept for a ticket ahead whose turn has come: if that waiter never calls, the
   -- slot is this one's once its ticket lapses. When the next opening lies beyond this caller's wait,
   -- that is its chance: it asks again then (one call more if the waiter did come).
@@ -474,21 +494,21 @@ begin
   end if;
   -- No group offers a turn and the booking was not asked: a rest began after the request's place was
   -- read (a statement of its own). Its turn is when the first rest ends.
-  if turn_at is null and not p_booking_tried then
+  if turn_at is null and not p_refusal.booking_tried then
     turn_at := (select min(cd.cooldown_until) from public.google_ai_cooldowns cd
-                where cd.model = p_model and cd.cooldown_until > p_now);
+                where cd.model = p_limits.model and cd.cooldown_until > p_now);
     likely_at := turn_at;
   end if;
   -- The booking was tried and names no time it could succeed (a closed model, or free slots that a
   -- reserved share keeps from this caller): the queue's count of slots cannot serve it, and asking
   -- again would not either, so it is answered now rather than given a turn.
-  if p_booking_tried and p_reopens_at is null and p_recheck_at is null then
+  if p_refusal.booking_tried and p_refusal.reopens_at is null and p_refusal.recheck_at is null then
     turn_at := null;
     likely_at := null;
   end if;
   -- Its turn: when the tickets ahead leave a slot over, and not before the booking's own reopening.
-  expected := greatest(turn_at, least(p_reopens_at, p_recheck_at), p_now + interval '50 milliseconds');
-  if turn_at is null and p_reopens_at is null then
+  expected := greatest(turn_at, least(p_refusal.reopens_at, p_refusal.recheck_at), p_now + interval '50 ms');
+  if turn_at is null and p_refusal.reopens_at is null then
     expected := null;
   end if;
   -- A ticket is taken only when the turn is likely within the wait: the higher classes that asked
@@ -497,21 +517,22 @@ begin
   if expected <= v_wait_until and greatest(expected, likely_at) <= v_wait_until then
     insert into public.google_ai_queue as q (ticket_id, model, priority_class, class_rank, caller, client_id,
       token_id, request_id, requested_model, turn, enqueued_at, tokens, limit_hit, expected_at, lease_until, position)
-    values (coalesce(p_ticket, p_new_ticket), p_model, p_class, p_rank, p_caller, p_client_id, p_token_id,
-      p_request_id, p_requested_model, v_turn, v_since, p_tokens, p_limit, expected, expected + v_grace, v_ahead + 1)
+    values (coalesce(p_refusal.ticket, p_refusal.new_ticket), p_limits.model, p_class.name, p_class.rank,
+      p_request.caller, p_request.client_id, p_request.token_id, p_request.request_id, p_request.model, v_turn,
+      v_since, p_request.estimated_tokens, p_refusal.limit_hit, expected, expected + v_grace, v_ahead + 1)
     on conflict (ticket_id) do update set
       expected_at = excluded.expected_at, lease_until = excluded.lease_until, turn = excluded.turn,
       position = excluded.position, tokens = excluded.tokens, limit_hit = excluded.limit_hit
     returning * into v_ticket;
     answer := jsonb_build_object(
       'ok', false,
-      'limit', p_limit,
-      'cause', p_cause,
+      'limit', p_refusal.limit_hit,
+      'cause', p_refusal.cause,
       'retry_after_ms', public.google_ai_ms_until(expected, p_now),
       'retry_at', expected,
-      'model', p_model,
+      'model', p_limits.model,
       'queue', jsonb_build_object('ticket', v_ticket.ticket_id, 'position', v_ticket.position,
-                                  'expected_at', expected, 'priority', p_class));
+                                  'expected_at', expected, 'priority', p_class.name));
   end if;
 end
 $$;

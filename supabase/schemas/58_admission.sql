@@ -21,8 +21,9 @@
 -- reservation's CPU. Every statement here finds its rows by key (counter row, model, quota group,
 -- ticket), so the generic plan is the one a custom plan would choose; those that read a time range of
 -- the log close it on both sides, so the generic plan still walks the range's index (15_request_log.sql).
--- The steps every booking runs under them (google_ai_queue_place, google_ai_book_best_group and its
--- google_ai_caller_budget_at, google_ai_admission_guard, google_ai_record_admission) set no search_path
+-- The steps every booking runs under them (admit and fall back, which set only plan_cache_mode and are
+-- not security definer: only the entry reaches them; google_ai_queue_place, google_ai_book_best_group and
+-- its google_ai_caller_budget_at, google_ai_admission_guard, google_ai_record_admission) set no search_path
 -- of their own, as the rules under them do not: they run inside an entry, security definer with an
 -- empty search_path, and name everything by schema; a SET clause makes every call save and restore the
 -- setting (counted, about 6k instructions a call). google_ai_book_group keeps its own, so a call to it
@@ -32,72 +33,64 @@ set check_function_bodies = off;
 -- refuse: a request no group takes now waits in line when its turn is likely within its wait
 -- (google_ai_queue_wait, for a refusal a wait can end: google_ai_queue_turns names them; its answer is
 -- the ticket), else it is answered with its limit, its cause and when to ask again, and logged: one
--- refused row per request and attempt, not one per poll (a WAIT caller asking again, p_wait_ms > 0,
+-- refused row per request and attempt, not one per poll (a WAIT caller asking again, wait_ms > 0,
 -- updates the row its first refusal wrote during this wait). A ticket it held is given up. Behind a
 -- queue, capacity for this caller comes with its turn: the queue's estimate (the likely one, for a
 -- lower class), else its turn (the queue's when it was asked, which may be none; else the one its place
--- showed, p_turn_at) or the group's own time, whichever is later.
+-- showed, turn_at) or the group's own time, whichever is later.
 -- p_limits is the model's row, limits after the margin (all null when the name is unknown; the row then
--- names the model as asked); p_ticket, p_turn, p_since and p_booking_tried are its place
--- (google_ai_queue_place); p_period, a budget's period when a budget refused it. Every answer names how
--- many tokens a minute allows (too large: TPM, else ITPM, and OTPM as max_output_tokens where the row has
--- it), a withdrawn model's when and successor (if a row says), or the period.
-CREATE OR REPLACE FUNCTION public.google_ai_refusal_at(p_now timestamp with time zone, p_caller text,
-    p_request_id text, p_client_id uuid, p_token_id uuid, p_limits public.google_ai_model_limits,
-    p_requested_model text, p_attempt integer, p_estimated_tokens integer, p_wait_ms integer, p_metadata jsonb,
-    p_exclude_key_ids uuid[], p_class text, p_rank smallint, p_limit text, p_cause text,
-    p_reopens_at timestamp with time zone, p_recheck_at timestamp with time zone, p_wait_left_ms integer,
-    p_ticket uuid, p_turn bigint, p_since timestamp with time zone, p_turn_at timestamp with time zone,
-    p_booking_tried boolean, p_new_ticket uuid, p_period text) RETURNS jsonb
+-- names the model as asked); p_class the class it asked in (its rank its place's); p_refusal why, and its
+-- place (google_ai_queue_place). Every answer names how many tokens a minute allows (too large: TPM, else
+-- ITPM, and OTPM as max_output_tokens where the row has it), a withdrawn model's when and successor (if a
+-- row says), or a budget's period.
+CREATE OR REPLACE FUNCTION public.google_ai_refusal_at(p_now timestamp with time zone,
+    p_request public.google_ai_request, p_limits public.google_ai_model_limits,
+    p_class public.google_ai_priority_classes, p_refusal public.google_ai_refusal) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 declare
   v_wait record;
-  v_reopens_at timestamptz := p_reopens_at;
-  v_recheck_at timestamptz := p_recheck_at;
+  v_limit text := p_refusal.limit_hit;
+  v_reopens_at timestamptz := p_refusal.reopens_at;
+  v_recheck_at timestamptz := p_refusal.recheck_at;
   v_retry_ms bigint;
-  v_said jsonb := jsonb_build_object('max_tokens', case when p_limit = 'too_large'
+  v_said jsonb := jsonb_build_object('max_tokens', case when v_limit = 'too_large'
                                                        then coalesce(p_limits.tpm, p_limits.itpm) end)
-    || case when p_limit = 'too_large' and p_limits.otpm is not null
+    || case when v_limit = 'too_large' and p_limits.otpm is not null
             then jsonb_build_object('max_output_tokens', p_limits.otpm)
-            when p_limit in ('withdrawn', 'shut_down')
+            when v_limit in ('withdrawn', 'shut_down')
             then jsonb_build_object('withdrawn_at', p_limits.withdrawn_at, 'successor', p_limits.successor)
-            when p_period is not null then jsonb_build_object('period', p_period)
+            when p_refusal.period is not null then jsonb_build_object('period', p_refusal.period)
             else '{}' end;
 begin
   -- Past its row's shutdown date (google_ai_admit_at): refused as withdrawn, cause shut_down. With a
   -- successor, not logged here: google_ai_reserve_models_at asks the model's chain with its successor
   -- (google_ai_fallback_chain) on this answer, and google_ai_fall_back_at logs the model it passes over.
-  if p_limit = 'shut_down' then
+  if v_limit = 'shut_down' then
     if p_limits.successor is not null then
       return jsonb_build_object('ok', false, 'limit', 'withdrawn', 'cause', 'shut_down', 'retry_after_ms', null,
         'model', p_limits.model) || v_said;
     end if;
-    p_limit := 'withdrawn';
+    v_limit := 'withdrawn';
+    p_refusal.limit_hit := v_limit;
   end if;
 
   -- In line, when its turn is likely within its wait (nulls when it does not wait).
-  select w.* into v_wait from public.google_ai_queue_wait(p_now => p_now, p_model => p_limits.model,
-    p_requested_model => p_requested_model, p_rpm => p_limits.rpm, p_rpd => p_limits.rpd,
-    p_exclude_key_ids => p_exclude_key_ids,
-    p_caller => p_caller, p_client_id => p_client_id, p_token_id => p_token_id, p_request_id => p_request_id,
-    p_tokens => p_estimated_tokens, p_class => p_class, p_rank => p_rank, p_ticket => p_ticket, p_turn => p_turn,
-    p_since => p_since, p_new_ticket => p_new_ticket, p_limit => p_limit, p_cause => p_cause,
-    p_booking_tried => p_booking_tried, p_reopens_at => p_reopens_at, p_recheck_at => p_recheck_at,
-    p_wait_left_ms => p_wait_left_ms) w
-  where public.google_ai_queue_turns(p_limit) is not null and coalesce(p_wait_left_ms, 0) > 0;
+  select w.* into v_wait from public.google_ai_queue_wait(p_now, p_request, p_limits, p_class, p_refusal) w
+  where public.google_ai_queue_turns(v_limit) is not null and coalesce(p_request.wait_left_ms, 0) > 0;
   if v_wait.answer is not null then
     return v_wait.answer || v_said;
   end if;
 
   -- Not waiting (NO_WAIT, or the turn lies beyond the caller's wait): answered now, with the time.
-  if p_ticket is not null then
-    delete from public.google_ai_queue q where q.ticket_id = p_ticket;
+  if p_refusal.ticket is not null then
+    delete from public.google_ai_queue q where q.ticket_id = p_refusal.ticket;
   end if;
-  if p_limit in ('rpm', 'tpm') then
+  if v_limit in ('rpm', 'tpm') then
     v_reopens_at := coalesce(greatest(v_wait.expected, v_wait.likely_at),
-      greatest(case when coalesce(p_wait_left_ms, 0) > 0 then v_wait.turn_at else p_turn_at end, v_reopens_at));
+      greatest(case when coalesce(p_request.wait_left_ms, 0) > 0 then v_wait.turn_at else p_refusal.turn_at end,
+               v_reopens_at));
     if v_recheck_at >= v_reopens_at then
       v_recheck_at := null;
     end if;
@@ -105,47 +98,45 @@ begin
   -- A limit of the window the booking was not asked about always says when to ask again: where nothing
   -- names a time (no group offered a turn: a rest began after its place was read), in a second, when
   -- the booking will name it. (A booking that names no time, a share keeping every window, names none.)
-  if p_limit in ('rpm', 'tpm') and v_reopens_at is null and not p_booking_tried then
+  if v_limit in ('rpm', 'tpm') and v_reopens_at is null and not p_refusal.booking_tried then
     v_reopens_at := p_now + interval '1 second';
   end if;
   v_retry_ms := public.google_ai_ms_until(v_reopens_at, p_now);
-  if coalesce(p_wait_ms, 0) > 0 and p_request_id is not null then
+  if coalesce(p_request.wait_ms, 0) > 0 and p_request.request_id is not null then
     update public.google_ai_attempts a set
-      limit_hit = p_limit, refusal_cause = p_cause, retry_after_ms = v_retry_ms, wait_ms = p_wait_ms,
-      estimated_tokens = p_estimated_tokens
-    where a.request_id = p_request_id and a.caller = p_caller and a.attempt = p_attempt
+      limit_hit = v_limit, refusal_cause = p_refusal.cause, retry_after_ms = v_retry_ms, wait_ms = p_request.wait_ms,
+      estimated_tokens = p_request.estimated_tokens
+    where a.request_id = p_request.request_id and a.caller = p_request.caller and a.attempt = p_request.attempt
       and a.status = 'refused'
-      and a.created_at >= pg_catalog.now() - (p_wait_ms + 60000) * interval '1 millisecond';
+      and a.created_at >= pg_catalog.now() - (p_request.wait_ms + 60000) * interval '1 millisecond';
   end if;
   -- No key left once the request's own exclusions are set aside (the keys its earlier calls failed on)
   -- is no attempt: llm-invoke asks again without them, or answers from the calls it made. No row.
-  if not (p_limit = 'no_active_key' and coalesce(cardinality(p_exclude_key_ids), 0) > 0)
-     and (coalesce(p_wait_ms, 0) = 0 or p_request_id is null or not found) then
+  if not (v_limit = 'no_active_key' and coalesce(cardinality(p_request.exclude_key_ids), 0) > 0)
+     and (coalesce(p_request.wait_ms, 0) = 0 or p_request.request_id is null or not found) then
     insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
       attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
-    values ('refused', p_request_id, p_caller, p_client_id, p_token_id, coalesce(p_limits.model, p_requested_model),
-      p_requested_model, p_attempt, p_estimated_tokens, p_limit, p_cause, v_retry_ms, p_wait_ms,
-      coalesce(p_metadata, '{}'));
+    values ('refused', p_request.request_id, p_request.caller, p_request.client_id, p_request.token_id,
+      coalesce(p_limits.model, p_request.model), p_request.model, p_request.attempt, p_request.estimated_tokens,
+      v_limit, p_refusal.cause, v_retry_ms, p_request.wait_ms, coalesce(p_request.metadata, '{}'));
   end if;
-  return jsonb_build_object('ok', false, 'limit', p_limit, 'cause', p_cause, 'retry_after_ms', v_retry_ms,
+  return jsonb_build_object('ok', false, 'limit', v_limit, 'cause', p_refusal.cause, 'retry_after_ms', v_retry_ms,
     'retry_at', v_reopens_at, 'model', p_limits.model,
     'recheck_after_ms', public.google_ai_ms_until(v_recheck_at, p_now)) || v_said;
 end
 $$;
 
--- record the admission: a booked request's attempt row, and the answer from what it holds (the key, its group, the
--- buckets, the class, and the quota the booking leaves when it has one). The ticket it held is done
--- with; an idempotent request's id is held (google_ai_hold_request); a token's budgets count the
--- request (p_count_token: google_ai_count_budgets). p_booked_usd: the worst case booked in a budget in
--- money (a token's, its client's or a service caller's; null: none), which the answer names (booked_usd:
--- llm-invoke then sends the answer it booked as the call's cap where the request names none);
--- p_booked_output: the answer a model's token buckets booked (google_ai_schedule_place), settled at the answer.
-CREATE OR REPLACE FUNCTION public.google_ai_record_admission(p_now timestamp with time zone, p_caller text,
-    p_request_id text, p_client_id uuid, p_token_id uuid, p_model text, p_requested_model text, p_attempt integer,
-    p_estimated_tokens integer, p_wait_ms integer, p_metadata jsonb, p_class text, p_quota_group text,
-    p_key_id uuid, p_key_alias text, p_env_var_name text, p_minute_bucket timestamp with time zone,
-    p_day_bucket date, p_admitted_at timestamp with time zone, p_quota jsonb, p_ticket uuid, p_hold boolean,
-    p_count_token boolean, p_booked_usd numeric, p_booked_output integer) RETURNS jsonb
+-- record the admission: a booked request's attempt row, and the answer from what it holds (the key, its
+-- group, the buckets, the class, and the quota the booking leaves when it has one: p_booking,
+-- google_ai_book_best_group's answer). The ticket it held (p_ticket) is done with; an idempotent
+-- request's id is held (google_ai_hold_request); a token's budgets count the request
+-- (google_ai_count_budgets). p_booked_usd: the worst case booked in a budget in money (a token's, its
+-- client's or a service caller's; null: none), which the answer names (booked_usd: llm-invoke then sends
+-- the answer it booked as the call's cap where the request names none); p_booked_output: the answer a
+-- model's token buckets booked (google_ai_schedule_place), settled at the answer.
+CREATE OR REPLACE FUNCTION public.google_ai_record_admission(p_now timestamp with time zone,
+    p_request public.google_ai_request, p_model text, p_class text, p_booking record, p_ticket uuid,
+    p_booked_usd numeric, p_booked_output integer) RETURNS jsonb
     LANGUAGE plpgsql
     AS $$
 declare
@@ -154,52 +145,48 @@ begin
   if p_ticket is not null then
     delete from public.google_ai_queue q where q.ticket_id = p_ticket;
   end if;
-  if p_count_token then
-    perform public.google_ai_count_budgets(p_token_id, p_client_id, null, p_now, null,
-      public.google_ai_request_counts(p_attempt), p_estimated_tokens, p_booked_usd, true);
+  if p_request.token_hash is not null then
+    perform public.google_ai_count_budgets(p_request.token_id, p_request.client_id, null, p_now, null,
+      public.google_ai_request_counts(p_request.attempt), p_request.estimated_tokens, p_booked_usd, true);
   end if;
-  if p_hold then
-    perform public.google_ai_hold_request(p_caller, p_request_id, p_model, p_now);
+  if p_request.idempotent and p_request.request_id is not null then
+    perform public.google_ai_hold_request(p_request.caller, p_request.request_id, p_model, p_now);
   end if;
   -- (One object with the quota in it, and the key taken out when there is none: a concatenation would
   -- encode the whole answer again.)
   insert into public.google_ai_attempts as a (reservation_id, status, request_id, caller, client_id, token_id, model,
     requested_model, attempt, api_key_id, key_alias, quota_group, minute_bucket, day_bucket, estimated_tokens,
     wait_ms, metadata, priority_class, admitted_at, booked_usd, booked_output_tokens)
-  values (gen_random_uuid(), 'reserved', p_request_id, p_caller, p_client_id, p_token_id, p_model,
-    p_requested_model, p_attempt, p_key_id, p_key_alias, p_quota_group, p_minute_bucket, p_day_bucket,
-    p_estimated_tokens, p_wait_ms, coalesce(p_metadata, '{}'), p_class, p_admitted_at, p_booked_usd, p_booked_output)
+  values (gen_random_uuid(), 'reserved', p_request.request_id, p_request.caller, p_request.client_id,
+    p_request.token_id, p_model, p_request.model, p_request.attempt, p_booking.key_id, p_booking.key_alias,
+    p_booking.booked_group, p_booking.minute_bucket, p_booking.day_bucket, p_request.estimated_tokens,
+    p_request.wait_ms, coalesce(p_request.metadata, '{}'), p_class, p_booking.admitted_at, p_booked_usd,
+    p_booked_output)
   returning jsonb_build_object('ok', true, 'reservation_id', a.reservation_id, 'key_id', a.api_key_id,
-    'key_alias', a.key_alias, 'env_var_name', p_env_var_name, 'quota_group', a.quota_group, 'model', a.model,
-    'minute_bucket', a.minute_bucket, 'day_bucket', a.day_bucket, 'priority', a.priority_class, 'quota', p_quota,
-    'booked_usd', a.booked_usd)
+    'key_alias', a.key_alias, 'env_var_name', p_booking.env_var_name, 'quota_group', a.quota_group, 'model', a.model,
+    'minute_bucket', a.minute_bucket, 'day_bucket', a.day_bucket, 'priority', a.priority_class,
+    'quota', p_booking.quota, 'booked_usd', a.booked_usd)
   into v_answer;
-  if p_quota is null then
+  if p_booking.quota is null then
     v_answer := v_answer - 'quota';
   end if;
   return v_answer;
 end
 $$;
 
--- admit: one request for one model, as a service caller (p_caller; p_client_id when it acts for a
--- client) or with a scoped token (p_token_hash: checked and its budgets booked with the quota, all or
--- nothing, by google_ai_token_verdict_at and google_ai_count_budgets; the client's class bounds the
--- request's; a queued refusal books no budget). The answer of a token's request names its client_id
--- and token_id. p_output_tokens: the answer the request is sent with to this model (its largest, as
+-- admit: one request for one model (p_request.model), as a service caller (caller; client_id when it
+-- acts for a client) or with a scoped token (token_hash: checked and its budgets booked with the quota,
+-- all or nothing, by google_ai_token_verdict_at and google_ai_count_budgets; the client's class bounds
+-- the request's; a queued refusal books no budget). The answer of a token's request names its client_id
+-- and token_id. output_tokens: the answer the request is sent with to this model (its largest, as
 -- llm-invoke decided it), which a budget in money books (null: not known, so a budget in money refuses
 -- it); a budget's refusal names its period (day, month, or a token's life). Too large, refused before
 -- any lock: more than a minute of TPM, or of ITPM for its input (the estimate less its answer where the
 -- row books answers in it) or of OTPM for its answer. A model past its row's shutdown date (the day of
 -- v_now in UTC) is refused before any lock too, as withdrawn with cause shut_down (google_ai_refusal_at).
-CREATE OR REPLACE FUNCTION public.google_ai_admit_at(p_now timestamp with time zone, p_model text,
-    p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[],
-    p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb,
-    p_client_id uuid DEFAULT NULL::uuid, p_token_id uuid DEFAULT NULL::uuid, p_idempotent boolean DEFAULT false,
-    p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid,
-    p_wait_left_ms integer DEFAULT NULL::integer, p_token_hash text DEFAULT NULL::text,
-    p_output_tokens integer DEFAULT NULL::integer) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+CREATE OR REPLACE FUNCTION public.google_ai_admit_at(p_now timestamp with time zone,
+    p_request public.google_ai_request) RETURNS jsonb
+    LANGUAGE plpgsql
     SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 declare
@@ -218,68 +205,65 @@ declare
   -- The id a ticket taken now gets: tickets taken at the same instant are ordered by it.
   v_new_ticket uuid := gen_random_uuid();
 begin
-  if p_token_hash is not null then
-    v_credential := public.google_ai_token_verdict_at(v_now, p_token_hash, p_model, p_estimated_tokens, p_request_id,
-      p_attempt, p_wait_ms, p_metadata, p_output_tokens, p_priority);
+  if p_request.token_hash is not null then
+    v_credential := public.google_ai_token_verdict_at(v_now, p_request);
     if v_credential.refusal is not null then
       return v_credential.refusal;
     end if;
     -- The token's client is the caller from here on.
-    p_caller := v_credential.caller;
-    p_client_id := v_credential.client_id;
-    p_token_id := v_credential.token_id;
+    p_request.caller := v_credential.caller;
+    p_request.client_id := v_credential.client_id;
+    p_request.token_id := v_credential.token_id;
     v_worst := v_credential.worst;
-    v_who := jsonb_build_object('client_id', p_client_id, 'token_id', p_token_id);
+    v_who := jsonb_build_object('client_id', p_request.client_id, 'token_id', p_request.token_id);
   end if;
 
-  if p_idempotent and p_request_id is not null and p_attempt = 1 then
-    v_answer := public.google_ai_idempotent_answer(p_caller, p_request_id, v_now);
+  if p_request.idempotent and p_request.request_id is not null and p_request.attempt = 1 then
+    v_answer := public.google_ai_idempotent_answer(p_request.caller, p_request.request_id, v_now);
     if v_answer is not null then
       return v_answer || v_who;
     end if;
   end if;
 
   -- The request resolved, and the rules on it alone (before any lock): unknown, shut down, withdrawn, too large.
-  v_limits := public.google_ai_request_limits(p_model);
-  v_class := public.google_ai_request_class(p_priority, p_client_id);
-  v_caller := row(p_caller, p_client_id, p_token_id);
+  v_limits := public.google_ai_request_limits(p_request.model);
+  v_class := public.google_ai_request_class(p_request.priority, p_request.client_id);
+  v_caller := row(p_request.caller, p_request.client_id, p_request.token_id);
   v_blocked_by := case when v_limits.model is null then 'unknown_model' when v_limits.shutdown_date <= (v_now
                          at time zone 'UTC')::date then 'shut_down' when v_limits.withdrawn_at is not null
-                       then 'withdrawn' when v_limits.tpm < p_estimated_tokens or v_limits.otpm < p_output_tokens
-                         or v_limits.itpm < p_estimated_tokens - case when v_limits.booked_output_tokens is not null
-                                                                  then coalesce(p_output_tokens, 0) else 0 end
+                       then 'withdrawn' when v_limits.tpm < p_request.estimated_tokens
+                         or v_limits.otpm < p_request.output_tokens
+                         or v_limits.itpm < p_request.estimated_tokens
+                                            - case when v_limits.booked_output_tokens is not null
+                                                   then coalesce(p_request.output_tokens, 0) else 0 end
                        then 'too_large' end;
 
   -- Its place in the queue (none when nobody waits for the model and it holds no ticket), then a booking
   -- when its turn allows one; each answers nulls for a null model (an earlier step blocked it). (Called as
   -- expressions: a statement that reads a function sets up a scan even when its condition is false.)
   v_place := public.google_ai_queue_place(case when v_blocked_by is null then v_limits end, v_class, v_caller,
-    p_exclude_key_ids, v_now, p_queue_ticket, v_new_ticket);
+    p_request.exclude_key_ids, v_now, p_request.queue_ticket, v_new_ticket);
   if v_place.class is distinct from v_class.name then -- (a ticket keeps the class and rank it was taken in)
     select pc.* into v_class from public.google_ai_priority_classes pc where pc.name = v_place.class;
   end if;
   v_class.rank := coalesce(v_place.rank, v_class.rank);
   v_booking := public.google_ai_book_best_group(
     case when v_blocked_by is null and coalesce(v_place.may_book, true) then v_limits end, v_class, v_caller,
-    p_estimated_tokens, p_exclude_key_ids, p_now, v_now, p_attempt, p_output_tokens);
+    p_request.estimated_tokens, p_request.exclude_key_ids, p_now, v_now, p_request.attempt, p_request.output_tokens);
   v_blocked_by := coalesce(v_blocked_by, v_place.blocked_by, v_booking.blocked_by);
 
   if v_booking.booked_group is null then
-    return public.google_ai_refusal_at(v_now, p_caller, p_request_id, p_client_id, p_token_id, v_limits, p_model,
-      p_attempt, p_estimated_tokens, p_wait_ms, p_metadata, p_exclude_key_ids, v_class.name, v_class.rank,
-      v_blocked_by, coalesce(v_place.cause, v_booking.cause, public.google_ai_refusal_cause(v_blocked_by)),
-      v_booking.reopens_at, v_booking.recheck_at, p_wait_left_ms, v_place.ticket, v_place.turn, v_place.since,
-      v_place.turn_at, coalesce(v_place.may_book, true), v_new_ticket, v_booking.budget_period) || v_who;
+    return public.google_ai_refusal_at(v_now, p_request, v_limits, v_class, row(v_blocked_by,
+      coalesce(v_place.cause, v_booking.cause, public.google_ai_refusal_cause(v_blocked_by)), v_booking.reopens_at,
+      v_booking.recheck_at, coalesce(v_place.may_book, true), v_place.ticket, v_place.turn, v_place.since,
+      v_place.turn_at, v_new_ticket, v_booking.budget_period)::public.google_ai_refusal) || v_who;
   end if;
 
-  v_answer := public.google_ai_record_admission(v_now, p_caller, p_request_id, p_client_id, p_token_id,
-    v_limits.model, p_model, p_attempt, p_estimated_tokens, p_wait_ms, p_metadata, v_class.name,
-    v_booking.booked_group, v_booking.key_id, v_booking.key_alias, v_booking.env_var_name, v_booking.minute_bucket,
-    v_booking.day_bucket, v_booking.admitted_at, v_booking.quota, v_place.ticket,
-    p_idempotent and p_request_id is not null, p_token_hash is not null, coalesce(v_booking.booked_usd, v_worst),
-    case when num_nonnulls(v_limits.itpm, v_limits.otpm) > 0 then coalesce(p_output_tokens, 0) end);
+  v_answer := public.google_ai_record_admission(v_now, p_request, v_limits.model, v_class.name, v_booking,
+    v_place.ticket, coalesce(v_booking.booked_usd, v_worst),
+    case when num_nonnulls(v_limits.itpm, v_limits.otpm) > 0 then coalesce(p_request.output_tokens, 0) end);
   -- (A service caller's answer names no client: it is not encoded again for an empty object.)
-  return case when p_token_hash is null then v_answer else v_answer || v_who end;
+  return case when p_request.token_hash is null then v_answer else v_answer || v_who end;
 end
 $$;
 
@@ -344,12 +328,12 @@ end
 $$;
 
 -- Fallback: the request's models in order, each admitted (google_ai_admit_at) until one serves.
--- p_models: the request's model as the caller named it, then its fallbacks (2 to 4). A service caller
--- passes p_caller; a scoped token passes p_token_hash instead (checked for each model under the
+-- p_models: the request's model as the caller named it, then its fallbacks (2 to 4). A service caller's
+-- request names its caller; a scoped token's its token_hash instead (checked for each model under the
 -- token's lock, as for one model). Fallbacks the token may not use are left out; the first model is
 -- always asked, so a token that may not use it is refused model_not_allowed.
 --
--- With p_queue_ticket, the chain starts at the ticket's model: the models before it could not serve
+-- With a queue_ticket, the chain starts at the ticket's model: the models before it could not serve
 -- within the wait when the ticket was taken, so the ticket's turn is the request's best chance.
 --
 -- The answer is google_ai_admit_at's, plus:
@@ -359,13 +343,8 @@ $$;
 -- model's when none names a time), with fallback_from listing every model tried. p_output_tokens: the
 -- answer each model of p_models is sent with, in its order (google_ai_admit_at).
 CREATE OR REPLACE FUNCTION public.google_ai_fall_back_at(p_now timestamp with time zone, p_models text[],
-    p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text,
-    p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0,
-    p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text,
-    p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer,
-    p_output_tokens integer[] DEFAULT NULL::integer[]) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
+    p_request public.google_ai_request, p_output_tokens integer[]) RETURNS jsonb
+    LANGUAGE plpgsql
     SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 declare
@@ -380,19 +359,16 @@ declare
   v_best jsonb;
 begin
   -- (google_ai_reserve_models_at, its only caller, checked p_models and the caller or token.)
-  v_chain := public.google_ai_fallback_chain(p_models, p_token_hash, p_queue_ticket, p_now);
+  v_chain := public.google_ai_fallback_chain(p_models, p_request.token_hash, p_request.queue_ticket, p_now);
   for i in v_chain.first .. cardinality(v_chain.models) loop
     if v_chain.retired[i] then
       v_try := jsonb_build_object('ok', false, 'limit', 'retired', 'cause', 'retired', 'retry_after_ms', null,
         'model', v_chain.models[i]);
     else
       begin
-        v_try := public.google_ai_admit_at(p_now => p_now, p_model => v_chain.names[i],
-          p_estimated_tokens => p_estimated_tokens, p_caller => p_caller, p_request_id => p_request_id,
-          p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt, p_wait_ms => p_wait_ms,
-          p_metadata => p_metadata, p_idempotent => p_idempotent, p_priority => p_priority,
-          p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms, p_token_hash => p_token_hash,
-          p_output_tokens => p_output_tokens[v_chain.answer_of[i]]);
+        p_request.model := v_chain.names[i];
+        p_request.output_tokens := p_output_tokens[v_chain.answer_of[i]];
+        v_try := public.google_ai_admit_at(p_now, p_request);
         if not (v_try ->> 'ok')::boolean and not (v_try ? 'queue')
            and ((v_try ->> 'limit') = any (c_model_limits)
                 or public.google_ai_queue_turns(v_try ->> 'limit') is not null) then
@@ -407,8 +383,9 @@ begin
 
     -- Passed over. A ticket the request held for this model is given up (its turn lay beyond the
     -- wait after all, or the model retired meanwhile).
-    if p_queue_ticket is not null then
-      delete from public.google_ai_queue q where q.ticket_id = p_queue_ticket and q.model = v_chain.models[i];
+    if p_request.queue_ticket is not null then
+      delete from public.google_ai_queue q
+      where q.ticket_id = p_request.queue_ticket and q.model = v_chain.models[i];
     end if;
 
     v_refusals := v_refusals || jsonb_build_array(v_try);
@@ -416,13 +393,13 @@ begin
       'cause', v_try ->> 'cause', 'retry_after_ms', v_try -> 'retry_after_ms'));
     -- (A model without a key once the request's own exclusions are set aside is no attempt either:
     -- google_ai_refusal_at.)
-    continue when v_try ->> 'limit' = 'no_active_key' and cardinality(p_exclude_key_ids) > 0;
+    continue when v_try ->> 'limit' = 'no_active_key' and cardinality(p_request.exclude_key_ids) > 0;
     insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
       attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
-    values ('refused', p_request_id, coalesce(v_chain.caller, p_caller, 'token'), v_chain.client_id,
-      v_chain.token_id, v_chain.models[i], p_models[1],
-      p_attempt, p_estimated_tokens, v_try ->> 'limit', v_try ->> 'cause', (v_try ->> 'retry_after_ms')::bigint,
-      p_wait_ms, coalesce(p_metadata, '{}'));
+    values ('refused', p_request.request_id, coalesce(v_chain.caller, p_request.caller, 'token'), v_chain.client_id,
+      v_chain.token_id, v_chain.models[i], p_models[1], p_request.attempt, p_request.estimated_tokens,
+      v_try ->> 'limit', v_try ->> 'cause', (v_try ->> 'retry_after_ms')::bigint, p_request.wait_ms,
+      coalesce(p_request.metadata, '{}'));
   end loop;
 
   if v_answer is not null then
@@ -477,6 +454,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_reserve_models_at(p_now timestamp wi
 declare
   v_metadata jsonb := coalesce(p_metadata, '{}'::jsonb);
   v_reply_by text;           -- the setting as set
+  v_request public.google_ai_request;
   v_answer jsonb;
 begin
   if p_models is null or cardinality(p_models) = 0 or cardinality(p_models) > 4 then
@@ -504,29 +482,17 @@ begin
   v_reply_by := pg_catalog.set_config('google_ai.reply_by', coalesce(case
     when pg_catalog.jsonb_typeof(v_metadata -> '$holder') = 'object'
     then public.google_ai_holder_time(v_metadata -> '$holder', 'reply_by')::text end, ''), true);
+  v_request := row(p_models[1], p_caller, null, null, p_token_hash, p_request_id, p_attempt, p_estimated_tokens,
+    p_output_tokens[1], p_wait_ms, p_wait_left_ms, v_metadata, p_priority, p_exclude_key_ids, p_queue_ticket,
+    p_idempotent);
   if cardinality(p_models) > 1 then
-    return public.google_ai_fall_back_at(p_now => p_now, p_models => p_models,
-      p_estimated_tokens => p_estimated_tokens, p_caller => p_caller, p_token_hash => p_token_hash,
-      p_request_id => p_request_id, p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt,
-      p_wait_ms => p_wait_ms, p_metadata => v_metadata, p_idempotent => p_idempotent,
-      p_priority => p_priority, p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms,
-      p_output_tokens => p_output_tokens);
+    return public.google_ai_fall_back_at(p_now, p_models, v_request, p_output_tokens);
   end if;
-  v_answer := public.google_ai_admit_at(p_now => p_now, p_model => p_models[1],
-    p_estimated_tokens => p_estimated_tokens, p_caller => p_caller, p_request_id => p_request_id,
-    p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt, p_wait_ms => p_wait_ms,
-    p_metadata => v_metadata, p_idempotent => p_idempotent, p_priority => p_priority,
-    p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms, p_token_hash => p_token_hash,
-    p_output_tokens => p_output_tokens[1]);
+  v_answer := public.google_ai_admit_at(p_now, v_request);
   -- Past its shutdown date with a successor (passed over unlogged by google_ai_admit_at): the model and
   -- its successor as a chain, in the same statement.
   if (v_answer ->> 'cause') = 'shut_down' and (v_answer ->> 'successor') is not null then
-    return public.google_ai_fall_back_at(p_now => p_now, p_models => p_models,
-      p_estimated_tokens => p_estimated_tokens, p_caller => p_caller, p_token_hash => p_token_hash,
-      p_request_id => p_request_id, p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt,
-      p_wait_ms => p_wait_ms, p_metadata => v_metadata, p_idempotent => p_idempotent,
-      p_priority => p_priority, p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms,
-      p_output_tokens => p_output_tokens);
+    return public.google_ai_fall_back_at(p_now, p_models, v_request, p_output_tokens);
   end if;
   return v_answer;
 end

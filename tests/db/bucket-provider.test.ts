@@ -214,12 +214,12 @@ describe("a refusal of the window always says when", () => {
     // The queue held the request for the spread (no booking asked), then every group was resting.
     const [row] = await db.sql<{ w: { answer: Answer | null; expected: string | null } }[]>`
       select to_jsonb(w) as w from public.google_ai_queue_wait(p_now => ${iso(now)}::text::timestamptz,
-        p_model => 'bucket-race', p_requested_model => 'bucket-race', p_rpm => 6, p_rpd => null,
-        p_exclude_key_ids => '{}', p_caller => 'caller-race', p_client_id => null, p_token_id => null,
-        p_request_id => null, p_tokens => 80, p_class => 'batch',
-        p_rank => (select rank from public.google_ai_priority_classes where name = 'batch'), p_ticket => null,
-        p_turn => null, p_since => null, p_new_ticket => gen_random_uuid(), p_limit => 'rpm', p_cause => 'spread',
-        p_booking_tried => false, p_reopens_at => null, p_recheck_at => null, p_wait_left_ms => 60000) w`;
+        p_request => row('bucket-race', 'caller-race', null, null, null, null, 1, 80, null, 0, 60000, '{}', null,
+          '{}', null, false)::public.google_ai_request,
+        p_limits => public.google_ai_request_limits('bucket-race'),
+        p_class => (select pc from public.google_ai_priority_classes pc where pc.name = 'batch'),
+        p_refusal => row('rpm', 'spread', null, null, false, null, null, null, null, gen_random_uuid(),
+          null)::public.google_ai_refusal) w`;
     expect(row!.w.answer).toMatchObject({ ok: false, limit: "rpm", cause: "spread", retry_after_ms: 8_000 });
     expect(row!.w.answer!.queue).toBeDefined();
   });
@@ -227,14 +227,13 @@ describe("a refusal of the window always says when", () => {
   it("where nothing names a time (no group offered a turn, no booking asked): in a second", async () => {
     const now = Math.ceil(Date.now() / 1000) * 1000 + 5_000;
     const [row] = await db.sql<{ r: Answer }[]>`select public.google_ai_refusal_at(
-      p_now => ${iso(now)}::text::timestamptz, p_caller => 'caller-none', p_request_id => null, p_client_id => null,
-      p_token_id => null, p_limits => (select m from public.google_ai_model_limits m where m.model = 'bucket-race'),
-      p_requested_model => 'bucket-race', p_attempt => 1, p_estimated_tokens => 80, p_wait_ms => 0,
-      p_metadata => '{}', p_exclude_key_ids => '{}', p_class => 'batch',
-      p_rank => (select rank from public.google_ai_priority_classes where name = 'batch'), p_limit => 'rpm',
-      p_cause => 'spread', p_reopens_at => null, p_recheck_at => null, p_wait_left_ms => 0, p_ticket => null,
-      p_turn => null, p_since => null, p_turn_at => null, p_booking_tried => false, p_new_ticket => gen_random_uuid(),
-      p_period => null) as r`;
+      p_now => ${iso(now)}::text::timestamptz,
+      p_request => row('bucket-race', 'caller-none', null, null, null, null, 1, 80, null, 0, 0, '{}', null, '{}',
+        null, false)::public.google_ai_request,
+      p_limits => (select m from public.google_ai_model_limits m where m.model = 'bucket-race'),
+      p_class => (select pc from public.google_ai_priority_classes pc where pc.name = 'batch'),
+      p_refusal => row('rpm', 'spread', null, null, false, null, null, null, null, gen_random_uuid(),
+        null)::public.google_ai_refusal) as r`;
     expect(row!.r).toMatchObject({ ok: false, limit: "rpm", retry_after_ms: 1_000 });
   });
 });

@@ -305,14 +305,13 @@ describe("google_ai_metrics", () => {
     const tpm = total(await scrape(), "eve_gateway_refusals_total", { limit: "tpm" });
     const before = counters(await scrape());
     // The caller asks again while it waits: its refusal row now says tpm.
-    await sql`select public.google_ai_refusal_at(p_now => now(), p_caller => 'bot', p_request_id => 'wait-1',
-                p_client_id => null, p_token_id => null,
+    await sql`select public.google_ai_refusal_at(p_now => now(),
+                p_request => row('gemma-3-27b-it', 'bot', null, null, null, 'wait-1', 1, 10, null, 3000, 0, '{}',
+                  null, '{}', null, false)::public.google_ai_request,
                 p_limits => jsonb_populate_record(null::public.google_ai_model_limits, '{"model": "gemma-3-27b-it"}'),
-                p_requested_model => 'gemma-3-27b-it', p_attempt => 1, p_estimated_tokens => 10, p_wait_ms => 3000,
-                p_metadata => '{}', p_exclude_key_ids => '{}',
-                p_class => 'interactive', p_rank => null, p_limit => 'tpm', p_cause => 'window_full',
-                p_reopens_at => null, p_recheck_at => null, p_wait_left_ms => 0, p_ticket => null, p_turn => null,
-                p_since => null, p_turn_at => null, p_booking_tried => true, p_new_ticket => null, p_period => null)`;
+                p_class => (select pc from public.google_ai_priority_classes pc where pc.name = 'interactive'),
+                p_refusal => row('tpm', 'window_full', null, null, true, null, null, null, null, null,
+                  null)::public.google_ai_refusal)`;
     expect(await rowCount(sql`request_id = 'wait-1'`)).toBe(1);
     const after = await scrape();
     expectNoDecrease(before, counters(after));

@@ -38,16 +38,13 @@ select ok(not has_function_privilege('service_role',
   'boolean, text, uuid, integer, timestamptz, timestamptz, uuid, integer[])', 'execute'),
   'its clock-injecting twin is not callable by service_role');
 select ok(not has_function_privilege('service_role',
-  'public.google_ai_admit_at(timestamptz, text, integer, text, text, uuid[], integer, integer, jsonb, uuid, uuid, boolean, '
-  'text, uuid, integer, text, integer)', 'execute'),
+  'public.google_ai_admit_at(timestamptz, public.google_ai_request)', 'execute'),
   'nor is the queue-aware admission under it');
 select ok(not has_function_privilege('service_role',
-  'public.google_ai_fall_back_at(timestamptz, text[], integer, text, text, text, uuid[], integer, integer, jsonb, boolean, '
-  'text, uuid, integer, integer[])', 'execute'),
+  'public.google_ai_fall_back_at(timestamptz, text[], public.google_ai_request, integer[])', 'execute'),
   'nor is the fallback through a chain of models');
 select ok(not has_function_privilege('service_role',
-  'public.google_ai_token_verdict_at(timestamptz, text, text, integer, text, integer, integer, jsonb, integer, text)',
-  'execute'),
+  'public.google_ai_token_verdict_at(timestamptz, public.google_ai_request)', 'execute'),
   'nor is a token''s verdict');
 select ok(has_function_privilege('service_role', 'public.google_ai_quota_report(text, text)', 'execute')
           and has_function_privilege('service_role', 'public.google_ai_answer_quota(jsonb, text, uuid[])', 'execute'),
