@@ -142,6 +142,10 @@ CREATE OR REPLACE FUNCTION public.google_ai_record_admission(p_now timestamp wit
 declare
   v_answer jsonb;
 begin
+  -- p_booking's fields as google_ai_book_best_group answers them, for `supabase db lint` (plpgsql_check
+  -- cannot see a record parameter's shape); at run time a constant, evaluated on the fast path.
+  perform 'PRAGMA:TYPE:p_booking (key_id uuid, key_alias text, booked_group text, minute_bucket timestamptz, '
+    'day_bucket date, admitted_at timestamptz, env_var_name text, quota jsonb)';
   if p_ticket is not null then
     delete from public.google_ai_queue q where q.ticket_id = p_ticket;
   end if;

@@ -336,6 +336,9 @@ CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_response_cache(p_now ti
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
+-- @plpgsql_check_options: extra_warnings = off
+-- (`supabase db lint`: p_settings and p_deadline are every housekeeping step's parameters, unused here by
+-- design: the cache's limits are its own settings row, and its three deletes take no batches.)
 declare
   v_cache public.google_ai_response_cache_settings;
   v_expired bigint;

@@ -202,7 +202,7 @@ describe("images", () => {
 describe("paths", () => {
   it.each([
     ["/functions/v1/llm-invoke/v2/anything", "POST"],
-    ["/functions/v1/llm-invoke/v1beta/models/gemma-3-27b-it:embedContent", "POST"],
+    ["/functions/v1/llm-invoke/v1beta/models/gemma-3-27b-it:predict", "POST"],
     ["/functions/v1/llm-invoke/v1/completions", "POST"],
     ["/functions/v1/llm-invoke/v1/chat", "GET"],
   ])("%s: 404 naming the routes, before any credential or body is looked at", async (path, method) => {

@@ -200,6 +200,8 @@ describe("a run", () => {
       { model: "gemini-1.0-pro-retired", catalogue_status: "unlisted" },
       { model: "gpt-4o", catalogue_status: "unknown" },
       { model: "gpt-4o-mini", catalogue_status: "unknown" },
+      { model: "text-embedding-3-large", catalogue_status: "unknown" },
+      { model: "text-embedding-3-small", catalogue_status: "unknown" },
     ]);
     // The life cycle: missing from Google's list, and the models Google lists that no row serves.
     expect(first.body.lifecycle).toMatchObject({ status: "reviewed", checked: true, missing: ["gemini-1.0-pro-retired"],
