@@ -43,8 +43,10 @@ COMMENT ON TABLE public.google_ai_response_cache_defaults IS
 CREATE TABLE public.google_ai_response_cache_shared_scopes (
     member text NOT NULL,
     shared_scope text NOT NULL,
-    CONSTRAINT google_ai_response_cache_shared_scopes_member_check CHECK ((member ~ '^(client:.+|service(:.+)?)$'::text)),
-    CONSTRAINT google_ai_response_cache_shared_scopes_name_check CHECK ((shared_scope ~ '^shared:[A-Za-z0-9._-]{1,64}$'::text))
+    CONSTRAINT google_ai_response_cache_shared_scopes_member_check
+      CHECK ((member ~ '^(client:.+|service(:.+)?)$'::text)),
+    CONSTRAINT google_ai_response_cache_shared_scopes_name_check
+      CHECK ((shared_scope ~ '^shared:[A-Za-z0-9._-]{1,64}$'::text))
 );
 
 COMMENT ON TABLE public.google_ai_response_cache_shared_scopes IS

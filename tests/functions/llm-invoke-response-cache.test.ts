@@ -320,6 +320,21 @@ describe("the official clients read a hit as their own API's answer", () => {
     expect(streamedUsage).toMatchObject({ prompt_tokens: input, completion_tokens: output, eve_cache: mark });
     const openAiWhole = await openai.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: prompt }], max_tokens: 64 });
     expect(openAiWhole.usage).toMatchObject({ prompt_tokens: input, completion_tokens: output, eve_cache: mark });
+    // OpenAI's Responses API, the same request in its words: whole, and its response.completed event.
+    const response = await openai.responses.create({ model: MODEL, input: prompt, max_output_tokens: 64, store: false });
+    expect(response.output_text).toBe(text);
+    expect(response.usage).toMatchObject({ input_tokens: input, output_tokens: output, eve_cache: mark });
+    let completedUsage: unknown;
+    for await (const event of await openai.responses.create({
+      model: MODEL,
+      input: prompt,
+      max_output_tokens: 64,
+      store: false,
+      stream: true,
+    })) {
+      if (event.type === "response.completed") completedUsage = event.response.usage;
+    }
+    expect(completedUsage).toMatchObject({ input_tokens: input, output_tokens: output, eve_cache: mark });
 
     const whole = await gemini.models.generateContent({ model: MODEL, contents: prompt, config: { maxOutputTokens: 64 } });
     expect(whole.text).toBe(text);
@@ -474,6 +489,8 @@ describe("single flight across workers", () => {
     expect(googleCalls()).toBe(1);
     expect(answers.filter((a) => a.cache === "hit")).toHaveLength(19);
     expect(new Set(answers.map((a) => a.body.text)).size).toBe(1);
+    // The gateway's own body says a hit beside its usage, as every dialect does inside its own.
+    expect(answers.filter((a) => a.body.cached?.hit === true && typeof a.body.cached.entry === "number")).toHaveLength(19);
   }, 60_000);
 
   it("the first fails: one waiter calls in its place, and the others are answered from it", async () => {
