@@ -40,6 +40,21 @@ COMMENT ON TABLE public.google_ai_response_cache_defaults IS
     'and this model (canonical; null: every model), with this lifetime; the most specific row wins (client and '
     'model, then client, then model). A request''s x-eve-cache header always overrides it.';
 
+CREATE TABLE public.google_ai_response_cache_shared_scopes (
+    member text NOT NULL,
+    shared_scope text NOT NULL,
+    CONSTRAINT google_ai_response_cache_shared_scopes_member_check
+      CHECK ((member ~ '^(client:.+|service(:.+)?)$'::text)),
+    CONSTRAINT google_ai_response_cache_shared_scopes_name_check
+      CHECK ((shared_scope ~ '^shared:[A-Za-z0-9._-]{1,64}$'::text))
+);
+
+COMMENT ON TABLE public.google_ai_response_cache_shared_scopes IS
+    'Scopes the owner shares: a member (a client''s scope ''client:<name>'', the service key''s ''service'', or '
+    '''service:<label>'' where the settings split it) reads and writes the entries of its shared scope '
+    '(''shared:<name>'') instead of its own; every member of one shared scope is served the others'' answers. '
+    'No row: a member keeps its own scope.';
+
 CREATE TABLE public.google_ai_response_cache (
     id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
     scope text NOT NULL,
@@ -106,6 +121,9 @@ ALTER TABLE ONLY public.google_ai_response_cache_settings
 ALTER TABLE ONLY public.google_ai_response_cache_defaults
     ADD CONSTRAINT google_ai_response_cache_defaults_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.google_ai_response_cache_shared_scopes
+    ADD CONSTRAINT google_ai_response_cache_shared_scopes_pkey PRIMARY KEY (member);
+
 ALTER TABLE ONLY public.google_ai_response_cache
     ADD CONSTRAINT google_ai_response_cache_pkey PRIMARY KEY (id);
 
@@ -138,13 +156,14 @@ CREATE OR REPLACE FUNCTION public.google_ai_response_cache_config() RETURNS publ
       ::public.google_ai_response_cache_settings)
 $$;
 
--- Whose entries a caller reads and writes (p_caller: a service caller's label; null for a token):
--- 'client:<name>' for a scoped token (null: the token is not
--- valid now, or may not ask for this model: the reservation refuses it as usual), 'service' for the
--- service key, or 'service:<label>' where the settings split it. Also the client's default lifetime
--- for the model (google_ai_response_cache_defaults), read in the same look-up.
+-- Whose entries a caller reads and writes (p_caller: a service caller's label; null for a token). Its
+-- member: 'client:<name>' for a scoped token (null: the token is not valid now, or may not ask for this
+-- model: the reservation refuses it as usual), 'service' for the service key, or 'service:<label>'
+-- where the settings split it. Its scope: the shared scope the owner put that member in
+-- (google_ai_response_cache_shared_scopes), else the member itself. Also the token's client, whose
+-- default lifetime for the model (google_ai_response_cache_defaults) is read in the same look-up.
 CREATE OR REPLACE FUNCTION public.google_ai_cache_scope(p_caller text, p_token_hash text, p_model text,
-    OUT scope text, OUT client_id uuid)
+    OUT scope text, OUT member text, OUT client_id uuid)
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
@@ -153,13 +172,18 @@ declare
 begin
   if p_token_hash is null then
     v_split := (public.google_ai_response_cache_config()).split_service_by_label;
-    scope := case when coalesce(v_split, false) then 'service:' || p_caller else 'service' end;
-    return;
+    member := case when coalesce(v_split, false) then 'service:' || p_caller else 'service' end;
+  else
+    select 'client:' || c.name, c.id into member, client_id
+    from public.google_ai_tokens t join public.google_ai_clients c on c.id = t.client_id
+    where t.token_hash = p_token_hash and t.revoked_at is null and c.revoked_at is null
+      and t.expires_at > pg_catalog.clock_timestamp() and p_model = any (t.models);
+    if member is null then
+      return;
+    end if;
   end if;
-  select 'client:' || c.name, c.id into scope, client_id
-  from public.google_ai_tokens t join public.google_ai_clients c on c.id = t.client_id
-  where t.token_hash = p_token_hash and t.revoked_at is null and c.revoked_at is null
-    and t.expires_at > pg_catalog.clock_timestamp() and p_model = any (t.models);
+  scope := coalesce((select s.shared_scope from public.google_ai_response_cache_shared_scopes s
+                     where s.member = google_ai_cache_scope.member), member);
 end
 $$;
 
@@ -183,7 +207,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_cache_defaults_exist() RETURNS boole
 
 -- One round trip before a cacheable request is admitted. p_mode: 'on' (read, else claim the flight),
 -- 'refresh' (claim without reading), 'default' (as 'on' where the owner's default covers the request,
--- else bypass). Answers {status: 'hit', entry, answer, age_ms} (and writes the hit's audit row),
+-- else bypass). Answers {status: 'hit', entry, answer, age_ms, cost_usd} (and writes the hit's audit row),
 -- {status: 'miss', entry, ttl_s} (this holder now calls for the entry), {status: 'wait', until} (another
 -- request is calling for it), or {status: 'bypass'}.
 CREATE OR REPLACE FUNCTION public.google_ai_cache_lookup(p_caller text, p_token_hash text, p_model text, p_key text,
@@ -228,11 +252,11 @@ begin
         perform pg_catalog.set_config('synchronous_commit', 'off', true);
         insert into public.google_ai_response_cache_hits (created_at, entry_id, scope, caller, request_id, model,
           saved_input_tokens, saved_output_tokens, saved_usd, age_ms)
-        values (v_now, v_entry.id, v_scope.scope, coalesce(p_caller, v_scope.scope), p_request_id, v_entry.model,
+        values (v_now, v_entry.id, v_scope.scope, coalesce(p_caller, v_scope.member), p_request_id, v_entry.model,
           v_entry.input_tokens, v_entry.output_tokens, v_entry.cost_usd,
           (extract(epoch from (v_now - v_entry.created_at)) * 1000)::bigint);
         return jsonb_build_object('status', 'hit', 'entry', v_entry.id, 'answer', v_entry.answer,
-          'age_ms', (extract(epoch from (v_now - v_entry.created_at)) * 1000)::bigint);
+          'age_ms', (extract(epoch from (v_now - v_entry.created_at)) * 1000)::bigint, 'cost_usd', v_entry.cost_usd);
       end if;
     end if;
     -- No answer to serve: take the flight unless another request holds it, or an answer landed since
@@ -310,7 +334,7 @@ begin
 end
 $$;
 
--- The owner's purge: a scope's entries ('client:<name>', 'service', 'service:<label>'; null: every
+-- The owner's purge: a scope's entries ('client:<name>', 'service', 'service:<label>', 'shared:<name>'; null: every
 -- scope), of one model (as asked, after its alias, or as served; null: every model). Returns how many went.
 CREATE OR REPLACE FUNCTION public.google_ai_cache_purge(p_scope text DEFAULT NULL::text,
     p_model text DEFAULT NULL::text) RETURNS integer

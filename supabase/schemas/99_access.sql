@@ -353,6 +353,9 @@ REVOKE ALL ON TABLE public.google_ai_response_cache_settings FROM anon, authenti
 GRANT SELECT,UPDATE ON TABLE public.google_ai_response_cache_settings TO service_role;
 REVOKE ALL ON TABLE public.google_ai_response_cache_defaults FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_response_cache_defaults TO service_role;
+ALTER TABLE public.google_ai_response_cache_shared_scopes ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE public.google_ai_response_cache_shared_scopes FROM anon, authenticated, service_role, eve_gateway;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_response_cache_shared_scopes TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_cache_lookup(p_caller text, p_token_hash text, p_model text, p_key text,
     p_mode text, p_ttl_s integer, p_holder uuid, p_flight_until timestamp with time zone, p_request_id text)
     TO eve_gateway;

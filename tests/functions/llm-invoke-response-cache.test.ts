@@ -4,7 +4,9 @@
 //   the cache asked for: one call to the simulator, 99 hits with the same text in each caller's
 //   dialect, nothing booked for the hits; the same request from another client is a miss;
 //   a hit is one database round trip (counted at a proxy in front of the database) and no call;
-//   the official SDKs (openai, @google/genai, @anthropic-ai/sdk) read hits, whole and streamed;
+//   the official SDKs (openai, @google/genai, @anthropic-ai/sdk) read hits, whole and streamed, each
+//   with the hit's mark (eve_cache: entry, age, the stored answer's cost) inside its usage object;
+//   two clients the owner put in one shared scope: one call; a third outside it: a miss;
 //   20 identical requests at once across two function workers on one database: one call, 20 answers;
 //   the first of identical requests fails: one waiter calls in its place, the others hit its answer;
 //   a cut stream, a provider's 5xx, a refusal and a blocked answer are never served from the cache;
@@ -48,6 +50,10 @@ beforeAll(async () => {
     },
   });
   await s.sql`update public.google_ai_model_limits set rpm = 1000, tpm = 10000000, rpd = 100000 where model = ${MODEL}`;
+  // A price on the free tier the simulator's project is on, so that what a stored answer cost is a figure, not 0.
+  await s.sql`insert into public.google_ai_model_prices (model, service_tier, input_per_mtok, output_per_mtok, source, read_on)
+              values (${MODEL}, 'free', 0.3, 2.5, 'test', '2026-11-28')
+              on conflict (model, service_tier) do update set input_per_mtok = 0.3, output_per_mtok = 2.5`;
   await s.sql`insert into public.google_ai_providers (name, dialect, display_name, base_url, key_env_pattern)
               values ('wary', 'openai', 'Wary AI', ${wary.url}, 'WARY_[A-Z0-9_]{1,100}')`;
   await s.sql`insert into public.google_ai_api_keys (key_alias, provider, env_var_name, project_id, priority, is_active)
@@ -241,6 +247,35 @@ describe("one client's identical requests, on every route", () => {
   });
 });
 
+describe("a shared scope the owner names", () => {
+  it("two clients sharing a scope: 1 provider call; a third not sharing it: a miss", async () => {
+    const [parser] = await clientTokens("cache-share-parser", 1);
+    const [checker] = await clientTokens("cache-share-checker", 1);
+    const [loner] = await clientTokens("cache-share-loner", 1);
+    await s.sql`insert into public.google_ai_response_cache_shared_scopes (member, shared_scope)
+                values ('client:cache-share-parser', 'shared:festival'), ('client:cache-share-checker', 'shared:festival')`;
+    try {
+      const prompt = "Shared between two clients.";
+      const first = readAnswer(await ask("openai", parser!, prompt, false, { "x-eve-cache": "on" }), false);
+      expect(first).toMatchObject({ status: 200, cache: "stored" });
+      const shared = readAnswer(await ask("anthropic", checker!, prompt, true, { "x-eve-cache": "on" }), true);
+      expect(shared).toMatchObject({ status: 200, cache: "hit", shape: "anthropic", text: first.text });
+      expect(googleCalls()).toBe(1);
+      const hits = await s.sql`select scope, caller from public.google_ai_response_cache_hits where scope = 'shared:festival'`;
+      expect(hits).toEqual([{ scope: "shared:festival", caller: "client:cache-share-checker" }]);
+
+      const outside = readAnswer(await ask("gemini", loner!, prompt, false, { "x-eve-cache": "on" }), false);
+      expect(outside).toMatchObject({ status: 200, cache: "stored", text: first.text });
+      expect(googleCalls()).toBe(2);
+      const scopes = await s.sql`select scope from public.google_ai_response_cache
+                                 where scope in ('shared:festival') or scope like 'client:cache-share-%' order by scope`;
+      expect(scopes.map((r) => r.scope)).toEqual(["client:cache-share-loner", "shared:festival"]);
+    } finally {
+      await s.sql`delete from public.google_ai_response_cache_shared_scopes`;
+    }
+  });
+});
+
 describe("the official clients read a hit as their own API's answer", () => {
   it("openai, @google/genai and @anthropic-ai/sdk, whole and streamed, each asking with its own extra headers", async () => {
     const prompt = "Asked through every SDK.";
@@ -253,6 +288,19 @@ describe("the official clients read a hit as their own API's answer", () => {
       .withResponse();
     expect(first.response.headers.get("x-eve-cache-status")).toBe("stored");
     const text = first.data.choices[0]!.message.content!;
+    // The call's usage has no mark; every hit's usage below has one, read through each SDK's own type.
+    expect((first.data.usage as any).eve_cache).toBeUndefined();
+    const { prompt_tokens: input, completion_tokens: output } = first.data.usage!;
+    expect(input).toBeGreaterThan(0);
+    const [entry] = await s.sql<{ id: string; cost_usd: string | null }[]>`select id, cost_usd from public.google_ai_response_cache
+                                                                        order by created_at desc limit 1`;
+    const mark = {
+      hit: true,
+      entry: Number(entry!.id),
+      age_s: expect.any(Number),
+      cost_usd: entry!.cost_usd === null ? null : Number(entry!.cost_usd),
+    };
+    expect(mark.cost_usd).toBeGreaterThan(0);
 
     let streamed = "";
     const stream = await openai.chat.completions.create({
@@ -260,26 +308,60 @@ describe("the official clients read a hit as their own API's answer", () => {
       messages: [{ role: "user", content: prompt }],
       max_tokens: 64,
       stream: true,
+      stream_options: { include_usage: true },
     }).withResponse();
     expect(stream.response.headers.get("x-eve-cache-status")).toBe("hit");
-    for await (const chunk of stream.data) streamed += chunk.choices[0]?.delta.content ?? "";
+    let streamedUsage: OpenAI.CompletionUsage | null | undefined;
+    for await (const chunk of stream.data) {
+      streamed += chunk.choices[0]?.delta.content ?? "";
+      if (chunk.usage) streamedUsage = chunk.usage;
+    }
     expect(streamed).toBe(text);
+    expect(streamedUsage).toMatchObject({ prompt_tokens: input, completion_tokens: output, eve_cache: mark });
+    const openAiWhole = await openai.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: prompt }], max_tokens: 64 });
+    expect(openAiWhole.usage).toMatchObject({ prompt_tokens: input, completion_tokens: output, eve_cache: mark });
+    // OpenAI's Responses API, the same request in its words: whole, and its response.completed event.
+    const response = await openai.responses.create({ model: MODEL, input: prompt, max_output_tokens: 64, store: false });
+    expect(response.output_text).toBe(text);
+    expect(response.usage).toMatchObject({ input_tokens: input, output_tokens: output, eve_cache: mark });
+    let completedUsage: unknown;
+    for await (const event of await openai.responses.create({
+      model: MODEL,
+      input: prompt,
+      max_output_tokens: 64,
+      store: false,
+      stream: true,
+    })) {
+      if (event.type === "response.completed") completedUsage = event.response.usage;
+    }
+    expect(completedUsage).toMatchObject({ input_tokens: input, output_tokens: output, eve_cache: mark });
 
     const whole = await gemini.models.generateContent({ model: MODEL, contents: prompt, config: { maxOutputTokens: 64 } });
     expect(whole.text).toBe(text);
     expect(whole.sdkHttpResponse?.headers?.["x-eve-cache-status"]).toBe("hit");
+    expect(whole.usageMetadata).toMatchObject({ promptTokenCount: input, eve_cache: mark });
     let geminiStreamed = "";
+    let geminiUsage: unknown;
     for await (const chunk of await gemini.models.generateContentStream({ model: MODEL, contents: prompt, config: { maxOutputTokens: 64 } })) {
       geminiStreamed += chunk.text ?? "";
+      if (chunk.usageMetadata) geminiUsage = chunk.usageMetadata;
     }
     expect(geminiStreamed).toBe(text);
+    expect(geminiUsage).toMatchObject({ promptTokenCount: input, eve_cache: mark });
 
     const message = await claude.messages.create({ model: MODEL, max_tokens: 64, messages: [{ role: "user", content: prompt }] })
       .withResponse();
     expect(message.response.headers.get("x-eve-cache-status")).toBe("hit");
     expect(message.data.content.map((c) => (c.type === "text" ? c.text : "")).join("")).toBe(text);
+    expect(message.data.usage).toMatchObject({ input_tokens: input, output_tokens: output, eve_cache: mark });
     const claudeStream = claude.messages.stream({ model: MODEL, max_tokens: 64, messages: [{ role: "user", content: prompt }] });
+    const deltaUsages: unknown[] = [];
+    claudeStream.on("streamEvent", (event) => {
+      if (event.type === "message_delta") deltaUsages.push(event.usage);
+    });
     expect(await claudeStream.finalText()).toBe(text);
+    expect((await claudeStream.finalMessage()).usage).toMatchObject({ input_tokens: input, output_tokens: output, eve_cache: mark });
+    expect(deltaUsages).toEqual([expect.objectContaining({ output_tokens: output, eve_cache: mark })]);
 
     expect(googleCalls()).toBe(1);
   });
@@ -407,6 +489,8 @@ describe("single flight across workers", () => {
     expect(googleCalls()).toBe(1);
     expect(answers.filter((a) => a.cache === "hit")).toHaveLength(19);
     expect(new Set(answers.map((a) => a.body.text)).size).toBe(1);
+    // The gateway's own body says a hit beside its usage, as every dialect does inside its own.
+    expect(answers.filter((a) => a.body.cached?.hit === true && typeof a.body.cached.entry === "number")).toHaveLength(19);
   }, 60_000);
 
   it("the first fails: one waiter calls in its place, and the others are answered from it", async () => {

@@ -1,12 +1,13 @@
 -- The response cache in the database (70_response_cache.sql): a look-up claims the flight of a
 -- missing entry and a second holder waits, the holder's store makes it a hit (with its audit row and
--- its cost read from the attempt row), a token reads its client's scope only; housekeeping drops
+-- its cost read from the attempt row), a token reads its client's scope only, or the shared scope the
+-- owner put its client in; housekeeping drops
 -- expired entries and dead flights and each scope's oldest answers over its size limit, and hit rows
 -- past their retention; the owner purges by scope and by model; the metrics say hits, misses, money
 -- saved and bytes held.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(29);
+select plan(38);
 
 create function pg_temp.now() returns timestamptz language sql immutable as $$ select '2026-07-16 06:59:30+00'::timestamptz $$;
 create function pg_temp.k(p text) returns text language sql immutable as $$
@@ -89,6 +90,44 @@ select is(public.google_ai_cache_lookup('ops', null, 'gemma-3-27b-it', pg_temp.k
 select is((select scope from public.google_ai_response_cache where flight_holder = '00000000-0000-0000-0000-0000000000b3'),
   'service:ops', 'its entry is its label''s');
 delete from public.google_ai_response_cache_settings;
+
+-- A shared scope the owner names: its members (two clients and the service key) read and write one
+-- scope's entries; a client not in it keeps its own.
+insert into public.google_ai_clients (id, name, secret_hash, models) values
+  ('00000000-0000-0000-0000-00000000c002', 'checker', 'x2', '{gemma-3-27b-it}'),
+  ('00000000-0000-0000-0000-00000000c003', 'loner', 'x3', '{gemma-3-27b-it}');
+insert into public.google_ai_tokens (client_id, token_hash, models, expires_at) values
+  ('00000000-0000-0000-0000-00000000c002', pg_temp.k('checker token'), '{gemma-3-27b-it}', now() + interval '1 hour'),
+  ('00000000-0000-0000-0000-00000000c003', pg_temp.k('loner token'), '{gemma-3-27b-it}', now() + interval '1 hour');
+insert into public.google_ai_response_cache_shared_scopes (member, shared_scope) values
+  ('client:parser', 'shared:festival'), ('client:checker', 'shared:festival'), ('service', 'shared:festival');
+select is(public.google_ai_cache_lookup(null, pg_temp.k('token'), 'gemma-3-27b-it', pg_temp.k('shared'), 'on', 60,
+            '00000000-0000-0000-0000-0000000000c1', now() + interval '1 minute') ->> 'status',
+  'miss', 'a member of a shared scope misses first');
+select is((select scope from public.google_ai_response_cache where flight_holder = '00000000-0000-0000-0000-0000000000c1'),
+  'shared:festival', 'and its entry is the shared scope''s');
+select ok(public.google_ai_cache_store((select id from public.google_ai_response_cache where key = pg_temp.k('shared')),
+            '00000000-0000-0000-0000-0000000000c1', '{"text": "shared"}', 'gemma-3-27b-it', 'google', 'stop', 60,
+            '00000000-0000-0000-0000-0000000000f1'),
+  'it stores its answer there');
+select is(public.google_ai_cache_lookup(null, pg_temp.k('checker token'), 'gemma-3-27b-it', pg_temp.k('shared'), 'on',
+            60, '00000000-0000-0000-0000-0000000000c2', now() + interval '1 minute') ->> 'status',
+  'hit', 'another client of the shared scope is served it');
+select is(public.google_ai_cache_lookup('bot', null, 'gemma-3-27b-it', pg_temp.k('shared'), 'on', 60,
+            '00000000-0000-0000-0000-0000000000c3', now() + interval '1 minute') ->> 'status',
+  'hit', 'so is the service key, named a member');
+select results_eq($$ select scope, caller from public.google_ai_response_cache_hits
+                     where scope = 'shared:festival' order by id $$,
+  $$ values ('shared:festival'::text, 'client:checker'::text), ('shared:festival', 'bot') $$,
+  'the hit rows name the shared scope and each member that was served');
+select is(public.google_ai_cache_lookup(null, pg_temp.k('loner token'), 'gemma-3-27b-it', pg_temp.k('shared'), 'on',
+            60, '00000000-0000-0000-0000-0000000000c4', now() + interval '1 minute') ->> 'status',
+  'miss', 'a client outside it is never served the shared scope''s entry');
+select is((select scope from public.google_ai_response_cache where flight_holder = '00000000-0000-0000-0000-0000000000c4'),
+  'client:loner', 'it keeps its own scope');
+select throws_ok($$ insert into public.google_ai_response_cache_shared_scopes values ('client:loner', 'client:parser') $$,
+  '23514', null, 'a shared scope is named shared:<name>: it cannot be another member''s own scope');
+delete from public.google_ai_response_cache_shared_scopes;
 
 -- Housekeeping -----------------------------------------------------------------------------------
 delete from public.google_ai_response_cache;

@@ -12,6 +12,7 @@ import type { Provider } from "../../_shared/providers/registry.ts";
 import type { QuotaSnapshot, NormalizedRequest } from "../contract.ts";
 import type { PhaseTimer } from "../../_shared/server-timing.ts";
 import type { CacheAsk, CacheReport } from "../cache/ask.ts";
+import type { CacheMark } from "../cache/response-cache.ts";
 
 /** Where a waiting request stands: its place, the model it waits for, when its turn is expected. */
 export interface QueueProgress {
@@ -61,8 +62,8 @@ export interface InvokeResult {
   waited_ms: number;
   /** True when the answer is a replay of an earlier request with the same request_id. */
   replayed?: boolean;
-  /** The answer came from the response cache: its entry and age (no provider was called for it). */
-  cached?: { entry: number; age_s: number };
+  /** The answer came from the response cache: its entry, age and stored cost (no provider was called for it). */
+  cached?: CacheMark;
   /**
    * The answer in the hub's words, which every route writes its caller's answer from. Absent only in
    * answers stored for replay by an earlier release (surfaces/shared/stored-answer.ts reads those).

@@ -68,6 +68,7 @@ function lookupAnswer(r: Record<string, unknown>): LookupAnswer {
         entry: Number(r.entry),
         answer: r.answer as Record<string, unknown>,
         ageMs: Number(r.age_ms),
+        costUsd: r.cost_usd === null || r.cost_usd === undefined ? null : Number(r.cost_usd),
       };
     case "miss":
       return { status: "miss", entry: Number(r.entry), ttlS: Number(r.ttl_s) };

@@ -19,6 +19,18 @@ import { cacheKey } from "./key.ts";
 import { storableFinish } from "./storable.ts";
 import type { CacheStore } from "./store.ts";
 
+/**
+ * What a hit says of itself in every answer (the native body's `cached`; `eve_cache` inside each
+ * dialect's usage): it was a hit, which entry, how old, and what the stored answer cost when it was
+ * called (null: its provider's price was not known).
+ */
+export interface CacheMark {
+  hit: true;
+  entry: number;
+  age_s: number;
+  cost_usd: number | null;
+}
+
 /** How often a request waiting for an identical one's answer looks again. */
 export const POLL_MS = 100;
 
@@ -67,7 +79,7 @@ export type CacheStart =
     kind: "hit";
     /** The stored answer as kept (an InvokeResult), with no call made and no wait; which entry, how old. */
     answer: Record<string, unknown>;
-    cached: { entry: number; age_s: number };
+    cached: CacheMark;
     report: CacheReport;
   }
   | CacheFlight
@@ -142,7 +154,7 @@ export function createResponseCache(deps: {
           return {
             kind: "hit",
             answer: { ...found.answer, attempts: 0, waited_ms: 0 },
-            cached: { entry: found.entry, age_s: ageS },
+            cached: { hit: true, entry: found.entry, age_s: ageS, cost_usd: found.costUsd },
             report: { status: "hit", ageS },
           };
         }

@@ -17,7 +17,7 @@ export interface LookupParams {
 }
 
 export type LookupAnswer =
-  | { status: "hit"; entry: number; answer: Record<string, unknown>; ageMs: number }
+  | { status: "hit"; entry: number; answer: Record<string, unknown>; ageMs: number; costUsd: number | null }
   | { status: "miss"; entry: number; ttlS: number }
   | { status: "wait" }
   | { status: "bypass" };

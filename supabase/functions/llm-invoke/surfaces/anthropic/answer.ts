@@ -8,6 +8,7 @@ import type { JsonAnswer, StreamAnswer } from "../../../_shared/envelope.ts";
 import { GatewayError } from "../../../_shared/errors.ts";
 import { type HubAnswer, type HubFinish, hubFinish, type HubPart } from "../../../_shared/upstream/hub.ts";
 import { type InvokeResult, type InvokeStream, isStream } from "../../attempt/context.ts";
+import { withCacheMark, withUsageMarked } from "../shared/cache-mark.ts";
 import { hubOf } from "../shared/stored-answer.ts";
 import type { ModelEntry } from "../../contract.ts";
 import { SSE_HEADERS, sseBody, sseFrame } from "../shared/sse.ts";
@@ -65,17 +66,19 @@ function blocksOf(parts: readonly HubPart[], requestId: string, first = 0): Json
 }
 
 function usageOf(result: InvokeResult): Json {
-  return {
+  return withCacheMark({
     input_tokens: result.usage.prompt_tokens,
     output_tokens: result.usage.completion_tokens,
     cache_creation_input_tokens: 0,
     cache_read_input_tokens: 0,
-  };
+  }, result);
 }
 
 /** A Claude model's own message, where it served. */
 function ownMessage(result: InvokeResult): Json | undefined {
-  return result.dialectAnswer?.dialect === "anthropic" ? result.dialectAnswer.body : undefined;
+  return result.dialectAnswer?.dialect === "anthropic"
+    ? withUsageMarked(result.dialectAnswer.body, "usage", result)
+    : undefined;
 }
 
 function messageOf(result: InvokeResult, ctx: SurfaceContext): Json {

@@ -10,8 +10,14 @@ import {
   GOOGLE_DIALECT,
 } from "../../../_shared/providers/google/answer.ts";
 import type { InvokeResult } from "../../attempt/context.ts";
+import { withUsageMarked } from "../shared/cache-mark.ts";
 
+/** The answer in Google's shape; a response-cache hit says so in its usageMetadata (shared/cache-mark.ts). */
 export function geminiAnswerFor(result: InvokeResult): GeminiAnswer {
+  return withUsageMarked(geminiAnswerOfResult(result) as Record<string, unknown>, "usageMetadata", result) as GeminiAnswer;
+}
+
+function geminiAnswerOfResult(result: InvokeResult): GeminiAnswer {
   if (result.dialectAnswer?.dialect === GOOGLE_DIALECT) return result.dialectAnswer.body;
   if (result.hub !== undefined) return geminiAnswerOf(result.hub);
   return earlierStoredAnswer(result);

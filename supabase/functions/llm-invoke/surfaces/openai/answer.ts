@@ -3,6 +3,7 @@
 import type { JsonAnswer } from "../../../_shared/envelope.ts";
 import { hubFinish } from "../../../_shared/upstream/hub.ts";
 import type { InvokeResult } from "../../attempt/context.ts";
+import { withCacheMark, withUsageMarked } from "../shared/cache-mark.ts";
 import { hubOf } from "../shared/stored-answer.ts";
 import type { SurfaceContext } from "../shared/surface.ts";
 import { finishReasonOf, googleExtra, textOfParts, textSignatureOf, toolCallsOf } from "./outputs.ts";
@@ -20,7 +21,7 @@ export function completionId(requestId: string): string {
 
 export function usageOf(result: InvokeResult): Record<string, unknown> {
   const { prompt_tokens, completion_tokens, total_tokens } = result.usage;
-  return { prompt_tokens, completion_tokens, total_tokens };
+  return withCacheMark({ prompt_tokens, completion_tokens, total_tokens }, result);
 }
 
 /** The choices of a whole answer (a replay of a streamed one included). */
@@ -60,7 +61,8 @@ export function choicesOf(result: InvokeResult, requestId: string): Array<Record
  * earlier release keeps it.)
  */
 export function ownCompletion(result: InvokeResult): Record<string, unknown> | undefined {
-  return result.dialectAnswer?.dialect === "openai" ? result.dialectAnswer.body : legacyOwn(result);
+  const own = result.dialectAnswer?.dialect === "openai" ? result.dialectAnswer.body : legacyOwn(result);
+  return own === undefined ? undefined : withUsageMarked(own, "usage", result);
 }
 
 export function answer(result: InvokeResult, ctx: SurfaceContext): JsonAnswer {

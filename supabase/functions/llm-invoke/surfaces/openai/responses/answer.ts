@@ -5,6 +5,7 @@
 import type { JsonAnswer } from "../../../../_shared/envelope.ts";
 import { type DialectAnswer, type HubAnswer, type HubPart, hubFinish } from "../../../../_shared/upstream/hub.ts";
 import type { InvokeResult } from "../../../attempt/context.ts";
+import { withCacheMark, withUsageMarked } from "../../shared/cache-mark.ts";
 import { hubOf } from "../../shared/stored-answer.ts";
 import type { SurfaceContext } from "../../shared/surface.ts";
 import type { ResponsesRequest } from "./request.ts";
@@ -93,14 +94,14 @@ export function reasoningItem(id: string, text: string): OutputItem {
 }
 
 export function usageOf(result: InvokeResult, hub: HubAnswer): Record<string, unknown> {
-  return {
+  return withCacheMark({
     input_tokens: result.usage.prompt_tokens,
     input_tokens_details: { cached_tokens: hub.usage?.cachedInputTokens ?? 0 },
     // Thinking is billed as output: inside output_tokens, as OpenAI counts reasoning.
     output_tokens: result.usage.completion_tokens,
     output_tokens_details: { reasoning_tokens: hub.usage?.thinkingTokens ?? 0 },
     total_tokens: result.usage.prompt_tokens + result.usage.completion_tokens,
-  };
+  }, result);
 }
 
 /** Why a response is incomplete (null: it is not). */
@@ -171,7 +172,7 @@ export function ownResponse(body: Record<string, unknown>, ctx: SurfaceContext<R
 export function wholeResponse(result: InvokeResult, ctx: SurfaceContext<ResponsesRequest>): Record<string, unknown> {
   const own = result.dialectAnswer;
   return isOwnResponses(own) && Array.isArray(own.body.output)
-    ? ownResponse(own.body, ctx)
+    ? withUsageMarked(ownResponse(own.body, ctx), "usage", result)
     : responseObject(result, ctx);
 }
 
