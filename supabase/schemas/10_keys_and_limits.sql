@@ -40,8 +40,15 @@ CREATE TABLE public.google_ai_providers (
     CONSTRAINT google_ai_providers_base_url_check
         CHECK ((base_url ~ '^https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[^?#[:space:]]*)?$')),
     CONSTRAINT google_ai_providers_own_check
-        CHECK ((name = dialect OR (base_url IS NOT NULL AND key_env_pattern IS NOT NULL)))
+        CHECK ((name = dialect OR (base_url IS NOT NULL AND key_env_pattern IS NOT NULL))),
+    has_responses_api boolean DEFAULT false NOT NULL
 );
+
+COMMENT ON COLUMN public.google_ai_providers.has_responses_api IS
+    'The provider serves OpenAI''s Responses API (POST /v1/responses) as OpenAI does: the gateway''s Responses '
+    'route sends its models the caller''s body as it came. False: the body is translated (chat completions for '
+    'dialect openai), and what only OpenAI''s Responses API honours (built-in tools, include, background) is '
+    'refused by name. True for OpenAI''s own row; a compatible service''s row says so itself.';
 
 -- The providers llm-invoke and maintenance build their clients, model lists and key readers from.
 CREATE OR REPLACE FUNCTION public.google_ai_provider_list() RETURNS SETOF public.google_ai_providers

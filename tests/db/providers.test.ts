@@ -93,7 +93,7 @@ describe("a key serves only its provider's models", () => {
   });
 
   it("seeds the built-in providers, each of a dialect the functions speak", async () => {
-    const rows = await db.sql<ProviderRow[]>`select name, dialect, display_name, base_url, key_env_pattern, day_zone
+    const rows = await db.sql<ProviderRow[]>`select name, dialect, display_name, base_url, key_env_pattern, day_zone, has_responses_api
                                              from public.google_ai_provider_list()`;
     expect(rows).toEqual(BUILT_IN_PROVIDERS);
     for (const row of rows) expect(DIALECTS, row.name).toContain(row.dialect);

@@ -4,8 +4,10 @@
 // batch of 100; each call reserved (its input booked, no output), logged and priced like any attempt;
 // a batch counted as each provider counts it (OpenAI: one request per call; Google: one per input, so
 // the gateway sends each input alone); a model that does not embed and a batch over the provider's
-// maximum refused by name; and 8 callers x 40 NO_WAIT calls against an RPM of 6 on a fresh minute:
-// exactly 6 served, no provider 429, each served call's cost its usage x the price row to the digit.
+// maximum refused by name; a Google batch under NO_WAIT that meets the minute part way refused with
+// the count of inputs served (and billed) before it; and 8 callers x 40 NO_WAIT calls against an RPM
+// of 6 on a fresh minute: exactly 6 served, no provider 429, each served call's cost its usage x the
+// price row to the digit.
 import { GoogleGenAI } from "@google/genai";
 import OpenAI from "openai";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -149,6 +151,27 @@ describe("embeddings through Google's SDK", () => {
 });
 
 describe("embeddings under the gateway's admission", () => {
+  it("a Google batch under NO_WAIT past the minute's room: the inputs before the refused one served and billed, the refusal counts them", async () => {
+    await s.setLimit({ model: GEMINI, rpm: 3 });
+    await awayFromMinuteEdge(20_000);
+    const res = await s.raw({
+      method: "POST",
+      path: "/functions/v1/llm-invoke/v1/embeddings",
+      headers: { "content-type": "application/json", authorization: `Bearer ${s.serviceKey}`, "x-eve-mode": "NO_WAIT" },
+      body: JSON.stringify({ model: GEMINI, input: texts(5) }),
+    });
+    expect(res.status).toBe(429);
+    expect(res.body.error.details).toMatchObject({ served_inputs: 3, inputs: 5 });
+    expect(res.body.error.message).toContain("Input 3 of this batch of 5 was refused");
+    // Google was asked for the three served inputs only, and each is an attempt in the books.
+    const sent = s.sim.stats().recent.filter((r) => r.method === "embedContent");
+    expect(sent).toHaveLength(3);
+    expect(sent.filter((r) => r.status === 429)).toHaveLength(0);
+    const [{ n }] = await s.sql<{ n: number }[]>`
+      select count(*)::int as n from public.google_ai_attempts where model = ${GEMINI} and status = 'succeeded'`;
+    expect(n).toBe(3);
+  }, 60_000);
+
   it("8 callers x 40 NO_WAIT calls against RPM 6 on a fresh minute: exactly 6 served, 0 provider 429s, costs exact", async () => {
     await s.setLimit({ model: SMALL, rpm: 6 });
     await awayFromMinuteEdge(20_000);

@@ -6,7 +6,8 @@
 //   provider's simulator answers no 429, each simulator sees only its own provider's keys, and each
 //   answer writes one token_usage row;
 //   a row whose dialect no module speaks is left out, named in the log, and its key is sent nowhere;
-//   OpenAI's route takes OpenAI's own fields (logprobs) to it, as to OpenAI;
+//   OpenAI's route takes OpenAI's own fields (logprobs) to it, as to OpenAI; its row has no Responses
+//   API, so responses.create reaches it as a chat completion and web_search is refused by name;
 //   a provider named neither Google nor OpenAI whose service refuses its key fails in its display name's
 //   words (the answer, the key's disabled reason), metered under its row's name; a key whose secret two
 //   providers' patterns both take is refused to the caller in words that name no secret;
@@ -123,6 +124,30 @@ describe("an OpenAI-compatible provider added by rows and a secret", () => {
     expect(answer.choices[0]!.message.content).toBeTruthy();
     expect(deep.stats().total.received).toBe(before + 1);
     expect(Object.keys(deep.stats().byKey)).toEqual([DEEP_KEY]);
+  });
+
+  it("answers responses.create through the hub's translation (its row has no Responses API); web_search refused by name", async () => {
+    const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: s.serviceKey, maxRetries: 0 });
+    const [{ has }] = await s.sql`select has_responses_api as has from public.google_ai_providers where name = 'deepseek'`;
+    expect(has).toBe(false);
+    const before = deep.stats().recent.length;
+    const answer = await client.responses.create({ model: WIDE, input: "say something", max_output_tokens: 20, store: false });
+    expect(answer.object).toBe("response");
+    expect(answer.status).toBe("completed");
+    expect(answer.output_text).toBeTruthy();
+    // Its service was sent a chat completion, never OpenAI's /v1/responses.
+    expect(deep.stats().recent.slice(before).map((r) => r.method)).toEqual(["chat.completions"]);
+    const web = await client.responses.create({ model: WIDE, input: "search", tools: [{ type: "web_search" }] })
+      .then(() => null, (e: unknown) => e) as InstanceType<typeof OpenAI.APIError> | null;
+    expect(web).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(web!.code).toBe("unsupported_feature");
+    expect(web!.param).toBe("tools[0].type");
+    expect(web!.message).toContain("web_search");
+    expect(deep.stats().recent.length).toBe(before + 1);
+    // OpenAI's own row has it: the same call on gpt-4o goes to OpenAI's /v1/responses as it came.
+    const openaiBefore = s.openaiSim.stats().recent.length;
+    await client.responses.create({ model: "gpt-4o", input: "say something", max_output_tokens: 20, store: false });
+    expect(s.openaiSim.stats().recent.slice(openaiBefore).map((r) => r.method)).toEqual(["responses"]);
   });
 
   it("a row whose dialect no module speaks stops with a message naming it, and sends its key nowhere", async () => {

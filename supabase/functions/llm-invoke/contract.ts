@@ -78,10 +78,11 @@ export interface NormalizedRequest {
   /** What only the route's dialect has a word for (its models are sent it as given). */
   dialectExtras?: DialectExtras;
   /**
-   * Fields of the caller's body only one dialect's models honour, each with why another provider's
-   * cannot: a model of another dialect refuses the request naming them (model/adapt.ts).
+   * Fields of the caller's body only one dialect's models honour (at `endpoint`, where the dialect has
+   * more than one), each with why another provider's cannot: a model of another dialect, or whose
+   * provider lacks that endpoint, refuses the request naming them (model/adapt.ts).
    */
-  only?: { dialect: DialectTag; fields: readonly OnlyField[] };
+  only?: { dialect: DialectTag; endpoint?: string; fields: readonly OnlyField[] };
   /** What the request asks that a model may lack (model/adapt.ts refuses it where the model's row says so). */
   asks: { json?: Ask; tools?: Ask };
   /** Where the caller names the output cap: its route's words, and details.field's stable code. */
@@ -237,6 +238,8 @@ export interface ModelProfile extends ModelCapabilities {
   provider: Provider;
   /** The wire format its provider speaks (the provider row's dialect). */
   dialect: string;
+  /** Its provider serves OpenAI's Responses API (the provider row's has_responses_api); absent: it does not. */
+  hasResponsesApi?: boolean;
   /**
    * Set where the model's TPM counts an answer's tokens too (OpenAI): the output a request books when
    * it names no max_tokens. Absent: TPM counts input only (Google's rule).

@@ -136,7 +136,7 @@ export function providerRowsFrom(db: Pick<Database, "run">): () => Promise<Provi
   return () =>
     db.run("provider rows", async (sql) => [
       ...(await sql<ProviderRow[]>`
-        select p.name, p.dialect, p.display_name, p.base_url, p.key_env_pattern, p.day_zone
+        select p.name, p.dialect, p.display_name, p.base_url, p.key_env_pattern, p.day_zone, p.has_responses_api
         from public.google_ai_provider_list() p`),
     ]);
 }

@@ -49,6 +49,7 @@ describe("keyReader", () => {
       base_url: "https://api.deepseek.com",
       key_env_pattern: "DEEPSEEK_[A-Z0-9_]{1,100}",
       day_zone: "UTC",
+      has_responses_api: false,
     }];
     const env = envOf({ DEEPSEEK_API_KEY: "sk-d", OPENAI_API_KEY: "sk-o" });
     const deepseek = keyReader(env, "deepseek", rows);

@@ -24,6 +24,7 @@ const compatible = (over: Partial<ProviderRow> = {}): ProviderRow => ({
   base_url: "https://api.deepseek.com",
   key_env_pattern: "DEEPSEEK_[A-Z0-9_]{1,100}",
   day_zone: "UTC",
+  has_responses_api: false,
   ...over,
 });
 

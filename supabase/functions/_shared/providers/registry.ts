@@ -44,6 +44,8 @@ export const BUILT_IN_PROVIDERS: readonly ProviderRow[] = BUILT_IN_DIALECTS.map(
   base_url: null,
   key_env_pattern: null,
   day_zone: REGISTRY[d].dayZone,
+  // OpenAI's own row serves its Responses API; a compatible service's row says so itself (false by default).
+  has_responses_api: d === "openai",
 }));
 
 /**

@@ -269,6 +269,11 @@ export interface ProviderRow {
   key_env_pattern: string | null;
   /** The IANA zone the provider's day turns in (its per-day quotas, its spend per day). */
   day_zone: string;
+  /**
+   * It serves OpenAI's Responses API as OpenAI does: the Responses route's body goes to it as it came.
+   * False: that body is translated through the hub (chat completions), OpenAI's own fields refused.
+   */
+  has_responses_api: boolean;
 }
 
 /** A provider row as its dialect is given it: the row whole, and where it is reached (checked: registry's baseUrlOf). */

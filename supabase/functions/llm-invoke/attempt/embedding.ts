@@ -2,8 +2,10 @@
 // batchEmbedContents: 100 inputs are 100 requests of the model's RPM): each input is run as a request
 // of its own, in order, each reserved, called, logged and priced like any attempt, so the minute's
 // count is the provider's. The answer is the whole batch: the vectors in order, the usage summed. An
-// input refused (a 429 when the minute is full and the caller will not wait) fails the whole request;
-// the inputs before it were served, and are in the books.
+// input refused (a 429 when the minute is full and the caller will not wait) fails the whole request:
+// the batch is not all-or-nothing, as the kernel reserves one request at a time. The inputs before it
+// were served, and are in the books (each its attempt, priced), their vectors not returned; the
+// refusal says how many (details.served_inputs of details.inputs), so a caller resends the rest.
 import { GatewayError } from "../../_shared/errors.ts";
 import type { HubAnswer, HubUsage } from "../../_shared/upstream/hub.ts";
 import { type InvokeAnswer, type InvokeContext, type InvokeResult, isStream } from "./context.ts";
@@ -26,11 +28,27 @@ export async function embedEachInput(
         messages: [{ role: "user", parts: [{ type: "text", text }] }],
         embed: { ...request.embed!, inputs: [input] },
       },
+    }).catch((error: unknown) => {
+      throw i === 0 || !(error instanceof GatewayError) ? error : partly(error, i, inputs.length);
     });
     if (isStream(answer)) throw new GatewayError("internal_error", "an embedding was answered as a stream");
     results.push(answer);
   }
   return merged(results);
+}
+
+/** A refusal of input `served` of a batch of `inputs`, the ones before it served: said in its message and details. */
+function partly(error: GatewayError, served: number, inputs: number): GatewayError {
+  return new GatewayError(
+    error.code,
+    `${error.message} (Input ${served} of this batch of ${inputs} was refused: the ${served} before it were ` +
+      `served and are billed, their vectors not returned; resend the batch from input ${served}.)`,
+    {
+      details: { ...error.details, served_inputs: served, inputs },
+      ...(error.extra === undefined ? {} : { extra: error.extra }),
+      ...(error.headers === undefined ? {} : { headers: error.headers }),
+    },
+  );
 }
 
 function merged(results: InvokeResult[]): InvokeResult {

@@ -3,6 +3,9 @@ import { GatewayError } from "../../_shared/errors.ts";
 import type { ModelCapabilities } from "../contract.ts";
 import { adaptToModel, foldSystem } from "./adapt.ts";
 import { parseInvokeRequest } from "../surfaces/native/request.ts";
+import { parseResponses } from "../surfaces/openai/responses/request.ts";
+import { parseChatCompletion } from "../surfaces/openai/request.ts";
+import { DEFAULT_REQUEST_LIMITS } from "../contract.ts";
 import { base64, png } from "../../../../tests/support/image-bytes.ts";
 
 const GEMMA: ModelCapabilities = {
@@ -117,6 +120,43 @@ describe("what only another dialect's models take", () => {
       features: ["generationConfig.mediaResolution", "generationConfig.responseModalities"],
     });
     expect(e.message).not.toContain("more");
+  });
+});
+
+describe("a Responses API body, by whether the model's provider row has the Responses API", () => {
+  const responses = (body: Record<string, unknown>) =>
+    parseResponses({ body: { input: "hi", ...body }, headers: new Headers(), limits: DEFAULT_REQUEST_LIMITS });
+  const OPENAI = { ...GEMINI, model: "gpt-4o", dialect: "openai", hasResponsesApi: true };
+  /** A compatible service of OpenAI's dialect whose row leaves has_responses_api false. */
+  const COMPATIBLE = { ...GEMINI, model: "deepseek-chat", dialect: "openai" };
+
+  it("goes as it came to a provider that has it, and is translated for one of the same dialect that has not", () => {
+    expect(adaptToModel(OPENAI, responses({ model: "gpt-4o" })).dialectBody).toMatchObject({ endpoint: "responses" });
+    const translated = adaptToModel(COMPATIBLE, responses({ model: "deepseek-chat" }));
+    expect(translated.dialectBody).toBeUndefined();
+    expect(translated.messages).toEqual([{ role: "user", parts: [{ type: "text", text: "hi" }] }]);
+  });
+
+  it.each([
+    [{ tools: [{ type: "web_search" }] }, "tools[0].type"],
+    [{ include: ["file_search_call.results"] }, "include"],
+    [{ background: true }, "background"],
+  ])("refuses %j by name for a provider without it, takes it for OpenAI's", (more, field) => {
+    expect(adaptToModel(OPENAI, responses({ model: "gpt-4o", ...more })).dialectBody?.body).toMatchObject(more);
+    let error: GatewayError | undefined;
+    try {
+      adaptToModel(COMPATIBLE, responses({ model: "deepseek-chat", ...more }));
+    } catch (e) {
+      error = e as GatewayError;
+    }
+    expect(error?.code).toBe("unsupported_feature");
+    expect(error?.details).toMatchObject({ model: "deepseek-chat", field });
+  });
+
+  it("sends the compatible service a chat completion's body as it came (its chat completions are OpenAI's)", () => {
+    const body = { model: "deepseek-chat", messages: [{ role: "user", content: "Hi" }], logprobs: true };
+    const chat = parseChatCompletion({ body, headers: new Headers(), limits: DEFAULT_REQUEST_LIMITS });
+    expect(adaptToModel(COMPATIBLE, chat).dialectBody).toMatchObject({ dialect: "openai", body: { logprobs: true } });
   });
 });
 

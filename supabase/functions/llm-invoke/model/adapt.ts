@@ -18,14 +18,26 @@ function unsupported(model: string, ask: Ask, advice: string): GatewayError {
 
 const IMAGES: Ask = { feature: "images", words: "images" };
 
+/**
+ * Whether the model's provider speaks a dialect at an endpoint: OpenAI's Responses API only where the
+ * provider row says it has one (a compatible service of dialect openai may serve chat completions alone).
+ */
+function speaks(
+  caps: Partial<Pick<ModelProfile, "dialect" | "hasResponsesApi">>,
+  spoken: { dialect: string; endpoint?: string },
+): boolean {
+  if (spoken.dialect !== caps.dialect) return false;
+  return spoken.endpoint !== "responses" || caps.hasResponsesApi === true;
+}
+
 export function adaptToModel(
-  caps: ModelCapabilities & Partial<Pick<ModelProfile, "dialect" | "embedding">>,
+  caps: ModelCapabilities & Partial<Pick<ModelProfile, "dialect" | "embedding" | "hasResponsesApi">>,
   req: NormalizedRequest,
 ): ModelRequest {
   if (req.embed !== undefined || caps.embedding !== undefined) checkEmbedding(caps, req);
   // The caller spoke this model's provider's dialect: its body goes as it came (pass-through).
-  const own = req.dialectBody !== undefined && req.dialectBody.dialect === caps.dialect;
-  const only = req.only !== undefined && req.only.dialect !== caps.dialect ? req.only.fields : [];
+  const own = req.dialectBody !== undefined && speaks(caps, req.dialectBody);
+  const only = req.only !== undefined && !speaks(caps, req.only) ? req.only.fields : [];
   if (only.length > 0) {
     // The fields are the caller's keys: at most MAX_ISSUES named, as a validation refusal names.
     const listed = only.slice(0, MAX_ISSUES);

@@ -110,6 +110,7 @@ export function createPgStore(
             provider: string;
             /** Its provider row's (the foreign key holds that there is one). */
             dialect: string;
+            responses: boolean;
             booked: number | null;
             answer: number | null;
             embedding: Record<string, unknown> | null;
@@ -119,10 +120,12 @@ export function createPgStore(
                  p.supports_tools as tools, p.supports_images as images,
                  coalesce(to_jsonb(p.fallback_models), '[]'::jsonb) as fallbacks, p.withdrawn, p.successor,
                  v.provider, v.booked_output_tokens as booked, v.answer_tokens as answer,
-                 (select d.dialect from public.google_ai_provider_list() d where d.name = v.provider) as dialect,
+                 d.dialect, d.has_responses_api as responses,
                  public.google_ai_embedding_traits(p_model => p.model) as embedding
           from public.google_ai_model_traits(p_model => ${model}) p
-          cross join lateral public.google_ai_model_provider(p_model => p.model) v`;
+          cross join lateral public.google_ai_model_provider(p_model => p.model) v
+          left join lateral (select d.dialect, d.has_responses_api from public.google_ai_provider_list() d
+                             where d.name = v.provider) d on true`;
         const row = rows[0];
         return row === undefined ? null : ({
           model: row.model,
@@ -136,6 +139,7 @@ export function createPgStore(
           // A google_ai_providers row's name (the database's foreign key).
           provider: row.provider as Provider,
           dialect: row.dialect,
+          ...(row.responses ? { hasResponsesApi: true } : {}),
           ...(row.embedding === null ? {} : { embedding: embeddingTraitsOf(row.embedding) }),
           ...(row.booked === null ? {} : { bookedOutputTokens: row.booked }),
           ...(row.answer === null ? {} : { answerTokens: row.answer }),

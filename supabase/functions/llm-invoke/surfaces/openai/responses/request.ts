@@ -2,9 +2,11 @@
 // model: `input` (a string, or items: messages of input_text / input_image / output_text, function
 // calls and their outputs, reasoning items sent back), `instructions`, function tools and tool_choice,
 // `text.format`, the sampling fields, `reasoning.effort`, `metadata`, `stream`, `store` and
-// `previous_response_id`. Every model is sent the translation (OpenAI's too, as a chat completion):
-// what only OpenAI's own Responses API does (built-in tools, `include`, `background`, ...) is refused
-// by name rather than silently dropped. docs/openai.md says what maps to what.
+// `previous_response_id`. A model whose provider serves OpenAI's Responses API (its provider row's
+// has_responses_api: OpenAI's own) is sent the body as it came, unless it continues a stored response;
+// every other model (a compatible service's without one, Google's, Anthropic's) the translation: what
+// only OpenAI's own Responses API does (built-in tools, `include`, `background`, ...) is refused by
+// name for it rather than silently dropped (model/adapt.ts). docs/openai.md says what maps to what.
 import { z } from "zod";
 import { GatewayError } from "../../../../_shared/errors.ts";
 import type { HubMessage, HubOptions, HubPart, HubTool, HubToolChoice } from "../../../../_shared/upstream/hub.ts";
@@ -28,8 +30,8 @@ const MAX_ITEMS = 1000;
 export const RESPONSE_ID = /^resp_[A-Za-z0-9_-]{1,100}$/;
 
 /**
- * Fields only OpenAI's own Responses API honours. Every model here is reached through the gateway's
- * translation, which has no word for them: each is refused by name when it asks for something.
+ * Fields only OpenAI's own Responses API honours. A model reached through the gateway's translation,
+ * which has no word for them, refuses each by name when it asks for something.
  */
 const OPENAI_ONLY: Record<string, { asks: (value: unknown) => boolean; why: string }> = {
   include: {
@@ -153,8 +155,8 @@ export function parseResponses(input: ParseInput): ResponsesRequest {
   if (!parsed.success) throw invalidRequest(parsed.error);
   const req = parsed.data;
   // A request that continues a stored conversation is translated for every model (OpenAI holds none of
-  // the gateway's conversations): OpenAI's own fields are refused then. Else an OpenAI model is sent
-  // the body as it came, and only another provider's model refuses them, by name.
+  // the gateway's conversations): OpenAI's own fields are refused then. Else a model whose provider
+  // has the Responses API is sent the body as it came, and every other model refuses them, by name.
   const passThrough = req.previous_response_id === undefined || req.previous_response_id === null;
   const asked = Object.keys(OPENAI_ONLY).filter((field) => field in body && OPENAI_ONLY[field]!.asks(body[field]));
   if (!passThrough && asked.length > 0) throw unsupported(asked[0]!, OPENAI_ONLY[asked[0]!]!.why);
@@ -182,7 +184,7 @@ export function parseResponses(input: ParseInput): ResponsesRequest {
     stream: req.stream === true,
     metadata,
     ...(passThrough ? { dialectBody: { dialect: "openai", body, endpoint: "responses" } } : {}),
-    ...(only.length === 0 ? {} : { only: { dialect: "openai", fields: only } }),
+    ...(only.length === 0 ? {} : { only: { dialect: "openai", endpoint: "responses", fields: only } }),
     responses: {
       store: req.store !== false,
       previousResponseId: previous,
