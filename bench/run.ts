@@ -117,7 +117,9 @@ async function main(): Promise<number> {
     await run("boot", "4b. boot: a new llm-invoke worker to its first answer", runBoot, { boots: smoke ? 2 : 15 });
     await run("outage", "6. database outage: time to a 503, and back", runOutage, smoke
       ? { rounds: 1, crowd: 5, burst: 12, pausesMs: [1_000], freezeMs: 6_500 }
-      : { rounds: 3, crowd: 20, burst: 12, pausesMs: [1_000, 3_000, 10_000], freezeMs: 8_000 });
+      // Two rounds: in seven reports a stopped database's 503 came within 69 ms (target 2 s) and a frozen one's
+      // at the client deadline + 7-77 ms, in every round.
+      : { rounds: 2, crowd: 20, burst: 12, pausesMs: [1_000, 3_000, 10_000], freezeMs: 8_000 });
     await run("hostile-input", "7. what a hostile request costs", runHostileInput, smoke
       ? { rounds: 1, bodyBytes: 200_000 }
       : { rounds: 7, bodyBytes: 990_000 });
