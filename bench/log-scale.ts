@@ -194,7 +194,8 @@ async function latencyHalves(bench: BenchServer, cfg: LogScaleConfig, log: (s: s
         log: fnLog,
       }));
       const url = `${edge.url}/`;
-      for (const model of [GEMMA, GPT]) await probeInvoke(url, body(model, "probe"), fnLog);
+      // Each probe its own request_id: a second call with the first's, before its finalize ends, is answered 409.
+      for (const model of [GEMMA, GPT]) await probeInvoke(url, body(model, `probe-${model}`), fnLog);
       return { url, sql: db.sql, log: shape ?? "small", logRows: shape ? cfg.logRows : 0 };
     };
     const stacks = [await stack("log_scale_small", null)];
