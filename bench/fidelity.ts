@@ -11,7 +11,7 @@
 //       when a window opens, which is where a clock offset bites).
 // Wall time: the four modes run at the same time, each on its own simulator behind one router, on
 // its own model rows (= quota groups) of one gateway, so the part takes one run's time (about
-// 4.5 minutes in full, waiting for the first boundary included) instead of four. The straddle
+// 3 minutes in full, waiting for the first boundary included) instead of four. The straddle
 // comes first and is over before the demand starts, so the two scenarios do not compete for the
 // CPU at a window opening.
 import { arrivalsByMinute, startGoogleSimulator, type GoogleSimulator, type MinuteWindow } from "../shared/google-sim/server.ts";

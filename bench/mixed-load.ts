@@ -9,7 +9,7 @@
 // goes at once while nobody waits: the share is a person's room then). Reported per side: the bot's waits; on the shared sides, per class
 // waits, who lost a turn, starvation, Jain's fairness index and turns taken past a waiting caller among the notebooks, the utilisation of
 // every saturated 61 s span and the worst span (never above the limit); what admission costs:
-// reserve calls and attempt rows per admitted request. A full run repeats the part (`runs`), each run
+// reserve calls and attempt rows per admitted request. `runs` repeats the part (a full run: once), each run
 // checked on its own. In the first run the peers take the same arrivals on the same Postgres, polling
 // (bench/lib/wait-client.ts): rate-limiter-flexible in several child processes and a naive
 // read-then-write limiter, each on its own key; every limiter's admissions are counted per calendar

@@ -89,7 +89,8 @@ export async function runProviderOverhead(
       log: fnLog,
     }));
     const edgeUrl = `${edge.url}/`;
-    for (const model of [GOOGLE_MODEL, OPENAI_MODEL]) await probeInvoke(edgeUrl, invokeBody(model, "probe"), fnLog);
+    // Each probe its own request_id: a second call with the first's, before its finalize ends, is answered 409.
+    for (const model of [GOOGLE_MODEL, OPENAI_MODEL]) await probeInvoke(edgeUrl, invokeBody(model, `probe-${model}`), fnLog);
 
     const googleDirect = jsonPost(`${google.url}/v1beta/models/${GOOGLE_MODEL}:generateContent`, { "x-goog-api-key": BENCH_SIM_KEY }, {
       contents: [{ role: "user", parts: [{ text: PROMPT }] }],
