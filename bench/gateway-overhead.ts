@@ -445,6 +445,9 @@ function countStatements(entries: string[]): Record<string, number> {
       (/google_ai_service_tier_list\b/.test(e) ? "service tiers (cached per worker)" : undefined) ??
       (/google_ai_provider_list\b/.test(e) ? "provider rows (cached per worker)" : undefined) ??
       (/google_ai_check_token\b/.test(e) ? "token check (cached per worker, then refreshed in the background)" : undefined) ??
+      (/google_ai_cache_defaults_exist\b/.test(e)
+        ? "whether the owner set response cache defaults (cached per worker, then refreshed in the background)"
+        : undefined) ??
       /public\.(google_ai_\w+)\s*\(/.exec(e)?.[1] ??
       (/pg_catalog\.pg_type/.test(e) ? "postgres.js type look-up (per new connection)" : undefined) ??
       e.replace(/^.*?(execute[^:]*|statement):\s*/, "").slice(0, 50);
