@@ -8,6 +8,7 @@
 import { z } from "zod";
 import type { JsonAnswer } from "../../../_shared/envelope.ts";
 import { GatewayError } from "../../../_shared/errors.ts";
+import { GOOGLE_DIALECT } from "../../../_shared/providers/google/answer.ts";
 import { isObject } from "../../../_shared/json.ts";
 import { invalidRequest } from "../../../_shared/validation.ts";
 import type { InvokeResult } from "../../attempt/context.ts";
@@ -97,7 +98,7 @@ function parse(input: ParseInput): GeminiEmbedRequest {
       ...(first.taskType === undefined ? {} : { taskType: first.taskType }),
       ...(first.title === undefined ? {} : { title: first.title }),
     },
-    ...(googleOnly.length === 0 ? {} : { only: { dialect: "google", fields: googleOnly } }),
+    ...(googleOnly.length === 0 ? {} : { only: { dialect: GOOGLE_DIALECT, fields: googleOnly } }),
     batch,
   };
 }
