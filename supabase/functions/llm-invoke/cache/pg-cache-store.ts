@@ -1,10 +1,7 @@
 // CacheStore over Postgres (store.ts): each operation one statement calling one RPC. A database
-// failure becomes GatewayError("unavailable") as in store/pg-store.ts.
-import { GatewayError } from "../../_shared/errors.ts";
-import { sanitizeError } from "../../_shared/sanitize.ts";
-import { type Database, DatabaseUnavailable, type Sql } from "../../_shared/db.ts";
-import { databaseUnavailable } from "../../_shared/envelope.ts";
-import { jsonbText } from "../store/pg-store.ts";
+// failure becomes GatewayError("unavailable") through store/pg-store.ts's guardedRun.
+import type { Database } from "../../_shared/db.ts";
+import { guardedRun, jsonbText } from "../store/pg-store.ts";
 import type { CacheStore, LookupAnswer } from "./store.ts";
 
 export function createPgCacheStore(options: {
@@ -13,16 +10,7 @@ export function createPgCacheStore(options: {
 }): CacheStore {
   const logError = options.logError ?? ((m: string) => console.error(`[llm-invoke] ${m}`));
 
-  async function run<T>(what: string, work: (sql: Sql) => Promise<T>): Promise<T> {
-    try {
-      return await options.database.run(what, work);
-    } catch (error) {
-      if (error instanceof GatewayError) throw error;
-      if (error instanceof DatabaseUnavailable) throw databaseUnavailable(error);
-      logError(`${what} failed: ${sanitizeError(error)}`);
-      throw databaseUnavailable(null);
-    }
-  }
+  const run = guardedRun(options.database, logError);
 
   return {
     cacheLookup: (p) =>

@@ -50,6 +50,23 @@ import type {
 import { isObject } from "../../_shared/json.ts";
 import { holderTimes } from "./holder.ts";
 
+/**
+ * One statement on the worker's database, a failure answered as the caller's 503: a GatewayError as it
+ * is, the database down as `unavailable`, anything else logged (sanitized) and `unavailable` too.
+ */
+export function guardedRun(database: Pick<Database, "run">, logError: (message: string) => void) {
+  return async <T>(what: string, work: (sql: Sql) => Promise<T>): Promise<T> => {
+    try {
+      return await database.run(what, work);
+    } catch (error) {
+      if (error instanceof GatewayError) throw error;
+      if (error instanceof DatabaseUnavailable) throw databaseUnavailable(error);
+      logError(`${what} failed: ${sanitizeError(error)}`);
+      throw databaseUnavailable(null);
+    }
+  };
+}
+
 export interface PgStoreOptions {
   /** The worker's database (_shared/db.ts): deadlines, fail-fast while down, one retry of a stale connection. */
   database: Pick<Database, "run">;
@@ -64,16 +81,7 @@ export function createPgStore(
   const logError = options.logError ?? ((m: string) => console.error(`[llm-invoke] ${m}`));
   const deadlineMs = options.deadlineMs ?? DEFAULT_DB_TIMEOUTS.deadlineMs;
 
-  async function run<T>(what: string, work: (sql: Sql) => Promise<T>): Promise<T> {
-    try {
-      return await options.database.run(what, work);
-    } catch (error) {
-      if (error instanceof GatewayError) throw error;
-      if (error instanceof DatabaseUnavailable) throw databaseUnavailable(error);
-      logError(`${what} failed: ${sanitizeError(error)}`);
-      throw databaseUnavailable(null);
-    }
-  }
+  const run = guardedRun(options.database, logError);
 
   return {
     checkToken: (tokenHash, refusals) =>
