@@ -162,18 +162,21 @@ function median(values: (number | null)[]): number | null {
 const COLUMNS = [
   "revision", "round", "load 1 min (start → end)", "added p50 c=1 ms", "Portkey c=1 ms", "÷ Portkey c=1",
   "added p50 c=HIGH ms", "Portkey c=HIGH ms", "÷ Portkey c=HIGH", "PostgreSQL CPU ms/req c=HIGH", "Deno CPU ms/req c=HIGH",
+  "floor's PostgreSQL CPU ms/req", "s",
 ];
 
-function row(r: Pick<RoundFigures, "addedP50" | "portkeyAddedP50" | "toPortkey" | "postgresMs" | "denoMs">, who: string, round: string, load: string) {
+type Figures = Pick<RoundFigures, "addedP50" | "portkeyAddedP50" | "toPortkey" | "postgresMs" | "denoMs" | "floorPostgresMs" | "seconds">;
+
+function row(r: Figures, who: string, round: string, load: string) {
   return [
     who, round, load,
     fmt(r.addedP50.low), fmt(r.portkeyAddedP50.low), times(r.toPortkey.low),
     fmt(r.addedP50.high), fmt(r.portkeyAddedP50.high), times(r.toPortkey.high),
-    fmt(r.postgresMs, 3), fmt(r.denoMs, 3),
+    fmt(r.postgresMs, 3), fmt(r.denoMs, 3), fmt(r.floorPostgresMs, 3), fmt(r.seconds),
   ];
 }
 
-function medians(rs: RoundFigures[]) {
+function medians(rs: RoundFigures[]): Figures {
   const m = (f: (r: RoundFigures) => number | null) => median(rs.map(f));
   return {
     addedP50: { low: m((r) => r.addedP50.low), high: m((r) => r.addedP50.high) },
@@ -181,10 +184,14 @@ function medians(rs: RoundFigures[]) {
     toPortkey: { low: m((r) => r.toPortkey.low), high: m((r) => r.toPortkey.high) },
     postgresMs: m((r) => r.postgresMs),
     denoMs: m((r) => r.denoMs),
+    floorPostgresMs: m((r) => r.floorPostgresMs),
+    seconds: m((r) => r.seconds) ?? NaN,
   };
 }
 
-function summary(args: Args, commits: Record<"base" | "head" | "harness", string>, rounds: RoundFigures[], startedAt: Date, dirtyNote: string): string {
+type Commits = Record<"base" | "head" | "harness", string> & { gateway: Record<"base" | "head", string> };
+
+function summary(args: Args, commits: Commits, rounds: RoundFigures[], startedAt: Date, dirtyNote: string): string {
   const high = rounds[0]?.high ?? 16;
   const headers = COLUMNS.map((c) => c.replace("HIGH", String(high)));
   const perRound = rounds.map((r) => row(r, `${r.label} ${r.commit}`, String(r.round), `${fmt(r.load[0])} → ${fmt(r.load[1])}`));
@@ -192,18 +199,23 @@ function summary(args: Args, commits: Record<"base" | "head" | "harness", string
   const medianRows = mids.map(({ label, m }) => row(m, `**${label} ${commits[label]}**`, "median", ""));
   const [b, h] = [mids[0]!.m, mids[1]!.m];
   const over = (x: number | null, y: number | null) => (x !== null && y !== null && y > 0 ? x / y : null);
+  const noHigher = (x: number | null, y: number | null) => (x === null || y === null ? "—" : x <= y ? "yes" : "no");
   const failed = rounds.filter((r) => r.failedChecks.length);
   const loads = rounds.flatMap((r) => r.load);
   return `# ${commits.head} beside ${commits.base}: bench part ${PART}, rounds interleaved
 
-Harness: this checkout's commit ${commits.harness} (bench/, shared/, scripts/), each revision's supabase/ in its own copy${dirtyNote}.
+Harness: this checkout's commit ${commits.harness} (bench/, shared/, scripts/), each revision's supabase/ in its own copy${dirtyNote};
+supabase/ last changed at ${commits.gateway.base} in base ${commits.base}, at ${commits.gateway.head} in head ${commits.head}.
 Started ${startedAt.toISOString()}; ${args.rounds} round(s) per revision${args.smoke ? ", **smoke sizes (not figures to judge by)**" : ""}; load average (1 min) ${fmt(Math.min(...loads))}-${fmt(Math.max(...loads))}.
 Added p50 = llm-invoke as on Supabase's p50 minus the direct call's at the same concurrency, in the same run; Portkey's the same way;
 CPU per request over the part's rounds at c=${high} (PostgreSQL: the whole server; Deno: the function's process).
 
-${table(headers, [...perRound, ...medianRows], ["l", "r", "r", "r", "r", "r", "r", "r", "r", "r", "r"])}
+${table(headers, [...perRound, ...medianRows], ["l", ...headers.slice(1).map(() => "r" as const)])}
+
+A median row's "÷ Portkey" is the median of its rounds' ratios (each Portkey's in the same run).
 
 Head ÷ base (medians): added p50 c=1 ${times(over(h.addedP50.low, b.addedP50.low))}, c=${high} ${times(over(h.addedP50.high, b.addedP50.high))}; PostgreSQL CPU per request c=${high} ${times(over(h.postgresMs, b.postgresMs))}; Deno CPU per request ${times(over(h.denoMs, b.denoMs))}.
+Head's median no higher than base's: added p50 at c=${high} ${noHigher(h.addedP50.high, b.addedP50.high)}; PostgreSQL CPU per request ${noHigher(h.postgresMs, b.postgresMs)}.
 ${failed.length ? `\nFailed checks: ${failed.map((r) => `${r.label} round ${r.round}: ${r.failedChecks.join("; ")}`).join(" | ")}\n` : "\nEvery check of the part held in every round.\n"}`;
 }
 
@@ -211,7 +223,14 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const startedAt = new Date();
   const harness = commitOf("HEAD");
-  const commits = { base: commitOf(args.base), head: commitOf(args.head), harness };
+  // The commit that last changed a revision's supabase/: the gateway it serves (the head may be a later bench commit).
+  const gatewayAt = (rev: string) => git("log", "-1", "--format=%h", rev, "--", "supabase");
+  const commits: Commits = {
+    base: commitOf(args.base),
+    head: commitOf(args.head),
+    harness,
+    gateway: { base: gatewayAt(args.base), head: gatewayAt(args.head) },
+  };
   const dirty = git("status", "--porcelain", "--", "bench", "shared", "scripts", "supabase", "package.json", "package-lock.json");
   const dirtyNote = dirty ? " (uncommitted changes in this checkout are not measured: the copies come from commits)" : "";
   if (dirty) console.warn(`note:${dirtyNote}`);
@@ -219,7 +238,7 @@ async function main(): Promise<void> {
   const stamp = startedAt.toISOString().replace(/[:.]/g, "-");
   const resultsDir = path.join(args.scratch, `${commits.head}-vs-${commits.base}-${stamp}`);
   const trees = { base: path.join(args.scratch, `tree-base-${commits.base}`), head: path.join(args.scratch, `tree-head-${commits.head}`) };
-  console.log(`harness ${harness}; base ${commits.base}; head ${commits.head}; ${args.rounds} round(s) each; results in ${resultsDir}`);
+  console.log(`harness ${harness}; base ${commits.base}; head ${commits.head} (supabase/ as at ${commits.gateway.head}); ${args.rounds} round(s) each; results in ${resultsDir}`);
   for (const label of ["base", "head"] as const) await materialise(trees[label], harness, commits[label]);
 
   const rounds: RoundFigures[] = [];
