@@ -242,6 +242,8 @@ async function main(): Promise<void> {
   for (const label of ["base", "head"] as const) await materialise(trees[label], harness, commits[label]);
 
   const rounds: RoundFigures[] = [];
+  // A run that crashes ends the comparison; the rounds before it are still summarised.
+  let crash: unknown;
   try {
     for (let round = 1; round <= args.rounds; round++) {
       for (const label of ["base", "head"] as const) {
@@ -260,15 +262,23 @@ async function main(): Promise<void> {
           (f.failedChecks.length ? `; FAILED: ${f.failedChecks.join("; ")}` : ""));
       }
     }
+  } catch (error) {
+    crash = error;
   } finally {
     if (!args.keep) for (const dir of Object.values(trees)) await rm(dir, { recursive: true, force: true });
   }
 
-  const text = summary(args, commits, rounds, startedAt, dirtyNote) +
-    `\nOne comparison took ${Math.round((Date.now() - startedAt.getTime()) / 1000)} s.\n`;
-  await writeFile(path.join(resultsDir, "summary.md"), text);
-  await writeFile(path.join(resultsDir, "rounds.json"), `${JSON.stringify({ args, commits, rounds }, null, 2)}\n`);
-  console.log(`\n${text}\nwritten: ${path.join(resultsDir, "summary.md")}`);
+  if (rounds.length > 0) {
+    const text = summary(args, commits, rounds, startedAt, dirtyNote) +
+      (crash ? `\n**Stopped early**: ${crash instanceof Error ? crash.message : String(crash)}\n` : "") +
+      `\nOne comparison took ${Math.round((Date.now() - startedAt.getTime()) / 1000)} s.\n`;
+    await writeFile(path.join(resultsDir, "summary.md"), text);
+    await writeFile(path.join(resultsDir, "rounds.json"), `${JSON.stringify({ args, commits, rounds }, null, 2)}\n`);
+    console.log(`\n${text}\nwritten: ${path.join(resultsDir, "summary.md")}`);
+  }
+  if (crash) throw crash;
+  // The figures stand beside a failed check, but the comparison did not hold what the part checks.
+  if (rounds.some((r) => r.failedChecks.length > 0)) process.exitCode = 1;
 }
 
 main().catch((error) => {
