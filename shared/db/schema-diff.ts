@@ -119,7 +119,7 @@ export async function diffDatabases(fromUrl: string, targetUrl: string, what?: s
     const [had, wanted] = await Promise.all([objectStates(from), objectStates(target)]);
     const resultChanged = [...wanted].filter(([name, f]) => f.kind === "function" && had.has(name) && had.get(name)!.result !== f.result)
       .map(([name]) => name);
-    const migra = typesFirst(await migraStatements(fromUrl, targetUrl)).map(idempotent);
+    const migra = checksLast(typesFirst(await migraStatements(fromUrl, targetUrl))).map(idempotent);
     refuseOwnersData(migra);
     // What the dropped views and functions leave behind, dropped before them and created after them.
     const dropped = {
@@ -209,6 +209,15 @@ export function typesFirst(statements: string[]): string[] {
   if (firstFunction < 0) return statements;
   const before = statements.slice(0, firstFunction), after = statements.slice(firstFunction);
   return [...before, ...after.filter(isType), ...after.filter((s) => !isType(s))];
+}
+
+/**
+ * migra's statements with the checks it adds (and validates) after its functions: migra writes tables'
+ * changes first, and a check may ask a function the same migration creates.
+ */
+export function checksLast(statements: string[]): string[] {
+  const isCheck = (s: string) => /^alter table \S+ (add constraint \S+ check |validate constraint )/i.test(s);
+  return [...statements.filter((s) => !isCheck(s)), ...statements.filter(isCheck)];
 }
 
 const TABLE = String.raw`("[^"]+"\."[^"]+"|[\w.]+)`;

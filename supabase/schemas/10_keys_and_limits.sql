@@ -311,11 +311,9 @@ COMMENT ON COLUMN public.google_ai_usage_counters.ring IS
 -- both checks equal to them). The database's one list: finalize and the metrics read it here.
 -- p_rests_group: only the causes that rest every model of the quota group (the spend-based rate
 -- limit, and money), not only the model asked. The rows' checks (google_ai_cooldowns.cause,
--- google_ai_attempts.quota_cause) write the list out: a check's expression is planned again for every
--- statement that writes its table (each of a reservation's one-row writes), and a function in it was
--- parsed (run, when IMMUTABLE) each time, about 100 us an attempt row. So a new cause is an edit of
--- QUOTA_CAUSES, three here, and a migration that drops and adds both checks (NOT VALID, then
--- VALIDATE: no long lock on the attempt log). STABLE, so it is inlined where it is read.
+-- google_ai_attempts.quota_cause) ask google_ai_is_quota_cause, which writes the list out again
+-- (15_request_log.sql says why): a new cause is an edit of QUOTA_CAUSES and of both functions.
+-- STABLE, so it is inlined where it is read.
 CREATE OR REPLACE FUNCTION public.google_ai_quota_causes(p_rests_group boolean DEFAULT false) RETURNS text[]
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$
@@ -324,9 +322,18 @@ CREATE OR REPLACE FUNCTION public.google_ai_quota_causes(p_rests_group boolean D
                          'unknown'] end
 $$;
 
+-- Whether p_cause is one of google_ai_quota_causes(): the rows' checks, a PL/pgSQL function as
+-- google_ai_is_attempt_status is (15_request_log.sql says why). STRICT: a null cause passes unread.
+CREATE OR REPLACE FUNCTION public.google_ai_is_quota_cause(p_cause text) RETURNS boolean
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$
+begin
+  return p_cause = any ('{minute,day,limit_zero,spend_cap,monthly_cap,billing_cap,credits_depleted,unknown}'::text[]);
+end
+$$;
+
 -- A quota group rests for one model until a time, e.g. after Google's own 429 named a retry delay,
--- or until the provider's midnight (its row's day_zone) after a per-day quota violation. (Its check's
--- list is one array constant, as google_ai_attempts' are: 15_request_log.sql says why.)
+-- or until the provider's midnight (its row's day_zone) after a per-day quota violation.
 CREATE TABLE public.google_ai_cooldowns (
     quota_group text NOT NULL,
     model text NOT NULL,
@@ -336,8 +343,7 @@ CREATE TABLE public.google_ai_cooldowns (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     cause text,
-    CONSTRAINT google_ai_cooldowns_cause_check CHECK ((cause = ANY
-      ('{minute,day,limit_zero,spend_cap,monthly_cap,billing_cap,credits_depleted,unknown}'::text[])))
+    CONSTRAINT google_ai_cooldowns_cause_check CHECK (public.google_ai_is_quota_cause(cause))
 );
 
 COMMENT ON COLUMN public.google_ai_cooldowns.cause IS

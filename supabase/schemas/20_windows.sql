@@ -263,6 +263,17 @@ begin
 end
 $$;
 
+-- A ring of seconds with its sums, as google_ai_ring_at answers it (its four parameters of the same names,
+-- moved). (A named type: a function with OUT parameters builds its result's shape again on every call.)
+CREATE TYPE public.google_ai_ring AS (
+    ring_low bigint,
+    ring integer[],
+    sum_requests integer,
+    sum_tokens bigint
+);
+
+COMMENT ON TYPE public.google_ai_ring IS 'A sliding window''s ring of seconds and its sums (google_ai_ring_at).';
+
 -- A ring started again at p_at, p_span seconds long (google_ai_ring_at, when it counts nothing, the
 -- guard changed its span, or it last moved a span or more ago): the seconds of the old ring still in
 -- the window are kept, the others let go. (A longer guard cannot bring back the seconds let go.)
@@ -307,9 +318,9 @@ $$;
 -- a correction, never below nothing; a request given back leaves the others of its second with the
 -- last (which of them it was is not known). Tokens are kept when sum_tokens is not null.
 CREATE OR REPLACE FUNCTION public.google_ai_ring_at(p_at timestamp with time zone, p_window interval,
-    INOUT ring_low bigint, INOUT ring integer[], INOUT sum_requests integer, INOUT sum_tokens bigint,
+    ring_low bigint, ring integer[], sum_requests integer, sum_tokens bigint,
     p_requests integer DEFAULT 0, p_tokens integer DEFAULT 0,
-    p_admitted_at timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS record
+    p_admitted_at timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS public.google_ai_ring
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     AS $$
 declare
@@ -319,8 +330,7 @@ declare
   v_second bigint;
   v_us integer;
   v_i integer;
-  v_count integer;  -- the second's count and tokens after this
-  v_tokens integer;
+  v_count integer; v_tokens integer;  -- the second's count and tokens after this
 begin
   if v_now is not null and (ring is null or ring_low is null or coalesce(sum_requests, 0) = 0
                             or cardinality(ring) <> 4 * v_span or v_now - ring_low >= v_span) then
@@ -331,7 +341,7 @@ begin
     from public.google_ai_ring_restarted(p_at, p_window, v_span, ring_low, ring, sum_requests, sum_tokens) r;
   end if;
   if ring is null then
-    return;
+    return row(ring_low, ring, sum_requests, sum_tokens)::public.google_ai_ring;
   end if;
   -- Up to the current second: empty seconds are passed, full ones let go as their admissions leave.
   while ring_low < v_now loop
@@ -353,7 +363,7 @@ begin
     ring_low := ring_low + 1;
   end loop;
   if p_requests = 0 and p_tokens = 0 then
-    return;
+    return row(ring_low, ring, sum_requests, sum_tokens)::public.google_ai_ring;
   end if;
   if p_admitted_at is null and p_requests > 0 and p_tokens >= 0 and v_now is not null then
     -- A booking now (nearly every call): the lines below in smaller expressions (they cost by size: 90k less).
@@ -364,16 +374,16 @@ begin
       case when ring[v_i + 1] = 0 then v_us else least(ring[v_i + 3], v_us) end, greatest(ring[v_i + 4], v_us)];
     sum_requests := sum_requests + p_requests;
     sum_tokens := sum_tokens + p_tokens;
-    return;
+    return row(ring_low, ring, sum_requests, sum_tokens)::public.google_ai_ring;
   end if;
   v_second := floor(date_part('epoch', coalesce(p_admitted_at, p_at)))::bigint;
   v_us := round((date_part('epoch', coalesce(p_admitted_at, p_at)) - v_second) * 1000000)::integer;
   if v_second < ring_low or v_second >= ring_low + v_span then
-    return;
+    return row(ring_low, ring, sum_requests, sum_tokens)::public.google_ai_ring;
   end if;
   v_i := (v_second % v_span)::integer * 4;
-  if p_admitted_at is not null and ring[v_i + 1] = 0 then
-    return; -- (a correction for a second that left)
+  if p_admitted_at is not null and ring[v_i + 1] = 0 then -- (a correction for a second that left)
+    return row(ring_low, ring, sum_requests, sum_tokens)::public.google_ai_ring;
   end if;
   -- (A request given back from before the second's first left already, with it.)
   v_count := case when p_requests > 0 or v_us >= ring[v_i + 3] then greatest(0, ring[v_i + 1] + p_requests)
@@ -390,6 +400,7 @@ begin
     when p_requests > 0 then array[v_count, v_tokens, least(ring[v_i + 3], v_us), greatest(ring[v_i + 4], v_us)]
     when p_requests < 0 then array[v_count, v_tokens, ring[v_i + 4], ring[v_i + 4]]
     else array[v_count, v_tokens, ring[v_i + 3], ring[v_i + 4]] end;
+  return row(ring_low, ring, sum_requests, sum_tokens)::public.google_ai_ring;
 end
 $$;
 

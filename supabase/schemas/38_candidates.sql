@@ -33,6 +33,8 @@ $$;
 -- (the best active key for the model, by priority, then alias), so a booking needs no second look at
 -- the keys, and the zone of the provider's day (day_zone), which the booking counts the group's day in
 -- (read here, with the keys: a statement of its own for the provider's row cost about 40k instructions).
+-- (The cooldown is a lateral subquery kept apart, offset 0: so it is read by its key, the group and
+-- the model, where a join scanned the model's cooldowns into a bitmap for every group; counted, 2.6k less.)
 CREATE OR REPLACE FUNCTION public.google_ai_candidate_groups(p_model text, p_exclude_key_ids uuid[], p_rpm integer,
     p_tpm integer, p_rpd integer, p_now timestamp with time zone) RETURNS TABLE(quota_group text, priority integer,
     cooldown_until timestamp with time zone, rpm_used integer, tpm_used integer, rpd_used integer, headroom numeric,
@@ -55,9 +57,10 @@ CREATE OR REPLACE FUNCTION public.google_ai_candidate_groups(p_model text, p_exc
     left join public.google_ai_providers p on p.name operator(pg_catalog.=) g.provider
     left join public.google_ai_usage_counters c
       on c.quota_group operator(pg_catalog.=) g.quota_group and c.model operator(pg_catalog.=) p_model
-    left join public.google_ai_cooldowns cd
-      on cd.quota_group operator(pg_catalog.=) g.quota_group and cd.model operator(pg_catalog.=) p_model
-         and cd.cooldown_until operator(pg_catalog.>) p_now
+    left join lateral (select cd.cooldown_until from public.google_ai_cooldowns cd
+                       where cd.quota_group operator(pg_catalog.=) g.quota_group
+                         and cd.model operator(pg_catalog.=) p_model and cd.cooldown_until operator(pg_catalog.>) p_now
+                       offset 0) cd on true
   )
   select u.quota_group, u.priority, u.cooldown_until, u.rpm_used, u.tpm_used, u.rpd_used,
          least(coalesce(1 operator(pg_catalog.-) (u.rpm_used::numeric operator(pg_catalog./) nullif(p_rpm, 0)), 1),
@@ -86,20 +89,25 @@ CREATE OR REPLACE FUNCTION public.google_ai_request_limits(p_model text) RETURNS
 declare
   v_row public.google_ai_model_limits;
 begin
-  select m.* into v_row from public.google_ai_model_limits m where m.model = p_model and m.is_active;
-  if not found then
+  -- (The row as one whole-row value: one column to set up, not one per column; counted, 6.5k less.)
+  v_row := (select m from public.google_ai_model_limits m where m.model = p_model and m.is_active);
+  if v_row.id is null then
     select m.* into v_row from public.google_ai_model_limits m
     where m.is_active and p_model = any (m.aliases)
     order by m.id limit 1;
   end if;
-  v_row.rpm := public.google_ai_effective_limit(v_row.rpm, v_row.safety_margin);
-  v_row.tpm := public.google_ai_effective_limit(v_row.tpm, v_row.safety_margin);
-  v_row.rpd := public.google_ai_effective_limit(v_row.rpd, v_row.safety_margin);
-  if v_row.itpm is not null or v_row.otpm is not null then
-    v_row.itpm := public.google_ai_effective_limit(v_row.itpm, v_row.safety_margin);
-    v_row.otpm := public.google_ai_effective_limit(v_row.otpm, v_row.safety_margin);
+  -- (No margin leaves every limit as it is, but a negative one: the row then goes on as read. A row with a
+  -- field set is formed again at every call it is handed to: counted, about 60k less a reservation.)
+  if v_row.safety_margin is distinct from 0 or least(v_row.rpm, v_row.tpm, v_row.rpd) < 0 then
+    v_row.rpm := public.google_ai_effective_limit(v_row.rpm, v_row.safety_margin);
+    v_row.tpm := public.google_ai_effective_limit(v_row.tpm, v_row.safety_margin);
+    v_row.rpd := public.google_ai_effective_limit(v_row.rpd, v_row.safety_margin);
+    if v_row.itpm is not null or v_row.otpm is not null then
+      v_row.itpm := public.google_ai_effective_limit(v_row.itpm, v_row.safety_margin);
+      v_row.otpm := public.google_ai_effective_limit(v_row.otpm, v_row.safety_margin);
+    end if;
+    v_row.safety_margin := 0;
   end if;
-  v_row.safety_margin := 0;
   return v_row;
 end
 $$;

@@ -356,8 +356,6 @@ CREATE OR REPLACE FUNCTION public.google_ai_queue_place(p_model public.google_ai
     AS $$
 #variable_conflict use_variable
 declare
-  v_model text := p_model.model;
-  v_caller text := p_caller.name;
   v_held public.google_ai_queue;
   v_ahead integer;
   v_due_ahead integer;
@@ -369,26 +367,27 @@ begin
   rank := p_class.rank;
   class := p_class.name;
   may_book := true;
-  if v_model is null then
+  if p_model.model is null then
     return;
   end if;
   if p_ticket is not null then
     select * into v_held from public.google_ai_queue q
-    where q.ticket_id = p_ticket and q.caller = v_caller and q.model = v_model and q.lease_until >= p_now;
-  end if;
-  if v_held.ticket_id is not null then
-    select v_held.ticket_id, v_held.class_rank, v_held.priority_class, v_held.enqueued_at
-      into ticket, rank, class, since;
-    -- Its turn moves up to follow its caller's previous live ticket (or the head of the class), as a
-    -- new ticket's would: turns its caller's earlier tickets held and gave up are not kept from it.
-    turn := least(v_held.turn, public.google_ai_next_turn(v_model, rank, v_caller, p_now, ticket, v_held.turn));
+    where q.ticket_id = p_ticket and q.caller = p_caller.name and q.model = p_model.model and q.lease_until >= p_now;
+    if v_held.ticket_id is not null then
+      select v_held.ticket_id, v_held.class_rank, v_held.priority_class, v_held.enqueued_at
+        into ticket, rank, class, since;
+      -- Its turn moves up to follow its caller's previous live ticket (or the head of the class), as a
+      -- new ticket's would: turns its caller's earlier tickets held and gave up are not kept from it.
+      turn := least(v_held.turn,
+        public.google_ai_next_turn(p_model.model, rank, p_caller.name, p_now, ticket, v_held.turn));
+    end if;
   end if;
   if not exists (select 1 from public.google_ai_queue q
-                 where q.model = v_model and q.lease_until >= p_now and q.ticket_id is distinct from ticket) then
+                 where q.model = p_model.model and q.lease_until >= p_now and q.ticket_id is distinct from ticket) then
     return;
   end if;
   if ticket is null then
-    turn := public.google_ai_next_turn(v_model, rank, v_caller, p_now, null, null);
+    turn := public.google_ai_next_turn(p_model.model, rank, p_caller.name, p_now, null, null);
     since := p_now;
   end if;
 
@@ -396,19 +395,19 @@ begin
          min(q.limit_hit) filter (where q.expected_at <= p_now and public.google_ai_queue_turns(q.limit_hit) = 'head')
     into v_ahead, v_due_ahead, v_head_limit
   from public.google_ai_queue q
-  where q.model = v_model and q.lease_until >= p_now and q.ticket_id is distinct from ticket
+  where q.model = p_model.model and q.lease_until >= p_now and q.ticket_id is distinct from ticket
     and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id) < (rank, turn, since, coalesce(ticket, p_new_ticket));
   select t.free_now, t.turn_at, t.spread_bound, t.kept_bound into v_free_now, turn_at, v_spread_bound, v_kept_bound
-  from public.google_ai_queue_turn_at(v_model, p_model.rpm, p_model.rpd, p_exclude_key_ids, p_now, v_ahead + 1, rank,
-    class, v_caller) t;
+  from public.google_ai_queue_turn_at(p_model.model, p_model.rpm, p_model.rpd, p_exclude_key_ids, p_now, v_ahead + 1,
+    rank, class, p_caller.name) t;
   -- Slots go to the due tickets ahead first; one nobody due claims goes to whoever asks. (No turn,
   -- none today anywhere or every window kept from it by shares: the booking names the reopening.)
   may_book := v_head_limit is null and (turn_at is null or v_due_ahead < v_free_now
     or exists (select 1 from public.google_ai_quota_shares s
                left join (select e.* from public.google_ai_usage_counters c, unnest(c.share_use) e
-                          where c.model = v_model) u on u.share_id = s.id
-               where s.model = v_model and s.reserved_rpm is not null
-                 and (s.priority_class = class or s.caller = v_caller)
+                          where c.model = p_model.model) u on u.share_id = s.id
+               where s.model = p_model.model and s.reserved_rpm is not null
+                 and (s.priority_class = class or s.caller = p_caller.name)
                  and coalesce((public.google_ai_ring_at(p_now,
                        public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
                        u.ring_low, u.ring, u.window_requests, null)).sum_requests, 0) < s.reserved_rpm));

@@ -11,6 +11,7 @@ import { applyMigrations, applySchemas, cloneDatabase, connect, dropDatabase, sc
 import { describeDifferences, describeSchema } from "../../shared/db/schema-description.ts";
 import {
   buildDatabase,
+  checksLast,
   DependentsRefused,
   diffDatabases,
   diffSchemas,
@@ -382,6 +383,14 @@ COMMENT ON VIEW public.google_ai_zone_now IS 'The Pacific zone''s name.';
     expect(lines.at(-1)).toBe("set check_function_bodies = off;");
     // Without words, the header says only how the file was written.
     expect(migrationHeader().split("\n").filter((l) => l.startsWith(WHAT_MARK.trimEnd()))).toEqual([]);
+  });
+
+  it("adds a check after the functions the same migration creates (a check may ask one of them)", () => {
+    const add = `alter table "public"."t" add constraint "t_c_check" CHECK (public.f(c)) not valid;`;
+    const validate = `alter table "public"."t" validate constraint "t_c_check";`;
+    const drop = `alter table "public"."t" drop constraint "t_c_check";`;
+    const create = "CREATE OR REPLACE FUNCTION public.f(p text) RETURNS boolean AS $$ select true $$;";
+    expect(checksLast([drop, add, validate, create])).toEqual([drop, create, add, validate]);
   });
 
   it("refuses to drop or rewrite the owner's tables and columns", () => {

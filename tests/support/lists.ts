@@ -39,7 +39,7 @@ export function schemaFileWith(text: string): string {
 /** The values of a check constraint's text array: `'{a,b}'::text[]` or `ARRAY['a'::text, 'b'::text]`. */
 export function checkValues(definition: string): string[] {
   const constant = /'\{([^}]*)\}'::text\[\]/.exec(definition);
-  if (constant !== null) return constant[1]!.split(",").map((v) => v.replace(/^"|"$/g, ""));
+  if (constant !== null) return constant[1]!.split(",").map((v) => v.trim().replace(/^"|"$/g, ""));
   return [...definition.matchAll(/'([^']*)'::text/g)].map((m) => m[1]!);
 }
 
