@@ -135,17 +135,13 @@ $$;
 -- the answer it booked as the call's cap where the request names none); p_booked_output: the answer a
 -- model's token buckets booked (google_ai_schedule_place), settled at the answer.
 CREATE OR REPLACE FUNCTION public.google_ai_record_admission(p_now timestamp with time zone,
-    p_request public.google_ai_request, p_model text, p_class text, p_booking record, p_ticket uuid,
+    p_request public.google_ai_request, p_model text, p_class text, p_booking public.google_ai_booking, p_ticket uuid,
     p_booked_usd numeric, p_booked_output integer) RETURNS jsonb
     LANGUAGE plpgsql
     AS $$
 declare
   v_answer jsonb;
 begin
-  -- p_booking's fields as google_ai_book_best_group answers them, for `supabase db lint` (plpgsql_check
-  -- cannot see a record parameter's shape); at run time a constant, evaluated on the fast path.
-  perform 'PRAGMA:TYPE:p_booking (key_id uuid, key_alias text, booked_group text, minute_bucket timestamptz, '
-    'day_bucket date, admitted_at timestamptz, env_var_name text, quota jsonb)';
   if p_ticket is not null then
     delete from public.google_ai_queue q where q.ticket_id = p_ticket;
   end if;
@@ -205,7 +201,7 @@ declare
   v_caller public.google_ai_caller;
   v_blocked_by text;
   v_place record;            -- the request's place in the queue (google_ai_queue_place), when one is kept
-  v_booking record;          -- the booking (google_ai_book_best_group): its group and key, or when to ask again
+  v_booking public.google_ai_booking;  -- the booking (google_ai_book_best_group): its group and key, or when to retry
   -- The id a ticket taken now gets: tickets taken at the same instant are ordered by it.
   v_new_ticket uuid := gen_random_uuid();
 begin
