@@ -61,7 +61,7 @@ declare
   v_budget record;   -- a service caller's daily budget (google_ai_caller_budget_at)
   v_candidate record;
   v_skipped text[] := '{}'::text[];  -- the groups passed over in a first pass so far
-  v_try record;      -- a candidate's answer: google_ai_book_group's, or a refusal in that one row shape
+  v_try public.google_ai_group_booking;  -- a candidate's answer: google_ai_book_group's, or a refusal in its shape
 begin
   if p_model.model is null then
     return null; -- (an earlier step blocked the request)
@@ -103,11 +103,9 @@ begin
         continue;
       end if;
     else
-      select v_candidate.full_by as outcome, null::timestamptz as minute_bucket, null::date as day_bucket,
-             public.google_ai_full_group_reopens_at(v_candidate.quota_group, v_candidate.full_by,
-               v_candidate.cooldown_until, p_model, p_at, p_tokens, p_class.name, p_caller.name) as reopens_at,
-             null::timestamptz as recheck_at, public.google_ai_refusal_cause(v_candidate.full_by) as cause,
-             null::timestamptz as admitted_at, null::jsonb as quota into v_try;
+      v_try := row(v_candidate.full_by, null, null, public.google_ai_full_group_reopens_at(v_candidate.quota_group,
+        v_candidate.full_by, v_candidate.cooldown_until, p_model, p_at, p_tokens, p_class.name, p_caller.name), null,
+        public.google_ai_refusal_cause(v_candidate.full_by), null, null)::public.google_ai_group_booking;
     end if;
     -- The earliest reopening wins, with its cause; asking again may help at the earliest recheck.
     if reopens_at is null or v_try.reopens_at < reopens_at then
