@@ -2,7 +2,8 @@
 -- what supabase/schemas builds. Applying it twice changes nothing.
 -- What it changes: one step gives a quota group's counter row as of an instant (google_ai_counter_at) for
 --   booking, the quota read and settling, and the rules take it whole; the booking's steps answer named
---   types, not OUT parameters
+--   types, not OUT parameters; the entry's clock seam takes the entry's arguments as one record
+--   (google_ai_reservation)
 set check_function_bodies = off;
 
 drop function if exists "public"."google_ai_book_best_group"(p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_attempt integer, p_output integer, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text, OUT admitted_at timestamp with time zone, OUT quota jsonb, OUT key_id uuid, OUT key_alias text, OUT env_var_name text, OUT booked_usd numeric, OUT budget_period text);
@@ -18,6 +19,8 @@ drop function if exists "public"."google_ai_booking_rules"(p_model public.google
 drop function if exists "public"."google_ai_record_admission"(p_now timestamp with time zone, p_request public.google_ai_request, p_model text, p_class text, p_booking record, p_ticket uuid, p_booked_usd numeric, p_booked_output integer);
 
 drop function if exists "public"."google_ai_refusal_times"(p_outcome text, p_window_full boolean, p_quota_group text, p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_now timestamp with time zone, p_window interval, p_tokens integer, p_midnight timestamp with time zone, p_day_guard interval, p_near_end boolean, p_today_fits boolean, p_paced_until timestamp with time zone, p_spread_at timestamp with time zone, p_recheck_ms integer, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone);
+
+drop function if exists "public"."google_ai_reserve_models_at"(p_now timestamp with time zone, p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer, p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid, p_output_tokens integer[]);
 
 do $migration$ begin
   if pg_catalog.to_regtype('"public"."google_ai_booking"') is null then
@@ -46,6 +49,12 @@ end $migration$;
 do $migration$ begin
   if pg_catalog.to_regtype('"public"."google_ai_outcome"') is null then
     create type "public"."google_ai_outcome" as ("outcome" text, "cause" text, "window_full" boolean);
+  end if;
+end $migration$;
+
+do $migration$ begin
+  if pg_catalog.to_regtype('"public"."google_ai_reservation"') is null then
+    create type "public"."google_ai_reservation" as ("models" text[], "estimated_tokens" integer, "caller" text, "token_hash" text, "request_id" text, "exclude_key_ids" uuid[], "attempt" integer, "wait_ms" integer, "metadata" jsonb, "idempotent" boolean, "priority" text, "queue_ticket" uuid, "wait_left_ms" integer, "reply_by" timestamp with time zone, "hold_until" timestamp with time zone, "holder" uuid, "output_tokens" integer[]);
   end if;
 end $migration$;
 
@@ -457,6 +466,68 @@ end
 $function$
 ;
 
+CREATE OR REPLACE FUNCTION public.google_ai_reserve_models_at(p_now timestamp with time zone, p_call public.google_ai_reservation)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+ SET plan_cache_mode TO 'force_generic_plan'
+AS $function$
+-- @plpgsql_check_options: extra_warnings = off
+-- (`supabase db lint`: v_reply_by is assigned and never read by design, set_config's answer taken by an
+-- assignment because a perform costs more, as said below; its other extra warnings are none.)
+declare
+  v_models text[] := p_call.models;
+  v_output_tokens integer[] := p_call.output_tokens;  -- (read once each)
+  v_metadata jsonb := coalesce(p_call.metadata, '{}'::jsonb);
+  v_reply_by text;           -- the setting as set
+  v_request public.google_ai_request;
+  v_answer jsonb;
+begin
+  if v_models is null or cardinality(v_models) = 0 or cardinality(v_models) > 4 then
+    raise exception 'p_models must name 1 to 4 models' using errcode = '22023';
+  end if;
+  if (p_call.caller is null) = (p_call.token_hash is null) then
+    raise exception 'pass exactly one of p_caller and p_token_hash' using errcode = '22023';
+  end if;
+  if p_call.caller = '' or array_position(v_models, null) is not null or array_position(v_models, '') is not null then
+    raise exception 'p_caller and p_models may not be empty' using errcode = '22023';
+  end if;
+  if p_call.estimated_tokens is null or p_call.estimated_tokens < 0 then
+    raise exception 'p_estimated_tokens must be a non-negative integer' using errcode = '22023';
+  end if;
+  if v_output_tokens is not null and (cardinality(v_output_tokens) <> cardinality(v_models)
+                                      or 0 > any (v_output_tokens)) then
+    raise exception 'p_output_tokens must name one non-negative integer (or null) per model' using errcode = '22023';
+  end if;
+  if p_call.reply_by is not null then
+    v_metadata := v_metadata || pg_catalog.jsonb_build_object('$holder', pg_catalog.jsonb_strip_nulls(
+      pg_catalog.jsonb_build_object('reply_by', p_call.reply_by, 'hold_until', p_call.hold_until, 'holder',
+        p_call.holder)));
+  end if;
+  -- The statement's reply_by, for a queue ticket it takes or moves (google_ai_queue_reply_check). (Assigned,
+  -- not performed: a perform is a statement of its own, counted about 6k instructions more.)
+  v_reply_by := pg_catalog.set_config('google_ai.reply_by', coalesce(case
+    when pg_catalog.jsonb_typeof(v_metadata -> '$holder') = 'object'
+    then public.google_ai_holder_time(v_metadata -> '$holder', 'reply_by')::text end, ''), true);
+  v_request := row(v_models[1], p_call.caller, null, null, p_call.token_hash, p_call.request_id,
+    coalesce(p_call.attempt, 1), p_call.estimated_tokens, v_output_tokens[1], coalesce(p_call.wait_ms, 0),
+    p_call.wait_left_ms, v_metadata, p_call.priority, coalesce(p_call.exclude_key_ids, '{}'), p_call.queue_ticket,
+    coalesce(p_call.idempotent, false));
+  if cardinality(v_models) > 1 then
+    return public.google_ai_fall_back_at(p_now, v_models, v_request, v_output_tokens);
+  end if;
+  v_answer := public.google_ai_admit_at(p_now, v_request);
+  -- Past its shutdown date with a successor (passed over unlogged by google_ai_admit_at): the model and
+  -- its successor as a chain, in the same statement.
+  if (v_answer ->> 'cause') = 'shut_down' and (v_answer ->> 'successor') is not null then
+    return public.google_ai_fall_back_at(p_now, v_models, v_request, v_output_tokens);
+  end if;
+  return v_answer;
+end
+$function$
+;
+
 CREATE OR REPLACE FUNCTION public.google_ai_admit_at(p_now timestamp with time zone, p_request public.google_ai_request)
  RETURNS jsonb
  LANGUAGE plpgsql
@@ -601,6 +672,21 @@ end
 $function$
 ;
 
+CREATE OR REPLACE FUNCTION public.google_ai_reserve_models(p_models text[], p_estimated_tokens integer, p_caller text DEFAULT NULL::text, p_token_hash text DEFAULT NULL::text, p_request_id text DEFAULT NULL::text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer, p_reply_by timestamp with time zone DEFAULT NULL::timestamp with time zone, p_hold_until timestamp with time zone DEFAULT NULL::timestamp with time zone, p_holder uuid DEFAULT NULL::uuid, p_output_tokens integer[] DEFAULT NULL::integer[])
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+ SET plan_cache_mode TO 'force_generic_plan'
+AS $function$
+begin
+  return public.google_ai_reserve_models_at(null, row(p_models, p_estimated_tokens, p_caller, p_token_hash,
+    p_request_id, p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata, p_idempotent, p_priority, p_queue_ticket,
+    p_wait_left_ms, p_reply_by, p_hold_until, p_holder, p_output_tokens)::public.google_ai_reservation);
+end
+$function$
+;
+
 CREATE OR REPLACE FUNCTION public.google_ai_settle_admission(p_att public.google_ai_attempts, p_tokens integer, p_released boolean)
  RETURNS void
  LANGUAGE plpgsql
@@ -667,3 +753,4 @@ comment on type public.google_ai_counter_at is 'A quota group''s counter row as 
 revoke all on function public.google_ai_counter_at(p_row public.google_ai_usage_counters, p_zone text, p_at timestamp with time zone, p_locked boolean, p_requests integer, p_tokens integer, p_settled boolean) from public, anon, authenticated, service_role;
 revoke all on function public.google_ai_record_admission(p_now timestamp with time zone, p_request public.google_ai_request, p_model text, p_class text, p_booking public.google_ai_booking, p_ticket uuid, p_booked_usd numeric, p_booked_output integer) from public, anon, authenticated, service_role;
 revoke all on function public.google_ai_refusal_times(p_rules public.google_ai_booking_verdict, p_quota_group text, p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_at public.google_ai_counter_at, p_tokens integer, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) from public, anon, authenticated, service_role;
+revoke all on function public.google_ai_reserve_models_at(p_now timestamp with time zone, p_call public.google_ai_reservation) from public, anon, authenticated, service_role;
