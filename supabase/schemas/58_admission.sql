@@ -468,27 +468,26 @@ CREATE OR REPLACE FUNCTION public.google_ai_reserve_models_at(p_now timestamp wi
 -- (`supabase db lint`: v_reply_by is assigned and never read by design, set_config's answer taken by an
 -- assignment because a perform costs more, as said below; its other extra warnings are none.)
 declare
-  v_models text[] := p_call.models;
-  v_output_tokens integer[] := p_call.output_tokens;  -- (read once each)
   v_metadata jsonb := coalesce(p_call.metadata, '{}'::jsonb);
   v_reply_by text;           -- the setting as set
   v_request public.google_ai_request;
   v_answer jsonb;
 begin
-  if v_models is null or cardinality(v_models) = 0 or cardinality(v_models) > 4 then
+  if p_call.models is null or cardinality(p_call.models) = 0 or cardinality(p_call.models) > 4 then
     raise exception 'p_models must name 1 to 4 models' using errcode = '22023';
   end if;
   if (p_call.caller is null) = (p_call.token_hash is null) then
     raise exception 'pass exactly one of p_caller and p_token_hash' using errcode = '22023';
   end if;
-  if p_call.caller = '' or array_position(v_models, null) is not null or array_position(v_models, '') is not null then
+  if p_call.caller = '' or array_position(p_call.models, null) is not null
+     or array_position(p_call.models, '') is not null then
     raise exception 'p_caller and p_models may not be empty' using errcode = '22023';
   end if;
   if p_call.estimated_tokens is null or p_call.estimated_tokens < 0 then
     raise exception 'p_estimated_tokens must be a non-negative integer' using errcode = '22023';
   end if;
-  if v_output_tokens is not null and (cardinality(v_output_tokens) <> cardinality(v_models)
-                                      or 0 > any (v_output_tokens)) then
+  if p_call.output_tokens is not null and (cardinality(p_call.output_tokens) <> cardinality(p_call.models)
+                                      or 0 > any (p_call.output_tokens)) then
     raise exception 'p_output_tokens must name one non-negative integer (or null) per model' using errcode = '22023';
   end if;
   if p_call.reply_by is not null then
@@ -501,18 +500,18 @@ begin
   v_reply_by := pg_catalog.set_config('google_ai.reply_by', coalesce(case
     when pg_catalog.jsonb_typeof(v_metadata -> '$holder') = 'object'
     then public.google_ai_holder_time(v_metadata -> '$holder', 'reply_by')::text end, ''), true);
-  v_request := row(v_models[1], p_call.caller, null, null, p_call.token_hash, p_call.request_id,
-    coalesce(p_call.attempt, 1), p_call.estimated_tokens, v_output_tokens[1], coalesce(p_call.wait_ms, 0),
+  v_request := row(p_call.models[1], p_call.caller, null, null, p_call.token_hash, p_call.request_id,
+    coalesce(p_call.attempt, 1), p_call.estimated_tokens, p_call.output_tokens[1], coalesce(p_call.wait_ms, 0),
     p_call.wait_left_ms, v_metadata, p_call.priority, coalesce(p_call.exclude_key_ids, '{}'), p_call.queue_ticket,
     coalesce(p_call.idempotent, false));
-  if cardinality(v_models) > 1 then
-    return public.google_ai_fall_back_at(p_now, v_models, v_request, v_output_tokens);
+  if cardinality(p_call.models) > 1 then
+    return public.google_ai_fall_back_at(p_now, p_call.models, v_request, p_call.output_tokens);
   end if;
   v_answer := public.google_ai_admit_at(p_now, v_request);
   -- Past its shutdown date with a successor (passed over unlogged by google_ai_admit_at): the model and
   -- its successor as a chain, in the same statement.
   if (v_answer ->> 'cause') = 'shut_down' and (v_answer ->> 'successor') is not null then
-    return public.google_ai_fall_back_at(p_now, v_models, v_request, v_output_tokens);
+    return public.google_ai_fall_back_at(p_now, p_call.models, v_request, p_call.output_tokens);
   end if;
   return v_answer;
 end
