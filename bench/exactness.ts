@@ -73,7 +73,8 @@ export async function runExactness(bench: BenchServer, cfg: ExactnessConfig, log
     // Warm every connection (statements prepared, function plans cached) with a call that books
     // nothing: an unknown model is refused before any counter is touched.
     await Promise.all(clients.map((c) => c`select public.google_ai_reserve_models(array['bench-warm-up-no-such-model'], 1, 'burst', null, 'warm')`));
-    await Promise.all(clients.map((c) => c`select public.google_ai_reserve_models_at(now(), array['bench-warm-up-no-such-model'], 1, 'burst', null, 'warm')`));
+    await Promise.all(clients.map((c) => c`select public.google_ai_reserve_models_at(now(), jsonb_populate_record(null::public.google_ai_reservation,
+      ${JSON.stringify({ models: ["bench-warm-up-no-such-model"], estimated_tokens: 1, caller: "burst", request_id: "warm" })}::text::jsonb))`));
     const results: ScenarioResult[] = [];
     for (const sc of SCENARIOS) {
       const model = `burst-${sc.id}`;
@@ -97,7 +98,9 @@ export async function runExactness(bench: BenchServer, cfg: ExactnessConfig, log
             try {
               const [row] = sc.at === null
                 ? await c<{ r: Answer }[]>`select public.google_ai_reserve_models(array[${model}], ${sc.tokens(i)}, 'burst', null, ${`${sc.id}-${i}`}) as r`
-                : await c<{ r: Answer }[]>`select public.google_ai_reserve_models_at(${sc.at(i)}::timestamptz, array[${model}], ${sc.tokens(i)}, 'burst', null, ${`${sc.id}-${i}`}) as r`;
+                : await c<{ r: Answer }[]>`select public.google_ai_reserve_models_at(${sc.at(i)}::timestamptz, jsonb_populate_record(
+                    null::public.google_ai_reservation, ${JSON.stringify({ models: [model], estimated_tokens: sc.tokens(i),
+                      caller: "burst", request_id: `${sc.id}-${i}` })}::text::jsonb)) as r`;
               return { i, ...row!.r };
             } catch (error) {
               return { i, ok: false, limit: "error", error: String(error) } as Answer & { i: number };

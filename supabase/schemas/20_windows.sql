@@ -465,3 +465,58 @@ CREATE OR REPLACE FUNCTION public.google_ai_ms_until(p_at timestamp with time zo
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ select pg_catalog.int8larger(0, pg_catalog.ceil(extract(epoch from (p_at operator(pg_catalog.-) p_now))
                                                          operator(pg_catalog.*) 1000)::bigint) $$;
+
+-- A quota group's counter row as of an instant, the one setup that booking (google_ai_book_group), the
+-- quota read (google_ai_group_quota) and settling (google_ai_settle_admission) share, and the rules take
+-- whole: at, the instant; minute, the guarded window (google_ai_window_length), and day_guard; the
+-- provider's day at it (zone), its counts (google_ai_day_counts: today's, ahead for tomorrow,
+-- yesterday's), the next midnight and the day's start, and whether at is within the guard of either
+-- (near_end, near_start: the other day's count binds too); the ring (google_ai_ring_at) moved on to at.
+CREATE TYPE public.google_ai_counter_at AS (
+    at timestamp with time zone,
+    minute interval,
+    day_guard interval,
+    zone text,
+    day date,
+    counts integer[],
+    midnight timestamp with time zone,
+    day_start timestamp with time zone,
+    near_end boolean,
+    near_start boolean,
+    ring_low bigint,
+    ring integer[],
+    sum_requests integer,
+    sum_tokens bigint
+);
+
+COMMENT ON TYPE public.google_ai_counter_at IS
+    'A quota group''s counter row as of an instant (google_ai_counter_at): the guards, the provider''s day, its '
+    'counts, midnight, near-end, near-start and the ring moved on, as booking, the quota read and settling read them.';
+
+-- The counter row p_row as of p_at in zone p_zone (google_ai_counter_at, the type): the ring with p_requests and
+-- p_tokens more counted at p_at. Under the row's lock (p_locked) neither the clock nor the day goes back
+-- past the row's; a settle (p_settled) counts them in p_at's second without moving the ring on.
+-- (One return of one row: a field assigned at a time costs more.)
+CREATE OR REPLACE FUNCTION public.google_ai_counter_at(p_row public.google_ai_usage_counters, p_zone text,
+    p_at timestamp with time zone, p_locked boolean, p_requests integer DEFAULT 0, p_tokens integer DEFAULT 0,
+    p_settled boolean DEFAULT false) RETURNS public.google_ai_counter_at
+    LANGUAGE plpgsql STABLE
+    AS $$
+declare
+  v_guard public.google_ai_admission_settings := public.google_ai_admission_guard();
+  v_at timestamptz := case when p_locked then greatest(p_at, p_row.window_at) else p_at end;
+  v_minute interval := public.google_ai_window_length(v_guard.minute_guard_ms);
+  v_day_guard interval := v_guard.day_guard_ms * interval '1 millisecond';
+  v_day date := greatest(public.google_ai_day_in(v_at, p_zone), case when p_locked then p_row.day_bucket end);
+  v_midnight timestamptz := public.google_ai_midnight_after_in(v_at, p_zone);
+  v_start timestamptz := public.google_ai_day_start_in(v_day, p_zone);
+  v_ring record := public.google_ai_ring_at(case when not p_settled then v_at end, v_minute, p_row.ring_low,
+    p_row.ring, p_row.window_requests, coalesce(p_row.window_tokens, 0), p_requests, p_tokens,
+    case when p_settled then v_at end);
+begin
+  return row(v_at, v_minute, v_day_guard, p_zone, v_day, public.google_ai_day_counts(p_row.day_bucket, p_row.rpd_used,
+    p_row.rpd_next_used, p_row.rpd_prev_used, v_day), v_midnight, v_start, v_at >= v_midnight - v_day_guard,
+    v_at < v_start + v_day_guard, v_ring.ring_low, v_ring.ring, v_ring.sum_requests,
+    v_ring.sum_tokens)::public.google_ai_counter_at;
+end
+$$;

@@ -519,22 +519,11 @@ CREATE OR REPLACE FUNCTION public.google_ai_settle_admission(p_att public.google
     SET search_path TO ''
     AS $$
 declare
-  v_guard public.google_ai_admission_settings := public.google_ai_admission_guard();
-  v_window interval := public.google_ai_window_length(v_guard.minute_guard_ms);
-  v_day_guard interval := v_guard.day_guard_ms * interval '1 millisecond';
   v_row public.google_ai_usage_counters;
-  v_ring record;
-  v_second bigint := floor(extract(epoch from p_att.admitted_at))::bigint;
+  v_at public.google_ai_counter_at;  -- the row as of the admission, corrected in its second
   -- (An attempt without its admission's time is not looked for in the window.)
-  v_requests integer := case when p_released and v_second is not null then -1 else 0 end;
+  v_requests integer := case when p_released and p_att.admitted_at is not null then -1 else 0 end;
   v_delta integer := p_tokens - p_att.estimated_tokens;
-  -- Counted for the other day too when admitted within the day guard of a midnight of the provider's day
-  -- (only a release gives those counts back: a finalize reads no zone).
-  v_zone text := case when p_released then public.google_ai_day_zone(p_att.model) end;
-  v_near_end boolean := p_att.admitted_at
-    >= public.google_ai_midnight_after_in(p_att.admitted_at, v_zone) - v_day_guard;
-  v_near_start boolean := p_att.admitted_at
-    < public.google_ai_day_start_in(public.google_ai_day_in(p_att.admitted_at, v_zone), v_zone) + v_day_guard;
 begin
   select * into v_row from public.google_ai_usage_counters c
   where c.quota_group = p_att.quota_group and c.model = coalesce((select l.limit_pool
@@ -543,14 +532,15 @@ begin
   if not found then
     return;
   end if;
+  -- Counted for the other day too when admitted within the day guard of a midnight of the provider's day
+  -- (near_end, near_start: only a release gives those counts back; a finalize reads no zone).
+  v_at := public.google_ai_counter_at(v_row, case when p_released then public.google_ai_day_zone(p_att.model) end,
+    p_att.admitted_at, false, v_requests, case when p_att.admitted_at is not null then v_delta else 0 end, true);
   if p_att.booked_output_tokens is not null then
     select b.input_until, b.output_until into v_row.input_until, v_row.output_until
     from public.google_ai_buckets_settled(p_att, p_tokens, p_released, v_row.input_until, v_row.output_until,
-      v_window) b;
+      v_at.minute) b;
   end if;
-  v_ring := public.google_ai_ring_at(null, v_window, v_row.ring_low, v_row.ring,
-    v_row.window_requests, v_row.window_tokens, v_requests,
-    case when v_second is not null then v_delta else 0 end, p_att.admitted_at);
 
   update public.google_ai_usage_counters c set
     rpm_used = case when p_released and c.minute_bucket = p_att.minute_bucket
@@ -559,18 +549,19 @@ begin
                     then greatest(0, c.tpm_used + v_delta) else c.tpm_used end,
     rpd_used = case when p_released and c.day_bucket = p_att.day_bucket
                     then greatest(0, c.rpd_used - 1) else c.rpd_used end,
-    rpd_next_used = case when p_released and c.day_bucket = p_att.day_bucket and v_near_end
+    rpd_next_used = case when p_released and c.day_bucket = p_att.day_bucket and v_at.near_end
                          then greatest(0, c.rpd_next_used - 1) else c.rpd_next_used end,
-    rpd_prev_used = case when p_released and c.day_bucket = p_att.day_bucket and v_near_start
+    rpd_prev_used = case when p_released and c.day_bucket = p_att.day_bucket and v_at.near_start
                          then greatest(0, c.rpd_prev_used - 1) else c.rpd_prev_used end,
-    ring = v_ring.ring,
-    window_requests = v_ring.sum_requests, window_tokens = v_ring.sum_tokens,
+    ring = v_at.ring,
+    window_requests = v_at.sum_requests, window_tokens = v_at.sum_tokens,
     input_until = v_row.input_until, output_until = v_row.output_until,
     share_use = case when p_released and c.share_use is not null then public.google_ai_share_use_counted(c.share_use,
                   null, array(select s.id from public.google_ai_quota_shares s
                               where s.model = p_att.model
                                 and (s.priority_class = p_att.priority_class or s.caller = p_att.caller)),
-                  null, v_window, v_requests, -1, p_att.admitted_at, p_att.day_bucket, v_near_end, v_near_start)
+                  null, v_at.minute, v_requests, -1, p_att.admitted_at, p_att.day_bucket, v_at.near_end,
+                  v_at.near_start)
                 else c.share_use end
   where c.id = v_row.id;
 end

@@ -28,10 +28,18 @@ begin
 end
 $$;
 
--- The booking's verdict, each rule in one place: the day (today's count, and within a guard of
--- midnight the other day's; p_day: {today, ahead, yesterday} with this request not yet counted, p_held
--- the same of what the others' day shares keep), the pace, the window (p_requests and p_tokens with
--- this request counted; p_held_rpm what the others' RPM shares keep), the spread's schedule (named
+-- A booking's verdict (google_ai_booking_outcome). (A named type, not OUT parameters: a function's OUT
+-- parameters are read from its catalog row again on every call.)
+CREATE TYPE public.google_ai_outcome AS (
+    outcome text,
+    cause text,
+    window_full boolean
+);
+
+-- The booking's verdict, each rule in one place, on the counter as of the booking (p_at:
+-- google_ai_counter_at): the day (today's count, and within a guard of midnight the other day's; counts
+-- with this request not yet counted, p_held the same of what the others' day shares keep), the pace, the
+-- window (with this request counted; p_held_rpm what the others' RPM shares keep), the spread's schedule (named
 -- after the limit whose part of the window its step is). outcome: 'booked' or the first that blocks;
 -- cause, one meaning each: the day spent or kept by others' shares, a pace, the window full or kept
 -- by others' shares, or the request's place in the spread's schedule; window_full: no room in the
@@ -40,10 +48,9 @@ $$;
 -- reads a new column of theirs with no signature changed on the way. (PL/pgSQL returning a record: the
 -- rules call it as an expression, where a SQL table function is a statement of its own.)
 CREATE OR REPLACE FUNCTION public.google_ai_booking_outcome(p_model public.google_ai_model_limits,
-    p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_requests integer,
-    p_tokens bigint, p_day integer[], p_near_end boolean, p_near_start boolean, p_held_rpm bigint, p_held bigint[],
-    p_paced_until timestamp with time zone, p_spread_at timestamp with time zone, p_spread_limit text,
-    OUT outcome text, OUT cause text, OUT window_full boolean) RETURNS record
+    p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_at public.google_ai_counter_at,
+    p_held_rpm bigint, p_held bigint[], p_paced_until timestamp with time zone,
+    p_spread_at timestamp with time zone, p_spread_limit text) RETURNS public.google_ai_outcome
     LANGUAGE plpgsql IMMUTABLE
     AS $$
 -- @plpgsql_check_options: extra_warnings = off
@@ -51,36 +58,32 @@ CREATE OR REPLACE FUNCTION public.google_ai_booking_outcome(p_model public.googl
 -- reads them next, as said above; extra_warnings says nothing else in a body this short.)
 declare
   -- The day has no room for this requester (full), or none for anyone (spent).
-  v_day_full boolean := p_model.rpd is not null and (p_day[1] + 1 > p_model.rpd - p_held[1]
-    or (p_near_end and p_day[2] + 1 > p_model.rpd - p_held[2])
-    or (p_near_start and p_day[3] + 1 > p_model.rpd - p_held[3]));
-  v_day_spent boolean := p_model.rpd is not null and (p_day[1] + 1 > p_model.rpd
-    or (p_near_end and p_day[2] + 1 > p_model.rpd) or (p_near_start and p_day[3] + 1 > p_model.rpd));
+  v_day_full boolean := p_model.rpd is not null and (p_at.counts[1] + 1 > p_model.rpd - p_held[1]
+    or (p_at.near_end and p_at.counts[2] + 1 > p_model.rpd - p_held[2])
+    or (p_at.near_start and p_at.counts[3] + 1 > p_model.rpd - p_held[3]));
+  v_day_spent boolean := p_model.rpd is not null and (p_at.counts[1] + 1 > p_model.rpd
+    or (p_at.near_end and p_at.counts[2] + 1 > p_model.rpd) or (p_at.near_start and p_at.counts[3] + 1 > p_model.rpd));
   -- The window has no room for this requester, in requests or in tokens. A bucket (bucket_share: Anthropic's)
   -- is not a sliding minute: its requests are held to their bucket alone (the schedule's place), the
   -- window counting only while others' shares keep part of it.
-  v_rpm_full boolean := p_model.rpm is not null and p_requests > p_model.rpm - p_held_rpm
+  v_rpm_full boolean := p_model.rpm is not null and p_at.sum_requests > p_model.rpm - p_held_rpm
     and (p_model.bucket_share is null or p_held_rpm > 0);
-  v_tpm_full boolean := p_model.tpm is not null and p_tokens > p_model.tpm;
+  v_tpm_full boolean := p_model.tpm is not null and p_at.sum_tokens > p_model.tpm;
 begin
-  window_full := v_rpm_full or v_tpm_full;
   if v_day_full then
-    outcome := 'rpd';
-    cause := case when v_day_spent then 'day_exhausted' else 'share_kept' end;
+    return row('rpd', case when v_day_spent then 'day_exhausted' else 'share_kept' end,
+      v_rpm_full or v_tpm_full)::public.google_ai_outcome;
   elsif p_paced_until is not null then
-    outcome := 'pace';
-    cause := 'pace';
-  elsif window_full then
-    outcome := case when v_rpm_full then 'rpm' else 'tpm' end;
+    return row('pace', 'pace', v_rpm_full or v_tpm_full)::public.google_ai_outcome;
+  elsif v_rpm_full or v_tpm_full then
     -- (No room for anyone: the window is spent; else the others' shares keep what is left.)
-    cause := case when (p_model.rpm is not null and p_requests > p_model.rpm) or v_tpm_full then 'window_full'
-                  else 'share_kept' end;
+    return row(case when v_rpm_full then 'rpm' else 'tpm' end,
+      case when (p_model.rpm is not null and p_at.sum_requests > p_model.rpm) or v_tpm_full then 'window_full'
+           else 'share_kept' end, true)::public.google_ai_outcome;
   elsif p_spread_at is not null then
-    outcome := p_spread_limit;
-    cause := 'spread';
-  else
-    outcome := 'booked';
+    return row(p_spread_limit, 'spread', false)::public.google_ai_outcome;
   end if;
+  return row('booked', null, false)::public.google_ai_outcome;
 end
 $$;
 
@@ -134,6 +137,23 @@ begin
 end
 $$;
 
+-- What the rules say of a booking (google_ai_booking_rules). (A named type, not OUT parameters: a
+-- function's OUT parameters are read from its catalog row again on every call.)
+CREATE TYPE public.google_ai_booking_verdict AS (
+    outcome text,
+    cause text,
+    window_full boolean,
+    paced_until timestamp with time zone,
+    spread_at timestamp with time zone,
+    spread_step interval,
+    held_rpd bigint,
+    live bigint[],
+    owned bigint[],
+    kept jsonb,
+    input_until timestamp with time zone,
+    output_until timestamp with time zone
+);
+
 -- The rules a booking in one group meets. The model's shares as the requester sees them at p_now, in
 -- one pass: what the others' shares still keep from it, of the window and of each day
 -- google_ai_day_counts names; its own (its class's or its caller's), which a booking counts, and
@@ -143,8 +163,8 @@ $$;
 -- owners' shares keep), its place in its schedules (spread_at: google_ai_schedule_place, the spread's
 -- and a model's buckets; spread_step: the spread's step after a booking; input_until, output_until:
 -- the token buckets after it, p_output its answer) and the verdict (google_ai_booking_outcome).
--- p_requests and p_window_tokens: the window with this request counted; p_counts: the day's counts
--- before it. What a booking writes
+-- p_at: the counter as of the booking (google_ai_counter_at: the window with this request counted, the
+-- day's counts before it). What a booking writes
 -- and answers comes with it: the others' day shares (held_rpd), the model's shares in id order and the
 -- requester's own (live, owned: what the counter row's share_use keeps), what the shares keep for its
 -- class and for the others (kept, as google_ai_quota_kept reads it). p_model, p_class, p_caller: the
@@ -154,15 +174,13 @@ $$;
 -- (PL/pgSQL, called as an expression: one statement reads the shares, the rest are expressions.)
 CREATE OR REPLACE FUNCTION public.google_ai_booking_rules(p_model public.google_ai_model_limits,
     p_class public.google_ai_priority_classes, p_caller public.google_ai_caller,
-    p_counter public.google_ai_usage_counters, p_now timestamp with time zone, p_window interval, p_day date,
-    p_tokens integer, p_requests integer, p_window_tokens bigint, p_counts integer[], p_near_end boolean,
-    p_near_start boolean, p_output integer, OUT outcome text, OUT cause text, OUT window_full boolean,
-    OUT paced_until timestamp with time zone, OUT spread_at timestamp with time zone, OUT spread_step interval,
-    OUT held_rpd bigint, OUT live bigint[], OUT owned bigint[], OUT kept jsonb,
-    OUT input_until timestamp with time zone, OUT output_until timestamp with time zone) RETURNS record
+    p_counter public.google_ai_usage_counters, p_at public.google_ai_counter_at, p_tokens integer, p_output integer)
+    RETURNS public.google_ai_booking_verdict
     LANGUAGE plpgsql STABLE
     AS $$
 declare
+  paced_until timestamptz; spread_at timestamptz; live bigint[]; owned bigint[]; kept jsonb;
+  input_until timestamptz; output_until timestamptz;  -- its answer's fields
   v_class text := p_class.name;
   v_caller text := p_caller.name;
   v_share record;
@@ -175,20 +193,20 @@ declare
   v_pace_kept integer[]; v_pace_used integer[]; v_pace_next integer[];
   v_kept bigint[] := '{0,0,0,0}'::bigint[];   -- kept for the others and for the class: of the window, of the day
   v_step record;
-  v_verdict record;
+  v_verdict public.google_ai_outcome;
 begin
   for v_share in
     select s.id, s.reserved_rpm, coalesce(s.reserved_rpd, 0) as rpd_share, s.pace_burst, u.ring_low, u.ring,
            u.window_requests, coalesce(s.priority_class = v_class, false) as for_class,
            coalesce(s.priority_class = v_class, false) or coalesce(s.caller = v_caller, false) as is_owned,
-           public.google_ai_day_counts(u.day_bucket, u.day_used, u.day_next_used, u.day_prev_used, p_day) as day
+           public.google_ai_day_counts(u.day_bucket, u.day_used, u.day_next_used, u.day_prev_used, p_at.day) as day
     from public.google_ai_quota_shares s
     left join unnest(p_counter.share_use) u on u.share_id = s.id
     where s.model = p_model.model
     order by s.id
   loop
     v_win := case when v_share.reserved_rpm is null or (v_share.is_owned and p_model.spread_burst is null) then 0
-                  else (public.google_ai_ring_at(p_now, p_window, v_share.ring_low, v_share.ring,
+                  else (public.google_ai_ring_at(p_at.at, p_at.minute, v_share.ring_low, v_share.ring,
                           v_share.window_requests, null)).sum_requests end;
     live := live || v_share.id;
     v_reserved_rpd := v_reserved_rpd + v_share.rpd_share;
@@ -214,77 +232,70 @@ begin
                               v_kept[3] + v_share.rpd_share, v_kept[4]] end;
   end loop;
 
-  held_rpd := v_held[1];
   if v_class is not null and live is not null then
     kept := public.google_ai_kept_object(p_model.rpm, p_model.rpd, v_kept[1], v_kept[2], v_kept[3], v_kept[4]);
   end if;
   if v_pace_burst is not null then
-    paced_until := public.google_ai_paced_until(p_now, p_day, p_model.rpd, v_reserved_rpd, v_pace_burst, v_pace_kept,
-      v_pace_used, v_pace_next, public.google_ai_day_zone(p_model.model));
+    paced_until := public.google_ai_paced_until(p_at.at, p_at.day, p_model.rpd, v_reserved_rpd, v_pace_burst,
+      v_pace_kept, v_pace_used, v_pace_next, p_at.zone);
   end if;
   if num_nonnulls(p_model.bucket_share, p_model.itpm, p_model.otpm) = 0 then
     -- (No bucket, Google's and OpenAI's rows: the spread alone, as google_ai_schedule_place has it, one call less.)
-    v_step := public.google_ai_spread_step(p_model.spread_burst, p_window, p_model.rpm, p_model.tpm, p_tokens);
-    if v_step.step is not null and not v_in_share and p_counter.spread_until - v_step.tolerance > p_now
-       and public.google_ai_spread_holds(p_model.model, p_class.rank, p_now) then
+    v_step := public.google_ai_spread_step(p_model.spread_burst, p_at.minute, p_model.rpm, p_model.tpm, p_tokens);
+    if v_step.step is not null and not v_in_share and p_counter.spread_until - v_step.tolerance > p_at.at
+       and public.google_ai_spread_holds(p_model.model, p_class.rank, p_at.at) then
       spread_at := p_counter.spread_until - v_step.tolerance;
     end if;
   else
     v_step := public.google_ai_schedule_place(p_model, p_class.rank, p_counter.spread_until, p_counter.input_until,
-      p_counter.output_until, p_now, p_window, p_tokens, p_output, v_in_share);
+      p_counter.output_until, p_at.at, p_at.minute, p_tokens, p_output, v_in_share);
     spread_at := v_step.place; input_until := v_step.input_until; output_until := v_step.output_until;
   end if;
-  spread_step := v_step.step;
-  v_verdict := public.google_ai_booking_outcome(p_model, p_class, p_caller, p_requests, p_window_tokens, p_counts,
-    p_near_end, p_near_start, v_held_rpm, v_held, paced_until, spread_at, v_step.limit_name);
-  outcome := v_verdict.outcome;
-  cause := v_verdict.cause;
-  window_full := v_verdict.window_full;
+  v_verdict := public.google_ai_booking_outcome(p_model, p_class, p_caller, p_at, v_held_rpm, v_held, paced_until,
+    spread_at, v_step.limit_name);
+  return row(v_verdict.outcome, v_verdict.cause, v_verdict.window_full, paced_until, spread_at, v_step.step,
+    v_held[1], live, owned, kept, input_until, output_until)::public.google_ai_booking_verdict;
 end
 $$;
 
--- When a refused request may go (reopens_at) and when asking again may help sooner (recheck_at):
--- the day at midnight plus its guard; a request today's count has room for (p_today_fits) was refused
+-- When a refused request may go (reopens_at) and when asking again may help sooner (recheck_at), from
+-- what the rules said (p_rules: google_ai_booking_rules) on the counter as of the booking (p_at):
+-- the day at midnight plus its guard; a request today's count has room for (beside what the others'
+-- day shares keep, held_rpd) was refused
 -- by the other day's count within a guard: within the guard before midnight it waits past the next
 -- midnight's guard (tomorrow is full too), within the guard after midnight only until that guard ends
 -- (yesterday's count stops binding then); the window
 -- when it has room for this requester (google_ai_window_reopens_for), sooner if tokens of admissions
--- still in flight come back; a pace or the schedule's place, and the window must have room by then.
--- p_model, p_class, p_caller: whole, as the rules take them (google_ai_booking_rules).
-CREATE OR REPLACE FUNCTION public.google_ai_refusal_times(p_outcome text, p_window_full boolean, p_quota_group text,
+-- still in flight come back (after the guard's recheck_ms); a pace or the schedule's place, and the
+-- window must have room by then. p_model, p_class, p_caller: whole, as the rules take them.
+CREATE OR REPLACE FUNCTION public.google_ai_refusal_times(p_rules public.google_ai_booking_verdict, p_quota_group text,
     p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes,
-    p_caller public.google_ai_caller, p_now timestamp with time zone, p_window interval, p_tokens integer,
-    p_midnight timestamp with time zone, p_day_guard interval, p_near_end boolean, p_today_fits boolean,
-    p_paced_until timestamp with time zone, p_spread_at timestamp with time zone, p_recheck_ms integer,
+    p_caller public.google_ai_caller, p_at public.google_ai_counter_at, p_tokens integer,
     OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql STABLE
     AS $$
-declare
-  v_zone text;  -- the zone of the provider's day
 begin
-  if p_outcome = 'rpd' then
-    v_zone := public.google_ai_day_zone(p_model.model);
-    reopens_at := case when not p_today_fits then p_midnight
-                       when p_near_end then public.google_ai_midnight_after_in(p_midnight, v_zone)
-                       else public.google_ai_day_start_in(public.google_ai_day_in(p_now, v_zone), v_zone)
-                       end + p_day_guard;
+  if p_rules.outcome = 'rpd' then
+    reopens_at := case when p_model.rpd - p_rules.held_rpd <= p_at.counts[1] then p_at.midnight
+                       when p_at.near_end then public.google_ai_midnight_after_in(p_at.midnight, p_at.zone)
+                       else p_at.day_start end + p_at.day_guard;
     return;
   end if;
-  if p_window_full then
+  if p_rules.window_full then
     reopens_at := public.google_ai_window_reopens_for(p_quota_group, coalesce(p_model.limit_pool, p_model.model),
-      p_now, p_window, p_model.rpm, p_model.tpm, p_tokens, p_class.name, p_caller.name);
-    if p_outcome = 'tpm' and exists (select 1 from public.google_ai_attempts a
-                                     where a.quota_group = p_quota_group and a.model = p_model.model
-                                       and a.status = 'reserved' and a.admitted_at > p_now - p_window
-                                       and a.admitted_at < 'infinity') then
-      recheck_at := p_now + p_recheck_ms * interval '1 millisecond';
+      p_at.at, p_at.minute, p_model.rpm, p_model.tpm, p_tokens, p_class.name, p_caller.name);
+    if p_rules.outcome = 'tpm' and exists (select 1 from public.google_ai_attempts a
+                                           where a.quota_group = p_quota_group and a.model = p_model.model
+                                             and a.status = 'reserved' and a.admitted_at > p_at.at - p_at.minute
+                                             and a.admitted_at < 'infinity') then
+      recheck_at := p_at.at + (public.google_ai_admission_guard()).recheck_ms * interval '1 millisecond';
     end if;
   end if;
-  if p_outcome = 'pace' then
-    reopens_at := greatest(p_paced_until, reopens_at);
+  if p_rules.outcome = 'pace' then
+    reopens_at := greatest(p_rules.paced_until, reopens_at);
     recheck_at := null;
-  elsif p_spread_at is not null then
-    reopens_at := greatest(p_spread_at, reopens_at);
+  elsif p_rules.spread_at is not null then
+    reopens_at := greatest(p_rules.spread_at, reopens_at);
     if recheck_at >= reopens_at then
       recheck_at := null;
     end if;
@@ -292,43 +303,55 @@ begin
 end
 $$;
 
--- The quota a booking leaves, as google_ai_group_quota reads it (this request counted): the window's
--- requests and tokens (p_requests, p_tokens) with the times their oldest seconds leave the ring
--- (google_ai_ring_frees_at; now at the latest), and the day's count, the largest of today's and,
--- within a guard of midnight, the other day's (p_day: {today, ahead, yesterday} before this request),
--- until the day resets (p_midnight plus p_day_guard; after midnight, within its guard, when yesterday's
--- count is the larger, that guard's end; the days are p_model's provider's). p_kept: what the model's
--- shares keep, for the admitted class (as google_ai_answer_quota_at adds it; the booking takes the key
--- out when it is null: a concatenation would encode the whole object again). Inlined into the booking's assignment.
-CREATE OR REPLACE FUNCTION public.google_ai_booked_quota(p_model text, p_quota_group text, p_rpm integer,
-    p_tpm integer, p_rpd integer, p_now timestamp with time zone, p_requests integer, p_tokens bigint,
-    p_ring_low bigint, p_ring integer[], p_window interval, p_day integer[], p_near_end boolean,
-    p_near_start boolean, p_today date, p_midnight timestamp with time zone, p_day_guard interval, p_kept jsonb)
-    RETURNS jsonb
+-- The quota a booking leaves, as google_ai_group_quota reads it (this request counted), on the counter
+-- as of the booking (p_at: google_ai_counter_at): the window's requests and tokens with the times their
+-- oldest seconds leave the ring (google_ai_ring_frees_at; now at the latest), and the day's count, the
+-- largest of today's and, within a guard of midnight, the other day's (counts, before this request),
+-- until the day resets (midnight plus the day guard; after midnight, within its guard, when
+-- yesterday's count is the larger, that guard's end). p_kept: what the model's shares keep, for the
+-- admitted class (as google_ai_answer_quota_at adds it; the booking takes the key out when it is null:
+-- a concatenation would encode the whole object again). Inlined into the booking's assignment.
+CREATE OR REPLACE FUNCTION public.google_ai_booked_quota(p_model public.google_ai_model_limits, p_quota_group text,
+    p_at public.google_ai_counter_at, p_kept jsonb) RETURNS jsonb
     LANGUAGE sql STABLE
     AS $$
   select jsonb_build_object(
-    'model', p_model,
+    'model', p_model.model,
     'quota_group', p_quota_group,
-    'rpm', p_rpm,
-    'requests_left', case when p_rpm is not null then greatest(0, p_rpm operator(pg_catalog.-) p_requests) end,
-    'requests_reset_ms', case when p_rpm is not null then public.google_ai_ms_until(
-      coalesce(public.google_ai_ring_frees_at(p_ring_low, p_ring, p_window), p_now), p_now) end,
-    'tpm', p_tpm,
-    'tokens_left', case when p_tpm is not null then greatest(0, p_tpm operator(pg_catalog.-) p_tokens) end,
-    'tokens_reset_ms', case when p_tpm is not null then public.google_ai_ms_until(
-      coalesce(public.google_ai_ring_frees_at(p_ring_low, p_ring, p_window, true), p_now), p_now) end,
-    'rpd', p_rpd,
-    'day_left', case when p_rpd is not null
-                     then greatest(0, p_rpd operator(pg_catalog.-) (greatest(p_day[1],
-                                        case when p_near_end then p_day[2] end,
-                                        case when p_near_start then p_day[3] end) operator(pg_catalog.+) 1)) end,
-    'day_reset_ms', case when p_rpd is not null then public.google_ai_ms_until(
-      case when p_near_start and p_day[3] operator(pg_catalog.>) p_day[1]
-           then public.google_ai_day_start_in(p_today, public.google_ai_day_zone(p_model))
-           else p_midnight end operator(pg_catalog.+) p_day_guard, p_now) end,
+    'rpm', p_model.rpm,
+    'requests_left', case when p_model.rpm is not null
+                          then greatest(0, p_model.rpm operator(pg_catalog.-) p_at.sum_requests) end,
+    'requests_reset_ms', case when p_model.rpm is not null then public.google_ai_ms_until(
+      coalesce(public.google_ai_ring_frees_at(p_at.ring_low, p_at.ring, p_at.minute), p_at.at), p_at.at) end,
+    'tpm', p_model.tpm,
+    'tokens_left', case when p_model.tpm is not null
+                        then greatest(0, p_model.tpm operator(pg_catalog.-) p_at.sum_tokens) end,
+    'tokens_reset_ms', case when p_model.tpm is not null then public.google_ai_ms_until(
+      coalesce(public.google_ai_ring_frees_at(p_at.ring_low, p_at.ring, p_at.minute, true), p_at.at), p_at.at) end,
+    'rpd', p_model.rpd,
+    'day_left', case when p_model.rpd is not null
+                     then greatest(0, p_model.rpd operator(pg_catalog.-) (greatest(p_at.counts[1],
+                                        case when p_at.near_end then p_at.counts[2] end,
+                                        case when p_at.near_start then p_at.counts[3] end)
+                                       operator(pg_catalog.+) 1)) end,
+    'day_reset_ms', case when p_model.rpd is not null then public.google_ai_ms_until(
+      case when p_at.near_start and p_at.counts[3] operator(pg_catalog.>) p_at.counts[1] then p_at.day_start
+           else p_at.midnight end operator(pg_catalog.+) p_at.day_guard, p_at.at) end,
     'kept', p_kept)
 $$;
+
+-- A booking in one group, as google_ai_book_group answers it. (A named type, as
+-- google_ai_booking_verdict is.)
+CREATE TYPE public.google_ai_group_booking AS (
+    outcome text,
+    minute_bucket timestamp with time zone,
+    day_bucket date,
+    reopens_at timestamp with time zone,
+    recheck_at timestamp with time zone,
+    cause text,
+    admitted_at timestamp with time zone,
+    quota jsonb
+);
 
 -- A quota group's counter row for p_model, locked (created on the group's first use of the model); with
 -- p_skip_locked, a row another reservation holds is passed over: all fields null. (A new row, or one
@@ -380,91 +403,68 @@ $$;
 -- selected into: a select ... into is a statement of its own, counted about 15k instructions.)
 CREATE OR REPLACE FUNCTION public.google_ai_book_group(p_quota_group text, p_model public.google_ai_model_limits,
     p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_tokens integer,
-    p_now timestamp with time zone, p_skip_locked boolean, p_zone text, p_output integer DEFAULT NULL::integer,
-    OUT outcome text,
-    OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT reopens_at timestamp with time zone,
-    OUT recheck_at timestamp with time zone, OUT cause text, OUT admitted_at timestamp with time zone,
-    OUT quota jsonb) RETURNS record
+    p_now timestamp with time zone, p_skip_locked boolean, p_zone text, p_output integer DEFAULT NULL::integer)
+    RETURNS public.google_ai_group_booking
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 declare
-  v_guard public.google_ai_admission_settings := public.google_ai_admission_guard();
-  v_window interval := public.google_ai_window_length(v_guard.minute_guard_ms);
-  v_day_guard interval := v_guard.day_guard_ms * interval '1 millisecond';
   v_row public.google_ai_usage_counters;
-  v_now timestamptz;
-  v_day date;
-  v_counts integer[];  -- the day's counts (google_ai_day_counts): today's, ahead for tomorrow, yesterday's
-  v_midnight timestamptz;
-  v_near_end boolean;
-  v_near_start boolean;
-  v_ring record;
-  v_rules record;      -- what the rules say (google_ai_booking_rules)
+  v_at public.google_ai_counter_at;  -- the row as of the booking, this request in its window
+  v_rules public.google_ai_booking_verdict;  -- what the rules say (google_ai_booking_rules)
+  v_minute timestamptz;  -- the calendar minute it counts in
+  v_times record;      -- a refusal's (google_ai_refusal_times)
 begin
   begin
     v_row := public.google_ai_counter_locked(p_quota_group, coalesce(p_model.limit_pool, p_model.model), p_skip_locked);
     if v_row.id is null then
-      outcome := 'skipped';
-      return;
+      return row('skipped', null, null, null, null, null, null, null)::public.google_ai_group_booking;
     end if;
 
     -- Decided under the lock, on a clock that never goes back; the ring moved on with this request counted.
-    v_now := greatest(coalesce(p_now, pg_catalog.clock_timestamp()), v_row.window_at);
-    v_day := greatest(public.google_ai_day_in(v_now, p_zone), v_row.day_bucket);
-    v_counts := public.google_ai_day_counts(v_row.day_bucket, v_row.rpd_used, v_row.rpd_next_used,
-      v_row.rpd_prev_used, v_day);
-    v_midnight := public.google_ai_midnight_after_in(v_now, p_zone);
-    v_near_end := v_now >= v_midnight - v_day_guard;
-    v_near_start := v_now < public.google_ai_day_start_in(v_day, p_zone) + v_day_guard;
-    v_ring := public.google_ai_ring_at(v_now, v_window, v_row.ring_low, v_row.ring,
-      v_row.window_requests, v_row.window_tokens, 1, p_tokens);
-    v_rules := public.google_ai_booking_rules(p_model, p_class, p_caller, v_row, v_now, v_window, v_day, p_tokens,
-      v_ring.sum_requests, v_ring.sum_tokens, v_counts, v_near_end, v_near_start, p_output);
-    outcome := v_rules.outcome; cause := v_rules.cause; day_bucket := v_day;
-    minute_bucket := greatest(public.google_ai_minute_window(v_now), v_row.minute_bucket);
-    if outcome <> 'booked' then
-      select r.reopens_at, r.recheck_at into reopens_at, recheck_at
-      from public.google_ai_refusal_times(outcome, v_rules.window_full, p_quota_group, p_model, p_class, p_caller,
-        v_now, v_window, p_tokens, v_midnight, v_day_guard, v_near_end, p_model.rpd - v_rules.held_rpd > v_counts[1],
-        v_rules.paced_until, v_rules.spread_at, v_guard.recheck_ms) r;
+    v_at := public.google_ai_counter_at(v_row, p_zone, coalesce(p_now, pg_catalog.clock_timestamp()), true, 1,
+      p_tokens);
+    v_rules := public.google_ai_booking_rules(p_model, p_class, p_caller, v_row, v_at, p_tokens, p_output);
+    v_minute := greatest(public.google_ai_minute_window(v_at.at), v_row.minute_bucket);
+    if v_rules.outcome <> 'booked' then
+      v_times := public.google_ai_refusal_times(v_rules, p_quota_group, p_model, p_class, p_caller, v_at, p_tokens);
       raise exception using errcode = 'P0001', message = 'eve:full';
     end if;
 
     update public.google_ai_usage_counters c set
-      minute_bucket   = google_ai_book_group.minute_bucket,
-      day_bucket      = v_day,
-      rpm_used        = case when c.minute_bucket = google_ai_book_group.minute_bucket then c.rpm_used else 0 end
+      minute_bucket   = v_minute,
+      day_bucket      = v_at.day,
+      rpm_used        = case when c.minute_bucket = v_minute then c.rpm_used else 0 end
                         + 1,
-      tpm_used        = case when c.minute_bucket = google_ai_book_group.minute_bucket then c.tpm_used else 0 end
+      tpm_used        = case when c.minute_bucket = v_minute then c.tpm_used else 0 end
                         + p_tokens,
-      rpd_used        = v_counts[1] + 1,
-      rpd_next_used   = v_counts[2] + case when v_near_end then 1 else 0 end,
-      rpd_prev_used   = v_counts[3] + case when v_near_start then 1 else 0 end,
-      ring_low        = v_ring.ring_low,
-      ring            = v_ring.ring,
-      window_requests = v_ring.sum_requests,
-      window_tokens   = v_ring.sum_tokens,
-      window_at       = v_now,
-      spread_until    = public.google_ai_spread_next(c.spread_until, v_now, v_rules.spread_step,
+      rpd_used        = v_at.counts[1] + 1,
+      rpd_next_used   = v_at.counts[2] + case when v_at.near_end then 1 else 0 end,
+      rpd_prev_used   = v_at.counts[3] + case when v_at.near_start then 1 else 0 end,
+      ring_low        = v_at.ring_low,
+      ring            = v_at.ring,
+      window_requests = v_at.sum_requests,
+      window_tokens   = v_at.sum_tokens,
+      window_at       = v_at.at,
+      spread_until    = public.google_ai_spread_next(c.spread_until, v_at.at, v_rules.spread_step,
                                                          p_model.bucket_share is null),
       input_until     = v_rules.input_until, output_until = v_rules.output_until,
       share_use       = case when v_rules.owned is null then c.share_use
-                             else public.google_ai_share_use_counted(c.share_use, v_rules.live, v_rules.owned, v_now,
-                                    v_window, 1, 1, null, v_day, v_near_end, v_near_start) end,
-      updated_at      = v_now
+                             else public.google_ai_share_use_counted(c.share_use, v_rules.live, v_rules.owned,
+                                    v_at.at, v_at.minute, 1, 1, null, v_at.day, v_at.near_end, v_at.near_start) end,
+      updated_at      = v_at.at
     where c.id = v_row.id;
-    admitted_at := v_now;
-    quota := public.google_ai_booked_quota(p_model.model, p_quota_group, p_model.rpm, p_model.tpm, p_model.rpd, v_now,
-      v_ring.sum_requests, v_ring.sum_tokens, v_ring.ring_low, v_ring.ring, v_window, v_counts, v_near_end,
-      v_near_start, v_day, v_midnight, v_day_guard, v_rules.kept)
-      - case when v_rules.kept is null then '{kept}' else '{}' end::text[];
+    return row('booked', v_minute, v_at.day, null, null, null, v_at.at,
+      public.google_ai_booked_quota(p_model, p_quota_group, v_at, v_rules.kept)
+      - case when v_rules.kept is null then '{kept}' else '{}' end::text[])::public.google_ai_group_booking;
   exception
     when sqlstate 'P0001' then
       if sqlerrm <> 'eve:full' then
         raise;
       end if;
-      -- outcome, cause, the buckets, reopens_at and recheck_at keep the values set above
   end;
+  -- Refused (the lock given back): the rules' outcome and cause, and the times set above.
+  return row(v_rules.outcome, v_minute, v_at.day, v_times.reopens_at, v_times.recheck_at, v_rules.cause, null,
+    null)::public.google_ai_group_booking;
 end
 $$;

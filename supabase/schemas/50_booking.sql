@@ -19,6 +19,25 @@ CREATE OR REPLACE FUNCTION public.google_ai_full_group_reopens_at(p_quota_group 
              p_model.rpm, p_model.tpm, p_tokens, p_class, p_caller) end
 $$;
 
+-- A request's booking, as google_ai_book_best_group answers it. (A named type, not OUT parameters: a
+-- function's OUT parameters are read from its catalog row again on every call.)
+CREATE TYPE public.google_ai_booking AS (
+    booked_group text,
+    minute_bucket timestamp with time zone,
+    day_bucket date,
+    blocked_by text,
+    reopens_at timestamp with time zone,
+    recheck_at timestamp with time zone,
+    cause text,
+    admitted_at timestamp with time zone,
+    quota jsonb,
+    key_id uuid,
+    key_alias text,
+    env_var_name text,
+    booked_usd numeric,
+    budget_period text
+);
+
 -- Books the request on the best candidate group that fits (p_now: the injected clock or null, for
 -- the decision under the lock; p_at: the reservation's time), with the quota it leaves and the key
 -- that serves the group (read with the candidates, before the row's lock). Groups cooling down are
@@ -38,29 +57,28 @@ $$;
 CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model public.google_ai_model_limits,
     p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_tokens integer,
     p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_attempt integer,
-    p_output integer, OUT booked_group text,
-    OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text,
-    OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text,
-    OUT admitted_at timestamp with time zone, OUT quota jsonb, OUT key_id uuid, OUT key_alias text,
-    OUT env_var_name text, OUT booked_usd numeric, OUT budget_period text) RETURNS record
+    p_output integer) RETURNS public.google_ai_booking
     LANGUAGE plpgsql
     AS $$
 declare
+  blocked_by text;   -- the earliest reopening so far, and why
+  reopens_at timestamptz;
+  recheck_at timestamptz;
+  cause text;
   v_budget record;   -- a service caller's daily budget (google_ai_caller_budget_at)
   v_candidate record;
   v_skipped text[] := '{}'::text[];  -- the groups passed over in a first pass so far
-  v_try record;      -- a candidate's answer: google_ai_book_group's, or a refusal in that one row shape
+  v_try public.google_ai_group_booking;  -- a candidate's answer: google_ai_book_group's, or a refusal in its shape
 begin
   if p_model.model is null then
-    return; -- (an earlier step blocked the request)
+    return null; -- (an earlier step blocked the request)
   end if;
   -- A service caller's budgets, locked until the booking counts the request in them.
   v_budget := public.google_ai_caller_budget_at(p_caller.name, p_caller.client_id, p_at, p_tokens, p_attempt, p_model,
     p_output, p_class.name);
   if v_budget.cause is not null then
-    select 'caller_budget', v_budget.cause, v_budget.reopens_at, v_budget.period
-      into blocked_by, cause, reopens_at, budget_period;
-    return;
+    return row(null, null, null, 'caller_budget', v_budget.reopens_at, null, v_budget.cause, null, null, null, null,
+      null, null, v_budget.period)::public.google_ai_booking;
   end if;
 
   -- The candidates, best first, each tier twice: the second pass waits for the groups the first passed
@@ -92,11 +110,9 @@ begin
         continue;
       end if;
     else
-      select v_candidate.full_by as outcome, null::timestamptz as minute_bucket, null::date as day_bucket,
-             public.google_ai_full_group_reopens_at(v_candidate.quota_group, v_candidate.full_by,
-               v_candidate.cooldown_until, p_model, p_at, p_tokens, p_class.name, p_caller.name) as reopens_at,
-             null::timestamptz as recheck_at, public.google_ai_refusal_cause(v_candidate.full_by) as cause,
-             null::timestamptz as admitted_at, null::jsonb as quota into v_try;
+      v_try := row(v_candidate.full_by, null, null, public.google_ai_full_group_reopens_at(v_candidate.quota_group,
+        v_candidate.full_by, v_candidate.cooldown_until, p_model, p_at, p_tokens, p_class.name, p_caller.name), null,
+        public.google_ai_refusal_cause(v_candidate.full_by), null, null)::public.google_ai_group_booking;
     end if;
     -- The earliest reopening wins, with its cause; asking again may help at the earliest recheck.
     if reopens_at is null or v_try.reopens_at < reopens_at then
@@ -106,20 +122,19 @@ begin
   end loop;
   if not found then
     blocked_by := 'no_active_key';
-  elsif v_try.outcome = 'booked' then -- (the loop's last candidate, and its answer)
-    booked_group := v_candidate.quota_group; key_id := v_candidate.key_id; key_alias := v_candidate.key_alias;
-    env_var_name := v_candidate.env_var_name; minute_bucket := v_try.minute_bucket; day_bucket := v_try.day_bucket;
-    admitted_at := v_try.admitted_at; quota := v_try.quota; booked_usd := v_budget.worst;
-    blocked_by := null; reopens_at := null; recheck_at := null; cause := null; -- (a group before it may have refused)
+  elsif v_try.outcome = 'booked' then -- (the loop's last candidate, and its answer; a refusal before it is dropped)
     if v_budget.day is not null then
       perform public.google_ai_count_budgets(null, null, p_caller.name, p_at, null,
         public.google_ai_request_counts(p_attempt), p_tokens, v_budget.worst, true);
     end if;
-    return;
+    return row(v_candidate.quota_group, v_try.minute_bucket, v_try.day_bucket, null, null, null, null,
+      v_try.admitted_at, v_try.quota, v_candidate.key_id, v_candidate.key_alias, v_candidate.env_var_name,
+      v_budget.worst, null)::public.google_ai_booking;
   end if;
-
-  cause := coalesce(cause, public.google_ai_refusal_cause(blocked_by));
   -- Asking again only helps before the reopening itself.
-  recheck_at := case when recheck_at >= reopens_at then null else recheck_at end;
+  return row(null, null, null, blocked_by, reopens_at,
+    case when recheck_at >= reopens_at then null else recheck_at end,
+    coalesce(cause, public.google_ai_refusal_cause(blocked_by)), null, null, null, null, null, null,
+    null)::public.google_ai_booking;
 end
 $$;

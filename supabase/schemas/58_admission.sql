@@ -135,17 +135,13 @@ $$;
 -- the answer it booked as the call's cap where the request names none); p_booked_output: the answer a
 -- model's token buckets booked (google_ai_schedule_place), settled at the answer.
 CREATE OR REPLACE FUNCTION public.google_ai_record_admission(p_now timestamp with time zone,
-    p_request public.google_ai_request, p_model text, p_class text, p_booking record, p_ticket uuid,
+    p_request public.google_ai_request, p_model text, p_class text, p_booking public.google_ai_booking, p_ticket uuid,
     p_booked_usd numeric, p_booked_output integer) RETURNS jsonb
     LANGUAGE plpgsql
     AS $$
 declare
   v_answer jsonb;
 begin
-  -- p_booking's fields as google_ai_book_best_group answers them, for `supabase db lint` (plpgsql_check
-  -- cannot see a record parameter's shape); at run time a constant, evaluated on the fast path.
-  perform 'PRAGMA:TYPE:p_booking (key_id uuid, key_alias text, booked_group text, minute_bucket timestamptz, '
-    'day_bucket date, admitted_at timestamptz, env_var_name text, quota jsonb)';
   if p_ticket is not null then
     delete from public.google_ai_queue q where q.ticket_id = p_ticket;
   end if;
@@ -205,7 +201,7 @@ declare
   v_caller public.google_ai_caller;
   v_blocked_by text;
   v_place record;            -- the request's place in the queue (google_ai_queue_place), when one is kept
-  v_booking record;          -- the booking (google_ai_book_best_group): its group and key, or when to ask again
+  v_booking public.google_ai_booking;  -- the booking (google_ai_book_best_group): its group and key, or when to retry
   -- The id a ticket taken now gets: tickets taken at the same instant are ordered by it.
   v_new_ticket uuid := gen_random_uuid();
 begin
@@ -428,6 +424,28 @@ begin
 end
 $$;
 
+-- The reservation entry's arguments as one record (google_ai_reserve_models' own, less p_), which its
+-- clock seam google_ai_reserve_models_at takes whole.
+CREATE TYPE public.google_ai_reservation AS (
+    models text[],
+    estimated_tokens integer,
+    caller text,
+    token_hash text,
+    request_id text,
+    exclude_key_ids uuid[],
+    attempt integer,
+    wait_ms integer,
+    metadata jsonb,
+    idempotent boolean,
+    priority text,
+    queue_ticket uuid,
+    wait_left_ms integer,
+    reply_by timestamp with time zone,
+    hold_until timestamp with time zone,
+    holder uuid,
+    output_tokens integer[]
+);
+
 -- The one reservation entry: the models as an array (a single model is an array of one, a chain
 -- its models in order) and either a caller (a service caller's label) or a token hash. One model
 -- is admitted by google_ai_admit_at, a chain by google_ai_fall_back_at; the answer is theirs,
@@ -438,16 +456,10 @@ $$;
 -- reply_by also holds for a queue ticket it takes (the transaction's setting google_ai.reply_by).
 -- p_output_tokens: the answer each model is sent with (the request's largest, decided by llm-invoke),
 -- in p_models' order, which a budget in money books; null: not known (a budget in money refuses).
--- The clock is injected (p_now; null: the transaction's own clock): the test seam. Owner only.
-CREATE OR REPLACE FUNCTION public.google_ai_reserve_models_at(p_now timestamp with time zone, p_models text[],
-    p_estimated_tokens integer, p_caller text DEFAULT NULL::text, p_token_hash text DEFAULT NULL::text,
-    p_request_id text DEFAULT NULL::text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1,
-    p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false,
-    p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid,
-    p_wait_left_ms integer DEFAULT NULL::integer,
-    p_reply_by timestamp with time zone DEFAULT NULL::timestamp with time zone,
-    p_hold_until timestamp with time zone DEFAULT NULL::timestamp with time zone,
-    p_holder uuid DEFAULT NULL::uuid, p_output_tokens integer[] DEFAULT NULL::integer[]) RETURNS jsonb
+-- The clock is injected (p_now; null: the transaction's own clock): the test seam. Owner only. p_call: the
+-- entry's arguments as one record (google_ai_reservation; a null field is the entry's default).
+CREATE OR REPLACE FUNCTION public.google_ai_reserve_models_at(p_now timestamp with time zone,
+    p_call public.google_ai_reservation) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     SET plan_cache_mode TO 'force_generic_plan'
@@ -456,47 +468,50 @@ CREATE OR REPLACE FUNCTION public.google_ai_reserve_models_at(p_now timestamp wi
 -- (`supabase db lint`: v_reply_by is assigned and never read by design, set_config's answer taken by an
 -- assignment because a perform costs more, as said below; its other extra warnings are none.)
 declare
-  v_metadata jsonb := coalesce(p_metadata, '{}'::jsonb);
+  v_metadata jsonb := coalesce(p_call.metadata, '{}'::jsonb);
   v_reply_by text;           -- the setting as set
   v_request public.google_ai_request;
   v_answer jsonb;
 begin
-  if p_models is null or cardinality(p_models) = 0 or cardinality(p_models) > 4 then
+  if p_call.models is null or cardinality(p_call.models) = 0 or cardinality(p_call.models) > 4 then
     raise exception 'p_models must name 1 to 4 models' using errcode = '22023';
   end if;
-  if (p_caller is null) = (p_token_hash is null) then
+  if (p_call.caller is null) = (p_call.token_hash is null) then
     raise exception 'pass exactly one of p_caller and p_token_hash' using errcode = '22023';
   end if;
-  if p_caller = '' or array_position(p_models, null) is not null or array_position(p_models, '') is not null then
+  if p_call.caller = '' or array_position(p_call.models, null) is not null
+     or array_position(p_call.models, '') is not null then
     raise exception 'p_caller and p_models may not be empty' using errcode = '22023';
   end if;
-  if p_estimated_tokens is null or p_estimated_tokens < 0 then
+  if p_call.estimated_tokens is null or p_call.estimated_tokens < 0 then
     raise exception 'p_estimated_tokens must be a non-negative integer' using errcode = '22023';
   end if;
-  if p_output_tokens is not null and (cardinality(p_output_tokens) <> cardinality(p_models)
-                                      or 0 > any (p_output_tokens)) then
+  if p_call.output_tokens is not null and (cardinality(p_call.output_tokens) <> cardinality(p_call.models)
+                                      or 0 > any (p_call.output_tokens)) then
     raise exception 'p_output_tokens must name one non-negative integer (or null) per model' using errcode = '22023';
   end if;
-  if p_reply_by is not null then
+  if p_call.reply_by is not null then
     v_metadata := v_metadata || pg_catalog.jsonb_build_object('$holder', pg_catalog.jsonb_strip_nulls(
-      pg_catalog.jsonb_build_object('reply_by', p_reply_by, 'hold_until', p_hold_until, 'holder', p_holder)));
+      pg_catalog.jsonb_build_object('reply_by', p_call.reply_by, 'hold_until', p_call.hold_until, 'holder',
+        p_call.holder)));
   end if;
   -- The statement's reply_by, for a queue ticket it takes or moves (google_ai_queue_reply_check). (Assigned,
   -- not performed: a perform is a statement of its own, counted about 6k instructions more.)
   v_reply_by := pg_catalog.set_config('google_ai.reply_by', coalesce(case
     when pg_catalog.jsonb_typeof(v_metadata -> '$holder') = 'object'
     then public.google_ai_holder_time(v_metadata -> '$holder', 'reply_by')::text end, ''), true);
-  v_request := row(p_models[1], p_caller, null, null, p_token_hash, p_request_id, p_attempt, p_estimated_tokens,
-    p_output_tokens[1], p_wait_ms, p_wait_left_ms, v_metadata, p_priority, p_exclude_key_ids, p_queue_ticket,
-    p_idempotent);
-  if cardinality(p_models) > 1 then
-    return public.google_ai_fall_back_at(p_now, p_models, v_request, p_output_tokens);
+  v_request := row(p_call.models[1], p_call.caller, null, null, p_call.token_hash, p_call.request_id,
+    coalesce(p_call.attempt, 1), p_call.estimated_tokens, p_call.output_tokens[1], coalesce(p_call.wait_ms, 0),
+    p_call.wait_left_ms, v_metadata, p_call.priority, coalesce(p_call.exclude_key_ids, '{}'), p_call.queue_ticket,
+    coalesce(p_call.idempotent, false));
+  if cardinality(p_call.models) > 1 then
+    return public.google_ai_fall_back_at(p_now, p_call.models, v_request, p_call.output_tokens);
   end if;
   v_answer := public.google_ai_admit_at(p_now, v_request);
   -- Past its shutdown date with a successor (passed over unlogged by google_ai_admit_at): the model and
   -- its successor as a chain, in the same statement.
   if (v_answer ->> 'cause') = 'shut_down' and (v_answer ->> 'successor') is not null then
-    return public.google_ai_fall_back_at(p_now, p_models, v_request, p_output_tokens);
+    return public.google_ai_fall_back_at(p_now, p_call.models, v_request, p_call.output_tokens);
   end if;
   return v_answer;
 end
@@ -517,8 +532,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_reserve_models(p_models text[], p_es
     SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 begin
-  return public.google_ai_reserve_models_at(null, p_models, p_estimated_tokens, p_caller, p_token_hash, p_request_id,
-    p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata, p_idempotent, p_priority, p_queue_ticket, p_wait_left_ms,
-    p_reply_by, p_hold_until, p_holder, p_output_tokens);
+  return public.google_ai_reserve_models_at(null, row(p_models, p_estimated_tokens, p_caller, p_token_hash,
+    p_request_id, p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata, p_idempotent, p_priority, p_queue_ticket,
+    p_wait_left_ms, p_reply_by, p_hold_until, p_holder, p_output_tokens)::public.google_ai_reservation);
 end
 $$;

@@ -155,21 +155,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_group_quota(p_quota_group text, p_mo
     SET search_path TO ''
     AS $$
 declare
-  v_guard public.google_ai_admission_settings := public.google_ai_admission_guard();
-  v_window interval := public.google_ai_window_length(v_guard.minute_guard_ms);
-  v_day_guard interval := v_guard.day_guard_ms * interval '1 millisecond';
-  v_ring record;
   v_row public.google_ai_usage_counters;
-  v_zone text := public.google_ai_day_zone(p_model);  -- the provider's day
-  v_day date := public.google_ai_day_in(p_now, v_zone);
-  v_midnight timestamptz := public.google_ai_midnight_after_in(p_now, v_zone);
-  v_day_start timestamptz;
-  v_counts integer[];
-  v_used integer;
-  v_next integer;
-  v_prev integer;
-  v_near_end boolean;
-  v_near_start boolean;
+  v_at public.google_ai_counter_at;  -- the row as of p_now, in the provider's day
 begin
   select cd.cooldown_until into cooldown_until from public.google_ai_cooldowns cd
   where cd.quota_group = p_quota_group and cd.model = p_model and cd.cooldown_until > p_now;
@@ -179,37 +166,23 @@ begin
   where c.quota_group = p_quota_group and c.model = coalesce((select l.limit_pool from public.google_ai_model_limits l
                                                               where l.model = p_model), p_model);
 
-  -- The minute, counted as google_ai_book_group counts it: the ring moved on to p_now; the next to
-  -- leave the window are its oldest seconds.
-  if p_rpm is not null or p_tpm is not null then
-    v_ring := public.google_ai_ring_at(p_now, v_window, v_row.ring_low, v_row.ring,
-      v_row.window_requests, coalesce(v_row.window_tokens, 0));
-    if p_rpm is not null then
-      requests_left := greatest(0, p_rpm - v_ring.sum_requests);
-      requests_reset_at := coalesce(public.google_ai_ring_frees_at(v_ring.ring_low, v_ring.ring, v_window), p_now);
-    end if;
-    if p_tpm is not null then
-      tokens_left := greatest(0, p_tpm - v_ring.sum_tokens);
-      tokens_reset_at := coalesce(public.google_ai_ring_frees_at(v_ring.ring_low, v_ring.ring, v_window, true),
-        p_now);
-    end if;
+  -- The minute and the day, counted as google_ai_book_group counts them (google_ai_counter_at): the ring
+  -- moved on to p_now, the next to leave the window its oldest seconds; within the guard of a midnight
+  -- the other day's count binds too.
+  v_at := public.google_ai_counter_at(v_row, public.google_ai_day_zone(p_model), p_now, false);
+  if p_rpm is not null then
+    requests_left := greatest(0, p_rpm - v_at.sum_requests);
+    requests_reset_at := coalesce(public.google_ai_ring_frees_at(v_at.ring_low, v_at.ring, v_at.minute), p_now);
   end if;
-
-  -- The day, read as google_ai_book_group reads it (google_ai_day_counts): within the guard of a
-  -- midnight the other day's count binds too.
+  if p_tpm is not null then
+    tokens_left := greatest(0, p_tpm - v_at.sum_tokens);
+    tokens_reset_at := coalesce(public.google_ai_ring_frees_at(v_at.ring_low, v_at.ring, v_at.minute, true), p_now);
+  end if;
   if p_rpd is not null then
-    v_counts := public.google_ai_day_counts(v_row.day_bucket, v_row.rpd_used, v_row.rpd_next_used,
-      v_row.rpd_prev_used, v_day);
-    v_used := v_counts[1]; v_next := v_counts[2]; v_prev := v_counts[3];
-    v_day_start := public.google_ai_day_start_in(v_day, v_zone);
-    v_near_end := p_now >= v_midnight - v_day_guard;
-    v_near_start := p_now < v_day_start + v_day_guard;
-    day_left := greatest(0, p_rpd - greatest(coalesce(v_used, 0),
-                                             case when v_near_end then coalesce(v_next, 0) else 0 end,
-                                             case when v_near_start then coalesce(v_prev, 0) else 0 end));
-    day_reset_at := case when v_near_start and coalesce(v_prev, 0) > coalesce(v_used, 0)
-                         then v_day_start + v_day_guard
-                         else v_midnight + v_day_guard end;
+    day_left := greatest(0, p_rpd - greatest(v_at.counts[1], case when v_at.near_end then v_at.counts[2] else 0 end,
+                                             case when v_at.near_start then v_at.counts[3] else 0 end));
+    day_reset_at := case when v_at.near_start and v_at.counts[3] > v_at.counts[1] then v_at.day_start
+                         else v_at.midnight end + v_at.day_guard;
   end if;
 
   -- A group cooling down admits nothing until the cooldown ends (and its window has room then).
@@ -222,7 +195,7 @@ begin
       tokens_reset_at := greatest(cooldown_until, case when tokens_left = 0 then tokens_reset_at end);
       tokens_left := 0;
     end if;
-    if p_rpd is not null and cooldown_until >= v_midnight then
+    if p_rpd is not null and cooldown_until >= v_at.midnight then
       day_left := 0; -- the provider's per-day refusal: the cooldown lasts until its midnight
     end if;
   end if;

@@ -20,6 +20,7 @@ import { roomUntil } from "../../supabase/functions/llm-invoke/attempt/room.ts";
 import { iso, msOf } from "../support/microseconds.ts";
 import type { ReserveAnswer as Answer } from "../support/reserve-answer.ts";
 import { oneKeyDatabase, type TestDatabase } from "../support/test-database.ts";
+import { reservation } from "../support/reserve-answer.ts";
 
 let db: TestDatabase;
 const WINDOW_MS = 61_000; // 60 s + the default minute guard
@@ -90,11 +91,10 @@ async function run(shape: Shape, asks: { at: number; waitMs: number }[], outside
     now = e.at;
     if (e.kind === "ask") {
       const leftMs = Math.max(0, Math.floor(e.until - e.at - 100));
-      const [row] = await db.sql<{ r: Answer }[]>`select public.google_ai_reserve_models_at(
-        p_now => ${iso(e.at)}::text::timestamptz, p_models => array[${shape.model}::text],
-        p_estimated_tokens => ${INPUT + ANSWER}, p_caller => ${`caller-${e.caller}`}, p_request_id => null,
-        p_priority => 'batch', p_output_tokens => ${[ANSWER]}::integer[], p_wait_left_ms => ${leftMs}::integer,
-        p_queue_ticket => ${e.ticket ?? null}::uuid) as r`;
+      const [row] = await db.sql<{ r: Answer }[]>`select public.google_ai_reserve_models_at(${iso(e.at)}::text::timestamptz,
+        jsonb_populate_record(null::public.google_ai_reservation, ${reservation({ models: [shape.model],
+          estimated_tokens: INPUT + ANSWER, caller: `caller-${e.caller}`, priority: "batch", output_tokens: [ANSWER],
+          wait_left_ms: leftMs, queue_ticket: e.ticket ?? null })}::text::jsonb)) as r`;
       const a = row!.r;
       if (a.ok) {
         out.admitted.push(e.at - t0);

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { iso, msOf } from "../support/microseconds.ts";
 import type { ReserveAnswer as Answer } from "../support/reserve-answer.ts";
 import { oneKeyDatabase, type TestDatabase } from "../support/test-database.ts";
+import { reservation } from "../support/reserve-answer.ts";
 
 let db: TestDatabase;
 const T0 = Date.parse("2026-11-21T10:00:00Z");
@@ -27,11 +28,11 @@ afterAll(async () => {
 
 async function admit(at: number, model: string, input: number, output: number | null = null,
   wait: { leftMs: number; ticket?: string } = { leftMs: 0 }): Promise<Answer> {
-  const [row] = await db.sql<{ r: Answer }[]>`select public.google_ai_reserve_models_at(
-    p_now => ${iso(at)}::text::timestamptz, p_models => array[${model}::text], p_estimated_tokens => ${input + (output ?? 0)},
-    p_caller => 'notebook', p_request_id => null, p_priority => 'batch',
-    p_output_tokens => ${output === null ? null : [output]}::integer[], p_wait_left_ms => ${wait.leftMs}::integer,
-    p_queue_ticket => ${wait.ticket ?? null}::uuid) as r`;
+  const [row] = await db.sql<{ r: Answer }[]>`select public.google_ai_reserve_models_at(${iso(at)}::text::timestamptz,
+    jsonb_populate_record(null::public.google_ai_reservation, ${reservation({ models: [model],
+      estimated_tokens: input + (output ?? 0), caller: "notebook", priority: "batch",
+      output_tokens: output === null ? null : [output], wait_left_ms: wait.leftMs,
+      queue_ticket: wait.ticket ?? null })}::text::jsonb)) as r`;
   return row!.r;
 }
 

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TransactionSql } from "postgres";
 import { connect, type Sql } from "../../shared/db/migrate.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
+import { reservation } from "../support/reserve-answer.ts";
 
 const CONNECTIONS = 250;
 const GROUP_A = "proj-a"; // keys a1, a2
@@ -52,7 +53,9 @@ async function burst(model: string, requests: { at: string; tokens: number }[]):
     requests.map(async (r, i) => {
       const c = clients[i % clients.length];
       const [row] = await c<{ r: Outcome }[]>`
-        select public.google_ai_reserve_models_at(${r.at}::timestamptz, array[${model}], ${r.tokens}, 'burst', null, ${`${model}-${i}`}) as r`;
+        select public.google_ai_reserve_models_at(${r.at}::timestamptz, jsonb_populate_record(
+          null::public.google_ai_reservation, ${reservation({ models: [model], estimated_tokens: r.tokens, caller: "burst",
+            request_id: `${model}-${i}` })}::text::jsonb)) as r`;
       return row.r;
     }),
   );
@@ -84,8 +87,9 @@ async function groupAHeld(model: string, holderClient: Sql, beforeRelease?: (tx:
       where public.google_ai_quota_group(k.project_id, k.id) = ${group}`).map((k) => k.id);
   const reserve = (c: Sql, id: string, exclude: string[]) =>
     c<{ r: Outcome & { key_alias?: string } }[]>`
-      select public.google_ai_reserve_models_at(${at}::timestamptz, array[${model}], 1, 'burst', null, ${id},
-        ${exclude}::uuid[]) as r`.then(([row]) => row.r);
+      select public.google_ai_reserve_models_at(${at}::timestamptz, jsonb_populate_record(
+        null::public.google_ai_reservation, ${reservation({ models: [model], estimated_tokens: 1, caller: "burst",
+          request_id: id, exclude_key_ids: exclude })}::text::jsonb)) as r`.then(([row]) => row.r);
   for (const id of ["b-1", "b-2"]) expect((await reserve(db.sql, id, await keysOf(GROUP_A))).quota_group).toBe(GROUP_B);
   expect((await reserve(db.sql, "a-1", await keysOf(GROUP_B))).quota_group).toBe(GROUP_A);
 

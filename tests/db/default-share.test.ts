@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyMigration, listMigrations } from "../../shared/db/migrate.ts";
 import { ROWS_AND_SCHEDULE } from "../../shared/db/schema-diff.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
+import { reservation } from "../support/reserve-answer.ts";
 
 let db: TestDatabase;
 
@@ -194,8 +195,9 @@ describe("what the shares keep, in the quota an answer carries", () => {
 
   it("for an admission's class and a queued ticket's: the interactive share kept for it, or from it", async () => {
     const [{ r }] = await db.sql<{ r: Record<string, unknown> }[]>`
-      select public.google_ai_reserve_models_at(p_now => ${AT}::timestamptz, p_models => array['gemma-3-27b-it'], p_estimated_tokens => 10,
-        p_caller => 'ds-batch', p_request_id => null, p_priority => 'batch') as r`;
+      select public.google_ai_reserve_models_at(${AT}::timestamptz, jsonb_populate_record(
+        null::public.google_ai_reservation, ${reservation({ models: ["gemma-3-27b-it"], estimated_tokens: 10,
+          caller: "ds-batch", priority: "batch" })}::text::jsonb)) as r`;
     expect(r).toMatchObject({ ok: true, priority: "batch" });
     expect((await answerQuota(r, "gemma-3-27b-it"))!.kept).toEqual({
       rpm_for_others: 6, rpm_for_you: 0, rpd_for_others: 1440, rpd_for_you: 0,

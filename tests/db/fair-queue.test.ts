@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Sql } from "../../shared/db/migrate.ts";
 import { mintToken, sha256 } from "../../shared/db/scoped-token.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
+import { reservation } from "../support/reserve-answer.ts";
 
 let db: TestDatabase;
 const T0 = Date.parse("2026-11-21T10:00:00Z");
@@ -48,11 +49,10 @@ interface Ask {
 
 async function admit(a: Ask): Promise<Answer> {
   const sql = a.sql ?? db.sql;
-  const [row] = await sql<{ r: Answer }[]>`select public.google_ai_reserve_models_at(
-    p_now => ${new Date(a.at).toISOString()}::timestamptz, p_models => array[${a.model}::text], p_estimated_tokens => 10,
-    p_caller => ${a.tokenHash ? null : a.caller}, p_token_hash => ${a.tokenHash ?? null}, p_request_id => null,
-    p_priority => ${a.priority ?? null}, p_queue_ticket => ${a.ticket ?? null}::uuid,
-    p_wait_left_ms => ${a.waitLeftMs ?? 0}::integer) as r`;
+  const [row] = await sql<{ r: Answer }[]>`select public.google_ai_reserve_models_at(${new Date(a.at).toISOString()}::timestamptz,
+    jsonb_populate_record(null::public.google_ai_reservation, ${reservation({ models: [a.model], estimated_tokens: 10,
+      caller: a.tokenHash ? null : a.caller, token_hash: a.tokenHash ?? null, priority: a.priority ?? null,
+      queue_ticket: a.ticket ?? null, wait_left_ms: a.waitLeftMs ?? 0 })}::text::jsonb)) as r`;
   return row!.r;
 }
 

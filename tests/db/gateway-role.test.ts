@@ -101,7 +101,7 @@ describe("eve_gateway", () => {
     // Operator-only: creating clients, revoking, the clock-injecting reservation.
     expect(await sqlstate(`select public.google_ai_create_client('x', array['gemma-3-27b-it'])`)).toBe("42501");
     expect(await sqlstate(`select public.google_ai_revoke_client('x', 'r')`)).toBe("42501");
-    expect(await sqlstate(`select public.google_ai_reserve_models_at(now(), array['gemma-3-27b'], 1, 'c', null, 'r')`)).toBe("42501");
+    expect(await sqlstate(`select public.google_ai_reserve_models_at(now(), null)`)).toBe("42501");
     expect(await sqlstate(`select public.google_ai_admit_at(now(), null::public.google_ai_request)`)).toBe("42501");
     expect(await sqlstate(`select public.google_ai_fall_back_at(now(), array['gemma-3-27b'], null, null)`)).toBe("42501");
   });

@@ -11,6 +11,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { iso, msOf } from "../support/microseconds.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
+import { reservation } from "../support/reserve-answer.ts";
 
 let db: TestDatabase;
 const T0 = Date.parse("2026-11-21T10:00:00Z");
@@ -69,10 +70,10 @@ async function replay(model: string, wakeDelayMs: number): Promise<Run> {
     const c = pending.shift()!;
     run.calls++;
     const [row] = await db.sql<{ r: { ok: boolean; queue?: { ticket: string; expected_at: string } } }[]>`
-      select public.google_ai_reserve_models_at(p_now => ${iso(c.at)}::text::timestamptz, p_models => array[${model}::text],
-        p_estimated_tokens => 10, p_caller => ${c.caller}, p_request_id => null, p_priority => ${c.priority},
-        p_queue_ticket => ${c.ticket ?? null}::uuid,
-        p_wait_left_ms => ${Math.max(0, Math.round(c.arrived + MAX_WAIT_MS - c.at))}::integer) as r`;
+      select public.google_ai_reserve_models_at(${iso(c.at)}::text::timestamptz, jsonb_populate_record(
+        null::public.google_ai_reservation, ${reservation({ models: [model], estimated_tokens: 10, caller: c.caller,
+          priority: c.priority, queue_ticket: c.ticket ?? null,
+          wait_left_ms: Math.max(0, Math.round(c.arrived + MAX_WAIT_MS - c.at)) })}::text::jsonb)) as r`;
     const r = row!.r;
     if (r.ok) run.admitted.push({ at: c.at, caller: c.caller, waited: c.at - c.arrived });
     else if (r.queue) pending.push({ ...c, at: msOf(r.queue.expected_at) + wakeDelayMs, ticket: r.queue.ticket });

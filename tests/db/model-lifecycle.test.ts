@@ -7,6 +7,7 @@
 import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
+import { reservation } from "../support/reserve-answer.ts";
 
 let db: TestDatabase;
 let tokenHash: string;
@@ -103,8 +104,9 @@ describe("the reservation entry refuses a withdrawn model without booking", () =
   const entries: Array<[string, (model: string, id: string) => Promise<any>]> = [
     ["a service caller", (m, id) => reserve(m, id)],
     ["the clock seam", async (m, id) =>
-      (await db.sql`select public.google_ai_reserve_models_at(p_now => now(), p_models => array[${m}],
-        p_estimated_tokens => 10, p_caller => 'lc', p_request_id => ${id}) as r`)[0]!.r],
+      (await db.sql`select public.google_ai_reserve_models_at(now(), jsonb_populate_record(
+        null::public.google_ai_reservation, ${reservation({ models: [m], estimated_tokens: 10, caller: "lc",
+          request_id: id })}::text::jsonb)) as r`)[0]!.r],
     ["a scoped token", async (m, id) =>
       (await db.sql`select public.google_ai_reserve_models(p_token_hash => ${tokenHash}, p_models => array[${m}],
         p_estimated_tokens => 10, p_request_id => ${id}) as r`)[0]!.r],

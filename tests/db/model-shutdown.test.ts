@@ -10,6 +10,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { migrationsDir } from "../../shared/db/migrate.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
+import { reservation } from "../support/reserve-answer.ts";
 
 const CLAUDE_ROWS = path.join(migrationsDir, "20261128170000_claude_rows_today.sql");
 const SONNET_45 = "claude-sonnet-4-5-20250929";
@@ -40,10 +41,10 @@ afterAll(async () => {
 });
 
 async function reserve(models: string[], requestId: string, extra: { token?: string; output?: number[] } = {}) {
-  const [{ r }] = await db.sql`select public.google_ai_reserve_models_at(p_now => ${tick()}::timestamptz,
-    p_models => ${models}::text[], p_estimated_tokens => 10,
-    p_caller => ${extra.token === undefined ? "shutdown-test" : null}, p_token_hash => ${extra.token ?? null},
-    p_request_id => ${requestId}, p_output_tokens => ${extra.output ?? null}::integer[]) as r`;
+  const [{ r }] = await db.sql`select public.google_ai_reserve_models_at(${tick()}::timestamptz,
+    jsonb_populate_record(null::public.google_ai_reservation, ${reservation({ models, estimated_tokens: 10,
+      caller: extra.token === undefined ? "shutdown-test" : null, token_hash: extra.token ?? null,
+      request_id: requestId, output_tokens: extra.output ?? null })}::text::jsonb)) as r`;
   return r;
 }
 

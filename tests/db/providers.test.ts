@@ -12,6 +12,7 @@ import {
   DIALECTS,
   type ProviderRow,
 } from "../../supabase/functions/_shared/providers/registry.ts";
+import { reservation } from "../support/reserve-answer.ts";
 
 const GOOGLE_KEY = "0a000000-0000-4000-8000-000000000001";
 const OPENAI_KEY = "0a000000-0000-4000-8000-000000000002";
@@ -322,8 +323,9 @@ describe("a provider's day is its row's day_zone", () => {
       await tx`delete from public.google_ai_quota_shares where model in ('kiwi-day', 'pacific-day')`;
       type Answer = { ok: boolean; limit?: string; retry_at?: string; quota_group?: string };
       const reserveAt = async (model: string, at: string): Promise<Answer> => {
-        const [{ r }] = await tx`select public.google_ai_reserve_models_at(p_now => ${at}::timestamptz,
-          p_models => array[${model}::text], p_estimated_tokens => 10, p_caller => 'zone-day') as r`;
+        const [{ r }] = await tx`select public.google_ai_reserve_models_at(${at}::timestamptz, jsonb_populate_record(
+          null::public.google_ai_reservation, ${reservation({ models: [model], estimated_tokens: 10,
+            caller: "zone-day" })}::text::jsonb)) as r`;
         return r as Answer;
       };
       for (const model of ["kiwi-day", "pacific-day"]) {
@@ -363,8 +365,9 @@ describe("a provider's day is its row's day_zone", () => {
       await tx`insert into public.google_ai_model_limits (model, provider, rpm, tpm) values ('kiwi-budget', 'kiwiai', 60, 100000)`;
       await tx`delete from public.google_ai_quota_shares where model = 'kiwi-budget'`;
       await tx`insert into public.google_ai_caller_budgets (caller, daily_max_tokens) values ('zone-budget', 10000)`;
-      const [{ r }] = await tx`select public.google_ai_reserve_models_at(p_now => ${EVENING}::timestamptz,
-        p_models => array['kiwi-budget'], p_estimated_tokens => 500, p_caller => 'zone-budget') as r`;
+      const [{ r }] = await tx`select public.google_ai_reserve_models_at(${EVENING}::timestamptz, jsonb_populate_record(
+        null::public.google_ai_reservation, ${reservation({ models: ["kiwi-budget"], estimated_tokens: 500,
+          caller: "zone-budget" })}::text::jsonb)) as r`;
       expect(r).toMatchObject({ ok: true, quota_group: "org-kiwi" });
       const booked = await tx`select day_bucket::text as day, tokens_today::int as tokens from public.google_ai_caller_budgets
                               where caller = 'zone-budget'`;

@@ -10,6 +10,7 @@ import { connect, type Sql } from "../../shared/db/migrate.ts";
 import { gatewayRoleUrl } from "../../shared/db/gateway-role.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
 import type { ModelQuota, WithdrawnModel } from "../../clients/typescript/eve-gateway.ts";
+import { reservation } from "../support/reserve-answer.ts";
 
 let db: TestDatabase;
 let gateway: Sql;
@@ -70,9 +71,9 @@ afterAll(async () => {
 });
 
 async function reserveAt(at: number, model: string, tokens = 10, exclude: string[] = [], caller = "qv"): Promise<Answer> {
-  const [row] = await db.sql<{ r: Answer }[]>`select public.google_ai_reserve_models_at(
-    p_now => ${iso(at)}::timestamptz, p_models => array[${model}], p_estimated_tokens => ${tokens}::integer,
-    p_caller => ${caller}, p_request_id => null, p_exclude_key_ids => ${db.sql.array(exclude)}::uuid[]) as r`;
+  const [row] = await db.sql<{ r: Answer }[]>`select public.google_ai_reserve_models_at(${iso(at)}::timestamptz,
+    jsonb_populate_record(null::public.google_ai_reservation, ${reservation({ models: [model], estimated_tokens: tokens,
+      caller, exclude_key_ids: exclude })}::text::jsonb)) as r`;
   return row!.r;
 }
 

@@ -6,6 +6,7 @@ import { iso } from "../support/microseconds.ts";
 import { someoneWaits } from "../support/someone-waits.ts";
 import type { ReserveAnswer as Answer } from "../support/reserve-answer.ts";
 import { oneKeyDatabase, type TestDatabase } from "../support/test-database.ts";
+import { reservation } from "../support/reserve-answer.ts";
 
 let db: TestDatabase;
 const T0 = Date.parse("2026-11-21T10:00:00Z");
@@ -29,10 +30,10 @@ interface Ask {
 }
 
 async function admit(a: Ask): Promise<Answer> {
-  const [row] = await db.sql<{ r: Answer }[]>`select public.google_ai_reserve_models_at(
-    p_now => ${iso(a.at)}::text::timestamptz, p_models => array[${a.model}::text], p_estimated_tokens => 10,
-    p_caller => ${a.caller ?? "notebook"}, p_request_id => ${a.requestId ?? null}, p_priority => ${a.priority ?? "batch"},
-    p_wait_left_ms => ${a.waitLeftMs ?? 0}::integer) as r`;
+  const [row] = await db.sql<{ r: Answer }[]>`select public.google_ai_reserve_models_at(${iso(a.at)}::text::timestamptz,
+    jsonb_populate_record(null::public.google_ai_reservation, ${reservation({ models: [a.model], estimated_tokens: 10,
+      caller: a.caller ?? "notebook", request_id: a.requestId ?? null, priority: a.priority ?? "batch",
+      wait_left_ms: a.waitLeftMs ?? 0 })}::text::jsonb)) as r`;
   return row!.r;
 }
 
@@ -189,10 +190,9 @@ describe("a provider's cause and the refused row", () => {
     await model("cause-keys-next", { rpm: 10 });
     const [{ id }] = await db.sql<{ id: string }[]>`select id from public.google_ai_api_keys where key_alias = 'c1'`;
     const reserve = async (models: string[], requestId: string, exclude: string[]) =>
-      (await db.sql<{ r: Answer }[]>`select public.google_ai_reserve_models_at(
-        p_now => ${iso(T0)}::text::timestamptz, p_models => ${db.sql.array(models)}::text[], p_estimated_tokens => 10,
-        p_caller => 'notebook', p_request_id => ${requestId}, p_exclude_key_ids => ${db.sql.array(exclude)}::uuid[],
-        p_attempt => 2) as r`)[0]!.r;
+      (await db.sql<{ r: Answer }[]>`select public.google_ai_reserve_models_at(${iso(T0)}::text::timestamptz,
+        jsonb_populate_record(null::public.google_ai_reservation, ${reservation({ models, estimated_tokens: 10,
+          caller: "notebook", request_id: requestId, exclude_key_ids: exclude, attempt: 2 })}::text::jsonb)) as r`)[0]!.r;
     const rows = async (requestId: string) =>
       (await db.sql`select model, limit_hit from public.google_ai_attempts where request_id = ${requestId}`)
         .map((r) => [r.model, r.limit_hit]);

@@ -90,7 +90,7 @@ describe("google_ai_reserve_models", () => {
     const [{ r }] = await gateway`select public.google_ai_reserve_models(p_models => array['gemma-3-27b'],
       p_estimated_tokens => 10, p_caller => 'gw', p_token_hash => null, p_request_id => null) as r`;
     expect(r.ok).toBe(true);
-    expect(await sqlstate(gateway, `select public.google_ai_reserve_models_at(now(), array['gemma-3-27b'], 1, 'c', null, 'r')`))
+    expect(await sqlstate(gateway, `select public.google_ai_reserve_models_at(now(), null)`))
       .toBe("42501");
   });
 });

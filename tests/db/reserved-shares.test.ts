@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Sql } from "../../shared/db/migrate.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
+import { reservation } from "../support/reserve-answer.ts";
 
 const CONNECTIONS = 200;
 const AT = "2026-11-23T18:00:00Z"; // 10:00 Pacific, far from either midnight
@@ -50,9 +51,9 @@ const bot = (n: number): Ask[] => Array.from({ length: n }, () => ({ caller: "bo
 async function burst(model: string, asks: Ask[], at = AT): Promise<Outcome[]> {
   return Promise.all(asks.map(async (a, i) => {
     const c = clients[i % clients.length]!;
-    const [row] = await c<{ r: Outcome }[]>`select public.google_ai_reserve_models_at(
-      p_now => ${at}::timestamptz, p_models => array[${model}::text], p_estimated_tokens => 10, p_caller => ${a.caller},
-      p_request_id => null, p_priority => ${a.priority}) as r`;
+    const [row] = await c<{ r: Outcome }[]>`select public.google_ai_reserve_models_at(${at}::timestamptz,
+      jsonb_populate_record(null::public.google_ai_reservation, ${reservation({ models: [model], estimated_tokens: 10,
+        caller: a.caller, priority: a.priority })}::text::jsonb)) as r`;
     return row!.r;
   }));
 }
@@ -144,9 +145,9 @@ describe("a refusal with several groups", () => {
     const [asker, other] = clients as [Sql, Sql];
     const lockedByOthers: string[] = [];
     await asker.begin(async (tx) => {
-      const [row] = await tx<{ r: Outcome }[]>`select public.google_ai_reserve_models_at(
-        p_now => ${AT}::timestamptz, p_models => array['share-give-back'], p_estimated_tokens => 10, p_caller => 'notebook',
-        p_request_id => null, p_priority => 'batch') as r`;
+      const [row] = await tx<{ r: Outcome }[]>`select public.google_ai_reserve_models_at(${AT}::timestamptz,
+        jsonb_populate_record(null::public.google_ai_reservation, ${reservation({ models: ["share-give-back"],
+          estimated_tokens: 10, caller: "notebook", priority: "batch" })}::text::jsonb)) as r`;
       expect(row!.r).toMatchObject({ ok: false, limit: "rpm" });
       // Still inside the asker's transaction: which counter rows does it hold?
       for (const group of ["proj-a", "proj-b"]) {
@@ -192,9 +193,9 @@ describe("pacing and budgets at once", () => {
     // Each connection books, and every other admitted booking is released at once.
     await Promise.all(asks.map(async (a, i) => {
       const c = clients[i]!;
-      const [{ r }] = await c<{ r: Outcome }[]>`select public.google_ai_reserve_models_at(p_now => ${AT}::timestamptz,
-        p_models => array['share-churn'], p_estimated_tokens => 10, p_caller => ${a.caller}, p_request_id => null,
-        p_priority => ${a.priority}) as r`;
+      const [{ r }] = await c<{ r: Outcome }[]>`select public.google_ai_reserve_models_at(${AT}::timestamptz,
+        jsonb_populate_record(null::public.google_ai_reservation, ${reservation({ models: ["share-churn"],
+          estimated_tokens: 10, caller: a.caller, priority: a.priority })}::text::jsonb)) as r`;
       if (r.ok && i % 2 === 0) await c`select public.google_ai_release(${r.reservation_id!}::uuid, 'test')`;
     }));
     const [held] = await db.sql<{ bot: number; total: number; used: number; window: number; rpd_used: number }[]>`

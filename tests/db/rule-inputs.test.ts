@@ -33,12 +33,10 @@ describe("a rule reads a new column of the model", () => {
     await db.sql`alter table public.google_ai_model_limits add column closed_for_batch boolean default false not null`;
     const [{ definition }] = await db.sql<{ definition: string }[]>`
       select pg_get_functiondef('public.google_ai_booking_outcome'::regproc) as definition`;
-    const rule = "begin\n  window_full := v_rpm_full or v_tpm_full;\n";
-    expect(definition).toContain(rule);
+    const rule = "begin\n";
+    expect(definition).toContain(`${rule}  if v_day_full then\n`);
     await db.sql.unsafe(definition.replace(rule, `${rule}  if p_model.closed_for_batch and p_class.name = 'batch' then
-    outcome := 'rpm';
-    cause := 'window_full';
-    return;
+    return row('rpm', 'window_full', true)::public.google_ai_outcome;
   end if;\n`));
     expect(await signatures()).toEqual(before);
 

@@ -11,6 +11,7 @@ import { iso, msOf } from "../support/microseconds.ts";
 import { someoneWaits as waitingBehind } from "../support/someone-waits.ts";
 import type { ReserveAnswer as Answer } from "../support/reserve-answer.ts";
 import { oneKeyDatabase, type TestDatabase } from "../support/test-database.ts";
+import { reservation } from "../support/reserve-answer.ts";
 
 let db: TestDatabase;
 const T0 = Date.parse("2026-11-21T10:00:00Z");
@@ -38,10 +39,10 @@ interface Ask {
 }
 
 async function admit(a: Ask): Promise<Answer> {
-  const [row] = await db.sql<{ r: Answer }[]>`select public.google_ai_reserve_models_at(
-    p_now => ${iso(a.at)}::text::timestamptz, p_models => array[${a.model}::text], p_estimated_tokens => ${a.tokens ?? 10},
-    p_caller => ${a.caller ?? "notebook"}, p_request_id => null, p_priority => ${a.priority ?? "batch"},
-    p_queue_ticket => ${a.ticket ?? null}::uuid, p_wait_left_ms => ${a.waitLeftMs ?? 0}::integer) as r`;
+  const [row] = await db.sql<{ r: Answer }[]>`select public.google_ai_reserve_models_at(${iso(a.at)}::text::timestamptz,
+    jsonb_populate_record(null::public.google_ai_reservation, ${reservation({ models: [a.model],
+      estimated_tokens: a.tokens ?? 10, caller: a.caller ?? "notebook", priority: a.priority ?? "batch",
+      queue_ticket: a.ticket ?? null, wait_left_ms: a.waitLeftMs ?? 0 })}::text::jsonb)) as r`;
   return row!.r;
 }
 

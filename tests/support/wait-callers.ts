@@ -6,6 +6,7 @@
 // order they were scheduled. Deterministic: the database's decisions alone decide the outcome.
 import type { Sql } from "../../shared/db/migrate.ts";
 import { iso } from "./microseconds.ts";
+import { reservation } from "./reserve-answer.ts";
 
 /** llm-invoke keeps this much of the wait back when it tells the database (wait-policy.ts). */
 const ROUND_TRIP_ALLOWANCE_MS = 100;
@@ -49,11 +50,11 @@ export async function driveWaitCallers(sql: Sql, model: string, requests: WaitRe
     const o = call.o;
     o.calls++;
     const remainingMs = o.maxWaitMs - call.waitedMs;
-    const [row] = await sql<{ r: Answer }[]>`select public.google_ai_reserve_models_at(
-      p_now => ${iso(call.at)}::text::timestamptz, p_models => array[${model}::text], p_estimated_tokens => 10,
-      p_caller => ${o.tokenHash ? null : o.caller}, p_token_hash => ${o.tokenHash ?? null}, p_request_id => null,
-      p_priority => ${o.priority ?? null}, p_queue_ticket => ${call.ticket}::uuid,
-      p_wait_left_ms => ${Math.max(0, Math.floor(remainingMs - ROUND_TRIP_ALLOWANCE_MS))}::integer) as r`;
+    const [row] = await sql<{ r: Answer }[]>`select public.google_ai_reserve_models_at(${iso(call.at)}::text::timestamptz,
+      jsonb_populate_record(null::public.google_ai_reservation, ${reservation({ models: [model], estimated_tokens: 10,
+        caller: o.tokenHash ? null : o.caller, token_hash: o.tokenHash ?? null, priority: o.priority ?? null,
+        queue_ticket: call.ticket ?? null,
+        wait_left_ms: Math.max(0, Math.floor(remainingMs - ROUND_TRIP_ALLOWANCE_MS)) })}::text::jsonb)) as r`;
     const r = row!.r;
     if (r.ok) {
       o.admittedAt = call.at;

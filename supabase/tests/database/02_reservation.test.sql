@@ -2,6 +2,14 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 select plan(44);
+-- The clock seam with the entry's arguments by name (it takes them as one google_ai_reservation).
+create function pg_temp.reserve_at(p_now timestamptz, p_models text[], p_estimated_tokens integer,
+    p_caller text default null, p_token_hash text default null, p_request_id text default null,
+    p_exclude_key_ids uuid[] default '{}', p_attempt integer default 1, p_idempotent boolean default false,
+    p_priority text default null, p_wait_left_ms integer default null) returns jsonb language sql as $$
+  select public.google_ai_reserve_models_at(p_now, row(p_models, p_estimated_tokens, p_caller, p_token_hash,
+    p_request_id, p_exclude_key_ids, p_attempt, 0, '{}', p_idempotent, p_priority, null, p_wait_left_ms, null, null,
+    null, null)::public.google_ai_reservation) $$;
 
 -- Fixture: one model with small limits; group proj-a has two keys (priority 1), key b1 has no
 -- project (its own group, priority 2).
@@ -15,7 +23,7 @@ insert into public.google_ai_api_keys (id, key_alias, env_var_name, project_id, 
 
 create function pg_temp.r(p_at text, p_tokens int default 10, p_exclude uuid[] default '{}') returns jsonb
 language sql as $$
-  select public.google_ai_reserve_models_at(p_at::timestamptz, array['test-model'], p_tokens, 'pgtap', null, null, p_exclude)
+  select pg_temp.reserve_at(p_at::timestamptz, array['test-model'], p_tokens, 'pgtap', null, null, p_exclude)
 $$;
 
 -- Priority first: the priority-1 group serves while it has room, through its first key.
@@ -101,24 +109,24 @@ insert into public.google_ai_api_keys (id, key_alias, env_var_name, project_id, 
   ('00000000-0000-0000-0000-0000000000c1', 'c1', 'KEY_C1', 'ghost', 1, '{ghost-model}'),
   ('00000000-0000-0000-0000-0000000000c2', 'c2', 'KEY_C2', 'ghost-2a', 1, '{ghost-model-2}'),
   ('00000000-0000-0000-0000-0000000000c3', 'c3', 'KEY_C3', 'ghost-2b', 1, '{ghost-model-2}');
-select is(public.google_ai_reserve_models_at('2026-11-22 09:03:00+00', array['ghost-model'], 7, 'pgtap', null, null)
+select is(pg_temp.reserve_at('2026-11-22 09:03:00+00', array['ghost-model'], 7, 'pgtap', null, null)
             ->> 'quota_group', 'ghost', 'the only group books on a missing row');
 select is((select (rpm_used, tpm_used, rpd_used)::text from public.google_ai_usage_counters where quota_group = 'ghost'),
   '(1,7,1)', 'and the booking is counted in a new row');
-select ok((public.google_ai_reserve_models_at('2026-11-22 09:03:00+00', array['ghost-model-2'], 7, 'pgtap', null, null)
+select ok((pg_temp.reserve_at('2026-11-22 09:03:00+00', array['ghost-model-2'], 7, 'pgtap', null, null)
             ->> 'ok')::boolean, 'one of two groups books on a missing row too');
 select is((select sum(rpm_used)::int from public.google_ai_usage_counters where model = 'ghost-model-2'), 1, 'and is counted');
 
 -- A limit of 0 closes the model: nothing is admitted, whatever the margin.
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd, safety_margin) values ('closed-model', 10, 1000, 0, 0.5);
-select is(public.google_ai_reserve_models_at('2026-11-22 09:04:00+00', array['closed-model'], 1, 'pgtap', null, null) ->> 'limit', 'rpd',
+select is(pg_temp.reserve_at('2026-11-22 09:04:00+00', array['closed-model'], 1, 'pgtap', null, null) ->> 'limit', 'rpd',
   'RPD 0 admits nothing');
 select is(public.google_ai_effective_limit(1, 0.5), 1, 'a positive limit never drops to 0 through the margin');
 
 -- No key, unknown model.
 update public.google_ai_api_keys set is_active = false;
 select is(pg_temp.r('2026-11-22 09:05:00+00') ->> 'limit', 'no_active_key', 'no active key: no_active_key');
-select is(public.google_ai_reserve_models_at('2026-11-22 09:05:00+00', array['no-such-model'], 1, 'pgtap', null, null) ->> 'limit', 'unknown_model',
+select is(pg_temp.reserve_at('2026-11-22 09:05:00+00', array['no-such-model'], 1, 'pgtap', null, null) ->> 'limit', 'unknown_model',
   'an unknown model is refused as unknown_model');
 
 -- Headroom is the smallest remaining fraction, 1 - used / limit: at RPM 2 and RPD 1000, a group that
@@ -138,12 +146,12 @@ select is((select quota_group from public.google_ai_candidate_groups('rank-model
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('tpm-full', null, 100, null);
 insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, models) values
   ('t1', 'KEY_T1', 'proj-t1', array['tpm-full']), ('t2', 'KEY_T2', 'proj-t2', array['tpm-full']);
-select public.google_ai_reserve_models_at('2026-11-22 09:07:00+00', array['tpm-full'], 100, 'pgtap', null, null)
+select pg_temp.reserve_at('2026-11-22 09:07:00+00', array['tpm-full'], 100, 'pgtap', null, null)
 from generate_series(1, 2);
 set local track_functions = 'all';
 create temp table booking_calls as
 select pg_stat_get_xact_function_calls('public.google_ai_book_group'::regproc) as before;
-select is(public.google_ai_reserve_models_at('2026-11-22 09:07:10+00', array['tpm-full'], 50, 'pgtap', null, null)
+select is(pg_temp.reserve_at('2026-11-22 09:07:10+00', array['tpm-full'], 50, 'pgtap', null, null)
             ->> 'limit', 'tpm', 'both groups full of tokens: refused tpm');
 select is(pg_stat_get_xact_function_calls('public.google_ai_book_group'::regproc) - coalesce(b.before, 0), 2::bigint,
   'each of the two groups was tried once')

@@ -3,13 +3,21 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 select plan(35);
+-- The clock seam with the entry's arguments by name (it takes them as one google_ai_reservation).
+create function pg_temp.reserve_at(p_now timestamptz, p_models text[], p_estimated_tokens integer,
+    p_caller text default null, p_token_hash text default null, p_request_id text default null,
+    p_exclude_key_ids uuid[] default '{}', p_attempt integer default 1, p_idempotent boolean default false,
+    p_priority text default null, p_wait_left_ms integer default null) returns jsonb language sql as $$
+  select public.google_ai_reserve_models_at(p_now, row(p_models, p_estimated_tokens, p_caller, p_token_hash,
+    p_request_id, p_exclude_key_ids, p_attempt, 0, '{}', p_idempotent, p_priority, null, p_wait_left_ms, null, null,
+    null, null)::public.google_ai_reservation) $$;
 
 delete from public.google_ai_api_keys;
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('test-model', 10, 1000, 100);
 insert into public.google_ai_api_keys (key_alias, env_var_name, project_id) values ('a1', 'KEY_A1', 'proj-a');
 
 create function pg_temp.r(p_at text, p_tokens int) returns uuid language sql as $$
-  select (public.google_ai_reserve_models_at(p_at::timestamptz, array['test-model'], p_tokens, 'pgtap', null, 'req-' || p_at) ->> 'reservation_id')::uuid
+  select (pg_temp.reserve_at(p_at::timestamptz, array['test-model'], p_tokens, 'pgtap', null, 'req-' || p_at) ->> 'reservation_id')::uuid
 $$;
 create function pg_temp.counter() returns record language sql as $$
   select (rpm_used, tpm_used, rpd_used) from public.google_ai_usage_counters where quota_group = 'proj-a' and model = 'test-model'
@@ -55,14 +63,14 @@ select is(pg_temp.counter()::text, '(1,70,3)', 'the current minute is untouched;
 select is(public.google_ai_finalize((select id from ids where name = 'new'), 'google_error', null, null, 429,
   'RESOURCE_EXHAUSTED', 'GenerateRequestsPerMinutePerProjectPerModel-FreeTier', 'quota', 12,
   '2030-01-01 00:00:00+00') ->> 'cooldown_until', '2030-01-01T00:00:00+00:00', 'finalize records the cooldown');
-select is(public.google_ai_reserve_models_at('2026-11-21 10:01:10+00', array['test-model'], 1, 'pgtap', null, null) ->> 'limit', 'cooldown',
+select is(pg_temp.reserve_at('2026-11-21 10:01:10+00', array['test-model'], 1, 'pgtap', null, null) ->> 'limit', 'cooldown',
   'the cooled group is not used');
 
 -- Idempotency (the caller named the request): a completed request id is answered from its stored
 -- response; one whose earlier call still holds its lease is refused; a failed one can be repeated.
 delete from public.google_ai_cooldowns;
 create function pg_temp.ri(p_at text, p_caller text, p_req text) returns jsonb language sql as $$
-  select public.google_ai_reserve_models_at(p_at::timestamptz, array['test-model'], 5, p_caller, null, p_req, p_idempotent => true)
+  select pg_temp.reserve_at(p_at::timestamptz, array['test-model'], 5, p_caller, null, p_req, p_idempotent => true)
 $$;
 insert into ids values ('idem', (pg_temp.ri('2026-11-21 10:02:00+00', 'bot', 'idem-1') ->> 'reservation_id')::uuid);
 select is(pg_temp.ri('2026-11-21 10:02:01+00', 'bot', 'idem-1') ->> 'limit', 'in_progress',
@@ -89,7 +97,7 @@ select is(public.google_ai_end_request((select id from ids where name = 'idem-f'
 select is(pg_temp.ri('2026-11-21 10:03:02+00', 'bot', 'idem-2') ->> 'ok', 'true', 'then the id may be repeated at once');
 select is(pg_temp.ri('2026-11-21 10:11:00+00', 'bot', 'idem-2') ->> 'ok', 'true',
   'a lease that ran out (a crashed caller) does not block the id');
-select is(public.google_ai_reserve_models_at('2026-11-21 10:12:00+00', array['test-model'], 5, 'bot', null, 'idem-1') ->> 'ok', 'true',
+select is(pg_temp.reserve_at('2026-11-21 10:12:00+00', array['test-model'], 5, 'bot', null, 'idem-1') ->> 'ok', 'true',
   'a request that is not idempotent is never refused for its id');
 
 -- Google rejects a key as invalid: it leaves rotation at once, with the reason.
@@ -112,7 +120,7 @@ select throws_ok($$ update public.google_ai_attempts set quota_cause = 'rpm' whe
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('room-model', 100, 100000, null);
 insert into public.google_ai_api_keys (key_alias, env_var_name, project_id) values ('r1', 'KEY_R1', 'proj-room');
 create function pg_temp.room(p_ago int) returns uuid language sql as $$
-  select (public.google_ai_reserve_models_at(pg_catalog.clock_timestamp() - make_interval(secs => p_ago),
+  select (pg_temp.reserve_at(pg_catalog.clock_timestamp() - make_interval(secs => p_ago),
     array['room-model'], 10, 'pgtap', null, null) ->> 'reservation_id')::uuid
 $$;
 create function pg_temp.room_left(p_name text, p_left int) returns void language sql as $$

@@ -34,8 +34,7 @@ select ok(has_function_privilege('service_role',
   'integer, timestamptz, timestamptz, uuid, integer[])', 'execute'),
   'service_role may call the reservation entry');
 select ok(not has_function_privilege('service_role',
-  'public.google_ai_reserve_models_at(timestamptz, text[], integer, text, text, text, uuid[], integer, integer, jsonb, '
-  'boolean, text, uuid, integer, timestamptz, timestamptz, uuid, integer[])', 'execute'),
+  'public.google_ai_reserve_models_at(timestamptz, public.google_ai_reservation)', 'execute'),
   'its clock-injecting twin is not callable by service_role');
 select ok(not has_function_privilege('service_role',
   'public.google_ai_admit_at(timestamptz, public.google_ai_request)', 'execute'),

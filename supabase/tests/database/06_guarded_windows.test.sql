@@ -3,6 +3,14 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 select plan(19);
+-- The clock seam with the entry's arguments by name (it takes them as one google_ai_reservation).
+create function pg_temp.reserve_at(p_now timestamptz, p_models text[], p_estimated_tokens integer,
+    p_caller text default null, p_token_hash text default null, p_request_id text default null,
+    p_exclude_key_ids uuid[] default '{}', p_attempt integer default 1, p_idempotent boolean default false,
+    p_priority text default null, p_wait_left_ms integer default null) returns jsonb language sql as $$
+  select public.google_ai_reserve_models_at(p_now, row(p_models, p_estimated_tokens, p_caller, p_token_hash,
+    p_request_id, p_exclude_key_ids, p_attempt, 0, '{}', p_idempotent, p_priority, null, p_wait_left_ms, null, null,
+    null, null)::public.google_ai_reservation) $$;
 
 delete from public.google_ai_api_keys;
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('win-model', 3, 1000, 100);
@@ -10,7 +18,7 @@ insert into public.google_ai_api_keys (id, key_alias, env_var_name, project_id, 
   ('00000000-0000-0000-0000-00000000000a', 'w1', 'KEY_W1', 'proj-w', 1);
 
 create function pg_temp.r(p_at text, p_tokens int default 10) returns jsonb
-language sql as $$ select public.google_ai_reserve_models_at(p_at::timestamptz, array['win-model'], p_tokens, 'pgtap', null, null) $$;
+language sql as $$ select pg_temp.reserve_at(p_at::timestamptz, array['win-model'], p_tokens, 'pgtap', null, null) $$;
 
 -- The boundary straddle: three booked in the last 300 ms of a minute ...
 select ok((pg_temp.r('2026-11-23 10:00:59.7+00') ->> 'ok')::boolean, 'booked at :59.7');
@@ -59,7 +67,7 @@ select is((select (day_bucket, rpd_used, rpd_prev_used)::text from public.google
 -- reopens when the guard ends, not a day later.
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('day-full', 100, 100000, 2);
 create function pg_temp.d(p_at text) returns jsonb language sql as $$
-  select public.google_ai_reserve_models_at(p_at::timestamptz, array['day-full'], 10, 'pgtap', null, null) $$;
+  select pg_temp.reserve_at(p_at::timestamptz, array['day-full'], 10, 'pgtap', null, null) $$;
 select ok(pg_temp.d('2026-11-25 07:59:40+00') ->> 'ok' = 'true' and pg_temp.d('2026-11-25 07:59:41+00') ->> 'ok' = 'true',
   'two of a day of 2 booked 20 s before Pacific midnight');
 select is(pg_temp.d('2026-11-25 08:00:02+00') - 'model' - 'max_tokens' - 'recheck_after_ms' - 'retry_after_ms',

@@ -4,6 +4,14 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 select plan(59);
+-- The clock seam with the entry's arguments by name (it takes them as one google_ai_reservation).
+create function pg_temp.reserve_at(p_now timestamptz, p_models text[], p_estimated_tokens integer,
+    p_caller text default null, p_token_hash text default null, p_request_id text default null,
+    p_exclude_key_ids uuid[] default '{}', p_attempt integer default 1, p_idempotent boolean default false,
+    p_priority text default null, p_wait_left_ms integer default null) returns jsonb language sql as $$
+  select public.google_ai_reserve_models_at(p_now, row(p_models, p_estimated_tokens, p_caller, p_token_hash,
+    p_request_id, p_exclude_key_ids, p_attempt, 0, '{}', p_idempotent, p_priority, null, p_wait_left_ms, null, null,
+    null, null)::public.google_ai_reservation) $$;
 
 -- The shares here are the test's own: without the default share of `interactive`.
 update public.google_ai_priority_classes set kept_rpm_percent = null, kept_rpd_percent = null;
@@ -17,7 +25,7 @@ insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values
 -- One request: p_class null is the credential's class (a service caller's: interactive).
 create function pg_temp.a(p_model text, p_at text, p_caller text, p_class text default null) returns jsonb
 language sql as $$
-  select public.google_ai_reserve_models_at(p_now => p_at::timestamptz, p_models => array[p_model], p_estimated_tokens => 10,
+  select pg_temp.reserve_at(p_now => p_at::timestamptz, p_models => array[p_model], p_estimated_tokens => 10,
     p_caller => p_caller, p_request_id => null, p_priority => p_class)
 $$;
 -- Books until refused; how many were admitted.
@@ -104,11 +112,11 @@ select ok((pg_temp.a('minute-model', '2026-11-23 10:05:00+00', 'bot') ->> 'ok'):
           and (pg_temp.a('minute-model', '2026-11-23 10:05:00+00', 'bot') ->> 'ok')::boolean
           and pg_temp.fill('minute-model', '2026-11-23 10:05:01+00', 'notebook', 'batch') = 3, 'the bot 2, then batch 3');
 -- A WAIT request refused by a share learns the share's opening as its turn.
-select is(public.google_ai_reserve_models_at(p_now => '2026-11-23 10:05:03+00', p_models => array['minute-model'], p_estimated_tokens => 10,
+select is(pg_temp.reserve_at(p_now => '2026-11-23 10:05:03+00', p_models => array['minute-model'], p_estimated_tokens => 10,
             p_caller => 'notebook', p_request_id => null, p_priority => 'batch', p_wait_left_ms => 600000) -> 'queue' ->> 'expected_at',
   '2026-11-23T10:06:02+00:00', 'a batch waiter''s turn is when a slot opens for batch, not when the bot''s admissions leave');
 delete from public.google_ai_queue;
-select is(public.google_ai_reserve_models_at(p_now => '2026-11-23 10:05:03+00', p_models => array['minute-model'], p_estimated_tokens => 10,
+select is(pg_temp.reserve_at(p_now => '2026-11-23 10:05:03+00', p_models => array['minute-model'], p_estimated_tokens => 10,
             p_caller => 'bot', p_request_id => null, p_priority => 'interactive', p_wait_left_ms => 600000) -> 'queue' ->> 'expected_at',
   '2026-11-23T10:06:01+00:00', 'the bot''s turn is when its own first admission leaves');
 delete from public.google_ai_queue;
@@ -211,7 +219,7 @@ select ok((public.google_ai_release((select a.reservation_id from public.google_
 select is((select (requests_today, tokens_today)::text from public.google_ai_caller_budgets where caller = 'cron'), '(2,14)',
   '... gives its request and tokens back');
 update public.google_ai_caller_budgets set daily_max_requests = 1 where caller = 'cron';
-select is(public.google_ai_reserve_models_at(p_now => '2026-11-26 18:00:05+00', p_models => array['day-model'],
+select is(pg_temp.reserve_at(p_now => '2026-11-26 18:00:05+00', p_models => array['day-model'],
             p_estimated_tokens => 0, p_caller => 'cron', p_request_id => null, p_attempt => 2) ->> 'limit',
   'caller_budget', 'a budget lowered below today''s use refuses a retry too, though a retry adds no request');
 update public.google_ai_caller_budgets set daily_max_requests = 3 where caller = 'cron';

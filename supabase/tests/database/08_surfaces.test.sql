@@ -4,6 +4,14 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 select plan(16);
+-- The clock seam with the entry's arguments by name (it takes them as one google_ai_reservation).
+create function pg_temp.reserve_at(p_now timestamptz, p_models text[], p_estimated_tokens integer,
+    p_caller text default null, p_token_hash text default null, p_request_id text default null,
+    p_exclude_key_ids uuid[] default '{}', p_attempt integer default 1, p_idempotent boolean default false,
+    p_priority text default null, p_wait_left_ms integer default null) returns jsonb language sql as $$
+  select public.google_ai_reserve_models_at(p_now, row(p_models, p_estimated_tokens, p_caller, p_token_hash,
+    p_request_id, p_exclude_key_ids, p_attempt, 0, '{}', p_idempotent, p_priority, null, p_wait_left_ms, null, null,
+    null, null)::public.google_ai_reservation) $$;
 
 delete from public.google_ai_api_keys;
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd, aliases, supports_tools)
@@ -21,7 +29,7 @@ update public.google_ai_model_limits set is_active = false where model = 'tool-f
 select ok(not exists (select 1 from public.google_ai_model_list() where model = 'tool-full'), 'a retired row is not listed');
 
 create temp table ids (name text primary key, id uuid);
-insert into ids values ('s', (public.google_ai_reserve_models_at(now(), array['tool-less'], 100, 'pgtap', null, 'req-cut') ->> 'reservation_id')::uuid);
+insert into ids values ('s', (pg_temp.reserve_at(now(), array['tool-less'], 100, 'pgtap', null, 'req-cut') ->> 'reservation_id')::uuid);
 select is((select tpm_used from public.google_ai_usage_counters where quota_group = 'proj-a' and model = 'tool-less'), 100,
   'the stream booked its estimate');
 select is(public.google_ai_finalize_cut((select id from ids where name = 's'), 'client', 60, 12, 900, 'the caller went away') ->> 'status',

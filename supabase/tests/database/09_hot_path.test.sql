@@ -4,6 +4,14 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 select plan(37);
+-- The clock seam with the entry's arguments by name (it takes them as one google_ai_reservation).
+create function pg_temp.reserve_at(p_now timestamptz, p_models text[], p_estimated_tokens integer,
+    p_caller text default null, p_token_hash text default null, p_request_id text default null,
+    p_exclude_key_ids uuid[] default '{}', p_attempt integer default 1, p_idempotent boolean default false,
+    p_priority text default null, p_wait_left_ms integer default null) returns jsonb language sql as $$
+  select public.google_ai_reserve_models_at(p_now, row(p_models, p_estimated_tokens, p_caller, p_token_hash,
+    p_request_id, p_exclude_key_ids, p_attempt, 0, '{}', p_idempotent, p_priority, null, p_wait_left_ms, null, null,
+    null, null)::public.google_ai_reservation) $$;
 
 -- The fast booking as it is for a model no share is kept of: without the default share of `interactive`.
 update public.google_ai_priority_classes set kept_rpm_percent = null, kept_rpd_percent = null;
@@ -65,7 +73,7 @@ delete from public.google_ai_api_keys;
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('fast-model', 3, 1000, 100);
 insert into public.google_ai_api_keys (key_alias, env_var_name, project_id) values ('f1', 'KEY_F1', 'proj-f');
 create function pg_temp.r(p_at text, p_caller text default 'pgtap') returns jsonb
-language sql as $$ select public.google_ai_reserve_models_at(p_at::timestamptz, array['fast-model'], 10, p_caller, null, null) $$;
+language sql as $$ select pg_temp.reserve_at(p_at::timestamptz, array['fast-model'], 10, p_caller, null, null) $$;
 
 create temp table answers (n int, a jsonb);
 insert into answers values (1, pg_temp.r('2026-06-10 18:00:00+00')), (2, pg_temp.r('2026-06-10 18:00:01+00'));
@@ -112,17 +120,17 @@ select is((select count(*)::int from public.google_ai_attempts
   'and the attempt rows record when each of the three in it was admitted');
 
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('fast-paced', 100, 100000, 1000);
-select ok(public.google_ai_reserve_models_at('2026-06-10 18:10:00+00', array['fast-paced'], 10, 'pgtap', null, null) ->> 'ok' = 'true'
-          and public.google_ai_reserve_models_at('2026-06-10 18:10:01+00', array['fast-paced'], 10, 'pgtap', null, null) ? 'quota',
+select ok(pg_temp.reserve_at('2026-06-10 18:10:00+00', array['fast-paced'], 10, 'pgtap', null, null) ->> 'ok' = 'true'
+          and pg_temp.reserve_at('2026-06-10 18:10:01+00', array['fast-paced'], 10, 'pgtap', null, null) ? 'quota',
   'a second model books with its quota');
 insert into public.google_ai_quota_shares (model, priority_class, reserved_rpd, pace_burst) values ('fast-paced', 'interactive', 10, 5);
-select is((public.google_ai_reserve_models_at('2026-06-10 18:10:02+00', array['fast-paced'], 10, 'pgtap', null, null)
+select is((pg_temp.reserve_at('2026-06-10 18:10:02+00', array['fast-paced'], 10, 'pgtap', null, null)
            -> 'quota' ->> 'requests_left')::int, 97,
   'a share that paces its owner''s day: booked within its burst, with its quota');
 
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('fast-day', 100, 100000, 1000);
 create function pg_temp.d(p_at text) returns jsonb
-language sql as $$ select public.google_ai_reserve_models_at(p_at::timestamptz, array['fast-day'], 10, 'pgtap', null, null) $$;
+language sql as $$ select pg_temp.reserve_at(p_at::timestamptz, array['fast-day'], 10, 'pgtap', null, null) $$;
 select ok(pg_temp.d('2026-06-11 06:59:50+00') ->> 'ok' = 'true' and pg_temp.d('2026-06-11 06:59:54+00') ? 'quota',
   'six seconds before Pacific midnight it books');
 select is((pg_temp.d('2026-06-11 06:59:56+00') -> 'quota' ->> 'day_left')::int, 997,

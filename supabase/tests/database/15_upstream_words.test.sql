@@ -5,13 +5,21 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 select plan(10);
+-- The clock seam with the entry's arguments by name (it takes them as one google_ai_reservation).
+create function pg_temp.reserve_at(p_now timestamptz, p_models text[], p_estimated_tokens integer,
+    p_caller text default null, p_token_hash text default null, p_request_id text default null,
+    p_exclude_key_ids uuid[] default '{}', p_attempt integer default 1, p_idempotent boolean default false,
+    p_priority text default null, p_wait_left_ms integer default null) returns jsonb language sql as $$
+  select public.google_ai_reserve_models_at(p_now, row(p_models, p_estimated_tokens, p_caller, p_token_hash,
+    p_request_id, p_exclude_key_ids, p_attempt, 0, '{}', p_idempotent, p_priority, null, p_wait_left_ms, null, null,
+    null, null)::public.google_ai_reservation) $$;
 
 delete from public.google_ai_api_keys;
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd, aliases) values ('words-model', 10, 1000, 100, '{}');
 insert into public.google_ai_api_keys (key_alias, env_var_name, project_id) values ('w1', 'KEY_W1', 'proj-w');
 
 create temp table ids (name text primary key, id uuid);
-insert into ids select n, (public.google_ai_reserve_models_at(now(), array['words-model'], 10, 'pgtap-words', null,
+insert into ids select n, (pg_temp.reserve_at(now(), array['words-model'], 10, 'pgtap-words', null,
   'req-words-' || n) ->> 'reservation_id')::uuid from unnest(array['new', 'former', 'cut', 'cut-former']) n;
 
 select is(public.google_ai_finalize((select id from ids where name = 'new'), 'upstream_error', p_http_status => 500)
@@ -33,7 +41,7 @@ select throws_ok(
 -- A key a call finds rejected is taken out naming the provider that rejected it.
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd, aliases, provider) values ('words-gpt', 10, 1000, 100, '{}', 'openai');
 insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, provider) values ('o1', 'OPENAI_W1', 'org-w', 'openai');
-insert into ids values ('gpt', (public.google_ai_reserve_models_at(now(), array['words-gpt'], 10, 'pgtap-gpt', null,
+insert into ids values ('gpt', (pg_temp.reserve_at(now(), array['words-gpt'], 10, 'pgtap-gpt', null,
   'req-words-gpt') ->> 'reservation_id')::uuid);
 select public.google_ai_finalize((select id from ids where name = 'gpt'), 'upstream_error', p_http_status => 401,
   p_error_code => 'invalid_api_key', p_key_rejected => true);
@@ -45,7 +53,7 @@ insert into public.google_ai_providers (name, dialect, display_name, base_url, k
   values ('deepseek', 'openai', 'DeepSeek', 'https://api.deepseek.com', 'DEEPSEEK_[A-Z0-9_]+');
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd, aliases, provider) values ('words-ds', 10, 1000, 100, '{}', 'deepseek');
 insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, provider) values ('d1', 'DEEPSEEK_W1', 'ds-w', 'Deep Seek');
-insert into ids values ('ds', (public.google_ai_reserve_models_at(now(), array['words-ds'], 10, 'pgtap-ds', null,
+insert into ids values ('ds', (pg_temp.reserve_at(now(), array['words-ds'], 10, 'pgtap-ds', null,
   'req-words-ds') ->> 'reservation_id')::uuid);
 select public.google_ai_finalize((select id from ids where name = 'ds'), 'upstream_error', p_http_status => 401,
   p_error_code => 'invalid_api_key', p_key_rejected => true);

@@ -1,0 +1,755 @@
+-- Written by `npm run db:diff` from the difference between what the migrations before it build and
+-- what supabase/schemas builds. Applying it twice changes nothing.
+-- What it changes: one step gives a quota group's counter row as of an instant (google_ai_counter_at) for
+--   booking, the quota read and settling, and the rules take it whole; the booking's steps answer named
+--   types, not OUT parameters; the entry's clock seam takes the entry's arguments as one record
+--   (google_ai_reservation)
+set check_function_bodies = off;
+
+drop function if exists "public"."google_ai_book_best_group"(p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_attempt integer, p_output integer, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text, OUT admitted_at timestamp with time zone, OUT quota jsonb, OUT key_id uuid, OUT key_alias text, OUT env_var_name text, OUT booked_usd numeric, OUT budget_period text);
+
+drop function if exists "public"."google_ai_book_group"(p_quota_group text, p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_tokens integer, p_now timestamp with time zone, p_skip_locked boolean, p_zone text, p_output integer, OUT outcome text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text, OUT admitted_at timestamp with time zone, OUT quota jsonb);
+
+drop function if exists "public"."google_ai_booked_quota"(p_model text, p_quota_group text, p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone, p_requests integer, p_tokens bigint, p_ring_low bigint, p_ring integer[], p_window interval, p_day integer[], p_near_end boolean, p_near_start boolean, p_today date, p_midnight timestamp with time zone, p_day_guard interval, p_kept jsonb);
+
+drop function if exists "public"."google_ai_booking_outcome"(p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_requests integer, p_tokens bigint, p_day integer[], p_near_end boolean, p_near_start boolean, p_held_rpm bigint, p_held bigint[], p_paced_until timestamp with time zone, p_spread_at timestamp with time zone, p_spread_limit text, OUT outcome text, OUT cause text, OUT window_full boolean);
+
+drop function if exists "public"."google_ai_booking_rules"(p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_counter public.google_ai_usage_counters, p_now timestamp with time zone, p_window interval, p_day date, p_tokens integer, p_requests integer, p_window_tokens bigint, p_counts integer[], p_near_end boolean, p_near_start boolean, p_output integer, OUT outcome text, OUT cause text, OUT window_full boolean, OUT paced_until timestamp with time zone, OUT spread_at timestamp with time zone, OUT spread_step interval, OUT held_rpd bigint, OUT live bigint[], OUT owned bigint[], OUT kept jsonb, OUT input_until timestamp with time zone, OUT output_until timestamp with time zone);
+
+drop function if exists "public"."google_ai_record_admission"(p_now timestamp with time zone, p_request public.google_ai_request, p_model text, p_class text, p_booking record, p_ticket uuid, p_booked_usd numeric, p_booked_output integer);
+
+drop function if exists "public"."google_ai_refusal_times"(p_outcome text, p_window_full boolean, p_quota_group text, p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_now timestamp with time zone, p_window interval, p_tokens integer, p_midnight timestamp with time zone, p_day_guard interval, p_near_end boolean, p_today_fits boolean, p_paced_until timestamp with time zone, p_spread_at timestamp with time zone, p_recheck_ms integer, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone);
+
+drop function if exists "public"."google_ai_reserve_models_at"(p_now timestamp with time zone, p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer, p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid, p_output_tokens integer[]);
+
+do $migration$ begin
+  if pg_catalog.to_regtype('"public"."google_ai_booking"') is null then
+    create type "public"."google_ai_booking" as ("booked_group" text, "minute_bucket" timestamp with time zone, "day_bucket" date, "blocked_by" text, "reopens_at" timestamp with time zone, "recheck_at" timestamp with time zone, "cause" text, "admitted_at" timestamp with time zone, "quota" jsonb, "key_id" uuid, "key_alias" text, "env_var_name" text, "booked_usd" numeric, "budget_period" text);
+  end if;
+end $migration$;
+
+do $migration$ begin
+  if pg_catalog.to_regtype('"public"."google_ai_booking_verdict"') is null then
+    create type "public"."google_ai_booking_verdict" as ("outcome" text, "cause" text, "window_full" boolean, "paced_until" timestamp with time zone, "spread_at" timestamp with time zone, "spread_step" interval, "held_rpd" bigint, "live" bigint[], "owned" bigint[], "kept" jsonb, "input_until" timestamp with time zone, "output_until" timestamp with time zone);
+  end if;
+end $migration$;
+
+do $migration$ begin
+  if pg_catalog.to_regtype('"public"."google_ai_counter_at"') is null then
+    create type "public"."google_ai_counter_at" as ("at" timestamp with time zone, "minute" interval, "day_guard" interval, "zone" text, "day" date, "counts" integer[], "midnight" timestamp with time zone, "day_start" timestamp with time zone, "near_end" boolean, "near_start" boolean, "ring_low" bigint, "ring" integer[], "sum_requests" integer, "sum_tokens" bigint);
+  end if;
+end $migration$;
+
+do $migration$ begin
+  if pg_catalog.to_regtype('"public"."google_ai_group_booking"') is null then
+    create type "public"."google_ai_group_booking" as ("outcome" text, "minute_bucket" timestamp with time zone, "day_bucket" date, "reopens_at" timestamp with time zone, "recheck_at" timestamp with time zone, "cause" text, "admitted_at" timestamp with time zone, "quota" jsonb);
+  end if;
+end $migration$;
+
+do $migration$ begin
+  if pg_catalog.to_regtype('"public"."google_ai_outcome"') is null then
+    create type "public"."google_ai_outcome" as ("outcome" text, "cause" text, "window_full" boolean);
+  end if;
+end $migration$;
+
+do $migration$ begin
+  if pg_catalog.to_regtype('"public"."google_ai_reservation"') is null then
+    create type "public"."google_ai_reservation" as ("models" text[], "estimated_tokens" integer, "caller" text, "token_hash" text, "request_id" text, "exclude_key_ids" uuid[], "attempt" integer, "wait_ms" integer, "metadata" jsonb, "idempotent" boolean, "priority" text, "queue_ticket" uuid, "wait_left_ms" integer, "reply_by" timestamp with time zone, "hold_until" timestamp with time zone, "holder" uuid, "output_tokens" integer[]);
+  end if;
+end $migration$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_attempt integer, p_output integer)
+ RETURNS public.google_ai_booking
+ LANGUAGE plpgsql
+AS $function$
+declare
+  blocked_by text;   -- the earliest reopening so far, and why
+  reopens_at timestamptz;
+  recheck_at timestamptz;
+  cause text;
+  v_budget record;   -- a service caller's daily budget (google_ai_caller_budget_at)
+  v_candidate record;
+  v_skipped text[] := '{}'::text[];  -- the groups passed over in a first pass so far
+  v_try public.google_ai_group_booking;  -- a candidate's answer: google_ai_book_group's, or a refusal in its shape
+begin
+  if p_model.model is null then
+    return null; -- (an earlier step blocked the request)
+  end if;
+  -- A service caller's budgets, locked until the booking counts the request in them.
+  v_budget := public.google_ai_caller_budget_at(p_caller.name, p_caller.client_id, p_at, p_tokens, p_attempt, p_model,
+    p_output, p_class.name);
+  if v_budget.cause is not null then
+    return row(null, null, null, 'caller_budget', v_budget.reopens_at, null, v_budget.cause, null, null, null, null,
+      null, null, v_budget.period)::public.google_ai_booking;
+  end if;
+
+  -- The candidates, best first, each tier twice: the second pass waits for the groups the first passed
+  -- over. What their unlocked counts already show (a cooldown, the day or the window full for
+  -- everyone) is refused without taking their locks.
+  for v_candidate in
+    select c.*, p.waiting
+    from (select c.*, count(*) over () as groups
+          from public.google_ai_candidate_groups(p_model.model, p_exclude_key_ids,
+                 case when p_model.bucket_share is null then p_model.rpm end, p_model.tpm, p_model.rpd, p_at) c) c
+    cross join (values (false), (true)) p(waiting)
+    where not p.waiting or c.groups > 1
+    order by c.priority nulls last, p.waiting, c.headroom desc, c.quota_group
+  loop
+    continue when v_candidate.waiting and not (v_candidate.quota_group = any (v_skipped));
+    if v_candidate.full_by is null then
+      v_try := public.google_ai_book_group(v_candidate.quota_group, p_model, p_class, p_caller, p_tokens, p_now,
+        v_candidate.groups > 1 and not v_candidate.waiting, v_candidate.day_zone, p_output);
+      if v_try.outcome = 'booked' then
+        -- (After waiting for the row, the key read before the wait must still serve the group.)
+        if v_candidate.waiting and not public.google_ai_key_serves(p_model.model, p_exclude_key_ids,
+                                                                   v_candidate.key_id, v_candidate.quota_group) then
+          raise exception 'the keys of quota group % changed during the reservation; retry', v_candidate.quota_group
+            using errcode = '40001';
+        end if;
+        exit;
+      elsif v_try.outcome = 'skipped' then
+        v_skipped := v_skipped || v_candidate.quota_group;
+        continue;
+      end if;
+    else
+      v_try := row(v_candidate.full_by, null, null, public.google_ai_full_group_reopens_at(v_candidate.quota_group,
+        v_candidate.full_by, v_candidate.cooldown_until, p_model, p_at, p_tokens, p_class.name, p_caller.name), null,
+        public.google_ai_refusal_cause(v_candidate.full_by), null, null)::public.google_ai_group_booking;
+    end if;
+    -- The earliest reopening wins, with its cause; asking again may help at the earliest recheck.
+    if reopens_at is null or v_try.reopens_at < reopens_at then
+      select v_try.reopens_at, v_try.outcome, v_try.cause into reopens_at, blocked_by, cause;
+    end if;
+    recheck_at := least(recheck_at, v_try.recheck_at);
+  end loop;
+  if not found then
+    blocked_by := 'no_active_key';
+  elsif v_try.outcome = 'booked' then -- (the loop's last candidate, and its answer; a refusal before it is dropped)
+    if v_budget.day is not null then
+      perform public.google_ai_count_budgets(null, null, p_caller.name, p_at, null,
+        public.google_ai_request_counts(p_attempt), p_tokens, v_budget.worst, true);
+    end if;
+    return row(v_candidate.quota_group, v_try.minute_bucket, v_try.day_bucket, null, null, null, null,
+      v_try.admitted_at, v_try.quota, v_candidate.key_id, v_candidate.key_alias, v_candidate.env_var_name,
+      v_budget.worst, null)::public.google_ai_booking;
+  end if;
+  -- Asking again only helps before the reopening itself.
+  return row(null, null, null, blocked_by, reopens_at,
+    case when recheck_at >= reopens_at then null else recheck_at end,
+    coalesce(cause, public.google_ai_refusal_cause(blocked_by)), null, null, null, null, null, null,
+    null)::public.google_ai_booking;
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_book_group(p_quota_group text, p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_tokens integer, p_now timestamp with time zone, p_skip_locked boolean, p_zone text, p_output integer DEFAULT NULL::integer)
+ RETURNS public.google_ai_group_booking
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  v_row public.google_ai_usage_counters;
+  v_at public.google_ai_counter_at;  -- the row as of the booking, this request in its window
+  v_rules public.google_ai_booking_verdict;  -- what the rules say (google_ai_booking_rules)
+  v_minute timestamptz;  -- the calendar minute it counts in
+  v_times record;      -- a refusal's (google_ai_refusal_times)
+begin
+  begin
+    v_row := public.google_ai_counter_locked(p_quota_group, coalesce(p_model.limit_pool, p_model.model), p_skip_locked);
+    if v_row.id is null then
+      return row('skipped', null, null, null, null, null, null, null)::public.google_ai_group_booking;
+    end if;
+
+    -- Decided under the lock, on a clock that never goes back; the ring moved on with this request counted.
+    v_at := public.google_ai_counter_at(v_row, p_zone, coalesce(p_now, pg_catalog.clock_timestamp()), true, 1,
+      p_tokens);
+    v_rules := public.google_ai_booking_rules(p_model, p_class, p_caller, v_row, v_at, p_tokens, p_output);
+    v_minute := greatest(public.google_ai_minute_window(v_at.at), v_row.minute_bucket);
+    if v_rules.outcome <> 'booked' then
+      v_times := public.google_ai_refusal_times(v_rules, p_quota_group, p_model, p_class, p_caller, v_at, p_tokens);
+      raise exception using errcode = 'P0001', message = 'eve:full';
+    end if;
+
+    update public.google_ai_usage_counters c set
+      minute_bucket   = v_minute,
+      day_bucket      = v_at.day,
+      rpm_used        = case when c.minute_bucket = v_minute then c.rpm_used else 0 end
+                        + 1,
+      tpm_used        = case when c.minute_bucket = v_minute then c.tpm_used else 0 end
+                        + p_tokens,
+      rpd_used        = v_at.counts[1] + 1,
+      rpd_next_used   = v_at.counts[2] + case when v_at.near_end then 1 else 0 end,
+      rpd_prev_used   = v_at.counts[3] + case when v_at.near_start then 1 else 0 end,
+      ring_low        = v_at.ring_low,
+      ring            = v_at.ring,
+      window_requests = v_at.sum_requests,
+      window_tokens   = v_at.sum_tokens,
+      window_at       = v_at.at,
+      spread_until    = public.google_ai_spread_next(c.spread_until, v_at.at, v_rules.spread_step,
+                                                         p_model.bucket_share is null),
+      input_until     = v_rules.input_until, output_until = v_rules.output_until,
+      share_use       = case when v_rules.owned is null then c.share_use
+                             else public.google_ai_share_use_counted(c.share_use, v_rules.live, v_rules.owned,
+                                    v_at.at, v_at.minute, 1, 1, null, v_at.day, v_at.near_end, v_at.near_start) end,
+      updated_at      = v_at.at
+    where c.id = v_row.id;
+    return row('booked', v_minute, v_at.day, null, null, null, v_at.at,
+      public.google_ai_booked_quota(p_model, p_quota_group, v_at, v_rules.kept)
+      - case when v_rules.kept is null then '{kept}' else '{}' end::text[])::public.google_ai_group_booking;
+  exception
+    when sqlstate 'P0001' then
+      if sqlerrm <> 'eve:full' then
+        raise;
+      end if;
+  end;
+  -- Refused (the lock given back): the rules' outcome and cause, and the times set above.
+  return row(v_rules.outcome, v_minute, v_at.day, v_times.reopens_at, v_times.recheck_at, v_rules.cause, null,
+    null)::public.google_ai_group_booking;
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_booked_quota(p_model public.google_ai_model_limits, p_quota_group text, p_at public.google_ai_counter_at, p_kept jsonb)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select jsonb_build_object(
+    'model', p_model.model,
+    'quota_group', p_quota_group,
+    'rpm', p_model.rpm,
+    'requests_left', case when p_model.rpm is not null
+                          then greatest(0, p_model.rpm operator(pg_catalog.-) p_at.sum_requests) end,
+    'requests_reset_ms', case when p_model.rpm is not null then public.google_ai_ms_until(
+      coalesce(public.google_ai_ring_frees_at(p_at.ring_low, p_at.ring, p_at.minute), p_at.at), p_at.at) end,
+    'tpm', p_model.tpm,
+    'tokens_left', case when p_model.tpm is not null
+                        then greatest(0, p_model.tpm operator(pg_catalog.-) p_at.sum_tokens) end,
+    'tokens_reset_ms', case when p_model.tpm is not null then public.google_ai_ms_until(
+      coalesce(public.google_ai_ring_frees_at(p_at.ring_low, p_at.ring, p_at.minute, true), p_at.at), p_at.at) end,
+    'rpd', p_model.rpd,
+    'day_left', case when p_model.rpd is not null
+                     then greatest(0, p_model.rpd operator(pg_catalog.-) (greatest(p_at.counts[1],
+                                        case when p_at.near_end then p_at.counts[2] end,
+                                        case when p_at.near_start then p_at.counts[3] end)
+                                       operator(pg_catalog.+) 1)) end,
+    'day_reset_ms', case when p_model.rpd is not null then public.google_ai_ms_until(
+      case when p_at.near_start and p_at.counts[3] operator(pg_catalog.>) p_at.counts[1] then p_at.day_start
+           else p_at.midnight end operator(pg_catalog.+) p_at.day_guard, p_at.at) end,
+    'kept', p_kept)
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_booking_outcome(p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_at public.google_ai_counter_at, p_held_rpm bigint, p_held bigint[], p_paced_until timestamp with time zone, p_spread_at timestamp with time zone, p_spread_limit text)
+ RETURNS public.google_ai_outcome
+ LANGUAGE plpgsql
+ IMMUTABLE
+AS $function$
+-- @plpgsql_check_options: extra_warnings = off
+-- (`supabase db lint`: p_class and p_caller are unused by design, handed down whole for the rule that
+-- reads them next, as said above; extra_warnings says nothing else in a body this short.)
+declare
+  -- The day has no room for this requester (full), or none for anyone (spent).
+  v_day_full boolean := p_model.rpd is not null and (p_at.counts[1] + 1 > p_model.rpd - p_held[1]
+    or (p_at.near_end and p_at.counts[2] + 1 > p_model.rpd - p_held[2])
+    or (p_at.near_start and p_at.counts[3] + 1 > p_model.rpd - p_held[3]));
+  v_day_spent boolean := p_model.rpd is not null and (p_at.counts[1] + 1 > p_model.rpd
+    or (p_at.near_end and p_at.counts[2] + 1 > p_model.rpd) or (p_at.near_start and p_at.counts[3] + 1 > p_model.rpd));
+  -- The window has no room for this requester, in requests or in tokens. A bucket (bucket_share: Anthropic's)
+  -- is not a sliding minute: its requests are held to their bucket alone (the schedule's place), the
+  -- window counting only while others' shares keep part of it.
+  v_rpm_full boolean := p_model.rpm is not null and p_at.sum_requests > p_model.rpm - p_held_rpm
+    and (p_model.bucket_share is null or p_held_rpm > 0);
+  v_tpm_full boolean := p_model.tpm is not null and p_at.sum_tokens > p_model.tpm;
+begin
+  if v_day_full then
+    return row('rpd', case when v_day_spent then 'day_exhausted' else 'share_kept' end,
+      v_rpm_full or v_tpm_full)::public.google_ai_outcome;
+  elsif p_paced_until is not null then
+    return row('pace', 'pace', v_rpm_full or v_tpm_full)::public.google_ai_outcome;
+  elsif v_rpm_full or v_tpm_full then
+    -- (No room for anyone: the window is spent; else the others' shares keep what is left.)
+    return row(case when v_rpm_full then 'rpm' else 'tpm' end,
+      case when (p_model.rpm is not null and p_at.sum_requests > p_model.rpm) or v_tpm_full then 'window_full'
+           else 'share_kept' end, true)::public.google_ai_outcome;
+  elsif p_spread_at is not null then
+    return row(p_spread_limit, 'spread', false)::public.google_ai_outcome;
+  end if;
+  return row('booked', null, false)::public.google_ai_outcome;
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_booking_rules(p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_counter public.google_ai_usage_counters, p_at public.google_ai_counter_at, p_tokens integer, p_output integer)
+ RETURNS public.google_ai_booking_verdict
+ LANGUAGE plpgsql
+ STABLE
+AS $function$
+declare
+  paced_until timestamptz; spread_at timestamptz; live bigint[]; owned bigint[]; kept jsonb;
+  input_until timestamptz; output_until timestamptz;  -- its answer's fields
+  v_class text := p_class.name;
+  v_caller text := p_caller.name;
+  v_share record;
+  v_win integer;                    -- a share's window
+  v_reserved_rpd bigint := 0;       -- the day shares of all owners
+  v_held_rpm bigint := 0;           -- what the others' shares keep: of the window, and of each day
+  v_held bigint[] := '{0,0,0}'::bigint[];
+  v_in_share boolean := false;
+  v_pace_burst integer[];          -- the requester's paced shares: burst, day share, today's and tomorrow's count
+  v_pace_kept integer[]; v_pace_used integer[]; v_pace_next integer[];
+  v_kept bigint[] := '{0,0,0,0}'::bigint[];   -- kept for the others and for the class: of the window, of the day
+  v_step record;
+  v_verdict public.google_ai_outcome;
+begin
+  for v_share in
+    select s.id, s.reserved_rpm, coalesce(s.reserved_rpd, 0) as rpd_share, s.pace_burst, u.ring_low, u.ring,
+           u.window_requests, coalesce(s.priority_class = v_class, false) as for_class,
+           coalesce(s.priority_class = v_class, false) or coalesce(s.caller = v_caller, false) as is_owned,
+           public.google_ai_day_counts(u.day_bucket, u.day_used, u.day_next_used, u.day_prev_used, p_at.day) as day
+    from public.google_ai_quota_shares s
+    left join unnest(p_counter.share_use) u on u.share_id = s.id
+    where s.model = p_model.model
+    order by s.id
+  loop
+    v_win := case when v_share.reserved_rpm is null or (v_share.is_owned and p_model.spread_burst is null) then 0
+                  else (public.google_ai_ring_at(p_at.at, p_at.minute, v_share.ring_low, v_share.ring,
+                          v_share.window_requests, null)).sum_requests end;
+    live := live || v_share.id;
+    v_reserved_rpd := v_reserved_rpd + v_share.rpd_share;
+    if v_share.is_owned then
+      owned := owned || v_share.id;
+      v_in_share := v_in_share or coalesce(v_win < v_share.reserved_rpm, false);
+      if v_share.pace_burst is not null then
+        v_pace_burst := v_pace_burst || v_share.pace_burst;
+        v_pace_kept := v_pace_kept || v_share.rpd_share;
+        v_pace_used := v_pace_used || v_share.day[1];
+        v_pace_next := v_pace_next || v_share.day[2];
+      end if;
+    else
+      v_held_rpm := v_held_rpm + greatest(0, coalesce(v_share.reserved_rpm, 0) - v_win);
+      v_held := array[v_held[1] + greatest(0, v_share.rpd_share - v_share.day[1]),
+                      v_held[2] + greatest(0, v_share.rpd_share - v_share.day[2]),
+                      v_held[3] + greatest(0, v_share.rpd_share - v_share.day[3])];
+    end if;
+    v_kept := case when v_share.for_class
+                   then array[v_kept[1], v_kept[2] + coalesce(v_share.reserved_rpm, 0), v_kept[3],
+                              v_kept[4] + v_share.rpd_share]
+                   else array[v_kept[1] + coalesce(v_share.reserved_rpm, 0), v_kept[2],
+                              v_kept[3] + v_share.rpd_share, v_kept[4]] end;
+  end loop;
+
+  if v_class is not null and live is not null then
+    kept := public.google_ai_kept_object(p_model.rpm, p_model.rpd, v_kept[1], v_kept[2], v_kept[3], v_kept[4]);
+  end if;
+  if v_pace_burst is not null then
+    paced_until := public.google_ai_paced_until(p_at.at, p_at.day, p_model.rpd, v_reserved_rpd, v_pace_burst,
+      v_pace_kept, v_pace_used, v_pace_next, p_at.zone);
+  end if;
+  if num_nonnulls(p_model.bucket_share, p_model.itpm, p_model.otpm) = 0 then
+    -- (No bucket, Google's and OpenAI's rows: the spread alone, as google_ai_schedule_place has it, one call less.)
+    v_step := public.google_ai_spread_step(p_model.spread_burst, p_at.minute, p_model.rpm, p_model.tpm, p_tokens);
+    if v_step.step is not null and not v_in_share and p_counter.spread_until - v_step.tolerance > p_at.at
+       and public.google_ai_spread_holds(p_model.model, p_class.rank, p_at.at) then
+      spread_at := p_counter.spread_until - v_step.tolerance;
+    end if;
+  else
+    v_step := public.google_ai_schedule_place(p_model, p_class.rank, p_counter.spread_until, p_counter.input_until,
+      p_counter.output_until, p_at.at, p_at.minute, p_tokens, p_output, v_in_share);
+    spread_at := v_step.place; input_until := v_step.input_until; output_until := v_step.output_until;
+  end if;
+  v_verdict := public.google_ai_booking_outcome(p_model, p_class, p_caller, p_at, v_held_rpm, v_held, paced_until,
+    spread_at, v_step.limit_name);
+  return row(v_verdict.outcome, v_verdict.cause, v_verdict.window_full, paced_until, spread_at, v_step.step,
+    v_held[1], live, owned, kept, input_until, output_until)::public.google_ai_booking_verdict;
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_counter_at(p_row public.google_ai_usage_counters, p_zone text, p_at timestamp with time zone, p_locked boolean, p_requests integer DEFAULT 0, p_tokens integer DEFAULT 0, p_settled boolean DEFAULT false)
+ RETURNS public.google_ai_counter_at
+ LANGUAGE plpgsql
+ STABLE
+AS $function$
+declare
+  v_guard public.google_ai_admission_settings := public.google_ai_admission_guard();
+  v_at timestamptz := case when p_locked then greatest(p_at, p_row.window_at) else p_at end;
+  v_minute interval := public.google_ai_window_length(v_guard.minute_guard_ms);
+  v_day_guard interval := v_guard.day_guard_ms * interval '1 millisecond';
+  v_day date := greatest(public.google_ai_day_in(v_at, p_zone), case when p_locked then p_row.day_bucket end);
+  v_midnight timestamptz := public.google_ai_midnight_after_in(v_at, p_zone);
+  v_start timestamptz := public.google_ai_day_start_in(v_day, p_zone);
+  v_ring record := public.google_ai_ring_at(case when not p_settled then v_at end, v_minute, p_row.ring_low,
+    p_row.ring, p_row.window_requests, coalesce(p_row.window_tokens, 0), p_requests, p_tokens,
+    case when p_settled then v_at end);
+begin
+  return row(v_at, v_minute, v_day_guard, p_zone, v_day, public.google_ai_day_counts(p_row.day_bucket, p_row.rpd_used,
+    p_row.rpd_next_used, p_row.rpd_prev_used, v_day), v_midnight, v_start, v_at >= v_midnight - v_day_guard,
+    v_at < v_start + v_day_guard, v_ring.ring_low, v_ring.ring, v_ring.sum_requests,
+    v_ring.sum_tokens)::public.google_ai_counter_at;
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_record_admission(p_now timestamp with time zone, p_request public.google_ai_request, p_model text, p_class text, p_booking public.google_ai_booking, p_ticket uuid, p_booked_usd numeric, p_booked_output integer)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_answer jsonb;
+begin
+  if p_ticket is not null then
+    delete from public.google_ai_queue q where q.ticket_id = p_ticket;
+  end if;
+  if p_request.token_hash is not null then
+    perform public.google_ai_count_budgets(p_request.token_id, p_request.client_id, null, p_now, null,
+      public.google_ai_request_counts(p_request.attempt), p_request.estimated_tokens, p_booked_usd, true);
+  end if;
+  if p_request.idempotent and p_request.request_id is not null then
+    perform public.google_ai_hold_request(p_request.caller, p_request.request_id, p_model, p_now);
+  end if;
+  -- (One object with the quota in it, and the key taken out when there is none: a concatenation would
+  -- encode the whole answer again.)
+  insert into public.google_ai_attempts as a (reservation_id, status, request_id, caller, client_id, token_id, model,
+    requested_model, attempt, api_key_id, key_alias, quota_group, minute_bucket, day_bucket, estimated_tokens,
+    wait_ms, metadata, priority_class, admitted_at, booked_usd, booked_output_tokens)
+  values (gen_random_uuid(), 'reserved', p_request.request_id, p_request.caller, p_request.client_id,
+    p_request.token_id, p_model, p_request.model, p_request.attempt, p_booking.key_id, p_booking.key_alias,
+    p_booking.booked_group, p_booking.minute_bucket, p_booking.day_bucket, p_request.estimated_tokens,
+    p_request.wait_ms, coalesce(p_request.metadata, '{}'), p_class, p_booking.admitted_at, p_booked_usd,
+    p_booked_output)
+  returning jsonb_build_object('ok', true, 'reservation_id', a.reservation_id, 'key_id', a.api_key_id,
+    'key_alias', a.key_alias, 'env_var_name', p_booking.env_var_name, 'quota_group', a.quota_group, 'model', a.model,
+    'minute_bucket', a.minute_bucket, 'day_bucket', a.day_bucket, 'priority', a.priority_class,
+    'quota', p_booking.quota, 'booked_usd', a.booked_usd)
+  into v_answer;
+  if p_booking.quota is null then
+    v_answer := v_answer - 'quota';
+  end if;
+  return v_answer;
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_refusal_times(p_rules public.google_ai_booking_verdict, p_quota_group text, p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_at public.google_ai_counter_at, p_tokens integer, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone)
+ RETURNS record
+ LANGUAGE plpgsql
+ STABLE
+AS $function$
+begin
+  if p_rules.outcome = 'rpd' then
+    reopens_at := case when p_model.rpd - p_rules.held_rpd <= p_at.counts[1] then p_at.midnight
+                       when p_at.near_end then public.google_ai_midnight_after_in(p_at.midnight, p_at.zone)
+                       else p_at.day_start end + p_at.day_guard;
+    return;
+  end if;
+  if p_rules.window_full then
+    reopens_at := public.google_ai_window_reopens_for(p_quota_group, coalesce(p_model.limit_pool, p_model.model),
+      p_at.at, p_at.minute, p_model.rpm, p_model.tpm, p_tokens, p_class.name, p_caller.name);
+    if p_rules.outcome = 'tpm' and exists (select 1 from public.google_ai_attempts a
+                                           where a.quota_group = p_quota_group and a.model = p_model.model
+                                             and a.status = 'reserved' and a.admitted_at > p_at.at - p_at.minute
+                                             and a.admitted_at < 'infinity') then
+      recheck_at := p_at.at + (public.google_ai_admission_guard()).recheck_ms * interval '1 millisecond';
+    end if;
+  end if;
+  if p_rules.outcome = 'pace' then
+    reopens_at := greatest(p_rules.paced_until, reopens_at);
+    recheck_at := null;
+  elsif p_rules.spread_at is not null then
+    reopens_at := greatest(p_rules.spread_at, reopens_at);
+    if recheck_at >= reopens_at then
+      recheck_at := null;
+    end if;
+  end if;
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_reserve_models_at(p_now timestamp with time zone, p_call public.google_ai_reservation)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+ SET plan_cache_mode TO 'force_generic_plan'
+AS $function$
+-- @plpgsql_check_options: extra_warnings = off
+-- (`supabase db lint`: v_reply_by is assigned and never read by design, set_config's answer taken by an
+-- assignment because a perform costs more, as said below; its other extra warnings are none.)
+declare
+  v_metadata jsonb := coalesce(p_call.metadata, '{}'::jsonb);
+  v_reply_by text;           -- the setting as set
+  v_request public.google_ai_request;
+  v_answer jsonb;
+begin
+  if p_call.models is null or cardinality(p_call.models) = 0 or cardinality(p_call.models) > 4 then
+    raise exception 'p_models must name 1 to 4 models' using errcode = '22023';
+  end if;
+  if (p_call.caller is null) = (p_call.token_hash is null) then
+    raise exception 'pass exactly one of p_caller and p_token_hash' using errcode = '22023';
+  end if;
+  if p_call.caller = '' or array_position(p_call.models, null) is not null
+     or array_position(p_call.models, '') is not null then
+    raise exception 'p_caller and p_models may not be empty' using errcode = '22023';
+  end if;
+  if p_call.estimated_tokens is null or p_call.estimated_tokens < 0 then
+    raise exception 'p_estimated_tokens must be a non-negative integer' using errcode = '22023';
+  end if;
+  if p_call.output_tokens is not null and (cardinality(p_call.output_tokens) <> cardinality(p_call.models)
+                                      or 0 > any (p_call.output_tokens)) then
+    raise exception 'p_output_tokens must name one non-negative integer (or null) per model' using errcode = '22023';
+  end if;
+  if p_call.reply_by is not null then
+    v_metadata := v_metadata || pg_catalog.jsonb_build_object('$holder', pg_catalog.jsonb_strip_nulls(
+      pg_catalog.jsonb_build_object('reply_by', p_call.reply_by, 'hold_until', p_call.hold_until, 'holder',
+        p_call.holder)));
+  end if;
+  -- The statement's reply_by, for a queue ticket it takes or moves (google_ai_queue_reply_check). (Assigned,
+  -- not performed: a perform is a statement of its own, counted about 6k instructions more.)
+  v_reply_by := pg_catalog.set_config('google_ai.reply_by', coalesce(case
+    when pg_catalog.jsonb_typeof(v_metadata -> '$holder') = 'object'
+    then public.google_ai_holder_time(v_metadata -> '$holder', 'reply_by')::text end, ''), true);
+  v_request := row(p_call.models[1], p_call.caller, null, null, p_call.token_hash, p_call.request_id,
+    coalesce(p_call.attempt, 1), p_call.estimated_tokens, p_call.output_tokens[1], coalesce(p_call.wait_ms, 0),
+    p_call.wait_left_ms, v_metadata, p_call.priority, coalesce(p_call.exclude_key_ids, '{}'), p_call.queue_ticket,
+    coalesce(p_call.idempotent, false));
+  if cardinality(p_call.models) > 1 then
+    return public.google_ai_fall_back_at(p_now, p_call.models, v_request, p_call.output_tokens);
+  end if;
+  v_answer := public.google_ai_admit_at(p_now, v_request);
+  -- Past its shutdown date with a successor (passed over unlogged by google_ai_admit_at): the model and
+  -- its successor as a chain, in the same statement.
+  if (v_answer ->> 'cause') = 'shut_down' and (v_answer ->> 'successor') is not null then
+    return public.google_ai_fall_back_at(p_now, p_call.models, v_request, p_call.output_tokens);
+  end if;
+  return v_answer;
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_admit_at(p_now timestamp with time zone, p_request public.google_ai_request)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SET plan_cache_mode TO 'force_generic_plan'
+AS $function$
+declare
+  v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
+  v_answer jsonb;
+  v_who jsonb := '{}'::jsonb;       -- a token's client and token, named in every answer
+  v_credential record;
+  v_worst numeric;           -- a token's worst case, booked in its (or its client's) budget in money
+  -- The request resolved, each handed whole down the queue and the booking to the rules.
+  v_limits public.google_ai_model_limits;   -- the model's row, limits after the margin
+  v_class public.google_ai_priority_classes;
+  v_caller public.google_ai_caller;
+  v_blocked_by text;
+  v_place record;            -- the request's place in the queue (google_ai_queue_place), when one is kept
+  v_booking public.google_ai_booking;  -- the booking (google_ai_book_best_group): its group and key, or when to retry
+  -- The id a ticket taken now gets: tickets taken at the same instant are ordered by it.
+  v_new_ticket uuid := gen_random_uuid();
+begin
+  if p_request.token_hash is not null then
+    v_credential := public.google_ai_token_verdict_at(v_now, p_request);
+    if v_credential.refusal is not null then
+      return v_credential.refusal;
+    end if;
+    -- The token's client is the caller from here on.
+    p_request.caller := v_credential.caller;
+    p_request.client_id := v_credential.client_id;
+    p_request.token_id := v_credential.token_id;
+    v_worst := v_credential.worst;
+    v_who := jsonb_build_object('client_id', p_request.client_id, 'token_id', p_request.token_id);
+  end if;
+
+  if p_request.idempotent and p_request.request_id is not null and p_request.attempt = 1 then
+    v_answer := public.google_ai_idempotent_answer(p_request.caller, p_request.request_id, v_now);
+    if v_answer is not null then
+      return v_answer || v_who;
+    end if;
+  end if;
+
+  -- The request resolved, and the rules on it alone (before any lock): unknown, shut down, withdrawn, too large.
+  v_limits := public.google_ai_request_limits(p_request.model);
+  v_class := public.google_ai_request_class(p_request.priority, p_request.client_id);
+  v_caller := row(p_request.caller, p_request.client_id, p_request.token_id);
+  v_blocked_by := case when v_limits.model is null then 'unknown_model' when v_limits.shutdown_date <= (v_now
+                         at time zone 'UTC')::date then 'shut_down' when v_limits.withdrawn_at is not null
+                       then 'withdrawn' when v_limits.tpm < p_request.estimated_tokens
+                         or v_limits.otpm < p_request.output_tokens
+                         or v_limits.itpm < p_request.estimated_tokens
+                                            - case when v_limits.booked_output_tokens is not null
+                                                   then coalesce(p_request.output_tokens, 0) else 0 end
+                       then 'too_large' end;
+
+  -- Its place in the queue (none when nobody waits for the model and it holds no ticket), then a booking
+  -- when its turn allows one; each answers nulls for a null model (an earlier step blocked it). (Called as
+  -- expressions: a statement that reads a function sets up a scan even when its condition is false.)
+  v_place := public.google_ai_queue_place(case when v_blocked_by is null then v_limits end, v_class, v_caller,
+    p_request.exclude_key_ids, v_now, p_request.queue_ticket, v_new_ticket);
+  if v_place.class is distinct from v_class.name then -- (a ticket keeps the class and rank it was taken in)
+    select pc.* into v_class from public.google_ai_priority_classes pc where pc.name = v_place.class;
+  end if;
+  v_class.rank := coalesce(v_place.rank, v_class.rank);
+  v_booking := public.google_ai_book_best_group(
+    case when v_blocked_by is null and coalesce(v_place.may_book, true) then v_limits end, v_class, v_caller,
+    p_request.estimated_tokens, p_request.exclude_key_ids, p_now, v_now, p_request.attempt, p_request.output_tokens);
+  v_blocked_by := coalesce(v_blocked_by, v_place.blocked_by, v_booking.blocked_by);
+
+  if v_booking.booked_group is null then
+    return public.google_ai_refusal_at(v_now, p_request, v_limits, v_class, row(v_blocked_by,
+      coalesce(v_place.cause, v_booking.cause, public.google_ai_refusal_cause(v_blocked_by)), v_booking.reopens_at,
+      v_booking.recheck_at, coalesce(v_place.may_book, true), v_place.ticket, v_place.turn, v_place.since,
+      v_place.turn_at, v_new_ticket, v_booking.budget_period)::public.google_ai_refusal) || v_who;
+  end if;
+
+  v_answer := public.google_ai_record_admission(v_now, p_request, v_limits.model, v_class.name, v_booking,
+    v_place.ticket, coalesce(v_booking.booked_usd, v_worst),
+    case when num_nonnulls(v_limits.itpm, v_limits.otpm) > 0 then coalesce(p_request.output_tokens, 0) end);
+  -- (A service caller's answer names no client: it is not encoded again for an empty object.)
+  return case when p_request.token_hash is null then v_answer else v_answer || v_who end;
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_group_quota(p_quota_group text, p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone, OUT requests_left integer, OUT requests_reset_at timestamp with time zone, OUT tokens_left bigint, OUT tokens_reset_at timestamp with time zone, OUT day_left integer, OUT day_reset_at timestamp with time zone, OUT cooldown_until timestamp with time zone, OUT ready_at timestamp with time zone)
+ RETURNS record
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO ''
+AS $function$
+declare
+  v_row public.google_ai_usage_counters;
+  v_at public.google_ai_counter_at;  -- the row as of p_now, in the provider's day
+begin
+  select cd.cooldown_until into cooldown_until from public.google_ai_cooldowns cd
+  where cd.quota_group = p_quota_group and cd.model = p_model and cd.cooldown_until > p_now;
+
+  -- (The pool's row when the model names one: limit_pool, where google_ai_book_group books it.)
+  select * into v_row from public.google_ai_usage_counters c
+  where c.quota_group = p_quota_group and c.model = coalesce((select l.limit_pool from public.google_ai_model_limits l
+                                                              where l.model = p_model), p_model);
+
+  -- The minute and the day, counted as google_ai_book_group counts them (google_ai_counter_at): the ring
+  -- moved on to p_now, the next to leave the window its oldest seconds; within the guard of a midnight
+  -- the other day's count binds too.
+  v_at := public.google_ai_counter_at(v_row, public.google_ai_day_zone(p_model), p_now, false);
+  if p_rpm is not null then
+    requests_left := greatest(0, p_rpm - v_at.sum_requests);
+    requests_reset_at := coalesce(public.google_ai_ring_frees_at(v_at.ring_low, v_at.ring, v_at.minute), p_now);
+  end if;
+  if p_tpm is not null then
+    tokens_left := greatest(0, p_tpm - v_at.sum_tokens);
+    tokens_reset_at := coalesce(public.google_ai_ring_frees_at(v_at.ring_low, v_at.ring, v_at.minute, true), p_now);
+  end if;
+  if p_rpd is not null then
+    day_left := greatest(0, p_rpd - greatest(v_at.counts[1], case when v_at.near_end then v_at.counts[2] else 0 end,
+                                             case when v_at.near_start then v_at.counts[3] else 0 end));
+    day_reset_at := case when v_at.near_start and v_at.counts[3] > v_at.counts[1] then v_at.day_start
+                         else v_at.midnight end + v_at.day_guard;
+  end if;
+
+  -- A group cooling down admits nothing until the cooldown ends (and its window has room then).
+  if cooldown_until is not null then
+    if p_rpm is not null then
+      requests_reset_at := greatest(cooldown_until, case when requests_left = 0 then requests_reset_at end);
+      requests_left := 0;
+    end if;
+    if p_tpm is not null then
+      tokens_reset_at := greatest(cooldown_until, case when tokens_left = 0 then tokens_reset_at end);
+      tokens_left := 0;
+    end if;
+    if p_rpd is not null and cooldown_until >= v_at.midnight then
+      day_left := 0; -- the provider's per-day refusal: the cooldown lasts until its midnight
+    end if;
+  end if;
+
+  ready_at := greatest(p_now, cooldown_until,
+                       case when requests_left = 0 then requests_reset_at end,
+                       case when tokens_left = 0 then tokens_reset_at end,
+                       case when day_left = 0 then day_reset_at end);
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_reserve_models(p_models text[], p_estimated_tokens integer, p_caller text DEFAULT NULL::text, p_token_hash text DEFAULT NULL::text, p_request_id text DEFAULT NULL::text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer, p_reply_by timestamp with time zone DEFAULT NULL::timestamp with time zone, p_hold_until timestamp with time zone DEFAULT NULL::timestamp with time zone, p_holder uuid DEFAULT NULL::uuid, p_output_tokens integer[] DEFAULT NULL::integer[])
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+ SET plan_cache_mode TO 'force_generic_plan'
+AS $function$
+begin
+  return public.google_ai_reserve_models_at(null, row(p_models, p_estimated_tokens, p_caller, p_token_hash,
+    p_request_id, p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata, p_idempotent, p_priority, p_queue_ticket,
+    p_wait_left_ms, p_reply_by, p_hold_until, p_holder, p_output_tokens)::public.google_ai_reservation);
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_settle_admission(p_att public.google_ai_attempts, p_tokens integer, p_released boolean)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  v_row public.google_ai_usage_counters;
+  v_at public.google_ai_counter_at;  -- the row as of the admission, corrected in its second
+  -- (An attempt without its admission's time is not looked for in the window.)
+  v_requests integer := case when p_released and p_att.admitted_at is not null then -1 else 0 end;
+  v_delta integer := p_tokens - p_att.estimated_tokens;
+begin
+  select * into v_row from public.google_ai_usage_counters c
+  where c.quota_group = p_att.quota_group and c.model = coalesce((select l.limit_pool
+    from public.google_ai_model_limits l where l.model = p_att.model), p_att.model)
+  for update;
+  if not found then
+    return;
+  end if;
+  -- Counted for the other day too when admitted within the day guard of a midnight of the provider's day
+  -- (near_end, near_start: only a release gives those counts back; a finalize reads no zone).
+  v_at := public.google_ai_counter_at(v_row, case when p_released then public.google_ai_day_zone(p_att.model) end,
+    p_att.admitted_at, false, v_requests, case when p_att.admitted_at is not null then v_delta else 0 end, true);
+  if p_att.booked_output_tokens is not null then
+    select b.input_until, b.output_until into v_row.input_until, v_row.output_until
+    from public.google_ai_buckets_settled(p_att, p_tokens, p_released, v_row.input_until, v_row.output_until,
+      v_at.minute) b;
+  end if;
+
+  update public.google_ai_usage_counters c set
+    rpm_used = case when p_released and c.minute_bucket = p_att.minute_bucket
+                    then greatest(0, c.rpm_used - 1) else c.rpm_used end,
+    tpm_used = case when c.minute_bucket = p_att.minute_bucket
+                    then greatest(0, c.tpm_used + v_delta) else c.tpm_used end,
+    rpd_used = case when p_released and c.day_bucket = p_att.day_bucket
+                    then greatest(0, c.rpd_used - 1) else c.rpd_used end,
+    rpd_next_used = case when p_released and c.day_bucket = p_att.day_bucket and v_at.near_end
+                         then greatest(0, c.rpd_next_used - 1) else c.rpd_next_used end,
+    rpd_prev_used = case when p_released and c.day_bucket = p_att.day_bucket and v_at.near_start
+                         then greatest(0, c.rpd_prev_used - 1) else c.rpd_prev_used end,
+    ring = v_at.ring,
+    window_requests = v_at.sum_requests, window_tokens = v_at.sum_tokens,
+    input_until = v_row.input_until, output_until = v_row.output_until,
+    share_use = case when p_released and c.share_use is not null then public.google_ai_share_use_counted(c.share_use,
+                  null, array(select s.id from public.google_ai_quota_shares s
+                              where s.model = p_att.model
+                                and (s.priority_class = p_att.priority_class or s.caller = p_att.caller)),
+                  null, v_at.minute, v_requests, -1, p_att.admitted_at, p_att.day_bucket, v_at.near_end,
+                  v_at.near_start)
+                else c.share_use end
+  where c.id = v_row.id;
+end
+$function$
+;
+
+-- Grants, view options, comments and definitions as supabase/schemas has them, object by object
+-- (no other object's grants are touched).
+revoke all on function public.google_ai_book_best_group(p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_attempt integer, p_output integer) from public, anon, authenticated, service_role;
+revoke all on function public.google_ai_book_group(p_quota_group text, p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_tokens integer, p_now timestamp with time zone, p_skip_locked boolean, p_zone text, p_output integer) from public, anon, authenticated, service_role;
+revoke all on function public.google_ai_booked_quota(p_model public.google_ai_model_limits, p_quota_group text, p_at public.google_ai_counter_at, p_kept jsonb) from public, anon, authenticated, service_role;
+revoke all on function public.google_ai_booking_outcome(p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_at public.google_ai_counter_at, p_held_rpm bigint, p_held bigint[], p_paced_until timestamp with time zone, p_spread_at timestamp with time zone, p_spread_limit text) from public, anon, authenticated, service_role;
+revoke all on function public.google_ai_booking_rules(p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_counter public.google_ai_usage_counters, p_at public.google_ai_counter_at, p_tokens integer, p_output integer) from public, anon, authenticated, service_role;
+comment on type public.google_ai_counter_at is 'A quota group''s counter row as of an instant (google_ai_counter_at): the guards, the provider''s day, its counts, midnight, near-end, near-start and the ring moved on, as booking, the quota read and settling read them.';
+revoke all on function public.google_ai_counter_at(p_row public.google_ai_usage_counters, p_zone text, p_at timestamp with time zone, p_locked boolean, p_requests integer, p_tokens integer, p_settled boolean) from public, anon, authenticated, service_role;
+revoke all on function public.google_ai_record_admission(p_now timestamp with time zone, p_request public.google_ai_request, p_model text, p_class text, p_booking public.google_ai_booking, p_ticket uuid, p_booked_usd numeric, p_booked_output integer) from public, anon, authenticated, service_role;
+revoke all on function public.google_ai_refusal_times(p_rules public.google_ai_booking_verdict, p_quota_group text, p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_at public.google_ai_counter_at, p_tokens integer, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) from public, anon, authenticated, service_role;
+revoke all on function public.google_ai_reserve_models_at(p_now timestamp with time zone, p_call public.google_ai_reservation) from public, anon, authenticated, service_role;
