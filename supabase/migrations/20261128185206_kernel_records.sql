@@ -1,10 +1,17 @@
 -- Written by `npm run db:diff` from the difference between what the migrations before it build and
 -- what supabase/schemas builds. Applying it twice changes nothing.
--- What it changes: one step gives a quota group's counter row as of an instant (google_ai_counter_at) for
---   booking, the quota read and settling, and the rules take it whole; the booking's steps answer named
---   types, not OUT parameters; the entry's clock seam takes the entry's arguments as one record
---   (google_ai_reservation)
+-- What it changes: Issue 79's kernel: the counter as of an instant as one record, the booking's steps and the
+--   ring as named types, reserve_models_at taking the reservation whole, the attempt log's checks through
+--   functions that hold their lists, the model row read whole
 set check_function_bodies = off;
+
+drop view if exists "public"."google_ai_shares_today";
+
+alter table "public"."google_ai_attempts" drop constraint if exists "google_ai_attempts_quota_cause_check";
+
+alter table "public"."google_ai_attempts" drop constraint if exists "google_ai_attempts_status_check";
+
+alter table "public"."google_ai_cooldowns" drop constraint if exists "google_ai_cooldowns_cause_check";
 
 drop function if exists "public"."google_ai_book_best_group"(p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_attempt integer, p_output integer, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text, OUT admitted_at timestamp with time zone, OUT quota jsonb, OUT key_id uuid, OUT key_alias text, OUT env_var_name text, OUT booked_usd numeric, OUT budget_period text);
 
@@ -21,6 +28,10 @@ drop function if exists "public"."google_ai_record_admission"(p_now timestamp wi
 drop function if exists "public"."google_ai_refusal_times"(p_outcome text, p_window_full boolean, p_quota_group text, p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_now timestamp with time zone, p_window interval, p_tokens integer, p_midnight timestamp with time zone, p_day_guard interval, p_near_end boolean, p_today_fits boolean, p_paced_until timestamp with time zone, p_spread_at timestamp with time zone, p_recheck_ms integer, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone);
 
 drop function if exists "public"."google_ai_reserve_models_at"(p_now timestamp with time zone, p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer, p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid, p_output_tokens integer[]);
+
+drop view if exists "public"."google_ai_shares_today";
+
+drop function if exists "public"."google_ai_ring_at"(p_at timestamp with time zone, p_window interval, INOUT ring_low bigint, INOUT ring integer[], INOUT sum_requests integer, INOUT sum_tokens bigint, p_requests integer, p_tokens integer, p_admitted_at timestamp with time zone);
 
 do $migration$ begin
   if pg_catalog.to_regtype('"public"."google_ai_booking"') is null then
@@ -55,6 +66,12 @@ end $migration$;
 do $migration$ begin
   if pg_catalog.to_regtype('"public"."google_ai_reservation"') is null then
     create type "public"."google_ai_reservation" as ("models" text[], "estimated_tokens" integer, "caller" text, "token_hash" text, "request_id" text, "exclude_key_ids" uuid[], "attempt" integer, "wait_ms" integer, "metadata" jsonb, "idempotent" boolean, "priority" text, "queue_ticket" uuid, "wait_left_ms" integer, "reply_by" timestamp with time zone, "hold_until" timestamp with time zone, "holder" uuid, "output_tokens" integer[]);
+  end if;
+end $migration$;
+
+do $migration$ begin
+  if pg_catalog.to_regtype('"public"."google_ai_ring"') is null then
+    create type "public"."google_ai_ring" as ("ring_low" bigint, "ring" integer[], "sum_requests" integer, "sum_tokens" bigint);
   end if;
 end $migration$;
 
@@ -391,6 +408,29 @@ end
 $function$
 ;
 
+CREATE OR REPLACE FUNCTION public.google_ai_is_attempt_status(p_status text)
+ RETURNS boolean
+ LANGUAGE plpgsql
+ IMMUTABLE PARALLEL SAFE STRICT
+AS $function$
+begin
+  return p_status = any ('{reserved,refused,succeeded,upstream_error,network_error,timeout,cut,withdrawn,google_error,
+    released,abandoned}'::text[]);
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_is_quota_cause(p_cause text)
+ RETURNS boolean
+ LANGUAGE plpgsql
+ IMMUTABLE PARALLEL SAFE STRICT
+AS $function$
+begin
+  return p_cause = any ('{minute,day,limit_zero,spend_cap,monthly_cap,billing_cap,credits_depleted,unknown}'::text[]);
+end
+$function$
+;
+
 CREATE OR REPLACE FUNCTION public.google_ai_record_admission(p_now timestamp with time zone, p_request public.google_ai_request, p_model text, p_class text, p_booking public.google_ai_booking, p_ticket uuid, p_booked_usd numeric, p_booked_output integer)
  RETURNS jsonb
  LANGUAGE plpgsql
@@ -527,6 +567,93 @@ end
 $function$
 ;
 
+CREATE OR REPLACE FUNCTION public.google_ai_ring_at(p_at timestamp with time zone, p_window interval, ring_low bigint, ring integer[], sum_requests integer, sum_tokens bigint, p_requests integer DEFAULT 0, p_tokens integer DEFAULT 0, p_admitted_at timestamp with time zone DEFAULT NULL::timestamp with time zone)
+ RETURNS public.google_ai_ring
+ LANGUAGE plpgsql
+ IMMUTABLE PARALLEL SAFE
+AS $function$
+declare
+  -- (date_part: a double is exact to the microsecond here, and far cheaper than extract's numeric.)
+  v_span integer := 1 + ceil(date_part('epoch', p_window))::integer;
+  v_now bigint := floor(date_part('epoch', p_at))::bigint;
+  v_second bigint;
+  v_us integer;
+  v_i integer;
+  v_count integer; v_tokens integer;  -- the second's count and tokens after this
+begin
+  if v_now is not null and (ring is null or ring_low is null or coalesce(sum_requests, 0) = 0
+                            or cardinality(ring) <> 4 * v_span or v_now - ring_low >= v_span) then
+    -- Nothing counted, the guard changed, or a span or more passed since it moved (the seconds up to
+    -- now - span have left whatever their times: their last admission was at most the guarded window
+    -- ago): the ring starts again at p_at.
+    select r.ring_low, r.ring, r.sum_requests, r.sum_tokens into ring_low, ring, sum_requests, sum_tokens
+    from public.google_ai_ring_restarted(p_at, p_window, v_span, ring_low, ring, sum_requests, sum_tokens) r;
+  end if;
+  if ring is null then
+    return row(ring_low, ring, sum_requests, sum_tokens)::public.google_ai_ring;
+  end if;
+  -- Up to the current second: empty seconds are passed, full ones let go as their admissions leave.
+  while ring_low < v_now loop
+    v_i := (ring_low % v_span)::integer * 4;
+    if ring[v_i + 1] > 0 then
+      if public.google_ai_ring_time(ring_low, ring[v_i + 4]) + p_window <= p_at then
+        sum_requests := sum_requests - ring[v_i + 1];
+        sum_tokens := sum_tokens - ring[v_i + 2];
+        ring[v_i + 1 : v_i + 4] := '{0,0,0,0}';
+      else
+        if ring[v_i + 3] < ring[v_i + 4] and public.google_ai_ring_time(ring_low, ring[v_i + 3]) + p_window <= p_at then
+          sum_requests := sum_requests - 1;
+          ring[v_i + 1] := ring[v_i + 1] - 1;
+          ring[v_i + 3] := ring[v_i + 4];
+        end if;
+        exit; -- (every later second's admissions are later than this one's last)
+      end if;
+    end if;
+    ring_low := ring_low + 1;
+  end loop;
+  if p_requests = 0 and p_tokens = 0 then
+    return row(ring_low, ring, sum_requests, sum_tokens)::public.google_ai_ring;
+  end if;
+  if p_admitted_at is null and p_requests > 0 and p_tokens >= 0 and v_now is not null then
+    -- A booking now (nearly every call): the lines below in smaller expressions (they cost by size: 90k less).
+    v_i := (v_now % v_span)::integer * 4;
+    v_us := round((date_part('epoch', p_at) - v_now) * 1000000)::integer;
+    ring[v_i + 1 : v_i + 4] := array[ring[v_i + 1] + p_requests,
+      ring[v_i + 2] + case when sum_tokens is not null then p_tokens else 0 end,
+      case when ring[v_i + 1] = 0 then v_us else least(ring[v_i + 3], v_us) end, greatest(ring[v_i + 4], v_us)];
+    sum_requests := sum_requests + p_requests;
+    sum_tokens := sum_tokens + p_tokens;
+    return row(ring_low, ring, sum_requests, sum_tokens)::public.google_ai_ring;
+  end if;
+  v_second := floor(date_part('epoch', coalesce(p_admitted_at, p_at)))::bigint;
+  v_us := round((date_part('epoch', coalesce(p_admitted_at, p_at)) - v_second) * 1000000)::integer;
+  if v_second < ring_low or v_second >= ring_low + v_span then
+    return row(ring_low, ring, sum_requests, sum_tokens)::public.google_ai_ring;
+  end if;
+  v_i := (v_second % v_span)::integer * 4;
+  if p_admitted_at is not null and ring[v_i + 1] = 0 then -- (a correction for a second that left)
+    return row(ring_low, ring, sum_requests, sum_tokens)::public.google_ai_ring;
+  end if;
+  -- (A request given back from before the second's first left already, with it.)
+  v_count := case when p_requests > 0 or v_us >= ring[v_i + 3] then greatest(0, ring[v_i + 1] + p_requests)
+                  else ring[v_i + 1] end;
+  v_tokens := case when sum_tokens is not null then greatest(0, ring[v_i + 2] + p_tokens) else ring[v_i + 2] end;
+  sum_requests := sum_requests + v_count - ring[v_i + 1];
+  sum_tokens := sum_tokens + v_tokens - ring[v_i + 2];
+  -- The second written as one slice: element by element, PL/pgSQL unpacks the whole array and packs it
+  -- again (counted: about 40k instructions more a booking). Its first and last times: a booking's when it
+  -- is the second's first, else the earliest and latest; a request given back leaves the last.
+  ring[v_i + 1 : v_i + 4] := case
+    when v_count = 0 then '{0,0,0,0}'::integer[]
+    when p_requests > 0 and v_count = p_requests then array[v_count, v_tokens, v_us, v_us]
+    when p_requests > 0 then array[v_count, v_tokens, least(ring[v_i + 3], v_us), greatest(ring[v_i + 4], v_us)]
+    when p_requests < 0 then array[v_count, v_tokens, ring[v_i + 4], ring[v_i + 4]]
+    else array[v_count, v_tokens, ring[v_i + 3], ring[v_i + 4]] end;
+  return row(ring_low, ring, sum_requests, sum_tokens)::public.google_ai_ring;
+end
+$function$
+;
+
 CREATE OR REPLACE FUNCTION public.google_ai_admit_at(p_now timestamp with time zone, p_request public.google_ai_request)
  RETURNS jsonb
  LANGUAGE plpgsql
@@ -611,6 +738,45 @@ end
 $function$
 ;
 
+CREATE OR REPLACE FUNCTION public.google_ai_candidate_groups(p_model text, p_exclude_key_ids uuid[], p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone)
+ RETURNS TABLE(quota_group text, priority integer, cooldown_until timestamp with time zone, rpm_used integer, tpm_used integer, rpd_used integer, headroom numeric, key_id uuid, key_alias text, env_var_name text, full_by text, day_zone text)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  with keys as (
+    select distinct on (s.quota_group) s.quota_group, s.priority, s.key_id, s.key_alias, s.env_var_name, s.provider
+    from public.google_ai_serving_keys(p_model, p_exclude_key_ids) s
+    order by s.quota_group, s.priority nulls last, s.key_alias
+  ), usage as (
+    select g.quota_group, g.priority, g.key_id, g.key_alias, g.env_var_name, cd.cooldown_until, p.day_zone,
+           case when c.minute_bucket operator(pg_catalog.=) public.google_ai_minute_window(p_now)
+                then c.rpm_used else 0 end as rpm_used,
+           case when c.minute_bucket operator(pg_catalog.=) public.google_ai_minute_window(p_now)
+                then c.tpm_used else 0 end as tpm_used,
+           case when c.day_bucket operator(pg_catalog.=) public.google_ai_day_in(p_now, p.day_zone)
+                then c.rpd_used else 0 end as rpd_used
+    from keys g
+    left join public.google_ai_providers p on p.name operator(pg_catalog.=) g.provider
+    left join public.google_ai_usage_counters c
+      on c.quota_group operator(pg_catalog.=) g.quota_group and c.model operator(pg_catalog.=) p_model
+    left join lateral (select cd.cooldown_until from public.google_ai_cooldowns cd
+                       where cd.quota_group operator(pg_catalog.=) g.quota_group
+                         and cd.model operator(pg_catalog.=) p_model and cd.cooldown_until operator(pg_catalog.>) p_now
+                       offset 0) cd on true
+  )
+  select u.quota_group, u.priority, u.cooldown_until, u.rpm_used, u.tpm_used, u.rpd_used,
+         least(coalesce(1 operator(pg_catalog.-) (u.rpm_used::numeric operator(pg_catalog./) nullif(p_rpm, 0)), 1),
+               coalesce(1 operator(pg_catalog.-) (u.tpm_used::numeric operator(pg_catalog./) nullif(p_tpm, 0)), 1),
+               coalesce(1 operator(pg_catalog.-) (u.rpd_used::numeric operator(pg_catalog./) nullif(p_rpd, 0)), 1)),
+         u.key_id, u.key_alias, u.env_var_name,
+         case when u.cooldown_until is not null then 'cooldown'
+              when p_rpd is not null and u.rpd_used operator(pg_catalog.+) 1 operator(pg_catalog.>) p_rpd then 'rpd'
+              when p_rpm is not null and u.rpm_used operator(pg_catalog.+) 1 operator(pg_catalog.>) p_rpm then 'rpm'
+         end, coalesce(u.day_zone, 'UTC')
+  from usage u
+$function$
+;
+
 CREATE OR REPLACE FUNCTION public.google_ai_group_quota(p_quota_group text, p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone, OUT requests_left integer, OUT requests_reset_at timestamp with time zone, OUT tokens_left bigint, OUT tokens_reset_at timestamp with time zone, OUT day_left integer, OUT day_reset_at timestamp with time zone, OUT cooldown_until timestamp with time zone, OUT ready_at timestamp with time zone)
  RETURNS record
  LANGUAGE plpgsql
@@ -667,6 +833,109 @@ begin
                        case when requests_left = 0 then requests_reset_at end,
                        case when tokens_left = 0 then tokens_reset_at end,
                        case when day_left = 0 then day_reset_at end);
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_queue_place(p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_ticket uuid, p_new_ticket uuid, OUT ticket uuid, OUT rank smallint, OUT class text, OUT turn bigint, OUT since timestamp with time zone, OUT may_book boolean, OUT blocked_by text, OUT cause text, OUT turn_at timestamp with time zone)
+ RETURNS record
+ LANGUAGE plpgsql
+ STABLE
+AS $function$
+#variable_conflict use_variable
+declare
+  v_held public.google_ai_queue;
+  v_ahead integer;
+  v_due_ahead integer;
+  v_head_limit text;   -- the limit a due ticket ahead waits for head first (google_ai_queue_turns)
+  v_free_now integer;
+  v_spread_bound boolean;
+  v_kept_bound boolean;
+begin
+  rank := p_class.rank;
+  class := p_class.name;
+  may_book := true;
+  if p_model.model is null then
+    return;
+  end if;
+  if p_ticket is not null then
+    select * into v_held from public.google_ai_queue q
+    where q.ticket_id = p_ticket and q.caller = p_caller.name and q.model = p_model.model and q.lease_until >= p_now;
+    if v_held.ticket_id is not null then
+      select v_held.ticket_id, v_held.class_rank, v_held.priority_class, v_held.enqueued_at
+        into ticket, rank, class, since;
+      -- Its turn moves up to follow its caller's previous live ticket (or the head of the class), as a
+      -- new ticket's would: turns its caller's earlier tickets held and gave up are not kept from it.
+      turn := least(v_held.turn,
+        public.google_ai_next_turn(p_model.model, rank, p_caller.name, p_now, ticket, v_held.turn));
+    end if;
+  end if;
+  if not exists (select 1 from public.google_ai_queue q
+                 where q.model = p_model.model and q.lease_until >= p_now and q.ticket_id is distinct from ticket) then
+    return;
+  end if;
+  if ticket is null then
+    turn := public.google_ai_next_turn(p_model.model, rank, p_caller.name, p_now, null, null);
+    since := p_now;
+  end if;
+
+  select count(*), count(*) filter (where q.expected_at <= p_now),
+         min(q.limit_hit) filter (where q.expected_at <= p_now and public.google_ai_queue_turns(q.limit_hit) = 'head')
+    into v_ahead, v_due_ahead, v_head_limit
+  from public.google_ai_queue q
+  where q.model = p_model.model and q.lease_until >= p_now and q.ticket_id is distinct from ticket
+    and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id) < (rank, turn, since, coalesce(ticket, p_new_ticket));
+  select t.free_now, t.turn_at, t.spread_bound, t.kept_bound into v_free_now, turn_at, v_spread_bound, v_kept_bound
+  from public.google_ai_queue_turn_at(p_model.model, p_model.rpm, p_model.rpd, p_exclude_key_ids, p_now, v_ahead + 1,
+    rank, class, p_caller.name) t;
+  -- Slots go to the due tickets ahead first; one nobody due claims goes to whoever asks. (No turn,
+  -- none today anywhere or every window kept from it by shares: the booking names the reopening.)
+  may_book := v_head_limit is null and (turn_at is null or v_due_ahead < v_free_now
+    or exists (select 1 from public.google_ai_quota_shares s
+               left join (select e.* from public.google_ai_usage_counters c, unnest(c.share_use) e
+                          where c.model = p_model.model) u on u.share_id = s.id
+               where s.model = p_model.model and s.reserved_rpm is not null
+                 and (s.priority_class = class or s.caller = p_caller.name)
+                 and coalesce((public.google_ai_ring_at(p_now,
+                       public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
+                       u.ring_low, u.ring, u.window_requests, null)).sum_requests, 0) < s.reserved_rpm));
+  if not may_book then
+    blocked_by := coalesce(v_head_limit, case when p_model.rpm is not null then 'rpm' else 'tpm' end);
+    cause := case when v_head_limit is not null or v_free_now > 0 then 'queue_turn' when v_spread_bound then 'spread'
+                  when v_kept_bound then 'share_kept' else 'window_full' end;
+  end if;
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_request_limits(p_model text)
+ RETURNS public.google_ai_model_limits
+ LANGUAGE plpgsql
+ STABLE
+AS $function$
+declare
+  v_row public.google_ai_model_limits;
+begin
+  -- (The row as one whole-row value: one column to set up, not one per column; counted, 6.5k less.)
+  v_row := (select m from public.google_ai_model_limits m where m.model = p_model and m.is_active);
+  if v_row.id is null then
+    select m.* into v_row from public.google_ai_model_limits m
+    where m.is_active and p_model = any (m.aliases)
+    order by m.id limit 1;
+  end if;
+  -- (No margin leaves every limit as it is, but a negative one: the row then goes on as read. A row with a
+  -- field set is formed again at every call it is handed to: counted, about 60k less a reservation.)
+  if v_row.safety_margin is distinct from 0 or least(v_row.rpm, v_row.tpm, v_row.rpd) < 0 then
+    v_row.rpm := public.google_ai_effective_limit(v_row.rpm, v_row.safety_margin);
+    v_row.tpm := public.google_ai_effective_limit(v_row.tpm, v_row.safety_margin);
+    v_row.rpd := public.google_ai_effective_limit(v_row.rpd, v_row.safety_margin);
+    if v_row.itpm is not null or v_row.otpm is not null then
+      v_row.itpm := public.google_ai_effective_limit(v_row.itpm, v_row.safety_margin);
+      v_row.otpm := public.google_ai_effective_limit(v_row.otpm, v_row.safety_margin);
+    end if;
+    v_row.safety_margin := 0;
+  end if;
+  return v_row;
 end
 $function$
 ;
@@ -741,6 +1010,98 @@ end
 $function$
 ;
 
+create or replace view "public"."google_ai_shares_today" as  WITH clock AS (
+         SELECT now() AS at,
+            public.google_ai_window_length(COALESCE(( SELECT st.minute_guard_ms
+                   FROM public.google_ai_admission_settings st
+                  WHERE st.id), 1000)) AS window_length
+        ), groups AS (
+         SELECT DISTINCT s_1.id AS share_id,
+            public.google_ai_quota_group(k.project_id, k.id) AS quota_group
+           FROM ((public.google_ai_quota_shares s_1
+             JOIN public.google_ai_model_limits m_1 ON ((m_1.model = s_1.model)))
+             JOIN public.google_ai_api_keys k ON ((k.is_active AND (k.serves_provider = m_1.provider) AND ((k.models IS NULL) OR (s_1.model = ANY (k.models))))))
+        ), kept AS (
+         SELECT s_1.model,
+            (sum(COALESCE(s_1.reserved_rpd, 0)))::integer AS reserved_rpd
+           FROM public.google_ai_quota_shares s_1
+          GROUP BY s_1.model
+        )
+ SELECT s.model,
+    COALESCE(s.priority_class, s.caller) AS owner,
+        CASE
+            WHEN (s.priority_class IS NOT NULL) THEN 'class'::text
+            ELSE 'caller'::text
+        END AS owner_kind,
+    g.quota_group,
+    s.reserved_rpm,
+    s.reserved_rpd,
+    s.pace_burst,
+    w.used_in_window,
+    d.used_today,
+        CASE
+            WHEN (s.reserved_rpm IS NOT NULL) THEN GREATEST(0, (s.reserved_rpm - w.used_in_window))
+            ELSE NULL::integer
+        END AS rpm_kept_now,
+        CASE
+            WHEN (s.reserved_rpd IS NOT NULL) THEN GREATEST(0, (s.reserved_rpd - d.used_today))
+            ELSE NULL::integer
+        END AS rpd_kept_today,
+        CASE
+            WHEN ((s.pace_burst IS NOT NULL) AND (l.rpd IS NOT NULL)) THEN public.google_ai_pace_allowance(c.at, z.day, s.pace_burst, (l.rpd - (kept.reserved_rpd - COALESCE(s.reserved_rpd, 0))), z.zone)
+            ELSE NULL::integer
+        END AS pace_allows_today
+   FROM ((((((((public.google_ai_quota_shares s
+     JOIN groups g ON ((g.share_id = s.id)))
+     JOIN kept ON ((kept.model = s.model)))
+     CROSS JOIN clock c)
+     CROSS JOIN LATERAL ( SELECT y.zone,
+            public.google_ai_day_in(c.at, y.zone) AS day
+           FROM ( SELECT public.google_ai_day_zone(s.model) AS zone) y) z)
+     LEFT JOIN LATERAL ( SELECT e.window_requests,
+            e.day_bucket,
+            e.day_used,
+            e.day_next_used,
+            e.day_prev_used,
+            e.ring_low,
+            e.ring
+           FROM public.google_ai_usage_counters uc,
+            LATERAL unnest(uc.share_use) e(share_id, window_requests, day_bucket, day_used, day_next_used, day_prev_used, ring_low, ring)
+          WHERE ((uc.quota_group = g.quota_group) AND (uc.model = s.model) AND (e.share_id = s.id))) u ON (true))
+     LEFT JOIN LATERAL ( SELECT public.google_ai_effective_limit(m.rpd, m.safety_margin) AS rpd
+           FROM public.google_ai_model_limits m
+          WHERE (m.model = s.model)) l ON (true))
+     CROSS JOIN LATERAL ( SELECT r.sum_requests AS used_in_window
+           FROM public.google_ai_ring_at(c.at, c.window_length, u.ring_low, u.ring, u.window_requests, NULL::bigint) r(ring_low, ring, sum_requests, sum_tokens)) w)
+     CROSS JOIN LATERAL ( SELECT (public.google_ai_day_counts(u.day_bucket, u.day_used, u.day_next_used, u.day_prev_used, z.day))[1] AS used_today) d);
+
+do $migration$ begin
+  if not exists (select 1 from pg_catalog.pg_constraint where conrelid = '"public"."google_ai_attempts"'::regclass
+                 and conname = 'google_ai_attempts_quota_cause_check') then
+    alter table "public"."google_ai_attempts" add constraint "google_ai_attempts_quota_cause_check" CHECK (public.google_ai_is_quota_cause(quota_cause)) not valid;
+  end if;
+end $migration$;
+
+alter table "public"."google_ai_attempts" validate constraint "google_ai_attempts_quota_cause_check";
+
+do $migration$ begin
+  if not exists (select 1 from pg_catalog.pg_constraint where conrelid = '"public"."google_ai_attempts"'::regclass
+                 and conname = 'google_ai_attempts_status_check') then
+    alter table "public"."google_ai_attempts" add constraint "google_ai_attempts_status_check" CHECK (public.google_ai_is_attempt_status(status)) not valid;
+  end if;
+end $migration$;
+
+alter table "public"."google_ai_attempts" validate constraint "google_ai_attempts_status_check";
+
+do $migration$ begin
+  if not exists (select 1 from pg_catalog.pg_constraint where conrelid = '"public"."google_ai_cooldowns"'::regclass
+                 and conname = 'google_ai_cooldowns_cause_check') then
+    alter table "public"."google_ai_cooldowns" add constraint "google_ai_cooldowns_cause_check" CHECK (public.google_ai_is_quota_cause(cause)) not valid;
+  end if;
+end $migration$;
+
+alter table "public"."google_ai_cooldowns" validate constraint "google_ai_cooldowns_cause_check";
+
 -- Grants, view options, comments and definitions as supabase/schemas has them, object by object
 -- (no other object's grants are touched).
 revoke all on function public.google_ai_book_best_group(p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_attempt integer, p_output integer) from public, anon, authenticated, service_role;
@@ -750,6 +1111,15 @@ revoke all on function public.google_ai_booking_outcome(p_model public.google_ai
 revoke all on function public.google_ai_booking_rules(p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_counter public.google_ai_usage_counters, p_at public.google_ai_counter_at, p_tokens integer, p_output integer) from public, anon, authenticated, service_role;
 comment on type public.google_ai_counter_at is 'A quota group''s counter row as of an instant (google_ai_counter_at): the guards, the provider''s day, its counts, midnight, near-end, near-start and the ring moved on, as booking, the quota read and settling read them.';
 revoke all on function public.google_ai_counter_at(p_row public.google_ai_usage_counters, p_zone text, p_at timestamp with time zone, p_locked boolean, p_requests integer, p_tokens integer, p_settled boolean) from public, anon, authenticated, service_role;
+revoke all on function public.google_ai_is_attempt_status(p_status text) from public, anon, authenticated, service_role;
+revoke all on function public.google_ai_is_quota_cause(p_cause text) from public, anon, authenticated, service_role;
 revoke all on function public.google_ai_record_admission(p_now timestamp with time zone, p_request public.google_ai_request, p_model text, p_class text, p_booking public.google_ai_booking, p_ticket uuid, p_booked_usd numeric, p_booked_output integer) from public, anon, authenticated, service_role;
 revoke all on function public.google_ai_refusal_times(p_rules public.google_ai_booking_verdict, p_quota_group text, p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_at public.google_ai_counter_at, p_tokens integer, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) from public, anon, authenticated, service_role;
 revoke all on function public.google_ai_reserve_models_at(p_now timestamp with time zone, p_call public.google_ai_reservation) from public, anon, authenticated, service_role;
+comment on type public.google_ai_ring is 'A sliding window''s ring of seconds and its sums (google_ai_ring_at).';
+revoke all on function public.google_ai_ring_at(p_at timestamp with time zone, p_window interval, ring_low bigint, ring integer[], sum_requests integer, sum_tokens bigint, p_requests integer, p_tokens integer, p_admitted_at timestamp with time zone) from public, anon, authenticated, service_role;
+grant execute on function public.google_ai_ring_at(p_at timestamp with time zone, p_window interval, ring_low bigint, ring integer[], sum_requests integer, sum_tokens bigint, p_requests integer, p_tokens integer, p_admitted_at timestamp with time zone) to service_role;
+revoke all on table public.google_ai_shares_today from public, anon, authenticated, service_role;
+grant select on table public.google_ai_shares_today to service_role;
+alter view public.google_ai_shares_today set (security_invoker='true');
+comment on view public.google_ai_shares_today is 'Reserved shares and pacing per quota group: the owner''s use in the window and today (the model''s provider''s day, in its row''s day_zone), what the share still keeps from the others (rpm_kept_now, rpd_kept_today), and how much of today a paced owner may have used by now.';
