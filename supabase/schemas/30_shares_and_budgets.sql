@@ -450,21 +450,22 @@ CREATE OR REPLACE TRIGGER google_ai_share_edited BEFORE INSERT OR UPDATE ON publ
     WHEN (new.derived_from_class) EXECUTE FUNCTION public.google_ai_share_edited();
 
 -- The shares' use (google_ai_usage_counters.share_use) with a request more or less counted for the
--- shares of p_owned: p_window_requests in their window (google_ai_ring_at: a booking at p_at, a
--- release in the second of p_admitted_at) and p_day_requests in their group's day p_day (and the
--- other day's within a guard of midnight: p_near_end, p_near_start). A booking (1, 1) moves each
--- owner's day on to p_day; a release (-1, or 0 for an admission the window does not look for, and -1)
--- corrects only a day still counted (the same day_bucket). p_live: the model's shares in id order,
--- whose elements the result keeps (a removed share's go); null: every element is kept.
+-- shares of p_owned, in their window (google_ai_ring_at) and in their group's day p_day (and the other
+-- day's within a guard of midnight: p_near_end, p_near_start). A booking (p_requests 1) at p_at moves
+-- each owner's day on to p_day; p_live: the model's shares in id order, whose elements the result keeps
+-- (a removed share's go). A release (p_live null: every element is kept) gives back p_requests (-1, or
+-- 0 for an admission the window does not look for) in the second of its admission p_at, and one of a
+-- day still counted (the same day_bucket).
 CREATE OR REPLACE FUNCTION public.google_ai_share_use_counted(p_use public.google_ai_share_use[], p_live bigint[],
-    p_owned bigint[], p_at timestamp with time zone, p_window interval, p_window_requests integer,
-    p_day_requests integer, p_admitted_at timestamp with time zone, p_day date, p_near_end boolean,
-    p_near_start boolean) RETURNS public.google_ai_share_use[]
+    p_owned bigint[], p_at timestamp with time zone, p_window interval, p_requests integer, p_day date,
+    p_near_end boolean, p_near_start boolean) RETURNS public.google_ai_share_use[]
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     AS $$
 declare
   v_use public.google_ai_share_use[] := '{}'::public.google_ai_share_use[];
   v_ids bigint[] := p_live;
+  v_day_requests integer := 1;
+  v_admitted_at timestamptz;  -- a release's
   v_id bigint;
   v_old public.google_ai_share_use;
   v_new public.google_ai_share_use;
@@ -472,8 +473,11 @@ declare
   v_ring record;
 begin
   if v_ids is null then
-    -- (Apart, so that the loop's expression stays a simple one, not a query.)
+    -- A release. (The ids apart, so that the loop's expression stays a simple one, not a query.)
     v_ids := array(select u.share_id from unnest(p_use) u);
+    v_day_requests := -1;
+    v_admitted_at := p_at;
+    p_at := null;
   end if;
   foreach v_id in array v_ids loop
     v_old := null;
@@ -483,23 +487,23 @@ begin
         exit;
       end if;
     end loop;
-    if not coalesce(v_id = any(p_owned), false) or (p_day_requests < 0 and v_old.share_id is null) then
+    if not coalesce(v_id = any(p_owned), false) or (v_day_requests < 0 and v_old.share_id is null) then
       if v_old.share_id is not null then
         v_use := v_use || v_old;
       end if;
       continue;
     end if;
     v_ring := public.google_ai_ring_at(p_at, p_window, v_old.ring_low, v_old.ring, v_old.window_requests, null,
-      p_window_requests, 0, p_admitted_at);
+      p_requests, 0, v_admitted_at);
     v_new := row(v_id, v_ring.sum_requests, v_old.day_bucket, v_old.day_used, v_old.day_next_used,
       v_old.day_prev_used, v_ring.ring_low, v_ring.ring);
-    if p_day_requests > 0 or v_old.day_bucket = p_day then
+    if v_day_requests > 0 or v_old.day_bucket = p_day then
       v_days := public.google_ai_day_counts(v_old.day_bucket, v_old.day_used, v_old.day_next_used,
         v_old.day_prev_used, p_day);
       v_new.day_bucket := p_day;
-      v_new.day_used := greatest(0, v_days[1] + p_day_requests);
-      v_new.day_next_used := greatest(0, v_days[2] + case when p_near_end then p_day_requests else 0 end);
-      v_new.day_prev_used := greatest(0, v_days[3] + case when p_near_start then p_day_requests else 0 end);
+      v_new.day_used := greatest(0, v_days[1] + v_day_requests);
+      v_new.day_next_used := greatest(0, v_days[2] + case when p_near_end then v_day_requests else 0 end);
+      v_new.day_prev_used := greatest(0, v_days[3] + case when p_near_start then v_day_requests else 0 end);
     end if;
     v_use := v_use || v_new;
   end loop;
@@ -570,7 +574,7 @@ begin
                   null, array(select s.id from public.google_ai_quota_shares s
                               where s.model = p_att.model
                                 and (s.priority_class = p_att.priority_class or s.caller = p_att.caller)),
-                  null, v_window, v_requests, -1, p_att.admitted_at, p_att.day_bucket, v_near_end, v_near_start)
+                  p_att.admitted_at, v_window, v_requests, p_att.day_bucket, v_near_end, v_near_start)
                 else c.share_use end
   where c.id = v_row.id;
 end

@@ -451,7 +451,7 @@ begin
       input_until     = v_rules.input_until, output_until = v_rules.output_until,
       share_use       = case when v_rules.owned is null then c.share_use
                              else public.google_ai_share_use_counted(c.share_use, v_rules.live, v_rules.owned, v_now,
-                                    v_window, 1, 1, null, v_day, v_near_end, v_near_start) end,
+                                    v_window, 1, v_day, v_near_end, v_near_start) end,
       updated_at      = v_now
     where c.id = v_row.id;
     admitted_at := v_now;
