@@ -29,9 +29,7 @@ COMMENT ON TABLE public.google_ai_caller_budgets IS
 
 COMMENT ON COLUMN public.google_ai_caller_budgets.daily_max_usd IS
     'The most the caller''s calls may cost in US dollars per Pacific day (monthly_max_usd: per Pacific month; null: '
-    'no limit), booked and settled as a client''s (spent_today_usd, spent_month_usd): the worst case books the '
-    'answer the request is sent with (its own max_tokens, else the model''s answer_tokens, then sent as its cap). '
-    'Refusal caller_budget with cause spend_budget until the day or month ends.';
+    'no limit), booked and settled as a client''s (google_ai_clients.daily_max_usd). Refusal caller_budget.';
 
 CREATE TABLE public.google_ai_quota_shares (
     id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
@@ -79,52 +77,119 @@ ALTER TABLE ONLY public.google_ai_quota_shares
     ADD CONSTRAINT google_ai_quota_shares_priority_class_fkey FOREIGN KEY (priority_class) REFERENCES
       public.google_ai_priority_classes(name) ON UPDATE CASCADE ON DELETE CASCADE;
 
+-- A budget, whoever keeps it: a scoped token for its life (period life), a client or a service caller per
+-- Pacific day and month (period day). Read from the owner's row by google_ai_budget_of, judged by
+-- google_ai_budget_verdict, counted by google_ai_budget_counted; the owner's columns are not renamed.
+CREATE TYPE public.google_ai_budget AS (
+    period text,
+    max_requests integer,
+    max_tokens bigint,
+    max_usd numeric,
+    bucket date,
+    requests integer,
+    tokens bigint,
+    spent_usd numeric,
+    monthly_max_usd numeric,
+    month_bucket date,
+    spent_month_usd numeric
+);
+
+COMMENT ON TYPE public.google_ai_budget IS
+    'A budget and its use: requests, tokens and money (US dollars) per period (life: a token''s; day: a Pacific '
+    'day, bucket), money per Pacific month (month_bucket); null: no limit.';
+
+-- A service caller's budget (google_ai_caller_budgets), as every budget reads.
+CREATE OR REPLACE FUNCTION public.google_ai_budget_of(p_row public.google_ai_caller_budgets)
+    RETURNS public.google_ai_budget
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ select row('day', p_row.daily_max_requests, p_row.daily_max_tokens, p_row.daily_max_usd, p_row.day_bucket,
+            p_row.requests_today, p_row.tokens_today, p_row.spent_today_usd, p_row.monthly_max_usd, p_row.month_bucket,
+            p_row.spent_month_usd)::public.google_ai_budget $$;
+
 -- A request counts against a budget once, on its first attempt; a retry spends tokens only.
 CREATE OR REPLACE FUNCTION public.google_ai_request_counts(p_attempt integer) RETURNS integer
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ select case when coalesce(p_attempt, 1) operator(pg_catalog.=) 1 then 1 else 0 end $$;
 
--- What is left of a budget (null: there is none), never below 0.
-CREATE OR REPLACE FUNCTION public.google_ai_budget_left(p_max bigint, p_used bigint) RETURNS bigint
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ select case when p_max is not null
-                  then greatest(0, p_max operator(pg_catalog.-) coalesce(p_used, 0)) end $$;
-
--- What is left of a budget in money (null: there is none), never below 0: p_max less the period's spend
--- (p_current: the row's spend is of this period; else none yet).
-CREATE OR REPLACE FUNCTION public.google_ai_usd_left(p_max numeric, p_current boolean, p_spent numeric)
-    RETURNS numeric
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ select p_max operator(pg_catalog.-) least(p_max, case when p_current then p_spent else 0 end) $$;
-
--- A daily budget's use (a service caller's, google_ai_caller_budgets, or a client's, google_ai_clients)
--- on Pacific day p_day with p_requests and p_tokens more: the row's counts are its day's (p_bucket),
--- none on a new day. over: the use goes past a maximum (null: none). Over, not "nothing left": a retry
--- or a request of no tokens adds nothing, and is still refused once the operator lowered the budget
--- below the day's use. The one place a daily budget rolls over (an inlined SQL table function).
-CREATE OR REPLACE FUNCTION public.google_ai_daily_use(p_bucket date, p_requests_today integer,
-    p_tokens_today bigint, p_day date, p_requests integer, p_tokens bigint, p_max_requests integer,
-    p_max_tokens bigint) RETURNS TABLE(requests integer, tokens bigint, over boolean)
+-- A budget as of Pacific day p_day: a day's counts and spend are those of its bucket's day, none on
+-- another day; the month's spend is its month's; a life's counts are always its own. The one place a
+-- budget rolls over.
+CREATE OR REPLACE FUNCTION public.google_ai_budget_on(p_budget public.google_ai_budget, p_day date)
+    RETURNS public.google_ai_budget
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
-  select u.requests, u.tokens,
-         coalesce(u.requests operator(pg_catalog.>) p_max_requests, false)
-         or coalesce(u.tokens operator(pg_catalog.>) p_max_tokens, false)
-  from (select case when p_bucket operator(pg_catalog.=) p_day then p_requests_today else 0 end
-                 operator(pg_catalog.+) p_requests as requests,
-               case when p_bucket operator(pg_catalog.=) p_day then p_tokens_today else 0 end
-                 operator(pg_catalog.+) p_tokens as tokens) u
+  select row(p_budget.period, p_budget.max_requests, p_budget.max_tokens, p_budget.max_usd,
+             case when p_budget.period operator(pg_catalog.=) 'day' then p_day end,
+             case when d.current then p_budget.requests else 0 end, case when d.current then p_budget.tokens else 0 end,
+             case when d.current then p_budget.spent_usd else 0 end, p_budget.monthly_max_usd, d.month,
+             case when p_budget.month_bucket operator(pg_catalog.=) d.month then p_budget.spent_month_usd else 0 end
+         )::public.google_ai_budget
+  from (select p_budget.period operator(pg_catalog.=) 'life' or p_budget.bucket operator(pg_catalog.=) p_day as current,
+               pg_catalog.date_trunc('month', p_day)::date as month) d
 $$;
 
--- A service caller's budgets (google_ai_caller_budgets) as a booking at p_at sees them, its row
--- locked until the booking counts the request in it (google_ai_count_budgets): day, the owner's
--- Pacific day (every budget's, whichever provider's day the model's RPD counts in);
--- worst, what the call may cost where the caller has a budget in money (google_ai_worst_call_cost:
--- p_output, the answer the request is sent with, at the tiers of its class p_class). cause, period and
--- reopens_at: why the booking is refused (budget: the day's use with this request over a count,
--- google_ai_daily_use, until midnight; spend_budget: money, until the day or month ends, or never while
--- a price is not known) and whose period refused (day or month), null when it is not. All null when the
--- caller has no budget, or is a client's (p_client_id: its token carries its budgets).
+-- What is left of a budget on Pacific day p_day, never below 0 (null: no such limit): requests, tokens
+-- and money of its period, money of its month.
+CREATE OR REPLACE FUNCTION public.google_ai_budget_left(p_budget public.google_ai_budget, p_day date,
+    OUT requests integer, OUT tokens bigint, OUT usd numeric, OUT month_usd numeric) RETURNS record
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  select b.max_requests - least(b.max_requests, b.requests), b.max_tokens - least(b.max_tokens, b.tokens),
+         b.max_usd - least(b.max_usd, b.spent_usd), b.monthly_max_usd - least(b.monthly_max_usd, b.spent_month_usd)
+  from public.google_ai_budget_on(p_budget, p_day) b
+$$;
+
+-- A budget's verdict on a call at p_at of p_requests requests and p_tokens tokens that may cost p_worst
+-- (null: not known). cause: budget (a count over its limit: over, not "nothing left", so a retry or a
+-- request of no tokens is still refused once the operator lowered the budget below the use), or
+-- spend_budget (money, or a price not known); period: whose (life, day or month); reopens_at: the
+-- period's end (a life never reopens, nor does an unknown price). All null: the budget lets it in.
+CREATE OR REPLACE FUNCTION public.google_ai_budget_verdict(p_budget public.google_ai_budget,
+    p_at timestamp with time zone, p_requests integer, p_tokens integer, p_worst numeric, OUT cause text,
+    OUT period text, OUT reopens_at timestamp with time zone) RETURNS record
+    LANGUAGE sql STABLE
+    AS $$
+  select case when v.counts then 'budget' when v.day or v.month then 'spend_budget' end,
+         case when v.counts or v.day then (v.b).period when v.month then 'month' end,
+         case when v.counts or v.day and p_worst is not null
+              then case when (v.b).period = 'day' then public.google_ai_pacific_midnight_after(p_at) end
+              when v.month and p_worst is not null
+              then public.google_ai_pacific_start(((v.b).month_bucket + interval '1 month')::date) end
+  from (select o.b, coalesce((o.b).requests + p_requests > (o.b).max_requests, false)
+                    or coalesce((o.b).tokens + p_tokens > (o.b).max_tokens, false) as counts,
+               (o.b).max_usd is not null and (p_worst is null or p_worst + (o.b).spent_usd > (o.b).max_usd) as day,
+               (o.b).monthly_max_usd is not null
+                 and (p_worst is null or p_worst + (o.b).spent_month_usd > (o.b).monthly_max_usd) as month
+        from (select public.google_ai_budget_on(p_budget, public.google_ai_pacific_day(p_at)) as b) o) v
+$$;
+
+-- A budget with a call counted in it on Pacific day p_day, by p_requests, p_tokens and p_usd, never
+-- below 0: a booking (p_book) rolls the day and month over to p_day's (google_ai_budget_on) and counts
+-- in them; the end of a call (finalize settles, release gives back) moves only a day and a month still
+-- counted. A life always counts.
+CREATE OR REPLACE FUNCTION public.google_ai_budget_counted(p_budget public.google_ai_budget, p_day date,
+    p_requests integer, p_tokens integer, p_usd numeric, p_book boolean) RETURNS public.google_ai_budget
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  select row((o.b).period, (o.b).max_requests, (o.b).max_tokens, (o.b).max_usd, (o.b).bucket,
+             case when o.day then greatest(0, (o.b).requests + p_requests) else (o.b).requests end,
+             case when o.day then greatest(0, (o.b).tokens + p_tokens) else (o.b).tokens end,
+             case when o.day then greatest(0, (o.b).spent_usd + p_usd) else (o.b).spent_usd end,
+             (o.b).monthly_max_usd, (o.b).month_bucket,
+             case when o.month then greatest(0, (o.b).spent_month_usd + p_usd) else (o.b).spent_month_usd end
+         )::public.google_ai_budget
+  from (select case when p_book then public.google_ai_budget_on(p_budget, p_day) else p_budget end as b,
+               p_book or p_budget.period = 'life' or p_budget.bucket = p_day as day,
+               p_book or p_budget.month_bucket = pg_catalog.date_trunc('month', p_day)::date as month) o
+$$;
+
+-- A service caller's budget (google_ai_caller_budgets) as a booking at p_at sees it, its row locked
+-- until the booking counts the request in it (google_ai_count_budgets): day, the owner's Pacific day
+-- (every budget's, whichever provider's day the model's RPD counts in), null when the caller has no
+-- budget or is a client's (p_client_id: its token carries its budgets); worst, what the call may cost
+-- where the caller has a budget in money (google_ai_worst_call_cost: p_output, the answer the request
+-- is sent with, at the tiers of its class p_class); cause, period and reopens_at: the budget's verdict
+-- (google_ai_budget_verdict).
 CREATE OR REPLACE FUNCTION public.google_ai_caller_budget_at(p_caller text, p_client_id uuid,
     p_at timestamp with time zone, p_tokens integer, p_attempt integer, p_model public.google_ai_model_limits,
     p_output integer, p_class text, OUT day date, OUT worst numeric, OUT cause text,
@@ -132,42 +197,24 @@ CREATE OR REPLACE FUNCTION public.google_ai_caller_budget_at(p_caller text, p_cl
     LANGUAGE plpgsql
     AS $$
 declare
-  v_budget public.google_ai_caller_budgets;
-  v_over boolean;
-  v_day date;
+  v_row public.google_ai_caller_budgets;
 begin
   if p_client_id is not null then
     return;
   end if;
-  -- (The row alone first: most callers have none, and the statement that reads a day's use costs more
-  -- to start than this one; counted, 44k instructions less a reservation without a budget, 22k more
-  -- with one.)
-  select b.* into v_budget from public.google_ai_caller_budgets b where b.caller = p_caller for update;
+  -- (The row alone first: most callers have none, and the statement that judges a budget costs more
+  -- to start than this one.)
+  select b.* into v_row from public.google_ai_caller_budgets b where b.caller = p_caller for update;
   if not found then
     return;
   end if;
-  select d.day, u.over into day, v_over
-  from (select public.google_ai_pacific_day(p_at) as day) d
-  cross join lateral public.google_ai_daily_use(v_budget.day_bucket, v_budget.requests_today, v_budget.tokens_today,
-    d.day, public.google_ai_request_counts(p_attempt), p_tokens, v_budget.daily_max_requests,
-    v_budget.daily_max_tokens) u;
-  v_day := day;
-  if v_over then
-    select 'budget', 'day', public.google_ai_pacific_midnight_after(p_at) into cause, period, reopens_at;
-  elsif num_nonnulls(v_budget.daily_max_usd, v_budget.monthly_max_usd) > 0 then
+  day := public.google_ai_pacific_day(p_at);
+  if num_nonnulls(v_row.daily_max_usd, v_row.monthly_max_usd) > 0 then
     worst := public.google_ai_worst_call_cost(p_model.model, p_tokens, p_output, p_class);
-    if worst is null or worst + (case when v_budget.day_bucket = v_day then v_budget.spent_today_usd else 0 end)
-                        > v_budget.daily_max_usd then
-      select 'spend_budget', case when v_budget.daily_max_usd is not null then 'day' else 'month' end,
-             case when worst is not null then public.google_ai_pacific_midnight_after(p_at) end
-        into cause, period, reopens_at;
-    elsif worst + (case when v_budget.month_bucket = date_trunc('month', v_day)::date then v_budget.spent_month_usd
-                        else 0 end) > v_budget.monthly_max_usd then
-      select 'spend_budget', 'month',
-             public.google_ai_pacific_start((date_trunc('month', v_day) + interval '1 month')::date)
-        into cause, period, reopens_at;
-    end if;
   end if;
+  select v.cause, v.period, v.reopens_at into cause, period, reopens_at
+  from public.google_ai_budget_verdict(public.google_ai_budget_of(v_row), p_at,
+    public.google_ai_request_counts(p_attempt), p_tokens, worst) v;
 end
 $$;
 

@@ -132,9 +132,9 @@ GRANT ALL ON FUNCTION public.google_ai_ring_time(p_second bigint, p_us integer) 
 
 REVOKE ALL ON TABLE public.google_ai_caller_budgets FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_caller_budgets TO service_role;
--- (google_ai_caller_budgets_today reads a budget's day through it, as its invoker.)
-GRANT ALL ON FUNCTION public.google_ai_daily_use(p_bucket date, p_requests_today integer, p_tokens_today bigint,
-    p_day date, p_requests integer, p_tokens bigint, p_max_requests integer, p_max_tokens bigint) TO service_role;
+-- (google_ai_caller_budgets_today reads a budget's day through these, as its invoker.)
+GRANT ALL ON FUNCTION public.google_ai_budget_of(p_row public.google_ai_caller_budgets) TO service_role;
+GRANT ALL ON FUNCTION public.google_ai_budget_on(p_budget public.google_ai_budget, p_day date) TO service_role;
 
 REVOKE ALL ON TABLE public.google_ai_quota_shares FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_quota_shares TO service_role;
