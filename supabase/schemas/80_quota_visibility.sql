@@ -452,16 +452,17 @@ $$;
 -- The quota report's `budget` at p_now: a token's own (p_token; null for a service caller) and the
 -- day's and month's of whoever owns the budgets (p_owner: the token's client, or a service caller's row;
 -- null when it has none, so no budget in money and no spend), each from its row as stored
--- (google_ai_budget_left), and under `spend` the running totals in money of the Pacific day and month
--- (calls in flight at their worst case).
+-- (google_ai_budget_left), whose budgets in money apply (usd_applies_to), and under `spend` the running
+-- totals in money of the Pacific day and month (calls in flight at their worst case).
 CREATE OR REPLACE FUNCTION public.google_ai_quota_report_budget(p_now timestamp with time zone,
-    p_token public.google_ai_tokens, p_owner public.google_ai_budget, p_applies_to text) RETURNS jsonb
+    p_token public.google_ai_tokens, p_owner public.google_ai_budget) RETURNS jsonb
     LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
   select jsonb_build_object(
     'token_requests_left', t.requests, 'token_tokens_left', t.tokens, 'token_expires_at', p_token.expires_at,
-    'token_max_usd', p_token.max_usd, 'token_usd_left', t.usd, 'usd_applies_to', p_applies_to,
+    'token_max_usd', p_token.max_usd, 'token_usd_left', t.usd,
+    'usd_applies_to', case when p_token.id is not null then 'client' when p_owner.period is not null then 'caller' end,
     'daily_requests_left', o.requests, 'daily_tokens_left', o.tokens,
     'daily_resets_at', case when num_nonnulls(p_owner.max_requests, p_owner.max_tokens) > 0
                             then public.google_ai_pacific_midnight_after(p_now) end,
@@ -526,8 +527,7 @@ begin
     v_owner_caller := p_caller;
     v_caller := jsonb_build_object('kind', 'service', 'client', null, 'priority_class', v_owner_class);
   end if;
-  v_budget := public.google_ai_quota_report_budget(v_now, v_token, v_owner,
-    case when p_token_hash is not null then 'client' when v_owner.period is not null then 'caller' end);
+  v_budget := public.google_ai_quota_report_budget(v_now, v_token, v_owner);
 
   return jsonb_build_object(
     'ok', true,

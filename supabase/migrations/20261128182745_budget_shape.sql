@@ -116,7 +116,7 @@ AS $function$
 $function$
 ;
 
-CREATE OR REPLACE FUNCTION public.google_ai_quota_report_budget(p_now timestamp with time zone, p_token public.google_ai_tokens, p_owner public.google_ai_budget, p_applies_to text)
+CREATE OR REPLACE FUNCTION public.google_ai_quota_report_budget(p_now timestamp with time zone, p_token public.google_ai_tokens, p_owner public.google_ai_budget)
  RETURNS jsonb
  LANGUAGE sql
  STABLE
@@ -124,7 +124,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_quota_report_budget(p_now timestamp 
 AS $function$
   select jsonb_build_object(
     'token_requests_left', t.requests, 'token_tokens_left', t.tokens, 'token_expires_at', p_token.expires_at,
-    'token_max_usd', p_token.max_usd, 'token_usd_left', t.usd, 'usd_applies_to', p_applies_to,
+    'token_max_usd', p_token.max_usd, 'token_usd_left', t.usd,
+    'usd_applies_to', case when p_token.id is not null then 'client' when p_owner.period is not null then 'caller' end,
     'daily_requests_left', o.requests, 'daily_tokens_left', o.tokens,
     'daily_resets_at', case when num_nonnulls(p_owner.max_requests, p_owner.max_tokens) > 0
                             then public.google_ai_pacific_midnight_after(p_now) end,
@@ -598,8 +599,7 @@ begin
     v_owner_caller := p_caller;
     v_caller := jsonb_build_object('kind', 'service', 'client', null, 'priority_class', v_owner_class);
   end if;
-  v_budget := public.google_ai_quota_report_budget(v_now, v_token, v_owner,
-    case when p_token_hash is not null then 'client' when v_owner.period is not null then 'caller' end);
+  v_budget := public.google_ai_quota_report_budget(v_now, v_token, v_owner);
 
   return jsonb_build_object(
     'ok', true,
@@ -763,7 +763,7 @@ grant select on table public.google_ai_caller_budgets_today to service_role;
 alter view public.google_ai_caller_budgets_today set (security_invoker='true');
 comment on view public.google_ai_caller_budgets_today is 'Service callers'' daily budgets and what they booked today (Pacific day), with the time they reset.';
 comment on column public.google_ai_clients."daily_max_usd" is 'The most the client''s calls may cost in US dollars per Pacific day (null: no limit): a reservation books its worst case (google_ai_worst_call_cost) in spent_today_usd and spent_month_usd, finalize settles it on the call''s cost (cost_usd; unknown: the worst case stays); refused with cause spend_budget until Pacific midnight.';
-revoke all on function public.google_ai_quota_report_budget(p_now timestamp with time zone, p_token public.google_ai_tokens, p_owner public.google_ai_budget, p_applies_to text) from public, anon, authenticated, service_role;
+revoke all on function public.google_ai_quota_report_budget(p_now timestamp with time zone, p_token public.google_ai_tokens, p_owner public.google_ai_budget) from public, anon, authenticated, service_role;
 revoke all on function public.google_ai_share_use_counted(p_use public.google_ai_share_use[], p_live bigint[], p_owned bigint[], p_at timestamp with time zone, p_window interval, p_requests integer, p_day date, p_near_end boolean, p_near_start boolean) from public, anon, authenticated, service_role;
 revoke all on function public.google_ai_token_refusal(p_token public.google_ai_tokens, p_client public.google_ai_clients, p_at timestamp with time zone) from public, anon, authenticated, service_role;
 comment on column public.google_ai_tokens."max_usd" is 'The most the token''s calls may cost in US dollars over its life (null: no limit), booked and settled as its client''s are (spent_usd); refused with limit token_budget, cause spend_budget, never reopening.';
