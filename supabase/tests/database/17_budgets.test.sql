@@ -2,7 +2,7 @@
 -- the roll-over, the verdict, the counting step and what is left, on the owners' own rows.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(15);
+select plan(16);
 
 -- At 2026-06-10 12:00 Pacific (19:00 UTC): the client's counts are of yesterday, its month's spend of
 -- this month; the caller's month's spend is of May.
@@ -55,6 +55,10 @@ select is((select row(n.bucket, n.requests, n.tokens, n.spent_usd, n.month_bucke
            from b, public.google_ai_budget_counted(client, date '2026-06-10', 1, 10, 0.05, true) n),
   row(date '2026-06-10', 1, 10, 0.05, date '2026-06-01', 4.55)::text,
   'a booking starts a new day''s counts and adds to the month''s');
+select is((select row(n.bucket, n.requests, n.tokens, n.spent_usd, n.month_bucket, n.spent_month_usd)::text
+           from b, public.google_ai_budget_counted(caller, date '2026-06-10', 1, 10, 0.05, true) n),
+  row(date '2026-06-10', 3, 60, 1.05, date '2026-06-01', 0.05)::text,
+  'a booking on the same day adds to it, and starts a new month''s spend');
 select is((select row(n.bucket, n.requests, n.tokens, n.spent_usd, n.spent_month_usd)::text
            from b, public.google_ai_budget_counted(client, date '2026-06-10', -1, -10, -0.05, false) n),
   row(date '2026-06-09', 9, 900, 0.20, 4.45)::text,
