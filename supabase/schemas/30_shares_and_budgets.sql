@@ -1,35 +1,7 @@
--- Reserved shares and budgets: part of a model's RPM/RPD kept for a class or a caller, an owner's
--- day paced, the owners' use counted under the counter-row lock, and service callers' daily budgets;
--- and an admission settled when its attempt ends (capacity given back at once, the shares' too).
+-- Reserved shares: part of a model's RPM/RPD kept for a class or a caller, an owner's day paced, the
+-- owners' use counted under the counter-row lock; and an admission settled when its attempt ends
+-- (capacity given back at once, the shares' too). Budgets: 32_budgets.sql.
 set check_function_bodies = off;
-
-CREATE TABLE public.google_ai_caller_budgets (
-    caller text NOT NULL,
-    daily_max_requests integer,
-    daily_max_tokens integer,
-    day_bucket date,
-    requests_today integer DEFAULT 0 NOT NULL,
-    tokens_today bigint DEFAULT 0 NOT NULL,
-    notes text,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    daily_max_usd numeric,
-    month_bucket date,
-    monthly_max_usd numeric,
-    spent_month_usd numeric DEFAULT 0 NOT NULL,
-    spent_today_usd numeric DEFAULT 0 NOT NULL,
-    CONSTRAINT google_ai_caller_budgets_caller_check CHECK (((caller ~ '^[A-Za-z0-9._:@-]{1,80}$'::text) AND (caller !~*
-      '^client:'::text))),
-    CONSTRAINT google_ai_caller_budgets_requests_check CHECK ((daily_max_requests >= 0)),
-    CONSTRAINT google_ai_caller_budgets_tokens_check CHECK ((daily_max_tokens >= 0))
-);
-
-COMMENT ON TABLE public.google_ai_caller_budgets IS
-    'Requests and input tokens a service caller may book per Pacific day (null: no limit); requests_today and '
-    'tokens_today are booked with each reservation. Refusal caller_budget until Pacific midnight.';
-
-COMMENT ON COLUMN public.google_ai_caller_budgets.daily_max_usd IS
-    'The most the caller''s calls may cost in US dollars per Pacific day (monthly_max_usd: per Pacific month; null: '
-    'no limit), booked and settled as a client''s (google_ai_clients.daily_max_usd). Refusal caller_budget.';
 
 CREATE TABLE public.google_ai_quota_shares (
     id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
@@ -60,9 +32,6 @@ COMMENT ON COLUMN public.google_ai_quota_shares.derived_from_class IS
     'kept_rpd_percent), kept in step by triggers. An operator''s edit of the row makes it the operator''s (false); '
     'setting it back to true re-derives it.';
 
-ALTER TABLE ONLY public.google_ai_caller_budgets
-    ADD CONSTRAINT google_ai_caller_budgets_pkey PRIMARY KEY (caller);
-
 ALTER TABLE ONLY public.google_ai_quota_shares
     ADD CONSTRAINT google_ai_quota_shares_owner_key UNIQUE NULLS NOT DISTINCT (model, priority_class, caller);
 
@@ -76,147 +45,6 @@ ALTER TABLE ONLY public.google_ai_quota_shares
 ALTER TABLE ONLY public.google_ai_quota_shares
     ADD CONSTRAINT google_ai_quota_shares_priority_class_fkey FOREIGN KEY (priority_class) REFERENCES
       public.google_ai_priority_classes(name) ON UPDATE CASCADE ON DELETE CASCADE;
-
--- A budget, whoever keeps it: a scoped token for its life (period life), a client or a service caller per
--- Pacific day and month (period day). Read from the owner's row by google_ai_budget_of, judged by
--- google_ai_budget_verdict, counted by google_ai_budget_counted; the owner's columns are not renamed.
-CREATE TYPE public.google_ai_budget AS (
-    period text,
-    max_requests integer,
-    max_tokens bigint,
-    max_usd numeric,
-    bucket date,
-    requests integer,
-    tokens bigint,
-    spent_usd numeric,
-    monthly_max_usd numeric,
-    month_bucket date,
-    spent_month_usd numeric
-);
-
-COMMENT ON TYPE public.google_ai_budget IS
-    'A budget and its use: requests, tokens and money (US dollars) per period (life: a token''s; day: a Pacific '
-    'day, bucket), money per Pacific month (month_bucket); null: no limit.';
-
--- A service caller's budget (google_ai_caller_budgets), as every budget reads.
-CREATE OR REPLACE FUNCTION public.google_ai_budget_of(p_row public.google_ai_caller_budgets)
-    RETURNS public.google_ai_budget
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ select row('day', p_row.daily_max_requests, p_row.daily_max_tokens, p_row.daily_max_usd, p_row.day_bucket,
-            p_row.requests_today, p_row.tokens_today, p_row.spent_today_usd, p_row.monthly_max_usd, p_row.month_bucket,
-            p_row.spent_month_usd)::public.google_ai_budget $$;
-
--- A request counts against a budget once, on its first attempt; a retry spends tokens only.
-CREATE OR REPLACE FUNCTION public.google_ai_request_counts(p_attempt integer) RETURNS integer
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ select case when coalesce(p_attempt, 1) operator(pg_catalog.=) 1 then 1 else 0 end $$;
-
--- A budget as of Pacific day p_day: a day's counts and spend are those of its bucket's day, none on
--- another day; the month's spend is its month's; a life's counts are always its own. The one place a
--- budget rolls over.
-CREATE OR REPLACE FUNCTION public.google_ai_budget_on(p_budget public.google_ai_budget, p_day date)
-    RETURNS public.google_ai_budget
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$
-  select row(p_budget.period, p_budget.max_requests, p_budget.max_tokens, p_budget.max_usd,
-             case when p_budget.period operator(pg_catalog.=) 'day' then p_day end,
-             case when d.current then p_budget.requests else 0 end, case when d.current then p_budget.tokens else 0 end,
-             case when d.current then p_budget.spent_usd else 0 end, p_budget.monthly_max_usd, d.month,
-             case when p_budget.month_bucket operator(pg_catalog.=) d.month then p_budget.spent_month_usd else 0 end
-         )::public.google_ai_budget
-  from (select p_budget.period operator(pg_catalog.=) 'life' or p_budget.bucket operator(pg_catalog.=) p_day as current,
-               pg_catalog.date_trunc('month', p_day)::date as month) d
-$$;
-
--- What is left of a budget on Pacific day p_day, never below 0 (null: no such limit): requests, tokens
--- and money of its period, money of its month.
-CREATE OR REPLACE FUNCTION public.google_ai_budget_left(p_budget public.google_ai_budget, p_day date,
-    OUT requests integer, OUT tokens bigint, OUT usd numeric, OUT month_usd numeric) RETURNS record
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$
-  select b.max_requests - least(b.max_requests, b.requests), b.max_tokens - least(b.max_tokens, b.tokens),
-         b.max_usd - least(b.max_usd, b.spent_usd), b.monthly_max_usd - least(b.monthly_max_usd, b.spent_month_usd)
-  from public.google_ai_budget_on(p_budget, p_day) b
-$$;
-
--- A budget's verdict on a call at p_at of p_requests requests and p_tokens tokens that may cost p_worst
--- (null: not known). cause: budget (a count over its limit: over, not "nothing left", so a retry or a
--- request of no tokens is still refused once the operator lowered the budget below the use), or
--- spend_budget (money, or a price not known); period: whose (life, day or month); reopens_at: the
--- period's end (a life never reopens, nor does an unknown price). All null: the budget lets it in.
-CREATE OR REPLACE FUNCTION public.google_ai_budget_verdict(p_budget public.google_ai_budget,
-    p_at timestamp with time zone, p_requests integer, p_tokens integer, p_worst numeric, OUT cause text,
-    OUT period text, OUT reopens_at timestamp with time zone) RETURNS record
-    LANGUAGE sql STABLE
-    AS $$
-  select case when v.counts then 'budget' when v.day or v.month then 'spend_budget' end,
-         case when v.counts or v.day then (v.b).period when v.month then 'month' end,
-         case when v.counts or v.day and p_worst is not null
-              then case when (v.b).period = 'day' then public.google_ai_pacific_midnight_after(p_at) end
-              when v.month and p_worst is not null
-              then public.google_ai_pacific_start(((v.b).month_bucket + interval '1 month')::date) end
-  from (select o.b, coalesce((o.b).requests + p_requests > (o.b).max_requests, false)
-                    or coalesce((o.b).tokens + p_tokens > (o.b).max_tokens, false) as counts,
-               (o.b).max_usd is not null and (p_worst is null or p_worst + (o.b).spent_usd > (o.b).max_usd) as day,
-               (o.b).monthly_max_usd is not null
-                 and (p_worst is null or p_worst + (o.b).spent_month_usd > (o.b).monthly_max_usd) as month
-        from (select public.google_ai_budget_on(p_budget, public.google_ai_pacific_day(p_at)) as b) o) v
-$$;
-
--- A budget with a call counted in it on Pacific day p_day, by p_requests, p_tokens and p_usd, never
--- below 0: a booking (p_book) rolls the day and month over to p_day's (google_ai_budget_on) and counts
--- in them; the end of a call (finalize settles, release gives back) moves only a day and a month still
--- counted. A life always counts.
-CREATE OR REPLACE FUNCTION public.google_ai_budget_counted(p_budget public.google_ai_budget, p_day date,
-    p_requests integer, p_tokens integer, p_usd numeric, p_book boolean) RETURNS public.google_ai_budget
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$
-  select row((o.b).period, (o.b).max_requests, (o.b).max_tokens, (o.b).max_usd, (o.b).bucket,
-             case when o.day then greatest(0, (o.b).requests + p_requests) else (o.b).requests end,
-             case when o.day then greatest(0, (o.b).tokens + p_tokens) else (o.b).tokens end,
-             case when o.day then greatest(0, (o.b).spent_usd + p_usd) else (o.b).spent_usd end,
-             (o.b).monthly_max_usd, (o.b).month_bucket,
-             case when o.month then greatest(0, (o.b).spent_month_usd + p_usd) else (o.b).spent_month_usd end
-         )::public.google_ai_budget
-  from (select case when p_book then public.google_ai_budget_on(p_budget, p_day) else p_budget end as b,
-               p_book or p_budget.period = 'life' or p_budget.bucket = p_day as day,
-               p_book or p_budget.month_bucket = pg_catalog.date_trunc('month', p_day)::date as month) o
-$$;
-
--- A service caller's budget (google_ai_caller_budgets) as a booking at p_at sees it, its row locked
--- until the booking counts the request in it (google_ai_count_budgets): day, the owner's Pacific day
--- (every budget's, whichever provider's day the model's RPD counts in), null when the caller has no
--- budget or is a client's (p_client_id: its token carries its budgets); worst, what the call may cost
--- where the caller has a budget in money (google_ai_worst_call_cost: p_output, the answer the request
--- is sent with, at the tiers of its class p_class); cause, period and reopens_at: the budget's verdict
--- (google_ai_budget_verdict).
-CREATE OR REPLACE FUNCTION public.google_ai_caller_budget_at(p_caller text, p_client_id uuid,
-    p_at timestamp with time zone, p_tokens integer, p_attempt integer, p_model public.google_ai_model_limits,
-    p_output integer, p_class text, OUT day date, OUT worst numeric, OUT cause text,
-    OUT reopens_at timestamp with time zone, OUT period text) RETURNS record
-    LANGUAGE plpgsql
-    AS $$
-declare
-  v_row public.google_ai_caller_budgets;
-begin
-  if p_client_id is not null then
-    return;
-  end if;
-  -- (The row alone first: most callers have none, and the statement that judges a budget costs more
-  -- to start than this one.)
-  select b.* into v_row from public.google_ai_caller_budgets b where b.caller = p_caller for update;
-  if not found then
-    return;
-  end if;
-  day := public.google_ai_pacific_day(p_at);
-  if num_nonnulls(v_row.daily_max_usd, v_row.monthly_max_usd) > 0 then
-    worst := public.google_ai_worst_call_cost(p_model.model, p_tokens, p_output, p_class);
-  end if;
-  select v.cause, v.period, v.reopens_at into cause, period, reopens_at
-  from public.google_ai_budget_verdict(public.google_ai_budget_of(v_row), p_at,
-    public.google_ai_request_counts(p_attempt), p_tokens, worst) v;
-end
-$$;
 
 -- What a model's shares keep, as an answer's quota names it: of the RPM and of the RPD, the sizes of
 -- the shares kept for other owners and of those kept for the requester, each at most the limit; null

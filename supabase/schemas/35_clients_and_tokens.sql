@@ -178,15 +178,23 @@ CREATE INDEX IF NOT EXISTS google_ai_tokens_expires_idx ON public.google_ai_toke
 -- A client's budget (google_ai_clients) and a token's (google_ai_tokens, for its life), as every budget
 -- reads (google_ai_budget).
 CREATE OR REPLACE FUNCTION public.google_ai_budget_of(p_row public.google_ai_clients) RETURNS public.google_ai_budget
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ select row('day', p_row.daily_max_requests, p_row.daily_max_tokens, p_row.daily_max_usd, p_row.day_bucket,
-            p_row.requests_today, p_row.tokens_today, p_row.spent_today_usd, p_row.monthly_max_usd, p_row.month_bucket,
-            p_row.spent_month_usd)::public.google_ai_budget $$;
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+begin
+  return row('day', p_row.daily_max_requests, p_row.daily_max_tokens, p_row.daily_max_usd, p_row.day_bucket,
+    p_row.requests_today, p_row.tokens_today, p_row.spent_today_usd, p_row.monthly_max_usd, p_row.month_bucket,
+    p_row.spent_month_usd)::public.google_ai_budget;
+end
+$$;
 
 CREATE OR REPLACE FUNCTION public.google_ai_budget_of(p_row public.google_ai_tokens) RETURNS public.google_ai_budget
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ select row('life', p_row.max_requests, p_row.max_tokens, p_row.max_usd, null, p_row.requests_used,
-            p_row.tokens_used, p_row.spent_usd, null, null, null)::public.google_ai_budget $$;
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+begin
+  return row('life', p_row.max_requests, p_row.max_tokens, p_row.max_usd, null, p_row.requests_used,
+    p_row.tokens_used, p_row.spent_usd, null, null, null)::public.google_ai_budget;
+end
+$$;
 
 -- A call counted in its budgets (google_ai_budget_counted) when it is booked (p_book, under the rows'
 -- locks its verdict took: google_ai_token_verdict_at, google_ai_caller_budget_at) and again when its

@@ -1,8 +1,8 @@
 -- Written by `npm run db:diff` from the difference between what the migrations before it build and
 -- what supabase/schemas builds. Applying it twice changes nothing.
--- What it changes: One budget shape (google_ai_budget) read from a token's, a client's or a service caller's
---   row, with one roll-over, one verdict and one counting step; a token's refusal in one place; the quota
---   report's budget and the shares' use counted take fewer parameters
+-- What it changes: One budget shape (google_ai_budget, 32_budgets.sql) read from a token's, a client's or a
+--   service caller's row, with one roll-over, one verdict and one counting step; a token's refusal in one
+--   place; the quota report's budget and the shares' use counted take fewer parameters
 set check_function_bodies = off;
 
 drop view if exists "public"."google_ai_caller_budgets_today";
@@ -27,92 +27,121 @@ end $migration$;
 
 CREATE OR REPLACE FUNCTION public.google_ai_budget_counted(p_budget public.google_ai_budget, p_day date, p_requests integer, p_tokens integer, p_usd numeric, p_book boolean)
  RETURNS public.google_ai_budget
- LANGUAGE sql
- IMMUTABLE PARALLEL SAFE
+ LANGUAGE plpgsql
+ IMMUTABLE
 AS $function$
-  select row((o.b).period, (o.b).max_requests, (o.b).max_tokens, (o.b).max_usd, (o.b).bucket,
-             case when o.day then greatest(0, (o.b).requests + p_requests) else (o.b).requests end,
-             case when o.day then greatest(0, (o.b).tokens + p_tokens) else (o.b).tokens end,
-             case when o.day then greatest(0, (o.b).spent_usd + p_usd) else (o.b).spent_usd end,
-             (o.b).monthly_max_usd, (o.b).month_bucket,
-             case when o.month then greatest(0, (o.b).spent_month_usd + p_usd) else (o.b).spent_month_usd end
-         )::public.google_ai_budget
-  from (select case when p_book then public.google_ai_budget_on(p_budget, p_day) else p_budget end as b,
-               p_book or p_budget.period = 'life' or p_budget.bucket = p_day as day,
-               p_book or p_budget.month_bucket = pg_catalog.date_trunc('month', p_day)::date as month) o
+declare
+  v_b public.google_ai_budget := case when p_book then public.google_ai_budget_on(p_budget, p_day) else p_budget end;
+begin
+  if p_book or p_budget.period = 'life' or p_budget.bucket = p_day then
+    v_b.requests := greatest(0, v_b.requests + p_requests);
+    v_b.tokens := greatest(0, v_b.tokens + p_tokens);
+    v_b.spent_usd := greatest(0, v_b.spent_usd + p_usd);
+  end if;
+  if p_book or p_budget.month_bucket = pg_catalog.date_trunc('month', p_day)::date then
+    v_b.spent_month_usd := greatest(0, v_b.spent_month_usd + p_usd);
+  end if;
+  return v_b;
+end
 $function$
 ;
 
 CREATE OR REPLACE FUNCTION public.google_ai_budget_left(p_budget public.google_ai_budget, p_day date, OUT requests integer, OUT tokens bigint, OUT usd numeric, OUT month_usd numeric)
  RETURNS record
- LANGUAGE sql
- IMMUTABLE PARALLEL SAFE
+ LANGUAGE plpgsql
+ IMMUTABLE
 AS $function$
-  select b.max_requests - least(b.max_requests, b.requests), b.max_tokens - least(b.max_tokens, b.tokens),
-         b.max_usd - least(b.max_usd, b.spent_usd), b.monthly_max_usd - least(b.monthly_max_usd, b.spent_month_usd)
-  from public.google_ai_budget_on(p_budget, p_day) b
+declare
+  v_b public.google_ai_budget := public.google_ai_budget_on(p_budget, p_day);
+begin
+  requests := v_b.max_requests - least(v_b.max_requests, v_b.requests);
+  tokens := v_b.max_tokens - least(v_b.max_tokens, v_b.tokens);
+  usd := v_b.max_usd - least(v_b.max_usd, v_b.spent_usd);
+  month_usd := v_b.monthly_max_usd - least(v_b.monthly_max_usd, v_b.spent_month_usd);
+end
 $function$
 ;
 
 CREATE OR REPLACE FUNCTION public.google_ai_budget_of(p_row public.google_ai_caller_budgets)
  RETURNS public.google_ai_budget
- LANGUAGE sql
- IMMUTABLE PARALLEL SAFE
-AS $function$ select row('day', p_row.daily_max_requests, p_row.daily_max_tokens, p_row.daily_max_usd, p_row.day_bucket,
-            p_row.requests_today, p_row.tokens_today, p_row.spent_today_usd, p_row.monthly_max_usd, p_row.month_bucket,
-            p_row.spent_month_usd)::public.google_ai_budget $function$
+ LANGUAGE plpgsql
+ IMMUTABLE
+AS $function$
+begin
+  return row('day', p_row.daily_max_requests, p_row.daily_max_tokens, p_row.daily_max_usd, p_row.day_bucket,
+    p_row.requests_today, p_row.tokens_today, p_row.spent_today_usd, p_row.monthly_max_usd, p_row.month_bucket,
+    p_row.spent_month_usd)::public.google_ai_budget;
+end
+$function$
 ;
 
 CREATE OR REPLACE FUNCTION public.google_ai_budget_of(p_row public.google_ai_clients)
  RETURNS public.google_ai_budget
- LANGUAGE sql
- IMMUTABLE PARALLEL SAFE
-AS $function$ select row('day', p_row.daily_max_requests, p_row.daily_max_tokens, p_row.daily_max_usd, p_row.day_bucket,
-            p_row.requests_today, p_row.tokens_today, p_row.spent_today_usd, p_row.monthly_max_usd, p_row.month_bucket,
-            p_row.spent_month_usd)::public.google_ai_budget $function$
+ LANGUAGE plpgsql
+ IMMUTABLE
+AS $function$
+begin
+  return row('day', p_row.daily_max_requests, p_row.daily_max_tokens, p_row.daily_max_usd, p_row.day_bucket,
+    p_row.requests_today, p_row.tokens_today, p_row.spent_today_usd, p_row.monthly_max_usd, p_row.month_bucket,
+    p_row.spent_month_usd)::public.google_ai_budget;
+end
+$function$
 ;
 
 CREATE OR REPLACE FUNCTION public.google_ai_budget_of(p_row public.google_ai_tokens)
  RETURNS public.google_ai_budget
- LANGUAGE sql
- IMMUTABLE PARALLEL SAFE
-AS $function$ select row('life', p_row.max_requests, p_row.max_tokens, p_row.max_usd, null, p_row.requests_used,
-            p_row.tokens_used, p_row.spent_usd, null, null, null)::public.google_ai_budget $function$
+ LANGUAGE plpgsql
+ IMMUTABLE
+AS $function$
+begin
+  return row('life', p_row.max_requests, p_row.max_tokens, p_row.max_usd, null, p_row.requests_used,
+    p_row.tokens_used, p_row.spent_usd, null, null, null)::public.google_ai_budget;
+end
+$function$
 ;
 
 CREATE OR REPLACE FUNCTION public.google_ai_budget_on(p_budget public.google_ai_budget, p_day date)
  RETURNS public.google_ai_budget
- LANGUAGE sql
- IMMUTABLE PARALLEL SAFE
+ LANGUAGE plpgsql
+ IMMUTABLE
 AS $function$
-  select row(p_budget.period, p_budget.max_requests, p_budget.max_tokens, p_budget.max_usd,
-             case when p_budget.period operator(pg_catalog.=) 'day' then p_day end,
-             case when d.current then p_budget.requests else 0 end, case when d.current then p_budget.tokens else 0 end,
-             case when d.current then p_budget.spent_usd else 0 end, p_budget.monthly_max_usd, d.month,
-             case when p_budget.month_bucket operator(pg_catalog.=) d.month then p_budget.spent_month_usd else 0 end
-         )::public.google_ai_budget
-  from (select p_budget.period operator(pg_catalog.=) 'life' or p_budget.bucket operator(pg_catalog.=) p_day as current,
-               pg_catalog.date_trunc('month', p_day)::date as month) d
+declare
+  v_current boolean := p_budget.period = 'life' or p_budget.bucket = p_day;
+  v_month date := pg_catalog.date_trunc('month', p_day)::date;
+begin
+  return row(p_budget.period, p_budget.max_requests, p_budget.max_tokens, p_budget.max_usd,
+    case when p_budget.period = 'day' then p_day end, case when v_current then p_budget.requests else 0 end,
+    case when v_current then p_budget.tokens else 0 end, case when v_current then p_budget.spent_usd else 0 end,
+    p_budget.monthly_max_usd, v_month,
+    case when p_budget.month_bucket = v_month then p_budget.spent_month_usd else 0 end)::public.google_ai_budget;
+end
 $function$
 ;
 
 CREATE OR REPLACE FUNCTION public.google_ai_budget_verdict(p_budget public.google_ai_budget, p_at timestamp with time zone, p_requests integer, p_tokens integer, p_worst numeric, OUT cause text, OUT period text, OUT reopens_at timestamp with time zone)
  RETURNS record
- LANGUAGE sql
+ LANGUAGE plpgsql
  STABLE
 AS $function$
-  select case when v.counts then 'budget' when v.day or v.month then 'spend_budget' end,
-         case when v.counts or v.day then (v.b).period when v.month then 'month' end,
-         case when v.counts or v.day and p_worst is not null
-              then case when (v.b).period = 'day' then public.google_ai_pacific_midnight_after(p_at) end
-              when v.month and p_worst is not null
-              then public.google_ai_pacific_start(((v.b).month_bucket + interval '1 month')::date) end
-  from (select o.b, coalesce((o.b).requests + p_requests > (o.b).max_requests, false)
-                    or coalesce((o.b).tokens + p_tokens > (o.b).max_tokens, false) as counts,
-               (o.b).max_usd is not null and (p_worst is null or p_worst + (o.b).spent_usd > (o.b).max_usd) as day,
-               (o.b).monthly_max_usd is not null
-                 and (p_worst is null or p_worst + (o.b).spent_month_usd > (o.b).monthly_max_usd) as month
-        from (select public.google_ai_budget_on(p_budget, public.google_ai_pacific_day(p_at)) as b) o) v
+declare
+  v_b public.google_ai_budget := public.google_ai_budget_on(p_budget, public.google_ai_pacific_day(p_at));
+begin
+  if v_b.requests + p_requests > v_b.max_requests or v_b.tokens + p_tokens > v_b.max_tokens then
+    cause := 'budget';
+  elsif v_b.max_usd is not null and (p_worst is null or p_worst + v_b.spent_usd > v_b.max_usd) then
+    cause := 'spend_budget';
+  elsif v_b.monthly_max_usd is not null
+        and (p_worst is null or p_worst + v_b.spent_month_usd > v_b.monthly_max_usd) then
+    cause := 'spend_budget';
+    period := 'month';
+    reopens_at := public.google_ai_pacific_start((v_b.month_bucket + interval '1 month')::date);
+  else
+    return;
+  end if;
+  period := coalesce(period, v_b.period);
+  reopens_at := case when cause = 'spend_budget' and p_worst is null then null
+                     when period = 'day' then public.google_ai_pacific_midnight_after(p_at) else reopens_at end;
+end
 $function$
 ;
 
