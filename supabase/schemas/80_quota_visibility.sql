@@ -324,15 +324,12 @@ CREATE OR REPLACE FUNCTION public.google_ai_model_cooldowns(p_model text, p_now 
     LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
-  select coalesce(jsonb_agg(jsonb_build_object(
-           'quota_group', c.quota_group,
-           'cause', c.cause,
-           'cooldown_until', c.cooldown_until,
-           'retry_after_ms', public.google_ai_ms_until(c.cooldown_until, p_now))
-           - case when p_show_groups then '' else 'quota_group' end
-         order by c.cooldown_until, c.quota_group), '[]')
-  from public.google_ai_cooldowns c
-  where c.model = p_model and c.cooldown_until > p_now
+  select coalesce(jsonb_agg(to_jsonb(c) - case when p_show_groups then '' else 'quota_group' end
+                   order by c.cooldown_until, c.quota_group), '[]')
+  from (select cd.quota_group, cd.cause, cd.cooldown_until,
+               public.google_ai_ms_until(cd.cooldown_until, p_now) as retry_after_ms
+        from public.google_ai_cooldowns cd
+        where cd.model = p_model and cd.cooldown_until > p_now) c
 $$;
 
 -- One model over all quota groups that may serve it: what is left of the minute (groups cooling
@@ -436,17 +433,11 @@ CREATE OR REPLACE FUNCTION public.google_ai_quota_report_withdrawn(p_models text
     LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
-  select coalesce(jsonb_agg(jsonb_build_object(
-           'model', l.model,
-           'provider', l.provider,
-           'withdrawn_at', l.withdrawn_at,
-           'withdrawn_message', l.withdrawn_message,
-           'successor', l.successor,
-           'google_successor', l.google_successor,
-           'shutdown_date', l.shutdown_date)
-         order by l.model), '[]')
-  from public.google_ai_model_limits l
-  where l.withdrawn_at is not null and (p_models is null or l.model = any (p_models))
+  select coalesce(jsonb_agg(to_jsonb(w) order by w.model), '[]')
+  from (select l.model, l.provider, l.withdrawn_at, l.withdrawn_message, l.successor, l.google_successor,
+               l.shutdown_date
+        from public.google_ai_model_limits l
+        where l.withdrawn_at is not null and (p_models is null or l.model = any (p_models))) w
 $$;
 
 -- The quota report's `budget` at p_now: a token's own (p_token; null for a service caller) and the
