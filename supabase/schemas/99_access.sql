@@ -85,7 +85,7 @@ GRANT ALL ON FUNCTION public.google_ai_reserve_models(p_models text[], p_estimat
     p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer,
     p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer,
     p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid,
-    p_output_tokens integer[]) TO service_role, eve_gateway;
+    p_output_tokens integer[]) TO eve_gateway, service_role;
 
 GRANT SELECT,INSERT,UPDATE ON TABLE public.google_ai_priority_classes TO service_role;
 
@@ -122,12 +122,12 @@ GRANT ALL ON FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome
     p_added_ms integer, p_first_byte_ms integer, p_room_requests integer, p_room_tokens integer,
     p_room_until timestamp with time zone, p_settled_tokens integer, p_cached_input_tokens integer,
     p_thinking_tokens integer, p_cache_write_5m_tokens integer, p_cache_write_1h_tokens integer)
-    TO service_role, eve_gateway;
+    TO eve_gateway, service_role;
 GRANT ALL ON FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text, p_input_tokens integer,
     p_output_tokens integer, p_latency_ms integer, p_error_message text, p_service_tier text, p_served_tier text,
     p_added_ms integer, p_first_byte_ms integer, p_cached_input_tokens integer,
     p_thinking_tokens integer, p_cache_write_5m_tokens integer, p_cache_write_1h_tokens integer)
-    TO service_role, eve_gateway;
+    TO eve_gateway, service_role;
 GRANT ALL ON FUNCTION public.google_ai_finalize_withdrawn(p_reservation_id uuid, p_http_status integer,
     p_error_code text, p_error_message text, p_latency_ms integer, p_successor text) TO service_role, eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_release(p_reservation_id uuid, p_reason text) TO service_role, eve_gateway;
