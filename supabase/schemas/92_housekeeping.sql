@@ -414,7 +414,7 @@ begin
 end
 $_$;
 
--- One google_ai_maintenance_log row for a run of the maintenance function; returns its id.
+-- One google_ai_maintenance_log row for a run (housekeeping's, or the maintenance function's); returns its id.
 CREATE OR REPLACE FUNCTION public.google_ai_log_maintenance_run(p_operation text, p_tables_affected text[],
     p_deleted_count integer, p_started_at timestamp with time zone, p_completed_at timestamp with time zone,
     p_status text, p_details jsonb) RETURNS integer
