@@ -1,37 +1,7 @@
--- Reserved shares and budgets: part of a model's RPM/RPD kept for a class or a caller, an owner's
--- day paced, the owners' use counted under the counter-row lock, and service callers' daily budgets;
--- and an admission settled when its attempt ends (capacity given back at once, the shares' too).
+-- Reserved shares: part of a model's RPM/RPD kept for a class or a caller, an owner's day paced, the
+-- owners' use counted under the counter-row lock; and an admission settled when its attempt ends
+-- (capacity given back at once, the shares' too). Budgets: 32_budgets.sql.
 set check_function_bodies = off;
-
-CREATE TABLE public.google_ai_caller_budgets (
-    caller text NOT NULL,
-    daily_max_requests integer,
-    daily_max_tokens integer,
-    day_bucket date,
-    requests_today integer DEFAULT 0 NOT NULL,
-    tokens_today bigint DEFAULT 0 NOT NULL,
-    notes text,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    daily_max_usd numeric,
-    month_bucket date,
-    monthly_max_usd numeric,
-    spent_month_usd numeric DEFAULT 0 NOT NULL,
-    spent_today_usd numeric DEFAULT 0 NOT NULL,
-    CONSTRAINT google_ai_caller_budgets_caller_check CHECK (((caller ~ '^[A-Za-z0-9._:@-]{1,80}$'::text) AND (caller !~*
-      '^client:'::text))),
-    CONSTRAINT google_ai_caller_budgets_requests_check CHECK ((daily_max_requests >= 0)),
-    CONSTRAINT google_ai_caller_budgets_tokens_check CHECK ((daily_max_tokens >= 0))
-);
-
-COMMENT ON TABLE public.google_ai_caller_budgets IS
-    'Requests and input tokens a service caller may book per Pacific day (null: no limit); requests_today and '
-    'tokens_today are booked with each reservation. Refusal caller_budget until Pacific midnight.';
-
-COMMENT ON COLUMN public.google_ai_caller_budgets.daily_max_usd IS
-    'The most the caller''s calls may cost in US dollars per Pacific day (monthly_max_usd: per Pacific month; null: '
-    'no limit), booked and settled as a client''s (spent_today_usd, spent_month_usd): the worst case books the '
-    'answer the request is sent with (its own max_tokens, else the model''s answer_tokens, then sent as its cap). '
-    'Refusal caller_budget with cause spend_budget until the day or month ends.';
 
 CREATE TABLE public.google_ai_quota_shares (
     id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
@@ -62,9 +32,6 @@ COMMENT ON COLUMN public.google_ai_quota_shares.derived_from_class IS
     'kept_rpd_percent), kept in step by triggers. An operator''s edit of the row makes it the operator''s (false); '
     'setting it back to true re-derives it.';
 
-ALTER TABLE ONLY public.google_ai_caller_budgets
-    ADD CONSTRAINT google_ai_caller_budgets_pkey PRIMARY KEY (caller);
-
 ALTER TABLE ONLY public.google_ai_quota_shares
     ADD CONSTRAINT google_ai_quota_shares_owner_key UNIQUE NULLS NOT DISTINCT (model, priority_class, caller);
 
@@ -78,98 +45,6 @@ ALTER TABLE ONLY public.google_ai_quota_shares
 ALTER TABLE ONLY public.google_ai_quota_shares
     ADD CONSTRAINT google_ai_quota_shares_priority_class_fkey FOREIGN KEY (priority_class) REFERENCES
       public.google_ai_priority_classes(name) ON UPDATE CASCADE ON DELETE CASCADE;
-
--- A request counts against a budget once, on its first attempt; a retry spends tokens only.
-CREATE OR REPLACE FUNCTION public.google_ai_request_counts(p_attempt integer) RETURNS integer
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ select case when coalesce(p_attempt, 1) operator(pg_catalog.=) 1 then 1 else 0 end $$;
-
--- What is left of a budget (null: there is none), never below 0.
-CREATE OR REPLACE FUNCTION public.google_ai_budget_left(p_max bigint, p_used bigint) RETURNS bigint
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ select case when p_max is not null
-                  then greatest(0, p_max operator(pg_catalog.-) coalesce(p_used, 0)) end $$;
-
--- What is left of a budget in money (null: there is none), never below 0: p_max less the period's spend
--- (p_current: the row's spend is of this period; else none yet).
-CREATE OR REPLACE FUNCTION public.google_ai_usd_left(p_max numeric, p_current boolean, p_spent numeric)
-    RETURNS numeric
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ select p_max operator(pg_catalog.-) least(p_max, case when p_current then p_spent else 0 end) $$;
-
--- A daily budget's use (a service caller's, google_ai_caller_budgets, or a client's, google_ai_clients)
--- on Pacific day p_day with p_requests and p_tokens more: the row's counts are its day's (p_bucket),
--- none on a new day. over: the use goes past a maximum (null: none). Over, not "nothing left": a retry
--- or a request of no tokens adds nothing, and is still refused once the operator lowered the budget
--- below the day's use. The one place a daily budget rolls over (an inlined SQL table function).
-CREATE OR REPLACE FUNCTION public.google_ai_daily_use(p_bucket date, p_requests_today integer,
-    p_tokens_today bigint, p_day date, p_requests integer, p_tokens bigint, p_max_requests integer,
-    p_max_tokens bigint) RETURNS TABLE(requests integer, tokens bigint, over boolean)
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$
-  select u.requests, u.tokens,
-         coalesce(u.requests operator(pg_catalog.>) p_max_requests, false)
-         or coalesce(u.tokens operator(pg_catalog.>) p_max_tokens, false)
-  from (select case when p_bucket operator(pg_catalog.=) p_day then p_requests_today else 0 end
-                 operator(pg_catalog.+) p_requests as requests,
-               case when p_bucket operator(pg_catalog.=) p_day then p_tokens_today else 0 end
-                 operator(pg_catalog.+) p_tokens as tokens) u
-$$;
-
--- A service caller's budgets (google_ai_caller_budgets) as a booking at p_at sees them, its row
--- locked until the booking counts the request in it (google_ai_count_budgets): day, the owner's
--- Pacific day (every budget's, whichever provider's day the model's RPD counts in);
--- worst, what the call may cost where the caller has a budget in money (google_ai_worst_call_cost:
--- p_output, the answer the request is sent with, at the tiers of its class p_class). cause, period and
--- reopens_at: why the booking is refused (budget: the day's use with this request over a count,
--- google_ai_daily_use, until midnight; spend_budget: money, until the day or month ends, or never while
--- a price is not known) and whose period refused (day or month), null when it is not. All null when the
--- caller has no budget, or is a client's (p_client_id: its token carries its budgets).
-CREATE OR REPLACE FUNCTION public.google_ai_caller_budget_at(p_caller text, p_client_id uuid,
-    p_at timestamp with time zone, p_tokens integer, p_attempt integer, p_model public.google_ai_model_limits,
-    p_output integer, p_class text, OUT day date, OUT worst numeric, OUT cause text,
-    OUT reopens_at timestamp with time zone, OUT period text) RETURNS record
-    LANGUAGE plpgsql
-    AS $$
-declare
-  v_budget public.google_ai_caller_budgets;
-  v_over boolean;
-  v_day date;
-begin
-  if p_client_id is not null then
-    return;
-  end if;
-  -- (The row alone first: most callers have none, and the statement that reads a day's use costs more
-  -- to start than this one; counted, 44k instructions less a reservation without a budget, 22k more
-  -- with one.)
-  select b.* into v_budget from public.google_ai_caller_budgets b where b.caller = p_caller for update;
-  if not found then
-    return;
-  end if;
-  select d.day, u.over into day, v_over
-  from (select public.google_ai_pacific_day(p_at) as day) d
-  cross join lateral public.google_ai_daily_use(v_budget.day_bucket, v_budget.requests_today, v_budget.tokens_today,
-    d.day, public.google_ai_request_counts(p_attempt), p_tokens, v_budget.daily_max_requests,
-    v_budget.daily_max_tokens) u;
-  v_day := day;
-  if v_over then
-    select 'budget', 'day', public.google_ai_pacific_midnight_after(p_at) into cause, period, reopens_at;
-  elsif num_nonnulls(v_budget.daily_max_usd, v_budget.monthly_max_usd) > 0 then
-    worst := public.google_ai_worst_call_cost(p_model.model, p_tokens, p_output, p_class);
-    if worst is null or worst + (case when v_budget.day_bucket = v_day then v_budget.spent_today_usd else 0 end)
-                        > v_budget.daily_max_usd then
-      select 'spend_budget', case when v_budget.daily_max_usd is not null then 'day' else 'month' end,
-             case when worst is not null then public.google_ai_pacific_midnight_after(p_at) end
-        into cause, period, reopens_at;
-    elsif worst + (case when v_budget.month_bucket = date_trunc('month', v_day)::date then v_budget.spent_month_usd
-                        else 0 end) > v_budget.monthly_max_usd then
-      select 'spend_budget', 'month',
-             public.google_ai_pacific_start((date_trunc('month', v_day) + interval '1 month')::date)
-        into cause, period, reopens_at;
-    end if;
-  end if;
-end
-$$;
 
 -- What a model's shares keep, as an answer's quota names it: of the RPM and of the RPD, the sizes of
 -- the shares kept for other owners and of those kept for the requester, each at most the limit; null
@@ -450,21 +325,22 @@ CREATE OR REPLACE TRIGGER google_ai_share_edited BEFORE INSERT OR UPDATE ON publ
     WHEN (new.derived_from_class) EXECUTE FUNCTION public.google_ai_share_edited();
 
 -- The shares' use (google_ai_usage_counters.share_use) with a request more or less counted for the
--- shares of p_owned: p_window_requests in their window (google_ai_ring_at: a booking at p_at, a
--- release in the second of p_admitted_at) and p_day_requests in their group's day p_day (and the
--- other day's within a guard of midnight: p_near_end, p_near_start). A booking (1, 1) moves each
--- owner's day on to p_day; a release (-1, or 0 for an admission the window does not look for, and -1)
--- corrects only a day still counted (the same day_bucket). p_live: the model's shares in id order,
--- whose elements the result keeps (a removed share's go); null: every element is kept.
+-- shares of p_owned, in their window (google_ai_ring_at) and in their group's day p_day (and the other
+-- day's within a guard of midnight: p_near_end, p_near_start). A booking (p_requests 1) at p_at moves
+-- each owner's day on to p_day; p_live: the model's shares in id order, whose elements the result keeps
+-- (a removed share's go). A release (p_live null: every element is kept) gives back p_requests (-1, or
+-- 0 for an admission the window does not look for) in the second of its admission p_at, and one of a
+-- day still counted (the same day_bucket).
 CREATE OR REPLACE FUNCTION public.google_ai_share_use_counted(p_use public.google_ai_share_use[], p_live bigint[],
-    p_owned bigint[], p_at timestamp with time zone, p_window interval, p_window_requests integer,
-    p_day_requests integer, p_admitted_at timestamp with time zone, p_day date, p_near_end boolean,
-    p_near_start boolean) RETURNS public.google_ai_share_use[]
+    p_owned bigint[], p_at timestamp with time zone, p_window interval, p_requests integer, p_day date,
+    p_near_end boolean, p_near_start boolean) RETURNS public.google_ai_share_use[]
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     AS $$
 declare
   v_use public.google_ai_share_use[] := '{}'::public.google_ai_share_use[];
   v_ids bigint[] := p_live;
+  v_day_requests integer := 1;
+  v_admitted_at timestamptz;  -- a release's
   v_id bigint;
   v_old public.google_ai_share_use;
   v_new public.google_ai_share_use;
@@ -472,8 +348,11 @@ declare
   v_ring record;
 begin
   if v_ids is null then
-    -- (Apart, so that the loop's expression stays a simple one, not a query.)
+    -- A release. (The ids apart, so that the loop's expression stays a simple one, not a query.)
     v_ids := array(select u.share_id from unnest(p_use) u);
+    v_day_requests := -1;
+    v_admitted_at := p_at;
+    p_at := null;
   end if;
   foreach v_id in array v_ids loop
     v_old := null;
@@ -483,23 +362,23 @@ begin
         exit;
       end if;
     end loop;
-    if not coalesce(v_id = any(p_owned), false) or (p_day_requests < 0 and v_old.share_id is null) then
+    if not coalesce(v_id = any(p_owned), false) or (v_day_requests < 0 and v_old.share_id is null) then
       if v_old.share_id is not null then
         v_use := v_use || v_old;
       end if;
       continue;
     end if;
     v_ring := public.google_ai_ring_at(p_at, p_window, v_old.ring_low, v_old.ring, v_old.window_requests, null,
-      p_window_requests, 0, p_admitted_at);
+      p_requests, 0, v_admitted_at);
     v_new := row(v_id, v_ring.sum_requests, v_old.day_bucket, v_old.day_used, v_old.day_next_used,
       v_old.day_prev_used, v_ring.ring_low, v_ring.ring);
-    if p_day_requests > 0 or v_old.day_bucket = p_day then
+    if v_day_requests > 0 or v_old.day_bucket = p_day then
       v_days := public.google_ai_day_counts(v_old.day_bucket, v_old.day_used, v_old.day_next_used,
         v_old.day_prev_used, p_day);
       v_new.day_bucket := p_day;
-      v_new.day_used := greatest(0, v_days[1] + p_day_requests);
-      v_new.day_next_used := greatest(0, v_days[2] + case when p_near_end then p_day_requests else 0 end);
-      v_new.day_prev_used := greatest(0, v_days[3] + case when p_near_start then p_day_requests else 0 end);
+      v_new.day_used := greatest(0, v_days[1] + v_day_requests);
+      v_new.day_next_used := greatest(0, v_days[2] + case when p_near_end then v_day_requests else 0 end);
+      v_new.day_prev_used := greatest(0, v_days[3] + case when p_near_start then v_day_requests else 0 end);
     end if;
     v_use := v_use || v_new;
   end loop;
@@ -560,8 +439,7 @@ begin
                   null, array(select s.id from public.google_ai_quota_shares s
                               where s.model = p_att.model
                                 and (s.priority_class = p_att.priority_class or s.caller = p_att.caller)),
-                  null, v_at.minute, v_requests, -1, p_att.admitted_at, p_att.day_bucket, v_at.near_end,
-                  v_at.near_start)
+                  p_att.admitted_at, v_at.minute, v_requests, p_att.day_bucket, v_at.near_end, v_at.near_start)
                 else c.share_use end
   where c.id = v_row.id;
 end

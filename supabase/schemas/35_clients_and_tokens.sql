@@ -42,11 +42,9 @@ COMMENT ON COLUMN public.google_ai_clients.max_output_tokens IS
     'Most output tokens one request of this client may ask for; the gateway sends it when a request names none.';
 
 COMMENT ON COLUMN public.google_ai_clients.daily_max_usd IS
-    'The most the client''s calls may cost in US dollars per Pacific day (null: no limit), beside its token and '
-    'request budgets: a reservation books its worst case (its input, max_output_tokens and the model''s thinking '
-    'at the dearest price it may be served at, google_ai_worst_call_cost) in spent_today_usd and spent_month_usd, '
-    'finalize settles them on the call''s cost '
-    '(cost_usd; unknown: the worst case stays); refused with cause spend_budget until Pacific midnight.';
+    'The most the client''s calls may cost in US dollars per Pacific day (null: no limit): a reservation books its '
+    'worst case (google_ai_worst_call_cost) in spent_today_usd and spent_month_usd, finalize settles it on the '
+    'call''s cost (cost_usd; unknown: the worst case stays); refused with cause spend_budget until Pacific midnight.';
 
 COMMENT ON COLUMN public.google_ai_clients.monthly_max_usd IS
     'As daily_max_usd, per Pacific calendar month (month_bucket, spent_month_usd); refused until the month''s end.';
@@ -75,9 +73,8 @@ CREATE TABLE public.google_ai_tokens (
 );
 
 COMMENT ON COLUMN public.google_ai_tokens.max_usd IS
-    'The most the token''s calls may cost in US dollars over its life (at most 12 hours, so no day or month of its '
-    'own; null: no limit), beside its client''s budgets: booked and settled as the client''s are (spent_usd); '
-    'refused with limit token_budget, cause spend_budget, never reopening (a new token has its own).';
+    'The most the token''s calls may cost in US dollars over its life (null: no limit), booked and settled as its '
+    'client''s are (spent_usd); refused with limit token_budget, cause spend_budget, never reopening.';
 
 COMMENT ON COLUMN public.google_ai_tokens.token_hash IS
     'SHA-256 hex of the token; the token itself never reaches the database.';
@@ -178,15 +175,35 @@ CREATE INDEX IF NOT EXISTS google_ai_tokens_client_created_idx ON
 
 CREATE INDEX IF NOT EXISTS google_ai_tokens_expires_idx ON public.google_ai_tokens USING btree (expires_at);
 
--- A call counted in its budgets when it is booked (p_book, under the rows' locks its verdict took:
--- google_ai_token_verdict_at, google_ai_caller_budget_at) and again when its attempt ends (finalize
--- settles it on what it used and cost, release gives it back), by p_requests, p_tokens and p_usd, never
--- below 0: a token's (p_token_id: for its life, and its client's day and month) or a service caller's
--- (p_caller, when it acts for no client: google_ai_caller_budgets). The day is p_at's Pacific day; a
--- service caller's, once its attempt has one, the day its booking counted in (p_day: the Pacific day of
--- the attempt's admission; its day_bucket is its provider's day, which may differ). A booking starts a
--- new day's or month's counts from nothing and is the token's last use;
--- an end moves only the day and the month its booking counted in.
+-- A client's budget (google_ai_clients) and a token's (google_ai_tokens, for its life), as every budget
+-- reads (google_ai_budget).
+CREATE OR REPLACE FUNCTION public.google_ai_budget_of(p_row public.google_ai_clients) RETURNS public.google_ai_budget
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+begin
+  return row('day', p_row.daily_max_requests, p_row.daily_max_tokens, p_row.daily_max_usd, p_row.day_bucket,
+    p_row.requests_today, p_row.tokens_today, p_row.spent_today_usd, p_row.monthly_max_usd, p_row.month_bucket,
+    p_row.spent_month_usd)::public.google_ai_budget;
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_budget_of(p_row public.google_ai_tokens) RETURNS public.google_ai_budget
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+begin
+  return row('life', p_row.max_requests, p_row.max_tokens, p_row.max_usd, null, p_row.requests_used,
+    p_row.tokens_used, p_row.spent_usd, null, null, null)::public.google_ai_budget;
+end
+$$;
+
+-- A call counted in its budgets (google_ai_budget_counted) when it is booked (p_book, under the rows'
+-- locks its verdict took: google_ai_token_verdict_at, google_ai_caller_budget_at) and again when its
+-- attempt ends (finalize settles it on what it used and cost, release gives it back), by p_requests,
+-- p_tokens and p_usd: a token's (p_token_id: for its life, and its client's day and month) or a service
+-- caller's (p_caller, when it acts for no client: google_ai_caller_budgets). The day is p_at's Pacific
+-- day; a service caller's, once its attempt has one, the day its booking counted in (p_day: the Pacific
+-- day of the attempt's admission; its day_bucket is its provider's day, which may differ). A booking is
+-- the token's last use.
 CREATE OR REPLACE FUNCTION public.google_ai_count_budgets(p_token_id uuid, p_client_id uuid, p_caller text,
     p_at timestamp with time zone, p_day date, p_requests integer, p_tokens integer, p_usd numeric,
     p_book boolean) RETURNS void
@@ -202,39 +219,33 @@ begin
     return;
   end if;
   if p_token_id is not null then
-    update public.google_ai_tokens t set
-      requests_used = greatest(0, t.requests_used + p_requests),
-      tokens_used = greatest(0, t.tokens_used + p_tokens),
-      spent_usd = greatest(0, t.spent_usd + v_usd),
-      last_used_at = case when p_book then p_at else t.last_used_at end
+    update public.google_ai_tokens t set (requests_used, tokens_used, spent_usd) = (select n.requests, n.tokens,
+        n.spent_usd from public.google_ai_budget_counted(public.google_ai_budget_of(t), v_day, p_requests, p_tokens,
+        v_usd, p_book) n), last_used_at = case when p_book then p_at else t.last_used_at end
     where t.id = p_token_id;
-    update public.google_ai_clients c set
-      day_bucket = case when p_book then v_day else c.day_bucket end,
-      requests_today = case when c.day_bucket = v_day then greatest(0, c.requests_today + p_requests)
-                            when p_book then p_requests else c.requests_today end,
-      tokens_today = case when c.day_bucket = v_day then greatest(0, c.tokens_today + p_tokens)
-                          when p_book then p_tokens else c.tokens_today end,
-      spent_today_usd = case when c.day_bucket = v_day then greatest(0, c.spent_today_usd + v_usd)
-                             when p_book then v_usd else c.spent_today_usd end,
-      month_bucket = case when p_book then v_month else c.month_bucket end,
-      spent_month_usd = case when c.month_bucket = v_month then greatest(0, c.spent_month_usd + v_usd)
-                             when p_book then v_usd else c.spent_month_usd end
+    update public.google_ai_clients c set (day_bucket, requests_today, tokens_today, spent_today_usd, month_bucket,
+        spent_month_usd) = (select n.bucket, n.requests, n.tokens, n.spent_usd, n.month_bucket, n.spent_month_usd
+      from public.google_ai_budget_counted(public.google_ai_budget_of(c), v_day, p_requests, p_tokens, v_usd, p_book) n)
     where c.id = p_client_id and (p_book or c.day_bucket = v_day or c.month_bucket = v_month);
   elsif p_client_id is null then
-    update public.google_ai_caller_budgets b set
-      day_bucket = case when p_book then v_day else b.day_bucket end,
-      requests_today = case when b.day_bucket = v_day then greatest(0, b.requests_today + p_requests)
-                            when p_book then p_requests else b.requests_today end,
-      tokens_today = case when b.day_bucket = v_day then greatest(0, b.tokens_today + p_tokens)
-                          when p_book then p_tokens else b.tokens_today end,
-      spent_today_usd = case when b.day_bucket = v_day then greatest(0, b.spent_today_usd + v_usd)
-                             when p_book then v_usd else b.spent_today_usd end,
-      month_bucket = case when p_book then v_month else b.month_bucket end,
-      spent_month_usd = case when b.month_bucket = v_month then greatest(0, b.spent_month_usd + v_usd)
-                             when p_book then v_usd else b.spent_month_usd end
+    update public.google_ai_caller_budgets b set (day_bucket, requests_today, tokens_today, spent_today_usd,
+        month_bucket, spent_month_usd) = (select n.bucket, n.requests, n.tokens, n.spent_usd, n.month_bucket,
+        n.spent_month_usd
+      from public.google_ai_budget_counted(public.google_ai_budget_of(b), v_day, p_requests, p_tokens, v_usd, p_book) n)
     where b.caller = p_caller and (p_book or b.day_bucket = v_day or b.month_bucket = v_month);
   end if;
 end
+$$;
+
+-- Why a token (p_token, with its client p_client, as read) can never be admitted at p_at: unknown
+-- (token_invalid), revoked with its client or alone (token_revoked), expired (token_expired); null: it can.
+CREATE OR REPLACE FUNCTION public.google_ai_token_refusal(p_token public.google_ai_tokens,
+    p_client public.google_ai_clients, p_at timestamp with time zone) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  select case when p_token.id is null then 'token_invalid'
+              when p_token.revoked_at is not null or p_client.revoked_at is not null then 'token_revoked'
+              when p_token.expires_at <= p_at then 'token_expired' end
 $$;
 
 -- Checks a token by its SHA-256 hex. Returns {status: 'ok', token_id, client, models, expires_at,
@@ -252,16 +263,8 @@ declare
   v_minute timestamptz := pg_catalog.date_trunc('minute', pg_catalog.clock_timestamp());
 begin
   select * into v_token from public.google_ai_tokens t where t.token_hash = p_token_hash;
-  if not found then
-    v_reason := 'token_invalid';
-  else
-    select * into v_client from public.google_ai_clients c where c.id = v_token.client_id;
-    if v_token.revoked_at is not null or v_client.revoked_at is not null then
-      v_reason := 'token_revoked';
-    elsif v_token.expires_at <= pg_catalog.clock_timestamp() then
-      v_reason := 'token_expired';
-    end if;
-  end if;
+  select * into v_client from public.google_ai_clients c where c.id = v_token.client_id;
+  v_reason := public.google_ai_token_refusal(v_token, v_client, pg_catalog.clock_timestamp());
 
   if v_reason is null then
     return jsonb_build_object('status', 'ok', 'token_id', v_token.id, 'client', v_client.name,
@@ -345,7 +348,7 @@ declare
   v_token_id uuid;
   v_expires timestamptz;
   v_allowed jsonb;
-  v_day date := public.google_ai_pacific_day(pg_catalog.clock_timestamp());
+  v_left record;
 begin
   if p_token_hash is null or p_token_hash !~ '^[0-9a-f]{64}$' then
     raise exception 'p_token_hash must be a SHA-256 hex digest' using errcode = '22023';
@@ -391,6 +394,8 @@ begin
   end if;
 
   v_expires := now() + v_ttl;
+  v_left := public.google_ai_budget_left(public.google_ai_budget_of(v_client),
+    public.google_ai_pacific_day(pg_catalog.clock_timestamp()));
   insert into public.google_ai_tokens (client_id, token_hash, models, expires_at, max_requests, max_tokens, max_usd)
   values (v_client.id, p_token_hash, v_models, v_expires, v_max_requests, v_max_tokens, v_client.token_max_usd)
   returning id into v_token_id;
@@ -401,10 +406,7 @@ begin
       -- The budgets in money that apply to the token's calls: its own for its life, its client's left of
       -- the Pacific day and month (null: none).
       'max_usd', v_client.token_max_usd,
-      'daily_usd_left', public.google_ai_usd_left(v_client.daily_max_usd, v_client.day_bucket = v_day,
-        v_client.spent_today_usd),
-      'monthly_usd_left', public.google_ai_usd_left(v_client.monthly_max_usd,
-        v_client.month_bucket = pg_catalog.date_trunc('month', v_day)::date, v_client.spent_month_usd)));
+      'daily_usd_left', v_left.usd, 'monthly_usd_left', v_left.month_usd));
 end
 $_$;
 
@@ -481,9 +483,9 @@ $$;
 -- the reservation commits, so two requests of one token are counted one after the other): refusal is
 -- null when the token may send it (caller is then its client's name), else the answer to give, its
 -- refused attempt row written, naming the budget's period (life: the token's; day or month: its
--- client's). Budgets count a request on its first attempt, tokens on every attempt. worst: what the call
--- may cost where the token or its client has a budget in money (google_ai_worst_call_cost: output_tokens, the
--- answer the request is sent with, at the tiers of the class it runs in), which the admission books.
+-- client's: google_ai_budget_verdict). worst: what the call may cost where the token or its client has
+-- a budget in money (google_ai_worst_call_cost: output_tokens, the answer the request is sent with, at
+-- the tiers of the class it runs in), which the admission books.
 CREATE OR REPLACE FUNCTION public.google_ai_token_verdict_at(p_now timestamp with time zone,
     p_request public.google_ai_request, OUT refusal jsonb, OUT caller text, OUT client_id uuid,
     OUT token_id uuid, OUT worst numeric) RETURNS record
@@ -491,18 +493,15 @@ CREATE OR REPLACE FUNCTION public.google_ai_token_verdict_at(p_now timestamp wit
     SET search_path TO ''
     AS $$
 declare
-  v_day date := public.google_ai_pacific_day(p_now);
   v_token public.google_ai_tokens;
   v_client public.google_ai_clients;
   v_model text;
   v_limit text;
+  v_cause text;
+  v_period text;       -- whose period refused: the token's life, the client's day or month
   v_retry_at timestamptz;
   v_retry_ms bigint;
   v_count_request integer := public.google_ai_request_counts(p_request.attempt);
-  v_day_over boolean;
-  v_month date := pg_catalog.date_trunc('month', v_day)::date;
-  v_cause text;
-  v_period text;       -- whose period refused: the token's life, the client's day or month
 begin
   select * into v_token from public.google_ai_tokens t where t.token_hash = p_request.token_hash for update;
   if not found then
@@ -514,41 +513,24 @@ begin
   caller := 'client:' || v_client.name;
   client_id := v_client.id;
   token_id := v_token.id;
+  v_limit := public.google_ai_token_refusal(v_token, v_client, p_now);
   v_model := coalesce((public.google_ai_resolve_model(p_request.model)).model, p_request.model);
-  select u.over into v_day_over
-  from public.google_ai_daily_use(v_client.day_bucket, v_client.requests_today, v_client.tokens_today, v_day,
-    v_count_request, p_request.estimated_tokens, v_client.daily_max_requests, v_client.daily_max_tokens) u;
   if num_nonnulls(v_client.daily_max_usd, v_client.monthly_max_usd, v_token.max_usd) > 0 then
     worst := public.google_ai_worst_call_cost(v_model, p_request.estimated_tokens, p_request.output_tokens,
       (public.google_ai_request_class(p_request.priority, v_client.id)).name);
   end if;
 
-  if v_token.revoked_at is not null or v_client.revoked_at is not null then
-    v_limit := 'token_revoked';
-  elsif v_token.expires_at <= p_now then
-    v_limit := 'token_expired';
-  elsif not (v_model = any (v_token.models)) then
+  if v_limit is null and not (v_model = any (v_token.models)) then
     v_limit := 'model_not_allowed';
-  elsif (v_token.max_requests is not null and v_token.requests_used + v_count_request > v_token.max_requests)
-     or (v_token.max_tokens is not null
-         and v_token.tokens_used + p_request.estimated_tokens > v_token.max_tokens) then
-    select 'token_budget', 'life' into v_limit, v_period;
-  elsif v_token.max_usd is not null and (worst is null or v_token.spent_usd + worst > v_token.max_usd) then
-    select 'token_budget', 'spend_budget', 'life' into v_limit, v_cause, v_period; -- (never reopens)
-  elsif v_day_over then
-    select 'client_budget', 'day' into v_limit, v_period;
-    v_retry_at := public.google_ai_pacific_midnight_after(p_now);
-  -- A budget in money: the day's (then the month's) spend with this call's worst case over it, or a
-  -- price not known (no reopening: only a price row admits it).
-  elsif v_client.daily_max_usd is not null and (worst is null or worst + case when v_client.day_bucket = v_day
-        then v_client.spent_today_usd else 0 end > v_client.daily_max_usd) then
-    select 'client_budget', 'spend_budget', 'day', case when worst is not null
-      then public.google_ai_pacific_midnight_after(p_now) end into v_limit, v_cause, v_period, v_retry_at;
-  elsif v_client.monthly_max_usd is not null and (worst is null or worst + case when v_client.month_bucket = v_month
-        then v_client.spent_month_usd else 0 end > v_client.monthly_max_usd) then
-    select 'client_budget', 'spend_budget', 'month', case when worst is not null
-      then public.google_ai_pacific_start((v_month + interval '1 month')::date) end
-      into v_limit, v_cause, v_period, v_retry_at;
+  elsif v_limit is null then
+    -- The token's budget first, then its client's.
+    select b.lim, v.cause, v.period, v.reopens_at into v_limit, v_cause, v_period, v_retry_at
+    from (values (1, 'token_budget', public.google_ai_budget_of(v_token)),
+                 (2, 'client_budget', public.google_ai_budget_of(v_client))) b(n, lim, budget)
+    cross join lateral public.google_ai_budget_verdict(b.budget, p_now, v_count_request, p_request.estimated_tokens,
+      worst) v
+    where v.cause is not null
+    order by b.n limit 1;
   end if;
   if v_limit is null then
     return;

@@ -451,7 +451,7 @@ begin
       input_until     = v_rules.input_until, output_until = v_rules.output_until,
       share_use       = case when v_rules.owned is null then c.share_use
                              else public.google_ai_share_use_counted(c.share_use, v_rules.live, v_rules.owned,
-                                    v_at.at, v_at.minute, 1, 1, null, v_at.day, v_at.near_end, v_at.near_start) end,
+                                    v_at.at, v_at.minute, 1, v_at.day, v_at.near_end, v_at.near_start) end,
       updated_at      = v_at.at
     where c.id = v_row.id;
     return row('booked', v_minute, v_at.day, null, null, null, v_at.at,

@@ -297,15 +297,12 @@ CREATE OR REPLACE FUNCTION public.google_ai_model_cooldowns(p_model text, p_now 
     LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
-  select coalesce(jsonb_agg(jsonb_build_object(
-           'quota_group', c.quota_group,
-           'cause', c.cause,
-           'cooldown_until', c.cooldown_until,
-           'retry_after_ms', public.google_ai_ms_until(c.cooldown_until, p_now))
-           - case when p_show_groups then '' else 'quota_group' end
-         order by c.cooldown_until, c.quota_group), '[]')
-  from public.google_ai_cooldowns c
-  where c.model = p_model and c.cooldown_until > p_now
+  select coalesce(jsonb_agg(to_jsonb(c) - case when p_show_groups then '' else 'quota_group' end
+                   order by c.cooldown_until, c.quota_group), '[]')
+  from (select cd.quota_group, cd.cause, cd.cooldown_until,
+               public.google_ai_ms_until(cd.cooldown_until, p_now) as retry_after_ms
+        from public.google_ai_cooldowns cd
+        where cd.model = p_model and cd.cooldown_until > p_now) c
 $$;
 
 -- One model over all quota groups that may serve it: what is left of the minute (groups cooling
@@ -409,47 +406,38 @@ CREATE OR REPLACE FUNCTION public.google_ai_quota_report_withdrawn(p_models text
     LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
-  select coalesce(jsonb_agg(jsonb_build_object(
-           'model', l.model,
-           'provider', l.provider,
-           'withdrawn_at', l.withdrawn_at,
-           'withdrawn_message', l.withdrawn_message,
-           'successor', l.successor,
-           'google_successor', l.google_successor,
-           'shutdown_date', l.shutdown_date)
-         order by l.model), '[]')
-  from public.google_ai_model_limits l
-  where l.withdrawn_at is not null and (p_models is null or l.model = any (p_models))
+  select coalesce(jsonb_agg(to_jsonb(w) order by w.model), '[]')
+  from (select l.model, l.provider, l.withdrawn_at, l.withdrawn_message, l.successor, l.google_successor,
+               l.shutdown_date
+        from public.google_ai_model_limits l
+        where l.withdrawn_at is not null and (p_models is null or l.model = any (p_models))) w
 $$;
 
--- The quota report's daily and monthly part of `budget` for whoever owns the budgets (a token's client,
--- or a service caller: p_row false when it has no row, so no budget in money and no spend), from the
--- owner's row as stored (its counts are of their day and month: google_ai_daily_use), and under `spend`
--- the running totals in money of the Pacific day and month (calls in flight at their worst case).
-CREATE OR REPLACE FUNCTION public.google_ai_quota_report_owner(p_now timestamp with time zone, p_row boolean,
-    p_max_requests integer, p_max_tokens bigint, p_day_bucket date, p_requests_today integer,
-    p_tokens_today bigint, p_daily_usd numeric, p_monthly_usd numeric, p_month_bucket date,
-    p_spent_today_usd numeric, p_spent_month_usd numeric) RETURNS jsonb
+-- The quota report's `budget` at p_now: a token's own (p_token; null for a service caller) and the
+-- day's and month's of whoever owns the budgets (p_owner: the token's client, or a service caller's row;
+-- null when it has none, so no budget in money and no spend), each from its row as stored
+-- (google_ai_budget_left), whose budgets in money apply (usd_applies_to), and under `spend` the running
+-- totals in money of the Pacific day and month (calls in flight at their worst case).
+CREATE OR REPLACE FUNCTION public.google_ai_quota_report_budget(p_now timestamp with time zone,
+    p_token public.google_ai_tokens, p_owner public.google_ai_budget) RETURNS jsonb
     LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
   select jsonb_build_object(
-    'daily_requests_left', public.google_ai_budget_left(p_max_requests, u.requests),
-    'daily_tokens_left', public.google_ai_budget_left(p_max_tokens, u.tokens),
-    'daily_resets_at', case when p_max_requests is not null or p_max_tokens is not null
+    'token_requests_left', t.requests, 'token_tokens_left', t.tokens, 'token_expires_at', p_token.expires_at,
+    'token_max_usd', p_token.max_usd, 'token_usd_left', t.usd,
+    'usd_applies_to', case when p_token.id is not null then 'client' when p_owner.period is not null then 'caller' end,
+    'daily_requests_left', o.requests, 'daily_tokens_left', o.tokens,
+    'daily_resets_at', case when num_nonnulls(p_owner.max_requests, p_owner.max_tokens) > 0
                             then public.google_ai_pacific_midnight_after(p_now) end,
-    'daily_max_usd', p_daily_usd,
-    'daily_usd_left', p_daily_usd - least(p_daily_usd, s.today),
-    'monthly_max_usd', p_monthly_usd,
-    'monthly_usd_left', p_monthly_usd - least(p_monthly_usd, s.month),
-    'spend', case when s.today is not null then jsonb_build_object('today_usd', s.today, 'month_usd', s.month) end)
+    'daily_max_usd', p_owner.max_usd, 'daily_usd_left', o.usd,
+    'monthly_max_usd', p_owner.monthly_max_usd, 'monthly_usd_left', o.month_usd,
+    'spend', case when p_owner.period is not null then jsonb_build_object('today_usd', (b.owner).spent_usd,
+                                                                   'month_usd', (b.owner).spent_month_usd) end)
   from (select public.google_ai_pacific_day(p_now) as day) d
-  cross join lateral public.google_ai_daily_use(p_day_bucket, p_requests_today, p_tokens_today, d.day, 0, 0,
-    null, null) u
-  cross join lateral (select case when p_row then case when p_day_bucket = d.day then p_spent_today_usd else 0 end
-                             end as today,
-                             case when p_row then case when p_month_bucket = pg_catalog.date_trunc('month', d.day)::date
-                                                       then p_spent_month_usd else 0 end end as month) s
+  cross join lateral (select public.google_ai_budget_on(p_owner, d.day) as owner) b
+  cross join lateral public.google_ai_budget_left(public.google_ai_budget_of(p_token), d.day) t
+  cross join lateral public.google_ai_budget_left(p_owner, d.day) o
 $$;
 
 CREATE OR REPLACE FUNCTION public.google_ai_quota_report(p_token_hash text DEFAULT NULL::text,
@@ -475,63 +463,45 @@ declare
   v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
   v_token public.google_ai_tokens;
   v_client public.google_ai_clients;
-  v_caller_budget public.google_ai_caller_budgets;
   v_models text[];
   v_caller jsonb;
   v_owner_class text;
   v_owner_caller text;
-  v_owner jsonb;  -- the day's and month's budgets of the token's client or the service caller, and `spend`
+  v_owner public.google_ai_budget;  -- the token's client's or the service caller's (null: none)
+  v_budget jsonb;
+  v_refused text;  -- why the token can never be admitted
 begin
   if p_token_hash is not null then
     select * into v_token from public.google_ai_tokens t where t.token_hash = p_token_hash;
-    if not found then
-      return jsonb_build_object('ok', false, 'status', 'token_invalid');
-    end if;
     select * into v_client from public.google_ai_clients c where c.id = v_token.client_id;
-    if v_token.revoked_at is not null or v_client.revoked_at is not null then
-      return jsonb_build_object('ok', false, 'status', 'token_revoked');
-    elsif v_token.expires_at <= v_now then
-      return jsonb_build_object('ok', false, 'status', 'token_expired');
+    v_refused := public.google_ai_token_refusal(v_token, v_client, v_now);
+    if v_refused is not null then
+      return jsonb_build_object('ok', false, 'status', v_refused);
     end if;
     v_models := v_token.models;
-    v_owner := public.google_ai_quota_report_owner(v_now, true, v_client.daily_max_requests,
-      v_client.daily_max_tokens, v_client.day_bucket, v_client.requests_today, v_client.tokens_today,
-      v_client.daily_max_usd, v_client.monthly_max_usd, v_client.month_bucket, v_client.spent_today_usd,
-      v_client.spent_month_usd);
+    v_owner := public.google_ai_budget_of(v_client);
     v_caller := jsonb_build_object('kind', 'token', 'client', v_client.name,
                                    'priority_class', v_client.priority_class);
     v_owner_class := v_client.priority_class;
     v_owner_caller := 'client:' || v_client.name;
   else
-    -- A label without a row has no budget: every field of v_caller_budget stays null.
-    select * into v_caller_budget from public.google_ai_caller_budgets b where b.caller = p_caller;
-    v_owner := public.google_ai_quota_report_owner(v_now, v_caller_budget.caller is not null,
-      v_caller_budget.daily_max_requests, v_caller_budget.daily_max_tokens, v_caller_budget.day_bucket,
-      v_caller_budget.requests_today, v_caller_budget.tokens_today, v_caller_budget.daily_max_usd,
-      v_caller_budget.monthly_max_usd, v_caller_budget.month_bucket, v_caller_budget.spent_today_usd,
-      v_caller_budget.spent_month_usd);
+    -- A label without a row has no budget: v_owner stays null.
+    v_owner := (select public.google_ai_budget_of(b) from public.google_ai_caller_budgets b where b.caller = p_caller);
     v_owner_class := (select pc.name from public.google_ai_priority_classes pc order by pc.rank limit 1);
     v_owner_caller := p_caller;
     v_caller := jsonb_build_object('kind', 'service', 'client', null, 'priority_class', v_owner_class);
   end if;
+  v_budget := public.google_ai_quota_report_budget(v_now, v_token, v_owner);
 
   return jsonb_build_object(
     'ok', true,
     'as_of', v_now,
     'caller', v_caller,
-    -- (A service caller has no token: its token fields are null.)
-    'budget', jsonb_build_object(
-      'token_requests_left', public.google_ai_budget_left(v_token.max_requests, v_token.requests_used),
-      'token_tokens_left', public.google_ai_budget_left(v_token.max_tokens, v_token.tokens_used),
-      'token_expires_at', v_token.expires_at,
-      -- The budgets in money that apply, and what is left of each (booked worst cases included; null:
-      -- none): the token's for its life, and its client's, or the service caller's, day and month.
-      'token_max_usd', v_token.max_usd,
-      'token_usd_left', public.google_ai_usd_left(v_token.max_usd, true, v_token.spent_usd),
-      'usd_applies_to', case when p_token_hash is not null then 'client' when v_caller_budget.caller is not null
-                             then 'caller' end) || (v_owner - 'spend'),
+    -- (A service caller has no token: its token fields are null. The money's: the token's for its life,
+    -- and its client's, or the service caller's, day and month; null: none.)
+    'budget', v_budget - 'spend',
     -- (null for a service caller without a row: google_ai_spend_daily has its spend)
-    'spend', v_owner -> 'spend',
+    'spend', v_budget -> 'spend',
     'models', public.google_ai_quota_report_models(v_now, v_models, p_token_hash is null, v_owner_class,
       v_owner_caller),
     'withdrawn', public.google_ai_quota_report_withdrawn(v_models));

@@ -463,20 +463,14 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_gauges(p_at timestamp with ti
     group by 2
     union all
     select 'eve_gateway_caller_budget_remaining', concat_ws(',', public.google_ai_metric_label('caller', b.caller),
-             public.google_ai_metric_label('unit', x.unit)), greatest(x.lim - x.used, 0)
-    from (select 'client:' || c.name as caller, c.daily_max_requests as max_requests,
-                 c.daily_max_tokens::bigint as max_tokens, c.day_bucket, c.requests_today,
-                 c.tokens_today::bigint as tokens_today
+             public.google_ai_metric_label('unit', x.unit)), x.left_today
+    from (select 'client:' || c.name as caller, public.google_ai_budget_of(c) as budget
           from public.google_ai_clients c where c.revoked_at is null
           union all
-          select s.caller, s.daily_max_requests, s.daily_max_tokens::bigint, s.day_bucket, s.requests_today,
-                 s.tokens_today
-          from public.google_ai_caller_budgets s) b
-    cross join lateral public.google_ai_daily_use(b.day_bucket, b.requests_today, b.tokens_today,
-      public.google_ai_pacific_day(p_at), 0, 0, null, null) u
-    cross join lateral (values ('requests', b.max_requests::numeric, u.requests::numeric),
-                               ('tokens', b.max_tokens::numeric, u.tokens::numeric)) x(unit, lim, used)
-    where x.lim is not null
+          select s.caller, public.google_ai_budget_of(s) from public.google_ai_caller_budgets s) b
+    cross join lateral public.google_ai_budget_left(b.budget, public.google_ai_pacific_day(p_at)) l
+    cross join lateral (values ('requests', l.requests::numeric), ('tokens', l.tokens::numeric)) x(unit, left_today)
+    where x.left_today is not null
     union all
     select 'eve_gateway_housekeeping_last_run_timestamp_seconds', '', extract(epoch from r.completed_at)
     from last_run r

@@ -231,11 +231,9 @@ begin
 
   -- One run at a time (the hourly job and an on-demand run may meet); the other one is logged as skipped.
   if not pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('public.google_ai_housekeeping')::bigint) then
-    insert into public.google_ai_maintenance_log (operation, tables_affected, deleted_count, started_at,
-      completed_at, status, details)
-    values ('housekeeping', '{}', 0, v_started, pg_catalog.clock_timestamp(), 'skipped',
-      jsonb_build_object('reason', 'another housekeeping run is in progress', 'now', v_now))
-    returning id into v_log_id;
+    v_log_id := public.google_ai_log_maintenance_run('housekeeping', '{}', 0, v_started,
+      pg_catalog.clock_timestamp(), 'skipped',
+      jsonb_build_object('reason', 'another housekeeping run is in progress', 'now', v_now));
     return jsonb_build_object('ok', true, 'status', 'skipped', 'log_id', v_log_id, 'deleted_count', 0,
       'reason', 'another housekeeping run is in progress');
   end if;
@@ -264,11 +262,9 @@ begin
     'steps', v_steps,
     'failed_steps', to_jsonb(v_failed),
     'more_pending', v_more);
-  insert into public.google_ai_maintenance_log (operation, tables_affected, deleted_count, started_at,
-    completed_at, status, details)
-  values ('housekeeping', v_tables, least(v_deleted, 2147483647)::integer, v_started, v_completed, v_status,
-    v_result || jsonb_build_object('now', v_now, 'settings', to_jsonb(v_settings) - 'id' - 'updated_at'))
-  returning id into v_log_id;
+  v_log_id := public.google_ai_log_maintenance_run('housekeeping', v_tables, least(v_deleted, 2147483647)::integer,
+    v_started, v_completed, v_status,
+    v_result || jsonb_build_object('now', v_now, 'settings', to_jsonb(v_settings) - 'id' - 'updated_at'));
 
   if v_status = 'failed' then
     raise warning 'google_ai_housekeeping: step(s) % failed; see google_ai_maintenance_log id %',
@@ -418,7 +414,7 @@ begin
 end
 $_$;
 
--- One google_ai_maintenance_log row for a run of the maintenance function; returns its id.
+-- One google_ai_maintenance_log row for a run (housekeeping's, or the maintenance function's); returns its id.
 CREATE OR REPLACE FUNCTION public.google_ai_log_maintenance_run(p_operation text, p_tables_affected text[],
     p_deleted_count integer, p_started_at timestamp with time zone, p_completed_at timestamp with time zone,
     p_status text, p_details jsonb) RETURNS integer

@@ -50,8 +50,8 @@ CREATE OR REPLACE VIEW public.google_ai_caller_budgets_today WITH (security_invo
     public.google_ai_pacific_start((public.google_ai_pacific_day(now()) + 1)) AS resets_at,
     b.notes
    FROM (public.google_ai_caller_budgets b
-     CROSS JOIN LATERAL public.google_ai_daily_use(b.day_bucket, b.requests_today, b.tokens_today,
-       public.google_ai_pacific_day(now()), 0, 0, NULL::integer, NULL::bigint) u(requests, tokens, over));
+     CROSS JOIN LATERAL public.google_ai_budget_on(public.google_ai_budget_of(b),
+       public.google_ai_pacific_day(now())) u);
 
 COMMENT ON VIEW public.google_ai_caller_budgets_today IS
     'Service callers'' daily budgets and what they booked today (Pacific day), with the time they reset.';

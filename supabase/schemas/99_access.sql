@@ -1,7 +1,7 @@
 -- Access, last: the schema's usage, RLS on every table, and for every table, view, sequence and
 -- function its grants after a revoke of what Supabase's default privileges give (anon,
 -- authenticated, service_role; eve_gateway too, so that applying it again keeps the order
--- of the grants; one revoke covers all the functions). service_role gets what the operator's tools
+-- of the grants; one loop revokes for all of them). service_role gets what the operator's tools
 -- need; eve_gateway (the Edge Functions' role) only EXECUTE on the RPCs it calls.
 set check_function_bodies = off;
 
@@ -12,12 +12,14 @@ GRANT USAGE ON SCHEMA public TO authenticated;
 GRANT USAGE ON SCHEMA public TO service_role;
 GRANT USAGE ON SCHEMA public TO eve_gateway;
 
--- Functions: nobody but their owner may execute one unless a grant below says so. One revoke for all
--- the gateway's functions (Supabase's default privileges give every new function to anon, authenticated and
--- service_role; PUBLIC has EXECUTE by default), so none is left out; the grants follow, each naming its function.
+-- Nobody but their owner may use a function, table, view or sequence of the gateway unless a grant below
+-- says so, and every table has RLS on. One loop for all of them (Supabase's default privileges give
+-- every new object to anon, authenticated and service_role; PUBLIC has EXECUTE on a function by
+-- default), so none is left out; the grants follow, each naming its object.
 do $$
 declare f
   regprocedure;
+  r record;
 begin
   for f in select p.oid::regprocedure from pg_catalog.pg_proc p
            where p.pronamespace = 'public'::regnamespace
@@ -25,61 +27,49 @@ begin
     loop execute pg_catalog.format(
       'revoke all on function %s from public, anon, authenticated, service_role, eve_gateway',
   f); end loop;
+  -- The gateway's relations only (token_usage is the owner's table the gateway adopted); an identity
+  -- column's sequence keeps Supabase's defaults unless revoked by name below, as it always has.
+  for r in select c.oid::regclass as rel, c.relkind from pg_catalog.pg_class c
+           where c.relnamespace = 'public'::regnamespace
+             and c.relkind in ('r', 'v', 'S')
+             and (c.relname like 'google\_ai\_%' or c.relname like 'token\_usage%')
+             and not exists (select from pg_catalog.pg_depend d where d.objid = c.oid and d.deptype = 'i')
+    loop
+      execute pg_catalog.format(
+        'revoke all on %s %s from anon, authenticated, service_role, eve_gateway',
+        case r.relkind when 'S' then 'sequence' else 'table' end, r.rel);
+      if r.relkind = 'r' then
+        execute pg_catalog.format('alter table %s enable row level security', r.rel);
+      end if;
+    end loop;
 end
 $$;
 
-ALTER TABLE public.google_ai_api_keys ENABLE ROW LEVEL SECURITY;
-
-ALTER TABLE public.google_ai_cooldowns ENABLE ROW LEVEL SECURITY;
-
-ALTER TABLE public.google_ai_model_limits ENABLE ROW LEVEL SECURITY;
-
-ALTER TABLE public.google_ai_usage_counters ENABLE ROW LEVEL SECURITY;
-
-ALTER TABLE public.google_ai_providers ENABLE ROW LEVEL SECURITY;
-
-REVOKE ALL ON TABLE public.google_ai_providers FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_providers TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_provider_list() TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_provider_list() TO eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_provider_list() TO service_role, eve_gateway;
 
-REVOKE ALL ON TABLE public.google_ai_api_keys FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_api_keys TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_provider(p_name text) TO service_role;
 
-REVOKE ALL ON TABLE public.google_ai_model_limits FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_model_limits TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_effective_limit(p_limit integer, p_margin numeric) TO service_role;
 
-REVOKE ALL ON TABLE public.google_ai_usage_counters FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_usage_counters TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_quota_group(p_project_id text, p_key_id uuid) TO service_role;
 
-REVOKE ALL ON TABLE public.google_ai_cooldowns FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_cooldowns TO service_role;
 
-REVOKE ALL ON SEQUENCE public.google_ai_model_limits_id_seq FROM anon, authenticated, service_role, eve_gateway;
 GRANT ALL ON SEQUENCE public.google_ai_model_limits_id_seq TO service_role;
 
-REVOKE ALL ON SEQUENCE public.google_ai_usage_counters_id_seq FROM anon, authenticated, service_role, eve_gateway;
 GRANT ALL ON SEQUENCE public.google_ai_usage_counters_id_seq TO service_role;
 
-ALTER TABLE public.google_ai_attempts ENABLE ROW LEVEL SECURITY;
-
-ALTER TABLE public.google_ai_responses ENABLE ROW LEVEL SECURITY;
-
-REVOKE ALL ON TABLE public.google_ai_attempts FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_attempts TO service_role;
 
 REVOKE ALL ON SEQUENCE public.google_ai_attempts_id_seq FROM anon, authenticated, service_role, eve_gateway;
 GRANT ALL ON SEQUENCE public.google_ai_attempts_id_seq TO service_role;
 
-REVOKE ALL ON TABLE public.google_ai_responses FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_responses TO service_role;
 
-ALTER TABLE public.google_ai_admission_settings ENABLE ROW LEVEL SECURITY;
-
-REVOKE ALL ON TABLE public.google_ai_admission_settings FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT,UPDATE ON TABLE public.google_ai_admission_settings TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_pacific_start(p_day date) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_pacific_zone() TO service_role;
@@ -95,31 +85,13 @@ GRANT ALL ON FUNCTION public.google_ai_reserve_models(p_models text[], p_estimat
     p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer,
     p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer,
     p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid,
-    p_output_tokens integer[]) TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_reserve_models(p_models text[], p_estimated_tokens integer, p_caller text,
-    p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer,
-    p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer,
-    p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid,
-    p_output_tokens integer[]) TO eve_gateway;
+    p_output_tokens integer[]) TO eve_gateway, service_role;
 
-ALTER TABLE public.google_ai_priority_classes ENABLE ROW LEVEL SECURITY;
-
-ALTER TABLE public.google_ai_queue ENABLE ROW LEVEL SECURITY;
-
-ALTER TABLE public.google_ai_queue_settings ENABLE ROW LEVEL SECURITY;
-
-REVOKE ALL ON TABLE public.google_ai_priority_classes FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT,INSERT,UPDATE ON TABLE public.google_ai_priority_classes TO service_role;
 
-REVOKE ALL ON TABLE public.google_ai_queue FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_queue TO service_role;
 
-REVOKE ALL ON TABLE public.google_ai_queue_settings FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT,UPDATE ON TABLE public.google_ai_queue_settings TO service_role;
-
-ALTER TABLE public.google_ai_caller_budgets ENABLE ROW LEVEL SECURITY;
-
-ALTER TABLE public.google_ai_quota_shares ENABLE ROW LEVEL SECURITY;
 
 GRANT ALL ON FUNCTION public.google_ai_pace_allowance(p_at timestamp with time zone, p_day date, p_burst integer,
     p_usable integer, p_zone text) TO service_role;
@@ -130,202 +102,119 @@ GRANT ALL ON FUNCTION public.google_ai_ring_restarted(p_at timestamp with time z
     p_span integer, ring_low bigint, ring integer[], sum_requests integer, sum_tokens bigint) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_ring_time(p_second bigint, p_us integer) TO service_role;
 
-REVOKE ALL ON TABLE public.google_ai_caller_budgets FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_caller_budgets TO service_role;
--- (google_ai_caller_budgets_today reads a budget's day through it, as its invoker.)
-GRANT ALL ON FUNCTION public.google_ai_daily_use(p_bucket date, p_requests_today integer, p_tokens_today bigint,
-    p_day date, p_requests integer, p_tokens bigint, p_max_requests integer, p_max_tokens bigint) TO service_role;
+-- (google_ai_caller_budgets_today reads a budget's day through these, as its invoker.)
+GRANT ALL ON FUNCTION public.google_ai_budget_of(p_row public.google_ai_caller_budgets) TO service_role;
+GRANT ALL ON FUNCTION public.google_ai_budget_on(p_budget public.google_ai_budget, p_day date) TO service_role;
 
-REVOKE ALL ON TABLE public.google_ai_quota_shares FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_quota_shares TO service_role;
 
 REVOKE ALL ON SEQUENCE public.google_ai_quota_shares_id_seq FROM anon, authenticated, service_role, eve_gateway;
 GRANT USAGE ON SEQUENCE public.google_ai_quota_shares_id_seq TO service_role;
 
-ALTER TABLE public.token_usage ENABLE ROW LEVEL SECURITY;
 GRANT ALL ON FUNCTION public.google_ai_cooldown(p_quota_group text, p_model text, p_until timestamp with time zone,
     p_reason text, p_quota_id text) TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_end_request(p_reservation_id uuid) TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_end_request(p_reservation_id uuid) TO eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_end_request(p_reservation_id uuid) TO service_role, eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text, p_input_tokens integer,
     p_output_tokens integer, p_http_status integer, p_error_code text, p_quota_id text, p_error_message text,
     p_latency_ms integer, p_cooldown_until timestamp with time zone, p_cooldown_until_pacific_midnight boolean,
     p_response jsonb, p_key_rejected boolean, p_quota_cause text, p_service_tier text, p_served_tier text,
     p_added_ms integer, p_first_byte_ms integer, p_room_requests integer, p_room_tokens integer,
     p_room_until timestamp with time zone, p_settled_tokens integer, p_cached_input_tokens integer,
-    p_thinking_tokens integer, p_cache_write_5m_tokens integer, p_cache_write_1h_tokens integer) TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text, p_input_tokens integer,
-    p_output_tokens integer, p_http_status integer, p_error_code text, p_quota_id text, p_error_message text,
-    p_latency_ms integer, p_cooldown_until timestamp with time zone, p_cooldown_until_pacific_midnight boolean,
-    p_response jsonb, p_key_rejected boolean, p_quota_cause text, p_service_tier text, p_served_tier text,
-    p_added_ms integer, p_first_byte_ms integer, p_room_requests integer, p_room_tokens integer,
-    p_room_until timestamp with time zone, p_settled_tokens integer, p_cached_input_tokens integer,
-    p_thinking_tokens integer, p_cache_write_5m_tokens integer, p_cache_write_1h_tokens integer) TO eve_gateway;
+    p_thinking_tokens integer, p_cache_write_5m_tokens integer, p_cache_write_1h_tokens integer)
+    TO eve_gateway, service_role;
 GRANT ALL ON FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text, p_input_tokens integer,
     p_output_tokens integer, p_latency_ms integer, p_error_message text, p_service_tier text, p_served_tier text,
     p_added_ms integer, p_first_byte_ms integer, p_cached_input_tokens integer,
-    p_thinking_tokens integer, p_cache_write_5m_tokens integer, p_cache_write_1h_tokens integer) TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text, p_input_tokens integer,
-    p_output_tokens integer, p_latency_ms integer, p_error_message text, p_service_tier text, p_served_tier text,
-    p_added_ms integer, p_first_byte_ms integer, p_cached_input_tokens integer,
-    p_thinking_tokens integer, p_cache_write_5m_tokens integer, p_cache_write_1h_tokens integer) TO eve_gateway;
+    p_thinking_tokens integer, p_cache_write_5m_tokens integer, p_cache_write_1h_tokens integer)
+    TO eve_gateway, service_role;
 GRANT ALL ON FUNCTION public.google_ai_finalize_withdrawn(p_reservation_id uuid, p_http_status integer,
-    p_error_code text, p_error_message text, p_latency_ms integer, p_successor text) TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_finalize_withdrawn(p_reservation_id uuid, p_http_status integer,
-    p_error_code text, p_error_message text, p_latency_ms integer, p_successor text) TO eve_gateway;
-GRANT ALL ON FUNCTION public.google_ai_release(p_reservation_id uuid, p_reason text) TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_release(p_reservation_id uuid, p_reason text) TO eve_gateway;
+    p_error_code text, p_error_message text, p_latency_ms integer, p_successor text) TO service_role, eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_release(p_reservation_id uuid, p_reason text) TO service_role, eve_gateway;
 
-REVOKE ALL ON TABLE public.token_usage FROM anon, authenticated, service_role, eve_gateway;
 GRANT ALL ON TABLE public.token_usage TO service_role;
 
-REVOKE ALL ON SEQUENCE public.token_usage_id_seq FROM anon, authenticated, service_role, eve_gateway;
 GRANT ALL ON SEQUENCE public.token_usage_id_seq TO service_role;
 
-ALTER TABLE public.google_ai_clients ENABLE ROW LEVEL SECURITY;
-
-ALTER TABLE public.google_ai_credential_refusals ENABLE ROW LEVEL SECURITY;
-
-ALTER TABLE public.google_ai_tokens ENABLE ROW LEVEL SECURITY;
-GRANT ALL ON FUNCTION public.google_ai_check_token(p_token_hash text, p_refusals integer) TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_check_token(p_token_hash text, p_refusals integer) TO eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_check_token(p_token_hash text, p_refusals integer) TO service_role, eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_create_client(p_name text, p_models text[], p_max_token_ttl interval,
     p_token_max_requests integer, p_token_max_tokens integer, p_daily_max_requests integer, p_daily_max_tokens integer,
     p_mint_per_hour integer, p_notes text) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_mint_token(p_secret_hash text, p_token_hash text, p_models text[],
-    p_ttl_seconds integer, p_max_requests integer, p_max_tokens integer) TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_mint_token(p_secret_hash text, p_token_hash text, p_models text[],
-    p_ttl_seconds integer, p_max_requests integer, p_max_tokens integer) TO eve_gateway;
+    p_ttl_seconds integer, p_max_requests integer, p_max_tokens integer) TO service_role, eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_revoke_client(p_name text, p_reason text) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_revoke_token(p_token_id uuid) TO service_role;
 
-REVOKE ALL ON TABLE public.google_ai_clients FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_clients TO service_role;
 
-REVOKE ALL ON TABLE public.google_ai_tokens FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_tokens TO service_role;
 
-REVOKE ALL ON TABLE public.google_ai_credential_refusals FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_credential_refusals TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_group_room(p_quota_group text, p_model text) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text,
-    p_exclude_key_ids uuid[]) TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text,
-    p_exclude_key_ids uuid[]) TO eve_gateway;
-GRANT ALL ON FUNCTION public.google_ai_cooldown_cause(p_model text) TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_cooldown_cause(p_model text) TO eve_gateway;
-GRANT ALL ON FUNCTION public.google_ai_quota_report(p_token_hash text, p_caller text) TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_quota_report(p_token_hash text, p_caller text) TO eve_gateway;
+    p_exclude_key_ids uuid[]) TO service_role, eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_cooldown_cause(p_model text) TO service_role, eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_quota_report(p_token_hash text, p_caller text) TO service_role, eve_gateway;
 
-ALTER TABLE public.google_ai_key_health ENABLE ROW LEVEL SECURITY;
-
-ALTER TABLE public.google_ai_model_catalogue ENABLE ROW LEVEL SECURITY;
-
-ALTER TABLE public.google_ai_service_tiers ENABLE ROW LEVEL SECURITY;
-
-ALTER TABLE public.google_ai_model_prices ENABLE ROW LEVEL SECURITY;
-
-REVOKE ALL ON TABLE public.google_ai_key_health FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_key_health TO service_role;
 
-REVOKE ALL ON TABLE public.google_ai_model_catalogue FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_model_catalogue TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_model_lifecycle_review(p_within_days integer) TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_model_lifecycle_review(p_within_days integer) TO eve_gateway;
-GRANT ALL ON FUNCTION public.google_ai_model_list() TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_model_list() TO eve_gateway;
-GRANT ALL ON FUNCTION public.google_ai_model_traits(p_model text) TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_model_traits(p_model text) TO eve_gateway;
-GRANT ALL ON FUNCTION public.google_ai_model_provider(p_model text) TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_model_provider(p_model text) TO eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_model_lifecycle_review(p_within_days integer) TO service_role, eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_model_list() TO service_role, eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_model_traits(p_model text) TO service_role, eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_model_provider(p_model text) TO service_role, eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_record_key_check(p_key_id uuid, p_status text, p_http_status integer,
     p_reason text, p_message text, p_models jsonb, p_disable boolean) TO eve_gateway;
-GRANT ALL ON FUNCTION public.google_ai_service_tier_list() TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_service_tier_list() TO eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_service_tier_list() TO service_role, eve_gateway;
 
-REVOKE ALL ON TABLE public.google_ai_service_tiers FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_service_tiers TO service_role;
-REVOKE ALL ON TABLE public.google_ai_model_prices FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_model_prices TO service_role;
 
-ALTER TABLE public.google_ai_maintenance_log ENABLE ROW LEVEL SECURITY;
+GRANT ALL ON FUNCTION public.google_ai_active_keys(p_provider text) TO service_role, eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_housekeeping() TO service_role, eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_cron_jobs() TO service_role, eve_gateway;
 
-ALTER TABLE public.google_ai_maintenance_settings ENABLE ROW LEVEL SECURITY;
-GRANT ALL ON FUNCTION public.google_ai_active_keys(p_provider text) TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_active_keys(p_provider text) TO eve_gateway;
-GRANT ALL ON FUNCTION public.google_ai_housekeeping() TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_housekeeping() TO eve_gateway;
-GRANT ALL ON FUNCTION public.google_ai_cron_jobs() TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_cron_jobs() TO eve_gateway;
-
-REVOKE ALL ON TABLE public.google_ai_maintenance_settings FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT,UPDATE ON TABLE public.google_ai_maintenance_settings TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_log_maintenance_run(p_operation text, p_tables_affected text[],
     p_deleted_count integer, p_started_at timestamp with time zone, p_completed_at timestamp with time zone,
-    p_status text, p_details jsonb) TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_log_maintenance_run(p_operation text, p_tables_affected text[],
-    p_deleted_count integer, p_started_at timestamp with time zone, p_completed_at timestamp with time zone,
-    p_status text, p_details jsonb) TO eve_gateway;
+    p_status text, p_details jsonb) TO service_role, eve_gateway;
 
-REVOKE ALL ON TABLE public.google_ai_maintenance_log FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_maintenance_log TO service_role;
 
-REVOKE ALL ON SEQUENCE public.google_ai_maintenance_log_id_seq FROM anon, authenticated, service_role, eve_gateway;
 GRANT ALL ON SEQUENCE public.google_ai_maintenance_log_id_seq TO service_role;
 
-ALTER TABLE public.google_ai_metric_fold ENABLE ROW LEVEL SECURITY;
+GRANT ALL ON FUNCTION public.google_ai_metrics() TO service_role, eve_gateway;
 
-ALTER TABLE public.google_ai_metric_totals ENABLE ROW LEVEL SECURITY;
-GRANT ALL ON FUNCTION public.google_ai_metrics() TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_metrics() TO eve_gateway;
-
-REVOKE ALL ON TABLE public.google_ai_metric_fold FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_metric_fold TO service_role;
 
-REVOKE ALL ON TABLE public.google_ai_metric_totals FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_metric_totals TO service_role;
 
-REVOKE ALL ON TABLE public.google_ai_model_catalogue_status FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_model_catalogue_status TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_catalogue_status() TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_catalogue_status() TO eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_catalogue_status() TO service_role, eve_gateway;
 
-REVOKE ALL ON TABLE public.google_ai_caller_budgets_today FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_caller_budgets_today TO service_role;
 
-REVOKE ALL ON TABLE public.google_ai_clients_overview FROM anon, authenticated, service_role, eve_gateway;
 GRANT ALL ON TABLE public.google_ai_clients_overview TO service_role;
 
-REVOKE ALL ON TABLE public.google_ai_cooldowns_active FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_cooldowns_active TO service_role;
 
-REVOKE ALL ON TABLE public.google_ai_model_lifecycle FROM anon, authenticated, service_role, eve_gateway;
 GRANT ALL ON TABLE public.google_ai_model_lifecycle TO service_role;
 
-REVOKE ALL ON TABLE public.google_ai_queue_now FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_queue_now TO service_role;
 
-REVOKE ALL ON TABLE public.google_ai_shares_today FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_shares_today TO service_role;
 
-REVOKE ALL ON TABLE public.google_ai_spend_daily FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_spend_daily TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_spend_yesterday(p_now timestamp with time zone) TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_spend_yesterday(p_now timestamp with time zone) TO eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_spend_yesterday(p_now timestamp with time zone) TO service_role, eve_gateway;
 
-REVOKE ALL ON TABLE public.google_ai_usage_by_caller_24h FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_usage_by_caller_24h TO service_role;
 
-REVOKE ALL ON TABLE public.google_ai_usage_now FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_usage_now TO service_role;
 
-REVOKE ALL ON TABLE public.google_ai_wait_by_class_1h FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_wait_by_class_1h TO service_role;
 
 -- The Responses API's stored responses (65_stored_responses.sql): read, kept and deleted only through
 -- its functions, each for the caller's own.
-ALTER TABLE public.google_ai_stored_responses ENABLE ROW LEVEL SECURITY;
-REVOKE ALL ON TABLE public.google_ai_stored_responses FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT, DELETE ON TABLE public.google_ai_stored_responses TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_store_response(p_token_hash text, p_caller text, p_id text, p_model text,
     p_response jsonb, p_conversation jsonb) TO eve_gateway;
@@ -334,27 +223,14 @@ GRANT ALL ON FUNCTION public.google_ai_delete_stored_response(p_token_hash text,
     TO eve_gateway;
 
 -- Embedding models (66_embedding_models.sql): rows the owner edits; llm-invoke reads one model's facts.
-ALTER TABLE public.google_ai_embedding_models ENABLE ROW LEVEL SECURITY;
-REVOKE ALL ON TABLE public.google_ai_embedding_models FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_embedding_models TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_embedding_traits(p_model text) TO eve_gateway;
-GRANT ALL ON FUNCTION public.google_ai_embedding_traits(p_model text) TO service_role;
+GRANT ALL ON FUNCTION public.google_ai_embedding_traits(p_model text) TO eve_gateway, service_role;
 
 -- The response cache (70_response_cache.sql): the operator's tables; the functions call its RPCs.
-ALTER TABLE public.google_ai_response_cache ENABLE ROW LEVEL SECURITY;
-ALTER TABLE public.google_ai_response_cache_hits ENABLE ROW LEVEL SECURITY;
-ALTER TABLE public.google_ai_response_cache_settings ENABLE ROW LEVEL SECURITY;
-ALTER TABLE public.google_ai_response_cache_defaults ENABLE ROW LEVEL SECURITY;
-REVOKE ALL ON TABLE public.google_ai_response_cache FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT,DELETE ON TABLE public.google_ai_response_cache TO service_role;
-REVOKE ALL ON TABLE public.google_ai_response_cache_hits FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_response_cache_hits TO service_role;
-REVOKE ALL ON TABLE public.google_ai_response_cache_settings FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT,UPDATE ON TABLE public.google_ai_response_cache_settings TO service_role;
-REVOKE ALL ON TABLE public.google_ai_response_cache_defaults FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_response_cache_defaults TO service_role;
-ALTER TABLE public.google_ai_response_cache_shared_scopes ENABLE ROW LEVEL SECURITY;
-REVOKE ALL ON TABLE public.google_ai_response_cache_shared_scopes FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_response_cache_shared_scopes TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_cache_lookup(p_caller text, p_token_hash text, p_model text, p_key text,
     p_mode text, p_ttl_s integer, p_holder uuid, p_flight_until timestamp with time zone, p_request_id text)
@@ -364,8 +240,5 @@ GRANT ALL ON FUNCTION public.google_ai_cache_store(p_entry bigint, p_holder uuid
 GRANT ALL ON FUNCTION public.google_ai_cache_abandon(p_entry bigint, p_holder uuid) TO eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_cache_defaults_exist() TO eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_cache_purge(p_scope text, p_model text) TO service_role;
-ALTER TABLE public.google_ai_response_cache_misses ENABLE ROW LEVEL SECURITY;
-REVOKE ALL ON TABLE public.google_ai_response_cache_misses FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_response_cache_misses TO service_role;
-REVOKE ALL ON TABLE public.google_ai_response_cache_24h FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_response_cache_24h TO service_role;

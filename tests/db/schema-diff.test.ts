@@ -246,7 +246,11 @@ REVOKE ALL ON TABLE public.google_ai_cooldowns_busiest FROM anon, authenticated,
 GRANT SELECT ON TABLE public.google_ai_cooldowns_busiest TO service_role;
 `;
     const { diff, targetUrl } = await generate(async (dir) => {
-      await writeFile(path.join(dir, "94_stacked.sql"), stacked);
+      // (The views in a file of their own, their access in 99_access.sql, whose loop revokes every view first.)
+      const [views, access] = stacked.split("REVOKE ALL");
+      await writeFile(path.join(dir, "94_stacked.sql"), views);
+      await writeFile(path.join(dir, "99_access.sql"),
+        (await readFile(path.join(dir, "99_access.sql"), "utf8")) + "REVOKE ALL" + access);
       await replaceIn(dir, "93_views.sql", "    cd.reason,\n    cd.quota_id,", "    cd.reason,\n    cd.cause,\n    cd.quota_id,");
     }, undefined, stacked);
     const sql = diff.sql!;

@@ -35,7 +35,7 @@ select unalike(pg_temp.plan_of('select public.google_ai_pacific_day(now()), publ
   '%google_ai_pacific%', 'the Pacific day and its next midnight are inlined');
 select unalike(pg_temp.plan_of('select public.google_ai_effective_limit(100, 0.1)'), '%google_ai_effective_limit%',
   'the effective limit is inlined');
-select unalike(pg_temp.plan_of('select public.google_ai_ms_until(now(), now()), public.google_ai_budget_left(5, 2)'),
+select unalike(pg_temp.plan_of('select public.google_ai_ms_until(now(), now()), public.google_ai_request_counts(2)'),
   '%google_ai_%', 'the answer''s arithmetic is inlined');
 select unalike(pg_temp.plan_of($q$select * from public.google_ai_candidate_groups('m', '{}', 1, 1, 1, now())$q$),
   '%Function Scan%', 'the candidate groups are inlined where they are read');
@@ -61,7 +61,7 @@ select is(
                    'public.google_ai_effective_limit(integer, numeric)'::regprocedure,
                    'public.google_ai_candidate_groups(text, uuid[], integer, integer, integer, timestamptz)'::regprocedure,
                    'public.google_ai_ms_until(timestamptz, timestamptz)'::regprocedure,
-                   'public.google_ai_budget_left(bigint, bigint)'::regprocedure)
+                   'public.google_ai_request_counts(integer)'::regprocedure)
      and (p.prosecdef or has_function_privilege('anon', p.oid, 'execute')
           or has_function_privilege('authenticated', p.oid, 'execute'))),
   '{}'::text[], 'the inlined helpers run with their caller''s rights and are closed to anon and authenticated');

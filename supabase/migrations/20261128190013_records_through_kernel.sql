@@ -1,9 +1,12 @@
 -- Written by `npm run db:diff` from the difference between what the migrations before it build and
 -- what supabase/schemas builds. Applying it twice changes nothing.
--- What it changes: Issue 79's kernel: the counter as of an instant as one record, the booking's steps and the
---   ring as named types, reserve_models_at taking the reservation whole, the attempt log's checks through
---   functions that hold their lists, the model row read whole
+-- What it changes: Issue 79: the counter as of an instant as one record, the booking's steps and the ring as
+--   named types, reserve_models_at taking the reservation whole, the attempt log's checks through functions
+--   that hold their lists, the model row read whole; one budget shape for tokens, clients and service
+--   callers; each grant said once
 set check_function_bodies = off;
+
+drop view if exists "public"."google_ai_caller_budgets_today";
 
 drop view if exists "public"."google_ai_shares_today";
 
@@ -23,13 +26,25 @@ drop function if exists "public"."google_ai_booking_outcome"(p_model public.goog
 
 drop function if exists "public"."google_ai_booking_rules"(p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_counter public.google_ai_usage_counters, p_now timestamp with time zone, p_window interval, p_day date, p_tokens integer, p_requests integer, p_window_tokens bigint, p_counts integer[], p_near_end boolean, p_near_start boolean, p_output integer, OUT outcome text, OUT cause text, OUT window_full boolean, OUT paced_until timestamp with time zone, OUT spread_at timestamp with time zone, OUT spread_step interval, OUT held_rpd bigint, OUT live bigint[], OUT owned bigint[], OUT kept jsonb, OUT input_until timestamp with time zone, OUT output_until timestamp with time zone);
 
+drop function if exists "public"."google_ai_budget_left"(p_max bigint, p_used bigint);
+
+drop function if exists "public"."google_ai_quota_report_owner"(p_now timestamp with time zone, p_row boolean, p_max_requests integer, p_max_tokens bigint, p_day_bucket date, p_requests_today integer, p_tokens_today bigint, p_daily_usd numeric, p_monthly_usd numeric, p_month_bucket date, p_spent_today_usd numeric, p_spent_month_usd numeric);
+
 drop function if exists "public"."google_ai_record_admission"(p_now timestamp with time zone, p_request public.google_ai_request, p_model text, p_class text, p_booking record, p_ticket uuid, p_booked_usd numeric, p_booked_output integer);
 
 drop function if exists "public"."google_ai_refusal_times"(p_outcome text, p_window_full boolean, p_quota_group text, p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_now timestamp with time zone, p_window interval, p_tokens integer, p_midnight timestamp with time zone, p_day_guard interval, p_near_end boolean, p_today_fits boolean, p_paced_until timestamp with time zone, p_spread_at timestamp with time zone, p_recheck_ms integer, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone);
 
 drop function if exists "public"."google_ai_reserve_models_at"(p_now timestamp with time zone, p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer, p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid, p_output_tokens integer[]);
 
+drop function if exists "public"."google_ai_share_use_counted"(p_use public.google_ai_share_use[], p_live bigint[], p_owned bigint[], p_at timestamp with time zone, p_window interval, p_window_requests integer, p_day_requests integer, p_admitted_at timestamp with time zone, p_day date, p_near_end boolean, p_near_start boolean);
+
+drop function if exists "public"."google_ai_usd_left"(p_max numeric, p_current boolean, p_spent numeric);
+
+drop view if exists "public"."google_ai_caller_budgets_today";
+
 drop view if exists "public"."google_ai_shares_today";
+
+drop function if exists "public"."google_ai_daily_use"(p_bucket date, p_requests_today integer, p_tokens_today bigint, p_day date, p_requests integer, p_tokens bigint, p_max_requests integer, p_max_tokens bigint);
 
 drop function if exists "public"."google_ai_ring_at"(p_at timestamp with time zone, p_window interval, INOUT ring_low bigint, INOUT ring integer[], INOUT sum_requests integer, INOUT sum_tokens bigint, p_requests integer, p_tokens integer, p_admitted_at timestamp with time zone);
 
@@ -42,6 +57,12 @@ end $migration$;
 do $migration$ begin
   if pg_catalog.to_regtype('"public"."google_ai_booking_verdict"') is null then
     create type "public"."google_ai_booking_verdict" as ("outcome" text, "cause" text, "window_full" boolean, "paced_until" timestamp with time zone, "spread_at" timestamp with time zone, "spread_step" interval, "held_rpd" bigint, "live" bigint[], "owned" bigint[], "kept" jsonb, "input_until" timestamp with time zone, "output_until" timestamp with time zone);
+  end if;
+end $migration$;
+
+do $migration$ begin
+  if pg_catalog.to_regtype('"public"."google_ai_budget"') is null then
+    create type "public"."google_ai_budget" as ("period" text, "max_requests" integer, "max_tokens" bigint, "max_usd" numeric, "bucket" date, "requests" integer, "tokens" bigint, "spent_usd" numeric, "monthly_max_usd" numeric, "month_bucket" date, "spent_month_usd" numeric);
   end if;
 end $migration$;
 
@@ -207,7 +228,7 @@ begin
       input_until     = v_rules.input_until, output_until = v_rules.output_until,
       share_use       = case when v_rules.owned is null then c.share_use
                              else public.google_ai_share_use_counted(c.share_use, v_rules.live, v_rules.owned,
-                                    v_at.at, v_at.minute, 1, 1, null, v_at.day, v_at.near_end, v_at.near_start) end,
+                                    v_at.at, v_at.minute, 1, v_at.day, v_at.near_end, v_at.near_start) end,
       updated_at      = v_at.at
     where c.id = v_row.id;
     return row('booked', v_minute, v_at.day, null, null, null, v_at.at,
@@ -383,6 +404,126 @@ end
 $function$
 ;
 
+CREATE OR REPLACE FUNCTION public.google_ai_budget_counted(p_budget public.google_ai_budget, p_day date, p_requests integer, p_tokens integer, p_usd numeric, p_book boolean)
+ RETURNS public.google_ai_budget
+ LANGUAGE plpgsql
+ IMMUTABLE
+AS $function$
+declare
+  v_b public.google_ai_budget := case when p_book then public.google_ai_budget_on(p_budget, p_day) else p_budget end;
+begin
+  if p_book or p_budget.period = 'life' or p_budget.bucket = p_day then
+    v_b.requests := greatest(0, v_b.requests + p_requests);
+    v_b.tokens := greatest(0, v_b.tokens + p_tokens);
+    v_b.spent_usd := greatest(0, v_b.spent_usd + p_usd);
+  end if;
+  if p_book or p_budget.month_bucket = pg_catalog.date_trunc('month', p_day)::date then
+    v_b.spent_month_usd := greatest(0, v_b.spent_month_usd + p_usd);
+  end if;
+  return v_b;
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_budget_left(p_budget public.google_ai_budget, p_day date, OUT requests integer, OUT tokens bigint, OUT usd numeric, OUT month_usd numeric)
+ RETURNS record
+ LANGUAGE plpgsql
+ IMMUTABLE
+AS $function$
+declare
+  v_b public.google_ai_budget := public.google_ai_budget_on(p_budget, p_day);
+begin
+  requests := v_b.max_requests - least(v_b.max_requests, v_b.requests);
+  tokens := v_b.max_tokens - least(v_b.max_tokens, v_b.tokens);
+  usd := v_b.max_usd - least(v_b.max_usd, v_b.spent_usd);
+  month_usd := v_b.monthly_max_usd - least(v_b.monthly_max_usd, v_b.spent_month_usd);
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_budget_of(p_row public.google_ai_caller_budgets)
+ RETURNS public.google_ai_budget
+ LANGUAGE plpgsql
+ IMMUTABLE
+AS $function$
+begin
+  return row('day', p_row.daily_max_requests, p_row.daily_max_tokens, p_row.daily_max_usd, p_row.day_bucket,
+    p_row.requests_today, p_row.tokens_today, p_row.spent_today_usd, p_row.monthly_max_usd, p_row.month_bucket,
+    p_row.spent_month_usd)::public.google_ai_budget;
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_budget_of(p_row public.google_ai_clients)
+ RETURNS public.google_ai_budget
+ LANGUAGE plpgsql
+ IMMUTABLE
+AS $function$
+begin
+  return row('day', p_row.daily_max_requests, p_row.daily_max_tokens, p_row.daily_max_usd, p_row.day_bucket,
+    p_row.requests_today, p_row.tokens_today, p_row.spent_today_usd, p_row.monthly_max_usd, p_row.month_bucket,
+    p_row.spent_month_usd)::public.google_ai_budget;
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_budget_of(p_row public.google_ai_tokens)
+ RETURNS public.google_ai_budget
+ LANGUAGE plpgsql
+ IMMUTABLE
+AS $function$
+begin
+  return row('life', p_row.max_requests, p_row.max_tokens, p_row.max_usd, null, p_row.requests_used,
+    p_row.tokens_used, p_row.spent_usd, null, null, null)::public.google_ai_budget;
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_budget_on(p_budget public.google_ai_budget, p_day date)
+ RETURNS public.google_ai_budget
+ LANGUAGE plpgsql
+ IMMUTABLE
+AS $function$
+declare
+  v_current boolean := p_budget.period = 'life' or p_budget.bucket = p_day;
+  v_month date := pg_catalog.date_trunc('month', p_day)::date;
+begin
+  return row(p_budget.period, p_budget.max_requests, p_budget.max_tokens, p_budget.max_usd,
+    case when p_budget.period = 'day' then p_day end, case when v_current then p_budget.requests else 0 end,
+    case when v_current then p_budget.tokens else 0 end, case when v_current then p_budget.spent_usd else 0 end,
+    p_budget.monthly_max_usd, v_month,
+    case when p_budget.month_bucket = v_month then p_budget.spent_month_usd else 0 end)::public.google_ai_budget;
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_budget_verdict(p_budget public.google_ai_budget, p_at timestamp with time zone, p_requests integer, p_tokens integer, p_worst numeric, OUT cause text, OUT period text, OUT reopens_at timestamp with time zone)
+ RETURNS record
+ LANGUAGE plpgsql
+ STABLE
+AS $function$
+declare
+  v_b public.google_ai_budget := public.google_ai_budget_on(p_budget, public.google_ai_pacific_day(p_at));
+begin
+  if v_b.requests + p_requests > v_b.max_requests or v_b.tokens + p_tokens > v_b.max_tokens then
+    cause := 'budget';
+  elsif v_b.max_usd is not null and (p_worst is null or p_worst + v_b.spent_usd > v_b.max_usd) then
+    cause := 'spend_budget';
+  elsif v_b.monthly_max_usd is not null
+        and (p_worst is null or p_worst + v_b.spent_month_usd > v_b.monthly_max_usd) then
+    cause := 'spend_budget';
+    period := 'month';
+    reopens_at := public.google_ai_pacific_start((v_b.month_bucket + interval '1 month')::date);
+  else
+    return;
+  end if;
+  period := coalesce(period, v_b.period);
+  reopens_at := case when cause = 'spend_budget' and p_worst is null then null
+                     when period = 'day' then public.google_ai_pacific_midnight_after(p_at) else reopens_at end;
+end
+$function$
+;
+
 CREATE OR REPLACE FUNCTION public.google_ai_counter_at(p_row public.google_ai_usage_counters, p_zone text, p_at timestamp with time zone, p_locked boolean, p_requests integer DEFAULT 0, p_tokens integer DEFAULT 0, p_settled boolean DEFAULT false)
  RETURNS public.google_ai_counter_at
  LANGUAGE plpgsql
@@ -428,6 +569,30 @@ AS $function$
 begin
   return p_cause = any ('{minute,day,limit_zero,spend_cap,monthly_cap,billing_cap,credits_depleted,unknown}'::text[]);
 end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_quota_report_budget(p_now timestamp with time zone, p_token public.google_ai_tokens, p_owner public.google_ai_budget)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+ SET search_path TO ''
+AS $function$
+  select jsonb_build_object(
+    'token_requests_left', t.requests, 'token_tokens_left', t.tokens, 'token_expires_at', p_token.expires_at,
+    'token_max_usd', p_token.max_usd, 'token_usd_left', t.usd,
+    'usd_applies_to', case when p_token.id is not null then 'client' when p_owner.period is not null then 'caller' end,
+    'daily_requests_left', o.requests, 'daily_tokens_left', o.tokens,
+    'daily_resets_at', case when num_nonnulls(p_owner.max_requests, p_owner.max_tokens) > 0
+                            then public.google_ai_pacific_midnight_after(p_now) end,
+    'daily_max_usd', p_owner.max_usd, 'daily_usd_left', o.usd,
+    'monthly_max_usd', p_owner.monthly_max_usd, 'monthly_usd_left', o.month_usd,
+    'spend', case when p_owner.period is not null then jsonb_build_object('today_usd', (b.owner).spent_usd,
+                                                                   'month_usd', (b.owner).spent_month_usd) end)
+  from (select public.google_ai_pacific_day(p_now) as day) d
+  cross join lateral (select public.google_ai_budget_on(p_owner, d.day) as owner) b
+  cross join lateral public.google_ai_budget_left(public.google_ai_budget_of(p_token), d.day) t
+  cross join lateral public.google_ai_budget_left(p_owner, d.day) o
 $function$
 ;
 
@@ -654,6 +819,73 @@ end
 $function$
 ;
 
+CREATE OR REPLACE FUNCTION public.google_ai_share_use_counted(p_use public.google_ai_share_use[], p_live bigint[], p_owned bigint[], p_at timestamp with time zone, p_window interval, p_requests integer, p_day date, p_near_end boolean, p_near_start boolean)
+ RETURNS public.google_ai_share_use[]
+ LANGUAGE plpgsql
+ IMMUTABLE PARALLEL SAFE
+AS $function$
+declare
+  v_use public.google_ai_share_use[] := '{}'::public.google_ai_share_use[];
+  v_ids bigint[] := p_live;
+  v_day_requests integer := 1;
+  v_admitted_at timestamptz;  -- a release's
+  v_id bigint;
+  v_old public.google_ai_share_use;
+  v_new public.google_ai_share_use;
+  v_days integer[];
+  v_ring record;
+begin
+  if v_ids is null then
+    -- A release. (The ids apart, so that the loop's expression stays a simple one, not a query.)
+    v_ids := array(select u.share_id from unnest(p_use) u);
+    v_day_requests := -1;
+    v_admitted_at := p_at;
+    p_at := null;
+  end if;
+  foreach v_id in array v_ids loop
+    v_old := null;
+    for i in 1 .. coalesce(cardinality(p_use), 0) loop
+      if (p_use[i]).share_id = v_id then
+        v_old := p_use[i];
+        exit;
+      end if;
+    end loop;
+    if not coalesce(v_id = any(p_owned), false) or (v_day_requests < 0 and v_old.share_id is null) then
+      if v_old.share_id is not null then
+        v_use := v_use || v_old;
+      end if;
+      continue;
+    end if;
+    v_ring := public.google_ai_ring_at(p_at, p_window, v_old.ring_low, v_old.ring, v_old.window_requests, null,
+      p_requests, 0, v_admitted_at);
+    v_new := row(v_id, v_ring.sum_requests, v_old.day_bucket, v_old.day_used, v_old.day_next_used,
+      v_old.day_prev_used, v_ring.ring_low, v_ring.ring);
+    if v_day_requests > 0 or v_old.day_bucket = p_day then
+      v_days := public.google_ai_day_counts(v_old.day_bucket, v_old.day_used, v_old.day_next_used,
+        v_old.day_prev_used, p_day);
+      v_new.day_bucket := p_day;
+      v_new.day_used := greatest(0, v_days[1] + v_day_requests);
+      v_new.day_next_used := greatest(0, v_days[2] + case when p_near_end then v_day_requests else 0 end);
+      v_new.day_prev_used := greatest(0, v_days[3] + case when p_near_start then v_day_requests else 0 end);
+    end if;
+    v_use := v_use || v_new;
+  end loop;
+  return v_use;
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_token_refusal(p_token public.google_ai_tokens, p_client public.google_ai_clients, p_at timestamp with time zone)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE
+AS $function$
+  select case when p_token.id is null then 'token_invalid'
+              when p_token.revoked_at is not null or p_client.revoked_at is not null then 'token_revoked'
+              when p_token.expires_at <= p_at then 'token_expired' end
+$function$
+;
+
 CREATE OR REPLACE FUNCTION public.google_ai_admit_at(p_now timestamp with time zone, p_request public.google_ai_request)
  RETURNS jsonb
  LANGUAGE plpgsql
@@ -738,6 +970,43 @@ end
 $function$
 ;
 
+CREATE OR REPLACE FUNCTION public.google_ai_caller_budget_at(p_caller text, p_client_id uuid, p_at timestamp with time zone, p_tokens integer, p_attempt integer, p_model public.google_ai_model_limits, p_output integer, p_class text, OUT day date, OUT worst numeric, OUT cause text, OUT reopens_at timestamp with time zone, OUT period text)
+ RETURNS record
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_row public.google_ai_caller_budgets;
+begin
+  if p_client_id is not null then
+    return;
+  end if;
+  -- (The row alone first: most callers have none, and the statement that judges a budget costs more
+  -- to start than this one.)
+  select b.* into v_row from public.google_ai_caller_budgets b where b.caller = p_caller for update;
+  if not found then
+    return;
+  end if;
+  day := public.google_ai_pacific_day(p_at);
+  if num_nonnulls(v_row.daily_max_usd, v_row.monthly_max_usd) > 0 then
+    worst := public.google_ai_worst_call_cost(p_model.model, p_tokens, p_output, p_class);
+  end if;
+  select v.cause, v.period, v.reopens_at into cause, period, reopens_at
+  from public.google_ai_budget_verdict(public.google_ai_budget_of(v_row), p_at,
+    public.google_ai_request_counts(p_attempt), p_tokens, worst) v;
+end
+$function$
+;
+
+create or replace view "public"."google_ai_caller_budgets_today" as  SELECT b.caller,
+    b.daily_max_requests,
+    u.requests AS requests_today,
+    b.daily_max_tokens,
+    u.tokens AS tokens_today,
+    public.google_ai_pacific_start((public.google_ai_pacific_day(now()) + 1)) AS resets_at,
+    b.notes
+   FROM (public.google_ai_caller_budgets b
+     CROSS JOIN LATERAL public.google_ai_budget_on(public.google_ai_budget_of(b.*), public.google_ai_pacific_day(now())) u(period, max_requests, max_tokens, max_usd, bucket, requests, tokens, spent_usd, monthly_max_usd, month_bucket, spent_month_usd));
+
 CREATE OR REPLACE FUNCTION public.google_ai_candidate_groups(p_model text, p_exclude_key_ids uuid[], p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone)
  RETURNS TABLE(quota_group text, priority integer, cooldown_until timestamp with time zone, rpm_used integer, tpm_used integer, rpd_used integer, headroom numeric, key_id uuid, key_alias text, env_var_name text, full_by text, day_zone text)
  LANGUAGE sql
@@ -774,6 +1043,77 @@ AS $function$
               when p_rpm is not null and u.rpm_used operator(pg_catalog.+) 1 operator(pg_catalog.>) p_rpm then 'rpm'
          end, coalesce(u.day_zone, 'UTC')
   from usage u
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_check_token(p_token_hash text, p_refusals integer DEFAULT 1)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+declare
+  v_token public.google_ai_tokens;
+  v_client public.google_ai_clients;
+  v_reason text;
+  v_minute timestamptz := pg_catalog.date_trunc('minute', pg_catalog.clock_timestamp());
+begin
+  select * into v_token from public.google_ai_tokens t where t.token_hash = p_token_hash;
+  select * into v_client from public.google_ai_clients c where c.id = v_token.client_id;
+  v_reason := public.google_ai_token_refusal(v_token, v_client, pg_catalog.clock_timestamp());
+
+  if v_reason is null then
+    return jsonb_build_object('status', 'ok', 'token_id', v_token.id, 'client', v_client.name,
+      'models', v_token.models, 'expires_at', v_token.expires_at, 'max_output_tokens', v_client.max_output_tokens);
+  end if;
+
+  if p_refusals is distinct from 0 then
+    insert into public.google_ai_credential_refusals as r (minute, reason, token_id, client_id, refusals)
+    values (v_minute, v_reason, v_token.id, v_token.client_id, greatest(1, coalesce(p_refusals, 1)))
+    on conflict (minute, reason, coalesce(token_id, '00000000-0000-0000-0000-000000000000'::uuid)) do update set
+      refusals = r.refusals + excluded.refusals,
+      last_seen = pg_catalog.clock_timestamp();
+  end if;
+  -- Self-trimming, a bounded batch at a time (the unique index leads with minute): rows older than
+  -- a day go, so the table holds at most a day of minutes whoever calls.
+  delete from public.google_ai_credential_refusals r
+  where r.ctid in (select r2.ctid from public.google_ai_credential_refusals r2
+                   where r2.minute < v_minute - interval '1 day' limit 100);
+  return jsonb_build_object('status', v_reason);
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_count_budgets(p_token_id uuid, p_client_id uuid, p_caller text, p_at timestamp with time zone, p_day date, p_requests integer, p_tokens integer, p_usd numeric, p_book boolean)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  v_day date := coalesce(case when p_client_id is null then p_day end, public.google_ai_pacific_day(p_at));
+  v_month date := pg_catalog.date_trunc('month', v_day)::date;
+  v_usd numeric := coalesce(p_usd, 0);
+begin
+  if p_requests = 0 and p_tokens = 0 and v_usd = 0 and not p_book then
+    return;
+  end if;
+  if p_token_id is not null then
+    update public.google_ai_tokens t set (requests_used, tokens_used, spent_usd) = (select n.requests, n.tokens,
+        n.spent_usd from public.google_ai_budget_counted(public.google_ai_budget_of(t), v_day, p_requests, p_tokens,
+        v_usd, p_book) n), last_used_at = case when p_book then p_at else t.last_used_at end
+    where t.id = p_token_id;
+    update public.google_ai_clients c set (day_bucket, requests_today, tokens_today, spent_today_usd, month_bucket,
+        spent_month_usd) = (select n.bucket, n.requests, n.tokens, n.spent_usd, n.month_bucket, n.spent_month_usd
+      from public.google_ai_budget_counted(public.google_ai_budget_of(c), v_day, p_requests, p_tokens, v_usd, p_book) n)
+    where c.id = p_client_id and (p_book or c.day_bucket = v_day or c.month_bucket = v_month);
+  elsif p_client_id is null then
+    update public.google_ai_caller_budgets b set (day_bucket, requests_today, tokens_today, spent_today_usd,
+        month_bucket, spent_month_usd) = (select n.bucket, n.requests, n.tokens, n.spent_usd, n.month_bucket,
+        n.spent_month_usd
+      from public.google_ai_budget_counted(public.google_ai_budget_of(b), v_day, p_requests, p_tokens, v_usd, p_book) n)
+    where b.caller = p_caller and (p_book or b.day_bucket = v_day or b.month_bucket = v_month);
+  end if;
+end
 $function$
 ;
 
@@ -834,6 +1174,257 @@ begin
                        case when tokens_left = 0 then tokens_reset_at end,
                        case when day_left = 0 then day_reset_at end);
 end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_at(p_now timestamp with time zone)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+declare
+  v_step record;
+  v_started timestamptz := pg_catalog.clock_timestamp();
+  v_now timestamptz := coalesce(p_now, v_started);
+  v_settings public.google_ai_maintenance_settings;
+  v_old_lock_timeout text := pg_catalog.current_setting('lock_timeout');
+  v_result jsonb;
+  v_steps jsonb := '{}'::jsonb;
+  v_failed text[] := '{}'::text[];
+  v_tables text[] := '{}'::text[];
+  v_deleted bigint := 0;
+  v_more boolean := false;
+  v_status text;
+  v_completed timestamptz;
+  v_log_id integer;
+begin
+  select * into v_settings from public.google_ai_maintenance_settings s where s.id;
+  if not found then
+    -- The row was deleted: put the defaults back (they live in the column defaults only).
+    insert into public.google_ai_maintenance_settings as s (id) values (true)
+    on conflict (id) do update set id = s.id
+    returning * into v_settings;
+  end if;
+
+  -- One run at a time (the hourly job and an on-demand run may meet); the other one is logged as skipped.
+  if not pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('public.google_ai_housekeeping')::bigint) then
+    v_log_id := public.google_ai_log_maintenance_run('housekeeping', '{}', 0, v_started,
+      pg_catalog.clock_timestamp(), 'skipped',
+      jsonb_build_object('reason', 'another housekeeping run is in progress', 'now', v_now));
+    return jsonb_build_object('ok', true, 'status', 'skipped', 'log_id', v_log_id, 'deleted_count', 0,
+      'reason', 'another housekeeping run is in progress');
+  end if;
+
+  perform pg_catalog.set_config('lock_timeout', v_settings.lock_timeout_ms::text || 'ms', true);
+  for v_step in select * from public.google_ai_housekeeping_steps(v_now, v_settings) loop
+    v_result := public.google_ai_housekeeping_step(v_now, v_settings, v_started + v_settings.time_budget,
+      v_step.fn, v_step.rel, v_step.key, v_step.condition, v_step.cutoff, v_step.sort);
+    if v_result ->> 'status' = 'failed' then
+      v_failed := v_failed || v_step.name;
+    end if;
+    v_deleted := v_deleted + coalesce((v_result ->> 'deleted')::bigint, 0);
+    if coalesce((v_result ->> 'deleted')::bigint, 0) + coalesce((v_result ->> 'abandoned')::bigint, 0) > 0
+       and not (pg_catalog.regexp_replace(v_step.rel, '^public\.', '') = any (v_tables)) then
+      v_tables := v_tables || pg_catalog.regexp_replace(v_step.rel, '^public\.', '');
+    end if;
+    v_more := v_more or coalesce((v_result ->> 'more')::boolean, false);
+    v_steps := v_steps || jsonb_build_object(v_step.name, v_result);
+  end loop;
+  perform pg_catalog.set_config('lock_timeout', v_old_lock_timeout, true);
+
+  v_status := case when cardinality(v_failed) > 0 then 'failed' else 'succeeded' end;
+  v_completed := pg_catalog.clock_timestamp();
+  v_result := jsonb_build_object(
+    'duration_ms', round(extract(epoch from (v_completed - v_started)) * 1000, 1),
+    'steps', v_steps,
+    'failed_steps', to_jsonb(v_failed),
+    'more_pending', v_more);
+  v_log_id := public.google_ai_log_maintenance_run('housekeeping', v_tables, least(v_deleted, 2147483647)::integer,
+    v_started, v_completed, v_status,
+    v_result || jsonb_build_object('now', v_now, 'settings', to_jsonb(v_settings) - 'id' - 'updated_at'));
+
+  if v_status = 'failed' then
+    raise warning 'google_ai_housekeeping: step(s) % failed; see google_ai_maintenance_log id %',
+      array_to_string(v_failed, ', '), v_log_id;
+  end if;
+  return v_result || jsonb_build_object('ok', v_status = 'succeeded', 'status', v_status, 'log_id', v_log_id,
+    'deleted_count', v_deleted);
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_metric_gauges(p_at timestamp with time zone, p_mark bigint)
+ RETURNS TABLE(family text, sample text, labels text, value numeric)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  with live as (
+    select a.status, a.model, a.quota_group from public.google_ai_attempts a where a.id > p_mark
+  ), last_run as (
+    select m.completed_at, m.status from public.google_ai_maintenance_log m
+    where m.operation = 'housekeeping' and m.status <> 'skipped'
+    order by m.started_at desc limit 1
+  ), gauges (family, labels, value) as (
+    select 'eve_gateway_attempts_in_flight', concat_ws(',', public.google_ai_metric_label('model', a.model),
+             public.google_ai_metric_label('quota_group', a.quota_group)), count(*)::numeric
+    from live a where a.status = 'reserved' group by a.model, a.quota_group
+    union all
+    select 'eve_gateway_metrics_live_rows', '', count(*)::numeric from live
+    union all
+    select 'eve_gateway_pacific_day_end_timestamp_seconds', '',
+           extract(epoch from public.google_ai_pacific_midnight_after(p_at))
+    union all
+    select 'eve_gateway_queue_depth', concat_ws(',', public.google_ai_metric_label('model', q.model),
+             public.google_ai_metric_label('priority_class', q.priority_class)), count(*)::numeric
+    from public.google_ai_queue q where q.lease_until > p_at group by q.model, q.priority_class
+    union all
+    select 'eve_gateway_queue_oldest_wait_seconds', concat_ws(',', public.google_ai_metric_label('model', q.model),
+             public.google_ai_metric_label('priority_class', q.priority_class)),
+           round(extract(epoch from (p_at - min(q.enqueued_at))), 3)
+    from public.google_ai_queue q where q.lease_until > p_at group by q.model, q.priority_class
+    union all
+    select 'eve_gateway_cooldown_seconds_left', concat_ws(',', public.google_ai_metric_label('model', cd.model),
+             public.google_ai_metric_label('quota_group', cd.quota_group),
+             public.google_ai_metric_label('provider',
+               (select v.provider from public.google_ai_model_provider(cd.model) v)),
+             public.google_ai_metric_label('cause', coalesce(cd.cause, 'unknown'))),
+           round(extract(epoch from (cd.cooldown_until - p_at)), 3)
+    from public.google_ai_cooldowns cd where cd.cooldown_until > p_at
+    union all
+    select 'eve_gateway_model_withdrawn', public.google_ai_metric_label('model', l.model),
+           case when l.withdrawn_at is not null then 1 else 0 end
+    from public.google_ai_model_limits l where l.is_active
+    union all
+    select 'eve_gateway_model_shutdown_timestamp_seconds',
+           concat_ws(',', public.google_ai_metric_label('model', l.model),
+             public.google_ai_metric_label('successor', l.successor)),
+           extract(epoch from l.shutdown_date::timestamp at time zone 'UTC')
+    from public.google_ai_model_limits l where l.is_active and l.shutdown_date is not null
+    union all
+    select 'eve_gateway_keys', concat_ws(',', public.google_ai_metric_label('provider', k.serves_provider),
+             public.google_ai_metric_label('quota_group', public.google_ai_quota_group(k.project_id, k.id)),
+             public.google_ai_metric_label('health', coalesce(h.status, 'unchecked')),
+             public.google_ai_metric_label('active', k.is_active::text)), count(*)::numeric
+    from public.google_ai_api_keys k left join public.google_ai_key_health h on h.api_key_id = k.id
+    group by 2
+    union all
+    select 'eve_gateway_caller_budget_remaining', concat_ws(',', public.google_ai_metric_label('caller', b.caller),
+             public.google_ai_metric_label('unit', x.unit)), x.left_today
+    from (select 'client:' || c.name as caller, public.google_ai_budget_of(c) as budget
+          from public.google_ai_clients c where c.revoked_at is null
+          union all
+          select s.caller, public.google_ai_budget_of(s) from public.google_ai_caller_budgets s) b
+    cross join lateral public.google_ai_budget_left(b.budget, public.google_ai_pacific_day(p_at)) l
+    cross join lateral (values ('requests', l.requests::numeric), ('tokens', l.tokens::numeric)) x(unit, left_today)
+    where x.left_today is not null
+    union all
+    select 'eve_gateway_housekeeping_last_run_timestamp_seconds', '', extract(epoch from r.completed_at)
+    from last_run r
+    union all
+    select 'eve_gateway_housekeeping_last_run_failed', '', case when r.status = 'failed' then 1 else 0 end
+    from last_run r
+    union all
+    select 'eve_gateway_housekeeping_last_success_timestamp_seconds', '', extract(epoch from m.completed_at)
+    from (select m.completed_at from public.google_ai_maintenance_log m
+          where m.operation = 'housekeeping' and m.status = 'succeeded' order by m.started_at desc limit 1) m
+  )
+  select g.family, g.family, g.labels, g.value from gauges g
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_mint_token(p_secret_hash text, p_token_hash text, p_models text[] DEFAULT NULL::text[], p_ttl_seconds integer DEFAULT NULL::integer, p_max_requests integer DEFAULT NULL::integer, p_max_tokens integer DEFAULT NULL::integer)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+declare
+  v_client public.google_ai_clients;
+  v_models text[];
+  v_ttl interval;
+  v_max_requests integer;
+  v_max_tokens integer;
+  v_recent integer;
+  v_oldest timestamptz;
+  v_token_id uuid;
+  v_expires timestamptz;
+  v_allowed jsonb;
+  v_left record;
+begin
+  if p_token_hash is null or p_token_hash !~ '^[0-9a-f]{64}$' then
+    raise exception 'p_token_hash must be a SHA-256 hex digest' using errcode = '22023';
+  end if;
+
+  select * into v_client from public.google_ai_clients c where c.secret_hash = p_secret_hash for update;
+  if not found then
+    return jsonb_build_object('ok', false, 'error', 'invalid_secret');
+  end if;
+  if v_client.revoked_at is not null then
+    return jsonb_build_object('ok', false, 'error', 'client_revoked');
+  end if;
+
+  -- Default lifetime: one hour, or the client's maximum if that is shorter.
+  v_ttl := coalesce(make_interval(secs => p_ttl_seconds), least(interval '1 hour', v_client.max_token_ttl));
+  v_allowed := jsonb_build_object('models', v_client.models,
+    'max_ttl_seconds', extract(epoch from v_client.max_token_ttl)::integer,
+    'max_requests', v_client.token_max_requests, 'max_tokens', v_client.token_max_tokens);
+
+  if p_models is null then
+    v_models := v_client.models;
+  else
+    select array_agg(distinct coalesce((public.google_ai_resolve_model(m)).model,
+      m)) into v_models from unnest(p_models) m;
+  end if;
+  if v_models is null or cardinality(v_models) = 0 or not (v_models <@ v_client.models)
+     or (p_ttl_seconds is not null and (p_ttl_seconds < 60 or v_ttl > v_client.max_token_ttl))
+     or (p_max_requests is not null and (p_max_requests < 1
+       or p_max_requests > coalesce(v_client.token_max_requests, p_max_requests)))
+     or (p_max_tokens is not null and (p_max_tokens < 1
+       or p_max_tokens > coalesce(v_client.token_max_tokens, p_max_tokens))) then
+    return jsonb_build_object('ok', false, 'error', 'scope_exceeded', 'allowed', v_allowed);
+  end if;
+  v_max_requests := coalesce(p_max_requests, v_client.token_max_requests);
+  v_max_tokens := coalesce(p_max_tokens, v_client.token_max_tokens);
+
+  select count(*), min(t.created_at) into v_recent, v_oldest
+  from public.google_ai_tokens t
+  where t.client_id = v_client.id and t.created_at > now() - interval '1 hour';
+  if v_recent >= v_client.mint_per_hour then
+    return jsonb_build_object('ok', false, 'error', 'mint_rate_limited',
+      'retry_after_ms', public.google_ai_ms_until(v_oldest + interval '1 hour', now()));
+  end if;
+
+  v_expires := now() + v_ttl;
+  v_left := public.google_ai_budget_left(public.google_ai_budget_of(v_client),
+    public.google_ai_pacific_day(pg_catalog.clock_timestamp()));
+  insert into public.google_ai_tokens (client_id, token_hash, models, expires_at, max_requests, max_tokens, max_usd)
+  values (v_client.id, p_token_hash, v_models, v_expires, v_max_requests, v_max_tokens, v_client.token_max_usd)
+  returning id into v_token_id;
+
+  return jsonb_build_object('ok', true, 'token_id', v_token_id, 'client', v_client.name, 'expires_at', v_expires,
+    'models', to_jsonb(v_models), 'budget', jsonb_build_object('max_requests',
+      v_max_requests, 'max_tokens', v_max_tokens,
+      -- The budgets in money that apply to the token's calls: its own for its life, its client's left of
+      -- the Pacific day and month (null: none).
+      'max_usd', v_client.token_max_usd,
+      'daily_usd_left', v_left.usd, 'monthly_usd_left', v_left.month_usd));
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_model_cooldowns(p_model text, p_now timestamp with time zone, p_show_groups boolean)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+ SET search_path TO ''
+AS $function$
+  select coalesce(jsonb_agg(to_jsonb(c) - case when p_show_groups then '' else 'quota_group' end
+                   order by c.cooldown_until, c.quota_group), '[]')
+  from (select cd.quota_group, cd.cause, cd.cooldown_until,
+               public.google_ai_ms_until(cd.cooldown_until, p_now) as retry_after_ms
+        from public.google_ai_cooldowns cd
+        where cd.model = p_model and cd.cooldown_until > p_now) c
 $function$
 ;
 
@@ -905,6 +1496,76 @@ begin
                   when v_kept_bound then 'share_kept' else 'window_full' end;
   end if;
 end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_quota_report_at(p_now timestamp with time zone, p_token_hash text, p_caller text DEFAULT NULL::text)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO ''
+AS $function$
+declare
+  v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
+  v_token public.google_ai_tokens;
+  v_client public.google_ai_clients;
+  v_models text[];
+  v_caller jsonb;
+  v_owner_class text;
+  v_owner_caller text;
+  v_owner public.google_ai_budget;  -- the token's client's or the service caller's (null: none)
+  v_budget jsonb;
+  v_refused text;  -- why the token can never be admitted
+begin
+  if p_token_hash is not null then
+    select * into v_token from public.google_ai_tokens t where t.token_hash = p_token_hash;
+    select * into v_client from public.google_ai_clients c where c.id = v_token.client_id;
+    v_refused := public.google_ai_token_refusal(v_token, v_client, v_now);
+    if v_refused is not null then
+      return jsonb_build_object('ok', false, 'status', v_refused);
+    end if;
+    v_models := v_token.models;
+    v_owner := public.google_ai_budget_of(v_client);
+    v_caller := jsonb_build_object('kind', 'token', 'client', v_client.name,
+                                   'priority_class', v_client.priority_class);
+    v_owner_class := v_client.priority_class;
+    v_owner_caller := 'client:' || v_client.name;
+  else
+    -- A label without a row has no budget: v_owner stays null.
+    v_owner := (select public.google_ai_budget_of(b) from public.google_ai_caller_budgets b where b.caller = p_caller);
+    v_owner_class := (select pc.name from public.google_ai_priority_classes pc order by pc.rank limit 1);
+    v_owner_caller := p_caller;
+    v_caller := jsonb_build_object('kind', 'service', 'client', null, 'priority_class', v_owner_class);
+  end if;
+  v_budget := public.google_ai_quota_report_budget(v_now, v_token, v_owner);
+
+  return jsonb_build_object(
+    'ok', true,
+    'as_of', v_now,
+    'caller', v_caller,
+    -- (A service caller has no token: its token fields are null. The money's: the token's for its life,
+    -- and its client's, or the service caller's, day and month; null: none.)
+    'budget', v_budget - 'spend',
+    -- (null for a service caller without a row: google_ai_spend_daily has its spend)
+    'spend', v_budget -> 'spend',
+    'models', public.google_ai_quota_report_models(v_now, v_models, p_token_hash is null, v_owner_class,
+      v_owner_caller),
+    'withdrawn', public.google_ai_quota_report_withdrawn(v_models));
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_quota_report_withdrawn(p_models text[])
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+ SET search_path TO ''
+AS $function$
+  select coalesce(jsonb_agg(to_jsonb(w) order by w.model), '[]')
+  from (select l.model, l.provider, l.withdrawn_at, l.withdrawn_message, l.successor, l.google_successor,
+               l.shutdown_date
+        from public.google_ai_model_limits l
+        where l.withdrawn_at is not null and (p_models is null or l.model = any (p_models))) w
 $function$
 ;
 
@@ -1002,8 +1663,7 @@ begin
                   null, array(select s.id from public.google_ai_quota_shares s
                               where s.model = p_att.model
                                 and (s.priority_class = p_att.priority_class or s.caller = p_att.caller)),
-                  null, v_at.minute, v_requests, -1, p_att.admitted_at, p_att.day_bucket, v_at.near_end,
-                  v_at.near_start)
+                  p_att.admitted_at, v_at.minute, v_requests, p_att.day_bucket, v_at.near_end, v_at.near_start)
                 else c.share_use end
   where c.id = v_row.id;
 end
@@ -1075,6 +1735,70 @@ create or replace view "public"."google_ai_shares_today" as  WITH clock AS (
            FROM public.google_ai_ring_at(c.at, c.window_length, u.ring_low, u.ring, u.window_requests, NULL::bigint) r(ring_low, ring, sum_requests, sum_tokens)) w)
      CROSS JOIN LATERAL ( SELECT (public.google_ai_day_counts(u.day_bucket, u.day_used, u.day_next_used, u.day_prev_used, z.day))[1] AS used_today) d);
 
+CREATE OR REPLACE FUNCTION public.google_ai_token_verdict_at(p_now timestamp with time zone, p_request public.google_ai_request, OUT refusal jsonb, OUT caller text, OUT client_id uuid, OUT token_id uuid, OUT worst numeric)
+ RETURNS record
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  v_token public.google_ai_tokens;
+  v_client public.google_ai_clients;
+  v_model text;
+  v_limit text;
+  v_cause text;
+  v_period text;       -- whose period refused: the token's life, the client's day or month
+  v_retry_at timestamptz;
+  v_retry_ms bigint;
+  v_count_request integer := public.google_ai_request_counts(p_request.attempt);
+begin
+  select * into v_token from public.google_ai_tokens t where t.token_hash = p_request.token_hash for update;
+  if not found then
+    refusal := jsonb_build_object('ok', false, 'limit', 'token_invalid', 'cause', 'token_invalid',
+      'retry_after_ms', null);
+    return;
+  end if;
+  select * into v_client from public.google_ai_clients c where c.id = v_token.client_id for update;
+  caller := 'client:' || v_client.name;
+  client_id := v_client.id;
+  token_id := v_token.id;
+  v_limit := public.google_ai_token_refusal(v_token, v_client, p_now);
+  v_model := coalesce((public.google_ai_resolve_model(p_request.model)).model, p_request.model);
+  if num_nonnulls(v_client.daily_max_usd, v_client.monthly_max_usd, v_token.max_usd) > 0 then
+    worst := public.google_ai_worst_call_cost(v_model, p_request.estimated_tokens, p_request.output_tokens,
+      (public.google_ai_request_class(p_request.priority, v_client.id)).name);
+  end if;
+
+  if v_limit is null and not (v_model = any (v_token.models)) then
+    v_limit := 'model_not_allowed';
+  elsif v_limit is null then
+    -- The token's budget first, then its client's.
+    select b.lim, v.cause, v.period, v.reopens_at into v_limit, v_cause, v_period, v_retry_at
+    from (values (1, 'token_budget', public.google_ai_budget_of(v_token)),
+                 (2, 'client_budget', public.google_ai_budget_of(v_client))) b(n, lim, budget)
+    cross join lateral public.google_ai_budget_verdict(b.budget, p_now, v_count_request, p_request.estimated_tokens,
+      worst) v
+    where v.cause is not null
+    order by b.n limit 1;
+  end if;
+  if v_limit is null then
+    return;
+  end if;
+  v_retry_ms := public.google_ai_ms_until(v_retry_at, p_now);
+
+  insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
+    attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
+  values ('refused', p_request.request_id, caller, client_id, token_id, v_model, p_request.model,
+    coalesce(p_request.attempt, 1), p_request.estimated_tokens, v_limit,
+    coalesce(v_cause, public.google_ai_refusal_cause(v_limit)), v_retry_ms, p_request.wait_ms,
+    coalesce(p_request.metadata, '{}'));
+  refusal := jsonb_build_object('ok', false, 'limit', v_limit, 'cause', coalesce(v_cause,
+    public.google_ai_refusal_cause(v_limit)),
+    'retry_after_ms', v_retry_ms, 'retry_at', v_retry_at, 'client_id', client_id, 'token_id', token_id)
+    || case when v_period is not null then jsonb_build_object('period', v_period) else '{}' end;
+end
+$function$
+;
+
 do $migration$ begin
   if not exists (select 1 from pg_catalog.pg_constraint where conrelid = '"public"."google_ai_attempts"'::regclass
                  and conname = 'google_ai_attempts_quota_cause_check') then
@@ -1109,17 +1833,46 @@ revoke all on function public.google_ai_book_group(p_quota_group text, p_model p
 revoke all on function public.google_ai_booked_quota(p_model public.google_ai_model_limits, p_quota_group text, p_at public.google_ai_counter_at, p_kept jsonb) from public, anon, authenticated, service_role;
 revoke all on function public.google_ai_booking_outcome(p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_at public.google_ai_counter_at, p_held_rpm bigint, p_held bigint[], p_paced_until timestamp with time zone, p_spread_at timestamp with time zone, p_spread_limit text) from public, anon, authenticated, service_role;
 revoke all on function public.google_ai_booking_rules(p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_counter public.google_ai_usage_counters, p_at public.google_ai_counter_at, p_tokens integer, p_output integer) from public, anon, authenticated, service_role;
+comment on type public.google_ai_budget is 'A budget and its use: requests, tokens and money (US dollars) per period (life: a token''s; day: a Pacific day, bucket), money per Pacific month (month_bucket); null: no limit.';
+revoke all on function public.google_ai_budget_counted(p_budget public.google_ai_budget, p_day date, p_requests integer, p_tokens integer, p_usd numeric, p_book boolean) from public, anon, authenticated, service_role;
+revoke all on function public.google_ai_budget_left(p_budget public.google_ai_budget, p_day date, OUT requests integer, OUT tokens bigint, OUT usd numeric, OUT month_usd numeric) from public, anon, authenticated, service_role;
+revoke all on function public.google_ai_budget_of(p_row public.google_ai_caller_budgets) from public, anon, authenticated, service_role;
+grant execute on function public.google_ai_budget_of(p_row public.google_ai_caller_budgets) to service_role;
+revoke all on function public.google_ai_budget_of(p_row public.google_ai_clients) from public, anon, authenticated, service_role;
+revoke all on function public.google_ai_budget_of(p_row public.google_ai_tokens) from public, anon, authenticated, service_role;
+revoke all on function public.google_ai_budget_on(p_budget public.google_ai_budget, p_day date) from public, anon, authenticated, service_role;
+grant execute on function public.google_ai_budget_on(p_budget public.google_ai_budget, p_day date) to service_role;
+revoke all on function public.google_ai_budget_verdict(p_budget public.google_ai_budget, p_at timestamp with time zone, p_requests integer, p_tokens integer, p_worst numeric, OUT cause text, OUT period text, OUT reopens_at timestamp with time zone) from public, anon, authenticated, service_role;
+comment on column public.google_ai_caller_budgets."daily_max_usd" is 'The most the caller''s calls may cost in US dollars per Pacific day (monthly_max_usd: per Pacific month; null: no limit), booked and settled as a client''s (google_ai_clients.daily_max_usd). Refusal caller_budget.';
+revoke all on table public.google_ai_caller_budgets_today from public, anon, authenticated, service_role;
+grant select on table public.google_ai_caller_budgets_today to service_role;
+alter view public.google_ai_caller_budgets_today set (security_invoker='true');
+comment on view public.google_ai_caller_budgets_today is 'Service callers'' daily budgets and what they booked today (Pacific day), with the time they reset.';
+comment on column public.google_ai_clients."daily_max_usd" is 'The most the client''s calls may cost in US dollars per Pacific day (null: no limit): a reservation books its worst case (google_ai_worst_call_cost) in spent_today_usd and spent_month_usd, finalize settles it on the call''s cost (cost_usd; unknown: the worst case stays); refused with cause spend_budget until Pacific midnight.';
 comment on type public.google_ai_counter_at is 'A quota group''s counter row as of an instant (google_ai_counter_at): the guards, the provider''s day, its counts, midnight, near-end, near-start and the ring moved on, as booking, the quota read and settling read them.';
 revoke all on function public.google_ai_counter_at(p_row public.google_ai_usage_counters, p_zone text, p_at timestamp with time zone, p_locked boolean, p_requests integer, p_tokens integer, p_settled boolean) from public, anon, authenticated, service_role;
+revoke all on function public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text, p_input_tokens integer, p_output_tokens integer, p_latency_ms integer, p_error_message text, p_service_tier text, p_served_tier text, p_added_ms integer, p_first_byte_ms integer, p_cached_input_tokens integer, p_thinking_tokens integer, p_cache_write_5m_tokens integer, p_cache_write_1h_tokens integer) from public, anon, authenticated, service_role, eve_gateway;
+grant execute on function public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text, p_input_tokens integer, p_output_tokens integer, p_latency_ms integer, p_error_message text, p_service_tier text, p_served_tier text, p_added_ms integer, p_first_byte_ms integer, p_cached_input_tokens integer, p_thinking_tokens integer, p_cache_write_5m_tokens integer, p_cache_write_1h_tokens integer) to eve_gateway;
+grant execute on function public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text, p_input_tokens integer, p_output_tokens integer, p_latency_ms integer, p_error_message text, p_service_tier text, p_served_tier text, p_added_ms integer, p_first_byte_ms integer, p_cached_input_tokens integer, p_thinking_tokens integer, p_cache_write_5m_tokens integer, p_cache_write_1h_tokens integer) to service_role;
+revoke all on function public.google_ai_finalize(p_reservation_id uuid, p_outcome text, p_input_tokens integer, p_output_tokens integer, p_http_status integer, p_error_code text, p_quota_id text, p_error_message text, p_latency_ms integer, p_cooldown_until timestamp with time zone, p_cooldown_until_pacific_midnight boolean, p_response jsonb, p_key_rejected boolean, p_quota_cause text, p_service_tier text, p_served_tier text, p_added_ms integer, p_first_byte_ms integer, p_room_requests integer, p_room_tokens integer, p_room_until timestamp with time zone, p_settled_tokens integer, p_cached_input_tokens integer, p_thinking_tokens integer, p_cache_write_5m_tokens integer, p_cache_write_1h_tokens integer) from public, anon, authenticated, service_role, eve_gateway;
+grant execute on function public.google_ai_finalize(p_reservation_id uuid, p_outcome text, p_input_tokens integer, p_output_tokens integer, p_http_status integer, p_error_code text, p_quota_id text, p_error_message text, p_latency_ms integer, p_cooldown_until timestamp with time zone, p_cooldown_until_pacific_midnight boolean, p_response jsonb, p_key_rejected boolean, p_quota_cause text, p_service_tier text, p_served_tier text, p_added_ms integer, p_first_byte_ms integer, p_room_requests integer, p_room_tokens integer, p_room_until timestamp with time zone, p_settled_tokens integer, p_cached_input_tokens integer, p_thinking_tokens integer, p_cache_write_5m_tokens integer, p_cache_write_1h_tokens integer) to eve_gateway;
+grant execute on function public.google_ai_finalize(p_reservation_id uuid, p_outcome text, p_input_tokens integer, p_output_tokens integer, p_http_status integer, p_error_code text, p_quota_id text, p_error_message text, p_latency_ms integer, p_cooldown_until timestamp with time zone, p_cooldown_until_pacific_midnight boolean, p_response jsonb, p_key_rejected boolean, p_quota_cause text, p_service_tier text, p_served_tier text, p_added_ms integer, p_first_byte_ms integer, p_room_requests integer, p_room_tokens integer, p_room_until timestamp with time zone, p_settled_tokens integer, p_cached_input_tokens integer, p_thinking_tokens integer, p_cache_write_5m_tokens integer, p_cache_write_1h_tokens integer) to service_role;
 revoke all on function public.google_ai_is_attempt_status(p_status text) from public, anon, authenticated, service_role;
 revoke all on function public.google_ai_is_quota_cause(p_cause text) from public, anon, authenticated, service_role;
+revoke all on function public.google_ai_quota_report_budget(p_now timestamp with time zone, p_token public.google_ai_tokens, p_owner public.google_ai_budget) from public, anon, authenticated, service_role;
 revoke all on function public.google_ai_record_admission(p_now timestamp with time zone, p_request public.google_ai_request, p_model text, p_class text, p_booking public.google_ai_booking, p_ticket uuid, p_booked_usd numeric, p_booked_output integer) from public, anon, authenticated, service_role;
 revoke all on function public.google_ai_refusal_times(p_rules public.google_ai_booking_verdict, p_quota_group text, p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_at public.google_ai_counter_at, p_tokens integer, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) from public, anon, authenticated, service_role;
 revoke all on function public.google_ai_reserve_models_at(p_now timestamp with time zone, p_call public.google_ai_reservation) from public, anon, authenticated, service_role;
+revoke all on function public.google_ai_reserve_models(p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer, p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid, p_output_tokens integer[]) from public, anon, authenticated, service_role, eve_gateway;
+grant execute on function public.google_ai_reserve_models(p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer, p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid, p_output_tokens integer[]) to eve_gateway;
+grant execute on function public.google_ai_reserve_models(p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer, p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid, p_output_tokens integer[]) to service_role;
 comment on type public.google_ai_ring is 'A sliding window''s ring of seconds and its sums (google_ai_ring_at).';
 revoke all on function public.google_ai_ring_at(p_at timestamp with time zone, p_window interval, ring_low bigint, ring integer[], sum_requests integer, sum_tokens bigint, p_requests integer, p_tokens integer, p_admitted_at timestamp with time zone) from public, anon, authenticated, service_role;
 grant execute on function public.google_ai_ring_at(p_at timestamp with time zone, p_window interval, ring_low bigint, ring integer[], sum_requests integer, sum_tokens bigint, p_requests integer, p_tokens integer, p_admitted_at timestamp with time zone) to service_role;
+revoke all on function public.google_ai_share_use_counted(p_use public.google_ai_share_use[], p_live bigint[], p_owned bigint[], p_at timestamp with time zone, p_window interval, p_requests integer, p_day date, p_near_end boolean, p_near_start boolean) from public, anon, authenticated, service_role;
 revoke all on table public.google_ai_shares_today from public, anon, authenticated, service_role;
 grant select on table public.google_ai_shares_today to service_role;
 alter view public.google_ai_shares_today set (security_invoker='true');
 comment on view public.google_ai_shares_today is 'Reserved shares and pacing per quota group: the owner''s use in the window and today (the model''s provider''s day, in its row''s day_zone), what the share still keeps from the others (rpm_kept_now, rpd_kept_today), and how much of today a paced owner may have used by now.';
+revoke all on function public.google_ai_token_refusal(p_token public.google_ai_tokens, p_client public.google_ai_clients, p_at timestamp with time zone) from public, anon, authenticated, service_role;
+comment on column public.google_ai_tokens."max_usd" is 'The most the token''s calls may cost in US dollars over its life (null: no limit), booked and settled as its client''s are (spent_usd); refused with limit token_budget, cause spend_budget, never reopening.';
