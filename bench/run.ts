@@ -133,9 +133,9 @@ async function main(): Promise<number> {
       : { concurrencies: [1, 8, 32, 128], rounds: 2, warmupMs: 250, durationMs: 900 });
     await run("rpc-floor", "1b. reservation RPC against its floor (pgbench)", runRpcFloor, {
       connections: [1, 8, 32],
-      // Full: 5 s runs (3 s windows), each cell twice: the rounds' spread is the machine's load, which neither
+      // Full: 4 s runs (2 s windows), each cell twice: the rounds' spread is the machine's load, which neither
       // a longer window nor a third round narrows; the instruction counts are the figures a change is judged by.
-      ...(smoke ? { rounds: 1, durationSec: 1, warmupSec: 0.25, windowSec: 0.5 } : { rounds: 2, durationSec: 5, warmupSec: 1.5, windowSec: 3 }),
+      ...(smoke ? { rounds: 1, durationSec: 1, warmupSec: 0.25, windowSec: 0.5 } : { rounds: 2, durationSec: 4, warmupSec: 1.5, windowSec: 2 }),
       countedTransactions: smoke ? [8, 28] : [20, 220],
       // The count (a few minutes under valgrind, one core) runs beside the mixed load, which waits for windows.
       countLater: true,
