@@ -107,17 +107,8 @@ interface CounterFigures {
   vacuums: number;
 }
 
-/**
- * `built`: the latency half's stacks when run.ts built them ahead, beside a part that mostly waits (they
- * are setup: nothing is timed until the part runs); without it the part builds them itself.
- */
-export async function runLogScale(
-  bench: BenchServer,
-  cfg: LogScaleConfig,
-  log: (s: string) => void,
-  built?: Promise<LogScaleStacks>,
-): Promise<PartResult> {
-  const halves = await latencyHalves(await (built ?? buildLogScaleStacks(bench, cfg, log)), cfg, log);
+export async function runLogScale(bench: BenchServer, cfg: LogScaleConfig, log: (s: string) => void): Promise<PartResult> {
+  const halves = await latencyHalves(await buildStacks(bench, cfg, log), cfg, log);
   const { figures: counters, cronRuns } = await counterGrowth(bench, cfg, log);
   const [small] = halves;
   const ratios = Object.fromEntries(SHAPES.map((shape) => {
@@ -182,7 +173,7 @@ export async function runLogScale(
  * log, and `logRows` older rows in each shape; every call goes to each in turn, so the load of the
  * machine at any moment falls on all alike.
  */
-export async function buildLogScaleStacks(bench: BenchServer, cfg: LogScaleConfig, log: (s: string) => void): Promise<LogScaleStacks> {
+async function buildStacks(bench: BenchServer, cfg: LogScaleConfig, log: (s: string) => void): Promise<Stacks> {
   const teardown = new Teardown();
   try {
     const openai = teardown.closes(await startOpenAISimulator({
@@ -226,13 +217,13 @@ export async function buildLogScaleStacks(bench: BenchServer, cfg: LogScaleConfi
 }
 
 /** The latency half's stacks, and what ends them. */
-export interface LogScaleStacks {
+interface Stacks {
   stacks: Stack[];
   teardown: Teardown;
 }
 
 /** Each kind on each stack, interleaved; then the stacks are ended. */
-async function latencyHalves({ stacks, teardown }: LogScaleStacks, cfg: LogScaleConfig, log: (s: string) => void): Promise<Half[]> {
+async function latencyHalves({ stacks, teardown }: Stacks, cfg: LogScaleConfig, log: (s: string) => void): Promise<Half[]> {
   try {
     const halves = await measure(stacks, cfg.calls, cfg.fallbackCalls);
     for (const h of halves) log(`  log ${h.log} (${h.logRows}): ${KINDS.map((k) => `${k} ${fmt(h.p50[k])} ms`).join(", ")}`);

@@ -10,7 +10,7 @@
 import { connect, type Sql } from "../shared/db/migrate.ts";
 import { parseExposition, total } from "../shared/prometheus/exposition.ts";
 import { createPgMetricsSource } from "../supabase/functions/maintenance/metrics-store.ts";
-import type { BenchDb, BenchServer } from "./lib/db.ts";
+import type { BenchServer } from "./lib/db.ts";
 import { processCpuSeconds } from "./lib/pg-cpu.ts";
 import { fmt, table, type PartResult } from "./lib/report.ts";
 import { median } from "./lib/stats.ts";
@@ -33,34 +33,14 @@ const BOUND_MS = 50;
  * the first unsettled row, one more tuple when every live row is recent.) */
 const READS_PER_LIVE_ROW = 2;
 
-/**
- * The part's database with its attempt rows written and analyzed: setup, nothing timed (run.ts may write it
- * ahead, beside a part that mostly waits). Its owner closes it.
- */
-export async function writeMetricsLog(bench: BenchServer, cfg: MetricsScrapeConfig, log: (s: string) => void): Promise<BenchDb> {
+export async function runMetricsScrape(bench: BenchServer, cfg: MetricsScrapeConfig, log: (s: string) => void): Promise<PartResult> {
   const db = await bench.fresh("metrics_scrape");
+  const client = connect(db.url, { max: 1 });
   try {
     log(`   writing ${cfg.rows.toLocaleString("en")} attempt rows (${cfg.liveRows} of the last minutes)`);
     await fillAttempts(db.sql, cfg.rows - cfg.liveRows, "30 days", "20 minutes");
     await fillAttempts(db.sql, cfg.liveRows, "10 minutes", "0 minutes");
     await db.sql`vacuum analyze public.google_ai_attempts`;
-    return db;
-  } catch (error) {
-    await db.close();
-    throw error;
-  }
-}
-
-/** `written`: the log when run.ts wrote it ahead; without it the part writes it itself. */
-export async function runMetricsScrape(
-  bench: BenchServer,
-  cfg: MetricsScrapeConfig,
-  log: (s: string) => void,
-  written?: Promise<BenchDb>,
-): Promise<PartResult> {
-  const db = await (written ?? writeMetricsLog(bench, cfg, log));
-  const client = connect(db.url, { max: 1 });
-  try {
     const foldStarted = performance.now();
     await db.sql`select public.google_ai_metrics_fold(null, true)`;
     const foldMs = performance.now() - foldStarted;

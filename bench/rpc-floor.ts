@@ -33,11 +33,6 @@ export interface RpcFloorConfig {
   windowSec: number;
   /** Instructions are counted (lib/callgrind.ts) over these two runs of each script on one connection. */
   countedTransactions: [number, number];
-  /**
-   * Count them later, beside a part that mostly waits (run.ts): the count is the same under any load, and
-   * the timed cells are over by then. The part's result is completed when the count ends.
-   */
-  countLater?: boolean;
 }
 
 type Variant = "floor" | "logged" | "lean" | "rules" | "rpc" | "invoke";
@@ -169,8 +164,6 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
   const version = pgbenchVersion(bin);
   const variants: Variant[] = ["floor", "logged", "lean", "rules", "rpc", "invoke"];
   const dir = await mkdtemp(path.join(tmpdir(), "eve-bench-floor-"));
-  /** The scripts' directory outlives the part when the count runs later. */
-  let keepDir = false;
   const db = await bench.fresh("rpc_floor");
   try {
     await prepare(db.sql);
@@ -202,69 +195,52 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
       cells.push(...variants.map((v) => cellOf(v, n, figures)));
     }
 
-    /** The part's result, with the instructions counted (or why not). */
-    const result = (instructions: Counted): PartResult => {
-      const all = cells.flatMap((c) => c.rounds.map((f) => ({ c, f })));
-      const broken = all.filter(({ f }) => f.exitCode !== 0 || f.failed > 0 || f.problem !== "" || f.transactions === 0);
-      const inexact = all.filter(({ f }) => f.rowsWritten !== f.transactions || f.rowsAdmitted !== f.transactions);
-      const describe = ({ c, f }: { c: Cell; f: RoundFigures }) =>
-        `${c.variant} at ${c.connections}: ${f.transactions} tx, exit ${f.exitCode}, ${f.failed} failed, ${f.rowsWritten} rows (${f.rowsAdmitted} admitted)`;
+    log("  counting instructions per transaction under callgrind");
+    const instructions = await counted(bench, cfg, dir, variants);
+    if (instructions === null) log("  valgrind is not installed: instructions not counted");
 
-      return {
-        id: "rpc-floor",
-        title: "Reservation RPC against its floor (pgbench)",
-        data: {
-          config: cfg,
-          pgbench: version,
-          settings: { fsync: bench.settings.fsync, synchronous_commit: bench.settings.synchronous_commit },
-          scripts: Object.fromEntries(variants.map((v) => [v, SCRIPTS[v].text])),
-          floorTables: TABLES,
-          leanFunction: LEAN_FUNCTION,
-          rulesFunctions: RULES_FUNCTIONS,
-          cpuMeasured: postmaster !== undefined,
-          cells,
-          instructions,
+    const all = cells.flatMap((c) => c.rounds.map((f) => ({ c, f })));
+    const broken = all.filter(({ f }) => f.exitCode !== 0 || f.failed > 0 || f.problem !== "" || f.transactions === 0);
+    const inexact = all.filter(({ f }) => f.rowsWritten !== f.transactions || f.rowsAdmitted !== f.transactions);
+    const describe = ({ c, f }: { c: Cell; f: RoundFigures }) =>
+      `${c.variant} at ${c.connections}: ${f.transactions} tx, exit ${f.exitCode}, ${f.failed} failed, ${f.rowsWritten} rows (${f.rowsAdmitted} admitted)`;
+
+    return {
+      id: "rpc-floor",
+      title: "Reservation RPC against its floor (pgbench)",
+      data: {
+        config: cfg,
+        pgbench: version,
+        settings: { fsync: bench.settings.fsync, synchronous_commit: bench.settings.synchronous_commit },
+        scripts: Object.fromEntries(variants.map((v) => [v, SCRIPTS[v].text])),
+        floorTables: TABLES,
+        leanFunction: LEAN_FUNCTION,
+        rulesFunctions: RULES_FUNCTIONS,
+        cpuMeasured: postmaster !== undefined,
+        cells,
+        instructions,
+      },
+      markdown: markdown(cfg, cells, version) + countedMarkdown(cfg, instructions),
+      headline: [...headline(cells, cfg.connections), ...countedHeadline(instructions)],
+      checks: [
+        {
+          name: "floor and RPC cells ran without errors (pgbench exit 0, no failed transactions)",
+          ok: broken.length === 0,
+          detail: broken.length === 0 ? `${all.length} pgbench runs, 0 errors` : broken.slice(0, 3).map(describe).join("; "),
         },
-        markdown: markdown(cfg, cells, version) + countedMarkdown(cfg, instructions),
-        headline: [...headline(cells, cfg.connections), ...countedHeadline(instructions)],
-        checks: [
-          {
-            name: "floor and RPC cells ran without errors (pgbench exit 0, no failed transactions)",
-            ok: broken.length === 0,
-            detail: broken.length === 0 ? `${all.length} pgbench runs, 0 errors` : broken.slice(0, 3).map(describe).join("; "),
-          },
-          {
-            name: "counts are exact: one attempt row (admitted) per RPC transaction, one audit (or attempt) row per floor transaction",
-            ok: inexact.length === 0,
-            detail: inexact.length === 0
-              ? `${all.length} runs, ${all.reduce((s, { f }) => s + f.transactions, 0)} transactions, rows = transactions in each`
-              : inexact.slice(0, 3).map(describe).join("; "),
-          },
-          countedCheck(instructions),
-        ],
-      };
+        {
+          name: "counts are exact: one attempt row (admitted) per RPC transaction, one audit (or attempt) row per floor transaction",
+          ok: inexact.length === 0,
+          detail: inexact.length === 0
+            ? `${all.length} runs, ${all.reduce((s, { f }) => s + f.transactions, 0)} transactions, rows = transactions in each`
+            : inexact.slice(0, 3).map(describe).join("; "),
+        },
+        countedCheck(instructions),
+      ],
     };
-    const count = async () => {
-      log(`  ${cfg.countLater ? "part 1b, beside this part: " : ""}counting instructions per transaction under callgrind`);
-      const instructions = await counted(bench, cfg, dir, variants);
-      if (instructions === null) log("  valgrind is not installed: instructions not counted");
-      return instructions;
-    };
-    if (!cfg.countLater) return result(await count());
-    keepDir = true;
-    const partial = result({ perTransaction: {} as Record<Variant, number>, admitted: {}, error: "not counted yet" });
-    partial.later = async () => {
-      try {
-        Object.assign(partial, result(await count()));
-        delete partial.later;
-      } finally {
-        await rm(dir, { recursive: true, force: true });
-      }
-    };
-    return partial;
   } finally {
     await db.close();
-    if (!keepDir) await rm(dir, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true });
   }
 }
 

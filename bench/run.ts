@@ -8,8 +8,7 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { type BenchDb, startBenchServer } from "./lib/db.ts";
-import { sleep } from "./lib/clock.ts";
+import { startBenchServer } from "./lib/db.ts";
 import { ensureEmbeddedExtensions } from "../shared/db/embedded-extensions.ts";
 import { machineInfo } from "./lib/machine.ts";
 import { printSummary, writeReport, type Part, type PartResult } from "./lib/report.ts";
@@ -25,8 +24,8 @@ import { runOutage } from "./outage.ts";
 import { runHostileInput } from "./hostile-input.ts";
 import { runFidelity } from "./fidelity.ts";
 import { runMixedLoad } from "./mixed-load.ts";
-import { type MetricsScrapeConfig, runMetricsScrape, writeMetricsLog } from "./metrics-scrape.ts";
-import { buildLogScaleStacks, type LogScaleConfig, type LogScaleStacks, runLogScale } from "./log-scale.ts";
+import { runMetricsScrape } from "./metrics-scrape.ts";
+import { runLogScale } from "./log-scale.ts";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -73,30 +72,13 @@ async function main(): Promise<number> {
   const parts: PartResult[] = [];
   const failures: { part: string; error: string }[] = [];
   const want = (id: string) => args.only === null || args.only.includes(id);
-  /** The work parts left for later (PartResult.later), each once; a failure is its own part's. */
-  const takeLater = () => parts.flatMap((p) => {
-    const later = p.later;
-    delete p.later;
-    return later ? [() => later().catch((e: Error) => void failures.push({ part: p.id, error: e.message }))] : [];
-  });
-  /**
-   * Runs one part with its sizes (every part is `run<Part>(bench, config, log)`); `beside.work`: work that
-   * runs at the same time, one after another from `beside.afterMs` on (beside a part that mostly waits for
-   * the clock), when the part runs.
-   */
-  const run = async <C>(id: string, title: string, part: Part<C>, cfg: C,
-    beside: { afterMs: number; work: () => (() => Promise<unknown>)[] } = { afterMs: 0, work: () => [] }) => {
+  /** Runs one part with its sizes (every part is `run<Part>(bench, config, log)`). */
+  const run = async <C>(id: string, title: string, part: Part<C>, cfg: C) => {
     if (!want(id)) return;
     log(`\n== ${title}`);
     const s = Date.now();
     try {
-      const besideDone = (async () => {
-        const work = beside.work();
-        if (work.length > 0) await sleep(beside.afterMs);
-        for (const w of work) await w();
-      })();
-      const [result] = await Promise.all([part(bench, cfg, log), besideDone]);
-      parts.push(result);
+      parts.push(await part(bench, cfg, log));
       log(`   (${Math.round((Date.now() - s) / 1000)} s)`);
     } catch (error) {
       const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
@@ -106,26 +88,6 @@ async function main(): Promise<number> {
   };
 
   const smoke = args.smoke;
-  const logScale: LogScaleConfig = smoke
-    ? { calls: 10, fallbackCalls: 10, logRows: 50_000, counterRequests: [300, 3_000], concurrency: 16, checkFigures: false }
-    // The counter table: 15,000 requests (five times the first batch): its size is reached in the first and
-    // held through the rest (bench/README.md, part 11).
-    : { calls: 60, fallbackCalls: 20, logRows: 1_000_000, counterRequests: [3_000, 15_000], concurrency: 16, checkFigures: true };
-  const metricsScrape: MetricsScrapeConfig = smoke
-    ? { rows: 20_000, liveRows: 200, perRound: 5, rounds: 1, checkCpu: false }
-    : { rows: 1_000_000, liveRows: 500, perRound: 20, rounds: 5, checkCpu: true };
-  /** Part 10's log (a million rows), written ahead beside the mixed load when both run. */
-  let metricsLog: Promise<BenchDb> | undefined;
-  const writeMetricsLogAhead = async () => {
-    metricsLog = writeMetricsLog(bench, metricsScrape, (s) => log(`  part 10, beside this part: ${s.trim()}`));
-    await metricsLog.catch(() => {}); // a failure is part 10's, when it runs
-  };
-  /** Part 11's stacks (a million-row log each), built ahead beside the mixed load when both run. */
-  let logScaleStacks: Promise<LogScaleStacks> | undefined;
-  const buildLogScaleAhead = async () => {
-    logScaleStacks = buildLogScaleStacks(bench, logScale, (s) => log(`  part 11, beside this part: ${s.trim()}`));
-    await logScaleStacks.catch(() => {}); // a failure is part 11's, when it runs
-  };
   try {
     await run("rpc-throughput", "1. reservation RPC throughput (and the peers')", runRpcThroughput, smoke
       ? { concurrencies: [1, 8], rounds: 1, warmupMs: 200, durationMs: 800 }
@@ -137,8 +99,6 @@ async function main(): Promise<number> {
       // a longer window nor a third round narrows; the instruction counts are the figures a change is judged by.
       ...(smoke ? { rounds: 1, durationSec: 1, warmupSec: 0.25, windowSec: 0.5 } : { rounds: 2, durationSec: 4, warmupSec: 1.5, windowSec: 2 }),
       countedTransactions: smoke ? [8, 28] : [20, 220],
-      // The count (a few minutes under valgrind, one core) runs beside the mixed load, which waits for windows.
-      countLater: true,
     });
     await run("finalize-wal", "1c. finalize: WAL and heap-only updates", runFinalizeWal, { admissions: smoke ? 50 : 2000 });
     await run("exactness", "2. exactness under a burst", runExactness, smoke
@@ -198,27 +158,16 @@ async function main(): Promise<number> {
       connections: 8,
       chartPath,
       machineLabel: `${machine.nproc} × ${machine.cpuModel}, ${machine.postgres.replace(/ \(.*$/, "")}`,
-    }, {
-      // Beside it (it mostly waits for windows): part 1b's instruction count, then parts 10's and 11's logs,
-      // from half a minute in: after the demand's opening, where the notebooks' flood and the bot's first
-      // requests meet (the busy machine's seconds there turned the bot's turn into a notebook's). In a smoke
-      // run that is after its seconds of demand: the path runs, beside nothing.
-      afterMs: 30_000,
-      work: () => [
-        ...takeLater(),
-        ...(want("metrics-scrape") ? [writeMetricsLogAhead] : []),
-        ...(want("log-scale") ? [buildLogScaleAhead] : []),
-      ],
     });
-    await run("metrics-scrape", "10. /metrics: a scrape's PostgreSQL CPU on a big attempt log",
-      (b, c, l) => runMetricsScrape(b, c, l, metricsLog), metricsScrape);
-    await run("log-scale", "11. a request's cost with a month of attempts, and the counter row under load",
-      (b, c, l) => runLogScale(b, c, l, logScaleStacks), logScale);
-    // What no part ran beside it (a run without the mixed load).
-    for (const work of takeLater()) await work();
+    await run("metrics-scrape", "10. /metrics: a scrape's PostgreSQL CPU on a big attempt log", runMetricsScrape, smoke
+      ? { rows: 20_000, liveRows: 200, perRound: 5, rounds: 1, checkCpu: false }
+      : { rows: 1_000_000, liveRows: 500, perRound: 20, rounds: 5, checkCpu: true });
+    await run("log-scale", "11. a request's cost with a month of attempts, and the counter row under load", runLogScale, smoke
+      ? { calls: 10, fallbackCalls: 10, logRows: 50_000, counterRequests: [300, 3_000], concurrency: 16, checkFigures: false }
+      // The counter table: 15,000 requests (five times the first batch): its size is reached in the first and
+      // held through the rest (bench/README.md, part 11).
+      : { calls: 60, fallbackCalls: 20, logRows: 1_000_000, counterRequests: [3_000, 15_000], concurrency: 16, checkFigures: true });
   } finally {
-    await logScaleStacks?.then((built) => built.teardown.run(), () => {}); // (a no-op once part 11 ended them)
-    if (!parts.some((p) => p.id === "metrics-scrape")) await metricsLog?.then((db) => db.close(), () => {});
     await bench.stop();
   }
 

@@ -13,12 +13,6 @@ import { connect, connectAsBootstrap, databaseUrl, prepareDatabase, type Sql } f
 import { sleep } from "./clock.ts";
 import { findPgbench, runPgbench } from "./pgbench.ts";
 
-/**
- * The count's servers run at the lowest CPU priority: a count is the same at any, and beside a part that
- * mostly waits (bench/run.ts) it takes only the CPU that part leaves idle.
- */
-const LOWEST_PRIORITY = ["nice", "-n", "19"];
-
 /** Whether this machine can count: valgrind installed, and a server of our own (not DATABASE_URL's). */
 export const canCount = (engine: Engine) => engine !== "external" && spawnSync("valgrind", ["--version"]).status === 0;
 
@@ -32,7 +26,7 @@ export async function countInstructions(engine: Engine, prepare: (sql: Sql) => P
     await use(sql).finally(() => sql.end());
   };
   try {
-    const plain = await startPostgres({ engine, dataDir: base, durable: true, wrapper: LOWEST_PRIORITY });
+    const plain = await startPostgres({ engine, dataDir: base, durable: true });
     try {
       // No autovacuum: its analyze would make the backend plan every statement again, in a count or not.
       // ALTER SYSTEM is the cluster superuser's (postgres is not one, as on a hosted project).
@@ -46,7 +40,7 @@ export async function countInstructions(engine: Engine, prepare: (sql: Sql) => P
     }
     await mkdir(out);
     await chmod(out, 0o777); // the server may run as another user (postgres, when we are root)
-    const server = await startPostgres({ engine, dataDir: base, durable: true, wrapper: [...LOWEST_PRIORITY, "valgrind", "--tool=callgrind",
+    const server = await startPostgres({ engine, dataDir: base, durable: true, wrapper: ["valgrind", "--tool=callgrind",
       `--callgrind-out-file=${out}/%p`, "--dump-instr=no", "--dump-line=no"] });
     const url = databaseUrl(server.url, "counted");
     const backend = async (scriptPath: string, transactions: number) => {

@@ -23,11 +23,6 @@ export interface PartResult {
   headline: { figure: string; value: string }[];
   /** Things that must hold (our over-admission is 0, ...): a failed check fails the run. */
   checks: Check[];
-  /**
-   * Work the part left to run beside a later part that mostly waits (run.ts), whose figures are the same
-   * under any load; it completes this result. The report is written after it.
-   */
-  later?: () => Promise<void>;
 }
 
 /** A part of the benchmark: run on the run's server with its sizes, logging its progress. */
