@@ -91,7 +91,7 @@ async function main(): Promise<number> {
   try {
     await run("rpc-throughput", "1. reservation RPC throughput (and the peers')", runRpcThroughput, smoke
       ? { concurrencies: [1, 8], rounds: 1, warmupMs: 200, durationMs: 800 }
-      // Two rounds: no check rests on these rates, and the runs differ by several times what a cell's rounds do.
+      // Two rounds: no check rests on these rates, and one run's two rounds of a cell differed 7× (the load).
       : { concurrencies: [1, 8, 32, 128], rounds: 2, warmupMs: 250, durationMs: 900 });
     await run("rpc-floor", "1b. reservation RPC against its floor (pgbench)", runRpcFloor, {
       connections: [1, 8, 32],
