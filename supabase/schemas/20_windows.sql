@@ -94,22 +94,6 @@ CREATE OR REPLACE FUNCTION public.google_ai_day_counts(p_bucket date, p_used int
               else array[0, 0, 0] end
 $$;
 
--- The day reopens after midnight in the provider's zone p_zone plus the day guard (the first moments
--- of a day still count for the day before, on a clock that may lag ours).
-CREATE OR REPLACE FUNCTION public.google_ai_reopens_at(p_limit text,
-    p_now timestamp with time zone, p_zone text) RETURNS timestamp with time zone
-    LANGUAGE plpgsql STABLE PARALLEL SAFE
-    SET search_path TO ''
-    AS $$
-begin
-  return (
-    select case when p_limit = 'rpd'
-                then public.google_ai_midnight_after_in(p_now, p_zone)
-                     + (public.google_ai_admission_guard()).day_guard_ms * interval '1 millisecond'
-                else public.google_ai_minute_window(p_now) + interval '1 minute' end);
-end
-$$;
-
 -- The spread of a model's window (p_burst: google_ai_model_limits.spread_burst): each quota group hands its
 -- window out on a schedule (google_ai_usage_counters.spread_until, a GCRA "theoretical arrival
 -- time"), one step per request: p_window / RPM, or the request's tokens' part of p_window / TPM when
