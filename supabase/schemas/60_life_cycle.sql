@@ -388,7 +388,6 @@ declare
   v_att public.google_ai_attempts;
   v_message text := left(public.google_ai_sanitize_error(p_error_message), 1000);
   v_now timestamptz := pg_catalog.clock_timestamp();
-  v_marked boolean;
 begin
   update public.google_ai_attempts a set
     status = 'withdrawn',
@@ -413,9 +412,8 @@ begin
     google_successor = case when pg_catalog.lower(p_successor) <> pg_catalog.lower(v_att.model)
                             then left(p_successor, 100) end
   where l.model = v_att.model and l.withdrawn_at is null;
-  v_marked := found;
 
-  return jsonb_build_object('ok', true, 'status', 'withdrawn', 'model', v_att.model, 'marked', v_marked,
+  return jsonb_build_object('ok', true, 'status', 'withdrawn', 'model', v_att.model, 'marked', found,
     'successor', (select l.successor from public.google_ai_model_limits l where l.model = v_att.model));
 end
 $$;
