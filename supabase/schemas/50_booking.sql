@@ -81,12 +81,12 @@ begin
       v_try := public.google_ai_book_group(v_candidate.quota_group, p_model, p_class, p_caller, p_tokens, p_now,
         v_candidate.groups > 1 and not v_candidate.waiting, v_candidate.day_zone, p_output);
       if v_try.outcome = 'booked' then
+        exit when not v_candidate.waiting;
         -- (After waiting for the row, the key read before the wait must still serve the group: it may have
-        -- changed meanwhile.)
-        if v_candidate.waiting and not exists (select 1 from public.google_ai_serving_keys(p_model.model,
-                                                 p_exclude_key_ids) s
-                                               where s.key_id = v_candidate.key_id
-                                                 and s.quota_group = v_candidate.quota_group) then
+        -- changed meanwhile. Asked only then: an expression with a query is not a simple one, even when
+        -- short-circuited.)
+        if not exists (select 1 from public.google_ai_serving_keys(p_model.model, p_exclude_key_ids) s
+                       where s.key_id = v_candidate.key_id and s.quota_group = v_candidate.quota_group) then
           raise exception 'the keys of quota group % changed during the reservation; retry', v_candidate.quota_group
             using errcode = '40001';
         end if;
