@@ -2,6 +2,32 @@
 -- counter row's lock (window, day, spread, shares, pace), or says when it may go and why.
 set check_function_bodies = off;
 
+-- Pacing: each paced share the requester owns must allow one more of the day (usable: the group's
+-- day less what the other owners' shares keep). Null: none holds it back; else when the last one
+-- allows it: today, else tomorrow (counting what the guard before midnight booked ahead), else later;
+-- the days are the provider's, in zone p_zone.
+CREATE OR REPLACE FUNCTION public.google_ai_paced_until(p_now timestamp with time zone, p_day date, p_rpd integer,
+    p_reserved_rpd bigint, p_burst integer[], p_kept integer[], p_used integer[], p_next integer[], p_zone text)
+    RETURNS timestamp with time zone
+    LANGUAGE plpgsql STABLE
+    AS $$
+declare
+  v_usable integer;
+  v_at timestamptz;
+begin
+  for i in 1 .. case when p_rpd is null then 0 else coalesce(cardinality(p_burst), 0) end loop
+    v_usable := p_rpd - (p_reserved_rpd - p_kept[i]);
+    if p_used[i] + 1 > public.google_ai_pace_allowance(p_now, p_day, p_burst[i], v_usable, p_zone) then
+      v_at := greatest(v_at, coalesce(public.google_ai_pace_opens_at(p_day, p_used[i], p_burst[i], v_usable, p_zone),
+                                      public.google_ai_pace_opens_at(p_day + 1, p_next[i], p_burst[i], v_usable,
+                                                                     p_zone),
+                                      public.google_ai_day_start_in(p_day + 2, p_zone)));
+    end if;
+  end loop;
+  return v_at;
+end
+$$;
+
 -- A booking's verdict (google_ai_booking_outcome). (A named type, not OUT parameters: a function's OUT
 -- parameters are read from its catalog row again on every call.)
 CREATE TYPE public.google_ai_outcome AS (
@@ -132,8 +158,9 @@ CREATE TYPE public.google_ai_booking_verdict AS (
 -- one pass: what the others' shares still keep from it, of the window and of each day
 -- google_ai_day_counts names; its own (its class's or its caller's), which a booking counts, and
 -- whether one of them still has room in its RPM share (the spread does not hold it then); a share's
--- window is read only where it matters, an owner's only to the spread. Then its pace (paced_until, when
--- it owns a paced share), its place in its schedules (spread_at: google_ai_schedule_place, the spread's
+-- window is read only where it matters, an owner's only to the spread. Then its pace (paced_until:
+-- google_ai_paced_until, when it owns a paced share: usable is the group's day less what the other
+-- owners' shares keep), its place in its schedules (spread_at: google_ai_schedule_place, the spread's
 -- and a model's buckets; spread_step: the spread's step after a booking; input_until, output_until:
 -- the token buckets after it, p_output its answer) and the verdict (google_ai_booking_outcome).
 -- p_at: the counter as of the booking (google_ai_counter_at: the window with this request counted, the
@@ -164,7 +191,6 @@ declare
   v_in_share boolean := false;
   v_pace_burst integer[];          -- the requester's paced shares: burst, day share, today's and tomorrow's count
   v_pace_kept integer[]; v_pace_used integer[]; v_pace_next integer[];
-  v_usable integer;                -- a paced share's usable day
   v_kept bigint[] := '{0,0,0,0}'::bigint[];   -- kept for the others and for the class: of the window, of the day
   v_step record;
   v_verdict public.google_ai_outcome;
@@ -209,18 +235,10 @@ begin
   if v_class is not null and live is not null then
     kept := public.google_ai_kept_object(p_model.rpm, p_model.rpd, v_kept[1], v_kept[2], v_kept[3], v_kept[4]);
   end if;
-  -- Its pace: each paced share it owns must allow one more of the day (usable: the group's day less what
-  -- the other owners' shares keep); else it goes when the last one allows it: today, else tomorrow
-  -- (counting what the guard before midnight booked ahead), else later; the days are the provider's.
-  for i in 1 .. case when v_pace_burst is null or p_model.rpd is null then 0 else cardinality(v_pace_burst) end loop
-    v_usable := p_model.rpd - (v_reserved_rpd - v_pace_kept[i]);
-    continue when v_pace_used[i] + 1 <= public.google_ai_pace_allowance(p_at.at, p_at.day, v_pace_burst[i], v_usable,
-      p_at.zone);
-    paced_until := greatest(paced_until, coalesce(
-      public.google_ai_pace_opens_at(p_at.day, v_pace_used[i], v_pace_burst[i], v_usable, p_at.zone),
-      public.google_ai_pace_opens_at(p_at.day + 1, v_pace_next[i], v_pace_burst[i], v_usable, p_at.zone),
-      public.google_ai_day_start_in(p_at.day + 2, p_at.zone)));
-  end loop;
+  if v_pace_burst is not null then
+    paced_until := public.google_ai_paced_until(p_at.at, p_at.day, p_model.rpd, v_reserved_rpd, v_pace_burst,
+      v_pace_kept, v_pace_used, v_pace_next, p_at.zone);
+  end if;
   if num_nonnulls(p_model.bucket_share, p_model.itpm, p_model.otpm) = 0 then
     -- (No bucket, Google's and OpenAI's rows: the spread alone, as google_ai_schedule_place has it, one call less.)
     v_step := public.google_ai_spread_step(p_model.spread_burst, p_at.minute, p_model.rpm, p_model.tpm, p_tokens);

@@ -2,6 +2,27 @@
 -- each through google_ai_book_group (45_group_booking.sql) under its counter row's lock.
 set check_function_bodies = off;
 
+-- When a candidate group its unlocked counts show full (p_full_by: cooldown, rpd, or the minute's window,
+-- google_ai_candidate_groups) reopens for this request: the cooldown's end, the provider's next day, or when
+-- the window lets p_tokens in for the requester (class p_class, caller p_caller; for a requester that
+-- others' shares keep slots from, a full window reopens later). The day reopens after its midnight plus the
+-- day guard: the first moments of a day still count for the day before, on a clock that may lag ours.
+-- (Inlined: no SET clause.)
+CREATE OR REPLACE FUNCTION public.google_ai_full_group_reopens_at(p_quota_group text, p_full_by text,
+    p_cooldown_until timestamp with time zone, p_model public.google_ai_model_limits, p_at timestamp with time zone,
+    p_tokens integer, p_class text, p_caller text) RETURNS timestamp with time zone
+    LANGUAGE sql STABLE
+    AS $$
+  select case p_full_by
+           when 'cooldown' then p_cooldown_until
+           when 'rpd' then public.google_ai_midnight_after_in(p_at, public.google_ai_day_zone(p_model.model))
+                           operator(pg_catalog.+) ((public.google_ai_admission_guard()).day_guard_ms
+                                                   operator(pg_catalog.*) interval '1 millisecond')
+           else public.google_ai_window_reopens_for(p_quota_group, p_model.model, p_at,
+             public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
+             p_model.rpm, p_model.tpm, p_tokens, p_class, p_caller) end
+$$;
+
 -- A request's booking, as google_ai_book_best_group answers it. (A named type, not OUT parameters: a
 -- function's OUT parameters are read from its catalog row again on every call.)
 CREATE TYPE public.google_ai_booking AS (
@@ -81,12 +102,9 @@ begin
       v_try := public.google_ai_book_group(v_candidate.quota_group, p_model, p_class, p_caller, p_tokens, p_now,
         v_candidate.groups > 1 and not v_candidate.waiting, v_candidate.day_zone, p_output);
       if v_try.outcome = 'booked' then
-        exit when not v_candidate.waiting;
-        -- (After waiting for the row, the key read before the wait must still serve the group: it may have
-        -- changed meanwhile. Asked only then: an expression with a query is not a simple one, even when
-        -- short-circuited.)
-        if not exists (select 1 from public.google_ai_serving_keys(p_model.model, p_exclude_key_ids) s
-                       where s.key_id = v_candidate.key_id and s.quota_group = v_candidate.quota_group) then
+        -- (After waiting for the row, the key read before the wait must still serve the group.)
+        if v_candidate.waiting and not public.google_ai_key_serves(p_model.model, p_exclude_key_ids,
+                                                                   v_candidate.key_id, v_candidate.quota_group) then
           raise exception 'the keys of quota group % changed during the reservation; retry', v_candidate.quota_group
             using errcode = '40001';
         end if;
@@ -96,16 +114,8 @@ begin
         continue;
       end if;
     else
-      -- Shown full: it reopens when its cooldown ends, after its next midnight plus the day guard (the first
-      -- moments of a day still count for the day before, on a clock that may lag ours), or when the window
-      -- lets p_tokens in for this requester (for one that others' shares keep slots from, later).
-      v_try := row(v_candidate.full_by, null, null, case v_candidate.full_by
-          when 'cooldown' then v_candidate.cooldown_until
-          when 'rpd' then public.google_ai_midnight_after_in(p_at, v_candidate.day_zone)
-                          + (public.google_ai_admission_guard()).day_guard_ms * interval '1 millisecond'
-          else public.google_ai_window_reopens_for(v_candidate.quota_group, p_model.model, p_at,
-            public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms), p_model.rpm,
-            p_model.tpm, p_tokens, p_class.name, p_caller.name) end, null,
+      v_try := row(v_candidate.full_by, null, null, public.google_ai_full_group_reopens_at(v_candidate.quota_group,
+        v_candidate.full_by, v_candidate.cooldown_until, p_model, p_at, p_tokens, p_class.name, p_caller.name), null,
         public.google_ai_refusal_cause(v_candidate.full_by), null, null)::public.google_ai_group_booking;
     end if;
     -- The earliest reopening wins, with its cause; asking again may help at the earliest recheck.
