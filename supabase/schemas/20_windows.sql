@@ -16,9 +16,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_not_open(p_reservation_id uuid) RETU
     SET search_path TO ''
     AS $$
 begin
-  return (
-    select jsonb_build_object('ok', false, 'error', 'not_open',
-      'status', (select a.status from public.google_ai_attempts a where a.reservation_id = p_reservation_id)));
+  return jsonb_build_object('ok', false, 'error', 'not_open',
+    'status', (select a.status from public.google_ai_attempts a where a.reservation_id = p_reservation_id));
 end
 $$;
 
@@ -92,22 +91,6 @@ CREATE OR REPLACE FUNCTION public.google_ai_day_counts(p_bucket date, p_used int
               when p_bucket operator(pg_catalog.=) (p_day operator(pg_catalog.-) 1)
               then array[coalesce(p_next, 0), 0, coalesce(p_used, 0)]
               else array[0, 0, 0] end
-$$;
-
--- The day reopens after midnight in the provider's zone p_zone plus the day guard (the first moments
--- of a day still count for the day before, on a clock that may lag ours).
-CREATE OR REPLACE FUNCTION public.google_ai_reopens_at(p_limit text,
-    p_now timestamp with time zone, p_zone text) RETURNS timestamp with time zone
-    LANGUAGE plpgsql STABLE PARALLEL SAFE
-    SET search_path TO ''
-    AS $$
-begin
-  return (
-    select case when p_limit = 'rpd'
-                then public.google_ai_midnight_after_in(p_now, p_zone)
-                     + (public.google_ai_admission_guard()).day_guard_ms * interval '1 millisecond'
-                else public.google_ai_minute_window(p_now) + interval '1 minute' end);
-end
 $$;
 
 -- The spread of a model's window (p_burst: google_ai_model_limits.spread_burst): each quota group hands its
@@ -207,21 +190,6 @@ begin
 end
 $$;
 
--- p_back tokens given back to a bucket (google_ai_bucket_take) an admission took more from than it
--- used: its time moves back, rounded down (never more than was taken). No limit, or nothing to give
--- back: as it was.
-CREATE OR REPLACE FUNCTION public.google_ai_bucket_give(p_until timestamp with time zone, p_window interval,
-    p_limit integer, p_back integer) RETURNS timestamp with time zone
-    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-    AS $$
-begin
-  if p_limit is null or coalesce(p_back, 0) <= 0 then
-    return p_until;
-  end if;
-  return p_until - floor(extract(epoch from p_window) * 1000000 * p_back / p_limit) * interval '1 microsecond';
-end
-$$;
-
 -- What an ended admission gives back to its model's token buckets (itpm, otpm: google_ai_schedule_place),
 -- from p_input_until and p_output_until as the counter row holds them: what it booked (its answer,
 -- p_att.booked_output_tokens, and its input, the rest of estimated_tokens where the row books answers
@@ -242,6 +210,8 @@ declare
   v_input integer;
   v_used_input integer;
   v_used_output integer := v_output;
+  v_window_us numeric := extract(epoch from p_window) * 1000000;
+  v_itpm integer; v_otpm integer;
 begin
   select m.* into v_model from public.google_ai_model_limits m where m.model = p_att.model;
   v_input := p_att.estimated_tokens - case when v_model.booked_output_tokens is not null then v_output else 0 end;
@@ -255,11 +225,15 @@ begin
   elsif p_tokens < p_att.estimated_tokens then
     v_used_output := 0;
   end if;
-  -- (The limits after the margin, as the booking took them: google_ai_request_limits.)
-  input_until := public.google_ai_bucket_give(p_input_until, p_window,
-    public.google_ai_effective_limit(v_model.itpm, v_model.safety_margin), v_input - v_used_input);
-  output_until := public.google_ai_bucket_give(p_output_until, p_window,
-    public.google_ai_effective_limit(v_model.otpm, v_model.safety_margin), v_output - v_used_output);
+  -- What goes back moves a bucket's time back (google_ai_bucket_take), rounded down: never more than was
+  -- taken. No limit, or nothing to give back: as it was. (The limits after the margin, as the booking took
+  -- them: google_ai_request_limits.)
+  v_itpm := public.google_ai_effective_limit(v_model.itpm, v_model.safety_margin);
+  v_otpm := public.google_ai_effective_limit(v_model.otpm, v_model.safety_margin);
+  input_until := case when v_itpm is null or coalesce(v_input - v_used_input, 0) <= 0 then p_input_until
+    else p_input_until - floor(v_window_us * (v_input - v_used_input) / v_itpm) * interval '1 microsecond' end;
+  output_until := case when v_otpm is null or coalesce(v_output - v_used_output, 0) <= 0 then p_output_until
+    else p_output_until - floor(v_window_us * (v_output - v_used_output) / v_otpm) * interval '1 microsecond' end;
 end
 $$;
 

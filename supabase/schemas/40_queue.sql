@@ -171,7 +171,7 @@ $$;
 -- holds back; kept_bound: some group's window has room now that only the shares keep from this waiter.
 -- Null turn_at: no group can serve today (day used up or cooling down everywhere), or the shares it
 -- does not own keep every group's window.
-CREATE OR REPLACE FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer,
+CREATE OR REPLACE FUNCTION public.google_ai_queue_turn_at(p_model public.google_ai_model_limits,
     p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint, p_class text,
     p_caller text, OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone,
     OUT spread_bound boolean, OUT kept_bound boolean) RETURNS record
@@ -181,8 +181,6 @@ CREATE OR REPLACE FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm in
 declare
   v_window interval := public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms);
   v_spread record;
-  v_bucket numeric;
-  v_burst integer;
   v_spaced boolean;
   v_group record;
   v_ring record;
@@ -201,34 +199,32 @@ begin
   spread_bound := false;
   kept_bound := false;
   -- The schedule as google_ai_schedule_place keeps it: a request bucket (bucket_share) for every class.
-  select l.bucket_share, l.spread_burst into v_bucket, v_burst from public.google_ai_model_limits l
-  where l.model = p_model;
-  v_spread := public.google_ai_spread_step(case when v_bucket is null then v_burst
-    else greatest(1, floor(p_rpm * v_bucket))::integer end, v_window, p_rpm, null, 0);
-  v_spaced := v_spread.step is not null and (v_bucket is not null or p_rank is null
+  v_spread := public.google_ai_spread_step(case when p_model.bucket_share is null then p_model.spread_burst
+    else greatest(1, floor(p_model.rpm * p_model.bucket_share))::integer end, v_window, p_model.rpm, null, 0);
+  v_spaced := v_spread.step is not null and (p_model.bucket_share is not null or p_rank is null
               or exists (select 1 from public.google_ai_priority_classes c where c.rank < p_rank));
   for v_group in
     select c.quota_group, c.cooldown_until, c.rpd_used, u.spread_until, u.ring_low, u.ring, u.window_requests,
-           public.google_ai_higher_taken(c.quota_group, p_model, p_now, v_window, p_rank) as higher,
-           public.google_ai_kept_from(p_model, u.share_use, p_now, v_window, p_class, p_caller) as held
-    from public.google_ai_candidate_groups(p_model, p_exclude_key_ids, p_rpm, null, p_rpd, p_now) c
-    left join public.google_ai_usage_counters u on u.quota_group = c.quota_group and u.model = p_model
+           public.google_ai_higher_taken(c.quota_group, p_model.model, p_now, v_window, p_rank) as higher,
+           public.google_ai_kept_from(p_model.model, u.share_use, p_now, v_window, p_class, p_caller) as held
+    from public.google_ai_candidate_groups(p_model.model, p_exclude_key_ids, p_model.rpm, null, p_model.rpd, p_now) c
+    left join public.google_ai_usage_counters u on u.quota_group = c.quota_group and u.model = p_model.model
   loop
-    continue when v_group.cooldown_until is not null or (p_rpd is not null and v_group.rpd_used >= p_rpd);
-    v_day_left := v_day_left + coalesce(p_rpd - v_group.rpd_used, 1000000);
-    if p_rpm is null then
+    continue when v_group.cooldown_until is not null or (p_model.rpd is not null and v_group.rpd_used >= p_model.rpd);
+    v_day_left := v_day_left + coalesce(p_model.rpd - v_group.rpd_used, 1000000);
+    if p_model.rpm is null then
       free_now := 1000000;
       continue;
     end if;
     v_ring := public.google_ai_ring_at(p_now, v_window, v_group.ring_low, v_group.ring,
       v_group.window_requests, null);
-    v_expiries := case when v_bucket is null or v_group.held > 0
+    v_expiries := case when p_model.bucket_share is null or v_group.held > 0
                        then public.google_ai_ring_expiries(v_ring.ring_low, v_ring.ring, v_window) else '{}' end;
     v_count := cardinality(v_expiries);
     -- The group's openings within one window for this waiter (its room: the limit less what others'
     -- shares keep): free now, then as admissions leave with their seconds (google_ai_ring_at).
-    v_room := p_rpm - v_group.held;
-    kept_bound := kept_bound or (v_count < p_rpm and v_count >= v_room);
+    v_room := p_model.rpm - v_group.held;
+    kept_bound := kept_bound or (v_count < p_model.rpm and v_count >= v_room);
     v_openings := array_fill(p_now, array[greatest(0, v_room - v_count)])
                   || coalesce(v_expiries[greatest(1, v_count - v_room + 1):v_count], '{}');
     continue when cardinality(v_openings) = 0;
@@ -237,11 +233,11 @@ begin
     -- (A model that is not spread reopens a window's slots at once, to whoever is waiting then:
     -- every waiter there counts on them all.)
     v_part := case when not v_spaced then 1
-                   else greatest(0.1, 1 - coalesce(v_group.higher, 0)::numeric / greatest(p_rpm, v_count, 1)) end;
+                   else greatest(0.1, 1 - coalesce(v_group.higher, 0)::numeric / greatest(p_model.rpm, v_count, 1)) end;
     v_needed := ceil(p_slots / v_part)::integer;
     -- Its slots (a waiter of this class counts on its part of them: the likely ones).
     v_group_slots := public.google_ai_group_slots(v_openings, v_needed, v_window, v_group.spread_until,
-      case when v_spaced then v_spread.step end, v_spread.tolerance, v_bucket is null);
+      case when v_spaced then v_spread.step end, v_spread.tolerance, p_model.bucket_share is null);
     for k in 1 .. p_slots loop
       v_slots := v_slots || v_group_slots[k];
       free_now := free_now + case when v_group_slots[k] <= p_now then 1 else 0 end;
@@ -398,8 +394,7 @@ begin
   where q.model = p_model.model and q.lease_until >= p_now and q.ticket_id is distinct from ticket
     and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id) < (rank, turn, since, coalesce(ticket, p_new_ticket));
   select t.free_now, t.turn_at, t.spread_bound, t.kept_bound into v_free_now, turn_at, v_spread_bound, v_kept_bound
-  from public.google_ai_queue_turn_at(p_model.model, p_model.rpm, p_model.rpd, p_exclude_key_ids, p_now, v_ahead + 1,
-    rank, class, p_caller.name) t;
+  from public.google_ai_queue_turn_at(p_model, p_exclude_key_ids, p_now, v_ahead + 1, rank, class, p_caller.name) t;
   -- Slots go to the due tickets ahead first; one nobody due claims goes to whoever asks. (No turn,
   -- none today anywhere or every window kept from it by shares: the booking names the reopening.)
   may_book := v_head_limit is null and (turn_at is null or v_due_ahead < v_free_now
@@ -482,8 +477,8 @@ begin
     and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id)
         < (p_class.rank, v_turn, v_since, coalesce(p_refusal.ticket, p_refusal.new_ticket));
   select t.free_now, t.turn_at, t.likely_at into v_free_now, turn_at, likely_at
-  from public.google_ai_queue_turn_at(p_limits.model, p_limits.rpm, p_limits.rpd, p_request.exclude_key_ids, p_now,
-    v_ahead + 1, p_class.rank, p_class.name, p_request.caller) t;
+  from public.google_ai_queue_turn_at(p_limits, p_request.exclude_key_ids, p_now, v_ahead + 1, p_class.rank,
+    p_class.name, p_request.caller) t;
   -- A slot free now but kept for a ticket ahead whose turn has come: if that waiter never calls, the
   -- slot is this one's once its ticket lapses. When the next opening lies beyond this caller's wait,
   -- that is its chance: it asks again then (one call more if the waiter did come).

@@ -5,7 +5,9 @@ set check_function_bodies = off;
 -- When a candidate group its unlocked counts show full (p_full_by: cooldown, rpd, or the minute's window,
 -- google_ai_candidate_groups) reopens for this request: the cooldown's end, the provider's next day, or when
 -- the window lets p_tokens in for the requester (class p_class, caller p_caller; for a requester that
--- others' shares keep slots from, a full window reopens later). (Inlined: no SET clause.)
+-- others' shares keep slots from, a full window reopens later). The day reopens after its midnight plus the
+-- day guard: the first moments of a day still count for the day before, on a clock that may lag ours.
+-- (Inlined: no SET clause.)
 CREATE OR REPLACE FUNCTION public.google_ai_full_group_reopens_at(p_quota_group text, p_full_by text,
     p_cooldown_until timestamp with time zone, p_model public.google_ai_model_limits, p_at timestamp with time zone,
     p_tokens integer, p_class text, p_caller text) RETURNS timestamp with time zone
@@ -13,7 +15,9 @@ CREATE OR REPLACE FUNCTION public.google_ai_full_group_reopens_at(p_quota_group 
     AS $$
   select case p_full_by
            when 'cooldown' then p_cooldown_until
-           when 'rpd' then public.google_ai_reopens_at('rpd', p_at, public.google_ai_day_zone(p_model.model))
+           when 'rpd' then public.google_ai_midnight_after_in(p_at, public.google_ai_day_zone(p_model.model))
+                           operator(pg_catalog.+) ((public.google_ai_admission_guard()).day_guard_ms
+                                                   operator(pg_catalog.*) interval '1 millisecond')
            else public.google_ai_window_reopens_for(p_quota_group, p_model.model, p_at,
              public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
              p_model.rpm, p_model.tpm, p_tokens, p_class, p_caller) end

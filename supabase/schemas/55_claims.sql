@@ -19,7 +19,12 @@ begin
     return new;
   end if;
   new.reply_by := public.google_ai_holder_time(v_holder, 'reply_by');
-  new.holder := public.google_ai_holder_id(v_holder);
+  -- The invocation it names (null when absent); anything but a uuid is a clear 22023.
+  if v_holder -> 'holder' is not null and not (pg_catalog.jsonb_typeof(v_holder -> 'holder') = 'string'
+     and (v_holder ->> 'holder') ~ '^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$') then
+    raise exception 'metadata key $holder is the gateway''s own: its holder must be a uuid' using errcode = '22023';
+  end if;
+  new.holder := (v_holder ->> 'holder')::uuid;
   -- Never before reply_by; none when the statement names none (then the claim keeps its lease).
   new.hold_until := case when v_holder ? 'hold_until'
                          then greatest(public.google_ai_holder_time(v_holder, 'hold_until'), new.reply_by) end;
@@ -88,24 +93,6 @@ begin
     end;
   end if;
   raise exception 'metadata key $holder is the gateway''s own: its % must be an ISO timestamp', p_key
-    using errcode = '22023';
-end
-$$;
-
--- The invocation a '$holder' names (null when absent); anything but a uuid is a clear 22023.
-CREATE OR REPLACE FUNCTION public.google_ai_holder_id(p_holder jsonb) RETURNS uuid
-    LANGUAGE plpgsql IMMUTABLE
-    SET search_path TO ''
-    AS $$
-begin
-  if p_holder -> 'holder' is null then
-    return null;
-  end if;
-  if pg_catalog.jsonb_typeof(p_holder -> 'holder') = 'string'
-     and (p_holder ->> 'holder') ~ '^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$' then
-    return (p_holder ->> 'holder')::uuid;
-  end if;
-  raise exception 'metadata key $holder is the gateway''s own: its holder must be a uuid'
     using errcode = '22023';
 end
 $$;

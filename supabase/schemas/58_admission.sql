@@ -153,7 +153,7 @@ begin
     perform public.google_ai_hold_request(p_request.caller, p_request.request_id, p_model, p_now);
   end if;
   -- (One object with the quota in it, and the key taken out when there is none: a concatenation would
-  -- encode the whole answer again.)
+  -- encode the whole answer again; minus an empty array is the object as it is.)
   insert into public.google_ai_attempts as a (reservation_id, status, request_id, caller, client_id, token_id, model,
     requested_model, attempt, api_key_id, key_alias, quota_group, minute_bucket, day_bucket, estimated_tokens,
     wait_ms, metadata, priority_class, admitted_at, booked_usd, booked_output_tokens)
@@ -166,10 +166,8 @@ begin
     'key_alias', a.key_alias, 'env_var_name', p_booking.env_var_name, 'quota_group', a.quota_group, 'model', a.model,
     'minute_bucket', a.minute_bucket, 'day_bucket', a.day_bucket, 'priority', a.priority_class,
     'quota', p_booking.quota, 'booked_usd', a.booked_usd)
+    - case when p_booking.quota is null then '{quota}' else '{}' end::text[]
   into v_answer;
-  if p_booking.quota is null then
-    v_answer := v_answer - 'quota';
-  end if;
   return v_answer;
 end
 $$;

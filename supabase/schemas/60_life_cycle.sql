@@ -170,7 +170,6 @@ declare
   v_model public.google_ai_model_limits;
   v_rpm integer;
   v_step record;
-  v_place timestamptz;   -- the gateway's own place for the next request in the model's request bucket
 begin
   if p_room_until > v_now and p_att.quota_group is not null and p_room_requests = 0 and p_room_tokens is null then
     select m.* into v_model from public.google_ai_model_limits m where m.model = p_att.model;
@@ -179,13 +178,13 @@ begin
   if v_model.bucket_share is not null and v_rpm > 0 then
     v_step := public.google_ai_spread_step(greatest(1, floor(v_rpm * v_model.bucket_share))::integer,
       public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms), v_rpm, null, 0);
-    select c.spread_until - v_step.tolerance into v_place from public.google_ai_usage_counters c
-    where c.quota_group = p_att.quota_group and c.model = coalesce(v_model.limit_pool, v_model.model);
-    if p_room_until - 60000.0 / v_model.rpm * interval '1 millisecond' > coalesce(v_place, '-infinity') then
-      update public.google_ai_usage_counters c set spread_until = p_room_until + v_step.tolerance
-      where c.quota_group = p_att.quota_group and c.model = coalesce(v_model.limit_pool, v_model.model)
-        and coalesce(c.spread_until, '-infinity') < p_room_until + v_step.tolerance;
-    end if;
+    -- (The gateway's own place for the next request in the model's request bucket: spread_until less
+    -- the tolerance.)
+    update public.google_ai_usage_counters c set spread_until = p_room_until + v_step.tolerance
+    where c.quota_group = p_att.quota_group and c.model = coalesce(v_model.limit_pool, v_model.model)
+      and p_room_until - 60000.0 / v_model.rpm * interval '1 millisecond'
+          > coalesce(c.spread_until - v_step.tolerance, '-infinity')
+      and coalesce(c.spread_until, '-infinity') < p_room_until + v_step.tolerance;
   elsif p_room_until > v_now and p_att.quota_group is not null then
     select 2 * count(*) filter (where a.status = 'reserved')
         + count(*) filter (where a.admitted_at > p_att.admitted_at),
@@ -388,7 +387,6 @@ declare
   v_att public.google_ai_attempts;
   v_message text := left(public.google_ai_sanitize_error(p_error_message), 1000);
   v_now timestamptz := pg_catalog.clock_timestamp();
-  v_marked boolean;
 begin
   update public.google_ai_attempts a set
     status = 'withdrawn',
@@ -413,9 +411,8 @@ begin
     google_successor = case when pg_catalog.lower(p_successor) <> pg_catalog.lower(v_att.model)
                             then left(p_successor, 100) end
   where l.model = v_att.model and l.withdrawn_at is null;
-  v_marked := found;
 
-  return jsonb_build_object('ok', true, 'status', 'withdrawn', 'model', v_att.model, 'marked', v_marked,
+  return jsonb_build_object('ok', true, 'status', 'withdrawn', 'model', v_att.model, 'marked', found,
     'successor', (select l.successor from public.google_ai_model_limits l where l.model = v_att.model));
 end
 $$;
