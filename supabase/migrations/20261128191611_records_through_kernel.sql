@@ -2,8 +2,8 @@
 -- what supabase/schemas builds. Applying it twice changes nothing.
 -- What it changes: Issue 79: the counter as of an instant as one record, the booking's steps and the ring as
 --   named types, reserve_models_at taking the reservation whole, the attempt log's checks through functions
---   that hold their lists, the model row read whole; one budget shape for tokens, clients and service
---   callers; each grant said once
+--   that hold their lists, the model row read whole, kernel helpers with one caller folded into it; one
+--   budget shape for tokens, clients and service callers; each grant said once
 set check_function_bodies = off;
 
 drop view if exists "public"."google_ai_caller_budgets_today";
@@ -26,13 +26,21 @@ drop function if exists "public"."google_ai_booking_outcome"(p_model public.goog
 
 drop function if exists "public"."google_ai_booking_rules"(p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_counter public.google_ai_usage_counters, p_now timestamp with time zone, p_window interval, p_day date, p_tokens integer, p_requests integer, p_window_tokens bigint, p_counts integer[], p_near_end boolean, p_near_start boolean, p_output integer, OUT outcome text, OUT cause text, OUT window_full boolean, OUT paced_until timestamp with time zone, OUT spread_at timestamp with time zone, OUT spread_step interval, OUT held_rpd bigint, OUT live bigint[], OUT owned bigint[], OUT kept jsonb, OUT input_until timestamp with time zone, OUT output_until timestamp with time zone);
 
+drop function if exists "public"."google_ai_bucket_give"(p_until timestamp with time zone, p_window interval, p_limit integer, p_back integer);
+
 drop function if exists "public"."google_ai_budget_left"(p_max bigint, p_used bigint);
+
+drop function if exists "public"."google_ai_holder_id"(p_holder jsonb);
+
+drop function if exists "public"."google_ai_queue_turn_at"(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint, p_class text, p_caller text, OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone, OUT spread_bound boolean, OUT kept_bound boolean);
 
 drop function if exists "public"."google_ai_quota_report_owner"(p_now timestamp with time zone, p_row boolean, p_max_requests integer, p_max_tokens bigint, p_day_bucket date, p_requests_today integer, p_tokens_today bigint, p_daily_usd numeric, p_monthly_usd numeric, p_month_bucket date, p_spent_today_usd numeric, p_spent_month_usd numeric);
 
 drop function if exists "public"."google_ai_record_admission"(p_now timestamp with time zone, p_request public.google_ai_request, p_model text, p_class text, p_booking record, p_ticket uuid, p_booked_usd numeric, p_booked_output integer);
 
 drop function if exists "public"."google_ai_refusal_times"(p_outcome text, p_window_full boolean, p_quota_group text, p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_now timestamp with time zone, p_window interval, p_tokens integer, p_midnight timestamp with time zone, p_day_guard interval, p_near_end boolean, p_today_fits boolean, p_paced_until timestamp with time zone, p_spread_at timestamp with time zone, p_recheck_ms integer, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone);
+
+drop function if exists "public"."google_ai_reopens_at"(p_limit text, p_now timestamp with time zone, p_zone text);
 
 drop function if exists "public"."google_ai_reserve_models_at"(p_now timestamp with time zone, p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer, p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid, p_output_tokens integer[]);
 
@@ -572,6 +580,90 @@ end
 $function$
 ;
 
+CREATE OR REPLACE FUNCTION public.google_ai_queue_turn_at(p_model public.google_ai_model_limits, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint, p_class text, p_caller text, OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone, OUT spread_bound boolean, OUT kept_bound boolean)
+ RETURNS record
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO ''
+AS $function$
+declare
+  v_window interval := public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms);
+  v_spread record;
+  v_spaced boolean;
+  v_group record;
+  v_ring record;
+  v_expiries timestamptz[];
+  v_count integer;
+  v_room integer;
+  v_part numeric;
+  v_needed integer;
+  v_openings timestamptz[];
+  v_group_slots timestamptz[];
+  v_slots timestamptz[] := '{}'::timestamptz[];
+  v_likely timestamptz[] := '{}'::timestamptz[];
+  v_day_left bigint := 0;
+begin
+  free_now := 0;
+  spread_bound := false;
+  kept_bound := false;
+  -- The schedule as google_ai_schedule_place keeps it: a request bucket (bucket_share) for every class.
+  v_spread := public.google_ai_spread_step(case when p_model.bucket_share is null then p_model.spread_burst
+    else greatest(1, floor(p_model.rpm * p_model.bucket_share))::integer end, v_window, p_model.rpm, null, 0);
+  v_spaced := v_spread.step is not null and (p_model.bucket_share is not null or p_rank is null
+              or exists (select 1 from public.google_ai_priority_classes c where c.rank < p_rank));
+  for v_group in
+    select c.quota_group, c.cooldown_until, c.rpd_used, u.spread_until, u.ring_low, u.ring, u.window_requests,
+           public.google_ai_higher_taken(c.quota_group, p_model.model, p_now, v_window, p_rank) as higher,
+           public.google_ai_kept_from(p_model.model, u.share_use, p_now, v_window, p_class, p_caller) as held
+    from public.google_ai_candidate_groups(p_model.model, p_exclude_key_ids, p_model.rpm, null, p_model.rpd, p_now) c
+    left join public.google_ai_usage_counters u on u.quota_group = c.quota_group and u.model = p_model.model
+  loop
+    continue when v_group.cooldown_until is not null or (p_model.rpd is not null and v_group.rpd_used >= p_model.rpd);
+    v_day_left := v_day_left + coalesce(p_model.rpd - v_group.rpd_used, 1000000);
+    if p_model.rpm is null then
+      free_now := 1000000;
+      continue;
+    end if;
+    v_ring := public.google_ai_ring_at(p_now, v_window, v_group.ring_low, v_group.ring,
+      v_group.window_requests, null);
+    v_expiries := case when p_model.bucket_share is null or v_group.held > 0
+                       then public.google_ai_ring_expiries(v_ring.ring_low, v_ring.ring, v_window) else '{}' end;
+    v_count := cardinality(v_expiries);
+    -- The group's openings within one window for this waiter (its room: the limit less what others'
+    -- shares keep): free now, then as admissions leave with their seconds (google_ai_ring_at).
+    v_room := p_model.rpm - v_group.held;
+    kept_bound := kept_bound or (v_count < p_model.rpm and v_count >= v_room);
+    v_openings := array_fill(p_now, array[greatest(0, v_room - v_count)])
+                  || coalesce(v_expiries[greatest(1, v_count - v_room + 1):v_count], '{}');
+    continue when cardinality(v_openings) = 0;
+    spread_bound := spread_bound
+                    or (v_spaced and v_openings[1] <= p_now and v_group.spread_until - v_spread.tolerance > p_now);
+    -- (A model that is not spread reopens a window's slots at once, to whoever is waiting then:
+    -- every waiter there counts on them all.)
+    v_part := case when not v_spaced then 1
+                   else greatest(0.1, 1 - coalesce(v_group.higher, 0)::numeric / greatest(p_model.rpm, v_count, 1)) end;
+    v_needed := ceil(p_slots / v_part)::integer;
+    -- Its slots (a waiter of this class counts on its part of them: the likely ones).
+    v_group_slots := public.google_ai_group_slots(v_openings, v_needed, v_window, v_group.spread_until,
+      case when v_spaced then v_spread.step end, v_spread.tolerance, p_model.bucket_share is null);
+    for k in 1 .. p_slots loop
+      v_slots := v_slots || v_group_slots[k];
+      free_now := free_now + case when v_group_slots[k] <= p_now then 1 else 0 end;
+      v_likely := v_likely || v_group_slots[least(v_needed, ceil(k / v_part)::integer)];
+    end loop;
+  end loop;
+  if v_day_left < p_slots then
+    return; -- not today
+  end if;
+  -- The p_slots-th of the slots in time order, and of the likely ones (now when enough are free now).
+  -- None when the shares this waiter does not own keep every group's window from it: the booking
+  -- names when, if ever, one has room for it.
+  turn_at := case when free_now >= p_slots then p_now else public.google_ai_nth_slot(v_slots, p_slots, p_now) end;
+  likely_at := case when free_now >= p_slots then p_now else public.google_ai_nth_slot(v_likely, p_slots, p_now) end;
+end
+$function$
+;
+
 CREATE OR REPLACE FUNCTION public.google_ai_quota_report_budget(p_now timestamp with time zone, p_token public.google_ai_tokens, p_owner public.google_ai_budget)
  RETURNS jsonb
  LANGUAGE sql
@@ -614,7 +706,7 @@ begin
     perform public.google_ai_hold_request(p_request.caller, p_request.request_id, p_model, p_now);
   end if;
   -- (One object with the quota in it, and the key taken out when there is none: a concatenation would
-  -- encode the whole answer again.)
+  -- encode the whole answer again; minus an empty array is the object as it is.)
   insert into public.google_ai_attempts as a (reservation_id, status, request_id, caller, client_id, token_id, model,
     requested_model, attempt, api_key_id, key_alias, quota_group, minute_bucket, day_bucket, estimated_tokens,
     wait_ms, metadata, priority_class, admitted_at, booked_usd, booked_output_tokens)
@@ -627,10 +719,8 @@ begin
     'key_alias', a.key_alias, 'env_var_name', p_booking.env_var_name, 'quota_group', a.quota_group, 'model', a.model,
     'minute_bucket', a.minute_bucket, 'day_bucket', a.day_bucket, 'priority', a.priority_class,
     'quota', p_booking.quota, 'booked_usd', a.booked_usd)
+    - case when p_booking.quota is null then '{quota}' else '{}' end::text[]
   into v_answer;
-  if p_booking.quota is null then
-    v_answer := v_answer - 'quota';
-  end if;
   return v_answer;
 end
 $function$
@@ -970,6 +1060,82 @@ end
 $function$
 ;
 
+CREATE OR REPLACE FUNCTION public.google_ai_attempt_holder()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  v_holder jsonb := new.metadata -> '$holder';
+  v_now timestamptz := pg_catalog.clock_timestamp();
+begin
+  new.metadata := new.metadata - '$holder';
+  if pg_catalog.jsonb_typeof(v_holder) is distinct from 'object' then
+    return new;
+  end if;
+  new.reply_by := public.google_ai_holder_time(v_holder, 'reply_by');
+  -- The invocation it names (null when absent); anything but a uuid is a clear 22023.
+  if v_holder -> 'holder' is not null and not (pg_catalog.jsonb_typeof(v_holder -> 'holder') = 'string'
+     and (v_holder ->> 'holder') ~ '^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$') then
+    raise exception 'metadata key $holder is the gateway''s own: its holder must be a uuid' using errcode = '22023';
+  end if;
+  new.holder := (v_holder ->> 'holder')::uuid;
+  -- Never before reply_by; none when the statement names none (then the claim keeps its lease).
+  new.hold_until := case when v_holder ? 'hold_until'
+                         then greatest(public.google_ai_holder_time(v_holder, 'hold_until'), new.reply_by) end;
+  if new.request_id is not null and new.hold_until is not null and new.holder is not null then
+    update public.google_ai_responses r set
+      expires_at = case when r.holder is null then new.hold_until else greatest(r.expires_at, new.hold_until) end,
+      holder = new.holder
+    where r.caller = new.caller and r.request_id = new.request_id and r.status = 'in_progress'
+      and (r.holder = new.holder or (r.holder is null and new.status = 'reserved'))
+      and public.google_ai_claim_held_until(r.caller, r.request_id, r.expires_at, v_now) is not null;
+  end if;
+  return new;
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_buckets_settled(p_att public.google_ai_attempts, p_tokens integer, p_released boolean, p_input_until timestamp with time zone, p_output_until timestamp with time zone, p_window interval, OUT input_until timestamp with time zone, OUT output_until timestamp with time zone)
+ RETURNS record
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO ''
+AS $function$
+declare
+  v_model public.google_ai_model_limits;
+  v_output integer := p_att.booked_output_tokens;
+  v_input integer;
+  v_used_input integer;
+  v_used_output integer := v_output;
+  v_window_us numeric := extract(epoch from p_window) * 1000000;
+  v_itpm integer; v_otpm integer;
+begin
+  select m.* into v_model from public.google_ai_model_limits m where m.model = p_att.model;
+  v_input := p_att.estimated_tokens - case when v_model.booked_output_tokens is not null then v_output else 0 end;
+  v_used_input := v_input;
+  if p_released then
+    select 0, 0 into v_used_input, v_used_output;
+  elsif p_att.input_tokens is not null then
+    v_used_input := p_att.input_tokens
+      - case when v_model.itpm_counts_cache_reads then 0 else coalesce(p_att.cached_input_tokens, 0) end;
+    v_used_output := coalesce(p_att.output_tokens, 0);
+  elsif p_tokens < p_att.estimated_tokens then
+    v_used_output := 0;
+  end if;
+  -- What goes back moves a bucket's time back (google_ai_bucket_take), rounded down: never more than was
+  -- taken. No limit, or nothing to give back: as it was. (The limits after the margin, as the booking took
+  -- them: google_ai_request_limits.)
+  v_itpm := public.google_ai_effective_limit(v_model.itpm, v_model.safety_margin);
+  v_otpm := public.google_ai_effective_limit(v_model.otpm, v_model.safety_margin);
+  input_until := case when v_itpm is null or coalesce(v_input - v_used_input, 0) <= 0 then p_input_until
+    else p_input_until - floor(v_window_us * (v_input - v_used_input) / v_itpm) * interval '1 microsecond' end;
+  output_until := case when v_otpm is null or coalesce(v_output - v_used_output, 0) <= 0 then p_output_until
+    else p_output_until - floor(v_window_us * (v_output - v_used_output) / v_otpm) * interval '1 microsecond' end;
+end
+$function$
+;
+
 CREATE OR REPLACE FUNCTION public.google_ai_caller_budget_at(p_caller text, p_client_id uuid, p_at timestamp with time zone, p_tokens integer, p_attempt integer, p_model public.google_ai_model_limits, p_output integer, p_class text, OUT day date, OUT worst numeric, OUT cause text, OUT reopens_at timestamp with time zone, OUT period text)
  RETURNS record
  LANGUAGE plpgsql
@@ -1114,6 +1280,63 @@ begin
     where b.caller = p_caller and (p_book or b.day_bucket = v_day or b.month_bucket = v_month);
   end if;
 end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_finalize_withdrawn(p_reservation_id uuid, p_http_status integer DEFAULT 404, p_error_code text DEFAULT 'NOT_FOUND'::text, p_error_message text DEFAULT NULL::text, p_latency_ms integer DEFAULT NULL::integer, p_successor text DEFAULT NULL::text)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+declare
+  v_att public.google_ai_attempts;
+  v_message text := left(public.google_ai_sanitize_error(p_error_message), 1000);
+  v_now timestamptz := pg_catalog.clock_timestamp();
+begin
+  update public.google_ai_attempts a set
+    status = 'withdrawn',
+    finished_at = v_now,
+    http_status = p_http_status,
+    error_code = left(p_error_code, 200),
+    error_message = v_message,
+    latency_ms = p_latency_ms
+  where a.reservation_id = p_reservation_id and a.status = 'reserved'
+  returning * into v_att;
+
+  if not found then
+    return public.google_ai_not_open(p_reservation_id);
+  end if;
+
+  perform public.google_ai_count_budgets(v_att.token_id, v_att.client_id, v_att.caller, v_att.created_at,
+    public.google_ai_pacific_day(coalesce(v_att.admitted_at, v_att.created_at)), 0, -v_att.estimated_tokens,
+    -v_att.booked_usd, false);
+  perform public.google_ai_settle_admission(v_att, 0, true);
+
+  update public.google_ai_model_limits l set withdrawn_at = v_now, withdrawn_message = v_message,
+    google_successor = case when pg_catalog.lower(p_successor) <> pg_catalog.lower(v_att.model)
+                            then left(p_successor, 100) end
+  where l.model = v_att.model and l.withdrawn_at is null;
+
+  return jsonb_build_object('ok', true, 'status', 'withdrawn', 'model', v_att.model, 'marked', found,
+    'successor', (select l.successor from public.google_ai_model_limits l where l.model = v_att.model));
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_full_group_reopens_at(p_quota_group text, p_full_by text, p_cooldown_until timestamp with time zone, p_model public.google_ai_model_limits, p_at timestamp with time zone, p_tokens integer, p_class text, p_caller text)
+ RETURNS timestamp with time zone
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select case p_full_by
+           when 'cooldown' then p_cooldown_until
+           when 'rpd' then public.google_ai_midnight_after_in(p_at, public.google_ai_day_zone(p_model.model))
+                           operator(pg_catalog.+) ((public.google_ai_admission_guard()).day_guard_ms
+                                                   operator(pg_catalog.*) interval '1 millisecond')
+           else public.google_ai_window_reopens_for(p_quota_group, p_model.model, p_at,
+             public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
+             p_model.rpm, p_model.tpm, p_tokens, p_class, p_caller) end
 $function$
 ;
 
@@ -1428,6 +1651,19 @@ AS $function$
 $function$
 ;
 
+CREATE OR REPLACE FUNCTION public.google_ai_not_open(p_reservation_id uuid)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO ''
+AS $function$
+begin
+  return jsonb_build_object('ok', false, 'error', 'not_open',
+    'status', (select a.status from public.google_ai_attempts a where a.reservation_id = p_reservation_id));
+end
+$function$
+;
+
 CREATE OR REPLACE FUNCTION public.google_ai_queue_place(p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_ticket uuid, p_new_ticket uuid, OUT ticket uuid, OUT rank smallint, OUT class text, OUT turn bigint, OUT since timestamp with time zone, OUT may_book boolean, OUT blocked_by text, OUT cause text, OUT turn_at timestamp with time zone)
  RETURNS record
  LANGUAGE plpgsql
@@ -1477,8 +1713,7 @@ begin
   where q.model = p_model.model and q.lease_until >= p_now and q.ticket_id is distinct from ticket
     and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id) < (rank, turn, since, coalesce(ticket, p_new_ticket));
   select t.free_now, t.turn_at, t.spread_bound, t.kept_bound into v_free_now, turn_at, v_spread_bound, v_kept_bound
-  from public.google_ai_queue_turn_at(p_model.model, p_model.rpm, p_model.rpd, p_exclude_key_ids, p_now, v_ahead + 1,
-    rank, class, p_caller.name) t;
+  from public.google_ai_queue_turn_at(p_model, p_exclude_key_ids, p_now, v_ahead + 1, rank, class, p_caller.name) t;
   -- Slots go to the due tickets ahead first; one nobody due claims goes to whoever asks. (No turn,
   -- none today anywhere or every window kept from it by shares: the booking names the reopening.)
   may_book := v_head_limit is null and (turn_at is null or v_due_ahead < v_free_now
@@ -1494,6 +1729,93 @@ begin
     blocked_by := coalesce(v_head_limit, case when p_model.rpm is not null then 'rpm' else 'tpm' end);
     cause := case when v_head_limit is not null or v_free_now > 0 then 'queue_turn' when v_spread_bound then 'spread'
                   when v_kept_bound then 'share_kept' else 'window_full' end;
+  end if;
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_queue_wait(p_now timestamp with time zone, p_request public.google_ai_request, p_limits public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_refusal public.google_ai_refusal, OUT answer jsonb, OUT turn_at timestamp with time zone, OUT expected timestamp with time zone, OUT likely_at timestamp with time zone)
+ RETURNS record
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  v_wait_until timestamptz := p_now + p_request.wait_left_ms * interval '1 millisecond';
+  v_grace interval;
+  v_turn bigint := p_refusal.turn;
+  v_since timestamptz := p_refusal.since;
+  v_ahead integer;
+  v_due_lease timestamptz;
+  v_free_now integer;
+  v_ticket public.google_ai_queue;
+begin
+  -- Tickets of a model are taken one at a time, so each one's place and time count every ticket before
+  -- it (the lock is the model's and lasts until the reservation commits; nothing under it waits for a
+  -- counter row, so a counter row the reservation may still hold cannot deadlock with it).
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('google_ai_queue:' || p_limits.model));
+  v_grace := coalesce((select qs.grace_ms from public.google_ai_queue_settings qs where qs.id), 3000)
+             * interval '1 millisecond';
+  perform public.google_ai_queue_lapse(p_limits.model, p_now);
+  if p_refusal.ticket is null then
+    v_turn := public.google_ai_next_turn(p_limits.model, p_class.rank, p_request.caller, null, null, null);
+    v_since := p_now;
+  end if;
+  select count(*), min(q.lease_until) filter (where q.expected_at <= p_now) into v_ahead, v_due_lease
+  from public.google_ai_queue q
+  where q.model = p_limits.model and q.ticket_id is distinct from p_refusal.ticket
+    and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id)
+        < (p_class.rank, v_turn, v_since, coalesce(p_refusal.ticket, p_refusal.new_ticket));
+  select t.free_now, t.turn_at, t.likely_at into v_free_now, turn_at, likely_at
+  from public.google_ai_queue_turn_at(p_limits, p_request.exclude_key_ids, p_now, v_ahead + 1, p_class.rank,
+    p_class.name, p_request.caller) t;
+  -- A slot free now but kept for a ticket ahead whose turn has come: if that waiter never calls, the
+  -- slot is this one's once its ticket lapses. When the next opening lies beyond this caller's wait,
+  -- that is its chance: it asks again then (one call more if the waiter did come).
+  if v_free_now > 0 and v_due_lease is not null and coalesce(turn_at > v_wait_until, true) then
+    turn_at := v_due_lease + interval '1 millisecond';
+    likely_at := turn_at;
+  end if;
+  -- No group offers a turn and the booking was not asked: a rest began after the request's place was
+  -- read (a statement of its own). Its turn is when the first rest ends.
+  if turn_at is null and not p_refusal.booking_tried then
+    turn_at := (select min(cd.cooldown_until) from public.google_ai_cooldowns cd
+                where cd.model = p_limits.model and cd.cooldown_until > p_now);
+    likely_at := turn_at;
+  end if;
+  -- The booking was tried and names no time it could succeed (a closed model, or free slots that a
+  -- reserved share keeps from this caller): the queue's count of slots cannot serve it, and asking
+  -- again would not either, so it is answered now rather than given a turn.
+  if p_refusal.booking_tried and p_refusal.reopens_at is null and p_refusal.recheck_at is null then
+    turn_at := null;
+    likely_at := null;
+  end if;
+  -- Its turn: when the tickets ahead leave a slot over, and not before the booking's own reopening.
+  expected := greatest(turn_at, least(p_refusal.reopens_at, p_refusal.recheck_at), p_now + interval '50 ms');
+  if turn_at is null and p_refusal.reopens_at is null then
+    expected := null;
+  end if;
+  -- A ticket is taken only when the turn is likely within the wait: the higher classes that asked
+  -- during the last window will ask again and go first (google_ai_queue_turn_at's likely_at). The
+  -- waiter is still told the earliest time (expected), so no slot waits for it.
+  if expected <= v_wait_until and greatest(expected, likely_at) <= v_wait_until then
+    insert into public.google_ai_queue as q (ticket_id, model, priority_class, class_rank, caller, client_id,
+      token_id, request_id, requested_model, turn, enqueued_at, tokens, limit_hit, expected_at, lease_until, position)
+    values (coalesce(p_refusal.ticket, p_refusal.new_ticket), p_limits.model, p_class.name, p_class.rank,
+      p_request.caller, p_request.client_id, p_request.token_id, p_request.request_id, p_request.model, v_turn,
+      v_since, p_request.estimated_tokens, p_refusal.limit_hit, expected, expected + v_grace, v_ahead + 1)
+    on conflict (ticket_id) do update set
+      expected_at = excluded.expected_at, lease_until = excluded.lease_until, turn = excluded.turn,
+      position = excluded.position, tokens = excluded.tokens, limit_hit = excluded.limit_hit
+    returning * into v_ticket;
+    answer := jsonb_build_object(
+      'ok', false,
+      'limit', p_refusal.limit_hit,
+      'cause', p_refusal.cause,
+      'retry_after_ms', public.google_ai_ms_until(expected, p_now),
+      'retry_at', expected,
+      'model', p_limits.model,
+      'queue', jsonb_build_object('ticket', v_ticket.ticket_id, 'position', v_ticket.position,
+                                  'expected_at', expected, 'priority', p_class.name));
   end if;
 end
 $function$
@@ -1666,6 +1988,70 @@ begin
                   p_att.admitted_at, v_at.minute, v_requests, p_att.day_bucket, v_at.near_end, v_at.near_start)
                 else c.share_use end
   where c.id = v_row.id;
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_settle_call(p_att public.google_ai_attempts, p_input_tokens integer, p_output_tokens integer, p_room_requests integer, p_room_tokens integer, p_room_until timestamp with time zone, p_settled_tokens integer)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  -- The clock read once, into a variable: a bound the window's index can hold (clock_timestamp() in the
+  -- statement itself is volatile, so every row of the group's log would be read to test it). The
+  -- window is a range closed on both sides, for the generic plan (15_request_log.sql says why).
+  v_now timestamptz := pg_catalog.clock_timestamp();
+  v_margin integer;
+  v_margin_tokens bigint;
+  v_counted integer;
+  v_model public.google_ai_model_limits;
+  v_rpm integer;
+  v_step record;
+begin
+  if p_room_until > v_now and p_att.quota_group is not null and p_room_requests = 0 and p_room_tokens is null then
+    select m.* into v_model from public.google_ai_model_limits m where m.model = p_att.model;
+    v_rpm := public.google_ai_effective_limit(v_model.rpm, v_model.safety_margin);
+  end if;
+  if v_model.bucket_share is not null and v_rpm > 0 then
+    v_step := public.google_ai_spread_step(greatest(1, floor(v_rpm * v_model.bucket_share))::integer,
+      public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms), v_rpm, null, 0);
+    -- (The gateway's own place for the next request in the model's request bucket: spread_until less
+    -- the tolerance.)
+    update public.google_ai_usage_counters c set spread_until = p_room_until + v_step.tolerance
+    where c.quota_group = p_att.quota_group and c.model = coalesce(v_model.limit_pool, v_model.model)
+      and p_room_until - 60000.0 / v_model.rpm * interval '1 millisecond'
+          > coalesce(c.spread_until - v_step.tolerance, '-infinity')
+      and coalesce(c.spread_until, '-infinity') < p_room_until + v_step.tolerance;
+  elsif p_room_until > v_now and p_att.quota_group is not null then
+    select 2 * count(*) filter (where a.status = 'reserved')
+        + count(*) filter (where a.admitted_at > p_att.admitted_at),
+      coalesce(2 * sum(a.estimated_tokens) filter (where a.status = 'reserved'), 0)
+        + coalesce(sum(a.estimated_tokens) filter (where a.admitted_at > p_att.admitted_at), 0)
+    into v_margin, v_margin_tokens
+    from public.google_ai_attempts a
+    where a.quota_group = p_att.quota_group and a.model = p_att.model
+      and a.admitted_at > v_now - interval '5 minutes' and a.admitted_at < 'infinity';
+    if p_room_requests <= v_margin or p_room_tokens <= v_margin_tokens then
+      perform public.google_ai_cooldown_for_cause(p_att.quota_group, p_att.model, p_room_until, 'minute',
+        'provider_room', null);
+    end if;
+  end if;
+
+  v_counted := p_input_tokens + case when exists (select 1 from public.google_ai_model_limits l
+    where l.model = p_att.model and l.booked_output_tokens is not null) then coalesce(p_output_tokens, 0) else 0 end;
+  v_counted := coalesce(v_counted, least(p_settled_tokens, p_att.estimated_tokens));
+  -- A client's spend takes the call's cost in place of the worst case it booked (an unknown cost keeps it).
+  if v_counted is not null and v_counted <> p_att.estimated_tokens or p_att.booked_usd is not null
+     or p_att.cost_usd is not null then
+    -- (A service caller's budgets count the owner's Pacific day of the admission, not its provider's day.)
+    perform public.google_ai_count_budgets(p_att.token_id, p_att.client_id, p_att.caller, p_att.created_at,
+      public.google_ai_pacific_day(coalesce(p_att.admitted_at, p_att.created_at)), 0,
+      coalesce(v_counted - p_att.estimated_tokens, 0),
+      coalesce(p_att.cost_usd, p_att.booked_usd, 0) - coalesce(p_att.booked_usd, 0), false);
+  end if;
+  -- The window learns the provider's count now: waiters asking again see the tokens given back.
+  perform public.google_ai_settle_admission(p_att, greatest(0, coalesce(v_counted, p_att.estimated_tokens)), false);
 end
 $function$
 ;
@@ -1859,6 +2245,7 @@ grant execute on function public.google_ai_finalize(p_reservation_id uuid, p_out
 grant execute on function public.google_ai_finalize(p_reservation_id uuid, p_outcome text, p_input_tokens integer, p_output_tokens integer, p_http_status integer, p_error_code text, p_quota_id text, p_error_message text, p_latency_ms integer, p_cooldown_until timestamp with time zone, p_cooldown_until_pacific_midnight boolean, p_response jsonb, p_key_rejected boolean, p_quota_cause text, p_service_tier text, p_served_tier text, p_added_ms integer, p_first_byte_ms integer, p_room_requests integer, p_room_tokens integer, p_room_until timestamp with time zone, p_settled_tokens integer, p_cached_input_tokens integer, p_thinking_tokens integer, p_cache_write_5m_tokens integer, p_cache_write_1h_tokens integer) to service_role;
 revoke all on function public.google_ai_is_attempt_status(p_status text) from public, anon, authenticated, service_role;
 revoke all on function public.google_ai_is_quota_cause(p_cause text) from public, anon, authenticated, service_role;
+revoke all on function public.google_ai_queue_turn_at(p_model public.google_ai_model_limits, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint, p_class text, p_caller text, OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone, OUT spread_bound boolean, OUT kept_bound boolean) from public, anon, authenticated, service_role;
 revoke all on function public.google_ai_quota_report_budget(p_now timestamp with time zone, p_token public.google_ai_tokens, p_owner public.google_ai_budget) from public, anon, authenticated, service_role;
 revoke all on function public.google_ai_record_admission(p_now timestamp with time zone, p_request public.google_ai_request, p_model text, p_class text, p_booking public.google_ai_booking, p_ticket uuid, p_booked_usd numeric, p_booked_output integer) from public, anon, authenticated, service_role;
 revoke all on function public.google_ai_refusal_times(p_rules public.google_ai_booking_verdict, p_quota_group text, p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_at public.google_ai_counter_at, p_tokens integer, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) from public, anon, authenticated, service_role;
