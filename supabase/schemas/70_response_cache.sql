@@ -222,6 +222,7 @@ declare
   v_settings public.google_ai_response_cache_settings;
   v_ttl interval;
   v_entry public.google_ai_response_cache;
+  v_age_ms bigint;
   v_claimed bigint;
 begin
   if p_mode not in ('on', 'refresh', 'default') or p_key !~ '^[0-9a-f]{64}$' then
@@ -247,16 +248,17 @@ begin
       select * into v_entry from public.google_ai_response_cache e
       where e.scope = v_scope.scope and e.key = p_key;
       if found and v_entry.answer is not null and v_entry.expires_at > v_now then
+        -- (An answer another request stored after v_now was read is younger than this clock: age 0.)
+        v_age_ms := greatest(0, (extract(epoch from (v_now - v_entry.created_at)) * 1000)::bigint);
         -- The hit's commit does not wait for its WAL flush: a crash of the database in the next moments
         -- could lose this audit row, never an answer or a booking (a hit books nothing).
         perform pg_catalog.set_config('synchronous_commit', 'off', true);
         insert into public.google_ai_response_cache_hits (created_at, entry_id, scope, caller, request_id, model,
           saved_input_tokens, saved_output_tokens, saved_usd, age_ms)
         values (v_now, v_entry.id, v_scope.scope, coalesce(p_caller, v_scope.member), p_request_id, v_entry.model,
-          v_entry.input_tokens, v_entry.output_tokens, v_entry.cost_usd,
-          (extract(epoch from (v_now - v_entry.created_at)) * 1000)::bigint);
+          v_entry.input_tokens, v_entry.output_tokens, v_entry.cost_usd, v_age_ms);
         return jsonb_build_object('status', 'hit', 'entry', v_entry.id, 'answer', v_entry.answer,
-          'age_ms', (extract(epoch from (v_now - v_entry.created_at)) * 1000)::bigint, 'cost_usd', v_entry.cost_usd);
+          'age_ms', v_age_ms, 'cost_usd', v_entry.cost_usd);
       end if;
     end if;
     -- No answer to serve: take the flight unless another request holds it, or an answer landed since

@@ -7,7 +7,7 @@
 -- saved and bytes held.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(38);
+select plan(39);
 
 create function pg_temp.now() returns timestamptz language sql immutable as $$ select '2026-07-16 06:59:30+00'::timestamptz $$;
 create function pg_temp.k(p text) returns text language sql immutable as $$
@@ -128,6 +128,15 @@ select is((select scope from public.google_ai_response_cache where flight_holder
 select throws_ok($$ insert into public.google_ai_response_cache_shared_scopes values ('client:loner', 'client:parser') $$,
   '23514', null, 'a shared scope is named shared:<name>: it cannot be another member''s own scope');
 delete from public.google_ai_response_cache_shared_scopes;
+
+-- An answer stored by another request after the lookup read its clock (created_at later than it) is a hit
+-- of age 0, never a negative age (x-eve-cache-age is a count of seconds).
+insert into public.google_ai_response_cache (scope, key, model, answer, bytes, created_at, expires_at, flight_until)
+values ('service', pg_temp.k('just stored'), 'gemma-3-27b-it', '{"text": "fresh"}', 10,
+        clock_timestamp() + interval '1 second', clock_timestamp() + interval '1 hour', null);
+select is(public.google_ai_cache_lookup('bot', null, 'gemma-3-27b-it', pg_temp.k('just stored'), 'on', 60,
+            '00000000-0000-0000-0000-0000000000d1', now() + interval '1 minute') ->> 'age_ms',
+  '0', 'an answer younger than the lookup''s clock is a hit of age 0');
 
 -- Housekeeping -----------------------------------------------------------------------------------
 delete from public.google_ai_response_cache;
