@@ -308,12 +308,10 @@ COMMENT ON COLUMN public.google_ai_usage_counters.ring IS
 
 -- Why Google answered 429, as llm-invoke reads it from the answer's structure (QUOTA_CAUSES and
 -- GROUP_CAUSES in functions/_shared/vocabulary.ts; tests/db/vocabulary.test.ts keeps this function and
--- both checks equal to them). The database's one list: finalize and the metrics read it here.
--- p_rests_group: only the causes that rest every model of the quota group (the spend-based rate
--- limit, and money), not only the model asked. The rows' checks (google_ai_cooldowns.cause,
--- google_ai_attempts.quota_cause) ask google_ai_is_quota_cause, which writes the list out again
--- (15_request_log.sql says why): a new cause is an edit of QUOTA_CAUSES and of both functions.
--- STABLE, so it is inlined where it is read.
+-- both checks equal to them). The database's one list: finalize, the metrics and the rows' checks
+-- (google_ai_is_quota_cause) read it here. p_rests_group: only the causes that rest every model of
+-- the quota group (the spend-based rate limit, and money), not only the model asked. A new cause is an
+-- edit of QUOTA_CAUSES and of this function. STABLE, so it is inlined where it is read.
 CREATE OR REPLACE FUNCTION public.google_ai_quota_causes(p_rests_group boolean DEFAULT false) RETURNS text[]
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$
@@ -323,12 +321,13 @@ CREATE OR REPLACE FUNCTION public.google_ai_quota_causes(p_rests_group boolean D
 $$;
 
 -- Whether p_cause is one of google_ai_quota_causes(): the rows' checks, a PL/pgSQL function as
--- google_ai_is_attempt_status is (15_request_log.sql says why). STRICT: a null cause passes unread.
+-- google_ai_is_attempt_status is (15_request_log.sql says why; the list's function is inlined into its
+-- plan, planned once per session). STRICT: a null cause passes unread.
 CREATE OR REPLACE FUNCTION public.google_ai_is_quota_cause(p_cause text) RETURNS boolean
     LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
     AS $$
 begin
-  return p_cause = any ('{minute,day,limit_zero,spend_cap,monthly_cap,billing_cap,credits_depleted,unknown}'::text[]);
+  return p_cause = any (public.google_ai_quota_causes());
 end
 $$;
 
@@ -343,6 +342,7 @@ CREATE TABLE public.google_ai_cooldowns (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     cause text,
+    PRIMARY KEY (quota_group, model),
     CONSTRAINT google_ai_cooldowns_cause_check CHECK (public.google_ai_is_quota_cause(cause))
 );
 
@@ -352,9 +352,6 @@ COMMENT ON COLUMN public.google_ai_cooldowns.cause IS
 
 ALTER TABLE ONLY public.google_ai_api_keys
     ADD CONSTRAINT google_ai_api_keys_pkey PRIMARY KEY (id);
-
-ALTER TABLE ONLY public.google_ai_cooldowns
-    ADD CONSTRAINT google_ai_cooldowns_pkey PRIMARY KEY (quota_group, model);
 
 ALTER TABLE public.google_ai_model_limits
     ADD CONSTRAINT google_ai_model_limits_fallback_models_check CHECK ((cardinality(fallback_models) <= 3)) NOT VALID;
@@ -414,18 +411,15 @@ CREATE OR REPLACE FUNCTION public.google_ai_quota_group(p_project_id text, p_key
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ select coalesce(p_project_id, 'key:' operator(pg_catalog.||) p_key_id::pg_catalog.text) $$;
 
--- The model row a caller's name resolves to (by name, else by alias).
+-- The active model row a caller's name resolves to (by name, else by alias): google_ai_model_by_name's
+-- row when it is active (an active row wins there).
 CREATE OR REPLACE FUNCTION public.google_ai_resolve_model(p_model text) RETURNS public.google_ai_model_limits
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
 declare
-  v_row public.google_ai_model_limits;
+  v_row public.google_ai_model_limits := public.google_ai_model_by_name(p_model);
 begin
-  select l.* into v_row from public.google_ai_model_limits l
-  where l.is_active and (l.model = p_model or p_model = any (l.aliases))
-  order by (l.model = p_model) desc, l.id
-  limit 1;
-  return v_row;
+  return case when v_row.is_active then v_row end;
 end
 $$;

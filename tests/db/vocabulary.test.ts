@@ -43,9 +43,25 @@ describe("the database's lists are vocabulary.ts's", () => {
     expect(difference(place, GROUP_CAUSES, row!.group)).toEqual(same(place));
   });
 
+  // The quota causes' checks ask google_ai_is_quota_cause, which reads google_ai_quota_causes() (held
+  // to QUOTA_CAUSES above): each accepts every cause and refuses every other word a list here holds.
+  it.each(["google_ai_cooldowns_cause_check", "google_ai_attempts_quota_cause_check"])(
+    "the check %s accepts google_ai_quota_causes()",
+    async (constraint) => {
+      const place = `${schemaFileWith(`CONSTRAINT ${constraint}`)} (${constraint})`;
+      const [check] = await db.sql<{ def: string }[]>`
+        select pg_get_constraintdef(c.oid) as def from pg_constraint c
+        where c.conname = ${constraint} and c.connamespace = 'public'::regnamespace`;
+      expect(check?.def, `${place} is missing`).toMatch(/^CHECK \((?:public\.)?google_ai_is_quota_cause\([a-z_]+\)\)$/);
+      const words = [...new Set([...QUOTA_CAUSES, ...ADMISSION_CAUSES, ...ATTEMPT_STATUSES, ...TOKEN_REFUSALS, "quota"])];
+      const rows = await db.sql<{ word: string; accepted: boolean }[]>`
+        select w as word, public.google_ai_is_quota_cause(w) as accepted from unnest(${words}::text[]) w`;
+      const accepted = rows.filter((r) => r.accepted).map((r) => r.word);
+      expect(difference(place, QUOTA_CAUSES, accepted)).toEqual(same(place));
+    },
+  );
+
   const CHECKS: [constraint: string, list: readonly string[]][] = [
-    ["google_ai_cooldowns_cause_check", QUOTA_CAUSES],
-    ["google_ai_attempts_quota_cause_check", QUOTA_CAUSES],
     ["google_ai_attempts_status_check", ATTEMPT_STATUSES],
     ["google_ai_service_tiers_tier_check", SERVICE_TIERS],
     ["google_ai_credential_refusals_reason_check", TOKEN_REFUSALS],
