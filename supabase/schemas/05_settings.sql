@@ -7,17 +7,12 @@
 set check_function_bodies = off;
 
 CREATE TABLE public.google_ai_admission_settings (
-    id boolean DEFAULT true NOT NULL,
-    minute_guard_ms integer DEFAULT 1000 NOT NULL,
-    day_guard_ms integer DEFAULT 5000 NOT NULL,
-    recheck_ms integer DEFAULT 2000 NOT NULL,
+    id boolean DEFAULT true NOT NULL PRIMARY KEY,
+    minute_guard_ms integer DEFAULT 1000 NOT NULL CHECK (minute_guard_ms BETWEEN 0 AND 30000),
+    day_guard_ms integer DEFAULT 5000 NOT NULL CHECK (day_guard_ms BETWEEN 0 AND 600000),
+    recheck_ms integer DEFAULT 2000 NOT NULL CHECK (recheck_ms BETWEEN 100 AND 60000),
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT google_ai_admission_settings_day_guard_ms_check
-      CHECK (((day_guard_ms >= 0) AND (day_guard_ms <= 600000))),
-    CONSTRAINT google_ai_admission_settings_minute_guard_ms_check
-      CHECK (((minute_guard_ms >= 0) AND (minute_guard_ms <= 30000))),
-    CONSTRAINT google_ai_admission_settings_one_row CHECK (id),
-    CONSTRAINT google_ai_admission_settings_recheck_ms_check CHECK (((recheck_ms >= 100) AND (recheck_ms <= 60000)))
+    CONSTRAINT google_ai_admission_settings_one_row CHECK (id)
 );
 
 COMMENT ON TABLE public.google_ai_admission_settings IS
@@ -25,28 +20,19 @@ COMMENT ON TABLE public.google_ai_admission_settings IS
     'is 60 s plus this), day_guard_ms (>= clock offset + delay at Pacific midnight), recheck_ms (how soon a TPM waiter '
     'asks again while tokens of its window may still be given back).';
 
-ALTER TABLE ONLY public.google_ai_admission_settings
-    ADD CONSTRAINT google_ai_admission_settings_pkey PRIMARY KEY (id);
-
 CREATE OR REPLACE FUNCTION public.google_ai_admission_guard() RETURNS public.google_ai_admission_settings
     LANGUAGE plpgsql STABLE
     AS $$
-declare
-  v_settings public.google_ai_admission_settings;
 begin
-  select s.* into v_settings from public.google_ai_admission_settings s where s.id;
-  if not found then
-    v_settings := row(true, 1000, 5000, 2000, now())::public.google_ai_admission_settings;
-  end if;
-  return v_settings;
+  return coalesce((select s from public.google_ai_admission_settings s where s.id),
+                  row(true, 1000, 5000, 2000, now())::public.google_ai_admission_settings);
 end
 $$;
 
 CREATE TABLE public.google_ai_queue_settings (
-    id boolean DEFAULT true NOT NULL,
-    grace_ms integer DEFAULT 3000 NOT NULL,
+    id boolean DEFAULT true NOT NULL PRIMARY KEY,
+    grace_ms integer DEFAULT 3000 NOT NULL CHECK (grace_ms BETWEEN 100 AND 60000),
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT google_ai_queue_settings_grace_ms_check CHECK (((grace_ms >= 100) AND (grace_ms <= 60000))),
     CONSTRAINT google_ai_queue_settings_one_row CHECK (id)
 );
 
@@ -54,40 +40,28 @@ COMMENT ON TABLE public.google_ai_queue_settings IS
     'The admission queue: grace_ms, how long a turn is kept for '
     'a waiter that has not called yet before its ticket lapses.';
 
-ALTER TABLE ONLY public.google_ai_queue_settings
-    ADD CONSTRAINT google_ai_queue_settings_pkey PRIMARY KEY (id);
-
 -- One row (id = true). Edit it to tune retention; the function falls back to these defaults if the
 -- row is missing.
 CREATE TABLE public.google_ai_maintenance_settings (
-    id boolean DEFAULT true NOT NULL,
-    attempts_retention interval DEFAULT '30 days'::interval NOT NULL,
-    stale_reservation_after interval DEFAULT '00:15:00'::interval NOT NULL,
-    token_grace interval DEFAULT '7 days'::interval NOT NULL,
-    cron_history_retention interval DEFAULT '7 days'::interval NOT NULL,
-    batch_size integer DEFAULT 5000 NOT NULL,
+    id boolean DEFAULT true NOT NULL PRIMARY KEY,
+    attempts_retention interval DEFAULT '30 days' NOT NULL CHECK (attempts_retention >= '1 day'),
+    stale_reservation_after interval DEFAULT '00:15:00' NOT NULL,
+    token_grace interval DEFAULT '7 days' NOT NULL,
+    cron_history_retention interval DEFAULT '7 days' NOT NULL,
+    batch_size integer DEFAULT 5000 NOT NULL CHECK (batch_size BETWEEN 1 AND 100000),
     max_batches integer DEFAULT 100 NOT NULL,
-    time_budget interval DEFAULT '00:02:00'::interval NOT NULL,
+    time_budget interval DEFAULT '00:02:00' NOT NULL,
     lock_timeout_ms integer DEFAULT 5000 NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    stored_response_lifetime interval DEFAULT '1 day'::interval NOT NULL,
-    CONSTRAINT google_ai_maintenance_settings_attempts_retention_check CHECK ((attempts_retention >=
-      '1 day'::interval)),
-    CONSTRAINT google_ai_maintenance_settings_batch_size_check CHECK (((batch_size >= 1) AND (batch_size <= 100000))),
-    CONSTRAINT google_ai_maintenance_settings_cron_history_check CHECK ((cron_history_retention >=
-      '01:00:00'::interval)),
-    CONSTRAINT google_ai_maintenance_settings_lock_timeout_check CHECK
-      (((lock_timeout_ms >= 1) AND (lock_timeout_ms <= 600000))),
-    CONSTRAINT google_ai_maintenance_settings_max_batches_check
-      CHECK (((max_batches >= 1) AND (max_batches <= 100000))),
+    stored_response_lifetime interval DEFAULT '1 day' NOT NULL
+      CHECK (stored_response_lifetime BETWEEN '00:01:00' AND '30 days'),
+    CONSTRAINT google_ai_maintenance_settings_cron_history_check CHECK (cron_history_retention >= '01:00:00'),
+    CONSTRAINT google_ai_maintenance_settings_lock_timeout_check CHECK (lock_timeout_ms BETWEEN 1 AND 600000),
+    CONSTRAINT google_ai_maintenance_settings_max_batches_check CHECK (max_batches BETWEEN 1 AND 100000),
     CONSTRAINT google_ai_maintenance_settings_singleton CHECK (id),
-    CONSTRAINT google_ai_maintenance_settings_stored_response_lifetime_check
-      CHECK (((stored_response_lifetime >= '00:01:00'::interval)
-        AND (stored_response_lifetime <= '30 days'::interval))),
-    CONSTRAINT google_ai_maintenance_settings_stale_reservation_check CHECK ((stale_reservation_after >=
-      '00:07:00'::interval)),
-    CONSTRAINT google_ai_maintenance_settings_time_budget_check CHECK ((time_budget > '00:00:00'::interval)),
-    CONSTRAINT google_ai_maintenance_settings_token_grace_check CHECK ((token_grace >= '01:00:00'::interval))
+    CONSTRAINT google_ai_maintenance_settings_stale_reservation_check CHECK (stale_reservation_after >= '00:07:00'),
+    CONSTRAINT google_ai_maintenance_settings_time_budget_check CHECK (time_budget > '00:00:00'),
+    CONSTRAINT google_ai_maintenance_settings_token_grace_check CHECK (token_grace >= '01:00:00')
 );
 
 COMMENT ON TABLE public.google_ai_maintenance_settings IS
@@ -96,6 +70,3 @@ COMMENT ON TABLE public.google_ai_maintenance_settings IS
     'cron_history_retention: cron.job_run_details kept; batch_size/max_batches/time_budget: work per run; '
     'lock_timeout_ms: longest wait for a table lock; stored_response_lifetime: how long a Responses API conversation '
     'kept for previous_response_id lives (1 minute to 30 days, OpenAI''s own keeping).';
-
-ALTER TABLE ONLY public.google_ai_maintenance_settings
-    ADD CONSTRAINT google_ai_maintenance_settings_pkey PRIMARY KEY (id);

@@ -23,7 +23,7 @@ $$;
 -- function's body again, where a PL/pgSQL body is planned once per session. Counted: about 60k
 -- instructions less an attempt row written than the two lists written out in the checks.)
 CREATE TABLE public.google_ai_attempts (
-    id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+    id bigint GENERATED ALWAYS AS IDENTITY NOT NULL PRIMARY KEY,
     reservation_id uuid DEFAULT gen_random_uuid() NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     finished_at timestamp with time zone,
@@ -153,13 +153,13 @@ COMMENT ON COLUMN public.google_ai_attempts.holder IS
 CREATE TABLE public.google_ai_responses (
     caller text NOT NULL,
     request_id text NOT NULL,
-    status text DEFAULT 'done'::text NOT NULL,
+    status text DEFAULT 'done' NOT NULL CHECK (status IN ('in_progress', 'done')),
     model text,
     response jsonb,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     expires_at timestamp with time zone,
     holder uuid,
-    CONSTRAINT google_ai_responses_status_check CHECK ((status = ANY (ARRAY['in_progress'::text, 'done'::text])))
+    PRIMARY KEY (caller, request_id)
 );
 
 COMMENT ON TABLE public.google_ai_responses IS
@@ -169,12 +169,6 @@ COMMENT ON TABLE public.google_ai_responses IS
 COMMENT ON COLUMN public.google_ai_responses.holder IS
     'The invocation holding this in-flight claim (its $holder id); '
     'null until its first reservation, or for a claim made without one.';
-
-ALTER TABLE ONLY public.google_ai_attempts
-    ADD CONSTRAINT google_ai_attempts_pkey PRIMARY KEY (id);
-
-ALTER TABLE ONLY public.google_ai_responses
-    ADD CONSTRAINT google_ai_responses_pkey PRIMARY KEY (caller, request_id);
 
 CREATE INDEX IF NOT EXISTS google_ai_attempts_caller_idx ON public.google_ai_attempts USING btree (caller, created_at);
 

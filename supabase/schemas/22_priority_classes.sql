@@ -3,17 +3,14 @@
 set check_function_bodies = off;
 
 CREATE TABLE public.google_ai_priority_classes (
-    name text NOT NULL,
-    rank smallint NOT NULL,
+    name text NOT NULL PRIMARY KEY CHECK (name ~ '^[a-z][a-z0-9_]{0,31}$'),
+    rank smallint NOT NULL UNIQUE,
     description text,
     kept_rpm_percent numeric(5,2),
     kept_rpd_percent numeric(5,2),
     kept_changed_at timestamp with time zone,
-    CONSTRAINT google_ai_priority_classes_name_check CHECK ((name ~ '^[a-z][a-z0-9_]{0,31}$'::text)),
-    CONSTRAINT google_ai_priority_classes_kept_rpm_check CHECK (((kept_rpm_percent
-      > (0)::numeric) AND (kept_rpm_percent <= (100)::numeric))),
-    CONSTRAINT google_ai_priority_classes_kept_rpd_check CHECK (((kept_rpd_percent
-      > (0)::numeric) AND (kept_rpd_percent <= (100)::numeric)))
+    CONSTRAINT google_ai_priority_classes_kept_rpm_check CHECK (kept_rpm_percent > 0 AND kept_rpm_percent <= 100),
+    CONSTRAINT google_ai_priority_classes_kept_rpd_check CHECK (kept_rpd_percent > 0 AND kept_rpd_percent <= 100)
 );
 
 COMMENT ON TABLE public.google_ai_priority_classes IS
@@ -28,9 +25,3 @@ COMMENT ON COLUMN public.google_ai_priority_classes.kept_rpd_percent IS
 
 COMMENT ON COLUMN public.google_ai_priority_classes.kept_changed_at IS
     'When a kept percent was last set or cleared; null: never (the seed writes its default percents only then).';
-
-ALTER TABLE ONLY public.google_ai_priority_classes
-    ADD CONSTRAINT google_ai_priority_classes_pkey PRIMARY KEY (name);
-
-ALTER TABLE ONLY public.google_ai_priority_classes
-    ADD CONSTRAINT google_ai_priority_classes_rank_key UNIQUE (rank);

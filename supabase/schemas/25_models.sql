@@ -7,23 +7,21 @@ set check_function_bodies = off;
 -- rotation), missing_secret (no Edge secret under env_var_name; reported only), error (anything else:
 -- 429, 5xx, network; nothing concluded).
 CREATE TABLE public.google_ai_key_health (
-    api_key_id uuid NOT NULL,
+    api_key_id uuid NOT NULL PRIMARY KEY REFERENCES public.google_ai_api_keys(id) ON DELETE CASCADE,
     key_alias text NOT NULL,
-    status text NOT NULL,
+    status text NOT NULL CHECK (status IN ('ok', 'invalid', 'missing_secret', 'error')),
     checked_at timestamp with time zone DEFAULT now() NOT NULL,
     http_status integer,
     reason text,
     message text,
-    models_listed integer,
-    CONSTRAINT google_ai_key_health_status_check CHECK ((status = ANY (ARRAY['ok'::text, 'invalid'::text,
-      'missing_secret'::text, 'error'::text])))
+    models_listed integer
 );
 
 COMMENT ON TABLE public.google_ai_key_health IS
     'The last check of each key against its provider''s model list, by the maintenance function.';
 
 CREATE TABLE public.google_ai_model_catalogue (
-    api_key_id uuid NOT NULL,
+    api_key_id uuid NOT NULL REFERENCES public.google_ai_api_keys(id) ON DELETE CASCADE,
     model text NOT NULL,
     key_alias text NOT NULL,
     quota_group text NOT NULL,
@@ -33,7 +31,8 @@ CREATE TABLE public.google_ai_model_catalogue (
     output_token_limit integer,
     supported_methods text[] DEFAULT '{}'::text[] NOT NULL,
     first_seen_at timestamp with time zone DEFAULT now() NOT NULL,
-    refreshed_at timestamp with time zone DEFAULT now() NOT NULL
+    refreshed_at timestamp with time zone DEFAULT now() NOT NULL,
+    PRIMARY KEY (api_key_id, model)
 );
 
 COMMENT ON TABLE public.google_ai_model_catalogue IS
@@ -54,8 +53,8 @@ CREATE TABLE public.google_ai_service_tiers (
     standard_on_shed boolean DEFAULT false NOT NULL,
     notes text,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT google_ai_service_tiers_tier_check CHECK ((service_tier = ANY (ARRAY['flex'::text, 'standard'::text,
-      'priority'::text])))
+    PRIMARY KEY (model, priority_class),
+    CONSTRAINT google_ai_service_tiers_tier_check CHECK (service_tier IN ('flex', 'standard', 'priority'))
 );
 
 COMMENT ON TABLE public.google_ai_service_tiers IS
@@ -70,7 +69,7 @@ COMMENT ON TABLE public.google_ai_service_tiers IS
 -- or a model with none, costs null (unknown), never 0.
 -- Each row says where its figures came from and the day they were read (google_ai_call_cost).
 CREATE TABLE public.google_ai_model_prices (
-    model text NOT NULL,
+    model text NOT NULL REFERENCES public.google_ai_model_limits(model) ON UPDATE CASCADE ON DELETE CASCADE,
     service_tier text NOT NULL,
     input_per_mtok numeric NOT NULL,
     cached_input_per_mtok numeric,
@@ -80,8 +79,8 @@ CREATE TABLE public.google_ai_model_prices (
     read_on date NOT NULL,
     cache_write_1h_per_mtok numeric,
     cache_write_5m_per_mtok numeric,
-    CONSTRAINT google_ai_model_prices_tier_check CHECK ((service_tier = ANY
-      ('{free,flex,standard,priority}'::text[]))),
+    PRIMARY KEY (model, service_tier),
+    CONSTRAINT google_ai_model_prices_tier_check CHECK (service_tier = ANY ('{free,flex,standard,priority}')),
     CONSTRAINT google_ai_model_prices_not_negative CHECK (((LEAST(input_per_mtok, cached_input_per_mtok,
       output_per_mtok, thinking_per_mtok) >= (0)::numeric))),
     CONSTRAINT google_ai_model_prices_cache_writes_not_negative CHECK (((LEAST(cache_write_5m_per_mtok,
@@ -91,30 +90,6 @@ CREATE TABLE public.google_ai_model_prices (
 COMMENT ON TABLE public.google_ai_model_prices IS
     'US dollars per million tokens per model and service tier (free: a call asking no tier), with the source and '
     'the day it was read; no row: the call''s cost is unknown (null).';
-
-ALTER TABLE ONLY public.google_ai_model_prices
-    ADD CONSTRAINT google_ai_model_prices_pkey PRIMARY KEY (model, service_tier);
-
-ALTER TABLE ONLY public.google_ai_model_prices
-    ADD CONSTRAINT google_ai_model_prices_model_fkey FOREIGN KEY (model) REFERENCES public.google_ai_model_limits(model)
-      ON UPDATE CASCADE ON DELETE CASCADE;
-
-ALTER TABLE ONLY public.google_ai_key_health
-    ADD CONSTRAINT google_ai_key_health_pkey PRIMARY KEY (api_key_id);
-
-ALTER TABLE ONLY public.google_ai_model_catalogue
-    ADD CONSTRAINT google_ai_model_catalogue_pkey PRIMARY KEY (api_key_id, model);
-
-ALTER TABLE ONLY public.google_ai_service_tiers
-    ADD CONSTRAINT google_ai_service_tiers_pkey PRIMARY KEY (model, priority_class);
-
-ALTER TABLE ONLY public.google_ai_key_health
-    ADD CONSTRAINT google_ai_key_health_api_key_id_fkey FOREIGN KEY (api_key_id) REFERENCES
-      public.google_ai_api_keys(id) ON DELETE CASCADE;
-
-ALTER TABLE ONLY public.google_ai_model_catalogue
-    ADD CONSTRAINT google_ai_model_catalogue_api_key_id_fkey FOREIGN KEY (api_key_id) REFERENCES
-      public.google_ai_api_keys(id) ON DELETE CASCADE;
 
 CREATE INDEX IF NOT EXISTS google_ai_model_catalogue_model_idx ON public.google_ai_model_catalogue USING btree (model);
 
@@ -141,8 +116,7 @@ begin
                       + case when coalesce(p_write_1h, 0) = 0 then 0 else p_write_1h * p.cache_write_1h_per_mtok end
                       + (coalesce(p_output, 0) - coalesce(p_thinking, 0)) * p.output_per_mtok
                       + coalesce(p_thinking, 0) * coalesce(p.thinking_per_mtok, p.output_per_mtok)) * 0.000001 end
-    from (select case lower(coalesce(p_served_tier, p_asked_tier)) when 'default' then 'standard'
-                   else coalesce(lower(coalesce(p_served_tier, p_asked_tier)), 'standard') end as tier) t
+    from (select coalesce(nullif(lower(coalesce(p_served_tier, p_asked_tier)), 'default'), 'standard') as tier) t
     join public.google_ai_model_prices p on p.model = p_model
       and p.service_tier in (t.tier, case when t.tier = 'standard' and p_asked_tier is null then 'free' end)
     order by p.service_tier = 'free' desc

@@ -4,17 +4,17 @@
 set check_function_bodies = off;
 
 CREATE TABLE public.google_ai_quota_shares (
-    id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
-    model text NOT NULL,
-    priority_class text,
-    caller text,
+    id bigint GENERATED ALWAYS AS IDENTITY NOT NULL PRIMARY KEY,
+    model text NOT NULL REFERENCES public.google_ai_model_limits(model) ON UPDATE CASCADE ON DELETE CASCADE,
+    priority_class text REFERENCES public.google_ai_priority_classes(name) ON UPDATE CASCADE ON DELETE CASCADE,
+    caller text CHECK (caller ~ '^[A-Za-z0-9._:@-]{1,80}$'),
     reserved_rpm integer,
     reserved_rpd integer,
     pace_burst integer,
     notes text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     derived_from_class boolean DEFAULT false NOT NULL,
-    CONSTRAINT google_ai_quota_shares_caller_check CHECK ((caller ~ '^[A-Za-z0-9._:@-]{1,80}$'::text)),
+    CONSTRAINT google_ai_quota_shares_owner_key UNIQUE NULLS NOT DISTINCT (model, priority_class, caller),
     CONSTRAINT google_ai_quota_shares_one_owner CHECK ((num_nonnulls(priority_class, caller) = 1)),
     CONSTRAINT google_ai_quota_shares_pace_check CHECK ((pace_burst >= 0)),
     CONSTRAINT google_ai_quota_shares_rpd_check CHECK ((reserved_rpd >= 0)),
@@ -31,20 +31,6 @@ COMMENT ON COLUMN public.google_ai_quota_shares.derived_from_class IS
     'True: the row is the class''s kept percents applied to the model (google_ai_priority_classes.kept_rpm_percent, '
     'kept_rpd_percent), kept in step by triggers. An operator''s edit of the row makes it the operator''s (false); '
     'setting it back to true re-derives it.';
-
-ALTER TABLE ONLY public.google_ai_quota_shares
-    ADD CONSTRAINT google_ai_quota_shares_owner_key UNIQUE NULLS NOT DISTINCT (model, priority_class, caller);
-
-ALTER TABLE ONLY public.google_ai_quota_shares
-    ADD CONSTRAINT google_ai_quota_shares_pkey PRIMARY KEY (id);
-
-ALTER TABLE ONLY public.google_ai_quota_shares
-    ADD CONSTRAINT google_ai_quota_shares_model_fkey FOREIGN KEY (model) REFERENCES public.google_ai_model_limits(model)
-      ON UPDATE CASCADE ON DELETE CASCADE;
-
-ALTER TABLE ONLY public.google_ai_quota_shares
-    ADD CONSTRAINT google_ai_quota_shares_priority_class_fkey FOREIGN KEY (priority_class) REFERENCES
-      public.google_ai_priority_classes(name) ON UPDATE CASCADE ON DELETE CASCADE;
 
 -- What a model's shares keep, as an answer's quota names it: of the RPM and of the RPD, the sizes of
 -- the shares kept for other owners and of those kept for the requester, each at most the limit; null

@@ -4,7 +4,7 @@
 set check_function_bodies = off;
 
 CREATE TABLE public.google_ai_caller_budgets (
-    caller text NOT NULL,
+    caller text NOT NULL PRIMARY KEY,
     daily_max_requests integer,
     daily_max_tokens integer,
     day_bucket date,
@@ -30,9 +30,6 @@ COMMENT ON TABLE public.google_ai_caller_budgets IS
 COMMENT ON COLUMN public.google_ai_caller_budgets.daily_max_usd IS
     'The most the caller''s calls may cost in US dollars per Pacific day (monthly_max_usd: per Pacific month; null: '
     'no limit), booked and settled as a client''s (google_ai_clients.daily_max_usd). Refusal caller_budget.';
-
-ALTER TABLE ONLY public.google_ai_caller_budgets
-    ADD CONSTRAINT google_ai_caller_budgets_pkey PRIMARY KEY (caller);
 
 -- A budget, whoever keeps it: a scoped token for its life (period life), a client or a service caller per
 -- Pacific day and month (period day). Read from the owner's row by google_ai_budget_of, judged by

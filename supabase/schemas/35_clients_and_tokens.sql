@@ -3,9 +3,9 @@
 set check_function_bodies = off;
 
 CREATE TABLE public.google_ai_clients (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    name text NOT NULL,
-    secret_hash text NOT NULL,
+    id uuid DEFAULT gen_random_uuid() NOT NULL PRIMARY KEY,
+    name text NOT NULL UNIQUE CHECK (name ~ '^[a-z0-9][a-z0-9._-]{0,62}$'),
+    secret_hash text NOT NULL UNIQUE,
     models text[] NOT NULL,
     max_token_ttl interval DEFAULT '12:00:00'::interval NOT NULL,
     token_max_requests integer,
@@ -20,19 +20,15 @@ CREATE TABLE public.google_ai_clients (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     revoked_at timestamp with time zone,
     revoked_reason text,
-    max_output_tokens integer DEFAULT 8192 NOT NULL,
-    priority_class text DEFAULT 'batch'::text NOT NULL,
+    max_output_tokens integer DEFAULT 8192 NOT NULL CHECK (max_output_tokens BETWEEN 1 AND 1000000),
+    priority_class text DEFAULT 'batch' NOT NULL REFERENCES public.google_ai_priority_classes(name),
     daily_max_usd numeric,
     month_bucket date,
     monthly_max_usd numeric,
     spent_month_usd numeric DEFAULT 0 NOT NULL,
     spent_today_usd numeric DEFAULT 0 NOT NULL,
     token_max_usd numeric,
-    CONSTRAINT google_ai_clients_max_output_tokens_check CHECK
-      (((max_output_tokens >= 1) AND (max_output_tokens <= 1000000))),
-    CONSTRAINT google_ai_clients_name_check CHECK ((name ~ '^[a-z0-9][a-z0-9._-]{0,62}$'::text)),
-    CONSTRAINT google_ai_clients_ttl_check CHECK (((max_token_ttl > '00:00:00'::interval) AND (max_token_ttl <=
-      '12:00:00'::interval)))
+    CONSTRAINT google_ai_clients_ttl_check CHECK (max_token_ttl > '00:00:00' AND max_token_ttl <= '12:00:00')
 );
 
 COMMENT ON COLUMN public.google_ai_clients.secret_hash IS
@@ -56,9 +52,9 @@ COMMENT ON COLUMN public.google_ai_clients.priority_class IS
     'The highest class this client''s requests are queued in (a request may ask for a lower one).';
 
 CREATE TABLE public.google_ai_tokens (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    client_id uuid NOT NULL,
-    token_hash text NOT NULL,
+    id uuid DEFAULT gen_random_uuid() NOT NULL PRIMARY KEY,
+    client_id uuid NOT NULL REFERENCES public.google_ai_clients(id),
+    token_hash text NOT NULL UNIQUE,
     models text[] NOT NULL,
     expires_at timestamp with time zone NOT NULL,
     max_requests integer,
@@ -123,49 +119,18 @@ COMMENT ON TYPE public.google_ai_request IS
 CREATE TABLE public.google_ai_credential_refusals (
     minute timestamp with time zone NOT NULL,
     reason text NOT NULL,
-    token_id uuid,
-    client_id uuid,
-    refusals integer DEFAULT 0 NOT NULL,
+    token_id uuid REFERENCES public.google_ai_tokens(id) ON DELETE CASCADE,
+    client_id uuid REFERENCES public.google_ai_clients(id) ON DELETE CASCADE,
+    refusals integer DEFAULT 0 NOT NULL CHECK (refusals >= 0),
     first_seen timestamp with time zone DEFAULT now() NOT NULL,
     last_seen timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT google_ai_credential_refusals_reason_check CHECK ((reason = ANY (ARRAY['token_invalid'::text,
-      'token_expired'::text, 'token_revoked'::text]))),
-    CONSTRAINT google_ai_credential_refusals_refusals_check CHECK ((refusals >= 0))
+    CONSTRAINT google_ai_credential_refusals_reason_check
+      CHECK (reason IN ('token_invalid', 'token_expired', 'token_revoked'))
 );
 
 COMMENT ON TABLE public.google_ai_credential_refusals IS
     'Requests refused before any attempt row because their token can never be admitted: how many, per minute, reason '
     'and token (unknown tokens together). Trimmed after a day.';
-
-ALTER TABLE ONLY public.google_ai_clients
-    ADD CONSTRAINT google_ai_clients_name_key UNIQUE (name);
-
-ALTER TABLE ONLY public.google_ai_clients
-    ADD CONSTRAINT google_ai_clients_pkey PRIMARY KEY (id);
-
-ALTER TABLE ONLY public.google_ai_clients
-    ADD CONSTRAINT google_ai_clients_secret_hash_key UNIQUE (secret_hash);
-
-ALTER TABLE ONLY public.google_ai_tokens
-    ADD CONSTRAINT google_ai_tokens_pkey PRIMARY KEY (id);
-
-ALTER TABLE ONLY public.google_ai_tokens
-    ADD CONSTRAINT google_ai_tokens_token_hash_key UNIQUE (token_hash);
-
-ALTER TABLE ONLY public.google_ai_clients
-    ADD CONSTRAINT google_ai_clients_priority_class_fkey FOREIGN KEY (priority_class) REFERENCES
-      public.google_ai_priority_classes(name);
-
-ALTER TABLE ONLY public.google_ai_credential_refusals
-    ADD CONSTRAINT google_ai_credential_refusals_client_id_fkey FOREIGN KEY (client_id) REFERENCES
-      public.google_ai_clients(id) ON DELETE CASCADE;
-
-ALTER TABLE ONLY public.google_ai_credential_refusals
-    ADD CONSTRAINT google_ai_credential_refusals_token_id_fkey FOREIGN KEY (token_id) REFERENCES
-      public.google_ai_tokens(id) ON DELETE CASCADE;
-
-ALTER TABLE ONLY public.google_ai_tokens
-    ADD CONSTRAINT google_ai_tokens_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.google_ai_clients(id);
 
 CREATE UNIQUE INDEX IF NOT EXISTS google_ai_credential_refusals_key ON public.google_ai_credential_refusals USING btree
     (minute, reason, COALESCE(token_id, '00000000-0000-0000-0000-000000000000'::uuid));
@@ -536,15 +501,14 @@ begin
     return;
   end if;
   v_retry_ms := public.google_ai_ms_until(v_retry_at, p_now);
+  v_cause := coalesce(v_cause, public.google_ai_refusal_cause(v_limit));
 
   insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
     attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
   values ('refused', p_request.request_id, caller, client_id, token_id, v_model, p_request.model,
-    coalesce(p_request.attempt, 1), p_request.estimated_tokens, v_limit,
-    coalesce(v_cause, public.google_ai_refusal_cause(v_limit)), v_retry_ms, p_request.wait_ms,
+    coalesce(p_request.attempt, 1), p_request.estimated_tokens, v_limit, v_cause, v_retry_ms, p_request.wait_ms,
     coalesce(p_request.metadata, '{}'));
-  refusal := jsonb_build_object('ok', false, 'limit', v_limit, 'cause', coalesce(v_cause,
-    public.google_ai_refusal_cause(v_limit)),
+  refusal := jsonb_build_object('ok', false, 'limit', v_limit, 'cause', v_cause,
     'retry_after_ms', v_retry_ms, 'retry_at', v_retry_at, 'client_id', client_id, 'token_id', token_id)
     || case when v_period is not null then jsonb_build_object('period', v_period) else '{}' end;
 end
