@@ -23,9 +23,14 @@ COMMENT ON TABLE public.google_ai_admission_settings IS
 CREATE OR REPLACE FUNCTION public.google_ai_admission_guard() RETURNS public.google_ai_admission_settings
     LANGUAGE plpgsql STABLE
     AS $$
+declare
+  v_settings public.google_ai_admission_settings;
 begin
-  return coalesce((select s from public.google_ai_admission_settings s where s.id),
-                  row(true, 1000, 5000, 2000, now())::public.google_ai_admission_settings);
+  select s.* into v_settings from public.google_ai_admission_settings s where s.id;
+  if not found then
+    v_settings := row(true, 1000, 5000, 2000, now())::public.google_ai_admission_settings;
+  end if;
+  return v_settings;
 end
 $$;
 
