@@ -224,17 +224,16 @@ CREATE OR REPLACE FUNCTION public.google_ai_sanitize_error(p_message text,
     SET search_path TO ''
     AS $$
 begin
-  return (
-    select left(
-      regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
-        coalesce(p_message, ''),
-        'AIza[0-9A-Za-z_-]{10,}', '[redacted]', 'g'),
-        '\msk-[0-9A-Za-z_-]{8,}', '[redacted]', 'g'),
-        '(sb_secret_|evegw_tok_|evegw_cs_)[0-9A-Za-z_-]+', '[redacted]', 'g'),
-        'eyJ[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]*', '[redacted]', 'g'),
-        '([a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+@', '\1[redacted]@', 'gi'),
-        '\m(bearer|basic)\s+[^\s"'',;]+', '\1 [redacted]', 'gi'),
-        '[[:cntrl:]]+', ' ', 'g'),
-      greatest(p_max_length, 1)));
+  return left(
+    regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
+      coalesce(p_message, ''),
+      'AIza[0-9A-Za-z_-]{10,}', '[redacted]', 'g'),
+      '\msk-[0-9A-Za-z_-]{8,}', '[redacted]', 'g'),
+      '(sb_secret_|evegw_tok_|evegw_cs_)[0-9A-Za-z_-]+', '[redacted]', 'g'),
+      'eyJ[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]*', '[redacted]', 'g'),
+      '([a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+@', '\1[redacted]@', 'gi'),
+      '\m(bearer|basic)\s+[^\s"'',;]+', '\1 [redacted]', 'gi'),
+      '[[:cntrl:]]+', ' ', 'g'),
+    greatest(p_max_length, 1));
 end
 $$;

@@ -100,11 +100,10 @@ CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_for(p_quota_group tex
 declare
   v_row public.google_ai_usage_counters;
   v_ring record;
-  v_share record;
   -- The others' RPM shares: what each keeps, what its owner used of the window, its ring (a row each).
-  v_kept integer[] := '{}'::integer[];
-  v_used integer[] := '{}'::integer[];
-  v_rings integer[] := '{}'::integer[];
+  v_kept integer[];
+  v_used integer[];
+  v_rings integer[];
   v_span integer;
   v_left_requests integer;
   v_left_tokens bigint;
@@ -121,18 +120,14 @@ begin
     return null;
   end if;
   v_span := cardinality(v_ring.ring) / 4;
-  for v_share in
-    select s.reserved_rpm, r.ring, r.sum_requests
-    from public.google_ai_quota_shares s
-    left join unnest(v_row.share_use) u on u.share_id = s.id
-    cross join lateral public.google_ai_ring_at(p_now, p_window, u.ring_low, u.ring, u.window_requests, null) r
-    where s.model = p_model and s.reserved_rpm is not null and p_rpm is not null
-      and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false))
-  loop
-    v_kept := v_kept || v_share.reserved_rpm;
-    v_used := v_used || v_share.sum_requests;
-    v_rings := v_rings || array[v_share.ring];
-  end loop;
+  select coalesce(array_agg(s.reserved_rpm), '{}'), coalesce(array_agg(r.sum_requests), '{}'),
+         coalesce(array_agg(r.ring), '{}')
+    into v_kept, v_used, v_rings
+  from public.google_ai_quota_shares s
+  left join unnest(v_row.share_use) u on u.share_id = s.id
+  cross join lateral public.google_ai_ring_at(p_now, p_window, u.ring_low, u.ring, u.window_requests, null) r
+  where s.model = p_model and s.reserved_rpm is not null and p_rpm is not null
+    and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false));
 
   v_left_requests := v_ring.sum_requests;
   v_left_tokens := v_ring.sum_tokens;
