@@ -401,34 +401,31 @@ $$;
 -- what they spared (tokens and money), and what is held now.
 CREATE OR REPLACE VIEW public.google_ai_response_cache_24h WITH (security_invoker='true') AS
  WITH served AS (
-         SELECT h.scope,
-            h.model,
-            (count(*))::integer AS hits,
-            COALESCE(sum(h.saved_input_tokens), (0)::bigint) AS saved_input_tokens,
-            COALESCE(sum(h.saved_output_tokens), (0)::bigint) AS saved_output_tokens,
-            COALESCE(sum(h.saved_usd), (0)::numeric) AS saved_usd
-           FROM public.google_ai_response_cache_hits h
-          WHERE (h.created_at > (now() - '24:00:00'::interval))
-          GROUP BY h.scope, h.model
-        ), held AS (
-         SELECT e.scope,
-            e.model,
-            (count(*))::integer AS entries,
-            COALESCE(sum(e.bytes), (0)::bigint) AS bytes
-           FROM public.google_ai_response_cache e
-          WHERE (e.answer IS NOT NULL)
-          GROUP BY e.scope, e.model
-        )
- SELECT COALESCE(served.scope, held.scope) AS scope,
-    COALESCE(served.model, held.model) AS model,
-    COALESCE(served.hits, 0) AS hits,
-    COALESCE(served.saved_input_tokens, (0)::bigint) AS saved_input_tokens,
-    COALESCE(served.saved_output_tokens, (0)::bigint) AS saved_output_tokens,
-    COALESCE(served.saved_usd, (0)::numeric) AS saved_usd,
-    COALESCE(held.entries, 0) AS entries,
-    COALESCE(held.bytes, (0)::bigint) AS bytes
-   FROM (served
-     FULL JOIN held ON (((held.scope = served.scope) AND (held.model = served.model))));
+   SELECT h.scope,
+     h.model,
+     count(*)::integer AS hits,
+     coalesce(sum(h.saved_input_tokens), 0) AS saved_input_tokens,
+     coalesce(sum(h.saved_output_tokens), 0) AS saved_output_tokens,
+     coalesce(sum(h.saved_usd), 0) AS saved_usd
+   FROM public.google_ai_response_cache_hits h
+   WHERE h.created_at > now() - interval '24 hours'
+   GROUP BY h.scope, h.model
+ ), held AS (
+   SELECT e.scope, e.model, count(*)::integer AS entries, coalesce(sum(e.bytes), 0) AS bytes
+   FROM public.google_ai_response_cache e
+   WHERE e.answer IS NOT NULL
+   GROUP BY e.scope, e.model
+ )
+ SELECT coalesce(served.scope, held.scope) AS scope,
+    coalesce(served.model, held.model) AS model,
+    coalesce(served.hits, 0) AS hits,
+    coalesce(served.saved_input_tokens, 0) AS saved_input_tokens,
+    coalesce(served.saved_output_tokens, 0) AS saved_output_tokens,
+    coalesce(served.saved_usd, 0) AS saved_usd,
+    coalesce(held.entries, 0) AS entries,
+    coalesce(held.bytes, 0) AS bytes
+ FROM served
+ FULL JOIN held ON held.scope = served.scope AND held.model = served.model;
 
 COMMENT ON VIEW public.google_ai_response_cache_24h IS
     'The response cache over the last 24 hours, per scope and model: hits, the tokens and US dollars they spared, '
