@@ -3,9 +3,9 @@
 set check_function_bodies = off;
 
 CREATE TABLE public.google_ai_queue (
-    ticket_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    ticket_id uuid DEFAULT gen_random_uuid() PRIMARY KEY,
     model text NOT NULL,
-    priority_class text NOT NULL,
+    priority_class text NOT NULL REFERENCES public.google_ai_priority_classes(name),
     class_rank smallint NOT NULL,
     caller text NOT NULL,
     client_id uuid,
@@ -24,13 +24,6 @@ CREATE TABLE public.google_ai_queue (
 COMMENT ON TABLE public.google_ai_queue IS
     'Requests waiting for capacity, in admission order (class_rank, turn, enqueued_at). A ticket ends when its request '
     'is admitted, gives up, or stops calling (lease_until): then an abandoned attempt row records it.';
-
-ALTER TABLE ONLY public.google_ai_queue
-    ADD CONSTRAINT google_ai_queue_pkey PRIMARY KEY (ticket_id);
-
-ALTER TABLE ONLY public.google_ai_queue
-    ADD CONSTRAINT google_ai_queue_priority_class_fkey FOREIGN KEY (priority_class) REFERENCES
-      public.google_ai_priority_classes(name);
 
 CREATE INDEX IF NOT EXISTS google_ai_queue_caller_idx ON public.google_ai_queue USING btree (model, caller, class_rank);
 

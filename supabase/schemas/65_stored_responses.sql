@@ -6,7 +6,7 @@
 set check_function_bodies = off;
 
 CREATE TABLE public.google_ai_stored_responses (
-    id text NOT NULL,
+    id text PRIMARY KEY,
     owner text NOT NULL,
     model text NOT NULL,
     response jsonb NOT NULL,
@@ -20,9 +20,6 @@ COMMENT ON TABLE public.google_ai_stored_responses IS
     'Responses API answers kept for previous_response_id and GET/DELETE …/v1/responses/{id}: the response object, '
     'its conversation in the hub''s words, whose it is (owner: service:<label> or token:<token id>), until '
     'expires_at (created_at + stored_response_lifetime).';
-
-ALTER TABLE ONLY public.google_ai_stored_responses
-    ADD CONSTRAINT google_ai_stored_responses_pkey PRIMARY KEY (id);
 
 CREATE INDEX google_ai_stored_responses_expires_at_idx ON public.google_ai_stored_responses USING btree (expires_at);
 

@@ -8,7 +8,8 @@
 set check_function_bodies = off;
 
 CREATE TABLE public.google_ai_embedding_models (
-    model text NOT NULL,
+    model text PRIMARY KEY
+      REFERENCES public.google_ai_model_limits(model) ON UPDATE CASCADE ON DELETE CASCADE,
     dimensions integer NOT NULL,
     shortenable boolean DEFAULT false NOT NULL,
     max_batch integer NOT NULL,
@@ -25,13 +26,6 @@ COMMENT ON TABLE public.google_ai_embedding_models IS
     'Embedding models (a row of google_ai_model_limits each): dimensions (shortenable: a smaller one may be asked), '
     'max_batch (inputs per provider request), max_input_tokens (per input), counts_each_input (the provider counts '
     'each input of a batch as one request: the gateway sends one input per call), source (where the facts were read).';
-
-ALTER TABLE ONLY public.google_ai_embedding_models
-    ADD CONSTRAINT google_ai_embedding_models_pkey PRIMARY KEY (model);
-
-ALTER TABLE ONLY public.google_ai_embedding_models
-    ADD CONSTRAINT google_ai_embedding_models_model_fkey FOREIGN KEY (model)
-    REFERENCES public.google_ai_model_limits(model) ON UPDATE CASCADE ON DELETE CASCADE;
 
 -- One model's embedding facts (its canonical name), or null: it does not embed.
 CREATE OR REPLACE FUNCTION public.google_ai_embedding_traits(p_model text) RETURNS jsonb

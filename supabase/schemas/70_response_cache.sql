@@ -9,7 +9,7 @@
 set check_function_bodies = off;
 
 CREATE TABLE public.google_ai_response_cache_settings (
-    id boolean DEFAULT true NOT NULL,
+    id boolean DEFAULT true PRIMARY KEY,
     max_bytes_per_scope bigint DEFAULT 67108864 NOT NULL,
     max_ttl interval DEFAULT '7 days'::interval NOT NULL,
     default_ttl interval DEFAULT '01:00:00'::interval NOT NULL,
@@ -28,8 +28,8 @@ COMMENT ON TABLE public.google_ai_response_cache_settings IS
     'No row: the columns'' defaults (google_ai_response_cache_config).';
 
 CREATE TABLE public.google_ai_response_cache_defaults (
-    id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
-    client_id uuid,
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    client_id uuid REFERENCES public.google_ai_clients(id) ON DELETE CASCADE,
     model text,
     ttl interval NOT NULL,
     CONSTRAINT google_ai_response_cache_defaults_ttl_check CHECK ((ttl > '00:00:00'::interval))
@@ -41,7 +41,7 @@ COMMENT ON TABLE public.google_ai_response_cache_defaults IS
     'model, then client, then model). A request''s x-eve-cache header always overrides it.';
 
 CREATE TABLE public.google_ai_response_cache_shared_scopes (
-    member text NOT NULL,
+    member text PRIMARY KEY,
     shared_scope text NOT NULL,
     CONSTRAINT google_ai_response_cache_shared_scopes_member_check
       CHECK ((member ~ '^(client:.+|service(:.+)?)$'::text)),
@@ -56,7 +56,7 @@ COMMENT ON TABLE public.google_ai_response_cache_shared_scopes IS
     'No row: a member keeps its own scope.';
 
 CREATE TABLE public.google_ai_response_cache (
-    id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     scope text NOT NULL,
     key text NOT NULL,
     model text NOT NULL,
@@ -72,7 +72,8 @@ CREATE TABLE public.google_ai_response_cache (
     expires_at timestamp with time zone,
     flight_holder uuid,
     flight_until timestamp with time zone,
-    CONSTRAINT google_ai_response_cache_key_check CHECK ((key ~ '^[0-9a-f]{64}$'::text))
+    CONSTRAINT google_ai_response_cache_key_check CHECK ((key ~ '^[0-9a-f]{64}$'::text)),
+    CONSTRAINT google_ai_response_cache_scope_key UNIQUE (scope, key)
 );
 
 COMMENT ON TABLE public.google_ai_response_cache IS
@@ -86,7 +87,7 @@ COMMENT ON COLUMN public.google_ai_response_cache.key IS
     'gateway''s service tier left out): two routes share an entry when that is the same.';
 
 CREATE TABLE public.google_ai_response_cache_hits (
-    id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     entry_id bigint NOT NULL,
     scope text NOT NULL,
@@ -104,38 +105,13 @@ COMMENT ON TABLE public.google_ai_response_cache_hits IS
     'which entry, whose, and what the call it spared would have cost (the entry''s tokens and cost_usd).';
 
 CREATE TABLE public.google_ai_response_cache_misses (
-    scope text NOT NULL,
+    scope text PRIMARY KEY,
     misses bigint DEFAULT 0 NOT NULL
 );
 
 COMMENT ON TABLE public.google_ai_response_cache_misses IS
     'The response cache''s misses per scope since the row was written: each request that took an entry''s flight '
     'to call the provider (a counter for the metrics; hits are counted from their rows).';
-
-ALTER TABLE ONLY public.google_ai_response_cache_misses
-    ADD CONSTRAINT google_ai_response_cache_misses_pkey PRIMARY KEY (scope);
-
-ALTER TABLE ONLY public.google_ai_response_cache_settings
-    ADD CONSTRAINT google_ai_response_cache_settings_pkey PRIMARY KEY (id);
-
-ALTER TABLE ONLY public.google_ai_response_cache_defaults
-    ADD CONSTRAINT google_ai_response_cache_defaults_pkey PRIMARY KEY (id);
-
-ALTER TABLE ONLY public.google_ai_response_cache_shared_scopes
-    ADD CONSTRAINT google_ai_response_cache_shared_scopes_pkey PRIMARY KEY (member);
-
-ALTER TABLE ONLY public.google_ai_response_cache
-    ADD CONSTRAINT google_ai_response_cache_pkey PRIMARY KEY (id);
-
-ALTER TABLE ONLY public.google_ai_response_cache
-    ADD CONSTRAINT google_ai_response_cache_scope_key UNIQUE (scope, key);
-
-ALTER TABLE ONLY public.google_ai_response_cache_hits
-    ADD CONSTRAINT google_ai_response_cache_hits_pkey PRIMARY KEY (id);
-
-ALTER TABLE ONLY public.google_ai_response_cache_defaults
-    ADD CONSTRAINT google_ai_response_cache_defaults_client_id_fkey FOREIGN KEY (client_id)
-    REFERENCES public.google_ai_clients(id) ON DELETE CASCADE;
 
 CREATE UNIQUE INDEX IF NOT EXISTS google_ai_response_cache_defaults_one ON public.google_ai_response_cache_defaults
     USING btree (coalesce(client_id, '00000000-0000-0000-0000-000000000000'::uuid), coalesce(model, ''::text));
@@ -425,34 +401,31 @@ $$;
 -- what they spared (tokens and money), and what is held now.
 CREATE OR REPLACE VIEW public.google_ai_response_cache_24h WITH (security_invoker='true') AS
  WITH served AS (
-         SELECT h.scope,
-            h.model,
-            (count(*))::integer AS hits,
-            COALESCE(sum(h.saved_input_tokens), (0)::bigint) AS saved_input_tokens,
-            COALESCE(sum(h.saved_output_tokens), (0)::bigint) AS saved_output_tokens,
-            COALESCE(sum(h.saved_usd), (0)::numeric) AS saved_usd
-           FROM public.google_ai_response_cache_hits h
-          WHERE (h.created_at > (now() - '24:00:00'::interval))
-          GROUP BY h.scope, h.model
-        ), held AS (
-         SELECT e.scope,
-            e.model,
-            (count(*))::integer AS entries,
-            COALESCE(sum(e.bytes), (0)::bigint) AS bytes
-           FROM public.google_ai_response_cache e
-          WHERE (e.answer IS NOT NULL)
-          GROUP BY e.scope, e.model
-        )
- SELECT COALESCE(served.scope, held.scope) AS scope,
-    COALESCE(served.model, held.model) AS model,
-    COALESCE(served.hits, 0) AS hits,
-    COALESCE(served.saved_input_tokens, (0)::bigint) AS saved_input_tokens,
-    COALESCE(served.saved_output_tokens, (0)::bigint) AS saved_output_tokens,
-    COALESCE(served.saved_usd, (0)::numeric) AS saved_usd,
-    COALESCE(held.entries, 0) AS entries,
-    COALESCE(held.bytes, (0)::bigint) AS bytes
-   FROM (served
-     FULL JOIN held ON (((held.scope = served.scope) AND (held.model = served.model))));
+   SELECT h.scope,
+     h.model,
+     count(*)::integer AS hits,
+     coalesce(sum(h.saved_input_tokens), 0) AS saved_input_tokens,
+     coalesce(sum(h.saved_output_tokens), 0) AS saved_output_tokens,
+     coalesce(sum(h.saved_usd), 0) AS saved_usd
+   FROM public.google_ai_response_cache_hits h
+   WHERE h.created_at > now() - interval '24 hours'
+   GROUP BY h.scope, h.model
+ ), held AS (
+   SELECT e.scope, e.model, count(*)::integer AS entries, coalesce(sum(e.bytes), 0) AS bytes
+   FROM public.google_ai_response_cache e
+   WHERE e.answer IS NOT NULL
+   GROUP BY e.scope, e.model
+ )
+ SELECT coalesce(served.scope, held.scope) AS scope,
+    coalesce(served.model, held.model) AS model,
+    coalesce(served.hits, 0) AS hits,
+    coalesce(served.saved_input_tokens, 0) AS saved_input_tokens,
+    coalesce(served.saved_output_tokens, 0) AS saved_output_tokens,
+    coalesce(served.saved_usd, 0) AS saved_usd,
+    coalesce(held.entries, 0) AS entries,
+    coalesce(held.bytes, 0) AS bytes
+ FROM served
+ FULL JOIN held ON held.scope = served.scope AND held.model = served.model;
 
 COMMENT ON VIEW public.google_ai_response_cache_24h IS
     'The response cache over the last 24 hours, per scope and model: hits, the tokens and US dollars they spared, '

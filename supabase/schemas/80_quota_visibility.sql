@@ -81,16 +81,14 @@ begin
     'quota_group', v_group,
     'rpm', v_limits.rpm,
     'requests_left', v_quota.requests_left,
-    'requests_reset_ms', case when v_limits.rpm is not null
-                              then public.google_ai_ms_until(v_quota.requests_reset_at, v_now) end,
+    -- (google_ai_group_quota leaves a limit's reset null where the model has no such limit: so is its ms.)
+    'requests_reset_ms', public.google_ai_ms_until(v_quota.requests_reset_at, v_now),
     'tpm', v_limits.tpm,
     'tokens_left', v_quota.tokens_left,
-    'tokens_reset_ms', case when v_limits.tpm is not null
-                            then public.google_ai_ms_until(v_quota.tokens_reset_at, v_now) end,
+    'tokens_reset_ms', public.google_ai_ms_until(v_quota.tokens_reset_at, v_now),
     'rpd', v_limits.rpd,
     'day_left', v_quota.day_left,
-    'day_reset_ms', case when v_limits.rpd is not null
-                         then public.google_ai_ms_until(v_quota.day_reset_at, v_now) end)
+    'day_reset_ms', public.google_ai_ms_until(v_quota.day_reset_at, v_now))
     || v_kept;
 end
 $$;
@@ -259,9 +257,6 @@ declare
   v_now timestamptz := pg_catalog.clock_timestamp();
   v_limits public.google_ai_model_limits;
   v_row public.google_ai_usage_counters;
-  v_ring record;
-  v_quota record;
-  v_tokens record;
 begin
   select * into v_limits from public.google_ai_model_limits l where l.model = p_model;
   v_limits.rpm := public.google_ai_effective_limit(v_limits.rpm, v_limits.safety_margin);
@@ -271,22 +266,16 @@ begin
   v_limits.otpm := public.google_ai_effective_limit(v_limits.otpm, v_limits.safety_margin);
   select * into v_row from public.google_ai_usage_counters c
   where c.quota_group = p_quota_group and c.model = coalesce(v_limits.limit_pool, p_model);
-  v_ring := public.google_ai_ring_at(v_now,
+  select coalesce(r.sum_requests, 0), coalesce(r.sum_tokens, 0) into requests_used, tokens_used
+  from public.google_ai_ring_at(v_now,
     public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
-    v_row.ring_low, v_row.ring, v_row.window_requests, coalesce(v_row.window_tokens, 0));
-  requests_used := coalesce(v_ring.sum_requests, 0);
-  tokens_used := coalesce(v_ring.sum_tokens, 0);
-  select * into v_quota from public.google_ai_group_quota(p_quota_group, p_model, v_limits.rpm, v_limits.tpm,
-    v_limits.rpd, v_now);
-  requests_left := v_quota.requests_left;
-  tokens_left := v_quota.tokens_left;
-  day_left := v_quota.day_left;
-  window_frees_at := least(v_quota.requests_reset_at, v_quota.tokens_reset_at);
-  ready_at := v_quota.ready_at;
+    v_row.ring_low, v_row.ring, v_row.window_requests, coalesce(v_row.window_tokens, 0)) r;
+  select q.requests_left, q.tokens_left, q.day_left, least(q.requests_reset_at, q.tokens_reset_at), q.ready_at
+    into requests_left, tokens_left, day_left, window_frees_at, ready_at
+  from public.google_ai_group_quota(p_quota_group, p_model, v_limits.rpm, v_limits.tpm, v_limits.rpd, v_now) q;
   -- The token buckets of a row that counts input and output apart (null: it does not).
-  v_tokens := public.google_ai_group_token_room(p_quota_group, v_limits, v_now);
-  input_tokens_left := v_tokens.input_left;
-  output_tokens_left := v_tokens.output_left;
+  select t.input_left, t.output_left into input_tokens_left, output_tokens_left
+  from public.google_ai_group_token_room(p_quota_group, v_limits, v_now) t;
 end
 $$;
 

@@ -19,7 +19,8 @@ $$;
 
 -- Deletes rows of p_table matching p_condition (on alias s; $1 is p_cutoff) in batches of
 -- p_batch, taking each batch with FOR UPDATE SKIP LOCKED so rows other transactions hold are left
--- alone. Stops after p_max_batches or at p_deadline; 'more' says rows may remain for the next run.
+-- alone. Stops after p_max_batches or at p_deadline; 'more' says rows may remain for the next run (its
+-- last batch was full, or it took none).
 -- Internal: the condition is SQL text, so only the owner may call it.
 CREATE OR REPLACE FUNCTION public.google_ai_delete_batched(p_table regclass, p_key text, p_condition text,
     p_cutoff timestamp with time zone, p_batch integer, p_max_batches integer, p_deadline timestamp with time zone,
@@ -29,27 +30,22 @@ CREATE OR REPLACE FUNCTION public.google_ai_delete_batched(p_table regclass, p_k
     AS $$
 declare
   v_sql text;
-  v_n bigint;
+  v_n bigint := p_batch;
   v_total bigint := 0;
   v_batches integer := 0;
-  v_more boolean := false;
 begin
   v_sql := format(
     'delete from %s t where t.%I in (select s.%I from %s s where %s %s limit %s for update skip locked)',
     p_table, p_key, p_key, p_table, p_condition,
     coalesce('order by ' || p_order, ''), p_batch);
-  loop
-    if v_batches >= p_max_batches or pg_catalog.clock_timestamp() >= p_deadline then
-      v_more := true;
-      exit;
-    end if;
+  while v_batches < p_max_batches and pg_catalog.clock_timestamp() < p_deadline loop
     execute v_sql using p_cutoff;
     get diagnostics v_n = row_count;
     v_total := v_total + v_n;
     v_batches := v_batches + 1;
     exit when v_n < p_batch;
   end loop;
-  return jsonb_build_object('deleted', v_total, 'batches', v_batches, 'more', v_more);
+  return jsonb_build_object('deleted', v_total, 'batches', v_batches, 'more', v_n >= p_batch);
 end
 $$;
 
@@ -75,10 +71,9 @@ declare
   v_from timestamptz;
   v_last timestamptz;
   v_start timestamptz;
-  v_n bigint;
+  v_n bigint := p_settings.batch_size;
   v_total bigint := 0;
   v_batches integer := 0;
-  v_more boolean := false;
 begin
   -- Where the last complete pass stopped (its cutoff), less an hour for the rows of transactions
   -- that were open then; never later than a day before this cutoff (a clock set back, a log row of
@@ -93,11 +88,8 @@ begin
   v_from := least(coalesce(v_done, '-infinity') - interval '1 hour', v_cutoff - interval '1 day');
   v_start := v_from;
 
-  loop
-    if v_batches >= p_settings.max_batches or pg_catalog.clock_timestamp() >= p_deadline then
-      v_more := true;
-      exit;
-    end if;
+  -- (As google_ai_delete_batched: 'more' when the last batch was full, or none was taken.)
+  while v_batches < p_settings.max_batches and pg_catalog.clock_timestamp() < p_deadline loop
     with picked as (
       select s.id from public.google_ai_attempts s
       where s.created_at >= v_from and s.created_at < v_cutoff and s.status = 'reserved'
@@ -120,8 +112,8 @@ begin
     v_batches := v_batches + 1;
     exit when v_n < p_settings.batch_size;
   end loop;
-  return jsonb_build_object('abandoned', v_total, 'batches', v_batches, 'more', v_more, 'older_than', v_cutoff,
-    'from', v_start);
+  return jsonb_build_object('abandoned', v_total, 'batches', v_batches, 'more', v_n >= p_settings.batch_size,
+    'older_than', v_cutoff, 'from', v_start);
 end
 $$;
 
@@ -290,16 +282,11 @@ declare
   v_mark bigint := public.google_ai_metrics_fold(null, true);
   v_ids bigint[];
   v_above bigint[];
-  v_n bigint;
+  v_n bigint := p_settings.batch_size;
   v_total bigint := 0;
   v_batches integer := 0;
-  v_more boolean := false;
 begin
-  loop
-    if v_batches >= p_settings.max_batches or pg_catalog.clock_timestamp() >= p_deadline then
-      v_more := true;
-      exit;
-    end if;
+  while v_batches < p_settings.max_batches and pg_catalog.clock_timestamp() < p_deadline loop
     -- An open reservation is never deleted here (the abandon step closes it first).
     select coalesce(array_agg(s.id), '{}') into v_ids
     from (select s.id from public.google_ai_attempts s
@@ -322,7 +309,8 @@ begin
     v_batches := v_batches + 1;
     exit when v_n < p_settings.batch_size;
   end loop;
-  return jsonb_build_object('deleted', v_total, 'batches', v_batches, 'more', v_more, 'older_than', v_cutoff);
+  return jsonb_build_object('deleted', v_total, 'batches', v_batches, 'more', v_n >= p_settings.batch_size,
+    'older_than', v_cutoff);
 end
 $$;
 

@@ -1,16 +1,13 @@
 -- Access, last: the schema's usage, RLS on every table, and for every table, view, sequence and
 -- function its grants after a revoke of what Supabase's default privileges give (anon,
 -- authenticated, service_role; eve_gateway too, so that applying it again keeps the order
--- of the grants; one loop revokes for all of them). service_role gets what the operator's tools
--- need; eve_gateway (the Edge Functions' role) only EXECUTE on the RPCs it calls.
+-- of the grants; one loop revokes for all of them). service_role reads every table and view and gets
+-- what else the operator's tools need; eve_gateway (the Edge Functions' role) only EXECUTE on the RPCs it calls.
 set check_function_bodies = off;
 
 COMMENT ON SCHEMA public IS 'standard public schema';
 
-GRANT USAGE ON SCHEMA public TO anon;
-GRANT USAGE ON SCHEMA public TO authenticated;
-GRANT USAGE ON SCHEMA public TO service_role;
-GRANT USAGE ON SCHEMA public TO eve_gateway;
+GRANT USAGE ON SCHEMA public TO anon, authenticated, service_role, eve_gateway;
 
 -- Nobody but their owner may use a function, table, view or sequence of the gateway unless a grant below
 -- says so, and every table has RLS on. One loop for all of them (Supabase's default privileges give
@@ -41,36 +38,33 @@ begin
       if r.relkind = 'r' then
         execute pg_catalog.format('alter table %s enable row level security', r.rel);
       end if;
+      -- The operator reads every table and view; what service_role may write is granted below.
+      if r.relkind in ('r', 'v') then
+        execute pg_catalog.format('grant select on table %s to service_role', r.rel);
+      end if;
     end loop;
 end
 $$;
 
-GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_providers TO service_role;
+GRANT INSERT,DELETE,UPDATE ON TABLE public.google_ai_providers TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_provider_list() TO service_role, eve_gateway;
 
-GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_api_keys TO service_role;
+GRANT INSERT,DELETE,UPDATE ON TABLE public.google_ai_api_keys TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_provider(p_name text) TO service_role;
 
-GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_model_limits TO service_role;
+GRANT INSERT,DELETE,UPDATE ON TABLE public.google_ai_model_limits TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_effective_limit(p_limit integer, p_margin numeric) TO service_role;
 
-GRANT SELECT ON TABLE public.google_ai_usage_counters TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_quota_group(p_project_id text, p_key_id uuid) TO service_role;
-
-GRANT SELECT ON TABLE public.google_ai_cooldowns TO service_role;
 
 GRANT ALL ON SEQUENCE public.google_ai_model_limits_id_seq TO service_role;
 
 GRANT ALL ON SEQUENCE public.google_ai_usage_counters_id_seq TO service_role;
 
-GRANT SELECT ON TABLE public.google_ai_attempts TO service_role;
-
 REVOKE ALL ON SEQUENCE public.google_ai_attempts_id_seq FROM anon, authenticated, service_role, eve_gateway;
 GRANT ALL ON SEQUENCE public.google_ai_attempts_id_seq TO service_role;
 
-GRANT SELECT ON TABLE public.google_ai_responses TO service_role;
-
-GRANT SELECT,UPDATE ON TABLE public.google_ai_admission_settings TO service_role;
+GRANT UPDATE ON TABLE public.google_ai_admission_settings TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_pacific_start(p_day date) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_pacific_zone() TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_pacific_day(p_at timestamp with time zone) TO service_role;
@@ -87,11 +81,9 @@ GRANT ALL ON FUNCTION public.google_ai_reserve_models(p_models text[], p_estimat
     p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid,
     p_output_tokens integer[]) TO eve_gateway, service_role;
 
-GRANT SELECT,INSERT,UPDATE ON TABLE public.google_ai_priority_classes TO service_role;
+GRANT INSERT,UPDATE ON TABLE public.google_ai_priority_classes TO service_role;
 
-GRANT SELECT ON TABLE public.google_ai_queue TO service_role;
-
-GRANT SELECT,UPDATE ON TABLE public.google_ai_queue_settings TO service_role;
+GRANT UPDATE ON TABLE public.google_ai_queue_settings TO service_role;
 
 GRANT ALL ON FUNCTION public.google_ai_pace_allowance(p_at timestamp with time zone, p_day date, p_burst integer,
     p_usable integer, p_zone text) TO service_role;
@@ -102,12 +94,12 @@ GRANT ALL ON FUNCTION public.google_ai_ring_restarted(p_at timestamp with time z
     p_span integer, ring_low bigint, ring integer[], sum_requests integer, sum_tokens bigint) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_ring_time(p_second bigint, p_us integer) TO service_role;
 
-GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_caller_budgets TO service_role;
+GRANT INSERT,DELETE,UPDATE ON TABLE public.google_ai_caller_budgets TO service_role;
 -- (google_ai_caller_budgets_today reads a budget's day through these, as its invoker.)
 GRANT ALL ON FUNCTION public.google_ai_budget_of(p_row public.google_ai_caller_budgets) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_budget_on(p_budget public.google_ai_budget, p_day date) TO service_role;
 
-GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_quota_shares TO service_role;
+GRANT INSERT,DELETE,UPDATE ON TABLE public.google_ai_quota_shares TO service_role;
 
 REVOKE ALL ON SEQUENCE public.google_ai_quota_shares_id_seq FROM anon, authenticated, service_role, eve_gateway;
 GRANT USAGE ON SEQUENCE public.google_ai_quota_shares_id_seq TO service_role;
@@ -145,20 +137,12 @@ GRANT ALL ON FUNCTION public.google_ai_mint_token(p_secret_hash text, p_token_ha
 GRANT ALL ON FUNCTION public.google_ai_revoke_client(p_name text, p_reason text) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_revoke_token(p_token_id uuid) TO service_role;
 
-GRANT SELECT ON TABLE public.google_ai_clients TO service_role;
-
-GRANT SELECT ON TABLE public.google_ai_tokens TO service_role;
-
-GRANT SELECT ON TABLE public.google_ai_credential_refusals TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_group_room(p_quota_group text, p_model text) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text,
     p_exclude_key_ids uuid[]) TO service_role, eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_cooldown_cause(p_model text) TO service_role, eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_quota_report(p_token_hash text, p_caller text) TO service_role, eve_gateway;
 
-GRANT SELECT ON TABLE public.google_ai_key_health TO service_role;
-
-GRANT SELECT ON TABLE public.google_ai_model_catalogue TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_model_lifecycle_review(p_within_days integer) TO service_role, eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_model_list() TO service_role, eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_model_traits(p_model text) TO service_role, eve_gateway;
@@ -167,55 +151,33 @@ GRANT ALL ON FUNCTION public.google_ai_record_key_check(p_key_id uuid, p_status 
     p_reason text, p_message text, p_models jsonb, p_disable boolean) TO eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_service_tier_list() TO service_role, eve_gateway;
 
-GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_service_tiers TO service_role;
-GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_model_prices TO service_role;
+GRANT INSERT,DELETE,UPDATE ON TABLE public.google_ai_service_tiers TO service_role;
+GRANT INSERT,DELETE,UPDATE ON TABLE public.google_ai_model_prices TO service_role;
 
 GRANT ALL ON FUNCTION public.google_ai_active_keys(p_provider text) TO service_role, eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_housekeeping() TO service_role, eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_cron_jobs() TO service_role, eve_gateway;
 
-GRANT SELECT,UPDATE ON TABLE public.google_ai_maintenance_settings TO service_role;
+GRANT UPDATE ON TABLE public.google_ai_maintenance_settings TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_log_maintenance_run(p_operation text, p_tables_affected text[],
     p_deleted_count integer, p_started_at timestamp with time zone, p_completed_at timestamp with time zone,
     p_status text, p_details jsonb) TO service_role, eve_gateway;
-
-GRANT SELECT ON TABLE public.google_ai_maintenance_log TO service_role;
 
 GRANT ALL ON SEQUENCE public.google_ai_maintenance_log_id_seq TO service_role;
 
 GRANT ALL ON FUNCTION public.google_ai_metrics() TO service_role, eve_gateway;
 
-GRANT SELECT ON TABLE public.google_ai_metric_fold TO service_role;
-
-GRANT SELECT ON TABLE public.google_ai_metric_totals TO service_role;
-
-GRANT SELECT ON TABLE public.google_ai_model_catalogue_status TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_catalogue_status() TO service_role, eve_gateway;
-
-GRANT SELECT ON TABLE public.google_ai_caller_budgets_today TO service_role;
 
 GRANT ALL ON TABLE public.google_ai_clients_overview TO service_role;
 
-GRANT SELECT ON TABLE public.google_ai_cooldowns_active TO service_role;
-
 GRANT ALL ON TABLE public.google_ai_model_lifecycle TO service_role;
 
-GRANT SELECT ON TABLE public.google_ai_queue_now TO service_role;
-
-GRANT SELECT ON TABLE public.google_ai_shares_today TO service_role;
-
-GRANT SELECT ON TABLE public.google_ai_spend_daily TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_spend_yesterday(p_now timestamp with time zone) TO service_role, eve_gateway;
-
-GRANT SELECT ON TABLE public.google_ai_usage_by_caller_24h TO service_role;
-
-GRANT SELECT ON TABLE public.google_ai_usage_now TO service_role;
-
-GRANT SELECT ON TABLE public.google_ai_wait_by_class_1h TO service_role;
 
 -- The Responses API's stored responses (65_stored_responses.sql): read, kept and deleted only through
 -- its functions, each for the caller's own.
-GRANT SELECT, DELETE ON TABLE public.google_ai_stored_responses TO service_role;
+GRANT DELETE ON TABLE public.google_ai_stored_responses TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_store_response(p_token_hash text, p_caller text, p_id text, p_model text,
     p_response jsonb, p_conversation jsonb) TO eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_stored_response(p_token_hash text, p_caller text, p_id text) TO eve_gateway;
@@ -223,15 +185,14 @@ GRANT ALL ON FUNCTION public.google_ai_delete_stored_response(p_token_hash text,
     TO eve_gateway;
 
 -- Embedding models (66_embedding_models.sql): rows the owner edits; llm-invoke reads one model's facts.
-GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_embedding_models TO service_role;
+GRANT INSERT,DELETE,UPDATE ON TABLE public.google_ai_embedding_models TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_embedding_traits(p_model text) TO eve_gateway, service_role;
 
 -- The response cache (70_response_cache.sql): the operator's tables; the functions call its RPCs.
-GRANT SELECT,DELETE ON TABLE public.google_ai_response_cache TO service_role;
-GRANT SELECT ON TABLE public.google_ai_response_cache_hits TO service_role;
-GRANT SELECT,UPDATE ON TABLE public.google_ai_response_cache_settings TO service_role;
-GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_response_cache_defaults TO service_role;
-GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_response_cache_shared_scopes TO service_role;
+GRANT DELETE ON TABLE public.google_ai_response_cache TO service_role;
+GRANT UPDATE ON TABLE public.google_ai_response_cache_settings TO service_role;
+GRANT INSERT,DELETE,UPDATE ON TABLE public.google_ai_response_cache_defaults TO service_role;
+GRANT INSERT,DELETE,UPDATE ON TABLE public.google_ai_response_cache_shared_scopes TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_cache_lookup(p_caller text, p_token_hash text, p_model text, p_key text,
     p_mode text, p_ttl_s integer, p_holder uuid, p_flight_until timestamp with time zone, p_request_id text)
     TO eve_gateway;
@@ -240,5 +201,3 @@ GRANT ALL ON FUNCTION public.google_ai_cache_store(p_entry bigint, p_holder uuid
 GRANT ALL ON FUNCTION public.google_ai_cache_abandon(p_entry bigint, p_holder uuid) TO eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_cache_defaults_exist() TO eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_cache_purge(p_scope text, p_model text) TO service_role;
-GRANT SELECT ON TABLE public.google_ai_response_cache_misses TO service_role;
-GRANT SELECT ON TABLE public.google_ai_response_cache_24h TO service_role;

@@ -207,8 +207,8 @@ GRANT ALL ON FUNCTION public.google_ai_note_count() TO eve_gateway;
   it("writes a view that gains a column in the middle when a function returns its rows and a view reads it", async () => {
     // google_ai_catalogue_status() returns the view's row type; google_ai_model_lifecycle selects from it.
     const { diff, targetUrl } = await generate((dir) =>
-      replaceIn(dir, "93_views.sql", "SELECT l.model,\n    l.is_active,\n    (( SELECT count(*) AS count",
-        "SELECT l.model,\n    l.is_active,\n    l.provider,\n    (( SELECT count(*) AS count"));
+      replaceIn(dir, "93_views.sql", "SELECT l.model,\n    l.is_active,\n    (SELECT count(*) FROM ok_keys",
+        "SELECT l.model,\n    l.is_active,\n    l.provider,\n    (SELECT count(*) FROM ok_keys"));
     const sql = diff.sql!;
     const at = (text: string) => {
       const i = sql.indexOf(text);
