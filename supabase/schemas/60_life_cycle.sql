@@ -135,12 +135,12 @@ $$;
 -- Finalize's accounting of one call, after its row is written: the rest the provider's own counts ask
 -- for, then the admission settled at the provider's count (the counter row, the hot one, last).
 --   Room: what the provider says is left of the group's limits (OpenAI's x-ratelimit-remaining-*,
---   which count every user of the organization). When no more is left than this group's admissions of
---   the model still on their way, twice (those, and as many again admitted before this rest lands),
---   plus those admitted since this call was (the provider may have counted them after its answer: on a
---   busy machine a finalize lags its answer while callers go on), the model rests until the provider's
---   counts are full again (p_room_until, reason 'provider_room'), so the gateway waits instead of
---   meeting the provider's 429s. A provider whose limits are buckets (Anthropic's) says instead when
+--   which count every user of the organization). When no more is left than this group's calls of the
+--   model out at any moment since this call was admitted, twice (those, and as many again admitted
+--   before this rest lands), plus those admitted since this call was (the provider may have counted
+--   them after its answer: on a busy machine a finalize lags its answer while callers go on), the model
+--   rests until the provider's counts are full again (p_room_until, reason 'provider_room'), so the
+--   gateway waits instead of meeting the provider's 429s. A provider whose limits are buckets (Anthropic's) says instead when
 --   they hold the next request (llm-invoke's roomUntil: nothing left until p_room_until). Where that is
 --   its request bucket (p_room_requests 0, p_room_tokens null) on a model whose own limits are buckets
 --   (bucket_share), the word may be up to one refill late (what is left is rounded down), and the
@@ -186,9 +186,13 @@ begin
           > coalesce(c.spread_until - v_step.tolerance, '-infinity')
       and coalesce(c.spread_until, '-infinity') < p_room_until + v_step.tolerance;
   elsif p_room_until > v_now and p_att.quota_group is not null then
-    select 2 * count(*) filter (where a.status = 'reserved')
+    -- (Out since: still on their way, or back since. Not only those still on their way: a caller whose
+    -- answer is back may be admitting its next call now, which this count cannot see until it commits,
+    -- and which will not see this rest; when the callers come back at once, all of them do.)
+    select 2 * count(*) filter (where a.status = 'reserved' or a.finished_at >= p_att.admitted_at)
         + count(*) filter (where a.admitted_at > p_att.admitted_at),
-      coalesce(2 * sum(a.estimated_tokens) filter (where a.status = 'reserved'), 0)
+      coalesce(2 * sum(a.estimated_tokens) filter (where a.status = 'reserved'
+                                                     or a.finished_at >= p_att.admitted_at), 0)
         + coalesce(sum(a.estimated_tokens) filter (where a.admitted_at > p_att.admitted_at), 0)
     into v_margin, v_margin_tokens
     from public.google_ai_attempts a

@@ -114,9 +114,10 @@ select throws_ok($$ update public.google_ai_attempts set status = 'finished' whe
 select throws_ok($$ update public.google_ai_attempts set quota_cause = 'rpm' where reservation_id = (select id from ids where name = 'up') $$,
   '23514', null, 'nor a quota cause outside google_ai_quota_causes()');
 
--- The provider's room (x-ratelimit-remaining-*): the rest counts the admissions since the answered call,
--- which the provider may have counted after its answer. Five calls a second apart; the last three are
--- answered first, then the first two, whose finalizes lag: none is on their way any more.
+-- The provider's room (x-ratelimit-remaining-*): the rest counts the calls out at any moment since the
+-- answered one was admitted, twice (a caller whose answer is back may be admitting its next call, unseen
+-- by the count), and the admissions since it, which the provider may have counted after its answer. Five
+-- calls a second apart; the last three are answered first, then the first two, whose finalizes lag.
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('room-model', 100, 100000, null);
 insert into public.google_ai_api_keys (key_alias, env_var_name, project_id) values ('r1', 'KEY_R1', 'proj-room');
 create function pg_temp.room(p_ago int) returns uuid language sql as $$
@@ -131,12 +132,12 @@ insert into ids values ('room-1', pg_temp.room(5)), ('room-2', pg_temp.room(4)),
   ('room-4', pg_temp.room(2)), ('room-5', pg_temp.room(1));
 select public.google_ai_finalize((select id from ids where name = n), 'succeeded', 5, 5, 200)
 from unnest(array['room-3', 'room-4', 'room-5']) n;
-select pg_temp.room_left('room-1', 7);
+select pg_temp.room_left('room-1', 15);
 select is((select count(*)::int from public.google_ai_cooldowns where model = 'room-model'), 0,
-  'more left (7) than twice the call on its way (1) and those admitted since (4): no rest');
-select pg_temp.room_left('room-2', 3);
+  'more left (15) than twice the calls out since (5: itself, one on its way, three back) and those admitted since (4): no rest');
+select pg_temp.room_left('room-2', 13);
 select is((select reason from public.google_ai_cooldowns where model = 'room-model'), 'provider_room',
-  'no more left (3) than the calls admitted since (3): the model rests, though none is on its way');
+  'no more left (13) than twice the calls out since (5, none on its way) and those admitted since (3): the model rests');
 
 select * from finish();
 rollback;
