@@ -140,11 +140,12 @@ $$;
 --   before this rest lands), plus those admitted since this call was (the provider may have counted
 --   them after its answer: on a busy machine a finalize lags its answer while callers go on), the model
 --   rests until the provider's counts are full again (p_room_until, reason 'provider_room'), so the
---   gateway waits instead of meeting the provider's 429s. A provider whose limits are buckets (Anthropic's) says instead when
---   they hold the next request (llm-invoke's roomUntil: nothing left until p_room_until). Where that is
---   its request bucket (p_room_requests 0, p_room_tokens null) on a model whose own limits are buckets
---   (bucket_share), the word may be up to one refill late (what is left is rounded down), and the
---   gateway's own request bucket already holds the next request back until its place
+--   gateway waits instead of meeting the provider's 429s. A provider whose limits are buckets
+--   (Anthropic's) says instead when they hold the next request (llm-invoke's roomUntil: nothing left
+--   until p_room_until). Where that is its request bucket (p_room_requests 0, p_room_tokens null) on a
+--   model whose own limits are buckets (bucket_share), the word may be up to one refill late (what is
+--   left is rounded down), and the gateway's own request bucket already holds the next request back
+--   until its place
 --   (google_ai_schedule_place): only when even the word's earliest reading is later than that place
 --   (others use the organization's bucket) does the model rest, in that bucket: its next place moves to
 --   p_room_until and each later one a step after (the bucket taken down to what Anthropic's holds), so
