@@ -200,43 +200,20 @@ CREATE OR REPLACE FUNCTION public.google_ai_derived_shares(p_model text, p_class
   where d.reserved_rpm is not null or d.reserved_rpd is not null
 $$;
 
--- Brings the derived rows of p_model (null: every model) and p_class (null: every class) in step:
--- a derived row is updated, or removed when the class keeps nothing of the model any more, and a
--- missing one is inserted; a row the operator owns for the same model and class (derived_from_class
--- false) is left as it is, and none is derived beside it. A share's owner counts
--- (google_ai_usage_counters.share_use) stay with its row; a removed row's are no longer read.
-CREATE OR REPLACE FUNCTION public.google_ai_derive_class_shares(p_model text, p_class text) RETURNS void
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-begin
-  -- Tells the shares' trigger that these writes are the derivation's, not an operator's edit.
-  perform pg_catalog.set_config('google_ai.deriving_shares', 'on', true);
-  delete from public.google_ai_quota_shares s
-  where s.derived_from_class
-    and (p_model is null or s.model = p_model) and (p_class is null or s.priority_class = p_class)
-    and not exists (select 1 from public.google_ai_derived_shares(s.model, s.priority_class));
-  update public.google_ai_quota_shares s set reserved_rpm = d.reserved_rpm, reserved_rpd = d.reserved_rpd
-  from public.google_ai_derived_shares(p_model, p_class) d
-  where s.derived_from_class and s.model = d.model and s.priority_class = d.priority_class and s.caller is null
-    and (s.reserved_rpm, s.reserved_rpd) is distinct from (d.reserved_rpm, d.reserved_rpd);
-  insert into public.google_ai_quota_shares (model, priority_class,
-    reserved_rpm, reserved_rpd, derived_from_class, notes)
-  select d.model, d.priority_class, d.reserved_rpm, d.reserved_rpd, true,
-         'Derived from the class''s kept percents (google_ai_priority_classes); an edit makes the row the operator''s.'
-  from public.google_ai_derived_shares(p_model, p_class) d
-  on conflict on constraint google_ai_quota_shares_owner_key do nothing;
-  perform pg_catalog.set_config('google_ai.deriving_shares', '', true);
-end
-$$;
-
 -- The derived shares follow what they derive from. Before a class's kept percents are written (set or
--- cleared): when, for the seed (kept_changed_at). After the write: the derived rows of the model
--- (inserted, or its limits or safety margin changed), or of the class on every model.
+-- cleared): when, for the seed (kept_changed_at). After the write, the derived rows of the model
+-- (inserted, or its limits or safety margin changed: v_model), or of the class on every model (v_class),
+-- are brought in step: a derived row is updated, or removed when the class keeps nothing of the model any
+-- more, and a missing one is inserted; a row the operator owns for the same model and class
+-- (derived_from_class false) is left as it is, and none is derived beside it. A share's owner counts
+-- (google_ai_usage_counters.share_use) stay with its row; a removed row's are no longer read.
 CREATE OR REPLACE FUNCTION public.google_ai_derives_shares() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
+declare
+  v_model text;
+  v_class text;
 begin
   if tg_when = 'BEFORE' then
     if tg_op = 'INSERT' and (new.kept_rpm_percent is not null or new.kept_rpd_percent is not null)
@@ -246,10 +223,27 @@ begin
     end if;
     return new;
   elsif tg_table_name = 'google_ai_model_limits' then
-    perform public.google_ai_derive_class_shares(new.model, null);
+    v_model := new.model;
   else
-    perform public.google_ai_derive_class_shares(null, new.name);
+    v_class := new.name;
   end if;
+  -- Tells the shares' trigger that these writes are the derivation's, not an operator's edit.
+  perform pg_catalog.set_config('google_ai.deriving_shares', 'on', true);
+  delete from public.google_ai_quota_shares s
+  where s.derived_from_class
+    and (v_model is null or s.model = v_model) and (v_class is null or s.priority_class = v_class)
+    and not exists (select 1 from public.google_ai_derived_shares(s.model, s.priority_class));
+  update public.google_ai_quota_shares s set reserved_rpm = d.reserved_rpm, reserved_rpd = d.reserved_rpd
+  from public.google_ai_derived_shares(v_model, v_class) d
+  where s.derived_from_class and s.model = d.model and s.priority_class = d.priority_class and s.caller is null
+    and (s.reserved_rpm, s.reserved_rpd) is distinct from (d.reserved_rpm, d.reserved_rpd);
+  insert into public.google_ai_quota_shares (model, priority_class,
+    reserved_rpm, reserved_rpd, derived_from_class, notes)
+  select d.model, d.priority_class, d.reserved_rpm, d.reserved_rpd, true,
+         'Derived from the class''s kept percents (google_ai_priority_classes); an edit makes the row the operator''s.'
+  from public.google_ai_derived_shares(v_model, v_class) d
+  on conflict on constraint google_ai_quota_shares_owner_key do nothing;
+  perform pg_catalog.set_config('google_ai.deriving_shares', '', true);
   return null;
 end
 $$;
