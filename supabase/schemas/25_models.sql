@@ -149,29 +149,6 @@ begin
 end
 $$;
 
--- The maintenance function's key check (google_ai_record_key_check) writes the key's health row; an
--- 'ok' check ends the limit_zero rests of the key's quota group: the project may have been given
--- quota for the model since (the next request tries Google once more, and a new limit: 0 rests again).
-CREATE OR REPLACE FUNCTION public.google_ai_key_check_clears_limit_zero() RETURNS trigger
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-begin
-  if new.status = 'ok' then
-    -- Locked in model order first, as finalize writes a spend cap's rows: no deadlock between them.
-    delete from public.google_ai_cooldowns c
-    where c.ctid in (
-      select l.ctid from public.google_ai_cooldowns l
-      join public.google_ai_api_keys k on k.id = new.api_key_id
-      where l.quota_group = public.google_ai_quota_group(k.project_id, k.id)
-        and l.cause = 'limit_zero'
-      order by l.model
-      for update of l);
-  end if;
-  return null;
-end
-$$;
-
 -- Before: a name in two rows' aliases resolved to the older row, so giving it to a new row changed
 -- nothing until it was also taken from the old one. Now the row that gains an alias takes it.
 CREATE OR REPLACE FUNCTION public.google_ai_model_alias_moves() RETURNS trigger
@@ -335,11 +312,11 @@ begin
 end
 $$;
 
--- Records one key's check in one transaction: its health row; for 'ok' the catalogue rows of the
--- models listed (upserted, first_seen_at kept) and the removal of those no longer listed; for
--- 'invalid' the removal of its catalogue rows and, when p_disable, the key taken out of rotation
--- (is_active = false, disabled_reason naming the provider that refused it, disabled_at; never
--- deleted). p_models: a JSON array of
+-- Records one key's check in one transaction: its health row; for 'ok' the end of its quota group's
+-- limit_zero rests, the catalogue rows of the models listed (upserted, first_seen_at kept) and the removal
+-- of those no longer listed; for 'invalid' the removal of its catalogue rows and, when p_disable, the key
+-- taken out of rotation (is_active = false, disabled_reason naming the provider that refused it,
+-- disabled_at; never deleted). p_models: a JSON array of
 -- {model, display_name, version, input_token_limit, output_token_limit, supported_methods}.
 CREATE OR REPLACE FUNCTION public.google_ai_record_key_check(p_key_id uuid, p_status text,
     p_http_status integer DEFAULT NULL::integer, p_reason text DEFAULT NULL::text, p_message text DEFAULT NULL::text,
@@ -379,6 +356,15 @@ begin
     models_listed = excluded.models_listed;
 
   if p_status = 'ok' then
+    -- An 'ok' check ends the limit_zero rests of the key's quota group: the project may have been given quota
+    -- for the model since (the next request tries the provider once more, and a new limit: 0 rests again).
+    -- Locked in model order first, as finalize writes a spend cap's rows: no deadlock between them.
+    delete from public.google_ai_cooldowns c
+    where c.ctid in (select l.ctid from public.google_ai_cooldowns l
+                     where l.quota_group = public.google_ai_quota_group(v_key.project_id, v_key.id)
+                       and l.cause = 'limit_zero'
+                     order by l.model
+                     for update of l);
     insert into public.google_ai_model_catalogue as c (api_key_id, model, key_alias, quota_group, display_name, version,
       input_token_limit, output_token_limit, supported_methods, first_seen_at, refreshed_at)
     select distinct on (m.model) p_key_id, m.model, v_key.key_alias,
@@ -427,9 +413,6 @@ $$;
 
 COMMENT ON FUNCTION public.google_ai_service_tier_list() IS
     'The service tier rows, for llm-invoke (cached per worker like the model rows).';
-
-CREATE OR REPLACE TRIGGER google_ai_key_check_clears_limit_zero AFTER INSERT OR UPDATE OF checked_at,
-    status ON public.google_ai_key_health FOR EACH ROW EXECUTE FUNCTION public.google_ai_key_check_clears_limit_zero();
 
 CREATE OR REPLACE TRIGGER google_ai_model_alias_moves AFTER INSERT OR UPDATE OF aliases ON public.google_ai_model_limits
     FOR EACH ROW EXECUTE FUNCTION public.google_ai_model_alias_moves();

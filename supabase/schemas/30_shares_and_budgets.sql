@@ -200,43 +200,20 @@ CREATE OR REPLACE FUNCTION public.google_ai_derived_shares(p_model text, p_class
   where d.reserved_rpm is not null or d.reserved_rpd is not null
 $$;
 
--- Brings the derived rows of p_model (null: every model) and p_class (null: every class) in step:
--- a derived row is updated, or removed when the class keeps nothing of the model any more, and a
--- missing one is inserted; a row the operator owns for the same model and class (derived_from_class
--- false) is left as it is, and none is derived beside it. A share's owner counts
--- (google_ai_usage_counters.share_use) stay with its row; a removed row's are no longer read.
-CREATE OR REPLACE FUNCTION public.google_ai_derive_class_shares(p_model text, p_class text) RETURNS void
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-begin
-  -- Tells the shares' trigger that these writes are the derivation's, not an operator's edit.
-  perform pg_catalog.set_config('google_ai.deriving_shares', 'on', true);
-  delete from public.google_ai_quota_shares s
-  where s.derived_from_class
-    and (p_model is null or s.model = p_model) and (p_class is null or s.priority_class = p_class)
-    and not exists (select 1 from public.google_ai_derived_shares(s.model, s.priority_class));
-  update public.google_ai_quota_shares s set reserved_rpm = d.reserved_rpm, reserved_rpd = d.reserved_rpd
-  from public.google_ai_derived_shares(p_model, p_class) d
-  where s.derived_from_class and s.model = d.model and s.priority_class = d.priority_class and s.caller is null
-    and (s.reserved_rpm, s.reserved_rpd) is distinct from (d.reserved_rpm, d.reserved_rpd);
-  insert into public.google_ai_quota_shares (model, priority_class,
-    reserved_rpm, reserved_rpd, derived_from_class, notes)
-  select d.model, d.priority_class, d.reserved_rpm, d.reserved_rpd, true,
-         'Derived from the class''s kept percents (google_ai_priority_classes); an edit makes the row the operator''s.'
-  from public.google_ai_derived_shares(p_model, p_class) d
-  on conflict on constraint google_ai_quota_shares_owner_key do nothing;
-  perform pg_catalog.set_config('google_ai.deriving_shares', '', true);
-end
-$$;
-
 -- The derived shares follow what they derive from. Before a class's kept percents are written (set or
--- cleared): when, for the seed (kept_changed_at). After the write: the derived rows of the model
--- (inserted, or its limits or safety margin changed), or of the class on every model.
+-- cleared): when, for the seed (kept_changed_at). After the write, the derived rows of the model
+-- (inserted, or its limits or safety margin changed: v_model), or of the class on every model (v_class),
+-- are brought in step: a derived row is updated, or removed when the class keeps nothing of the model any
+-- more, and a missing one is inserted; a row the operator owns for the same model and class
+-- (derived_from_class false) is left as it is, and none is derived beside it. A share's owner counts
+-- (google_ai_usage_counters.share_use) stay with its row; a removed row's are no longer read.
 CREATE OR REPLACE FUNCTION public.google_ai_derives_shares() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
+declare
+  v_model text;
+  v_class text;
 begin
   if tg_when = 'BEFORE' then
     if tg_op = 'INSERT' and (new.kept_rpm_percent is not null or new.kept_rpd_percent is not null)
@@ -246,10 +223,27 @@ begin
     end if;
     return new;
   elsif tg_table_name = 'google_ai_model_limits' then
-    perform public.google_ai_derive_class_shares(new.model, null);
+    v_model := new.model;
   else
-    perform public.google_ai_derive_class_shares(null, new.name);
+    v_class := new.name;
   end if;
+  -- Tells the shares' trigger that these writes are the derivation's, not an operator's edit.
+  perform pg_catalog.set_config('google_ai.deriving_shares', 'on', true);
+  delete from public.google_ai_quota_shares s
+  where s.derived_from_class
+    and (v_model is null or s.model = v_model) and (v_class is null or s.priority_class = v_class)
+    and not exists (select 1 from public.google_ai_derived_shares(s.model, s.priority_class));
+  update public.google_ai_quota_shares s set reserved_rpm = d.reserved_rpm, reserved_rpd = d.reserved_rpd
+  from public.google_ai_derived_shares(v_model, v_class) d
+  where s.derived_from_class and s.model = d.model and s.priority_class = d.priority_class and s.caller is null
+    and (s.reserved_rpm, s.reserved_rpd) is distinct from (d.reserved_rpm, d.reserved_rpd);
+  insert into public.google_ai_quota_shares (model, priority_class,
+    reserved_rpm, reserved_rpd, derived_from_class, notes)
+  select d.model, d.priority_class, d.reserved_rpm, d.reserved_rpd, true,
+         'Derived from the class''s kept percents (google_ai_priority_classes); an edit makes the row the operator''s.'
+  from public.google_ai_derived_shares(v_model, v_class) d
+  on conflict on constraint google_ai_quota_shares_owner_key do nothing;
+  perform pg_catalog.set_config('google_ai.deriving_shares', '', true);
   return null;
 end
 $$;
@@ -369,25 +363,30 @@ $$;
 
 -- Settles an admission on its counter row: finalize sets its tokens to Google's count (p_tokens),
 -- release gives back the request in its minute, day and window (and in its owners' shares), and a
--- model's token buckets get back what the call did not use (google_ai_buckets_settled), on the row of
--- its pool when it names one (google_ai_model_limits.limit_pool). The
--- window is corrected in the second the admission counts in (google_ai_attempts.admitted_at) while
--- that second is still in the ring; one that left it changes only the calendar counters.
+-- model's token buckets get back what the call did not use (below), on the row of its pool when it
+-- names one (google_ai_model_limits.limit_pool). The window is corrected in the second the admission
+-- counts in (google_ai_attempts.admitted_at) while that second is still in the ring; one that left it
+-- changes only the calendar counters.
 CREATE OR REPLACE FUNCTION public.google_ai_settle_admission(p_att public.google_ai_attempts, p_tokens integer,
     p_released boolean) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 declare
+  v_model public.google_ai_model_limits;
   v_row public.google_ai_usage_counters;
   v_at public.google_ai_counter_at;  -- the row as of the admission, corrected in its second
   -- (An attempt without its admission's time is not looked for in the window.)
   v_requests integer := case when p_released and p_att.admitted_at is not null then -1 else 0 end;
   v_delta integer := p_tokens - p_att.estimated_tokens;
+  v_window_us numeric;
+  -- The tokens a bucket gets back: what was booked less what was used.
+  v_input_back integer;
+  v_output_back integer;
 begin
+  select l.* into v_model from public.google_ai_model_limits l where l.model = p_att.model;
   select * into v_row from public.google_ai_usage_counters c
-  where c.quota_group = p_att.quota_group and c.model = coalesce((select l.limit_pool
-    from public.google_ai_model_limits l where l.model = p_att.model), p_att.model)
+  where c.quota_group = p_att.quota_group and c.model = coalesce(v_model.limit_pool, p_att.model)
   for update;
   if not found then
     return;
@@ -396,10 +395,37 @@ begin
   -- (near_end, near_start: only a release gives those counts back; a finalize reads no zone).
   v_at := public.google_ai_counter_at(v_row, case when p_released then public.google_ai_day_zone(p_att.model) end,
     p_att.admitted_at, false, v_requests, case when p_att.admitted_at is not null then v_delta else 0 end, true);
+  -- The token buckets (itpm, otpm: google_ai_schedule_place) get back what the admission booked (its answer,
+  -- booked_output_tokens, and its input, the rest of estimated_tokens where the row books answers in its
+  -- tokens) less what the call used, as Anthropic corrects its estimates at the end: the answer's input (its
+  -- cache reads left out unless the row counts them) and output. Released: all of it. No count from the
+  -- provider: the input stays, the answer goes back when the settled count (p_tokens) gave it back (a call
+  -- refused before generating). A call that used more than it booked takes nothing more. What goes back
+  -- moves a bucket's time back (google_ai_bucket_take), rounded down: never more than was taken; no limit
+  -- (after the margin, as the booking took it: google_ai_request_limits), or nothing back: as it was.
   if p_att.booked_output_tokens is not null then
-    select b.input_until, b.output_until into v_row.input_until, v_row.output_until
-    from public.google_ai_buckets_settled(p_att, p_tokens, p_released, v_row.input_until, v_row.output_until,
-      v_at.minute) b;
+    v_input_back := p_att.estimated_tokens - case when v_model.booked_output_tokens is not null
+                                                  then p_att.booked_output_tokens else 0 end;
+    v_output_back := p_att.booked_output_tokens;
+    if not p_released and p_att.input_tokens is not null then
+      v_input_back := v_input_back - (p_att.input_tokens
+        - case when v_model.itpm_counts_cache_reads then 0 else coalesce(p_att.cached_input_tokens, 0) end);
+      v_output_back := v_output_back - coalesce(p_att.output_tokens, 0);
+    elsif not p_released then
+      v_input_back := 0;
+      v_output_back := case when p_tokens < p_att.estimated_tokens then v_output_back else 0 end;
+    end if;
+    v_model.itpm := public.google_ai_effective_limit(v_model.itpm, v_model.safety_margin);
+    v_model.otpm := public.google_ai_effective_limit(v_model.otpm, v_model.safety_margin);
+    v_window_us := extract(epoch from v_at.minute) * 1000000;
+    if v_model.itpm is not null and coalesce(v_input_back, 0) > 0 then
+      v_row.input_until := v_row.input_until
+        - floor(v_window_us * v_input_back / v_model.itpm) * interval '1 microsecond';
+    end if;
+    if v_model.otpm is not null and coalesce(v_output_back, 0) > 0 then
+      v_row.output_until := v_row.output_until
+        - floor(v_window_us * v_output_back / v_model.otpm) * interval '1 microsecond';
+    end if;
   end if;
 
   update public.google_ai_usage_counters c set

@@ -52,10 +52,10 @@ COMMENT ON TYPE public.google_ai_budget IS
     'A budget and its use: requests, tokens and money (US dollars) per period (life: a token''s; day: a Pacific '
     'day, bucket), money per Pacific month (month_bucket); null: no limit.';
 
--- A service caller's budget (google_ai_caller_budgets), as every budget reads.
+-- A day's budget, as every budget reads: a service caller's (google_ai_caller_budgets) or a client's
+-- (google_ai_clients), whose rows name its columns alike; a token's is the overload for its row (35).
 -- (PL/pgSQL, as every helper here that returns a budget: PostgreSQL plans a SQL one on every call.)
-CREATE OR REPLACE FUNCTION public.google_ai_budget_of(p_row public.google_ai_caller_budgets)
-    RETURNS public.google_ai_budget
+CREATE OR REPLACE FUNCTION public.google_ai_budget_of(p_row anyelement) RETURNS public.google_ai_budget
     LANGUAGE plpgsql IMMUTABLE
     AS $$
 begin

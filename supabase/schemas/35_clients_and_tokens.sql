@@ -140,18 +140,8 @@ CREATE INDEX IF NOT EXISTS google_ai_tokens_client_created_idx ON
 
 CREATE INDEX IF NOT EXISTS google_ai_tokens_expires_idx ON public.google_ai_tokens USING btree (expires_at);
 
--- A client's budget (google_ai_clients) and a token's (google_ai_tokens, for its life), as every budget
--- reads (google_ai_budget).
-CREATE OR REPLACE FUNCTION public.google_ai_budget_of(p_row public.google_ai_clients) RETURNS public.google_ai_budget
-    LANGUAGE plpgsql IMMUTABLE
-    AS $$
-begin
-  return row('day', p_row.daily_max_requests, p_row.daily_max_tokens, p_row.daily_max_usd, p_row.day_bucket,
-    p_row.requests_today, p_row.tokens_today, p_row.spent_today_usd, p_row.monthly_max_usd, p_row.month_bucket,
-    p_row.spent_month_usd)::public.google_ai_budget;
-end
-$$;
-
+-- A token's budget (google_ai_tokens, for its life), as every budget reads (google_ai_budget); a client's
+-- is its day's (google_ai_budget_of in 32_budgets.sql).
 CREATE OR REPLACE FUNCTION public.google_ai_budget_of(p_row public.google_ai_tokens) RETURNS public.google_ai_budget
     LANGUAGE plpgsql IMMUTABLE
     AS $$

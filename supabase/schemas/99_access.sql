@@ -96,7 +96,7 @@ GRANT ALL ON FUNCTION public.google_ai_ring_time(p_second bigint, p_us integer) 
 
 GRANT INSERT,DELETE,UPDATE ON TABLE public.google_ai_caller_budgets TO service_role;
 -- (google_ai_caller_budgets_today reads a budget's day through these, as its invoker.)
-GRANT ALL ON FUNCTION public.google_ai_budget_of(p_row public.google_ai_caller_budgets) TO service_role;
+GRANT ALL ON FUNCTION public.google_ai_budget_of(p_row anyelement) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_budget_on(p_budget public.google_ai_budget, p_day date) TO service_role;
 
 GRANT INSERT,DELETE,UPDATE ON TABLE public.google_ai_quota_shares TO service_role;

@@ -369,9 +369,7 @@ describe("createPgStore over the RPCs", () => {
                      now() + make_interval(mins => ${10 + i}), 'spend_cap', 'RESOURCE_EXHAUSTED', null)`
           ),
           ...[0, 1, 2].map(() =>
-            db.sql`insert into public.google_ai_key_health (api_key_id, key_alias, status, checked_at)
-                   values (${key!.id}, 'default', 'ok', clock_timestamp())
-                   on conflict (api_key_id) do update set status = 'ok', checked_at = excluded.checked_at`
+            db.sql`select public.google_ai_record_key_check(${key!.id}::uuid, 'ok')`
           ),
         ]);
         const causes = await db.sql<{ cause: string }[]>`
