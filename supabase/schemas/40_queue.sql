@@ -248,19 +248,27 @@ begin
 end
 $$;
 
--- At commit: a ticket taken or moved by a statement whose holder stopped waiting goes with the
--- statement (it would hold the request's claim and a place ahead of live waiters for nobody). The
--- statement's reply_by is the transaction's setting google_ai.reply_by (set by google_ai_reserve_models_at).
-CREATE OR REPLACE FUNCTION public.google_ai_queue_reply_check() RETURNS trigger
+-- At commit: a row written by a statement whose caller stopped waiting (its reply_by passed) is rolled
+-- back with everything the statement did. An attempt row (an admission, or a refusal: it renews its
+-- holder's claim, 55_claims.sql) carries its reply_by; a queue ticket taken or moved (it would hold the
+-- request's claim and a place ahead of live waiters for nobody) has the transaction's setting
+-- google_ai.reply_by (set by google_ai_reserve_models_at). 57014 (query_canceled) is what a statement
+-- timeout raises: the function answers it 503.
+CREATE OR REPLACE FUNCTION public.google_ai_reply_check() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 declare
-  v_reply_by timestamptz := nullif(pg_catalog.current_setting('google_ai.reply_by', true), '')::timestamptz;
+  v_reply_by timestamptz;
 begin
+  if tg_table_name = 'google_ai_attempts' then
+    v_reply_by := new.reply_by;
+  else
+    v_reply_by := nullif(pg_catalog.current_setting('google_ai.reply_by', true), '')::timestamptz;
+  end if;
   if pg_catalog.clock_timestamp() > v_reply_by then
-    raise exception 'queue ticket % reached its commit after its caller stopped waiting (%); rolled back',
-      new.ticket_id, v_reply_by
+    raise exception 'the % row of request % reached its commit after its caller stopped waiting (%); rolled back',
+      tg_table_name, new.request_id, v_reply_by
       using errcode = '57014';
   end if;
   return null;
@@ -268,7 +276,7 @@ end
 $$;
 
 CREATE CONSTRAINT TRIGGER google_ai_queue_reply_check AFTER INSERT OR UPDATE ON public.google_ai_queue DEFERRABLE
-    INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.google_ai_queue_reply_check();
+    INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.google_ai_reply_check();
 
 -- Whether the spread holds a request of class rank p_rank back (its place in the schedule still
 -- ahead): only while requests wait for the model, and only for a class that some class ranks before

@@ -303,43 +303,6 @@ begin
 end
 $$;
 
--- The quota a booking leaves, as google_ai_group_quota reads it (this request counted), on the counter
--- as of the booking (p_at: google_ai_counter_at): the window's requests and tokens with the times their
--- oldest seconds leave the ring (google_ai_ring_frees_at; now at the latest), and the day's count, the
--- largest of today's and, within a guard of midnight, the other day's (counts, before this request),
--- until the day resets (midnight plus the day guard; after midnight, within its guard, when
--- yesterday's count is the larger, that guard's end). p_kept: what the model's shares keep, for the
--- admitted class (as google_ai_answer_quota_at adds it; the booking takes the key out when it is null:
--- a concatenation would encode the whole object again). Inlined into the booking's assignment.
-CREATE OR REPLACE FUNCTION public.google_ai_booked_quota(p_model public.google_ai_model_limits, p_quota_group text,
-    p_at public.google_ai_counter_at, p_kept jsonb) RETURNS jsonb
-    LANGUAGE sql STABLE
-    AS $$
-  select jsonb_build_object(
-    'model', p_model.model,
-    'quota_group', p_quota_group,
-    'rpm', p_model.rpm,
-    'requests_left', case when p_model.rpm is not null
-                          then greatest(0, p_model.rpm operator(pg_catalog.-) p_at.sum_requests) end,
-    'requests_reset_ms', case when p_model.rpm is not null then public.google_ai_ms_until(
-      coalesce(public.google_ai_ring_frees_at(p_at.ring_low, p_at.ring, p_at.minute), p_at.at), p_at.at) end,
-    'tpm', p_model.tpm,
-    'tokens_left', case when p_model.tpm is not null
-                        then greatest(0, p_model.tpm operator(pg_catalog.-) p_at.sum_tokens) end,
-    'tokens_reset_ms', case when p_model.tpm is not null then public.google_ai_ms_until(
-      coalesce(public.google_ai_ring_frees_at(p_at.ring_low, p_at.ring, p_at.minute, true), p_at.at), p_at.at) end,
-    'rpd', p_model.rpd,
-    'day_left', case when p_model.rpd is not null
-                     then greatest(0, p_model.rpd operator(pg_catalog.-) (greatest(p_at.counts[1],
-                                        case when p_at.near_end then p_at.counts[2] end,
-                                        case when p_at.near_start then p_at.counts[3] end)
-                                       operator(pg_catalog.+) 1)) end,
-    'day_reset_ms', case when p_model.rpd is not null then public.google_ai_ms_until(
-      case when p_at.near_start and p_at.counts[3] operator(pg_catalog.>) p_at.counts[1] then p_at.day_start
-           else p_at.midnight end operator(pg_catalog.+) p_at.day_guard, p_at.at) end,
-    'kept', p_kept)
-$$;
-
 -- A booking in one group, as google_ai_book_group answers it. (A named type, as
 -- google_ai_booking_verdict is.)
 CREATE TYPE public.google_ai_group_booking AS (
@@ -394,9 +357,11 @@ $$;
 -- recheck_at when asking again may help sooner (tokens of admissions in flight may come back).
 -- p_model, p_class, p_caller: the request's model row (limits after the margin), class row and caller,
 -- whole, handed to the rules (google_ai_booking_rules); p_output: the answer it is sent with (what a
--- model's otpm bucket takes). A booking answers with the quota it leaves
--- (as google_ai_group_quota reads it), so the answer needs no second reading of the window (its key
--- kept taken out when the shares keep nothing; minus an empty array is the object as it is). The
+-- model's otpm bucket takes). A booking answers with the quota it leaves (as google_ai_group_quota reads
+-- it, this request counted: the window's figures reset as their oldest seconds leave the ring, now at the
+-- latest), so the answer needs no second reading of the window; its key kept is what the model's shares keep
+-- for the admitted class (as google_ai_answer_quota_at adds it), taken out when they keep nothing (a
+-- concatenation would encode the whole object again; minus an empty array is the object as it is). The
 -- subtransaction (begin ... exception) gives the row lock back when the row is full, so the caller can
 -- move on to the next group without holding it. p_zone: the zone the provider's day turns in, the
 -- group's day (google_ai_candidate_groups reads it with the candidates). (Its answers are assigned, not
@@ -454,8 +419,26 @@ begin
                                     v_at.at, v_at.minute, 1, v_at.day, v_at.near_end, v_at.near_start) end,
       updated_at      = v_at.at
     where c.id = v_row.id;
-    return row('booked', v_minute, v_at.day, null, null, null, v_at.at,
-      public.google_ai_booked_quota(p_model, p_quota_group, v_at, v_rules.kept)
+    -- (The day: the largest of today's count and, within a guard of midnight, the other day's, before this
+    -- request; reset at midnight plus the guard, or after midnight at that guard's end when yesterday's is larger.)
+    return row('booked', v_minute, v_at.day, null, null, null, v_at.at, jsonb_build_object(
+        'model', p_model.model,
+        'quota_group', p_quota_group,
+        'rpm', p_model.rpm,
+        'requests_left', case when p_model.rpm is not null then greatest(0, p_model.rpm - v_at.sum_requests) end,
+        'requests_reset_ms', case when p_model.rpm is not null then public.google_ai_ms_until(
+          coalesce(public.google_ai_ring_frees_at(v_at.ring_low, v_at.ring, v_at.minute), v_at.at), v_at.at) end,
+        'tpm', p_model.tpm,
+        'tokens_left', case when p_model.tpm is not null then greatest(0, p_model.tpm - v_at.sum_tokens) end,
+        'tokens_reset_ms', case when p_model.tpm is not null then public.google_ai_ms_until(
+          coalesce(public.google_ai_ring_frees_at(v_at.ring_low, v_at.ring, v_at.minute, true), v_at.at), v_at.at) end,
+        'rpd', p_model.rpd,
+        'day_left', case when p_model.rpd is not null then greatest(0, p_model.rpd - (greatest(v_at.counts[1],
+          case when v_at.near_end then v_at.counts[2] end, case when v_at.near_start then v_at.counts[3] end) + 1)) end,
+        'day_reset_ms', case when p_model.rpd is not null then public.google_ai_ms_until(
+          case when v_at.near_start and v_at.counts[3] > v_at.counts[1] then v_at.day_start else v_at.midnight end
+          + v_at.day_guard, v_at.at) end,
+        'kept', v_rules.kept)
       - case when v_rules.kept is null then '{kept}' else '{}' end::text[])::public.google_ai_group_booking;
   exception
     when sqlstate 'P0001' then

@@ -2,27 +2,6 @@
 -- each through google_ai_book_group (45_group_booking.sql) under its counter row's lock.
 set check_function_bodies = off;
 
--- When a candidate group its unlocked counts show full (p_full_by: cooldown, rpd, or the minute's window,
--- google_ai_candidate_groups) reopens for this request: the cooldown's end, the provider's next day, or when
--- the window lets p_tokens in for the requester (class p_class, caller p_caller; for a requester that
--- others' shares keep slots from, a full window reopens later). The day reopens after its midnight plus the
--- day guard: the first moments of a day still count for the day before, on a clock that may lag ours.
--- (Inlined: no SET clause.)
-CREATE OR REPLACE FUNCTION public.google_ai_full_group_reopens_at(p_quota_group text, p_full_by text,
-    p_cooldown_until timestamp with time zone, p_model public.google_ai_model_limits, p_at timestamp with time zone,
-    p_tokens integer, p_class text, p_caller text) RETURNS timestamp with time zone
-    LANGUAGE sql STABLE
-    AS $$
-  select case p_full_by
-           when 'cooldown' then p_cooldown_until
-           when 'rpd' then public.google_ai_midnight_after_in(p_at, public.google_ai_day_zone(p_model.model))
-                           operator(pg_catalog.+) ((public.google_ai_admission_guard()).day_guard_ms
-                                                   operator(pg_catalog.*) interval '1 millisecond')
-           else public.google_ai_window_reopens_for(p_quota_group, p_model.model, p_at,
-             public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
-             p_model.rpm, p_model.tpm, p_tokens, p_class, p_caller) end
-$$;
-
 -- A request's booking, as google_ai_book_best_group answers it. (A named type, not OUT parameters: a
 -- function's OUT parameters are read from its catalog row again on every call.)
 CREATE TYPE public.google_ai_booking AS (
@@ -44,12 +23,15 @@ CREATE TYPE public.google_ai_booking AS (
 
 -- Books the request on the best candidate group that fits (p_now: the injected clock or null, for
 -- the decision under the lock; p_at: the reservation's time), with the quota it leaves and the key
--- that serves the group (read with the candidates, before the row's lock). Groups cooling down are
--- skipped, and so are groups the unlocked counts of google_ai_candidate_groups already show full.
--- Within a priority tier a group whose row another reservation holds is passed over (SKIP LOCKED) so
--- concurrent callers spread across groups; before moving to a lower tier the passed-over groups are
--- tried again in a second pass, waiting for their locks, so a busy row is never mistaken for a full
--- one. The only group is waited for at once.
+-- that serves the group (read with the candidates, before the row's lock). A group the unlocked counts of
+-- google_ai_candidate_groups already show full (full_by: a cooldown, the day, or the minute's window, for
+-- everyone) is refused without its lock: it reopens at the cooldown's end, after the provider's midnight plus
+-- the day guard (the first moments of a day still count for the day before, on a clock that may lag ours), or
+-- when the window lets p_tokens in for this requester (google_ai_window_reopens_for: later for a requester that
+-- others' shares keep slots from). Within a priority tier a group whose row another reservation holds is
+-- passed over (SKIP LOCKED) so concurrent callers spread across groups; before moving to a lower tier the
+-- passed-over groups are tried again in a second pass, waiting for their locks, so a busy row is never
+-- mistaken for a full one. The only group is waited for at once.
 -- Unbooked: blocked_by/reopens_at name the earliest reopening, or no_active_key when no group may
 -- serve the model; a service caller's budget (google_ai_caller_budgets) spent: caller_budget (its cause
 -- budget, or spend_budget for money, and budget_period: day or month); booked_usd: the worst case booked
@@ -85,9 +67,6 @@ begin
       null, null, v_budget.period)::public.google_ai_booking;
   end if;
 
-  -- The candidates, best first, each tier twice: the second pass waits for the groups the first passed
-  -- over. What their unlocked counts already show (a cooldown, the day or the window full for
-  -- everyone) is refused without taking their locks.
   for v_candidate in
     select c.*, p.waiting
     from (select c.*, count(*) over () as groups
@@ -114,8 +93,13 @@ begin
         continue;
       end if;
     else
-      v_try := row(v_candidate.full_by, null, null, public.google_ai_full_group_reopens_at(v_candidate.quota_group,
-        v_candidate.full_by, v_candidate.cooldown_until, p_model, p_at, p_tokens, p_class.name, p_caller.name), null,
+      v_try := row(v_candidate.full_by, null, null, case v_candidate.full_by
+          when 'cooldown' then v_candidate.cooldown_until
+          when 'rpd' then public.google_ai_midnight_after_in(p_at, public.google_ai_day_zone(p_model.model))
+                          + (public.google_ai_admission_guard()).day_guard_ms * interval '1 millisecond'
+          else public.google_ai_window_reopens_for(v_candidate.quota_group, p_model.model, p_at,
+            public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
+            p_model.rpm, p_model.tpm, p_tokens, p_class.name, p_caller.name) end, null,
         public.google_ai_refusal_cause(v_candidate.full_by), null, null)::public.google_ai_group_booking;
     end if;
     -- The earliest reopening wins, with its cause; asking again may help at the earliest recheck.

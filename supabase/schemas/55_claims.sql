@@ -40,23 +40,6 @@ begin
 end
 $_$;
 
--- At commit: a reservation or refusal whose holder stopped waiting is rolled back with everything its
--- statement did (a refusal renews its holder's claim). 57014 (query_canceled) is what a statement
--- timeout raises: the function answers it 503.
-CREATE OR REPLACE FUNCTION public.google_ai_attempt_reply_check() RETURNS trigger
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-begin
-  if pg_catalog.clock_timestamp() > new.reply_by then
-    raise exception '% of request % reached its commit after its caller stopped waiting (%); rolled back',
-      coalesce('reservation ' || new.reservation_id::text, 'refusal'), new.request_id, new.reply_by
-      using errcode = '57014';
-  end if;
-  return null;
-end
-$$;
-
 -- Until when a request's in-flight claim is held at p_now: its lease, or a live ticket of the request
 -- in the admission queue (its holder is waiting for its turn). Null: nobody holds it.
 CREATE OR REPLACE FUNCTION public.google_ai_claim_held_until(p_caller text, p_request_id text,
@@ -168,7 +151,7 @@ CREATE OR REPLACE TRIGGER google_ai_attempts_holder BEFORE INSERT ON public.goog
     ((new.metadata ? '$holder'::text)) EXECUTE FUNCTION public.google_ai_attempt_holder();
 
 CREATE CONSTRAINT TRIGGER google_ai_attempts_reply_check AFTER INSERT ON public.google_ai_attempts DEFERRABLE INITIALLY
-    DEFERRED FOR EACH ROW WHEN ((new.reply_by IS NOT NULL)) EXECUTE FUNCTION public.google_ai_attempt_reply_check();
+    DEFERRED FOR EACH ROW WHEN ((new.reply_by IS NOT NULL)) EXECUTE FUNCTION public.google_ai_reply_check();
 
 CREATE OR REPLACE TRIGGER google_ai_responses_holder_check BEFORE UPDATE ON public.google_ai_responses FOR EACH ROW WHEN
     (((old.status = 'in_progress'::text) AND (new.status = 'done'::text) AND (old.holder IS NOT NULL))) EXECUTE FUNCTION

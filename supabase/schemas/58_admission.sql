@@ -493,7 +493,7 @@ begin
       pg_catalog.jsonb_build_object('reply_by', p_call.reply_by, 'hold_until', p_call.hold_until, 'holder',
         p_call.holder)));
   end if;
-  -- The statement's reply_by, for a queue ticket it takes or moves (google_ai_queue_reply_check). (Assigned,
+  -- The statement's reply_by, for a queue ticket it takes or moves (google_ai_reply_check). (Assigned,
   -- not performed: a perform is a statement of its own, counted about 6k instructions more.)
   v_reply_by := pg_catalog.set_config('google_ai.reply_by', coalesce(case
     when pg_catalog.jsonb_typeof(v_metadata -> '$holder') = 'object'

@@ -163,17 +163,6 @@ begin
 end
 $$;
 
--- The lifetime a request that says nothing of the cache gets (null: the cache is off for it).
-CREATE OR REPLACE FUNCTION public.google_ai_cache_default_ttl(p_client_id uuid, p_model text) RETURNS interval
-    LANGUAGE sql STABLE
-    SET search_path TO ''
-    AS $$
-  select d.ttl from public.google_ai_response_cache_defaults d
-  where (d.client_id = p_client_id or d.client_id is null) and (d.model = p_model or d.model is null)
-  order by d.client_id is null, d.model is null
-  limit 1
-$$;
-
 -- Whether any default exists: a worker asks the database about a request that says nothing of the
 -- cache only then (llm-invoke/cache/response-cache.ts caches the answer as it does model rows).
 CREATE OR REPLACE FUNCTION public.google_ai_cache_defaults_exist() RETURNS boolean
@@ -210,7 +199,11 @@ begin
   end if;
   v_settings := public.google_ai_response_cache_config();
   if p_mode = 'default' then
-    v_ttl := public.google_ai_cache_default_ttl(v_scope.client_id, p_model);
+    -- The owner's default for the client and model, the most specific first (none: the cache is off for it).
+    select d.ttl into v_ttl from public.google_ai_response_cache_defaults d
+    where (d.client_id = v_scope.client_id or d.client_id is null) and (d.model = p_model or d.model is null)
+    order by d.client_id is null, d.model is null
+    limit 1;
     if v_ttl is null then
       return jsonb_build_object('status', 'bypass');
     end if;

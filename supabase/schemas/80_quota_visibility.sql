@@ -279,21 +279,6 @@ begin
 end
 $$;
 
--- p_show_groups: the quota groups' names (Google project ids, key:<uuid>) are the operator's; a
--- scoped token's caller sees each cooldown's cause and end, not whose project rests.
-CREATE OR REPLACE FUNCTION public.google_ai_model_cooldowns(p_model text, p_now timestamp with time zone,
-    p_show_groups boolean) RETURNS jsonb
-    LANGUAGE sql STABLE
-    SET search_path TO ''
-    AS $$
-  select coalesce(jsonb_agg(to_jsonb(c) - case when p_show_groups then '' else 'quota_group' end
-                   order by c.cooldown_until, c.quota_group), '[]')
-  from (select cd.quota_group, cd.cause, cd.cooldown_until,
-               public.google_ai_ms_until(cd.cooldown_until, p_now) as retry_after_ms
-        from public.google_ai_cooldowns cd
-        where cd.model = p_model and cd.cooldown_until > p_now) c
-$$;
-
 -- One model over all quota groups that may serve it: what is left of the minute (groups cooling
 -- down count 0) and of its provider's day, when each sum next grows, and the queue per class.
 CREATE OR REPLACE FUNCTION public.google_ai_model_quota(p_model text, p_now timestamp with time zone) RETURNS jsonb
@@ -365,41 +350,6 @@ begin
                        then public.google_ai_ms_until(v_sum.day_reset_at, p_now) end),
     'queue', v_queue);
 end
-$$;
-
--- The quota report's `models`: each active model the caller may use (p_models; null: every one), in
--- model order, with its `provider`, the minute and the day over all its quota groups and its queue
--- (google_ai_model_quota), its `cooldowns` (google_ai_model_cooldowns) and `kept` (what its shares keep
--- for others and for the requester of class p_class and caller p_caller, google_ai_quota_kept).
--- A step of its own: the report's body says who asks; this, what each model has left for them.
-CREATE OR REPLACE FUNCTION public.google_ai_quota_report_models(p_now timestamp with time zone, p_models text[],
-    p_show_groups boolean, p_class text, p_caller text) RETURNS jsonb
-    LANGUAGE sql STABLE
-    SET search_path TO ''
-    AS $$
-  select coalesce(jsonb_agg(public.google_ai_model_quota(l.model, p_now)
-                   || jsonb_build_object('provider', l.provider,
-                        'cooldowns', public.google_ai_model_cooldowns(l.model, p_now, p_show_groups),
-                        'kept', public.google_ai_quota_kept(l.model,
-                          public.google_ai_effective_limit(l.rpm, l.safety_margin),
-                          public.google_ai_effective_limit(l.rpd, l.safety_margin), p_class, p_caller))
-                   order by l.model), '[]')
-  from public.google_ai_model_limits l
-  where l.is_active and (p_models is null or l.model = any (p_models))
-$$;
-
--- The quota report's `withdrawn`: the models their provider withdrew among those the caller may use
--- (p_models; null: every one), in model order: which provider, when, its message, the successors, the
--- shutdown date.
-CREATE OR REPLACE FUNCTION public.google_ai_quota_report_withdrawn(p_models text[]) RETURNS jsonb
-    LANGUAGE sql STABLE
-    SET search_path TO ''
-    AS $$
-  select coalesce(jsonb_agg(to_jsonb(w) order by w.model), '[]')
-  from (select l.model, l.provider, l.withdrawn_at, l.withdrawn_message, l.successor, l.google_successor,
-               l.shutdown_date
-        from public.google_ai_model_limits l
-        where l.withdrawn_at is not null and (p_models is null or l.model = any (p_models))) w
 $$;
 
 -- The quota report's `budget` at p_now: a token's own (p_token; null for a service caller) and the
@@ -491,8 +441,35 @@ begin
     'budget', v_budget - 'spend',
     -- (null for a service caller without a row: google_ai_spend_daily has its spend)
     'spend', v_budget -> 'spend',
-    'models', public.google_ai_quota_report_models(v_now, v_models, p_token_hash is null, v_owner_class,
-      v_owner_caller),
-    'withdrawn', public.google_ai_quota_report_withdrawn(v_models));
+    -- Each active model the caller may use (v_models; null: every one), in model order: its provider, the
+    -- minute, the day and the queue (google_ai_model_quota), its cooldowns (the quota groups' names, Google
+    -- project ids and key:<uuid>, only for a service caller: a token's caller sees each cause and end, not
+    -- whose project rests) and what its shares keep (google_ai_quota_kept).
+    'models', (
+      select coalesce(jsonb_agg(public.google_ai_model_quota(l.model, v_now)
+                       || jsonb_build_object('provider', l.provider,
+                            'cooldowns', (
+                              select coalesce(jsonb_agg(to_jsonb(c) - case when p_token_hash is null then ''
+                                                                            else 'quota_group' end
+                                                        order by c.cooldown_until, c.quota_group), '[]')
+                              from (select cd.quota_group, cd.cause, cd.cooldown_until,
+                                           public.google_ai_ms_until(cd.cooldown_until, v_now) as retry_after_ms
+                                    from public.google_ai_cooldowns cd
+                                    where cd.model = l.model and cd.cooldown_until > v_now) c),
+                            'kept', public.google_ai_quota_kept(l.model,
+                              public.google_ai_effective_limit(l.rpm, l.safety_margin),
+                              public.google_ai_effective_limit(l.rpd, l.safety_margin), v_owner_class,
+                              v_owner_caller))
+                       order by l.model), '[]')
+      from public.google_ai_model_limits l
+      where l.is_active and (v_models is null or l.model = any (v_models))),
+    -- The models their provider withdrew among those (which provider, when, its message, the successors,
+    -- the shutdown date).
+    'withdrawn', (
+      select coalesce(jsonb_agg(to_jsonb(w) order by w.model), '[]')
+      from (select l.model, l.provider, l.withdrawn_at, l.withdrawn_message, l.successor, l.google_successor,
+                   l.shutdown_date
+            from public.google_ai_model_limits l
+            where l.withdrawn_at is not null and (v_models is null or l.model = any (v_models))) w));
 end
 $$;
