@@ -54,10 +54,12 @@ COMMENT ON TYPE public.google_ai_budget IS
 
 -- A day's budget, as every budget reads: a service caller's (google_ai_caller_budgets) or a client's
 -- (google_ai_clients), whose rows name its columns alike; a token's is the overload for its row (35).
--- (PL/pgSQL, as every helper here that returns a budget: PostgreSQL plans a SQL one on every call.)
+-- (PL/pgSQL, as every helper here that returns a budget: PostgreSQL plans a SQL one on every call. The
+-- linter checks its body as for a client's row; a caller budget's names the same columns.)
 CREATE OR REPLACE FUNCTION public.google_ai_budget_of(p_row anyelement) RETURNS public.google_ai_budget
     LANGUAGE plpgsql IMMUTABLE
     AS $$
+-- @plpgsql_check_options: anyelementtype = public.google_ai_clients
 begin
   return row('day', p_row.daily_max_requests, p_row.daily_max_tokens, p_row.daily_max_usd, p_row.day_bucket,
     p_row.requests_today, p_row.tokens_today, p_row.spent_today_usd, p_row.monthly_max_usd, p_row.month_bucket,

@@ -45,6 +45,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_budget_of(p_row anyelement)
  LANGUAGE plpgsql
  IMMUTABLE
 AS $function$
+-- @plpgsql_check_options: anyelementtype = public.google_ai_clients
 begin
   return row('day', p_row.daily_max_requests, p_row.daily_max_tokens, p_row.daily_max_usd, p_row.day_bucket,
     p_row.requests_today, p_row.tokens_today, p_row.spent_today_usd, p_row.monthly_max_usd, p_row.month_bucket,
