@@ -436,7 +436,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_gauges(p_at timestamp with ti
     select 'eve_gateway_cooldown_seconds_left', concat_ws(',', public.google_ai_metric_label('model', cd.model),
              public.google_ai_metric_label('quota_group', cd.quota_group),
              public.google_ai_metric_label('provider',
-               (select v.provider from public.google_ai_model_provider(cd.model) v)),
+               (select l.provider from public.google_ai_model_limits l where l.model = cd.model)),
              public.google_ai_metric_label('cause', coalesce(cd.cause, 'unknown'))),
            round(extract(epoch from (cd.cooldown_until - p_at)), 3)
     from public.google_ai_cooldowns cd where cd.cooldown_until > p_at
