@@ -96,13 +96,14 @@ $$;
 -- histograms, summed per series. One definition for the fold, the scrape's live part and
 -- housekeeping's fold-on-delete, so the three always agree. Set-based: rows are grouped by their
 -- labels first, and labels are rendered per group, not per row. A row from a reservation has a
--- quota group; a queue lapse (google_ai_queue_lapse) has none.
+-- quota group; a queue lapse (google_ai_queue_lapse) has none. No SET clause, so the scrape's statement
+-- inlines it and keeps its plan; a row's samples are a union of selects, not a lateral VALUES list,
+-- whose expressions PostgreSQL compiles again for every row it is joined to.
 CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_through bigint,
     p_only bigint[] DEFAULT NULL::bigint[],
     p_settled_before timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS TABLE(family text,
     suffix text, labels text, le numeric, value numeric)
     LANGUAGE sql STABLE
-    SET search_path TO ''
     AS $$
   with decided as materialized (
     select d.* from public.google_ai_metric_decided(p_after, p_through, p_only, p_settled_before) d
@@ -122,34 +123,36 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_thr
                  public.google_ai_metric_label('priority_class', g.priority_class) as pc,
                  public.google_ai_metric_label('caller', g.caller) as who,
                  public.google_ai_metric_label('provider',
-                   (select v.provider from public.google_ai_model_provider(g.model) v)) as pv
+                   (select l.provider from public.google_ai_model_limits l where l.model = g.model)) as pv
           from groups g) g
-    cross join lateral (values
-      ('eve_gateway_attempts_total', concat_ws(',', g.m, g.qg, g.pc,
-        g.who, public.google_ai_metric_label('status', g.status)), g.n),
-      ('eve_gateway_refusals_total', concat_ws(',', g.m, g.pc,
+    cross join lateral (
+      select 'eve_gateway_attempts_total', concat_ws(',', g.m, g.qg, g.pc,
+        g.who, public.google_ai_metric_label('status', g.status)), g.n
+      union all select 'eve_gateway_refusals_total', concat_ws(',', g.m, g.pc,
         g.who, public.google_ai_metric_label('limit', g.limit_hit),
           public.google_ai_metric_label('cause', g.refusal_cause)),
-        case when g.status = 'refused' then g.n end),
-      ('eve_gateway_google_429_total', concat_ws(',', g.m, g.qg, g.pv,
+        case when g.status = 'refused' then g.n end
+      union all select 'eve_gateway_google_429_total', concat_ws(',', g.m, g.qg, g.pv,
         public.google_ai_metric_label('cause', g.cause)),
-        case when g.google_429 then g.n end),
-      ('eve_gateway_google_calls_total', concat_ws(',', g.m, g.qg, g.pv,
+        case when g.google_429 then g.n end
+      union all select 'eve_gateway_google_calls_total', concat_ws(',', g.m, g.qg, g.pv,
           public.google_ai_metric_label('status', g.status),
           public.google_ai_metric_label('service_tier', g.service_tier),
             public.google_ai_metric_label('served_tier', g.served_tier)),
         case when g.status in ('succeeded', 'cut', 'upstream_error', 'network_error', 'timeout',
-          'withdrawn', 'google_error') then g.n end),
+          'withdrawn', 'google_error') then g.n end
       -- Abandoned by housekeeping: a reservation (it has a quota group) no finalize reached.
-      ('eve_gateway_finalizes_lost_total', concat_ws(',', g.m, g.qg),
-        case when g.status = 'abandoned' and g.quota_group is not null then g.n end),
+      union all select 'eve_gateway_finalizes_lost_total', concat_ws(',', g.m, g.qg),
+        case when g.status = 'abandoned' and g.quota_group is not null then g.n end
       -- Abandoned in the queue: a waiter that stopped asking; it never had a reservation.
-      ('eve_gateway_queue_lapses_total', concat_ws(',', g.m, g.pc, g.who),
-        case when g.status = 'abandoned' and g.quota_group is null then g.n end),
-      ('eve_gateway_tokens_total', concat_ws(',', g.m, g.qg, g.who, 'gen_ai_token_type="input"'), g.tokens_in),
-      ('eve_gateway_tokens_total', concat_ws(',', g.m, g.qg, g.who, 'gen_ai_token_type="output"'), g.tokens_out),
+      union all select 'eve_gateway_queue_lapses_total', concat_ws(',', g.m, g.pc, g.who),
+        case when g.status = 'abandoned' and g.quota_group is null then g.n end
+      union all select 'eve_gateway_tokens_total', concat_ws(',', g.m, g.qg, g.who, 'gen_ai_token_type="input"'),
+        g.tokens_in
+      union all select 'eve_gateway_tokens_total', concat_ws(',', g.m, g.qg, g.who, 'gen_ai_token_type="output"'),
+        g.tokens_out
       -- What the calls cost (cost_usd; a call of unknown cost adds nothing).
-      ('eve_gateway_spend_usd_total', concat_ws(',', g.m, g.pv, g.who), g.spend)
+      union all select 'eve_gateway_spend_usd_total', concat_ws(',', g.m, g.pv, g.who), g.spend
     ) x(family, labels, value)
     where x.value is not null
     group by 1, 2
@@ -157,32 +160,28 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_thr
     -- One row per measured duration: its histogram, its two labels (model and quota group or class), its ms.
     select h.family, d.model, h.second_name, h.second_value, h.ms
     from decided d
-    cross join lateral (values
-      ('eve_gateway_google_latency_seconds', 'quota_group', d.quota_group, d.latency_ms),
-      ('eve_gateway_time_to_first_byte_seconds', 'priority_class', d.priority_class, d.first_byte_ms),
-      ('eve_gateway_added_latency_seconds', 'priority_class', d.priority_class, d.added_ms),
+    cross join lateral (
+      select 'eve_gateway_google_latency_seconds', 'quota_group', d.quota_group, d.latency_ms
+      union all select 'eve_gateway_time_to_first_byte_seconds', 'priority_class', d.priority_class, d.first_byte_ms
+      union all select 'eve_gateway_added_latency_seconds', 'priority_class', d.priority_class, d.added_ms
       -- The wait before an admission: rows from a reservation only (a refusal's wait ended in no
       -- admission; a queue lapse's is its time in line).
-      ('eve_gateway_wait_seconds', 'priority_class', d.priority_class,
-        case when d.quota_group is not null then d.wait_ms end)
+      union all select 'eve_gateway_wait_seconds', 'priority_class', d.priority_class,
+        case when d.quota_group is not null then d.wait_ms end
     ) h(family, second_name, second_value, ms)
     where h.ms is not null
   ), buckets as (
-    select u.family, u.model, u.second_name, u.second_value, public.google_ai_metric_le(u.ms) as le,
-           count(*)::numeric as n, sum(u.ms)::numeric as ms
+    select u.family, concat_ws(',', public.google_ai_metric_label('model', u.model),
+             public.google_ai_metric_label(u.second_name, u.second_value)) as labels,
+           public.google_ai_metric_le(u.ms) as le, count(*)::numeric as n, sum(u.ms)::numeric as ms
     from durations u
-    group by 1, 2, 3, 4, 5
-  ), histogram_rows as (
-    select b.family, concat_ws(',', public.google_ai_metric_label('model', b.model),
-                               public.google_ai_metric_label(b.second_name, b.second_value)) as labels,
-           b.le, b.n, b.ms
-    from buckets b
+    group by u.family, u.model, u.second_name, u.second_value, 3
   )
   select c.family, '', c.labels, 'NaN'::numeric, c.value from counters c
   union all
-  select h.family, '_bucket', h.labels, h.le, sum(h.n) from histogram_rows h group by 1, 3, 4
+  select b.family, '_bucket', b.labels, b.le, sum(b.n) from buckets b group by 1, 3, 4
   union all
-  select h.family, '_sum', h.labels, 'NaN'::numeric, sum(h.ms) / 1000 from histogram_rows h group by 1, 3
+  select b.family, '_sum', b.labels, 'NaN'::numeric, sum(b.ms) / 1000 from buckets b group by 1, 3
 $$;
 
 -- Adds the attempt rows that can no longer change to the totals and moves the mark past them: rows
@@ -324,7 +323,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_counts(p_at timestamp with ti
            concat_ws(',', public.google_ai_metric_label('model', p.model),
              public.google_ai_metric_label('quota_group', p.quota_group),
              public.google_ai_metric_label('provider',
-               (select v.provider from public.google_ai_model_provider(p.model) v)),
+               (select l.provider from public.google_ai_model_limits l where l.model = p.model)),
              public.google_ai_metric_label('cause', c.cause))
     from serving p
     cross join unnest(public.google_ai_quota_causes()) c(cause)
@@ -340,18 +339,15 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_counts(p_at timestamp with ti
     cross join lateral (values ('histogram', '_bucket', 'Infinity'::numeric), ('histogram', '_sum', 'NaN'::numeric),
                                ('counter', '', 'NaN'::numeric)) x(kind, suffix, le)
     where x.kind = k.kind
-  ), summed as (
-    select c.family, c.suffix, c.labels, c.le, sum(c.value) as value from counted c group by 1, 2, 3, 4
   ), histograms as (
-    -- Every bucket of each histogram series, cumulative.
-    select h.family, h.labels, b.le,
-           sum(coalesce(s.value, 0)) over (partition by h.family collate "C", h.labels collate "C" order by b.le)
-             as value
-    from (select distinct s.family, s.labels from summed s where s.suffix = '_bucket') h
-    cross join unnest(public.google_ai_metric_bounds_s()) b(le)
-    left join summed s on s.family = h.family and s.labels = h.labels and s.suffix = '_bucket' and s.le = b.le
+    -- Every bucket of each histogram series, cumulative: a bucket counts in each bound at or above its own.
+    select c.family, c.labels, b.le, coalesce(sum(c.value) filter (where c.le <= b.le), 0) as value
+    from counted c cross join unnest(public.google_ai_metric_bounds_s()) b(le)
+    where c.suffix = '_bucket' group by 1, 2, 3
   )
-  select s.family, s.family || s.suffix, s.labels, s.value from summed s where s.suffix <> '_bucket'
+  -- (Only a bucket has a bound: any other sample is one per family, suffix and labels.)
+  select c.family, c.family || c.suffix, c.labels, sum(c.value) from counted c where c.suffix <> '_bucket'
+  group by c.family, c.suffix, c.labels
   union all
   select h.family, h.family || '_bucket',
          concat_ws(',', nullif(h.labels, ''),
@@ -389,13 +385,13 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_quota(p_at timestamp with tim
     left join public.google_ai_model_limits l on l.model = p.model
   )
   select x.family, x.family, concat_ws(',', q.labels, x.w), x.v
-  from quota q cross join lateral (values
-    ('eve_gateway_quota_used', 'window="minute",unit="requests"', q.minute_requests::numeric),
-    ('eve_gateway_quota_used', 'window="minute",unit="tokens"', q.minute_tokens::numeric),
-    ('eve_gateway_quota_used', 'window="day",unit="requests"', q.day_requests::numeric),
-    ('eve_gateway_quota_limit', 'window="minute",unit="requests"', q.rpm::numeric),
-    ('eve_gateway_quota_limit', 'window="minute",unit="tokens"', q.tpm::numeric),
-    ('eve_gateway_quota_limit', 'window="day",unit="requests"', q.rpd::numeric)) x(family, w, v)
+  from quota q cross join lateral (
+    select 'eve_gateway_quota_used', 'window="minute",unit="requests"', q.minute_requests::numeric
+    union all select 'eve_gateway_quota_used', 'window="minute",unit="tokens"', q.minute_tokens::numeric
+    union all select 'eve_gateway_quota_used', 'window="day",unit="requests"', q.day_requests::numeric
+    union all select 'eve_gateway_quota_limit', 'window="minute",unit="requests"', q.rpm::numeric
+    union all select 'eve_gateway_quota_limit', 'window="minute",unit="tokens"', q.tpm::numeric
+    union all select 'eve_gateway_quota_limit', 'window="day",unit="requests"', q.rpd::numeric) x(family, w, v)
   -- (A limit that is not set has no gauge.)
   where x.family = 'eve_gateway_quota_used' or x.v is not null
   union all
@@ -440,7 +436,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_gauges(p_at timestamp with ti
     select 'eve_gateway_cooldown_seconds_left', concat_ws(',', public.google_ai_metric_label('model', cd.model),
              public.google_ai_metric_label('quota_group', cd.quota_group),
              public.google_ai_metric_label('provider',
-               (select v.provider from public.google_ai_model_provider(cd.model) v)),
+               (select l.provider from public.google_ai_model_limits l where l.model = cd.model)),
              public.google_ai_metric_label('cause', coalesce(cd.cause, 'unknown'))),
            round(extract(epoch from (cd.cooldown_until - p_at)), 3)
     from public.google_ai_cooldowns cd where cd.cooldown_until > p_at
