@@ -32,15 +32,12 @@ CREATE OR REPLACE FUNCTION public.google_ai_pacific_day(p_at timestamp with time
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ select (p_at at time zone public.google_ai_pacific_zone())::pg_catalog.date $$;
 
--- The moment Pacific day p_day begins.
-CREATE OR REPLACE FUNCTION public.google_ai_pacific_start(p_day date) RETURNS timestamp with time zone
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ select (p_day::pg_catalog.timestamp at time zone public.google_ai_pacific_zone()) $$;
-
+-- The moment the Pacific day after p_at's begins.
 CREATE OR REPLACE FUNCTION public.google_ai_pacific_midnight_after(p_at timestamp with time zone)
     RETURNS timestamp with time zone
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ select public.google_ai_pacific_start(public.google_ai_pacific_day(p_at) operator(pg_catalog.+) 1) $$;
+    AS $$ select ((public.google_ai_pacific_day(p_at) operator(pg_catalog.+) 1)::pg_catalog.timestamp
+                  at time zone public.google_ai_pacific_zone()) $$;
 
 -- A provider's day: midnight to midnight in its zone (google_ai_providers.day_zone, which
 -- google_ai_day_zone reads), 23, 24 or 25 hours where the zone keeps summer time.
@@ -168,25 +165,6 @@ begin
     opens_at := until - ceil(v_holds * v_token_us) * interval '1 microsecond';
     until := p_until;
   end if;
-end
-$$;
-
--- What a bucket (google_ai_bucket_take) holds at p_now, as the quota reads show it: tokens_left, what
--- a request could take now (its size less what is still refilling, rounded down: never more than a
--- booking would take), and full_at, when it holds its whole size again (p_now when full). No limit:
--- both null.
-CREATE OR REPLACE FUNCTION public.google_ai_bucket_room(p_until timestamp with time zone,
-    p_now timestamp with time zone, p_window interval, p_limit integer, p_share numeric,
-    OUT tokens_left bigint, OUT full_at timestamp with time zone) RETURNS record
-    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-    AS $$
-begin
-  if p_limit is null then
-    return;
-  end if;
-  full_at := greatest(p_until, p_now);
-  tokens_left := greatest(0, floor(greatest(floor(p_limit * coalesce(p_share, 1)), 1)
-    - extract(epoch from full_at - p_now) * p_limit / extract(epoch from p_window)));
 end
 $$;
 
@@ -366,21 +344,14 @@ CREATE OR REPLACE FUNCTION public.google_ai_ring_expiries(p_ring_low bigint, p_r
     RETURNS timestamp with time zone[]
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     AS $$
-declare
-  v_span integer := cardinality(p_ring) / 4;
-  v_expiries timestamptz[] := '{}'::timestamptz[];
-  v_s bigint;  -- a second of the epoch
-  v_i integer;
 begin
-  -- (Offsets from p_ring_low: a FOR variable is an integer, and epoch seconds pass 2^31 in 2038.)
-  for k in 0 .. coalesce(v_span, 0) - 1 loop
-    v_s := p_ring_low + k;
-    v_i := (v_s % v_span)::integer * 4;
-    continue when p_ring[v_i + 1] = 0;
-    v_expiries := v_expiries || (public.google_ai_ring_time(v_s, p_ring[v_i + 3]) + p_window)
-      || pg_catalog.array_fill(public.google_ai_ring_time(v_s, p_ring[v_i + 4]) + p_window, array[p_ring[v_i + 1] - 1]);
-  end loop;
-  return v_expiries;
+  -- Each second r.s (an offset from p_ring_low: epoch seconds pass 2^31 in 2038) at r.i, its n-th admission.
+  return coalesce((
+    select array_agg(public.google_ai_ring_time(r.s, p_ring[r.i + case when n = 1 then 3 else 4 end]) + p_window
+                     order by r.s, n)
+    from generate_series(0, cardinality(p_ring) / 4 - 1) k
+    cross join lateral (select p_ring_low + k as s, ((p_ring_low + k) % (cardinality(p_ring) / 4))::integer * 4 as i) r
+    cross join lateral generate_series(1, p_ring[r.i + 1]) n), '{}');
 end
 $$;
 

@@ -292,26 +292,6 @@ CREATE OR REPLACE FUNCTION public.google_ai_model_provider(p_model text) RETURNS
   from public.google_ai_model_limits l where l.model = p_model
 $$;
 
--- Retired in its provider's catalogue: active keys of the model's provider were checked (their model
--- lists answered) and none lists the model. The same reading as google_ai_model_catalogue_status's
--- 'unlisted': another provider's lists say nothing of the model, and no checked key says 'unknown'.
-CREATE OR REPLACE FUNCTION public.google_ai_model_unlisted(p_model text) RETURNS boolean
-    LANGUAGE plpgsql STABLE
-    SET search_path TO ''
-    AS $$
-begin
-  return (
-    with ok_keys as (
-      select h.api_key_id from public.google_ai_key_health h
-      join public.google_ai_api_keys k on k.id = h.api_key_id
-      join public.google_ai_model_limits l on l.model = p_model and l.provider = k.serves_provider
-      where h.status = 'ok' and k.is_active)
-    select exists (select 1 from ok_keys)
-       and not exists (select 1 from public.google_ai_model_catalogue c
-                       where c.model = p_model and c.api_key_id in (select o.api_key_id from ok_keys o)));
-end
-$$;
-
 -- Records one key's check in one transaction: its health row; for 'ok' the end of its quota group's
 -- limit_zero rests, the catalogue rows of the models listed (upserted, first_seen_at kept) and the removal
 -- of those no longer listed; for 'invalid' the removal of its catalogue rows and, when p_disable, the key

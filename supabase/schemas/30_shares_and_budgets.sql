@@ -63,28 +63,6 @@ begin
 end
 $$;
 
--- The first moment of day p_day (in zone p_zone) at which the allowance reaches p_used + 1 (to the
--- microsecond, the clock's resolution); null when it does not within that day. The allowance at
--- s + e is burst + floor(usable x e / L), so it reaches need = p_used + 1 - burst at
--- e = ceil(need x L / usable), which lies within the day (e < L) exactly when need < usable.
-CREATE OR REPLACE FUNCTION public.google_ai_pace_opens_at(p_day date, p_used integer, p_burst integer,
-    p_usable integer, p_zone text) RETURNS timestamp with time zone
-    LANGUAGE plpgsql STABLE
-    SET search_path TO ''
-    AS $$
-begin
-  return (
-    select case when n.need <= 0 then d.s
-                -- The allowance reaches burst + usable only at the day's end, which is the next day.
-                when p_usable <= 0 or n.need >= p_usable then null
-                else d.s + ceil(n.need::numeric * (extract(epoch from d.e - d.s) * 1000000) / p_usable)
-                           * interval '1 microsecond' end
-    from (select public.google_ai_day_start_in(p_day, p_zone) as s,
-                 public.google_ai_day_start_in(p_day + 1, p_zone) as e) d,
-         (select p_used + 1 - p_burst as need) n);
-end
-$$;
-
 -- When the sliding window has room again for one more request of p_tokens, for a requester that
 -- does not own the RPM shares it holds back: walking the window's seconds oldest first (a second's
 -- first admission leaves on time, the others with its last: google_ai_ring_at), the first moment the

@@ -128,7 +128,7 @@ begin
         and (p_worst is null or p_worst + v_b.spent_month_usd > v_b.monthly_max_usd) then
     cause := 'spend_budget';
     period := 'month';
-    reopens_at := public.google_ai_pacific_start((v_b.month_bucket + interval '1 month')::date);
+    reopens_at := (v_b.month_bucket + interval '1 month') at time zone public.google_ai_pacific_zone();
   else
     return;
   end if;

@@ -112,15 +112,3 @@ begin
 end
 $$;
 
--- Whether p_key_id still serves p_quota_group for p_model (google_ai_serving_keys): a booking that
--- waited for a group's row asks, as the key it read before the wait may have changed meanwhile.
-CREATE OR REPLACE FUNCTION public.google_ai_key_serves(p_model text, p_exclude_key_ids uuid[], p_key_id uuid,
-    p_quota_group text) RETURNS boolean
-    LANGUAGE plpgsql STABLE
-    SET search_path TO ''
-    AS $$
-begin
-  return exists (select 1 from public.google_ai_serving_keys(p_model, p_exclude_key_ids) s
-                 where s.key_id = p_key_id and s.quota_group = p_quota_group);
-end
-$$;

@@ -100,6 +100,8 @@ $$;
 -- What the higher classes than rank p_rank took of a group's window for the model (a request that
 -- waited longer than a window says nothing of what its class asks for now). The window is read as a
 -- range closed on both sides, so a generic plan walks the window's index (15_request_log.sql says why).
+-- (This helper and the next are PL/pgSQL: a query in a SQL function cannot be inlined, and PL/pgSQL
+-- keeps its plans for the session.)
 CREATE OR REPLACE FUNCTION public.google_ai_higher_taken(p_group text, p_model text, p_now timestamp with time zone,
     p_window interval, p_rank smallint) RETURNS bigint
     LANGUAGE plpgsql STABLE
@@ -130,20 +132,6 @@ begin
           left join unnest(p_use) e on e.share_id = s.id
           where s.model = p_model and s.reserved_rpm is not null
             and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false)));
-end
-$$;
-
--- The p_n-th earliest of p_slots, never before p_now; null when there are fewer. (The three helpers
--- here are PL/pgSQL: a query in a SQL function cannot be inlined, and PL/pgSQL keeps its plans for
--- the session.)
-CREATE OR REPLACE FUNCTION public.google_ai_nth_slot(p_slots timestamp with time zone[], p_n integer,
-    p_now timestamp with time zone) RETURNS timestamp with time zone
-    LANGUAGE plpgsql IMMUTABLE
-    SET search_path TO ''
-    AS $$
-begin
-  return (select case when count(*) >= p_n then greatest(p_now, (array_agg(o order by o))[p_n]) end
-          from unnest(p_slots) o);
 end
 $$;
 
@@ -240,11 +228,14 @@ begin
   if v_day_left < p_slots then
     return; -- not today
   end if;
-  -- The p_slots-th of the slots in time order, and of the likely ones (now when enough are free now).
-  -- None when the shares this waiter does not own keep every group's window from it: the booking
-  -- names when, if ever, one has room for it.
-  turn_at := case when free_now >= p_slots then p_now else public.google_ai_nth_slot(v_slots, p_slots, p_now) end;
-  likely_at := case when free_now >= p_slots then p_now else public.google_ai_nth_slot(v_likely, p_slots, p_now) end;
+  -- The p_slots-th of the slots in time order, and of the likely ones (now when enough are free now;
+  -- never before now). None when there are fewer: the shares this waiter does not own keep every
+  -- group's window from it, and the booking names when, if ever, one has room for it.
+  select case when free_now >= p_slots then p_now
+              when count(*) >= p_slots then greatest(p_now, (array_agg(o.t order by o.t))[p_slots]) end,
+         case when free_now >= p_slots then p_now
+              when count(*) >= p_slots then greatest(p_now, (array_agg(o.l order by o.l))[p_slots]) end
+  into turn_at, likely_at from unnest(v_slots, v_likely) o(t, l);
 end
 $$;
 

@@ -18,10 +18,17 @@ begin
   for i in 1 .. case when p_rpd is null then 0 else coalesce(cardinality(p_burst), 0) end loop
     v_usable := p_rpd - (p_reserved_rpd - p_kept[i]);
     if p_used[i] + 1 > public.google_ai_pace_allowance(p_now, p_day, p_burst[i], v_usable, p_zone) then
-      v_at := greatest(v_at, coalesce(public.google_ai_pace_opens_at(p_day, p_used[i], p_burst[i], v_usable, p_zone),
-                                      public.google_ai_pace_opens_at(p_day + 1, p_next[i], p_burst[i], v_usable,
-                                                                     p_zone),
-                                      public.google_ai_day_start_in(p_day + 2, p_zone)));
+      -- The first moment of the day (s to e, L long) at which the allowance, burst + floor(usable x (t - s) / L),
+      -- reaches need = used + 1 - burst (to the microsecond): s + ceil(need x L / usable), within the day
+      -- exactly when need < usable. Today's if any, else tomorrow's, else the day after begins.
+      v_at := greatest(v_at, coalesce((
+        select min(case when x.need <= 0 then d.s when x.need < v_usable
+                        then d.s + ceil(x.need::numeric * (extract(epoch from d.e - d.s) * 1000000) / v_usable)
+                                   * interval '1 microsecond' end)
+        from (values (p_day, p_used[i] + 1 - p_burst[i]), (p_day + 1, p_next[i] + 1 - p_burst[i])) x(day, need),
+             lateral (select public.google_ai_day_start_in(x.day, p_zone) as s,
+                             public.google_ai_day_start_in(x.day + 1, p_zone) as e) d),
+        public.google_ai_day_start_in(p_day + 2, p_zone)));
     end if;
   end loop;
   return v_at;

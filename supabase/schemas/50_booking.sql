@@ -81,13 +81,13 @@ begin
       v_try := public.google_ai_book_group(v_candidate.quota_group, p_model, p_class, p_caller, p_tokens, p_now,
         v_candidate.groups > 1 and not v_candidate.waiting, v_candidate.day_zone, p_output);
       if v_try.outcome = 'booked' then
-        -- (After waiting for the row, the key read before the wait must still serve the group.)
-        if v_candidate.waiting and not public.google_ai_key_serves(p_model.model, p_exclude_key_ids,
-                                                                   v_candidate.key_id, v_candidate.quota_group) then
-          raise exception 'the keys of quota group % changed during the reservation; retry', v_candidate.quota_group
-            using errcode = '40001';
-        end if;
-        exit;
+        -- (After waiting for the row, the key read before the wait must still serve the group. Two exits:
+        -- a condition that holds a query is run by the executor even when it need not be.)
+        exit when not v_candidate.waiting;
+        exit when (v_candidate.key_id, v_candidate.quota_group) in
+          (select s.key_id, s.quota_group from public.google_ai_serving_keys(p_model.model, p_exclude_key_ids) s);
+        raise exception 'the keys of quota group % changed during the reservation; retry', v_candidate.quota_group
+          using errcode = '40001';
       elsif v_try.outcome = 'skipped' then
         v_skipped := v_skipped || v_candidate.quota_group;
         continue;

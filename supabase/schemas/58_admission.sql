@@ -267,7 +267,7 @@ $$;
 
 -- The chain a request tries (google_ai_fall_back_at): its models as asked (names) and canonical
 -- (models), each once, and whether each is retired (an inactive row, or unlisted by every checked key
--- of its provider: google_ai_model_unlisted); when every one is, none is (the catalogue may be the one that is wrong).
+-- of its provider); when every one is, none is (the catalogue may be the one that is wrong).
 -- A model past its row's shutdown date at p_now (null: the clock; the day in UTC) is followed by its
 -- row's successor where that is a row (and its successor's, at most three), which takes its place:
 -- answer_of names the position in p_models whose answer each link is sent with (a successor's is its
@@ -306,9 +306,16 @@ begin
                 and not (coalesce(v_row.model, v_name) = any (coalesce(v_allowed, '{}')));
       names := names || v_name;
       models := models || coalesce(v_row.model, v_name);
-      retired := retired || (v_row.id is not null
-                             and (not v_row.is_active
-                                  or public.google_ai_model_unlisted(v_row.model)));
+      -- Unlisted: active keys of its provider were checked (their model lists answered) and none lists it,
+      -- the same reading as google_ai_model_catalogue_status's 'unlisted'.
+      retired := retired || (v_row.id is not null and (not v_row.is_active or (
+        with ok_keys as (
+          select h.api_key_id from public.google_ai_key_health h
+          join public.google_ai_api_keys k on k.id = h.api_key_id
+          where h.status = 'ok' and k.is_active and k.serves_provider = v_row.provider)
+        select exists (select from ok_keys)
+           and not exists (select from public.google_ai_model_catalogue c
+                           where c.model = v_row.model and c.api_key_id in (select o.api_key_id from ok_keys o)))));
       answer_of := answer_of || v_at;
       exit when v_hops = 3 or v_row.successor is null or not coalesce(v_row.shutdown_date <= v_today, false);
       v_name := v_row.successor;

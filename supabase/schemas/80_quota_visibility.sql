@@ -207,9 +207,10 @@ $$;
 
 -- The token buckets one quota group has for a model whose row counts input and output apart (itpm,
 -- otpm; p_limits after the margin: google_ai_request_limits), on the counter row it books (its pool's,
--- limit_pool, or its own): what each holds at p_now (google_ai_bucket_room) and when it is full again,
--- 0 while a cooldown rests the group (full at the cooldown's end at the earliest). Null for a limit the
--- row does not have. An unlocked read, as google_ai_group_quota's.
+-- limit_pool, or its own): what each holds at p_now (google_ai_bucket_take's bucket: what a request could
+-- take now, its size less what is still refilling, rounded down, never more than a booking would take)
+-- and when it is full again (p_now when full), 0 while a cooldown rests the group (full at the cooldown's
+-- end at the earliest). Null for a limit the row does not have. An unlocked read, as google_ai_group_quota's.
 CREATE OR REPLACE FUNCTION public.google_ai_group_token_room(p_quota_group text,
     p_limits public.google_ai_model_limits, p_now timestamp with time zone, OUT input_left bigint,
     OUT input_full_at timestamp with time zone, OUT output_left bigint, OUT output_full_at timestamp with time zone)
@@ -221,8 +222,8 @@ declare
   v_window interval;
   v_row public.google_ai_usage_counters;
   v_rest timestamptz;
-  v_in record;
-  v_out record;
+  v_left bigint[];
+  v_full timestamptz[];
 begin
   if p_limits.itpm is null and p_limits.otpm is null then
     return;
@@ -232,12 +233,15 @@ begin
   where c.quota_group = p_quota_group and c.model = coalesce(p_limits.limit_pool, p_limits.model);
   select cd.cooldown_until into v_rest from public.google_ai_cooldowns cd
   where cd.quota_group = p_quota_group and cd.model = p_limits.model and cd.cooldown_until > p_now;
-  v_in := public.google_ai_bucket_room(v_row.input_until, p_now, v_window, p_limits.itpm, p_limits.bucket_share);
-  v_out := public.google_ai_bucket_room(v_row.output_until, p_now, v_window, p_limits.otpm, p_limits.bucket_share);
-  input_left := case when v_rest is null or v_in.tokens_left is null then v_in.tokens_left else 0 end;
-  input_full_at := case when p_limits.itpm is not null then greatest(v_in.full_at, v_rest) end;
-  output_left := case when v_rest is null or v_out.tokens_left is null then v_out.tokens_left else 0 end;
-  output_full_at := case when p_limits.otpm is not null then greatest(v_out.full_at, v_rest) end;
+  select array_agg(case when b.size is null then null when v_rest is not null then 0
+                        else greatest(0, floor(greatest(floor(b.size * coalesce(p_limits.bucket_share, 1)), 1)
+                          - extract(epoch from b.full_at - p_now) * b.size / extract(epoch from v_window))) end
+                   order by b.i),
+         array_agg(case when b.size is not null then greatest(b.full_at, v_rest) end order by b.i)
+  into v_left, v_full
+  from (values (1, greatest(v_row.input_until, p_now), p_limits.itpm),
+               (2, greatest(v_row.output_until, p_now), p_limits.otpm)) b(i, full_at, size);
+  select v_left[1], v_full[1], v_left[2], v_full[2] into input_left, input_full_at, output_left, output_full_at;
 end
 $$;
 

@@ -38,7 +38,7 @@ CREATE OR REPLACE VIEW public.google_ai_caller_budgets_today WITH (security_invo
     u.requests AS requests_today,
     b.daily_max_tokens,
     u.tokens AS tokens_today,
-    public.google_ai_pacific_start(public.google_ai_pacific_day(now()) + 1) AS resets_at,
+    public.google_ai_pacific_midnight_after(now()) AS resets_at,
     b.notes
  FROM public.google_ai_caller_budgets b
  CROSS JOIN LATERAL public.google_ai_budget_on(public.google_ai_budget_of(b), public.google_ai_pacific_day(now())) u;

@@ -65,7 +65,6 @@ REVOKE ALL ON SEQUENCE public.google_ai_attempts_id_seq FROM anon, authenticated
 GRANT ALL ON SEQUENCE public.google_ai_attempts_id_seq TO service_role;
 
 GRANT UPDATE ON TABLE public.google_ai_admission_settings TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_pacific_start(p_day date) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_pacific_zone() TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_pacific_day(p_at timestamp with time zone) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_day_in(p_at timestamp with time zone, p_zone text) TO service_role;

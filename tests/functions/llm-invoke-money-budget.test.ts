@@ -160,7 +160,8 @@ describe("a client's budget in money", () => {
     const refusal = answers.find((a) => a.status === 429)!;
     expect(refusal.body).toMatchObject({ limit: "client_budget", cause: "spend_budget" });
     const [{ next }] = await s.sql`
-      select public.google_ai_pacific_start((date_trunc('month', public.google_ai_pacific_day(now())) + interval '1 month')::date) as next`;
+      select (date_trunc('month', public.google_ai_pacific_day(now())) + interval '1 month')::date::timestamp
+             at time zone public.google_ai_pacific_zone() as next`;
     expect(new Date(refusal.body.retry_at).getTime()).toBe((next as Date).getTime());
 
     // A reservation released before it reached the provider: its worst case leaves the month's spend.
