@@ -13,8 +13,8 @@
  * Why a provider refused for quota or money (Google's 429s: google/quota-cause.ts, docs/google-429s.md;
  * the other dialects' errors.ts read theirs into the same causes), each cause with what a 429's message
  * says of it after "Cause: " when no provider's own words are known: a money cause is said in the
- * provider's words (its folder's ProviderModule.moneyWords). The database's copy:
- * google_ai_quota_causes() and the checks of google_ai_cooldowns.cause and google_ai_attempts.quota_cause.
+ * provider's words (its folder's ProviderModule.moneyWords). The database's copy: google_ai_quota_causes(),
+ * which the checks of google_ai_cooldowns.cause and google_ai_attempts.quota_cause ask.
  */
 const QUOTA_CAUSE_WORDS = {
   minute: "the provider's per-minute quota.",
