@@ -18,7 +18,8 @@ $$;
 -- one call to the model's provider (succeeded, upstream_error, network_error, timeout, cut, withdrawn;
 -- google_error is upstream_error on rows written before it had that name) or is released.
 -- Never holds a key, a token or a secret: keys are named by alias, callers by label.
--- (Its checks ask PL/pgSQL functions that hold the lists: PostgreSQL reads a table's checks again from
+-- (Its checks ask PL/pgSQL functions that hold the lists, or inline the list's own SQL function,
+-- google_ai_quota_causes(), into their plan: PostgreSQL reads a table's checks again from
 -- their stored text in every statement that writes a row, a list constant byte by byte, and parses a SQL
 -- function's body again, where a PL/pgSQL body is planned once per session. Counted: about 60k
 -- instructions less an attempt row written than the two lists written out in the checks.)
