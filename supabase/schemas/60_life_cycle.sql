@@ -189,14 +189,15 @@ begin
   elsif p_room_until > v_now and p_att.quota_group is not null then
     -- (Out since: still on their way, or back since. Not only those still on their way: a caller whose
     -- answer is back may be admitting its next call now, which this count cannot see until it commits,
-    -- and which will not see this rest; when the callers come back at once, all of them do.)
-    select 2 * count(*) filter (where a.status = 'reserved' or a.finished_at >= p_att.admitted_at)
-        + count(*) filter (where a.admitted_at > p_att.admitted_at),
-      coalesce(2 * sum(a.estimated_tokens) filter (where a.status = 'reserved'
-                                                     or a.finished_at >= p_att.admitted_at), 0)
-        + coalesce(sum(a.estimated_tokens) filter (where a.admitted_at > p_att.admitted_at), 0)
+    -- and which will not see this rest; when the callers come back at once, all of them do. The answered
+    -- call's own caller is back too, once: its call is in the provider's count already.)
+    select 2 * count(*) filter (where f.out_since) + count(*) filter (where f.counted_since),
+      coalesce(2 * sum(a.estimated_tokens) filter (where f.out_since), 0)
+        + coalesce(sum(a.estimated_tokens) filter (where f.counted_since), 0)
     into v_margin, v_margin_tokens
     from public.google_ai_attempts a
+    cross join lateral (select a.id <> p_att.id and (a.status = 'reserved' or a.finished_at >= p_att.admitted_at),
+      a.id = p_att.id or a.admitted_at > p_att.admitted_at) f(out_since, counted_since)
     where a.quota_group = p_att.quota_group and a.model = p_att.model
       and a.admitted_at > v_now - interval '5 minutes' and a.admitted_at < 'infinity';
     if p_room_requests <= v_margin or p_room_tokens <= v_margin_tokens then

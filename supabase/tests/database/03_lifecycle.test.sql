@@ -2,7 +2,7 @@
 -- booking back, a 429 cools the group down, and closed reservations stay closed.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(35);
+select plan(37);
 -- The clock seam with the entry's arguments by name (it takes them as one google_ai_reservation).
 create function pg_temp.reserve_at(p_now timestamptz, p_models text[], p_estimated_tokens integer,
     p_caller text default null, p_token_hash text default null, p_request_id text default null,
@@ -132,12 +132,27 @@ insert into ids values ('room-1', pg_temp.room(5)), ('room-2', pg_temp.room(4)),
   ('room-4', pg_temp.room(2)), ('room-5', pg_temp.room(1));
 select public.google_ai_finalize((select id from ids where name = n), 'succeeded', 5, 5, 200)
 from unnest(array['room-3', 'room-4', 'room-5']) n;
-select pg_temp.room_left('room-1', 15);
+select pg_temp.room_left('room-1', 14);
 select is((select count(*)::int from public.google_ai_cooldowns where model = 'room-model'), 0,
-  'more left (15) than twice the calls out since (5: itself, one on its way, three back) and those admitted since (4): no rest');
-select pg_temp.room_left('room-2', 13);
+  'more left (14) than twice the others out since (4: one on its way, three back), itself and those admitted since (4): no rest');
+select pg_temp.room_left('room-2', 12);
 select is((select reason from public.google_ai_cooldowns where model = 'room-model'), 'provider_room',
-  'no more left (13) than twice the calls out since (5, none on its way) and those admitted since (3): the model rests');
+  'no more left (12) than twice the others out since (4, none on its way), itself and those admitted since (3): the model rests');
+
+-- A lone caller keeps all but its next call's room: its own answered call counts once (it is back and
+-- may be admitting again), not twice as the others do.
+insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('lone-model', 3, 100000, null);
+create function pg_temp.lone(p_left int) returns void language sql as $$
+  select public.google_ai_finalize((pg_temp.reserve_at(pg_catalog.clock_timestamp(), array['lone-model'], 10,
+    'pgtap', null, null) ->> 'reservation_id')::uuid, 'succeeded', 5, 5, 200,
+    p_room_requests => p_left, p_room_until => pg_catalog.clock_timestamp() + interval '30 seconds')
+$$;
+select pg_temp.lone(2);
+select is((select count(*)::int from public.google_ai_cooldowns where model = 'lone-model'), 0,
+  'a lone caller with two requests left: no rest');
+select pg_temp.lone(1);
+select is((select reason from public.google_ai_cooldowns where model = 'lone-model'), 'provider_room',
+  'a lone caller with one left: the model rests');
 
 select * from finish();
 rollback;
