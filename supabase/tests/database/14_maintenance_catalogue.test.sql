@@ -1,9 +1,10 @@
 -- Key checks and the model catalogue: a listed model is upserted (first seen kept), one no longer
 -- listed is removed, a key Google rejects is taken out of rotation with its reason and never deleted,
--- a missing secret is only recorded, and configured models Google no longer lists are flagged.
+-- a missing secret is only recorded, and configured models Google no longer lists are flagged. An ok
+-- check ends its quota group's limit_zero rests, and only those.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(20);
+select plan(26);
 
 delete from public.google_ai_api_keys;
 insert into public.google_ai_api_keys (id, key_alias, env_var_name, project_id, is_active) values
@@ -67,6 +68,37 @@ select lives_ok($$ select public.google_ai_record_key_check('00000000-0000-0000-
   'no Edge secret named KEY_C1') $$, 'a missing secret is recorded');
 select is((select (k.is_active, h.status)::text from public.google_ai_api_keys k join public.google_ai_key_health h on h.api_key_id = k.id
            where k.key_alias = 'c1'), '(t,missing_secret)', 'and the key stays active');
+
+-- Rests: a limit_zero rest says the project has no quota for the model; only an ok check (the key
+-- answers again) ends it, for the key's own quota group, and no rest of another cause.
+insert into public.google_ai_api_keys (id, key_alias, env_var_name, project_id, is_active) values
+  ('00000000-0000-0000-0000-0000000000d1', 'd1', 'KEY_D1', 'proj-d', true);
+insert into public.google_ai_cooldowns (quota_group, model, cooldown_until, reason, cause) values
+  ('proj-d', 'gemma-3-27b-it', now() + interval '1 hour', 'limit: 0', 'limit_zero'),
+  ('proj-d', 'gemini-2.5-flash', now() + interval '1 hour', 'limit: 0', 'limit_zero'),
+  ('proj-d', 'text-embedding-004', now() + interval '1 hour', 'spend cap', 'spend_cap'),
+  ('proj-d', 'gemini-2.5-pro', now() + interval '1 minute', 'per minute', 'minute'),
+  ('proj-d', 'gemini-2.0-flash', now() + interval '1 minute', 'an older row', null),
+  ('proj-e', 'gemma-3-27b-it', now() + interval '1 hour', 'limit: 0', 'limit_zero');
+create function pg_temp.rests(p_group text) returns text[] language sql as $$
+  select coalesce(array_agg(c.model || ':' || coalesce(c.cause, 'none') order by c.model), '{}')
+  from public.google_ai_cooldowns c where c.quota_group = p_group
+$$;
+select public.google_ai_record_key_check('00000000-0000-0000-0000-0000000000d1', 'error', 503, 'UNAVAILABLE', 'try later');
+select is(pg_temp.rests('proj-d'), array['gemini-2.0-flash:none', 'gemini-2.5-flash:limit_zero', 'gemini-2.5-pro:minute',
+  'gemma-3-27b-it:limit_zero', 'text-embedding-004:spend_cap'], 'an error check leaves the group''s rests in place');
+select public.google_ai_record_key_check('00000000-0000-0000-0000-0000000000d1', 'missing_secret', null, null, 'no Edge secret');
+select is(pg_temp.rests('proj-d'), array['gemini-2.0-flash:none', 'gemini-2.5-flash:limit_zero', 'gemini-2.5-pro:minute',
+  'gemma-3-27b-it:limit_zero', 'text-embedding-004:spend_cap'], 'so does a missing secret');
+select public.google_ai_record_key_check('00000000-0000-0000-0000-0000000000d1', 'invalid', 400, 'API_KEY_INVALID', 'not valid',
+  '[]', p_disable => false);
+select is(pg_temp.rests('proj-d'), array['gemini-2.0-flash:none', 'gemini-2.5-flash:limit_zero', 'gemini-2.5-pro:minute',
+  'gemma-3-27b-it:limit_zero', 'text-embedding-004:spend_cap'], 'and an invalid key');
+select is(public.google_ai_record_key_check('00000000-0000-0000-0000-0000000000d1', 'ok', 200, null, null,
+  pg_temp.models('gemma-3-27b-it')) ->> 'ok', 'true', 'an ok check is recorded');
+select is(pg_temp.rests('proj-d'), array['gemini-2.0-flash:none', 'gemini-2.5-pro:minute', 'text-embedding-004:spend_cap'],
+  'it ends the group''s limit_zero rests and leaves its rests of any other cause');
+select is(pg_temp.rests('proj-e'), array['gemma-3-27b-it:limit_zero'], 'another group''s limit_zero rest stays');
 
 select is(public.google_ai_record_key_check(gen_random_uuid(), 'ok') ->> 'error', 'unknown_key', 'an unknown key id is refused');
 select ok(not has_function_privilege('service_role', 'public.google_ai_record_key_check(uuid, text, integer, text, text, jsonb, boolean)', 'execute')
