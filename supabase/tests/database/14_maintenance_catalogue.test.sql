@@ -84,16 +84,18 @@ create function pg_temp.rests(p_group text) returns text[] language sql as $$
   select coalesce(array_agg(c.model || ':' || coalesce(c.cause, 'none') order by c.model), '{}')
   from public.google_ai_cooldowns c where c.quota_group = p_group
 $$;
+-- Every rest the group holds before the checks: each check but an ok one leaves exactly these.
+create function pg_temp.all_rests() returns text[] language sql as $$
+  select array['gemini-2.0-flash:none', 'gemini-2.5-flash:limit_zero', 'gemini-2.5-pro:minute',
+    'gemma-3-27b-it:limit_zero', 'text-embedding-004:spend_cap']
+$$;
 select public.google_ai_record_key_check('00000000-0000-0000-0000-0000000000d1', 'error', 503, 'UNAVAILABLE', 'try later');
-select is(pg_temp.rests('proj-d'), array['gemini-2.0-flash:none', 'gemini-2.5-flash:limit_zero', 'gemini-2.5-pro:minute',
-  'gemma-3-27b-it:limit_zero', 'text-embedding-004:spend_cap'], 'an error check leaves the group''s rests in place');
+select is(pg_temp.rests('proj-d'), pg_temp.all_rests(), 'an error check leaves the group''s rests in place');
 select public.google_ai_record_key_check('00000000-0000-0000-0000-0000000000d1', 'missing_secret', null, null, 'no Edge secret');
-select is(pg_temp.rests('proj-d'), array['gemini-2.0-flash:none', 'gemini-2.5-flash:limit_zero', 'gemini-2.5-pro:minute',
-  'gemma-3-27b-it:limit_zero', 'text-embedding-004:spend_cap'], 'so does a missing secret');
+select is(pg_temp.rests('proj-d'), pg_temp.all_rests(), 'so does a missing secret');
 select public.google_ai_record_key_check('00000000-0000-0000-0000-0000000000d1', 'invalid', 400, 'API_KEY_INVALID', 'not valid',
   '[]', p_disable => false);
-select is(pg_temp.rests('proj-d'), array['gemini-2.0-flash:none', 'gemini-2.5-flash:limit_zero', 'gemini-2.5-pro:minute',
-  'gemma-3-27b-it:limit_zero', 'text-embedding-004:spend_cap'], 'and an invalid key');
+select is(pg_temp.rests('proj-d'), pg_temp.all_rests(), 'and an invalid key');
 select is(public.google_ai_record_key_check('00000000-0000-0000-0000-0000000000d1', 'ok', 200, null, null,
   pg_temp.models('gemma-3-27b-it')) ->> 'ok', 'true', 'an ok check is recorded');
 select is(pg_temp.rests('proj-d'), array['gemini-2.0-flash:none', 'gemini-2.5-pro:minute', 'text-embedding-004:spend_cap'],
