@@ -17,10 +17,8 @@ declare
   v_answers jsonb[] := pg_catalog.array_fill(null::jsonb, array[pg_catalog.jsonb_array_length(p_calls)]);
   c record;
 begin
-  perform from public.google_ai_tokens t where t.id in (select a.token_id from unnest(v_open) a)
-  order by t.id for update;
-  perform from public.google_ai_clients l where l.id in (select a.client_id from unnest(v_open) a)
-  order by l.id for update;
+  perform from public.google_ai_tokens t where t.id in (select token_id from unnest(v_open)) order by t.id for update;
+  perform from public.google_ai_clients l where l.id in (select client_id from unnest(v_open)) order by l.id for update;
   perform from public.google_ai_caller_budgets b
   where b.caller in (select a.caller from unnest(v_open) a where a.client_id is null) order by b.caller for update;
   for c in
@@ -33,7 +31,8 @@ begin
       settled_tokens integer, cached_input_tokens integer, thinking_tokens integer, cache_write_5m_tokens integer,
       cache_write_1h_tokens integer)
     left join unnest(v_open) a on a.reservation_id = x.reservation_id
-    order by a.quota_group, a.model, e.n
+    left join public.google_ai_model_limits l on l.model = a.model
+    order by a.quota_group, coalesce(l.limit_pool, a.model), e.n
   loop
     v_answers[c.n] := public.google_ai_finalize(c.reservation_id, c.outcome, c.input_tokens, c.output_tokens,
       c.http_status, c.error_code, c.quota_id, c.error_message, c.latency_ms, c.cooldown_until,
