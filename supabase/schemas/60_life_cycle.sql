@@ -334,11 +334,11 @@ $$;
 -- call google_ai_finalize's arguments named without their p_), written in one transaction: one commit, one
 -- wait for the disk, where each alone would hold its group's counter row through a wait of its own. Each
 -- call is written as google_ai_finalize writes it; the answer is its answers, in the calls' order. A call
--- that fails fails them all (the caller then sends them one by one). Rows are locked in a reservation's
--- order: the calls' tokens, then their clients, then service callers' budgets (each sorted), then the
--- counter rows, last, the calls taken in their counter rows' order (quota group, then the model's pool or
--- the model: models of one pool share a row); so neither a reservation nor another batch waits in a ring
--- with this one.
+-- that fails fails them all (the caller then sends them one by one). Rows are locked in the one global
+-- order (docs/architecture.md, §2): the calls' open attempt rows, their tokens, their clients, service
+-- callers' budgets (each sorted), then the counter rows, last, the calls taken in their counter rows'
+-- order (quota group, then the model's pool or the model: models of one pool share a row); so neither a
+-- reservation nor another batch nor a single finalize waits in a ring with this one.
 CREATE OR REPLACE FUNCTION public.google_ai_finalize_calls(p_calls jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -347,7 +347,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_finalize_calls(p_calls jsonb) RETURN
 declare
   v_open public.google_ai_attempts[] := array(select a from public.google_ai_attempts a
     where a.status = 'reserved' and a.reservation_id in (select (e ->> 'reservation_id')::uuid
-                                                         from pg_catalog.jsonb_array_elements(p_calls) e));
+                                                         from pg_catalog.jsonb_array_elements(p_calls) e)
+    order by a.id for update);
   v_answers jsonb[] := pg_catalog.array_fill(null::jsonb, array[pg_catalog.jsonb_array_length(p_calls)]);
   c record;
 begin

@@ -13,7 +13,8 @@ AS $function$
 declare
   v_open public.google_ai_attempts[] := array(select a from public.google_ai_attempts a
     where a.status = 'reserved' and a.reservation_id in (select (e ->> 'reservation_id')::uuid
-                                                         from pg_catalog.jsonb_array_elements(p_calls) e));
+                                                         from pg_catalog.jsonb_array_elements(p_calls) e)
+    order by a.id for update);
   v_answers jsonb[] := pg_catalog.array_fill(null::jsonb, array[pg_catalog.jsonb_array_length(p_calls)]);
   c record;
 begin
