@@ -654,7 +654,7 @@ describe("pg-store: successes' finalizes written together", () => {
     await db.sql`delete from public.google_ai_cooldowns`;
   });
 
-  beforeEach(async () => {
+  beforeEach(() => {
     statements = {};
     tracked = createDatabase({
       config: dbConfigFromEnv((n) => (n === "SUPABASE_DB_URL" ? gatewayUrl : undefined)),
