@@ -26,7 +26,7 @@ import type { GoogleSimulator } from "../shared/google-sim/server.ts";
 import { quoteIdent } from "../shared/db/migrate.ts";
 import { mintToken } from "../shared/db/scoped-token.ts";
 import { sleep } from "./lib/clock.ts";
-import { rpcCalls, trackFunctions, type BenchDb, type BenchServer } from "./lib/db.ts";
+import { FINALIZE_BATCH_RPC, rpcCalls, trackFunctions, type BenchDb, type BenchServer } from "./lib/db.ts";
 import type { ServerProcess } from "./lib/server-process.ts";
 import { createFloorTables, floorAdmissions, serveFloor } from "./lib/floor.ts";
 import { type LatencyBudget, latencyBudget, latencyBudgetMarkdown } from "./lib/latency-budget.ts";
@@ -414,7 +414,8 @@ async function countRoundTrips(
     const byStatement = countStatements(entries.slice(0, serviceEntries));
     const tokenByStatement = countStatements(entries.slice(serviceEntries));
     const rpc = Object.fromEntries(Object.keys(after).map((k) => [k, after[k]! - (before[k] ?? 0)]).filter(([, v]) => (v as number) > 0));
-    const rpcTotal = Object.values(rpc).reduce((s: number, v) => s + (v as number), 0);
+    // A batch's finalizes are counted under google_ai_finalize already: the batch itself is not added.
+    const rpcTotal = Object.entries(rpc).filter(([k]) => k !== FINALIZE_BATCH_RPC).reduce((s: number, [, v]) => s + (v as number), 0);
     // (How they are counted: the part's notes.)
     return {
       requests,
@@ -456,7 +457,10 @@ function countStatements(entries: string[]): Record<string, number> {
   return byStatement;
 }
 
-/** The statements a success runs in its waitUntil task, after the answer. */
+/**
+ * The statements a success runs in its waitUntil task, after the answer: google_ai_finalize alone, or
+ * google_ai_finalize_calls for the successes that met while one was being written (store/finalize-queue.ts).
+ */
 const AFTER_ANSWER = /^google_ai_finalize/;
 
 /** Headline rows of the pooler comparison: round trips and sequential latency, direct beside the pooler. */
@@ -610,7 +614,8 @@ ${table(["target", "concurrency", "requests", "Deno CPU ms/request", "PostgreSQL
 **Database round trips per successful request: ${roundTripSummary(rt)}**; with a scoped token (the same process,
 ${rt.token.requests} requests after the service key's): **${tokenRoundTripSummary(rt)}**; the
 gateway's RPCs called per request by \`pg_stat_user_functions\`: ${rt.rpcCallsPerRequest}, over ${rt.requests} sequential requests
-(how they are counted: below).
+(each finalize once, one written inside a \`google_ai_finalize_calls\` batch included; batches:
+${rt.rpcCalls[FINALIZE_BATCH_RPC] ?? 0}; how they are counted: below).
 
 **Portkey**: ${portkey ? `@portkey-ai/gateway ${portkey.version} (how it is set up: below)` : `not measured, it could not be started in this run: ${portkeyError}`}.
 `;

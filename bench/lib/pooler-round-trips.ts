@@ -21,7 +21,10 @@ export interface PathRoundTrips {
   succeeded: number;
   /** Flights of the reservation per successful request: the caller's path. */
   onPathPerRequest: number;
-  /** Flights of finalize per successful request (after the answer, in waitUntil). */
+  /**
+   * Flights of finalize per successful request (after the answer, in waitUntil): google_ai_finalize, or one
+   * google_ai_finalize_calls for the successes that met in the worker (not with sequential requests).
+   */
   afterAnswerPerRequest: number;
   /** Any other flights in the window, by statement (a token check's background refresh, a connection preparing a statement). */
   other: Record<string, number>;

@@ -3,19 +3,21 @@
 // jsonb would reject is cleaned, and a dead or missing database becomes a 503, never a throw of
 // the driver's error.
 import { createHash, randomBytes } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { freshDatabase, type TestDatabase } from "../../../../tests/support/test-database.ts";
 import { gatewayRoleUrl } from "../../../../shared/db/gateway-role.ts";
 import { createDatabase, type Database, dbConfigFromEnv, poolOptions } from "../../_shared/db.ts";
 import { GatewayError } from "../../_shared/errors.ts";
 import postgres from "postgres";
 import { createPgStore, jsonbText, parseQuotaReport, parseQuotaSnapshot, parseReserveResult } from "./pg-store.ts";
-import type { Refusal, Reservation, ReserveParams } from "../contract.ts";
+import type { FinalizeParams, Refusal, Reservation, ReserveParams } from "../contract.ts";
 
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 
 let db: TestDatabase;
 let database: Database;
+/** The functions' own role's URL (the store connects as eve_gateway). */
+let gatewayUrl: string;
 const logged: string[] = [];
 
 function params(extra: Partial<ReserveParams> = {}): ReserveParams {
@@ -48,6 +50,7 @@ beforeAll(async () => {
                values ('second', 'SECOND_KEY', 'proj-second', 200)`;
   // The store connects as the functions' own role: a missing grant fails here.
   const asGateway = await gatewayRoleUrl(db.url);
+  gatewayUrl = asGateway;
   database = createDatabase({
     config: dbConfigFromEnv((n) => (n === "SUPABASE_DB_URL" ? asGateway : undefined)),
     applicationName: "pg-store-test",
@@ -581,5 +584,163 @@ describe("createPgStore over the RPCs", () => {
     } finally {
       await dead.close();
     }
+  });
+});
+
+// Successes' finalizes that meet in one store are written together (finalize-queue.ts): one statement
+// of google_ai_finalize_calls instead of one google_ai_finalize each, with the same rows and figures.
+describe("pg-store: successes' finalizes written together", () => {
+  let tracked: Database;
+  /** The store's statements by what they are (one database.run = one statement). */
+  let statements: Record<string, number>;
+  const countingStore = () =>
+    createPgStore({
+      database: {
+        run: (what, work) => {
+          statements[what] = (statements[what] ?? 0) + 1;
+          return tracked.run(what, work);
+        },
+      },
+      logError: (m) => logged.push(m),
+    });
+  const success = (reservationId: string, i: number, extra: Partial<FinalizeParams> = {}): FinalizeParams => ({
+    reservationId,
+    outcome: "succeeded",
+    inputTokens: 10 + i,
+    outputTokens: 3 + i,
+    httpStatus: 200,
+    errorCode: null,
+    quotaId: null,
+    errorMessage: null,
+    latencyMs: 40 + i,
+    cooldownUntil: null,
+    cooldownUntilProviderMidnight: false,
+    response: null,
+    addedMs: 1.4,
+    ...extra,
+  });
+  const reserveMany = async (s: ReturnType<typeof countingStore>, prefix: string, n: number) => {
+    const ids: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const r = await s.reserve(params({ requestId: `${prefix}-${i}` }));
+      expect(r).toMatchObject({ ok: true, quotaGroup: "proj-default" });
+      ids.push((r as Reservation).reservationId);
+    }
+    return ids;
+  };
+  /** The group's counter figures, summed over its rows. */
+  const counterFigures = async () => {
+    const [row] = await db.sql`
+      select sum(rpm_used)::int as rpm, sum(tpm_used)::int as tpm, sum(rpd_used)::int as rpd,
+             sum(window_requests)::int as window_requests, sum(window_tokens)::int as window_tokens
+      from public.google_ai_usage_counters where quota_group = 'proj-default'`;
+    return row!;
+  };
+  const minus = (a: Record<string, number>, b: Record<string, number>) =>
+    Object.fromEntries(Object.keys(a).map((k) => [k, a[k]! - b[k]!]));
+  const functionCalls = async () => {
+    const rows = await db.sql<{ name: string; calls: number }[]>`
+      select funcname as name, calls::int as calls from pg_stat_user_functions
+      where schemaname = 'public' and funcname in ('google_ai_finalize', 'google_ai_finalize_calls')`;
+    return Object.fromEntries(rows.map((r) => [r.name, r.calls]));
+  };
+
+  beforeAll(async () => {
+    // Counted by PostgreSQL itself: connections opened from here on track every function's calls.
+    await db.sql.unsafe(`alter database "${db.name}" set track_functions = 'all'`);
+    await db.sql`update public.google_ai_model_limits set rpm = 100000, tpm = 100000000, rpd = 1000000
+                 where model = 'gemma-3-27b-it'`;
+    await db.sql`update public.google_ai_api_keys set is_active = true, disabled_reason = null`;
+    await db.sql`delete from public.google_ai_cooldowns`;
+  });
+
+  beforeEach(() => {
+    statements = {};
+    tracked = createDatabase({
+      config: dbConfigFromEnv((n) => (n === "SUPABASE_DB_URL" ? gatewayUrl : undefined)),
+      applicationName: "pg-store-batch-test",
+    });
+  });
+
+  afterEach(async () => {
+    await tracked.close();
+  });
+
+  it("20 concurrent successes: one alone, the rest in one google_ai_finalize_calls, the same rows and figures as one by one", async () => {
+    const s = countingStore();
+    // Both rounds in one calendar minute (the counter rows are per minute): not within 3 s of its end.
+    const leftOfMinute = 60_000 - (Date.now() % 60_000);
+    if (leftOfMinute < 3_000) await new Promise((r) => setTimeout(r, leftOfMinute + 100));
+    // One by one: the figures to match.
+    const oneByOne = await reserveMany(s, "seq", 20);
+    const beforeSeq = await counterFigures();
+    for (const [i, id] of oneByOne.entries()) await s.finalize(success(id, i));
+    const seqDelta = minus(await counterFigures(), beforeSeq);
+    expect(statements).toMatchObject({ finalize: 20 });
+    expect(statements["finalize batch"]).toBeUndefined();
+
+    const ids = await reserveMany(s, "batch", 20);
+    const before = await counterFigures();
+    statements = {};
+    await Promise.all(ids.map((id, i) => s.finalize(success(id, i, i === 5 ? { response: { text: "kept\u0000" } } : {}))));
+    expect(minus(await counterFigures(), before)).toEqual(seqDelta);
+    // The first went at once, alone; the 19 that met it, in one statement.
+    expect(statements).toEqual({ finalize: 1, "finalize batch": 1 });
+
+    const attempts = await db.sql`
+      select request_id, status, input_tokens, output_tokens, latency_ms, added_ms from public.google_ai_attempts
+      where reservation_id = any(${ids}::uuid[]) order by latency_ms`;
+    expect(attempts).toEqual(ids.map((_, i) => ({
+      request_id: `batch-${i}`,
+      status: "succeeded",
+      input_tokens: 10 + i,
+      output_tokens: 3 + i,
+      latency_ms: 40 + i,
+      added_ms: 1,
+    })));
+    const usage = await db.sql`select prompt_tokens, completion_tokens from public.token_usage
+                               where request_id like 'batch-%' order by prompt_tokens`;
+    expect(usage).toEqual(ids.map((_, i) => ({ prompt_tokens: 10 + i, completion_tokens: 3 + i })));
+    // The answer kept for replay went through jsonbText as the lone call's does (NUL dropped).
+    const [kept] = await db.sql`select response from public.google_ai_responses where request_id = 'batch-5'`;
+    expect(kept).toEqual({ response: { text: "kept" } });
+
+    // PostgreSQL's own count since track_functions (flushed when the connections end): one batch;
+    // google_ai_finalize counts the 20 one by one, the lone first of the 20 together and the 19 the batch made.
+    await tracked.close();
+    await expect.poll(functionCalls, { timeout: 15_000, interval: 200 })
+      .toEqual({ google_ai_finalize: 40, google_ai_finalize_calls: 1 });
+  });
+
+  it("a lone success's finalize goes through google_ai_finalize, not the batch", async () => {
+    const s = countingStore();
+    const [id] = await reserveMany(s, "lone", 1);
+    await s.finalize(success(id!, 0));
+    expect(statements).toMatchObject({ finalize: 1 });
+    expect(statements["finalize batch"]).toBeUndefined();
+    const [att] = await db.sql`select status from public.google_ai_attempts where reservation_id = ${id!}`;
+    expect(att).toEqual({ status: "succeeded" });
+  });
+
+  it("a batch with one call the database refuses: the others land, that one alone rejects", async () => {
+    const s = countingStore();
+    const ids = await reserveMany(s, "onebad", 4);
+    statements = {};
+    // A quota cause the attempts' check refuses: the batch fails whole, then each goes alone.
+    const bad = { quotaCause: "not-a-cause" } as unknown as Partial<FinalizeParams>;
+    const outcomes = await Promise.allSettled(ids.map((id, i) => s.finalize(success(id, i, i === 2 ? bad : {}))));
+    expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "fulfilled", "rejected", "fulfilled"]);
+    expect((outcomes[2] as PromiseRejectedResult).reason).toBeInstanceOf(GatewayError);
+    // The first alone; the three that met it in one batch, refused; then those three alone.
+    expect(statements).toEqual({ finalize: 4, "finalize batch": 1 });
+    const rows = await db.sql`select request_id, status from public.google_ai_attempts
+                              where reservation_id = any(${ids}::uuid[]) order by request_id`;
+    expect(rows).toEqual([
+      { request_id: "onebad-0", status: "succeeded" },
+      { request_id: "onebad-1", status: "succeeded" },
+      { request_id: "onebad-2", status: "reserved" },
+      { request_id: "onebad-3", status: "succeeded" },
+    ]);
+    expect(logged.some((l) => l.startsWith("finalize batch failed:"))).toBe(true);
   });
 });

@@ -4,7 +4,9 @@
 //             statement the quota the answer reports (carried by every booking; for a refusal or a
 //             stored answer, public.google_ai_answer_quota)
 //   finalize  public.google_ai_finalize (cooldown and token_usage in the same call), or
-//             public.google_ai_finalize_cut for a streamed answer that broke off
+//             public.google_ai_finalize_cut for a streamed answer that broke off; successes that arrive
+//             while one is being written go together through public.google_ai_finalize_calls
+//             (finalize-queue.ts: one commit instead of one each on the group's counter row)
 //   release   public.google_ai_release
 //   end       public.google_ai_end_request (a named request that failed frees its request_id)
 //   model     public.google_ai_model_traits (capabilities.ts caches it per worker)
@@ -49,6 +51,7 @@ import type {
 } from "./store.ts";
 import { isObject } from "../../_shared/json.ts";
 import { holderTimes } from "./holder.ts";
+import { coalescingWriter } from "./finalize-queue.ts";
 
 /**
  * One statement on the worker's database, a failure answered as the caller's 503: a GatewayError as it
@@ -73,6 +76,8 @@ export interface PgStoreOptions {
   /** The database's client-side deadline of one statement (_shared/db.ts): a reservation's reply_by follows from it. */
   deadlineMs?: number;
   logError?: (message: string) => void;
+  /** The most successes' finalizes written in one statement (finalize-queue.ts). */
+  finalizeBatch?: number;
 }
 
 export function createPgStore(
@@ -82,6 +87,16 @@ export function createPgStore(
   const deadlineMs = options.deadlineMs ?? DEFAULT_DB_TIMEOUTS.deadlineMs;
 
   const run = guardedRun(options.database, logError);
+  const finalizeSuccess = coalescingWriter<FinalizeParams, unknown>({
+    writeOne: (p) => run("finalize", (sql) => finalizeAlone(sql, p)),
+    writeMany: (calls) =>
+      run("finalize batch", async (sql) => {
+        const [row] = await sql<{ r: unknown }[]>`
+          select public.google_ai_finalize_calls(p_calls => ${jsonbText(calls.map(finalizeCall))}::text::jsonb) as r`;
+        if (!Array.isArray(row?.r)) throw new Error("google_ai_finalize_calls returned no array");
+        return row.r;
+      }),
+  }, options.finalizeBatch);
 
   return {
     checkToken: (tokenHash, refusals) =>
@@ -199,8 +214,9 @@ export function createPgStore(
         return parseQuotaReport(row?.r);
       }),
 
+    // A success's finalize runs after the answer (waitUntil): those that meet are written together.
     finalize: (p: FinalizeParams) =>
-      run("finalize", async (sql) => {
+      p.outcome === "succeeded" ? finalizeSuccess(p).then(() => undefined) : run("finalize", async (sql) => {
         if (p.outcome === "withdrawn") {
           await sql`select public.google_ai_finalize_withdrawn(
             p_reservation_id => ${p.reservationId}::uuid, p_http_status => ${p.httpStatus}::integer,
@@ -221,26 +237,7 @@ export function createPgStore(
             p_cache_write_1h_tokens => ${p.cacheWrite1hTokens ?? null}::integer) as r`;
           return;
         }
-        // p_cooldown_until_pacific_midnight keeps its first name: it means the provider's midnight (its row's day_zone).
-        await sql`select public.google_ai_finalize(
-          p_reservation_id => ${p.reservationId}::uuid, p_outcome => ${p.outcome},
-          p_input_tokens => ${p.inputTokens}::integer, p_output_tokens => ${p.outputTokens}::integer,
-          p_http_status => ${p.httpStatus}::integer, p_error_code => ${p.errorCode}, p_quota_id => ${p.quotaId},
-          p_error_message => ${p.errorMessage}, p_latency_ms => ${p.latencyMs}::integer,
-          p_cooldown_until => ${p.cooldownUntil === null ? null : p.cooldownUntil.toISOString()}::timestamptz,
-          p_cooldown_until_pacific_midnight => ${p.cooldownUntilProviderMidnight}::boolean,
-          p_response => ${p.response == null ? null : jsonbText(p.response)}::text::jsonb,
-          p_key_rejected => ${p.keyRejected ?? null}::boolean,
-          p_quota_cause => ${p.quotaCause ?? null}, p_service_tier => ${p.serviceTier ?? null},
-          p_served_tier => ${p.servedTier ?? null}, p_added_ms => ${roundedMs(p.addedMs)}::integer,
-          p_first_byte_ms => ${roundedMs(p.firstByteMs)}::integer,
-          p_room_requests => ${p.room?.requests ?? null}::integer, p_room_tokens => ${p.room?.tokens ?? null}::integer,
-          p_room_until => ${p.room == null ? null : p.room.until.toISOString()}::timestamptz,
-          p_settled_tokens => ${p.settledTokens ?? null}::integer,
-          p_cached_input_tokens => ${p.cachedInputTokens ?? null}::integer,
-          p_thinking_tokens => ${p.thinkingTokens ?? null}::integer,
-          p_cache_write_5m_tokens => ${p.cacheWrite5mTokens ?? null}::integer,
-          p_cache_write_1h_tokens => ${p.cacheWrite1hTokens ?? null}::integer) as r`;
+        await finalizeAlone(sql, p);
       }),
 
     release: (reservationId, reason) =>
@@ -331,6 +328,67 @@ export function createPgStore(
           quotaGroup: r.quota_group,
         }));
       }),
+  };
+}
+
+/** One finalize, alone: public.google_ai_finalize (its answer). */
+async function finalizeAlone(sql: Sql, p: FinalizeParams): Promise<unknown> {
+  // p_cooldown_until_pacific_midnight keeps its first name: it means the provider's midnight (its row's day_zone).
+  const [row] = await sql<{ r: unknown }[]>`select public.google_ai_finalize(
+    p_reservation_id => ${p.reservationId}::uuid, p_outcome => ${p.outcome},
+    p_input_tokens => ${p.inputTokens}::integer, p_output_tokens => ${p.outputTokens}::integer,
+    p_http_status => ${p.httpStatus}::integer, p_error_code => ${p.errorCode}, p_quota_id => ${p.quotaId},
+    p_error_message => ${p.errorMessage}, p_latency_ms => ${p.latencyMs}::integer,
+    p_cooldown_until => ${p.cooldownUntil === null ? null : p.cooldownUntil.toISOString()}::timestamptz,
+    p_cooldown_until_pacific_midnight => ${p.cooldownUntilProviderMidnight}::boolean,
+    p_response => ${p.response == null ? null : jsonbText(p.response)}::text::jsonb,
+    p_key_rejected => ${p.keyRejected ?? null}::boolean,
+    p_quota_cause => ${p.quotaCause ?? null}, p_service_tier => ${p.serviceTier ?? null},
+    p_served_tier => ${p.servedTier ?? null}, p_added_ms => ${roundedMs(p.addedMs)}::integer,
+    p_first_byte_ms => ${roundedMs(p.firstByteMs)}::integer,
+    p_room_requests => ${p.room?.requests ?? null}::integer, p_room_tokens => ${p.room?.tokens ?? null}::integer,
+    p_room_until => ${p.room == null ? null : p.room.until.toISOString()}::timestamptz,
+    p_settled_tokens => ${p.settledTokens ?? null}::integer,
+    p_cached_input_tokens => ${p.cachedInputTokens ?? null}::integer,
+    p_thinking_tokens => ${p.thinkingTokens ?? null}::integer,
+    p_cache_write_5m_tokens => ${p.cacheWrite5mTokens ?? null}::integer,
+    p_cache_write_1h_tokens => ${p.cacheWrite1hTokens ?? null}::integer) as r`;
+  return row?.r;
+}
+
+/**
+ * One call of public.google_ai_finalize_calls: google_ai_finalize's arguments named without their p_,
+ * each as the call alone sends it (timestamps as ISO text, durations whole ms; jsonbText cleans the lot).
+ */
+function finalizeCall(p: FinalizeParams): Record<string, unknown> {
+  return {
+    reservation_id: p.reservationId,
+    outcome: p.outcome,
+    input_tokens: p.inputTokens,
+    output_tokens: p.outputTokens,
+    http_status: p.httpStatus,
+    error_code: p.errorCode,
+    quota_id: p.quotaId,
+    error_message: p.errorMessage,
+    latency_ms: p.latencyMs,
+    cooldown_until: p.cooldownUntil === null ? null : p.cooldownUntil.toISOString(),
+    cooldown_until_pacific_midnight: p.cooldownUntilProviderMidnight,
+    // Absent, not JSON null, when there is none: the call's p_response is then SQL null, as alone.
+    ...(p.response == null ? {} : { response: p.response }),
+    key_rejected: p.keyRejected ?? null,
+    quota_cause: p.quotaCause ?? null,
+    service_tier: p.serviceTier ?? null,
+    served_tier: p.servedTier ?? null,
+    added_ms: roundedMs(p.addedMs),
+    first_byte_ms: roundedMs(p.firstByteMs),
+    room_requests: p.room?.requests ?? null,
+    room_tokens: p.room?.tokens ?? null,
+    room_until: p.room == null ? null : p.room.until.toISOString(),
+    settled_tokens: p.settledTokens ?? null,
+    cached_input_tokens: p.cachedInputTokens ?? null,
+    thinking_tokens: p.thinkingTokens ?? null,
+    cache_write_5m_tokens: p.cacheWrite5mTokens ?? null,
+    cache_write_1h_tokens: p.cacheWrite1hTokens ?? null,
   };
 }
 
