@@ -273,18 +273,11 @@ begin
   select a.input_tokens, a.output_tokens, a.cost_usd into v_attempt
   from public.google_ai_attempts a where a.reservation_id = p_reservation_id;
   update public.google_ai_response_cache e set
-    answer = p_answer,
-    bytes = pg_catalog.octet_length(p_answer::text),
-    served_model = p_served_model,
-    provider = p_provider,
-    finish = p_finish,
-    input_tokens = v_attempt.input_tokens,
-    output_tokens = v_attempt.output_tokens,
-    cost_usd = v_attempt.cost_usd,
-    created_at = v_now,
-    expires_at = v_now + pg_catalog.make_interval(secs => p_ttl_s),
-    flight_holder = null,
-    flight_until = null
+    answer = p_answer, bytes = pg_catalog.octet_length(p_answer::text),
+    served_model = p_served_model, provider = p_provider, finish = p_finish,
+    input_tokens = v_attempt.input_tokens, output_tokens = v_attempt.output_tokens, cost_usd = v_attempt.cost_usd,
+    created_at = v_now, expires_at = v_now + pg_catalog.make_interval(secs => p_ttl_s),
+    flight_holder = null, flight_until = null
   where e.id = p_entry and e.flight_holder = p_holder;
   get diagnostics v_n = row_count;
   return v_n = 1;
