@@ -143,12 +143,10 @@ CREATE OR REPLACE FUNCTION public.google_ai_cache_scope(p_caller text, p_token_h
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
-declare
-  v_split boolean;
 begin
   if p_token_hash is null then
-    v_split := (public.google_ai_response_cache_config()).split_service_by_label;
-    member := case when coalesce(v_split, false) then 'service:' || p_caller else 'service' end;
+    member := case when coalesce((public.google_ai_response_cache_config()).split_service_by_label, false)
+                   then 'service:' || p_caller else 'service' end;
   else
     select 'client:' || c.name, c.id into member, client_id
     from public.google_ai_tokens t join public.google_ai_clients c on c.id = t.client_id
