@@ -302,7 +302,6 @@ declare
   v_oldest timestamptz;
   v_token_id uuid;
   v_expires timestamptz;
-  v_allowed jsonb;
   v_left record;
 begin
   if p_token_hash is null or p_token_hash !~ '^[0-9a-f]{64}$' then
@@ -319,9 +318,6 @@ begin
 
   -- Default lifetime: one hour, or the client's maximum if that is shorter.
   v_ttl := coalesce(make_interval(secs => p_ttl_seconds), least(interval '1 hour', v_client.max_token_ttl));
-  v_allowed := jsonb_build_object('models', v_client.models,
-    'max_ttl_seconds', extract(epoch from v_client.max_token_ttl)::integer,
-    'max_requests', v_client.token_max_requests, 'max_tokens', v_client.token_max_tokens);
 
   if p_models is null then
     v_models := v_client.models;
@@ -335,7 +331,9 @@ begin
        or p_max_requests > coalesce(v_client.token_max_requests, p_max_requests)))
      or (p_max_tokens is not null and (p_max_tokens < 1
        or p_max_tokens > coalesce(v_client.token_max_tokens, p_max_tokens))) then
-    return jsonb_build_object('ok', false, 'error', 'scope_exceeded', 'allowed', v_allowed);
+    return jsonb_build_object('ok', false, 'error', 'scope_exceeded', 'allowed', jsonb_build_object(
+      'models', v_client.models, 'max_ttl_seconds', extract(epoch from v_client.max_token_ttl)::integer,
+      'max_requests', v_client.token_max_requests, 'max_tokens', v_client.token_max_tokens));
   end if;
   v_max_requests := coalesce(p_max_requests, v_client.token_max_requests);
   v_max_tokens := coalesce(p_max_tokens, v_client.token_max_tokens);
