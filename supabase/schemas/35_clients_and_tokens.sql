@@ -318,13 +318,8 @@ begin
 
   -- Default lifetime: one hour, or the client's maximum if that is shorter.
   v_ttl := coalesce(make_interval(secs => p_ttl_seconds), least(interval '1 hour', v_client.max_token_ttl));
-
-  if p_models is null then
-    v_models := v_client.models;
-  else
-    select array_agg(distinct coalesce((public.google_ai_resolve_model(m)).model,
-      m)) into v_models from unnest(p_models) m;
-  end if;
+  v_models := case when p_models is null then v_client.models else (
+    select array_agg(distinct coalesce((public.google_ai_resolve_model(m)).model, m)) from unnest(p_models) m) end;
   if v_models is null or cardinality(v_models) = 0 or not (v_models <@ v_client.models)
      or (p_ttl_seconds is not null and (p_ttl_seconds < 60 or v_ttl > v_client.max_token_ttl))
      or (p_max_requests is not null and (p_max_requests < 1
