@@ -436,10 +436,7 @@ begin
   end if;
   v_budget := public.google_ai_quota_report_budget(v_now, v_token, v_owner);
 
-  return jsonb_build_object(
-    'ok', true,
-    'as_of', v_now,
-    'caller', v_caller,
+  return jsonb_build_object('ok', true, 'as_of', v_now, 'caller', v_caller,
     -- (A service caller has no token: its token fields are null. The money's: the token's for its life,
     -- and its client's, or the service caller's, day and month; null: none.)
     'budget', v_budget - 'spend',
