@@ -328,17 +328,13 @@ begin
 
   select coalesce(jsonb_object_agg(pc.name, (
            select count(*) from public.google_ai_queue w
-           where w.model = v_limits.model and w.priority_class = pc.name and w.lease_until >= p_now)
-), '{}')
+           where w.model = v_limits.model and w.priority_class = pc.name and w.lease_until >= p_now)), '{}')
     into v_queue
   from public.google_ai_priority_classes pc;
 
-  return jsonb_build_object(
-    'model', v_limits.model,
-    'limits', jsonb_build_object('rpm', v_limits.rpm, 'tpm', v_limits.tpm, 'rpd', v_limits.rpd)
-              || v_bucket_limits,
-    'quota_groups', v_sum.groups,
-    'cooling_down', v_sum.cooling,
+  return jsonb_build_object('model', v_limits.model,
+    'limits', jsonb_build_object('rpm', v_limits.rpm, 'tpm', v_limits.tpm, 'rpd', v_limits.rpd) || v_bucket_limits,
+    'quota_groups', v_sum.groups, 'cooling_down', v_sum.cooling,
     'minute', jsonb_build_object(
       'requests_left', case when v_limits.rpm is not null then coalesce(v_sum.requests_left, 0) end,
       'requests_reset_ms', case when v_limits.rpm is not null
