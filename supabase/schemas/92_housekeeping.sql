@@ -249,11 +249,8 @@ begin
 
   v_status := case when cardinality(v_failed) > 0 then 'failed' else 'succeeded' end;
   v_completed := pg_catalog.clock_timestamp();
-  v_result := jsonb_build_object(
-    'duration_ms', round(extract(epoch from (v_completed - v_started)) * 1000, 1),
-    'steps', v_steps,
-    'failed_steps', to_jsonb(v_failed),
-    'more_pending', v_more);
+  v_result := jsonb_build_object('duration_ms', round(extract(epoch from (v_completed - v_started)) * 1000, 1),
+    'steps', v_steps, 'failed_steps', to_jsonb(v_failed), 'more_pending', v_more);
   v_log_id := public.google_ai_log_maintenance_run('housekeeping', v_tables, least(v_deleted, 2147483647)::integer,
     v_started, v_completed, v_status,
     v_result || jsonb_build_object('now', v_now, 'settings', to_jsonb(v_settings) - 'id' - 'updated_at'));
