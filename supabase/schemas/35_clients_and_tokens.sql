@@ -349,12 +349,11 @@ begin
   returning id into v_token_id;
 
   return jsonb_build_object('ok', true, 'token_id', v_token_id, 'client', v_client.name, 'expires_at', v_expires,
-    'models', to_jsonb(v_models), 'budget', jsonb_build_object('max_requests',
-      v_max_requests, 'max_tokens', v_max_tokens,
+    'models', to_jsonb(v_models),
+    'budget', jsonb_build_object('max_requests', v_max_requests, 'max_tokens', v_max_tokens,
       -- The budgets in money that apply to the token's calls: its own for its life, its client's left of
       -- the Pacific day and month (null: none).
-      'max_usd', v_client.token_max_usd,
-      'daily_usd_left', v_left.usd, 'monthly_usd_left', v_left.month_usd));
+      'max_usd', v_client.token_max_usd, 'daily_usd_left', v_left.usd, 'monthly_usd_left', v_left.month_usd));
 end
 $_$;
 
