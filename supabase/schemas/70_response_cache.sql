@@ -233,16 +233,14 @@ begin
     -- others, until a refresh's new one replaces it.
     insert into public.google_ai_response_cache as e (scope, key, model, flight_holder, flight_until)
     values (v_scope.scope, p_key, p_model, p_holder, p_flight_until)
-    on conflict (scope, key) do update set flight_holder = excluded.flight_holder,
-      flight_until = excluded.flight_until
+    on conflict (scope, key) do update set flight_holder = excluded.flight_holder, flight_until = excluded.flight_until
     where (e.flight_until is null or e.flight_until <= v_now or e.flight_holder = excluded.flight_holder)
       and (p_mode = 'refresh' or e.answer is null or e.expires_at <= v_now)
     returning e.id into v_claimed;
     if v_claimed is not null then
       insert into public.google_ai_response_cache_misses as m (scope, misses) values (v_scope.scope, 1)
       on conflict (scope) do update set misses = m.misses + 1;
-      return jsonb_build_object('status', 'miss', 'entry', v_claimed,
-        'ttl_s', extract(epoch from v_ttl)::integer);
+      return jsonb_build_object('status', 'miss', 'entry', v_claimed, 'ttl_s', extract(epoch from v_ttl)::integer);
     end if;
     -- Held by another: its answer may have landed meanwhile (read it once more), else wait for it.
     select * into v_entry from public.google_ai_response_cache e
