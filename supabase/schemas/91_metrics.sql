@@ -81,10 +81,9 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_decided(p_after bigint, p_thr
     added_ms integer, wait_ms integer, caller text, cost_usd numeric)
     LANGUAGE sql STABLE
     AS $$
-  select a.model, a.quota_group, a.priority_class, a.status,
-         a.limit_hit, a.refusal_cause, a.quota_cause, a.http_status,
-         a.service_tier, a.served_tier, a.input_tokens, a.output_tokens,
-         a.latency_ms, a.first_byte_ms, a.added_ms, a.wait_ms,
+  select a.model, a.quota_group, a.priority_class, a.status, a.limit_hit, a.refusal_cause, a.quota_cause,
+         a.http_status, a.service_tier, a.served_tier, a.input_tokens, a.output_tokens, a.latency_ms,
+         a.first_byte_ms, a.added_ms, a.wait_ms,
          case when a.client_id is not null then a.caller else 'service' end as caller, a.cost_usd
   from public.google_ai_attempts a
   where a.id > p_after and a.id <= p_through and a.status <> 'reserved'
