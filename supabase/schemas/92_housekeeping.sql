@@ -223,9 +223,8 @@ begin
 
   -- One run at a time (the hourly job and an on-demand run may meet); the other one is logged as skipped.
   if not pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('public.google_ai_housekeeping')::bigint) then
-    v_log_id := public.google_ai_log_maintenance_run('housekeeping', '{}', 0, v_started,
-      pg_catalog.clock_timestamp(), 'skipped',
-      jsonb_build_object('reason', 'another housekeeping run is in progress', 'now', v_now));
+    v_log_id := public.google_ai_log_maintenance_run('housekeeping', '{}', 0, v_started, pg_catalog.clock_timestamp(),
+      'skipped', jsonb_build_object('reason', 'another housekeeping run is in progress', 'now', v_now));
     return jsonb_build_object('ok', true, 'status', 'skipped', 'log_id', v_log_id, 'deleted_count', 0,
       'reason', 'another housekeeping run is in progress');
   end if;
