@@ -211,9 +211,7 @@ begin
     returning l.model)
   select coalesce(array_agg(b.model order by b.model), '{}') into v_restored from back b;
 
-  return jsonb_build_object(
-    'checked', cardinality(v_checked) > 0,
-    'restored', to_jsonb(v_restored),
+  return jsonb_build_object('checked', cardinality(v_checked) > 0, 'restored', to_jsonb(v_restored),
     'withdrawn', coalesce((select jsonb_agg(jsonb_build_object('model', l.model, 'withdrawn_at', l.withdrawn_at,
                              'message', l.withdrawn_message, 'successor', l.successor,
                              'google_successor', l.google_successor, 'provider', l.provider) order by l.model)
