@@ -275,9 +275,8 @@ begin
   v_secret := 'evegw_cs_' || rtrim(translate(encode(extensions.gen_random_bytes(32), 'base64'), '+/', '-_'), '=');
   insert into public.google_ai_clients (name, secret_hash, models, max_token_ttl, token_max_requests, token_max_tokens,
     daily_max_requests, daily_max_tokens, mint_per_hour, notes)
-  values (p_name, encode(pg_catalog.sha256(convert_to(v_secret, 'UTF8')), 'hex'), v_models,
-    p_max_token_ttl, p_token_max_requests, p_token_max_tokens,
-    p_daily_max_requests, p_daily_max_tokens, p_mint_per_hour, p_notes)
+  values (p_name, encode(pg_catalog.sha256(convert_to(v_secret, 'UTF8')), 'hex'), v_models, p_max_token_ttl,
+    p_token_max_requests, p_token_max_tokens, p_daily_max_requests, p_daily_max_tokens, p_mint_per_hour, p_notes)
   returning id into v_id;
   return jsonb_build_object('client_id', v_id, 'name', p_name, 'models', v_models, 'secret', v_secret);
 end
