@@ -26,7 +26,8 @@ select 'svc-' || t, 100, 100000, 50 from unnest('{one,all}'::text[]) t;
 
 create function pg_temp.reserve(p_at interval, p_model text, p_caller text, p_token_hash text) returns uuid
 language sql as $$
-  select (public.google_ai_reserve_models_at(now() + p_at, row(array[p_model], 100, p_caller, p_token_hash,
+  -- (At seconds into the next minute: every reservation of the file in one calendar minute, whatever now() is.)
+  select (public.google_ai_reserve_models_at(date_trunc('minute', now()) + interval '1 minute' + p_at, row(array[p_model], 100, p_caller, p_token_hash,
     'req-' || gen_random_uuid(), '{}', 1, 0, '{}', false, null, null, null, null, null, null,
     array[200])::public.google_ai_reservation) ->> 'reservation_id')::uuid $$;
 create temp table ids (twin text, role text, id uuid, primary key (twin, role));
