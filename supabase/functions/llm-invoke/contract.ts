@@ -378,6 +378,11 @@ export interface Refusal {
 
 export interface FinalizeParams {
   reservationId: string;
+  /**
+   * The reservation's quota group and model (a success's): the counter row its finalize settles, so that
+   * finalizes written together hold one counter row (store/finalize-queue.ts). Absent: written alone.
+   */
+  booked?: { quotaGroup: string; model: string };
   outcome: FinalizeOutcome;
   inputTokens: number | null;
   outputTokens: number | null;

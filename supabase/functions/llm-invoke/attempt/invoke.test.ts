@@ -324,6 +324,8 @@ describe("invoke: success", () => {
       outputTokens: 9,
       httpStatus: 200,
       cooldownUntil: null,
+      // The counter row it settles: finalizes are written together per row (store/finalize-queue.ts).
+      booked: { quotaGroup: "project-1", model: "gemma-3-27b-it" },
     })]);
     expect(JSON.stringify(result)).not.toContain("secret-of");
   });
@@ -1211,6 +1213,7 @@ describe("invoke: streamed answers", () => {
       outcome: "succeeded",
       inputTokens: 11,
       outputTokens: 6,
+      booked: { quotaGroup: "project-1", model: "gemma-3-27b-it" },
     })]);
     expect(stream.result()).toMatchObject({ text: "Привет", usage: { prompt_tokens: 11, completion_tokens: 6 } });
   });

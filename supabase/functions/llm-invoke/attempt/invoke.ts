@@ -495,12 +495,14 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     function finalizeSuccess(
       record: FinalizeParams,
       call: PreparedCall,
+      reservation: Reservation,
       served: { servedTier?: string | null; room?: ProviderRoom | null },
       times: ReturnType<typeof answerTimes>,
     ): Promise<boolean> {
       return finalizeReliably(deps.store, logError, {
         ...record,
         ...times,
+        booked: { quotaGroup: reservation.quotaGroup, model: reservation.model },
         serviceTier: call.tier,
         servedTier: served.servedTier ?? null,
         room: roomUntil(served.room, clock.now()),
@@ -520,7 +522,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         upstream: call.who,
         estimatedInputTokens: size.input,
         idempotent,
-        finalize: (record) => finalizeSuccess(record, call, opened, times),
+        finalize: (record) => finalizeSuccess(record, call, reservation, opened, times),
         ...(flight === null ? {} : {
           settled: (whole: InvokeResult | null) =>
             whole === null ? flight.drop() : flight.keep(whole, reservation.reservationId),
@@ -547,7 +549,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         response: idempotent ? result : null,
       });
       if (flight !== null) onCache?.({ status: flight.storable(result) ? "stored" : "miss" });
-      const finalized = finalizeSuccess(record, call, outcome, answerTimes(timing));
+      const finalized = finalizeSuccess(record, call, reservation, outcome, answerTimes(timing));
       await afterAnswer(flight === null ? finalized : finalized.then(() => flight.keep(result, reservation.reservationId)));
       return result;
     }

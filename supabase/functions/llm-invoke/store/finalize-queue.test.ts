@@ -2,7 +2,7 @@
 // nothing in flight, calls that meet a write go together in the next, a batch is capped, and a failed
 // batch is written again call by call so only the bad call rejects.
 import { describe, expect, it } from "vitest";
-import { coalescingWriter } from "./finalize-queue.ts";
+import { coalescingWriter, coalescingWriterByKey } from "./finalize-queue.ts";
 
 interface Write {
   kind: "one" | "many";
@@ -115,5 +115,21 @@ describe("coalescingWriter", () => {
     });
     await expect(write(1)).rejects.toThrow("sync");
     expect(await write(2)).toBe(2);
+  });
+});
+
+describe("coalescingWriterByKey", () => {
+  it("never writes two keys' calls together; each key's calls go in flight beside the other's; no key: alone", async () => {
+    const { writes, writer } = fakeWriter();
+    // Odd and even items stand for two counter rows; 0 has none.
+    const write = coalescingWriterByKey(writer, (i: number) => (i === 0 ? undefined : i % 2 === 1 ? "odd" : "even"));
+    const all = [1, 2, 3, 4, 5, 6, 0].map((i) => write(i));
+    // Both keys' first calls at once, side by side, and the keyless call alone at once too.
+    expect(writes.map((w) => [w.kind, w.items])).toEqual([["one", [1]], ["one", [2]], ["one", [0]]]);
+    for (const w of [...writes]) w.finish();
+    await settled();
+    expect(writes.slice(3).map((w) => [w.kind, w.items])).toEqual([["many", [3, 5]], ["many", [4, 6]]]);
+    for (const w of writes.slice(3)) w.finish();
+    expect(await Promise.all(all)).toEqual([2, 4, 6, 8, 10, 12, 0]);
   });
 });

@@ -7,7 +7,9 @@
 // Calls that arrive while a write is in flight wait for it, then go together (writeMany, at most
 // `maxBatch` per statement; the rest in the next). At most one write is in flight, so a batch takes one
 // connection. A batch that fails is written again call by call (writeOne, all at once): one bad call
-// never fails the others, and each caller hears its own call's outcome.
+// never fails the others, and each caller hears its own call's outcome. Finalizes are coalesced per
+// counter row (coalescingWriterByKey): a batch that settled two groups would hold the first group's row
+// while the second's calls are written, and that group's reservations would wait for them.
 
 export interface CoalescedWriter<T, R> {
   /** One call alone. */
@@ -73,4 +75,23 @@ async function settle<R>(w: { resolve: (v: R) => void; reject: (e: unknown) => v
   } catch (error) {
     w.reject(error);
   }
+}
+
+/**
+ * A coalescing writer per key (a finalize's counter row): the calls written together share their key,
+ * and each key's calls may be in flight beside another's. A call without a key is written alone.
+ */
+export function coalescingWriterByKey<T, R>(
+  writer: CoalescedWriter<T, R>,
+  keyOf: (item: T) => string | undefined,
+  maxBatch = DEFAULT_MAX_BATCH,
+): (item: T) => Promise<R> {
+  const writers = new Map<string, (item: T) => Promise<R>>();
+  return (item: T) => {
+    const key = keyOf(item);
+    if (key === undefined) return writer.writeOne(item);
+    let write = writers.get(key);
+    if (write === undefined) writers.set(key, write = coalescingWriter(writer, maxBatch));
+    return write(item);
+  };
 }

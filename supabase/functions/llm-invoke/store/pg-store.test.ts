@@ -617,6 +617,8 @@ describe("pg-store: successes' finalizes written together", () => {
     cooldownUntilProviderMidnight: false,
     response: null,
     addedMs: 1.4,
+    // The counter row they settle (reserveMany books every one on it): finalizes are written together per row.
+    booked: { quotaGroup: "proj-default", model: "gemma-3-27b" },
     ...extra,
   });
   const reserveMany = async (s: ReturnType<typeof countingStore>, prefix: string, n: number) => {

@@ -4,9 +4,9 @@
 //             statement the quota the answer reports (carried by every booking; for a refusal or a
 //             stored answer, public.google_ai_answer_quota)
 //   finalize  public.google_ai_finalize (cooldown and token_usage in the same call), or
-//             public.google_ai_finalize_cut for a streamed answer that broke off; successes that arrive
-//             while one is being written go together through public.google_ai_finalize_calls
-//             (finalize-queue.ts: one commit instead of one each on the group's counter row)
+//             public.google_ai_finalize_cut for a streamed answer that broke off; successes of one
+//             counter row (quota group and model) that arrive while one of theirs is being written go
+//             together through public.google_ai_finalize_calls (finalize-queue.ts: one commit instead of one each)
 //   release   public.google_ai_release
 //   end       public.google_ai_end_request (a named request that failed frees its request_id)
 //   model     public.google_ai_model_traits (capabilities.ts caches it per worker)
@@ -51,7 +51,7 @@ import type {
 } from "./store.ts";
 import { isObject } from "../../_shared/json.ts";
 import { holderTimes } from "./holder.ts";
-import { coalescingWriter } from "./finalize-queue.ts";
+import { coalescingWriterByKey } from "./finalize-queue.ts";
 
 /**
  * One statement on the worker's database, a failure answered as the caller's 503: a GatewayError as it
@@ -87,7 +87,7 @@ export function createPgStore(
   const deadlineMs = options.deadlineMs ?? DEFAULT_DB_TIMEOUTS.deadlineMs;
 
   const run = guardedRun(options.database, logError);
-  const finalizeSuccess = coalescingWriter<FinalizeParams, unknown>({
+  const finalizeSuccess = coalescingWriterByKey<FinalizeParams, unknown>({
     writeOne: (p) => run("finalize", (sql) => finalizeAlone(sql, p)),
     writeMany: (calls) =>
       run("finalize batch", async (sql) => {
@@ -96,7 +96,7 @@ export function createPgStore(
         if (!Array.isArray(row?.r)) throw new Error("google_ai_finalize_calls returned no array");
         return row.r;
       }),
-  }, options.finalizeBatch);
+  }, (p) => p.booked && `${p.booked.quotaGroup}\n${p.booked.model}`, options.finalizeBatch);
 
   return {
     checkToken: (tokenHash, refusals) =>
