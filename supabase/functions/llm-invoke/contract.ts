@@ -380,7 +380,8 @@ export interface FinalizeParams {
   reservationId: string;
   /**
    * The reservation's quota group and model (a success's): the counter row its finalize settles, so that
-   * finalizes written together hold one counter row (store/finalize-queue.ts). Absent: written alone.
+   * finalizes written together hold one counter row (store/finalize-queue.ts). Absent: written alone (so
+   * is one that carries the provider's room).
    */
   booked?: { quotaGroup: string; model: string };
   outcome: FinalizeOutcome;

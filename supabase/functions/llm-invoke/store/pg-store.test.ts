@@ -724,6 +724,17 @@ describe("pg-store: successes' finalizes written together", () => {
     expect(att).toEqual({ status: "succeeded" });
   });
 
+  it("successes that carry the provider's room are each written alone, however many meet", async () => {
+    const s = countingStore();
+    const ids = await reserveMany(s, "room", 4);
+    statements = {};
+    const room = { requests: 900, tokens: 90_000, until: new Date(Date.now() + 60_000) };
+    await Promise.all(ids.map((id, i) => s.finalize(success(id, i, { room }))));
+    expect(statements).toEqual({ finalize: 4 });
+    const rows = await db.sql`select status from public.google_ai_attempts where reservation_id in ${db.sql(ids)}`;
+    expect(rows.map((r) => r.status)).toEqual(["succeeded", "succeeded", "succeeded", "succeeded"]);
+  });
+
   it("a batch with one call the database refuses: the others land, that one alone rejects", async () => {
     const s = countingStore();
     const ids = await reserveMany(s, "onebad", 4);

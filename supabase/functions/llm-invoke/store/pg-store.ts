@@ -96,7 +96,10 @@ export function createPgStore(
         if (!Array.isArray(row?.r)) throw new Error("google_ai_finalize_calls returned no array");
         return row.r;
       }),
-  }, (p) => p.booked && `${p.booked.quotaGroup}\n${p.booked.model}`, options.finalizeBatch);
+    // Keyed by the counter row it settles. One that carries the provider's room (OpenAI's remaining counts,
+    // Anthropic's buckets) goes alone: it reads the group's recent log for its margin (google_ai_settle_call),
+    // which in a batch would be read while the batch holds the row.
+  }, (p) => p.booked && p.room == null ? `${p.booked.quotaGroup}\n${p.booked.model}` : undefined, options.finalizeBatch);
 
   return {
     checkToken: (tokenHash, refusals) =>
