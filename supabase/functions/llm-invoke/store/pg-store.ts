@@ -334,36 +334,37 @@ export function createPgStore(
   };
 }
 
-/** One finalize, alone: public.google_ai_finalize (its answer). */
+/** One finalize, alone: public.google_ai_finalize (its answer), its arguments as a batch sends them. */
 async function finalizeAlone(sql: Sql, p: FinalizeParams): Promise<unknown> {
+  const c = finalizeCall(p);
   // p_cooldown_until_pacific_midnight keeps its first name: it means the provider's midnight (its row's day_zone).
   const [row] = await sql<{ r: unknown }[]>`select public.google_ai_finalize(
-    p_reservation_id => ${p.reservationId}::uuid, p_outcome => ${p.outcome},
-    p_input_tokens => ${p.inputTokens}::integer, p_output_tokens => ${p.outputTokens}::integer,
-    p_http_status => ${p.httpStatus}::integer, p_error_code => ${p.errorCode}, p_quota_id => ${p.quotaId},
-    p_error_message => ${p.errorMessage}, p_latency_ms => ${p.latencyMs}::integer,
-    p_cooldown_until => ${p.cooldownUntil === null ? null : p.cooldownUntil.toISOString()}::timestamptz,
-    p_cooldown_until_pacific_midnight => ${p.cooldownUntilProviderMidnight}::boolean,
-    p_response => ${p.response == null ? null : jsonbText(p.response)}::text::jsonb,
-    p_key_rejected => ${p.keyRejected ?? null}::boolean,
-    p_quota_cause => ${p.quotaCause ?? null}, p_service_tier => ${p.serviceTier ?? null},
-    p_served_tier => ${p.servedTier ?? null}, p_added_ms => ${roundedMs(p.addedMs)}::integer,
-    p_first_byte_ms => ${roundedMs(p.firstByteMs)}::integer,
-    p_room_requests => ${p.room?.requests ?? null}::integer, p_room_tokens => ${p.room?.tokens ?? null}::integer,
-    p_room_until => ${p.room == null ? null : p.room.until.toISOString()}::timestamptz,
-    p_settled_tokens => ${p.settledTokens ?? null}::integer,
-    p_cached_input_tokens => ${p.cachedInputTokens ?? null}::integer,
-    p_thinking_tokens => ${p.thinkingTokens ?? null}::integer,
-    p_cache_write_5m_tokens => ${p.cacheWrite5mTokens ?? null}::integer,
-    p_cache_write_1h_tokens => ${p.cacheWrite1hTokens ?? null}::integer) as r`;
+    p_reservation_id => ${c.reservation_id}::uuid, p_outcome => ${c.outcome},
+    p_input_tokens => ${c.input_tokens}::integer, p_output_tokens => ${c.output_tokens}::integer,
+    p_http_status => ${c.http_status}::integer, p_error_code => ${c.error_code}, p_quota_id => ${c.quota_id},
+    p_error_message => ${c.error_message}, p_latency_ms => ${c.latency_ms}::integer,
+    p_cooldown_until => ${c.cooldown_until}::timestamptz,
+    p_cooldown_until_pacific_midnight => ${c.cooldown_until_pacific_midnight}::boolean,
+    p_response => ${c.response === undefined ? null : jsonbText(c.response)}::text::jsonb,
+    p_key_rejected => ${c.key_rejected}::boolean,
+    p_quota_cause => ${c.quota_cause}, p_service_tier => ${c.service_tier},
+    p_served_tier => ${c.served_tier}, p_added_ms => ${c.added_ms}::integer,
+    p_first_byte_ms => ${c.first_byte_ms}::integer,
+    p_room_requests => ${c.room_requests}::integer, p_room_tokens => ${c.room_tokens}::integer,
+    p_room_until => ${c.room_until}::timestamptz,
+    p_settled_tokens => ${c.settled_tokens}::integer,
+    p_cached_input_tokens => ${c.cached_input_tokens}::integer,
+    p_thinking_tokens => ${c.thinking_tokens}::integer,
+    p_cache_write_5m_tokens => ${c.cache_write_5m_tokens}::integer,
+    p_cache_write_1h_tokens => ${c.cache_write_1h_tokens}::integer) as r`;
   return row?.r;
 }
 
 /**
- * One call of public.google_ai_finalize_calls: google_ai_finalize's arguments named without their p_,
- * each as the call alone sends it (timestamps as ISO text, durations whole ms; jsonbText cleans the lot).
+ * google_ai_finalize's arguments named without their p_: one call of public.google_ai_finalize_calls, and
+ * what finalizeAlone sends (timestamps as ISO text, durations whole ms; jsonbText cleans the response).
  */
-function finalizeCall(p: FinalizeParams): Record<string, unknown> {
+function finalizeCall(p: FinalizeParams) {
   return {
     reservation_id: p.reservationId,
     outcome: p.outcome,
