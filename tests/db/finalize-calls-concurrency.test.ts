@@ -4,10 +4,11 @@
 // tokens, clients and callers' budgets before the counter row, as a reservation does: no statement may
 // fail (a deadlock would be a 40P01 after deadlock_timeout, not a hang), every attempt ends finalized,
 // and the counter row and the budgets hold exactly what the calls settled.
-import { createHash, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { connect, type Sql } from "../../shared/db/migrate.ts";
 import { gatewayRoleUrl } from "../../shared/db/gateway-role.ts";
+import { newToken, sha256 } from "../../shared/db/scoped-token.ts";
+import { seededRandom } from "../../shared/sim-core/arrival.ts";
 import { oneKeyDatabase, type TestDatabase } from "../support/test-database.ts";
 
 const MODEL = "fc-model";
@@ -17,7 +18,6 @@ const RESERVERS = 10;
 const FINALIZERS = 4;
 const RESERVATIONS_EACH = 30;
 const SERVICE_CALLER = "fc-svc";
-const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 
 let db: TestDatabase;
 let reservers: Sql[] = [];
@@ -30,7 +30,7 @@ beforeAll(async () => {
   const [{ r: client }] = await db.sql`select public.google_ai_create_client('fc-client', array[${MODEL}],
     p_daily_max_requests => 100000, p_daily_max_tokens => 100000000) as r`;
   for (let i = 0; i < TOKENS; i++) {
-    const token = `evegw_tok_${randomBytes(32).toString("base64url")}`;
+    const token = newToken();
     const [{ r }] = await db.sql`select public.google_ai_mint_token(${sha256(client.secret)}, ${sha256(token)}) as r`;
     expect(r.ok).toBe(true);
     tokenHashes.push(sha256(token));
@@ -57,13 +57,12 @@ interface Call {
   settled_tokens?: number;
 }
 
-/** A deterministic shuffle (a linear congruential generator): the batches' orders differ, the run repeats. */
+/** A seeded shuffle (Fisher-Yates on seededRandom): the batches' orders differ, the run repeats. */
 function shuffled<T>(items: T[], seed: number): T[] {
   const out = [...items];
-  let s = seed;
+  const random = seededRandom(seed);
   for (let i = out.length - 1; i > 0; i--) {
-    s = (s * 1103515245 + 12345) % 2 ** 31;
-    const j = s % (i + 1);
+    const j = Math.floor(random() * (i + 1));
     [out[i], out[j]] = [out[j]!, out[i]!];
   }
   return out;
