@@ -164,6 +164,9 @@ export async function relationBytes(sql: Sql, relation: string): Promise<number>
   return Number(bytes);
 }
 
+/** A batch of finalizes: its calls are counted under google_ai_finalize (see TOP_LEVEL_RPCS). */
+export const FINALIZE_BATCH_RPC = "google_ai_finalize_calls";
+
 /**
  * The RPCs a function can call (the nested helpers they call are not counted). google_ai_finalize_calls
  * writes successes' finalizes that met in one worker by calling google_ai_finalize for each: those calls
@@ -172,13 +175,10 @@ export async function relationBytes(sql: Sql, relation: string): Promise<number>
 export const TOP_LEVEL_RPCS = [
   "google_ai_reserve_models",
   "google_ai_finalize",
-  "google_ai_finalize_calls",
+  FINALIZE_BATCH_RPC,
   "google_ai_release",
   "google_ai_cooldown",
 ];
-
-/** A batch of finalizes: its calls are counted under google_ai_finalize (see TOP_LEVEL_RPCS). */
-export const FINALIZE_BATCH_RPC = "google_ai_finalize_calls";
 
 /** Counts calls of every function in `db` from the next connection on (pg_stat_user_functions). */
 export async function trackFunctions(db: BenchDb): Promise<void> {

@@ -5,8 +5,8 @@
 //
 // No timer and no added wait: a call that finds nothing in flight is written at once, alone (writeOne).
 // Calls that arrive while a write is in flight wait for it, then go together (writeMany, at most
-// `maxBatch` per statement; the rest in the next). At most one write is in flight, so a batch takes one
-// connection. A batch that fails is written again call by call (writeOne, all at once): one bad call
+// `maxBatch` per statement; the rest in the next). At most one write of a writer is in flight, so a batch
+// takes one connection. A batch that fails is written again call by call (writeOne, all at once): one bad call
 // never fails the others, and each caller hears its own call's outcome. Finalizes are coalesced per
 // counter row (coalescingWriterByKey): a batch that settled two groups would hold the first group's row
 // while the second's calls are written, and that group's reservations would wait for them.
