@@ -131,6 +131,8 @@ CREATE TABLE public.google_ai_model_limits (
     itpm_counts_cache_reads boolean DEFAULT false NOT NULL,
     limit_pool text,
     otpm integer,
+    refuses_thinking_budget boolean DEFAULT false NOT NULL,
+    refuses_sampling boolean DEFAULT false NOT NULL,
     CONSTRAINT google_ai_model_limits_booked_output_tokens_check CHECK ((booked_output_tokens >= 1)),
     CONSTRAINT google_ai_model_limits_itpm_check CHECK ((itpm >= 1)),
     CONSTRAINT google_ai_model_limits_otpm_check CHECK ((otpm >= 1)),
@@ -202,6 +204,16 @@ COMMENT ON COLUMN public.google_ai_model_limits.fallback_models IS
 COMMENT ON COLUMN public.google_ai_model_limits.supports_tools IS
     'False: the model has no function calling (tools/toolConfig are '
     'refused with unsupported_feature). Null: as supports_json_mode.';
+
+COMMENT ON COLUMN public.google_ai_model_limits.refuses_thinking_budget IS
+    'True: the model decides how long it thinks and refuses a thinking budget (Anthropic''s thinking: {type: '
+    '"enabled", budget_tokens} on Claude 5.x, whose thinking is adaptive): a request that sets one is refused '
+    'with unsupported_feature before any call. False: a budget is passed on.';
+
+COMMENT ON COLUMN public.google_ai_model_limits.refuses_sampling IS
+    'True: the model refuses temperature, top_p and top_k other than their defaults (temperature 1, top_p 1, no '
+    'top_k; Claude 5.x): a request that sets one is refused with unsupported_feature before any call. False: '
+    'they are passed on.';
 
 COMMENT ON COLUMN public.google_ai_model_limits.shutdown_date IS
     'The day its provider stops serving this model (its deprecations page); null: none announced. From that day '

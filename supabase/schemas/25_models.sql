@@ -253,11 +253,13 @@ $$;
 -- What llm-invoke needs to build a request's chain: the model a name resolves to (inactive rows
 -- included, flagged), what it can do (function calling where the row does not say: as JSON mode;
 -- images: null when not known), whether it is withdrawn and its successor (the countTokens route,
--- which books nothing, answers a withdrawn model without calling Google), and its row's chain
--- resolved to canonical names (names no row knows are left out).
+-- which books nothing, answers a withdrawn model without calling Google), its row's chain
+-- resolved to canonical names (names no row knows are left out), and what it refuses to be set (a
+-- thinking budget, sampling other than the defaults: Claude 5.x).
 CREATE OR REPLACE FUNCTION public.google_ai_model_traits(p_model text) RETURNS TABLE(model text, is_active boolean,
     supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean, supports_images boolean,
-    fallback_models text[], withdrawn boolean, successor text)
+    fallback_models text[], withdrawn boolean, successor text, refuses_thinking_budget boolean,
+    refuses_sampling boolean)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -269,7 +271,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_model_traits(p_model text) RETURNS T
                          cross join lateral public.google_ai_model_by_name(c.name) r
                          where r.model is not null and r.model <> l.model
                          group by r.model) f), '{}'),
-         l.withdrawn_at is not null, l.successor
+         l.withdrawn_at is not null, l.successor, l.refuses_thinking_budget, l.refuses_sampling
   from public.google_ai_model_by_name(p_model) l
   where l.id is not null
 $$;
