@@ -37,6 +37,9 @@ export interface OnlyField {
   why: string;
 }
 
+/** An option a model's row may refuse to be set (refuses_sampling, refuses_thinking_budget). */
+export type RefusableOption = "temperature" | "topP" | "topK" | "thinkingBudget";
+
 /** What a request asks that a model may lack, as the refusal names it. */
 export interface Ask {
   /** The stable code of details.feature. */
@@ -87,6 +90,11 @@ export interface NormalizedRequest {
   asks: { json?: Ask; tools?: Ask };
   /** Where the caller names the output cap: its route's words, and details.field's stable code. */
   outputCapField: { words: string; code: string };
+  /**
+   * The caller's own field, in its route's words, for each option a model may refuse to be set
+   * (model/refused-options.ts); absent: the native body's field.
+   */
+  optionFields?: Partial<Record<RefusableOption, string>>;
   /** Estimated tokens of the request's inline images (images.ts), on top of the text's estimate. */
   imageTokens: number;
   /** Answer as server-sent events, chunk by chunk. */
@@ -154,6 +162,10 @@ export interface ModelCapabilities {
   supportsTools: boolean;
   /** False: images are refused with a clear 400; null or absent: not known, the provider decides. */
   supportsImages?: boolean | null;
+  /** True: a thinking budget is refused with a clear 400 (the model decides how long it thinks: Claude 5.x). */
+  refusesThinkingBudget?: boolean;
+  /** True: temperature, top-p and top-k other than their defaults are refused with a clear 400 (Claude 5.x). */
+  refusesSampling?: boolean;
 }
 
 export type TokenStatus = "ok" | (typeof TOKEN_REFUSALS)[number];

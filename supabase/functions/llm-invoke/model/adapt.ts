@@ -3,9 +3,11 @@
 // A model without system instructions (Gemma on the Gemini API rejects them: "Developer instruction is
 // not enabled") gets the system prompt folded into the first user turn; JSON output, tools and images
 // a model lacks are refused with a clear 400 naming the caller's field instead of the provider's
-// opaque one, and so is what only another dialect's models honour (the request's `only`).
+// opaque one, and so is what only another dialect's models honour (the request's `only`) and an option
+// the model refuses to be set (refused-options.ts: a thinking budget, sampling, on Claude 5.x).
 import { GatewayError } from "../../_shared/errors.ts";
 import { MAX_ISSUES } from "../../_shared/validation.ts";
+import { checkRefusedOptions } from "./refused-options.ts";
 import type { HubMessage } from "../../_shared/upstream/hub.ts";
 import type { Ask, ModelCapabilities, ModelProfile, ModelRequest, NormalizedRequest } from "../contract.ts";
 
@@ -60,6 +62,7 @@ export function adaptToModel(
   if (caps.supportsImages === false && req.imageTokens > 0) {
     throw unsupported(caps.model, IMAGES, "send text only, or use a model that takes images.");
   }
+  checkRefusedOptions(caps, req);
 
   const fitted: ModelRequest = {
     model: caps.model,

@@ -140,10 +140,13 @@ export function createPgStore(
             booked: number | null;
             answer: number | null;
             embedding: Record<string, unknown> | null;
+            refusesBudget: boolean;
+            refusesSampling: boolean;
           }[]
         >`
           select p.model, p.is_active as active, p.supports_system_instruction as sis, p.supports_json_mode as json,
                  p.supports_tools as tools, p.supports_images as images,
+                 p.refuses_thinking_budget as "refusesBudget", p.refuses_sampling as "refusesSampling",
                  coalesce(to_jsonb(p.fallback_models), '[]'::jsonb) as fallbacks, p.withdrawn, p.successor,
                  v.provider, v.booked_output_tokens as booked, v.answer_tokens as answer,
                  d.dialect, d.has_responses_api as responses,
@@ -160,6 +163,8 @@ export function createPgStore(
           supportsJsonMode: row.json,
           supportsTools: row.tools,
           supportsImages: row.images,
+          ...(row.refusesBudget ? { refusesThinkingBudget: true } : {}),
+          ...(row.refusesSampling ? { refusesSampling: true } : {}),
           fallbackModels: row.fallbacks,
           ...(row.withdrawn ? { withdrawn: true, successor: row.successor } : {}),
           // A google_ai_providers row's name (the database's foreign key).

@@ -200,6 +200,7 @@ export function parseMessages(input: ParseInput, counting = false): NormalizedRe
     ...tools,
     asks: tools.tools === undefined ? {} : { tools: { feature: "tools", words: "tools (function calling)" } },
     outputCapField: { words: "max_tokens", code: OUTPUT_CAP_CODE },
+    optionFields: { temperature: "temperature", topP: "top_p", topK: "top_k", thinkingBudget: "thinking.budget_tokens" },
     imageTokens: imageTokensOf(images),
     stream: !counting && body.stream === true,
     // Anthropic's metadata (user_id) is the provider's, not the gateway's audit record.

@@ -35,7 +35,15 @@ type Json = Record<string, unknown>;
 /** The hub's words for a Gemini request's fields, with what only Google has a word for. */
 export type GeminiInHub = Pick<
   NormalizedRequest,
-  "messages" | "options" | "tools" | "toolChoice" | "dialectExtras" | "only" | "asks" | "outputCapField"
+  | "messages"
+  | "options"
+  | "tools"
+  | "toolChoice"
+  | "dialectExtras"
+  | "only"
+  | "asks"
+  | "outputCapField"
+  | "optionFields"
 >;
 
 /** Gemini's fields as a caller may give them (checked by the route's schema). */
@@ -255,5 +263,11 @@ export function geminiInHub(fields: GeminiFields, field = "contents", at = ""): 
     ...(only.length === 0 ? {} : { only: { dialect: GOOGLE_DIALECT, fields: only } }),
     asks: asksOf(g, fields),
     outputCapField: { words: `${at}generationConfig.maxOutputTokens`, code: OUTPUT_CAP_CODE },
+    optionFields: {
+      temperature: `${at}generationConfig.temperature`,
+      topP: `${at}generationConfig.topP`,
+      topK: `${at}generationConfig.topK`,
+      thinkingBudget: `${at}generationConfig.thinkingConfig.thinkingBudget`,
+    },
   };
 }

@@ -135,6 +135,7 @@ export function parseChatCompletion(input: ParseInput): NormalizedRequest {
         : "max_completion_tokens",
       code: OUTPUT_CAP_CODE,
     },
+    optionFields: { temperature: "temperature", topP: "top_p", thinkingBudget: "reasoning_effort" },
     imageTokens: imageTokensOf(images),
     stream: input.stream ?? req.stream === true,
     metadata,

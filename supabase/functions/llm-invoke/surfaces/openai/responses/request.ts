@@ -180,6 +180,7 @@ export function parseResponses(input: ParseInput): ResponsesRequest {
     ...tools,
     asks: asksOf(req, tools.tools !== undefined),
     outputCapField: { words: "max_output_tokens", code: OUTPUT_CAP_CODE },
+    optionFields: { temperature: "temperature", topP: "top_p", thinkingBudget: "reasoning.effort" },
     imageTokens: imageTokensOf(images),
     stream: req.stream === true,
     metadata,
