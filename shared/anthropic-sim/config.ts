@@ -40,6 +40,13 @@ export interface ModelSpec {
   createdAt: string;
   /** Anthropic retired it: 404 not_found_error on every call, absent from the list. */
   withdrawn?: boolean | undefined;
+  /**
+   * Its thinking is adaptive only: `thinking: {type: "enabled", budget_tokens}` is a 400 (messages.ts,
+   * where Anthropic's public words for it are cited).
+   */
+  refusesThinkingBudget?: boolean | undefined;
+  /** temperature, top_p or top_k other than the default is a 400 (messages.ts). */
+  refusesSampling?: boolean | undefined;
 }
 
 export type ModelOptions = Record<string, Partial<ModelSpec>>;
@@ -73,7 +80,8 @@ const OPUS_45: ModelSpec = {
 };
 
 // The current models (no dated ids: an id answers as itself), each its own pool, with the figures the
-// gateway's rows assume for them (supabase/migrations/20261128170000_claude_rows_today.sql).
+// gateway's rows assume for them (supabase/migrations/20261128170000_claude_rows_today.sql); they
+// refuse a thinking budget and non-default sampling (20261129071616_claude_refusals_rows.sql).
 const SONNET_55: ModelSpec = {
   pool: 'sonnet-5-5',
   limits: TIER1_OPUS_SONNET,
@@ -82,6 +90,8 @@ const SONNET_55: ModelSpec = {
   snapshot: 'claude-sonnet-5-5',
   displayName: 'Claude Sonnet 5.5',
   createdAt: '2026-09-28T00:00:00Z',
+  refusesThinkingBudget: true,
+  refusesSampling: true,
 };
 const OPUS_55: ModelSpec = {
   ...SONNET_55,

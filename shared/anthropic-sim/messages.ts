@@ -69,6 +69,10 @@ export function parseMessagesRequest(body: unknown, spec: ModelSpec, counting: b
   }
   const tc = isObject(body.tool_choice) ? body.tool_choice : { type: 'auto' };
   if (!['auto', 'any', 'tool', 'none'].includes(tc.type as string)) return bad("tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'");
+  if (!counting) {
+    const refused = refusedBySpec(body, spec);
+    if (refused !== undefined) return bad(refused);
+  }
   let thinking: MessagesRequest['thinking'];
   if (isObject(body.thinking) && body.thinking.type === 'enabled') {
     const budget = body.thinking.budget_tokens;
@@ -93,6 +97,32 @@ export function parseMessagesRequest(body: unknown, spec: ModelSpec, counting: b
       schema: of?.type === 'json_schema' ? of.schema : undefined,
     },
   };
+}
+
+// What Claude's newer models refuse, in Anthropic's words. Anthropic's migration guide
+// (platform.claude.com/docs/en/about-claude/models/migration-guide, "Migrating to Claude Opus 4.7", as
+// OpenRouter's Claude 4.7 guide and effloow's Opus 4.7 guide quote it): thinking is adaptive only, a
+// `thinking: {type: "enabled", budget_tokens}` returns a 400, and temperature, top_p or top_k set to a
+// non-default value return a 400; Amazon Bedrock's "Adaptive thinking" page says the same of the Claude 5
+// models. The messages are the ones developers report from the API: '"thinking.type.enabled" is not
+// supported for this model. Use "thinking.type.adaptive" and "output_config.effort" to control thinking
+// behavior.' (claude-sonnet-5, MemberJunction's UsesAdaptiveThinking docs) and '`temperature` is
+// deprecated for this model.' (Opus 4.7 and 4.8: ComfyUI#13923, picoclaw#2939); the same words are
+// assumed for top_p and top_k. The defaults are temperature 1 and top_p 1; top_k has none. count_tokens
+// is not held to them: no source says whether it is.
+const SAMPLING_DEFAULTS: Record<'temperature' | 'top_p' | 'top_k', number | undefined> = { temperature: 1, top_p: 1, top_k: undefined };
+
+/** The message of Anthropic's 400 for what this model refuses in the body, if it refuses anything. */
+function refusedBySpec(body: Record<string, unknown>, spec: ModelSpec): string | undefined {
+  if (spec.refusesThinkingBudget === true && isObject(body.thinking) && body.thinking.type === 'enabled') {
+    return '"thinking.type.enabled" is not supported for this model. Use "thinking.type.adaptive" and "output_config.effort" to control thinking behavior.';
+  }
+  if (spec.refusesSampling !== true) return undefined;
+  for (const [field, fallback] of Object.entries(SAMPLING_DEFAULTS)) {
+    const value = body[field];
+    if (value !== undefined && value !== null && value !== fallback) return `\`${field}\` is deprecated for this model.`;
+  }
+  return undefined;
 }
 
 /** Tokens of one block under the rule: text by its bytes, an image 1 600, anything else its JSON. */

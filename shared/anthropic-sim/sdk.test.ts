@@ -139,6 +139,36 @@ describe('the Anthropic SDK against the simulator', () => {
     expect(old.status).toBe(200);
   });
 
+  it('a 5.5 model refuses a thinking budget and non-default sampling with Anthropic\'s 400; the defaults, adaptive thinking and a 4.5 model pass', async () => {
+    const post = (body: Record<string, unknown>) => fetch(`${sim.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'x-api-key': 'sk-ant-sim-a1', 'anthropic-version': '2023-06-01', 'content-type': 'application/json' },
+      body: JSON.stringify({ ...ask('hi', { max_tokens: 4096 }), ...body }),
+    });
+    const refused = async (body: Record<string, unknown>) => {
+      const res = await post(body);
+      expect(res.status).toBe(400);
+      const answer = (await res.json()) as { type: string; error: { type: string; message: string } };
+      expect(answer).toMatchObject({ type: 'error', error: { type: 'invalid_request_error' } });
+      return answer.error.message;
+    };
+    const before = sim.stats().total.received;
+    expect(await refused({ model: 'claude-sonnet-5-5', thinking: { type: 'enabled', budget_tokens: 2048 } })).toBe(
+      '"thinking.type.enabled" is not supported for this model. Use "thinking.type.adaptive" and "output_config.effort" to control thinking behavior.',
+    );
+    expect(await refused({ model: 'claude-opus-5-5', temperature: 0.5 })).toBe('`temperature` is deprecated for this model.');
+    expect(await refused({ model: 'claude-haiku-5-5', top_p: 0.9 })).toBe('`top_p` is deprecated for this model.');
+    expect(await refused({ model: 'claude-haiku-5-5', top_k: 40 })).toBe('`top_k` is deprecated for this model.');
+    for (const body of [
+      { model: 'claude-sonnet-5-5', temperature: 1, top_p: 1 },
+      { model: 'claude-sonnet-5-5', thinking: { type: 'adaptive' } },
+      { model: 'claude-sonnet-4-5', temperature: 0.5, thinking: { type: 'enabled', budget_tokens: 2048 } },
+    ]) {
+      expect((await post(body)).status).toBe(200);
+    }
+    expect(sim.stats().total.received - before).toBe(7);
+  });
+
   it('money in four shapes: a 400 about credit, a 402, a 429 whose details name the spend limit, a 400 about a spend limit', async () => {
     const as = (key: string) => new Anthropic({ baseURL: sim.url, apiKey: key, maxRetries: 0 });
     const credit = await apiError(as('sk-ant-credit').messages.create(ask('hi')));
