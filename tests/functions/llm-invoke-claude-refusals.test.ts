@@ -3,8 +3,9 @@
 // route's dialect, before any call: the Anthropic simulator (which answers Anthropic's own 400 for
 // them) receives nothing and no attempt row is written. The defaults pass, as does an older Claude
 // model that takes them; a row's chain passes over a 5.x model for such a request as it does over any
-// model lacking what the request asks, and a chain the caller wrote is held to it. Real functions,
-// real PostgreSQL, the simulators over real HTTP.
+// model lacking what the request asks, a chain the caller wrote is held to it, and a model past its
+// shutdown date whose 5.x successor refuses the request is refused naming the successor. Real
+// functions, real PostgreSQL, the simulators over real HTTP.
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -221,6 +222,26 @@ describe("fallback chains", () => {
     } finally {
       sim.clearFaults();
       await s.sql`update public.google_ai_model_limits set fallback_models = '{}' where model = ${first}`;
+    }
+  });
+
+  it("past its shutdown date a model is served by its 5.x successor: a request the successor refuses is a 400 naming it, no call", async () => {
+    // Haiku 4.5 (no other test here asks for it) with an end already passed; Haiku 5.5 is its successor.
+    const retired = "claude-haiku-4-5-20251001";
+    await s.sql`update public.google_ai_model_limits set shutdown_date = current_date - 1 where model = ${retired}`;
+    try {
+      const res = await s.call({ model: retired, prompt: "hi", mode: "NO_WAIT", generationConfig: { topP: 0.5 } });
+      expect(res.status).toBe(400);
+      expect(res.body.error).toMatchObject({
+        code: "unsupported_feature",
+        details: { model: "claude-haiku-5-5", feature: "sampling", field: "generationConfig.topP" },
+      });
+      expect(claudeCalls()).toBe(0);
+      // The successor's booking is given back, not left reserved.
+      const rows = await s.sql`select status from public.google_ai_attempts where model = 'claude-haiku-5-5'`;
+      expect(rows.map((r) => r.status)).toEqual(["released"]);
+    } finally {
+      await s.sql`update public.google_ai_model_limits set shutdown_date = null where model = ${retired}`;
     }
   });
 
