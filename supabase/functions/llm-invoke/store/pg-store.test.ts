@@ -157,6 +157,11 @@ describe("createPgStore over the RPCs", () => {
     // Gemma 4's row takes a system instruction and tools; Gemini's say they take images.
     expect(await store().modelProfile("gemma-4-31b-it")).toMatchObject({ supportsSystemInstruction: true, supportsTools: true });
     expect(await store().modelProfile("gemini-3.5-flash")).toMatchObject({ supportsImages: true });
+    // Claude 5.5's row refuses a thinking budget and non-default sampling; a 4.5 row says nothing of either.
+    expect(await store().modelProfile("claude-sonnet-5-5")).toMatchObject({ refusesThinkingBudget: true, refusesSampling: true });
+    const older = await store().modelProfile("claude-sonnet-4-5");
+    expect(older).not.toHaveProperty("refusesThinkingBudget");
+    expect(older).not.toHaveProperty("refusesSampling");
     // A retired row still answers (inactive), with its chain in order: aliases resolved, unknown names left out.
     await db.sql`insert into public.google_ai_model_limits (model, rpm, is_active, fallback_models)
                  values ('retired-model', 1, false, array['no-such-model', 'gemini-2.5-flash', 'gemma-3-27b'])`;
