@@ -2,14 +2,16 @@
 // Edge Runtime runs it (EdgeRuntime.waitUntil defined: a success's finalize runs after the answer),
 // PostgreSQL and the OpenAI simulator (its clock held still: one minute window all along):
 //   a model row at 6 RPM, 3 of the organization's 6 spent outside the gateway (/__sim/spend), 6 NO_WAIT
-//   requests one after another: 3 served, the other 3 refused by the gateway, no 429 from OpenAI.
+//   requests one after another: 3 served, the other 3 refused by the gateway, no 429 from OpenAI;
+//   round trips: those 3 successes' finalizes were on the callers' path (none handed to waitUntil), a
+//   success with room to spare (gpt-4o-mini at 500 RPM) has its finalize after the answer (one handed).
 // Every finalize is slowed in the database (a trigger sleeps in the attempt row's update), so a write
 // that runs after its answer lands after the caller's next admission: the rest the provider's last
 // request calls for is in place in time only because that finalize is written before the answer
 // (attempt/room.ts), and the margin no longer counts the answered call's own caller.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type OpenAISimulator, startOpenAISimulator } from "../../shared/openai-sim/server.ts";
-import { BENCH_SERVICE_KEY, serveLlmInvokeAsOnSupabase } from "../../bench/lib/llm-invoke.ts";
+import { BENCH_SERVICE_KEY, serveLlmInvokeAsOnSupabase, waitUntilCounts } from "../../bench/lib/llm-invoke.ts";
 import type { ServerProcess } from "../../bench/lib/server-process.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
 
@@ -58,6 +60,17 @@ afterAll(async () => {
   await db?.drop();
 });
 
+/** One NO_WAIT request to the function; its status. */
+async function ask(model: string, prompt: string): Promise<number> {
+  const res = await fetch(fn.url, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${BENCH_SERVICE_KEY}` },
+    body: JSON.stringify({ model, prompt, mode: "NO_WAIT", generationConfig: { maxOutputTokens: 20 } }),
+  });
+  await res.text();
+  return res.status;
+}
+
 async function sim(path: string, method: string, body: unknown): Promise<unknown> {
   const res = await fetch(`${oa.url}${path}`, { method, headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
   if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
@@ -70,15 +83,7 @@ describe("a lone caller", () => {
     expect(await sim("/__sim/spend", "POST", { organization: ORG, model: MODEL, requests: 3 }))
       .toEqual({ admitted: 3, refused: 0 });
     const statuses: number[] = [];
-    for (let i = 0; i < 6; i++) {
-      const res = await fetch(fn.url, {
-        method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${BENCH_SERVICE_KEY}` },
-        body: JSON.stringify({ model: MODEL, prompt: `lone ${i}`, mode: "NO_WAIT", generationConfig: { maxOutputTokens: 20 } }),
-      });
-      await res.text();
-      statuses.push(res.status);
-    }
+    for (let i = 0; i < 6; i++) statuses.push(await ask(MODEL, `lone ${i}`));
     const calls = oa.stats().recent.filter((r) => r.method === "chat.completions");
     expect(statuses, output.slice(-10).join("\n")).toEqual([200, 200, 200, 429, 429, 429]);
     expect(calls.map((r) => r.status)).toEqual([200, 200, 200]);
@@ -91,4 +96,13 @@ describe("a lone caller", () => {
       "succeeded", "succeeded", "succeeded", "refused upstream_cooldown", "refused upstream_cooldown", "refused upstream_cooldown",
     ]);
   }, 120_000);
+
+  it("round trips: a success with room to spare is finalized after its answer; the three near the end were not", async () => {
+    expect(await ask("gpt-4o-mini", "roomy")).toBe(200);
+    const counts = waitUntilCounts(await fn.close());
+    // One task handed to waitUntil: gpt-4o-mini's finalize. gpt-4.1-mini's three were awaited before their answers.
+    expect(counts).toEqual({ handed: 1, settled: 1, rejected: 0 });
+    const rows = await db.sql`select model, status from public.google_ai_attempts where status = 'succeeded' order by created_at`;
+    expect(rows.map((r) => r.model)).toEqual([MODEL, MODEL, MODEL, "gpt-4o-mini"]);
+  }, 60_000);
 });
