@@ -2,7 +2,8 @@
 // Edge Runtime runs it (EdgeRuntime.waitUntil defined: a success's finalize runs after the answer),
 // PostgreSQL and the OpenAI and Anthropic simulators (their clocks held still within a test):
 //   a model row at 6 RPM, 3 of the organization's 6 spent outside the gateway (/__sim/spend), 6 NO_WAIT
-//   requests one after another: 3 served, the other 3 refused by the gateway, no 429 from OpenAI;
+//   requests one after another (every other one streamed: the second's last event waits for its
+//   finalize): 3 served, the other 3 refused by the gateway, no 429 from OpenAI;
 //   the same at Anthropic (its buckets: a request bucket of 6 at RPM 6, 3 taken by calls outside the
 //   gateway, the simulator's clock still so nothing refills): 3 served, 3 refused, no 429 from Anthropic;
 //   round trips: OpenAI's 3 successes' finalizes and Claude's last were on the callers' path, a success
@@ -80,14 +81,15 @@ afterAll(async () => {
   await db?.drop();
 });
 
-/** One NO_WAIT request to the function; its status. */
-async function ask(model: string, prompt: string): Promise<number> {
+/** One NO_WAIT request to the function (streamed: each odd one); its status. A stream served ends whole. */
+async function ask(model: string, prompt: string, stream = false): Promise<number> {
   const res = await fetch(fn.url, {
     method: "POST",
     headers: { "content-type": "application/json", authorization: `Bearer ${BENCH_SERVICE_KEY}` },
-    body: JSON.stringify({ model, prompt, mode: "NO_WAIT", generationConfig: { maxOutputTokens: 20 } }),
+    body: JSON.stringify({ model, prompt, stream, mode: "NO_WAIT", generationConfig: { maxOutputTokens: 20 } }),
   });
-  await res.text();
+  const text = await res.text();
+  if (stream && res.status === 200) expect(text).toMatch(/"type":"done"/);
   return res.status;
 }
 
@@ -104,7 +106,7 @@ describe("a lone caller", () => {
     expect(await sim("/__sim/spend", "POST", { organization: ORG, model: MODEL, requests: 3 }))
       .toEqual({ admitted: 3, refused: 0 });
     const statuses: number[] = [];
-    for (let i = 0; i < 6; i++) statuses.push(await ask(MODEL, `lone ${i}`));
+    for (let i = 0; i < 6; i++) statuses.push(await ask(MODEL, `lone ${i}`, i % 2 === 1));
     const calls = oa.stats().recent.filter((r) => r.method === "chat.completions");
     expect(statuses, output.slice(-10).join("\n")).toEqual([200, 200, 200, 429, 429, 429]);
     expect(calls.map((r) => r.status)).toEqual([200, 200, 200]);
@@ -130,7 +132,7 @@ describe("a lone caller", () => {
       await outside.text();
     }
     const statuses: number[] = [];
-    for (let i = 0; i < 6; i++) statuses.push(await ask("claude-sonnet-4-5", `lone ${i}`));
+    for (let i = 0; i < 6; i++) statuses.push(await ask("claude-sonnet-4-5", `lone ${i}`, i % 2 === 1));
     expect(statuses, output.slice(-10).join("\n")).toEqual([200, 200, 200, 429, 429, 429]);
     // The 3 outside and the gateway's 3, all answered.
     const calls = ant.stats().recent.filter((r) => r.method === "messages");

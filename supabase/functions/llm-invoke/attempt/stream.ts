@@ -227,9 +227,11 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
     options.signal?.removeEventListener("abort", onAbort);
     const latencyMs = clock.now() - startedAt;
     if (ended === "done") {
-      // (Written before the last event under writeFirst: then only the response cache's part is left.)
+      // Written before the last event under writeFirst: then only the response cache's part is left.
+      const writtenFirst = written !== null;
       const landed = finalizeWhole();
       const answer = whole!;
+      if (writtenFirst && options.settled === undefined) return;
       await options.afterAnswer(landed.then(() => options.settled?.(answer)));
       return;
     }
