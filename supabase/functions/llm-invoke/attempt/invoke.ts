@@ -61,7 +61,7 @@ import { createTokenCounter, InputSize, type TokenCounter } from "../model/exact
 import { type Clock, systemClock } from "../clock.ts";
 import { answerUsage, type InvokeAnswer, type InvokeContext, type InvokeResult } from "./context.ts";
 import { type HubRequest, hubText } from "../../_shared/upstream/hub.ts";
-import { finalizeReliably } from "./finalize.ts";
+import { finalizeReliably, landsWithin, WRITTEN_FIRST_WAIT_MS } from "./finalize.ts";
 import { KeyExclusions } from "./key-exclusions.ts";
 import { type ChainLink, linkFor, requestFor, resolveChain } from "../model/model-chain.ts";
 import {
@@ -561,11 +561,10 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       const first = writeBeforeAnswer(outcome.room, size.tokens);
       const answeredFirst = !first && deps.waitUntil !== undefined;
       const finalized = finalizeSuccess(record, call, reservation, outcome, answerTimes(timing), answeredFirst);
-      const kept = () => flight?.keep(result, reservation.reservationId);
-      if (first) {
-        await timing.time("finalize", () => finalized);
-        if (flight !== null) await afterAnswer(Promise.resolve(kept()));
-      } else await afterAnswer(flight === null ? finalized : finalized.then(kept));
+      if (first && await timing.time("finalize", () => landsWithin(finalized, WRITTEN_FIRST_WAIT_MS)) && flight === null) {
+        return result;
+      }
+      await afterAnswer(flight === null ? finalized : finalized.then(() => flight.keep(result, reservation.reservationId)));
       return result;
     }
 

@@ -19,6 +19,7 @@ import {
 } from "../../_shared/upstream/hub.ts";
 import { sanitizeError } from "../../_shared/sanitize.ts";
 import { successRecord, usageCounts } from "./attempt-record.ts";
+import { landsWithin, WRITTEN_FIRST_WAIT_MS } from "./finalize.ts";
 import type { Clock } from "../clock.ts";
 import { answerUsage, type InvokeResult, type InvokeStream, type StreamHead } from "./context.ts";
 import type { FinalizeParams } from "../contract.ts";
@@ -180,7 +181,7 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
       }
       ended = "done";
       if (held !== null) {
-        await finalizeWhole();
+        writtenFirst = await landsWithin(finalizeWhole(), WRITTEN_FIRST_WAIT_MS);
         const last = held;
         held = null;
         yield last;
@@ -212,6 +213,8 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
 
   /** The stream ended whole: its success written (once). */
   let written: Promise<unknown> | null = null;
+  /** Under writeFirst: the success landed before the last event. */
+  let writtenFirst = false;
   function finalizeWhole(): Promise<unknown> {
     if (written !== null) return written;
     const answer = whole = result();
@@ -228,7 +231,6 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
     const latencyMs = clock.now() - startedAt;
     if (ended === "done") {
       // Written before the last event under writeFirst: then only the response cache's part is left.
-      const writtenFirst = written !== null;
       const landed = finalizeWhole();
       const answer = whole!;
       if (writtenFirst && options.settled === undefined) return;
