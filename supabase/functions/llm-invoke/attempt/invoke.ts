@@ -561,9 +561,9 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       const first = writeBeforeAnswer(outcome.room, size.tokens);
       const answeredFirst = !first && deps.waitUntil !== undefined;
       const finalized = finalizeSuccess(record, call, reservation, outcome, answerTimes(timing), answeredFirst);
-      if (first && await timing.time("finalize", () => landsWithin(finalized, WRITTEN_FIRST_WAIT_MS)) && flight === null) {
-        return result;
-      }
+      // Little left at the provider (room.ts): the answer waits for its finalize, a moment at most.
+      const landed = first && await timing.time("finalize", () => landsWithin(finalized, WRITTEN_FIRST_WAIT_MS));
+      if (landed && flight === null) return result;
       await afterAnswer(flight === null ? finalized : finalized.then(() => flight.keep(result, reservation.reservationId)));
       return result;
     }

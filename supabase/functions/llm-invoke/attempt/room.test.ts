@@ -25,8 +25,16 @@ describe("writeBeforeAnswer", () => {
 
 describe("roomUntil", () => {
   it("the answer left first: the provider's room less the caller's next call (a request, this call's booking)", () => {
-    expect(roomUntil(window(10, 5_000), 0, { bookedTokens: 700 })).toEqual({ requests: 9, tokens: 4_300, until: new Date(20_000) });
-    expect(roomUntil(window(null, 500), 0, { bookedTokens: 700 })).toEqual({ requests: null, tokens: 0, until: new Date(20_000) });
+    expect(roomUntil(window(10, 5_000), 0, { bookedTokens: 700 })).toEqual({
+      requests: 9,
+      tokens: 4_300,
+      until: new Date(20_000),
+    });
+    expect(roomUntil(window(null, 500), 0, { bookedTokens: 700 })).toEqual({
+      requests: null,
+      tokens: 0,
+      until: new Date(20_000),
+    });
   });
 
   it("written before the answer: the room as the provider said it", () => {
