@@ -140,7 +140,9 @@ $$;
 --   before this rest lands), plus those admitted since this call was (the provider may have counted
 --   them after its answer: on a busy machine a finalize lags its answer while callers go on), the model
 --   rests until the provider's counts are full again (p_room_until, reason 'provider_room'), so the
---   gateway waits instead of meeting the provider's 429s. A provider whose limits are buckets
+--   gateway waits instead of meeting the provider's 429s. This call's own caller is not counted: its
+--   room is left for the others (llm-invoke writes this before the answer where little is left, and
+--   otherwise sends what the provider said less that caller's next call). A provider whose limits are buckets
 --   (Anthropic's) says instead when they hold the next request (llm-invoke's roomUntil: nothing left
 --   until p_room_until). Where that is its request bucket (p_room_requests 0, p_room_tokens null) on a
 --   model whose own limits are buckets (bucket_share), the word may be up to one refill late (what is
@@ -190,14 +192,15 @@ begin
     -- (Out since: still on their way, or back since. Not only those still on their way: a caller whose
     -- answer is back may be admitting its next call now, which this count cannot see until it commits,
     -- and which will not see this rest; when the callers come back at once, all of them do. The answered
-    -- call's own caller is back too, once: its call is in the provider's count already.)
+    -- call's own caller is not among them: its call is in the provider's count already, and its next
+    -- call is either not made yet (this lands before the answer) or taken out of p_room_* already.)
     select 2 * count(*) filter (where f.out_since) + count(*) filter (where f.counted_since),
       coalesce(2 * sum(a.estimated_tokens) filter (where f.out_since), 0)
         + coalesce(sum(a.estimated_tokens) filter (where f.counted_since), 0)
     into v_margin, v_margin_tokens
     from public.google_ai_attempts a
     cross join lateral (select a.id <> p_att.id and (a.status = 'reserved' or a.finished_at >= p_att.admitted_at),
-      a.id = p_att.id or a.admitted_at > p_att.admitted_at) f(out_since, counted_since)
+      a.admitted_at > p_att.admitted_at) f(out_since, counted_since)
     where a.quota_group = p_att.quota_group and a.model = p_att.model
       and a.admitted_at > v_now - interval '5 minutes' and a.admitted_at < 'infinity';
     if p_room_requests <= v_margin or p_room_tokens <= v_margin_tokens then

@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { reservation, type ReserveAnswer } from "../support/reserve-answer.ts";
 import { oneKeyDatabase, type TestDatabase } from "../support/test-database.ts";
+import { roomUntil, writeBeforeAnswer } from "../../supabase/functions/llm-invoke/attempt/room.ts";
 
 let db: TestDatabase;
 const MODEL = "room-model";
@@ -27,11 +28,16 @@ async function admit(caller: string): Promise<ReserveAnswer> {
   return row!.r;
 }
 
-/** A success, finalized with the provider's word: `room` requests left until 50 s from now. */
+/**
+ * A success, finalized with the provider's word (`room` requests left until 50 s from now) as llm-invoke
+ * sends it: written after the answer, less its caller's next call; before it, where little is left.
+ */
 async function finalize(id: string, room: number): Promise<void> {
+  const sent = roomUntil({ requests: room, tokens: null, resetMs: 50_000 }, Date.now(),
+    writeBeforeAnswer({ requests: room, tokens: null, resetMs: 50_000 }, 50) ? undefined : { bookedTokens: 50 })!;
   await db.sql`select public.google_ai_finalize(p_reservation_id => ${id}::uuid, p_outcome => 'succeeded',
-    p_input_tokens => 10, p_output_tokens => 10, p_room_requests => ${room}::integer, p_room_tokens => null::integer,
-    p_room_until => now() + interval '50 seconds')`;
+    p_input_tokens => 10, p_output_tokens => 10, p_room_requests => ${sent.requests}::integer,
+    p_room_tokens => null::integer, p_room_until => now() + interval '50 seconds')`;
 }
 
 describe("provider_room: the rest lands before the provider's room is gone", () => {

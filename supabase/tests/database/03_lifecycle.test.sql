@@ -116,8 +116,10 @@ select throws_ok($$ update public.google_ai_attempts set quota_cause = 'rpm' whe
 
 -- The provider's room (x-ratelimit-remaining-*): the rest counts the calls out at any moment since the
 -- answered one was admitted, twice (a caller whose answer is back may be admitting its next call, unseen
--- by the count), and the admissions since it, which the provider may have counted after its answer. Five
--- calls a second apart; the last three are answered first, then the first two, whose finalizes lag.
+-- by the count), and the admissions since it, which the provider may have counted after its answer; not
+-- the answered call's own caller (llm-invoke takes its next call out of the room when the answer leaves
+-- first). Five calls a second apart; the last three are answered first, then the first two, whose
+-- finalizes lag.
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('room-model', 100, 100000, null);
 insert into public.google_ai_api_keys (key_alias, env_var_name, project_id) values ('r1', 'KEY_R1', 'proj-room');
 create function pg_temp.room(p_ago int) returns uuid language sql as $$
@@ -132,27 +134,27 @@ insert into ids values ('room-1', pg_temp.room(5)), ('room-2', pg_temp.room(4)),
   ('room-4', pg_temp.room(2)), ('room-5', pg_temp.room(1));
 select public.google_ai_finalize((select id from ids where name = n), 'succeeded', 5, 5, 200)
 from unnest(array['room-3', 'room-4', 'room-5']) n;
-select pg_temp.room_left('room-1', 14);
+select pg_temp.room_left('room-1', 13);
 select is((select count(*)::int from public.google_ai_cooldowns where model = 'room-model'), 0,
-  'more left (14) than twice the others out since (4: one on its way, three back), itself and those admitted since (4): no rest');
-select pg_temp.room_left('room-2', 12);
+  'more left (13) than twice the others out since (4: one on its way, three back) and those admitted since (4): no rest');
+select pg_temp.room_left('room-2', 11);
 select is((select reason from public.google_ai_cooldowns where model = 'room-model'), 'provider_room',
-  'no more left (12) than twice the others out since (4, none on its way), itself and those admitted since (3): the model rests');
+  'no more left (11) than twice the others out since (4, none on its way) and those admitted since (3): the model rests');
 
--- A lone caller keeps all but its next call's room: its own answered call counts once (it is back and
--- may be admitting again), not twice as the others do.
+-- A lone caller uses every request left: its own answered call is not counted (its next call is not
+-- made before this lands, or is taken out of the room by llm-invoke).
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('lone-model', 3, 100000, null);
 create function pg_temp.lone(p_left int) returns void language sql as $$
   select public.google_ai_finalize((pg_temp.reserve_at(pg_catalog.clock_timestamp(), array['lone-model'], 10,
     'pgtap', null, null) ->> 'reservation_id')::uuid, 'succeeded', 5, 5, 200,
     p_room_requests => p_left, p_room_until => pg_catalog.clock_timestamp() + interval '30 seconds')
 $$;
-select pg_temp.lone(2);
-select is((select count(*)::int from public.google_ai_cooldowns where model = 'lone-model'), 0,
-  'a lone caller with two requests left: no rest');
 select pg_temp.lone(1);
+select is((select count(*)::int from public.google_ai_cooldowns where model = 'lone-model'), 0,
+  'a lone caller with one request left: no rest');
+select pg_temp.lone(0);
 select is((select reason from public.google_ai_cooldowns where model = 'lone-model'), 'provider_room',
-  'a lone caller with one left: the model rests');
+  'a lone caller with none left: the model rests');
 
 select * from finish();
 rollback;

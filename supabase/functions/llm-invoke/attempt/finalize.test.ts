@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { GatewayError } from "../../_shared/errors.ts";
 import type { FinalizeParams } from "../contract.ts";
-import { type FinalizeClock, finalizeReliably } from "./finalize.ts";
+import { type FinalizeClock, finalizeReliably, landsWithin } from "./finalize.ts";
 import type { GatewayStore } from "../store/store.ts";
 
 function fakeClock(): FinalizeClock & { slept: number[] } {
@@ -140,5 +140,16 @@ describe("finalizeReliably", () => {
       cooldown_until: "2026-11-21T10:16:00.000Z",
       replay_answer_lost: false,
     });
+  });
+});
+
+describe("landsWithin (a finalize written before its answer)", () => {
+  it("true once the write lands; false when it has not by the bound, the write going on", async () => {
+    expect(await landsWithin(Promise.resolve(true), 1_000)).toBe(true);
+    let land!: () => void;
+    const slow = new Promise<void>((resolve) => land = resolve);
+    expect(await landsWithin(slow, 5)).toBe(false);
+    land();
+    await slow;
   });
 });

@@ -1,8 +1,9 @@
 // Finalize that does not lose a paid answer: the outcome of a call to a provider is written with
 // google_ai_finalize, retried with backoff while the database cannot take it, until it lands or the
 // invocation's wall-clock budget ends. A success runs this after the response where the runtime
-// allows (EdgeRuntime.waitUntil), so the caller does not wait for the retries; an error outcome is
-// awaited (the next reservation must see its cooldown) and so retries only briefly.
+// allows (EdgeRuntime.waitUntil), so the caller does not wait for the retries (one written before its
+// answer, the provider's room near its end, is waited for WRITTEN_FIRST_WAIT_MS at most); an error
+// outcome is awaited (the next reservation must see its cooldown) and so retries only briefly.
 //
 // What could still not be written is logged as one structured line, `finalize_lost {json}`, with
 // everything google_ai_finalize (google_ai_finalize_cut for a cut stream) needs to replay it: never
@@ -30,6 +31,23 @@ export interface FinalizeRetry {
 export const FINALIZE_BACKOFF_BASE_MS = 250;
 export const FINALIZE_MAX_BACKOFF_MS = 4_000;
 export const ERROR_OUTCOME_BUDGET_MS = 2_000;
+/**
+ * How long an answer waits for a success's finalize written before it (room.ts); past that it leaves,
+ * the write going on after it: a database that cannot take the write now must not hold a paid answer
+ * (nor, while it cannot, commit the caller's next reservation).
+ */
+export const WRITTEN_FIRST_WAIT_MS = ERROR_OUTCOME_BUDGET_MS;
+
+/** True once `write` settles, false after `ms` of wall time (the write goes on). */
+export async function landsWithin(write: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms));
+  try {
+    return await Promise.race([write.then(() => true as const), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** The replay record of a finalize that never landed (logged as `finalize_lost {json}`). */
 export interface LostFinalize {

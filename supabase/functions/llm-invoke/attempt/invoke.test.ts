@@ -1297,3 +1297,65 @@ describe("invoke: streamed answers", () => {
     expect(store.finalized.map((f) => f.outcome)).toEqual(["upstream_error", "network_error", "succeeded"]);
   });
 });
+
+describe("invoke: the provider's room near its end (room.ts)", () => {
+  const room = (requests: number) => ({ requests, tokens: 1_000_000, resetMs: 30_000 });
+  const withRoom = (requests: number): GenerateOutcome => ({ ...ok(), room: room(requests) } as GenerateOutcome);
+  const roomStream = (requests: number) => {
+    const scripted = googleStream(["При", "вет"]);
+    return { ...scripted.outcome, room: room(requests) } as StreamOutcome;
+  };
+
+  it("a success with a request left: written before the answer, even where waitUntil exists, the room as the provider said it", async () => {
+    const store = new FakeStore([reservation(1)]);
+    const pending: Array<Promise<unknown>> = [];
+    const { run } = setup(store, new FakeGoogle([withRoom(1)]), { waitUntil: (p) => pending.push(p) });
+    await run();
+    expect(pending).toEqual([]);
+    expect(store.finalized.map((f) => f.room?.requests)).toEqual([1]);
+  });
+
+  it("a success with more left: after the answer, the room less the caller's next call", async () => {
+    const store = new FakeStore([reservation(1)]);
+    const pending: Array<Promise<unknown>> = [];
+    const { run } = setup(store, new FakeGoogle([withRoom(10)]), { waitUntil: (p) => pending.push(p) });
+    await run();
+    expect(pending).toHaveLength(1);
+    await Promise.all(pending);
+    expect(store.finalized.map((f) => f.room?.requests)).toEqual([9]);
+  });
+
+  it("without waitUntil the finalize is awaited before the answer: the room as the provider said it", async () => {
+    const store = new FakeStore([reservation(1)]);
+    const { run } = setup(store, new FakeGoogle([withRoom(10)]));
+    await run();
+    expect(store.finalized.map((f) => f.room?.requests)).toEqual([10]);
+  });
+
+  it("a stream with a request left: its last chunk reaches the caller after the finalize is written", async () => {
+    const store = new FakeStore([reservation(1)]);
+    const google = new FakeGoogle([]);
+    google.streams.push(roomStream(1));
+    const { runStream } = setup(store, google, { waitUntil: () => {} });
+    const reader = (await runStream()).chunks[Symbol.asyncIterator]();
+    expect(hubText((await reader.next()).value!.answer!)).toBe("При");
+    expect(store.finalized).toEqual([]);
+    expect(hubText((await reader.next()).value!.answer!)).toBe("вет");
+    expect(store.finalized).toEqual([expect.objectContaining({ outcome: "succeeded", outputTokens: 6, room: expect.objectContaining({ requests: 1 }) })]);
+    expect((await reader.next()).done).toBe(true);
+    expect(store.finalized).toHaveLength(1);
+  });
+
+  it("a stream with more left: each chunk as it comes, the finalize after the last, the room less the caller's next call", async () => {
+    const store = new FakeStore([reservation(1)]);
+    const google = new FakeGoogle([]);
+    google.streams.push(roomStream(10));
+    const { runStream } = setup(store, google);
+    const reader = (await runStream()).chunks[Symbol.asyncIterator]();
+    await reader.next();
+    await reader.next();
+    expect(store.finalized).toEqual([]);
+    expect((await reader.next()).done).toBe(true);
+    expect(store.finalized.map((f) => f.room?.requests)).toEqual([9]);
+  });
+});

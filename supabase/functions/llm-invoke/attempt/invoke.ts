@@ -17,7 +17,8 @@
 // is retried like any other; from the first chunk on, the answer belongs to the caller.
 //
 // Per outcome of a call to the provider:
-//   success        finalize(succeeded) and answer (off the response path when waitUntil exists)
+//   success        finalize(succeeded) and answer (off the response path when waitUntil exists; before
+//                  the answer where the provider's room is near its end: room.ts)
 //   429            finalize with a cooldown (the provider's delay, or its midnight for a per-day quota),
 //                  then the next attempt reserves again, which skips the cooled-down group
 //   invalid key    finalize (the key leaves rotation), exclude that key, next attempt at once
@@ -60,7 +61,7 @@ import { createTokenCounter, InputSize, type TokenCounter } from "../model/exact
 import { type Clock, systemClock } from "../clock.ts";
 import { answerUsage, type InvokeAnswer, type InvokeContext, type InvokeResult } from "./context.ts";
 import { type HubRequest, hubText } from "../../_shared/upstream/hub.ts";
-import { finalizeReliably } from "./finalize.ts";
+import { finalizeReliably, landsWithin, WRITTEN_FIRST_WAIT_MS } from "./finalize.ts";
 import { KeyExclusions } from "./key-exclusions.ts";
 import { type ChainLink, linkFor, requestFor, resolveChain } from "../model/model-chain.ts";
 import {
@@ -86,7 +87,7 @@ import type { CacheFlight, ResponseCache } from "../cache/response-cache.ts";
 import { keyedRequest } from "../cache/key.ts";
 import type { GatewayStore } from "../store/store.ts";
 import { openStream, relayStream } from "./stream.ts";
-import { roomUntil } from "./room.ts";
+import { roomUntil, writeBeforeAnswer } from "./room.ts";
 import { estimateRequestTokens } from "../model/tokens.ts";
 import {
   type GenerateOutcome,
@@ -490,7 +491,8 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
 
     /**
      * A success's finalize, streamed or whole: the record with the request's times (read when the
-     * answer's first byte leaves), the tier asked for and the one served, the provider's room.
+     * answer's first byte leaves), the tier asked for and the one served, the provider's room (less the
+     * caller's next call when the answer leaves first: room.ts).
      */
     function finalizeSuccess(
       record: FinalizeParams,
@@ -498,6 +500,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       reservation: Reservation,
       served: { servedTier?: string | null; room?: ProviderRoom | null },
       times: ReturnType<typeof answerTimes>,
+      answeredFirst: boolean,
     ): Promise<boolean> {
       return finalizeReliably(deps.store, logError, {
         ...record,
@@ -505,7 +508,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         booked: { quotaGroup: reservation.quotaGroup, model: reservation.model },
         serviceTier: call.tier,
         servedTier: served.servedTier ?? null,
-        room: roomUntil(served.room, clock.now()),
+        room: roomUntil(served.room, clock.now(), answeredFirst ? { bookedTokens: size.tokens } : undefined),
       }, { deadline, clock });
     }
 
@@ -516,13 +519,16 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       reservation: Reservation,
     ): InvokeAnswer {
       const times = answerTimes(timing);
+      // Little left at the provider: the finalize lands before the stream's last event (room.ts).
+      const writeFirst = writeBeforeAnswer(opened.room, size.tokens);
       return relayStream(opened, {
         head: { ...headOf(reservation, calls, call.provider), waited_ms: waiting.waitedMs },
         reservationId: reservation.reservationId,
         upstream: call.who,
         estimatedInputTokens: size.input,
         idempotent,
-        finalize: (record) => finalizeSuccess(record, call, reservation, opened, times),
+        finalize: (record) => finalizeSuccess(record, call, reservation, opened, times, !writeFirst),
+        writeFirst,
         ...(flight === null ? {} : {
           settled: (whole: InvokeResult | null) =>
             whole === null ? flight.drop() : flight.keep(whole, reservation.reservationId),
@@ -535,7 +541,10 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       });
     }
 
-    /** The whole answer: finalized (off the response path where the runtime allows it), then answered. */
+    /**
+     * The whole answer: finalized (off the response path where the runtime allows it; before the answer
+     * where little is left at the provider: room.ts), then answered.
+     */
     async function answerWhole(
       outcome: Extract<GenerateOutcome, { ok: true }>,
       call: PreparedCall,
@@ -549,7 +558,12 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         response: idempotent ? result : null,
       });
       if (flight !== null) onCache?.({ status: flight.storable(result) ? "stored" : "miss" });
-      const finalized = finalizeSuccess(record, call, reservation, outcome, answerTimes(timing));
+      const first = writeBeforeAnswer(outcome.room, size.tokens);
+      const answeredFirst = !first && deps.waitUntil !== undefined;
+      const finalized = finalizeSuccess(record, call, reservation, outcome, answerTimes(timing), answeredFirst);
+      // Little left at the provider (room.ts): the answer waits for its finalize, a moment at most.
+      const landed = first && await timing.time("finalize", () => landsWithin(finalized, WRITTEN_FIRST_WAIT_MS));
+      if (landed && flight === null) return result;
       await afterAnswer(flight === null ? finalized : finalized.then(() => flight.keep(result, reservation.reservationId)));
       return result;
     }

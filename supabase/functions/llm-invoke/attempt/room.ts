@@ -1,15 +1,48 @@
 // The rest a provider's own counts ask for, as finalize takes it (FinalizeParams.room): what is left of
 // the group's limits and when all of it is back. The database rests the model until then when no more
 // is left than twice the group's other calls out since the answered one was admitted (on their way, or
-// back), plus the answered one and those admitted since it (google_ai_settle_call). A bucket's word
-// (Anthropic's: `next`) is the rest itself: nothing left, in the buckets that do not hold the next request
-// (requests, tokens: 0; the others null), until they do; nothing to rest for once they hold it. (Its
-// request bucket's word alone, the database weighs against the gateway's own request bucket: what is
-// left is rounded down.)
+// back), plus those admitted since it (google_ai_settle_call). A bucket's word (Anthropic's: `next`) is
+// the rest itself: nothing left, in the buckets that do not hold the next request (requests, tokens: 0;
+// the others null), until they do; nothing to rest for once they hold it. (Its request bucket's word
+// alone, the database weighs against the gateway's own request bucket: what is left is rounded down.)
+//
+// The answered call's own caller: when the answer leaves before its finalize lands, that caller may be
+// admitting its next call already, which the database cannot see until it commits. Where little is left
+// (writeBeforeAnswer), the finalize is written before the answer leaves, and the count is the provider's
+// as it said it. Otherwise the answer goes first, and what finalize says is left is the provider's less
+// that next call (one request, and this call's booking): left for the others.
 import type { FinalizeParams } from "../contract.ts";
 import type { ProviderRoom } from "../../_shared/upstream/port.ts";
 
-export function roomUntil(room: ProviderRoom | null | undefined, now: number): FinalizeParams["room"] {
+/**
+ * Where the provider's room is at or below this many of the answered call (requests; tokens: as many
+ * of its booking), its finalize is written before the answer leaves. A caller alone needs it there: its
+ * next call's finalize counts this one out twice while this one's write is not in, and its own next call
+ * once; three then leave room for all it may send, to the last request the provider has.
+ */
+export const WRITE_BEFORE_ANSWER_CALLS = 3;
+
+/**
+ * Whether a success's finalize is written before its answer leaves: the provider's room says the model
+ * may rest now (a bucket's word that it does not hold the next request), or is near it (a sliding window's
+ * remaining counts within WRITE_BEFORE_ANSWER_CALLS of this call). `bookedTokens`: what this call booked.
+ */
+export function writeBeforeAnswer(room: ProviderRoom | null | undefined, bookedTokens: number): boolean {
+  if (room == null) return false;
+  if (room.next !== undefined) return room.next.requestsMs > 0 || room.next.tokensMs > 0;
+  return (room.requests !== null && room.requests <= WRITE_BEFORE_ANSWER_CALLS) ||
+    (room.tokens !== null && room.tokens <= WRITE_BEFORE_ANSWER_CALLS * Math.max(1, bookedTokens));
+}
+
+/**
+ * The room as finalize takes it. `answeredFirst`: the answer leaves before this write lands; what is
+ * left is then the provider's less the answered caller's next call (its booking: this call's).
+ */
+export function roomUntil(
+  room: ProviderRoom | null | undefined,
+  now: number,
+  answeredFirst?: { bookedTokens: number },
+): FinalizeParams["room"] {
   if (room == null) return null;
   if (room.next !== undefined) {
     const { requestsMs, tokensMs } = room.next;
@@ -20,5 +53,10 @@ export function roomUntil(room: ProviderRoom | null | undefined, now: number): F
       until: new Date(now + Math.max(requestsMs, tokensMs)),
     };
   }
-  return { requests: room.requests, tokens: room.tokens, until: new Date(now + room.resetMs) };
+  const less = (left: number | null, next: number) => left === null ? null : Math.max(0, left - next);
+  return {
+    requests: answeredFirst === undefined ? room.requests : less(room.requests, 1),
+    tokens: answeredFirst === undefined ? room.tokens : less(room.tokens, answeredFirst.bookedTokens),
+    until: new Date(now + room.resetMs),
+  };
 }

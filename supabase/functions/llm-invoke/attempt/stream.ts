@@ -5,7 +5,8 @@
 //   relayStream   passes the chunks on, keeping the provider's latest usage and the text so far (read
 //                 from the hub shape); when the stream ends it finalizes the attempt: a success with
 //                 the provider's last count, or 'cut' (the caller went away, or the provider broke off)
-//                 with the tokens so far. No database write stands between a chunk and the caller.
+//                 with the tokens so far. No database write stands between a chunk and the caller, but
+//                 where little is left at the provider (room.ts) the success's, before the last event.
 import { GatewayError } from "../../_shared/errors.ts";
 import {
   billedOutputTokens,
@@ -18,6 +19,7 @@ import {
 } from "../../_shared/upstream/hub.ts";
 import { sanitizeError } from "../../_shared/sanitize.ts";
 import { successRecord, usageCounts } from "./attempt-record.ts";
+import { landsWithin, WRITTEN_FIRST_WAIT_MS } from "./finalize.ts";
 import type { Clock } from "../clock.ts";
 import { answerUsage, type InvokeResult, type InvokeStream, type StreamHead } from "./context.ts";
 import type { FinalizeParams } from "../contract.ts";
@@ -101,6 +103,11 @@ export interface RelayOptions {
   /** The caller named the request: the whole answer is stored for replay, a cut frees its id. */
   idempotent: boolean;
   finalize: (record: FinalizeParams) => Promise<unknown>;
+  /**
+   * The finalize of a stream that ends whole lands before its last event reaches the caller (room.ts:
+   * little left at the provider): each chunk is passed on once the next has come, the last once written.
+   */
+  writeFirst?: boolean;
   endRequest: () => Promise<void>;
   /** Off the response path where the runtime allows it, else awaited. */
   afterAnswer: (work: Promise<unknown>) => Promise<void>;
@@ -160,12 +167,25 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
   async function* chunks(): AsyncGenerator<HubChunk, void, undefined> {
     let ended: "done" | "client" | "upstream" = "client";
     let cut: UpstreamError | null = null;
+    /** Under writeFirst: the latest chunk, held until the next comes (or, the last, until written). */
+    let held: HubChunk | null = null;
     try {
       for await (const chunk of opened.chunks) {
         tally.add(chunk);
-        yield chunk;
+        if (options.writeFirst !== true) {
+          yield chunk;
+          continue;
+        }
+        if (held !== null) yield held;
+        held = chunk;
       }
       ended = "done";
+      if (held !== null) {
+        writtenFirst = await landsWithin(finalizeWhole(), WRITTEN_FIRST_WAIT_MS);
+        const last = held;
+        held = null;
+        yield last;
+      }
     } catch (error) {
       if (!(error instanceof StreamCut)) throw error;
       cut = error.error;
@@ -174,6 +194,8 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
     } finally {
       await finish(ended, cut);
     }
+    // The provider broke off: what came before the break is the caller's too.
+    if (ended === "upstream" && held !== null) yield held;
     // Only a break-off gets here (a caller that stops reading ends the generator at its yield):
     // the stream must not look whole to whoever reads it.
     if (ended === "client") {
@@ -189,17 +211,30 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
     }
   }
 
+  /** The stream ended whole: its success written (once). */
+  let written: Promise<unknown> | null = null;
+  /** Under writeFirst: the success landed before the last event. */
+  let writtenFirst = false;
+  function finalizeWhole(): Promise<unknown> {
+    if (written !== null) return written;
+    const answer = whole = result();
+    return written = options.finalize(successRecord({
+      reservationId: options.reservationId,
+      latencyMs: clock.now() - startedAt,
+      ...usageCounts(tally.usage),
+      response: options.idempotent ? answer : null,
+    }));
+  }
+
   async function finish(ended: "done" | "client" | "upstream", cut: UpstreamError | null): Promise<void> {
     options.signal?.removeEventListener("abort", onAbort);
     const latencyMs = clock.now() - startedAt;
     if (ended === "done") {
-      const answer = whole = result();
-      await options.afterAnswer(options.finalize(successRecord({
-        reservationId: options.reservationId,
-        latencyMs,
-        ...usageCounts(tally.usage),
-        response: options.idempotent ? whole : null,
-      })).then(() => options.settled?.(answer)));
+      // Written before the last event under writeFirst: then only the response cache's part is left.
+      const landed = finalizeWhole();
+      const answer = whole!;
+      if (writtenFirst && options.settled === undefined) return;
+      await options.afterAnswer(landed.then(() => options.settled?.(answer)));
       return;
     }
     const record: FinalizeParams = {
