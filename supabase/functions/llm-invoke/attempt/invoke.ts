@@ -306,7 +306,8 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       return { ...(cached.answer as unknown as InvokeResult), cached: cached.cached };
     }
     const flight: CacheFlight | null = cached?.kind === "flight" ? cached : null;
-    if (cached?.kind !== "flight") onCache?.(cached?.report ?? { status: "bypass" });
+    // A call under way is a miss until its whole answer is stored: an error answer says so too.
+    onCache?.(flight !== null ? { status: "miss" } : cached?.report ?? { status: "bypass" });
 
     const keys = new KeyExclusions();
     const waiting = { mode: request.mode, maxWaitMs: request.maxWaitMs, deadline, signal, waitedMs: 0 };
