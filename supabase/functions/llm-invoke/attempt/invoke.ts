@@ -63,6 +63,7 @@ import { type HubRequest, hubText } from "../../_shared/upstream/hub.ts";
 import { finalizeReliably } from "./finalize.ts";
 import { KeyExclusions } from "./key-exclusions.ts";
 import { type ChainLink, linkFor, requestFor, resolveChain } from "../model/model-chain.ts";
+import { countedLink } from "../model/counted-model.ts";
 import {
   admissibleClasses,
   cachedServiceTiers,
@@ -76,7 +77,6 @@ import {
   type CauseWords,
   exhausted,
   fallbackSteps,
-  modelWithdrawn,
   noActiveKey,
   rejectedByProvider,
 } from "./refusals.ts";
@@ -210,18 +210,18 @@ export function createInputCounter(
 ) => Promise<number> {
   const { options, clock, profiles, counterFor, upstreamServing } = shared(deps);
   return async (request, signal, scope = {}, timing) => {
-    const [first] = await resolveChain(profiles, { ...request, fallbackModels: [] });
+    const [named] = await resolveChain(profiles, { ...request, fallbackModels: [] });
     // A scoped token counts only for its own models (the pool's countTokens quota is everyone's).
-    requireModel(scope, first!.model);
-    // The provider would answer 404 for it: say so without asking (a count books nothing to learn it by).
-    // The row is the one the link was fitted from: one look-up, one answer.
-    if (first!.profile.withdrawn === true) throw modelWithdrawn(first!.model, first!.profile.successor ?? null);
-    const who = (await upstreamServing(first!.profile))?.who ?? providerOf(first!.profile);
-    const countTokens = await counterFor(first!.profile);
+    requireModel(scope, named!.model);
+    // A model withdrawn or shut down is answered as a generation would be, without asking its provider
+    // (a count books nothing to learn it by): passed to its successor, or refused 404 model_withdrawn.
+    const first = await countedLink(profiles, request, named!, (model) => scope.models?.includes(model) ?? true);
+    const who = (await upstreamServing(first.profile))?.who ?? providerOf(first.profile);
+    const countTokens = await counterFor(first.profile);
     if (countTokens === undefined) {
-      throw new GatewayError("upstream_error", `${who} offers no exact token count for ${first!.model}.`);
+      throw new GatewayError("upstream_error", `${who} offers no exact token count for ${first.model}.`);
     }
-    const total = await countTokens(first!.request, {
+    const total = await countTokens(first.request, {
       deadline: clock.now() + options.attemptTimeoutMs,
       signal,
       ...(timing === undefined ? {} : { timing }),

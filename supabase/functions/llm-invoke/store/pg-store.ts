@@ -133,6 +133,7 @@ export function createPgStore(
             fallbacks: string[];
             withdrawn: boolean;
             successor: string | null;
+            shut_down: boolean;
             provider: string;
             /** Its provider row's (the foreign key holds that there is one). */
             dialect: string;
@@ -144,7 +145,7 @@ export function createPgStore(
         >`
           select p.model, p.is_active as active, p.supports_system_instruction as sis, p.supports_json_mode as json,
                  p.supports_tools as tools, p.supports_images as images,
-                 coalesce(to_jsonb(p.fallback_models), '[]'::jsonb) as fallbacks, p.withdrawn, p.successor,
+                 coalesce(to_jsonb(p.fallback_models), '[]'::jsonb) as fallbacks, p.withdrawn, p.successor, p.shut_down,
                  v.provider, v.booked_output_tokens as booked, v.answer_tokens as answer,
                  d.dialect, d.has_responses_api as responses,
                  public.google_ai_embedding_traits(p_model => p.model) as embedding
@@ -162,6 +163,7 @@ export function createPgStore(
           supportsImages: row.images,
           fallbackModels: row.fallbacks,
           ...(row.withdrawn ? { withdrawn: true, successor: row.successor } : {}),
+          ...(row.shut_down ? { shutDown: true, successor: row.successor } : {}),
           // A google_ai_providers row's name (the database's foreign key).
           provider: row.provider as Provider,
           dialect: row.dialect,
