@@ -64,6 +64,7 @@ import { finalizeReliably } from "./finalize.ts";
 import { KeyExclusions } from "./key-exclusions.ts";
 import { type ChainLink, linkFor, requestFor, resolveChain } from "../model/model-chain.ts";
 import { countedLink } from "../model/counted-model.ts";
+import { moneyRested } from "./money-rest.ts";
 import {
   admissibleClasses,
   cachedServiceTiers,
@@ -103,6 +104,8 @@ interface PreparedCall {
   provider: Provider;
   /** The provider's name, for messages. */
   who: string;
+  /** The zone its day and month turn in (its row's day_zone). */
+  dayZone: string;
   client: UpstreamClient;
   apiKey: string;
   tier: TierChoice["tier"];
@@ -486,7 +489,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         ...(tier === null ? {} : { serviceTier: tier }),
         ...(answer === null ? {} : { bookedOutputTokens: answer }),
       };
-      return { provider, who: upstream.who, client: upstream.client, apiKey, tier, sent };
+      return { provider, who: upstream.who, dayZone: upstream.row.day_zone, client: upstream.client, apiKey, tier, sent };
     }
 
     /**
@@ -569,24 +572,20 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         // This key sees the model (or the provider could not say): the mark would be wrong for everyone.
         error = { ...error, class: "client_error" };
       }
-      lastError = error;
+      const now = clock.now();
+      const record = failureRecord({
+        reservationId: reservation.reservationId,
+        latencyMs: outcome.latencyMs,
+        error,
+        now,
+        dayZone: call.dayZone,
+        defaultCooldownMs: options.defaultCooldownMs,
+        inputTokens: size.input,
+      });
+      // Money: the caller is told the rest's end (an hour, or the month's turn where it comes first).
+      lastError = moneyRested(error, record.cooldownUntil, now);
       await timing.time("finalize", () =>
-        finalizeReliably(
-          deps.store,
-          logError,
-          {
-            ...failureRecord({
-              reservationId: reservation.reservationId,
-              latencyMs: outcome.latencyMs,
-              error,
-              now: clock.now(),
-              defaultCooldownMs: options.defaultCooldownMs,
-              inputTokens: size.input,
-            }),
-            serviceTier: call.tier,
-          },
-          { deadline, clock },
-        ));
+        finalizeReliably(deps.store, logError, { ...record, serviceTier: call.tier }, { deadline, clock }));
       if (error.class === "client_error") throw rejectedByProvider(error);
       if (error.kind === "aborted") throw cancelled();
       if (error.class === "model_withdrawn") {
