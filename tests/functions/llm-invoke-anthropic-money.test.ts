@@ -99,6 +99,9 @@ describe("money in Anthropic's words, per organization", () => {
       expect(res.body.error.message).toMatch(/Claude Console/);
     }
     expect(chain.body.fallback_from.map((f: { limit: string }) => f.limit)).toEqual(["cooldown", "cooldown"]);
+    // Each step says its own rest's cause, as the refusal says its first-back model's.
+    expect(chain.body.fallback_from.map((f: { cause: string }) => f.cause)).toEqual(["monthly_cap", "monthly_cap"]);
+    expect(chain.body.cause).toBe("monthly_cap");
   });
 
   it("the first caller is told the rest's end the database keeps (the month's turn where it comes first), not Anthropic's delay", async () => {

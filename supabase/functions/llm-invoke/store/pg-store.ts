@@ -195,10 +195,14 @@ export function createPgStore(
           p_reply_by => ${holder.reply_by}::timestamptz, p_hold_until => ${holder.hold_until ?? null}::timestamptz,
           p_holder => ${holder.holder ?? null}::uuid,
           p_output_tokens => ${integerArray(p.outputTokens)}::integer[]) as r`;
-        // A cooldown refusal names why the group rests (a provider's 429's cause), in the same statement.
+        // A cooldown refusal names why the group rests (a provider's 429's cause), in the same statement,
+        // and so does each step of a chain passed over for a rest (google_ai_step_causes).
         const rows = await sql<{ r: unknown; q: unknown; c: unknown }[]>`
           with reserved as materialized (${reservation})
-          select reserved.r - 'quota' as r,
+          select case when jsonb_typeof(reserved.r -> 'fallback_from') = 'array'
+                      then jsonb_set(reserved.r - 'quota', '{fallback_from}',
+                                     public.google_ai_step_causes(p_steps => reserved.r -> 'fallback_from'))
+                      else reserved.r - 'quota' end as r,
                  coalesce(reserved.r -> 'quota', public.google_ai_answer_quota(p_answer => reserved.r,
                    p_model => ${p.model}, p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[])) as q,
                  case when reserved.r ->> 'limit' = 'cooldown'
