@@ -310,7 +310,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     }
     const flight: CacheFlight | null = cached?.kind === "flight" ? cached : null;
     // A call under way is a miss until its whole answer is stored: an error answer says so too.
-    onCache?.(flight !== null ? { status: "miss" } : cached?.report ?? { status: "bypass" });
+    onCache?.(cached?.kind === "flight" ? { status: "miss" } : cached?.report ?? { status: "bypass" });
 
     const keys = new KeyExclusions();
     const waiting = { mode: request.mode, maxWaitMs: request.maxWaitMs, deadline, signal, waitedMs: 0 };

@@ -102,7 +102,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     scope.annotate({ route: route.kind });
     // Every answer to a request that may use the cache says what it did, an error's too: `bypass` until
     // invoke looks the cache up and reports what it did (a call under way is a `miss` until stored).
-    if (route.handling === "generate" || req.headers.has(CACHE_HEADER)) {
+    if ((route.kind !== "unknown" && route.handling === "generate") || req.headers.has(CACHE_HEADER)) {
       scope.setHeaders(cacheHeaders({ status: "bypass" }));
     }
     // An unknown path costs nothing: no credential is checked, no body read.
