@@ -63,7 +63,7 @@ import { type HubRequest, hubText } from "../../_shared/upstream/hub.ts";
 import { finalizeReliably } from "./finalize.ts";
 import { KeyExclusions } from "./key-exclusions.ts";
 import { type ChainLink, linkFor, requestFor, resolveChain } from "../model/model-chain.ts";
-import { countedLink } from "../model/counted-model.ts";
+import { countedLink } from "./counted-model.ts";
 import { moneyRested } from "./money-rest.ts";
 import {
   admissibleClasses,

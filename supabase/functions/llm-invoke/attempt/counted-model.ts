@@ -5,9 +5,9 @@
 // passes a generation (google_ai_reserve_models); a withdrawn model, one shut down with no successor
 // row, or a successor a scoped token may not use is answered 404 model_withdrawn naming it.
 import type { ModelProfile, NormalizedRequest } from "../contract.ts";
-import { modelWithdrawn } from "../attempt/refusals.ts";
-import { adaptToModel } from "./adapt.ts";
-import type { ChainLink } from "./model-chain.ts";
+import { modelWithdrawn } from "./refusals.ts";
+import { adaptToModel } from "../model/adapt.ts";
+import type { ChainLink } from "../model/model-chain.ts";
 
 /** The reservation's limit on successors followed from one model. */
 const MAX_HOPS = 3;
