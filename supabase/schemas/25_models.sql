@@ -232,7 +232,9 @@ end
 $$;
 
 -- Active rows with what Google's models.list told the maintenance run about them (token limits,
--- display name), the largest over the keys that list the model.
+-- display name), the largest over the keys that list the model. A row withdrawn, or past its shutdown
+-- date (the day in UTC, as the reservation reads it), is offered no more: a request naming it is passed
+-- to its successor or refused.
 CREATE OR REPLACE FUNCTION public.google_ai_model_list() RETURNS TABLE(model text, aliases text[], display_name text,
     input_token_limit integer, output_token_limit integer, rpm integer, tpm integer, rpd integer,
     supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean)
@@ -247,18 +249,20 @@ CREATE OR REPLACE FUNCTION public.google_ai_model_list() RETURNS TABLE(model tex
          coalesce(l.supports_tools, l.supports_json_mode)
   from public.google_ai_model_limits l
   where l.is_active and l.withdrawn_at is null
+    and not coalesce(l.shutdown_date <= (pg_catalog.now() at time zone 'UTC')::date, false)
   order by l.model
 $$;
 
 -- What llm-invoke needs to build a request's chain: the model a name resolves to (inactive rows
 -- included, flagged), what it can do (function calling where the row does not say: as JSON mode;
--- images: null when not known), whether it is withdrawn and its successor (the countTokens route,
--- which books nothing, answers a withdrawn model without calling Google), its row's chain
--- resolved to canonical names (names no row knows are left out), and what it refuses to be set (a
--- thinking budget, sampling other than the defaults: Claude 5.x).
+-- images: null when not known), whether it is withdrawn or past its shutdown date (the day in UTC, as
+-- the reservation reads it) and its successor (the count-tokens routes, which book nothing, answer such
+-- a model as a generation would be: passed to its successor, or refused), its row's chain resolved to
+-- canonical names (names no row knows are left out), and what it refuses to be set (a thinking budget,
+-- sampling other than the defaults: Claude 5.x).
 CREATE OR REPLACE FUNCTION public.google_ai_model_traits(p_model text) RETURNS TABLE(model text, is_active boolean,
     supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean, supports_images boolean,
-    fallback_models text[], withdrawn boolean, successor text, refuses_thinking_budget boolean,
+    fallback_models text[], withdrawn boolean, successor text, shut_down boolean, refuses_thinking_budget boolean,
     refuses_sampling boolean)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
@@ -271,7 +275,9 @@ CREATE OR REPLACE FUNCTION public.google_ai_model_traits(p_model text) RETURNS T
                          cross join lateral public.google_ai_model_by_name(c.name) r
                          where r.model is not null and r.model <> l.model
                          group by r.model) f), '{}'),
-         l.withdrawn_at is not null, l.successor, l.refuses_thinking_budget, l.refuses_sampling
+         l.withdrawn_at is not null, l.successor,
+         coalesce(l.shutdown_date <= (pg_catalog.now() at time zone 'UTC')::date, false),
+         l.refuses_thinking_budget, l.refuses_sampling
   from public.google_ai_model_by_name(p_model) l
   where l.id is not null
 $$;

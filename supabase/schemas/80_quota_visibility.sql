@@ -141,6 +141,28 @@ COMMENT ON FUNCTION public.google_ai_cooldown_cause(p_model text) IS
     'Why a model''s first-ending cooldown rests (a quota cause: docs/google-429s.md): read in the reservation''s '
     'statement when it refuses with limit cooldown.';
 
+-- A chain's steps (fallback_from: {model, limit, cause, retry_after_ms}) with each model passed over for
+-- a rest saying that rest's own cause (google_ai_cooldown_cause: money, a spend cap, a day, ...), as the
+-- refusal itself says its first-back model's; a rest with no cause recorded keeps upstream_cooldown.
+CREATE OR REPLACE FUNCTION public.google_ai_step_causes(p_steps jsonb) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+begin
+  return (
+    select coalesce(jsonb_agg(case when s.step ->> 'limit' = 'cooldown'
+                                   then s.step || jsonb_build_object('cause', coalesce(
+                                     public.google_ai_cooldown_cause(p_model => s.step ->> 'model'),
+                                     s.step ->> 'cause'))
+                                   else s.step end order by s.i), '[]'::jsonb)
+    from jsonb_array_elements(p_steps) with ordinality s(step, i));
+end
+$$;
+
+COMMENT ON FUNCTION public.google_ai_step_causes(p_steps jsonb) IS
+    'A refusal''s or answer''s fallback_from steps, each cooldown step naming its own rest''s cause: read in the '
+    'reservation''s statement.';
+
 -- What is left in one quota group for a model at p_now under the effective limits given (null limit:
 -- none, its fields null), and when each figure next grows. ready_at: the earliest moment the group
 -- could admit one more request (used to pick the best group for a refusal). An unlocked read.

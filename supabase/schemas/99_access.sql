@@ -141,6 +141,7 @@ GRANT ALL ON FUNCTION public.google_ai_group_room(p_quota_group text, p_model te
 GRANT ALL ON FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text,
     p_exclude_key_ids uuid[]) TO service_role, eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_cooldown_cause(p_model text) TO service_role, eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_step_causes(p_steps jsonb) TO service_role, eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_quota_report(p_token_hash text, p_caller text) TO service_role, eve_gateway;
 
 GRANT ALL ON FUNCTION public.google_ai_model_lifecycle_review(p_within_days integer) TO service_role, eve_gateway;

@@ -57,6 +57,16 @@ function functionTexts(texts: Map<string, string>): Map<string, FunctionText> {
 
 /** The longest a function body may be: the lines between its dollar quotes, as ../shared/tools/sql-shape counts. */
 const BODY_LINES = 80;
+/** The longest a schema file may be. */
+const FILE_LINES = 600;
+
+/**
+ * Named exceptions to those lengths, each with its reason (as a `deno-lint-ignore` names its rule beside
+ * the code it excuses): a function or file a change would take past its rule and that is not split by
+ * concept (CONTRIBUTING.md, "A body's length"). An exception that no longer exceeds its rule fails the test.
+ */
+const LONGER_BODIES: Readonly<Record<string, string>> = {};
+const LONGER_FILES: Readonly<Record<string, string>> = {};
 
 /** Each function's body length in lines (comments included), with its name, longest first. */
 function bodyLengths(texts: Map<string, string>): [name: string, lines: number][] {
@@ -101,6 +111,7 @@ function replannedOnEveryCall(texts: Map<string, string>, entries: string[]): st
 const PER_REQUEST = [
   "google_ai_reserve_models", "google_ai_answer_quota", "google_ai_finalize", "google_ai_finalize_cut",
   "google_ai_finalize_withdrawn", "google_ai_release", "google_ai_end_request", "google_ai_cooldown_cause",
+  "google_ai_step_causes",
   "google_ai_cooldown_for_cause",
 ];
 
@@ -114,8 +125,10 @@ describe("supabase/schemas in call order", () => {
     expect(upwardNames(texts)).toEqual([]);
   });
 
-  it("keeps each file under 600 lines and each line under 121 characters (a file read in one sitting)", () => {
-    const long = [...texts].filter(([, text]) => text.split("\n").length > 600).map(([file]) => file);
+  it(`keeps each file within ${FILE_LINES} lines and each line under 121 characters (a file read in one sitting)`, () => {
+    const lines = new Map([...texts].map(([file, text]) => [file, text.split("\n").length]));
+    const long = [...lines].filter(([file, n]) => n > FILE_LINES && !(file in LONGER_FILES)).map(([file]) => file);
+    expect(Object.keys(LONGER_FILES).filter((file) => !((lines.get(file) ?? 0) > FILE_LINES)), "stale exceptions").toEqual([]);
     const wide = [...texts].flatMap(([file, text]) =>
       text.split("\n").flatMap((line, i) => (line.length > 120 ? [`${file}:${i + 1}`] : []))
     );
@@ -125,7 +138,9 @@ describe("supabase/schemas in call order", () => {
   it(`keeps each function body within ${BODY_LINES} lines (a step read at once; a longer one is split into named steps)`, () => {
     const lengths = bodyLengths(texts);
     expect(lengths.length).toBeGreaterThan(100);
-    expect(lengths.filter(([, n]) => n > BODY_LINES)).toEqual([]);
+    expect(lengths.filter(([name, n]) => n > BODY_LINES && !(name in LONGER_BODIES))).toEqual([]);
+    const over = new Set(lengths.filter(([, n]) => n > BODY_LINES).map(([name]) => name));
+    expect(Object.keys(LONGER_BODIES).filter((name) => !over.has(name)), "stale exceptions").toEqual([]);
     // Counted as sql-shape counts: the newlines between the dollar quotes.
     const sample = new Map([["10_a.sql", "create function public.f() returns int language sql as $f$\n" +
       "select 1\n".repeat(BODY_LINES) + "$f$;"]]);

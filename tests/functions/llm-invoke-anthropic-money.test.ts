@@ -12,6 +12,7 @@ import OpenAI from "openai";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { AnthropicSimulator } from "../../shared/anthropic-sim/server.ts";
 import { type InvokeStack, startClaudeStack } from "./llm-invoke-helpers.ts";
+import { monthTurnAfter } from "../../supabase/functions/llm-invoke/attempt/money-rest.ts";
 
 const MODEL = "claude-sonnet-4-5";
 const ROW = "claude-sonnet-4-5-20250929";
@@ -63,6 +64,14 @@ const calls = (key: string) => sim.stats().byKey[key]?.received ?? 0;
 /** A native NO_WAIT request for Claude, as a caller sends it. */
 const ask = (prompt: string) => s.call({ model: MODEL, prompt, mode: "NO_WAIT" });
 
+/**
+ * The rest's end as the caller is told it, in seconds from now: an hour, but a spend limit (a monthly
+ * cap) no later than the month's turn in Anthropic's zone (its row's day_zone, UTC); credit does not
+ * come back with the month.
+ */
+const restS = (cause: string) =>
+  cause === "monthly_cap" ? Math.min(REST_S, Math.ceil((monthTurnAfter(Date.now(), "UTC") - Date.now()) / 1000)) : REST_S;
+
 /** What every money refusal says, whoever asks: 429, no retry, its time the rest's end. */
 function expectMoneyRefusal(res: Awaited<ReturnType<typeof ask>>, cause: string, words: RegExp): void {
   expect(res.status).toBe(429);
@@ -72,8 +81,8 @@ function expectMoneyRefusal(res: Awaited<ReturnType<typeof ask>>, cause: string,
   expect(res.body.error.message).not.toMatch(/project|spending cap|prepaid/);
   expect(res.headers.get("x-should-retry")).toBe("false");
   const retryAfter = Number(res.headers.get("retry-after"));
-  expect(retryAfter).toBeGreaterThan(REST_S - 120);
-  expect(retryAfter).toBeLessThanOrEqual(REST_S);
+  expect(retryAfter).toBeGreaterThan(restS(cause) - 120);
+  expect(retryAfter).toBeLessThanOrEqual(restS(cause));
 }
 
 describe("money in Anthropic's words, per organization", () => {
@@ -90,6 +99,20 @@ describe("money in Anthropic's words, per organization", () => {
       expect(res.body.error.message).toMatch(/Claude Console/);
     }
     expect(chain.body.fallback_from.map((f: { limit: string }) => f.limit)).toEqual(["cooldown", "cooldown"]);
+    // Each step says its own rest's cause, as the refusal says its first-back model's.
+    expect(chain.body.fallback_from.map((f: { cause: string }) => f.cause)).toEqual(["monthly_cap", "monthly_cap"]);
+    expect(chain.body.cause).toBe("monthly_cap");
+  });
+
+  it("the first caller is told the rest's end the database keeps (the month's turn where it comes first), not Anthropic's delay", async () => {
+    await keyOf("org-spent");
+    const first = await ask("spent, when again?");
+    expectMoneyRefusal(first, "monthly_cap", /spend limit/);
+    const [{ left }] = await s.sql<{ left: number }[]>`
+      select ceil(extract(epoch from max(cooldown_until) - now()))::int as left from public.google_ai_cooldowns
+      where quota_group = 'org-spent'`;
+    expect(Math.abs(Number(first.headers.get("retry-after")) - left)).toBeLessThanOrEqual(2);
+    expect(left).toBeLessThanOrEqual(restS("monthly_cap"));
   });
 
   it("an organization without credit: one call to Anthropic, then its callers are told its cause", async () => {

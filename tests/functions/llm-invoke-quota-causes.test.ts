@@ -11,6 +11,8 @@ import { ApiError, GoogleGenAI } from "@google/genai";
 import OpenAI from "openai";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type InvokeStack, mintToken, startInvokeStack } from "./llm-invoke-helpers.ts";
+import { monthTurnAfter } from "../../supabase/functions/llm-invoke/attempt/money-rest.ts";
+
 
 let s: InvokeStack;
 const FLASH = "gemini-2.5-flash";
@@ -154,7 +156,10 @@ describe.each(["monthly_cap", "billing_cap", "credits_depleted"] as const)("mone
     const models = await s.sql<{ model: string }[]>`
       select model from public.google_ai_model_limits where provider = 'google' order by model`;
     expect(rests.map((r) => r.model)).toEqual(models.map((m) => m.model));
-    for (const r of rests) expect(r).toMatchObject({ cause: kind, minutes: 59 });
+    // (A monthly cap rests no later than the Pacific month's turn, Google's row's day_zone.)
+    const toTurn = Math.floor((monthTurnAfter(Date.now(), "America/Los_Angeles") - Date.now()) / 60_000);
+    const minutes = kind === "credits_depleted" ? 59 : Math.min(59, toTurn);
+    for (const r of rests) expect(r).toMatchObject({ cause: kind, minutes });
     const report = await quotaReport();
     expect(modelIn(report, GEMMA).cooldowns).toEqual([expect.objectContaining({ quota_group: "proj-a", cause: kind })]);
 

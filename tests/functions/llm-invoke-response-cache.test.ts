@@ -384,6 +384,7 @@ describe("only whole answers are stored", () => {
     s.sim.addFault({ kind: "http500", model: MODEL, count: 3 });
     const failed = await ask("gemini", s.serviceKey, prompt, false, { "x-eve-cache": "on" });
     expect(failed.status).toBeGreaterThanOrEqual(500);
+    expect(failed.headers.get("x-eve-cache-status")).toBe("miss");
     const again = readAnswer(await ask("gemini", s.serviceKey, prompt, false, { "x-eve-cache": "on" }), false);
     expect(again).toMatchObject({ status: 200, cache: "stored" });
     expect(googleCalls()).toBe(4);
@@ -411,6 +412,35 @@ describe("only whole answers are stored", () => {
     expect((await wary_ask("a plain question")).headers.get("x-eve-cache-status")).toBe("stored");
     expect((await wary_ask("a plain question")).headers.get("x-eve-cache-status")).toBe("hit");
     expect(wary.calls).toBe(3);
+  });
+});
+
+describe("every answer to a request that asked for the cache says what the cache did", () => {
+  it("error answers too: bypass before the cache is looked up, miss once a call was under way", async () => {
+    const on = { "x-eve-cache": "on" };
+    const status = async (res: Promise<{ status: number; headers: Headers }>) => {
+      const r = await res;
+      return [r.status, r.headers.get("x-eve-cache-status")];
+    };
+    // Refused before the cache: a bad credential, a bad cache header, a body without its turns, an unknown model.
+    expect(await status(ask("openai", "not-a-key", "who am I?", false, on))).toEqual([401, "bypass"]);
+    expect(await status(ask("openai", s.serviceKey, "typo", false, { "x-eve-cache": "onn" }))).toEqual([400, "bypass"]);
+    const path = "/functions/v1/llm-invoke/v1/chat/completions";
+    const post = (body: unknown) => s.raw({
+      method: "POST", path, body: JSON.stringify(body),
+      headers: { "content-type": "application/json", authorization: `Bearer ${s.serviceKey}`, ...on },
+    });
+    expect(await status(post({ model: MODEL }))).toEqual([400, "bypass"]);
+    expect(await status(post({ model: "no-such-model", messages: [{ role: "user", content: "x" }] })))
+      .toEqual([404, "bypass"]);
+    // Looked up and called: the provider's failure, streamed and whole, on each route.
+    s.sim.addFault({ kind: "http500", model: MODEL, count: 9 });
+    for (const route of ["openai", "gemini", "anthropic"] as const) {
+      const [code, cache] = await status(ask(route, s.serviceKey, `fail on ${route}`, false, on));
+      expect(code, route).toBeGreaterThanOrEqual(500);
+      expect(cache, route).toBe("miss");
+    }
+    expect(googleCalls()).toBe(9);
   });
 });
 

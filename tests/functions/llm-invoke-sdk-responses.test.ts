@@ -257,3 +257,43 @@ describe("the Responses API through OpenAI's SDK", () => {
     expect(missing.param).toBe("previous_response_id");
   });
 });
+
+describe("the Responses door's output cap follows the chat door's rule", () => {
+  const lastSent = () =>
+    s.openaiSim.stats().recent.filter((q) => q.method === "responses").at(-1)!.body as Record<string, unknown>;
+  /** What the gateway may add to a caller's body: the model, the stream and store (it keeps the conversation itself). */
+  const added = (sent: Record<string, unknown>, asked: Record<string, unknown>) =>
+    Object.keys(sent).filter((field) => !(field in asked)).sort();
+
+  it("the service key with no budget in money: gpt-4o receives the caller's body and no cap, whole and streamed", async () => {
+    const asked = { model: "gpt-4o", input: "no cap asked", metadata: { job: "7" } };
+    await client.responses.create(asked);
+    expect(added(lastSent(), asked)).toEqual(["store", "stream"]);
+    expect(lastSent()).toMatchObject({ ...asked, stream: false, store: false });
+    const final = await client.responses.stream(asked).finalResponse();
+    expect(final.status).toBe("completed");
+    expect(added(lastSent(), { ...asked, stream: true })).toEqual(["store"]);
+    expect(lastSent()).toMatchObject({ ...asked, stream: true, store: false });
+  });
+
+  it("under a budget in money: the booked answer (gpt-4o's row books 4,096) where the caller names none, the caller's where lower", async () => {
+    await s.sql`insert into public.google_ai_caller_budgets (caller, daily_max_usd) values ('bot-responses', 5)`;
+    const as = { headers: { "x-caller": "bot-responses" } };
+    await client.responses.create({ model: "gpt-4o", input: "budgeted, no cap" }, as);
+    expect(lastSent().max_output_tokens).toBe(4096);
+    await client.responses.stream({ model: "gpt-4o", input: "budgeted, streamed" }, as).finalResponse();
+    expect(lastSent().max_output_tokens).toBe(4096);
+    await client.responses.create({ model: "gpt-4o", input: "budgeted, my cap", max_output_tokens: 50 }, as);
+    expect(lastSent().max_output_tokens).toBe(50);
+  });
+
+  it("a scoped token's output cap: sent where the caller names none, the caller's where lower", async () => {
+    const t = await mintToken(s.sql, "responses-capped", { models: ["gpt-4o"] });
+    await s.sql`update public.google_ai_clients set max_output_tokens = 300 where id = ${t.clientId}`;
+    const capped = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: t.token, maxRetries: 0 });
+    await capped.responses.create({ model: "gpt-4o", input: "scoped, no cap" });
+    expect(lastSent().max_output_tokens).toBe(300);
+    await capped.responses.create({ model: "gpt-4o", input: "scoped, my cap", max_output_tokens: 40 });
+    expect(lastSent().max_output_tokens).toBe(40);
+  });
+});

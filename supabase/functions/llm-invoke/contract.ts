@@ -244,8 +244,13 @@ export interface ModelProfile extends ModelCapabilities {
    * served. Rows are cached per worker, so this may lag the row by one refresh.
    */
   withdrawn?: boolean;
-  /** With `withdrawn`: the model its provider names instead (null: not known). */
+  /** With `withdrawn` or `shutDown`: the model its provider names instead (null: not known). */
   successor?: string | null;
+  /**
+   * Past its row's shutdown date (the day in UTC): a reservation passes it to its successor, and so does
+   * a count (model-chain.ts). Absent: not past it. Cached as `withdrawn` is.
+   */
+  shutDown?: boolean;
   /** Who serves the model (its row's provider): the upstream called and the keys read. */
   provider: Provider;
   /** The wire format its provider speaks (the provider row's dialect). */

@@ -18,7 +18,7 @@ const spendCap = (retryDelay: string) =>
   });
 
 const record = (error: ReturnType<typeof spendCap>) =>
-  failureRecord({ reservationId: "r", latencyMs: 1, error, now: NOW, defaultCooldownMs: 30_000 });
+  failureRecord({ reservationId: "r", latencyMs: 1, error, now: NOW, dayZone: "UTC", defaultCooldownMs: 30_000 });
 
 describe("failureRecord for a spend cap", () => {
   it("rests for the window Google names when its delay is shorter", () => {
@@ -38,7 +38,7 @@ describe("failureRecord's settled size: what the window keeps of a failed call's
   const openAi = (status: number, code: string | null = null) =>
     classifyOpenAiHttpError(status, { error: { message: "no", type: "invalid_request_error", code } }, new Headers());
   const settled = (error: ReturnType<typeof openAi>) =>
-    failureRecord({ reservationId: "r", latencyMs: 1, error, now: NOW, defaultCooldownMs: 30_000, inputTokens: 42 })
+    failureRecord({ reservationId: "r", latencyMs: 1, error, now: NOW, dayZone: "UTC", defaultCooldownMs: 30_000, inputTokens: 42 })
       .settledTokens;
 
   it("a refusal before generating (400, 404, 429) keeps the input only", () => {
@@ -50,7 +50,7 @@ describe("failureRecord's settled size: what the window keeps of a failed call's
   });
 
   it("without the booking's input known, nothing is settled", () => {
-    expect(failureRecord({ reservationId: "r", latencyMs: 1, error: openAi(400), now: NOW, defaultCooldownMs: 1 })
+    expect(failureRecord({ reservationId: "r", latencyMs: 1, error: openAi(400), now: NOW, dayZone: "UTC", defaultCooldownMs: 1 })
       .settledTokens).toBeNull();
   });
 });

@@ -6,9 +6,11 @@
 // (or the default); day and limit_zero until the provider's midnight (its row's day_zone) (a key check ends a limit_zero rest
 // sooner, in the database); spend_cap for the provider's delay but at least the rolling window it names,
 // never more than an hour (SPEND_CAP_MAX_REST_MS); money (monthly_cap, billing_cap, credits_depleted)
-// an hour (MONEY_REST_MS), whatever delay the provider names, and the first call after it is the hour's one
+// an hour (MONEY_REST_MS), or a monthly cap until the month turns where it turns first (money-rest.ts),
+// whatever delay the provider names, and the first call after it is the hour's one
 // probe. For spend_cap and money the database rests every model of the group.
-import { isOneOf, MONEY_CAUSES, MONEY_REST_MS, SPEND_CAP_MAX_REST_MS } from "../../_shared/vocabulary.ts";
+import { isOneOf, MONEY_CAUSES, SPEND_CAP_MAX_REST_MS } from "../../_shared/vocabulary.ts";
+import { moneyRestMs } from "./money-rest.ts";
 import type { PhaseTimer } from "../../_shared/server-timing.ts";
 import { billedOutputTokens, type HubUsage } from "../../_shared/upstream/hub.ts";
 import type { FinalizeOutcome, FinalizeParams } from "../contract.ts";
@@ -109,6 +111,8 @@ export interface FailureRecord {
   error: UpstreamError;
   /** Now, on the loop's clock: a 429's cooldown runs from here. */
   now: number;
+  /** The zone the provider's day and month turn in (its row's day_zone): a monthly cap lifts at the month's turn. */
+  dayZone: string;
   /** Cooldown after a 429 that names no wait. */
   defaultCooldownMs: number;
   /** The booking's input tokens: what a call refused before generating keeps (refusedBeforeGenerating). */
@@ -127,7 +131,7 @@ export function refusedBeforeGenerating(error: UpstreamError): boolean {
 }
 
 export function failureRecord(
-  { reservationId, latencyMs, error, now, defaultCooldownMs, inputTokens }: FailureRecord,
+  { reservationId, latencyMs, error, now, dayZone, defaultCooldownMs, inputTokens }: FailureRecord,
 ): FinalizeParams {
   const limited = error.class === "rate_limited";
   const cause = limited ? error.quotaCause ?? "unknown" : null;
@@ -136,7 +140,7 @@ export function failureRecord(
   const restMs = cause === "spend_cap"
     ? Math.min(SPEND_CAP_MAX_REST_MS, Math.max(delayMs, error.spendWindowMs ?? 0))
     : cause !== null && isOneOf(MONEY_CAUSES, cause)
-    ? MONEY_REST_MS
+    ? moneyRestMs(cause, now, dayZone)
     : delayMs;
   return {
     ...EMPTY,

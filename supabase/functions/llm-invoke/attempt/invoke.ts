@@ -64,6 +64,8 @@ import { type HubRequest, hubText } from "../../_shared/upstream/hub.ts";
 import { finalizeReliably, landsWithin, WRITTEN_FIRST_WAIT_MS } from "./finalize.ts";
 import { KeyExclusions } from "./key-exclusions.ts";
 import { type ChainLink, linkFor, requestFor, resolveChain } from "../model/model-chain.ts";
+import { countedLink } from "./counted-model.ts";
+import { moneyRested } from "./money-rest.ts";
 import {
   admissibleClasses,
   cachedServiceTiers,
@@ -77,7 +79,6 @@ import {
   type CauseWords,
   exhausted,
   fallbackSteps,
-  modelWithdrawn,
   noActiveKey,
   rejectedByProvider,
 } from "./refusals.ts";
@@ -104,6 +105,8 @@ interface PreparedCall {
   provider: Provider;
   /** The provider's name, for messages. */
   who: string;
+  /** The zone its day and month turn in (its row's day_zone). */
+  dayZone: string;
   client: UpstreamClient;
   apiKey: string;
   tier: TierChoice["tier"];
@@ -211,18 +214,18 @@ export function createInputCounter(
 ) => Promise<number> {
   const { options, clock, profiles, counterFor, upstreamServing } = shared(deps);
   return async (request, signal, scope = {}, timing) => {
-    const [first] = await resolveChain(profiles, { ...request, fallbackModels: [] });
+    const [named] = await resolveChain(profiles, { ...request, fallbackModels: [] });
     // A scoped token counts only for its own models (the pool's countTokens quota is everyone's).
-    requireModel(scope, first!.model);
-    // The provider would answer 404 for it: say so without asking (a count books nothing to learn it by).
-    // The row is the one the link was fitted from: one look-up, one answer.
-    if (first!.profile.withdrawn === true) throw modelWithdrawn(first!.model, first!.profile.successor ?? null);
-    const who = (await upstreamServing(first!.profile))?.who ?? providerOf(first!.profile);
-    const countTokens = await counterFor(first!.profile);
+    requireModel(scope, named!.model);
+    // A model withdrawn or shut down is answered as a generation would be, without asking its provider
+    // (a count books nothing to learn it by): passed to its successor, or refused 404 model_withdrawn.
+    const first = await countedLink(profiles, request, named!, (model) => scope.models?.includes(model) ?? true);
+    const who = (await upstreamServing(first.profile))?.who ?? providerOf(first.profile);
+    const countTokens = await counterFor(first.profile);
     if (countTokens === undefined) {
-      throw new GatewayError("upstream_error", `${who} offers no exact token count for ${first!.model}.`);
+      throw new GatewayError("upstream_error", `${who} offers no exact token count for ${first.model}.`);
     }
-    const total = await countTokens(first!.request, {
+    const total = await countTokens(first.request, {
       deadline: clock.now() + options.attemptTimeoutMs,
       signal,
       ...(timing === undefined ? {} : { timing }),
@@ -307,7 +310,8 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       return { ...(cached.answer as unknown as InvokeResult), cached: cached.cached };
     }
     const flight: CacheFlight | null = cached?.kind === "flight" ? cached : null;
-    if (cached?.kind !== "flight") onCache?.(cached?.report ?? { status: "bypass" });
+    // A call under way is a miss until its whole answer is stored: an error answer says so too.
+    onCache?.(cached?.kind === "flight" ? { status: "miss" } : cached?.report ?? { status: "bypass" });
 
     const keys = new KeyExclusions();
     const waiting = { mode: request.mode, maxWaitMs: request.maxWaitMs, deadline, signal, waitedMs: 0 };
@@ -486,7 +490,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         ...(tier === null ? {} : { serviceTier: tier }),
         ...(answer === null ? {} : { bookedOutputTokens: answer }),
       };
-      return { provider, who: upstream.who, client: upstream.client, apiKey, tier, sent };
+      return { provider, who: upstream.who, dayZone: upstream.row.day_zone, client: upstream.client, apiKey, tier, sent };
     }
 
     /**
@@ -582,24 +586,20 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         // This key sees the model (or the provider could not say): the mark would be wrong for everyone.
         error = { ...error, class: "client_error" };
       }
-      lastError = error;
+      const now = clock.now();
+      const record = failureRecord({
+        reservationId: reservation.reservationId,
+        latencyMs: outcome.latencyMs,
+        error,
+        now,
+        dayZone: call.dayZone,
+        defaultCooldownMs: options.defaultCooldownMs,
+        inputTokens: size.input,
+      });
+      // Money: the caller is told the rest's end (an hour, or the month's turn where it comes first).
+      lastError = moneyRested(error, record.cooldownUntil, now);
       await timing.time("finalize", () =>
-        finalizeReliably(
-          deps.store,
-          logError,
-          {
-            ...failureRecord({
-              reservationId: reservation.reservationId,
-              latencyMs: outcome.latencyMs,
-              error,
-              now: clock.now(),
-              defaultCooldownMs: options.defaultCooldownMs,
-              inputTokens: size.input,
-            }),
-            serviceTier: call.tier,
-          },
-          { deadline, clock },
-        ));
+        finalizeReliably(deps.store, logError, { ...record, serviceTier: call.tier }, { deadline, clock }));
       if (error.class === "client_error") throw rejectedByProvider(error);
       if (error.kind === "aborted") throw cancelled();
       if (error.class === "model_withdrawn") {

@@ -30,7 +30,7 @@ import {
   type QueueProgress,
 } from "../attempt/context.ts";
 import { quotaHeaders } from "./quota-headers.ts";
-import { cacheAskOf, cacheHeaders } from "../cache/ask.ts";
+import { CACHE_HEADER, cacheAskOf, cacheHeaders } from "../cache/ask.ts";
 import { dialectOf, methodsOf, routeOf, type RouteRow, ROUTES } from "./routes.ts";
 import { SURFACES } from "./surfaces.ts";
 import type { QuotaReport, StoredResponses, TokenCheck } from "../store/store.ts";
@@ -100,6 +100,11 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
   }, async (req, scope) => {
     const route = routeOf(req.url);
     scope.annotate({ route: route.kind });
+    // Every answer to a request that may use the cache says what it did, an error's too: `bypass` until
+    // invoke looks the cache up and reports what it did (a call under way is a `miss` until stored).
+    if ((route.kind !== "unknown" && route.handling === "generate") || req.headers.has(CACHE_HEADER)) {
+      scope.setHeaders(cacheHeaders({ status: "bypass" }));
+    }
     // An unknown path costs nothing: no credential is checked, no body read.
     if (route.kind === "unknown") throw notFound("This path is not one of llm-invoke's routes.");
     const row = SURFACES[dialectOf(route, req.headers)];

@@ -133,6 +133,7 @@ export function createPgStore(
             fallbacks: string[];
             withdrawn: boolean;
             successor: string | null;
+            shut_down: boolean;
             provider: string;
             /** Its provider row's (the foreign key holds that there is one). */
             dialect: string;
@@ -147,7 +148,7 @@ export function createPgStore(
           select p.model, p.is_active as active, p.supports_system_instruction as sis, p.supports_json_mode as json,
                  p.supports_tools as tools, p.supports_images as images,
                  p.refuses_thinking_budget as "refusesBudget", p.refuses_sampling as "refusesSampling",
-                 coalesce(to_jsonb(p.fallback_models), '[]'::jsonb) as fallbacks, p.withdrawn, p.successor,
+                 coalesce(to_jsonb(p.fallback_models), '[]'::jsonb) as fallbacks, p.withdrawn, p.successor, p.shut_down,
                  v.provider, v.booked_output_tokens as booked, v.answer_tokens as answer,
                  d.dialect, d.has_responses_api as responses,
                  public.google_ai_embedding_traits(p_model => p.model) as embedding
@@ -167,6 +168,7 @@ export function createPgStore(
           ...(row.refusesSampling ? { refusesSampling: true } : {}),
           fallbackModels: row.fallbacks,
           ...(row.withdrawn ? { withdrawn: true, successor: row.successor } : {}),
+          ...(row.shut_down ? { shutDown: true, successor: row.successor } : {}),
           // A google_ai_providers row's name (the database's foreign key).
           provider: row.provider as Provider,
           dialect: row.dialect,
@@ -198,10 +200,14 @@ export function createPgStore(
           p_reply_by => ${holder.reply_by}::timestamptz, p_hold_until => ${holder.hold_until ?? null}::timestamptz,
           p_holder => ${holder.holder ?? null}::uuid,
           p_output_tokens => ${integerArray(p.outputTokens)}::integer[]) as r`;
-        // A cooldown refusal names why the group rests (a provider's 429's cause), in the same statement.
+        // A cooldown refusal names why the group rests (a provider's 429's cause), in the same statement,
+        // and so does each step of a chain passed over for a rest (google_ai_step_causes).
         const rows = await sql<{ r: unknown; q: unknown; c: unknown }[]>`
           with reserved as materialized (${reservation})
-          select reserved.r - 'quota' as r,
+          select case when jsonb_typeof(reserved.r -> 'fallback_from') = 'array'
+                      then jsonb_set(reserved.r - 'quota', '{fallback_from}',
+                                     public.google_ai_step_causes(p_steps => reserved.r -> 'fallback_from'))
+                      else reserved.r - 'quota' end as r,
                  coalesce(reserved.r -> 'quota', public.google_ai_answer_quota(p_answer => reserved.r,
                    p_model => ${p.model}, p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[])) as q,
                  case when reserved.r ->> 'limit' = 'cooldown'

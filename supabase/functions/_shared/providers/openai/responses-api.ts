@@ -1,7 +1,9 @@
 // OpenAI's own Responses API (POST /v1/responses) for a caller of the gateway's Responses route whose
 // model is OpenAI's: the caller's body as it came (built-in tools, include, … reach OpenAI), but the
-// model, the stream and the output cap the gateway's, and `store: false` (the gateway keeps the
-// conversation itself, for any model). Its answer and events come back as they came (pass-through,
+// model and the stream the gateway's, and `store: false` (the gateway keeps the conversation itself, for
+// any model). An output cap is sent only where the request has one (hub maxOutputTokens: the caller's,
+// or where a scope or a budget in money sets one, the lesser of it and the caller's), as the chat door
+// does (request.ts); never the row's booked answer, which is for providers that require a cap. Its answer and events come back as they came (pass-through,
 // dialect `openai`, endpoint `responses`) and in the hub's words for the books and every other reader.
 import {
   type CallGuard,
@@ -34,7 +36,7 @@ function headers(apiKey: string): Record<string, string> {
 
 export function responsesBody(request: HubRequest, stream: boolean): Json {
   const body: Json = { ...request.dialectBody!.body, model: request.model, stream, store: false };
-  const cap = request.options.maxOutputTokens ?? request.bookedOutputTokens;
+  const cap = request.options.maxOutputTokens;
   if (cap !== undefined) body.max_output_tokens = cap;
   return body;
 }
