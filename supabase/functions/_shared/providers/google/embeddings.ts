@@ -7,6 +7,9 @@ import { failureOf, readJsonAnswer, timedCall, type WireRules } from "../../upst
 import type { HubAnswer, HubEmbed } from "../../upstream/hub.ts";
 import { type GenerateCall, type GenerateOutcome, upstreamFailure } from "../../upstream/port.ts";
 
+/** Google's most inputs in one batchEmbedContents ("at most 100 requests can be in one batch"). */
+export const GOOGLE_EMBED_BATCH = 100;
+
 export function embed(
   url: (method: string) => string,
   call: GenerateCall,
