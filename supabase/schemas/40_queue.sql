@@ -62,10 +62,10 @@ begin
     where q.model = p_model and q.lease_until < p_now
     returning q.*)
   insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
-    attempt, estimated_tokens, limit_hit, wait_ms, priority_class, error_message, finished_at)
+    attempt, estimated_tokens, limit_hit, wait_ms, priority_class, error_message, finished_at, requests)
   select 'abandoned', g.request_id, g.caller, g.client_id, g.token_id, g.model, g.requested_model, 1, g.tokens,
     g.limit_hit, greatest(0, extract(epoch from (g.expected_at - g.enqueued_at)) * 1000)::integer, g.priority_class,
-    'left the queue: no call within the grace after its turn', p_now
+    'left the queue: no call within the grace after its turn', p_now, g.requests
   from gone g;
   get diagnostics v_lapsed = row_count;
   return v_lapsed;

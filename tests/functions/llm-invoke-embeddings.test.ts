@@ -215,6 +215,12 @@ describe("embeddings under the gateway's admission", () => {
     expect(res.body.error.details).toMatchObject({ field: "input", inputs: 51, max_inputs: 50, per: "minute" });
     expect(res.body.error.cause).toBe("over_rpm");
     expect(embedCalls()).toHaveLength(0);
+    // More than Google takes in one call (100) is refused before any reservation: one request, one call.
+    await s.setLimit({ model: GEMINI, rpm: 1000 });
+    const huge = await post(texts(101), "WAIT");
+    expect(huge.status).toBe(400);
+    expect(huge.body.error.message).toContain("at most 100 inputs in one request; 101 were sent");
+    expect(embedCalls()).toHaveLength(0);
     const rows = await s.sql<{ status: string; refusal_cause: string; requests: number }[]>`
       select status, refusal_cause, requests from public.google_ai_attempts where model = ${GEMINI}`;
     expect(rows).toEqual([{ status: "refused", refusal_cause: "over_rpm", requests: 51 }]);

@@ -676,6 +676,30 @@ end
 $function$
 ;
 
+CREATE OR REPLACE FUNCTION public.google_ai_queue_lapse(p_model text, p_now timestamp with time zone)
+ RETURNS integer
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  v_lapsed integer;
+begin
+  with gone as (
+    delete from public.google_ai_queue q
+    where q.model = p_model and q.lease_until < p_now
+    returning q.*)
+  insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
+    attempt, estimated_tokens, limit_hit, wait_ms, priority_class, error_message, finished_at, requests)
+  select 'abandoned', g.request_id, g.caller, g.client_id, g.token_id, g.model, g.requested_model, 1, g.tokens,
+    g.limit_hit, greatest(0, extract(epoch from (g.expected_at - g.enqueued_at)) * 1000)::integer, g.priority_class,
+    'left the queue: no call within the grace after its turn', p_now, g.requests
+  from gone g;
+  get diagnostics v_lapsed = row_count;
+  return v_lapsed;
+end
+$function$
+;
+
 CREATE OR REPLACE FUNCTION public.google_ai_queue_wait(p_now timestamp with time zone, p_request public.google_ai_request, p_limits public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_refusal public.google_ai_refusal, OUT answer jsonb, OUT turn_at timestamp with time zone, OUT expected timestamp with time zone, OUT likely_at timestamp with time zone)
  RETURNS record
  LANGUAGE plpgsql
