@@ -63,7 +63,8 @@ begin
 end
 $$;
 
--- When the sliding window has room again for one more request of p_tokens, for a requester that
+-- When the sliding window has room again for p_requests more requests (1, or a request's several at its
+-- provider, booked at once) of p_tokens, for a requester that
 -- does not own the RPM shares it holds back: walking the window's seconds oldest first (a second's
 -- first admission leaves on time, the others with its last: google_ai_ring_at), the first moment the
 -- admissions left, plus what the other owners may still claim of their shares, leave a request over
@@ -71,7 +72,7 @@ $$;
 -- (the shares kept from this requester cover the limit, or the tokens the TPM).
 CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_for(p_quota_group text, p_model text,
     p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer, p_class text,
-    p_caller text) RETURNS timestamp with time zone
+    p_caller text, p_requests integer DEFAULT 1) RETURNS timestamp with time zone
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
@@ -123,7 +124,7 @@ begin
           - case when v_rings[j][v_i + 1] = 0 or v_rings[j][v_i + 3] > v_us then 0
                  when v_rings[j][v_i + 4] <= v_us then v_rings[j][v_i + 1] else 1 end));
       end loop;
-      if (p_rpm is null or v_left_requests - v_gone + 1 + v_held <= p_rpm)
+      if (p_rpm is null or v_left_requests - v_gone + p_requests + v_held <= p_rpm)
          and (p_tpm is null or v_left_tokens - case when v_gone = v_ring.ring[v_i + 1] then v_ring.ring[v_i + 2]
                                                      else 0 end + p_tokens <= p_tpm) then
         return public.google_ai_ring_time(v_s, v_us) + p_window;

@@ -280,7 +280,7 @@ $$;
 -- window must have room by then. p_model, p_class, p_caller: whole, as the rules take them.
 CREATE OR REPLACE FUNCTION public.google_ai_refusal_times(p_rules public.google_ai_booking_verdict, p_quota_group text,
     p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes,
-    p_caller public.google_ai_caller, p_at public.google_ai_counter_at, p_tokens integer,
+    p_caller public.google_ai_caller, p_at public.google_ai_counter_at, p_tokens integer, p_requests integer DEFAULT 1,
     OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql STABLE
     AS $$
@@ -293,7 +293,7 @@ begin
   end if;
   if p_rules.window_full then
     reopens_at := public.google_ai_window_reopens_for(p_quota_group, coalesce(p_model.limit_pool, p_model.model),
-      p_at.at, p_at.minute, p_model.rpm, p_model.tpm, p_tokens, p_class.name, p_caller.name);
+      p_at.at, p_at.minute, p_model.rpm, p_model.tpm, p_tokens, p_class.name, p_caller.name, p_requests);
     if p_rules.outcome = 'tpm' and exists (select 1 from public.google_ai_attempts a
                                            where a.quota_group = p_quota_group and a.model = p_model.model
                                              and a.status = 'reserved' and a.admitted_at > p_at.at - p_at.minute
@@ -375,8 +375,10 @@ $$;
 -- concatenation would encode the whole object again; minus an empty array is the object as it is). The
 -- subtransaction (begin ... exception) gives the row lock back when the row is full, so the caller can
 -- move on to the next group without holding it. p_zone: the zone the provider's day turns in, the
--- group's day (google_ai_candidate_groups reads it with the candidates). (Its answers are assigned, not
--- selected into: a select ... into is a statement of its own, counted about 15k instructions.)
+-- group's day (google_ai_candidate_groups reads it with the candidates). The answer's day_left: the day is the
+-- largest of today's count and, within a guard of midnight, the other day's, before this request; reset at
+-- midnight plus the guard, or after midnight at that guard's end when yesterday's is larger. (Its answers are
+-- assigned, not selected into: a select ... into is a statement of its own, counted about 15k instructions.)
 CREATE OR REPLACE FUNCTION public.google_ai_book_group(p_quota_group text, p_model public.google_ai_model_limits,
     p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_tokens integer,
     p_now timestamp with time zone, p_skip_locked boolean, p_zone text, p_output integer DEFAULT NULL::integer,
@@ -404,7 +406,8 @@ begin
       p_requests);
     v_minute := greatest(public.google_ai_minute_window(v_at.at), v_row.minute_bucket);
     if v_rules.outcome <> 'booked' then
-      v_times := public.google_ai_refusal_times(v_rules, p_quota_group, p_model, p_class, p_caller, v_at, p_tokens);
+      v_times := public.google_ai_refusal_times(v_rules, p_quota_group, p_model, p_class, p_caller, v_at, p_tokens,
+        p_requests);
       raise exception using errcode = 'P0001', message = 'eve:full';
     end if;
 
@@ -431,8 +434,6 @@ begin
                                     v_at.at, v_at.minute, p_requests, v_at.day, v_at.near_end, v_at.near_start) end,
       updated_at      = v_at.at
     where c.id = v_row.id;
-    -- (The day: the largest of today's count and, within a guard of midnight, the other day's, before this
-    -- request; reset at midnight plus the guard, or after midnight at that guard's end when yesterday's is larger.)
     return row('booked', v_minute, v_at.day, null, null, null, v_at.at, jsonb_build_object(
         'model', p_model.model,
         'quota_group', p_quota_group,

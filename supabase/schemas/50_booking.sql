@@ -99,7 +99,7 @@ begin
                           + (public.google_ai_admission_guard()).day_guard_ms * interval '1 millisecond'
           else public.google_ai_window_reopens_for(v_candidate.quota_group, p_model.model, p_at,
             public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
-            p_model.rpm, p_model.tpm, p_tokens, p_class.name, p_caller.name) end, null,
+            p_model.rpm, p_model.tpm, p_tokens, p_class.name, p_caller.name, p_requests) end, null,
         public.google_ai_refusal_cause(v_candidate.full_by), null, null)::public.google_ai_group_booking;
     end if;
     -- The earliest reopening wins, with its cause; asking again may help at the earliest recheck.

@@ -33,7 +33,11 @@ drop function if exists "public"."google_ai_paced_until"(p_now timestamp with ti
 
 drop function if exists "public"."google_ai_queue_place"(p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_ticket uuid, p_new_ticket uuid, OUT ticket uuid, OUT rank smallint, OUT class text, OUT turn bigint, OUT since timestamp with time zone, OUT may_book boolean, OUT blocked_by text, OUT cause text, OUT turn_at timestamp with time zone);
 
+drop function if exists "public"."google_ai_refusal_times"(p_rules public.google_ai_booking_verdict, p_quota_group text, p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_at public.google_ai_counter_at, p_tokens integer, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone);
+
 drop function if exists "public"."google_ai_reserve_models"(p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer, p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid, p_output_tokens integer[]);
+
+drop function if exists "public"."google_ai_window_reopens_for"(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer, p_class text, p_caller text);
 
 drop type if exists "public"."google_ai_request";
 
@@ -112,7 +116,7 @@ begin
                           + (public.google_ai_admission_guard()).day_guard_ms * interval '1 millisecond'
           else public.google_ai_window_reopens_for(v_candidate.quota_group, p_model.model, p_at,
             public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
-            p_model.rpm, p_model.tpm, p_tokens, p_class.name, p_caller.name) end, null,
+            p_model.rpm, p_model.tpm, p_tokens, p_class.name, p_caller.name, p_requests) end, null,
         public.google_ai_refusal_cause(v_candidate.full_by), null, null)::public.google_ai_group_booking;
     end if;
     -- The earliest reopening wins, with its cause; asking again may help at the earliest recheck.
@@ -166,7 +170,8 @@ begin
       p_requests);
     v_minute := greatest(public.google_ai_minute_window(v_at.at), v_row.minute_bucket);
     if v_rules.outcome <> 'booked' then
-      v_times := public.google_ai_refusal_times(v_rules, p_quota_group, p_model, p_class, p_caller, v_at, p_tokens);
+      v_times := public.google_ai_refusal_times(v_rules, p_quota_group, p_model, p_class, p_caller, v_at, p_tokens,
+        p_requests);
       raise exception using errcode = 'P0001', message = 'eve:full';
     end if;
 
@@ -193,8 +198,6 @@ begin
                                     v_at.at, v_at.minute, p_requests, v_at.day, v_at.near_end, v_at.near_start) end,
       updated_at      = v_at.at
     where c.id = v_row.id;
-    -- (The day: the largest of today's count and, within a guard of midnight, the other day's, before this
-    -- request; reset at midnight plus the guard, or after midnight at that guard's end when yesterday's is larger.)
     return row('booked', v_minute, v_at.day, null, null, null, v_at.at, jsonb_build_object(
         'model', p_model.model,
         'quota_group', p_quota_group,
@@ -527,6 +530,41 @@ end
 $function$
 ;
 
+CREATE OR REPLACE FUNCTION public.google_ai_refusal_times(p_rules public.google_ai_booking_verdict, p_quota_group text, p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_at public.google_ai_counter_at, p_tokens integer, p_requests integer DEFAULT 1, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone)
+ RETURNS record
+ LANGUAGE plpgsql
+ STABLE
+AS $function$
+begin
+  if p_rules.outcome = 'rpd' then
+    reopens_at := case when p_model.rpd - p_rules.held_rpd <= p_at.counts[1] then p_at.midnight
+                       when p_at.near_end then public.google_ai_midnight_after_in(p_at.midnight, p_at.zone)
+                       else p_at.day_start end + p_at.day_guard;
+    return;
+  end if;
+  if p_rules.window_full then
+    reopens_at := public.google_ai_window_reopens_for(p_quota_group, coalesce(p_model.limit_pool, p_model.model),
+      p_at.at, p_at.minute, p_model.rpm, p_model.tpm, p_tokens, p_class.name, p_caller.name, p_requests);
+    if p_rules.outcome = 'tpm' and exists (select 1 from public.google_ai_attempts a
+                                           where a.quota_group = p_quota_group and a.model = p_model.model
+                                             and a.status = 'reserved' and a.admitted_at > p_at.at - p_at.minute
+                                             and a.admitted_at < 'infinity') then
+      recheck_at := p_at.at + (public.google_ai_admission_guard()).recheck_ms * interval '1 millisecond';
+    end if;
+  end if;
+  if p_rules.outcome = 'pace' then
+    reopens_at := greatest(p_rules.paced_until, reopens_at);
+    recheck_at := null;
+  elsif p_rules.spread_at is not null then
+    reopens_at := greatest(p_rules.spread_at, reopens_at);
+    if recheck_at >= reopens_at then
+      recheck_at := null;
+    end if;
+  end if;
+end
+$function$
+;
+
 CREATE OR REPLACE FUNCTION public.google_ai_requests_over(p_now timestamp with time zone, p_limits public.google_ai_model_limits, p_requests integer, p_exclude_key_ids uuid[])
  RETURNS jsonb
  LANGUAGE plpgsql
@@ -568,6 +606,77 @@ begin
   return public.google_ai_reserve_models_at(null, row(p_models, p_estimated_tokens, p_caller, p_token_hash,
     p_request_id, p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata, p_idempotent, p_priority, p_queue_ticket,
     p_wait_left_ms, p_reply_by, p_hold_until, p_holder, p_output_tokens, p_requests)::public.google_ai_reservation);
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_for(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer, p_class text, p_caller text, p_requests integer DEFAULT 1)
+ RETURNS timestamp with time zone
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO ''
+AS $function$
+declare
+  v_row public.google_ai_usage_counters;
+  v_ring record;
+  -- The others' RPM shares: what each keeps, what its owner used of the window, its ring (a row each).
+  v_kept integer[];
+  v_used integer[];
+  v_rings integer[];
+  v_span integer;
+  v_left_requests integer;
+  v_left_tokens bigint;
+  v_i integer;
+  v_us integer;
+  v_gone integer;
+  v_held integer;
+  v_s bigint;  -- a second of the epoch (the loop counts offsets: a FOR variable is an integer, 2^31 s is 2038)
+begin
+  select * into v_row from public.google_ai_usage_counters c where c.quota_group = p_quota_group and c.model = p_model;
+  v_ring := public.google_ai_ring_at(p_now, p_window, v_row.ring_low, v_row.ring, v_row.window_requests,
+    v_row.window_tokens);
+  if v_ring.ring_low is null then
+    return null;
+  end if;
+  v_span := cardinality(v_ring.ring) / 4;
+  select coalesce(array_agg(s.reserved_rpm), '{}'), coalesce(array_agg(r.sum_requests), '{}'),
+         coalesce(array_agg(r.ring), '{}')
+    into v_kept, v_used, v_rings
+  from public.google_ai_quota_shares s
+  left join unnest(v_row.share_use) u on u.share_id = s.id
+  cross join lateral public.google_ai_ring_at(p_now, p_window, u.ring_low, u.ring, u.window_requests, null) r
+  where s.model = p_model and s.reserved_rpm is not null and p_rpm is not null
+    and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false));
+
+  v_left_requests := v_ring.sum_requests;
+  v_left_tokens := v_ring.sum_tokens;
+  for k in 0 .. v_span - 1 loop
+    v_s := v_ring.ring_low + k;
+    v_i := (v_s % v_span)::integer * 4;
+    continue when v_ring.ring[v_i + 1] = 0;
+    -- Two moments a second: its first admission leaves, then the others (and the tokens) with its last.
+    foreach v_us in array v_ring.ring[v_i + 3 : v_i + 4] loop
+      v_gone := case when v_us < v_ring.ring[v_i + 4] then 1 else v_ring.ring[v_i + 1] end;
+      v_held := 0;
+      for j in 1 .. cardinality(v_kept) loop
+        -- What of the owner's admissions of this second have left by then, the same way.
+        v_held := v_held + greatest(0, v_kept[j] - (v_used[j]
+          - case when v_rings[j][v_i + 1] = 0 or v_rings[j][v_i + 3] > v_us then 0
+                 when v_rings[j][v_i + 4] <= v_us then v_rings[j][v_i + 1] else 1 end));
+      end loop;
+      if (p_rpm is null or v_left_requests - v_gone + p_requests + v_held <= p_rpm)
+         and (p_tpm is null or v_left_tokens - case when v_gone = v_ring.ring[v_i + 1] then v_ring.ring[v_i + 2]
+                                                     else 0 end + p_tokens <= p_tpm) then
+        return public.google_ai_ring_time(v_s, v_us) + p_window;
+      end if;
+    end loop;
+    v_left_requests := v_left_requests - v_ring.ring[v_i + 1];
+    v_left_tokens := v_left_tokens - v_ring.ring[v_i + 2];
+    for j in 1 .. cardinality(v_kept) loop
+      v_used[j] := v_used[j] - v_rings[j][v_i + 1];
+    end loop;
+  end loop;
+  return null;
 end
 $function$
 ;
@@ -1720,6 +1829,7 @@ revoke all on function public.google_ai_queued_answer(p_ticket public.google_ai_
 revoke all on function public.google_ai_record_admission(p_now timestamp with time zone, p_request public.google_ai_request, p_model text, p_class text, p_booking public.google_ai_booking, p_ticket uuid, p_booked_usd numeric, p_booked_output integer) from public, anon, authenticated, service_role;
 revoke all on function public.google_ai_refusal_at(p_now timestamp with time zone, p_request public.google_ai_request, p_limits public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_refusal public.google_ai_refusal) from public, anon, authenticated, service_role;
 revoke all on function public.google_ai_refusal_figures(p_now timestamp with time zone, p_limits public.google_ai_model_limits, p_refusal public.google_ai_refusal, p_requests integer, p_exclude_key_ids uuid[]) from public, anon, authenticated, service_role;
+revoke all on function public.google_ai_refusal_times(p_rules public.google_ai_booking_verdict, p_quota_group text, p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_at public.google_ai_counter_at, p_tokens integer, p_requests integer, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) from public, anon, authenticated, service_role;
 comment on type public.google_ai_request is 'One reservation request as its entry received it, handed whole through fall-back, admit, refuse, record and queue (google_ai_reserve_models_at builds it).';
 revoke all on function public.google_ai_requests_over(p_now timestamp with time zone, p_limits public.google_ai_model_limits, p_requests integer, p_exclude_key_ids uuid[]) from public, anon, authenticated, service_role;
 comment on function public.google_ai_requests_over(p_now timestamp with time zone, p_limits public.google_ai_model_limits, p_requests integer, p_exclude_key_ids uuid[]) is 'A request of more requests than the model''s minute or any group''s day has left (over_rpm, over_rpd): its figures, refused at once as too_large; null when the booking decides.';
@@ -1728,3 +1838,4 @@ revoke all on function public.google_ai_reserve_models(p_models text[], p_estima
 grant execute on function public.google_ai_reserve_models(p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer, p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid, p_output_tokens integer[], p_requests integer) to eve_gateway;
 grant execute on function public.google_ai_reserve_models(p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer, p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid, p_output_tokens integer[], p_requests integer) to service_role;
 revoke all on function public.google_ai_token_verdict_at(p_now timestamp with time zone, p_request public.google_ai_request, OUT refusal jsonb, OUT caller text, OUT client_id uuid, OUT token_id uuid, OUT worst numeric) from public, anon, authenticated, service_role;
+revoke all on function public.google_ai_window_reopens_for(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer, p_class text, p_caller text, p_requests integer) from public, anon, authenticated, service_role;
