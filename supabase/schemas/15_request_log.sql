@@ -71,6 +71,8 @@ CREATE TABLE public.google_ai_attempts (
     booked_output_tokens integer,
     cache_write_1h_tokens integer,
     cache_write_5m_tokens integer,
+    requests integer DEFAULT 1 NOT NULL,
+    CONSTRAINT google_ai_attempts_requests_check CHECK ((requests >= 1)),
     CONSTRAINT google_ai_attempts_quota_cause_check CHECK (public.google_ai_is_quota_cause(quota_cause)),
     CONSTRAINT google_ai_attempts_status_check CHECK (public.google_ai_is_attempt_status(status))
 )
@@ -94,6 +96,11 @@ COMMENT ON COLUMN public.google_ai_attempts.booked_output_tokens IS
 COMMENT ON COLUMN public.google_ai_attempts.cache_write_1h_tokens IS
     'Of input_tokens, those the provider wrote to its cache to live an hour (Anthropic''s '
     'cache_creation.ephemeral_1h_input_tokens), priced apart; null: none said.';
+
+COMMENT ON COLUMN public.google_ai_attempts.requests IS
+    'The requests this attempt is at its provider, booked at once in every count of requests (window, day, shares, '
+    'budgets) and given back together: 1, or an embedding batch''s inputs where the model''s row counts each input '
+    '(google_ai_embedding_models.counts_each_input).';
 
 COMMENT ON COLUMN public.google_ai_attempts.cache_write_5m_tokens IS
     'Of input_tokens, those the provider wrote to its cache to live 5 minutes (Anthropic''s '

@@ -63,7 +63,8 @@ begin
 end
 $$;
 
--- When the sliding window has room again for one more request of p_tokens, for a requester that
+-- When the sliding window has room again for p_requests more requests (1, or a request's several at its
+-- provider, booked at once) of p_tokens, for a requester that
 -- does not own the RPM shares it holds back: walking the window's seconds oldest first (a second's
 -- first admission leaves on time, the others with its last: google_ai_ring_at), the first moment the
 -- admissions left, plus what the other owners may still claim of their shares, leave a request over
@@ -71,7 +72,7 @@ $$;
 -- (the shares kept from this requester cover the limit, or the tokens the TPM).
 CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_for(p_quota_group text, p_model text,
     p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer, p_class text,
-    p_caller text) RETURNS timestamp with time zone
+    p_caller text, p_requests integer DEFAULT 1) RETURNS timestamp with time zone
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
@@ -123,7 +124,7 @@ begin
           - case when v_rings[j][v_i + 1] = 0 or v_rings[j][v_i + 3] > v_us then 0
                  when v_rings[j][v_i + 4] <= v_us then v_rings[j][v_i + 1] else 1 end));
       end loop;
-      if (p_rpm is null or v_left_requests - v_gone + 1 + v_held <= p_rpm)
+      if (p_rpm is null or v_left_requests - v_gone + p_requests + v_held <= p_rpm)
          and (p_tpm is null or v_left_tokens - case when v_gone = v_ring.ring[v_i + 1] then v_ring.ring[v_i + 2]
                                                      else 0 end + p_tokens <= p_tpm) then
         return public.google_ai_ring_time(v_s, v_us) + p_window;
@@ -279,11 +280,12 @@ CREATE OR REPLACE TRIGGER google_ai_share_edited BEFORE INSERT OR UPDATE ON publ
 
 -- The shares' use (google_ai_usage_counters.share_use) with a request more or less counted for the
 -- shares of p_owned, in their window (google_ai_ring_at) and in their group's day p_day (and the other
--- day's within a guard of midnight: p_near_end, p_near_start). A booking (p_requests 1) at p_at moves
+-- day's within a guard of midnight: p_near_end, p_near_start). A booking (p_requests: 1, or a request's
+-- several at its provider, google_ai_attempts.requests) at p_at moves
 -- each owner's day on to p_day; p_live: the model's shares in id order, whose elements the result keeps
--- (a removed share's go). A release (p_live null: every element is kept) gives back p_requests (-1, or
--- 0 for an admission the window does not look for) in the second of its admission p_at, and one of a
--- day still counted (the same day_bucket).
+-- (a removed share's go). A release (p_live null: every element is kept) gives back p_requests (-its
+-- requests, or 0 for an admission the window does not look for) in the second of its admission p_at, and
+-- as many of a day still counted (the same day_bucket; one when the window does not look for it).
 CREATE OR REPLACE FUNCTION public.google_ai_share_use_counted(p_use public.google_ai_share_use[], p_live bigint[],
     p_owned bigint[], p_at timestamp with time zone, p_window interval, p_requests integer, p_day date,
     p_near_end boolean, p_near_start boolean) RETURNS public.google_ai_share_use[]
@@ -292,7 +294,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_share_use_counted(p_use public.googl
 declare
   v_use public.google_ai_share_use[] := '{}'::public.google_ai_share_use[];
   v_ids bigint[] := p_live;
-  v_day_requests integer := 1;
+  v_day_requests integer := p_requests;
   v_admitted_at timestamptz;  -- a release's
   v_id bigint;
   v_old public.google_ai_share_use;
@@ -303,7 +305,7 @@ begin
   if v_ids is null then
     -- A release. (The ids apart, so that the loop's expression stays a simple one, not a query.)
     v_ids := array(select u.share_id from unnest(p_use) u);
-    v_day_requests := -1;
+    v_day_requests := case when p_requests < 0 then p_requests else -1 end;
     v_admitted_at := p_at;
     p_at := null;
   end if;
@@ -340,7 +342,8 @@ end
 $$;
 
 -- Settles an admission on its counter row: finalize sets its tokens to Google's count (p_tokens),
--- release gives back the request in its minute, day and window (and in its owners' shares), and a
+-- release gives back the request (its requests: google_ai_attempts.requests) in its minute, day and window
+-- (and in its owners' shares), and a
 -- model's token buckets get back what the call did not use (below), on the row of its pool when it
 -- names one (google_ai_model_limits.limit_pool). The window is corrected in the second the admission
 -- counts in (google_ai_attempts.admitted_at) while that second is still in the ring; one that left it
@@ -355,7 +358,7 @@ declare
   v_row public.google_ai_usage_counters;
   v_at public.google_ai_counter_at;  -- the row as of the admission, corrected in its second
   -- (An attempt without its admission's time is not looked for in the window.)
-  v_requests integer := case when p_released and p_att.admitted_at is not null then -1 else 0 end;
+  v_requests integer := case when p_released and p_att.admitted_at is not null then -p_att.requests else 0 end;
   v_delta integer := p_tokens - p_att.estimated_tokens;
   v_window_us numeric;
   -- The tokens a bucket gets back: what was booked less what was used.
@@ -408,15 +411,15 @@ begin
 
   update public.google_ai_usage_counters c set
     rpm_used = case when p_released and c.minute_bucket = p_att.minute_bucket
-                    then greatest(0, c.rpm_used - 1) else c.rpm_used end,
+                    then greatest(0, c.rpm_used - p_att.requests) else c.rpm_used end,
     tpm_used = case when c.minute_bucket = p_att.minute_bucket
                     then greatest(0, c.tpm_used + v_delta) else c.tpm_used end,
     rpd_used = case when p_released and c.day_bucket = p_att.day_bucket
-                    then greatest(0, c.rpd_used - 1) else c.rpd_used end,
+                    then greatest(0, c.rpd_used - p_att.requests) else c.rpd_used end,
     rpd_next_used = case when p_released and c.day_bucket = p_att.day_bucket and v_at.near_end
-                         then greatest(0, c.rpd_next_used - 1) else c.rpd_next_used end,
+                         then greatest(0, c.rpd_next_used - p_att.requests) else c.rpd_next_used end,
     rpd_prev_used = case when p_released and c.day_bucket = p_att.day_bucket and v_at.near_start
-                         then greatest(0, c.rpd_prev_used - 1) else c.rpd_prev_used end,
+                         then greatest(0, c.rpd_prev_used - p_att.requests) else c.rpd_prev_used end,
     ring = v_at.ring,
     window_requests = v_at.sum_requests, window_tokens = v_at.sum_tokens,
     input_until = v_row.input_until, output_until = v_row.output_until,

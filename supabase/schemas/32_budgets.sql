@@ -170,7 +170,7 @@ $$;
 -- (google_ai_budget_verdict).
 CREATE OR REPLACE FUNCTION public.google_ai_caller_budget_at(p_caller text, p_client_id uuid,
     p_at timestamp with time zone, p_tokens integer, p_attempt integer, p_model public.google_ai_model_limits,
-    p_output integer, p_class text, OUT day date, OUT worst numeric, OUT cause text,
+    p_output integer, p_class text, p_requests integer DEFAULT 1, OUT day date, OUT worst numeric, OUT cause text,
     OUT reopens_at timestamp with time zone, OUT period text) RETURNS record
     LANGUAGE plpgsql
     AS $$
@@ -192,6 +192,6 @@ begin
   end if;
   select v.cause, v.period, v.reopens_at into cause, period, reopens_at
   from public.google_ai_budget_verdict(public.google_ai_budget_of(v_row), p_at,
-    public.google_ai_request_counts(p_attempt), p_tokens, worst) v;
+    public.google_ai_request_counts(p_attempt) * p_requests, p_tokens, worst) v;
 end
 $$;

@@ -92,7 +92,8 @@ COMMENT ON TYPE public.google_ai_caller IS
 -- through fall-back, admit, a token's verdict, refuse, record and queue: a field added here reaches
 -- every step without a signature changed on the way. model and output_tokens are the model being tried
 -- (as asked) and the answer it is sent with (google_ai_fall_back_at sets both for each model of a
--- chain); caller, client_id and token_id are a token's client once its verdict has passed.
+-- chain); caller, client_id and token_id are a token's client once its verdict has passed; requests: how
+-- many requests it is at its provider (1, or an embedding batch's inputs), booked and given back at once.
 CREATE TYPE public.google_ai_request AS (
     model text,
     caller text,
@@ -109,7 +110,8 @@ CREATE TYPE public.google_ai_request AS (
     priority text,
     exclude_key_ids uuid[],
     queue_ticket uuid,
-    idempotent boolean
+    idempotent boolean,
+    requests integer
 );
 
 COMMENT ON TYPE public.google_ai_request IS
@@ -447,7 +449,7 @@ declare
   v_period text;       -- whose period refused: the token's life, the client's day or month
   v_retry_at timestamptz;
   v_retry_ms bigint;
-  v_count_request integer := public.google_ai_request_counts(p_request.attempt);
+  v_count_request integer := public.google_ai_request_counts(p_request.attempt) * coalesce(p_request.requests, 1);
 begin
   select * into v_token from public.google_ai_tokens t where t.token_hash = p_request.token_hash for update;
   if not found then

@@ -18,12 +18,14 @@ CREATE TABLE public.google_ai_queue (
     limit_hit text NOT NULL,
     expected_at timestamp with time zone NOT NULL,
     lease_until timestamp with time zone NOT NULL,
-    "position" integer NOT NULL
+    "position" integer NOT NULL,
+    requests integer DEFAULT 1 NOT NULL
 );
 
 COMMENT ON TABLE public.google_ai_queue IS
     'Requests waiting for capacity, in admission order (class_rank, turn, enqueued_at). A ticket ends when its request '
-    'is admitted, gives up, or stops calling (lease_until): then an abandoned attempt row records it.';
+    'is admitted, gives up, or stops calling (lease_until): then an abandoned attempt row records it. requests: the '
+    'slots its turn needs at once (google_ai_attempts.requests).';
 
 CREATE INDEX IF NOT EXISTS google_ai_queue_caller_idx ON public.google_ai_queue USING btree (model, caller, class_rank);
 
@@ -60,10 +62,10 @@ begin
     where q.model = p_model and q.lease_until < p_now
     returning q.*)
   insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
-    attempt, estimated_tokens, limit_hit, wait_ms, priority_class, error_message, finished_at)
+    attempt, estimated_tokens, limit_hit, wait_ms, priority_class, error_message, finished_at, requests)
   select 'abandoned', g.request_id, g.caller, g.client_id, g.token_id, g.model, g.requested_model, 1, g.tokens,
     g.limit_hit, greatest(0, extract(epoch from (g.expected_at - g.enqueued_at)) * 1000)::integer, g.priority_class,
-    'left the queue: no call within the grace after its turn', p_now
+    'left the queue: no call within the grace after its turn', p_now, g.requests
   from gone g;
   get diagnostics v_lapsed = row_count;
   return v_lapsed;
@@ -108,7 +110,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_higher_taken(p_group text, p_model t
     SET search_path TO ''
     AS $$
 begin
-  return (select count(*) from public.google_ai_attempts a
+  return (select coalesce(sum(a.requests), 0) from public.google_ai_attempts a
           join public.google_ai_priority_classes pc on pc.name = a.priority_class
           where a.quota_group = p_group and a.model = p_model
             and a.admitted_at > p_now - p_window and a.admitted_at < 'infinity'
@@ -327,17 +329,20 @@ $$;
 -- (limits after the margin: google_ai_request_limits), class row and caller, each whole, as the booking
 -- takes them. Answers the class and turn it stands in (its ticket's, the turn
 -- moved up as google_ai_next_turn allows; else where a ticket taken now, p_new_ticket, would stand, in
--- p_class), and whether it may ask for a booking now (may_book). It may when nobody else waits, when a
--- slot is free beyond the due tickets ahead, or when its own RPM share still has room in a group (the
--- share keeps that slot for it, the spread does not hold it back, and the booking decides exactly); never
--- while a due ticket ahead waits for a limit whose turns go head first (google_ai_queue_turns: 'head').
+-- p_class), and whether it may ask for a booking now (may_book). It may when nobody else waits, when its
+-- p_requests slots (1, or a request's several at its provider, booked at once) are free beyond those of the
+-- due tickets ahead (and of every ticket of several requests ahead), or when its own RPM share still has
+-- room in a group (the share keeps that slot for it, the spread does not hold it back, and the booking
+-- decides exactly); never while a due ticket ahead waits for a limit whose turns go head first
+-- (google_ai_queue_turns: 'head').
 -- When it may not, blocked_by and cause say why: the limit the window counts (rpm, else tpm), or the
 -- one the head-first ticket waits for, and queue_turn when the free slots (or the head's turn) are the
 -- turns of the tickets ahead, spread when only the schedule holds one, share_kept when only others'
 -- shares keep the window's room from it, else window_full.
 CREATE OR REPLACE FUNCTION public.google_ai_queue_place(p_model public.google_ai_model_limits,
     p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_exclude_key_ids uuid[],
-    p_now timestamp with time zone, p_ticket uuid, p_new_ticket uuid, OUT ticket uuid, OUT rank smallint,
+    p_now timestamp with time zone, p_ticket uuid, p_new_ticket uuid, p_requests integer, OUT ticket uuid,
+    OUT rank smallint,
     OUT class text, OUT turn bigint, OUT since timestamp with time zone, OUT may_book boolean, OUT blocked_by text,
     OUT cause text, OUT turn_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql STABLE
@@ -379,17 +384,22 @@ begin
     since := p_now;
   end if;
 
-  select count(*), count(*) filter (where q.expected_at <= p_now),
+  -- (A ticket of several requests holds the slots free now toward its turn: it waits because fewer are free
+  -- than it needs, and a request behind it that took one would put its turn off.)
+  select coalesce(sum(q.requests), 0),
+         coalesce(sum(q.requests) filter (where q.expected_at <= p_now or q.requests > 1), 0),
          min(q.limit_hit) filter (where q.expected_at <= p_now and public.google_ai_queue_turns(q.limit_hit) = 'head')
     into v_ahead, v_due_ahead, v_head_limit
   from public.google_ai_queue q
   where q.model = p_model.model and q.lease_until >= p_now and q.ticket_id is distinct from ticket
     and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id) < (rank, turn, since, coalesce(ticket, p_new_ticket));
   select t.free_now, t.turn_at, t.spread_bound, t.kept_bound into v_free_now, turn_at, v_spread_bound, v_kept_bound
-  from public.google_ai_queue_turn_at(p_model, p_exclude_key_ids, p_now, v_ahead + 1, rank, class, p_caller.name) t;
-  -- Slots go to the due tickets ahead first; one nobody due claims goes to whoever asks. (No turn,
-  -- none today anywhere or every window kept from it by shares: the booking names the reopening.)
-  may_book := v_head_limit is null and (turn_at is null or v_due_ahead < v_free_now
+  from public.google_ai_queue_turn_at(p_model, p_exclude_key_ids, p_now, v_ahead + p_requests, rank, class,
+    p_caller.name) t;
+  -- Slots go to the due tickets ahead first; those nobody due claims go to whoever asks, when they are
+  -- as many as its requests. (No turn, none today anywhere or every window kept from it by shares: the
+  -- booking names the reopening.)
+  may_book := v_head_limit is null and (turn_at is null or v_due_ahead + p_requests <= v_free_now
     or exists (select 1 from public.google_ai_quota_shares s
                left join (select e.* from public.google_ai_usage_counters c, unnest(c.share_use) e
                           where c.model = p_model.model) u on u.share_id = s.id
@@ -428,6 +438,23 @@ COMMENT ON TYPE public.google_ai_refusal IS
     'Why a request was not booked (limit, cause, the booking''s times) and its place in the queue, '
     'handed whole to google_ai_refusal_at and google_ai_queue_wait.';
 
+-- The answer of a request that waits in line, from its ticket as written (p_ticket): its limit, its
+-- cause (p_cause), the time of its turn and its place (the ticket, its position, when, its class).
+CREATE OR REPLACE FUNCTION public.google_ai_queued_answer(p_ticket public.google_ai_queue, p_cause text,
+    p_now timestamp with time zone) RETURNS jsonb
+    LANGUAGE sql STABLE
+    AS $$
+  select jsonb_build_object(
+    'ok', false,
+    'limit', p_ticket.limit_hit,
+    'cause', p_cause,
+    'retry_after_ms', public.google_ai_ms_until(p_ticket.expected_at, p_now),
+    'retry_at', p_ticket.expected_at,
+    'model', p_ticket.model,
+    'queue', jsonb_build_object('ticket', p_ticket.ticket_id, 'position', p_ticket."position",
+                                'expected_at', p_ticket.expected_at, 'priority', p_ticket.priority_class))
+$$;
+
 -- A refused request waits in line (google_ai_admit_at asks when its limit is one a turn can bring and
 -- it has wait left): its ticket is taken, or renewed, when its turn is likely within the wait, and
 -- answer names it (the queued refusal, without the credential's ids). Otherwise no ticket and a null
@@ -463,14 +490,15 @@ begin
     v_turn := public.google_ai_next_turn(p_limits.model, p_class.rank, p_request.caller, null, null, null);
     v_since := p_now;
   end if;
-  select count(*), min(q.lease_until) filter (where q.expected_at <= p_now) into v_ahead, v_due_lease
+  select coalesce(sum(q.requests), 0), min(q.lease_until) filter (where q.expected_at <= p_now)
+    into v_ahead, v_due_lease
   from public.google_ai_queue q
   where q.model = p_limits.model and q.ticket_id is distinct from p_refusal.ticket
     and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id)
         < (p_class.rank, v_turn, v_since, coalesce(p_refusal.ticket, p_refusal.new_ticket));
   select t.free_now, t.turn_at, t.likely_at into v_free_now, turn_at, likely_at
-  from public.google_ai_queue_turn_at(p_limits, p_request.exclude_key_ids, p_now, v_ahead + 1, p_class.rank,
-    p_class.name, p_request.caller) t;
+  from public.google_ai_queue_turn_at(p_limits, p_request.exclude_key_ids, p_now, v_ahead + p_request.requests,
+    p_class.rank, p_class.name, p_request.caller) t;
   -- A slot free now but kept for a ticket ahead whose turn has come: if that waiter never calls, the
   -- slot is this one's once its ticket lapses. When the next opening lies beyond this caller's wait,
   -- that is its chance: it asks again then (one call more if the waiter did come).
@@ -502,23 +530,18 @@ begin
   -- waiter is still told the earliest time (expected), so no slot waits for it.
   if expected <= v_wait_until and greatest(expected, likely_at) <= v_wait_until then
     insert into public.google_ai_queue as q (ticket_id, model, priority_class, class_rank, caller, client_id,
-      token_id, request_id, requested_model, turn, enqueued_at, tokens, limit_hit, expected_at, lease_until, position)
+      token_id, request_id, requested_model, turn, enqueued_at, tokens, limit_hit, expected_at, lease_until, position,
+      requests)
     values (coalesce(p_refusal.ticket, p_refusal.new_ticket), p_limits.model, p_class.name, p_class.rank,
       p_request.caller, p_request.client_id, p_request.token_id, p_request.request_id, p_request.model, v_turn,
-      v_since, p_request.estimated_tokens, p_refusal.limit_hit, expected, expected + v_grace, v_ahead + 1)
+      v_since, p_request.estimated_tokens, p_refusal.limit_hit, expected, expected + v_grace, v_ahead + 1,
+      p_request.requests)
     on conflict (ticket_id) do update set
       expected_at = excluded.expected_at, lease_until = excluded.lease_until, turn = excluded.turn,
-      position = excluded.position, tokens = excluded.tokens, limit_hit = excluded.limit_hit
+      position = excluded.position, tokens = excluded.tokens, limit_hit = excluded.limit_hit,
+      requests = excluded.requests
     returning * into v_ticket;
-    answer := jsonb_build_object(
-      'ok', false,
-      'limit', p_refusal.limit_hit,
-      'cause', p_refusal.cause,
-      'retry_after_ms', public.google_ai_ms_until(expected, p_now),
-      'retry_at', expected,
-      'model', p_limits.model,
-      'queue', jsonb_build_object('ticket', v_ticket.ticket_id, 'position', v_ticket.position,
-                                  'expected_at', expected, 'priority', p_class.name));
+    answer := public.google_ai_queued_answer(v_ticket, p_refusal.cause, p_now);
   end if;
 end
 $$;

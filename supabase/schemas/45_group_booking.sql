@@ -2,13 +2,13 @@
 -- counter row's lock (window, day, spread, shares, pace), or says when it may go and why.
 set check_function_bodies = off;
 
--- Pacing: each paced share the requester owns must allow one more of the day (usable: the group's
+-- Pacing: each paced share the requester owns must allow p_requests more of the day (usable: the group's
 -- day less what the other owners' shares keep). Null: none holds it back; else when the last one
 -- allows it: today, else tomorrow (counting what the guard before midnight booked ahead), else later;
 -- the days are the provider's, in zone p_zone.
 CREATE OR REPLACE FUNCTION public.google_ai_paced_until(p_now timestamp with time zone, p_day date, p_rpd integer,
-    p_reserved_rpd bigint, p_burst integer[], p_kept integer[], p_used integer[], p_next integer[], p_zone text)
-    RETURNS timestamp with time zone
+    p_reserved_rpd bigint, p_burst integer[], p_kept integer[], p_used integer[], p_next integer[], p_zone text,
+    p_requests integer DEFAULT 1) RETURNS timestamp with time zone
     LANGUAGE plpgsql STABLE
     AS $$
 declare
@@ -17,15 +17,16 @@ declare
 begin
   for i in 1 .. case when p_rpd is null then 0 else coalesce(cardinality(p_burst), 0) end loop
     v_usable := p_rpd - (p_reserved_rpd - p_kept[i]);
-    if p_used[i] + 1 > public.google_ai_pace_allowance(p_now, p_day, p_burst[i], v_usable, p_zone) then
+    if p_used[i] + p_requests > public.google_ai_pace_allowance(p_now, p_day, p_burst[i], v_usable, p_zone) then
       -- The first moment of the day (s to e, L long) at which the allowance, burst + floor(usable x (t - s) / L),
-      -- reaches need = used + 1 - burst (to the microsecond): s + ceil(need x L / usable), within the day
+      -- reaches need = used + p_requests - burst (to the microsecond): s + ceil(need x L / usable), within the day
       -- exactly when need < usable. Today's if any, else tomorrow's, else the day after begins.
       v_at := greatest(v_at, coalesce((
         select min(case when x.need <= 0 then d.s when x.need < v_usable
                         then d.s + ceil(x.need::numeric * (extract(epoch from d.e - d.s) * 1000000) / v_usable)
                                    * interval '1 microsecond' end)
-        from (values (p_day, p_used[i] + 1 - p_burst[i]), (p_day + 1, p_next[i] + 1 - p_burst[i])) x(day, need),
+        from (values (p_day, p_used[i] + p_requests - p_burst[i]), (p_day + 1, p_next[i] + p_requests - p_burst[i]))
+               x(day, need),
              lateral (select public.google_ai_day_start_in(x.day, p_zone) as s,
                              public.google_ai_day_start_in(x.day + 1, p_zone) as e) d),
         public.google_ai_day_start_in(p_day + 2, p_zone)));
@@ -57,19 +58,21 @@ CREATE TYPE public.google_ai_outcome AS (
 CREATE OR REPLACE FUNCTION public.google_ai_booking_outcome(p_model public.google_ai_model_limits,
     p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_at public.google_ai_counter_at,
     p_held_rpm bigint, p_held bigint[], p_paced_until timestamp with time zone,
-    p_spread_at timestamp with time zone, p_spread_limit text) RETURNS public.google_ai_outcome
+    p_spread_at timestamp with time zone, p_spread_limit text, p_requests integer DEFAULT 1)
+    RETURNS public.google_ai_outcome
     LANGUAGE plpgsql IMMUTABLE
     AS $$
 -- @plpgsql_check_options: extra_warnings = off
 -- (`supabase db lint`: p_class and p_caller are unused by design, handed down whole for the rule that
 -- reads them next, as said above; extra_warnings says nothing else in a body this short.)
 declare
-  -- The day has no room for this requester (full), or none for anyone (spent).
-  v_day_full boolean := p_model.rpd is not null and (p_at.counts[1] + 1 > p_model.rpd - p_held[1]
-    or (p_at.near_end and p_at.counts[2] + 1 > p_model.rpd - p_held[2])
-    or (p_at.near_start and p_at.counts[3] + 1 > p_model.rpd - p_held[3]));
-  v_day_spent boolean := p_model.rpd is not null and (p_at.counts[1] + 1 > p_model.rpd
-    or (p_at.near_end and p_at.counts[2] + 1 > p_model.rpd) or (p_at.near_start and p_at.counts[3] + 1 > p_model.rpd));
+  -- The day has no room for this requester's p_requests (full), or none for anyone (spent).
+  v_day_full boolean := p_model.rpd is not null and (p_at.counts[1] + p_requests > p_model.rpd - p_held[1]
+    or (p_at.near_end and p_at.counts[2] + p_requests > p_model.rpd - p_held[2])
+    or (p_at.near_start and p_at.counts[3] + p_requests > p_model.rpd - p_held[3]));
+  v_day_spent boolean := p_model.rpd is not null and (p_at.counts[1] + p_requests > p_model.rpd
+    or (p_at.near_end and p_at.counts[2] + p_requests > p_model.rpd)
+    or (p_at.near_start and p_at.counts[3] + p_requests > p_model.rpd));
   -- The window has no room for this requester, in requests or in tokens. A bucket (bucket_share: Anthropic's)
   -- is not a sliding minute: its requests are held to their bucket alone (the schedule's place), the
   -- window counting only while others' shares keep part of it.
@@ -181,8 +184,8 @@ CREATE TYPE public.google_ai_booking_verdict AS (
 -- (PL/pgSQL, called as an expression: one statement reads the shares, the rest are expressions.)
 CREATE OR REPLACE FUNCTION public.google_ai_booking_rules(p_model public.google_ai_model_limits,
     p_class public.google_ai_priority_classes, p_caller public.google_ai_caller,
-    p_counter public.google_ai_usage_counters, p_at public.google_ai_counter_at, p_tokens integer, p_output integer)
-    RETURNS public.google_ai_booking_verdict
+    p_counter public.google_ai_usage_counters, p_at public.google_ai_counter_at, p_tokens integer, p_output integer,
+    p_requests integer DEFAULT 1) RETURNS public.google_ai_booking_verdict
     LANGUAGE plpgsql STABLE
     AS $$
 declare
@@ -244,7 +247,7 @@ begin
   end if;
   if v_pace_burst is not null then
     paced_until := public.google_ai_paced_until(p_at.at, p_at.day, p_model.rpd, v_reserved_rpd, v_pace_burst,
-      v_pace_kept, v_pace_used, v_pace_next, p_at.zone);
+      v_pace_kept, v_pace_used, v_pace_next, p_at.zone, p_requests);
   end if;
   if num_nonnulls(p_model.bucket_share, p_model.itpm, p_model.otpm) = 0 then
     -- (No bucket, Google's and OpenAI's rows: the spread alone, as google_ai_schedule_place has it, one call less.)
@@ -259,7 +262,7 @@ begin
     spread_at := v_step.place; input_until := v_step.input_until; output_until := v_step.output_until;
   end if;
   v_verdict := public.google_ai_booking_outcome(p_model, p_class, p_caller, p_at, v_held_rpm, v_held, paced_until,
-    spread_at, v_step.limit_name);
+    spread_at, v_step.limit_name, p_requests);
   return row(v_verdict.outcome, v_verdict.cause, v_verdict.window_full, paced_until, spread_at, v_step.step,
     v_held[1], live, owned, kept, input_until, output_until)::public.google_ai_booking_verdict;
 end
@@ -277,7 +280,7 @@ $$;
 -- window must have room by then. p_model, p_class, p_caller: whole, as the rules take them.
 CREATE OR REPLACE FUNCTION public.google_ai_refusal_times(p_rules public.google_ai_booking_verdict, p_quota_group text,
     p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes,
-    p_caller public.google_ai_caller, p_at public.google_ai_counter_at, p_tokens integer,
+    p_caller public.google_ai_caller, p_at public.google_ai_counter_at, p_tokens integer, p_requests integer DEFAULT 1,
     OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql STABLE
     AS $$
@@ -290,7 +293,7 @@ begin
   end if;
   if p_rules.window_full then
     reopens_at := public.google_ai_window_reopens_for(p_quota_group, coalesce(p_model.limit_pool, p_model.model),
-      p_at.at, p_at.minute, p_model.rpm, p_model.tpm, p_tokens, p_class.name, p_caller.name);
+      p_at.at, p_at.minute, p_model.rpm, p_model.tpm, p_tokens, p_class.name, p_caller.name, p_requests);
     if p_rules.outcome = 'tpm' and exists (select 1 from public.google_ai_attempts a
                                            where a.quota_group = p_quota_group and a.model = p_model.model
                                              and a.status = 'reserved' and a.admitted_at > p_at.at - p_at.minute
@@ -357,7 +360,8 @@ begin
 end
 $$;
 
--- Books one request on a quota group's counter row (its pool's, when the model names one: limit_pool), or
+-- Books one request (p_requests at its provider, all counted at once) on a quota group's counter row
+-- (its pool's, when the model names one: limit_pool), or
 -- says why not. outcome: 'booked', 'skipped'
 -- (the row is locked by someone else and p_skip_locked), or the first limit that blocks: 'rpd',
 -- 'pace', 'rpm', 'tpm'; cause names why (google_ai_refusal_cause's list), reopens_at when it may go,
@@ -371,12 +375,14 @@ $$;
 -- concatenation would encode the whole object again; minus an empty array is the object as it is). The
 -- subtransaction (begin ... exception) gives the row lock back when the row is full, so the caller can
 -- move on to the next group without holding it. p_zone: the zone the provider's day turns in, the
--- group's day (google_ai_candidate_groups reads it with the candidates). (Its answers are assigned, not
--- selected into: a select ... into is a statement of its own, counted about 15k instructions.)
+-- group's day (google_ai_candidate_groups reads it with the candidates). The answer's day_left: the day is the
+-- largest of today's count and, within a guard of midnight, the other day's, before this request; reset at
+-- midnight plus the guard, or after midnight at that guard's end when yesterday's is larger. (Its answers are
+-- assigned, not selected into: a select ... into is a statement of its own, counted about 15k instructions.)
 CREATE OR REPLACE FUNCTION public.google_ai_book_group(p_quota_group text, p_model public.google_ai_model_limits,
     p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_tokens integer,
-    p_now timestamp with time zone, p_skip_locked boolean, p_zone text, p_output integer DEFAULT NULL::integer)
-    RETURNS public.google_ai_group_booking
+    p_now timestamp with time zone, p_skip_locked boolean, p_zone text, p_output integer DEFAULT NULL::integer,
+    p_requests integer DEFAULT 1) RETURNS public.google_ai_group_booking
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -394,12 +400,14 @@ begin
     end if;
 
     -- Decided under the lock, on a clock that never goes back; the ring moved on with this request counted.
-    v_at := public.google_ai_counter_at(v_row, p_zone, coalesce(p_now, pg_catalog.clock_timestamp()), true, 1,
-      p_tokens);
-    v_rules := public.google_ai_booking_rules(p_model, p_class, p_caller, v_row, v_at, p_tokens, p_output);
+    v_at := public.google_ai_counter_at(v_row, p_zone, coalesce(p_now, pg_catalog.clock_timestamp()), true,
+      p_requests, p_tokens);
+    v_rules := public.google_ai_booking_rules(p_model, p_class, p_caller, v_row, v_at, p_tokens, p_output,
+      p_requests);
     v_minute := greatest(public.google_ai_minute_window(v_at.at), v_row.minute_bucket);
     if v_rules.outcome <> 'booked' then
-      v_times := public.google_ai_refusal_times(v_rules, p_quota_group, p_model, p_class, p_caller, v_at, p_tokens);
+      v_times := public.google_ai_refusal_times(v_rules, p_quota_group, p_model, p_class, p_caller, v_at, p_tokens,
+        p_requests);
       raise exception using errcode = 'P0001', message = 'eve:full';
     end if;
 
@@ -407,12 +415,12 @@ begin
       minute_bucket   = v_minute,
       day_bucket      = v_at.day,
       rpm_used        = case when c.minute_bucket = v_minute then c.rpm_used else 0 end
-                        + 1,
+                        + p_requests,
       tpm_used        = case when c.minute_bucket = v_minute then c.tpm_used else 0 end
                         + p_tokens,
-      rpd_used        = v_at.counts[1] + 1,
-      rpd_next_used   = v_at.counts[2] + case when v_at.near_end then 1 else 0 end,
-      rpd_prev_used   = v_at.counts[3] + case when v_at.near_start then 1 else 0 end,
+      rpd_used        = v_at.counts[1] + p_requests,
+      rpd_next_used   = v_at.counts[2] + case when v_at.near_end then p_requests else 0 end,
+      rpd_prev_used   = v_at.counts[3] + case when v_at.near_start then p_requests else 0 end,
       ring_low        = v_at.ring_low,
       ring            = v_at.ring,
       window_requests = v_at.sum_requests,
@@ -423,11 +431,9 @@ begin
       input_until     = v_rules.input_until, output_until = v_rules.output_until,
       share_use       = case when v_rules.owned is null then c.share_use
                              else public.google_ai_share_use_counted(c.share_use, v_rules.live, v_rules.owned,
-                                    v_at.at, v_at.minute, 1, v_at.day, v_at.near_end, v_at.near_start) end,
+                                    v_at.at, v_at.minute, p_requests, v_at.day, v_at.near_end, v_at.near_start) end,
       updated_at      = v_at.at
     where c.id = v_row.id;
-    -- (The day: the largest of today's count and, within a guard of midnight, the other day's, before this
-    -- request; reset at midnight plus the guard, or after midnight at that guard's end when yesterday's is larger.)
     return row('booked', v_minute, v_at.day, null, null, null, v_at.at, jsonb_build_object(
         'model', p_model.model,
         'quota_group', p_quota_group,
@@ -441,7 +447,8 @@ begin
           coalesce(public.google_ai_ring_frees_at(v_at.ring_low, v_at.ring, v_at.minute, true), v_at.at), v_at.at) end,
         'rpd', p_model.rpd,
         'day_left', case when p_model.rpd is not null then greatest(0, p_model.rpd - (greatest(v_at.counts[1],
-          case when v_at.near_end then v_at.counts[2] end, case when v_at.near_start then v_at.counts[3] end) + 1)) end,
+          case when v_at.near_end then v_at.counts[2] end, case when v_at.near_start then v_at.counts[3] end)
+          + p_requests)) end,
         'day_reset_ms', case when p_model.rpd is not null then public.google_ai_ms_until(
           case when v_at.near_start and v_at.counts[3] > v_at.counts[1] then v_at.day_start else v_at.midnight end
           + v_at.day_guard, v_at.at) end,

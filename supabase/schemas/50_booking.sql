@@ -43,7 +43,7 @@ CREATE TYPE public.google_ai_booking AS (
 CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model public.google_ai_model_limits,
     p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_tokens integer,
     p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_attempt integer,
-    p_output integer) RETURNS public.google_ai_booking
+    p_output integer, p_requests integer DEFAULT 1) RETURNS public.google_ai_booking
     LANGUAGE plpgsql
     AS $$
 declare
@@ -61,7 +61,7 @@ begin
   end if;
   -- A service caller's budgets, locked until the booking counts the request in them.
   v_budget := public.google_ai_caller_budget_at(p_caller.name, p_caller.client_id, p_at, p_tokens, p_attempt, p_model,
-    p_output, p_class.name);
+    p_output, p_class.name, p_requests);
   if v_budget.cause is not null then
     return row(null, null, null, 'caller_budget', v_budget.reopens_at, null, v_budget.cause, null, null, null, null,
       null, null, v_budget.period)::public.google_ai_booking;
@@ -79,7 +79,7 @@ begin
     continue when v_candidate.waiting and not (v_candidate.quota_group = any (v_skipped));
     if v_candidate.full_by is null then
       v_try := public.google_ai_book_group(v_candidate.quota_group, p_model, p_class, p_caller, p_tokens, p_now,
-        v_candidate.groups > 1 and not v_candidate.waiting, v_candidate.day_zone, p_output);
+        v_candidate.groups > 1 and not v_candidate.waiting, v_candidate.day_zone, p_output, p_requests);
       if v_try.outcome = 'booked' then
         -- (After waiting for the row, the key read before the wait must still serve the group. Two exits:
         -- a condition that holds a query is run by the executor even when it need not be.)
@@ -99,7 +99,7 @@ begin
                           + (public.google_ai_admission_guard()).day_guard_ms * interval '1 millisecond'
           else public.google_ai_window_reopens_for(v_candidate.quota_group, p_model.model, p_at,
             public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
-            p_model.rpm, p_model.tpm, p_tokens, p_class.name, p_caller.name) end, null,
+            p_model.rpm, p_model.tpm, p_tokens, p_class.name, p_caller.name, p_requests) end, null,
         public.google_ai_refusal_cause(v_candidate.full_by), null, null)::public.google_ai_group_booking;
     end if;
     -- The earliest reopening wins, with its cause; asking again may help at the earliest recheck.
@@ -113,7 +113,7 @@ begin
   elsif v_try.outcome = 'booked' then -- (the loop's last candidate, and its answer; a refusal before it is dropped)
     if v_budget.day is not null then
       perform public.google_ai_count_budgets(null, null, p_caller.name, p_at, null,
-        public.google_ai_request_counts(p_attempt), p_tokens, v_budget.worst, true);
+        public.google_ai_request_counts(p_attempt) * p_requests, p_tokens, v_budget.worst, true);
     end if;
     return row(v_candidate.quota_group, v_try.minute_bucket, v_try.day_bucket, null, null, null, null,
       v_try.admitted_at, v_try.quota, v_candidate.key_id, v_candidate.key_alias, v_candidate.env_var_name,
@@ -126,3 +126,44 @@ begin
     null)::public.google_ai_booking;
 end
 $$;
+
+-- A request of several requests at its provider (p_requests: an embedding batch whose provider counts
+-- each input) that no wait can admit whole, so it is refused at once, before any lock (google_ai_admit_at
+-- as too_large; google_ai_refusal_at answers this), naming the limit it passes: more than the model's
+-- requests a minute (p_limits: its RPM after the margin, as the booking holds it), cause over_rpm, never
+-- to be asked again as it is; or more than any group that may serve it has left of its provider's day,
+-- cause over_rpd, to be asked again when the day turns (its midnight plus the day guard). Answers cause,
+-- requests, max_requests, per (minute or day) and retry_at; null when neither holds and the booking decides
+-- (it counts all of them at once, or none).
+CREATE OR REPLACE FUNCTION public.google_ai_requests_over(p_now timestamp with time zone,
+    p_limits public.google_ai_model_limits, p_requests integer, p_exclude_key_ids uuid[]) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    AS $$
+declare
+  v_day_left integer;
+begin
+  if coalesce(p_requests, 1) <= 1 or p_limits.model is null then
+    return null;
+  end if;
+  if p_limits.rpm is not null and p_requests > p_limits.rpm then
+    return jsonb_build_object('cause', 'over_rpm', 'requests', p_requests, 'max_requests', p_limits.rpm,
+      'per', 'minute');
+  end if;
+  if p_limits.rpd is not null then
+    v_day_left := (select max(greatest(0, p_limits.rpd - c.rpd_used))
+                   from public.google_ai_candidate_groups(p_limits.model, p_exclude_key_ids, null, null, p_limits.rpd,
+                          p_now) c);
+    if p_requests > v_day_left then
+      return jsonb_build_object('cause', 'over_rpd', 'requests', p_requests, 'max_requests', v_day_left, 'per', 'day',
+        'retry_at', public.google_ai_midnight_after_in(p_now, public.google_ai_day_zone(p_limits.model))
+                    + (public.google_ai_admission_guard()).day_guard_ms * interval '1 millisecond');
+    end if;
+  end if;
+  return null;
+end
+$$;
+
+COMMENT ON FUNCTION public.google_ai_requests_over(p_now timestamp with time zone,
+    p_limits public.google_ai_model_limits, p_requests integer, p_exclude_key_ids uuid[]) IS
+    'A request of more requests than the model''s minute or any group''s day has left (over_rpm, over_rpd): its '
+    'figures, refused at once as too_large; null when the booking decides.';

@@ -30,6 +30,33 @@
 -- is counted by track_functions turned on within a transaction (02_reservation.test.sql counts them).
 set check_function_bodies = off;
 
+-- What a refusal's answer names beside its limit, cause and time: how many tokens a minute allows (too
+-- large: TPM, else ITPM, and OTPM as max_output_tokens where the row has it), a withdrawn model's when and
+-- successor (if a row says), or a budget's period; for a request of more requests than the model's minute
+-- or its day holds (too large: google_ai_requests_over), requests, max_requests and per, with the cause
+-- and retry_at that google_ai_refusal_at answers with. p_limits, p_refusal: as google_ai_refusal_at takes
+-- them; p_requests, p_exclude_key_ids: the request's.
+CREATE OR REPLACE FUNCTION public.google_ai_refusal_figures(p_now timestamp with time zone,
+    p_limits public.google_ai_model_limits, p_refusal public.google_ai_refusal, p_requests integer,
+    p_exclude_key_ids uuid[]) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    AS $$
+declare
+  v_limit text := p_refusal.limit_hit;
+  v_over jsonb := case when v_limit = 'too_large' then public.google_ai_requests_over(p_now, p_limits, p_requests,
+    p_exclude_key_ids) end;
+begin
+  return coalesce(v_over, jsonb_build_object('max_tokens',
+      case when v_limit = 'too_large' then coalesce(p_limits.tpm, p_limits.itpm) end))
+    || case when v_limit = 'too_large' and v_over is null and p_limits.otpm is not null
+            then jsonb_build_object('max_output_tokens', p_limits.otpm)
+            when v_limit in ('withdrawn', 'shut_down')
+            then jsonb_build_object('withdrawn_at', p_limits.withdrawn_at, 'successor', p_limits.successor)
+            when p_refusal.period is not null then jsonb_build_object('period', p_refusal.period)
+            else '{}' end;
+end
+$$;
+
 -- refuse: a request no group takes now waits in line when its turn is likely within its wait
 -- (google_ai_queue_wait, for a refusal a wait can end: google_ai_queue_turns names them; its answer is
 -- the ticket), else it is answered with its limit, its cause and when to ask again, and logged: one
@@ -40,9 +67,8 @@ set check_function_bodies = off;
 -- showed, turn_at) or the group's own time, whichever is later.
 -- p_limits is the model's row, limits after the margin (all null when the name is unknown; the row then
 -- names the model as asked); p_class the class it asked in (its rank its place's); p_refusal why, and its
--- place (google_ai_queue_place). Every answer names how many tokens a minute allows (too large: TPM, else
--- ITPM, and OTPM as max_output_tokens where the row has it), a withdrawn model's when and successor (if a
--- row says), or a budget's period.
+-- place (google_ai_queue_place). Every answer names its figures (google_ai_refusal_figures); a request
+-- of more requests than the minute or the day holds is refused with their cause and time.
 CREATE OR REPLACE FUNCTION public.google_ai_refusal_at(p_now timestamp with time zone,
     p_request public.google_ai_request, p_limits public.google_ai_model_limits,
     p_class public.google_ai_priority_classes, p_refusal public.google_ai_refusal) RETURNS jsonb
@@ -55,15 +81,11 @@ declare
   v_reopens_at timestamptz := p_refusal.reopens_at;
   v_recheck_at timestamptz := p_refusal.recheck_at;
   v_retry_ms bigint;
-  v_said jsonb := jsonb_build_object('max_tokens', case when v_limit = 'too_large'
-                                                       then coalesce(p_limits.tpm, p_limits.itpm) end)
-    || case when v_limit = 'too_large' and p_limits.otpm is not null
-            then jsonb_build_object('max_output_tokens', p_limits.otpm)
-            when v_limit in ('withdrawn', 'shut_down')
-            then jsonb_build_object('withdrawn_at', p_limits.withdrawn_at, 'successor', p_limits.successor)
-            when p_refusal.period is not null then jsonb_build_object('period', p_refusal.period)
-            else '{}' end;
+  v_said jsonb := public.google_ai_refusal_figures(p_now, p_limits, p_refusal, p_request.requests,
+    p_request.exclude_key_ids);
 begin
+  p_refusal.cause := coalesce(v_said ->> 'cause', p_refusal.cause);
+  v_reopens_at := coalesce((v_said ->> 'retry_at')::timestamptz, v_reopens_at);
   -- Past its row's shutdown date (google_ai_admit_at): refused as withdrawn, cause shut_down. With a
   -- successor, not logged here: google_ai_reserve_models_at asks the model's chain with its successor
   -- (google_ai_fallback_chain) on this answer, and google_ai_fall_back_at logs the model it passes over.
@@ -115,10 +137,10 @@ begin
   if not (v_limit = 'no_active_key' and coalesce(cardinality(p_request.exclude_key_ids), 0) > 0)
      and (coalesce(p_request.wait_ms, 0) = 0 or p_request.request_id is null or not found) then
     insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
-      attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
+      attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata, requests)
     values ('refused', p_request.request_id, p_request.caller, p_request.client_id, p_request.token_id,
       coalesce(p_limits.model, p_request.model), p_request.model, p_request.attempt, p_request.estimated_tokens,
-      v_limit, p_refusal.cause, v_retry_ms, p_request.wait_ms, coalesce(p_request.metadata, '{}'));
+      v_limit, p_refusal.cause, v_retry_ms, p_request.wait_ms, coalesce(p_request.metadata, '{}'), p_request.requests);
   end if;
   return jsonb_build_object('ok', false, 'limit', v_limit, 'cause', p_refusal.cause, 'retry_after_ms', v_retry_ms,
     'retry_at', v_reopens_at, 'model', p_limits.model,
@@ -147,7 +169,8 @@ begin
   end if;
   if p_request.token_hash is not null then
     perform public.google_ai_count_budgets(p_request.token_id, p_request.client_id, null, p_now, null,
-      public.google_ai_request_counts(p_request.attempt), p_request.estimated_tokens, p_booked_usd, true);
+      public.google_ai_request_counts(p_request.attempt) * p_request.requests, p_request.estimated_tokens,
+      p_booked_usd, true);
   end if;
   if p_request.idempotent and p_request.request_id is not null then
     perform public.google_ai_hold_request(p_request.caller, p_request.request_id, p_model, p_now);
@@ -156,12 +179,12 @@ begin
   -- encode the whole answer again; minus an empty array is the object as it is.)
   insert into public.google_ai_attempts as a (reservation_id, status, request_id, caller, client_id, token_id, model,
     requested_model, attempt, api_key_id, key_alias, quota_group, minute_bucket, day_bucket, estimated_tokens,
-    wait_ms, metadata, priority_class, admitted_at, booked_usd, booked_output_tokens)
+    wait_ms, metadata, priority_class, admitted_at, booked_usd, booked_output_tokens, requests)
   values (gen_random_uuid(), 'reserved', p_request.request_id, p_request.caller, p_request.client_id,
     p_request.token_id, p_model, p_request.model, p_request.attempt, p_booking.key_id, p_booking.key_alias,
     p_booking.booked_group, p_booking.minute_bucket, p_booking.day_bucket, p_request.estimated_tokens,
     p_request.wait_ms, coalesce(p_request.metadata, '{}'), p_class, p_booking.admitted_at, p_booked_usd,
-    p_booked_output)
+    p_booked_output, p_request.requests)
   returning jsonb_build_object('ok', true, 'reservation_id', a.reservation_id, 'key_id', a.api_key_id,
     'key_alias', a.key_alias, 'env_var_name', p_booking.env_var_name, 'quota_group', a.quota_group, 'model', a.model,
     'minute_bucket', a.minute_bucket, 'day_bucket', a.day_bucket, 'priority', a.priority_class,
@@ -234,20 +257,23 @@ begin
                          or v_limits.itpm < p_request.estimated_tokens
                                             - case when v_limits.booked_output_tokens is not null
                                                    then coalesce(p_request.output_tokens, 0) else 0 end
+                         or (p_request.requests > 1 and public.google_ai_requests_over(v_now, v_limits,
+                               p_request.requests, p_request.exclude_key_ids) is not null)
                        then 'too_large' end;
 
   -- Its place in the queue (none when nobody waits for the model and it holds no ticket), then a booking
   -- when its turn allows one; each answers nulls for a null model (an earlier step blocked it). (Called as
   -- expressions: a statement that reads a function sets up a scan even when its condition is false.)
   v_place := public.google_ai_queue_place(case when v_blocked_by is null then v_limits end, v_class, v_caller,
-    p_request.exclude_key_ids, v_now, p_request.queue_ticket, v_new_ticket);
+    p_request.exclude_key_ids, v_now, p_request.queue_ticket, v_new_ticket, p_request.requests);
   if v_place.class is distinct from v_class.name then -- (a ticket keeps the class and rank it was taken in)
     select pc.* into v_class from public.google_ai_priority_classes pc where pc.name = v_place.class;
   end if;
   v_class.rank := coalesce(v_place.rank, v_class.rank);
   v_booking := public.google_ai_book_best_group(
     case when v_blocked_by is null and coalesce(v_place.may_book, true) then v_limits end, v_class, v_caller,
-    p_request.estimated_tokens, p_request.exclude_key_ids, p_now, v_now, p_request.attempt, p_request.output_tokens);
+    p_request.estimated_tokens, p_request.exclude_key_ids, p_now, v_now, p_request.attempt, p_request.output_tokens,
+    p_request.requests);
   v_blocked_by := coalesce(v_blocked_by, v_place.blocked_by, v_booking.blocked_by);
 
   if v_booking.booked_group is null then
@@ -448,7 +474,8 @@ CREATE TYPE public.google_ai_reservation AS (
     reply_by timestamp with time zone,
     hold_until timestamp with time zone,
     holder uuid,
-    output_tokens integer[]
+    output_tokens integer[],
+    requests integer
 );
 
 -- The one reservation entry: the models as an array (a single model is an array of one, a chain
@@ -495,6 +522,9 @@ begin
                                       or 0 > any (p_call.output_tokens)) then
     raise exception 'p_output_tokens must name one non-negative integer (or null) per model' using errcode = '22023';
   end if;
+  if p_call.requests < 1 then
+    raise exception 'p_requests must be a positive integer' using errcode = '22023';
+  end if;
   if p_call.reply_by is not null then
     v_metadata := v_metadata || pg_catalog.jsonb_build_object('$holder', pg_catalog.jsonb_strip_nulls(
       pg_catalog.jsonb_build_object('reply_by', p_call.reply_by, 'hold_until', p_call.hold_until, 'holder',
@@ -508,7 +538,7 @@ begin
   v_request := row(p_call.models[1], p_call.caller, null, null, p_call.token_hash, p_call.request_id,
     coalesce(p_call.attempt, 1), p_call.estimated_tokens, p_call.output_tokens[1], coalesce(p_call.wait_ms, 0),
     p_call.wait_left_ms, v_metadata, p_call.priority, coalesce(p_call.exclude_key_ids, '{}'), p_call.queue_ticket,
-    coalesce(p_call.idempotent, false));
+    coalesce(p_call.idempotent, false), coalesce(p_call.requests, 1));
   if cardinality(p_call.models) > 1 then
     return public.google_ai_fall_back_at(p_now, p_call.models, v_request, p_call.output_tokens);
   end if;
@@ -531,7 +561,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_reserve_models(p_models text[], p_es
     p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer,
     p_reply_by timestamp with time zone DEFAULT NULL::timestamp with time zone,
     p_hold_until timestamp with time zone DEFAULT NULL::timestamp with time zone,
-    p_holder uuid DEFAULT NULL::uuid, p_output_tokens integer[] DEFAULT NULL::integer[]) RETURNS jsonb
+    p_holder uuid DEFAULT NULL::uuid, p_output_tokens integer[] DEFAULT NULL::integer[],
+    p_requests integer DEFAULT 1) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     SET plan_cache_mode TO 'force_generic_plan'
@@ -539,6 +570,6 @@ CREATE OR REPLACE FUNCTION public.google_ai_reserve_models(p_models text[], p_es
 begin
   return public.google_ai_reserve_models_at(null, row(p_models, p_estimated_tokens, p_caller, p_token_hash,
     p_request_id, p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata, p_idempotent, p_priority, p_queue_ticket,
-    p_wait_left_ms, p_reply_by, p_hold_until, p_holder, p_output_tokens)::public.google_ai_reservation);
+    p_wait_left_ms, p_reply_by, p_hold_until, p_holder, p_output_tokens, p_requests)::public.google_ai_reservation);
 end
 $$;

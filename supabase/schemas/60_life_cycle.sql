@@ -498,7 +498,8 @@ begin
 
   perform public.google_ai_count_budgets(v_att.token_id, v_att.client_id, v_att.caller, v_att.created_at,
     public.google_ai_pacific_day(coalesce(v_att.admitted_at, v_att.created_at)),
-    -public.google_ai_request_counts(v_att.attempt), -v_att.estimated_tokens, -v_att.booked_usd, false);
+    -public.google_ai_request_counts(v_att.attempt) * v_att.requests, -v_att.estimated_tokens, -v_att.booked_usd,
+    false);
   perform public.google_ai_settle_admission(v_att, 0, true);
 
   return jsonb_build_object('ok', true, 'status', 'released');

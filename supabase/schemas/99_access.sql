@@ -78,7 +78,7 @@ GRANT ALL ON FUNCTION public.google_ai_reserve_models(p_models text[], p_estimat
     p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer,
     p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer,
     p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid,
-    p_output_tokens integer[]) TO eve_gateway, service_role;
+    p_output_tokens integer[], p_requests integer) TO eve_gateway, service_role;
 
 GRANT INSERT,UPDATE ON TABLE public.google_ai_priority_classes TO service_role;
 

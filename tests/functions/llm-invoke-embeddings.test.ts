@@ -2,15 +2,18 @@
 // `embeddings.create` (POST /v1/embeddings) and Google's `models.embedContent` (:batchEmbedContents)
 // on text-embedding-3-small (OpenAI's simulator) and gemini-embedding-001 (Google's), one input and a
 // batch of 100; each call reserved (its input booked, no output), logged and priced like any attempt;
-// a batch counted as each provider counts it (OpenAI: one request per call; Google: one per input, so
-// the gateway sends each input alone); a model that does not embed and a batch over the provider's
-// maximum refused by name; a Google batch under NO_WAIT that meets the minute part way refused with
-// the count of inputs served (and billed) before it; and 8 callers x 40 NO_WAIT calls against an RPM
-// of 6 on a fresh minute: exactly 6 served, no provider 429, each served call's cost its usage x the
-// price row to the digit.
+// a batch counted as each provider counts it (OpenAI: one request per call; Google: one per input,
+// booked at once and sent as one batchEmbedContents, one attempt row); a model that does not embed, a
+// batch over the provider's maximum, an empty input list and one over the route's 2,048 refused by
+// name on each route; a Google batch booked whole: more inputs than the row's minute refused at once
+// with no call, a WAIT batch served whole (every vector, in order) once the minute frees room for all
+// of it, a NO_WAIT batch with room for part of it refused whole with no call; and 8 callers x 40
+// NO_WAIT calls against an RPM of 6 on a fresh minute: exactly 6 served, no provider 429, each served
+// call's cost its usage x the price row to the digit.
 import { GoogleGenAI } from "@google/genai";
 import OpenAI from "openai";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { reservation } from "../support/reserve-answer.ts";
 import { awayFromMinuteEdge, GENEROUS_SIM_MODELS, type InvokeStack, startInvokeStack } from "./llm-invoke-helpers.ts";
 
 const SMALL = "text-embedding-3-small";
@@ -81,7 +84,7 @@ describe("embeddings through OpenAI's SDK", () => {
     expect(rows[1]).toMatchObject({ input_tokens: batch.usage.prompt_tokens, output_tokens: 0 });
   });
 
-  it("gemini-embedding-001: one string, and a batch of 100 sent one input per request (as Google counts a batch)", async () => {
+  it("gemini-embedding-001: one string, and a batch of 100 in one batchEmbedContents, booked as 100 requests (as Google counts it)", async () => {
     const one = await client.embeddings.create({ model: GEMINI, input: "hello vectors" });
     expect(one.data[0]!.embedding).toHaveLength(3072);
     const batch = await client.embeddings.create({ model: GEMINI, input: texts(100), dimensions: 768 });
@@ -90,9 +93,15 @@ describe("embeddings through OpenAI's SDK", () => {
     expect(batch.model).toBe(GEMINI);
     const quota = s.sim.stats().quota as Record<string, Record<string, { minuteRequests: number }>>;
     expect(Object.values(quota).reduce((n, byModel) => n + (byModel[GEMINI]?.minuteRequests ?? 0), 0)).toBe(101);
-    const [{ n }] = await s.sql<{ n: number }[]>`
-      select count(*)::int as n from public.google_ai_attempts where model = ${GEMINI} and status = 'succeeded'`;
-    expect(n).toBe(101);
+    // Two calls arrived (one embedContent, one batchEmbedContents), two attempt rows, 101 requests booked.
+    expect(s.sim.stats().recent.filter((r) => r.method === "embedContent" || r.method === "batchEmbedContents"))
+      .toHaveLength(2);
+    const rows = await s.sql<{ requests: number }[]>`
+      select requests from public.google_ai_attempts where model = ${GEMINI} and status = 'succeeded' order by id`;
+    expect(rows.map((r) => r.requests)).toEqual([1, 100]);
+    const [{ booked }] = await s.sql<{ booked: number }[]>`
+      select window_requests as booked from public.google_ai_usage_counters where model = ${GEMINI}`;
+    expect(booked).toBe(101);
     expect(batch.usage.prompt_tokens).toBeGreaterThan(100);
   });
 
@@ -106,8 +115,16 @@ describe("embeddings through OpenAI's SDK", () => {
       .then(() => null, (e: unknown) => e) as InstanceType<typeof OpenAI.APIError>;
     expect(generate).toBeInstanceOf(OpenAI.BadRequestError);
     expect(generate.message).toContain("is an embedding model");
-    const tooMany = await client.embeddings.create({ model: SMALL, input: texts(2049) }).then(() => null, (e: unknown) => e);
+    const tooMany = await client.embeddings.create({ model: SMALL, input: texts(2049) }).then(() => null, (e: unknown) => e) as
+      InstanceType<typeof OpenAI.APIError>;
     expect(tooMany).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(tooMany.message).toContain("input: 2049 inputs sent; at most 2048 inputs can be in one request.");
+    expect(tooMany.param).toBe("input");
+    const empty = await client.embeddings.create({ model: SMALL, input: [] }).then(() => null, (e: unknown) => e) as
+      InstanceType<typeof OpenAI.APIError>;
+    expect(empty).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(empty.code).toBe("empty_input");
+    expect(empty.message).toContain("empty input");
     const big = await client.embeddings.create({ model: SMALL, input: "x", dimensions: 4096 }).then(() => null, (e: unknown) => e) as
       InstanceType<typeof OpenAI.APIError>;
     expect(big.param).toBe("dimensions");
@@ -146,30 +163,113 @@ describe("embeddings through Google's SDK", () => {
     expect(sent).toMatchObject({ taskType: "RETRIEVAL_DOCUMENT", title: "T" });
     await expect(genai.models.embedContent({ model: SMALL, contents: "doc", config: { taskType: "RETRIEVAL_DOCUMENT" } }))
       .rejects.toThrow(/taskType/);
-    await expect(genai.models.embedContent({ model: GEMINI, contents: texts(101) })).rejects.toThrow(/at most 100/);
+    await expect(genai.models.embedContent({ model: GEMINI, contents: texts(101) }))
+      .rejects.toThrow("requests: 101 requests sent; at most 100 requests can be in one batch.");
+  });
+
+  it(":batchEmbedContents refuses an empty batch and one over Google's 100 in Google's dialect, naming the problem", async () => {
+    const batch = (requests: unknown[]) =>
+      s.raw({
+        method: "POST",
+        path: `/functions/v1/llm-invoke/v1beta/models/${GEMINI}:batchEmbedContents`,
+        headers: { "content-type": "application/json", "x-goog-api-key": s.serviceKey },
+        body: JSON.stringify({ requests }),
+      });
+    const empty = await batch([]);
+    expect(empty.status).toBe(400);
+    expect(empty.body.error).toMatchObject({ code: 400, status: "INVALID_ARGUMENT" });
+    expect(empty.body.error.message).toContain("requests: empty input");
+    const over = await batch(texts(101).map((text) => ({ model: `models/${GEMINI}`, content: { parts: [{ text }] } })));
+    expect(over.status).toBe(400);
+    expect(over.body.error.message).toContain("101 requests sent; at most 100");
+    expect(s.sim.stats().recent.filter((r) => r.method === "batchEmbedContents")).toHaveLength(0);
   });
 });
 
 describe("embeddings under the gateway's admission", () => {
-  it("a Google batch under NO_WAIT past the minute's room: the inputs before the refused one served and billed, the refusal counts them", async () => {
-    await s.setLimit({ model: GEMINI, rpm: 3 });
-    await awayFromMinuteEdge(20_000);
-    const res = await s.raw({
+  /** Books `requests` of GEMINI's minute `agoMs` ago, as another caller's batch would (no call leaves). */
+  const fill = async (requests: number, agoMs: number) => {
+    const [{ r }] = await s.sql<{ r: { ok: boolean } }[]>`
+      select public.google_ai_reserve_models_at(now() - ${agoMs} * interval '1 millisecond',
+        jsonb_populate_record(null::public.google_ai_reservation,
+          ${reservation({ models: [GEMINI], estimated_tokens: 10, caller: "filler", requests })}::text::jsonb)) as r`;
+    expect(r.ok).toBe(true);
+  };
+  const embedCalls = () =>
+    s.sim.stats().recent.filter((r) => r.method === "embedContent" || r.method === "batchEmbedContents");
+  const post = (input: string[], mode: "WAIT" | "NO_WAIT") =>
+    s.raw({
       method: "POST",
       path: "/functions/v1/llm-invoke/v1/embeddings",
-      headers: { "content-type": "application/json", authorization: `Bearer ${s.serviceKey}`, "x-eve-mode": "NO_WAIT" },
-      body: JSON.stringify({ model: GEMINI, input: texts(5) }),
+      headers: { "content-type": "application/json", authorization: `Bearer ${s.serviceKey}`, "x-eve-mode": mode },
+      body: JSON.stringify({ model: GEMINI, input }),
     });
+
+  it("a Google batch of more inputs than the row's minute (51 at 50 RPM): refused at once, naming 50 a minute, no call", async () => {
+    await s.setLimit({ model: GEMINI, rpm: 50 });
+    const res = await post(texts(51), "WAIT");
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe("invalid_request");
+    expect(res.body.error.message).toContain("51 inputs are 51 requests");
+    expect(res.body.error.message).toContain(`${GEMINI} takes 50 requests a minute`);
+    expect(res.body.error.details).toMatchObject({ field: "input", inputs: 51, max_inputs: 50, per: "minute" });
+    expect(res.body.error.cause).toBe("over_rpm");
+    expect(embedCalls()).toHaveLength(0);
+    // More than Google takes in one call (100) is refused before any reservation: one request, one call.
+    await s.setLimit({ model: GEMINI, rpm: 1000 });
+    const huge = await post(texts(101), "WAIT");
+    expect(huge.status).toBe(400);
+    expect(huge.body.error.message).toContain("at most 100 inputs in one request; 101 were sent");
+    expect(embedCalls()).toHaveLength(0);
+    const rows = await s.sql<{ status: string; refusal_cause: string; requests: number }[]>`
+      select status, refusal_cause, requests from public.google_ai_attempts where model = ${GEMINI}`;
+    expect(rows).toEqual([{ status: "refused", refusal_cause: "over_rpm", requests: 51 }]);
+  });
+
+  it("a Google batch of 40 under WAIT while the minute frees up: served whole, 40 vectors in order, one call, its cost in the books", async () => {
+    await s.setLimit({ model: GEMINI, rpm: 50 });
+    await fill(30, 55_000); // leaves the window in about 6 s; 20 free until then
+    const res = await post(texts(40), "WAIT");
+    expect(res.status).toBe(200);
+    expect(res.body.data.map((d: { index: number }) => d.index)).toEqual([...Array(40).keys()]);
+    // In order: the 8th vector is the 8th text's (the simulator's vectors are a function of the text).
+    const eighth = await client.embeddings.create({ model: GEMINI, input: texts(40)[7]! });
+    expect(res.body.data[7].embedding).toEqual(eighth.data[0]!.embedding);
+    // One batchEmbedContents for the 40 (then the single check): arrivals = attempt rows.
+    expect(embedCalls().map((r) => r.method)).toEqual(["batchEmbedContents", "embedContent"]);
+    const rows = await s.sql<
+      { status: string; requests: number; input_tokens: number; cost: string; waited: number; reservation: string }[]
+    >`
+      select status, requests, input_tokens, cost_usd::text as cost, wait_ms as waited, reservation_id::text as reservation
+      from public.google_ai_attempts
+      where model = ${GEMINI} and caller <> 'filler' and status <> 'refused' order by id`;
+    expect(rows.map((r) => [r.status, r.requests])).toEqual([["succeeded", 40], ["succeeded", 1]]);
+    expect(rows[0]!.waited).toBeGreaterThan(0);
+    expect(rows[0]!.input_tokens).toBe(res.body.usage.prompt_tokens);
+    // Priced at the key's tier: none named, so Google's free tier (google_ai_call_cost), its price row x the tokens.
+    const [price] = await s.sql<{ input: string }[]>`
+      select input_per_mtok::text as input from public.google_ai_model_prices where model = ${GEMINI} and service_tier = 'free'`;
+    expect(rows[0]!.cost).not.toBeNull();
+    expect(costUnits(rows[0]!.cost) * 1_000_000n).toBe(BigInt(rows[0]!.input_tokens) * costUnits(price!.input));
+    const usage = await s.sql<{ prompt_tokens: number }[]>`
+      select prompt_tokens from public.token_usage where meta ->> 'reservation_id' = ${rows[0]!.reservation}`;
+    expect(usage.map((u) => u.prompt_tokens)).toEqual([res.body.usage.prompt_tokens]);
+  }, 90_000);
+
+  it("a Google batch of 40 under NO_WAIT with room for 20: refused whole with its cause and retry time, no call", async () => {
+    await s.setLimit({ model: GEMINI, rpm: 50 });
+    await fill(30, 5_000);
+    const res = await post(texts(40), "NO_WAIT");
     expect(res.status).toBe(429);
-    expect(res.body.error.details).toMatchObject({ served_inputs: 3, inputs: 5 });
-    expect(res.body.error.message).toContain("Input 3 of this batch of 5 was refused");
-    // Google was asked for the three served inputs only, and each is an attempt in the books.
-    const sent = s.sim.stats().recent.filter((r) => r.method === "embedContent");
-    expect(sent).toHaveLength(3);
-    expect(sent.filter((r) => r.status === 429)).toHaveLength(0);
+    expect(res.body.error.cause).toBe("window_full");
+    // When all 40 fit: once the 30 booked 5 s ago leave the minute (not when one would).
+    expect(res.body.error.retry_after_ms).toBeGreaterThan(50_000);
+    expect(res.headers.get("retry-after")).not.toBeNull();
+    expect(JSON.stringify(res.body)).not.toContain("served_inputs");
+    expect(embedCalls()).toHaveLength(0);
     const [{ n }] = await s.sql<{ n: number }[]>`
       select count(*)::int as n from public.google_ai_attempts where model = ${GEMINI} and status = 'succeeded'`;
-    expect(n).toBe(3);
+    expect(n).toBe(0);
   }, 60_000);
 
   it("8 callers x 40 NO_WAIT calls against RPM 6 on a fresh minute: exactly 6 served, 0 provider 429s, costs exact", async () => {

@@ -24,6 +24,8 @@ export interface Reservation {
   queue_ticket?: string | null;
   wait_left_ms?: number;
   output_tokens?: (number | null)[] | null;
+  /** How many requests the call is at its provider, booked at once (default 1). */
+  requests?: number;
 }
 
 /**

@@ -179,6 +179,16 @@ const ADMISSION_CAUSE_TABLE = {
     words: "the model's row names a shutdown date that has passed: its provider no longer serves it, and its " +
       "successor, where the row names one, serves in its place.",
   },
+  over_rpm: {
+    limits: [],
+    words: "the request is more requests at its provider (an embedding batch whose provider counts each input) " +
+      "than the model takes in a minute: it can never be booked whole; send fewer inputs.",
+  },
+  over_rpd: {
+    limits: [],
+    words: "the request is more requests at its provider (an embedding batch whose provider counts each input) " +
+      "than any key has left of the model's day: send fewer inputs, or the whole batch after the day turns.",
+  },
   spend_budget: {
     limits: [],
     words: "the budget in money that limit and period name has no room for this call's worst case (its input at " +

@@ -194,6 +194,11 @@ export interface ReserveParams {
    * the request.
    */
   outputTokens: readonly (number | null)[];
+  /**
+   * How many requests the call is at its provider, booked at once (an embedding batch where the model's
+   * row counts each input: attempt/embedding.ts); absent: 1.
+   */
+  requests?: number;
   caller: ReserveCaller;
   requestId: string;
   /** The caller named the request (its own request_id): replay and in-flight checks apply. */
@@ -366,6 +371,11 @@ export interface Refusal {
   maxTokens?: number | null;
   /** For `too_large` of a model with an output limit (OTPM): the most output tokens one request may book. */
   maxOutputTokens?: number | null;
+  /**
+   * For `too_large` of a request of several requests (cause over_rpm, over_rpd): how many it is, and the
+   * most the model's minute holds or any group has left of its day (`per`).
+   */
+  requests?: { count: number; max: number; per: "minute" | "day" };
   /**
    * Ask again after this long, before retryAfterMs: tokens of the blocking window are still in flight
    * and may be given back when their calls finish (null: nothing can come back before retryAfterMs).

@@ -31,7 +31,7 @@ select is(
 
 select ok(has_function_privilege('service_role',
   'public.google_ai_reserve_models(text[], integer, text, text, text, uuid[], integer, integer, jsonb, boolean, text, uuid, '
-  'integer, timestamptz, timestamptz, uuid, integer[])', 'execute'),
+  'integer, timestamptz, timestamptz, uuid, integer[], integer)', 'execute'),
   'service_role may call the reservation entry');
 select ok(not has_function_privilege('service_role',
   'public.google_ai_reserve_models_at(timestamptz, public.google_ai_reservation)', 'execute'),

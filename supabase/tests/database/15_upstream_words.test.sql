@@ -12,7 +12,7 @@ create function pg_temp.reserve_at(p_now timestamptz, p_models text[], p_estimat
     p_priority text default null, p_wait_left_ms integer default null) returns jsonb language sql as $$
   select public.google_ai_reserve_models_at(p_now, row(p_models, p_estimated_tokens, p_caller, p_token_hash,
     p_request_id, p_exclude_key_ids, p_attempt, 0, '{}', p_idempotent, p_priority, null, p_wait_left_ms, null, null,
-    null, null)::public.google_ai_reservation) $$;
+    null, null, null)::public.google_ai_reservation) $$;
 
 delete from public.google_ai_api_keys;
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd, aliases) values ('words-model', 10, 1000, 100, '{}');

@@ -29,7 +29,7 @@ language sql as $$
   -- (At seconds into the next minute: every reservation of the file in one calendar minute, whatever now() is.)
   select (public.google_ai_reserve_models_at(date_trunc('minute', now()) + interval '1 minute' + p_at, row(array[p_model], 100, p_caller, p_token_hash,
     'req-' || gen_random_uuid(), '{}', 1, 0, '{}', false, null, null, null, null, null, null,
-    array[200])::public.google_ai_reservation) ->> 'reservation_id')::uuid $$;
+    array[200], null)::public.google_ai_reservation) ->> 'reservation_id')::uuid $$;
 create temp table ids (twin text, role text, id uuid, primary key (twin, role));
 insert into ids
 select t, r.role, pg_temp.reserve(r.at, 'fin-' || t, r.caller || t, r.tok || t)

@@ -75,6 +75,8 @@ export async function admit(
     }
     if (r.limit === "duplicate") return { kind: "replay", response: r.response as InvokeResult };
     if (r.limit === "no_active_key") return { kind: "no_active_key" };
+    // More requests at once than the model's minute or day holds: no count of tokens changes that.
+    if (r.limit === "too_large" && r.requests !== undefined) throw finalRefusal(r, { ...refusal, estimatedTokens: size.estimated })!;
     const counted = await size.recount(r);
     const context = {
       ...refusal,

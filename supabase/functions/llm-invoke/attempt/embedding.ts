@@ -1,74 +1,36 @@
-// An embedding batch for a provider that counts each input as a request of its own (Google's
-// batchEmbedContents: 100 inputs are 100 requests of the model's RPM): each input is run as a request
-// of its own, in order, each reserved, called, logged and priced like any attempt, so the minute's
-// count is the provider's. The answer is the whole batch: the vectors in order, the usage summed. An
-// input refused (a 429 when the minute is full and the caller will not wait) fails the whole request:
-// the batch is not all-or-nothing, as the kernel reserves one request at a time. The inputs before it
-// were served, and are in the books (each its attempt, priced), their vectors not returned; the
-// refusal says how many (details.served_inputs of details.inputs), so a caller resends the rest.
-import { GatewayError } from "../../_shared/errors.ts";
-import type { HubAnswer, HubUsage } from "../../_shared/upstream/hub.ts";
-import { type InvokeAnswer, type InvokeContext, type InvokeResult, isStream } from "./context.ts";
+// How many requests an embedding call is at its provider: one for a batch the provider counts as one
+// request (OpenAI), one per input where the model's row says the provider counts each input of a batch
+// (google_ai_embedding_models.counts_each_input: Google's batchEmbedContents). The reservation books
+// them all at once, before the call (google_ai_reserve_models' p_requests): the model's minute, day,
+// shares and budgets count every one or none, so the batch is sent whole, as one call and one attempt
+// row, and served whole, every vector in order. More than the model's minute or what is left of its
+// day is refused at once by name (too_large, cause over_rpm or over_rpd); a batch the provider cannot
+// take in one call (Google's 100 inputs: the row's max_batch) is refused before any reservation
+// (model/adapt.ts), so every call that leaves has its row. Google's answer names no token count: the
+// input booked is the usage and the cost (bookedEmbeddingUsage).
+import type { HubUsage } from "../../_shared/upstream/hub.ts";
+import type { ModelProfile, NormalizedRequest } from "../contract.ts";
 
-export async function embedEachInput(
-  run: (context: InvokeContext) => Promise<InvokeAnswer>,
-  context: InvokeContext,
-): Promise<InvokeResult> {
-  const { request } = context;
-  const inputs = request.embed!.inputs;
-  const results: InvokeResult[] = [];
-  for (const [i, input] of inputs.entries()) {
-    const text = typeof input === "string" ? input : "";
-    const answer = await run({
-      ...context,
-      requestId: `${context.requestId}.${i}`,
-      request: {
-        ...request,
-        ...(request.requestId === undefined ? {} : { requestId: `${request.requestId}.${i}` }),
-        messages: [{ role: "user", parts: [{ type: "text", text }] }],
-        embed: { ...request.embed!, inputs: [input] },
-      },
-    }).catch((error: unknown) => {
-      throw i === 0 || !(error instanceof GatewayError) ? error : partly(error, i, inputs.length);
-    });
-    if (isStream(answer)) throw new GatewayError("internal_error", "an embedding was answered as a stream");
-    results.push(answer);
-  }
-  return merged(results);
+export async function providerRequests(
+  profiles: (model: string) => Promise<ModelProfile | null>,
+  request: NormalizedRequest,
+): Promise<number> {
+  const inputs = request.embed?.inputs.length ?? 0;
+  if (inputs <= 1) return 1;
+  const profile = await profiles(request.model);
+  return profile?.embedding?.countsEachInput === true ? inputs : 1;
 }
 
-/** A refusal of input `served` of a batch of `inputs`, the ones before it served: said in its message and details. */
-function partly(error: GatewayError, served: number, inputs: number): GatewayError {
-  return new GatewayError(
-    error.code,
-    `${error.message} (Input ${served} of this batch of ${inputs} was refused: the ${served} before it were ` +
-      `served and are billed, their vectors not returned; resend the batch from input ${served}.)`,
-    {
-      details: { ...error.details, served_inputs: served, inputs },
-      ...(error.extra === undefined ? {} : { extra: error.extra }),
-      ...(error.headers === undefined ? {} : { headers: error.headers }),
-    },
-  );
-}
-
-function merged(results: InvokeResult[]): InvokeResult {
-  const last = results.at(-1)!;
-  const sum = (f: (r: InvokeResult) => number) => results.reduce((n, r) => n + f(r), 0);
-  const input = sum((r) => r.usage.prompt_tokens);
-  const usage: HubUsage = { inputTokens: input, outputTokens: 0, thinkingTokens: 0, cachedInputTokens: 0, totalTokens: input };
-  const hub: HubAnswer = {
-    outputs: [],
-    usage,
-    modelVersion: last.hub?.modelVersion ?? null,
-    id: null,
-    embeddings: results.flatMap((r) => r.hub?.embeddings ?? []),
-  };
-  return {
-    ...last,
-    text: "",
-    usage: { prompt_tokens: input, completion_tokens: 0, total_tokens: input },
-    attempts: sum((r) => r.attempts),
-    waited_ms: sum((r) => r.waited_ms),
-    hub,
-  };
+/**
+ * The usage an embedding is booked with when its provider's answer names none (Google's embedContent and
+ * batchEmbedContents): the input the reservation booked, no output, so the answer's usage, the attempt
+ * row's tokens and its cost are one figure. Null for any other answer: its provider's counts, or none.
+ */
+export function bookedEmbeddingUsage(
+  request: NormalizedRequest,
+  usage: HubUsage | null,
+  bookedInput: number,
+): HubUsage | null {
+  if (usage !== null || request.embed === undefined) return usage;
+  return { inputTokens: bookedInput, outputTokens: 0, thinkingTokens: 0, cachedInputTokens: 0, totalTokens: bookedInput };
 }

@@ -48,7 +48,7 @@ import type { FinalizeParams, ModelProfile, ModelRequest, NormalizedRequest, Res
 import type { Provider } from "../../_shared/providers/registry.ts";
 import type { ProviderDirectory, Upstream } from "../../_shared/providers/directory.ts";
 import type { KeyRefusal } from "../../_shared/providers/key-reader.ts";
-import { embedEachInput } from "./embedding.ts";
+import { bookedEmbeddingUsage, providerRequests } from "./embedding.ts";
 import { requireModel, reserveCallerOf, type Scope } from "./caller.ts";
 import { GatewayError } from "../../_shared/errors.ts";
 import { sanitizeError } from "../../_shared/sanitize.ts";
@@ -247,12 +247,8 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
 
   const run = async (context: InvokeContext): Promise<InvokeAnswer> => {
     const { caller, request, requestId, signal, onQuota, onQueued, timing = untimed, cache, onCache } = context;
-    // A provider that counts each input of a batch as a request of its own is sent one input per call,
-    // each reserved, logged and priced as its own attempt (embedding.ts).
-    if (request.embed !== undefined && request.embed.inputs.length > 1) {
-      const first = await profiles(request.model);
-      if (first?.embedding?.countsEachInput === true) return await embedEachInput(run, context);
-    }
+    // An embedding batch whose provider counts each input is that many requests, booked at once (embedding.ts).
+    const requests = await providerRequests(profiles, request);
     /** Off the response path where the runtime allows it, else awaited (and timed: the caller waits for it). */
     const afterAnswer = async (work: Promise<unknown>) => {
       if (deps.waitUntil !== undefined) return deps.waitUntil(work);
@@ -358,6 +354,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
             // later reservations belong to the same request.
             idempotent: idempotent && lastReservation === null,
             claim,
+            ...(requests === 1 ? {} : { requests }),
           },
           size,
           waiting,
@@ -558,7 +555,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       const record = successRecord({
         reservationId: reservation.reservationId,
         latencyMs: outcome.latencyMs,
-        ...usageCounts(outcome.answer.usage),
+        ...usageCounts(bookedEmbeddingUsage(request, outcome.answer.usage, size.input)),
         response: idempotent ? result : null,
       });
       if (flight !== null) onCache?.({ status: flight.storable(result) ? "stored" : "miss" });

@@ -71,6 +71,7 @@ function finalError(r: Refusal, ctx: RefusalContext): GatewayError | null {
     case "withdrawn":
       return modelWithdrawn(r.model ?? ctx.model, r.successor ?? null);
     case "too_large":
+      if (r.requests !== undefined) return tooManyRequests(r.requests, r.retryAt, ctx);
       return r.maxOutputTokens == null
         ? tooLarge(r.maxTokens ?? null, ctx)
         : tooLargeForBuckets(r.maxTokens ?? null, r.maxOutputTokens, ctx);
@@ -203,6 +204,34 @@ function tooLarge(tpm: number | null, ctx: RefusalContext): GatewayError {
  * (max_tokens) more than one minute of its output tokens (`otpm`): the model counts them apart
  * (Anthropic's), so the answer is blamed on its own.
  */
+/**
+ * A batch of more requests at its provider than the model's minute holds (never to be sent whole) or
+ * than any key's group has left of its day: refused before any call, the limit and the count named.
+ */
+function tooManyRequests(
+  requests: NonNullable<Refusal["requests"]>,
+  retryAt: string | null,
+  ctx: RefusalContext,
+): GatewayError {
+  const limit = requests.per === "minute"
+    ? `${ctx.model} takes ${requests.max} requests a minute`
+    : `${ctx.model} has ${requests.max} requests left of its provider's day (until ${retryAt ?? "its midnight"})`;
+  return new GatewayError(
+    "invalid_request",
+    `${requests.count} inputs are ${requests.count} requests at ${ctx.model}'s provider, booked together, and ` +
+      `${limit}: send at most ${requests.max} inputs in one request.`,
+    {
+      details: {
+        field: "input",
+        inputs: requests.count,
+        max_inputs: requests.max,
+        per: requests.per,
+        ...(retryAt === null ? {} : { retry_at: retryAt }),
+      },
+    },
+  );
+}
+
 function tooLargeForBuckets(itpm: number | null, otpm: number, ctx: RefusalContext): GatewayError {
   const counted = ctx.countedTokens ?? null;
   const output = ctx.bookedOutputTokens ?? 0;

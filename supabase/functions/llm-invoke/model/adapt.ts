@@ -129,11 +129,13 @@ function checkEmbedding(
       { details: { model: caps.model, field: "dimensions" } },
     );
   }
-  if (!traits.countsEachInput && asked.inputs.length > traits.maxBatch) {
+  // One request is one call to the provider, and one attempt row (a provider that counts each input books
+  // them all at once: attempt/embedding.ts), so a batch is at most what the provider takes in one call.
+  if (asked.inputs.length > traits.maxBatch) {
     throw new GatewayError(
       "invalid_request",
       `${caps.model}'s provider takes at most ${traits.maxBatch} inputs in one request; ${asked.inputs.length} were sent.`,
-      { details: { model: caps.model, field: "input", max_batch: traits.maxBatch } },
+      { details: { model: caps.model, field: "input", max_batch: traits.maxBatch, inputs: asked.inputs.length } },
     );
   }
 }

@@ -199,7 +199,8 @@ export function createPgStore(
           p_wait_left_ms => ${Math.max(0, Math.round(p.waitLeftMs))}::integer,
           p_reply_by => ${holder.reply_by}::timestamptz, p_hold_until => ${holder.hold_until ?? null}::timestamptz,
           p_holder => ${holder.holder ?? null}::uuid,
-          p_output_tokens => ${integerArray(p.outputTokens)}::integer[]) as r`;
+          p_output_tokens => ${integerArray(p.outputTokens)}::integer[],
+          p_requests => ${p.requests ?? 1}::integer) as r`;
         // A cooldown refusal names why the group rests (a provider's 429's cause), in the same statement,
         // and so does each step of a chain passed over for a rest (google_ai_step_causes).
         const rows = await sql<{ r: unknown; q: unknown; c: unknown }[]>`
@@ -499,6 +500,9 @@ export function parseReserveResult(value: unknown): Reservation | Refusal {
     retryAt: typeof o.retry_at === "string" ? o.retry_at : null,
     maxTokens: typeof o.max_tokens === "number" ? o.max_tokens : null,
     ...(typeof o.max_output_tokens === "number" ? { maxOutputTokens: o.max_output_tokens } : {}),
+    ...(typeof o.requests === "number" && typeof o.max_requests === "number" && (o.per === "minute" || o.per === "day")
+      ? { requests: { count: o.requests, max: o.max_requests, per: o.per } }
+      : {}),
     recheckAfterMs: typeof o.recheck_after_ms === "number" && Number.isFinite(o.recheck_after_ms)
       ? o.recheck_after_ms
       : null,

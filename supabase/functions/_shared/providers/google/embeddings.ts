@@ -1,11 +1,14 @@
 // Google's embedding REST: one input is `models/{model}:embedContent`, several `:batchEmbedContents`
-// (at most 100 per batch, Google's 400 says; each counted by Google as a request of its own, which is
-// why the gateway's rows have it send one input per call: 66_embedding_models.sql). Task type, title
+// (at most GOOGLE_EMBED_BATCH, 100, per batch, Google's 400 says; each counted by Google as a request of
+// its own, which the reservation books at once: llm-invoke/attempt/embedding.ts). Task type, title
 // and outputDimensionality as the caller gave them. Google's answer names no token count: the
 // estimate the reservation booked stands as the usage.
 import { failureOf, readJsonAnswer, timedCall, type WireRules } from "../../upstream/call.ts";
 import type { HubAnswer, HubEmbed } from "../../upstream/hub.ts";
 import { type GenerateCall, type GenerateOutcome, upstreamFailure } from "../../upstream/port.ts";
+
+/** Google's most inputs in one batchEmbedContents ("at most 100 requests can be in one batch"). */
+export const GOOGLE_EMBED_BATCH = 100;
 
 export function embed(
   url: (method: string) => string,

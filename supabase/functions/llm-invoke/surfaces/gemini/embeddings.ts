@@ -9,6 +9,7 @@ import { z } from "zod";
 import type { JsonAnswer } from "../../../_shared/envelope.ts";
 import { GatewayError } from "../../../_shared/errors.ts";
 import { GOOGLE_DIALECT } from "../../../_shared/providers/google/answer.ts";
+import { GOOGLE_EMBED_BATCH } from "../../../_shared/providers/google/embeddings.ts";
 import { isObject } from "../../../_shared/json.ts";
 import { invalidRequest } from "../../../_shared/validation.ts";
 import type { InvokeResult } from "../../attempt/context.ts";
@@ -18,8 +19,8 @@ import { OUTPUT_CAP_CODE } from "../shared/field-codes.ts";
 import type { ParseInput, Surface, SurfaceContext } from "../shared/surface.ts";
 import { geminiFront } from "./errors.ts";
 
-/** Google's most requests in one batchEmbedContents ("at most 100 requests can be in one batch"). */
-export const MAX_BATCH = 100;
+/** The route's most requests in one batchEmbedContents: Google's own batch maximum. */
+export const MAX_BATCH = GOOGLE_EMBED_BATCH;
 
 const TASK_TYPES = [
   "TASK_TYPE_UNSPECIFIED",
@@ -54,13 +55,20 @@ function parse(input: ParseInput): GeminiEmbedRequest {
   const body = input.body;
   if (!isObject(body)) throw new GatewayError("invalid_json", "The body must be a JSON object.");
   const batch = "requests" in body;
+  if (batch && Array.isArray(body.requests) && body.requests.length === 0) {
+    throw new GatewayError("empty_input", "requests: empty input: a batch needs at least one request.", {
+      details: { field: "requests", inputs: 0 },
+    });
+  }
   const parsed = batch ? batchRequest.safeParse(body) : embedRequest.safeParse(body);
   if (!parsed.success) throw invalidRequest(parsed.error);
   const requests = batch ? (parsed.data as z.infer<typeof batchRequest>).requests : [parsed.data as z.infer<typeof embedRequest>];
   if (requests.length > MAX_BATCH) {
-    throw new GatewayError("invalid_request", `requests: at most ${MAX_BATCH} requests can be in one batch.`, {
-      details: { field: "requests", max_batch: MAX_BATCH },
-    });
+    throw new GatewayError(
+      "invalid_request",
+      `requests: ${requests.length} requests sent; at most ${MAX_BATCH} requests can be in one batch.`,
+      { details: { field: "requests", inputs: requests.length, max_batch: MAX_BATCH } },
+    );
   }
   // One task, title and size for the call: a batch that mixes them is sent as its first says.
   const first = requests[0]!;

@@ -13,7 +13,8 @@ import { OUTPUT_CAP_CODE } from "../../shared/field-codes.ts";
 import type { ParseInput } from "../../shared/surface.ts";
 
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
-/** OpenAI's most inputs in one request (its API reference: "2048 dimensions or less"). */
+/** The route's most inputs in one request, OpenAI's (its API reference: "2048 dimensions or less"); a
+ * provider's own batch maximum is another figure (Google's: GOOGLE_EMBED_BATCH). */
 export const MAX_INPUTS = 2048;
 
 const tokenIds = z.array(z.number().int().min(0)).min(1);
@@ -36,8 +37,29 @@ export interface EmbeddingsRequest extends NormalizedRequest {
   encoding: "float" | "base64";
 }
 
+/** An input list that is empty or longer than the route takes, refused by name before the schema (whose
+ * union would only say "Invalid input"): "empty input", or the limit and the count sent. */
+function checkInputCount(input: unknown): void {
+  if (!Array.isArray(input)) return;
+  // An array of token ids is one input; an array of strings or of token-id arrays is one input each.
+  const listOfInputs = input.length === 0 || typeof input[0] !== "number";
+  if (input.length === 0) {
+    throw new GatewayError("empty_input", "input: empty input: give a string or an array of at least one input.", {
+      details: { field: "input", inputs: 0 },
+    });
+  }
+  if (listOfInputs && input.length > MAX_INPUTS) {
+    throw new GatewayError(
+      "invalid_request",
+      `input: ${input.length} inputs sent; at most ${MAX_INPUTS} inputs can be in one request.`,
+      { details: { field: "input", inputs: input.length, max_inputs: MAX_INPUTS } },
+    );
+  }
+}
+
 export function parseEmbeddings(input: ParseInput): EmbeddingsRequest {
   if (!isObject(input.body)) throw new GatewayError("invalid_json", "The body must be a JSON object.");
+  checkInputCount(input.body.input);
   const parsed = embeddingsSchema.safeParse(input.body);
   if (!parsed.success) throw invalidRequest(parsed.error);
   const req = parsed.data;
