@@ -10,8 +10,9 @@
 //   after-request  the whole request is read, then the connection is closed with no byte of an answer
 //                  (where a client that re-sends a POST on a pooled connection does so);
 //   after-status   the status line (HTTP/2: the response's HEADERS frame) is sent, then the connection closed.
-// Over HTTP/2 a connection carries other requests beside the cut one: closing it takes them too, some
-// of them before the upstream read them (their client cannot know how far they got).
+// Every close is made as a server makes it: over TLS with its close_notify; over HTTP/2 with a GOAWAY
+// naming the cut stream the last it took, so the requests sent beside it are ones it never took (a
+// client may send those again) or, when it had not yet read them whole, ones lost unread.
 import http2 from "node:http2";
 import net from "node:net";
 import tls from "node:tls";
@@ -183,6 +184,9 @@ export async function startCuttingUpstream(options: CuttingUpstreamOptions): Pro
   };
 }
 
+/** The last stream each closing HTTP/2 connection took (its GOAWAY's). */
+const goingAway = new WeakMap<http2.ServerHttp2Session, number>();
+
 function serveH2Stream(
   stream: http2.ServerHttp2Stream,
   headers: http2.IncomingHttpHeaders,
@@ -192,15 +196,26 @@ function serveH2Stream(
   stream.on("data", (chunk: Buffer) => chunks.push(chunk));
   stream.on("error", () => {});
   stream.on("end", () => {
-    // Another stream's cut may have closed the connection since.
-    if (stream.destroyed || stream.session === undefined || stream.session.destroyed) return;
+    // Another stream's cut may have closed the connection since, or be closing it: a stream above the
+    // GOAWAY's last is one a server says it never took (its client may send it again).
+    const session = stream.session;
+    if (stream.destroyed || session === undefined || session.destroyed) return;
+    if (stream.id > (goingAway.get(session) ?? Infinity)) return;
     const request = {
       method: String(headers[":method"]),
       path: String(headers[":path"]),
       body: Buffer.concat(chunks).toString("utf8"),
     };
     const cut = arrived(request);
-    const close = () => stream.session?.destroy();
+    // A close as a server makes it: GOAWAY naming this stream the last it took, then the connection's end.
+    const close = () => {
+      const session = stream.session;
+      if (session === undefined || session.destroyed) return;
+      goingAway.set(session, stream.id);
+      session.goaway(http2.constants.NGHTTP2_NO_ERROR, stream.id);
+      // GOAWAY is written on the next turn; then the connection goes, its streams unanswered.
+      setImmediate(() => session.destroy());
+    };
     if (cut === "after-request") {
       close();
       return;
@@ -227,12 +242,13 @@ function serveHttp1(socket: net.Socket, arrived: (request: ReadRequest) => CutMo
       if (read === undefined) return;
       buffer = buffer.subarray(read.used);
       const cut = arrived(read.request);
+      // A close as a server makes it: over TLS its close_notify first, then the connection's end.
       if (cut === "after-request") {
-        socket.destroy();
+        socket.end();
         return;
       }
       if (cut === "after-status") {
-        socket.write("HTTP/1.1 200 OK\r\n", () => socket.destroy());
+        socket.end("HTTP/1.1 200 OK\r\n");
         return;
       }
       const answer = answerFor(read.request);
