@@ -185,7 +185,7 @@ export async function startCuttingUpstream(options: CuttingUpstreamOptions): Pro
 }
 
 /** The last stream each closing HTTP/2 connection took (its GOAWAY's). */
-const goingAway = new WeakMap<http2.ServerHttp2Session, number>();
+const goingAway = new WeakMap<http2.Http2Session, number>();
 
 function serveH2Stream(
   stream: http2.ServerHttp2Stream,
@@ -200,7 +200,7 @@ function serveH2Stream(
     // GOAWAY's last is one a server says it never took (its client may send it again).
     const session = stream.session;
     if (stream.destroyed || session === undefined || session.destroyed) return;
-    if (stream.id > (goingAway.get(session) ?? Infinity)) return;
+    if ((stream.id ?? 0) > (goingAway.get(session) ?? Infinity)) return;
     const request = {
       method: String(headers[":method"]),
       path: String(headers[":path"]),
@@ -211,8 +211,9 @@ function serveH2Stream(
     const close = () => {
       const session = stream.session;
       if (session === undefined || session.destroyed) return;
-      goingAway.set(session, stream.id);
-      session.goaway(http2.constants.NGHTTP2_NO_ERROR, stream.id);
+      const last = stream.id ?? 0;
+      goingAway.set(session, last);
+      session.goaway(http2.constants.NGHTTP2_NO_ERROR, last);
       // GOAWAY is written on the next turn; then the connection goes, its streams unanswered.
       setImmediate(() => session.destroy());
     };
