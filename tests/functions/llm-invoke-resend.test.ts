@@ -10,7 +10,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CallResult, eventually, type InvokeStack, startInvokeStack } from "./llm-invoke-helpers.ts";
 import { type CutMode, type CuttingUpstream, startCuttingUpstream, type Transport } from "../support/cutting-upstream.ts";
-import { makeTestCert, type TestCert } from "../support/test-cert.ts";
+import { makeTestCert, type TestCert } from "../../shared/test-cert.ts";
 
 /** One model of each provider's client (each seeded row), and what the upstream's path is for it. */
 const MODELS = { google: "gemini-2.5-flash", openai: "gpt-4o", anthropic: "claude-sonnet-4-5" } as const;

@@ -1,7 +1,7 @@
-// A certificate authority and a server certificate for 127.0.0.1 and localhost, made at test time
-// with openssl (Debian's, on PATH), so a test serves TLS that a spawned Deno trusts through DENO_CERT
-// (the authority's file) and nothing else does. The authority is apart from the server's certificate:
-// rustls, Deno's TLS, refuses a certificate authority used as the server's own certificate.
+// A certificate authority and a server certificate for 127.0.0.1 and localhost, made at run time with
+// openssl (Debian's, on PATH), so a test or a benchmark serves TLS that a spawned Deno trusts through
+// DENO_CERT (the authority's file) and nothing else does. The authority is apart from the server's
+// certificate: rustls, Deno's TLS, refuses a certificate authority used as the server's own.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
