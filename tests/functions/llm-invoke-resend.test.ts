@@ -3,10 +3,11 @@
 // connections (tests/support/cutting-upstream.ts): after reading the whole request (where a fetch that
 // re-sends a POST on a pooled connection would send it again, unbooked) and after the status line.
 // Each request names itself (request_id, and the nonce in its prompt that the upstream counts), sent
-// one by one and 8 at a time; per request, the upstream's arrivals equal its attempt rows (over HTTP/2
-// a closed connection also takes requests sent beside the cut one, some unread: those are booked as
-// spent, network errors, as the gateway cannot know), and the caller has an answer or a worded JSON error. Over plain HTTP/1.1, HTTP/1.1 over TLS and HTTP/2 over
-// TLS (ALPN), the certificate made at test time and trusted through DENO_CERT.
+// one by one (whole and streamed) and 8 at a time; per request, the upstream's arrivals equal its
+// attempt rows (over HTTP/2 a closed connection also takes requests sent beside the cut one, some
+// unread: those are booked as spent, network errors, as the gateway cannot know), and the caller has
+// an answer or a worded error (JSON, or a stream's error event). Over plain HTTP/1.1, HTTP/1.1 over
+// TLS and HTTP/2 over TLS (ALPN), the certificate made at test time and trusted through DENO_CERT.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CallResult, eventually, type InvokeStack, startInvokeStack } from "./llm-invoke-helpers.ts";
 import { type CutMode, type CuttingUpstream, startCuttingUpstream, type Transport } from "../support/cutting-upstream.ts";
@@ -16,6 +17,8 @@ import { makeTestCert, type TestCert } from "../../shared/test-cert.ts";
 const MODELS = { google: "gemini-2.5-flash", openai: "gpt-4o", anthropic: "claude-sonnet-4-5" } as const;
 const SEQUENTIAL = 8;
 const CONCURRENT = 16;
+/** Of each provider's, streamed (`"stream": true`: the provider's stream, opened by call.ts' openStream). */
+const STREAMED = 4;
 const AT_ONCE = 8;
 /** The statuses of an attempt that made a call (a reservation released or refused made none). */
 const CALLED = ["succeeded", "upstream_error", "network_error", "timeout", "cut"];
@@ -71,13 +74,15 @@ describe.each<Transport>(["http", "https", "h2"])("over %s", (transport) => {
       upstream.setMode(mode);
       const ids: string[] = [];
       const results = new Map<string, CallResult>();
-      const send = async (model: string, id: string) => {
+      const send = async (model: string, id: string, stream = false) => {
         ids.push(id);
-        results.set(id, await s.call({ model, prompt: `nonce:${id} say hi`, request_id: id, mode: "NO_WAIT" }));
+        const body = { model, prompt: `nonce:${id} say hi`, request_id: id, mode: "NO_WAIT", ...(stream ? { stream } : {}) };
+        results.set(id, await s.call(body));
       };
       for (const [provider, model] of Object.entries(MODELS)) {
         const tag = `${transport}-${mode}-${provider}`;
         for (let i = 0; i < SEQUENTIAL; i++) await send(model, `${tag}-s${i}`);
+        for (let i = 0; i < STREAMED; i++) await send(model, `${tag}-stream${i}`, true);
         let next = 0;
         await Promise.all(Array.from({ length: AT_ONCE }, async () => {
           while (next < CONCURRENT) await send(model, `${tag}-c${next++}`);
@@ -87,7 +92,12 @@ describe.each<Transport>(["http", "https", "h2"])("over %s", (transport) => {
 
       for (const id of ids) {
         const res = results.get(id)!;
-        if (res.status === 200) continue;
+        if (res.status === 200) {
+          // A stream ends with the whole answer or an error event that says what went wrong.
+          const ended = !id.includes("-stream") || /"type":"(done|error)"/.test(res.text);
+          expect(ended, `${id}: ${res.text.slice(-300)}`).toBe(true);
+          continue;
+        }
         // A worded error: JSON with a message, never a bare 5xx.
         expect(res.body?.error?.message, `${id}: ${res.status} ${res.text.slice(0, 200)}`).toEqual(expect.any(String));
       }

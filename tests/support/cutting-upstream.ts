@@ -1,8 +1,8 @@
 // An upstream on raw sockets that cuts connections, to hold "every call a provider receives has its
 // attempt row" against the transport rather than against the simulators (which answer every request
 // they read). It speaks HTTP/1.1 by hand over node:net (plain) or node:tls, or HTTP/2 over TLS
-// (node:http2, chosen by ALPN), answers generation calls in each provider's shape (OpenAI chat
-// completions and Anthropic messages through the simulators' own shape builders; Google's
+// (node:http2, chosen by ALPN), answers generation calls in each provider's shape, whole or streamed
+// (OpenAI chat completions and Anthropic messages through the simulators' own shape builders; Google's
 // generateContent, whose simulator builds it from a whole generation, as its plain answer), and counts
 // every request it read whole by the nonce in its body (`nonce:<id>`), the cut ones too.
 //
@@ -17,9 +17,9 @@ import http2 from "node:http2";
 import net from "node:net";
 import tls from "node:tls";
 import { seededRandom } from "../../shared/sim-core/arrival.ts";
-import { type Answer as ChatAnswer, completionObject } from "../../shared/openai-sim/responses.ts";
+import { type Answer as ChatAnswer, completionObject, streamEvents as chatEvents } from "../../shared/openai-sim/responses.ts";
 import type { ChatRequest } from "../../shared/openai-sim/completions.ts";
-import { messageObject } from "../../shared/anthropic-sim/messages.ts";
+import { type Answer as MessageAnswer, messageObject, streamEvents as messageEvents } from "../../shared/anthropic-sim/messages.ts";
 
 export type CutMode = "none" | "after-request" | "after-status";
 export type Transport = "http" | "https" | "h2";
@@ -53,8 +53,18 @@ interface ReadRequest {
   body: string;
 }
 
-/** What the upstream answers a request it does not cut: a status and a JSON body. */
-export function answerFor(request: ReadRequest): { status: number; body: unknown } {
+/** What the upstream answers a request it does not cut: a status and a JSON body, or a stream's events. */
+export interface UpstreamAnswer {
+  status: number;
+  body: unknown;
+  /** A streamed answer: its server-sent events, whole (sent at once). */
+  sse?: string;
+}
+
+const sseOf = (events: [string | null, string][]) =>
+  events.map(([name, data]) => `${name === null ? "" : `event: ${name}\n`}data: ${data}\n\n`).join("");
+
+export function answerFor(request: ReadRequest): UpstreamAnswer {
   let parsed: Record<string, unknown> = {};
   try {
     parsed = JSON.parse(request.body) as Record<string, unknown>;
@@ -72,7 +82,9 @@ export function answerFor(request: ReadRequest): { status: number; body: unknown
       choices: [{ content: text, toolCalls: undefined, finishReason: "stop", tokens: [text] }],
       promptTokens: 10,
     };
-    const asked = { logprobs: false, topLogprobs: 0, servedTier: "default" } as ChatRequest;
+    const streamed = parsed.stream === true;
+    const asked = { logprobs: false, topLogprobs: 0, servedTier: "default", includeUsage: streamed } as ChatRequest;
+    if (streamed) return { status: 200, body: null, sse: sseOf(chatEvents(answer, asked, 2).map((e) => [null, e])) };
     return { status: 200, body: completionObject(answer, asked) };
   }
   if (path.endsWith("/messages/count_tokens")) return { status: 200, body: { input_tokens: 10 } };
@@ -85,29 +97,28 @@ export function answerFor(request: ReadRequest): { status: number; body: unknown
       cache_creation: { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: 0 },
       service_tier: "standard" as const,
     };
-    return {
-      status: 200,
-      body: messageObject({
-        id: "msg_cut",
-        model,
-        content: [{ type: "text", text }],
-        stopReason: "end_turn",
-        stopSequence: null,
-        usage,
-      }),
+    const answer: MessageAnswer = {
+      id: "msg_cut",
+      model,
+      content: [{ type: "text", text }],
+      stopReason: "end_turn",
+      stopSequence: null,
+      usage,
     };
+    if (parsed.stream === true) return { status: 200, body: null, sse: sseOf(messageEvents(answer, 2)) };
+    return { status: 200, body: messageObject(answer) };
   }
-  const generate = /\/models\/([^/:]+):generateContent$/.exec(path);
+  const generate = /\/models\/([^/:]+):(generateContent|streamGenerateContent)$/.exec(path);
   if (generate !== null) {
-    return {
-      status: 200,
-      body: {
-        candidates: [{ content: { role: "model", parts: [{ text }] }, finishReason: "STOP", index: 0 }],
-        usageMetadata: { promptTokenCount: 10, candidatesTokenCount: 5, totalTokenCount: 15 },
-        modelVersion: decodeURIComponent(generate[1]!),
-        responseId: "cut",
-      },
+    const body = {
+      candidates: [{ content: { role: "model", parts: [{ text }] }, finishReason: "STOP", index: 0 }],
+      usageMetadata: { promptTokenCount: 10, candidatesTokenCount: 5, totalTokenCount: 15 },
+      modelVersion: decodeURIComponent(generate[1]!),
+      responseId: "cut",
     };
+    // Google's stream (alt=sse): here one chunk, the whole answer.
+    if (generate[2] === "streamGenerateContent") return { status: 200, body: null, sse: sseOf([[null, JSON.stringify(body)]]) };
+    return { status: 200, body };
   }
   return { status: 404, body: { error: { message: `no route ${request.method} ${path}` } } };
 }
@@ -228,8 +239,8 @@ function serveH2Stream(
       return;
     }
     const answer = answerFor(request);
-    stream.respond({ ":status": answer.status, "content-type": "application/json" });
-    stream.end(JSON.stringify(answer.body));
+    stream.respond({ ":status": answer.status, "content-type": answer.sse === undefined ? "application/json" : "text/event-stream" });
+    stream.end(answer.sse ?? JSON.stringify(answer.body));
   });
 }
 
@@ -253,9 +264,10 @@ function serveHttp1(socket: net.Socket, arrived: (request: ReadRequest) => CutMo
         return;
       }
       const answer = answerFor(read.request);
-      const body = Buffer.from(JSON.stringify(answer.body));
+      const body = Buffer.from(answer.sse ?? JSON.stringify(answer.body));
+      const type = answer.sse === undefined ? "application/json" : "text/event-stream";
       const head = `HTTP/1.1 ${answer.status} ${answer.status === 200 ? "OK" : "Error"}\r\n` +
-        `content-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n`;
+        `content-type: ${type}\r\ncontent-length: ${body.length}\r\n\r\n`;
       // One write: a head and a body written apart meet Nagle and the client's delayed ACK (40 ms).
       socket.write(Buffer.concat([Buffer.from(head, "latin1"), body]));
     }
