@@ -13,7 +13,7 @@ import { type CallResult, eventually, type InvokeStack, startInvokeStack } from 
 import { type CutMode, type CuttingUpstream, startCuttingUpstream, type Transport } from "../support/cutting-upstream.ts";
 import { makeTestCert, type TestCert } from "../../shared/test-cert.ts";
 
-/** One model of each provider's client (each seeded row), and what the upstream's path is for it. */
+/** One model of each provider's client (each a seeded row); the upstream tells them apart by path. */
 const MODELS = { google: "gemini-2.5-flash", openai: "gpt-4o", anthropic: "claude-sonnet-4-5" } as const;
 const SEQUENTIAL = 8;
 const CONCURRENT = 16;
@@ -123,8 +123,9 @@ describe.each<Transport>(["http", "https", "h2"])("over %s", (transport) => {
         return row.n - unread === arrived ? [] : [`${id}: ${arrived} arrived, ${row.n} booked`];
       });
       expect(differ).toEqual([]);
-      // Each cut is a failed call on its own row, its booking kept (a call that left is spent), and its
-      // request called again under a reservation of its own rather than lose the caller. Over HTTP/1.1
+      // Each cut is a failed call on its own row (whose booking finalize keeps: only a provider's 4xx
+      // refusal gives input back, attempt-record.ts), and its request called again under a reservation
+      // of its own rather than lose the caller. Over HTTP/1.1
       // each is a network error; over HTTP/2 a cut after the HEADERS frame (the answer's whole head)
       // reads as an answer without its body (malformed), and streams lost beside a cut add to them.
       const cut = upstream.counts().cut;
