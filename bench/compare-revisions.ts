@@ -9,6 +9,7 @@
 // head, round after round (A B A B ...). It prints each round's figures and, per revision, their medians:
 // the added p50 at the part's highest concurrency (16) and at 1, PostgreSQL's CPU per request at the
 // highest, Portkey's added p50 in the same run and llm-invoke's ratio to it; then head ÷ base.
+// `--tls`: the gateway reaches the simulator over TLS in both (the part's BENCH_UPSTREAM_TLS=1).
 // bench/README.md ("Two revisions side by side") says how to run it and what it bridges.
 import { spawn, spawnSync } from "node:child_process";
 import { createWriteStream } from "node:fs";
@@ -30,10 +31,12 @@ interface Args {
   /** The part at its smoke sizes (seconds per round): to try the script, not to judge by. */
   smoke: boolean;
   keep: boolean;
+  /** llm-invoke reaches the simulator over TLS (the part's BENCH_UPSTREAM_TLS=1). */
+  tls: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Partial<Args> = { head: "HEAD", rounds: 2, scratch: path.join(tmpdir(), "eve-compare-revisions"), smoke: false, keep: false };
+  const args: Partial<Args> = { head: "HEAD", rounds: 2, scratch: path.join(tmpdir(), "eve-compare-revisions"), smoke: false, keep: false, tls: false };
   for (const a of argv) {
     const [k, v] = a.includes("=") ? [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)] : [a, ""];
     if (k === "--base") args.base = v;
@@ -42,8 +45,9 @@ function parseArgs(argv: string[]): Args {
     else if (k === "--scratch") args.scratch = path.resolve(v);
     else if (k === "--smoke") args.smoke = true;
     else if (k === "--keep") args.keep = true;
+    else if (k === "--tls") args.tls = true;
     else {
-      console.log("usage: tsx bench/compare-revisions.ts --base=<rev> [--head=<rev>] [--rounds=<n>] [--scratch=<dir>] [--smoke] [--keep]");
+      console.log("usage: tsx bench/compare-revisions.ts --base=<rev> [--head=<rev>] [--rounds=<n>] [--scratch=<dir>] [--smoke] [--keep] [--tls]");
       process.exit(k === "--help" || k === "-h" ? 0 : 2);
     }
   }
@@ -130,11 +134,12 @@ function figuresOf(json: PartJson): Omit<RoundFigures, "label" | "commit" | "rou
 }
 
 /** Runs the part once in `tree`, its output prefixed and kept in `outDir`/run.log. */
-async function runPart(tree: string, outDir: string, smoke: boolean, prefix: string): Promise<PartJson> {
+async function runPart(tree: string, outDir: string, args: Args, prefix: string): Promise<PartJson> {
   await mkdir(outDir, { recursive: true });
   const logFile = createWriteStream(path.join(outDir, "run.log"));
-  const args = ["bench/run.ts", `--only=${PART}`, `--out=${outDir}`, ...(smoke ? ["--smoke"] : [])];
-  const child = spawn(path.join(tree, "node_modules", ".bin", "tsx"), args, { cwd: tree, stdio: ["ignore", "pipe", "pipe"] });
+  const argv = ["bench/run.ts", `--only=${PART}`, `--out=${outDir}`, ...(args.smoke ? ["--smoke"] : [])];
+  const env = { ...process.env, ...(args.tls ? { BENCH_UPSTREAM_TLS: "1" } : {}) };
+  const child = spawn(path.join(tree, "node_modules", ".bin", "tsx"), argv, { cwd: tree, env, stdio: ["ignore", "pipe", "pipe"] });
   const relay = (chunk: Buffer) => {
     logFile.write(chunk);
     for (const line of chunk.toString().split("\n")) if (line.trim()) console.log(`${prefix} ${line}`);
@@ -202,7 +207,7 @@ function summary(args: Args, commits: Commits, rounds: RoundFigures[], startedAt
   const noHigher = (x: number | null, y: number | null) => (x === null || y === null ? "—" : x <= y ? "yes" : "no");
   const failed = rounds.filter((r) => r.failedChecks.length);
   const loads = rounds.flatMap((r) => r.load);
-  return `# ${commits.head} beside ${commits.base}: bench part ${PART}, rounds interleaved
+  return `# ${commits.head} beside ${commits.base}: bench part ${PART}, rounds interleaved${args.tls ? ", upstream over TLS" : ""}
 
 Harness: this checkout's commit ${commits.harness} (bench/, shared/, scripts/), each revision's supabase/ in its own copy${dirtyNote};
 supabase/ last changed at ${commits.gateway.base} in base ${commits.base}, at ${commits.gateway.head} in head ${commits.head}.
@@ -250,7 +255,7 @@ async function main(): Promise<void> {
         const prefix = `[${label} ${commits[label]} r${round}]`;
         const load0 = loadavg()[0]!;
         const t0 = Date.now();
-        const json = await runPart(trees[label], path.join(resultsDir, `${label}-${commits[label]}-r${round}`), args.smoke, prefix);
+        const json = await runPart(trees[label], path.join(resultsDir, `${label}-${commits[label]}-r${round}`), args, prefix);
         const f: RoundFigures = {
           label, commit: commits[label], round, load: [load0, loadavg()[0]!], seconds: Math.round((Date.now() - t0) / 1000),
           ...figuresOf(json),

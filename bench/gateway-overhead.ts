@@ -21,6 +21,10 @@
 // and what lies outside the function (lib/latency-budget.ts).
 // Then the network round trips, direct and through PgBouncer in transaction mode (the stand-in for
 // Supavisor), counted at a proxy (lib/pooler-round-trips.ts).
+// BENCH_UPSTREAM_TLS=1: llm-invoke as on Supabase and the floor reach the simulator over TLS, through a
+// TLS front (lib/tls-front.ts, a certificate made for the run, trusted by them through DENO_CERT), as
+// they reach a provider; the direct call and Portkey stay on plain HTTP, so the added latency then
+// includes the TLS leg (compare-revisions.ts runs it so for both revisions alike).
 import { randomUUID } from "node:crypto";
 import type { GoogleSimulator } from "../shared/google-sim/server.ts";
 import { quoteIdent } from "../shared/db/migrate.ts";
@@ -38,6 +42,7 @@ import { startPortkey, type Portkey } from "./lib/portkey.ts";
 import { fmt, latencyRow, table, times, type PartResult } from "./lib/report.ts";
 import { round, summarize } from "./lib/stats.ts";
 import { Teardown } from "./lib/teardown.ts";
+import { tlsFront } from "./lib/tls-front.ts";
 import { parseServerTiming } from "../supabase/functions/_shared/server-timing.ts";
 import {
   BENCH_SERVICE_KEY as SERVICE_KEY,
@@ -117,8 +122,11 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
       call: callInvoke,
     });
 
-    const edge = teardown.closes(await serveLlmInvokeAsOnSupabase({ dbUrl: db.url, simUrl: sim.url }));
-    const floor = teardown.closes(await serveFloor({ dbUrl: db.url, simUrl: sim.url }));
+    const tls = process.env.BENCH_UPSTREAM_TLS === "1" ? teardown.closes(await tlsFront(sim.url)) : undefined;
+    const upstream = tls === undefined ? { simUrl: sim.url } : { simUrl: tls.url, env: { DENO_CERT: tls.caFile } };
+    if (tls !== undefined) log(`  llm-invoke and the floor reach the simulator over TLS: ${tls.url}`);
+    const edge = teardown.closes(await serveLlmInvokeAsOnSupabase({ dbUrl: db.url, ...upstream }));
+    const floor = teardown.closes(await serveFloor({ dbUrl: db.url, ...upstream }));
     const edgeUrl = `${edge.url}/`;
     const floorUrl = `${floor.url}/`;
     const probe = { model: MODEL, prompt: PROMPT, request_id: "probe" };
@@ -234,8 +242,10 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
         roundTrips,
         poolerRoundTrips: pooled,
         simulator: { received: simStats.total.received, byStatus: simStats.total.byStatus },
+        upstreamOverTls: tls !== undefined,
       },
-      markdown: markdown(cfg, cells, ratios, cpu, roundTrips, portkey, portkeyError) +
+      markdown: (tls === undefined ? "" : "\n**Upstream over TLS** (BENCH_UPSTREAM_TLS=1): llm-invoke and the floor call the simulator through a TLS front; the direct call and Portkey do not.\n") +
+        markdown(cfg, cells, ratios, cpu, roundTrips, portkey, portkeyError) +
         latencyBudgetMarkdown(budget, "llm-invoke as on Supabase") +
         firstByteMarkdown(firstByte, cells) +
         poolerRoundTripsMarkdown(pooled),

@@ -34,11 +34,11 @@ export async function floorAdmissions(sql: Sql): Promise<{ counter: number; audi
   return { counter: Number(row!.counter), auditRows: Number(row!.rows) };
 }
 
-export async function serveFloor(opts: { dbUrl: string; simUrl: string }): Promise<ServerProcess> {
+export async function serveFloor(opts: { dbUrl: string; simUrl: string; env?: Record<string, string> }): Promise<ServerProcess> {
   return startDenoServer({
     script: path.join(path.dirname(fileURLToPath(import.meta.url)), "floor-server.ts"),
     // The functions' shared import map: the same pinned postgres.js.
     config: path.join(DEFAULT_FUNCTIONS_DIR, "_shared", "deno.json"),
-    env: await functionEnv(opts.dbUrl, opts.simUrl),
+    env: await functionEnv(opts.dbUrl, opts.simUrl, opts.env),
   });
 }

@@ -7,6 +7,7 @@
 import { type ModelCall, type ModelOutcome, StreamCut, type UpstreamError, upstreamFailure } from "./port.ts";
 import { sanitizeError } from "../sanitize.ts";
 import { sseData } from "./sse.ts";
+import { postOnce } from "./post.ts";
 
 /** What a generation's call (client.ts GenerateCall) tells this module: the key, the deadlines, the model. */
 interface GenerateCall {
@@ -188,12 +189,7 @@ export async function openStream(
   const first = callGuard(call.timeoutMs, guard.signal);
   let response: Response;
   try {
-    response = await fetch(url, {
-      method: "POST",
-      headers: init.headers,
-      body: JSON.stringify(init.body),
-      signal: first.signal,
-    });
+    response = await postOnce(url, init.headers, init.body, first.signal);
   } catch (error) {
     guard.done();
     return { ok: false, latencyMs: Date.now() - started, error: thrownBy(rules, error, first, call) };

@@ -21,6 +21,7 @@ import {
   type WireRules,
 } from "../../upstream/call.ts";
 import type { HubChunk, HubRequest } from "../../upstream/hub.ts";
+import { postOnce } from "../../upstream/post.ts";
 import {
   type CountTokensOutcome,
   type GenerateCall,
@@ -105,12 +106,7 @@ function generate(url: string, call: GenerateCall, rules: WireRules): Promise<Ge
   return timedCall<Answered>(call, rules, async (guard) => {
     const built = bodyOf(call, false, rules);
     if ("error" in built) return { ok: false, error: built.error };
-    const answer = await fetch(url, {
-      method: "POST",
-      headers: anthropicHeaders(call.apiKey),
-      body: JSON.stringify(built.body),
-      signal: guard.signal,
-    });
+    const answer = await postOnce(url, anthropicHeaders(call.apiKey), built.body, guard.signal);
     const read = await readJsonAnswer(answer, rules, [call.apiKey], call.request.model);
     if (!read.ok) return read;
     const hub = messageToHub(read.body, asksJson(built.hub));
@@ -214,12 +210,7 @@ function countTokens(url: string, call: GenerateCall, rules: WireRules): Promise
       metadata: _d,
       ...counted
     } = built.body;
-    const answer = await fetch(url, {
-      method: "POST",
-      headers: anthropicHeaders(call.apiKey),
-      body: JSON.stringify(counted),
-      signal: guard.signal,
-    });
+    const answer = await postOnce(url, anthropicHeaders(call.apiKey), counted, guard.signal);
     const read = await readJsonAnswer(answer, rules, [call.apiKey], call.request.model);
     if (!read.ok) return read;
     const n = read.body.input_tokens;

@@ -12,6 +12,7 @@ import { embed } from "./embeddings.ts";
 import { classifyGoogleHttpError } from "./errors.ts";
 import { foldGeminiChunks, type GeminiAnswer, GOOGLE_DIALECT, hubAnswerOf, isEmptyAnswer } from "./answer.ts";
 import type { HubChunk } from "../../upstream/hub.ts";
+import { postOnce } from "../../upstream/post.ts";
 import { countTokensBody, generateContentBody } from "./request.ts";
 import {
   type CountTokensOutcome,
@@ -79,12 +80,7 @@ export function createGoogleClient(options: GoogleClientOptions = {}): GoogleCli
 }
 
 function post(url: string, call: GenerateCall, body: unknown, signal: AbortSignal): Promise<Response> {
-  return fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json", "x-goog-api-key": call.apiKey },
-    body: JSON.stringify(body),
-    signal,
-  });
+  return postOnce(url, { "content-type": "application/json", "x-goog-api-key": call.apiKey }, body, signal);
 }
 
 function countTokens(url: string, call: GenerateCall, rules: WireRules): Promise<CountTokensOutcome> {

@@ -6,6 +6,7 @@
 import { failureOf, readJsonAnswer, timedCall, type WireRules } from "../../upstream/call.ts";
 import type { HubAnswer, HubEmbed } from "../../upstream/hub.ts";
 import { type GenerateCall, type GenerateOutcome, upstreamFailure } from "../../upstream/port.ts";
+import { postOnce } from "../../upstream/post.ts";
 
 /** Google's most inputs in one batchEmbedContents ("at most 100 requests can be in one batch"). */
 export const GOOGLE_EMBED_BATCH = 100;
@@ -22,12 +23,12 @@ export function embed(
     ? contentRequest(asked, asked.inputs[0]!)
     : { requests: asked.inputs.map((input) => ({ model: `models/${model}`, ...contentRequest(asked, input) })) };
   return timedCall(call, rules, async (guard) => {
-    const answer = await fetch(url(one ? "embedContent" : "batchEmbedContents"), {
-      method: "POST",
-      headers: { "content-type": "application/json", "x-goog-api-key": call.apiKey },
-      body: JSON.stringify(body),
-      signal: guard.signal,
-    });
+    const answer = await postOnce(
+      url(one ? "embedContent" : "batchEmbedContents"),
+      { "content-type": "application/json", "x-goog-api-key": call.apiKey },
+      body,
+      guard.signal,
+    );
     const read = await readJsonAnswer(answer, rules, [call.apiKey], model);
     if (!read.ok) return read;
     const list = one ? [read.body.embedding] : read.body.embeddings;

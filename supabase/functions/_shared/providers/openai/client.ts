@@ -20,6 +20,7 @@ import {
   type WireRules,
 } from "../../upstream/call.ts";
 import type { HubChunk } from "../../upstream/hub.ts";
+import { postOnce } from "../../upstream/post.ts";
 import { classifyOpenAiHttpError, openAiRules, roomOf } from "./errors.ts";
 import { openAiApiUrl } from "./endpoint.ts";
 import { embed } from "./embeddings.ts";
@@ -69,12 +70,7 @@ function servedTierOf(body: Record<string, unknown>): string | null {
 
 function generate(url: string, call: GenerateCall, rules: WireRules): Promise<GenerateOutcome> {
   return timedCall(call, rules, async (guard) => {
-    const answer = await fetch(url, {
-      method: "POST",
-      headers: headers(call.apiKey),
-      body: JSON.stringify(chatCompletionBody(call.request, false)),
-      signal: guard.signal,
-    });
+    const answer = await postOnce(url, headers(call.apiKey), chatCompletionBody(call.request, false), guard.signal);
     const read = await readJsonAnswer(answer, rules, [call.apiKey], call.request.model);
     if (!read.ok) return read;
     const hub = completionToHub(read.body, answerWrapped(call.request));

@@ -6,21 +6,22 @@ import { failureOf, readJsonAnswer, timedCall, type WireRules } from "../../upst
 import type { HubAnswer } from "../../upstream/hub.ts";
 import { type GenerateCall, type GenerateOutcome, upstreamFailure } from "../../upstream/port.ts";
 import { roomOf } from "./errors.ts";
+import { postOnce } from "../../upstream/post.ts";
 
 export function embed(url: string, call: GenerateCall, rules: WireRules): Promise<GenerateOutcome> {
   const asked = call.request.embed!;
   return timedCall(call, rules, async (guard) => {
-    const answer = await fetch(url, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${call.apiKey}` },
-      body: JSON.stringify({
+    const answer = await postOnce(
+      url,
+      { "content-type": "application/json", authorization: `Bearer ${call.apiKey}` },
+      {
         model: call.request.model,
         input: asked.inputs,
         encoding_format: "float",
         ...(asked.dimensions === undefined ? {} : { dimensions: asked.dimensions }),
-      }),
-      signal: guard.signal,
-    });
+      },
+      guard.signal,
+    );
     const read = await readJsonAnswer(answer, rules, [call.apiKey], call.request.model);
     if (!read.ok) return read;
     const vectors = vectorsOf(read.body, asked.inputs.length);

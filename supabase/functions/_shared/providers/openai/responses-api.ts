@@ -16,6 +16,7 @@ import {
   type WireRules,
 } from "../../upstream/call.ts";
 import type { DialectAnswer, HubAnswer, HubChunk, HubFinish, HubPart, HubRequest, HubUsage } from "../../upstream/hub.ts";
+import { postOnce } from "../../upstream/post.ts";
 import {
   type GenerateCall,
   type GenerateOutcome,
@@ -106,12 +107,7 @@ export function responseToHub(response: Json): HubAnswer | null {
 
 export function generateResponse(url: string, call: GenerateCall, rules: WireRules): Promise<GenerateOutcome> {
   return timedCall(call, rules, async (guard) => {
-    const answer = await fetch(url, {
-      method: "POST",
-      headers: headers(call.apiKey),
-      body: JSON.stringify(responsesBody(call.request, false)),
-      signal: guard.signal,
-    });
+    const answer = await postOnce(url, headers(call.apiKey), responsesBody(call.request, false), guard.signal);
     const read = await readJsonAnswer(answer, rules, [call.apiKey], call.request.model);
     if (!read.ok) return read;
     const hub = responseToHub(read.body);
