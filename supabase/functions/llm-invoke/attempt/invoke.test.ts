@@ -1346,6 +1346,37 @@ describe("invoke: the provider's room near its end (room.ts)", () => {
     expect(store.finalized).toHaveLength(1);
   });
 
+  it("a stream with a request left: the text before its end flows as it comes, only the finishing chunk waits", async () => {
+    const store = new FakeStore([reservation(1)]);
+    const google = new FakeGoogle([]);
+    // The provider's second (finishing) chunk comes only once the gate opens, after the caller has had
+    // the first: held until the next chunk came, the first would reach the caller only after the gate.
+    const events: string[] = [];
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const scripted = googleStream(["При", "вет"]).outcome;
+    async function* slowly(): AsyncGenerator<HubChunk, void, undefined> {
+      let first = true;
+      for await (const chunk of scripted.ok ? scripted.chunks : []) {
+        if (!first) await gate;
+        first = false;
+        yield chunk;
+      }
+    }
+    google.streams.push({ ...scripted, chunks: slowly(), room: room(1) } as StreamOutcome);
+    const { runStream } = setup(store, google, { waitUntil: () => {} });
+    const reader = (await runStream()).chunks[Symbol.asyncIterator]();
+    setTimeout(() => {
+      events.push("gate");
+      open();
+    }, 50);
+    expect(hubText((await reader.next()).value!.answer!)).toBe("При");
+    events.push("first chunk");
+    expect(hubText((await reader.next()).value!.answer!)).toBe("вет");
+    expect(events).toEqual(["first chunk", "gate"]);
+    expect(store.finalized).toHaveLength(1);
+  });
+
   it("a stream with more left: each chunk as it comes, the finalize after the last, the room less the caller's next call", async () => {
     const store = new FakeStore([reservation(1)]);
     const google = new FakeGoogle([]);

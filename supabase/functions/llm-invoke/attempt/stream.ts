@@ -13,6 +13,7 @@ import {
   EMPTY_ANSWER,
   type HubAnswer,
   type HubChunk,
+  hubFinish,
   hubText,
   type HubUsage,
   mergeHubChunk,
@@ -167,12 +168,15 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
   async function* chunks(): AsyncGenerator<HubChunk, void, undefined> {
     let ended: "done" | "client" | "upstream" = "client";
     let cut: UpstreamError | null = null;
-    /** Under writeFirst: the latest chunk, held until the next comes (or, the last, until written). */
+    /**
+     * Under writeFirst, from the chunk that says the answer's end (its finish) on: the latest
+     * chunk, held until the next comes (or, the last, until written). The text before it flows as it comes.
+     */
     let held: HubChunk | null = null;
     try {
       for await (const chunk of opened.chunks) {
         tally.add(chunk);
-        if (options.writeFirst !== true) {
+        if (options.writeFirst !== true || (held === null && !saysTheEnd(chunk))) {
           yield chunk;
           continue;
         }
@@ -302,4 +306,12 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
       return whole;
     },
   };
+}
+
+/**
+ * A chunk that carries the answer's finish: what every provider sends as its stream ends (its usage can
+ * come earlier too: Anthropic's opening event, Google's every chunk).
+ */
+function saysTheEnd(chunk: HubChunk): boolean {
+  return chunk.answer !== null && hubFinish(chunk.answer) !== null;
 }
