@@ -21,3 +21,10 @@ export const systemClock: Clock = {
       signal?.addEventListener("abort", onAbort, { once: true });
     }),
 };
+
+/** `work`'s value, or `late` once `ms` of wall time pass first (the work goes on; nothing waits for it). */
+export function settledWithin<T>(work: Promise<T>, ms: number, late: T): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const after = new Promise<T>((resolve) => (timer = setTimeout(() => resolve(late), ms)));
+  return Promise.race([work, after]).finally(() => clearTimeout(timer));
+}

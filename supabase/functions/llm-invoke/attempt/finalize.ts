@@ -10,6 +10,7 @@
 // a key, never the answer text.
 import { sanitizeError } from "../../_shared/sanitize.ts";
 import type { FinalizeParams } from "../contract.ts";
+import { settledWithin } from "../clock.ts";
 import type { GatewayStore } from "../store/store.ts";
 
 export interface FinalizeClock {
@@ -39,14 +40,8 @@ export const ERROR_OUTCOME_BUDGET_MS = 2_000;
 export const WRITTEN_FIRST_WAIT_MS = ERROR_OUTCOME_BUDGET_MS;
 
 /** True once `write` settles, false after `ms` of wall time (the write goes on). */
-export async function landsWithin(write: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms));
-  try {
-    return await Promise.race([write.then(() => true as const), late]);
-  } finally {
-    clearTimeout(timer);
-  }
+export function landsWithin(write: Promise<unknown>, ms: number): Promise<boolean> {
+  return settledWithin(write.then(() => true), ms, false);
 }
 
 /** The replay record of a finalize that never landed (logged as `finalize_lost {json}`). */

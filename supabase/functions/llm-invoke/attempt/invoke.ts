@@ -58,7 +58,7 @@ import { answerSize, bookedPerAnswer, withBookedCap } from "./answer-size.ts";
 import { answerTimes, failureRecord, successRecord, usageCounts } from "./attempt-record.ts";
 import { cachedProfiles } from "../model/capabilities.ts";
 import { createTokenCounter, InputSize, type TokenCounter } from "../model/exact-count.ts";
-import { type Clock, systemClock } from "../clock.ts";
+import { type Clock, settledWithin, systemClock } from "../clock.ts";
 import { answerUsage, type InvokeAnswer, type InvokeContext, type InvokeResult } from "./context.ts";
 import { type HubRequest, hubText } from "../../_shared/upstream/hub.ts";
 import { finalizeReliably, landsWithin, WRITTEN_FIRST_WAIT_MS } from "./finalize.ts";
@@ -119,13 +119,6 @@ const providerOf = (profile: ModelProfile): Provider => profile.provider;
 
 /** Key rows skipped because their secret is missing, per request, before giving up. */
 const MAX_UNUSABLE_KEYS = 10;
-
-/** A shared answer, or false when `ms` pass first (a waiter never outlives its own deadline for it). */
-function withinDeadline(answer: Promise<boolean>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  return Promise.race([answer, late]).finally(() => clearTimeout(timer));
-}
 
 export interface InvokeDeps {
   store: GatewayStore;
@@ -636,7 +629,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         confirming.set(model, asked);
       }
       const left = Math.max(1, deadline - clock.now());
-      return await timing.time("upstream", () => withinDeadline(asked!, left));
+      return await timing.time("upstream", () => settledWithin(asked!, left, false));
     }
 
     /** Opens the provider's stream and waits for its first chunk (what fails before it is an attempt like any other). */
