@@ -25,7 +25,7 @@ CREATE TABLE public.google_ai_embedding_models (
 COMMENT ON TABLE public.google_ai_embedding_models IS
     'Embedding models (a row of google_ai_model_limits each): dimensions (shortenable: a smaller one may be asked), '
     'max_batch (inputs per provider request), max_input_tokens (per input), counts_each_input (the provider counts '
-    'each input of a batch as one request: the gateway sends one input per call), source (where the facts were read).';
+    'each input of a batch as one request: a batch of N is booked as N requests), source (where the facts were read).';
 
 -- One model's embedding facts (its canonical name), or null: it does not embed.
 CREATE OR REPLACE FUNCTION public.google_ai_embedding_traits(p_model text) RETURNS jsonb

@@ -131,7 +131,7 @@ export interface EmbeddingTraits {
   /** Inputs its provider takes in one request. */
   maxBatch: number;
   maxInputTokens: number;
-  /** Its provider counts each input of a batch as a request: the gateway sends one input per call. */
+  /** Its provider counts each input of a batch as a request: a batch of N is booked as N requests at once. */
   countsEachInput: boolean;
 }
 
@@ -253,7 +253,7 @@ export interface ModelProfile extends ModelCapabilities {
   successor?: string | null;
   /**
    * Past its row's shutdown date (the day in UTC): a reservation passes it to its successor, and so does
-   * a count (model-chain.ts). Absent: not past it. Cached as `withdrawn` is.
+   * a count (attempt/counted-model.ts). Absent: not past it. Cached as `withdrawn` is.
    */
   shutDown?: boolean;
   /** Who serves the model (its row's provider): the upstream called and the keys read. */

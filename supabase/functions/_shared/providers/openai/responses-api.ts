@@ -3,8 +3,9 @@
 // model and the stream the gateway's, and `store: false` (the gateway keeps the conversation itself, for
 // any model). An output cap is sent only where the request has one (hub maxOutputTokens: the caller's,
 // or where a scope or a budget in money sets one, the lesser of it and the caller's), as the chat door
-// does (request.ts); never the row's booked answer, which is for providers that require a cap. Its answer and events come back as they came (pass-through,
-// dialect `openai`, endpoint `responses`) and in the hub's words for the books and every other reader.
+// does (request.ts); never the row's booked answer, which is for providers that require a cap. Its answer
+// and events come back as they came (pass-through, dialect `openai`, endpoint `responses`) and in the
+// hub's words for the books and every other reader.
 import {
   type CallGuard,
   failureOf,

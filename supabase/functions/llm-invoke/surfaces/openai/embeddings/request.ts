@@ -41,14 +41,13 @@ export interface EmbeddingsRequest extends NormalizedRequest {
  * union would only say "Invalid input"): "empty input", or the limit and the count sent. */
 function checkInputCount(input: unknown): void {
   if (!Array.isArray(input)) return;
-  // An array of token ids is one input; an array of strings or of token-id arrays is one input each.
-  const listOfInputs = input.length === 0 || typeof input[0] !== "number";
   if (input.length === 0) {
     throw new GatewayError("empty_input", "input: empty input: give a string or an array of at least one input.", {
       details: { field: "input", inputs: 0 },
     });
   }
-  if (listOfInputs && input.length > MAX_INPUTS) {
+  // An array of token ids is one input; an array of strings or of token-id arrays is one input each.
+  if (typeof input[0] !== "number" && input.length > MAX_INPUTS) {
     throw new GatewayError(
       "invalid_request",
       `input: ${input.length} inputs sent; at most ${MAX_INPUTS} inputs can be in one request.`,
