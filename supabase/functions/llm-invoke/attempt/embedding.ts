@@ -11,14 +11,15 @@
 import type { HubUsage } from "../../_shared/upstream/hub.ts";
 import type { ModelProfile, NormalizedRequest } from "../contract.ts";
 
-export async function providerRequests(
-  profiles: (model: string) => Promise<ModelProfile | null>,
-  request: NormalizedRequest,
-): Promise<number> {
+/**
+ * The requests a batch is booked as: its inputs where a model of its chain counts each input, else one.
+ * One figure for the whole chain (the reservation's): the most any of its models counts, so a model that
+ * counts each input is never booked fewer.
+ */
+export function providerRequests(chain: readonly { profile: ModelProfile }[], request: NormalizedRequest): number {
   const inputs = request.embed?.inputs.length ?? 0;
   if (inputs <= 1) return 1;
-  const profile = await profiles(request.model);
-  return profile?.embedding?.countsEachInput === true ? inputs : 1;
+  return chain.some((l) => l.profile.embedding?.countsEachInput === true) ? inputs : 1;
 }
 
 /**

@@ -240,8 +240,6 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
 
   const run = async (context: InvokeContext): Promise<InvokeAnswer> => {
     const { caller, request, requestId, signal, onQuota, onQueued, timing = untimed, cache, onCache } = context;
-    // An embedding batch whose provider counts each input is that many requests, booked at once (embedding.ts).
-    const requests = await providerRequests(profiles, request);
     /** Off the response path where the runtime allows it, else awaited (and timed: the caller waits for it). */
     const afterAnswer = async (work: Promise<unknown>) => {
       if (deps.waitUntil !== undefined) return deps.waitUntil(work);
@@ -249,6 +247,8 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     };
     const deadline = clock.now() + options.budgetMs;
     const chain: ChainLink[] = await resolveChain(profiles, request);
+    // An embedding batch whose provider counts each input is that many requests, booked at once (embedding.ts).
+    const requests = providerRequests(chain, request);
     const causeWords = await causeWordsOf(chain);
     // The answer each model is sent with, decided once: TPM and a budget in money both book it.
     const answerTokens = answerSize(chain, request);
