@@ -6,8 +6,10 @@
 // booked at once and sent as one batchEmbedContents, one attempt row); a model that does not embed, a
 // batch over the provider's maximum, an empty input list and one over the route's 2,048 refused by
 // name on each route; a Google batch booked whole: more inputs than the row's minute refused at once
-// with no call, a WAIT batch served whole (every vector, in order) once the minute frees room for all
-// of it, a NO_WAIT batch with room for part of it refused whole with no call; and 8 callers x 40
+// with no call (400), more than is left of the day refused at once as the day's 429 (Retry-After at
+// its turn, no call, on OpenAI's and Google's routes), a WAIT batch served whole (every vector, in
+// order) once the minute frees room for all of it, a NO_WAIT batch with room for part of it refused
+// whole with no call; and 8 callers x 40
 // NO_WAIT calls against an RPM of 6 on a fresh minute: exactly 6 served, no provider 429, each served
 // call's cost its usage x the price row to the digit.
 import { GoogleGenAI } from "@google/genai";
@@ -224,6 +226,54 @@ describe("embeddings under the gateway's admission", () => {
     const rows = await s.sql<{ status: string; refusal_cause: string; requests: number }[]>`
       select status, refusal_cause, requests from public.google_ai_attempts where model = ${GEMINI}`;
     expect(rows).toEqual([{ status: "refused", refusal_cause: "over_rpm", requests: 51 }]);
+  });
+
+  it("a Google batch over what is left of the day: the day's 429 at once, Retry-After at its turn, no call, on each route", async () => {
+    await s.setLimit({ model: GEMINI, rpd: 30 });
+    await fill(25, 5_000); // 5 of the day's 30 left
+    const [{ turn }] = await s.sql<{ turn: Date }[]>`
+      select public.google_ai_midnight_after_in(now(), public.google_ai_day_zone(${GEMINI}))
+             + (public.google_ai_admission_guard()).day_guard_ms * interval '1 millisecond' as turn`;
+    const res = await post(texts(10), "WAIT");
+    expect(res.status).toBe(429);
+    expect(res.body.error).toMatchObject({ code: "rate_limit_exceeded", type: "rate_limit_error", limit: "rpd",
+      cause: "over_rpd", param: null, details: { inputs: 10, max_inputs: 5, per: "day" } });
+    expect(Date.parse(res.body.error.details.retry_at)).toBe(turn.getTime());
+    expect(res.body.error.message).toContain("10 inputs are 10 requests");
+    expect(res.body.error.message).toContain("has 5 requests left of its provider's day");
+    // Retry-After is the wait until the day's turn, in whole seconds rounded up.
+    const waitMs = res.body.error.retry_after_ms as number;
+    expect(res.headers.get("retry-after")).toBe(String(Math.ceil(waitMs / 1000)));
+    expect(res.headers.get("x-should-retry")).toBe("false");
+    expect(Math.abs(Date.now() + waitMs - turn.getTime())).toBeLessThan(60_000);
+
+    // Nothing left of the day: no room until its turn, never "send at most 0 inputs"; Google's dialect.
+    await fill(5, 5_000);
+    const batch = await s.raw({
+      method: "POST",
+      path: `/functions/v1/llm-invoke/v1beta/models/${GEMINI}:batchEmbedContents`,
+      headers: { "content-type": "application/json", "x-goog-api-key": s.serviceKey, "x-eve-mode": "NO_WAIT" },
+      body: JSON.stringify({ requests: texts(3).map((text) => ({ model: `models/${GEMINI}`, content: { parts: [{ text }] } })) }),
+    });
+    expect(batch.status).toBe(429);
+    expect(batch.body.error).toMatchObject({ code: 429, status: "RESOURCE_EXHAUSTED" });
+    expect(batch.body.error.message).toContain("has no requests left of its provider's day: the day has no room until its turn");
+    expect(batch.body.error.message).not.toContain("at most 0");
+    const details = batch.body.error.details as Array<Record<string, unknown>>;
+    expect(details.find((d) => String(d["@type"]).endsWith("ErrorInfo"))).toMatchObject({
+      reason: "RATE_LIMITED", metadata: { limit: "rpd", cause: "over_rpd" } });
+    expect(details.find((d) => String(d["@type"]).endsWith("RetryInfo"))).toBeDefined();
+    expect(details.find((d) => String(d["@type"]).endsWith("BadRequest"))).toBeUndefined();
+    expect(batch.headers.get("retry-after")).not.toBeNull();
+
+    expect(embedCalls()).toHaveLength(0);
+    const rows = await s.sql<{ status: string; limit_hit: string; refusal_cause: string; requests: number }[]>`
+      select status, limit_hit, refusal_cause, requests from public.google_ai_attempts
+      where model = ${GEMINI} and caller <> 'filler' order by id`;
+    expect(rows).toEqual([
+      { status: "refused", limit_hit: "too_large", refusal_cause: "over_rpd", requests: 10 },
+      { status: "refused", limit_hit: "too_large", refusal_cause: "over_rpd", requests: 3 },
+    ]);
   });
 
   it("a Google batch of 40 under WAIT while the minute frees up: served whole, 40 vectors in order, one call, its cost in the books", async () => {

@@ -187,7 +187,8 @@ const ADMISSION_CAUSE_TABLE = {
   over_rpd: {
     limits: [],
     words: "the request is more requests at its provider (an embedding batch whose provider counts each input) " +
-      "than any key has left of the model's day: send fewer inputs, or the whole batch after the day turns.",
+      "than any key has left of the model's day: send the whole batch after the day turns, or fewer inputs " +
+      "where the day has some left.",
   },
   spend_budget: {
     limits: [],

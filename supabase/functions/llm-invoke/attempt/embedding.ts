@@ -4,10 +4,10 @@
 // them all at once, before the call (google_ai_reserve_models' p_requests): the model's minute, day,
 // shares and budgets count every one or none, so the batch is sent whole, as one call and one attempt
 // row, and served whole, every vector in order. More than the model's minute or what is left of its
-// day is refused at once by name (too_large, cause over_rpm or over_rpd); a batch the provider cannot
-// take in one call (Google's 100 inputs: the row's max_batch) is refused before any reservation
-// (model/adapt.ts), so every call that leaves has its row. Google's answer names no token count: the
-// input booked is the usage and the cost (bookedEmbeddingUsage).
+// day is refused at once by name (too_large, cause over_rpm: a 400; over_rpd: the day's 429, until its
+// turn); a batch the provider cannot take in one call (Google's 100 inputs: the row's max_batch) is
+// refused before any reservation (model/adapt.ts), so every call that leaves has its row. Google's
+// answer names no token count: the input booked is the usage and the cost (bookedEmbeddingUsage).
 import type { HubUsage } from "../../_shared/upstream/hub.ts";
 import type { ModelProfile, NormalizedRequest } from "../contract.ts";
 

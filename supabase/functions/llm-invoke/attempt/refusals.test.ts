@@ -62,6 +62,40 @@ describe("too large for a model that counts input and output apart (ITPM, OTPM)"
   });
 });
 
+describe("a batch of more requests than the minute or the day holds", () => {
+  const turn = "2026-11-22T08:00:05+00:00";
+  const over = (per: "minute" | "day", max: number) =>
+    finalRefusal({ ok: false, limit: "too_large", retryAfterMs: per === "day" ? 3_600_000 : null,
+      retryAt: per === "day" ? turn : null, refusalCause: per === "day" ? "over_rpd" : "over_rpm",
+      requests: { count: 30, max, per } }, { model: "gemini-embedding-001", requestId: "r", estimatedTokens: 9 })!;
+
+  it("over the minute: 400 invalid_request, it can never pass as it is", () => {
+    const e = over("minute", 20);
+    expect(e.status).toBe(400);
+    expect(e.code).toBe("invalid_request");
+    expect(e.details).toEqual({ field: "input", inputs: 30, max_inputs: 20, per: "minute" });
+    expect(e.extra).toEqual({ cause: "over_rpm" });
+  });
+
+  it("over the day: the day's 429 (limit rpd), Retry-After at the turn, naming the room left and the count", () => {
+    const e = over("day", 20);
+    expect(e.status).toBe(429);
+    expect(e.code).toBe("rate_limited");
+    expect(e.extra).toEqual({ limit: "rpd", retry_after_ms: 3_600_000, cause: "over_rpd" });
+    expect(e.headers).toEqual({ "Retry-After": "3600" });
+    expect(e.details).toEqual({ inputs: 30, max_inputs: 20, per: "day", retry_at: turn });
+    expect(e.message).toContain("30 inputs are 30 requests");
+    expect(e.message).toContain(`has 20 requests left of its provider's day (until ${turn})`);
+  });
+
+  it("over a day with nothing left: no room until its turn, never 'send at most 0 inputs'", () => {
+    const e = over("day", 0);
+    expect(e.status).toBe(429);
+    expect(e.message).toContain(`the day has no room until its turn (${turn})`);
+    expect(e.message).not.toContain("at most 0");
+  });
+});
+
 describe("money in the provider's words", () => {
   const directory = providerDirectory(BUILT_IN_PROVIDERS, () => undefined);
   const anthropic = directory.upstream("anthropic")!;

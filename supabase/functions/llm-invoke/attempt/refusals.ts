@@ -71,7 +71,9 @@ function finalError(r: Refusal, ctx: RefusalContext): GatewayError | null {
     case "withdrawn":
       return modelWithdrawn(r.model ?? ctx.model, r.successor ?? null);
     case "too_large":
-      if (r.requests !== undefined) return tooManyRequests(r.requests, r.retryAt, ctx);
+      if (r.requests !== undefined) {
+        return r.requests.per === "minute" ? tooManyForTheMinute(r.requests, ctx) : tooManyForTheDay(r.requests, r, ctx);
+      }
       return r.maxOutputTokens == null
         ? tooLarge(r.maxTokens ?? null, ctx)
         : tooLargeForBuckets(r.maxTokens ?? null, r.maxOutputTokens, ctx);
@@ -200,38 +202,56 @@ function tooLarge(tpm: number | null, ctx: RefusalContext): GatewayError {
 }
 
 /**
+ * A batch of more requests at its provider than the model's minute holds: it can never be sent whole,
+ * so the request is invalid as it is (400), the limit and the count named.
+ */
+function tooManyForTheMinute(requests: NonNullable<Refusal["requests"]>, ctx: RefusalContext): GatewayError {
+  return new GatewayError(
+    "invalid_request",
+    `${requests.count} inputs are ${requests.count} requests at ${ctx.model}'s provider, booked together, and ` +
+      `${ctx.model} takes ${requests.max} requests a minute: send at most ${requests.max} inputs in one request.`,
+    { details: { field: "input", inputs: requests.count, max_inputs: requests.max, per: requests.per } },
+  );
+}
+
+/**
+ * A batch of more requests at its provider than any key's group has left of its day: the day's turn
+ * lifts it, so it is the 429 a single request's day refusal is (limit rpd, Retry-After at the turn the
+ * database names), the room left and the count named. Not a field's fault: no `field` in its details.
+ */
+function tooManyForTheDay(
+  requests: NonNullable<Refusal["requests"]>,
+  r: Pick<Refusal, "retryAfterMs" | "retryAt">,
+  ctx: RefusalContext,
+): GatewayError {
+  const turn = r.retryAt ?? "its midnight";
+  const room = requests.max === 0
+    ? `${ctx.model} has no requests left of its provider's day: the day has no room until its turn (${turn}); ` +
+      "send them then."
+    : `${ctx.model} has ${requests.max} requests left of its provider's day (until ${turn}): send at most ` +
+      `${requests.max} inputs in one request, or all ${requests.count} after the day turns.`;
+  const limited = rateLimited(
+    "rpd",
+    r.retryAfterMs,
+    `${requests.count} inputs are ${requests.count} requests at ${ctx.model}'s provider, booked together, and ${room}`,
+  );
+  return new GatewayError(limited.code, limited.message, {
+    extra: limited.extra,
+    headers: limited.headers,
+    details: {
+      inputs: requests.count,
+      max_inputs: requests.max,
+      per: requests.per,
+      ...(r.retryAt === null ? {} : { retry_at: r.retryAt }),
+    },
+  });
+}
+
+/**
  * The request's input is more than one minute of the model's input tokens (`itpm`), or its answer
  * (max_tokens) more than one minute of its output tokens (`otpm`): the model counts them apart
  * (Anthropic's), so the answer is blamed on its own.
  */
-/**
- * A batch of more requests at its provider than the model's minute holds (never to be sent whole) or
- * than any key's group has left of its day: refused before any call, the limit and the count named.
- */
-function tooManyRequests(
-  requests: NonNullable<Refusal["requests"]>,
-  retryAt: string | null,
-  ctx: RefusalContext,
-): GatewayError {
-  const limit = requests.per === "minute"
-    ? `${ctx.model} takes ${requests.max} requests a minute`
-    : `${ctx.model} has ${requests.max} requests left of its provider's day (until ${retryAt ?? "its midnight"})`;
-  return new GatewayError(
-    "invalid_request",
-    `${requests.count} inputs are ${requests.count} requests at ${ctx.model}'s provider, booked together, and ` +
-      `${limit}: send at most ${requests.max} inputs in one request.`,
-    {
-      details: {
-        field: "input",
-        inputs: requests.count,
-        max_inputs: requests.max,
-        per: requests.per,
-        ...(retryAt === null ? {} : { retry_at: retryAt }),
-      },
-    },
-  );
-}
-
 function tooLargeForBuckets(itpm: number | null, otpm: number, ctx: RefusalContext): GatewayError {
   const counted = ctx.countedTokens ?? null;
   const output = ctx.bookedOutputTokens ?? 0;
