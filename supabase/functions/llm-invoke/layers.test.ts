@@ -14,7 +14,7 @@ const FUNCTIONS = path.resolve(LLM_INVOKE, "..");
 
 /** Lowest first. A module's layer is its top folder under llm-invoke (or its own name at the top). */
 const LAYERS: ReadonlyArray<readonly string[]> = [
-  ["contract.ts", "clock.ts"],
+  ["contract.ts", "clock.ts", "field-codes.ts"],
   ["store"],
   ["model"],
   ["cache"],

@@ -175,7 +175,7 @@ const ALLOWED_FIELDS: ReadonlyArray<{ dialect: string; file: string; why: string
   },
   {
     dialect: "google",
-    file: "llm-invoke/surfaces/shared/field-codes.ts",
+    file: "llm-invoke/field-codes.ts",
     why: "the details.field codes every route gives are the native body's names (the bot's contract, Gemini-shaped)",
   },
 ];

@@ -5,18 +5,7 @@
 import { GatewayError } from "../../_shared/errors.ts";
 import type { HubOptions } from "../../_shared/upstream/hub.ts";
 import type { ModelCapabilities, NormalizedRequest, RefusableOption } from "../contract.ts";
-
-/**
- * details.field of an option a model refuses to be set (its row's refuses_thinking_budget,
- * refuses_sampling) on every route, by the hub's option: stable codes, as surfaces/shared/field-codes.ts'
- * are, kept here because the model layer checks them and may not import a surface.
- */
-export const REFUSABLE_OPTION_CODES = {
-  temperature: "generationConfig.temperature",
-  topP: "generationConfig.topP",
-  topK: "generationConfig.topK",
-  thinkingBudget: "generationConfig.thinkingConfig.thinkingBudget",
-} as const;
+import { REFUSABLE_OPTION_CODES } from "../field-codes.ts";
 
 /**
  * Sampling as a model left to itself does it: Anthropic's defaults (temperature 1, top_p 1: no

@@ -10,7 +10,7 @@ import { GatewayError } from "../../../_shared/errors.ts";
 import { invalidRequest } from "../../../_shared/validation.ts";
 import type { HubMessage, HubOptions, HubPart, HubTool, HubToolChoice } from "../../../_shared/upstream/hub.ts";
 import type { NormalizedRequest, OnlyField } from "../../contract.ts";
-import { IMAGE_FIELD_CODE, OUTPUT_CAP_CODE } from "../shared/field-codes.ts";
+import { IMAGE_FIELD_CODE, OUTPUT_CAP_CODE } from "../../field-codes.ts";
 import { type ImageInfo, imageTokensOf, inspectInlineImage } from "../../model/images.ts";
 import { callOptionsFromHeaders } from "../shared/call-options.ts";
 import type { ParseInput } from "../shared/surface.ts";

@@ -15,7 +15,7 @@ import { invalidRequest } from "../../../_shared/validation.ts";
 import type { InvokeResult } from "../../attempt/context.ts";
 import type { NormalizedRequest } from "../../contract.ts";
 import { callOptionsFromHeaders } from "../shared/call-options.ts";
-import { OUTPUT_CAP_CODE } from "../shared/field-codes.ts";
+import { OUTPUT_CAP_CODE } from "../../field-codes.ts";
 import type { ParseInput, Surface, SurfaceContext } from "../shared/surface.ts";
 import { geminiFront } from "./errors.ts";
 

@@ -24,7 +24,7 @@ import type {
   HubToolChoice,
 } from "../../../_shared/upstream/hub.ts";
 import type { Ask, NormalizedRequest, OnlyField } from "../../contract.ts";
-import { OUTPUT_CAP_CODE } from "../shared/field-codes.ts";
+import { OUTPUT_CAP_CODE } from "../../field-codes.ts";
 import { boundedName } from "../../../_shared/validation.ts";
 import { camelKeys } from "./json-keys.ts";
 import { isObject } from "../../../_shared/json.ts";

@@ -6,7 +6,7 @@ import { GatewayError } from "../../../_shared/errors.ts";
 import type { HubMessage, HubPart } from "../../../_shared/upstream/hub.ts";
 import { sanitize } from "../../../_shared/sanitize.ts";
 import { type ImageInfo, inspectInlineImage } from "../../model/images.ts";
-import { IMAGE_FIELD_CODE } from "../shared/field-codes.ts";
+import { IMAGE_FIELD_CODE } from "../../field-codes.ts";
 import { joinText } from "../shared/request-rules.ts";
 import { invalid, unsupported } from "./checks.ts";
 import { isObject } from "../../../_shared/json.ts";

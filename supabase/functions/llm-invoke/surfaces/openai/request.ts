@@ -5,7 +5,7 @@ import { z } from "zod";
 import { GatewayError } from "../../../_shared/errors.ts";
 import type { HubOptions } from "../../../_shared/upstream/hub.ts";
 import type { Ask, NormalizedRequest } from "../../contract.ts";
-import { OUTPUT_CAP_CODE } from "../shared/field-codes.ts";
+import { OUTPUT_CAP_CODE } from "../../field-codes.ts";
 import { invalidRequest } from "../../../_shared/validation.ts";
 import { checkMetadata } from "../shared/request-rules.ts";
 import { imageTokensOf } from "../../model/images.ts";

@@ -9,7 +9,7 @@ import { isObject } from "../../../../_shared/json.ts";
 import { invalidRequest } from "../../../../_shared/validation.ts";
 import type { NormalizedRequest } from "../../../contract.ts";
 import { callOptionsFromHeaders } from "../../shared/call-options.ts";
-import { OUTPUT_CAP_CODE } from "../../shared/field-codes.ts";
+import { OUTPUT_CAP_CODE } from "../../../field-codes.ts";
 import type { ParseInput } from "../../shared/surface.ts";
 
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;

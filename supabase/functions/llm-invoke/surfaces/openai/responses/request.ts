@@ -16,7 +16,7 @@ import { isObject } from "../../../../_shared/json.ts";
 import type { Ask, NormalizedRequest, OnlyField } from "../../../contract.ts";
 import { type ImageInfo, imageTokensOf, inspectInlineImage } from "../../../model/images.ts";
 import { callOptionsFromHeaders } from "../../shared/call-options.ts";
-import { IMAGE_FIELD_CODE, OUTPUT_CAP_CODE } from "../../shared/field-codes.ts";
+import { IMAGE_FIELD_CODE, OUTPUT_CAP_CODE } from "../../../field-codes.ts";
 import { checkMetadata, joinText } from "../../shared/request-rules.ts";
 import type { ParseInput } from "../../shared/surface.ts";
 import { invalid, unsupported } from "../checks.ts";

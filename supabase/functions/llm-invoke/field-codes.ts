@@ -8,3 +8,14 @@ export const OUTPUT_CAP_CODE = "generationConfig.maxOutputTokens";
 
 /** details.field of a refused image on every route, after its part's path (a stable code, as above). */
 export const IMAGE_FIELD_CODE = "inlineData";
+
+/**
+ * details.field of an option a model refuses to be set (its row's refuses_thinking_budget,
+ * refuses_sampling) on every route, by the hub's option (a stable code, as above).
+ */
+export const REFUSABLE_OPTION_CODES = {
+  temperature: "generationConfig.temperature",
+  topP: "generationConfig.topP",
+  topK: "generationConfig.topK",
+  thinkingBudget: "generationConfig.thinkingConfig.thinkingBudget",
+} as const;
