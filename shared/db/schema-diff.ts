@@ -439,12 +439,12 @@ export function refuseOwnersData(statements: string[]): void {
 }
 
 interface ObjectState {
-  kind: "function" | "table" | "sequence" | "view" | "type";
+  kind: "function" | "procedure" | "table" | "sequence" | "view" | "type";
   acl: string | null;
   /** [grantee ('public' or a quoted role), privilege, grantable] in the ACL's order, the owner left out. */
   grants: [string, string, boolean][];
   comment: string | null;
-  /** Functions: pg_get_functiondef and the result type; relations: reloptions, RLS, column comments. */
+  /** Functions and procedures: pg_get_functiondef and the result type; relations: reloptions, RLS, column comments. */
   definition?: string;
   result?: string;
   options?: string[] | null;
@@ -454,7 +454,7 @@ interface ObjectState {
 }
 
 /**
- * Every function and relation of the public schema, by qualified name (functions with their arguments),
+ * Every function, procedure and relation of the public schema, by qualified name (routines with their arguments),
  * read with an empty search_path so that every type in a name or definition is qualified too.
  */
 async function objectStates(sql: Sql): Promise<Map<string, ObjectState>> {
@@ -471,15 +471,15 @@ async function readObjectStates(sql: Sql): Promise<Map<string, ObjectState>> {
                                                a.privilege_type, a.is_grantable) order by a.n), '[]')
      from aclexplode(${acl}) with ordinality as a(grantor, grantee, privilege_type, is_grantable, n)
      where a.grantee <> ${owner})`;
-  for (const f of await sql.unsafe<{ name: string; acl: string | null; grants: [string, string, boolean][]; comment: string | null;
-    definition: string; result: string }[]>(`
+  for (const { procedure, ...f } of await sql.unsafe<{ name: string; procedure: boolean; acl: string | null;
+    grants: [string, string, boolean][]; comment: string | null; definition: string; result: string }[]>(`
     select format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)) as name,
-           p.proacl::text as acl, ${grantsOf(`coalesce(p.proacl, acldefault('f'::"char", p.proowner))`, "p.proowner")} as grants,
+           p.prokind = 'p' as procedure, p.proacl::text as acl, ${grantsOf(`coalesce(p.proacl, acldefault('f'::"char", p.proowner))`, "p.proowner")} as grants,
            obj_description(p.oid, 'pg_proc') as comment, pg_get_functiondef(p.oid) as definition,
            pg_get_function_result(p.oid) as result
     from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-    where n.nspname = 'public' and p.prokind = 'f'`)) {
-    states.set(f.name, { kind: "function", ...f });
+    where n.nspname = 'public' and p.prokind in ('f', 'p')`)) {
+    states.set(f.name, { kind: procedure ? "procedure" : "function", ...f });
   }
   for (const r of await sql.unsafe<{ name: string; relkind: string; acl: string | null; grants: [string, string, boolean][];
     comment: string | null; options: string[] | null; rls: boolean; force_rls: boolean; columns: [string, string | null][] }[]>(`
@@ -508,12 +508,13 @@ export async function alignAccessAndOptions(from: Sql, target: Sql): Promise<str
   const out: string[] = [];
   for (const [name, goal] of [...want].sort(([a], [b]) => a.localeCompare(b))) {
     const now = have.get(name);
-    const grantKind = goal.kind === "sequence" ? "sequence" : goal.kind === "function" ? "function" : "table";
+    const grantKind = goal.kind === "sequence" || goal.kind === "function" || goal.kind === "procedure" ? goal.kind : "table";
+    const routine = goal.kind === "function" || goal.kind === "procedure";
     let recreated = !now;
-    if (goal.kind === "function" && (!now || now.definition !== goal.definition)) {
+    if (routine && (!now || now.definition !== goal.definition)) {
       // CREATE OR REPLACE cannot change a result type: drop first (which resets the grants below).
       if (now && now.result !== goal.result) {
-        out.push(`drop function if exists ${name};`);
+        out.push(`drop ${goal.kind} if exists ${name};`);
         recreated = true;
       }
       out.push(`${goal.definition!.trim()};`);
@@ -538,14 +539,14 @@ export async function alignAccessAndOptions(from: Sql, target: Sql): Promise<str
       if (now?.rls !== goal.rls) out.push(`alter table ${name} ${goal.rls ? "enable" : "disable"} row level security;`);
       if (now?.forceRls !== goal.forceRls) out.push(`alter table ${name} ${goal.forceRls ? "" : "no "}force row level security;`);
     }
-    if (now?.comment !== goal.comment) out.push(`comment on ${goal.kind === "function" ? "function" : goal.kind} ${name} is ${literal(goal.comment)};`);
+    if (now?.comment !== goal.comment) out.push(`comment on ${goal.kind} ${name} is ${literal(goal.comment)};`);
     const before = new Map(now?.columnComments ?? []);
     for (const [column, comment] of goal.columnComments ?? []) {
       if ((before.get(column) ?? null) !== comment) out.push(`comment on column ${name}.${quoteIdent(column)} is ${literal(comment)};`);
     }
   }
   for (const [name, state] of have) {
-    if (state.kind === "function" && !want.has(name)) out.push(`drop function if exists ${name};`);
+    if ((state.kind === "function" || state.kind === "procedure") && !want.has(name)) out.push(`drop ${state.kind} if exists ${name};`);
   }
   return out;
 }

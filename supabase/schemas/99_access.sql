@@ -22,7 +22,7 @@ begin
            where p.pronamespace = 'public'::regnamespace
   and p.proname like 'google\_ai\_%'
     loop execute pg_catalog.format(
-      'revoke all on function %s from public, anon, authenticated, service_role, eve_gateway',
+      'revoke all on routine %s from public, anon, authenticated, service_role, eve_gateway',
   f); end loop;
   -- The gateway's relations only (token_usage is the owner's table the gateway adopted); an identity
   -- column's sequence keeps Supabase's defaults unless revoked by name below, as it always has.
@@ -79,6 +79,12 @@ GRANT ALL ON FUNCTION public.google_ai_reserve_models(p_models text[], p_estimat
     p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer,
     p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid,
     p_output_tokens integer[], p_requests integer) TO eve_gateway, service_role;
+GRANT ALL ON PROCEDURE public.google_ai_reserve_call(p_models text[], p_estimated_tokens integer, p_caller text,
+    p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer,
+    p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer,
+    p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid,
+    p_output_tokens integer[], p_requests integer, o_reservation jsonb, o_quota jsonb, o_cause text)
+    TO eve_gateway, service_role;
 
 GRANT INSERT,UPDATE ON TABLE public.google_ai_priority_classes TO service_role;
 

@@ -126,7 +126,7 @@ describe("RPC signatures", () => {
     for (const step of ["google_ai_admit_at", "google_ai_fall_back_at", "google_ai_reserve_models_at"]) {
       expect(fns, step).not.toContain(step);
     }
-    for (const fn of ["google_ai_reserve_models", "google_ai_answer_quota", "google_ai_quota_report",
+    for (const fn of ["google_ai_reserve_call", "google_ai_quota_report",
       "google_ai_model_traits", "google_ai_model_list", "google_ai_finalize", "google_ai_finalize_cut", "google_ai_release",
       "google_ai_end_request", "google_ai_check_token", "google_ai_mint_token", "google_ai_housekeeping",
       "google_ai_record_key_check", "google_ai_log_maintenance_run", "google_ai_metrics", "google_ai_finalize_withdrawn",

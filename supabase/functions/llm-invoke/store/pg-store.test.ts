@@ -451,7 +451,7 @@ describe("createPgStore over the RPCs", () => {
     });
   });
 
-  it("reads the answer's quota in the reservation's own statement: one statement per reservation", async () => {
+  it("reads the answer's quota in the reservation's own call: one statement per reservation", async () => {
     // A pool that records every statement it sends (postgres.js calls `debug` once per query).
     const sent: string[] = [];
     const asGateway = await gatewayRoleUrl(db.url);
@@ -492,10 +492,8 @@ describe("createPgStore over the RPCs", () => {
       expect(early).toBeLessThan(1000);
       // Nothing but the reservations: not even a type look-up on the new connection (_shared/db.ts).
       expect(sent).toHaveLength(5);
-      for (const statement of sent) {
-        expect(statement).toContain("public.google_ai_reserve_models(");
-        expect(statement).toContain("public.google_ai_answer_quota(");
-      }
+      // Each one CALL (the booking, the quota read and the flush are the procedure's).
+      for (const statement of sent) expect(statement.trim()).toMatch(/^call public\.google_ai_reserve_call\(/);
     } finally {
       await db.sql`update public.google_ai_model_limits set rpm = ${rpm} where model = 'gemini-2.5-flash'`;
       await counting.close();

@@ -1,8 +1,9 @@
 // GatewayStore over Postgres: each operation is one statement calling one RPC (one round trip):
-//   reserve   public.google_ai_reserve_models: the model and its fallbacks as one array, the service
-//             caller's label or the token's hash, the holder's deadlines and id (holder.ts); and in the same
-//             statement the quota the answer reports (carried by every booking; for a refusal or a
-//             stored answer, public.google_ai_answer_quota)
+//   reserve   call public.google_ai_reserve_call: google_ai_reserve_models' arguments (the model and its
+//             fallbacks as one array, the service caller's label or the token's hash, the holder's
+//             deadlines and id: holder.ts); it commits the booking, then answers with the quota the answer
+//             reports (carried by every booking; for a refusal or a stored answer,
+//             public.google_ai_answer_quota) once a flush covers the booking
 //   finalize  public.google_ai_finalize (cooldown and token_usage in the same call), or
 //             public.google_ai_finalize_cut for a streamed answer that broke off; successes of one
 //             counter row (quota group and model) that arrive while one of theirs is being written go
@@ -179,14 +180,16 @@ export function createPgStore(
         } satisfies ModelProfile);
       }),
 
-    // The answer's quota comes in the reservation's own statement: no second round trip. A fast
-    // booking carries it (r.quota); otherwise it is read after the reservation, which the
-    // materialized CTE runs exactly once, before the quota reads what it wrote.
+    // One CALL (59_reserve_call.sql): the booking commits without waiting for the disk, then the
+    // answer's quota (the booking's own, or read after it), a cooldown's cause and each passed-over
+    // step's, and a flush that covers the booking; the CALL answers after it. Sent alone: a CALL inside
+    // a transaction block cannot commit.
     reserve: (p) =>
       run("reserve", async (sql) => {
         // Timed from now: a retry on a fresh connection is a new statement with its own deadline.
         const holder = holderTimes(Date.now(), deadlineMs, p.claim);
-        const reservation = sql`select public.google_ai_reserve_models(
+        const rows = await sql<{ o_reservation: unknown; o_quota: unknown; o_cause: unknown }[]>`
+          call public.google_ai_reserve_call(
           p_models => ${sql.array([p.model, ...p.fallbackModels])}::text[],
           p_estimated_tokens => ${p.estimatedTokens}::integer,
           p_caller => ${p.caller.kind === "service" ? p.caller.name : null},
@@ -200,23 +203,10 @@ export function createPgStore(
           p_reply_by => ${holder.reply_by}::timestamptz, p_hold_until => ${holder.hold_until ?? null}::timestamptz,
           p_holder => ${holder.holder ?? null}::uuid,
           p_output_tokens => ${integerArray(p.outputTokens)}::integer[],
-          p_requests => ${p.requests ?? 1}::integer) as r`;
-        // A cooldown refusal names why the group rests (a provider's 429's cause), in the same statement,
-        // and so does each step of a chain passed over for a rest (google_ai_step_causes).
-        const rows = await sql<{ r: unknown; q: unknown; c: unknown }[]>`
-          with reserved as materialized (${reservation})
-          select case when jsonb_typeof(reserved.r -> 'fallback_from') = 'array'
-                      then jsonb_set(reserved.r - 'quota', '{fallback_from}',
-                                     public.google_ai_step_causes(p_steps => reserved.r -> 'fallback_from'))
-                      else reserved.r - 'quota' end as r,
-                 coalesce(reserved.r -> 'quota', public.google_ai_answer_quota(p_answer => reserved.r,
-                   p_model => ${p.model}, p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[])) as q,
-                 case when reserved.r ->> 'limit' = 'cooldown'
-                      then public.google_ai_cooldown_cause(p_model => coalesce(reserved.r ->> 'model', ${p.model})) end as c
-          from reserved`;
-        const answer = parseReserveResult(rows[0]?.r);
-        const cause = answer.ok ? undefined : quotaCauseOrNull(rows[0]?.c);
-        return { ...answer, quota: parseQuotaSnapshot(rows[0]?.q), ...(cause == null ? {} : { cause }) };
+          p_requests => ${p.requests ?? 1}::integer)`;
+        const answer = parseReserveResult(rows[0]?.o_reservation);
+        const cause = answer.ok ? undefined : quotaCauseOrNull(rows[0]?.o_cause);
+        return { ...answer, quota: parseQuotaSnapshot(rows[0]?.o_quota), ...(cause == null ? {} : { cause }) };
       }),
 
     quotaReport: (caller) =>
