@@ -190,88 +190,94 @@ describe("after every CALL the WAL on disk reaches its booking's commit", () => 
   });
 });
 
-describe("an immediate stop while 32 connections reserve, then a restart on the same data", () => {
-  const CONNECTIONS = 32;
-  /** Answers before the stop; the connections keep calling until it cuts them. */
-  const ANSWERS_BEFORE_STOP = 120;
+const CRASH_CONNECTIONS = 32;
+/** Answers before the stop; the connections keep calling until it cuts them. */
+const ANSWERS_BEFORE_STOP = 120;
 
-  interface Answered {
-    requestId: string;
-    ok: boolean;
-    reservationId?: string;
-  }
+interface Answered {
+  requestId: string;
+  ok: boolean;
+  reservationId?: string;
+}
 
-  /**
-   * CONNECTIONS gateway connections reserve in a loop (a service caller and a token on a model that
-   * admits all, a service caller on one of 10 a minute per group that refuses the rest) until the
-   * server is stopped under them, after ANSWERS_BEFORE_STOP answers; then the server starts again.
-   */
-  async function crashWhileReserving(procedure: string, prefix: string) {
-    await model(`${prefix}-open`, {});
-    await model(`${prefix}-tight`, { rpm: 10 });
-    const { token } = await mintToken(owner, `${prefix}-notebook`, { models: [`${prefix}-open`] });
-    const tokenHash = sha256(token);
-    await admin`checkpoint`; // no timed checkpoint (whose buffer writes flush the WAL) during the run
-    const clients = Array.from({ length: CONNECTIONS }, () => connect(gatewayUrl, { max: 1, idle_timeout: 0 }));
-    await Promise.all(clients.map((c) => c`select 1`));
-    const answered: Answered[] = [];
-    let cut = 0;
-    let stopping: Promise<void> | undefined;
-    await server.freezeWalWriter();
-    await Promise.all(clients.map(async (c, i) => {
-      for (let n = 0; ; n++) {
-        const requestId = `${prefix}-${i}-${n}`;
-        const kind = (i + n) % 3;
-        const args: ReserveCallArgs = kind === 0
-          ? { models: [`${prefix}-open`], estimatedTokens: 10 + (n % 7), caller: "bot", requestId }
-          : kind === 1
-          ? { models: [`${prefix}-open`], estimatedTokens: 25, tokenHash, requestId }
-          : { models: [`${prefix}-tight`], estimatedTokens: 5, caller: "bot", requestId };
-        try {
-          const { o_reservation: r } = await reserveCall(c, args, procedure);
-          answered.push({ requestId, ok: r.ok, ...(r.ok ? { reservationId: r.reservation_id } : {}) });
-        } catch {
-          cut++; // in flight when the server went (or sent after): not answered
-          return;
-        }
-        if (answered.length >= ANSWERS_BEFORE_STOP) stopping ??= server.crash();
+/** One connection's calls, in turn: a service caller and a token on a model that admits all, a service caller on a tight one. */
+function crashCall(prefix: string, tokenHash: string, i: number, n: number): ReserveCallArgs {
+  const requestId = `${prefix}-${i}-${n}`;
+  const kind = (i + n) % 3;
+  return kind === 0
+    ? { models: [`${prefix}-open`], estimatedTokens: 10 + (n % 7), caller: "bot", requestId }
+    : kind === 1
+    ? { models: [`${prefix}-open`], estimatedTokens: 25, tokenHash, requestId }
+    : { models: [`${prefix}-tight`], estimatedTokens: 5, caller: "bot", requestId };
+}
+
+/**
+ * CRASH_CONNECTIONS gateway connections reserve in a loop (crashCall; the tight model admits 10 a
+ * minute per group and refuses the rest) until the server is stopped under them, after
+ * ANSWERS_BEFORE_STOP answers; then the server starts again. `cut`: the calls the stop cut.
+ */
+async function crashWhileReserving(procedure: string, prefix: string) {
+  await model(`${prefix}-open`, {});
+  await model(`${prefix}-tight`, { rpm: 10 });
+  const tokenHash = sha256((await mintToken(owner, `${prefix}-notebook`, { models: [`${prefix}-open`] })).token);
+  await admin`checkpoint`; // no timed checkpoint (whose buffer writes flush the WAL) during the run
+  const clients = Array.from({ length: CRASH_CONNECTIONS }, () => connect(gatewayUrl, { max: 1, idle_timeout: 0 }));
+  await Promise.all(clients.map((c) => c`select 1`));
+  const answered: Answered[] = [];
+  const failedBeforeStop: unknown[] = [];
+  let cut = 0;
+  let stopping: Promise<void> | undefined;
+  await server.freezeWalWriter();
+  await Promise.all(clients.map(async (c, i) => {
+    for (let n = 0; ; n++) {
+      const args = crashCall(prefix, tokenHash, i, n);
+      try {
+        const { o_reservation: r } = await reserveCall(c, args, procedure);
+        answered.push({ requestId: args.requestId, ok: r.ok, ...(r.ok ? { reservationId: r.reservation_id } : {}) });
+      } catch (error) {
+        if (stopping) cut++; // in flight when the server went (or sent after): not answered
+        else failedBeforeStop.push(error);
+        return;
       }
-    }));
-    await stopping;
-    await Promise.all(clients.map((c) => c.end({ timeout: 0 }).catch(() => {})));
-    await server.restart();
-    await owner`select 1`.catch(() => {}); // the pool's connections died with the server: the next one is new
-    return { answered, cut, models: [`${prefix}-open`, `${prefix}-tight`] };
-  }
-
-  /** The answered calls whose attempt row is not there (an admission: 'reserved' with its id; a refusal: 'refused'). */
-  async function lost(answered: Answered[]): Promise<Answered[]> {
-    const rows = await owner<{ request_id: string; status: string; reservation_id: string }[]>`
-      select request_id, status, reservation_id::text as reservation_id from public.google_ai_attempts
-      where request_id = any(${answered.map((a) => a.requestId)}::text[])`;
-    const found = new Map(rows.map((r) => [r.request_id, r]));
-    return answered.filter((a) => {
-      const row = found.get(a.requestId);
-      return !row || row.status !== (a.ok ? "reserved" : "refused") || (a.ok && row.reservation_id !== a.reservationId);
-    });
-  }
-
-  /** Each counter row equals its attempt rows, and every booked attempt row is counted by one. */
-  async function expectCountersEqualRows(models: string[]) {
-    const counters = await countersAgainstRows(owner, models);
-    for (const c of counters) {
-      expect(c.span_s).toBeLessThan(60); // the window holds every booking of the run
-      expect(c.counted, `${c.quota_group} ${c.model}`).toEqual(c.logged);
+      if (answered.length >= ANSWERS_BEFORE_STOP) stopping ??= server.crash();
     }
-    const [{ booked }] = await owner<{ booked: number }[]>`
-      select coalesce(sum(requests), 0)::int as booked from public.google_ai_attempts
-      where model = any(${models}::text[]) and status not in ('released', 'refused')`;
-    expect(counters.reduce((n, c) => n + c.logged.window, 0)).toBe(booked);
-    return booked;
-  }
+  }));
+  await stopping;
+  await Promise.all(clients.map((c) => c.end({ timeout: 0 }).catch(() => {})));
+  await server.restart();
+  return { answered, cut, failedBeforeStop, models: [`${prefix}-open`, `${prefix}-tight`] };
+}
 
+/** The answered calls whose attempt row is not there (an admission: 'reserved' with its id; a refusal: 'refused'). */
+async function lost(answered: Answered[]): Promise<Answered[]> {
+  const rows = await owner<{ request_id: string; status: string; reservation_id: string }[]>`
+    select request_id, status, reservation_id::text as reservation_id from public.google_ai_attempts
+    where request_id = any(${answered.map((a) => a.requestId)}::text[])`;
+  const found = new Map(rows.map((r) => [r.request_id, r]));
+  return answered.filter((a) => {
+    const row = found.get(a.requestId);
+    return !row || row.status !== (a.ok ? "reserved" : "refused") || (a.ok && row.reservation_id !== a.reservationId);
+  });
+}
+
+/** Each counter row equals its attempt rows, and every booked attempt row is counted by one; answers the rows booked. */
+async function expectCountersEqualRows(models: string[]): Promise<number> {
+  const counters = await countersAgainstRows(owner, models);
+  for (const c of counters) {
+    expect(c.span_s).toBeLessThan(60); // the window holds every booking of the run
+    expect(c.counted, `${c.quota_group} ${c.model}`).toEqual(c.logged);
+  }
+  const [{ booked }] = await owner<{ booked: number }[]>`
+    select coalesce(sum(requests), 0)::int as booked from public.google_ai_attempts
+    where model = any(${models}::text[]) and status not in ('released', 'refused')`;
+  expect(counters.reduce((n, c) => n + c.logged.window, 0)).toBe(booked);
+  return booked;
+}
+
+describe(`an immediate stop while ${CRASH_CONNECTIONS} connections reserve, then a restart on the same data`, () => {
   it("google_ai_reserve_call: every answered reservation is there after the restart, counters equal to rows", async () => {
     const run = await crashWhileReserving(REAL, "crash-real");
+    expect(run.failedBeforeStop).toEqual([]);
     expect(run.answered.length).toBeGreaterThanOrEqual(ANSWERS_BEFORE_STOP);
     expect(run.answered.filter((a) => a.ok).length).toBeGreaterThan(0);
     expect(run.answered.filter((a) => !a.ok).length).toBeGreaterThan(0);
@@ -282,6 +288,7 @@ describe("an immediate stop while 32 connections reserve, then a restart on the 
 
   it("the control (less its flushing step): answered reservations are lost, counters still equal to rows", async () => {
     const run = await crashWhileReserving(CONTROL, "crash-control");
+    expect(run.failedBeforeStop).toEqual([]);
     expect(run.answered.length).toBeGreaterThanOrEqual(ANSWERS_BEFORE_STOP);
     expect(run.cut).toBeGreaterThan(0);
     const gone = await lost(run.answered);
