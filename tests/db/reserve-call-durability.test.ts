@@ -1,8 +1,8 @@
 // A reservation answered is durable (issue 89, "nothing given up"). google_ai_reserve_call commits the
 // booking with synchronous_commit off (its counter row's lock goes without waiting for the disk), then
 // commits a WAL record synchronously, whose flush covers the booking, before it answers. On a server
-// started as the bench starts it (fsync and synchronous_commit on) with wal_writer_delay = 10s and its
-// WAL writer frozen while the calls run (nothing flushes on a timer; tests/support/durable-server.ts):
+// started as the bench starts it (fsync and synchronous_commit on) with wal_writer_delay = 10s, no
+// autovacuum and its WAL writer frozen while the calls run (nothing else flushes: durable-server.ts):
 //   - after every CALL, as eve_gateway makes it (service caller, token, WAIT ticket, refusals, a
 //     fallback chain, two quota groups; direct and through PgBouncer in transaction mode), the WAL on
 //     disk reaches the booking's COMMIT record (pg_walinspect, by the attempt row's xmin);
@@ -37,12 +37,6 @@ beforeAll(async () => {
   owner = connect(server.url, { max: 2 });
   admin = connect(server.adminUrl, { max: 1 });
   await admin`create extension if not exists pg_walinspect`;
-  // Nothing else commits while a call is measured: an autovacuum's ANALYZE commits synchronously, and
-  // its flush would cover the control's bookings.
-  await owner`do $$ declare r regclass; begin
-    for r in select c.oid::regclass from pg_class c where c.relnamespace = 'public'::regnamespace and c.relkind = 'r' loop
-      execute format('alter table %s set (autovacuum_enabled = off)', r);
-    end loop; end $$`;
   await owner`delete from public.google_ai_api_keys`;
   await owner`insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, priority) values
     ('dur-a1', 'KEY_DUR_A1', 'proj-dur-a', 1), ('dur-a2', 'KEY_DUR_A2', 'proj-dur-a', 1), ('dur-b1', 'KEY_DUR_B1', null, 1)`;

@@ -1,6 +1,6 @@
 // A PostgreSQL of the durability tests' own, started as the bench starts it (bench/lib/db.ts: fsync
-// and synchronous_commit on; the test server runs with both off) and with `wal_writer_delay = 10s`,
-// so an asynchronous commit reaches the disk only when a backend flushes the WAL for itself. It can be
+// and synchronous_commit on; the test server runs with both off) and with DURABLE_SETTINGS, so that an
+// asynchronous commit reaches the disk only when a backend flushes the WAL for itself. It can be
 // crashed (an immediate stop: SIGQUIT to the postmaster, which ends every process without writing
 // anything more) and started again on the same data; and its WAL writer can be frozen (SIGSTOP) for a
 // measurement, so that nothing flushes on a timer. One database, migrated and seeded, not `postgres`:
@@ -12,7 +12,11 @@ import { startPostgres, type PostgresServer } from "../../shared/db/postgres-ser
 import { scratchDir } from "../../shared/db/server-user.ts";
 import { freePort } from "../../shared/free-port.ts";
 
-export const DURABLE_SETTINGS = { wal_writer_delay: "10s" };
+/**
+ * Besides the bench's settings: no WAL flush on the WAL writer's timer for 10 s, and no autovacuum (an
+ * ANALYZE commits synchronously, in any database, and its flush would cover a control's bookings).
+ */
+export const DURABLE_SETTINGS = { wal_writer_delay: "10s", autovacuum: "off" };
 
 export interface DurableServer {
   /** The migrated database as its owner `postgres`; the same across restarts. */
