@@ -51,9 +51,9 @@ afterAll(async () => {
 });
 
 /** A model of these limits (per quota group), served by both groups. */
-async function model(name: string, limits: { rpm?: number; rpd?: number; fallback?: string[] }) {
-  await owner`insert into public.google_ai_model_limits (model, rpm, tpm, rpd, fallback_models)
-              values (${name}, ${limits.rpm ?? HUGE}, null, ${limits.rpd ?? HUGE}, ${limits.fallback ?? []})`;
+async function model(name: string, limits: { rpm?: number; rpd?: number }) {
+  await owner`insert into public.google_ai_model_limits (model, rpm, tpm, rpd)
+              values (${name}, ${limits.rpm ?? HUGE}, null, ${limits.rpd ?? HUGE})`;
 }
 
 /** The calls of one run, on its own models: every kind of caller and answer the gateway makes. */
