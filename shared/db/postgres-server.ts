@@ -52,6 +52,8 @@ export interface StartOptions {
   log?: (line: string) => void;
   /** Run the server under this command (the bench counts instructions under valgrind). */
   wrapper?: string[];
+  /** More server settings (`-c name=value`), after the others (the durability tests' `wal_writer_delay`). */
+  settings?: Record<string, string>;
 }
 
 export interface Binaries {
@@ -228,6 +230,7 @@ async function launch(engine: Engine, bins: Binaries, options: StartOptions): Pr
   // As on a hosted project (supabase/postgres ansible/files/postgresql_config/postgresql.conf.j2).
   args.push("-c", `shared_preload_libraries=${["pg_stat_statements", ...(pgCron ? ["pg_cron"] : [])].join(",")}`);
   if (pgCron) args.push("-c", "cron.database_name=postgres");
+  for (const [name, value] of Object.entries(options.settings ?? {})) args.push("-c", `${name}=${value}`);
 
   const [command, ...prefix] = [...(options.wrapper ?? []), bins.postgres];
   const child: ChildProcess = spawn(command, [...prefix, ...args], { stdio: ["ignore", "pipe", "pipe"], ...spawnAs });

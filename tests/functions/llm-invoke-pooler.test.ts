@@ -71,7 +71,7 @@ run("llm-invoke through PgBouncer in transaction mode", () => {
     bouncer!.resetFlights();
     await sequential("service");
     const flights = flightsByFunction();
-    expect(flights.google_ai_reserve_models).toBe(REQUESTS);
+    expect(flights.google_ai_reserve_call).toBe(REQUESTS); // the CALL path (85_reserve_call.sql), one round trip
     expect(flights.google_ai_finalize).toBe(REQUESTS);
     expect(bouncer!.flights.total).toBe(2 * REQUESTS);
     const [row] = await s!.sql<{ n: number }[]>`
@@ -85,7 +85,7 @@ run("llm-invoke through PgBouncer in transaction mode", () => {
     bouncer!.resetFlights();
     await sequential("token", token);
     const flights = flightsByFunction();
-    expect(flights.google_ai_reserve_models).toBe(REQUESTS);
+    expect(flights.google_ai_reserve_call).toBe(REQUESTS); // the CALL path (85_reserve_call.sql), one round trip
     expect(flights.google_ai_finalize).toBe(REQUESTS);
     expect(bouncer!.flights.total).toBe(2 * REQUESTS);
   });

@@ -1,0 +1,137 @@
+// A PostgreSQL of the durability tests' own, started as the bench starts it (bench/lib/db.ts: fsync
+// and synchronous_commit on; the test server runs with both off) and with DURABLE_SETTINGS, so that an
+// asynchronous commit reaches the disk only when a backend flushes the WAL for itself. It can be
+// crashed (an immediate stop: SIGQUIT to the postmaster, which ends every process without writing
+// anything more) and started again on the same data; and its WAL writer can be frozen (SIGSTOP) for a
+// measurement, so that nothing flushes on a timer. One database, migrated and seeded, not `postgres`:
+// pg_cron's jobs (whose history rows commit synchronously, flushing everything before them) run there.
+import { readFile, rm } from "node:fs/promises";
+import path from "node:path";
+import { connect, databaseUrl, prepareDatabase, quoteIdent, superuserUrl, type Sql } from "../../shared/db/migrate.ts";
+import { startPostgres, type PostgresServer } from "../../shared/db/postgres-server.ts";
+import { scratchDir } from "../../shared/db/server-user.ts";
+import { freePort } from "../../shared/free-port.ts";
+
+/**
+ * Besides the bench's settings: no WAL flush on the WAL writer's timer for 10 s, and no autovacuum (an
+ * ANALYZE commits synchronously, in any database, and its flush would cover a control's bookings).
+ */
+export const DURABLE_SETTINGS = { wal_writer_delay: "10s", autovacuum: "off" };
+
+export interface DurableServer {
+  /** The migrated database as its owner `postgres`; the same across restarts. */
+  url: string;
+  /** The same database as the cluster's superuser (pg_walinspect, CHECKPOINT, the settings). */
+  adminUrl: string;
+  /** SIGSTOP to the WAL writer; thawWalWriter() continues it. */
+  freezeWalWriter(): Promise<void>;
+  thawWalWriter(): void;
+  /** An immediate stop: nothing more is written; WAL still in the server's buffers is lost. */
+  crash(): Promise<void>;
+  /** Starts it again on the same data and port (crash recovery replays the WAL on disk). */
+  restart(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startDurableServer(name = "durability"): Promise<DurableServer> {
+  const base = await scratchDir("eve-pg-durable");
+  const port = await freePort();
+  const launch = () => startPostgres({ engine: "embedded", dataDir: base, port, durable: true, settings: DURABLE_SETTINGS });
+  let server: PostgresServer | null = await launch();
+  const admin = connect(server.url, { max: 1 });
+  try {
+    await admin.unsafe(`create database ${quoteIdent(name)}`);
+  } finally {
+    await admin.end();
+  }
+  const url = databaseUrl(server.url, name);
+  await prepareDatabase(url);
+  const adminUrl = superuserUrl(url);
+  let frozen: number | null = null;
+
+  const postmasterPid = async () => Number((await readFile(path.join(base, "data", "postmaster.pid"), "utf8")).split("\n")[0]);
+  const walWriterPid = () => withSql(adminUrl, async (sql) => {
+    const [row] = await sql<{ pid: number }[]>`select pid from pg_stat_activity where backend_type = 'walwriter'`;
+    if (!row) throw new Error("no WAL writer in pg_stat_activity");
+    return row.pid;
+  });
+
+  const handle: DurableServer = {
+    url,
+    adminUrl,
+    async freezeWalWriter() {
+      frozen = await walWriterPid();
+      process.kill(frozen, "SIGSTOP");
+    },
+    thawWalWriter() {
+      if (frozen !== null) process.kill(frozen, "SIGCONT");
+      frozen = null;
+    },
+    async crash() {
+      const postmaster = await postmasterPid();
+      // A frozen WAL writer is told to quit before it runs again: continued first, it would write the
+      // WAL its latch was woken for before the postmaster's SIGQUIT reached it.
+      if (frozen !== null) process.kill(frozen, "SIGQUIT");
+      process.kill(postmaster, "SIGQUIT");
+      handle.thawWalWriter();
+      await exited(postmaster);
+      await server?.stop(); // the process is gone: only forgets it (and keeps the data)
+      server = null;
+    },
+    async restart() {
+      if (server === null) server = await launch();
+    },
+    async close() {
+      handle.thawWalWriter();
+      await server?.stop();
+      server = null;
+      await rm(base, { recursive: true, force: true });
+    },
+  };
+  return handle;
+}
+
+async function withSql<T>(url: string, work: (sql: Sql) => Promise<T>): Promise<T> {
+  const sql = connect(url, { max: 1 });
+  try {
+    return await work(sql);
+  } finally {
+    await sql.end();
+  }
+}
+
+/** Until `pid` is gone (a postmaster ends its children first; 30 s at most). */
+async function exited(pid: number): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`postmaster ${pid} did not stop within 30 s of SIGQUIT`);
+}
+
+/**
+ * Makes `public.google_ai_reserve_call_unflushed`: google_ai_reserve_call as the database holds it, less
+ * its flushing step (its last two statements: synchronous_commit back on and the WAL record under an
+ * xid), granted as the real one is. Built from the real definition, so it follows it; throws when that
+ * step is not where this expects it (the real procedure changed: the control must be looked at again).
+ */
+export async function createUnflushedControl(ownerSql: Sql): Promise<void> {
+  const [{ def }] = await ownerSql<{ def: string }[]>`
+    select pg_get_functiondef('public.google_ai_reserve_call'::regproc) as def`;
+  const flushing = [
+    "  perform pg_catalog.set_config('synchronous_commit', 'on', true);\n",
+    "  perform pg_catalog.pg_logical_emit_message(true, 'eve', '');\n",
+  ];
+  let control = def.replace("PROCEDURE public.google_ai_reserve_call(", "PROCEDURE public.google_ai_reserve_call_unflushed(");
+  for (const line of flushing) {
+    if (control.split(line).length !== 2) throw new Error(`google_ai_reserve_call no longer has the line ${JSON.stringify(line)} once`);
+    control = control.replace(line, "");
+  }
+  if (!control.includes("google_ai_reserve_call_unflushed(")) throw new Error("the control was not renamed");
+  await ownerSql.unsafe(control);
+  await ownerSql.unsafe(`grant execute on procedure public.google_ai_reserve_call_unflushed to eve_gateway`);
+}
