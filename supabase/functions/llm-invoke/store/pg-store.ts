@@ -106,7 +106,7 @@ export function createPgStore(
   // finalize without waiting for the disk, then answers once a flush covers it. Sent alone: a CALL
   // inside a transaction block cannot commit.
   const finalizeBeforeAnswer = (p: FinalizeParams) =>
-    run("finalize", async (sql) => {
+    run("finalize before answer", async (sql) => {
       const rows = await sql<{ o_answers: unknown }[]>`
         call public.google_ai_finalize_call(p_calls => ${jsonbText([finalizeCall(p)])}::text::jsonb)`;
       if (!Array.isArray(rows[0]?.o_answers)) throw new Error("google_ai_finalize_call returned no array");
