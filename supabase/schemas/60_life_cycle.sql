@@ -139,13 +139,20 @@ $$;
 CREATE OR REPLACE FUNCTION public.google_ai_room_bucket_model(p_att public.google_ai_attempts,
     p_room_requests integer, p_room_tokens integer, p_room_until timestamp with time zone)
     RETURNS public.google_ai_model_limits
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
-  select m from public.google_ai_model_limits m
-  where m.model = p_att.model and p_room_until > pg_catalog.clock_timestamp() and p_att.quota_group is not null
-    and p_room_requests = 0 and p_room_tokens is null and m.bucket_share is not null
-    and public.google_ai_effective_limit(m.rpm, m.safety_margin) > 0
+declare
+  v_model public.google_ai_model_limits;
+begin
+  if p_room_until > pg_catalog.clock_timestamp() and p_att.quota_group is not null and p_room_requests = 0
+     and p_room_tokens is null then
+    select m.* into v_model from public.google_ai_model_limits m
+    where m.model = p_att.model and m.bucket_share is not null
+      and public.google_ai_effective_limit(m.rpm, m.safety_margin) > 0;
+  end if;
+  return v_model;
+end
 $$;
 
 -- The rest a sliding window's remaining counts ask for (google_ai_settle_call says when): the margin read
