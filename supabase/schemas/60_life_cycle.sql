@@ -132,6 +132,70 @@ begin
 end
 $$;
 
+-- The model whose own request bucket takes the provider's word (google_ai_settle_call): the word is a
+-- bucket's (p_room_requests 0, p_room_tokens null), still ahead, and the model's limits are buckets
+-- (bucket_share, a request limit after its margin); else null, and the word is weighed against the
+-- margin (google_ai_room_rest).
+CREATE OR REPLACE FUNCTION public.google_ai_room_bucket_model(p_att public.google_ai_attempts,
+    p_room_requests integer, p_room_tokens integer, p_room_until timestamp with time zone)
+    RETURNS public.google_ai_model_limits
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_model public.google_ai_model_limits;
+begin
+  if p_room_until > pg_catalog.clock_timestamp() and p_att.quota_group is not null and p_room_requests = 0
+     and p_room_tokens is null then
+    select m.* into v_model from public.google_ai_model_limits m
+    where m.model = p_att.model and m.bucket_share is not null
+      and public.google_ai_effective_limit(m.rpm, m.safety_margin) > 0;
+  end if;
+  return v_model;
+end
+$$;
+
+-- The rest a sliding window's remaining counts ask for (google_ai_settle_call says when): the margin read
+-- from the group's recent log, and the model rested when the provider's room is no more than it. It
+-- reads the log and writes cooldown rows only, never a counter row: several finalizes written together
+-- (google_ai_finalize_calls) take each one's before the first counter row is locked.
+CREATE OR REPLACE FUNCTION public.google_ai_room_rest(p_att public.google_ai_attempts, p_room_requests integer,
+    p_room_tokens integer, p_room_until timestamp with time zone) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  -- The clock read once, into a variable: a bound the window's index can hold (clock_timestamp() in the
+  -- statement itself is volatile, so every row of the group's log would be read to test it). The
+  -- window is a range closed on both sides, for the generic plan (15_request_log.sql says why).
+  v_now timestamptz := pg_catalog.clock_timestamp();
+  v_margin integer;
+  v_margin_tokens bigint;
+begin
+  if not (p_room_until > v_now and p_att.quota_group is not null) then
+    return;
+  end if;
+  -- (Out since: still on their way, or back since. Not only those still on their way: a caller whose
+  -- answer is back may be admitting its next call now, which this count cannot see until it commits,
+  -- and which will not see this rest; when the callers come back at once, all of them do. The answered
+  -- call's own caller is not among them: its call is in the provider's count already, and its next
+  -- call is either not made yet (this lands before the answer) or taken out of p_room_* already.)
+  select 2 * count(*) filter (where f.out_since) + count(*) filter (where f.counted_since),
+    coalesce(2 * sum(a.estimated_tokens) filter (where f.out_since), 0)
+      + coalesce(sum(a.estimated_tokens) filter (where f.counted_since), 0)
+  into v_margin, v_margin_tokens
+  from public.google_ai_attempts a
+  cross join lateral (select a.id <> p_att.id and (a.status = 'reserved' or a.finished_at >= p_att.admitted_at),
+    a.admitted_at > p_att.admitted_at) f(out_since, counted_since)
+  where a.quota_group = p_att.quota_group and a.model = p_att.model
+    and a.admitted_at > v_now - interval '5 minutes' and a.admitted_at < 'infinity';
+  if p_room_requests <= v_margin or p_room_tokens <= v_margin_tokens then
+    perform public.google_ai_cooldown_for_cause(p_att.quota_group, p_att.model, p_room_until, 'minute',
+      'provider_room', null);
+  end if;
+end
+$$;
+
 -- Finalize's accounting of one call, after its row is written: the rest the provider's own counts ask
 -- for, then the admission settled at the provider's count (the counter row, the hot one, last).
 --   Room: what the provider says is left of the group's limits (OpenAI's x-ratelimit-remaining-*,
@@ -153,6 +217,8 @@ $$;
 --   p_room_until and each later one a step after (the bucket taken down to what Anthropic's holds), so
 --   requests wait for their place there (cause spread) rather than meet the 429s a rest for one request
 --   would leave to the ones after it.
+--   The margin is read (google_ai_room_rest) before the counter row is locked, here and where several
+--   finalizes go together (google_ai_finalize_calls reads each one's before its first counter row).
 --   Count: the input, and the output too where the model's TPM counts answers (its row's
 --   booked_output_tokens, OpenAI's rule). When the provider sent none: p_settled_tokens (a call it
 --   refused before generating keeps its input, its output booking goes back), else the booking stays.
@@ -163,22 +229,16 @@ CREATE OR REPLACE FUNCTION public.google_ai_settle_call(p_att public.google_ai_a
     SET search_path TO ''
     AS $$
 declare
-  -- The clock read once, into a variable: a bound the window's index can hold (clock_timestamp() in the
-  -- statement itself is volatile, so every row of the group's log would be read to test it). The
-  -- window is a range closed on both sides, for the generic plan (15_request_log.sql says why).
-  v_now timestamptz := pg_catalog.clock_timestamp();
-  v_margin integer;
-  v_margin_tokens bigint;
   v_counted integer;
   v_model public.google_ai_model_limits;
   v_rpm integer;
   v_step record;
 begin
-  if p_room_until > v_now and p_att.quota_group is not null and p_room_requests = 0 and p_room_tokens is null then
-    select m.* into v_model from public.google_ai_model_limits m where m.model = p_att.model;
-    v_rpm := public.google_ai_effective_limit(v_model.rpm, v_model.safety_margin);
+  if p_room_until is not null then
+    v_model := public.google_ai_room_bucket_model(p_att, p_room_requests, p_room_tokens, p_room_until);
   end if;
-  if v_model.bucket_share is not null and v_rpm > 0 then
+  if v_model.model is not null then
+    v_rpm := public.google_ai_effective_limit(v_model.rpm, v_model.safety_margin);
     v_step := public.google_ai_spread_step(greatest(1, floor(v_rpm * v_model.bucket_share))::integer,
       public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms), v_rpm, null, 0);
     -- (The gateway's own place for the next request in the model's request bucket: spread_until less
@@ -188,25 +248,8 @@ begin
       and p_room_until - 60000.0 / v_model.rpm * interval '1 millisecond'
           > coalesce(c.spread_until - v_step.tolerance, '-infinity')
       and coalesce(c.spread_until, '-infinity') < p_room_until + v_step.tolerance;
-  elsif p_room_until > v_now and p_att.quota_group is not null then
-    -- (Out since: still on their way, or back since. Not only those still on their way: a caller whose
-    -- answer is back may be admitting its next call now, which this count cannot see until it commits,
-    -- and which will not see this rest; when the callers come back at once, all of them do. The answered
-    -- call's own caller is not among them: its call is in the provider's count already, and its next
-    -- call is either not made yet (this lands before the answer) or taken out of p_room_* already.)
-    select 2 * count(*) filter (where f.out_since) + count(*) filter (where f.counted_since),
-      coalesce(2 * sum(a.estimated_tokens) filter (where f.out_since), 0)
-        + coalesce(sum(a.estimated_tokens) filter (where f.counted_since), 0)
-    into v_margin, v_margin_tokens
-    from public.google_ai_attempts a
-    cross join lateral (select a.id <> p_att.id and (a.status = 'reserved' or a.finished_at >= p_att.admitted_at),
-      a.admitted_at > p_att.admitted_at) f(out_since, counted_since)
-    where a.quota_group = p_att.quota_group and a.model = p_att.model
-      and a.admitted_at > v_now - interval '5 minutes' and a.admitted_at < 'infinity';
-    if p_room_requests <= v_margin or p_room_tokens <= v_margin_tokens then
-      perform public.google_ai_cooldown_for_cause(p_att.quota_group, p_att.model, p_room_until, 'minute',
-        'provider_room', null);
-    end if;
+  elsif p_room_until is not null then
+    perform public.google_ai_room_rest(p_att, p_room_requests, p_room_tokens, p_room_until);
   end if;
 
   v_counted := p_input_tokens + case when exists (select 1 from public.google_ai_model_limits l
@@ -341,7 +384,10 @@ $$;
 -- order (docs/architecture.md, §2): the calls' open attempt rows, their tokens, their clients, service
 -- callers' budgets (each sorted), then the counter rows, last, the calls taken in their counter rows'
 -- order (quota group, then the model's pool or the model: models of one pool share a row); so neither a
--- reservation nor another batch nor a single finalize waits in a ring with this one.
+-- reservation nor another batch nor a single finalize waits in a ring with this one. A success that
+-- carries the provider's remaining counts has its margin read and its rest written (google_ai_room_rest)
+-- before the first counter row is locked, the calls in their counter rows' order; each is then written
+-- without them (a bucket's word stays with its call: google_ai_settle_call moves the bucket on the counter row).
 CREATE OR REPLACE FUNCTION public.google_ai_finalize_calls(p_calls jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -353,12 +399,29 @@ declare
                                                          from pg_catalog.jsonb_array_elements(p_calls) e)
     order by a.id for update);
   v_answers jsonb[] := pg_catalog.array_fill(null::jsonb, array[pg_catalog.jsonb_array_length(p_calls)]);
+  -- The calls whose room google_ai_room_rest has weighed already.
+  v_weighed boolean[] := pg_catalog.array_fill(false, array[pg_catalog.jsonb_array_length(p_calls)]);
   c record;
 begin
   perform from public.google_ai_tokens t where t.id in (select token_id from unnest(v_open)) order by t.id for update;
   perform from public.google_ai_clients l where l.id in (select client_id from unnest(v_open)) order by l.id for update;
   perform from public.google_ai_caller_budgets b
   where b.caller in (select a.caller from unnest(v_open) a where a.client_id is null) order by b.caller for update;
+  for c in
+    select a, x.room_requests, x.room_tokens, x.room_until, e.n
+    from pg_catalog.jsonb_array_elements(p_calls) with ordinality e(call, n)
+    cross join lateral pg_catalog.jsonb_to_record(e.call) x(reservation_id uuid, room_requests integer,
+      room_tokens integer, room_until timestamptz)
+    join unnest(v_open) a on a.reservation_id = x.reservation_id
+    left join public.google_ai_model_limits l on l.model = a.model
+    where x.room_until is not null
+    order by a.quota_group, coalesce(l.limit_pool, a.model), e.n
+  loop
+    if (public.google_ai_room_bucket_model(c.a, c.room_requests, c.room_tokens, c.room_until)).model is null then
+      perform public.google_ai_room_rest(c.a, c.room_requests, c.room_tokens, c.room_until);
+      v_weighed[c.n] := true;
+    end if;
+  end loop;
   for c in
     select x.*, e.n from pg_catalog.jsonb_array_elements(p_calls) with ordinality e(call, n)
     cross join lateral pg_catalog.jsonb_to_record(e.call) x(reservation_id uuid, outcome text, input_tokens integer,
@@ -375,7 +438,8 @@ begin
     v_answers[c.n] := public.google_ai_finalize(c.reservation_id, c.outcome, c.input_tokens, c.output_tokens,
       c.http_status, c.error_code, c.quota_id, c.error_message, c.latency_ms, c.cooldown_until,
       coalesce(c.cooldown_until_pacific_midnight, false), c.response, c.key_rejected, c.quota_cause, c.service_tier,
-      c.served_tier, c.added_ms, c.first_byte_ms, c.room_requests, c.room_tokens, c.room_until, c.settled_tokens,
+      c.served_tier, c.added_ms, c.first_byte_ms, c.room_requests, c.room_tokens,
+      case when not v_weighed[c.n] then c.room_until end, c.settled_tokens,
       c.cached_input_tokens, c.thinking_tokens, c.cache_write_5m_tokens, c.cache_write_1h_tokens);
   end loop;
   return pg_catalog.to_jsonb(v_answers);

@@ -93,7 +93,8 @@ describe("supabase/schemas and supabase/migrations", () => {
     const seen = new Map<string, string>();
     for (const file of await listSchemaFiles()) {
       for (const statement of splitStatements(await readFile(file, "utf8"))) {
-        const m = /^\s*(?:--[^\n]*\n\s*)*CREATE (?:OR REPLACE )?FUNCTION (public\.\w+\([^)]*\))/i.exec(statement);
+        // (A procedure is a routine too: describeSchema lists it with the functions.)
+        const m = /^\s*(?:--[^\n]*\n\s*)*CREATE (?:OR REPLACE )?(?:FUNCTION|PROCEDURE) (public\.\w+\([^)]*\))/i.exec(statement);
         if (!m) continue;
         expect(seen.get(m[1]!), `${m[1]} defined twice`).toBeUndefined();
         seen.set(m[1]!, path.basename(file));

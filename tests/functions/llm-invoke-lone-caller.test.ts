@@ -6,8 +6,9 @@
 //   finalize): 3 served, the other 3 refused by the gateway, no 429 from OpenAI;
 //   the same at Anthropic (its buckets: a request bucket of 6 at RPM 6, 3 taken by calls outside the
 //   gateway, the simulator's clock still so nothing refills): 3 served, 3 refused, no 429 from Anthropic;
-//   round trips: OpenAI's 3 successes' finalizes and Claude's last were on the callers' path, a success
-//   with room to spare (gpt-4o-mini at 500 RPM, Claude's first two) has its finalize after the answer.
+//   round trips: OpenAI's 3 successes' finalizes and Claude's last were on the callers' path (each one CALL
+//   of google_ai_finalize_call: committed, then flushed), a success with room to spare (gpt-4o-mini at
+//   500 RPM, Claude's first two) has its finalize after the answer.
 // Every finalize is slowed in the database (a trigger sleeps in the attempt row's update), so a write
 // that runs after its answer lands after the caller's next admission: the rest the provider's last
 // request calls for is in place in time only because that finalize is written before the answer
@@ -48,6 +49,8 @@ beforeAll(async () => {
     organizations: { [ANT_ORG]: { keys: [ANT_KEY], limits: { "sonnet-4": { rpm: RPM, itpm: 10_000_000, otpm: 10_000_000 } } } },
   });
   db = await freshDatabase("llm_invoke_lone_caller");
+  // Counted by PostgreSQL itself: the function's connections track every function's and procedure's calls.
+  await db.sql.unsafe(`alter database "${db.name}" set track_functions = 'all'`);
   await db.sql`update public.google_ai_api_keys set is_active = false`;
   await db.sql`
     insert into public.google_ai_api_keys (key_alias, provider, env_var_name, project_id, priority, is_active)
@@ -159,6 +162,14 @@ describe("a lone caller", () => {
     // request). gpt-4.1-mini's three and Claude's third (its word rested the model) were awaited before
     // their answers.
     expect(counts).toEqual({ handed: 3, settled: 3, rejected: 0 });
+    // The four the answers waited for, each one CALL of google_ai_finalize_call (its flush after the
+    // counter row's lock is gone); the others by google_ai_finalize (flushed when the connections end).
+    const calls = async () =>
+      Object.fromEntries((await db.sql`select funcname, calls::int as calls from pg_stat_user_functions
+        where funcname in ('google_ai_finalize_call', 'google_ai_finalize_calls', 'google_ai_finalize')`)
+        .map((r) => [r.funcname as string, r.calls as number]));
+    await expect.poll(calls, { timeout: 15_000, interval: 200 })
+      .toEqual({ google_ai_finalize_call: 4, google_ai_finalize_calls: 4, google_ai_finalize: 7 });
     const rows = await db.sql`select model, status from public.google_ai_attempts where status = 'succeeded' order by created_at`;
     expect(rows.map((r) => r.model)).toEqual([MODEL, MODEL, MODEL, CLAUDE, CLAUDE, CLAUDE, "gpt-4o-mini"]);
   }, 60_000);

@@ -21,7 +21,10 @@ let bouncer: FlightCounter | undefined;
 run("llm-invoke through PgBouncer in transaction mode", () => {
   beforeAll(async () => {
     s = await startInvokeStack("llm_invoke_pooler", {
-      keys: [{ alias: "pooler-key", project: "proj-pooler", priority: 1, simKey: "sim-key-pooler" }],
+      keys: [
+        { alias: "pooler-key", project: "proj-pooler", priority: 1, simKey: "sim-key-pooler" },
+        { alias: "pooler-openai", provider: "openai", project: "org-pooler", priority: 1, simKey: "sk-sim-pooler" },
+      ],
       dbEnv: async (db) => {
         pooler = await startPgBouncer(await gatewayRoleUrl(db.url));
         bouncer = await startFlightCounter(pooler.url);
@@ -77,6 +80,24 @@ run("llm-invoke through PgBouncer in transaction mode", () => {
     const [row] = await s!.sql<{ n: number }[]>`
       select count(*)::int as n from public.google_ai_attempts where request_id like 'service-%' and status = 'succeeded'`;
     expect(row!.n).toBe(REQUESTS);
+  });
+
+  it("a success near the end of the provider's room: its finalize one CALL through the pooler, committed inside it, then answered", async () => {
+    // OpenAI's organization has 100 requests a minute; after a first call (the worker's caches) 96 are
+    // spent outside the gateway: the answer says 2 are left, at or below the margin (attempt/room.ts), so
+    // its finalize is written before the answer.
+    const org = s!.openaiSim.organizations();
+    s!.openaiSim.setOrganizations({ ...org, "sim-org-pooler": { ...org["sim-org-pooler"]!, limits: { "gpt-4o-mini": { rpm: 100, tpm: 10_000_000 } } } });
+    await s!.setLimit({ model: "gpt-4o-mini", rpm: 10_000, tpm: 100_000_000, rpd: null });
+    expect((await s!.call({ model: "gpt-4o-mini", prompt: "warm", request_id: "room-warm" })).status).toBe(200);
+    expect(s!.openaiSim.spend({ organization: "sim-org-pooler", model: "gpt-4o-mini", requests: 96 })).toEqual({ admitted: 96, refused: 0 });
+    bouncer!.resetFlights();
+    const res = await s!.call({ model: "gpt-4o-mini", prompt: "near the end", request_id: "room-near-end" });
+    expect(res.status, res.text).toBe(200);
+    expect(flightsByFunction()).toEqual({ google_ai_reserve_call: 1, google_ai_finalize_call: 1 });
+    expect(bouncer!.flights.total).toBe(2);
+    const [row] = await s!.sql`select status from public.google_ai_attempts where request_id = 'room-near-end'`;
+    expect(row).toEqual({ status: "succeeded" });
   });
 
   it("serves with a scoped token: its check is cached, so the same one round trip per statement", async () => {

@@ -407,10 +407,15 @@ export interface FinalizeParams {
   reservationId: string;
   /**
    * The reservation's quota group and model (a success's): the counter row its finalize settles, so that
-   * finalizes written together hold one counter row (store/finalize-queue.ts). Absent: written alone (so
-   * is one that carries the provider's room).
+   * finalizes written together hold one counter row (store/finalize-queue.ts). Absent: written alone.
    */
   booked?: { quotaGroup: string; model: string };
+  /**
+   * A success written before its answer leaves (the provider's room at or below the margin:
+   * attempt/room.ts): alone, its commit's flush waited for outside the counter row's lock
+   * (google_ai_finalize_call). Absent: written with the others after the answer.
+   */
+  beforeAnswer?: boolean;
   outcome: FinalizeOutcome;
   inputTokens: number | null;
   outputTokens: number | null;

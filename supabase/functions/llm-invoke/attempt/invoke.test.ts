@@ -1306,30 +1306,30 @@ describe("invoke: the provider's room near its end (room.ts)", () => {
     return { ...scripted.outcome, room: room(requests) } as StreamOutcome;
   };
 
-  it("a success with a request left: written before the answer, even where waitUntil exists, the room as the provider said it", async () => {
+  it("a success with a request left: written before the answer (alone, flushed outside the row's lock), even where waitUntil exists, the room as the provider said it", async () => {
     const store = new FakeStore([reservation(1)]);
     const pending: Array<Promise<unknown>> = [];
     const { run } = setup(store, new FakeGoogle([withRoom(1)]), { waitUntil: (p) => pending.push(p) });
     await run();
     expect(pending).toEqual([]);
-    expect(store.finalized.map((f) => f.room?.requests)).toEqual([1]);
+    expect(store.finalized.map((f) => [f.room?.requests, f.beforeAnswer])).toEqual([[1, true]]);
   });
 
-  it("a success with more left: after the answer, the room less the caller's next call", async () => {
+  it("a success with more left: after the answer, with the others, the room less the caller's next call", async () => {
     const store = new FakeStore([reservation(1)]);
     const pending: Array<Promise<unknown>> = [];
     const { run } = setup(store, new FakeGoogle([withRoom(10)]), { waitUntil: (p) => pending.push(p) });
     await run();
     expect(pending).toHaveLength(1);
     await Promise.all(pending);
-    expect(store.finalized.map((f) => f.room?.requests)).toEqual([9]);
+    expect(store.finalized.map((f) => [f.room?.requests, f.beforeAnswer, f.booked !== undefined])).toEqual([[9, undefined, true]]);
   });
 
   it("without waitUntil the finalize is awaited before the answer: the room as the provider said it", async () => {
     const store = new FakeStore([reservation(1)]);
     const { run } = setup(store, new FakeGoogle([withRoom(10)]));
     await run();
-    expect(store.finalized.map((f) => f.room?.requests)).toEqual([10]);
+    expect(store.finalized.map((f) => [f.room?.requests, f.beforeAnswer])).toEqual([[10, undefined]]);
   });
 
   it("a stream with a request left: its last chunk reaches the caller after the finalize is written", async () => {
@@ -1341,7 +1341,9 @@ describe("invoke: the provider's room near its end (room.ts)", () => {
     expect(hubText((await reader.next()).value!.answer!)).toBe("При");
     expect(store.finalized).toEqual([]);
     expect(hubText((await reader.next()).value!.answer!)).toBe("вет");
-    expect(store.finalized).toEqual([expect.objectContaining({ outcome: "succeeded", outputTokens: 6, room: expect.objectContaining({ requests: 1 }) })]);
+    expect(store.finalized).toEqual([
+      expect.objectContaining({ outcome: "succeeded", outputTokens: 6, beforeAnswer: true, room: expect.objectContaining({ requests: 1 }) }),
+    ]);
     expect((await reader.next()).done).toBe(true);
     expect(store.finalized).toHaveLength(1);
   });
@@ -1387,6 +1389,6 @@ describe("invoke: the provider's room near its end (room.ts)", () => {
     await reader.next();
     expect(store.finalized).toEqual([]);
     expect((await reader.next()).done).toBe(true);
-    expect(store.finalized.map((f) => f.room?.requests)).toEqual([9]);
+    expect(store.finalized.map((f) => [f.room?.requests, f.beforeAnswer])).toEqual([[9, undefined]]);
   });
 });

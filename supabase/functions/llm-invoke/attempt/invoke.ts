@@ -486,7 +486,8 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     /**
      * A success's finalize, streamed or whole: the record with the request's times (read when the
      * answer's first byte leaves), the tier asked for and the one served, the provider's room (less the
-     * caller's next call when the answer leaves first: room.ts).
+     * caller's next call when the answer leaves first: room.ts). `writtenFirst`: the answer waits for it
+     * (the room at or below the margin); else it goes with the others.
      */
     function finalizeSuccess(
       record: FinalizeParams,
@@ -494,12 +495,14 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       reservation: Reservation,
       served: { servedTier?: string | null; room?: ProviderRoom | null },
       times: ReturnType<typeof answerTimes>,
-      answeredFirst: boolean,
+      order: { writtenFirst: boolean; answeredFirst: boolean },
     ): Promise<boolean> {
+      const { writtenFirst, answeredFirst } = order;
       return finalizeReliably(deps.store, logError, {
         ...record,
         ...times,
         booked: { quotaGroup: reservation.quotaGroup, model: reservation.model },
+        ...(writtenFirst ? { beforeAnswer: true } : {}),
         serviceTier: call.tier,
         servedTier: served.servedTier ?? null,
         room: roomUntil(served.room, clock.now(), answeredFirst ? { bookedTokens: size.tokens } : undefined),
@@ -521,7 +524,8 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         upstream: call.who,
         estimatedInputTokens: size.input,
         idempotent,
-        finalize: (record) => finalizeSuccess(record, call, reservation, opened, times, !writeFirst),
+        finalize: (record) =>
+          finalizeSuccess(record, call, reservation, opened, times, { writtenFirst: writeFirst, answeredFirst: !writeFirst }),
         writeFirst,
         ...(flight === null ? {} : {
           settled: (whole: InvokeResult | null) =>
@@ -554,7 +558,10 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       if (flight !== null) onCache?.({ status: flight.storable(result) ? "stored" : "miss" });
       const first = writeBeforeAnswer(outcome.room, size.tokens);
       const answeredFirst = !first && deps.waitUntil !== undefined;
-      const finalized = finalizeSuccess(record, call, reservation, outcome, answerTimes(timing), answeredFirst);
+      const finalized = finalizeSuccess(record, call, reservation, outcome, answerTimes(timing), {
+        writtenFirst: first,
+        answeredFirst,
+      });
       // Little left at the provider (room.ts): the answer waits for its finalize, a moment at most.
       const landed = first && await timing.time("finalize", () => landsWithin(finalized, WRITTEN_FIRST_WAIT_MS));
       if (landed && flight === null) return result;

@@ -1,16 +1,19 @@
 // The rest a provider's own counts ask for, as finalize takes it (FinalizeParams.room): what is left of
 // the group's limits and when all of it is back. The database rests the model until then when no more
 // is left than twice the group's other calls out since the answered one was admitted (on their way, or
-// back), plus those admitted since it (google_ai_settle_call). A bucket's word (Anthropic's: `next`) is
+// back), plus those admitted since it (google_ai_room_rest, read before the counter row is locked, in a
+// batch too). A bucket's word (Anthropic's: `next`) is
 // the rest itself: nothing left, in the buckets that do not hold the next request (requests, tokens: 0;
 // the others null), until they do; nothing to rest for once they hold it. (Its request bucket's word
 // alone, the database weighs against the gateway's own request bucket: what is left is rounded down.)
 //
 // The answered call's own caller: when the answer leaves before its finalize lands, that caller may be
 // admitting its next call already, which the database cannot see until it commits. Where little is left
-// (writeBeforeAnswer), the finalize is written before the answer leaves, and the count is the provider's
-// as it said it. Otherwise the answer goes first, and what finalize says is left is the provider's less
-// that next call (one request, and this call's booking): left for the others.
+// (writeBeforeAnswer: the room at or below the margin), the finalize is written before the answer leaves,
+// alone (google_ai_finalize_call: committed, then flushed, so the counter row is not held through the
+// flush), and the count is the provider's as it said it. Otherwise the answer goes first, the finalize
+// with the other successes of its counter row (store/finalize-queue.ts), and what it says is left is the
+// provider's less that next call (one request, and this call's booking): left for the others.
 import type { FinalizeParams } from "../contract.ts";
 import type { ProviderRoom } from "../../_shared/upstream/port.ts";
 

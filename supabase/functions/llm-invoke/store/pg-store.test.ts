@@ -727,15 +727,88 @@ describe("pg-store: successes' finalizes written together", () => {
     expect(att).toEqual({ status: "succeeded" });
   });
 
-  it("successes that carry the provider's room are each written alone, however many meet", async () => {
+  /** The group's rests for the model, by reason. */
+  const rests = async () =>
+    (await db.sql`select reason from public.google_ai_cooldowns where quota_group = 'proj-default'
+                  and model = 'gemma-3-27b-it'`).map((r) => r.reason as string);
+
+  it("successes that carry the provider's room above the margin go with the others: one alone, the rest in one batch, no rest", async () => {
     const s = countingStore();
     const ids = await reserveMany(s, "room", 4);
     statements = {};
     const room = { requests: 900, tokens: 90_000, until: new Date(Date.now() + 60_000) };
     await Promise.all(ids.map((id, i) => s.finalize(success(id, i, { room }))));
-    expect(statements).toEqual({ finalize: 4 });
+    expect(statements).toEqual({ finalize: 1, "finalize batch": 1 });
     const rows = await db.sql`select status from public.google_ai_attempts where reservation_id in ${db.sql(ids)}`;
     expect(rows.map((r) => r.status)).toEqual(["succeeded", "succeeded", "succeeded", "succeeded"]);
+    expect(await rests()).toEqual([]);
+  });
+
+  it("a batch weighs each call's room against its margin before its first counter row: the rest written as alone", async () => {
+    const s = countingStore();
+    const ids = await reserveMany(s, "near", 4);
+    statements = {};
+    // Two left; the first call's margin counts the three others out (twice) and admitted since (once):
+    // the model rests (google_ai_room_rest, read in the batch before it locks the counter row).
+    const room = { requests: 2, tokens: null, until: new Date(Date.now() + 60_000) };
+    await Promise.all(ids.map((id, i) => s.finalize(success(id, i, { room }))));
+    expect(statements).toEqual({ finalize: 1, "finalize batch": 1 });
+    expect(await rests()).toEqual(["provider_room"]);
+    await db.sql`delete from public.google_ai_cooldowns`;
+  });
+
+  it("a success the answer waits for: one CALL of google_ai_finalize_call, alone though others meet it", async () => {
+    const s = countingStore();
+    const ids = await reserveMany(s, "first", 3);
+    statements = {};
+    const room = { requests: 1, tokens: null, until: new Date(Date.now() + 60_000) };
+    await Promise.all(ids.map((id, i) => s.finalize(success(id, i, i === 1 ? { room, beforeAnswer: true } : {}))));
+    // The first alone, the third on its own too (nothing else met it), the one before its answer by its CALL.
+    expect(statements).toEqual({ finalize: 2, "finalize before answer": 1 });
+    const rows = await db.sql`select request_id, status from public.google_ai_attempts
+                              where reservation_id = any(${ids}::uuid[]) order by request_id`;
+    expect(rows.map((r) => `${r.request_id} ${r.status}`)).toEqual(["first-0 succeeded", "first-1 succeeded", "first-2 succeeded"]);
+    // Its caller is the only one its margin leaves out; two others out: the model rests.
+    expect(await rests()).toEqual(["provider_room"]);
+    await db.sql`delete from public.google_ai_cooldowns`;
+    // Written again (a retry after a lost answer): the finalize answers "not open", nothing changes.
+    await s.finalize(success(ids[1]!, 1, { room, beforeAnswer: true }));
+  });
+
+  it("google_ai_finalize_call: the finalize's transaction commits without waiting for the disk, then the CALL's second one", async () => {
+    const s = countingStore();
+    const [id] = await reserveMany(s, "flushed", 1);
+    // What the finalize's own transaction ran with, seen from the attempt row's update.
+    await db.sql`create table public.test_finalize_seen (xid xid8, synchronous_commit text)`;
+    await db.sql`grant insert on public.test_finalize_seen to eve_gateway`;
+    await db.sql`create function public.test_finalize_seen() returns trigger language plpgsql as $$
+      begin insert into public.test_finalize_seen values (pg_current_xact_id(), current_setting('synchronous_commit'));
+      return new; end $$`;
+    await db.sql`create trigger test_finalize_seen after update of status on public.google_ai_attempts
+      for each row when (old.status = 'reserved' and new.status <> 'reserved') execute function public.test_finalize_seen()`;
+    try {
+      await s.finalize(success(id!, 0, { beforeAnswer: true }));
+      const seen = await db.sql`select xid::text, synchronous_commit, pg_xact_status(xid) as status from public.test_finalize_seen`;
+      expect(seen.map((r) => [r.synchronous_commit, r.status])).toEqual([["off", "committed"]]);
+      // The procedure commits inside: it cannot run in a client's transaction block.
+      const call = `call public.google_ai_finalize_call(p_calls => '[]'::jsonb)`;
+      await expect(db.sql.begin((tx) => tx.unsafe(call))).rejects.toMatchObject({ code: "2D000" });
+      // Nor in a text of several statements (one implicit transaction); alone, on one connection, it
+      // leaves the session's setting as it was.
+      await expect(db.sql.unsafe(`${call}; select 1`)).rejects.toMatchObject({ code: "2D000" });
+      const one = await db.sql.reserve();
+      try {
+        const [before] = await one`select current_setting('synchronous_commit') as setting`;
+        await one.unsafe(call);
+        expect((await one`select current_setting('synchronous_commit') as setting`)[0]).toEqual(before);
+      } finally {
+        one.release();
+      }
+    } finally {
+      await db.sql`drop trigger test_finalize_seen on public.google_ai_attempts`;
+      await db.sql`drop function public.test_finalize_seen()`;
+      await db.sql`drop table public.test_finalize_seen`;
+    }
   });
 
   it("a batch with one call the database refuses: the others land, that one alone rejects", async () => {

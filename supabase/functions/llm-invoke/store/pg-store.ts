@@ -7,7 +7,9 @@
 //   finalize  public.google_ai_finalize (cooldown and token_usage in the same call), or
 //             public.google_ai_finalize_cut for a streamed answer that broke off; successes of one
 //             counter row (quota group and model) that arrive while one of theirs is being written go
-//             together through public.google_ai_finalize_calls (finalize-queue.ts: one commit instead of one each)
+//             together through public.google_ai_finalize_calls (finalize-queue.ts: one commit instead of one each);
+//             a success written before its answer (the provider's room near its end) alone, through
+//             call public.google_ai_finalize_call (its flush waited for after the counter row's lock goes)
 //   release   public.google_ai_release
 //   end       public.google_ai_end_request (a named request that failed frees its request_id)
 //   model     public.google_ai_model_traits (capabilities.ts caches it per worker)
@@ -97,10 +99,19 @@ export function createPgStore(
         if (!Array.isArray(row?.r)) throw new Error("google_ai_finalize_calls returned no array");
         return row.r;
       }),
-    // Keyed by the counter row it settles. One that carries the provider's room (OpenAI's remaining counts,
-    // Anthropic's buckets) goes alone: it reads the group's recent log for its margin (google_ai_settle_call),
-    // which in a batch would be read while the batch holds the row.
-  }, (p) => p.booked && p.room == null ? `${p.booked.quotaGroup}\n${p.booked.model}` : undefined, options.finalizeBatch);
+    // Keyed by the counter row it settles. One that carries the provider's room goes too: a batch reads
+    // each call's margin before it locks the row (google_ai_finalize_calls).
+  }, (p) => p.booked ? `${p.booked.quotaGroup}\n${p.booked.model}` : undefined, options.finalizeBatch);
+  // A success the answer waits for (attempt/room.ts): one CALL (86_finalize_call.sql) that commits the
+  // finalize without waiting for the disk, then answers once a flush covers it. Sent alone: a CALL
+  // inside a transaction block cannot commit.
+  const finalizeBeforeAnswer = (p: FinalizeParams) =>
+    run("finalize before answer", async (sql) => {
+      const rows = await sql<{ o_answers: unknown }[]>`
+        call public.google_ai_finalize_call(p_calls => ${jsonbText([finalizeCall(p)])}::text::jsonb)`;
+      if (!Array.isArray(rows[0]?.o_answers)) throw new Error("google_ai_finalize_call returned no array");
+      return rows[0].o_answers[0] as unknown;
+    });
 
   return {
     checkToken: (tokenHash, refusals) =>
@@ -180,7 +191,7 @@ export function createPgStore(
         } satisfies ModelProfile);
       }),
 
-    // One CALL (59_reserve_call.sql): the booking commits without waiting for the disk, then the
+    // One CALL (85_reserve_call.sql): the booking commits without waiting for the disk, then the
     // answer's quota (the booking's own, or read after it), a cooldown's cause and each passed-over
     // step's, and a flush that covers the booking; the CALL answers after it. Sent alone: a CALL inside
     // a transaction block cannot commit.
@@ -219,9 +230,12 @@ export function createPgStore(
         return parseQuotaReport(row?.r);
       }),
 
-    // A success's finalize runs after the answer (waitUntil): those that meet are written together.
+    // A success's finalize runs after the answer (waitUntil): those that meet are written together. One
+    // the answer waits for goes alone, its flush after the counter row's lock is gone.
     finalize: (p: FinalizeParams) =>
-      p.outcome === "succeeded" ? finalizeSuccess(p).then(() => undefined) : run("finalize", async (sql) => {
+      p.outcome === "succeeded"
+        ? (p.beforeAnswer === true ? finalizeBeforeAnswer(p) : finalizeSuccess(p)).then(() => undefined)
+        : run("finalize", async (sql) => {
         if (p.outcome === "withdrawn") {
           await sql`select public.google_ai_finalize_withdrawn(
             p_reservation_id => ${p.reservationId}::uuid, p_http_status => ${p.httpStatus}::integer,
