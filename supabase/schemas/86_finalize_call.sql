@@ -1,11 +1,11 @@
--- The call llm-invoke makes to write a success before its answer leaves (the provider's room near its
--- end: llm-invoke/attempt/room.ts): google_ai_finalize_calls (60_life_cycle.sql) in its own transaction,
--- committed without waiting for the disk, then a second transaction that waits for a flush covering
--- it, as the reservation does (85_reserve_call.sql). The finalize locks its quota group's counter row
--- last and holds it until its transaction ends; with a synchronous commit that is until the flush, and
--- the group's admissions would wait for this write's disk. Here the lock goes at the first commit; the
--- answer waits for the flush, so an answer that leaves is one whose finalize (and the rest it wrote)
--- is on disk.
+-- The call llm-invoke writes successes with (one, or a batch of one counter row's: store/pg-store.ts),
+-- before the answer leaves where the provider's room is near its end (llm-invoke/attempt/room.ts), else
+-- after it: google_ai_finalize_calls (60_life_cycle.sql) in its own transaction, committed without
+-- waiting for the disk, then a second transaction that waits for a flush covering it, as the
+-- reservation does (85_reserve_call.sql). The finalize locks its quota group's counter row last and
+-- holds it until its transaction ends; with a synchronous commit that is until the flush, and the
+-- group's admissions would wait for this write's disk. Here the lock goes at the first commit; an
+-- answer that waits for the finalize leaves once it (and the rest it wrote) is on disk.
 set check_function_bodies = off;
 
 -- A procedure, so that it can COMMIT: invoker, with no SET clause and every name schema-qualified (a

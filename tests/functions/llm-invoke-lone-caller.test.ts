@@ -162,14 +162,15 @@ describe("a lone caller", () => {
     // request). gpt-4.1-mini's three and Claude's third (its word rested the model) were awaited before
     // their answers.
     expect(counts).toEqual({ handed: 3, settled: 3, rejected: 0 });
-    // The four the answers waited for, each one CALL of google_ai_finalize_call (its flush after the
-    // counter row's lock is gone); the others by google_ai_finalize (flushed when the connections end).
+    // Every success is one CALL of google_ai_finalize_call (its flush after the counter row's lock is
+    // gone), the four the answers waited for and the three after theirs alike (the counts flushed when
+    // the connections end).
     const calls = async () =>
       Object.fromEntries((await db.sql`select funcname, calls::int as calls from pg_stat_user_functions
         where funcname in ('google_ai_finalize_call', 'google_ai_finalize_calls', 'google_ai_finalize')`)
         .map((r) => [r.funcname as string, r.calls as number]));
     await expect.poll(calls, { timeout: 15_000, interval: 200 })
-      .toEqual({ google_ai_finalize_call: 4, google_ai_finalize_calls: 4, google_ai_finalize: 7 });
+      .toEqual({ google_ai_finalize_call: 7, google_ai_finalize_calls: 7, google_ai_finalize: 7 });
     const rows = await db.sql`select model, status from public.google_ai_attempts where status = 'succeeded' order by created_at`;
     expect(rows.map((r) => r.model)).toEqual([MODEL, MODEL, MODEL, CLAUDE, CLAUDE, CLAUDE, "gpt-4o-mini"]);
   }, 60_000);

@@ -75,7 +75,7 @@ run("llm-invoke through PgBouncer in transaction mode", () => {
     await sequential("service");
     const flights = flightsByFunction();
     expect(flights.google_ai_reserve_call).toBe(REQUESTS); // the CALL path (85_reserve_call.sql), one round trip
-    expect(flights.google_ai_finalize).toBe(REQUESTS);
+    expect(flights.google_ai_finalize_call).toBe(REQUESTS); // after the answer, one CALL (86_finalize_call.sql)
     expect(bouncer!.flights.total).toBe(2 * REQUESTS);
     const [row] = await s!.sql<{ n: number }[]>`
       select count(*)::int as n from public.google_ai_attempts where request_id like 'service-%' and status = 'succeeded'`;
@@ -107,7 +107,7 @@ run("llm-invoke through PgBouncer in transaction mode", () => {
     await sequential("token", token);
     const flights = flightsByFunction();
     expect(flights.google_ai_reserve_call).toBe(REQUESTS); // the CALL path (85_reserve_call.sql), one round trip
-    expect(flights.google_ai_finalize).toBe(REQUESTS);
+    expect(flights.google_ai_finalize_call).toBe(REQUESTS); // after the answer, one CALL (86_finalize_call.sql)
     expect(bouncer!.flights.total).toBe(2 * REQUESTS);
   });
 });

@@ -10,8 +10,8 @@
 // The answered call's own caller: when the answer leaves before its finalize lands, that caller may be
 // admitting its next call already, which the database cannot see until it commits. Where little is left
 // (writeBeforeAnswer: the room at or below the margin), the finalize is written before the answer leaves,
-// alone (google_ai_finalize_call: committed, then flushed, so the counter row is not held through the
-// flush), and the count is the provider's as it said it. Otherwise the answer goes first, the finalize
+// alone and at once (google_ai_finalize_call, as every success: committed, then flushed, so the counter
+// row is not held through the flush), and the count is the provider's as it said it. Otherwise the answer goes first, the finalize
 // with the other successes of its counter row (store/finalize-queue.ts), and what it says is left is the
 // provider's less that next call (one request, and this call's booking): left for the others.
 import type { FinalizeParams } from "../contract.ts";

@@ -710,14 +710,15 @@ describe("pg-store: successes' finalizes written together", () => {
     const [kept] = await db.sql`select response from public.google_ai_responses where request_id = 'batch-5'`;
     expect(kept).toEqual({ response: { text: "kept" } });
 
-    // PostgreSQL's own count since track_functions (flushed when the connections end): one batch;
-    // google_ai_finalize counts the 20 one by one, the lone first of the 20 together and the 19 the batch made.
+    // PostgreSQL's own count since track_functions (flushed when the connections end): every write is
+    // one google_ai_finalize_calls (through google_ai_finalize_call), 20 one by one, then the lone first
+    // of the 20 together and one batch; google_ai_finalize counts the 40 calls they made.
     await tracked.close();
     await expect.poll(functionCalls, { timeout: 15_000, interval: 200 })
-      .toEqual({ google_ai_finalize: 40, google_ai_finalize_calls: 1 });
+      .toEqual({ google_ai_finalize: 40, google_ai_finalize_calls: 22 });
   });
 
-  it("a lone success's finalize goes through google_ai_finalize, not the batch", async () => {
+  it("a lone success's finalize is written alone, not as a batch", async () => {
     const s = countingStore();
     const [id] = await reserveMany(s, "lone", 1);
     await s.finalize(success(id!, 0));

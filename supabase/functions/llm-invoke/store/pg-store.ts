@@ -4,12 +4,13 @@
 //             deadlines and id: holder.ts); it commits the booking, then answers with the quota the answer
 //             reports (carried by every booking; for a refusal or a stored answer,
 //             public.google_ai_answer_quota) once a flush covers the booking
-//   finalize  public.google_ai_finalize (cooldown and token_usage in the same call), or
-//             public.google_ai_finalize_cut for a streamed answer that broke off; successes of one
-//             counter row (quota group and model) that arrive while one of theirs is being written go
-//             together through public.google_ai_finalize_calls (finalize-queue.ts: one commit instead of one each);
-//             a success written before its answer (the provider's room near its end) alone, through
-//             call public.google_ai_finalize_call (its flush waited for after the counter row's lock goes)
+//   finalize  a success: call public.google_ai_finalize_call (public.google_ai_finalize_calls committed, its
+//             flush waited for after the counter row's lock goes); successes of one counter row (quota
+//             group and model) that arrive while one of theirs is being written go together
+//             (finalize-queue.ts: one commit instead of one each), one written before its answer (the
+//             provider's room near its end) alone, at once; any other outcome public.google_ai_finalize
+//             (cooldown and token_usage in the same call), or public.google_ai_finalize_cut for a streamed
+//             answer that broke off
 //   release   public.google_ai_release
 //   end       public.google_ai_end_request (a named request that failed frees its request_id)
 //   model     public.google_ai_model_traits (capabilities.ts caches it per worker)
@@ -90,28 +91,27 @@ export function createPgStore(
   const deadlineMs = options.deadlineMs ?? DEFAULT_DB_TIMEOUTS.deadlineMs;
 
   const run = guardedRun(options.database, logError);
+  // Successes go through one CALL (86_finalize_call.sql) that commits their finalizes without waiting
+  // for the disk, then answers once a flush covers them: the counter row each settles is not held
+  // through a flush, so the group's admissions never wait for a finalize's disk. Sent alone: a CALL
+  // inside a transaction block cannot commit.
+  const finalizeCalls = (what: string, calls: readonly FinalizeParams[]) =>
+    run(what, async (sql) => {
+      const rows = await sql<{ o_answers: unknown }[]>`
+        call public.google_ai_finalize_call(p_calls => ${jsonbText(calls.map(finalizeCall))}::text::jsonb)`;
+      const answers = rows[0]?.o_answers;
+      if (!Array.isArray(answers)) throw new Error("google_ai_finalize_call returned no array");
+      return answers;
+    });
   const finalizeSuccess = coalescingWriterByKey<FinalizeParams, unknown>({
-    writeOne: (p) => run("finalize", (sql) => finalizeAlone(sql, p)),
-    writeMany: (calls) =>
-      run("finalize batch", async (sql) => {
-        const [row] = await sql<{ r: unknown }[]>`
-          select public.google_ai_finalize_calls(p_calls => ${jsonbText(calls.map(finalizeCall))}::text::jsonb) as r`;
-        if (!Array.isArray(row?.r)) throw new Error("google_ai_finalize_calls returned no array");
-        return row.r;
-      }),
+    writeOne: (p) => finalizeCalls("finalize", [p]).then((answers) => answers[0] as unknown),
+    writeMany: (calls) => finalizeCalls("finalize batch", calls),
     // Keyed by the counter row it settles. One that carries the provider's room goes too: a batch reads
     // each call's margin before it locks the row (google_ai_finalize_calls).
   }, (p) => p.booked ? `${p.booked.quotaGroup}\n${p.booked.model}` : undefined, options.finalizeBatch);
-  // A success the answer waits for (attempt/room.ts): one CALL (86_finalize_call.sql) that commits the
-  // finalize without waiting for the disk, then answers once a flush covers it. Sent alone: a CALL
-  // inside a transaction block cannot commit.
+  // A success the answer waits for (attempt/room.ts) goes at once, alone: it is on the caller's path.
   const finalizeBeforeAnswer = (p: FinalizeParams) =>
-    run("finalize before answer", async (sql) => {
-      const rows = await sql<{ o_answers: unknown }[]>`
-        call public.google_ai_finalize_call(p_calls => ${jsonbText([finalizeCall(p)])}::text::jsonb)`;
-      if (!Array.isArray(rows[0]?.o_answers)) throw new Error("google_ai_finalize_call returned no array");
-      return rows[0].o_answers[0] as unknown;
-    });
+    finalizeCalls("finalize before answer", [p]).then((answers) => answers[0] as unknown);
 
   return {
     checkToken: (tokenHash, refusals) =>
