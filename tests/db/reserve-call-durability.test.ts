@@ -41,7 +41,7 @@ beforeAll(async () => {
   await owner`insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, priority) values
     ('dur-a1', 'KEY_DUR_A1', 'proj-dur-a', 1), ('dur-a2', 'KEY_DUR_A2', 'proj-dur-a', 1), ('dur-b1', 'KEY_DUR_B1', null, 1)`;
   await owner`update public.google_ai_priority_classes set kept_rpm_percent = null, kept_rpd_percent = null`;
-  await createUnflushedControl(owner);
+  await createUnflushedControl(owner, REAL);
 }, 180_000);
 
 afterAll(async () => {

@@ -114,24 +114,27 @@ async function exited(pid: number): Promise<void> {
 }
 
 /**
- * Makes `public.google_ai_reserve_call_unflushed`: google_ai_reserve_call as the database holds it, less
- * its flushing step (its last two statements: synchronous_commit back on and the WAL record under an
- * xid), granted as the real one is. Built from the real definition, so it follows it; throws when that
- * step is not where this expects it (the real procedure changed: the control must be looked at again).
+ * Makes `public.<procedure>_unflushed` (a commit-then-flush procedure: google_ai_reserve_call,
+ * google_ai_finalize_call): the procedure as the database holds it, less its flushing step (its last two
+ * statements: synchronous_commit back on and the WAL record under an xid), granted as the real one is.
+ * Built from the real definition, so it follows it; throws when that step is not where this expects it
+ * (the real procedure changed: the control must be looked at again). Answers the control's name.
  */
-export async function createUnflushedControl(ownerSql: Sql): Promise<void> {
+export async function createUnflushedControl(ownerSql: Sql, procedure: string): Promise<string> {
+  const control = `${procedure}_unflushed`;
   const [{ def }] = await ownerSql<{ def: string }[]>`
-    select pg_get_functiondef('public.google_ai_reserve_call'::regproc) as def`;
+    select pg_get_functiondef(${`public.${procedure}`}::regproc) as def`;
   const flushing = [
     "  perform pg_catalog.set_config('synchronous_commit', 'on', true);\n",
     "  perform pg_catalog.pg_logical_emit_message(true, 'eve', '');\n",
   ];
-  let control = def.replace("PROCEDURE public.google_ai_reserve_call(", "PROCEDURE public.google_ai_reserve_call_unflushed(");
+  let text = def.replace(`PROCEDURE public.${procedure}(`, `PROCEDURE public.${control}(`);
   for (const line of flushing) {
-    if (control.split(line).length !== 2) throw new Error(`google_ai_reserve_call no longer has the line ${JSON.stringify(line)} once`);
-    control = control.replace(line, "");
+    if (text.split(line).length !== 2) throw new Error(`${procedure} no longer has the line ${JSON.stringify(line)} once`);
+    text = text.replace(line, "");
   }
-  if (!control.includes("google_ai_reserve_call_unflushed(")) throw new Error("the control was not renamed");
-  await ownerSql.unsafe(control);
-  await ownerSql.unsafe(`grant execute on procedure public.google_ai_reserve_call_unflushed to eve_gateway`);
+  if (!text.includes(`PROCEDURE public.${control}(`)) throw new Error(`the control of ${procedure} was not renamed`);
+  await ownerSql.unsafe(text);
+  await ownerSql.unsafe(`grant execute on procedure public.${control} to eve_gateway`);
+  return control;
 }
