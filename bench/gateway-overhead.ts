@@ -327,10 +327,13 @@ async function sampledWaits(dbUrl: string, cfg: OverheadConfig, n: number, call:
     });
     round.catch(() => undefined); // awaited below: a failure during the warm-up must not go unhandled
     await sleep(cfg.warmupMs);
-    sampler.start();
+    const sampling = sampler.sample(cfg.durationMs);
+    sampling.catch(() => undefined); // the same
     result = await round;
-  } finally {
-    summary = await sampler.stop();
+    summary = await sampling;
+  } catch (error) {
+    await sampler.close();
+    throw error;
   }
   await sleep(SETTLE_MS);
   return {

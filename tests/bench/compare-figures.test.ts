@@ -67,7 +67,7 @@ describe("compare-revisions' figures", () => {
 describe("the wait sampler's averages", () => {
   it("divides each state's summed backends by the samples", () => {
     const totals = new Map([["Lock:transactionid", 6], ["Lock:advisory", 2], ["IO:WalSync", 2], ["LWLock:WALWrite", 4], ["CPU", 3], ["Client:ClientRead", 1]]);
-    const w = summariseWaits(totals, 4, 9);
+    const w = summariseWaits(totals, 4, 12);
     expect(w).toMatchObject({ samples: 4, meanIntervalMs: 3, active: 4.5, lock: 2, walSync: 0.5, walWriteLock: 1, cpu: 0.75 });
     expect(w.byEvent[0]).toEqual({ event: "Lock:transactionid", mean: 1.5 });
   });
