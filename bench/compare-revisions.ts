@@ -1,14 +1,18 @@
 // Not a part of `npm run bench` (which rebuilds no old code): the gateway at two revisions, measured by
-// one harness, side by side. `npx tsx bench/compare-revisions.ts --base=<rev> [--head=<rev>] [--rounds=2]`
+// one harness, side by side. `npx tsx bench/compare-revisions.ts --base=<rev> [--head=<rev>] [--rounds=2]
+// [--part=gateway-overhead,hot-row]`
 //
 // Each revision's `supabase/` (functions, migrations, seed: all the gateway is) is put into its own copy
 // of this checkout's committed tree (`git archive`), so both are served, migrated and measured by the same
 // bench/, shared/ and scripts/: the cluster's shape, the simulator, the load loops and the CPU readings are
-// the same for both, and only the gateway differs. Then bench part gateway-overhead (`bench/run.ts
-// --only=gateway-overhead`, its own sizes, its own PostgreSQL) runs in the two copies in turn, base then
-// head, round after round (A B A B ...). It prints each round's figures and, per revision, their medians:
-// the added p50 at the part's highest concurrency (16) and at 1, PostgreSQL's CPU per request at the
-// highest, Portkey's added p50 in the same run and llm-invoke's ratio to it; then head ÷ base.
+// the same for both, and only the gateway differs. Then the chosen bench parts (`--part`, repeatable or a
+// comma list; gateway-overhead by default; `bench/run.ts --only=<parts>`, their own sizes, one PostgreSQL
+// per run) run in the two copies in turn, base then head, round after round (A B A B ...). It prints each
+// round's figures and, per revision, their medians (lib/compare-figures.ts): for gateway-overhead the added
+// p50 at c=1 and c=16, the added p99 at c=16, Portkey's in the same run and the ratio, PostgreSQL's and
+// Deno's CPU per request at c=16 and the backends' waits sampled at c=16; for hot-row each revision's
+// entry's admissions/s on one hot row at 8 and 32 connections, rate-limiter-flexible's beside, and the CPU
+// per admission; then head ÷ base and what issue 89's "Done when" asks of them.
 // `--tls`: the gateway reaches the simulator over TLS in both (the part's BENCH_UPSTREAM_TLS=1).
 // bench/README.md ("Two revisions side by side") says how to run it and what it bridges.
 import { spawn, spawnSync } from "node:child_process";
@@ -17,41 +21,73 @@ import { mkdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { fmt, table, times } from "./lib/report.ts";
+import { fmt, times } from "./lib/report.ts";
+import {
+  COMPARABLE_PARTS,
+  type ComparablePart,
+  type HotRowFigures,
+  hotRowCells,
+  hotRowFigures,
+  hotRowVerdicts,
+  HOT_ROW_HEADERS,
+  medianOf,
+  type OverheadFigures,
+  overheadCells,
+  overheadFigures,
+  overheadVerdicts,
+  OVERHEAD_HEADERS,
+  partTable,
+  type PartJson,
+} from "./lib/compare-figures.ts";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const PART = "gateway-overhead";
 
 interface Args {
   base: string;
   head: string;
   rounds: number;
+  /** The bench parts each run runs (in run.ts's order). */
+  parts: ComparablePart[];
   /** Where the copies and each round's results go. */
   scratch: string;
-  /** The part at its smoke sizes (seconds per round): to try the script, not to judge by. */
+  /** The parts at their smoke sizes (seconds per round): to try the script, not to judge by. */
   smoke: boolean;
   keep: boolean;
   /** llm-invoke reaches the simulator over TLS (the part's BENCH_UPSTREAM_TLS=1). */
   tls: boolean;
 }
 
+const USAGE = "usage: tsx bench/compare-revisions.ts --base=<rev> [--head=<rev>] [--rounds=<n>] " +
+  `[--part=<${COMPARABLE_PARTS.join("|")}>[,...]]... [--scratch=<dir>] [--smoke] [--keep] [--tls]`;
+
 function parseArgs(argv: string[]): Args {
   const args: Partial<Args> = { head: "HEAD", rounds: 2, scratch: path.join(tmpdir(), "eve-compare-revisions"), smoke: false, keep: false, tls: false };
+  const parts = new Set<ComparablePart>();
   for (const a of argv) {
     const [k, v] = a.includes("=") ? [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)] : [a, ""];
     if (k === "--base") args.base = v;
     else if (k === "--head") args.head = v;
     else if (k === "--rounds") args.rounds = Math.max(1, Math.floor(Number(v)) || 1);
-    else if (k === "--scratch") args.scratch = path.resolve(v);
+    else if (k === "--part") {
+      for (const id of v.split(",").filter(Boolean)) {
+        if (!(COMPARABLE_PARTS as readonly string[]).includes(id)) {
+          console.log(`unknown part ${id}: compare-revisions summarises ${COMPARABLE_PARTS.join(", ")}\n${USAGE}`);
+          process.exit(2);
+        }
+        parts.add(id as ComparablePart);
+      }
+    } else if (k === "--scratch") args.scratch = path.resolve(v);
     else if (k === "--smoke") args.smoke = true;
     else if (k === "--keep") args.keep = true;
     else if (k === "--tls") args.tls = true;
     else {
-      console.log("usage: tsx bench/compare-revisions.ts --base=<rev> [--head=<rev>] [--rounds=<n>] [--scratch=<dir>] [--smoke] [--keep] [--tls]");
+      console.log(USAGE);
       process.exit(k === "--help" || k === "-h" ? 0 : 2);
     }
   }
   if (!args.base) throw new Error("--base=<rev> is required (e.g. --base=a626fa6)");
+  // In the order run.ts runs them (hot-row, part 1d, before gateway-overhead, part 4).
+  args.parts = parts.size ? ["hot-row", "gateway-overhead"].filter((p) => parts.has(p as ComparablePart)) as ComparablePart[] : ["gateway-overhead"];
   return args as Args;
 }
 
@@ -81,7 +117,7 @@ async function materialise(dir: string, harness: string, rev: string): Promise<v
   await symlink(path.join(repoRoot, "node_modules"), path.join(dir, "node_modules"));
 }
 
-/** The figures one run of the part gives for a revision. */
+/** The figures one run gives for a revision: one entry per part run. */
 interface RoundFigures {
   label: "base" | "head";
   commit: string;
@@ -89,55 +125,16 @@ interface RoundFigures {
   /** 1-minute load average when the run started and when it ended. */
   load: [number, number];
   seconds: number;
-  /** The part's highest concurrency (16 at full size). */
-  high: number;
-  addedP50: { low: number | null; high: number | null };
-  portkeyAddedP50: { low: number | null; high: number | null };
-  /** llm-invoke's added p50 ÷ Portkey's, as the part computes it. */
-  toPortkey: { low: number | null; high: number | null };
-  /** PostgreSQL's and Deno's CPU ms per request at the highest concurrency; the floor's PostgreSQL beside. */
-  postgresMs: number | null;
-  denoMs: number | null;
-  floorPostgresMs: number | null;
-  requests: number;
+  overhead?: OverheadFigures;
+  hotRow?: HotRowFigures;
   failedChecks: string[];
 }
 
-interface PartJson {
-  checks: { name: string; ok: boolean; detail: string }[];
-  data: {
-    config: { concurrencies: number[] };
-    cells: { target: string; connections: number; totalCalls: number; addedMs: { p50: number } | null }[];
-    ratios: { concurrency: number; toPortkey: { p50: number | null } | null }[];
-    cpu: { perRequest: { target: string; postgresMs: number | null; denoMs: number | null }[] };
-  };
-}
-
-function figuresOf(json: PartJson): Omit<RoundFigures, "label" | "commit" | "round" | "load" | "seconds"> {
-  const { config, cells, ratios, cpu } = json.data;
-  const low = Math.min(...config.concurrencies);
-  const high = Math.max(...config.concurrencies);
-  const added = (target: string, n: number) => cells.find((c) => c.target === target && c.connections === n)?.addedMs?.p50 ?? null;
-  const ratio = (n: number) => ratios.find((r) => r.concurrency === n)?.toPortkey?.p50 ?? null;
-  const cpuOf = (target: string) => cpu.perRequest.find((c) => c.target === target);
-  return {
-    high,
-    addedP50: { low: added("llm-invoke-edge", low), high: added("llm-invoke-edge", high) },
-    portkeyAddedP50: { low: added("portkey", low), high: added("portkey", high) },
-    toPortkey: { low: ratio(low), high: ratio(high) },
-    postgresMs: cpuOf("llm-invoke-edge")?.postgresMs ?? null,
-    denoMs: cpuOf("llm-invoke-edge")?.denoMs ?? null,
-    floorPostgresMs: cpuOf("floor")?.postgresMs ?? null,
-    requests: cells.filter((c) => c.target === "llm-invoke-edge").reduce((s, c) => s + c.totalCalls, 0),
-    failedChecks: json.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`),
-  };
-}
-
-/** Runs the part once in `tree`, its output prefixed and kept in `outDir`/run.log. */
-async function runPart(tree: string, outDir: string, args: Args, prefix: string): Promise<PartJson> {
+/** Runs the parts once in `tree` (one bench/run.ts, one PostgreSQL), its output prefixed and kept in `outDir`/run.log. */
+async function runParts(tree: string, outDir: string, args: Args, prefix: string): Promise<Record<string, PartJson>> {
   await mkdir(outDir, { recursive: true });
   const logFile = createWriteStream(path.join(outDir, "run.log"));
-  const argv = ["bench/run.ts", `--only=${PART}`, `--out=${outDir}`, ...(args.smoke ? ["--smoke"] : [])];
+  const argv = ["bench/run.ts", `--only=${args.parts.join(",")}`, `--out=${outDir}`, ...(args.smoke ? ["--smoke"] : [])];
   const env = { ...process.env, ...(args.tls ? { BENCH_UPSTREAM_TLS: "1" } : {}) };
   const child = spawn(path.join(tree, "node_modules", ".bin", "tsx"), argv, { cwd: tree, env, stdio: ["ignore", "pipe", "pipe"] });
   const relay = (chunk: Buffer) => {
@@ -149,79 +146,96 @@ async function runPart(tree: string, outDir: string, args: Args, prefix: string)
   const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
   logFile.end();
   // A failed check exits 1 but still writes the figures (they are reported with the check); a crash writes none.
-  try {
-    return JSON.parse(await readFile(path.join(outDir, "results", `${PART}.json`), "utf8")) as PartJson;
-  } catch {
-    throw new Error(`${prefix} the part wrote no figures (exit ${code}): ${path.join(outDir, "run.log")}`);
+  const out: Record<string, PartJson> = {};
+  for (const part of args.parts) {
+    try {
+      out[part] = JSON.parse(await readFile(path.join(outDir, "results", `${part}.json`), "utf8")) as PartJson;
+    } catch {
+      throw new Error(`${prefix} part ${part} wrote no figures (exit ${code}): ${path.join(outDir, "run.log")}`);
+    }
   }
+  return out;
 }
 
-/** The middle value; of an even count, the mean of the two middle ones (of two rounds: their mean). */
-function median(values: (number | null)[]): number | null {
-  const xs = values.filter((v): v is number => v !== null && Number.isFinite(v)).sort((a, b) => a - b);
-  if (xs.length === 0) return null;
-  const mid = Math.floor(xs.length / 2);
-  return xs.length % 2 ? xs[mid]! : (xs[mid - 1]! + xs[mid]!) / 2;
-}
-
-const COLUMNS = [
-  "revision", "round", "load 1 min (start → end)", "added p50 c=1 ms", "Portkey c=1 ms", "÷ Portkey c=1",
-  "added p50 c=HIGH ms", "Portkey c=HIGH ms", "÷ Portkey c=HIGH", "PostgreSQL CPU ms/req c=HIGH", "Deno CPU ms/req c=HIGH",
-  "floor's PostgreSQL CPU ms/req", "s",
-];
-
-type Figures = Pick<RoundFigures, "addedP50" | "portkeyAddedP50" | "toPortkey" | "postgresMs" | "denoMs" | "floorPostgresMs" | "seconds">;
-
-function row(r: Figures, who: string, round: string, load: string) {
-  return [
-    who, round, load,
-    fmt(r.addedP50.low), fmt(r.portkeyAddedP50.low), times(r.toPortkey.low),
-    fmt(r.addedP50.high), fmt(r.portkeyAddedP50.high), times(r.toPortkey.high),
-    fmt(r.postgresMs, 3), fmt(r.denoMs, 3), fmt(r.floorPostgresMs, 3), fmt(r.seconds),
-  ];
-}
-
-function medians(rs: RoundFigures[]): Figures {
-  const m = (f: (r: RoundFigures) => number | null) => median(rs.map(f));
+function figuresOf(parts: Record<string, PartJson>): Pick<RoundFigures, "overhead" | "hotRow" | "failedChecks"> {
   return {
-    addedP50: { low: m((r) => r.addedP50.low), high: m((r) => r.addedP50.high) },
-    portkeyAddedP50: { low: m((r) => r.portkeyAddedP50.low), high: m((r) => r.portkeyAddedP50.high) },
-    toPortkey: { low: m((r) => r.toPortkey.low), high: m((r) => r.toPortkey.high) },
-    postgresMs: m((r) => r.postgresMs),
-    denoMs: m((r) => r.denoMs),
-    floorPostgresMs: m((r) => r.floorPostgresMs),
-    seconds: m((r) => r.seconds) ?? NaN,
+    ...(parts["gateway-overhead"] ? { overhead: overheadFigures(parts["gateway-overhead"]) } : {}),
+    ...(parts["hot-row"] ? { hotRow: hotRowFigures(parts["hot-row"]) } : {}),
+    failedChecks: Object.entries(parts).flatMap(([id, json]) => json.checks.filter((c) => !c.ok).map((c) => `${id}: ${c.name}: ${c.detail}`)),
   };
+}
+
+/** One line per run, as it ends. */
+function roundLine(f: RoundFigures): string {
+  const o = f.overhead;
+  const h = f.hotRow;
+  return [
+    `${f.seconds} s`,
+    ...(o ? [`added p50 c=1 ${fmt(o.addedP50.c1)} ms (Portkey ${fmt(o.portkeyAddedP50.c1)}), c=16 ${fmt(o.addedP50.c16)} ms ` +
+      `(Portkey ${fmt(o.portkeyAddedP50.c16)}, ${times(o.toPortkey.c16)}), p99 c=16 ${fmt(o.addedP99c16)} ms; PostgreSQL CPU ${fmt(o.postgresMs, 3)} ms/request; ` +
+      `c=16 backends Lock:* ${fmt(o.waits.lock)}, IO:WalSync ${fmt(o.waits.walSync)}, LWLock:WALWrite ${fmt(o.waits.walWriteLock)}, CPU ${fmt(o.waits.cpu)}`] : []),
+    ...(h ? [`hot row (${h.entry}) ${fmt(h.at.c8.rate, 0)} / ${fmt(h.at.c32.rate, 0)} admissions/s at 8 / 32 ` +
+      `(rate-limiter-flexible ${fmt(h.at.c8.rlflex, 0)} / ${fmt(h.at.c32.rlflex, 0)}), CPU ${fmt(h.at.c8.cpuMs, 3)} / ${fmt(h.at.c32.cpuMs, 3)} ms each`] : []),
+    `load ${fmt(f.load[0])} → ${fmt(f.load[1])}`,
+  ].join("; ") + (f.failedChecks.length ? `; FAILED: ${f.failedChecks.join("; ")}` : "");
 }
 
 type Commits = Record<"base" | "head" | "harness", string> & { gateway: Record<"base" | "head", string> };
 
+/** One part's table: each round, then each revision's medians. */
+function partSection<F>(rounds: RoundFigures[], commits: Commits, pick: (r: RoundFigures) => F | undefined, headers: string[], cells: (f: F) => string[]) {
+  const lead = ["revision", "round", "load 1 min (start → end)", "s"];
+  const perRound = rounds.flatMap((r) => {
+    const f = pick(r);
+    return f === undefined ? [] : [[`${r.label} ${r.commit}`, String(r.round), `${fmt(r.load[0])} → ${fmt(r.load[1])}`, fmt(r.seconds), ...cells(f)]];
+  });
+  const of = (label: "base" | "head") => rounds.filter((r) => r.label === label).map(pick).filter((f): f is F => f !== undefined);
+  const medianRows = (["base", "head"] as const).flatMap((label) => {
+    const m = medianOf(of(label));
+    return m === null ? [] : [[`**${label} ${commits[label]}**`, "median", "", "", ...cells(m)]];
+  });
+  return { table: partTable(lead, headers, [...perRound, ...medianRows]), base: of("base"), head: of("head") };
+}
+
 function summary(args: Args, commits: Commits, rounds: RoundFigures[], startedAt: Date, dirtyNote: string): string {
-  const high = rounds[0]?.high ?? 16;
-  const headers = COLUMNS.map((c) => c.replace("HIGH", String(high)));
-  const perRound = rounds.map((r) => row(r, `${r.label} ${r.commit}`, String(r.round), `${fmt(r.load[0])} → ${fmt(r.load[1])}`));
-  const mids = (["base", "head"] as const).map((label) => ({ label, m: medians(rounds.filter((r) => r.label === label)) }));
-  const medianRows = mids.map(({ label, m }) => row(m, `**${label} ${commits[label]}**`, "median", ""));
-  const [b, h] = [mids[0]!.m, mids[1]!.m];
-  const over = (x: number | null, y: number | null) => (x !== null && y !== null && y > 0 ? x / y : null);
-  const noHigher = (x: number | null, y: number | null) => (x === null || y === null ? "—" : x <= y ? "yes" : "no");
   const failed = rounds.filter((r) => r.failedChecks.length);
   const loads = rounds.flatMap((r) => r.load);
-  return `# ${commits.head} beside ${commits.base}: bench part ${PART}, rounds interleaved${args.tls ? ", upstream over TLS" : ""}
+  const sections: string[] = [];
+  if (args.parts.includes("gateway-overhead")) {
+    const s = partSection(rounds, commits, (r) => r.overhead, OVERHEAD_HEADERS, overheadCells);
+    sections.push(`## gateway-overhead at c=1 and c=16
+
+Added p50/p99 = llm-invoke as on Supabase's percentile minus the direct call's at the same concurrency, in the same run;
+Portkey's the same way. CPU per request over the part's rounds at c=16 (PostgreSQL: the whole server; Deno: the
+function's process). The c=16 backends: mean active backends of the part's database by wait, \`pg_stat_activity\` read
+every ~3 ms in a round of its own at c=16 (the part's "Where c=16 waits").
+
+${s.table}
+
+A median row's "÷ Portkey" is the median of its rounds' ratios (each Portkey's in the same run).
+
+${overheadVerdicts(s.base, s.head).join("\n")}`);
+  }
+  if (args.parts.includes("hot-row")) {
+    const s = partSection(rounds, commits, (r) => r.hotRow, HOT_ROW_HEADERS, hotRowCells);
+    sections.push(`## hot-row: one quota group's admissions per second, each revision by its own entry
+
+pgbench on one hot counter row; the entry is what the revision's llm-invoke sends to reserve ("call":
+\`call public.google_ai_reserve_call(...)\`; "statement": the single statement before it), beside
+rate-limiter-flexible's consume() upsert in the same rounds; PostgreSQL's CPU (the whole server) per admission.
+
+${s.table}
+
+${hotRowVerdicts(s.base, s.head).join("\n")}`);
+  }
+  return `# ${commits.head} beside ${commits.base}: bench part(s) ${args.parts.join(", ")}, rounds interleaved${args.tls ? ", upstream over TLS" : ""}
 
 Harness: this checkout's commit ${commits.harness} (bench/, shared/, scripts/), each revision's supabase/ in its own copy${dirtyNote};
 supabase/ last changed at ${commits.gateway.base} in base ${commits.base}, at ${commits.gateway.head} in head ${commits.head}.
 Started ${startedAt.toISOString()}; ${args.rounds} round(s) per revision${args.smoke ? ", **smoke sizes (not figures to judge by)**" : ""}; load average (1 min) ${fmt(Math.min(...loads))}-${fmt(Math.max(...loads))}.
-Added p50 = llm-invoke as on Supabase's p50 minus the direct call's at the same concurrency, in the same run; Portkey's the same way;
-CPU per request over the part's rounds at c=${high} (PostgreSQL: the whole server; Deno: the function's process).
 
-${table(headers, [...perRound, ...medianRows], ["l", ...headers.slice(1).map(() => "r" as const)])}
-
-A median row's "÷ Portkey" is the median of its rounds' ratios (each Portkey's in the same run).
-
-Head ÷ base (medians): added p50 c=1 ${times(over(h.addedP50.low, b.addedP50.low))}, c=${high} ${times(over(h.addedP50.high, b.addedP50.high))}; PostgreSQL CPU per request c=${high} ${times(over(h.postgresMs, b.postgresMs))}; Deno CPU per request ${times(over(h.denoMs, b.denoMs))}.
-Head's median no higher than base's: added p50 at c=${high} ${noHigher(h.addedP50.high, b.addedP50.high)}; PostgreSQL CPU per request ${noHigher(h.postgresMs, b.postgresMs)}.
-${failed.length ? `\nFailed checks: ${failed.map((r) => `${r.label} round ${r.round}: ${r.failedChecks.join("; ")}`).join(" | ")}\n` : "\nEvery check of the part held in every round.\n"}`;
+${sections.join("\n\n")}
+${failed.length ? `\nFailed checks: ${failed.map((r) => `${r.label} round ${r.round}: ${r.failedChecks.join("; ")}`).join(" | ")}\n` : "\nEvery check of the part(s) held in every round.\n"}`;
 }
 
 async function main(): Promise<void> {
@@ -255,16 +269,13 @@ async function main(): Promise<void> {
         const prefix = `[${label} ${commits[label]} r${round}]`;
         const load0 = loadavg()[0]!;
         const t0 = Date.now();
-        const json = await runPart(trees[label], path.join(resultsDir, `${label}-${commits[label]}-r${round}`), args, prefix);
+        const parts = await runParts(trees[label], path.join(resultsDir, `${label}-${commits[label]}-r${round}`), args, prefix);
         const f: RoundFigures = {
           label, commit: commits[label], round, load: [load0, loadavg()[0]!], seconds: Math.round((Date.now() - t0) / 1000),
-          ...figuresOf(json),
+          ...figuresOf(parts),
         };
         rounds.push(f);
-        console.log(`${prefix} ${f.seconds} s: added p50 c=1 ${fmt(f.addedP50.low)} ms (Portkey ${fmt(f.portkeyAddedP50.low)}), ` +
-          `c=${f.high} ${fmt(f.addedP50.high)} ms (Portkey ${fmt(f.portkeyAddedP50.high)}, ${times(f.toPortkey.high)}); ` +
-          `PostgreSQL CPU ${fmt(f.postgresMs, 3)} ms/request; load ${fmt(f.load[0])} → ${fmt(f.load[1])}` +
-          (f.failedChecks.length ? `; FAILED: ${f.failedChecks.join("; ")}` : ""));
+        console.log(`${prefix} ${roundLine(f)}`);
       }
     }
   } catch (error) {

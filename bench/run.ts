@@ -15,6 +15,7 @@ import { printSummary, writeReport, type Part, type PartResult } from "./lib/rep
 import { runRpcThroughput } from "./rpc-throughput.ts";
 import { runRpcFloor } from "./rpc-floor.ts";
 import { runFinalizeWal } from "./finalize-wal.ts";
+import { runHotRow } from "./hot-row.ts";
 import { runExactness } from "./exactness.ts";
 import { runGatewayOverhead } from "./gateway-overhead.ts";
 import { runProviderOverhead } from "./provider-overhead.ts";
@@ -102,12 +103,18 @@ async function main(): Promise<number> {
       countedTransactions: smoke ? [8, 28] : [20, 220],
     });
     await run("finalize-wal", "1c. finalize: WAL and heap-only updates", runFinalizeWal, { admissions: smoke ? 50 : 2000 });
+    // One hot row at 8 and 32 connections, llm-invoke's entry beside rate-limiter-flexible (issue 89's cell).
+    await run("hot-row", "1d. one quota group's ceiling: admissions/s on one hot row", runHotRow, {
+      connections: [8, 32],
+      ...(smoke ? { rounds: 1, warmupMs: 200, durationMs: 600 } : { rounds: 2, warmupMs: 300, durationMs: 1500 }),
+    });
     await run("exactness", "2. exactness under a burst", runExactness, smoke
       ? { connections: 40, callers: 300, peers: { processes: 2, limit: 30 } }
       : { connections: 500, callers: 1000, peers: { processes: 4, limit: 30 } });
     await run("gateway-overhead", "4. gateway overhead: llm-invoke and Portkey vs direct", runGatewayOverhead, {
       ...(smoke
-        ? { concurrencies: [1, 4], rounds: 1, warmupMs: 200, durationMs: 600 }
+        // c=16 in smoke too: the sampled waits' round and compare-revisions name it.
+        ? { concurrencies: [1, 16], rounds: 1, warmupMs: 200, durationMs: 600 }
         : { concurrencies: [1, 16], rounds: 3, warmupMs: 400, durationMs: 1500 }),
       roundTripRequests: smoke ? 5 : 50,
       firstByteSamples: smoke ? 10 : 200,

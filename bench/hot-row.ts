@@ -1,0 +1,229 @@
+// Part 1d: one quota group's ceiling. Admissions per second on one hot counter row at 8 and 32
+// connections, by the entry the database's llm-invoke sends to reserve (the CALL of
+// public.google_ai_reserve_call where the database has it, else the single statement older revisions
+// sent: google_ai_reserve_models in a materialized CTE with the answer's quota and the cooldown's cause),
+// over postgres.js as llm-invoke sends it, beside rate-limiter-flexible's RateLimiterPostgres consume() on
+// one key (its own driver, pg), in rotated rounds on warm connections, with PostgreSQL's CPU per
+// admission from the kernel's accounting: what the machine's cores would allow at that cost.
+import { availableParallelism } from "node:os";
+import { closeClients, HUGE, openClients, setKeys, setModel, UNBOUNDED, type BenchServer } from "./lib/db.ts";
+import { closedLoop, rotatedRounds, type LoadResult } from "./lib/load.ts";
+import { postmasterPid, serverCpuSeconds } from "./lib/pg-cpu.ts";
+import { createRlflex, RLFLEX_TABLE, type RlflexHandle } from "./lib/rlflex.ts";
+import { median } from "./lib/stats.ts";
+import { fmt, pct, table, times, type PartResult } from "./lib/report.ts";
+import type { Sql } from "../shared/db/migrate.ts";
+
+export interface HotRowConfig {
+  connections: number[];
+  /** Each cell runs this many times, interleaved (rotated order); a rate is the median round. */
+  rounds: number;
+  warmupMs: number;
+  durationMs: number;
+}
+
+type Variant = "entry" | "rlflex";
+
+const MODEL = "bench-hot";
+/** The chain's second model, as llm-invoke sends a model with its fallback (never reached: MODEL always books). */
+const FALLBACK = "bench-hot-fallback";
+const CALLER = "bench-hot";
+/** Calls per connection before any round: a new backend's first call costs it 100-200 ms (its caches). */
+const WARM_CALLS = 3;
+
+/** google_ai_reserve_models' named arguments as llm-invoke passes them for a named request of the service caller ($1: its request id). */
+const RESERVE_ARGS = `p_models => array['${MODEL}', '${FALLBACK}']::text[], p_estimated_tokens => 10, p_caller => '${CALLER}',
+  p_token_hash => null, p_request_id => $1, p_exclude_key_ids => '{}'::uuid[], p_attempt => 1, p_wait_ms => 0,
+  p_metadata => '{}'::jsonb, p_idempotent => true, p_priority => null, p_queue_ticket => null::uuid, p_wait_left_ms => 0,
+  p_reply_by => now() + interval '20 seconds', p_hold_until => now() + interval '6 minutes', p_holder => gen_random_uuid(),
+  p_output_tokens => null::integer[])`;
+
+/** The entry llm-invoke sends since the reservation commits before its flush (85_reserve_call.sql): one CALL, alone. */
+const CALL_ENTRY = `call public.google_ai_reserve_call(${RESERVE_ARGS}`;
+
+/** What llm-invoke sent before (its store/pg-store.ts at 4da7385): one statement, one transaction. */
+const STATEMENT_ENTRY = `with reserved as materialized (select public.google_ai_reserve_models(${RESERVE_ARGS} as r)
+select reserved.r - 'quota' as o_reservation,
+       coalesce(reserved.r -> 'quota', public.google_ai_answer_quota(p_answer => reserved.r, p_model => '${MODEL}',
+         p_exclude_key_ids => '{}'::uuid[])) as o_quota,
+       case when reserved.r ->> 'limit' = 'cooldown'
+            then public.google_ai_cooldown_cause(p_model => coalesce(reserved.r ->> 'model', '${MODEL}')) end as o_cause
+from reserved`;
+
+type Entry = { kind: "call" | "statement"; text: string };
+
+/** The entry this database's llm-invoke uses: the procedure where it exists. */
+async function entryOf(sql: Sql): Promise<Entry> {
+  const [{ call }] = await sql<{ call: boolean }[]>`
+    select exists (select 1 from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+                   where n.nspname = 'public' and p.proname = 'google_ai_reserve_call' and p.prokind = 'p') as call`;
+  return call ? { kind: "call", text: CALL_ENTRY } : { kind: "statement", text: STATEMENT_ENTRY };
+}
+
+/** One reservation by the entry, prepared as postgres.js prepares llm-invoke's; "admitted" when it booked. */
+async function reserve(c: Sql, entry: Entry, requestId: string): Promise<string> {
+  const [row] = await c.unsafe<{ o_reservation: { ok: boolean; limit?: string } }[]>(entry.text, [requestId], { prepare: true });
+  return row?.o_reservation.ok ? "admitted" : `refused:${row?.o_reservation.limit}`;
+}
+
+/** Admissions so far: the entry's admitted attempt rows, or the limiter key's points (the round's own key, stored behind its prefix). */
+async function admissions(sql: Sql, v: Variant, key: string): Promise<number> {
+  const [row] = v === "rlflex"
+    ? await sql.unsafe<{ n: string }[]>(`select coalesce(max(points), 0)::text as n from public.${RLFLEX_TABLE} where key like '%:' || $1`, [key])
+    : await sql<{ n: string }[]>`select count(*)::text as n from public.google_ai_attempts where caller = ${CALLER} and status = 'reserved'`;
+  return Number(row!.n);
+}
+
+interface RoundFigures {
+  result: Omit<LoadResult, "samples">;
+  /** PostgreSQL's CPU seconds over the round (warm-up included), null where unreadable. */
+  cpuSeconds: number | null;
+  /** Admissions the round wrote (attempt rows or points): every call's, if none was refused or lost. */
+  admitted: number;
+}
+
+type Cell = ReturnType<typeof cellOf>;
+
+export async function runHotRow(bench: BenchServer, cfg: HotRowConfig, log: (s: string) => void): Promise<PartResult> {
+  const db = await bench.fresh("hot_row");
+  let clients: Sql[] = [];
+  let rl: RlflexHandle | undefined;
+  try {
+    for (const model of [MODEL, FALLBACK]) await setModel(db.sql, model, UNBOUNDED);
+    await setKeys(db.sql, [{ alias: "hot", project: "proj-hot", models: [MODEL, FALLBACK] }]);
+    const entry = await entryOf(db.sql);
+    const postmaster = await postmasterPid(db.sql);
+    const cores = availableParallelism();
+    log(`  entry: ${entry.kind === "call" ? "call public.google_ai_reserve_call" : "the single statement (google_ai_reserve_models)"}; ` +
+      `${cores} cores; fsync=${bench.settings.fsync}, synchronous_commit=${bench.settings.synchronous_commit}`);
+    clients = await openClients(db.url, Math.max(...cfg.connections));
+    let warmed = 0;
+    const cells: Cell[] = [];
+    for (const n of cfg.connections) {
+      const cellClients = clients.slice(0, n);
+      // Every backend warm before any round: connections opened now pay their first calls here.
+      await Promise.all(cellClients.slice(warmed).map(async (c, i) => {
+        for (let k = 0; k < WARM_CALLS; k++) await reserve(c, entry, `warm-${n}-${i}-${k}`);
+      }));
+      warmed = Math.max(warmed, n);
+      rl = await createRlflex(db.url, n, HUGE);
+      for (let k = 0; k < WARM_CALLS; k++) await Promise.all(Array.from({ length: n }, () => rl!.tryOnce("hot-warm")));
+      const figures = await rotatedRounds<Variant, RoundFigures>(["entry", "rlflex"], cfg.rounds, async (v, r) => {
+        // rate-limiter-flexible: a key of its own per round, so its points are that round's admissions (within its 60 s).
+        const key = `hot-${n}-${r}`;
+        const before = await admissions(db.sql, v, key);
+        const cpu0 = postmaster === undefined ? null : serverCpuSeconds(postmaster);
+        const { samples: _, ...result } = await closedLoop({
+          clients: cellClients,
+          warmupMs: cfg.warmupMs,
+          durationMs: cfg.durationMs,
+          call: async (c, w, seq) => v === "entry" ? await reserve(c, entry, `hot-${n}-${r}-${w}-${seq}`) : (await rl!.tryOnce(key)).ok ? "admitted" : "refused",
+        });
+        const cpu1 = postmaster === undefined ? null : serverCpuSeconds(postmaster);
+        const f = { result, cpuSeconds: cpu0 === null || cpu1 === null ? null : cpu1 - cpu0, admitted: (await admissions(db.sql, v, key)) - before };
+        log(`  ${String(n).padStart(3)} conn  round ${r + 1}  ${v.padEnd(6)} ${String(result.callsPerSecond).padStart(6)} admissions/s` +
+          (f.cpuSeconds !== null ? `  ${fmt((f.cpuSeconds * 1000) / result.totalCalls, 3)} ms CPU each` : "") +
+          `  p50 ${fmt(result.latencyMs.p50)} p99 ${fmt(result.latencyMs.p99)} ms` +
+          (result.errors ? `  ERRORS ${result.errors}: ${result.firstError}` : ""));
+        return f;
+      });
+      await rl.close();
+      rl = undefined;
+      cells.push(...(["entry", "rlflex"] as const).map((v) => cellOf(v, n, figures, cores)));
+    }
+
+    const all = cells.flatMap((c) => c.rounds.map((f) => ({ c, f })));
+    const broken = all.filter(({ f }) => f.result.errors > 0 || Object.keys(f.result.outcomes).some((o) => o !== "admitted"));
+    const inexact = all.filter(({ f }) => f.admitted !== f.result.totalCalls);
+    const describe = ({ c, f }: { c: Cell; f: RoundFigures }) =>
+      `${c.variant} at ${c.connections}: ${f.result.totalCalls} calls, ${f.result.errors} errors (${f.result.firstError ?? "none"}), ` +
+      `outcomes ${JSON.stringify(f.result.outcomes)}, ${f.admitted} admissions written`;
+    return {
+      id: "hot-row",
+      title: "One quota group's ceiling: admissions per second on one hot row, by llm-invoke's entry, beside rate-limiter-flexible",
+      data: { config: cfg, cores, entry: entry.kind, entryText: entry.text, cpuMeasured: postmaster !== undefined, cells },
+      markdown: markdown(cfg, cells, entry, cores),
+      headline: headline(cells, entry),
+      checks: [
+        {
+          name: "hot-row cells ran without errors, every call admitted",
+          ok: broken.length === 0,
+          detail: broken.length === 0 ? `${all.length} rounds, 0 errors` : broken.slice(0, 3).map(describe).join("; "),
+        },
+        {
+          name: "hot-row counts are exact: one admitted attempt row (or one point) per call",
+          ok: inexact.length === 0,
+          detail: inexact.length === 0
+            ? `${all.length} rounds, ${all.reduce((s, { f }) => s + f.result.totalCalls, 0)} calls, admissions = calls in each`
+            : inexact.slice(0, 3).map(describe).join("; "),
+        },
+      ],
+    };
+  } finally {
+    await rl?.close();
+    await closeClients(clients);
+    await db.close();
+  }
+}
+
+/** One variant at one connection count, over its rounds. */
+function cellOf(v: Variant, n: number, figures: Map<Variant, RoundFigures[]>, cores: number) {
+  const rounds = figures.get(v)!;
+  const calls = rounds.reduce((s, f) => s + f.result.totalCalls, 0);
+  const cpu = rounds.every((f) => f.cpuSeconds !== null) ? rounds.reduce((s, f) => s + f.cpuSeconds!, 0) : null;
+  const cpuMs = cpu === null || calls === 0 ? null : (cpu * 1000) / calls;
+  const rate = median(rounds.map((f) => f.result.callsPerSecond));
+  const rlflex = figures.get("rlflex")!;
+  return {
+    variant: v,
+    connections: n,
+    rounds,
+    /** Median round (calls started in the measured window, per second). */
+    admissionsPerSecond: rate,
+    /** The entry's rate ÷ rate-limiter-flexible's, median of the rounds' (each pair in the same round); null for it. */
+    toRlflex: v === "rlflex" ? null : median(rounds.map((f, r) => f.result.callsPerSecond / rlflex[r]!.result.callsPerSecond)),
+    /** PostgreSQL's CPU (the whole server) over the rounds, warm-up included, per call. */
+    cpuMsPerAdmission: cpuMs,
+    /** Admissions a second if PostgreSQL had every core at that CPU per admission, and the share of it reached. */
+    cpuAllows: cpuMs === null ? null : (cores * 1000) / cpuMs,
+    ofCpuAllows: cpuMs === null ? null : rate / ((cores * 1000) / cpuMs),
+    latencyMs: median(rounds.map((f) => f.result.latencyMs.p50)),
+  };
+}
+
+const get = (cells: Cell[], v: Variant, n: number) => cells.find((c) => c.variant === v && c.connections === n);
+
+function headline(cells: Cell[], entry: Entry) {
+  const ns = [...new Set(cells.map((c) => c.connections))];
+  const e = ns.map((n) => get(cells, "entry", n));
+  const r = ns.map((n) => get(cells, "rlflex", n));
+  return [{
+    figure: `One hot row, admissions/s at ${ns.join(" / ")} connections: llm-invoke's entry (${entry.kind === "call" ? "the CALL" : "the statement"}) ` +
+      `/ rate-limiter-flexible consume(); the entry ÷ it; PostgreSQL CPU ms per admission of the entry`,
+    value: `${e.map((c) => fmt(c?.admissionsPerSecond, 0)).join(" / ")} / ${r.map((c) => fmt(c?.admissionsPerSecond, 0)).join(" / ")}; ` +
+      `${e.map((c) => times(c?.toRlflex)).join(" / ")}; ${e.map((c) => fmt(c?.cpuMsPerAdmission, 3)).join(" / ")} ms`,
+  }];
+}
+
+function markdown(cfg: HotRowConfig, cells: Cell[], entry: Entry, cores: number): string {
+  const label = (v: Variant) => v === "entry"
+    ? (entry.kind === "call" ? "llm-invoke's entry: `call public.google_ai_reserve_call(...)`" : "llm-invoke's entry: the single statement")
+    : "rate-limiter-flexible `consume()`";
+  const rows = cells.map((c) => [
+    label(c.variant), c.connections, fmt(c.admissionsPerSecond, 0), c.rounds.map((f) => fmt(f.result.callsPerSecond, 0)).join(", "),
+    times(c.toRlflex), fmt(c.latencyMs), fmt(c.cpuMsPerAdmission, 3), fmt(c.cpuAllows, 0), pct(c.ofCpuAllows, 0),
+  ]);
+  return `
+Closed loop on warm connections, ${cfg.rounds} round(s) of ${cfg.durationMs / 1000} s after ${cfg.warmupMs / 1000} s of warm-up per cell, in
+rotated order; a rate is the median round. ${cores} cores.
+
+${table(["variant", "connections", "admissions/s", "rounds", "÷ rate-limiter-flexible (same round)", "p50 ms", "PostgreSQL CPU ms / admission", `admissions/s ${cores} cores allow at that CPU`, "reached"],
+    rows, ["l", "r", "r", "r", "r", "r", "r", "r", "r"])}
+
+The entry, as sent (\`$1\`: a request id per call; the model \`${MODEL}\` with limits that never bind, and its fallback, served by one key):
+
+\`\`\`sql
+${entry.text}
+\`\`\`
+`;
+}
