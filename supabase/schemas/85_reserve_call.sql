@@ -28,6 +28,8 @@ CREATE OR REPLACE PROCEDURE public.google_ai_reserve_call(IN p_models text[], IN
     INOUT o_quota jsonb DEFAULT NULL::jsonb, INOUT o_cause text DEFAULT NULL::text)
     LANGUAGE plpgsql
     AS $$
+-- @plpgsql_check_options: extra_warnings = off
+-- (`supabase db lint`: v_setting and v_lsn are assigned and never read by design, as said below.)
 declare
   -- set_config's and the message's answers, taken by assignments: a perform is a statement of its own
   -- (counted, about 6k instructions more each).
