@@ -103,8 +103,9 @@ $$;
 -- google_ai_attempt_holder read them), the lease then being hold_until, when both are named and the
 -- claim is held at all (google_ai_claim_held_until: the fixed lease has not ended at the clock, as with
 -- an injected clock it may have); else it names no holder. (The attempt row is written first and this
--- claim after it, with its holder: the attempt's trigger then finds no claim of this taker to update,
--- where a claim written first was written again by it; counted, about 60k instructions a reservation.)
+-- claim after it, with its holder: the attempt's trigger then finds no claim of this taker to update, or
+-- one this upsert writes over, where a claim written first was written again by it; counted, about 110k
+-- instructions less a reservation.)
 CREATE OR REPLACE FUNCTION public.google_ai_hold_request(p_caller text, p_request_id text, p_model text,
     p_now timestamp with time zone, p_holder uuid DEFAULT NULL::uuid,
     p_hold_until timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS void
