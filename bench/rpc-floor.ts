@@ -59,9 +59,11 @@ const FLOOR_SCRIPT = `${FLOOR_STATEMENT};`;
 
 /**
  * The service caller's reservation of `models`, with the named arguments llm-invoke's pg-store passes
- * (a request id per call, no excluded keys, first attempt, not waiting); `holder`: its last ones.
+ * (a request id per call, no excluded keys, first attempt, not waiting); `holder`: its last ones; `entry`:
+ * the function, or the procedure llm-invoke calls.
  */
-const reserveCall = (models: string[], idempotent: boolean, holder = "") => `public.google_ai_reserve_models(
+const reserveCall = (models: string[], idempotent: boolean, holder = "", entry = "google_ai_reserve_models") =>
+  `public.${entry}(
   p_models => array[${models.map((m) => `'${m}'`).join(", ")}], p_estimated_tokens => 10, p_caller => 'bench',
   p_request_id => :rid::text, p_exclude_key_ids => '{}'::uuid[],
   p_attempt => 1, p_wait_ms => 0, p_metadata => '{}'::jsonb,
@@ -95,18 +97,13 @@ const RULES_SCRIPT = `${REQUEST_ID}\nselect public.bench_rules_admit('${RULES_MO
 /** The model llm-invoke falls back to when MODEL cannot serve (never asked here: MODEL always can). */
 const FALLBACK_MODEL = "bench-floor-fallback";
 
-// What llm-invoke actually sends for a named request (pg-store.ts): the model with its fallback, the
-// caller's request id (a claim on it), the holder's deadlines, and in the same statement the quota its
-// answer carries.
-const INVOKE_CALL = reserveCall([MODEL, FALLBACK_MODEL], true, `, p_reply_by => now() + interval '20 seconds',
-  p_hold_until => now() + interval '6 minutes', p_holder => gen_random_uuid()`);
-
+// What llm-invoke actually sends for a named request (pg-store.ts): one CALL of
+// google_ai_reserve_call, the model with its fallback, the caller's request id (a claim on it), the
+// holder's deadlines; the procedure books in a first transaction, reads the quota its answer carries
+// (and the causes of a refusal) and waits for the flush in a second. A count of it covers both.
 const INVOKE_SCRIPT = `${REQUEST_ID}
-with reserved as materialized (select ${INVOKE_CALL} as r)
-select reserved.r - 'quota' as r,
-       coalesce(reserved.r -> 'quota', public.google_ai_answer_quota(p_answer => reserved.r, p_model => '${MODEL}',
-         p_exclude_key_ids => '{}'::uuid[])) as q
-from reserved;`;
+call ${reserveCall([MODEL, FALLBACK_MODEL], true, `, p_reply_by => now() + interval '20 seconds',
+  p_hold_until => now() + interval '6 minutes', p_holder => gen_random_uuid()`, "google_ai_reserve_call")};`;
 
 const SCRIPTS: Record<Variant, { file: string; text: string }> = {
   floor: { file: "floor.sql", text: FLOOR_SCRIPT },
@@ -472,7 +469,7 @@ also those the reservation's rules need here: the caller's class, its daily budg
 model's shares with their owners' use in the group, the request counted in its class's share (the
 interactive class keeps 20% of every model). It keeps none of the rules' arithmetic (its window is the
 row's running sums): no reservation with the rules can cost less.
-"llm-invoke's statement" is the call as the function sends it for a named request of a model with a fallback: both models, the caller's request id (its claim is taken), the holder's reply_by, hold_until and id, and in the same statement the quota its answer carries (\`google_ai_answer_quota\`).
+"llm-invoke's statement" is the call as the function sends it for a named request of a model with a fallback: \`call public.google_ai_reserve_call(...)\` with both models, the caller's request id (its claim is taken), the holder's reply_by, hold_until and id; the procedure commits the booking, then reads the quota its answer carries and waits for a flush covering it in a second transaction (its count covers both).
 
 ${tpsTable}
 ${overran ? `\n${overran} of ${all} windows closed after their pgbench run had ended (a slow machine): those include the run's last transactions and its disconnections.\n` : ""}

@@ -99,19 +99,33 @@ $$;
 
 -- The request's idempotency marker: in flight until finalize stores the answer, with a lease a
 -- little longer than an Edge Function's wall clock, so a crashed caller cannot block its id. A claim
--- taken (or taken over) names no holder until its taker's attempt row, in the same statement, makes
--- it the taker's (google_ai_attempt_holder).
+-- taken (or taken over) is its taker's: p_holder with its hold_until (the admitted attempt row's, as
+-- google_ai_attempt_holder read them), the lease then being hold_until, when both are named and the
+-- claim is held at all (google_ai_claim_held_until: the fixed lease has not ended at the clock, as with
+-- an injected clock it may have); else it names no holder. (The attempt row is written first and this
+-- claim after it, with its holder: the attempt's trigger then finds no claim of this taker to update, or
+-- one this upsert writes over, where a claim written first was written again by it; counted, about 110k
+-- instructions less a reservation.)
 CREATE OR REPLACE FUNCTION public.google_ai_hold_request(p_caller text, p_request_id text, p_model text,
-    p_now timestamp with time zone) RETURNS void
+    p_now timestamp with time zone, p_holder uuid DEFAULT NULL::uuid,
+    p_hold_until timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
+declare
+  v_lease timestamptz := p_now + interval '7 minutes';
 begin
+  if p_holder is null or p_hold_until is null
+     or public.google_ai_claim_held_until(p_caller, p_request_id, v_lease, pg_catalog.clock_timestamp()) is null then
+    p_holder := null;
+  else
+    v_lease := p_hold_until;
+  end if;
   insert into public.google_ai_responses as r (caller, request_id, status, model, created_at, expires_at, holder)
-  values (p_caller, p_request_id, 'in_progress', p_model, p_now, p_now + interval '7 minutes', null)
+  values (p_caller, p_request_id, 'in_progress', p_model, p_now, v_lease, p_holder)
   on conflict (caller, request_id) do update set
     status = 'in_progress', response = null, model = excluded.model,
-    created_at = excluded.created_at, expires_at = excluded.expires_at, holder = null;
+    created_at = excluded.created_at, expires_at = excluded.expires_at, holder = excluded.holder;
 end
 $$;
 

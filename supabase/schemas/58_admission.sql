@@ -163,6 +163,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_record_admission(p_now timestamp wit
     AS $$
 declare
   v_answer jsonb;
+  v_holder uuid;             -- the attempt row's holder and hold_until (google_ai_attempt_holder)
+  v_hold_until timestamptz;
 begin
   if p_ticket is not null then
     delete from public.google_ai_queue q where q.ticket_id = p_ticket;
@@ -171,9 +173,6 @@ begin
     perform public.google_ai_count_budgets(p_request.token_id, p_request.client_id, null, p_now, null,
       public.google_ai_request_counts(p_request.attempt) * p_request.requests, p_request.estimated_tokens,
       p_booked_usd, true);
-  end if;
-  if p_request.idempotent and p_request.request_id is not null then
-    perform public.google_ai_hold_request(p_request.caller, p_request.request_id, p_model, p_now);
   end if;
   -- (One object with the quota in it, and the key taken out when there is none: a concatenation would
   -- encode the whole answer again; minus an empty array is the object as it is.)
@@ -189,8 +188,13 @@ begin
     'key_alias', a.key_alias, 'env_var_name', p_booking.env_var_name, 'quota_group', a.quota_group, 'model', a.model,
     'minute_bucket', a.minute_bucket, 'day_bucket', a.day_bucket, 'priority', a.priority_class,
     'quota', p_booking.quota, 'booked_usd', a.booked_usd)
-    - case when p_booking.quota is null then '{quota}' else '{}' end::text[]
-  into v_answer;
+    - case when p_booking.quota is null then '{quota}' else '{}' end::text[], a.holder, a.hold_until
+  into v_answer, v_holder, v_hold_until;
+  -- The claim after the attempt row, with the holder its trigger read (google_ai_hold_request).
+  if p_request.idempotent and p_request.request_id is not null then
+    perform public.google_ai_hold_request(p_request.caller, p_request.request_id, p_model, p_now, v_holder,
+      v_hold_until);
+  end if;
   return v_answer;
 end
 $$;
