@@ -220,7 +220,7 @@ ${overheadVerdicts(s.base, s.head).join("\n")}`);
     const s = partSection(rounds, commits, (r) => r.hotRow, HOT_ROW_HEADERS, hotRowCells);
     sections.push(`## hot-row: one quota group's admissions per second, each revision by its own entry
 
-pgbench on one hot counter row; the entry is what the revision's llm-invoke sends to reserve ("call":
+postgres.js on warmed connections, one hot counter row; the entry is what the revision's llm-invoke sends to reserve ("call":
 \`call public.google_ai_reserve_call(...)\`; "statement": the single statement before it), beside
 rate-limiter-flexible's consume() upsert in the same rounds; PostgreSQL's CPU (the whole server) per admission.
 
