@@ -49,9 +49,17 @@ export async function runResponseCache(bench: BenchServer, cfg: ResponseCacheCon
       return { ms: performance.now() - started, status: res.status, cache: res.headers.get("x-eve-cache-status") };
     };
     const ask = (prompt: string) => ({ model: MODEL, prompt, mode: "NO_WAIT", generationConfig: { maxOutputTokens: 8 } });
-    // The entry and the stored replay, made before the measurement.
+    // The entry and the stored replay, made before the measurement. Both are written after their answers
+    // (the entry after the call's finalize, as on Supabase), so the measurement waits until a hit says hit
+    // and the replay is served: a NO_WAIT request that meets the entry's flight still open calls the provider.
     await post(ask(PROMPT), { "x-eve-cache": "on" });
     await post({ ...ask(PROMPT), request_id: "bench-replay" });
+    for (let tries = 0; ; tries++) {
+      const [hit, replay] = [await post(ask(PROMPT), { "x-eve-cache": "on" }), await post({ ...ask(PROMPT), request_id: "bench-replay" })];
+      if (hit.cache === "hit" && replay.status === 200) break;
+      if (tries === 50) throw new Error("the cache entry or the stored replay did not land within 5 s of their answers");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
     const callsBefore = sim.stats().total.received;
 
     const direct = async (): Promise<Sample> => {
