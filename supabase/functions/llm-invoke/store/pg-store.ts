@@ -103,15 +103,15 @@ export function createPgStore(
       if (!Array.isArray(answers)) throw new Error("google_ai_finalize_call returned no array");
       return answers;
     });
+  const finalizeOne = (what: string, p: FinalizeParams) => finalizeCalls(what, [p]).then((answers) => answers[0] as unknown);
   const finalizeSuccess = coalescingWriterByKey<FinalizeParams, unknown>({
-    writeOne: (p) => finalizeCalls("finalize", [p]).then((answers) => answers[0] as unknown),
+    writeOne: (p) => finalizeOne("finalize", p),
     writeMany: (calls) => finalizeCalls("finalize batch", calls),
     // Keyed by the counter row it settles. One that carries the provider's room goes too: a batch reads
     // each call's margin before it locks the row (google_ai_finalize_calls).
   }, (p) => p.booked ? `${p.booked.quotaGroup}\n${p.booked.model}` : undefined, options.finalizeBatch);
   // A success the answer waits for (attempt/room.ts) goes at once, alone: it is on the caller's path.
-  const finalizeBeforeAnswer = (p: FinalizeParams) =>
-    finalizeCalls("finalize before answer", [p]).then((answers) => answers[0] as unknown);
+  const finalizeBeforeAnswer = (p: FinalizeParams) => finalizeOne("finalize before answer", p);
 
   return {
     checkToken: (tokenHash, refusals) =>
