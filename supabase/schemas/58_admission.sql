@@ -1,4 +1,4 @@
--- The reservation: one round trip that answers "may this request go to Google now, on which key?".
+-- The reservation: one round trip that answers "may this request go to its provider now, on which key?".
 -- One verb per layer, outermost first:
 --   reserve    the entry: google_ai_reserve_models (models as an array, a caller or a token hash,
 --              the holder's deadlines and id), its clock seam google_ai_reserve_models_at, which

@@ -3,7 +3,7 @@
 -- the settings split it by caller label), served again without calling a provider or booking anything
 -- of its limits. The same row is the single flight: a request that finds no answer claims the row (its
 -- holder and until when), and an identical one in flight meanwhile waits for that answer instead of
--- calling (llm-invoke/cache/flight.ts polls google_ai_cache_lookup). Housekeeping expires entries by
+-- calling (llm-invoke/cache/response-cache.ts polls google_ai_cache_lookup). Housekeeping expires entries by
 -- their lifetime and by each scope's size limit; every hit leaves an audit row of what it saved.
 -- Not the providers' prompt caching (cached_input_tokens and cache writes): that is another thing.
 set check_function_bodies = off;

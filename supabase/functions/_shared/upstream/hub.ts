@@ -72,12 +72,23 @@ export interface HubToolCallPart extends HubPartExtras {
   signature?: string;
 }
 
-/** The caller's answer to a tool call: `result` is a JSON object. */
+/**
+ * The caller's answer to a tool call, as the caller gave it: text (OpenAI's tool message, Anthropic's
+ * tool_result, Google's `{output}`) or a JSON object (any other Google `response`). Each provider's
+ * request builder carries it in its own form: Google's must be an object, so only it wraps text.
+ * `error`: the tool failed and `result` says how (Anthropic's `is_error`, Google's `{error}`).
+ */
 export interface HubToolResultPart extends HubPartExtras {
   type: "tool_result";
   id?: string;
   name: string;
-  result: Record<string, unknown>;
+  result: string | Record<string, unknown>;
+  error?: boolean;
+}
+
+/** A tool result for a dialect that carries it as a string (OpenAI's, Anthropic's): the text, or the object as JSON. */
+export function toolResultText(part: Pick<HubToolResultPart, "result">): string {
+  return typeof part.result === "string" ? part.result : JSON.stringify(part.result);
 }
 
 export type HubPart = HubTextPart | HubMediaPart | HubToolCallPart | HubToolResultPart;

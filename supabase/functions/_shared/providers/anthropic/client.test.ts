@@ -100,14 +100,26 @@ describe("generate", () => {
         { role: "user", parts: [{ text: "weather?" }] },
         { role: "model", parts: [{ functionCall: { name: "get_weather", args: { city: "Paris" } } }] },
         { role: "user", parts: [{ functionResponse: { name: "get_weather", response: { temp: 20 } } }] },
+        { role: "model", parts: [{ functionCall: { name: "get_weather", args: { city: "Oslo" } } }] },
+        { role: "user", parts: [{ functionResponse: { name: "get_weather", response: { output: "3 C" } } }] },
+        { role: "model", parts: [{ functionCall: { name: "get_weather", args: { city: "?" } } }] },
+        { role: "user", parts: [{ functionResponse: { name: "get_weather", response: { error: "no such city" } } }] },
       ],
     }));
     const messages = (sent().body as { messages: Array<{ content: Array<Record<string, unknown>> }> }).messages;
     expect(messages[1]!.content[0]).toMatchObject({ type: "tool_use", name: "get_weather" });
-    expect(messages[2]!.content[0]).toMatchObject({
+    // An object goes as its JSON; Google's text ({output}) as the text; a failed tool's ({error}) as is_error.
+    expect(messages[2]!.content[0]).toEqual({
       type: "tool_result",
       tool_use_id: messages[1]!.content[0]!.id,
       content: '{"temp":20}',
+    });
+    expect(messages[4]!.content[0]).toEqual({ type: "tool_result", tool_use_id: messages[3]!.content[0]!.id, content: "3 C" });
+    expect(messages[6]!.content[0]).toEqual({
+      type: "tool_result",
+      tool_use_id: messages[5]!.content[0]!.id,
+      content: "no such city",
+      is_error: true,
     });
   });
 

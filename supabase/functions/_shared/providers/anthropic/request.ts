@@ -6,7 +6,15 @@
 // one tool whose input_schema is the schema (JSON_TOOL): its input comes back as the answer's text
 // (response.ts), which holds on every API version. A caller's own Anthropic body (dialectBody) is sent
 // as it came, only model, stream and max_tokens set.
-import type { DialectBody, HubMessage, HubPart, HubRequest, HubSchema, HubTool } from "../../upstream/hub.ts";
+import {
+  type DialectBody,
+  type HubMessage,
+  type HubPart,
+  type HubRequest,
+  type HubSchema,
+  type HubTool,
+  toolResultText,
+} from "../../upstream/hub.ts";
 import { isObject } from "../../json.ts";
 
 export type Json = Record<string, unknown>;
@@ -74,7 +82,12 @@ function block(part: HubPart, ids: ToolIds): Json | null {
     case "tool_call":
       return { type: "tool_use", id: ids.call(part), name: part.name, input: part.args };
     case "tool_result":
-      return { type: "tool_result", tool_use_id: ids.result(part), content: JSON.stringify(part.result) };
+      return {
+        type: "tool_result",
+        tool_use_id: ids.result(part),
+        content: toolResultText(part),
+        ...(part.error === true ? { is_error: true } : {}),
+      };
   }
 }
 

@@ -6,6 +6,7 @@
 // stored streamed answer is replayed from it).
 import type { FinishReason, HubAnswer, HubOutput, HubPart, HubUsage } from "../../upstream/hub.ts";
 import { isObject } from "../../json.ts";
+import { functionResponseOf, toolResultOf } from "./tool-result.ts";
 
 /** A generateContent answer, or one chunk of a streamed one, as Google sends it. */
 export type GeminiAnswer = Record<string, unknown>;
@@ -72,7 +73,8 @@ function hubPartOf(p: RawPart): HubPart | null {
   }
   if (isObject(p.functionResponse) && typeof p.functionResponse.name === "string") {
     const { name, response, id } = p.functionResponse;
-    return { type: "tool_result", ...(typeof id === "string" ? { id } : {}), name, result: isObject(response) ? response : {} };
+    const result = toolResultOf(isObject(response) ? response : {});
+    return { type: "tool_result", ...(typeof id === "string" ? { id } : {}), name, ...result };
   }
   return null;
 }
@@ -144,7 +146,7 @@ function geminiPart(p: HubPart): Json {
         ...signature,
       };
     case "tool_result":
-      return { functionResponse: { name: p.name, response: p.result, ...(p.id === undefined ? {} : { id: p.id }) } };
+      return { functionResponse: { name: p.name, response: functionResponseOf(p), ...(p.id === undefined ? {} : { id: p.id }) } };
   }
 }
 

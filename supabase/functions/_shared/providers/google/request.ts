@@ -17,6 +17,7 @@ import type {
 } from "../../upstream/hub.ts";
 import { isObject } from "../../json.ts";
 import { GOOGLE_DIALECT } from "./answer.ts";
+import { functionResponseOf } from "./tool-result.ts";
 
 type Json = Record<string, unknown>;
 
@@ -48,7 +49,7 @@ function translatedPart(p: HubPart): Json {
         ...signature,
       };
     case "tool_result":
-      return { functionResponse: { name: p.name, response: p.result, ...(p.id === undefined ? {} : { id: p.id }) } };
+      return { functionResponse: { name: p.name, response: functionResponseOf(p), ...(p.id === undefined ? {} : { id: p.id }) } };
   }
 }
 

@@ -4,12 +4,13 @@
 // budgets) is not sent; the answer is still the model's. Schemas are the hub's JSON Schema, sent as
 // they are. The gateway's service tier (flex, priority) is sent as service_tier unless
 // the caller's own body names one.
-import type {
-  HubMessage,
-  HubOptions,
-  HubRequest,
-  HubToolCallPart,
-  HubToolResultPart,
+import {
+  type HubMessage,
+  type HubOptions,
+  type HubRequest,
+  type HubToolCallPart,
+  type HubToolResultPart,
+  toolResultText,
 } from "../../upstream/hub.ts";
 import { responseFormatSchema } from "./schema.ts";
 import { isObject } from "../../json.ts";
@@ -142,7 +143,7 @@ function messagesOf(message: HubMessage, ids: CallIds): Message[] {
   const userParts: Record<string, unknown>[] = [];
   for (const part of message.parts) {
     if (part.type === "tool_result") {
-      out.push({ role: "tool", tool_call_id: ids.result(part), content: JSON.stringify(part.result) });
+      out.push({ role: "tool", tool_call_id: ids.result(part), content: toolResultText(part) });
     } else if (part.type === "text") {
       userParts.push({ type: "text", text: part.text });
     } else if (part.type === "media") {

@@ -107,8 +107,12 @@ function toMessages(body: MessagesBody, only: Only[]): { messages: HubMessage[];
           const id = typeof b.tool_use_id === "string" ? b.tool_use_id : "";
           const name = names.get(id);
           if (name === undefined) throw bad(`${at}.tool_use_id`, "names no tool_use of an earlier turn.");
-          const result = { result: textOf(b.content), ...(b.is_error === true ? { is_error: true } : {}) };
-          parts.push({ type: "tool_result", id, name, result });
+          // The hub holds a tool's result as text: a block other than text inside it is Claude's alone.
+          if (Array.isArray(b.content) && b.content.some((c) => !isObject(c) || c.type !== "text")) {
+            note(`${at}.content`, "a tool result's image or document is Anthropic's");
+          }
+          const error = b.is_error === true ? { error: true } : {};
+          parts.push({ type: "tool_result", id, name, result: textOf(b.content), ...error });
           return;
         }
         case "thinking":

@@ -31,6 +31,20 @@ describe("geminiInHub", () => {
         },
       ],
     }],
+    ["tool results of a text ({output}, {error}) and of an object with those keys and others", {
+      contents: [
+        { role: "model", parts: [{ functionCall: { name: "f", id: "1" } }, { functionCall: { name: "f", id: "2" } }] },
+        {
+          role: "user",
+          parts: [
+            { functionResponse: { name: "f", response: { output: "42" }, id: "1" } },
+            { functionResponse: { name: "f", response: { error: "boom" }, id: "2" } },
+            { functionResponse: { name: "f", response: { output: { n: 42 } } } },
+            { functionResponse: { name: "f", response: { output: "42", error: "late" } } },
+          ],
+        },
+      ],
+    }],
     ["a schema without a MIME type, a MIME type the hub lacks, an option the hub lacks", {
       contents: [{ role: "user", parts: [{ text: "x" }] }],
       generationConfig: { responseSchema: { type: "OBJECT" }, mediaResolution: "LOW", thinkingConfig: { thinkingLevel: "low" } },
@@ -75,6 +89,27 @@ describe("geminiInHub", () => {
       tools: [{ name: "f" }],
       toolChoice: { mode: "auto" },
     });
+  });
+
+  it("holds a tool result of {output} or {error} of a text as that text, any other response as its object", () => {
+    const hub = geminiInHub({
+      contents: [
+        { role: "model", parts: [{ functionCall: { name: "f", id: "1" } }, { functionCall: { name: "f", id: "2" } }] },
+        {
+          role: "user",
+          parts: [
+            { functionResponse: { name: "f", response: { output: "42" }, id: "1" } },
+            { functionResponse: { name: "f", response: { error: "boom" }, id: "2" } },
+            { functionResponse: { name: "f", response: { output: { n: 42 } } } },
+          ],
+        },
+      ],
+    });
+    expect(hub.messages[1]!.parts).toEqual([
+      { type: "tool_result", id: "1", name: "f", result: "42" },
+      { type: "tool_result", id: "2", name: "f", result: "boom", error: true },
+      { type: "tool_result", name: "f", result: { output: { n: 42 } } },
+    ]);
   });
 
   it("reads toolConfig in snake_case as in camelCase: nothing only Google's, the allowed names kept", () => {

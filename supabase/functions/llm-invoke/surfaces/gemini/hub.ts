@@ -7,6 +7,7 @@
 // model of another dialect refuses it by name. Safety settings are not: docs/gemini.md says they are
 // not sent where the provider has no such field.
 import { GOOGLE_DIALECT } from "../../../_shared/providers/google/answer.ts";
+import { toolResultOf } from "../../../_shared/providers/google/tool-result.ts";
 import {
   generationConfigOf,
   googlePart,
@@ -106,7 +107,7 @@ function partOf(p: Part, where: string, only: OnlyField[]): HubPart {
     };
   } else {
     const { name, response, id } = p.functionResponse!;
-    part = { type: "tool_result", ...(typeof id === "string" ? { id } : {}), name, result: response };
+    part = { type: "tool_result", ...(typeof id === "string" ? { id } : {}), name, ...toolResultOf(response) };
   }
   const extras = extrasOf(differences(p, googlePart(part)));
   for (const key of Object.keys(p)) {

@@ -169,7 +169,7 @@ export function toMessages(messages: readonly Message[]): Converted {
           type: "tool_result",
           id: message.tool_call_id,
           name,
-          result: { content: toolOutputOf(textOf(message.content)) },
+          result: textOf(message.content),
         });
         break;
       }
@@ -191,16 +191,6 @@ export function toMessages(messages: readonly Message[]): Converted {
 
 function textOf(content: string | ReadonlyArray<{ text: string }>): string {
   return typeof content === "string" ? content : content.map((p) => p.text).join("");
-}
-
-/** A tool's output: a JSON object stays structured; anything else is passed as the string. */
-export function toolOutputOf(text: string): unknown {
-  try {
-    const value: unknown = JSON.parse(text);
-    return isObject(value) ? value : text;
-  } catch {
-    return text;
-  }
 }
 
 export function argumentsOf(raw: string, field: string): Record<string, unknown> {

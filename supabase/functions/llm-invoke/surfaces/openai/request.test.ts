@@ -117,7 +117,7 @@ describe("parse: tool calls round trip", () => {
     },
   }];
 
-  it("turns assistant tool_calls and tool messages into functionCall and functionResponse with the call's name", () => {
+  it("turns assistant tool_calls and tool messages into functionCall and functionResponse ({output}: the text as given) with the call's name", () => {
     const req = parse(chat({
       tools,
       messages: [
@@ -148,11 +148,11 @@ describe("parse: tool calls round trip", () => {
     });
     expect(req.contents[2]).toEqual({
       role: "user",
-      parts: [{ functionResponse: { name: "get_time", response: { content: { time: "10:00" } }, id: "call_b" } }],
+      parts: [{ functionResponse: { name: "get_time", response: { output: '{"time":"10:00"}' }, id: "call_b" } }],
     });
     expect(req.contents[3]).toEqual({
       role: "user",
-      parts: [{ functionResponse: { name: "get_weather", response: { content: "18 C, clear" }, id: "call_a" } }],
+      parts: [{ functionResponse: { name: "get_weather", response: { output: "18 C, clear" }, id: "call_a" } }],
     });
   });
 

@@ -20,7 +20,7 @@ import { IMAGE_FIELD_CODE, OUTPUT_CAP_CODE } from "../../../field-codes.ts";
 import { checkMetadata, joinText } from "../../shared/request-rules.ts";
 import type { ParseInput } from "../../shared/surface.ts";
 import { invalid, unsupported } from "../checks.ts";
-import { argumentsOf, imageOf, toolOutputOf } from "../messages.ts";
+import { argumentsOf, imageOf } from "../messages.ts";
 import { THINKING_BUDGETS } from "../request.ts";
 
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
@@ -279,7 +279,7 @@ function itemsOf(input: ResponsesBody["input"], continues: boolean): Items {
         type: "tool_result",
         id: output.data.call_id,
         name: name ?? "",
-        result: { content: toolOutputOf(text) },
+        result: text,
       });
       return;
     }

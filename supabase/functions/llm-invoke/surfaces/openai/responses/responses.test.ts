@@ -38,7 +38,7 @@ describe("the Responses API's body", () => {
     expect(request.messages).toEqual([
       { role: "user", parts: [{ type: "text", text: "Weather?" }] },
       { role: "assistant", parts: [{ type: "tool_call", id: "c1", name: "get_weather", args: { city: "Riga" } }] },
-      { role: "user", parts: [{ type: "tool_result", id: "c1", name: "get_weather", result: { content: { t: 3 } } }] },
+      { role: "user", parts: [{ type: "tool_result", id: "c1", name: "get_weather", result: '{"t":3}' }] },
     ]);
   });
 
