@@ -9,7 +9,14 @@
 // the port takes it). What a dialect cannot carry is refused by name by every other provider's model;
 // a cut answer's usage and finish reason read back the same on every route.
 //
-// A new route dialect joins with one row of ROUTES, a new provider dialect with one row of PROVIDERS.
+// Embeddings, an operation of their own, have their own rows: every embedding route (OpenAI's
+// /v1/embeddings, Google's :embedContent and :batchEmbedContents) against every provider that embeds.
+// The gateway's model is sent, the caller's inputs in their order and the size asked; the vectors come
+// back one per input in order, with the usage, whatever route and provider; what only one dialect's
+// models take (Google's task type, OpenAI's token ids) is refused by name by the other's.
+//
+// A new route dialect joins with one row of ROUTES, a new provider dialect with one row of PROVIDERS
+// (and, where they embed, of EMBEDDING_ROUTES and EMBEDDERS).
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type AnthropicSimulator, startAnthropicSimulator } from "../../shared/anthropic-sim/server.ts";
 import { type GoogleSimulator, startGoogleSimulator } from "../../shared/google-sim/server.ts";
@@ -24,15 +31,20 @@ import type { GenerateOutcome, UpstreamClient } from "../../supabase/functions/_
 import { answerUsage, type InvokeResult } from "../../supabase/functions/llm-invoke/attempt/context.ts";
 import {
   DEFAULT_REQUEST_LIMITS,
+  type EmbeddingRequest,
   type ModelCapabilities,
+  type ModelProfile,
   type NormalizedRequest,
 } from "../../supabase/functions/llm-invoke/contract.ts";
+import { embedding } from "../../supabase/functions/llm-invoke/embedding/operation.ts";
+import { geminiEmbeddingsSurface } from "../../supabase/functions/llm-invoke/surfaces/gemini/embeddings.ts";
+import { embeddingsSurface } from "../../supabase/functions/llm-invoke/surfaces/openai/embeddings.ts";
 import { adaptToModel } from "../../supabase/functions/llm-invoke/model/adapt.ts";
 import { anthropicSurface } from "../../supabase/functions/llm-invoke/surfaces/anthropic.ts";
 import { geminiSurface } from "../../supabase/functions/llm-invoke/surfaces/gemini.ts";
 import { nativeSurface } from "../../supabase/functions/llm-invoke/surfaces/native.ts";
 import { openAiSurface } from "../../supabase/functions/llm-invoke/surfaces/openai.ts";
-import type { Surface } from "../../supabase/functions/llm-invoke/surfaces/shared/surface.ts";
+import type { EmbeddingSurface, Surface } from "../../supabase/functions/llm-invoke/surfaces/shared/surface.ts";
 
 type Json = Record<string, any>;
 
@@ -375,5 +387,175 @@ describe.each(PROVIDERS)("a $dialect model given its own dialect's body as it ca
       stream,
       thinking: provider.dialect === "openai" ? undefined : 1200,
     });
+  });
+});
+
+// ---- Embeddings ----------------------------------------------------------------------------------------
+
+const TEXTS = ["first conformance text", "second one", "third, the last"];
+const SIZE = 64;
+
+interface EmbeddingRouteRow {
+  name: "openai.embeddings" | "gemini.embed";
+  surface: EmbeddingSurface;
+  /** The caller's body: the texts, the size asked, naming a model the gateway does not send. */
+  body(texts: readonly string[], size: number): Json;
+  path?: { model: string };
+  /** What only one provider's models take, whose (its dialect), and the name a refusal gives it. */
+  onlyTheirs: { body: Json; own: Dialect; named: string };
+  /** The vectors and the input tokens the answer says, in the hub's words. */
+  readBack(answer: Json): { vectors: number[][]; input: number | null };
+}
+
+const EMBEDDING_ROUTES: EmbeddingRouteRow[] = [
+  {
+    name: "openai.embeddings",
+    surface: embeddingsSurface,
+    body: (texts, size) => ({ model: CALLERS_MODEL, input: [...texts], dimensions: size, encoding_format: "float" }),
+    onlyTheirs: { body: { model: CALLERS_MODEL, input: [[1, 2, 3]] }, own: "openai", named: "input" },
+    readBack: (b) => ({
+      vectors: (b.data as Json[]).sort((x, y) => x.index - y.index).map((d) => d.embedding),
+      input: b.usage.prompt_tokens,
+    }),
+  },
+  {
+    name: "gemini.embed",
+    surface: geminiEmbeddingsSurface,
+    path: { model: CALLERS_MODEL },
+    body: (texts, size) => ({
+      requests: texts.map((text) => ({ model: `models/${CALLERS_MODEL}`, content: { parts: [{ text }] }, outputDimensionality: size })),
+    }),
+    onlyTheirs: {
+      body: { content: { parts: [{ text: "doc" }] }, taskType: "RETRIEVAL_DOCUMENT" },
+      own: "google",
+      named: "taskType",
+    },
+    // Google's answer names no token count: the route says none.
+    readBack: (b) => ({ vectors: (b.embeddings as Json[]).map((e) => e.values), input: null }),
+  },
+];
+
+interface EmbedderRow {
+  dialect: Dialect;
+  model: string;
+  apiKey: string;
+  dimensions: number;
+  countsEachInput: boolean;
+  client(): UpstreamClient;
+  /** The model, the inputs and the size its simulator received in its last embedding call. */
+  lastWire(): { model: string; inputs: unknown[]; size: number | undefined };
+}
+
+const EMBEDDERS: EmbedderRow[] = [
+  {
+    dialect: "google",
+    model: "gemini-embedding-001",
+    apiKey: "sim-key-conformance",
+    dimensions: 3072,
+    countsEachInput: true,
+    client: () => createGoogleClient({ baseUrl: google.url }),
+    lastWire: () => {
+      const call = google.stats().recent.filter((r) => r.method === "embedContent" || r.method === "batchEmbedContents").at(-1)!;
+      const body = call.body as Json;
+      const one: Json[] = call.method === "embedContent" ? [body] : body.requests;
+      return {
+        model: call.model!,
+        inputs: one.map((r) => r.content.parts.map((p: Json) => p.text).join("")),
+        size: one[0]!.outputDimensionality,
+      };
+    },
+  },
+  {
+    dialect: "openai",
+    model: "text-embedding-3-small",
+    apiKey: "sk-sim-conformance",
+    dimensions: 1536,
+    countsEachInput: false,
+    client: () => createOpenAiClient({ baseUrl: openai.url }),
+    lastWire: () => {
+      const body = openai.stats().recent.filter((r) => r.method === "embeddings").at(-1)!.body as Json;
+      return { model: body.model, inputs: Array.isArray(body.input) ? body.input : [body.input], size: body.dimensions };
+    },
+  },
+];
+
+const embedderProfile = (p: EmbedderRow): ModelProfile => ({
+  model: p.model,
+  provider: p.dialect,
+  dialect: p.dialect,
+  active: true,
+  fallbackModels: [],
+  supportsSystemInstruction: false,
+  supportsJsonMode: false,
+  supportsTools: false,
+  supportsImages: false,
+  embedding: { dimensions: p.dimensions, shortenable: true, maxBatch: 100, maxInputTokens: 2048, countsEachInput: p.countsEachInput },
+});
+
+function parseEmbedding(route: EmbeddingRouteRow, body: Json): EmbeddingRequest {
+  return route.surface.parse({ body, headers: new Headers(), limits: DEFAULT_REQUEST_LIMITS, ...(route.path ?? {}) });
+}
+
+describe.each(EMBEDDING_ROUTES)("a caller of the $name embedding route", (route) => {
+  describe.each(EMBEDDERS)("to a $dialect embedding model", (provider) => {
+    it("the gateway's model, the inputs in order and the size asked are sent; the vectors read back one per input, in order", async () => {
+      const request = parseEmbedding(route, route.body(TEXTS, SIZE));
+      const operation = embedding(request);
+      const sent = operation.fit(embedderProfile(provider));
+      const outcome = await operation.call(provider.client(), { apiKey: provider.apiKey, request: sent, timeoutMs: 10_000 }, provider.dialect);
+      expect(outcome.ok, JSON.stringify(outcome)).toBe(true);
+      if (!outcome.ok) return;
+      expect(provider.lastWire()).toEqual({ model: provider.model, inputs: TEXTS, size: SIZE });
+
+      const booked = operation.estimate([{ model: provider.model, request: sent, profile: embedderProfile(provider) }]);
+      const usage = outcome.usage ?? operation.unsaidUsage(booked);
+      const result: InvokeResult = {
+        model: provider.model,
+        key_alias: "conformance",
+        usage: answerUsage(usage, booked),
+        attempts: 1,
+        waited_ms: 0,
+        ...outcome.answer,
+      };
+      const read = route.readBack(route.surface.answer(result, { requestId: "req-conformance", request, now: 1_763_000_000_000 }).body as Json);
+      expect(read.vectors).toEqual(outcome.answer.vectors);
+      expect(read.vectors.map((v) => v.length)).toEqual(TEXTS.map(() => SIZE));
+      if (read.input !== null) expect(read.input).toBe(usage!.inputTokens);
+    });
+
+    it("is booked as its provider counts a batch: one request, or one per input", () => {
+      const request = parseEmbedding(route, route.body(TEXTS, SIZE));
+      const operation = embedding(request);
+      const link = { model: provider.model, request: operation.fit(embedderProfile(provider)), profile: embedderProfile(provider) };
+      expect(operation.requests([link])).toBe(provider.countsEachInput ? TEXTS.length : 1);
+      expect(operation.answerSize([link])).toEqual({ perModel: [0], tpmOutput: 0 });
+    });
+  });
+
+  it("what only one provider's models take is refused by name by every other provider's model, and given to its own", () => {
+    const request = parseEmbedding(route, route.onlyTheirs.body);
+    for (const provider of EMBEDDERS) {
+      const fit = () => embedding(request).fit(embedderProfile(provider));
+      if (provider.dialect === route.onlyTheirs.own) {
+        expect(fit, provider.dialect).not.toThrow();
+        continue;
+      }
+      let refusal: unknown;
+      try {
+        fit();
+      } catch (error) {
+        refusal = error;
+      }
+      expect(refusal, provider.dialect).toBeInstanceOf(GatewayError);
+      const error = refusal as GatewayError;
+      expect(error.code).toBe("unsupported_feature");
+      expect(error.details?.features).toContain(route.onlyTheirs.named);
+    }
+  });
+
+  it("a model that generates is refused by name: it does not embed", () => {
+    const request = parseEmbedding(route, route.body(TEXTS, SIZE));
+    const { embedding: _traits, ...generator } = embedderProfile(EMBEDDERS[0]!);
+    expect(() => embedding(request).fit({ ...generator, model: "gemini-2.5-flash" })).toThrow("gemini-2.5-flash does not embed");
   });
 });

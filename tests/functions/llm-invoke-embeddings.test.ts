@@ -1,7 +1,7 @@
 // Embeddings through the pinned SDKs, changed only in their base URL and key: OpenAI's
 // `embeddings.create` (POST /v1/embeddings) and Google's `models.embedContent` (:batchEmbedContents)
 // on text-embedding-3-small (OpenAI's simulator) and gemini-embedding-001 (Google's), one input and a
-// batch of 100; each call reserved (its input booked, no output), logged and priced like any attempt;
+// batch of 100, token ids (OpenAI's models only); each call reserved (its input booked, no output), logged and priced like any attempt;
 // a batch counted as each provider counts it (OpenAI: one request per call; Google: one per input,
 // booked at once and sent as one batchEmbedContents, one attempt row); a model that does not embed, a
 // batch over the provider's maximum, an empty input list and one over the route's 2,048 refused by
@@ -105,6 +105,18 @@ describe("embeddings through OpenAI's SDK", () => {
       select window_requests as booked from public.google_ai_usage_counters where model = ${GEMINI}`;
     expect(booked).toBe(101);
     expect(batch.usage.prompt_tokens).toBeGreaterThan(100);
+  });
+
+  it("token ids reach OpenAI's model as given (booked one each), and are refused by name by Google's", async () => {
+    const ids = await client.embeddings.create({ model: SMALL, input: [[101, 102, 103], [104, 105]], encoding_format: "float" });
+    expect(ids.data.map((d) => d.embedding.length)).toEqual([1536, 1536]);
+    const sent = s.openaiSim.stats().recent.filter((r) => r.method === "embeddings").at(-1)!.body as { input: unknown };
+    expect(sent.input).toEqual([[101, 102, 103], [104, 105]]);
+    const google = await client.embeddings.create({ model: GEMINI, input: [[101, 102]] }).then(() => null, (e: unknown) => e) as
+      InstanceType<typeof OpenAI.APIError>;
+    expect(google).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(google.code).toBe("unsupported_feature");
+    expect(google.message).toContain("token ids are OpenAI's models' only");
   });
 
   it("refuses by name: a model that does not embed, an embedding model asked to generate, too many inputs", async () => {

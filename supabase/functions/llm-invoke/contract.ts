@@ -65,13 +65,36 @@ export {
 
 export type InvokeMode = "WAIT" | "NO_WAIT";
 
-export interface NormalizedRequest {
+/**
+ * What a request says whatever operation it asks (a generation, an embedding): the model and its
+ * fallbacks, how it waits, who it is for. The attempt loop reads these; the operation reads the rest.
+ */
+export interface CallRequest {
   model: string;
   /**
    * Models to try, in order, when `model` cannot serve within the wait (absent: the model row's own
    * chain; empty: no fallback at all).
    */
   fallbackModels?: string[];
+  /**
+   * Fields of the caller's body only one dialect's models honour (at `endpoint`, where the dialect has
+   * more than one), each with why another provider's cannot: a model of another dialect, or whose
+   * provider lacks that endpoint, refuses the request naming them (model/adapt.ts).
+   */
+  only?: { dialect: DialectTag; endpoint?: string; fields: readonly OnlyField[] };
+  mode: InvokeMode;
+  /** Already capped by the wait budget; 0 for NO_WAIT. */
+  maxWaitMs: number;
+  requestId?: string;
+  metadata: Record<string, unknown>;
+  /** The class asked for (absent: the credential's own). */
+  priority?: PriorityClass;
+  /** The service tier the caller asked for (OpenAI's service_tier, Gemini's serviceTier); absent: its class's row decides. */
+  serviceTier?: ServiceTier;
+}
+
+/** A generation: the request in the hub's words (messages, system, options, tools) beside the call's own fields. */
+export interface NormalizedRequest extends CallRequest {
   messages: HubMessage[];
   /** System prompt, from `system` and any `messages[].role == "system"`; applied per model later. */
   system?: string;
@@ -80,12 +103,6 @@ export interface NormalizedRequest {
   toolChoice?: HubToolChoice;
   /** What only the route's dialect has a word for (its models are sent it as given). */
   dialectExtras?: DialectExtras;
-  /**
-   * Fields of the caller's body only one dialect's models honour (at `endpoint`, where the dialect has
-   * more than one), each with why another provider's cannot: a model of another dialect, or whose
-   * provider lacks that endpoint, refuses the request naming them (model/adapt.ts).
-   */
-  only?: { dialect: DialectTag; endpoint?: string; fields: readonly OnlyField[] };
   /** What the request asks that a model may lack (model/adapt.ts refuses it where the model's row says so). */
   asks: { json?: Ask; tools?: Ask };
   /** Where the caller names the output cap: its route's words, and details.field's stable code. */
@@ -99,28 +116,25 @@ export interface NormalizedRequest {
   imageTokens: number;
   /** Answer as server-sent events, chunk by chunk. */
   stream: boolean;
-  mode: InvokeMode;
-  /** Already capped by the wait budget; 0 for NO_WAIT. */
-  maxWaitMs: number;
-  requestId?: string;
-  metadata: Record<string, unknown>;
-  /** The class asked for (absent: the credential's own). */
-  priority?: PriorityClass;
   /** A stream ends with the whole answer's usage (OpenAI's stream_options.include_usage). */
   streamUsage?: boolean;
-  /** The service tier the caller asked for (OpenAI's service_tier, Gemini's serviceTier); absent: its class's row decides. */
-  serviceTier?: ServiceTier;
   /**
    * A route that speaks a provider's dialect: the caller's body as sent. A model whose provider speaks
    * that dialect is sent this body (its model, stream and token cap set by the gateway), so every
    * field the dialect offers reaches it.
    */
   dialectBody?: DialectBody;
-  /**
-   * An embedding call (the embedding routes): the model embeds these instead of generating; `messages`
-   * hold the same texts, so the input is estimated and booked as any (no output is booked).
-   */
-  embed?: HubEmbed;
+}
+
+/**
+ * An embedding (the embedding routes): the inputs a model embeds, in the hub's words, beside the call's
+ * own fields. No messages, no output cap, no stream: its input is estimated and booked as any request's,
+ * and no output is booked (embedding/operation.ts).
+ */
+export interface EmbeddingRequest extends CallRequest {
+  embed: HubEmbed;
+  /** Token ids among the inputs (OpenAI's), counted one each beside the texts' estimate. */
+  tokenIds: number;
 }
 
 /** What only an embedding model's row says (google_ai_embedding_traits). */
@@ -196,7 +210,7 @@ export interface ReserveParams {
   outputTokens: readonly (number | null)[];
   /**
    * How many requests the call is at its provider, booked at once (an embedding batch where the model's
-   * row counts each input: attempt/embedding.ts); absent: 1.
+   * row counts each input: embedding/operation.ts); absent: 1.
    */
   requests?: number;
   caller: ReserveCaller;

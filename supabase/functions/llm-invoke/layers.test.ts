@@ -19,6 +19,7 @@ const LAYERS: ReadonlyArray<readonly string[]> = [
   ["model"],
   ["cache"],
   ["attempt"],
+  ["embedding"],
   ["surfaces"],
   ["http"],
   ["index.ts"],

@@ -10,6 +10,9 @@
 // on a whole answer, `own` on a chunk), which a route of that dialect answers unchanged. The hub shape
 // is always there too, so every other reader (the books, the logs, a route of another dialect) reads it.
 //
+// An embedding is an operation of its own, not a generation: its request (HubEmbedRequest: inputs, not
+// messages; no options, no stream) and its answer (HubEmbedding: vectors) are apart, at the end.
+//
 // Words: input/output/thinking/cached tokens; a message's role is the user's or the assistant's; an
 // answer holds one or more outputs (alternatives asked for), each a list of parts; a finish reason is
 // one of FINISH_REASONS, with the provider's own word beside it for callers that show it.
@@ -163,17 +166,6 @@ export interface DialectExtras {
   options?: Record<string, unknown>;
 }
 
-/**
- * What an embedding call asks (instead of a generation): the inputs, each a text or the provider's token
- * ids (OpenAI's), in order; the vector size where the model may shorten it; Google's task type and title.
- */
-export interface HubEmbed {
-  inputs: Array<string | number[]>;
-  dimensions?: number;
-  taskType?: string;
-  title?: string;
-}
-
 /** One request to one model, in the hub's words (what a dialect translates into its wire format). */
 export interface HubRequest {
   /** The provider's id of the model (the one booked). */
@@ -187,8 +179,6 @@ export interface HubRequest {
   /** The gateway's service tier for this call; absent: standard, nothing sent. */
   serviceTier?: ServiceTier;
   dialectExtras?: DialectExtras;
-  /** An embedding call: the provider embeds these (`messages` then hold the same texts, for the estimate). */
-  embed?: HubEmbed;
   /** Pass-through: only a provider of this dialect is given one, and sends it instead of translating. */
   dialectBody?: DialectBody;
   /**
@@ -260,8 +250,6 @@ export interface HubAnswer {
   id: string | null;
   /** The prompt was refused before anything was generated: the provider's word for why. */
   promptBlocked?: { word: string };
-  /** An embedding call's vectors, one per input in its order (no outputs then). */
-  embeddings?: number[][];
 }
 
 /** A provider's own answer (or chunk) in its dialect, as it came (pass-through to a route of that dialect). */
@@ -336,3 +324,31 @@ export function mergeHubChunk(whole: HubAnswer, piece: HubAnswer): HubAnswer {
 
 /** An answer with nothing yet: where a stream's whole starts. */
 export const EMPTY_ANSWER: HubAnswer = { outputs: [], usage: null, modelVersion: null, id: null };
+
+// ---- Embeddings: an operation of their own -------------------------------------------------------------
+
+/**
+ * What an embedding asks, whatever the model: the inputs, each a text or the provider's token ids
+ * (OpenAI's), in order; the vector size where the model may shorten it; Google's task type and title.
+ */
+export interface HubEmbed {
+  inputs: Array<string | number[]>;
+  dimensions?: number;
+  taskType?: string;
+  title?: string;
+}
+
+/** One embedding call to one model (what a dialect translates into its embedding endpoint's body). */
+export interface HubEmbedRequest extends HubEmbed {
+  /** The provider's id of the model (the one booked). */
+  model: string;
+}
+
+/** What an embedding call answers: one vector per input, in the inputs' order, and what was counted. */
+export interface HubEmbedding {
+  vectors: number[][];
+  /** The provider's count (input tokens only); null: it sent none (Google's), the booked input stands. */
+  usage: HubUsage | null;
+  /** The model version the provider says served; null: not said. */
+  modelVersion: string | null;
+}

@@ -6,7 +6,7 @@
 // classified shape whatever its dialect (the provider's classifier reads its own answers into it).
 import { sanitize } from "../sanitize.ts";
 import type { MoneyCause, QuotaCause } from "../vocabulary.ts";
-import type { DialectAnswer, HubAnswer, HubChunk, HubRequest } from "./hub.ts";
+import type { DialectAnswer, HubAnswer, HubChunk, HubEmbedding, HubEmbedRequest, HubRequest } from "./hub.ts";
 
 // ---- A failed call, classified by what the gateway does next ------------------------------------------
 
@@ -188,6 +188,29 @@ export class StreamCut extends Error {
   }
 }
 
+// ---- Embedding -------------------------------------------------------------------------------------------
+
+/** One embedding call: its own request, no stream. */
+export interface EmbedCall {
+  apiKey: string;
+  request: HubEmbedRequest;
+  /** Deadline of this attempt; on expiry the outcome is a `timeout` failure. */
+  timeoutMs: number;
+  /** Caller-side cancellation; gives an `aborted` failure. */
+  signal?: AbortSignal;
+}
+
+export type EmbedOutcome =
+  | {
+    ok: true;
+    /** The vectors, one per input in order, and the provider's count where it sent one. */
+    answer: HubEmbedding;
+    latencyMs: number;
+    /** What the provider says is left of the group's limits, where it says so. */
+    room?: ProviderRoom | null;
+  }
+  | { ok: false; error: UpstreamError; latencyMs: number };
+
 export type CountTokensOutcome =
   | { ok: true; totalTokens: number; latencyMs: number }
   | { ok: false; error: UpstreamError; latencyMs: number };
@@ -243,11 +266,8 @@ export interface UpstreamClient {
   countTokens?(call: GenerateCall): Promise<CountTokensOutcome>;
   /** Whether a key sees a model: ok when it does; the provider's not-served answer is model_withdrawn. */
   getModel(call: ModelCall): Promise<ModelOutcome>;
-  /**
-   * Embeds `call.request.embed` (its vectors in the answer's `embeddings`, its input tokens in the usage),
-   * where the provider has embedding models; absent: none.
-   */
-  embed?(call: GenerateCall): Promise<GenerateOutcome>;
+  /** Embeds `call.request`'s inputs, where the provider has embedding models; absent: none. */
+  embed?(call: EmbedCall): Promise<EmbedOutcome>;
   /**
    * The body a whole call of `request` sends (the model in it, where the path names it): what the
    * response cache keys on (llm-invoke/cache/key.ts). Throws where the request cannot be sent.

@@ -22,13 +22,11 @@ export interface AnswerSize {
 
 /** The answer each model is sent with: the caller's max tokens, else the row's, times the answers asked (n). */
 export function answerSize(
-  chain: readonly { profile: Pick<ModelProfile, "answerTokens" | "bookedOutputTokens" | "embedding"> }[],
+  chain: readonly { profile: Pick<ModelProfile, "answerTokens" | "bookedOutputTokens"> }[],
   request: WithOptions,
 ): AnswerSize {
   const answers = request.options.outputCount ?? 1;
   const perModel = chain.map((l) => {
-    // An embedding answers vectors, no tokens: nothing is booked for it.
-    if (l.profile.embedding !== undefined) return 0;
     const cap = request.options.maxOutputTokens || l.profile.answerTokens;
     return cap === undefined ? null : cap * answers;
   });

@@ -779,8 +779,8 @@ describe("invoke: Google failures", () => {
 
 describe("invoke: the caller's service tier", () => {
   const asking = (serviceTier: "flex" | "standard" | "priority", body: Record<string, unknown> = {}): InvokeContext => {
-    const ctx = context({ model: "gemma-3-27b", prompt: "x", ...body });
-    return { ...ctx, request: { ...ctx.request, serviceTier } };
+    const asked = { model: "gemma-3-27b", prompt: "x", ...body };
+    return { ...context(asked), request: { ...parseInvokeRequest(asked), serviceTier } };
   };
 
   it("a tier the class may not ask for is refused before anything is booked", async () => {

@@ -9,6 +9,10 @@
 // key-exclusions.ts (which keys the next reservation leaves out), finalize.ts (finalize that does not
 // lose a paid answer), model-chain.ts (which models may serve, and the request as each takes it).
 //
+// The loop is the same for every operation it runs (operation.ts): a generation (generation.ts) unless
+// its context names another, which says what the request is as each model takes it, how large it is,
+// what its call to the provider is and what a success answers.
+//
 // Before anything is booked, the response cache (../cache/) is asked where the request or the owner's
 // default says so: a hit answers at once (no reservation, no call); a miss holds the entry's flight,
 // which the answer is kept in when it is whole (after its finalize) and which a failure ends.
@@ -44,26 +48,27 @@
 // Server-Timing: each call to the provider is timed as `upstream` (a stream's until its first chunk:
 // the answer's headers leave then), a finalize the caller waits for as `finalize`; admission.ts times
 // `reserve` and `wait`.
-import type { FinalizeParams, ModelProfile, ModelRequest, NormalizedRequest, Reservation } from "../contract.ts";
+import type { FinalizeParams, ModelProfile, NormalizedRequest, Reservation } from "../contract.ts";
 import type { Provider } from "../../_shared/providers/registry.ts";
 import type { ProviderDirectory, Upstream } from "../../_shared/providers/directory.ts";
 import type { KeyRefusal } from "../../_shared/providers/key-reader.ts";
-import { bookedEmbeddingUsage, providerRequests } from "./embedding.ts";
 import { requireModel, reserveCallerOf, type Scope } from "./caller.ts";
 import { GatewayError } from "../../_shared/errors.ts";
 import { sanitizeError } from "../../_shared/sanitize.ts";
 import { type PhaseTimer, untimed } from "../../_shared/server-timing.ts";
 import { admit } from "./admission.ts";
-import { answerSize, bookedPerAnswer, withBookedCap } from "./answer-size.ts";
 import { answerTimes, failureRecord, successRecord, usageCounts } from "./attempt-record.ts";
 import { cachedProfiles } from "../model/capabilities.ts";
 import { createTokenCounter, InputSize, type TokenCounter } from "../model/exact-count.ts";
 import { type Clock, settledWithin, systemClock } from "../clock.ts";
 import { answerUsage, type InvokeAnswer, type InvokeContext, type InvokeResult } from "./context.ts";
-import { type HubRequest, hubText } from "../../_shared/upstream/hub.ts";
 import { finalizeReliably, landsWithin, WRITTEN_FIRST_WAIT_MS } from "./finalize.ts";
 import { KeyExclusions } from "./key-exclusions.ts";
-import { type ChainLink, linkFor, requestFor, resolveChain } from "../model/model-chain.ts";
+import { type ChainLink, linkFor, resolveChain } from "../model/model-chain.ts";
+import { fitGeneration } from "../model/adapt.ts";
+import { generation } from "./generation.ts";
+import type { AnswerParts, Operation, OperationOutcome } from "./operation.ts";
+import type { HubUsage } from "../../_shared/upstream/hub.ts";
 import { countedLink } from "./counted-model.ts";
 import { moneyRested } from "./money-rest.ts";
 import {
@@ -85,23 +90,15 @@ import {
 import { quotaCauseWords } from "../../_shared/vocabulary.ts";
 import { DEFAULT_INVOKE_OPTIONS, type InvokeOptions } from "./settings.ts";
 import type { CacheFlight, ResponseCache } from "../cache/response-cache.ts";
-import { keyedRequest } from "../cache/key.ts";
 import type { GatewayStore } from "../store/store.ts";
-import { openStream, relayStream } from "./stream.ts";
+import { relayStream } from "./stream.ts";
 import { roomUntil, writeBeforeAnswer } from "./room.ts";
-import { estimateRequestTokens } from "../model/tokens.ts";
-import {
-  type GenerateOutcome,
-  type ProviderRoom,
-  type StreamOutcome,
-  type UpstreamClient,
-  type UpstreamError,
-} from "../../_shared/upstream/port.ts";
+import type { ProviderRoom, StreamOutcome, UpstreamClient, UpstreamError } from "../../_shared/upstream/port.ts";
 
 export const MAX_ATTEMPTS = 3;
 
 /** One call made ready (createInvoke's prepareCall): who is called, with which key, tier and request. */
-interface PreparedCall {
+interface PreparedCall<S> {
   provider: Provider;
   /** The provider's name, for messages. */
   who: string;
@@ -110,8 +107,13 @@ interface PreparedCall {
   client: UpstreamClient;
   apiKey: string;
   tier: TierChoice["tier"];
-  /** The request as the provider port takes it (the hub's, and the inner dialect's own body). */
-  sent: HubRequest;
+  /** The request as the provider port takes it (a generation's: the hub's, and the inner dialect's own body). */
+  sent: S;
+}
+
+/** The operation a context runs: the one it names, else a generation of its request. */
+function operationOf(context: InvokeContext): Operation {
+  return context.operation === undefined ? generation(context.request) : context.operation;
 }
 
 const providerOf = (profile: ModelProfile): Provider => profile.provider;
@@ -159,7 +161,9 @@ function shared(deps: Pick<InvokeDeps, "store" | "providers" | "options" | "cloc
      * says it), by the model a refusal names (null: the chain's first); the gateway's own where a
      * provider's row is not usable here.
      */
-    causeWordsOf: async (chain: readonly ChainLink[]): Promise<(model: string | null) => CauseWords> => {
+    causeWordsOf: async (
+      chain: readonly Pick<ChainLink<unknown>, "model" | "profile">[],
+    ): Promise<(model: string | null) => CauseWords> => {
       const byModel = new Map<string, CauseWords>();
       for (const link of chain) {
         const upstream = await upstreamServing(link.profile).catch(() => undefined);
@@ -207,7 +211,7 @@ export function createInputCounter(
 ) => Promise<number> {
   const { options, clock, profiles, counterFor, upstreamServing } = shared(deps);
   return async (request, signal, scope = {}, timing) => {
-    const [named] = await resolveChain(profiles, { ...request, fallbackModels: [] });
+    const [named] = await resolveChain(profiles, { ...request, fallbackModels: [] }, fitGeneration(request));
     // A scoped token counts only for its own models (the pool's countTokens quota is everyone's).
     requireModel(scope, named!.model);
     // A model withdrawn or shut down is answered as a generation would be, without asking its provider
@@ -240,37 +244,34 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
 
   const run = async (context: InvokeContext): Promise<InvokeAnswer> => {
     const { caller, request, requestId, signal, onQuota, onQueued, timing = untimed, cache, onCache } = context;
+    const operation = operationOf(context);
     /** Off the response path where the runtime allows it, else awaited (and timed: the caller waits for it). */
     const afterAnswer = async (work: Promise<unknown>) => {
       if (deps.waitUntil !== undefined) return deps.waitUntil(work);
       await timing.time("finalize", () => work);
     };
     const deadline = clock.now() + options.budgetMs;
-    const chain: ChainLink[] = await resolveChain(profiles, request);
-    // An embedding batch whose provider counts each input is that many requests, booked at once (embedding.ts).
-    const requests = providerRequests(chain, request);
+    const chain: ChainLink<{ model: string }>[] = await resolveChain(profiles, request, (row) => operation.fit(row));
+    // How many requests one call is at its provider (a batch its provider counts per input is more), booked at once.
+    const requests = operation.requests(chain);
     const causeWords = await causeWordsOf(chain);
     // The answer each model is sent with, decided once: TPM and a budget in money both book it.
-    const answerTokens = answerSize(chain, request);
+    const answerTokens = operation.answerSize(chain);
     // The estimate (the largest over the chain's forms of the request); the provider's exact count
     // replaces it if a refusal asks for one (exact-count.ts), where the provider offers one.
     const size = new InputSize(
-      request.imageTokens +
-        Math.max(
-          ...chain.map((l) =>
-            estimateRequestTokens(l.request)
-          ),
-        ),
+      operation.estimate(chain),
       // A provider without an exact count keeps the estimate.
       async (model) => {
-        const profile = chain.find((l) => l.model === model)?.profile ?? chain[0]!.profile;
-        const countTokens = await counterFor(profile);
-        if (countTokens === undefined) return null;
-        const tokens = await countTokens(requestFor(chain, model), { deadline, signal, timing });
-        return tokens === null ? null : { tokens, by: (await upstreamServing(profile))?.who ?? providerOf(profile) };
+        const link = chain.find((l) => l.model === model) ?? chain[0]!;
+        const counted = operation.counted(link.request);
+        const countTokens = counted === null ? undefined : await counterFor(link.profile);
+        if (counted === null || countTokens === undefined) return null;
+        const tokens = await countTokens(counted, { deadline, signal, timing });
+        return tokens === null ? null : { tokens, by: (await upstreamServing(link.profile))?.who ?? providerOf(link.profile) };
       },
       answerTokens.tpmOutput,
-      request.imageTokens,
+      operation.imageTokens,
     );
     const reserveAs = reserveCallerOf(caller);
     // The caller named the request (its own request_id): the database keeps an idempotency record.
@@ -371,8 +372,8 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         }
 
         calls++;
-        if (request.stream) {
-          const opened = await streamUpstream(call, reservation);
+        if (operation.stream !== undefined) {
+          const opened = await streamUpstream(call, reservation, operation.stream);
           if (opened.ok) {
             if (flight !== null) onCache?.({ status: "miss" }); // kept when it ends whole
             return answerStreamed(opened, call, reservation);
@@ -403,23 +404,22 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     }
 
     /**
-     * The cache's look-up for the request as its first model's provider would be sent it (the gateway's
-     * tier left out, the answer it would book for it in); null where its provider has no usable row.
+     * The cache's look-up for the request as its first model's provider would be sent it (what the
+     * operation keys on: a generation's wire body, its tier left out and its booked answer in); null
+     * where its provider has no usable row.
      */
     async function startCache() {
       if (deps.cache === undefined) return null;
       const first = chain[0]!;
       const upstream = await upstreamServing(first.profile);
       if (upstream === undefined) return null;
-      const booked = bookedPerAnswer(answerTokens, 0, first.request.options.outputCount);
-      const sent: ModelRequest = { ...keyedRequest(first.request), ...(booked === null ? {} : { bookedOutputTokens: booked }) };
       return await deps.cache.start({
         ask: cache ?? { mode: "default" },
         caller: reserveAs,
         requestId,
         model: first.model,
         provider: upstream.provider,
-        body: () => upstream.client.wireBody?.(sent) ?? sent,
+        body: () => operation.cacheBody(upstream.client, first.request, answerTokens),
         deadline,
         maxWaitMs: request.mode === "NO_WAIT" ? 0 : request.maxWaitMs,
         signal,
@@ -435,10 +435,10 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
      * booked a key of the model's provider), the tier to ask for, the request as that model takes it.
      * Null when the key's secret is not set: the reservation is released and the key left out.
      */
-    async function prepareCall(reservation: Reservation): Promise<PreparedCall | null> {
-      let link: ChainLink;
+    async function prepareCall(reservation: Reservation): Promise<PreparedCall<{ model: string }> | null> {
+      let link: ChainLink<{ model: string }>;
       try {
-        link = await linkFor(profiles, request, chain, reservation.model);
+        link = await linkFor(profiles, chain, reservation.model, (row) => operation.fit(row));
       } catch (error) {
         await deps.store.release(reservation.reservationId, "the reserved model cannot take the request");
         throw error;
@@ -472,14 +472,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       const tier = flexShed && choice.standardOnShed ? null : choice.tier;
       // (A model outside the chain is the first one's name resolved anew: it was booked as the first.)
       const at = Math.max(0, chain.findIndex((l) => l.model === reservation.model));
-      const booked = withBookedCap(link.request, reservation, answerTokens, at);
-      // The answer booked for this model, for a provider that requires a cap where the caller named none.
-      const answer = bookedPerAnswer(answerTokens, at, booked.options.outputCount);
-      const sent: ModelRequest = {
-        ...booked,
-        ...(tier === null ? {} : { serviceTier: tier }),
-        ...(answer === null ? {} : { bookedOutputTokens: answer }),
-      };
+      const sent = operation.prepared(link.request, { reservation, answer: answerTokens, index: at, tier });
       return { provider, who: upstream.who, dayZone: upstream.row.day_zone, client: upstream.client, apiKey, tier, sent };
     }
 
@@ -491,7 +484,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
      */
     function finalizeSuccess(
       record: FinalizeParams,
-      call: PreparedCall,
+      call: PreparedCall<unknown>,
       reservation: Reservation,
       served: { servedTier?: string | null; room?: ProviderRoom | null },
       times: ReturnType<typeof answerTimes>,
@@ -512,7 +505,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     /** The first chunk is here: the stream is the caller's, finalized when it ends. */
     function answerStreamed(
       opened: Extract<StreamOutcome, { ok: true }>,
-      call: PreparedCall,
+      call: PreparedCall<unknown>,
       reservation: Reservation,
     ): InvokeAnswer {
       const times = answerTimes(timing);
@@ -544,15 +537,17 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
      * where little is left at the provider: room.ts), then answered.
      */
     async function answerWhole(
-      outcome: Extract<GenerateOutcome, { ok: true }>,
-      call: PreparedCall,
+      outcome: Extract<OperationOutcome, { ok: true }>,
+      call: PreparedCall<unknown>,
       reservation: Reservation,
     ): Promise<InvokeResult> {
-      const result = answer(outcome, reservation, calls, call.provider);
+      // Where the provider counted nothing, what the operation books instead (null: the estimate stands).
+      const usage = outcome.usage ?? operation.unsaidUsage(size.input);
+      const result = answer(outcome.answer, usage, reservation, calls, call.provider);
       const record = successRecord({
         reservationId: reservation.reservationId,
         latencyMs: outcome.latencyMs,
-        ...usageCounts(bookedEmbeddingUsage(request, outcome.answer.usage, size.input)),
+        ...usageCounts(usage),
         response: idempotent ? result : null,
       });
       if (flight !== null) onCache?.({ status: flight.storable(result) ? "stored" : "miss" });
@@ -574,9 +569,9 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
      * thrown as the caller's answer or ready for the next attempt (false: no time left for one).
      */
     async function failed(
-      outcome: Extract<GenerateOutcome, { ok: false }>,
+      outcome: Extract<OperationOutcome, { ok: false }>,
       reservation: Reservation,
-      call: PreparedCall,
+      call: PreparedCall<unknown>,
     ): Promise<boolean> {
       let error = outcome.error;
       if (error.class === "model_withdrawn" && !(await stillNotFound(call.client, call.apiKey, reservation.model))) {
@@ -640,12 +635,16 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     }
 
     /** Opens the provider's stream and waits for its first chunk (what fails before it is an attempt like any other). */
-    async function streamUpstream(call: PreparedCall, reservation: Reservation): Promise<StreamOutcome> {
+    async function streamUpstream(
+      call: PreparedCall<{ model: string }>,
+      reservation: Reservation,
+      stream: NonNullable<Operation["stream"]>,
+    ): Promise<StreamOutcome> {
       const timeoutMs = Math.max(1, Math.min(options.attemptTimeoutMs, deadline - clock.now()));
       const streamTimeoutMs = Math.max(1, deadline - clock.now());
       try {
         return await timing.time("upstream", () =>
-          openStream(call.client, call.who, {
+          stream(call.client, call.who, {
             apiKey: call.apiKey,
             request: call.sent,
             timeoutMs,
@@ -668,19 +667,11 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       return { model: reservation.model, provider, ...fallback, key_alias: reservation.keyAlias, attempts };
     }
 
-    async function callUpstream(call: PreparedCall, reservation: Reservation): Promise<GenerateOutcome> {
+    async function callUpstream(call: PreparedCall<{ model: string }>, reservation: Reservation): Promise<OperationOutcome> {
       const timeoutMs = Math.max(1, Math.min(options.attemptTimeoutMs, deadline - clock.now()));
       try {
         const asked = { apiKey: call.apiKey, request: call.sent, timeoutMs, signal };
-        if (call.sent.embed !== undefined && call.client.embed === undefined) {
-          throw new GatewayError("unsupported_feature", `${call.who} has no embeddings.`, {
-            details: { model: call.sent.model, feature: "embeddings" },
-          });
-        }
-        return await timing.time(
-          "upstream",
-          () => call.sent.embed !== undefined ? call.client.embed!(asked) : call.client.generate(asked),
-        );
+        return await timing.time("upstream", () => operation.call(call.client, asked, call.who));
       } catch (error) {
         // A client does not throw for failed calls; if it does anyway, give the booking back.
         await deps.store.release(reservation.reservationId, sanitizeError(error, { secrets: [call.apiKey] }));
@@ -689,21 +680,22 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     }
 
     function answer(
-      outcome: Extract<GenerateOutcome, { ok: true }>,
+      parts: AnswerParts,
+      usage: HubUsage | null,
       reservation: Reservation,
       attempts: number,
       provider: Provider,
     ): InvokeResult {
       const { model, key_alias, ...rest } = headOf(reservation, attempts, provider);
+      const { text, ...answered } = parts;
       return {
-        text: hubText(outcome.answer),
+        text,
         model,
         ...rest,
         key_alias,
-        usage: answerUsage(outcome.answer.usage, size.input),
+        usage: answerUsage(usage, size.input),
         waited_ms: waiting.waitedMs,
-        hub: outcome.answer,
-        ...(outcome.dialectAnswer === undefined ? {} : { dialectAnswer: outcome.dialectAnswer }),
+        ...answered,
       };
     }
   };

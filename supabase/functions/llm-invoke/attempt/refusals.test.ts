@@ -67,7 +67,7 @@ describe("a batch of more requests than the minute or the day holds", () => {
   const over = (per: "minute" | "day", max: number) =>
     finalRefusal({ ok: false, limit: "too_large", retryAfterMs: per === "day" ? 3_600_000 : null,
       retryAt: per === "day" ? turn : null, refusalCause: per === "day" ? "over_rpd" : "over_rpm",
-      requests: { count: 30, max, per } }, { model: "gemini-embedding-001", requestId: "r", estimatedTokens: 9 })!;
+      requests: { count: 30, max, per } }, { model: "batched-model", requestId: "r", estimatedTokens: 9 })!;
 
   it("over the minute: 400 invalid_request, it can never pass as it is", () => {
     const e = over("minute", 20);

@@ -63,7 +63,32 @@ describe("llm-invoke handler", () => {
     const ctx = invoke.mock.calls[0]![0];
     expect(ctx.caller).toEqual({ kind: "service", label: "eve-bot" });
     expect(ctx.requestId).toBe("r-1");
-    expect(ctx.request.messages).toEqual([{ role: "user", parts: [{ type: "text", text: "Привет" }] }]);
+    expect(ctx.request).toMatchObject({ messages: [{ role: "user", parts: [{ type: "text", text: "Привет" }] }] });
+    // A generation: the loop's own default, no operation named.
+    expect(ctx.operation).toBeUndefined();
+  });
+
+  it("runs an embedding route as its own operation: its inputs, no messages, no cap, no stream; its vectors answered", async () => {
+    const vectors: InvokeResult = { ...RESULT, text: "", vectors: [[0.25, 0.5], [0.75, 1]] };
+    delete vectors.hub;
+    const invoke = vi.fn((_ctx: InvokeContext) => Promise.resolve(vectors));
+    const { handler } = build({ invoke });
+    const res = await handler(
+      new Request(`${URL_}/v1/embeddings`, {
+        method: "POST",
+        body: JSON.stringify({ model: "text-embedding-3-small", input: ["a", "b"] }),
+        headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+      }),
+    );
+    expect(res.status).toBe(200);
+    expect((await json(res)).data).toEqual([
+      { object: "embedding", index: 0, embedding: [0.25, 0.5] },
+      { object: "embedding", index: 1, embedding: [0.75, 1] },
+    ]);
+    const ctx = invoke.mock.calls[0]![0];
+    expect(ctx.operation).toBeDefined();
+    expect(ctx.request).toMatchObject({ model: "text-embedding-3-small", embed: { inputs: ["a", "b"] } });
+    for (const generation of ["messages", "options", "stream", "outputCapField"]) expect(ctx.request).not.toHaveProperty(generation);
   });
 
   it("generates a request id when the caller gives none", async () => {

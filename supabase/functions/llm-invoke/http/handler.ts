@@ -4,19 +4,23 @@
 // the injected `invoke`, so tests and servers build the handler with their own dependencies. No Deno
 // globals here: the module runs under Deno and under Node (vitest).
 //
-// Every route that generates goes through the same authentication, reservation, attempts, audit,
-// idempotency and WAIT/NO_WAIT; every answer of a generation carries the quota its last reservation
-// saw, as x-ratelimit-* headers (quota-headers.ts), and what the response cache did, as x-eve-cache-*
+// Every route that generates or embeds goes through the same authentication, reservation, attempts,
+// audit, idempotency and WAIT/NO_WAIT (an embedding is its own operation of the attempt loop:
+// embedding/operation.ts); every such answer carries the quota its last reservation saw, as
+// x-ratelimit-* headers (quota-headers.ts), and what the response cache did, as x-eve-cache-*
 // (cache/ask.ts). Every answer of every route carries
 // `Server-Timing` (_shared/server-timing.ts): here `auth` and `body`; invoke adds the rest.
 import { authenticate, type Caller, type ServiceKeys } from "../../_shared/auth.ts";
 import {
+  type CallRequest,
+  type EmbeddingRequest,
   type ModelEntry,
   type ReserveCaller,
   DEFAULT_REQUEST_LIMITS,
   type NormalizedRequest,
   type RequestLimits,
 } from "../contract.ts";
+import { embedding } from "../embedding/operation.ts";
 import { type Answer, envelope, type RequestScope } from "../../_shared/envelope.ts";
 import { GatewayError } from "../../_shared/errors.ts";
 import { parseJson, readBody } from "../../_shared/http.ts";
@@ -26,6 +30,7 @@ import {
   type InvokeAnswer,
   type InvokeContext,
   type InvokeResult,
+  type InvokeScope,
   isStream,
   type QueueProgress,
 } from "../attempt/context.ts";
@@ -35,7 +40,7 @@ import { dialectOf, methodsOf, routeOf, type RouteRow, ROUTES } from "./routes.t
 import { SURFACES } from "./surfaces.ts";
 import type { QuotaReport, StoredResponses, TokenCheck } from "../store/store.ts";
 import { SSE_HEADERS, sseBody } from "../surfaces/shared/sse.ts";
-import type { ParseInput, Surface, SurfaceContext } from "../surfaces/shared/surface.ts";
+import type { EmbeddingSurface, ParseInput, Surface, SurfaceContext } from "../surfaces/shared/surface.ts";
 import { tokenStatusError } from "../attempt/refusals.ts";
 import { capOutputTokens, reserveCallerOf, type Scope, scopeOf, visibleModels } from "../attempt/caller.ts";
 
@@ -102,7 +107,8 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     scope.annotate({ route: route.kind });
     // Every answer to a request that may use the cache says what it did, an error's too: `bypass` until
     // invoke looks the cache up and reports what it did (a call under way is a `miss` until stored).
-    if ((route.kind !== "unknown" && route.handling === "generate") || req.headers.has(CACHE_HEADER)) {
+    const called = route.kind !== "unknown" && (route.operation === "generate" || route.operation === "embed");
+    if (called || req.headers.has(CACHE_HEADER)) {
       scope.setHeaders(cacheHeaders({ status: "bypass" }));
     }
     // An unknown path costs nothing: no credential is checked, no body read.
@@ -118,7 +124,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       ...(route.stream === undefined ? {} : { stream: route.stream }),
     });
 
-    switch (route.handling) {
+    switch (route.operation) {
       case "quota":
         return quotaAnswer(caller);
       case "models":
@@ -142,6 +148,12 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
         );
         const request = await continued(surface, parsed, caller.caller);
         return generate(req, scope, surface, caller.caller, request);
+      }
+      case "embed": {
+        const surface = await row.embeddings?.();
+        if (surface === undefined) throw notFound("This dialect has no embedding route.");
+        const request = await scope.timing.time("body", async () => surface.parse(await input()));
+        return embed(req, scope, caller.caller, request, surface);
       }
     }
   });
@@ -242,19 +254,11 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     return { body: one, asIs: true };
   }
 
-  async function generate(
-    req: Request,
-    scope: RequestScope,
-    surface: Surface,
-    caller: Caller,
-    request: NormalizedRequest,
-  ): Promise<Answer> {
+  /** What every run of the attempt loop is told beside its request, whatever its operation. */
+  function invokeScope(req: Request, scope: RequestScope, caller: Caller, request: CallRequest): InvokeScope {
     if (request.requestId !== undefined) scope.useRequestId(request.requestId);
-    scope.annotate({ model: request.model, mode: request.mode, ...(request.stream ? { stream: true } : {}) });
-    const progress = request.stream ? surface.queued?.() ?? null : null;
-    const running = deps.invoke({
+    return {
       caller,
-      request,
       requestId: scope.requestId,
       signal: req.signal,
       onQuota: (quota) => scope.setHeaders(quotaHeaders(quota)),
@@ -264,11 +268,13 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
         if (report.status !== "bypass") scope.annotate({ cache: report.status });
       },
       timing: scope.timing,
-      ...(progress === null ? {} : { onQueued: (p: QueueProgress) => progress.push(p) }),
-    });
-    // `now` is read only by the surfaces that date their answers (OpenAI's `created`).
+    };
+  }
+
+  /** What a surface is told of the request it answers (`now` is read only by those that date their answers). */
+  function surfaceContext<R extends CallRequest>(req: Request, scope: RequestScope, request: R): () => SurfaceContext<R> {
     const url = new URL(req.url);
-    const context = (): SurfaceContext => ({
+    return () => ({
       requestId: scope.requestId,
       request,
       url,
@@ -276,6 +282,44 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
         return now();
       },
     });
+  }
+
+  /** An embedding: run as its own operation, its vectors answered whole in its route's shape. */
+  async function embed<R extends EmbeddingRequest>(
+    req: Request,
+    scope: RequestScope,
+    caller: Caller,
+    request: R,
+    surface: EmbeddingSurface<R>,
+  ): Promise<Answer> {
+    const asked = invokeScope(req, scope, caller, request);
+    scope.annotate({ model: request.model, mode: request.mode });
+    const answer = await deps.invoke({ ...asked, request, operation: embedding(request) });
+    logAnswer(scope, answer);
+    scope.setHeaders(servedHeaders(answer));
+    if (isStream(answer)) {
+      await answer.cancel();
+      throw new Error("a stream was answered to an embedding");
+    }
+    return surface.answer(answer, surfaceContext(req, scope, request)());
+  }
+
+  async function generate(
+    req: Request,
+    scope: RequestScope,
+    surface: Surface,
+    caller: Caller,
+    request: NormalizedRequest,
+  ): Promise<Answer> {
+    const asked = invokeScope(req, scope, caller, request);
+    scope.annotate({ model: request.model, mode: request.mode, ...(request.stream ? { stream: true } : {}) });
+    const progress = request.stream ? surface.queued?.() ?? null : null;
+    const running = deps.invoke({
+      ...asked,
+      request,
+      ...(progress === null ? {} : { onQueued: (p: QueueProgress) => progress.push(p) }),
+    });
+    const context = surfaceContext(req, scope, request);
 
     // A native stream that has to wait for its turn starts at once and says where it stands.
     if (progress !== null) {

@@ -12,7 +12,7 @@ describe("the route table", () => {
     expect(route.kind).toBe(row.kind);
     expect(route.dialect).toBe(row.dialect);
     if (route.kind !== "unknown") {
-      expect(route.handling).toBe(row.handling);
+      expect(route.operation).toBe(row.operation);
       expect(route.stream).toBe(row.stream);
       // A stored response's path names its id where another names a model.
       expect(route.model).toBe(shown.includes("{model}") ? "gemini-2.5-flash" : shown.includes("{id}") ? "resp_abc" : "");
@@ -35,6 +35,15 @@ describe("the route table", () => {
     const route = routeOf(url(path));
     expect(route).toMatchObject({ kind: "unknown", dialect });
     expect(methodsOf(route)).toContain("DELETE");
+  });
+
+  it("keys a route by its operation and its dialect apart: the embedding routes are `embed` in their API's dialect", () => {
+    const embedding = ROUTE_TABLE.filter((r) => r.operation === "embed").map((r) => [r.path, r.dialect]);
+    expect(embedding).toEqual([
+      ["/v1/embeddings", "openai"],
+      ["/v1beta/models/{model}:embedContent", "gemini"],
+      ["/v1beta/models/{model}:batchEmbedContents", "gemini"],
+    ]);
   });
 
   it("reads a model id with escapes", () => {

@@ -1,17 +1,18 @@
 // The paths llm-invoke answers, under the one function (one deploy, one pool, one set of limits), as
-// one table: each row is a route's every fact (method, path, pattern, dialect, what answers it), so a
-// new route is one row. The function sees its path from `/llm-invoke` on (`/functions/v1` is
+// one table: each row is a route's every fact (method, path, pattern, the operation it asks and the
+// dialect it speaks it in, apart), so a new route is one row. The function sees its path from `/llm-invoke` on (`/functions/v1` is
 // Supabase's gateway's); tests and local servers may serve it at the root. Anything else is 404 with
 // a body that names these (docs/llm-invoke.md, docs/gemini.md, docs/openai.md).
 
-/** Which API's shape a route speaks, its errors included. */
-export type RouteDialect = "native" | "gemini" | "gemini-embed" | "openai" | "responses" | "embeddings" | "anthropic";
+/** Which API's shape a route speaks, its errors included, whatever operation it asks. */
+export type RouteDialect = "native" | "gemini" | "openai" | "responses" | "anthropic";
 
 /**
- * What answers the route in handler.ts: a generation, a token count (Google's, Anthropic's), the quota, the model
- * list, a stored answer (OpenAI's Responses API: read or deleted by the id on its path).
+ * What the route asks, answered in handler.ts: a generation, an embedding, a token count (Google's,
+ * Anthropic's), the quota, the model list, a stored answer (OpenAI's Responses API: read or deleted by
+ * the id on its path).
  */
-export type Handling = "generate" | "countTokens" | "quota" | "models" | "stored";
+export type RouteOperation = "generate" | "embed" | "countTokens" | "quota" | "models" | "stored";
 
 export interface RouteRow {
   /** The route's name in the request's log line. */
@@ -36,8 +37,8 @@ export interface RouteRow {
   path: string;
   /** On the path below the function's name; a group, if any, is the model. */
   pattern: RegExp;
+  operation: RouteOperation;
   dialect: RouteDialect;
-  handling: Handling;
   /** Google's streaming method. */
   stream?: boolean;
 }
@@ -45,14 +46,14 @@ export interface RouteRow {
 const MODEL = "([^/:]+)";
 
 export const ROUTE_TABLE: readonly RouteRow[] = [
-  { kind: "native", method: "POST", path: "", pattern: /^\/$/, dialect: "native", handling: "generate" },
+  { kind: "native", method: "POST", path: "", pattern: /^\/$/, dialect: "native", operation: "generate" },
   {
     kind: "quota",
     method: "GET",
     path: "/v1/quota",
     pattern: /^\/v1\/quota\/?$/,
     dialect: "native",
-    handling: "quota",
+    operation: "quota",
   },
   {
     kind: "gemini.generate",
@@ -60,7 +61,7 @@ export const ROUTE_TABLE: readonly RouteRow[] = [
     path: "/v1beta/models/{model}:generateContent",
     pattern: new RegExp(`^/v1beta/models/${MODEL}:generateContent/?$`),
     dialect: "gemini",
-    handling: "generate",
+    operation: "generate",
     stream: false,
   },
   {
@@ -69,7 +70,7 @@ export const ROUTE_TABLE: readonly RouteRow[] = [
     path: "/v1beta/models/{model}:streamGenerateContent?alt=sse",
     pattern: new RegExp(`^/v1beta/models/${MODEL}:streamGenerateContent/?$`),
     dialect: "gemini",
-    handling: "generate",
+    operation: "generate",
     stream: true,
   },
   {
@@ -78,7 +79,7 @@ export const ROUTE_TABLE: readonly RouteRow[] = [
     path: "/v1beta/models/{model}:countTokens",
     pattern: new RegExp(`^/v1beta/models/${MODEL}:countTokens/?$`),
     dialect: "gemini",
-    handling: "countTokens",
+    operation: "countTokens",
   },
   {
     kind: "gemini.models",
@@ -86,7 +87,7 @@ export const ROUTE_TABLE: readonly RouteRow[] = [
     path: "/v1beta/models",
     pattern: /^\/v1beta\/models\/?$/,
     dialect: "gemini",
-    handling: "models",
+    operation: "models",
   },
   {
     kind: "gemini.model",
@@ -94,7 +95,7 @@ export const ROUTE_TABLE: readonly RouteRow[] = [
     path: "/v1beta/models/{model}",
     pattern: new RegExp(`^/v1beta/models/${MODEL}/?$`),
     dialect: "gemini",
-    handling: "models",
+    operation: "models",
   },
   {
     kind: "openai.chat",
@@ -102,7 +103,7 @@ export const ROUTE_TABLE: readonly RouteRow[] = [
     path: "/v1/chat/completions",
     pattern: /^\/v1\/chat\/completions\/?$/,
     dialect: "openai",
-    handling: "generate",
+    operation: "generate",
   },
   {
     kind: "openai.responses",
@@ -110,31 +111,31 @@ export const ROUTE_TABLE: readonly RouteRow[] = [
     path: "/v1/responses",
     pattern: /^\/v1\/responses\/?$/,
     dialect: "responses",
-    handling: "generate",
+    operation: "generate",
   },
   {
     kind: "openai.embeddings",
     method: "POST",
     path: "/v1/embeddings",
     pattern: /^\/v1\/embeddings\/?$/,
-    dialect: "embeddings",
-    handling: "generate",
+    dialect: "openai",
+    operation: "embed",
   },
   {
     kind: "gemini.embed",
     method: "POST",
     path: "/v1beta/models/{model}:embedContent",
     pattern: new RegExp(`^/v1beta/models/${MODEL}:embedContent/?$`),
-    dialect: "gemini-embed",
-    handling: "generate",
+    dialect: "gemini",
+    operation: "embed",
   },
   {
     kind: "gemini.embed",
     method: "POST",
     path: "/v1beta/models/{model}:batchEmbedContents",
     pattern: new RegExp(`^/v1beta/models/${MODEL}:batchEmbedContents/?$`),
-    dialect: "gemini-embed",
-    handling: "generate",
+    dialect: "gemini",
+    operation: "embed",
   },
   {
     kind: "openai.response",
@@ -142,7 +143,7 @@ export const ROUTE_TABLE: readonly RouteRow[] = [
     path: "/v1/responses/{id}",
     pattern: /^\/v1\/responses\/([^/]+)\/?$/,
     dialect: "responses",
-    handling: "stored",
+    operation: "stored",
   },
   {
     kind: "openai.response",
@@ -150,7 +151,7 @@ export const ROUTE_TABLE: readonly RouteRow[] = [
     path: "/v1/responses/{id}",
     pattern: /^\/v1\/responses\/([^/]+)\/?$/,
     dialect: "responses",
-    handling: "stored",
+    operation: "stored",
   },
   {
     kind: "anthropic.messages",
@@ -158,7 +159,7 @@ export const ROUTE_TABLE: readonly RouteRow[] = [
     path: "/v1/messages",
     pattern: /^\/v1\/messages\/?$/,
     dialect: "anthropic",
-    handling: "generate",
+    operation: "generate",
   },
   {
     kind: "anthropic.countTokens",
@@ -166,7 +167,7 @@ export const ROUTE_TABLE: readonly RouteRow[] = [
     path: "/v1/messages/count_tokens",
     pattern: /^\/v1\/messages\/count_tokens\/?$/,
     dialect: "anthropic",
-    handling: "countTokens",
+    operation: "countTokens",
   },
   {
     kind: "openai.models",
@@ -174,7 +175,7 @@ export const ROUTE_TABLE: readonly RouteRow[] = [
     path: "/v1/models",
     pattern: /^\/v1\/models\/?$/,
     dialect: "openai",
-    handling: "models",
+    operation: "models",
   },
   {
     kind: "openai.model",
@@ -182,7 +183,7 @@ export const ROUTE_TABLE: readonly RouteRow[] = [
     path: "/v1/models/{model}",
     pattern: /^\/v1\/models\/([^/]+)\/?$/,
     dialect: "openai",
-    handling: "models",
+    operation: "models",
   },
 ];
 

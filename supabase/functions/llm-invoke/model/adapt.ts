@@ -4,12 +4,14 @@
 // not enabled") gets the system prompt folded into the first user turn; JSON output, tools and images
 // a model lacks are refused with a clear 400 naming the caller's field instead of the provider's
 // opaque one, and so is what only another dialect's models honour (the request's `only`) and an option
-// the model refuses to be set (refused-options.ts: a thinking budget, sampling, on Claude 5.x).
+// the model refuses to be set (refused-options.ts: a thinking budget, sampling, on Claude 5.x). An
+// embedding model generates nothing: a generation is refused by it by name (an embedding is fitted to
+// its model by embedding/fit.ts).
 import { GatewayError } from "../../_shared/errors.ts";
 import { MAX_ISSUES } from "../../_shared/validation.ts";
 import { checkRefusedOptions } from "./refused-options.ts";
 import type { HubMessage } from "../../_shared/upstream/hub.ts";
-import type { Ask, ModelCapabilities, ModelProfile, ModelRequest, NormalizedRequest } from "../contract.ts";
+import type { Ask, CallRequest, ModelCapabilities, ModelProfile, ModelRequest, NormalizedRequest } from "../contract.ts";
 
 /** `ask.feature` is details.feature (stable); `ask.words` names the caller's field for people. */
 function unsupported(model: string, ask: Ask, advice: string): GatewayError {
@@ -32,24 +34,40 @@ function speaks(
   return spoken.endpoint !== "responses" || caps.hasResponsesApi === true;
 }
 
+/**
+ * What only another dialect's models honour (the request's `only`) is refused by name by this model:
+ * every operation's request is held to it.
+ */
+export function checkOnly(
+  caps: Pick<ModelCapabilities, "model"> & Partial<Pick<ModelProfile, "dialect" | "hasResponsesApi">>,
+  asked: CallRequest["only"],
+): void {
+  const only = asked !== undefined && !speaks(caps, asked) ? asked.fields : [];
+  if (only.length === 0) return;
+  // The fields are the caller's keys: at most MAX_ISSUES named, as a validation refusal names.
+  const listed = only.slice(0, MAX_ISSUES);
+  const more = only.length > MAX_ISSUES ? `; and ${only.length - MAX_ISSUES} more` : "";
+  throw new GatewayError(
+    "unsupported_feature",
+    `Not supported by ${caps.model}: ${listed.map((f) => `${f.field} (${f.why})`).join("; ")}${more}.`,
+    { details: { model: caps.model, field: only[0]!.field, features: listed.map((f) => f.field) } },
+  );
+}
+
 export function adaptToModel(
   caps: ModelCapabilities & Partial<Pick<ModelProfile, "dialect" | "embedding" | "hasResponsesApi">>,
   req: NormalizedRequest,
 ): ModelRequest {
-  if (req.embed !== undefined || caps.embedding !== undefined) checkEmbedding(caps, req);
-  // The caller spoke this model's provider's dialect: its body goes as it came (pass-through).
-  const own = req.dialectBody !== undefined && speaks(caps, req.dialectBody);
-  const only = req.only !== undefined && !speaks(caps, req.only) ? req.only.fields : [];
-  if (only.length > 0) {
-    // The fields are the caller's keys: at most MAX_ISSUES named, as a validation refusal names.
-    const listed = only.slice(0, MAX_ISSUES);
-    const more = only.length > MAX_ISSUES ? `; and ${only.length - MAX_ISSUES} more` : "";
+  if (caps.embedding !== undefined) {
     throw new GatewayError(
       "unsupported_feature",
-      `Not supported by ${caps.model}: ${listed.map((f) => `${f.field} (${f.why})`).join("; ")}${more}.`,
-      { details: { model: caps.model, field: only[0]!.field, features: listed.map((f) => f.field) } },
+      `${caps.model} is an embedding model: it embeds (POST …/v1/embeddings, :embedContent) and generates nothing.`,
+      { details: { model: caps.model, feature: "generation" } },
     );
   }
+  // The caller spoke this model's provider's dialect: its body goes as it came (pass-through).
+  const own = req.dialectBody !== undefined && speaks(caps, req.dialectBody);
+  checkOnly(caps, req.only);
   if (!caps.supportsJsonMode && req.asks.json !== undefined) {
     const advice = req.asks.json.feature === "responseMimeType"
       ? "omit it and ask for JSON in the prompt."
@@ -72,11 +90,15 @@ export function adaptToModel(
     ...(req.toolChoice === undefined ? {} : { toolChoice: req.toolChoice }),
     ...(req.dialectExtras === undefined ? {} : { dialectExtras: req.dialectExtras }),
     ...(own ? { dialectBody: { ...req.dialectBody! } } : {}),
-    ...(req.embed === undefined ? {} : { embed: req.embed }),
   };
   if (req.system === undefined) return fitted;
   if (caps.supportsSystemInstruction) return { ...fitted, system: req.system };
   return { ...fitted, messages: foldSystem(req.system, req.messages) };
+}
+
+/** A generation fitted to each model of its chain (model-chain.ts's `fit`). */
+export function fitGeneration(req: NormalizedRequest): (caps: ModelProfile) => ModelRequest {
+  return (caps) => adaptToModel(caps, req);
 }
 
 /** Puts the system text before the first user turn's text (a new user turn if a model turn leads). */
@@ -91,51 +113,4 @@ export function foldSystem(system: string, messages: readonly HubMessage[]): Hub
     ? [{ ...head, text: `${system}\n\n${head.text}` }, ...rest]
     : [{ type: "text" as const, text: `${system}\n\n` }, ...first.parts];
   return [{ role: "user", parts }, ...messages.slice(1)];
-}
-
-/**
- * An embedding call goes only to a model that embeds, and a generation only to one that generates; a
- * vector size the model cannot give and more inputs than
- * its provider takes in one request (where it counts the batch as one request: else the gateway sends
- * each input alone) are refused by name.
- */
-function checkEmbedding(
-  caps: ModelCapabilities & Partial<Pick<ModelProfile, "dialect" | "embedding">>,
-  req: NormalizedRequest,
-): void {
-  const traits = caps.embedding;
-  if (req.embed === undefined) {
-    throw new GatewayError(
-      "unsupported_feature",
-      `${caps.model} is an embedding model: it embeds (POST …/v1/embeddings, :embedContent) and generates nothing.`,
-      { details: { model: caps.model, feature: "generation" } },
-    );
-  }
-  if (traits === undefined) {
-    throw new GatewayError(
-      "unsupported_feature",
-      `${caps.model} does not embed; use an embedding model (GET …/v1/models lists them).`,
-      { details: { model: caps.model, feature: "embeddings" } },
-    );
-  }
-  const asked = req.embed;
-  if (asked.dimensions !== undefined && (asked.dimensions > traits.dimensions ||
-    (!traits.shortenable && asked.dimensions !== traits.dimensions))) {
-    throw new GatewayError(
-      "invalid_request",
-      `${caps.model} gives vectors of ${traits.dimensions} dimensions${
-        traits.shortenable ? " or fewer" : " only"
-      }; ${asked.dimensions} were asked.`,
-      { details: { model: caps.model, field: "dimensions" } },
-    );
-  }
-  // One request is one call to the provider, and one attempt row (a provider that counts each input books
-  // them all at once: attempt/embedding.ts), so a batch is at most what the provider takes in one call.
-  if (asked.inputs.length > traits.maxBatch) {
-    throw new GatewayError(
-      "invalid_request",
-      `${caps.model}'s provider takes at most ${traits.maxBatch} inputs in one request; ${asked.inputs.length} were sent.`,
-      { details: { model: caps.model, field: "input", max_batch: traits.maxBatch, inputs: asked.inputs.length } },
-    );
-  }
 }

@@ -3,6 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { GatewayError } from "../../_shared/errors.ts";
 import { linkFor, requestFor, resolveChain } from "./model-chain.ts";
+import { fitGeneration } from "./adapt.ts";
 import { parseInvokeRequest } from "../surfaces/native/request.ts";
 import type { ModelProfile } from "../contract.ts";
 
@@ -31,7 +32,8 @@ const ROWS: Record<string, ModelProfile> = {
 };
 
 function chainOf(body: Record<string, unknown>, rows: Record<string, ModelProfile> = ROWS) {
-  return resolveChain((name) => Promise.resolve(rows[name] ?? null), parseInvokeRequest({ prompt: "Привет", ...body }));
+  const request = parseInvokeRequest({ prompt: "Привет", ...body });
+  return resolveChain((name) => Promise.resolve(rows[name] ?? null), request, fitGeneration(request));
 }
 
 async function failure(promise: Promise<unknown>): Promise<GatewayError> {
@@ -111,14 +113,15 @@ describe("linkFor", () => {
 
   it("the chain's own link for a model it names", async () => {
     const chain = await chainOf({ model: "gemma-3-27b", system: "Кратко." });
-    expect(await linkFor(lookup, parseInvokeRequest({ model: "gemma-3-27b", prompt: "Привет" }), chain, "gemma-3-27b-it"))
+    const fit = fitGeneration(parseInvokeRequest({ model: "gemma-3-27b", prompt: "Привет" }));
+    expect(await linkFor(lookup, chain, "gemma-3-27b-it", fit))
       .toBe(chain[0]);
   });
 
   it("a model the database resolved the name to since (a repointed alias): that model's row fits the request", async () => {
     const body = { model: "gemma-3-27b", system: "Кратко.", prompt: "Привет" };
     const chain = await chainOf(body); // the worker's cached row still says Gemma 3
-    const link = await linkFor(lookup, parseInvokeRequest(body), chain, "gemma-4-31b-it");
+    const link = await linkFor(lookup, chain, "gemma-4-31b-it", fitGeneration(parseInvokeRequest(body)));
     expect(link.request.model).toBe("gemma-4-31b-it");
     // Gemma 4's row takes a system instruction: nothing is folded.
     expect(link.request.system).toBeDefined();
@@ -128,7 +131,7 @@ describe("linkFor", () => {
   it("a booked model without a row (removed since): refused, never sent another model's request", async () => {
     const body = { model: "gemma-3-27b", system: "Кратко.", prompt: "Привет" };
     const chain = await chainOf(body); // Gemma 3's link: the system prompt folded into the question
-    const error = await failure(linkFor(lookup, parseInvokeRequest(body), chain, "gemma-9-gone"));
+    const error = await failure(linkFor(lookup, chain, "gemma-9-gone", fitGeneration(parseInvokeRequest(body))));
     expect(error.code).toBe("unavailable");
     expect(error.message).toContain("gemma-9-gone");
     expect(error.details).toEqual({ model: "gemma-9-gone" });

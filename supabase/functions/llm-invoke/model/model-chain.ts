@@ -1,32 +1,38 @@
 // The models a request may be served by, in order: its `model`, then its `fallback_models`, or,
 // when it names none, the fallback chain of the model's row (google_ai_model_limits.fallback_models).
 // Each link carries the request as that model takes it (adapt.ts: Gemma gets the system prompt folded
-// into the first user turn), so whichever model the reservation lands on is called correctly.
+// into the first user turn; another operation's request fitted by its own `fit`), so whichever model
+// the reservation lands on is called correctly.
 //
 // What the caller wrote is held to it: an unknown model or one that cannot take the request (JSON mode
 // on Gemma) is a 400. A row's chain is the operator's: such models are left out of it silently, as are
 // retired rows (is_active = false), which can serve nobody. A retired first model stays first: the
 // database passes over it (and records why) and the answer names what it asked for.
-import { adaptToModel } from "./adapt.ts";
 import { GatewayError } from "../../_shared/errors.ts";
-import type { ModelProfile, ModelRequest, NormalizedRequest } from "../contract.ts";
+import type { CallRequest, ModelProfile, ModelRequest } from "../contract.ts";
 
-export interface ChainLink {
+/** `S`: the request as one model takes it (a generation's: the hub's request its provider is given). */
+export interface ChainLink<S = ModelRequest> {
   /** Canonical model id. */
   model: string;
   /** The request as this model takes it. */
-  request: ModelRequest;
+  request: S;
   /** The model's row as the chain was resolved from it (whether it is withdrawn, its successor). */
   profile: ModelProfile;
 }
 
-export async function resolveChain(
+/** The models a request names: its first, and its fallbacks (absent: the row's own chain). */
+type Named = Pick<CallRequest, "model" | "fallbackModels">;
+
+/** The request fitted to each model by `fit` (a generation's: adapt.ts's `fitGeneration`). */
+export async function resolveChain<S>(
   profile: (model: string) => Promise<ModelProfile | null>,
-  request: NormalizedRequest,
-): Promise<ChainLink[]> {
+  request: Named,
+  fit: (row: ModelProfile) => S,
+): Promise<ChainLink<S>[]> {
   const first = await profile(request.model);
   if (first === null) throw unknownModel(request.model);
-  const links: ChainLink[] = [{ model: first.model, request: adaptToModel(first, request), profile: first }];
+  const links: ChainLink<S>[] = [{ model: first.model, request: fit(first), profile: first }];
 
   const fromCaller = request.fallbackModels !== undefined;
   for (const name of request.fallbackModels ?? first.fallbackModels) {
@@ -37,7 +43,7 @@ export async function resolveChain(
     }
     if (!next.active || links.some((l) => l.model === next.model)) continue;
     try {
-      links.push({ model: next.model, request: adaptToModel(next, request), profile: next });
+      links.push({ model: next.model, request: fit(next), profile: next });
     } catch (error) {
       if (fromCaller) throw error;
     }
@@ -56,17 +62,17 @@ export async function resolveChain(
  * (removed since it was booked): nothing says how it takes the request, and another model's form of
  * it (Gemma 3's folded system prompt) is not sent in its place.
  */
-export async function linkFor(
+export async function linkFor<S>(
   profile: (model: string) => Promise<ModelProfile | null>,
-  request: NormalizedRequest,
-  links: readonly ChainLink[],
+  links: readonly ChainLink<S>[],
   model: string,
-): Promise<ChainLink> {
+  fit: (row: ModelProfile) => S,
+): Promise<ChainLink<S>> {
   const known = links.find((l) => l.model === model);
   if (known !== undefined) return known;
   const row = await profile(model);
   if (row === null) throw bookedWithoutRow(model);
-  return { model, request: adaptToModel(row, request), profile: row };
+  return { model, request: fit(row), profile: row };
 }
 
 function bookedWithoutRow(model: string): GatewayError {
@@ -78,7 +84,7 @@ function bookedWithoutRow(model: string): GatewayError {
 }
 
 /** The request as the reserved model takes it (the first link's if the model is not in the chain). */
-export function requestFor(links: readonly ChainLink[], model: string | null | undefined): ModelRequest {
+export function requestFor<S>(links: readonly ChainLink<S>[], model: string | null | undefined): S {
   return (links.find((l) => l.model === model) ?? links[0]!).request;
 }
 

@@ -1,11 +1,11 @@
 // Google's embedding REST: one input is `models/{model}:embedContent`, several `:batchEmbedContents`
 // (at most GOOGLE_EMBED_BATCH, 100, per batch, Google's 400 says; each counted by Google as a request of
-// its own, which the reservation books at once: llm-invoke/attempt/embedding.ts). Task type, title
+// its own, which the reservation books at once: llm-invoke/embedding/operation.ts). Task type, title
 // and outputDimensionality as the caller gave them. Google's answer names no token count: the
 // estimate the reservation booked stands as the usage.
 import { failureOf, readJsonAnswer, timedCall, type WireRules } from "../../upstream/call.ts";
-import type { HubAnswer, HubEmbed } from "../../upstream/hub.ts";
-import { type GenerateCall, type GenerateOutcome, upstreamFailure } from "../../upstream/port.ts";
+import type { HubEmbed, HubEmbedding } from "../../upstream/hub.ts";
+import { type EmbedCall, type EmbedOutcome, upstreamFailure } from "../../upstream/port.ts";
 import { postOnce } from "../../upstream/post.ts";
 
 /** Google's most inputs in one batchEmbedContents ("at most 100 requests can be in one batch"). */
@@ -13,10 +13,10 @@ export const GOOGLE_EMBED_BATCH = 100;
 
 export function embed(
   url: (method: string) => string,
-  call: GenerateCall,
+  call: EmbedCall,
   rules: WireRules,
-): Promise<GenerateOutcome> {
-  const asked = call.request.embed!;
+): Promise<EmbedOutcome> {
+  const asked = call.request;
   const model = call.request.model;
   const one = asked.inputs.length === 1;
   const body = one
@@ -43,8 +43,8 @@ export function embed(
       });
       return { ok: false, error: failureOf(rules, error) };
     }
-    const hub: HubAnswer = { outputs: [], usage: null, modelVersion: null, id: null, embeddings: vectors as number[][] };
-    return { ok: true as const, answer: hub };
+    const embedding: HubEmbedding = { vectors: vectors as number[][], usage: null, modelVersion: null };
+    return { ok: true as const, answer: embedding };
   });
 }
 

@@ -1,15 +1,15 @@
-// OpenAI's embeddings REST (POST /v1/embeddings): the hub's embed request as OpenAI's body (its inputs as
+// OpenAI's embeddings REST (POST /v1/embeddings): the hub's embedding request as OpenAI's body (its inputs as
 // given, strings or token ids; dimensions where asked; floats always, which the route re-encodes as the
 // caller asked), and OpenAI's list of vectors and usage back in the hub's words. OpenAI counts one
 // request per call however many inputs it holds, and every input token in TPM.
 import { failureOf, readJsonAnswer, timedCall, type WireRules } from "../../upstream/call.ts";
-import type { HubAnswer } from "../../upstream/hub.ts";
-import { type GenerateCall, type GenerateOutcome, upstreamFailure } from "../../upstream/port.ts";
+import type { HubEmbedding } from "../../upstream/hub.ts";
+import { type EmbedCall, type EmbedOutcome, upstreamFailure } from "../../upstream/port.ts";
 import { roomOf } from "./errors.ts";
 import { postOnce } from "../../upstream/post.ts";
 
-export function embed(url: string, call: GenerateCall, rules: WireRules): Promise<GenerateOutcome> {
-  const asked = call.request.embed!;
+export function embed(url: string, call: EmbedCall, rules: WireRules): Promise<EmbedOutcome> {
+  const asked = call.request;
   return timedCall(call, rules, async (guard) => {
     const answer = await postOnce(
       url,
@@ -33,16 +33,14 @@ export function embed(url: string, call: GenerateCall, rules: WireRules): Promis
     }
     const usage = read.body.usage as { prompt_tokens?: unknown } | undefined;
     const input = typeof usage?.prompt_tokens === "number" ? usage.prompt_tokens : null;
-    const hub: HubAnswer = {
-      outputs: [],
+    const embedding: HubEmbedding = {
+      vectors,
       usage: input === null
         ? null
         : { inputTokens: input, outputTokens: 0, thinkingTokens: 0, cachedInputTokens: 0, totalTokens: input },
       modelVersion: typeof read.body.model === "string" ? read.body.model : null,
-      id: null,
-      embeddings: vectors,
     };
-    return { ok: true as const, answer: hub, room: roomOf(answer.headers) };
+    return { ok: true as const, answer: embedding, room: roomOf(answer.headers) };
   });
 }
 

@@ -13,11 +13,10 @@ import { GOOGLE_EMBED_BATCH } from "../../../_shared/providers/google/embeddings
 import { isObject } from "../../../_shared/json.ts";
 import { invalidRequest } from "../../../_shared/validation.ts";
 import type { InvokeResult } from "../../attempt/context.ts";
-import type { NormalizedRequest } from "../../contract.ts";
+import type { EmbeddingRequest } from "../../contract.ts";
+import { vectorsOf } from "../../embedding/operation.ts";
 import { callOptionsFromHeaders } from "../shared/call-options.ts";
-import { OUTPUT_CAP_CODE } from "../../field-codes.ts";
-import type { ParseInput, Surface, SurfaceContext } from "../shared/surface.ts";
-import { geminiFront } from "./errors.ts";
+import type { EmbeddingSurface, ParseInput, SurfaceContext } from "../shared/surface.ts";
 
 /** The route's most requests in one batchEmbedContents: Google's own batch maximum. */
 export const MAX_BATCH = GOOGLE_EMBED_BATCH;
@@ -47,7 +46,7 @@ const embedRequest = z.looseObject({
 });
 const batchRequest = z.strictObject({ requests: z.array(embedRequest).min(1) });
 
-export interface GeminiEmbedRequest extends NormalizedRequest {
+export interface GeminiEmbedRequest extends EmbeddingRequest {
   batch: boolean;
 }
 
@@ -93,13 +92,8 @@ function parse(input: ParseInput): GeminiEmbedRequest {
     model: (input.model ?? "").replace(/^models\//, ""),
     ...callOptionsFromHeaders(input.headers, input.limits),
     fallbackModels: [],
-    messages: [{ role: "user", parts: texts.map((text) => ({ type: "text", text })) }],
-    options: {},
-    asks: {},
-    outputCapField: { words: "maxOutputTokens", code: OUTPUT_CAP_CODE },
-    imageTokens: 0,
-    stream: false,
     metadata: {},
+    tokenIds: 0,
     embed: {
       inputs: texts,
       ...(first.outputDimensionality === undefined ? {} : { dimensions: first.outputDimensionality }),
@@ -112,18 +106,11 @@ function parse(input: ParseInput): GeminiEmbedRequest {
 }
 
 function answer(result: InvokeResult, ctx: SurfaceContext<GeminiEmbedRequest>): JsonAnswer {
-  const vectors = result.hub?.embeddings ?? [];
+  const vectors = vectorsOf(result);
   const body = ctx.request.batch
     ? { embeddings: vectors.map((values) => ({ values })) }
     : { embedding: { values: vectors[0] ?? [] } };
   return { body, asIs: true };
 }
 
-export const geminiEmbeddingsSurface: Surface<GeminiEmbedRequest> = {
-  ...geminiFront,
-  parse,
-  answer,
-  stream: () => {
-    throw new GatewayError("internal_error", "embeddings are never streamed");
-  },
-};
+export const geminiEmbeddingsSurface: EmbeddingSurface<GeminiEmbedRequest> = { parse, answer };

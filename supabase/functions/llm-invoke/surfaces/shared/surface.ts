@@ -2,15 +2,17 @@
 // Anthropic's): a whole port. Its front (the error shape, the 404 included, and where its SDKs send
 // the key) is loaded with the handler, since an error may come before anything else is read; the rest
 // (how its body becomes the one request the gateway runs, how the answer, a stream, a token count and
-// the model list are said back in its shape) on its first use. Authentication, the reservation,
+// the model list are said back in its shape) on its first use. An embedding route's dialect is an
+// EmbeddingSurface: its body into the one EmbeddingRequest, the vectors back in its shape (no output
+// cap, no stream). Authentication, the reservation,
 // attempts, audit, idempotency and WAIT/NO_WAIT are the same for all of them (handler.ts, invoke.ts).
 import type { ErrorAnswer, JsonAnswer, StreamAnswer } from "../../../_shared/envelope.ts";
 import type { GatewayError } from "../../../_shared/errors.ts";
 import type { InvokeAnswer, InvokeResult, InvokeStream, QueueProgress } from "../../attempt/context.ts";
-import type { ModelEntry, NormalizedRequest, RequestLimits } from "../../contract.ts";
+import type { CallRequest, EmbeddingRequest, ModelEntry, NormalizedRequest, RequestLimits } from "../../contract.ts";
 import type { StoredResponse } from "../../store/store.ts";
 
-export interface SurfaceContext<R extends NormalizedRequest = NormalizedRequest> {
+export interface SurfaceContext<R extends CallRequest = NormalizedRequest> {
   requestId: string;
   /** The request as it was run (its model as the caller named it, and what only its surface reads back). */
   request: R;
@@ -89,6 +91,17 @@ export interface Surface<R extends NormalizedRequest = NormalizedRequest> extend
     list(models: ModelEntry[], at: ModelsContext): Record<string, unknown>;
     one(models: ModelEntry[], id: string, at: ModelsContext): Record<string, unknown> | undefined;
   };
+}
+
+/**
+ * An embedding route's dialect (its front is its dialect's: SurfaceRow). `R`: the request as it parses
+ * it (what only it reads back beside the gateway's: OpenAI's encoding, Google's one or batch).
+ */
+export interface EmbeddingSurface<R extends EmbeddingRequest = EmbeddingRequest> {
+  /** The request as the gateway runs it; throws GatewayError for anything it cannot take. */
+  parse(input: ParseInput): R;
+  /** The vectors in its shape. */
+  answer(result: InvokeResult, ctx: SurfaceContext<R>): JsonAnswer;
 }
 
 /** How a surface keeps answers for a follow-up (handler.ts reads and writes them through the store). */

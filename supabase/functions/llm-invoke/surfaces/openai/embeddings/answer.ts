@@ -3,11 +3,12 @@
 // base64; the model that served; usage with the input tokens (prompt_tokens = total_tokens).
 import type { JsonAnswer } from "../../../../_shared/envelope.ts";
 import type { InvokeResult } from "../../../attempt/context.ts";
+import { vectorsOf } from "../../../embedding/operation.ts";
 import type { SurfaceContext } from "../../shared/surface.ts";
 import type { EmbeddingsRequest } from "./request.ts";
 
 export function answer(result: InvokeResult, ctx: SurfaceContext<EmbeddingsRequest>): JsonAnswer {
-  const vectors = result.hub?.embeddings ?? [];
+  const vectors = vectorsOf(result);
   return {
     body: {
       object: "list",

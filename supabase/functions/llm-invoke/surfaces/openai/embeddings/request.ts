@@ -1,15 +1,14 @@
 // An embeddings body (POST /v1/embeddings, OpenAI's shape) → the gateway's one request: `input` a
 // string, an array of strings, an array of token ids or of token-id arrays; `dimensions`;
-// `encoding_format` (float or base64, which the answer is said in); `user` accepted. The texts are the
-// request's messages too, so its input is estimated and booked like any (token ids count one each).
-// No output is booked, no fallback is taken: a model whose vectors differ never stands in for another.
+// `encoding_format` (float or base64, which the answer is said in); `user` accepted. Its input is
+// estimated and booked like any request's (token ids count one each); no output is booked, no fallback
+// is taken: a model whose vectors differ never stands in for another.
 import { z } from "zod";
 import { GatewayError } from "../../../../_shared/errors.ts";
 import { isObject } from "../../../../_shared/json.ts";
 import { invalidRequest } from "../../../../_shared/validation.ts";
-import type { NormalizedRequest } from "../../../contract.ts";
+import type { EmbeddingRequest } from "../../../contract.ts";
 import { callOptionsFromHeaders } from "../../shared/call-options.ts";
-import { OUTPUT_CAP_CODE } from "../../../field-codes.ts";
 import type { ParseInput } from "../../shared/surface.ts";
 
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
@@ -33,7 +32,7 @@ const embeddingsSchema = z.strictObject({
   user: z.string().optional(),
 });
 
-export interface EmbeddingsRequest extends NormalizedRequest {
+export interface EmbeddingsRequest extends EmbeddingRequest {
   encoding: "float" | "base64";
 }
 
@@ -68,20 +67,14 @@ export function parseEmbeddings(input: ParseInput): EmbeddingsRequest {
     ? [req.input as number[]]
     : req.input as Array<string | number[]>;
   const options = callOptionsFromHeaders(input.headers, input.limits);
-  const texts = inputs.filter((i): i is string => typeof i === "string");
   const tokenCount = inputs.reduce((n, i) => n + (typeof i === "string" ? 0 : i.length), 0);
   return {
     model: req.model,
     ...options,
     // Vectors of one model are not another's: no fallback, whatever the row's chain.
     fallbackModels: [],
-    messages: texts.length === 0 ? [] : [{ role: "user", parts: texts.map((text) => ({ type: "text", text })) }],
-    options: {},
-    asks: {},
-    outputCapField: { words: "max_tokens", code: OUTPUT_CAP_CODE },
     // Token ids are counted as given, one each, beside the texts' estimate.
-    imageTokens: tokenCount,
-    stream: false,
+    tokenIds: tokenCount,
     metadata: {},
     embed: { inputs, ...(req.dimensions === undefined ? {} : { dimensions: req.dimensions }) },
     // Token ids are read by OpenAI's tokenizer only: another provider's model refuses them by name.
