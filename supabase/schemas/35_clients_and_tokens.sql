@@ -225,7 +225,8 @@ begin
 
   if v_reason is null then
     return jsonb_build_object('status', 'ok', 'token_id', v_token.id, 'client', v_client.name,
-      'models', v_token.models, 'expires_at', v_token.expires_at, 'max_output_tokens', v_client.max_output_tokens);
+      'models', public.google_ai_token_models(v_token, v_client), 'expires_at', v_token.expires_at,
+      'max_output_tokens', v_client.max_output_tokens);
   end if;
 
   if p_refusals is distinct from 0 then
@@ -427,22 +428,51 @@ begin
 end
 $$;
 
+-- A scoped token's verdict (google_ai_token_verdict_at). (A named type, not OUT parameters: a function's
+-- OUT parameters are read from its catalog row again on every call, and they are variables named like
+-- columns: a bare `caller` in a query of the function would be ambiguous with a table's, an error met
+-- only when the query runs. The function's own variables are v_ names.)
+CREATE TYPE public.google_ai_token_verdict AS (
+    refusal jsonb,
+    caller text,
+    client_id uuid,
+    token_id uuid,
+    worst numeric
+);
+
+-- The models a token may use: its own list (the narrowing it was minted with; a token minted without one
+-- holds its client's list as it was then) within its client's list as it is now, so a client's list
+-- narrowed reaches the tokens already out (one widened does not: a token keeps what it was minted for).
+-- In the token's order; an empty list is no model (never "every model"). (PL/pgSQL: a SQL function
+-- holding a query is not inlined, and would be planned again on every call.)
+CREATE OR REPLACE FUNCTION public.google_ai_token_models(p_token public.google_ai_tokens,
+    p_client public.google_ai_clients) RETURNS text[]
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    AS $$
+begin
+  return array(select t.m from unnest(p_token.models) with ordinality t(m, i)
+               where t.m = any (p_client.models) order by t.i);
+end
+$$;
+
 -- A scoped token's verdict on one request, under the token's and its client's row locks (held until
 -- the reservation commits, so two requests of one token are counted one after the other): refusal is
 -- null when the token may send it (caller is then its client's name), else the answer to give, its
 -- refused attempt row written, naming the budget's period (life: the token's; day or month: its
 -- client's: google_ai_budget_verdict). worst: what the call may cost where the token or its client has
 -- a budget in money (google_ai_worst_call_cost: output_tokens, the answer the request is sent with, at
--- the tiers of the class it runs in), which the admission books.
+-- the tiers of the class it runs in), which the admission books. The model must be one of the token's
+-- (google_ai_token_models: its list within its client's).
 CREATE OR REPLACE FUNCTION public.google_ai_token_verdict_at(p_now timestamp with time zone,
-    p_request public.google_ai_request, OUT refusal jsonb, OUT caller text, OUT client_id uuid,
-    OUT token_id uuid, OUT worst numeric) RETURNS record
+    p_request public.google_ai_request) RETURNS public.google_ai_token_verdict
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 declare
   v_token public.google_ai_tokens;
   v_client public.google_ai_clients;
+  v_caller text;
+  v_worst numeric;
   v_model text;
   v_limit text;
   v_cause text;
@@ -453,22 +483,20 @@ declare
 begin
   select * into v_token from public.google_ai_tokens t where t.token_hash = p_request.token_hash for update;
   if not found then
-    refusal := jsonb_build_object('ok', false, 'limit', 'token_invalid', 'cause', 'token_invalid',
-      'retry_after_ms', null);
-    return;
+    return row(jsonb_build_object('ok', false, 'limit', 'token_invalid', 'cause', 'token_invalid',
+      'retry_after_ms', null), null, null, null, null)::public.google_ai_token_verdict;
   end if;
   select * into v_client from public.google_ai_clients c where c.id = v_token.client_id for update;
-  caller := 'client:' || v_client.name;
-  client_id := v_client.id;
-  token_id := v_token.id;
+  v_caller := 'client:' || v_client.name;
   v_limit := public.google_ai_token_refusal(v_token, v_client, p_now);
   v_model := coalesce((public.google_ai_resolve_model(p_request.model)).model, p_request.model);
   if num_nonnulls(v_client.daily_max_usd, v_client.monthly_max_usd, v_token.max_usd) > 0 then
-    worst := public.google_ai_worst_call_cost(v_model, p_request.estimated_tokens, p_request.output_tokens,
+    v_worst := public.google_ai_worst_call_cost(v_model, p_request.estimated_tokens, p_request.output_tokens,
       (public.google_ai_request_class(p_request.priority, v_client.id)).name);
   end if;
 
-  if v_limit is null and not (v_model = any (v_token.models)) then
+  -- (google_ai_token_models' rule, as two tests: a call of it would cost more than the check.)
+  if v_limit is null and not (v_model = any (v_token.models) and v_model = any (v_client.models)) then
     v_limit := 'model_not_allowed';
   elsif v_limit is null then
     -- The token's budget first, then its client's.
@@ -476,23 +504,24 @@ begin
     from (values (1, 'token_budget', public.google_ai_budget_of(v_token)),
                  (2, 'client_budget', public.google_ai_budget_of(v_client))) b(n, lim, budget)
     cross join lateral public.google_ai_budget_verdict(b.budget, p_now, v_count_request, p_request.estimated_tokens,
-      worst) v
+      v_worst) v
     where v.cause is not null
     order by b.n limit 1;
   end if;
   if v_limit is null then
-    return;
+    return row(null, v_caller, v_client.id, v_token.id, v_worst)::public.google_ai_token_verdict;
   end if;
   v_retry_ms := public.google_ai_ms_until(v_retry_at, p_now);
   v_cause := coalesce(v_cause, public.google_ai_refusal_cause(v_limit));
 
   insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
     attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
-  values ('refused', p_request.request_id, caller, client_id, token_id, v_model, p_request.model,
+  values ('refused', p_request.request_id, v_caller, v_client.id, v_token.id, v_model, p_request.model,
     coalesce(p_request.attempt, 1), p_request.estimated_tokens, v_limit, v_cause, v_retry_ms, p_request.wait_ms,
     coalesce(p_request.metadata, '{}'));
-  refusal := jsonb_build_object('ok', false, 'limit', v_limit, 'cause', v_cause,
-    'retry_after_ms', v_retry_ms, 'retry_at', v_retry_at, 'client_id', client_id, 'token_id', token_id)
-    || case when v_period is not null then jsonb_build_object('period', v_period) else '{}' end;
+  return row(jsonb_build_object('ok', false, 'limit', v_limit, 'cause', v_cause,
+    'retry_after_ms', v_retry_ms, 'retry_at', v_retry_at, 'client_id', v_client.id, 'token_id', v_token.id)
+    || case when v_period is not null then jsonb_build_object('period', v_period) else '{}' end,
+    v_caller, v_client.id, v_token.id, v_worst)::public.google_ai_token_verdict;
 end
 $$;

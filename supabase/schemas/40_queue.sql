@@ -19,13 +19,21 @@ CREATE TABLE public.google_ai_queue (
     expected_at timestamp with time zone NOT NULL,
     lease_until timestamp with time zone NOT NULL,
     "position" integer NOT NULL,
-    requests integer DEFAULT 1 NOT NULL
+    requests integer DEFAULT 1 NOT NULL,
+    waits_for text DEFAULT 'window' NOT NULL,
+    CONSTRAINT google_ai_queue_waits_for_check CHECK (waits_for IN ('window', 'class_allowance', 'caller_allowance'))
 );
 
 COMMENT ON TABLE public.google_ai_queue IS
     'Requests waiting for capacity, in admission order (class_rank, turn, enqueued_at). A ticket ends when its request '
     'is admitted, gives up, or stops calling (lease_until): then an abandoned attempt row records it. requests: the '
     'slots its turn needs at once (google_ai_attempts.requests).';
+
+COMMENT ON COLUMN public.google_ai_queue.waits_for IS
+    'What the ticket waits for (google_ai_waits_for; QUEUE_WAIT_TARGETS in _shared/vocabulary.ts): window, the '
+    'model''s capacity every caller shares; class_allowance or caller_allowance, a paced share of its class or its '
+    'caller, which only requests of that class or caller wait for. The spread and the queue''s places count a ticket '
+    'only for the requests that wait for the same (google_ai_waits_alike).';
 
 CREATE INDEX IF NOT EXISTS google_ai_queue_caller_idx ON public.google_ai_queue USING btree (model, caller, class_rank);
 
@@ -47,6 +55,35 @@ CREATE OR REPLACE FUNCTION public.google_ai_queue_turns(p_limit text) RETURNS te
     AS $$
   select case when p_limit operator(pg_catalog.=) any ('{rpm,tpm,rpd,cooldown,pace}'::text[]) then 'slots'
               when p_limit operator(pg_catalog.=) any ('{}'::text[]) then 'head' end
+$$;
+
+-- What a refused request waits for once it holds a ticket (google_ai_queue.waits_for), by its limit
+-- (p_limit): a pace, the paced share of its owner, the class p_class when the class owns one of the model
+-- p_model, else its caller (the ticket's); any other waitable limit the window (its groups' windows, days,
+-- cooldowns, the spread's schedule and buckets: the model's capacity, which every caller waits for).
+-- A new waitable limit that only its owner waits for (a client's cap, a budget) says so here, or one
+-- capped caller's ticket turns the spread on and takes a place ahead of every other caller.
+-- (PL/pgSQL, as the queue's other helpers: a SQL function with a query is planned again on every call.)
+CREATE OR REPLACE FUNCTION public.google_ai_waits_for(p_limit text, p_model text, p_class text) RETURNS text
+    LANGUAGE plpgsql STABLE
+    AS $$
+begin
+  return case when p_limit is distinct from 'pace' then 'window'
+              when exists (select 1 from public.google_ai_quota_shares s where s.model = p_model
+                             and s.priority_class = p_class and s.pace_burst is not null) then 'class_allowance'
+              else 'caller_allowance' end;
+end
+$$;
+
+-- Whether a request of class p_class and caller p_caller waits for what a ticket waits for (p_waits_for,
+-- of a ticket of class p_ticket_class and caller p_ticket_caller): the window, every request; an
+-- allowance, only its owner's. The spread and the queue's places count only such tickets. Inlined.
+CREATE OR REPLACE FUNCTION public.google_ai_waits_alike(p_waits_for text, p_ticket_class text, p_ticket_caller text,
+    p_class text, p_caller text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  select p_waits_for = 'window' or (p_waits_for = 'class_allowance' and p_ticket_class = p_class)
+         or (p_waits_for = 'caller_allowance' and p_ticket_caller = p_caller)
 $$;
 
 -- Tickets whose waiter stopped calling: removed, each leaving an abandoned attempt row (nothing lost).
@@ -272,9 +309,11 @@ CREATE CONSTRAINT TRIGGER google_ai_queue_reply_check AFTER INSERT OR UPDATE ON 
     INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.google_ai_reply_check();
 
 -- Whether the spread holds a request of class rank p_rank back (its place in the schedule still
--- ahead): only while requests wait for the model, and only for a class that some class ranks before
--- (the schedule keeps the next slots coming for that class; the first class has nobody to keep them
--- for). While nobody waits, a burst that fits the window goes at once. Null rank: held.
+-- ahead): only while requests wait for the model's window (a ticket waiting for an allowance, its
+-- class's or caller's pace, is not helped by the schedule: a request its owner sends is paced by the
+-- booking first), and only for a class that some class ranks before (the schedule keeps the next slots
+-- coming for that class; the first class has nobody to keep them for). While nobody waits, a burst that
+-- fits the window goes at once. Null rank: held.
 CREATE OR REPLACE FUNCTION public.google_ai_spread_holds(p_model text, p_rank smallint,
     p_at timestamp with time zone) RETURNS boolean
     LANGUAGE plpgsql STABLE
@@ -282,7 +321,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_spread_holds(p_model text, p_rank sm
     AS $$
 begin
   return (
-    select exists (select 1 from public.google_ai_queue q where q.model = p_model and q.lease_until >= p_at)
+    select exists (select 1 from public.google_ai_queue q
+                   where q.model = p_model and q.lease_until >= p_at and q.waits_for = 'window')
        and (p_rank is null or exists (select 1 from public.google_ai_priority_classes c where c.rank < p_rank)));
 end
 $$;
@@ -323,11 +363,11 @@ begin
 end
 $$;
 
--- A request's place in the model's queue, none when nobody waits for the model and the request holds no
--- ticket (p_ticket: the ticket it names; only a live one of its caller for the model counts), nor for a
--- null model (the request is blocked already). p_model, p_class and p_caller are the request's model row
--- (limits after the margin: google_ai_request_limits), class row and caller, each whole, as the booking
--- takes them. Answers the class and turn it stands in (its ticket's, the turn
+-- A request's place in the model's queue, among the tickets that wait for what it would (google_ai_waits_alike):
+-- none when none does and the request holds no ticket (p_ticket: the ticket it names; only a live one of its
+-- caller for the model counts), nor for a null model (the request is blocked already). p_model, p_class and
+-- p_caller are the request's model row (limits after the margin: google_ai_request_limits), class row and
+-- caller, each whole, as the booking takes them. Answers the class and turn it stands in (its ticket's, the turn
 -- moved up as google_ai_next_turn allows; else where a ticket taken now, p_new_ticket, would stand, in
 -- p_class), and whether it may ask for a booking now (may_book). It may when nobody else waits, when its
 -- p_requests slots (1, or a request's several at its provider, booked at once) are free beyond those of the
@@ -375,8 +415,10 @@ begin
         public.google_ai_next_turn(p_model.model, rank, p_caller.name, p_now, ticket, v_held.turn));
     end if;
   end if;
+  -- (Only tickets that wait for what this request would: google_ai_waits_alike.)
   if not exists (select 1 from public.google_ai_queue q
-                 where q.model = p_model.model and q.lease_until >= p_now and q.ticket_id is distinct from ticket) then
+                 where q.model = p_model.model and q.lease_until >= p_now and q.ticket_id is distinct from ticket
+                   and public.google_ai_waits_alike(q.waits_for, q.priority_class, q.caller, class, p_caller.name)) then
     return;
   end if;
   if ticket is null then
@@ -392,7 +434,8 @@ begin
     into v_ahead, v_due_ahead, v_head_limit
   from public.google_ai_queue q
   where q.model = p_model.model and q.lease_until >= p_now and q.ticket_id is distinct from ticket
-    and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id) < (rank, turn, since, coalesce(ticket, p_new_ticket));
+    and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id) < (rank, turn, since, coalesce(ticket, p_new_ticket))
+    and public.google_ai_waits_alike(q.waits_for, q.priority_class, q.caller, class, p_caller.name);
   select t.free_now, t.turn_at, t.spread_bound, t.kept_bound into v_free_now, turn_at, v_spread_bound, v_kept_bound
   from public.google_ai_queue_turn_at(p_model, p_exclude_key_ids, p_now, v_ahead + p_requests, rank, class,
     p_caller.name) t;
@@ -495,7 +538,8 @@ begin
   from public.google_ai_queue q
   where q.model = p_limits.model and q.ticket_id is distinct from p_refusal.ticket
     and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id)
-        < (p_class.rank, v_turn, v_since, coalesce(p_refusal.ticket, p_refusal.new_ticket));
+        < (p_class.rank, v_turn, v_since, coalesce(p_refusal.ticket, p_refusal.new_ticket))
+    and public.google_ai_waits_alike(q.waits_for, q.priority_class, q.caller, p_class.name, p_request.caller);
   select t.free_now, t.turn_at, t.likely_at into v_free_now, turn_at, likely_at
   from public.google_ai_queue_turn_at(p_limits, p_request.exclude_key_ids, p_now, v_ahead + p_request.requests,
     p_class.rank, p_class.name, p_request.caller) t;
@@ -531,15 +575,15 @@ begin
   if expected <= v_wait_until and greatest(expected, likely_at) <= v_wait_until then
     insert into public.google_ai_queue as q (ticket_id, model, priority_class, class_rank, caller, client_id,
       token_id, request_id, requested_model, turn, enqueued_at, tokens, limit_hit, expected_at, lease_until, position,
-      requests)
+      requests, waits_for)
     values (coalesce(p_refusal.ticket, p_refusal.new_ticket), p_limits.model, p_class.name, p_class.rank,
       p_request.caller, p_request.client_id, p_request.token_id, p_request.request_id, p_request.model, v_turn,
       v_since, p_request.estimated_tokens, p_refusal.limit_hit, expected, expected + v_grace, v_ahead + 1,
-      p_request.requests)
+      p_request.requests, public.google_ai_waits_for(p_refusal.limit_hit, p_limits.model, p_class.name))
     on conflict (ticket_id) do update set
       expected_at = excluded.expected_at, lease_until = excluded.lease_until, turn = excluded.turn,
       position = excluded.position, tokens = excluded.tokens, limit_hit = excluded.limit_hit,
-      requests = excluded.requests
+      requests = excluded.requests, waits_for = excluded.waits_for
     returning * into v_ticket;
     answer := public.google_ai_queued_answer(v_ticket, p_refusal.cause, p_now);
   end if;

@@ -301,9 +301,9 @@ $$;
 -- A model past its row's shutdown date at p_now (null: the clock; the day in UTC) is followed by its
 -- row's successor where that is a row (and its successor's, at most three), which takes its place:
 -- answer_of names the position in p_models whose answer each link is sent with (a successor's is its
--- predecessor's). With p_token_hash, the fallbacks the token may not use are left out (the first
--- model is always asked; a successor is a fallback) and the token's client is the caller (caller,
--- client_id, token_id). first: where the chain starts, the model of p_queue_ticket when the request holds one.
+-- predecessor's). With p_token_hash, the fallbacks the token may not use (google_ai_token_models) are left
+-- out (the first model is always asked; a successor is a fallback) and the token's client is the caller
+-- (caller, client_id, token_id). first: where the chain starts, the model of p_queue_ticket when the request holds one.
 CREATE OR REPLACE FUNCTION public.google_ai_fallback_chain(p_models text[], p_token_hash text, p_queue_ticket uuid,
     p_now timestamp with time zone DEFAULT NULL::timestamp with time zone,
     OUT names text[], OUT models text[], OUT retired boolean[], OUT answer_of integer[], OUT first integer,
@@ -321,7 +321,8 @@ declare
 begin
   select '{}'::text[], '{}'::text[], '{}'::boolean[], '{}'::integer[], 1 into names, models, retired, answer_of, first;
   if p_token_hash is not null then
-    select t.models, t.id, c.id, 'client:' || c.name into v_allowed, token_id, client_id, caller
+    select public.google_ai_token_models(t, c), t.id, c.id, 'client:' || c.name into v_allowed, token_id, client_id,
+      caller
     from public.google_ai_tokens t join public.google_ai_clients c on c.id = t.client_id
     where t.token_hash = p_token_hash;
   end if;

@@ -424,7 +424,8 @@ declare
   v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
   v_token public.google_ai_tokens;
   v_client public.google_ai_clients;
-  v_models text[];
+  v_models text[];           -- a token's models (google_ai_token_models; empty: none)
+  v_every_model boolean := p_token_hash is null;  -- a service caller's: every model, said apart, not by a null list
   v_caller jsonb;
   v_owner_class text;
   v_owner_caller text;
@@ -439,7 +440,7 @@ begin
     if v_refused is not null then
       return jsonb_build_object('ok', false, 'status', v_refused);
     end if;
-    v_models := v_token.models;
+    v_models := public.google_ai_token_models(v_token, v_client);
     v_owner := public.google_ai_budget_of(v_client);
     v_caller := jsonb_build_object('kind', 'token', 'client', v_client.name,
                                    'priority_class', v_client.priority_class);
@@ -460,7 +461,7 @@ begin
     'budget', v_budget - 'spend',
     -- (null for a service caller without a row: google_ai_spend_daily has its spend)
     'spend', v_budget -> 'spend',
-    -- Each active model the caller may use (v_models; null: every one), in model order: its provider, the
+    -- Each active model the caller may use (v_models, or every one: v_every_model), in model order: its provider, the
     -- minute, the day and the queue (google_ai_model_quota), its cooldowns (the quota groups' names, Google
     -- project ids and key:<uuid>, only for a service caller: a token's caller sees each cause and end, not
     -- whose project rests) and what its shares keep (google_ai_quota_kept).
@@ -481,7 +482,7 @@ begin
                               v_owner_caller))
                        order by l.model), '[]')
       from public.google_ai_model_limits l
-      where l.is_active and (v_models is null or l.model = any (v_models))),
+      where l.is_active and (v_every_model or l.model = any (v_models))),
     -- The models their provider withdrew among those (which provider, when, its message, the successors,
     -- the shutdown date).
     'withdrawn', (
@@ -489,6 +490,6 @@ begin
       from (select l.model, l.provider, l.withdrawn_at, l.withdrawn_message, l.successor, l.google_successor,
                    l.shutdown_date
             from public.google_ai_model_limits l
-            where l.withdrawn_at is not null and (v_models is null or l.model = any (v_models))) w));
+            where l.withdrawn_at is not null and (v_every_model or l.model = any (v_models))) w));
 end
 $$;

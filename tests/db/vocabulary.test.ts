@@ -12,6 +12,7 @@ import {
   MODEL_LIMITS,
   MONEY_CAUSES,
   PRIORITY_CLASSES,
+  QUEUE_WAIT_TARGETS,
   QUOTA_CAUSES,
   refusalCauseOf,
   SERVICE_TIERS,
@@ -65,6 +66,7 @@ describe("the database's lists are vocabulary.ts's", () => {
     ["google_ai_attempts_status_check", ATTEMPT_STATUSES],
     ["google_ai_service_tiers_tier_check", SERVICE_TIERS],
     ["google_ai_credential_refusals_reason_check", TOKEN_REFUSALS],
+    ["google_ai_queue_waits_for_check", QUEUE_WAIT_TARGETS],
   ];
   // (A check that asks a function of its column, google_ai_is_attempt_status(status), is held to the
   // list in that function's body.)
@@ -78,6 +80,13 @@ describe("the database's lists are vocabulary.ts's", () => {
     const place = `${schemaFileWith(`CONSTRAINT ${constraint}`)} (${constraint})`;
     expect(rows.length, `${place} is missing`).toBe(1);
     expect(difference(place, list, checkValues(rows[0]!.body ?? rows[0]!.def))).toEqual(same(place));
+  });
+
+  it("google_ai_waits_alike: a ticket waiting for each QUEUE_WAIT_TARGETS value counts for its own caller", async () => {
+    const rows = await db.sql<{ target: string; alike: boolean | null }[]>`
+      select t as target, public.google_ai_waits_alike(t, 'batch', 'nb', 'batch', 'nb') as alike
+      from unnest(${QUEUE_WAIT_TARGETS as unknown as string[]}::text[]) t`;
+    expect(rows.filter((r) => r.alike !== true).map((r) => r.target), fn("google_ai_waits_alike")).toEqual([]);
   });
 
   it("a value outside a check's list is refused by the table", async () => {

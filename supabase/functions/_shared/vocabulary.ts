@@ -72,6 +72,16 @@ export const GROUP_CAUSES = ["spend_cap", ...MONEY_CAUSES] as const satisfies re
 export const WAITABLE_LIMITS = ["rpm", "tpm", "rpd", "cooldown", "pace"] as const;
 
 /**
+ * What a queue ticket waits for (google_ai_queue.waits_for, set from its refusal's limit by
+ * google_ai_waits_for): `window`, the model's capacity every caller shares (its groups' windows, days,
+ * cooldowns, the spread's schedule); `class_allowance` and `caller_allowance`, a paced share of the
+ * ticket's class or caller, which only requests of that class or caller wait for. The spread holds
+ * requests back only while a ticket waits for the window, and a request's place counts only the tickets
+ * that wait for what it would (google_ai_waits_alike).
+ */
+export const QUEUE_WAIT_TARGETS = ["window", "class_allowance", "caller_allowance"] as const;
+
+/**
  * Refusals of the quota itself. `withdrawn`: the provider answered 404 for the model (its row is
  * marked); nothing brings it back but maintenance or the operator.
  */
