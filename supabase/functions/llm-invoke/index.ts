@@ -5,7 +5,8 @@ import { invokeOptionsFromEnv, requestLimitsFromEnv } from "./attempt/settings.t
 import { dbTimeoutsFromEnv, workerDatabase } from "../_shared/db.ts";
 import { cachedProviderDirectory, providerRowsFrom } from "../_shared/providers/directory.ts";
 import { createHandler } from "./http/handler.ts";
-import { createInputCounter, createInvoke } from "./attempt/invoke.ts";
+import { createInvoke } from "./attempt/invoke.ts";
+import { createInputCounter } from "./attempt/input-counter.ts";
 import { createPgStore } from "./store/pg-store.ts";
 import { cachedTokenCheck } from "./http/token-check.ts";
 import { serveFunction } from "../_shared/serve.ts";

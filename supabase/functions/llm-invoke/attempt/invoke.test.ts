@@ -9,7 +9,8 @@ import { classifyGoogleHttpError } from "../../_shared/providers/google/errors.t
 import { MODEL_NOT_FOUND_WORDINGS } from "../../../../shared/google-sim/errors.ts";
 import { type InvokeContext, type InvokeResult, type InvokeStream, isStream } from "./context.ts";
 import type { Clock } from "../clock.ts";
-import { createInputCounter, createInvoke, type InvokeDeps, MAX_ATTEMPTS } from "./invoke.ts";
+import { createInvoke, type InvokeDeps, MAX_ATTEMPTS } from "./invoke.ts";
+import { createInputCounter } from "./input-counter.ts";
 import { exhausted, limitOfQuota } from "./refusals.ts";
 import { BUILT_IN_PROVIDERS } from "../../_shared/providers/registry.ts";
 import { quotaCauseWords } from "../../_shared/vocabulary.ts";

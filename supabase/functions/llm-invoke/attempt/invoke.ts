@@ -4,18 +4,23 @@
 // reserved model → finalize, at most MAX_ATTEMPTS calls to providers, each preceded by its own
 // reservation of the whole chain (a model a provider's 429 cooled down falls back to the next).
 // Talks to the database only through GatewayStore and to providers only through UpstreamClient, so it is
-// tested with in-memory fakes. The parts: admission.ts (reserve-or-wait, with wait-policy.ts),
-// refusals.ts (what the caller is answered), attempt-record.ts (what finalize writes),
-// key-exclusions.ts (which keys the next reservation leaves out), finalize.ts (finalize that does not
-// lose a paid answer), model-chain.ts (which models may serve, and the request as each takes it).
+// tested with in-memory fakes. This file is the loop alone; each other job is a unit it passes records
+// to and gets records back from: request-plan.ts (the request's chain, size, claim and deadline, decided
+// once), cache-first.ts (the response cache before anything is booked), admission.ts (reserve-or-wait,
+// with wait-policy.ts), call.ts (a reservation made ready: key secret, service tier, the request as
+// sent; the call itself), success.ts (a success's finalize and answer, answer.ts its shape), failure.ts
+// (a failed call finalized, withdrawal.ts confirming a provider's 404 for its model), refusals.ts (what
+// the caller is answered), key-exclusions.ts (which keys the next reservation leaves out), worker.ts
+// (what a worker keeps for every request), model-chain.ts (which models may serve, and the request as
+// each takes it). The count-tokens routes' counter is input-counter.ts.
 //
 // The loop is the same for every operation it runs (operation.ts): a generation (generation.ts) unless
 // its context names another, which says what the request is as each model takes it, how large it is,
 // what its call to the provider is and what a success answers.
 //
 // Before anything is booked, the response cache (../cache/) is asked where the request or the owner's
-// default says so: a hit answers at once (no reservation, no call); a miss holds the entry's flight,
-// which the answer is kept in when it is whole (after its finalize) and which a failure ends.
+// default says so (cache-first.ts): a hit answers at once (no reservation, no call); a miss holds the
+// entry's flight, which the answer is kept in when it is whole (after its finalize) and which a failure ends.
 //
 // A streamed request (stream.ts) is the same loop: an attempt that fails before the provider's first chunk
 // is retried like any other; from the first chunk on, the answer belongs to the caller.
@@ -48,656 +53,227 @@
 // Server-Timing: each call to the provider is timed as `upstream` (a stream's until its first chunk:
 // the answer's headers leave then), a finalize the caller waits for as `finalize`; admission.ts times
 // `reserve` and `wait`.
-import type { FinalizeParams, ModelProfile, NormalizedRequest, Reservation } from "../contract.ts";
-import type { Provider } from "../../_shared/providers/registry.ts";
-import type { ProviderDirectory, Upstream } from "../../_shared/providers/directory.ts";
+import type { Reservation } from "../contract.ts";
 import type { KeyRefusal } from "../../_shared/providers/key-reader.ts";
-import { requireModel, reserveCallerOf, type Scope } from "./caller.ts";
-import { GatewayError } from "../../_shared/errors.ts";
 import { sanitizeError } from "../../_shared/sanitize.ts";
-import { type PhaseTimer, untimed } from "../../_shared/server-timing.ts";
+import type { UpstreamError } from "../../_shared/upstream/port.ts";
+import type { CacheFlight } from "../cache/response-cache.ts";
 import { admit } from "./admission.ts";
-import { answerTimes, failureRecord, successRecord, usageCounts } from "./attempt-record.ts";
-import { cachedProfiles } from "../model/capabilities.ts";
-import { createTokenCounter, InputSize, type TokenCounter } from "../model/exact-count.ts";
-import { type Clock, settledWithin, systemClock } from "../clock.ts";
-import { answerUsage, type InvokeAnswer, type InvokeContext, type InvokeResult } from "./context.ts";
-import { finalizeReliably, landsWithin, WRITTEN_FIRST_WAIT_MS } from "./finalize.ts";
+import { callProvider, openProviderStream, prepareCall } from "./call.ts";
+import { cacheFirst } from "./cache-first.ts";
+import type { InvokeAnswer, InvokeContext } from "./context.ts";
+import { settleFailure, type Withdrawn } from "./failure.ts";
 import { KeyExclusions } from "./key-exclusions.ts";
-import { type ChainLink, linkFor, resolveChain } from "../model/model-chain.ts";
-import { fitGeneration } from "../model/adapt.ts";
-import { generation } from "./generation.ts";
-import type { AnswerParts, Operation, OperationOutcome } from "./operation.ts";
-import type { HubUsage } from "../../_shared/upstream/hub.ts";
-import { countedLink } from "./counted-model.ts";
-import { moneyRested } from "./money-rest.ts";
-import {
-  admissibleClasses,
-  cachedServiceTiers,
-  checkAskedTier,
-  chooseTier,
-  shedFlex,
-  type TierChoice,
-} from "./service-tiers.ts";
-import {
-  cancelled,
-  type CauseWords,
-  exhausted,
-  fallbackSteps,
-  noActiveKey,
-  rejectedByProvider,
-} from "./refusals.ts";
-import { quotaCauseWords } from "../../_shared/vocabulary.ts";
-import { DEFAULT_INVOKE_OPTIONS, type InvokeOptions } from "./settings.ts";
-import type { CacheFlight, ResponseCache } from "../cache/response-cache.ts";
-import type { GatewayStore } from "../store/store.ts";
-import { relayStream } from "./stream.ts";
-import { roomUntil, writeBeforeAnswer } from "./room.ts";
-import type { ProviderRoom, StreamOutcome, UpstreamClient, UpstreamError } from "../../_shared/upstream/port.ts";
+import type { OperationOutcome } from "./operation.ts";
+import { cancelled, exhausted, noActiveKey } from "./refusals.ts";
+import { planRequest, type RequestPlan } from "./request-plan.ts";
+import { cachedServiceTiers, shedFlex } from "./service-tiers.ts";
+import type { InvokeOptions } from "./settings.ts";
+import { answerStreamed, answerWhole, type Served } from "./success.ts";
+import { type WithdrawalCheck, withdrawalCheck } from "./withdrawal.ts";
+import { type InvokeDeps, type WorkerParts, workerParts } from "./worker.ts";
+
+export type { InvokeDeps } from "./worker.ts";
 
 export const MAX_ATTEMPTS = 3;
-
-/** One call made ready (createInvoke's prepareCall): who is called, with which key, tier and request. */
-interface PreparedCall<S> {
-  provider: Provider;
-  /** The provider's name, for messages. */
-  who: string;
-  /** The zone its day and month turn in (its row's day_zone). */
-  dayZone: string;
-  client: UpstreamClient;
-  apiKey: string;
-  tier: TierChoice["tier"];
-  /** The request as the provider port takes it (a generation's: the hub's, and the inner dialect's own body). */
-  sent: S;
-}
-
-/** The operation a context runs: the one it names, else a generation of its request. */
-function operationOf(context: InvokeContext): Operation {
-  return context.operation === undefined ? generation(context.request) : context.operation;
-}
-
-const providerOf = (profile: ModelProfile): Provider => profile.provider;
-
 
 /** Key rows skipped because their secret is missing, per request, before giving up. */
 const MAX_UNUSABLE_KEYS = 10;
 
-export interface InvokeDeps {
-  store: GatewayStore;
-  /**
-   * The provider rows made usable (providers/directory.ts): each one's client, and its key read from the
-   * Edge secret store by a key row's env_var_name. A provider not in it has no usable key here.
-   */
-  providers: () => Promise<Pick<ProviderDirectory, "upstream">>;
-  options?: Partial<InvokeOptions>;
-  clock?: Clock;
-  random?: () => number;
-  /** EdgeRuntime.waitUntil where available: lets the success's finalize run after the response. */
-  waitUntil?: (promise: Promise<unknown>) => void;
-  /** The response cache (cache/response-cache.ts); absent: every answer says bypass. */
-  cache?: ResponseCache;
-  logError?: (message: string) => void;
-}
-
-/**
- * What the attempt loop and the countTokens route share: options, clock, cached model rows, and the
- * exact count of each provider that offers one.
- */
-function shared(deps: Pick<InvokeDeps, "store" | "providers" | "options" | "clock" | "logError">) {
-  const options = { ...DEFAULT_INVOKE_OPTIONS, ...deps.options };
-  const clock = deps.clock ?? systemClock;
-  const logError = deps.logError ?? ((m: string) => console.error(`[llm-invoke] ${m}`));
-  // One counter per usable provider row (a row read again makes a new one).
-  const counters = new WeakMap<Upstream, TokenCounter>();
-  /** The provider serving `profile`'s model, or undefined when its row is not usable here. */
-  const upstreamServing = async (profile: ModelProfile) => (await deps.providers()).upstream(providerOf(profile));
-  return {
-    options,
-    clock,
-    logError,
-    upstreamServing,
-    /**
-     * The words of the provider serving each model of the chain (a refusal's cause said as that provider
-     * says it), by the model a refusal names (null: the chain's first); the gateway's own where a
-     * provider's row is not usable here.
-     */
-    causeWordsOf: async (
-      chain: readonly Pick<ChainLink<unknown>, "model" | "profile">[],
-    ): Promise<(model: string | null) => CauseWords> => {
-      const byModel = new Map<string, CauseWords>();
-      for (const link of chain) {
-        const upstream = await upstreamServing(link.profile).catch(() => undefined);
-        if (upstream !== undefined) byModel.set(link.model, (cause) => upstream.causeWords(cause));
-      }
-      const first = chain[0]!.model;
-      return (model) => byModel.get(model ?? first) ?? byModel.get(first) ?? quotaCauseWords;
-    },
-    profiles: cachedProfiles(deps.store, clock, options.capabilitiesTtlMs),
-    /** The exact count of the provider serving `profile`'s model; undefined: it offers none. */
-    counterFor: async (profile: ModelProfile): Promise<TokenCounter | undefined> => {
-      const upstream = await upstreamServing(profile);
-      const countTokens = upstream?.client.countTokens?.bind(upstream.client);
-      if (upstream === undefined || countTokens === undefined) return undefined;
-      let counter = counters.get(upstream);
-      if (counter === undefined) {
-        counter = createTokenCounter({
-          store: deps.store,
-          provider: upstream.provider,
-          client: { countTokens },
-          // A provider counts with its own keys only (another provider's key row never reaches it).
-          secret: upstream.key,
-          clock,
-          keysTtlMs: options.capabilitiesTtlMs,
-          logError,
-        });
-        counters.set(upstream, counter);
-      }
-      return counter;
-    },
-  };
-}
-
-/**
- * The provider's count of a request's input as the model takes it (the count-tokens routes). It books
- * no quota: a provider's count is free and has its own quota there. Throws when no count can be had.
- */
-export function createInputCounter(
-  deps: Pick<InvokeDeps, "store" | "providers" | "options" | "clock" | "logError">,
-): (
-  request: NormalizedRequest,
-  signal: AbortSignal,
-  scope?: Scope,
-  timing?: PhaseTimer,
-) => Promise<number> {
-  const { options, clock, profiles, counterFor, upstreamServing } = shared(deps);
-  return async (request, signal, scope = {}, timing) => {
-    const [named] = await resolveChain(profiles, { ...request, fallbackModels: [] }, fitGeneration(request));
-    // A scoped token counts only for its own models (the pool's countTokens quota is everyone's).
-    requireModel(scope, named!.model);
-    // A model withdrawn or shut down is answered as a generation would be, without asking its provider
-    // (a count books nothing to learn it by): passed to its successor, or refused 404 model_withdrawn.
-    const first = await countedLink(profiles, request, named!, (model) => scope.models?.includes(model) ?? true);
-    const who = (await upstreamServing(first.profile))?.who ?? providerOf(first.profile);
-    const countTokens = await counterFor(first.profile);
-    if (countTokens === undefined) {
-      throw new GatewayError("upstream_error", `${who} offers no exact token count for ${first.model}.`);
-    }
-    const total = await countTokens(first.request, {
-      deadline: clock.now() + options.attemptTimeoutMs,
-      signal,
-      ...(timing === undefined ? {} : { timing }),
-    });
-    if (total === null) {
-      throw new GatewayError("upstream_error", `${who}'s token count could not be had now; retry shortly.`);
-    }
-    return total;
-  };
+/** What the loop takes from its worker: the shared parts, the tier rows, the withdrawal check, its jitter. */
+interface LoopDeps {
+  worker: WorkerParts;
+  serviceTiers: ReturnType<typeof cachedServiceTiers>;
+  stillNotFound: WithdrawalCheck;
+  /** A random part of each backoff (ms). */
+  jitter: () => number;
 }
 
 export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<InvokeAnswer> {
-  const { options, clock, logError, profiles, counterFor, upstreamServing, causeWordsOf } = shared(deps);
+  const worker = workerParts(deps);
+  const { options, clock } = worker;
   const random = deps.random ?? Math.random;
   const serviceTiers = cachedServiceTiers(deps.store, clock, options.capabilitiesTtlMs);
-  const jitter = () => Math.floor(random() * options.jitterMs);
-  /** models.get under way per model: the requests that meet the same 404 together share one call. */
-  const confirming = new Map<string, Promise<boolean>>();
+  const loop: LoopDeps = {
+    worker,
+    serviceTiers,
+    stillNotFound: withdrawalCheck(clock, options.attemptTimeoutMs),
+    jitter: () => Math.floor(random() * options.jitterMs),
+  };
+  return async (context) => {
+    const plan = await planRequest(worker, serviceTiers, deps.waitUntil, context);
+    // The response cache, before anything is booked: a hit answers here.
+    const cached = await cacheFirst(deps.cache, worker.upstreamServing, plan);
+    if (cached.kind === "hit") return cached.answer;
+    return attemptLoop(loop, plan, cached.flight);
+  };
+}
 
-  const run = async (context: InvokeContext): Promise<InvokeAnswer> => {
-    const { caller, request, requestId, signal, onQuota, onQueued, timing = untimed, cache, onCache } = context;
-    const operation = operationOf(context);
-    /** Off the response path where the runtime allows it, else awaited (and timed: the caller waits for it). */
-    const afterAnswer = async (work: Promise<unknown>) => {
-      if (deps.waitUntil !== undefined) return deps.waitUntil(work);
-      await timing.time("finalize", () => work);
-    };
-    const deadline = clock.now() + options.budgetMs;
-    const chain: ChainLink<{ model: string }>[] = await resolveChain(profiles, request, (row) => operation.fit(row));
-    // How many requests one call is at its provider (a batch its provider counts per input is more), booked at once.
-    const requests = operation.requests(chain);
-    const causeWords = await causeWordsOf(chain);
-    // The answer each model is sent with, decided once: TPM and a budget in money both book it.
-    const answerTokens = operation.answerSize(chain);
-    // The estimate (the largest over the chain's forms of the request); the provider's exact count
-    // replaces it if a refusal asks for one (exact-count.ts), where the provider offers one.
-    const size = new InputSize(
-      operation.estimate(chain),
-      // A provider without an exact count keeps the estimate.
-      async (model) => {
-        const link = chain.find((l) => l.model === model) ?? chain[0]!;
-        const counted = operation.counted(link.request);
-        const countTokens = counted === null ? undefined : await counterFor(link.profile);
-        if (counted === null || countTokens === undefined) return null;
-        const tokens = await countTokens(counted, { deadline, signal, timing });
-        return tokens === null ? null : { tokens, by: (await upstreamServing(link.profile))?.who ?? providerOf(link.profile) };
-      },
-      answerTokens.tpmOutput,
-      operation.imageTokens,
-    );
-    const reserveAs = reserveCallerOf(caller);
-    // The caller named the request (its own request_id): the database keeps an idempotency record.
-    const idempotent = request.requestId !== undefined;
-    // The invocation holding the request's claim (store/holder.ts): only its own statements renew,
-    // end or complete it, and it is held until the invocation's end (a success's finalize retries
-    // until then) plus two database deadlines. An unnamed request has none.
-    const claim = idempotent ? { id: crypto.randomUUID(), invocationEnd: deadline } : null;
+/** The reservation's ask for the links left (by index into the chain), the keys left out, the attempt's number. */
+function reserveAsk(plan: RequestPlan, links: readonly number[], excludeKeyIds: string[], attempt: number, first: boolean) {
+  const { request, chain, answerTokens, requests } = plan;
+  return {
+    model: links[0] === 0 ? request.model : chain[links[0]!]!.model,
+    fallbackModels: links.slice(1).map((i) => chain[i]!.model),
+    outputTokens: links.map((i) => answerTokens.perModel[i] ?? null),
+    caller: plan.reserveAs,
+    requestId: plan.requestId,
+    excludeKeyIds,
+    // Numbered by calls to providers: a reservation whose key could not be used is made again
+    // with the same number (which keeps a token's request budget counted once).
+    attempt,
+    metadata: request.metadata,
+    priority: request.priority ?? null,
+    // Checked (and marked in flight) until this invocation holds its first reservation;
+    // later reservations belong to the same request.
+    idempotent: plan.idempotent && first,
+    claim: plan.claim,
+    ...(requests === 1 ? {} : { requests }),
+  };
+}
 
-    // The tier rows (a look-up once per worker) and the caller's own tier, before anything is booked:
-    // a tier its class may not ask for is a 400 without a reservation or a wait.
-    const tierRows = await serviceTiers();
-    if (request.serviceTier !== undefined) {
-      checkAskedTier(
-        tierRows,
-        chain.map((l) => l.model),
-        admissibleClasses(caller.kind, request.priority),
-        request.serviceTier,
+/** The wait before the next attempt after a retryable failure: exponential in the calls made, jittered. */
+function backoffMs(options: InvokeOptions, calls: number, jitter: () => number): number {
+  return options.backoffBaseMs * 2 ** (calls - 1) + jitter();
+}
+
+/** The chain's links (by index) not passed over as overloaded; null when none is left. */
+function linksLeft(chain: RequestPlan["chain"], overloaded: ReadonlySet<string>): number[] | null {
+  const left = chain.flatMap((l, i) => (overloaded.has(l.model) ? [] : [i]));
+  return left.length > 0 ? left : null;
+}
+
+/** What the loop leaves out of its next reservations: keys that failed, models whose provider is overloaded. */
+interface LeftOut {
+  keys: KeyExclusions;
+  /** Models whose provider answered this request that it is overloaded (UpstreamError.overloaded). */
+  overloaded: Set<string>;
+}
+
+/** A failed call, as the loop takes it to decide the next attempt. */
+type FailedCall = Extract<OperationOutcome, { ok: false }>;
+
+/** An outcome, not an answer: only a failed call says `ok` (an answer never has the field). */
+const isFailedCall = (got: InvokeAnswer | FailedCall): got is FailedCall => (got as { ok?: boolean }).ok === false;
+
+/** One call made: the answer on a success (a stream's from its first chunk on), else the failed call. */
+async function callOnce(
+  worker: WorkerParts,
+  plan: RequestPlan,
+  flight: CacheFlight | null,
+  served: Served<{ model: string }>,
+): Promise<InvokeAnswer | FailedCall> {
+  const { call, reservation } = served;
+  if (plan.operation.stream !== undefined) {
+    const opened = await openProviderStream(worker, plan, call, reservation, plan.operation.stream);
+    if (!opened.ok) return opened;
+    if (flight !== null) plan.onCache?.({ status: "miss" }); // kept when it ends whole
+    return answerStreamed(worker, plan, flight, served, opened);
+  }
+  const outcome = await callProvider(worker, plan, call, reservation);
+  return outcome.ok ? await answerWhole(worker, plan, flight, served, outcome) : outcome;
+}
+
+/**
+ * After a failed call that leaves the request another attempt: its key left out (broken, or avoided
+ * while others exist), its model passed over where its provider is overloaded, and a backoff before a
+ * retryable failure's next call on the same link. False: no time is left for that backoff.
+ */
+async function readyForNext(
+  loop: LoopDeps,
+  plan: RequestPlan,
+  leftOut: LeftOut,
+  failure: { error: UpstreamError; reservation: Reservation; calls: number },
+): Promise<boolean> {
+  const { error, reservation, calls } = failure;
+  const { clock, options } = loop.worker;
+  if (error.class === "invalid_key") leftOut.keys.markBroken(reservation.keyId);
+  else leftOut.keys.markAvoided(reservation.keyId);
+  if (error.overloaded === true) leftOut.overloaded.add(reservation.model);
+  // Another link of the chain does not share this model's load: it is tried at once, with no backoff.
+  const nextModel = error.overloaded === true && linksLeft(plan.chain, leftOut.overloaded) !== null;
+  if (error.class === "retryable" && calls < MAX_ATTEMPTS && !nextModel) {
+    const backoff = backoffMs(options, calls, loop.jitter);
+    if (clock.now() + backoff >= plan.deadline) return false;
+    await clock.sleep(backoff, plan.signal).catch(() => {
+      throw cancelled();
+    });
+  }
+  return true;
+}
+
+/**
+ * The attempt loop: reserve (or wait), make the call ready, call, and on a failure decide the next
+ * attempt, at most MAX_ATTEMPTS calls to providers. Its state is its own: the units it calls take
+ * records and give records back.
+ */
+async function attemptLoop(loop: LoopDeps, plan: RequestPlan, flight: CacheFlight | null): Promise<InvokeAnswer> {
+  const { worker, serviceTiers, stillNotFound } = loop;
+  const { store, clock, logError } = worker;
+  const { request, requestId, chain, deadline, timing, causeWords } = plan;
+  const leftOut: LeftOut = { keys: new KeyExclusions(), overloaded: new Set<string>() };
+  const { keys } = leftOut;
+  const waiting = { mode: request.mode, maxWaitMs: request.maxWaitMs, deadline, signal: plan.signal, waitedMs: 0 };
+  let calls = 0;
+  let unusableKeys = 0;
+  let lastError: UpstreamError | null = null;
+  /** Why the last key whose secret could not be read was not (no secret named), for the caller. */
+  let unreadKey: KeyRefusal | "no_row" | null = null;
+  /** The model this request found withdrawn last, and its successor (the answer if no call is left). */
+  let withdrawn: Withdrawn | null = null;
+  let lastReservation: Reservation | null = null;
+  /** The provider shed a flex call of this request: the next asks for standard where the row says so. */
+  let flexShed = false;
+  try {
+    while (calls < MAX_ATTEMPTS && unusableKeys <= MAX_UNUSABLE_KEYS) {
+      if (calls > 0 && clock.now() >= deadline) break;
+      // A model its provider said is overloaded is passed over while the chain has another.
+      const links = linksLeft(chain, leftOut.overloaded) ?? chain.map((_, i) => i);
+      const admission = await admit(
+        { store, clock, onQuota: plan.onQuota, onQueued: plan.onQueued, timing },
+        reserveAsk(plan, links, keys.list(), calls + 1, lastReservation === null),
+        plan.size,
+        waiting,
+        { model: request.model, requestId, causeWords },
+      );
+      if (admission.kind === "replay") {
+        await flight?.drop();
+        return { ...admission.response, replayed: true };
+      }
+      if (admission.kind === "no_active_key") {
+        if (keys.forgiveAvoided()) continue;
+        throw keys.anyBroken ? exhausted(lastError, withdrawn, unreadKey, causeWords(lastReservation?.model ?? null)) : noActiveKey();
+      }
+      const reservation = lastReservation = admission.reservation;
+      const call = await prepareCall(worker, serviceTiers, plan, reservation, flexShed);
+      if ("unread" in call) {
+        unreadKey = call.unread;
+        keys.markBroken(reservation.keyId);
+        unusableKeys++;
+        continue;
+      }
+      calls++;
+      const got = await callOnce(worker, plan, flight, { call, reservation, attempts: calls, waitedMs: waiting.waitedMs });
+      if (!isFailedCall(got)) return got;
+      if (shedFlex(call.tier, got.error)) flexShed = true;
+      // Finalized (awaited: the next reservation must see its cooldown), or thrown as the caller's answer.
+      const settled = await settleFailure(worker, stillNotFound, plan, got, reservation, call);
+      lastError = settled.error;
+      // A withdrawn model needs no backoff: the next reservation passes over it.
+      if (settled.withdrawn !== null) withdrawn = settled.withdrawn;
+      else if (!(await readyForNext(loop, plan, leftOut, { error: settled.error, reservation, calls }))) break;
+    }
+    throw exhausted(lastError, withdrawn, unreadKey, causeWords(lastReservation?.model ?? null));
+  } catch (error) {
+    await flight?.drop();
+    // A named request that fails frees its id at once (a success stores the answer instead).
+    if (plan.idempotent && lastReservation !== null) {
+      await plan.afterAnswer(
+        store.endRequest(lastReservation.reservationId).catch((e) =>
+          logError(`end of request ${requestId} failed: ${sanitizeError(e)}`)
+        ),
       );
     }
-
-    // The response cache, before anything is booked: a hit answers here (cache/response-cache.ts).
-    const cached = await startCache();
-    if (cached?.kind === "hit") {
-      onCache?.(cached.report);
-      return { ...(cached.answer as unknown as InvokeResult), cached: cached.cached };
-    }
-    const flight: CacheFlight | null = cached?.kind === "flight" ? cached : null;
-    // A call under way is a miss until its whole answer is stored: an error answer says so too.
-    onCache?.(cached?.kind === "flight" ? { status: "miss" } : cached?.report ?? { status: "bypass" });
-
-    const keys = new KeyExclusions();
-    const waiting = { mode: request.mode, maxWaitMs: request.maxWaitMs, deadline, signal, waitedMs: 0 };
-    let calls = 0;
-    let unusableKeys = 0;
-    let lastError: UpstreamError | null = null;
-    /** Why the last key whose secret could not be read was not (no secret named), for the caller. */
-    let unreadKey: KeyRefusal | "no_row" | null = null;
-    /** The model this request found withdrawn last, and its successor (the answer if no call is left). */
-    let withdrawn: { model: string; successor: string | null } | null = null;
-    let lastReservation: Reservation | null = null;
-    /** The provider shed a flex call of this request: the next asks for standard where the row says so. */
-    let flexShed = false;
-    /** Models whose provider answered this request that it is overloaded (UpstreamError.overloaded). */
-    const overloaded = new Set<string>();
-    /** The words of the provider the last call went to. */
-    const lastWords = () => causeWords(lastReservation?.model ?? null);
-    /** The chain's links (by index) not passed over as overloaded; null when none is left. */
-    const linksLeft = (): number[] | null => {
-      const left = chain.flatMap((l, i) => (overloaded.has(l.model) ? [] : [i]));
-      return left.length > 0 ? left : null;
-    };
-
-    try {
-      while (calls < MAX_ATTEMPTS && unusableKeys <= MAX_UNUSABLE_KEYS) {
-        if (calls > 0 && clock.now() >= deadline) break;
-        // A model its provider said is overloaded is passed over while the chain has another.
-        const links = linksLeft() ?? chain.map((_, i) => i);
-        const admission = await admit(
-          { store: deps.store, clock, onQuota, onQueued, timing },
-          {
-            model: links[0] === 0 ? request.model : chain[links[0]!]!.model,
-            fallbackModels: links.slice(1).map((i) => chain[i]!.model),
-            outputTokens: links.map((i) => answerTokens.perModel[i] ?? null),
-            caller: reserveAs,
-            requestId,
-            excludeKeyIds: keys.list(),
-            // Numbered by calls to providers: a reservation whose key could not be used is made again
-            // with the same number (which keeps a token's request budget counted once).
-            attempt: calls + 1,
-            metadata: request.metadata,
-            priority: request.priority ?? null,
-            // Checked (and marked in flight) until this invocation holds its first reservation;
-            // later reservations belong to the same request.
-            idempotent: idempotent && lastReservation === null,
-            claim,
-            ...(requests === 1 ? {} : { requests }),
-          },
-          size,
-          waiting,
-          { model: request.model, requestId, causeWords },
-        );
-        if (admission.kind === "replay") {
-          await flight?.drop();
-          return { ...admission.response, replayed: true };
-        }
-        if (admission.kind === "no_active_key") {
-          if (keys.forgiveAvoided()) continue;
-          throw keys.anyBroken ? exhausted(lastError, withdrawn, unreadKey, lastWords()) : noActiveKey();
-        }
-        const reservation = admission.reservation;
-        lastReservation = reservation;
-
-        const call = await prepareCall(reservation);
-        if (call === null) {
-          unusableKeys++;
-          continue;
-        }
-
-        calls++;
-        if (operation.stream !== undefined) {
-          const opened = await streamUpstream(call, reservation, operation.stream);
-          if (opened.ok) {
-            if (flight !== null) onCache?.({ status: "miss" }); // kept when it ends whole
-            return answerStreamed(opened, call, reservation);
-          }
-          lastError = opened.error;
-          if (shedFlex(call.tier, opened.error)) flexShed = true;
-          if (await failed(opened, reservation, call)) continue;
-          break;
-        }
-        const outcome = await callUpstream(call, reservation);
-        if (outcome.ok) return await answerWhole(outcome, call, reservation);
-        lastError = outcome.error;
-        if (shedFlex(call.tier, outcome.error)) flexShed = true;
-        if (!(await failed(outcome, reservation, call))) break;
-      }
-      throw exhausted(lastError, withdrawn, unreadKey, lastWords());
-    } catch (error) {
-      await flight?.drop();
-      // A named request that fails frees its id at once (a success stores the answer instead).
-      if (idempotent && lastReservation !== null) {
-        await afterAnswer(
-          deps.store.endRequest(lastReservation.reservationId).catch((e) =>
-            logError(`end of request ${requestId} failed: ${sanitizeError(e)}`)
-          ),
-        );
-      }
-      throw error;
-    }
-
-    /**
-     * The cache's look-up for the request as its first model's provider would be sent it (what the
-     * operation keys on: a generation's wire body, its tier left out and its booked answer in); null
-     * where its provider has no usable row.
-     */
-    async function startCache() {
-      if (deps.cache === undefined) return null;
-      const first = chain[0]!;
-      const upstream = await upstreamServing(first.profile);
-      if (upstream === undefined) return null;
-      return await deps.cache.start({
-        ask: cache ?? { mode: "default" },
-        caller: reserveAs,
-        requestId,
-        model: first.model,
-        provider: upstream.provider,
-        body: () => operation.cacheBody(upstream.client, first.request, answerTokens),
-        deadline,
-        maxWaitMs: request.mode === "NO_WAIT" ? 0 : request.maxWaitMs,
-        signal,
-        // Its look-up stands where the reservation would, and is timed as one.
-        timed: (work) => timing.time("reserve", work),
-      });
-    }
-
-    /**
-     * A reservation made ready to call: the model it booked (normally a link of the chain; another
-     * model when the caller's name now resolves to it, an alias repointed since this worker cached its
-     * row), its provider's client and the key's secret (read by that provider's names: the database
-     * booked a key of the model's provider), the tier to ask for, the request as that model takes it.
-     * Null when the key's secret is not set: the reservation is released and the key left out.
-     */
-    async function prepareCall(reservation: Reservation): Promise<PreparedCall<{ model: string }> | null> {
-      let link: ChainLink<{ model: string }>;
-      try {
-        link = await linkFor(profiles, chain, reservation.model, (row) => operation.fit(row));
-      } catch (error) {
-        await deps.store.release(reservation.reservationId, "the reserved model cannot take the request");
-        throw error;
-      }
-      const provider = providerOf(link.profile);
-      // A provider whose row is not usable here (its message is logged when the rows are read) has no key.
-      const upstream = await upstreamServing(link.profile);
-      const apiKey = upstream?.key(reservation.envVarName);
-      if (upstream === undefined || apiKey === undefined || apiKey === "") {
-        const why = upstream === undefined
-          ? `provider ${provider} has no usable row`
-          : upstream.key.refusal(reservation.envVarName);
-        unreadKey = upstream === undefined ? "no_row" : upstream.key.refusalKind(reservation.envVarName) ?? "unset";
-        logError(`key ${reservation.keyAlias} (secret ${reservation.envVarName}) not used: ${why}`);
-        await deps.store.release(reservation.reservationId, "key secret not set");
-        keys.markBroken(reservation.keyId);
-        return null;
-      }
-      let choice: TierChoice;
-      try {
-        choice = chooseTier(
-          await serviceTiers(),
-          reservation.model,
-          reservation.priority ?? request.priority,
-          request.serviceTier,
-        );
-      } catch (error) {
-        await deps.store.release(reservation.reservationId, "service tier not allowed for the class");
-        throw error;
-      }
-      const tier = flexShed && choice.standardOnShed ? null : choice.tier;
-      // (A model outside the chain is the first one's name resolved anew: it was booked as the first.)
-      const at = Math.max(0, chain.findIndex((l) => l.model === reservation.model));
-      const sent = operation.prepared(link.request, { reservation, answer: answerTokens, index: at, tier });
-      return { provider, who: upstream.who, dayZone: upstream.row.day_zone, client: upstream.client, apiKey, tier, sent };
-    }
-
-    /**
-     * A success's finalize, streamed or whole: the record with the request's times (read when the
-     * answer's first byte leaves), the tier asked for and the one served, the provider's room (less the
-     * caller's next call when the answer leaves first: room.ts). `writtenFirst`: the answer waits for it
-     * (the room at or below the margin); else it goes with the others.
-     */
-    function finalizeSuccess(
-      record: FinalizeParams,
-      call: PreparedCall<unknown>,
-      reservation: Reservation,
-      served: { servedTier?: string | null; room?: ProviderRoom | null },
-      times: ReturnType<typeof answerTimes>,
-      order: { writtenFirst: boolean; answeredFirst: boolean },
-    ): Promise<boolean> {
-      const { writtenFirst, answeredFirst } = order;
-      return finalizeReliably(deps.store, logError, {
-        ...record,
-        ...times,
-        booked: { quotaGroup: reservation.quotaGroup, model: reservation.model },
-        ...(writtenFirst ? { beforeAnswer: true } : {}),
-        serviceTier: call.tier,
-        servedTier: served.servedTier ?? null,
-        room: roomUntil(served.room, clock.now(), answeredFirst ? { bookedTokens: size.tokens } : undefined),
-      }, { deadline, clock });
-    }
-
-    /** The first chunk is here: the stream is the caller's, finalized when it ends. */
-    function answerStreamed(
-      opened: Extract<StreamOutcome, { ok: true }>,
-      call: PreparedCall<unknown>,
-      reservation: Reservation,
-    ): InvokeAnswer {
-      const times = answerTimes(timing);
-      // Little left at the provider: the finalize lands before the stream's last event (room.ts).
-      const writeFirst = writeBeforeAnswer(opened.room, size.tokens);
-      return relayStream(opened, {
-        head: { ...headOf(reservation, calls, call.provider), waited_ms: waiting.waitedMs },
-        reservationId: reservation.reservationId,
-        upstream: call.who,
-        estimatedInputTokens: size.input,
-        idempotent,
-        finalize: (record) =>
-          finalizeSuccess(record, call, reservation, opened, times, { writtenFirst: writeFirst, answeredFirst: !writeFirst }),
-        writeFirst,
-        ...(flight === null ? {} : {
-          settled: (whole: InvokeResult | null) =>
-            whole === null ? flight.drop() : flight.keep(whole, reservation.reservationId),
-        }),
-        endRequest: () => deps.store.endRequest(reservation.reservationId),
-        afterAnswer,
-        clock,
-        logError,
-        signal,
-      });
-    }
-
-    /**
-     * The whole answer: finalized (off the response path where the runtime allows it; before the answer
-     * where little is left at the provider: room.ts), then answered.
-     */
-    async function answerWhole(
-      outcome: Extract<OperationOutcome, { ok: true }>,
-      call: PreparedCall<unknown>,
-      reservation: Reservation,
-    ): Promise<InvokeResult> {
-      // Where the provider counted nothing, what the operation books instead (null: the estimate stands).
-      const usage = outcome.usage ?? operation.unsaidUsage(size.input);
-      const result = answer(outcome.answer, usage, reservation, calls, call.provider);
-      const record = successRecord({
-        reservationId: reservation.reservationId,
-        latencyMs: outcome.latencyMs,
-        ...usageCounts(usage),
-        response: idempotent ? result : null,
-      });
-      if (flight !== null) onCache?.({ status: flight.storable(result) ? "stored" : "miss" });
-      const first = writeBeforeAnswer(outcome.room, size.tokens);
-      const answeredFirst = !first && deps.waitUntil !== undefined;
-      const finalized = finalizeSuccess(record, call, reservation, outcome, answerTimes(timing), {
-        writtenFirst: first,
-        answeredFirst,
-      });
-      // Little left at the provider (room.ts): the answer waits for its finalize, a moment at most.
-      const landed = first && await timing.time("finalize", () => landsWithin(finalized, WRITTEN_FIRST_WAIT_MS));
-      if (landed && flight === null) return result;
-      await afterAnswer(flight === null ? finalized : finalized.then(() => flight.keep(result, reservation.reservationId)));
-      return result;
-    }
-
-    /**
-     * A failed call: finalized (awaited: the next reservation must see its cooldown), then either
-     * thrown as the caller's answer or ready for the next attempt (false: no time left for one).
-     */
-    async function failed(
-      outcome: Extract<OperationOutcome, { ok: false }>,
-      reservation: Reservation,
-      call: PreparedCall<unknown>,
-    ): Promise<boolean> {
-      let error = outcome.error;
-      if (error.class === "model_withdrawn" && !(await stillNotFound(call.client, call.apiKey, reservation.model))) {
-        // This key sees the model (or the provider could not say): the mark would be wrong for everyone.
-        error = { ...error, class: "client_error" };
-      }
-      const now = clock.now();
-      const record = failureRecord({
-        reservationId: reservation.reservationId,
-        latencyMs: outcome.latencyMs,
-        error,
-        now,
-        dayZone: call.dayZone,
-        defaultCooldownMs: options.defaultCooldownMs,
-        inputTokens: size.input,
-      });
-      // Money: the caller is told the rest's end (an hour, or the month's turn where it comes first).
-      lastError = moneyRested(error, record.cooldownUntil, now);
-      await timing.time("finalize", () =>
-        finalizeReliably(deps.store, logError, { ...record, serviceTier: call.tier }, { deadline, clock }));
-      if (error.class === "client_error") throw rejectedByProvider(error);
-      if (error.kind === "aborted") throw cancelled();
-      if (error.class === "model_withdrawn") {
-        // Learned once, in the database; the key is not at fault and nothing needs to back off.
-        withdrawn = { model: reservation.model, successor: (await profiles(reservation.model))?.successor ?? null };
-        profiles.forget(reservation.model);
-        return true;
-      }
-      if (error.class === "invalid_key") keys.markBroken(reservation.keyId);
-      else keys.markAvoided(reservation.keyId);
-      if (error.overloaded === true) overloaded.add(reservation.model);
-      // Another link of the chain does not share this model's load: it is tried at once, with no backoff.
-      const nextModel = error.overloaded === true && linksLeft() !== null;
-      if (error.class === "retryable" && calls < MAX_ATTEMPTS && !nextModel) {
-        const backoff = options.backoffBaseMs * 2 ** (calls - 1) + jitter();
-        if (clock.now() + backoff >= deadline) return false;
-        await clock.sleep(backoff, signal).catch(() => {
-          throw cancelled();
-        });
-      }
-      return true;
-    }
-
-    /**
-     * A provider's 404 for a model is confirmed before the model is marked for every project: models.get
-     * for it on the same key must answer the same kind of 404. Rare (once per withdrawal), so worth a
-     * call; one at a time per model, whose answer every request waiting on it takes (each no longer
-     * than its own deadline). Not bound to one caller's signal: the others still need its answer.
-     */
-    async function stillNotFound(upstream: UpstreamClient, apiKey: string, model: string): Promise<boolean> {
-      let asked = confirming.get(model);
-      if (asked === undefined) {
-        const timeoutMs = Math.max(1, options.attemptTimeoutMs);
-        asked = upstream.getModel({ apiKey, model, timeoutMs })
-          .then((got) => !got.ok && got.error.class === "model_withdrawn", () => false)
-          .finally(() => confirming.delete(model));
-        confirming.set(model, asked);
-      }
-      const left = Math.max(1, deadline - clock.now());
-      return await timing.time("upstream", () => settledWithin(asked!, left, false));
-    }
-
-    /** Opens the provider's stream and waits for its first chunk (what fails before it is an attempt like any other). */
-    async function streamUpstream(
-      call: PreparedCall<{ model: string }>,
-      reservation: Reservation,
-      stream: NonNullable<Operation["stream"]>,
-    ): Promise<StreamOutcome> {
-      const timeoutMs = Math.max(1, Math.min(options.attemptTimeoutMs, deadline - clock.now()));
-      const streamTimeoutMs = Math.max(1, deadline - clock.now());
-      try {
-        return await timing.time("upstream", () =>
-          stream(call.client, call.who, {
-            apiKey: call.apiKey,
-            request: call.sent,
-            timeoutMs,
-            streamTimeoutMs,
-            signal,
-          }));
-      } catch (error) {
-        await deps.store.release(reservation.reservationId, sanitizeError(error, { secrets: [call.apiKey] }));
-        throw error;
-      }
-    }
-
-    /** Who served: the model and its provider, why a fallback served, the key, the calls made. */
-    function headOf(reservation: Reservation, attempts: number, provider: Provider) {
-      // A fallback served: the answer says what was asked for and why each model before it was passed over.
-      const passedOver = (reservation.fallbackFrom ?? []).filter((s) => s.model !== reservation.model);
-      const fallback = reservation.model === chain[0]!.model
-        ? {}
-        : { requested_model: chain[0]!.model, fallback_from: fallbackSteps(passedOver) };
-      return { model: reservation.model, provider, ...fallback, key_alias: reservation.keyAlias, attempts };
-    }
-
-    async function callUpstream(call: PreparedCall<{ model: string }>, reservation: Reservation): Promise<OperationOutcome> {
-      const timeoutMs = Math.max(1, Math.min(options.attemptTimeoutMs, deadline - clock.now()));
-      try {
-        const asked = { apiKey: call.apiKey, request: call.sent, timeoutMs, signal };
-        return await timing.time("upstream", () => operation.call(call.client, asked, call.who));
-      } catch (error) {
-        // A client does not throw for failed calls; if it does anyway, give the booking back.
-        await deps.store.release(reservation.reservationId, sanitizeError(error, { secrets: [call.apiKey] }));
-        throw error;
-      }
-    }
-
-    function answer(
-      parts: AnswerParts,
-      usage: HubUsage | null,
-      reservation: Reservation,
-      attempts: number,
-      provider: Provider,
-    ): InvokeResult {
-      const { model, key_alias, ...rest } = headOf(reservation, attempts, provider);
-      const { text, ...answered } = parts;
-      return {
-        text,
-        model,
-        ...rest,
-        key_alias,
-        usage: answerUsage(usage, size.input),
-        waited_ms: waiting.waitedMs,
-        ...answered,
-      };
-    }
-  };
-  return run;
+    throw error;
+  }
 }
