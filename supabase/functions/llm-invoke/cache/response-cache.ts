@@ -1,4 +1,4 @@
-// The response cache on the attempt loop's path (attempt/invoke.ts calls `start` once the request's
+// The response cache on the attempt loop's path (attempt/cache-first.ts calls `start` once the request's
 // chain is resolved, before anything is booked):
 //   hit     the stored answer, in the caller's dialect whole or streamed (the route writes it from the
 //           hub's answer, as a replay): no provider called, nothing of the provider's limits, the

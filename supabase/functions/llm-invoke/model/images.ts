@@ -315,7 +315,7 @@ function webpDimensions(r: ByteReader, fail: Fail): Dimensions {
   return fail("the first chunk is none of VP8, VP8L, VP8X");
 }
 
-/** The estimated tokens of a request's inline images, on top of its text's (invoke.ts adds them). */
+/** The estimated tokens of a request's inline images, on top of its text's (a generation's estimate adds them: attempt/generation.ts). */
 export function imageTokensOf(images: readonly ImageInfo[]): number {
   return images.reduce((sum, image) => sum + image.tokens, 0);
 }
