@@ -449,6 +449,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_gauges(p_at timestamp with ti
              public.google_ai_metric_label('successor', l.successor)),
            extract(epoch from l.shutdown_date::timestamp at time zone 'UTC')
     from public.google_ai_model_limits l where l.is_active and l.shutdown_date is not null
+
     union all
     select 'eve_gateway_keys', concat_ws(',', public.google_ai_metric_label('provider', k.serves_provider),
              public.google_ai_metric_label('quota_group', public.google_ai_quota_group(k.project_id, k.id)),
@@ -478,6 +479,24 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_gauges(p_at timestamp with ti
           where m.operation = 'housekeeping' and m.status = 'succeeded' order by m.started_at desc limit 1) m
   )
   select g.family, g.family, g.labels, g.value from gauges g
+$$;
+
+-- The limits providers state (google_ai_stated_limits, as applied) per quota group, model and limit, with the
+-- row's mode; and 1 where the row disagrees with one (above, below, ceiling).
+CREATE OR REPLACE FUNCTION public.google_ai_metric_stated()
+    RETURNS TABLE(family text, sample text, labels text, value numeric)
+    LANGUAGE sql STABLE
+    AS $$
+  select x.family, x.family, concat_ws(',', public.google_ai_metric_label('model', d.model),
+           public.google_ai_metric_label('quota_group', d.quota_group),
+           public.google_ai_metric_label('limit', d.limit_name), x.label), x.value
+  from public.google_ai_stated_limits() d
+  cross join lateral (values
+    ('eve_gateway_provider_limit', public.google_ai_metric_label('mode', d.provider_limits),
+       d.provider_limit::numeric),
+    ('eve_gateway_provider_limit_disagreement', public.google_ai_metric_label('disagreement', d.disagreement),
+       case when d.disagreement is not null then 1 end)) x(family, label, value)
+  where x.value is not null
 $$;
 
 -- What the metrics route calls, once per scrape: the fold (skipped when another one is running), then
@@ -510,6 +529,8 @@ begin
       from public.google_ai_cron_jobs() j
       union all
       select r.* from public.google_ai_metric_response_cache() r
+      union all
+      select d.* from public.google_ai_metric_stated() d
     ) s
     where s.value is not null;
 end

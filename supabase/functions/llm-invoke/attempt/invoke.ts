@@ -506,6 +506,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         serviceTier: call.tier,
         servedTier: served.servedTier ?? null,
         room: roomUntil(served.room, clock.now(), answeredFirst ? { bookedTokens: size.tokens } : undefined),
+        statedLimits: served.room?.limits ?? null,
       }, { deadline, clock });
     }
 
@@ -517,7 +518,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     ): InvokeAnswer {
       const times = answerTimes(timing);
       // Little left at the provider: the finalize lands before the stream's last event (room.ts).
-      const writeFirst = writeBeforeAnswer(opened.room, size.tokens);
+      const writeFirst = writeBeforeAnswer(opened.room, size.tokens, reservation.quota);
       return relayStream(opened, {
         head: { ...headOf(reservation, calls, call.provider), waited_ms: waiting.waitedMs },
         reservationId: reservation.reservationId,
@@ -556,7 +557,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         response: idempotent ? result : null,
       });
       if (flight !== null) onCache?.({ status: flight.storable(result) ? "stored" : "miss" });
-      const first = writeBeforeAnswer(outcome.room, size.tokens);
+      const first = writeBeforeAnswer(outcome.room, size.tokens, reservation.quota);
       const answeredFirst = !first && deps.waitUntil !== undefined;
       const finalized = finalizeSuccess(record, call, reservation, outcome, answerTimes(timing), {
         writtenFirst: first,
