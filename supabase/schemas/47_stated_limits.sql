@@ -1,7 +1,7 @@
 -- The limits a provider states: recorded per quota group and model (or pool) on the counter row finalize
 -- settles (google_ai_note_stated), read by the booking of a row that follows them
 -- (google_ai_followed_limits, 10_keys_and_limits.sql), and listed where a row and its provider disagree
--- (google_ai_stated_disagreements: the quota route, the metrics, the maintenance run).
+-- (google_ai_stated_limits, google_ai_limit_disagreements: the quota route, the metrics, the maintenance run).
 set check_function_bodies = off;
 
 -- The stated limits as applied after one more answer (p_stated: its figures, rpm, tpm, rpd, itpm, otpm;
@@ -9,18 +9,23 @@ set check_function_bodies = off;
 -- row's (p_row, before any statement). A figure below the one applied (or the row's, before any) is
 -- applied at once: the provider refuses above it now. One above it is applied when the answer before
 -- stated it too (two answers agree): one answer's word does not raise what the gateway admits. A
--- figure not stated keeps the one applied. Null: nothing applied.
+-- figure not stated keeps the one applied. Null: nothing applied. (PL/pgSQL: read by finalize only.)
 CREATE OR REPLACE FUNCTION public.google_ai_stated_applied(p_applied integer[], p_heard integer[],
     p_stated integer[], p_row integer[]) RETURNS integer[]
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    LANGUAGE plpgsql IMMUTABLE
     AS $$
-  select case when pg_catalog.bool_or(x.v is not null) then pg_catalog.array_agg(x.v order by x.i) end
-  from (select i, case when p_stated[i] is null then p_applied[i]
-                       when coalesce(p_applied[i], p_row[i]) is null
-                            or p_stated[i] operator(pg_catalog.<=) coalesce(p_applied[i], p_row[i]) then p_stated[i]
-                       when p_heard[i] operator(pg_catalog.=) p_stated[i] then p_stated[i]
-                       else p_applied[i] end as v
-        from pg_catalog.generate_series(1, 5) i) x
+declare
+  v_applied integer[] := array_fill(null::integer, array[5]);
+  v_before integer;
+begin
+  for i in 1 .. 5 loop
+    v_before := coalesce(p_applied[i], p_row[i]);
+    v_applied[i] := case when p_stated[i] is null then p_applied[i]
+                         when v_before is null or p_stated[i] <= v_before or p_heard[i] = p_stated[i] then p_stated[i]
+                         else p_applied[i] end;
+  end loop;
+  return case when num_nonnulls(variadic v_applied) > 0 then v_applied end;
+end
 $$;
 
 -- What an answer states of its group's limits (p_stated, as google_ai_stated_applied takes it), written on

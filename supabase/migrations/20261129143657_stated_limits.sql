@@ -329,16 +329,21 @@ $function$
 
 CREATE OR REPLACE FUNCTION public.google_ai_stated_applied(p_applied integer[], p_heard integer[], p_stated integer[], p_row integer[])
  RETURNS integer[]
- LANGUAGE sql
- IMMUTABLE PARALLEL SAFE
+ LANGUAGE plpgsql
+ IMMUTABLE
 AS $function$
-  select case when pg_catalog.bool_or(x.v is not null) then pg_catalog.array_agg(x.v order by x.i) end
-  from (select i, case when p_stated[i] is null then p_applied[i]
-                       when coalesce(p_applied[i], p_row[i]) is null
-                            or p_stated[i] operator(pg_catalog.<=) coalesce(p_applied[i], p_row[i]) then p_stated[i]
-                       when p_heard[i] operator(pg_catalog.=) p_stated[i] then p_stated[i]
-                       else p_applied[i] end as v
-        from pg_catalog.generate_series(1, 5) i) x
+declare
+  v_applied integer[] := array_fill(null::integer, array[5]);
+  v_before integer;
+begin
+  for i in 1 .. 5 loop
+    v_before := coalesce(p_applied[i], p_row[i]);
+    v_applied[i] := case when p_stated[i] is null then p_applied[i]
+                         when v_before is null or p_stated[i] <= v_before or p_heard[i] = p_stated[i] then p_stated[i]
+                         else p_applied[i] end;
+  end loop;
+  return case when num_nonnulls(variadic v_applied) > 0 then v_applied end;
+end
 $function$
 ;
 
