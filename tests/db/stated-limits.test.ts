@@ -148,3 +148,31 @@ describe("follow is offered only where every answer states the limits", () => {
       .rejects.toThrow(/google_ai_model_limits_provider_limits_check/);
   });
 });
+
+describe("the metrics", () => {
+  it("a following group's limit is the provider's; the provider's figures, and where a row disagrees", async () => {
+    // The row says 20; the provider last said 6 for the group the row follows it in.
+    await db.sql`update public.google_ai_model_limits set rpm = 20 where model = ${FOLLOW}`;
+    try {
+      const gauge = async (model: string) => (await db.sql`select value::float8 as value
+        from public.google_ai_metric_quota(now()) where family = 'eve_gateway_quota_limit'
+          and labels like ${`%model="${model}"%`} and labels like '%window="minute",unit="requests"%'`)
+        .map((r) => r.value);
+      expect(await gauge(FOLLOW)).toEqual([6]);
+      expect(await gauge(KEEP)).toEqual([6]);
+      const stated = await db.sql`select family, labels, value::float8 as value from public.google_ai_metric_stated()
+                                  where labels like '%limit="rpm"%' order by family, labels`;
+      expect(stated).toEqual([
+        { family: "eve_gateway_provider_limit", labels: `model="${FOLLOW}",quota_group="${ORG}",limit="rpm",mode="follow"`, value: 6 },
+        { family: "eve_gateway_provider_limit", labels: `model="${KEEP}",quota_group="${ORG}",limit="rpm",mode="keep"`, value: 2 },
+        {
+          family: "eve_gateway_provider_limit_disagreement",
+          labels: `model="${KEEP}",quota_group="${ORG}",limit="rpm",disagreement="above"`,
+          value: 1,
+        },
+      ]);
+    } finally {
+      await db.sql`update public.google_ai_model_limits set rpm = 6 where model = ${FOLLOW}`;
+    }
+  });
+});

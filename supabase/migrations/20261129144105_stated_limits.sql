@@ -847,6 +847,53 @@ AS $function$
 $function$
 ;
 
+CREATE OR REPLACE FUNCTION public.google_ai_metric_quota(p_at timestamp with time zone)
+ RETURNS TABLE(family text, sample text, labels text, value numeric)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  with quota as (
+    select concat_ws(',', public.google_ai_metric_label('model', p.model),
+             public.google_ai_metric_label('quota_group', p.quota_group),
+             public.google_ai_metric_label('provider', l.provider)) as labels,
+           coalesce(w.sum_requests, 0) as minute_requests,
+           coalesce(w.sum_tokens, 0) as minute_tokens,
+           case when c.day_bucket = public.google_ai_day_in(p_at, public.google_ai_day_zone(p.model))
+                then c.rpd_used else 0 end as day_requests,
+           coalesce(case when c.stated_limits[1] is not null then (f.f).rpm end,
+             public.google_ai_effective_limit(l.rpm, l.safety_margin)) as rpm,
+           coalesce(case when c.stated_limits[2] is not null then (f.f).tpm end,
+             public.google_ai_effective_limit(l.tpm, l.safety_margin)) as tpm,
+           coalesce(case when c.stated_limits[3] is not null then (f.f).rpd end,
+             public.google_ai_effective_limit(l.rpd, l.safety_margin)) as rpd
+    from public.google_ai_metric_serving() p
+    left join public.google_ai_usage_counters c on c.quota_group = p.quota_group and c.model = p.model
+    left join lateral public.google_ai_ring_at(p_at, public.google_ai_window_length(coalesce(
+      (select g.minute_guard_ms from public.google_ai_admission_settings g where g.id), 1000)),
+      c.ring_low, c.ring, c.window_requests, c.window_tokens) w on true
+    left join public.google_ai_model_limits l on l.model = p.model
+    -- (A row that follows its provider: the group's limits as the provider stated them, where it did.)
+    left join lateral (select case when l.provider_limits = 'follow'
+                                   then public.google_ai_followed_limits(l, c.stated_limits) end as f) f on true
+  )
+  select x.family, x.family, concat_ws(',', q.labels, x.w), x.v
+  from quota q cross join lateral (
+    select 'eve_gateway_quota_used', 'window="minute",unit="requests"', q.minute_requests::numeric
+    union all select 'eve_gateway_quota_used', 'window="minute",unit="tokens"', q.minute_tokens::numeric
+    union all select 'eve_gateway_quota_used', 'window="day",unit="requests"', q.day_requests::numeric
+    union all select 'eve_gateway_quota_limit', 'window="minute",unit="requests"', q.rpm::numeric
+    union all select 'eve_gateway_quota_limit', 'window="minute",unit="tokens"', q.tpm::numeric
+    union all select 'eve_gateway_quota_limit', 'window="day",unit="requests"', q.rpd::numeric) x(family, w, v)
+  -- (A limit that is not set has no gauge.)
+  where x.family = 'eve_gateway_quota_used' or x.v is not null
+  union all
+  select 'eve_gateway_provider_day_end_timestamp_seconds', 'eve_gateway_provider_day_end_timestamp_seconds',
+         public.google_ai_metric_label('provider', v.name),
+         extract(epoch from public.google_ai_midnight_after_in(p_at, v.day_zone))
+  from public.google_ai_providers v
+$function$
+;
+
 CREATE OR REPLACE FUNCTION public.google_ai_metrics()
  RETURNS TABLE(family text, sample text, labels text, value numeric)
  LANGUAGE plpgsql
