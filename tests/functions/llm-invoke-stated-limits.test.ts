@@ -10,6 +10,8 @@
 //   OpenAI lowers from 12 to 6 with 8 already in its minute (rows at 12): its refusal of the 9th states 6,
 //   then no 429 from OpenAI; the calls admitted above it stay counted, and the quota route says so;
 //   kept, the row is listed above OpenAI's (google_ai_stated_limits, the maintenance run's problems);
+//   a following row's answer that states a lower limit is finalized before it leaves (the next admission
+//   counts against it), with room to spare at OpenAI; one that lowers nothing, after it;
 //   Anthropic's rows at 6 that follow: after the second answer stating 12 its group's effective limit is 12;
 //   its buckets pace the rest, no 429 from Anthropic.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -24,7 +26,7 @@ const FOLLOW = "gpt-4.1-mini";
 const KEEP = "gpt-4o-mini";
 const CLAUDE = "claude-sonnet-4-5-20250929";
 /** One organization (and key) per scenario: each its own quota group, at the simulator and here. */
-const ORGS = ["rise-follow", "rise-keep", "lower-follow", "lower-keep"] as const;
+const ORGS = ["rise-follow", "rise-keep", "lower-follow", "lower-keep", "drop-follow"] as const;
 type Org = (typeof ORGS)[number];
 const keyOf = (org: Org) => `sk-sim-${org}`;
 const ANT_ORG = "org-ant-stated";
@@ -38,7 +40,13 @@ let ant: AnthropicSimulator;
 let fn: ServerProcess;
 const output: string[] = [];
 /** What the simulator's organizations state now: RPM per organization (every model). */
-const rpmOf: Record<Org, number> = { "rise-follow": 6, "rise-keep": 6, "lower-follow": 12, "lower-keep": 12 };
+const rpmOf: Record<Org, number> = {
+  "rise-follow": 6,
+  "rise-keep": 6,
+  "lower-follow": 12,
+  "lower-keep": 12,
+  "drop-follow": 100,
+};
 
 async function putOrganizations(): Promise<void> {
   const orgs = Object.fromEntries(ORGS.map((org) => [org, {
@@ -242,6 +250,44 @@ describe("OpenAI's limits lowered from 12 to 6 RPM with 8 already in the minute"
     expect(r.limit_disagreements).toContainEqual(expect.objectContaining({
       model: KEEP, quota_group: "lower-keep", limit: "rpm", row: 12, provider: 6, disagreement: "above",
     }));
+  }, 120_000);
+});
+
+describe("a lowering is written before the answer that states it", () => {
+  it("a following row's answer stating 50 where 100 was followed, with room to spare: finalized before it leaves", async () => {
+    oaNow = Math.floor(Date.now() / 60_000) * 60_000 + 20_000;
+    await db.sql`update public.google_ai_model_limits set rpm = 12 where model = ${FOLLOW}`;
+    await serveWith("drop-follow");
+    // Two answers agree on 100: followed.
+    for (let i = 0; i < 2; i++) {
+      expect(await ask(FOLLOW, `at 100, ${i}`)).toBe(200);
+      await settled();
+    }
+    rpmOf["drop-follow"] = 50;
+    await putOrganizations();
+    // Every finalize slowed from here on: one written after its answer is still open when the answer is back.
+    await db.sql`create function public.test_slow_finalize() returns trigger language plpgsql as $$
+      begin perform pg_sleep(0.4); return new; end $$`;
+    await db.sql`create trigger test_slow_finalize before update of status on public.google_ai_attempts
+      for each row when (old.status = 'reserved' and new.status <> 'reserved') execute function public.test_slow_finalize()`;
+    const statusOfLast = async () => (await db.sql`select status from public.google_ai_attempts
+      where quota_group = 'drop-follow' order by created_at desc limit 1`)[0]!.status;
+    try {
+      // The answer that says 50 waits for its finalize (48 left at OpenAI: only the lowering asks for it).
+      expect(await ask(FOLLOW, "says 50")).toBe(200);
+      expect(await statusOfLast()).toBe("succeeded");
+      const [counter] = await db.sql`select to_jsonb(stated_limits) as stated_limits from public.google_ai_usage_counters
+                                     where quota_group = 'drop-follow' and model = ${FOLLOW}`;
+      expect(counter!.stated_limits).toEqual([50, 200000, null, null, null]);
+      // The next says 50 again: nothing lowered, its finalize goes after the answer.
+      expect(await ask(FOLLOW, "says 50 again")).toBe(200);
+      expect(await statusOfLast()).toBe("reserved");
+      await settled();
+    } finally {
+      await db.sql`drop trigger test_slow_finalize on public.google_ai_attempts`;
+      await db.sql`drop function public.test_slow_finalize()`;
+    }
+    expect(upstream("drop-follow")).toEqual([200, 200, 200, 200]);
   }, 120_000);
 });
 
