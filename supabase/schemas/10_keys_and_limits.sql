@@ -133,6 +133,13 @@ CREATE TABLE public.google_ai_model_limits (
     otpm integer,
     refuses_thinking_budget boolean DEFAULT false NOT NULL,
     refuses_sampling boolean DEFAULT false NOT NULL,
+    follow_ceiling_rpd integer,
+    follow_ceiling_rpm integer,
+    follow_ceiling_tpm integer,
+    provider_limits text DEFAULT 'keep'::text NOT NULL,
+    CONSTRAINT google_ai_model_limits_provider_limits_check
+      CHECK ((provider_limits = 'keep'::text OR (provider_limits = 'follow'::text
+              AND provider = ANY (ARRAY['openai'::text, 'anthropic'::text])))),
     CONSTRAINT google_ai_model_limits_booked_output_tokens_check CHECK ((booked_output_tokens >= 1)),
     CONSTRAINT google_ai_model_limits_itpm_check CHECK ((itpm >= 1)),
     CONSTRAINT google_ai_model_limits_otpm_check CHECK ((otpm >= 1)),
@@ -189,6 +196,18 @@ COMMENT ON COLUMN public.google_ai_model_limits.limit_pool IS
     'Rows that name one pool share one set of counts per quota group (one counter row, keyed by the pool''s name): '
     'Anthropic''s limits are a family''s (the Sonnet 4.x versions draw on one pool). Each request is held to its '
     'own row''s limits against the pool''s counts, so give the pool''s rows the same limits. Null: the model''s own.';
+
+COMMENT ON COLUMN public.google_ai_model_limits.provider_limits IS
+    'keep (the default): the group counts against this row''s limits; the limits its provider states are recorded '
+    '(google_ai_usage_counters.stated_limits) and their difference shown. follow: a quota group''s effective limits '
+    'are the ones its provider last stated for it (google_ai_followed_limits: a lowering at once, a raise when two '
+    'answers agree), after safety_margin (the share kept back for callers outside the gateway) and never above a '
+    'follow_ceiling_*; this row''s figures count until the provider has stated one. Only for providers whose every '
+    'answer states its limits: OpenAI and Anthropic.';
+
+COMMENT ON COLUMN public.google_ai_model_limits.follow_ceiling_rpm IS
+    'A row that follows its provider (provider_limits follow): the most RPM the gateway counts against whatever the '
+    'provider states (null: no ceiling). The same for follow_ceiling_tpm and follow_ceiling_rpd.';
 
 COMMENT ON COLUMN public.google_ai_model_limits.rpd IS
     'Requests per day of the provider (its row''s day_zone) per quota group (null: no limit).';
@@ -277,7 +296,11 @@ CREATE TABLE public.google_ai_usage_counters (
     ring integer[],
     share_use public.google_ai_share_use[],
     input_until timestamp with time zone,
-    output_until timestamp with time zone
+    output_until timestamp with time zone,
+    stated_at timestamp with time zone,
+    stated_heard integer[],
+    stated_limits integer[],
+    stated_since timestamp with time zone
 )
 WITH (fillfactor='70', autovacuum_vacuum_scale_factor='0.01', toast_tuple_target='8160');
 
@@ -313,6 +336,20 @@ COMMENT ON COLUMN public.google_ai_usage_counters.input_until IS
 
 COMMENT ON COLUMN public.google_ai_usage_counters.output_until IS
     'The otpm bucket (google_ai_model_limits.otpm): when it is full again (google_ai_bucket_take). Null: full.';
+
+COMMENT ON COLUMN public.google_ai_usage_counters.stated_limits IS
+    'The limits the provider states for this group (rpm, tpm, rpd, itpm, otpm; null: never stated), as applied '
+    '(google_ai_note_stated: a lowering at once, a raise once two answers agree). A row that follows its provider '
+    'books against them (google_ai_followed_limits); one that keeps its own shows them beside its own.';
+
+COMMENT ON COLUMN public.google_ai_usage_counters.stated_heard IS
+    'The figures the provider''s last answer stated (null: not stated): a raise is applied when the next agrees.';
+
+COMMENT ON COLUMN public.google_ai_usage_counters.stated_at IS
+    'When the provider last stated its limits for this group (refreshed at most once a minute when nothing changed).';
+
+COMMENT ON COLUMN public.google_ai_usage_counters.stated_since IS
+    'Since when stated_limits hold their figures (the last change applied).';
 
 COMMENT ON COLUMN public.google_ai_usage_counters.ring IS
     'The sliding window as a ring of seconds from ring_low on (google_ai_ring_at): per second its admissions, their '
@@ -398,6 +435,32 @@ CREATE OR REPLACE FUNCTION public.google_ai_effective_limit(p_limit integer, p_m
                   when p_limit operator(pg_catalog.<=) 0 then 0
                   else greatest(1, pg_catalog.floor(p_limit operator(pg_catalog.*)
                          (1 operator(pg_catalog.-) coalesce(p_margin, 0))))::integer end $$;
+
+-- A model row's limits in one quota group when it follows its provider (provider_limits 'follow'): each
+-- limit the provider stated for the group (p_stated: the counter row's stated_limits, rpm, tpm, rpd, itpm,
+-- otpm) in place of the row's, never above the row's ceiling (follow_ceiling_*), after the row's margin (the
+-- share kept back for callers outside the gateway); a limit not stated stays as p_model has it (the row's,
+-- after the margin: google_ai_request_limits; a ceiling alone changes nothing). Called by the booking under
+-- the counter row's lock only for a row that follows, so a row that keeps its own pays one comparison.
+CREATE OR REPLACE FUNCTION public.google_ai_followed_limits(p_model public.google_ai_model_limits,
+    p_stated integer[]) RETURNS public.google_ai_model_limits
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+begin
+  if p_stated is null then
+    return p_model;
+  end if;
+  p_model.rpm := coalesce(public.google_ai_effective_limit(
+    least(p_stated[1], coalesce(p_model.follow_ceiling_rpm, p_stated[1])), p_model.safety_margin), p_model.rpm);
+  p_model.tpm := coalesce(public.google_ai_effective_limit(
+    least(p_stated[2], coalesce(p_model.follow_ceiling_tpm, p_stated[2])), p_model.safety_margin), p_model.tpm);
+  p_model.rpd := coalesce(public.google_ai_effective_limit(
+    least(p_stated[3], coalesce(p_model.follow_ceiling_rpd, p_stated[3])), p_model.safety_margin), p_model.rpd);
+  p_model.itpm := coalesce(public.google_ai_effective_limit(p_stated[4], p_model.safety_margin), p_model.itpm);
+  p_model.otpm := coalesce(public.google_ai_effective_limit(p_stated[5], p_model.safety_margin), p_model.otpm);
+  return p_model;
+end
+$$;
 
 -- A model row by name or alias, active or not (an inactive row is a retired model that may still
 -- name its fallbacks). An active row wins, then the row named exactly. (The active row named exactly,

@@ -74,9 +74,28 @@ CREATE OR REPLACE FUNCTION public.google_ai_candidate_groups(p_model text, p_exc
   from usage u
 $$;
 
+-- The RPM and RPD a quota group's counts are judged by before its counter row is locked
+-- (google_ai_candidate_groups' full_by and headroom; p_model: google_ai_request_limits'): the row's, but
+-- none for a row whose RPM is a bucket (bucket_share: its schedule decides under the lock), and none for a
+-- row that follows its provider (provider_limits 'follow': each group's are the ones the provider stated
+-- for it, read under the lock, google_ai_followed_limits). SQL, inlined where it is read.
+CREATE OR REPLACE FUNCTION public.google_ai_unlocked_rpm(p_model public.google_ai_model_limits) RETURNS integer
+    LANGUAGE sql IMMUTABLE
+    AS $$
+  select case when p_model.bucket_share is null and p_model.provider_limits is distinct from 'follow'
+              then p_model.rpm end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_unlocked_rpd(p_model public.google_ai_model_limits) RETURNS integer
+    LANGUAGE sql IMMUTABLE
+    AS $$
+  select case when p_model.provider_limits is distinct from 'follow' then p_model.rpd end
+$$;
+
 -- The model a request names, as the request is held to it: its row (google_ai_model_limits), the
 -- active one named exactly (its unique index), else the first active row with the name as an alias,
--- with rpm, tpm, rpd, itpm and otpm after the safety margin (safety_margin then 0); all null when none is
+-- with rpm, tpm, rpd, itpm and otpm after the safety margin (safety_margin then 0, but on a row that follows its
+-- provider: google_ai_followed_limits applies it to the provider's figures); all null when none is
 -- (google_ai_admit_at then refuses unknown_model, as it refuses a withdrawn model or a request too
 -- large for a minute before any lock). The booking takes this row whole (google_ai_admit_at to
 -- google_ai_booking_rules and google_ai_booking_outcome), so a rule reads a new column of the model where
@@ -106,7 +125,8 @@ begin
       v_row.itpm := public.google_ai_effective_limit(v_row.itpm, v_row.safety_margin);
       v_row.otpm := public.google_ai_effective_limit(v_row.otpm, v_row.safety_margin);
     end if;
-    v_row.safety_margin := 0;
+    -- (A row that follows its provider keeps its margin: the booking takes it from the provider's figures.)
+    v_row.safety_margin := case when v_row.provider_limits = 'follow' then v_row.safety_margin else 0 end;
   end if;
   return v_row;
 end

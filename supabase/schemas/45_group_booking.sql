@@ -326,6 +326,41 @@ CREATE TYPE public.google_ai_group_booking AS (
     quota jsonb
 );
 
+-- The quota a booking leaves, its answer's (as google_ai_group_quota reads it, this request counted: the
+-- window's figures reset as their oldest seconds leave the ring, now at the latest), so the answer needs no
+-- second reading of the window; p_kept: what the model's shares keep for the admitted class (as
+-- google_ai_answer_quota_at adds it), taken out when they keep nothing (a concatenation would encode the
+-- whole object again; minus an empty array is the object as it is); p_followed: a row that follows its
+-- provider, the limits it stated for the group as applied (null: the row keeps its own). p_model: limits
+-- after the margin (and followed); p_at: the counter as of the booking. (SQL without a SET clause, one
+-- expression: PostgreSQL inlines it into google_ai_book_group's, which then costs what it did written there.)
+CREATE OR REPLACE FUNCTION public.google_ai_booked_quota(p_quota_group text, p_model public.google_ai_model_limits,
+    p_at public.google_ai_counter_at, p_requests integer, p_kept jsonb, p_followed jsonb) RETURNS jsonb
+    LANGUAGE sql
+    AS $$
+  select jsonb_build_object(
+        'model', p_model.model,
+        'quota_group', p_quota_group,
+        'rpm', p_model.rpm,
+        'requests_left', case when p_model.rpm is not null then greatest(0, p_model.rpm - p_at.sum_requests) end,
+        'requests_reset_ms', case when p_model.rpm is not null then public.google_ai_ms_until(
+          coalesce(public.google_ai_ring_frees_at(p_at.ring_low, p_at.ring, p_at.minute), p_at.at), p_at.at) end,
+        'tpm', p_model.tpm,
+        'tokens_left', case when p_model.tpm is not null then greatest(0, p_model.tpm - p_at.sum_tokens) end,
+        'tokens_reset_ms', case when p_model.tpm is not null then public.google_ai_ms_until(
+          coalesce(public.google_ai_ring_frees_at(p_at.ring_low, p_at.ring, p_at.minute, true), p_at.at), p_at.at) end,
+        'rpd', p_model.rpd,
+        'day_left', case when p_model.rpd is not null then greatest(0, p_model.rpd - (greatest(p_at.counts[1],
+          case when p_at.near_end then p_at.counts[2] end, case when p_at.near_start then p_at.counts[3] end)
+          + p_requests)) end,
+        'day_reset_ms', case when p_model.rpd is not null then public.google_ai_ms_until(
+          case when p_at.near_start and p_at.counts[3] > p_at.counts[1] then p_at.day_start else p_at.midnight end
+          + p_at.day_guard, p_at.at) end,
+        'kept', p_kept)
+      - case when p_kept is null then '{kept}' else '{}' end::text[]
+      || case when p_followed is null then '{}' else jsonb_build_object('followed', p_followed) end
+$$;
+
 -- A quota group's counter row for p_model, locked (created on the group's first use of the model); with
 -- p_skip_locked, a row another reservation holds is passed over: all fields null. (A new row, or one
 -- housekeeping removed when idle, starts its owners' use again: share_use is on the row.)
@@ -368,17 +403,16 @@ $$;
 -- recheck_at when asking again may help sooner (tokens of admissions in flight may come back).
 -- p_model, p_class, p_caller: the request's model row (limits after the margin), class row and caller,
 -- whole, handed to the rules (google_ai_booking_rules); p_output: the answer it is sent with (what a
--- model's otpm bucket takes). A booking answers with the quota it leaves (as google_ai_group_quota reads
--- it, this request counted: the window's figures reset as their oldest seconds leave the ring, now at the
--- latest), so the answer needs no second reading of the window; its key kept is what the model's shares keep
--- for the admitted class (as google_ai_answer_quota_at adds it), taken out when they keep nothing (a
--- concatenation would encode the whole object again; minus an empty array is the object as it is). The
+-- model's otpm bucket takes). A booking answers with the quota it leaves (google_ai_booked_quota). The
 -- subtransaction (begin ... exception) gives the row lock back when the row is full, so the caller can
 -- move on to the next group without holding it. p_zone: the zone the provider's day turns in, the
 -- group's day (google_ai_candidate_groups reads it with the candidates). The answer's day_left: the day is the
 -- largest of today's count and, within a guard of midnight, the other day's, before this request; reset at
--- midnight plus the guard, or after midnight at that guard's end when yesterday's is larger. (Its answers are
--- assigned, not selected into: a select ... into is a statement of its own, counted about 15k instructions.)
+-- midnight plus the guard, or after midnight at that guard's end when yesterday's is larger
+-- (google_ai_booked_quota). A row that follows its provider (provider_limits 'follow') is held to the limits
+-- the provider stated for the group (google_ai_followed_limits, on the counter row as locked), its answer's
+-- quota saying them (followed). (Its answers are assigned, not selected into: a select ... into is a
+-- statement of its own, counted about 15k instructions.)
 CREATE OR REPLACE FUNCTION public.google_ai_book_group(p_quota_group text, p_model public.google_ai_model_limits,
     p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_tokens integer,
     p_now timestamp with time zone, p_skip_locked boolean, p_zone text, p_output integer DEFAULT NULL::integer,
@@ -392,11 +426,17 @@ declare
   v_rules public.google_ai_booking_verdict;  -- what the rules say (google_ai_booking_rules)
   v_minute timestamptz;  -- the calendar minute it counts in
   v_times record;      -- a refusal's (google_ai_refusal_times)
+  v_followed jsonb;    -- a row that follows its provider: the limits the provider stated, as applied
 begin
   begin
     v_row := public.google_ai_counter_locked(p_quota_group, coalesce(p_model.limit_pool, p_model.model), p_skip_locked);
     if v_row.id is null then
       return row('skipped', null, null, null, null, null, null, null)::public.google_ai_group_booking;
+    end if;
+    -- (A raise applies to what is booked, the window holds it; a lowering refuses nothing admitted, it counts it.)
+    if p_model.provider_limits = 'follow' then
+      p_model := public.google_ai_followed_limits(p_model, v_row.stated_limits);
+      v_followed := coalesce(to_jsonb(v_row.stated_limits), '[]'::jsonb);
     end if;
 
     -- Decided under the lock, on a clock that never goes back; the ring moved on with this request counted.
@@ -434,26 +474,8 @@ begin
                                     v_at.at, v_at.minute, p_requests, v_at.day, v_at.near_end, v_at.near_start) end,
       updated_at      = v_at.at
     where c.id = v_row.id;
-    return row('booked', v_minute, v_at.day, null, null, null, v_at.at, jsonb_build_object(
-        'model', p_model.model,
-        'quota_group', p_quota_group,
-        'rpm', p_model.rpm,
-        'requests_left', case when p_model.rpm is not null then greatest(0, p_model.rpm - v_at.sum_requests) end,
-        'requests_reset_ms', case when p_model.rpm is not null then public.google_ai_ms_until(
-          coalesce(public.google_ai_ring_frees_at(v_at.ring_low, v_at.ring, v_at.minute), v_at.at), v_at.at) end,
-        'tpm', p_model.tpm,
-        'tokens_left', case when p_model.tpm is not null then greatest(0, p_model.tpm - v_at.sum_tokens) end,
-        'tokens_reset_ms', case when p_model.tpm is not null then public.google_ai_ms_until(
-          coalesce(public.google_ai_ring_frees_at(v_at.ring_low, v_at.ring, v_at.minute, true), v_at.at), v_at.at) end,
-        'rpd', p_model.rpd,
-        'day_left', case when p_model.rpd is not null then greatest(0, p_model.rpd - (greatest(v_at.counts[1],
-          case when v_at.near_end then v_at.counts[2] end, case when v_at.near_start then v_at.counts[3] end)
-          + p_requests)) end,
-        'day_reset_ms', case when p_model.rpd is not null then public.google_ai_ms_until(
-          case when v_at.near_start and v_at.counts[3] > v_at.counts[1] then v_at.day_start else v_at.midnight end
-          + v_at.day_guard, v_at.at) end,
-        'kept', v_rules.kept)
-      - case when v_rules.kept is null then '{kept}' else '{}' end::text[])::public.google_ai_group_booking;
+    return row('booked', v_minute, v_at.day, null, null, null, v_at.at, public.google_ai_booked_quota(p_quota_group,
+      p_model, v_at, p_requests, v_rules.kept, v_followed))::public.google_ai_group_booking;
   exception
     when sqlstate 'P0001' then
       if sqlerrm <> 'eve:full' then

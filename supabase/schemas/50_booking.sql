@@ -38,7 +38,8 @@ CREATE TYPE public.google_ai_booking AS (
 -- in its budget in money, for p_output tokens of answer (the answer the request is sent with).
 -- A null model (an earlier step blocked the request) books nothing and answers nulls. p_model, p_class,
 -- p_caller: the request's model row (limits after the margin: google_ai_request_limits), class row and
--- caller, each whole and handed down whole to the rules (google_ai_book_group). (A booking's answer is
+-- caller, each whole and handed down whole to the rules (google_ai_book_group). A group is passed over for
+-- its counts before its lock only by the limits google_ai_unlocked_rpm and _rpd name. (A booking's answer is
 -- assigned, not selected into: a select ... into is a statement of its own, counted about 15k instructions.)
 CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model public.google_ai_model_limits,
     p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_tokens integer,
@@ -71,7 +72,7 @@ begin
     select c.*, p.waiting
     from (select c.*, count(*) over () as groups
           from public.google_ai_candidate_groups(p_model.model, p_exclude_key_ids,
-                 case when p_model.bucket_share is null then p_model.rpm end, p_model.tpm, p_model.rpd, p_at) c) c
+                 public.google_ai_unlocked_rpm(p_model), p_model.tpm, public.google_ai_unlocked_rpd(p_model), p_at) c) c
     cross join (values (false), (true)) p(waiting)
     where not p.waiting or c.groups > 1
     order by c.priority nulls last, p.waiting, c.headroom desc, c.quota_group

@@ -212,7 +212,8 @@ $$;
 --   model whose own limits are buckets (bucket_share), the word may be up to one refill late (what is
 --   left is rounded down), and the gateway's own request bucket already holds the next request back
 --   until its place
---   (google_ai_schedule_place): only when even the word's earliest reading is later than that place
+--   (google_ai_schedule_place, at the group's RPM as the booking counts it: google_ai_group_rpm, a following
+--   row's the provider's): only when even the word's earliest reading is later than that place
 --   (others use the organization's bucket) does the model rest, in that bucket: its next place moves to
 --   p_room_until and each later one a step after (the bucket taken down to what Anthropic's holds), so
 --   requests wait for their place there (cause spread) rather than meet the 429s a rest for one request
@@ -222,9 +223,11 @@ $$;
 --   Count: the input, and the output too where the model's TPM counts answers (its row's
 --   booked_output_tokens, OpenAI's rule). When the provider sent none: p_settled_tokens (a call it
 --   refused before generating keeps its input, its output booking goes back), else the booking stays.
+--   Stated: the limits the answer states (p_stated), noted on the counter row last (google_ai_note_stated).
 CREATE OR REPLACE FUNCTION public.google_ai_settle_call(p_att public.google_ai_attempts, p_input_tokens integer,
     p_output_tokens integer, p_room_requests integer, p_room_tokens integer,
-    p_room_until timestamp with time zone, p_settled_tokens integer) RETURNS void
+    p_room_until timestamp with time zone, p_settled_tokens integer, p_stated integer[] DEFAULT NULL::integer[])
+    RETURNS void
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -238,14 +241,14 @@ begin
     v_model := public.google_ai_room_bucket_model(p_att, p_room_requests, p_room_tokens, p_room_until);
   end if;
   if v_model.model is not null then
-    v_rpm := public.google_ai_effective_limit(v_model.rpm, v_model.safety_margin);
+    v_rpm := public.google_ai_group_rpm(v_model, p_att.quota_group);
     v_step := public.google_ai_spread_step(greatest(1, floor(v_rpm * v_model.bucket_share))::integer,
       public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms), v_rpm, null, 0);
     -- (The gateway's own place for the next request in the model's request bucket: spread_until less
     -- the tolerance.)
     update public.google_ai_usage_counters c set spread_until = p_room_until + v_step.tolerance
     where c.quota_group = p_att.quota_group and c.model = coalesce(v_model.limit_pool, v_model.model)
-      and p_room_until - 60000.0 / v_model.rpm * interval '1 millisecond'
+      and p_room_until - 60000.0 / greatest(v_model.rpm, v_rpm) * interval '1 millisecond'
           > coalesce(c.spread_until - v_step.tolerance, '-infinity')
       and coalesce(c.spread_until, '-infinity') < p_room_until + v_step.tolerance;
   elsif p_room_until is not null then
@@ -266,6 +269,10 @@ begin
   end if;
   -- The window learns the provider's count now: waiters asking again see the tokens given back.
   perform public.google_ai_settle_admission(p_att, greatest(0, coalesce(v_counted, p_att.estimated_tokens)), false);
+  -- The limits the answer states, on the counter row just settled (locked: no other lock taken).
+  if p_stated is not null then
+    perform public.google_ai_note_stated(p_att, p_stated);
+  end if;
 end
 $$;
 
@@ -277,6 +284,8 @@ $$;
 -- in the same round trip: until p_cooldown_until, or with p_cooldown_until_pacific_midnight until the
 -- next midnight of the provider's day, in whatever zone its row names (the parameter keeps its name:
 -- callers pass it by name, and a deployed caller must keep working while the migration applies).
+-- p_stated_limits: the group's limits as the answer states them (rpm, tpm, rpd, itpm, otpm; null: not
+-- stated), noted on its counter row (google_ai_note_stated).
 CREATE OR REPLACE FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text,
     p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer,
     p_http_status integer DEFAULT NULL::integer, p_error_code text DEFAULT NULL::text,
@@ -291,7 +300,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_ou
     p_room_until timestamp with time zone DEFAULT NULL::timestamp with time zone,
     p_settled_tokens integer DEFAULT NULL::integer, p_cached_input_tokens integer DEFAULT NULL::integer,
     p_thinking_tokens integer DEFAULT NULL::integer, p_cache_write_5m_tokens integer DEFAULT NULL::integer,
-    p_cache_write_1h_tokens integer DEFAULT NULL::integer) RETURNS jsonb
+    p_cache_write_1h_tokens integer DEFAULT NULL::integer, p_stated_limits integer[] DEFAULT NULL::integer[])
+    RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     SET plan_cache_mode TO 'force_generic_plan'
@@ -370,7 +380,7 @@ begin
       coalesce(p_error_code, p_outcome), p_quota_id);
   end if;
   perform public.google_ai_settle_call(v_att, p_input_tokens, p_output_tokens, p_room_requests, p_room_tokens,
-    p_room_until, p_settled_tokens);
+    p_room_until, p_settled_tokens, p_stated_limits);
 
   return jsonb_build_object('ok', true, 'status', v_att.status, 'cooldown_until', v_until);
 end
@@ -430,7 +440,7 @@ begin
       key_rejected boolean, quota_cause text, service_tier text, served_tier text, added_ms integer,
       first_byte_ms integer, room_requests integer, room_tokens integer, room_until timestamptz,
       settled_tokens integer, cached_input_tokens integer, thinking_tokens integer, cache_write_5m_tokens integer,
-      cache_write_1h_tokens integer)
+      cache_write_1h_tokens integer, stated_limits integer[])
     left join unnest(v_open) a on a.reservation_id = x.reservation_id
     left join public.google_ai_model_limits l on l.model = a.model
     order by a.quota_group, coalesce(l.limit_pool, a.model), e.n
@@ -440,7 +450,7 @@ begin
       coalesce(c.cooldown_until_pacific_midnight, false), c.response, c.key_rejected, c.quota_cause, c.service_tier,
       c.served_tier, c.added_ms, c.first_byte_ms, c.room_requests, c.room_tokens,
       case when not v_weighed[c.n] then c.room_until end, c.settled_tokens,
-      c.cached_input_tokens, c.thinking_tokens, c.cache_write_5m_tokens, c.cache_write_1h_tokens);
+      c.cached_input_tokens, c.thinking_tokens, c.cache_write_5m_tokens, c.cache_write_1h_tokens, c.stated_limits);
   end loop;
   return pg_catalog.to_jsonb(v_answers);
 end

@@ -34,7 +34,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_answer_quota_at(p_now timestamp with
     AS $$
 declare
   v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
-  v_limits record;
+  v_limits public.google_ai_model_limits;
   v_group text;
   v_quota record;
   v_class text;
@@ -50,21 +50,29 @@ begin
     return null;
   end if;
 
+  -- (A row that follows its provider: the group's limits as the provider stated them for it.)
   if p_answer -> 'ok' = 'true'::jsonb then
     v_group := p_answer ->> 'quota_group';
+    if v_limits.provider_limits = 'follow' then
+      v_limits := public.google_ai_group_limits(v_limits, v_group);
+    end if;
     select * into v_quota
     from public.google_ai_group_quota(v_group, v_limits.model, v_limits.rpm, v_limits.tpm, v_limits.rpd, v_now) q;
   else
-    select g.quota_group, q.* into v_quota
+    select g.quota_group, q.*, (e.l).rpm as rpm, (e.l).tpm as tpm, (e.l).rpd as rpd into v_quota
     from (select distinct s.quota_group from public.google_ai_serving_keys(v_limits.model, p_exclude_key_ids) s) g
-    cross join lateral public.google_ai_group_quota(g.quota_group, v_limits.model, v_limits.rpm, v_limits.tpm,
-                                                     v_limits.rpd, v_now) q
+    cross join lateral (select case when v_limits.provider_limits = 'follow'
+                                    then public.google_ai_group_limits(v_limits, g.quota_group)
+                                    else v_limits end as l) e
+    cross join lateral public.google_ai_group_quota(g.quota_group, v_limits.model, (e.l).rpm, (e.l).tpm,
+                                                     (e.l).rpd, v_now) q
     order by q.ready_at, q.requests_left desc nulls last, q.day_left desc nulls last, g.quota_group
     limit 1;
     if not found then
       return null;
     end if;
     v_group := v_quota.quota_group;
+    v_limits.rpm := v_quota.rpm; v_limits.tpm := v_quota.tpm; v_limits.rpd := v_quota.rpd;
   end if;
 
   -- What the model's shares keep, for the class the answer names (an admission's, or a queued
@@ -306,13 +314,14 @@ end
 $$;
 
 -- One model over all quota groups that may serve it: what is left of the minute (groups cooling
--- down count 0) and of its provider's day, when each sum next grows, and the queue per class.
+-- down count 0) and of its provider's day, when each sum next grows, and the queue per class; each group
+-- under its effective limits (a row that follows its provider: those it stated for the group).
 CREATE OR REPLACE FUNCTION public.google_ai_model_quota(p_model text, p_now timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
 declare
-  v_limits record;
+  v_limits public.google_ai_model_limits;
   v_sum record;
   v_bucket_limits jsonb := '{}'::jsonb;
   v_bucket_minute jsonb := '{}'::jsonb;
@@ -329,11 +338,16 @@ begin
          sum(q.tokens_left)::bigint as tokens_left,
          min(q.tokens_reset_at) filter (where q.tokens_reset_at > p_now) as tokens_reset_at,
          sum(q.day_left)::integer as day_left,
-         min(q.day_reset_at) as day_reset_at
+         min(q.day_reset_at) as day_reset_at,
+         max(e.rpm) as rpm, max(e.tpm) as tpm, max(e.rpd) as rpd
     into v_sum
   from (select distinct s.quota_group from public.google_ai_serving_keys(v_limits.model, '{}') s) g
-  cross join lateral public.google_ai_group_quota(g.quota_group, v_limits.model, v_limits.rpm, v_limits.tpm,
-                                                   v_limits.rpd, p_now) q;
+  -- (A row that follows its provider: each group's limits as the provider stated them for it.)
+  cross join lateral (select (f.l).rpm, (f.l).tpm, (f.l).rpd
+                      from (select case when v_limits.provider_limits = 'follow'
+                                        then public.google_ai_group_limits(v_limits, g.quota_group)
+                                        else v_limits end as l) f) e(rpm, tpm, rpd)
+  cross join lateral public.google_ai_group_quota(g.quota_group, v_limits.model, e.rpm, e.tpm, e.rpd, p_now) q;
   -- A row that counts input and output apart (itpm, otpm): its token buckets, summed, and when all are full.
   if v_limits.itpm is not null or v_limits.otpm is not null then
     select jsonb_build_object('itpm', v_limits.itpm, 'otpm', v_limits.otpm), jsonb_build_object(
@@ -355,7 +369,9 @@ begin
   from public.google_ai_priority_classes pc;
 
   return jsonb_build_object('model', v_limits.model,
-    'limits', jsonb_build_object('rpm', v_limits.rpm, 'tpm', v_limits.tpm, 'rpd', v_limits.rpd) || v_bucket_limits,
+    -- (The effective limits: a row that follows its provider, the largest of its groups'.)
+    'limits', jsonb_build_object('rpm', coalesce(v_sum.rpm, v_limits.rpm), 'tpm', coalesce(v_sum.tpm, v_limits.tpm),
+                                 'rpd', coalesce(v_sum.rpd, v_limits.rpd)) || v_bucket_limits,
     'quota_groups', v_sum.groups, 'cooling_down', v_sum.cooling,
     'minute', jsonb_build_object(
       'requests_left', case when v_limits.rpm is not null then coalesce(v_sum.requests_left, 0) end,
@@ -411,10 +427,25 @@ COMMENT ON FUNCTION public.google_ai_quota_report(p_token_hash text, p_caller te
     'GET llm-invoke/v1/quota: per model the caller may use, what is left of the minute and the day over all quota '
     'groups, the queue per class, and the caller''s budgets.';
 
+-- A model's limits beside its provider's, each quota group's (google_ai_stated_limits): for the quota
+-- route's service key, which may see every group; a scoped token sees the effective limits alone.
+CREATE OR REPLACE FUNCTION public.google_ai_provider_limits_of(p_model text) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select coalesce(jsonb_agg(jsonb_build_object('quota_group', d.quota_group, 'limit', d.limit_name,
+           'mode', d.provider_limits, 'row', d.row_limit, 'provider', d.provider_limit,
+           'effective', d.effective_limit, 'said_at', d.said_at, 'disagreement', d.disagreement)
+           order by d.quota_group, d.limit_name), '[]'::jsonb)
+  from public.google_ai_stated_limits() d
+  where d.model = p_model
+$$;
+
 -- The quota route's report at p_now (google_ai_quota_report): per model, the minute and the day
 -- over all quota groups, the queue, the caller's budgets, each model's `cooldowns` (with their cause)
 -- and `kept` (what its shares keep for others and for this caller, google_ai_quota_kept),
--- and the models Google withdrew (`withdrawn`: when, Google's message, the successor, the shutdown date).
+-- and the models Google withdrew (`withdrawn`: when, Google's message, the successor, the shutdown date);
+-- for a service caller, each model's `provider_limits` (google_ai_provider_limits_of).
 CREATE OR REPLACE FUNCTION public.google_ai_quota_report_at(p_now timestamp with time zone, p_token_hash text,
     p_caller text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql STABLE
@@ -480,6 +511,9 @@ begin
                               public.google_ai_effective_limit(l.rpm, l.safety_margin),
                               public.google_ai_effective_limit(l.rpd, l.safety_margin), v_owner_class,
                               v_owner_caller))
+                       -- The row's limits beside its provider's, per group, to the service key alone.
+                       || case when p_token_hash is null then jsonb_build_object('provider_limits',
+                            public.google_ai_provider_limits_of(l.model)) else '{}' end
                        order by l.model), '[]')
       from public.google_ai_model_limits l
       where l.is_active and (v_every_model or l.model = any (v_models))),

@@ -358,7 +358,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_counts(p_at timestamp with ti
 $$;
 
 -- The quota gauges at p_at, per quota group serving a model (google_ai_metric_serving): admissions in
--- the sliding minute (moved on to p_at by google_ai_ring_at) and the provider's day, and their limits;
+-- the sliding minute (moved on to p_at by google_ai_ring_at) and the provider's day, and their limits (a
+-- row that follows its provider: those it stated for the group);
 -- and when each provider's day ends (its row's day_zone), when its models' day counts reopen. The
 -- model's provider is a label of its gauges, so that a rule matches them with their provider's day end.
 CREATE OR REPLACE FUNCTION public.google_ai_metric_quota(p_at timestamp with time zone)
@@ -373,15 +374,21 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_quota(p_at timestamp with tim
            coalesce(w.sum_tokens, 0) as minute_tokens,
            case when c.day_bucket = public.google_ai_day_in(p_at, public.google_ai_day_zone(p.model))
                 then c.rpd_used else 0 end as day_requests,
-           public.google_ai_effective_limit(l.rpm, l.safety_margin) as rpm,
-           public.google_ai_effective_limit(l.tpm, l.safety_margin) as tpm,
-           public.google_ai_effective_limit(l.rpd, l.safety_margin) as rpd
+           coalesce(case when c.stated_limits[1] is not null then (f.f).rpm end,
+             public.google_ai_effective_limit(l.rpm, l.safety_margin)) as rpm,
+           coalesce(case when c.stated_limits[2] is not null then (f.f).tpm end,
+             public.google_ai_effective_limit(l.tpm, l.safety_margin)) as tpm,
+           coalesce(case when c.stated_limits[3] is not null then (f.f).rpd end,
+             public.google_ai_effective_limit(l.rpd, l.safety_margin)) as rpd
     from public.google_ai_metric_serving() p
     left join public.google_ai_usage_counters c on c.quota_group = p.quota_group and c.model = p.model
     left join lateral public.google_ai_ring_at(p_at, public.google_ai_window_length(coalesce(
       (select g.minute_guard_ms from public.google_ai_admission_settings g where g.id), 1000)),
       c.ring_low, c.ring, c.window_requests, c.window_tokens) w on true
     left join public.google_ai_model_limits l on l.model = p.model
+    -- (A row that follows its provider: the group's limits as the provider stated them, where it did.)
+    left join lateral (select case when l.provider_limits = 'follow'
+                                   then public.google_ai_followed_limits(l, c.stated_limits) end as f) f on true
   )
   select x.family, x.family, concat_ws(',', q.labels, x.w), x.v
   from quota q cross join lateral (
@@ -449,6 +456,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_gauges(p_at timestamp with ti
              public.google_ai_metric_label('successor', l.successor)),
            extract(epoch from l.shutdown_date::timestamp at time zone 'UTC')
     from public.google_ai_model_limits l where l.is_active and l.shutdown_date is not null
+
     union all
     select 'eve_gateway_keys', concat_ws(',', public.google_ai_metric_label('provider', k.serves_provider),
              public.google_ai_metric_label('quota_group', public.google_ai_quota_group(k.project_id, k.id)),
@@ -478,6 +486,24 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_gauges(p_at timestamp with ti
           where m.operation = 'housekeeping' and m.status = 'succeeded' order by m.started_at desc limit 1) m
   )
   select g.family, g.family, g.labels, g.value from gauges g
+$$;
+
+-- The limits providers state (google_ai_stated_limits, as applied) per quota group, model and limit, with the
+-- row's mode; and 1 where the row disagrees with one (above, below, ceiling).
+CREATE OR REPLACE FUNCTION public.google_ai_metric_stated()
+    RETURNS TABLE(family text, sample text, labels text, value numeric)
+    LANGUAGE sql STABLE
+    AS $$
+  select x.family, x.family, concat_ws(',', public.google_ai_metric_label('model', d.model),
+           public.google_ai_metric_label('quota_group', d.quota_group),
+           public.google_ai_metric_label('limit', d.limit_name), x.label), x.value
+  from public.google_ai_stated_limits() d
+  cross join lateral (values
+    ('eve_gateway_provider_limit', public.google_ai_metric_label('mode', d.provider_limits),
+       d.provider_limit::numeric),
+    ('eve_gateway_provider_limit_disagreement', public.google_ai_metric_label('disagreement', d.disagreement),
+       case when d.disagreement is not null then 1 end)) x(family, label, value)
+  where x.value is not null
 $$;
 
 -- What the metrics route calls, once per scrape: the fold (skipped when another one is running), then
@@ -510,6 +536,8 @@ begin
       from public.google_ai_cron_jobs() j
       union all
       select r.* from public.google_ai_metric_response_cache() r
+      union all
+      select d.* from public.google_ai_metric_stated() d
     ) s
     where s.value is not null;
 end

@@ -249,7 +249,9 @@ begin
   v_status := case when cardinality(v_failed) > 0 then 'failed' else 'succeeded' end;
   v_completed := pg_catalog.clock_timestamp();
   v_result := jsonb_build_object('duration_ms', round(extract(epoch from (v_completed - v_started)) * 1000, 1),
-    'steps', v_steps, 'failed_steps', to_jsonb(v_failed), 'more_pending', v_more);
+    'steps', v_steps, 'failed_steps', to_jsonb(v_failed), 'more_pending', v_more,
+    -- Where a model row and its provider's stated limit disagree, in the run's log.
+    'limit_disagreements', public.google_ai_limit_disagreements());
   v_log_id := public.google_ai_log_maintenance_run('housekeeping', v_tables, least(v_deleted, 2147483647)::integer,
     v_started, v_completed, v_status,
     v_result || jsonb_build_object('now', v_now, 'settings', to_jsonb(v_settings) - 'id' - 'updated_at'));

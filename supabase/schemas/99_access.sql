@@ -118,9 +118,12 @@ GRANT ALL ON FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome
     p_response jsonb, p_key_rejected boolean, p_quota_cause text, p_service_tier text, p_served_tier text,
     p_added_ms integer, p_first_byte_ms integer, p_room_requests integer, p_room_tokens integer,
     p_room_until timestamp with time zone, p_settled_tokens integer, p_cached_input_tokens integer,
-    p_thinking_tokens integer, p_cache_write_5m_tokens integer, p_cache_write_1h_tokens integer)
+    p_thinking_tokens integer, p_cache_write_5m_tokens integer, p_cache_write_1h_tokens integer,
+    p_stated_limits integer[])
     TO eve_gateway, service_role;
 GRANT ALL ON FUNCTION public.google_ai_finalize_calls(p_calls jsonb) TO eve_gateway, service_role;
+GRANT ALL ON FUNCTION public.google_ai_stated_limits() TO service_role;
+GRANT ALL ON FUNCTION public.google_ai_limit_disagreements() TO service_role, eve_gateway;
 GRANT ALL ON PROCEDURE public.google_ai_finalize_call(p_calls jsonb, o_answers jsonb) TO eve_gateway, service_role;
 GRANT ALL ON FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text, p_input_tokens integer,
     p_output_tokens integer, p_latency_ms integer, p_error_message text, p_service_tier text, p_served_tier text,

@@ -280,6 +280,8 @@ describe("the quota route's report", () => {
       queue: { interactive: 1, batch: 1 },
       cooldowns: [],
       kept: { rpm_for_others: 0, rpm_for_you: 1, rpd_for_others: 0, rpd_for_you: 2 },
+      // The service key sees the limits its provider states beside the row's (none stated here).
+      provider_limits: [],
     });
     expect(Date.parse(pair.day.resets_at!)).toBe(NEXT_PACIFIC_MIDNIGHT + DAY_GUARD_MS);
     // A service caller sees every active model row; a model without a key has no group and nothing left.

@@ -14,6 +14,7 @@ import type {
   HubToolChoice,
 } from "../_shared/upstream/hub.ts";
 import type { Provider } from "../_shared/providers/registry.ts";
+import type { StatedLimits } from "../_shared/upstream/port.ts";
 import type {
   FinalizeOutcome,
   PriorityClass,
@@ -330,6 +331,12 @@ export interface QuotaSnapshot {
   dayResetMs: number | null;
   /** What the model's shares keep, for the class the answer names (absent: not known, e.g. a refusal answered at once). */
   kept?: QuotaKept | null;
+  /**
+   * A booking of a row that follows its provider's limits (provider_limits 'follow'): the limits the
+   * provider last stated for the group as the booking applied them (absent figure: none stated yet).
+   * Absent: the row keeps its own limits.
+   */
+  followed?: StatedLimits;
 }
 
 /**
@@ -480,6 +487,11 @@ export interface FinalizeParams {
    * the model until `until` when no more is left than is already on its way. Null/absent: not said.
    */
   room?: { requests: number | null; tokens: number | null; until: Date } | null;
+  /**
+   * The group's limits as the provider's answer states them (a success's or a 429's): recorded on the
+   * counter row, a lowering at once, a raise when two answers agree (google_ai_note_stated). Null/absent: not stated.
+   */
+  statedLimits?: StatedLimits | null;
   /**
    * A call the provider answered without usage: the tokens its window keeps of the booking. The input
    * for a call the provider refused before generating (a 4xx: the output booking goes back); null/absent:

@@ -104,6 +104,14 @@ export const METRIC_FAMILIES: Readonly<Record<string, { kind: Kind; help: string
     kind: "gauge",
     help: "1 when its provider answered 404 for the model and requests pass over it.",
   },
+  eve_gateway_provider_limit: {
+    kind: "gauge",
+    help: "A limit as the provider last stated it for a quota group and model (rpm, tpm, rpd, itpm, otpm), and whether the row follows or keeps its own (mode).",
+  },
+  eve_gateway_provider_limit_disagreement: {
+    kind: "gauge",
+    help: "1 where a model row disagrees with its provider's stated limit: above (a row that keeps its own, above the provider's), below (under it), ceiling (a row that follows, held below it by its ceiling).",
+  },
   eve_gateway_model_shutdown_timestamp_seconds: {
     kind: "gauge",
     help: "The start (UTC) of the day its provider stops serving the model, when its requests go to its successor.",

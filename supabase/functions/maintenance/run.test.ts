@@ -136,6 +136,26 @@ describe("runMaintenance with providers", () => {
     expect(summary.status, "a missing job is a problem to see, not a failed run").toBe("succeeded");
   });
 
+  it("lists every model row that disagrees with its provider's stated limit among the problems", async () => {
+    const { store: s } = store();
+    s.limitDisagreements = vi.fn(() =>
+      Promise.resolve([
+        { model: "gpt-4o", quota_group: "org-a", limit: "rpm", mode: "keep" as const, row: 500, provider: 60,
+          said_at: "2026-11-29T10:00:00Z", disagreement: "above" as const },
+        { model: "claude-sonnet-4-5", quota_group: "org-c", limit: "rpm", mode: "follow" as const, row: 50,
+          provider: 1000, said_at: null, disagreement: "ceiling" as const },
+      ])
+    );
+    const summary = await runMaintenance({ store: s, providers: {} }, { ...options, keys: false });
+    expect(summary.problems).toEqual([
+      "model gpt-4o in quota group org-a keeps its own rpm 500, above what the provider states rpm 60 " +
+      "(said 2026-11-29T10:00:00Z)",
+      "model claude-sonnet-4-5 in quota group org-c follows its provider but its ceiling holds rpm below it: " +
+      "the provider states rpm 1000",
+    ]);
+    expect(summary.status, "a disagreement is a problem to see, not a failed run").toBe("succeeded");
+  });
+
   it("reads no other provider's keys when the run is given Google's only", async () => {
     const { store: s, activeKeys } = store();
     const google = lister(null);

@@ -13,6 +13,7 @@ import type {
   HousekeepingResult,
   KeyCheck,
   KeyCheckStatus,
+  LimitDisagreement,
   MaintenanceStore,
   ModelLifecycle,
   SpendDay,
@@ -203,6 +204,8 @@ async function runOnce(deps: RunDeps, options: RunOptions): Promise<RunSummary> 
   } catch (error) {
     problems.push(`yesterday's spend could not be read: ${sanitizeError(error, { maxLength: 300 })}`);
   }
+
+  await listDisagreements(deps, problems);
 
   try {
     const jobs = await deps.store.cronJobs();
@@ -459,4 +462,22 @@ async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
   return out;
+}
+
+/** Where model rows and their providers' stated limits disagree, among the problems; a failure to read them too. */
+async function listDisagreements(deps: RunDeps, problems: string[]): Promise<void> {
+  try {
+    for (const d of (await deps.store.limitDisagreements?.()) ?? []) problems.push(disagreementLine(d));
+  } catch (error) {
+    problems.push(`the limits providers state could not be read: ${sanitizeError(error, { maxLength: 300 })}`);
+  }
+}
+
+/** One disagreement between a model row and its provider's stated limit, as the run's problems say it. */
+export function disagreementLine(d: LimitDisagreement): string {
+  const where = `model ${d.model} in quota group ${d.quota_group}`;
+  const said = `the provider states ${d.limit} ${d.provider}${d.said_at === null ? "" : ` (said ${d.said_at})`}`;
+  if (d.disagreement === "ceiling") return `${where} follows its provider but its ceiling holds ${d.limit} below it: ${said}`;
+  const row = d.row === null ? "no limit" : String(d.row);
+  return `${where} keeps its own ${d.limit} ${row}, ${d.disagreement} what ${said}`;
 }

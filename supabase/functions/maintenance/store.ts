@@ -15,6 +15,21 @@ export interface HousekeepingResult {
   more_pending?: boolean;
   failed_steps?: string[];
   reason?: string;
+  /** Where a model row and its provider's stated limit disagree (google_ai_limit_disagreements), in its log. */
+  limit_disagreements?: LimitDisagreement[];
+}
+
+/** A model row's limit that disagrees with what its provider states for a quota group. */
+export interface LimitDisagreement {
+  model: string;
+  quota_group: string;
+  limit: string;
+  mode: "keep" | "follow";
+  row: number | null;
+  provider: number;
+  said_at: string | null;
+  /** above: a row that keeps its own limits above the provider's; below: under it; ceiling: a row that follows, held below it. */
+  disagreement: "above" | "below" | "ceiling";
 }
 
 /** One provider's spend on one of its days (google_ai_spend_yesterday). */
@@ -109,6 +124,8 @@ export interface RunLogEntry {
 
 export interface MaintenanceStore {
   housekeeping(): Promise<HousekeepingResult>;
+  /** Where model rows and their providers' stated limits disagree (google_ai_limit_disagreements); absent: not read. */
+  limitDisagreements?(): Promise<LimitDisagreement[]>;
   /** One provider's active keys (Google's when none is named). */
   activeKeys(provider: Provider): Promise<ActiveKey[]>;
   recordKeyCheck(check: KeyCheck): Promise<KeyCheckRecord>;
@@ -179,6 +196,11 @@ export function createPgMaintenanceStore(db: Pick<Database, "run">): Maintenance
           select model, is_active, keys_checked, keys_listing, coalesce(to_jsonb(quota_groups), '[]'::jsonb) as quota_groups,
                  input_token_limit, output_token_limit, catalogue_status
           from public.google_ai_catalogue_status()`),
+    limitDisagreements: () =>
+      db.run("limit disagreements", async (sql) => {
+        const [row] = await sql<{ r: LimitDisagreement[] }[]>`select public.google_ai_limit_disagreements() as r`;
+        return Array.isArray(row?.r) ? row.r : [];
+      }),
     modelLifecycle: () =>
       db.run("model life cycle", async (sql) => {
         const [row] = await sql<{ r: ModelLifecycle }[]>`select public.google_ai_model_lifecycle_review() as r`;

@@ -56,6 +56,11 @@ export interface UpstreamError {
   upstream?: string;
   /** What the failed answer's rate-limit headers say is left of the group's limits, where the provider says so. */
   room?: ProviderRoom | null;
+  /**
+   * The limits a failed answer states without a room (Google's 429: its QuotaFailure's quotaValue);
+   * absent: none stated, or stated in `room.limits`.
+   */
+  stated?: StatedLimits | null;
   /** For model_withdrawn: the model the provider's answer names instead, as its dialect reads it; null: none. */
   successor?: string | null;
   /**
@@ -120,6 +125,29 @@ export interface ProviderRoom {
    * after. Absent: a sliding window (OpenAI's), read as above.
    */
   next?: { requestsMs: number; tokensMs: number };
+  /** The group's limits as the same answer states them (absent: it states none). */
+  limits?: StatedLimits;
+}
+
+/**
+ * A group's limits as a provider's answer states them, each mapped to the model row's column it
+ * matches (requests a minute, tokens a minute, requests a day, input and output tokens a minute);
+ * absent: not stated. OpenAI's and Anthropic's every answer states them; Google's only a 429.
+ */
+export interface StatedLimits {
+  rpm?: number;
+  tpm?: number;
+  rpd?: number;
+  itpm?: number;
+  otpm?: number;
+}
+
+/** The stated limits' columns, in the order the database takes them (google_ai_finalize's p_stated_limits). */
+export const STATED_LIMIT_COLUMNS = ["rpm", "tpm", "rpd", "itpm", "otpm"] as const;
+
+/** Stated limits with at least one figure, else undefined (nothing stated). */
+export function someStated(limits: StatedLimits): StatedLimits | undefined {
+  return STATED_LIMIT_COLUMNS.some((c) => limits[c] !== undefined) ? limits : undefined;
 }
 
 export type GenerateOutcome =

@@ -157,6 +157,7 @@ export function failureRecord(
     keyRejected: error.class === "invalid_key",
     quotaCause: cause,
     room: roomUntil(error.room, now),
+    statedLimits: error.room?.limits ?? error.stated ?? null,
     settledTokens: inputTokens !== undefined && refusedBeforeGenerating(error) ? inputTokens : null,
   };
 }

@@ -1,6 +1,7 @@
 // When a success's finalize is written before its answer, and the room finalize takes otherwise.
 import { describe, expect, it } from "vitest";
-import { roomUntil, WRITE_BEFORE_ANSWER_CALLS, writeBeforeAnswer } from "./room.ts";
+import { lowersFollowed, roomUntil, WRITE_BEFORE_ANSWER_CALLS, writeBeforeAnswer } from "./room.ts";
+import type { QuotaSnapshot } from "../contract.ts";
 
 const window = (requests: number | null, tokens: number | null) => ({ requests, tokens, resetMs: 20_000 });
 
@@ -20,6 +21,45 @@ describe("writeBeforeAnswer", () => {
   it("no word, no write before the answer", () => {
     expect(writeBeforeAnswer(null, 100)).toBe(false);
     expect(writeBeforeAnswer(undefined, 100)).toBe(false);
+  });
+});
+
+/** A booking's quota: the limits it counted against (rpm 12, tpm 100k), `followed` where the row follows its provider. */
+const booked = (followed?: QuotaSnapshot["followed"]): QuotaSnapshot => ({
+  model: "gpt-4.1-mini",
+  quotaGroup: "org",
+  rpm: 12,
+  requestsLeft: 5,
+  requestsResetMs: 1000,
+  tpm: 100_000,
+  tokensLeft: 50_000,
+  tokensResetMs: 1000,
+  rpd: null,
+  dayLeft: null,
+  dayResetMs: null,
+  ...(followed === undefined ? {} : { followed }),
+});
+
+describe("lowersFollowed: a following row's lowering is written before its answer", () => {
+  it("a figure below the one the booking followed, or below its counted limit before any was stated", () => {
+    expect(lowersFollowed({ rpm: 6, tpm: 100_000 }, booked({ rpm: 12, tpm: 100_000 }))).toBe(true);
+    expect(lowersFollowed({ rpm: 12, tpm: 90_000 }, booked({ rpm: 12, tpm: 100_000 }))).toBe(true);
+    expect(lowersFollowed({ rpm: 6 }, booked({}))).toBe(true);
+    expect(lowersFollowed({ itpm: 10 }, booked({}))).toBe(false);
+  });
+
+  it("a raise, the same figures, a row that keeps its own, or nothing stated: not", () => {
+    expect(lowersFollowed({ rpm: 24, tpm: 100_000 }, booked({ rpm: 12, tpm: 100_000 }))).toBe(false);
+    expect(lowersFollowed({ rpm: 12 }, booked({ rpm: 12 }))).toBe(false);
+    expect(lowersFollowed({ rpm: 6 }, booked())).toBe(false);
+    expect(lowersFollowed(undefined, booked({ rpm: 12 }))).toBe(false);
+    expect(lowersFollowed({ rpm: 6 }, null)).toBe(false);
+  });
+
+  it("writeBeforeAnswer takes it with plenty of room left", () => {
+    const roomy = { ...window(500, 1_000_000), limits: { rpm: 6 } };
+    expect(writeBeforeAnswer(roomy, 100, booked({ rpm: 12 }))).toBe(true);
+    expect(writeBeforeAnswer(roomy, 100, booked())).toBe(false);
   });
 });
 

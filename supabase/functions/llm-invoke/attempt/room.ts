@@ -14,8 +14,13 @@
 // row is not held through the flush), and the count is the provider's as it said it. Otherwise the answer goes first, the finalize
 // with the other successes of its counter row (store/finalize-queue.ts), and what it says is left is the
 // provider's less that next call (one request, and this call's booking): left for the others.
-import type { FinalizeParams } from "../contract.ts";
-import type { ProviderRoom } from "../../_shared/upstream/port.ts";
+//
+// The limits the answer states travel with it too (FinalizeParams.statedLimits: ProviderRoom.limits, or a
+// Google 429's quota value), noted on the counter row by the database. On a row that follows its provider,
+// an answer that states a limit below the one its booking counted against is written before it leaves
+// (lowersFollowed), so the next admission counts against the lowered limit; a raise waits for two answers.
+import type { FinalizeParams, QuotaSnapshot } from "../contract.ts";
+import { type ProviderRoom, STATED_LIMIT_COLUMNS, type StatedLimits } from "../../_shared/upstream/port.ts";
 
 /**
  * Where the provider's room is at or below this many of the answered call (requests; tokens: as many
@@ -30,11 +35,38 @@ export const WRITE_BEFORE_ANSWER_CALLS = 3;
  * may rest now (a bucket's word that it does not hold the next request), or is near it (a sliding window's
  * remaining counts within WRITE_BEFORE_ANSWER_CALLS of this call). `bookedTokens`: what this call booked.
  */
-export function writeBeforeAnswer(room: ProviderRoom | null | undefined, bookedTokens: number): boolean {
+export function writeBeforeAnswer(
+  room: ProviderRoom | null | undefined,
+  bookedTokens: number,
+  booked?: QuotaSnapshot | null,
+): boolean {
   if (room == null) return false;
+  if (lowersFollowed(room.limits, booked)) return true;
   if (room.next !== undefined) return room.next.requestsMs > 0 || room.next.tokensMs > 0;
   return (room.requests !== null && room.requests <= WRITE_BEFORE_ANSWER_CALLS) ||
     (room.tokens !== null && room.tokens <= WRITE_BEFORE_ANSWER_CALLS * Math.max(1, bookedTokens));
+}
+
+/**
+ * Whether an answer states a limit below the one its booking followed (`booked`: the reservation's quota,
+ * `followed` only on a row that follows its provider): a lowering the next admission must see, so its
+ * finalize is written before the answer leaves. A figure the group had no statement of yet is weighed
+ * against the limit the booking counted against (rpm, tpm, rpd; after the row's margin, so a stated
+ * figure at the row's is no lowering). A row that keeps its own limits: never (the booking does not read them).
+ */
+export function lowersFollowed(stated: StatedLimits | undefined, booked: QuotaSnapshot | null | undefined): boolean {
+  const followed = booked?.followed;
+  if (stated === undefined || followed === undefined) return false;
+  const counted: StatedLimits = {
+    ...(booked!.rpm === null ? {} : { rpm: booked!.rpm }),
+    ...(booked!.tpm === null ? {} : { tpm: booked!.tpm }),
+    ...(booked!.rpd === null ? {} : { rpd: booked!.rpd }),
+  };
+  return STATED_LIMIT_COLUMNS.some((c) => {
+    const now = stated[c];
+    const before = followed[c] ?? counted[c];
+    return now !== undefined && before !== undefined && now < before;
+  });
 }
 
 /**

@@ -51,6 +51,7 @@ function finalizeSuccess(
     serviceTier: call.tier,
     servedTier: served.servedTier ?? null,
     room: roomUntil(served.room, clock.now(), answeredFirst ? { bookedTokens: plan.size.tokens } : undefined),
+    statedLimits: served.room?.limits ?? null,
   }, { deadline: plan.deadline, clock });
 }
 
@@ -66,7 +67,7 @@ export function answerStreamed(
   const { size, timing } = plan;
   const times = answerTimes(timing);
   // Little left at the provider: the finalize lands before the stream's last event (room.ts).
-  const writeFirst = writeBeforeAnswer(opened.room, size.tokens);
+  const writeFirst = writeBeforeAnswer(opened.room, size.tokens, reservation.quota);
   return relayStream(opened, {
     head: { ...headOf(plan.chain[0]!.model, reservation, served.attempts, call.provider), waited_ms: served.waitedMs },
     reservationId: reservation.reservationId,
@@ -112,7 +113,7 @@ export async function answerWhole(
     response: plan.idempotent ? result : null,
   });
   if (flight !== null) plan.onCache?.({ status: flight.storable(result) ? "stored" : "miss" });
-  const first = writeBeforeAnswer(outcome.room, size.tokens);
+  const first = writeBeforeAnswer(outcome.room, size.tokens, reservation.quota);
   const answeredFirst = !first && plan.answersFirst;
   const finalized = finalizeSuccess(deps, plan, record, served, outcome, answerTimes(timing), {
     writtenFirst: first,

@@ -40,6 +40,7 @@ import {
   type TokenStatus,
 } from "../contract.ts";
 import { sanitizeError } from "../../_shared/sanitize.ts";
+import { STATED_LIMIT_COLUMNS, type StatedLimits } from "../../_shared/upstream/port.ts";
 import type { Provider } from "../../_shared/providers/registry.ts";
 import { isOneOf, QUOTA_CAUSES, type QuotaCause, REFUSAL_LIMITS, SERVICE_TIERS } from "../../_shared/vocabulary.ts";
 import { type Database, DatabaseUnavailable, DEFAULT_DB_TIMEOUTS, type Sql } from "../../_shared/db.ts";
@@ -368,6 +369,7 @@ async function finalizeAlone(sql: Sql, p: FinalizeParams): Promise<unknown> {
     p_first_byte_ms => ${c.first_byte_ms}::integer,
     p_room_requests => ${c.room_requests}::integer, p_room_tokens => ${c.room_tokens}::integer,
     p_room_until => ${c.room_until}::timestamptz,
+    p_stated_limits => ${c.stated_limits === null ? null : integerArray(c.stated_limits)}::integer[],
     p_settled_tokens => ${c.settled_tokens}::integer,
     p_cached_input_tokens => ${c.cached_input_tokens}::integer,
     p_thinking_tokens => ${c.thinking_tokens}::integer,
@@ -404,12 +406,31 @@ function finalizeCall(p: FinalizeParams) {
     room_requests: p.room?.requests ?? null,
     room_tokens: p.room?.tokens ?? null,
     room_until: p.room == null ? null : p.room.until.toISOString(),
+    stated_limits: statedArray(p.statedLimits),
     settled_tokens: p.settledTokens ?? null,
     cached_input_tokens: p.cachedInputTokens ?? null,
     thinking_tokens: p.thinkingTokens ?? null,
     cache_write_5m_tokens: p.cacheWrite5mTokens ?? null,
     cache_write_1h_tokens: p.cacheWrite1hTokens ?? null,
   };
+}
+
+/** Stated limits as google_ai_finalize's p_stated_limits takes them (STATED_LIMIT_COLUMNS' order, null: not stated); none: null. */
+function statedArray(limits: StatedLimits | null | undefined): (number | null)[] | null {
+  if (limits == null) return null;
+  const figures = STATED_LIMIT_COLUMNS.map((c) => limits[c] ?? null);
+  return figures.every((f) => f === null) ? null : figures;
+}
+
+/** The limits a following row's booking applied (google_ai_book_group's `followed`: an array in STATED_LIMIT_COLUMNS' order). */
+function followedOf(value: unknown): { followed?: StatedLimits } {
+  if (!Array.isArray(value)) return {};
+  const followed: StatedLimits = {};
+  STATED_LIMIT_COLUMNS.forEach((c, i) => {
+    const v = value[i];
+    if (typeof v === "number" && Number.isFinite(v)) followed[c] = v;
+  });
+  return { followed };
 }
 
 /** google_ai_embedding_traits's answer in the gateway's words. */
@@ -543,6 +564,7 @@ export function parseQuotaSnapshot(value: unknown): QuotaSnapshot | null {
     dayLeft: count(o.day_left),
     dayResetMs: count(o.day_reset_ms),
     kept: parseQuotaKept(o.kept, count),
+    ...followedOf(o.followed),
   };
 }
 

@@ -15,7 +15,7 @@
 //   any other 4xx                           the request: answered to the caller
 import type { WireRules } from "../../upstream/call.ts";
 import { sanitize } from "../../sanitize.ts";
-import type { ProviderRoom, UpstreamError } from "../../upstream/port.ts";
+import { type ProviderRoom, someStated, type StatedLimits, type UpstreamError } from "../../upstream/port.ts";
 import type { QuotaCause } from "../../vocabulary.ts";
 import { isObject } from "../../json.ts";
 
@@ -75,6 +75,7 @@ export function roomOf(headers: Headers, now = Date.now(), next: NextRequest = {
     const byReset = Number.isNaN(full) ? Number.POSITIVE_INFINITY : Math.max(0, full + RESET_ROUNDING_MS - now);
     return Math.min(Math.ceil(((need - left) * 60_000) / limit), byReset);
   };
+  const limits = statedLimitsOf(headers);
   return {
     requests,
     tokens: tokensLeft.length === 0 ? null : Math.min(...tokensLeft),
@@ -83,7 +84,28 @@ export function roomOf(headers: Headers, now = Date.now(), next: NextRequest = {
       requestsMs: untilHolds("requests", 1),
       tokensMs: Math.max(untilHolds("input-tokens", next.input), untilHolds("output-tokens", next.output)),
     },
+    ...(limits === undefined ? {} : { limits }),
   };
+}
+
+/**
+ * Anthropic's anthropic-ratelimit-*-limit as the model row's columns: requests a minute (rpm), input
+ * and output tokens a minute (itpm, otpm); its combined tokens-limit is the row's tpm only where it
+ * states neither of the other two (the limits of its older answers). Undefined: none stated.
+ */
+export function statedLimitsOf(headers: Headers): StatedLimits | undefined {
+  const limit = (name: string) => {
+    const value = headers.get(`anthropic-ratelimit-${name}-limit`)?.trim();
+    return value !== undefined && /^\d{1,12}$/.test(value) ? Number(value) : undefined;
+  };
+  const stated: StatedLimits = {};
+  const figures = { rpm: limit("requests"), itpm: limit("input-tokens"), otpm: limit("output-tokens") };
+  for (const [column, value] of Object.entries(figures) as [keyof typeof figures, number | undefined][]) {
+    if (value !== undefined) stated[column] = value;
+  }
+  const combined = limit("tokens");
+  if (combined !== undefined && figures.itpm === undefined && figures.otpm === undefined) stated.tpm = combined;
+  return someStated(stated);
 }
 
 /** Which limit a 429 hit, by the header whose remaining count is 0 (requests, input_tokens, output_tokens). */

@@ -3,7 +3,7 @@
 // next request (by each bucket's refill from what is left, never past its reset plus the second
 // Anthropic rounds it to), not until a bucket is full again.
 import { describe, expect, it } from "vitest";
-import { roomOf } from "./errors.ts";
+import { roomOf, statedLimitsOf } from "./errors.ts";
 import { roomUntil } from "../../../llm-invoke/attempt/room.ts";
 
 const NOW = Date.parse("2026-11-28T12:00:00.400Z");
@@ -49,5 +49,21 @@ describe("the rest a bucket's headers imply", () => {
       until: new Date(NOW + 3_000) });
     // Not known (a stream's input): not read.
     expect(roomOf(h, NOW, { input: null, output: 300 })!.next!.tokensMs).toBe(0);
+  });
+});
+
+describe("the limits an answer states (anthropic-ratelimit-*-limit)", () => {
+  it("requests, input and output tokens a minute, on the room", () => {
+    const h = headers({ requests: [50, 49, 1_000], "input-tokens": [30_000, 29_000, 1_000], "output-tokens": [8_000, 7_900, 1_000] });
+    expect(statedLimitsOf(h)).toEqual({ rpm: 50, itpm: 30_000, otpm: 8_000 });
+    expect(roomOf(h, NOW)!.limits).toEqual({ rpm: 50, itpm: 30_000, otpm: 8_000 });
+  });
+
+  it("the combined tokens-limit is tpm only where input and output are not stated", () => {
+    expect(statedLimitsOf(headers({ requests: [50, 49, 1_000], tokens: [40_000, 39_000, 1_000] })))
+      .toEqual({ rpm: 50, tpm: 40_000 });
+    expect(statedLimitsOf(headers({ "input-tokens": [30_000, 29_000, 1_000], tokens: [40_000, 39_000, 1_000] })))
+      .toEqual({ itpm: 30_000 });
+    expect(statedLimitsOf(new Headers())).toBeUndefined();
   });
 });

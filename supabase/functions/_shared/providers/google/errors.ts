@@ -11,7 +11,7 @@
 // What kind of 429 it was (minute, day, limit: 0, spend cap, unknown) is read in quota-cause.ts.
 import { sanitize } from "../../sanitize.ts";
 import type { UpstreamError } from "../../upstream/port.ts";
-import { isPerDayQuota, quotaCauseOf } from "./quota-cause.ts";
+import { isPerDayQuota, quotaCauseOf, statedLimitsOf } from "./quota-cause.ts";
 import { isObject } from "../../json.ts";
 
 export type { QuotaCause } from "./quota-cause.ts";
@@ -107,7 +107,11 @@ export function classifyGoogleHttpError(
     message: sanitize(rawMessage, { secrets: options.secrets, maxLength: 500 }),
   };
 
-  if (httpStatus === 429) return { ...base, class: "rate_limited" };
+  if (httpStatus === 429) {
+    // The one answer of Google's that states a limit: the quota it refused for, and its value.
+    const stated = statedLimitsOf(violations);
+    return { ...base, class: "rate_limited", ...(stated === undefined ? {} : { stated }) };
+  }
   if (httpStatus >= 500 || httpStatus === 408) return { ...base, class: "retryable" };
   if (
     httpStatus === 401 || httpStatus === 403 || (reason !== null && KEY_REASONS.has(reason))

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { classifyGoogleHttpError } from "./errors.ts";
-import { SPEND_CAP_MAX_REST_MS, SPEND_CAP_WINDOW_MS } from "./quota-cause.ts";
+import { SPEND_CAP_MAX_REST_MS, SPEND_CAP_WINDOW_MS, statedLimitsOf } from "./quota-cause.ts";
 import {
   MONEY_WORDINGS,
   moneyExhausted,
@@ -197,5 +197,28 @@ describe("the cause of a Google 429", () => {
       };
       expect(cause(bare), `wording ${i}`).toBe("limit_zero");
     }
+  });
+});
+
+describe("the limits a Google 429 states (QuotaFailure's quotaValue)", () => {
+  const stated = (violations: ReturnType<typeof violation>[]) =>
+    classifyGoogleHttpError(429, quotaExceeded(violations, "38.2s").body).stated;
+
+  it("per-minute requests rpm, per-minute tokens tpm, per-day requests rpd", () => {
+    expect(stated([violation(QUOTA_IDS.rpm, "gemini-2.5-flash", 15)])).toEqual({ rpm: 15 });
+    expect(stated([violation(QUOTA_IDS.tpm, "gemini-2.5-flash", 250000)])).toEqual({ tpm: 250_000 });
+    expect(stated([violation(QUOTA_IDS.rpd, "gemini-2.5-flash", "1500"), violation(QUOTA_IDS.rpm, "gemini-2.5-flash", 15)]))
+      .toEqual({ rpd: 1500, rpm: 15 });
+  });
+
+  it("a quota value of 0 (limit_zero) or none states no limit", () => {
+    expect(stated([violation(QUOTA_IDS.rpm, "gemini-2.5-pro", 0)])).toBeUndefined();
+    expect(statedLimitsOf([{ quotaId: QUOTA_IDS.rpm, quotaValue: null }])).toBeUndefined();
+    expect(statedLimitsOf([{ quotaId: "SomethingElse", quotaValue: "9" }])).toBeUndefined();
+  });
+
+  it("only a 429 states one", () => {
+    expect(classifyGoogleHttpError(503, quotaExceeded([violation(QUOTA_IDS.rpm, "m", 15)], null).body).stated)
+      .toBeUndefined();
   });
 });

@@ -20,6 +20,7 @@
 // stays `unknown` rather than taking a wrong, longer rest.
 
 import { type QuotaCause, SPEND_CAP_MAX_REST_MS } from "../../vocabulary.ts";
+import { someStated, type StatedLimits } from "../../upstream/port.ts";
 
 // The causes are one list, QUOTA_CAUSES in vocabulary.ts (the database's copies are held to it), and
 // so are the longest rests a cause gives (MONEY_REST_MS, SPEND_CAP_MAX_REST_MS).
@@ -95,4 +96,28 @@ function spendWindowMs(message: string): number {
   const unit = m[2]!.toLowerCase();
   const ms = unit === "hour" ? value * 3_600_000 : unit === "second" ? value * 1000 : value * 60_000;
   return Number.isFinite(ms) && ms > 0 ? Math.min(SPEND_CAP_MAX_REST_MS, Math.ceil(ms)) : SPEND_CAP_WINDOW_MS;
+}
+
+/**
+ * The limits a 429's QuotaFailure states (quotaValue beside its quotaId), as the model row's columns: a
+ * per-day quota of requests is rpd, a per-minute one rpm, a per-minute one of tokens tpm. A value of 0
+ * is limit_zero's (the project has no quota for the model), no limit to record. Google states a limit
+ * only when it refuses: read, it can only ever show a row above Google's. Undefined: none stated.
+ */
+export function statedLimitsOf(violations: readonly QuotaViolationFacts[]): StatedLimits | undefined {
+  const stated: StatedLimits = {};
+  for (const v of violations) {
+    const value = v.quotaValue === null || !/^\s*\d{1,12}\s*$/.test(v.quotaValue) ? 0 : Number(v.quotaValue);
+    const id = v.quotaId ?? "";
+    if (value <= 0) continue;
+    const column = /token/i.test(id)
+      ? (/per ?minute/i.test(id) ? "tpm" : null)
+      : isPerDayQuota(id)
+      ? "rpd"
+      : /per ?minute/i.test(id)
+      ? "rpm"
+      : null;
+    if (column !== null) stated[column] = Math.min(value, stated[column] ?? value);
+  }
+  return someStated(stated);
 }

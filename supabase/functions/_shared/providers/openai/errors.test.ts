@@ -1,7 +1,13 @@
 // OpenAI's failures by structure: status, type, code and the x-ratelimit-* headers; the message only
 // for a wait no header gives, in either unit.
 import { describe, expect, it } from "vitest";
-import { classifyOpenAiHttpError, parseOpenAiDuration, waitFromHeaders, waitFromMessage } from "./errors.ts";
+import {
+  classifyOpenAiHttpError,
+  parseOpenAiDuration,
+  statedLimitsOf,
+  waitFromHeaders,
+  waitFromMessage,
+} from "./errors.ts";
 
 const body = (type: string | null, code: string | null, message = "words") => ({
   error: { message, type, param: null, code },
@@ -103,5 +109,39 @@ describe("room on a refusal", () => {
         .toEqual({ requests: 499, tokens: 29_950, resetMs: 120 });
     }
     expect(classifyOpenAiHttpError(400, body("invalid_request_error", null), new Headers()).room).toBeNull();
+  });
+});
+
+describe("the limits an answer states (x-ratelimit-limit-*)", () => {
+  const stated = (h: Record<string, string>) => statedLimitsOf(new Headers(h));
+
+  it("requests and tokens a minute, each mapped by its reset", () => {
+    expect(stated({
+      "x-ratelimit-limit-requests": "500",
+      "x-ratelimit-limit-tokens": "30000",
+      "x-ratelimit-reset-requests": "120ms",
+      "x-ratelimit-reset-tokens": "6m0s",
+    })).toEqual({ rpm: 500, tpm: 30_000 });
+  });
+
+  it("a request limit whose reset is hours away is the day's; a token limit hours away is none of the row's", () => {
+    expect(stated({
+      "x-ratelimit-limit-requests": "200",
+      "x-ratelimit-limit-tokens": "40000",
+      "x-ratelimit-reset-requests": "7h12m0s",
+      "x-ratelimit-reset-tokens": "3h0m0s",
+    })).toEqual({ rpd: 200 });
+  });
+
+  it("none stated, or unreadable: undefined; a room carries them", () => {
+    expect(stated({})).toBeUndefined();
+    expect(stated({ "x-ratelimit-limit-requests": "many" })).toBeUndefined();
+    const h = new Headers({
+      "x-ratelimit-limit-requests": "6",
+      "x-ratelimit-remaining-requests": "5",
+      "x-ratelimit-reset-requests": "10s",
+    });
+    expect(classifyOpenAiHttpError(429, body("requests", null), h).room)
+      .toEqual({ requests: 5, tokens: null, resetMs: 10_000, limits: { rpm: 6 } });
   });
 });

@@ -12,7 +12,7 @@
 //   any other 4xx            the request: answered to the caller
 import type { WireRules } from "../../upstream/call.ts";
 import { sanitize } from "../../sanitize.ts";
-import { type ProviderRoom, type UpstreamError } from "../../upstream/port.ts";
+import { type ProviderRoom, someStated, type StatedLimits, type UpstreamError } from "../../upstream/port.ts";
 import { isObject } from "../../json.ts";
 
 /** OpenAI's durations ("120ms", "1s", "18.642s", "6m0s", "1h0m0s") in whole milliseconds, rounded up. */
@@ -70,7 +70,31 @@ export function roomOf(headers: Headers): ProviderRoom | null {
   const resets = [headers.get("x-ratelimit-reset-requests"), headers.get("x-ratelimit-reset-tokens")]
     .map(parseOpenAiDuration).filter((v): v is number => v !== null);
   if ((requests === null && tokens === null) || resets.length === 0) return null;
-  return { requests, tokens, resetMs: Math.max(...resets) };
+  const limits = statedLimitsOf(headers);
+  return { requests, tokens, resetMs: Math.max(...resets), ...(limits === undefined ? {} : { limits }) };
+}
+
+/** A reset further away than this (an hour) is not a minute's: the limit it belongs to is a day's. */
+const MINUTE_RESET_MAX_MS = 60 * 60_000;
+
+/**
+ * OpenAI's x-ratelimit-limit-* as the model row's columns, each mapped by its reset: a request limit
+ * whose reset is minutes away at most is the minute's (rpm), one hours away the day's (rpd: OpenAI's
+ * free and first tiers state their day there); a token limit the minute's (tpm), never a day's (the
+ * row has no day of tokens). A limit without a readable reset is taken as the minute's. Undefined: none stated.
+ */
+export function statedLimitsOf(headers: Headers): StatedLimits | undefined {
+  const limit = (name: string) => {
+    const value = headers.get(`x-ratelimit-limit-${name}`)?.trim();
+    return value !== undefined && /^\d{1,12}$/.test(value) ? Number(value) : undefined;
+  };
+  const daily = (name: string) => (parseOpenAiDuration(headers.get(`x-ratelimit-reset-${name}`)) ?? 0) > MINUTE_RESET_MAX_MS;
+  const requests = limit("requests");
+  const tokens = limit("tokens");
+  const stated: StatedLimits = {};
+  if (requests !== undefined) stated[daily("requests") ? "rpd" : "rpm"] = requests;
+  if (tokens !== undefined && !daily("tokens")) stated.tpm = tokens;
+  return someStated(stated);
 }
 
 function asRecord(value: unknown): Record<string, unknown> | undefined {
