@@ -28,10 +28,28 @@ begin
 end
 $$;
 
+-- A schedule's time (a counter row's spread_until, input_until or output_until: when its GCRA is level
+-- again, p_until) at p_now, carried from a limit of p_before to one of p_after a window: what it already
+-- owes, in requests or tokens, is owed at the new rate, so what is booked counts against the new limit
+-- (booked + new <= the limit after a raise; a lowering refuses nothing booked, the next wait longer).
+-- Unchanged when either limit is not known or the schedule is level. SQL, inlined where it is read.
+CREATE OR REPLACE FUNCTION public.google_ai_until_rescaled(p_until timestamp with time zone,
+    p_now timestamp with time zone, p_before integer, p_after integer) RETURNS timestamp with time zone
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+  select case when p_until operator(pg_catalog.>) p_now and p_before operator(pg_catalog.>) 0
+                   and p_after operator(pg_catalog.>) 0 and p_before operator(pg_catalog.<>) p_after
+              then p_now operator(pg_catalog.+) ((p_until operator(pg_catalog.-) p_now)
+                   operator(pg_catalog.*) (p_before::double precision operator(pg_catalog./) p_after))
+              else p_until end
+$$;
+
 -- What an answer states of its group's limits (p_stated, as google_ai_stated_applied takes it), written on
 -- the counter row the call's finalize has just settled and holds locked (google_ai_settle_call: no other
 -- row, no other lock): only when a figure applied or heard changes, else at most once a minute to say
--- when the provider last said them (stated_at). A row whose group has no counter row yet: nothing.
+-- when the provider last said them (stated_at). A row that follows its provider carries its schedules
+-- (the spread's and the buckets') to the limits now applied (google_ai_until_rescaled), so a raise applies
+-- to what is already booked. A row whose group has no counter row yet: nothing.
 CREATE OR REPLACE FUNCTION public.google_ai_note_stated(p_att public.google_ai_attempts, p_stated integer[])
     RETURNS void
     LANGUAGE plpgsql
@@ -42,6 +60,8 @@ declare
   v_model public.google_ai_model_limits;
   v_row public.google_ai_usage_counters;
   v_applied integer[];
+  v_before public.google_ai_model_limits;  -- a following row's limits, as booked until now and from now
+  v_after public.google_ai_model_limits;
 begin
   if p_stated is null or p_att.quota_group is null then
     return;
@@ -58,9 +78,21 @@ begin
      and v_row.stated_at > v_now - interval '1 minute' then
     return;
   end if;
+  if v_model.provider_limits = 'follow' and v_applied is distinct from v_row.stated_limits then
+    -- (The row's own limits after its margin, as the booking counts them before any statement.)
+    v_before := v_model;
+    v_before.rpm := public.google_ai_effective_limit(v_model.rpm, v_model.safety_margin);
+    v_before.itpm := public.google_ai_effective_limit(v_model.itpm, v_model.safety_margin);
+    v_before.otpm := public.google_ai_effective_limit(v_model.otpm, v_model.safety_margin);
+    v_after := public.google_ai_followed_limits(v_before, v_applied);
+    v_before := public.google_ai_followed_limits(v_before, v_row.stated_limits);
+  end if;
   update public.google_ai_usage_counters c set
     stated_limits = v_applied, stated_heard = p_stated, stated_at = v_now,
-    stated_since = case when v_applied is distinct from c.stated_limits then v_now else c.stated_since end
+    stated_since = case when v_applied is distinct from c.stated_limits then v_now else c.stated_since end,
+    spread_until = public.google_ai_until_rescaled(c.spread_until, v_now, v_before.rpm, v_after.rpm),
+    input_until = public.google_ai_until_rescaled(c.input_until, v_now, v_before.itpm, v_after.itpm),
+    output_until = public.google_ai_until_rescaled(c.output_until, v_now, v_before.otpm, v_after.otpm)
   where c.id = v_row.id;
 end
 $$;

@@ -1,7 +1,7 @@
 // Limits as the provider states them, over HTTP with the real function as Supabase's Edge Runtime runs
 // it, PostgreSQL and the OpenAI and Anthropic simulators, whose organizations' limits change mid-run
 // (/__sim/organizations; their clocks held still within a test: OpenAI's minute does not turn,
-// Anthropic's buckets do not refill). NO_WAIT requests one after another (docs/models.md, "Limits as
+// Anthropic's buckets refill only when the test moves its clock). NO_WAIT requests one after another (docs/models.md, "Limits as
 // the provider states them"):
 //   OpenAI rises from 6 to 12 RPM, the model row at 6 follows it: after the second answer stating 12 the
 //   gateway admits up to 12 in the minute, the 13th refused by the gateway, no 429 from OpenAI; the row
@@ -12,8 +12,8 @@
 //   kept, the row is listed above OpenAI's (google_ai_stated_limits, the maintenance run's problems);
 //   a following row's answer that states a lower limit is finalized before it leaves (the next admission
 //   counts against it), with room to spare at OpenAI; one that lowers nothing, after it;
-//   Anthropic's rows at 6 that follow: after the second answer stating 12 its group's effective limit is 12;
-//   its buckets pace the rest, no 429 from Anthropic.
+//   Anthropic's rows at 6 that follow: after the second answer stating 12 its group's effective limit is 12,
+//   and the gateway admits up to 12 in its minute once Anthropic's buckets hold them, no 429 from Anthropic.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type OpenAISimulator, startOpenAISimulator } from "../../shared/openai-sim/server.ts";
 import { type AnthropicSimulator, startAnthropicSimulator } from "../../shared/anthropic-sim/server.ts";
@@ -292,7 +292,7 @@ describe("a lowering is written before the answer that states it", () => {
 });
 
 describe("Anthropic's limits rise from 6 to 12 RPM mid-run", () => {
-  it("rows at 6 that follow: after the second answer stating 12 the group's effective limit is 12, no 429 from Anthropic", async () => {
+  it("rows at 6 that follow: after the second answer stating 12 the group's effective limit is 12, and 12 admitted in the minute, no 429 from Anthropic", async () => {
     antNow = Date.now();
     await serveWith("claude-stated");
     expect(await ask("claude-sonnet-4-5", "at 6")).toBe(200);
@@ -310,15 +310,17 @@ describe("Anthropic's limits rise from 6 to 12 RPM mid-run", () => {
                                    where quota_group = ${ANT_ORG} and model = ${CLAUDE}`;
     expect(applied!.stated_limits).toEqual([12, null, null, 10000000, 10000000]);
     expect(modelIn(await quotaRoute(), CLAUDE).limits.rpm).toBe(12);
-    // The rest as Anthropic's buckets allow (its clock still: nothing refills; 3 of its 12 are left, then
-    // the gateway rests the model on Anthropic's word), never a 429 from it.
+    // A minute on at Anthropic, its buckets full again at 12: the gateway, whose own minute has not turned,
+    // admits up to the 12 it follows, 9 after the 3 above, and refuses the 13th itself; Anthropic receives
+    // 12 calls and answers every one.
+    antNow += 60_000;
     const statuses: number[] = [];
-    for (let i = 0; i < 4; i++) {
+    for (let i = 0; i < 10; i++) {
       statuses.push(await ask("claude-sonnet-4-5", `then ${i}`));
       await settled();
     }
-    expect(statuses).toEqual([200, 200, 200, 429]);
+    expect(statuses).toEqual([...Array(9).fill(200), 429]);
     const calls = ant.stats().recent.filter((r) => r.method === "messages").map((r) => r.status);
-    expect(calls).toEqual(Array(6).fill(200));
+    expect(calls).toEqual(Array(12).fill(200));
   }, 120_000);
 });
