@@ -14,6 +14,8 @@
 //   counts against it), with room to spare at OpenAI; one that lowers nothing, after it;
 //   Anthropic's rows at 6 that follow: after the second answer stating 12 its group's effective limit is 12,
 //   and the gateway admits up to 12 in its minute once Anthropic's buckets hold them, no 429 from Anthropic.
+//   Anthropic's rows at 12 that follow, lowered to 6: the answer stating 6 is applied at once, the calls in
+//   are owed at 6 (their schedule carried to it), one more fits, then the gateway refuses; no 429 from it.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type OpenAISimulator, startOpenAISimulator } from "../../shared/openai-sim/server.ts";
 import { type AnthropicSimulator, startAnthropicSimulator } from "../../shared/anthropic-sim/server.ts";
@@ -31,6 +33,11 @@ type Org = (typeof ORGS)[number];
 const keyOf = (org: Org) => `sk-sim-${org}`;
 const ANT_ORG = "org-ant-stated";
 const ANT_KEY = "sk-ant-sim-stated-0123456789";
+const HAIKU = "claude-haiku-4-5-20251001";
+const ANT_LOWER_ORG = "org-ant-lower";
+const ANT_LOWER_KEY = "sk-ant-sim-lower-0123456789";
+/** What Anthropic's two organizations state now: RPM of Sonnet's pool (ANT_ORG) and Haiku's (ANT_LOWER_ORG). */
+const antRpm = { sonnet: 6, haiku: 12 };
 
 let oaNow = Date.now();
 let antNow = Date.now();
@@ -63,10 +70,19 @@ async function putOrganizations(): Promise<void> {
 }
 
 async function putClaude(rpm: number): Promise<void> {
+  antRpm.sonnet = rpm;
+  await putAnthropic();
+}
+
+async function putAnthropic(): Promise<void> {
+  const big = { itpm: 10_000_000, otpm: 10_000_000 };
   const res = await fetch(`${ant.url}/__sim/organizations`, {
     method: "PUT",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ [ANT_ORG]: { keys: [ANT_KEY], limits: { "sonnet-4": { rpm, itpm: 10_000_000, otpm: 10_000_000 } } } }),
+    body: JSON.stringify({
+      [ANT_ORG]: { keys: [ANT_KEY], limits: { "sonnet-4": { rpm: antRpm.sonnet, ...big } } },
+      [ANT_LOWER_ORG]: { keys: [ANT_LOWER_KEY], limits: { "haiku-4-5": { rpm: antRpm.haiku, ...big } } },
+    }),
   });
   expect(res.status).toBe(200);
   await res.text();
@@ -84,7 +100,8 @@ beforeAll(async () => {
                  values (${org}, 'openai', ${`OPENAI_${org.toUpperCase().replace("-", "_")}_KEY`}, ${org}, 1, false)`;
   }
   await db.sql`insert into public.google_ai_api_keys (key_alias, provider, env_var_name, project_id, priority, is_active)
-               values ('claude-stated', 'anthropic', 'ANTHROPIC_STATED_KEY', ${ANT_ORG}, 1, false)`;
+               values ('claude-stated', 'anthropic', 'ANTHROPIC_STATED_KEY', ${ANT_ORG}, 1, false),
+                      ('claude-lower', 'anthropic', 'ANTHROPIC_LOWER_KEY', ${ANT_LOWER_ORG}, 1, false)`;
   for (const model of [FOLLOW, KEEP]) {
     await db.sql`
       insert into public.google_ai_model_limits (model, provider, rpm, tpm, rpd, booked_output_tokens, is_active)
@@ -92,10 +109,12 @@ beforeAll(async () => {
       on conflict (model) do update set provider = excluded.provider, rpm = 6, tpm = 200000, rpd = null,
         booked_output_tokens = 4096, is_active = true`;
   }
-  await db.sql`update public.google_ai_model_limits set provider_limits = 'follow' where model in (${FOLLOW}, ${CLAUDE})`;
+  await db.sql`update public.google_ai_model_limits set provider_limits = 'follow' where model in (${FOLLOW}, ${CLAUDE}, ${HAIKU})`;
+  await db.sql`update public.google_ai_model_limits set rpm = 12, itpm = 10000000, otpm = 10000000 where model = ${HAIKU}`;
   await db.sql`update public.google_ai_model_limits set rpm = 6, itpm = 10000000, otpm = 10000000 where model = ${CLAUDE}`;
   await db.sql`update public.google_ai_model_limits set spread_burst = null`;
-  const env: Record<string, string> = { OPENAI_BASE_URL: oa.url, ANTHROPIC_BASE_URL: ant.url, ANTHROPIC_STATED_KEY: ANT_KEY };
+  const env: Record<string, string> = { OPENAI_BASE_URL: oa.url, ANTHROPIC_BASE_URL: ant.url, ANTHROPIC_STATED_KEY: ANT_KEY,
+    ANTHROPIC_LOWER_KEY: ANT_LOWER_KEY };
   for (const org of ORGS) env[`OPENAI_${org.toUpperCase().replace("-", "_")}_KEY`] = keyOf(org);
   fn = await serveLlmInvokeAsOnSupabase({ dbUrl: db.url, simUrl: oa.url, env, log: output });
 }, 120_000);
@@ -320,7 +339,35 @@ describe("Anthropic's limits rise from 6 to 12 RPM mid-run", () => {
       await settled();
     }
     expect(statuses).toEqual([...Array(9).fill(200), 429]);
-    const calls = ant.stats().recent.filter((r) => r.method === "messages").map((r) => r.status);
+    const calls = ant.stats().recent.filter((r) => r.method === "messages" && r.group === ANT_ORG).map((r) => r.status);
     expect(calls).toEqual(Array(12).fill(200));
+  }, 120_000);
+});
+
+describe("Anthropic's limits fall from 12 to 6 RPM mid-run", () => {
+  it("rows at 12 that follow: the answer stating 6 is applied at once and the calls in are owed at 6; then no 429 from Anthropic", async () => {
+    antNow = Date.now();
+    await serveWith("claude-lower");
+    for (let i = 0; i < 4; i++) {
+      expect(await ask("claude-haiku-4-5", `at 12, ${i}`)).toBe(200);
+      await settled();
+    }
+    antRpm.haiku = 6;
+    await putAnthropic();
+    // Its answer states 6: below the 12 followed, applied at once, written before the answer leaves.
+    expect(await ask("claude-haiku-4-5", "says 6")).toBe(200);
+    const [lowered] = await db.sql`select to_jsonb(stated_limits) as stated_limits from public.google_ai_usage_counters
+                                   where quota_group = ${ANT_LOWER_ORG} and model = ${HAIKU}`;
+    expect(lowered!.stated_limits![0]).toBe(6);
+    // The 5 calls in, booked at 12, are owed at 6: one more fits the bucket of 6, then the gateway refuses.
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      await settled();
+      statuses.push(await ask("claude-haiku-4-5", `then ${i}`));
+    }
+    await settled();
+    expect(statuses).toEqual([200, 429, 429]);
+    const calls = ant.stats().recent.filter((r) => r.method === "messages" && r.group === ANT_LOWER_ORG).map((r) => r.status);
+    expect(calls).toEqual(Array(6).fill(200));
   }, 120_000);
 });
