@@ -43,6 +43,12 @@ export interface NextRequest {
 /** Anthropic rounds a bucket's reset to the second: it may be full up to a second after the time it names. */
 const RESET_ROUNDING_MS = 1000;
 
+/** A whole count in anthropic-ratelimit-`name`-`what` (remaining, limit); null when absent or not one. */
+function countIn(headers: Headers, name: string, what: "remaining" | "limit"): number | null {
+  const value = headers.get(`anthropic-ratelimit-${name}-${what}`)?.trim();
+  return value !== undefined && /^\d{1,12}$/.test(value) ? Number(value) : null;
+}
+
 /**
  * What the anthropic-ratelimit-* headers say is left: requests, and the scarcer of input and output
  * tokens; ready again when the last of them is full (their resets are RFC 3339 times). Null when not said.
@@ -52,10 +58,7 @@ const RESET_ROUNDING_MS = 1000;
  * reset (plus the second Anthropic rounds it to); 0 when they hold it now.
  */
 export function roomOf(headers: Headers, now = Date.now(), next: NextRequest = { input: null, output: null }): ProviderRoom | null {
-  const count = (name: string, what = "remaining") => {
-    const value = headers.get(`anthropic-ratelimit-${name}-${what}`)?.trim();
-    return value !== undefined && /^\d{1,12}$/.test(value) ? Number(value) : null;
-  };
+  const count = (name: string) => countIn(headers, name, "remaining");
   const resetAt = (name: string) => Date.parse(headers.get(`anthropic-ratelimit-${name}-reset`) ?? "");
   const requests = count("requests");
   const tokensLeft = [count("input-tokens"), count("output-tokens"), count("tokens")].filter((v): v is number =>
@@ -69,7 +72,7 @@ export function roomOf(headers: Headers, now = Date.now(), next: NextRequest = {
   /** Ms until bucket `name` holds `need` more (what is left is rounded down: never sooner than it does). */
   const untilHolds = (name: string, need: number | null): number => {
     const left = count(name);
-    const limit = count(name, "limit");
+    const limit = countIn(headers, name, "limit");
     if (need === null || left === null || left >= need || limit === null || limit === 0) return 0;
     const full = resetAt(name);
     const byReset = Number.isNaN(full) ? Number.POSITIVE_INFINITY : Math.max(0, full + RESET_ROUNDING_MS - now);
@@ -94,10 +97,7 @@ export function roomOf(headers: Headers, now = Date.now(), next: NextRequest = {
  * states neither of the other two (the limits of its older answers). Undefined: none stated.
  */
 export function statedLimitsOf(headers: Headers): StatedLimits | undefined {
-  const limit = (name: string) => {
-    const value = headers.get(`anthropic-ratelimit-${name}-limit`)?.trim();
-    return value !== undefined && /^\d{1,12}$/.test(value) ? Number(value) : undefined;
-  };
+  const limit = (name: string) => countIn(headers, name, "limit") ?? undefined;
   const stated: StatedLimits = {};
   const figures = { rpm: limit("requests"), itpm: limit("input-tokens"), otpm: limit("output-tokens") };
   for (const [column, value] of Object.entries(figures) as [keyof typeof figures, number | undefined][]) {

@@ -59,14 +59,16 @@ export function waitFromHeaders(headers: Headers, type: string | null): number |
   return both.length === 0 ? null : Math.max(...both);
 }
 
+/** A whole count in header `name` (x-ratelimit-remaining-*, -limit-*); null when absent or not one. */
+function countIn(headers: Headers, name: string): number | null {
+  const value = headers.get(name)?.trim();
+  return value !== undefined && /^\d{1,12}$/.test(value) ? Number(value) : null;
+}
+
 /** OpenAI's x-ratelimit-* on any answer: what is left, and when all of it is back; null when not said. */
 export function roomOf(headers: Headers): ProviderRoom | null {
-  const count = (name: string) => {
-    const value = headers.get(name)?.trim();
-    return value !== undefined && /^\d{1,12}$/.test(value) ? Number(value) : null;
-  };
-  const requests = count("x-ratelimit-remaining-requests");
-  const tokens = count("x-ratelimit-remaining-tokens");
+  const requests = countIn(headers, "x-ratelimit-remaining-requests");
+  const tokens = countIn(headers, "x-ratelimit-remaining-tokens");
   const resets = [headers.get("x-ratelimit-reset-requests"), headers.get("x-ratelimit-reset-tokens")]
     .map(parseOpenAiDuration).filter((v): v is number => v !== null);
   if ((requests === null && tokens === null) || resets.length === 0) return null;
@@ -84,10 +86,7 @@ const MINUTE_RESET_MAX_MS = 60 * 60_000;
  * row has no day of tokens). A limit without a readable reset is taken as the minute's. Undefined: none stated.
  */
 export function statedLimitsOf(headers: Headers): StatedLimits | undefined {
-  const limit = (name: string) => {
-    const value = headers.get(`x-ratelimit-limit-${name}`)?.trim();
-    return value !== undefined && /^\d{1,12}$/.test(value) ? Number(value) : undefined;
-  };
+  const limit = (name: string) => countIn(headers, `x-ratelimit-limit-${name}`) ?? undefined;
   const daily = (name: string) => (parseOpenAiDuration(headers.get(`x-ratelimit-reset-${name}`)) ?? 0) > MINUTE_RESET_MAX_MS;
   const requests = limit("requests");
   const tokens = limit("tokens");
