@@ -1,6 +1,6 @@
 // Claude's 5.x models refuse a thinking budget and sampling other than the defaults; their rows say so
 // (refuses_thinking_budget, refuses_sampling), so the gateway refuses such a request by name, in each
-// route's dialect, before any call: the Anthropic simulator (which answers Anthropic's own 400 for
+// route's shape, before any call: the Anthropic simulator (which answers Anthropic's own 400 for
 // them) receives nothing and no attempt row is written. The defaults pass, as does an older Claude
 // model that takes them; a row's chain passes over a 5.x model for such a request as it does over any
 // model lacking what the request asks, a chain the caller wrote is held to it, and a model past its
@@ -69,7 +69,7 @@ describe("a 5.x model's row says what it refuses", () => {
   });
 });
 
-describe("refused by name before any call, in every route's dialect", () => {
+describe("refused by name before any call, in every route's shape", () => {
   it("the native route: temperature, topK and a thinking budget, each a 400 unsupported_feature naming its field", async () => {
     const cases = [
       [{ temperature: 0.2 }, "sampling", "generationConfig.temperature"],

@@ -15,7 +15,7 @@
 // back one per input in order, with the usage, whatever route and provider; what only one dialect's
 // models take (Google's task type, OpenAI's token ids) is refused by name by the other's.
 //
-// A new route dialect joins with one row of ROUTES, a new provider dialect with one row of PROVIDERS
+// A new route surface joins with one row of ROUTES, a new provider dialect with one row of PROVIDERS
 // (and, where they embed, of EMBEDDING_ROUTES and EMBEDDERS).
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type AnthropicSimulator, startAnthropicSimulator } from "../../shared/anthropic-sim/server.ts";

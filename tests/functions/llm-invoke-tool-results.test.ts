@@ -7,7 +7,7 @@
 // tool_result content are strings, so `42`, never the JSON of a wrapper. Each provider is its offline
 // simulator over HTTP, which records the body it received; the result must also name its call.
 //
-// A new route dialect joins with one row of ROUTES, a new provider dialect with one row of PROVIDERS.
+// A new route surface joins with one row of ROUTES, a new provider dialect with one row of PROVIDERS.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type AnthropicSimulator, startAnthropicSimulator } from "../../shared/anthropic-sim/server.ts";
 import { type GoogleSimulator, startGoogleSimulator } from "../../shared/google-sim/server.ts";

@@ -102,7 +102,7 @@ export interface NormalizedRequest extends CallRequest {
   options: HubOptions;
   tools?: HubTool[];
   toolChoice?: HubToolChoice;
-  /** What only the route's dialect has a word for (its models are sent it as given). */
+  /** What only one provider dialect has a word for, keyed by it (its models are sent it as given). */
   dialectExtras?: DialectExtras;
   /** What the request asks that a model may lack (model/adapt.ts refuses it where the model's row says so). */
   asks: { json?: Ask; tools?: Ask };

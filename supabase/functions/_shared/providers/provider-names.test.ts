@@ -16,17 +16,17 @@ const PROVIDERS_DIR = path.dirname(fileURLToPath(import.meta.url));
 const FUNCTIONS = path.resolve(PROVIDERS_DIR, "..", "..");
 
 /**
- * Where a provider's name may stand outside the provider folders, each with why. A route's dialect is
+ * Where a provider's name may stand outside the provider folders, each with why. A route's surface is
  * the API its callers speak (Gemini's, OpenAI's), whoever serves the model: the surfaces and the route
  * table are named for it.
  */
 const ALLOWED: ReadonlyArray<{ file: string; line: RegExp; why: string }> = [
-  { file: "llm-invoke/surfaces/", line: /./, why: "a route's dialect: the API its callers speak" },
-  { file: "llm-invoke/http/routes.ts", line: /openai|anthropic/, why: "the route table names each route's dialect" },
+  { file: "llm-invoke/surfaces/", line: /./, why: "a route's surface: the API its callers speak" },
+  { file: "llm-invoke/http/routes.ts", line: /openai|anthropic/, why: "the route table names each route's surface" },
   {
     file: "llm-invoke/http/surfaces.ts",
     line: /openai|openAi|anthropic|Anthropic/,
-    why: "the table of surfaces loads the surface of a route's dialect",
+    why: "the table of surfaces loads each route's surface",
   },
   {
     file: "_shared/server-timing.ts",

@@ -36,7 +36,7 @@ import {
 } from "../attempt/context.ts";
 import { quotaHeaders } from "./quota-headers.ts";
 import { CACHE_HEADER, cacheAskOf, cacheHeaders } from "../cache/ask.ts";
-import { dialectOf, methodsOf, routeOf, type RouteRow, ROUTES } from "./routes.ts";
+import { methodsOf, routeOf, type RouteRow, ROUTES, surfaceOf } from "./routes.ts";
 import { SURFACES } from "./surfaces.ts";
 import type { QuotaReport, StoredResponses, TokenCheck } from "../store/store.ts";
 import { SSE_HEADERS, sseBody } from "../surfaces/shared/sse.ts";
@@ -101,7 +101,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     serverTiming: true,
     timingNow: deps.timingNow,
     methods: (req) => methodsOf(routeOf(req.url)),
-    errorShape: (req) => SURFACES[dialectOf(routeOf(req.url), req.headers)].front.error,
+    errorShape: (req) => SURFACES[surfaceOf(routeOf(req.url), req.headers)].front.error,
   }, async (req, scope) => {
     const route = routeOf(req.url);
     scope.annotate({ route: route.kind });
@@ -113,7 +113,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     }
     // An unknown path costs nothing: no credential is checked, no body read.
     if (route.kind === "unknown") throw notFound("This path is not one of llm-invoke's routes.");
-    const row = SURFACES[dialectOf(route, req.headers)];
+    const row = SURFACES[surfaceOf(route, req.headers)];
     const caller = await scope.timing.time("auth", () => identify(req, row.front.keyOf?.(req) ?? null, scope));
     // What the path names beside the body (Google's routes: the model, and whether it streams).
     const input = async (): Promise<ParseInput> => ({
@@ -151,7 +151,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       }
       case "embed": {
         const surface = await row.embeddings?.();
-        if (surface === undefined) throw notFound("This dialect has no embedding route.");
+        if (surface === undefined) throw notFound("This API has no embedding route.");
         const request = await scope.timing.time("body", async () => surface.parse(await input()));
         return embed(req, scope, caller.caller, request, surface);
       }
@@ -241,7 +241,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     return { body: answer.report, headers: { "cache-control": "no-store" } };
   }
 
-  /** The models a caller can name, in the route's dialect: a scoped token sees only its own. */
+  /** The models a caller can name, in the route's surface: a scoped token sees only its own. */
   async function modelsAnswer(surface: Surface, route: RouteRow & { model: string }, url: URL, scope: Scope): Promise<Answer> {
     if (deps.models === undefined || surface.models === undefined) {
       throw notFound("This deployment has no model routes.");

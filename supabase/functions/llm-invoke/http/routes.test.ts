@@ -10,7 +10,7 @@ describe("the route table", () => {
       url(shown.replace("{model}", "gemini-2.5-flash").replace("{id}", "resp_abc").replace("?alt=sse", "")),
     );
     expect(route.kind).toBe(row.kind);
-    expect(route.dialect).toBe(row.dialect);
+    expect(route.surface).toBe(row.surface);
     if (route.kind !== "unknown") {
       expect(route.operation).toBe(row.operation);
       expect(route.stream).toBe(row.stream);
@@ -31,14 +31,14 @@ describe("the route table", () => {
     ["/v1beta/models/x:predict", "gemini"],
     ["/v1/audio/speech", "openai"],
     ["/elsewhere", "native"],
-  ])("an unknown path %s is answered in the %s shape, whatever its method", (path, dialect) => {
+  ])("an unknown path %s is answered in the %s shape, whatever its method", (path, surface) => {
     const route = routeOf(url(path));
-    expect(route).toMatchObject({ kind: "unknown", dialect });
+    expect(route).toMatchObject({ kind: "unknown", surface });
     expect(methodsOf(route)).toContain("DELETE");
   });
 
-  it("keys a route by its operation and its dialect apart: the embedding routes are `embed` in their API's dialect", () => {
-    const embedding = ROUTE_TABLE.filter((r) => r.operation === "embed").map((r) => [r.path, r.dialect]);
+  it("keys a route by its operation and its surface apart: the embedding routes are `embed` in their API's shape", () => {
+    const embedding = ROUTE_TABLE.filter((r) => r.operation === "embed").map((r) => [r.path, r.surface]);
     expect(embedding).toEqual([
       ["/v1/embeddings", "openai"],
       ["/v1beta/models/{model}:embedContent", "gemini"],

@@ -1,11 +1,14 @@
 // The paths llm-invoke answers, under the one function (one deploy, one pool, one set of limits), as
 // one table: each row is a route's every fact (method, path, pattern, the operation it asks and the
-// dialect it speaks it in, apart), so a new route is one row. The function sees its path from `/llm-invoke` on (`/functions/v1` is
+// surface (API shape) it speaks it in, apart), so a new route is one row. The function sees its path from `/llm-invoke` on (`/functions/v1` is
 // Supabase's gateway's); tests and local servers may serve it at the root. Anything else is 404 with
 // a body that names these (docs/llm-invoke.md, docs/gemini.md, docs/openai.md).
 
-/** Which API's shape a route speaks, its errors included, whatever operation it asks. */
-export type RouteDialect = "native" | "gemini" | "openai" | "responses" | "anthropic";
+/**
+ * Which API's shape a route speaks, its errors included, whatever operation it asks: a caller-facing
+ * surface (../surfaces/<name>), not a provider's wire format (a dialect, ../../_shared/providers/).
+ */
+export type SurfaceName = "native" | "gemini" | "openai" | "responses" | "anthropic";
 
 /**
  * What the route asks, answered in handler.ts: a generation, an embedding, a token count (Google's,
@@ -38,7 +41,7 @@ export interface RouteRow {
   /** On the path below the function's name; a group, if any, is the model. */
   pattern: RegExp;
   operation: RouteOperation;
-  dialect: RouteDialect;
+  surface: SurfaceName;
   /** Google's streaming method. */
   stream?: boolean;
 }
@@ -46,13 +49,13 @@ export interface RouteRow {
 const MODEL = "([^/:]+)";
 
 export const ROUTE_TABLE: readonly RouteRow[] = [
-  { kind: "native", method: "POST", path: "", pattern: /^\/$/, dialect: "native", operation: "generate" },
+  { kind: "native", method: "POST", path: "", pattern: /^\/$/, surface: "native", operation: "generate" },
   {
     kind: "quota",
     method: "GET",
     path: "/v1/quota",
     pattern: /^\/v1\/quota\/?$/,
-    dialect: "native",
+    surface: "native",
     operation: "quota",
   },
   {
@@ -60,7 +63,7 @@ export const ROUTE_TABLE: readonly RouteRow[] = [
     method: "POST",
     path: "/v1beta/models/{model}:generateContent",
     pattern: new RegExp(`^/v1beta/models/${MODEL}:generateContent/?$`),
-    dialect: "gemini",
+    surface: "gemini",
     operation: "generate",
     stream: false,
   },
@@ -69,7 +72,7 @@ export const ROUTE_TABLE: readonly RouteRow[] = [
     method: "POST",
     path: "/v1beta/models/{model}:streamGenerateContent?alt=sse",
     pattern: new RegExp(`^/v1beta/models/${MODEL}:streamGenerateContent/?$`),
-    dialect: "gemini",
+    surface: "gemini",
     operation: "generate",
     stream: true,
   },
@@ -78,7 +81,7 @@ export const ROUTE_TABLE: readonly RouteRow[] = [
     method: "POST",
     path: "/v1beta/models/{model}:countTokens",
     pattern: new RegExp(`^/v1beta/models/${MODEL}:countTokens/?$`),
-    dialect: "gemini",
+    surface: "gemini",
     operation: "countTokens",
   },
   {
@@ -86,7 +89,7 @@ export const ROUTE_TABLE: readonly RouteRow[] = [
     method: "GET",
     path: "/v1beta/models",
     pattern: /^\/v1beta\/models\/?$/,
-    dialect: "gemini",
+    surface: "gemini",
     operation: "models",
   },
   {
@@ -94,7 +97,7 @@ export const ROUTE_TABLE: readonly RouteRow[] = [
     method: "GET",
     path: "/v1beta/models/{model}",
     pattern: new RegExp(`^/v1beta/models/${MODEL}/?$`),
-    dialect: "gemini",
+    surface: "gemini",
     operation: "models",
   },
   {
@@ -102,7 +105,7 @@ export const ROUTE_TABLE: readonly RouteRow[] = [
     method: "POST",
     path: "/v1/chat/completions",
     pattern: /^\/v1\/chat\/completions\/?$/,
-    dialect: "openai",
+    surface: "openai",
     operation: "generate",
   },
   {
@@ -110,7 +113,7 @@ export const ROUTE_TABLE: readonly RouteRow[] = [
     method: "POST",
     path: "/v1/responses",
     pattern: /^\/v1\/responses\/?$/,
-    dialect: "responses",
+    surface: "responses",
     operation: "generate",
   },
   {
@@ -118,7 +121,7 @@ export const ROUTE_TABLE: readonly RouteRow[] = [
     method: "POST",
     path: "/v1/embeddings",
     pattern: /^\/v1\/embeddings\/?$/,
-    dialect: "openai",
+    surface: "openai",
     operation: "embed",
   },
   {
@@ -126,7 +129,7 @@ export const ROUTE_TABLE: readonly RouteRow[] = [
     method: "POST",
     path: "/v1beta/models/{model}:embedContent",
     pattern: new RegExp(`^/v1beta/models/${MODEL}:embedContent/?$`),
-    dialect: "gemini",
+    surface: "gemini",
     operation: "embed",
   },
   {
@@ -134,7 +137,7 @@ export const ROUTE_TABLE: readonly RouteRow[] = [
     method: "POST",
     path: "/v1beta/models/{model}:batchEmbedContents",
     pattern: new RegExp(`^/v1beta/models/${MODEL}:batchEmbedContents/?$`),
-    dialect: "gemini",
+    surface: "gemini",
     operation: "embed",
   },
   {
@@ -142,7 +145,7 @@ export const ROUTE_TABLE: readonly RouteRow[] = [
     method: "GET",
     path: "/v1/responses/{id}",
     pattern: /^\/v1\/responses\/([^/]+)\/?$/,
-    dialect: "responses",
+    surface: "responses",
     operation: "stored",
   },
   {
@@ -150,7 +153,7 @@ export const ROUTE_TABLE: readonly RouteRow[] = [
     method: "DELETE",
     path: "/v1/responses/{id}",
     pattern: /^\/v1\/responses\/([^/]+)\/?$/,
-    dialect: "responses",
+    surface: "responses",
     operation: "stored",
   },
   {
@@ -158,7 +161,7 @@ export const ROUTE_TABLE: readonly RouteRow[] = [
     method: "POST",
     path: "/v1/messages",
     pattern: /^\/v1\/messages\/?$/,
-    dialect: "anthropic",
+    surface: "anthropic",
     operation: "generate",
   },
   {
@@ -166,7 +169,7 @@ export const ROUTE_TABLE: readonly RouteRow[] = [
     method: "POST",
     path: "/v1/messages/count_tokens",
     pattern: /^\/v1\/messages\/count_tokens\/?$/,
-    dialect: "anthropic",
+    surface: "anthropic",
     operation: "countTokens",
   },
   {
@@ -174,7 +177,7 @@ export const ROUTE_TABLE: readonly RouteRow[] = [
     method: "GET",
     path: "/v1/models",
     pattern: /^\/v1\/models\/?$/,
-    dialect: "openai",
+    surface: "openai",
     operation: "models",
   },
   {
@@ -182,7 +185,7 @@ export const ROUTE_TABLE: readonly RouteRow[] = [
     method: "GET",
     path: "/v1/models/{model}",
     pattern: /^\/v1\/models\/([^/]+)\/?$/,
-    dialect: "openai",
+    surface: "openai",
     operation: "models",
   },
 ];
@@ -193,7 +196,7 @@ export const ROUTES: readonly string[] = ROUTE_TABLE.map((r) => `${r.method} /fu
 /** A request's route: its row and the model its path names, or no row. */
 export type Route =
   | (RouteRow & { model: string; path: string })
-  | { kind: "unknown"; path: string; dialect: RouteDialect };
+  | { kind: "unknown"; path: string; surface: SurfaceName };
 
 /** The path below the function's name. */
 function localPath(pathname: string): string {
@@ -228,25 +231,25 @@ function matchRoute(url: string): Route {
     if (match !== null) return { ...row, model: match[1] === undefined ? "" : decode(match[1]), path };
   }
   // A wrong path under an API's prefix is answered in that API's shape, so its SDK reports an error.
-  const dialect = UNKNOWN_UNDER.find(([prefix]) => path.startsWith(prefix))?.[1] ?? "native";
-  return { kind: "unknown", path, dialect };
+  const surface = UNKNOWN_UNDER.find(([prefix]) => path.startsWith(prefix))?.[1] ?? "native";
+  return { kind: "unknown", path, surface };
 }
 
-/** The dialect of a path that is no route, by the prefix it falls under (the first that matches). */
-const UNKNOWN_UNDER: ReadonlyArray<readonly [string, RouteDialect]> = [
+/** The surface of a path that is no route, by the prefix it falls under (the first that matches). */
+const UNKNOWN_UNDER: ReadonlyArray<readonly [string, SurfaceName]> = [
   ["/v1beta/", "gemini"],
   ["/v1/messages/", "anthropic"],
   ["/v1/", "openai"],
 ];
 
 /**
- * The dialect a request speaks on its route. OpenAI's and Anthropic's SDKs share `/v1/` (the model
+ * The surface a request speaks on its route. OpenAI's and Anthropic's SDKs share `/v1/` (the model
  * list, and a path that is no route): Anthropic's say their API version (`anthropic-version`) on
  * every request, and are answered in Anthropic's shape there.
  */
-export function dialectOf(route: Route, headers: Headers): RouteDialect {
+export function surfaceOf(route: Route, headers: Headers): SurfaceName {
   const shared = route.kind === "unknown" || route.kind === "openai.models" || route.kind === "openai.model";
-  return shared && route.dialect === "openai" && headers.has("anthropic-version") ? "anthropic" : route.dialect;
+  return shared && route.surface === "openai" && headers.has("anthropic-version") ? "anthropic" : route.surface;
 }
 
 /** The methods a route takes (anything else is 405 with Allow); an unknown path takes any, to answer 404. */

@@ -1,21 +1,21 @@
-// The surfaces, one row per dialect a route speaks (routes.ts): each row's front (its error shape,
+// The surfaces, one row per API shape a route speaks (routes.ts' SurfaceName): each row's front (its error shape,
 // where its SDKs send the key) is loaded with the handler, since an error may come before anything else
-// is read; the surface whole on its first use, so a worker spends no start-up time on the dialects it
+// is read; the surface whole on its first use, so a worker spends no start-up time on the surfaces it
 // is not asked in (the native route's first answer comes sooner; surfaces/loading.test.ts). The import
-// is of bundled code; a failed one is tried again by the next request. A new dialect is a row here. A
-// dialect's embedding routes (operation `embed`) have a surface of their own beside its generation's,
+// is of bundled code; a failed one is tried again by the next request. A new surface is a row here. A
+// surface's embedding routes (operation `embed`) have a surface of their own beside its generation's,
 // loaded on its first use too, under the same front.
 import { anthropicFront } from "../surfaces/anthropic/errors.ts";
 import { geminiFront } from "../surfaces/gemini/errors.ts";
 import { nativeSurface } from "../surfaces/native.ts";
 import { openAiFront } from "../surfaces/openai/errors.ts";
 import type { EmbeddingSurface, Surface, SurfaceFront } from "../surfaces/shared/surface.ts";
-import type { RouteDialect } from "./routes.ts";
+import type { SurfaceName } from "./routes.ts";
 
 export interface SurfaceRow {
   front: SurfaceFront;
   load: () => Promise<Surface>;
-  /** Its embedding routes' surface; absent: the dialect has none. */
+  /** Its embedding routes' surface; absent: the surface has none. */
   embeddings?: () => Promise<EmbeddingSurface>;
 }
 
@@ -28,7 +28,7 @@ function onFirstUse<T>(load: () => Promise<T>): () => Promise<T> {
     });
 }
 
-export const SURFACES: Readonly<Record<RouteDialect, SurfaceRow>> = {
+export const SURFACES: Readonly<Record<SurfaceName, SurfaceRow>> = {
   native: { front: nativeSurface, load: () => Promise.resolve(nativeSurface as Surface) },
   gemini: {
     front: geminiFront,

@@ -1,8 +1,8 @@
-// What a route's dialect must say, whatever API shape it speaks (the gateway's own, Google's, OpenAI's,
+// What a route's surface must say, whatever API shape it speaks (the gateway's own, Google's, OpenAI's,
 // Anthropic's): a whole port. Its front (the error shape, the 404 included, and where its SDKs send
 // the key) is loaded with the handler, since an error may come before anything else is read; the rest
 // (how its body becomes the one request the gateway runs, how the answer, a stream, a token count and
-// the model list are said back in its shape) on its first use. An embedding route's dialect is an
+// the model list are said back in its shape) on its first use. An embedding route's surface is an
 // EmbeddingSurface: its body into the one EmbeddingRequest, the vectors back in its shape (no output
 // cap, no stream). Authentication, the reservation,
 // attempts, audit, idempotency and WAIT/NO_WAIT are the same for all of them (handler.ts, invoke.ts).
@@ -94,7 +94,7 @@ export interface Surface<R extends NormalizedRequest = NormalizedRequest> extend
 }
 
 /**
- * An embedding route's dialect (its front is its dialect's: SurfaceRow). `R`: the request as it parses
+ * An embedding route's surface (its front is its generation surface's: SurfaceRow). `R`: the request as it parses
  * it (what only it reads back beside the gateway's: OpenAI's encoding, Google's one or batch).
  */
 export interface EmbeddingSurface<R extends EmbeddingRequest = EmbeddingRequest> {
