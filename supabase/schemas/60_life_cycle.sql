@@ -279,7 +279,8 @@ declare
   v_step record;
 begin
   if p_outcome.room_until is not null then
-    v_model := public.google_ai_room_bucket_model(p_att, p_outcome.room_requests, p_outcome.room_tokens, p_outcome.room_until);
+    v_model := public.google_ai_room_bucket_model(p_att, p_outcome.room_requests, p_outcome.room_tokens,
+      p_outcome.room_until);
   end if;
   if v_model.model is not null then
     v_rpm := public.google_ai_group_rpm(v_model, p_att.quota_group);
@@ -297,7 +298,8 @@ begin
   end if;
 
   v_counted := p_outcome.input_tokens + case when exists (select 1 from public.google_ai_model_limits l
-    where l.model = p_att.model and l.booked_output_tokens is not null) then coalesce(p_outcome.output_tokens, 0) else 0 end;
+    where l.model = p_att.model and l.booked_output_tokens is not null)
+    then coalesce(p_outcome.output_tokens, 0) else 0 end;
   v_counted := coalesce(v_counted, least(p_outcome.settled_tokens, p_att.estimated_tokens));
   -- A client's spend takes the call's cost in place of the worst case it booked (an unknown cost keeps it).
   if v_counted is not null and v_counted <> p_att.estimated_tokens or p_att.booked_usd is not null
@@ -317,7 +319,7 @@ begin
 end
 $$;
 
--- What a refusal asks for beyond its attempt row (p_att, just finalized with p_outcome), one step of
+-- What an outcome asks for beyond its attempt row (p_att, just finalized with p_outcome), one step of
 -- finalize: the key out of rotation when the provider says the key itself is no good (with the reason,
 -- never deleted), rather than let every request spend an attempt on it until the next health check;
 -- and the group's rest (google_ai_cooldown_for_cause), whose end it answers.
@@ -360,7 +362,7 @@ $$;
 -- provider's count (google_ai_settle_call): input tokens, and output too where the model's TPM counts
 -- it (without the provider's count: settled_tokens, what a refusal keeps; else the booking). A success
 -- also lands in token_usage, and its response (when given: the caller sent its own request_id) is kept
--- for replay (google_ai_record_success). A refusal may take its key out of rotation and cool the group
+-- for replay (google_ai_record_success). An outcome may take its key out of rotation and cool the group
 -- down (the provider's 429) in the same transaction (google_ai_rest_asked): until cooldown_until, or
 -- with cooldown_until_provider_midnight until the next midnight of the provider's day, in whatever zone
 -- its row names. A cut stream (kind cut: the provider billed what it streamed) is written as a success
@@ -401,7 +403,8 @@ begin
     input_tokens = p_outcome.input_tokens,
     output_tokens = p_outcome.output_tokens,
     http_status = case when v_kind = 'cut' then coalesce(p_outcome.http_status, 200) else p_outcome.http_status end,
-    error_code = case when v_kind = 'cut' then 'stream_cut_by_' || p_outcome.cut_by else left(p_outcome.error_code, 200) end,
+    error_code = case when v_kind = 'cut' then 'stream_cut_by_' || p_outcome.cut_by
+                      else left(p_outcome.error_code, 200) end,
     quota_id = left(p_outcome.quota_id, 200),
     error_message = left(p_outcome.error_message, 1000),
     latency_ms = p_outcome.latency_ms,
@@ -428,8 +431,11 @@ begin
   -- wait for (a housekeeping run holding a cooldown or a response row) keeps the counter locked.
   if v_kind in ('succeeded', 'cut') then
     perform public.google_ai_record_success(v_att, p_outcome);
-  else
-    -- A refusal may ask for more (a key out of rotation, a rest); a success asks for neither.
+  end if;
+  -- What the outcome asks for beyond its row, when it asks (most successes do not): a key out of
+  -- rotation, a rest.
+  if p_outcome.cooldown_until is not null or p_outcome.cooldown_until_provider_midnight
+     or coalesce(p_outcome.key_rejected, p_outcome.error_code = 'API_KEY_INVALID') then
     v_until := public.google_ai_rest_asked(v_att, p_outcome);
   end if;
   perform public.google_ai_settle_call(v_att, p_outcome);

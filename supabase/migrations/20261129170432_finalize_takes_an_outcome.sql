@@ -87,8 +87,11 @@ begin
   -- wait for (a housekeeping run holding a cooldown or a response row) keeps the counter locked.
   if v_kind in ('succeeded', 'cut') then
     perform public.google_ai_record_success(v_att, p_outcome);
-  else
-    -- A refusal may ask for more (a key out of rotation, a rest); a success asks for neither.
+  end if;
+  -- What the outcome asks for beyond its row, when it asks (most successes do not): a key out of
+  -- rotation, a rest.
+  if p_outcome.cooldown_until is not null or p_outcome.cooldown_until_provider_midnight
+     or coalesce(p_outcome.key_rejected, p_outcome.error_code = 'API_KEY_INVALID') then
     v_until := public.google_ai_rest_asked(v_att, p_outcome);
   end if;
   perform public.google_ai_settle_call(v_att, p_outcome);
