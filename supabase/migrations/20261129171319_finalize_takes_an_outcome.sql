@@ -60,7 +60,8 @@ begin
     input_tokens = p_outcome.input_tokens,
     output_tokens = p_outcome.output_tokens,
     http_status = case when v_kind = 'cut' then coalesce(p_outcome.http_status, 200) else p_outcome.http_status end,
-    error_code = case when v_kind = 'cut' then 'stream_cut_by_' || p_outcome.cut_by else left(p_outcome.error_code, 200) end,
+    error_code = case when v_kind = 'cut' then 'stream_cut_by_' || p_outcome.cut_by
+                      else left(p_outcome.error_code, 200) end,
     quota_id = left(p_outcome.quota_id, 200),
     error_message = left(p_outcome.error_message, 1000),
     latency_ms = p_outcome.latency_ms,
@@ -185,7 +186,8 @@ declare
   v_step record;
 begin
   if p_outcome.room_until is not null then
-    v_model := public.google_ai_room_bucket_model(p_att, p_outcome.room_requests, p_outcome.room_tokens, p_outcome.room_until);
+    v_model := public.google_ai_room_bucket_model(p_att, p_outcome.room_requests, p_outcome.room_tokens,
+      p_outcome.room_until);
   end if;
   if v_model.model is not null then
     v_rpm := public.google_ai_group_rpm(v_model, p_att.quota_group);
@@ -203,7 +205,8 @@ begin
   end if;
 
   v_counted := p_outcome.input_tokens + case when exists (select 1 from public.google_ai_model_limits l
-    where l.model = p_att.model and l.booked_output_tokens is not null) then coalesce(p_outcome.output_tokens, 0) else 0 end;
+    where l.model = p_att.model and l.booked_output_tokens is not null)
+    then coalesce(p_outcome.output_tokens, 0) else 0 end;
   v_counted := coalesce(v_counted, least(p_outcome.settled_tokens, p_att.estimated_tokens));
   -- A client's spend takes the call's cost in place of the worst case it booked (an unknown cost keeps it).
   if v_counted is not null and v_counted <> p_att.estimated_tokens or p_att.booked_usd is not null
