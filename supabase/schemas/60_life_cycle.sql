@@ -20,48 +20,6 @@ ALTER TABLE ONLY public.token_usage
 
 CREATE INDEX IF NOT EXISTS token_usage_request_id_idx ON public.token_usage USING btree (request_id);
 
--- What came of one attempt at the provider, as finalize takes it (google_ai_finalize): one record from
--- the caller's JSON (jsonb_populate_record: a key it does not know is ignored, one it lacks is null)
--- to every step below. kind: succeeded, upstream_error, network_error, timeout; cut (a stream broken
--- off, cut_by client or upstream: settled as a success, then marked); withdrawn (the provider no longer
--- serves the model: the booking given back, the model row marked, successor its suggestion). A usage
--- field is one attribute here and one line of llm-invoke's mapper (store/attempt-outcome.ts).
-CREATE TYPE public.google_ai_attempt_outcome AS (
-    kind text,
-    input_tokens integer,
-    output_tokens integer,
-    cached_input_tokens integer,
-    thinking_tokens integer,
-    cache_write_5m_tokens integer,
-    cache_write_1h_tokens integer,
-    settled_tokens integer,
-    http_status integer,
-    error_code text,
-    error_message text,
-    quota_id text,
-    quota_cause text,
-    latency_ms integer,
-    added_ms integer,
-    first_byte_ms integer,
-    cooldown_until timestamp with time zone,
-    cooldown_until_provider_midnight boolean,
-    response jsonb,
-    key_rejected boolean,
-    service_tier text,
-    served_tier text,
-    room_requests integer,
-    room_tokens integer,
-    room_until timestamp with time zone,
-    stated_limits integer[],
-    cut_by text,
-    successor text
-);
-
-COMMENT ON TYPE public.google_ai_attempt_outcome IS
-    'What came of one attempt at the provider, as finalize takes it: its kind (succeeded, upstream_error, '
-    'network_error, timeout, cut, withdrawn), the provider''s counts and answer, the rest it asks for '
-    '(cooldown_until, or until the provider''s midnight), its room and the limits it states.';
-
 -- A quota group rests until p_until (never shortened by a later 429), with the 429's cause: one
 -- model and every active row of its pool (limit_pool: they share its limits, so a rate's 429 for one
 -- is the pool's), or for a spend cap every active model row the group's keys serve (their provider's;
@@ -417,9 +375,7 @@ begin
     cached_input_tokens = p_outcome.cached_input_tokens,
     thinking_tokens = p_outcome.thinking_tokens,
     cache_write_1h_tokens = p_outcome.cache_write_1h_tokens, cache_write_5m_tokens = p_outcome.cache_write_5m_tokens,
-    cost_usd = public.google_ai_call_cost(a.model, p_outcome.service_tier, p_outcome.served_tier, v_kind,
-      p_outcome.input_tokens, p_outcome.cached_input_tokens, p_outcome.output_tokens, p_outcome.thinking_tokens,
-      p_outcome.cache_write_5m_tokens, p_outcome.cache_write_1h_tokens)
+    cost_usd = public.google_ai_call_cost(a.model, p_outcome)
   where a.reservation_id = p_reservation_id and a.status = 'reserved'
   returning * into v_att;
 

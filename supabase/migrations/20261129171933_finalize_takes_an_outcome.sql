@@ -1,9 +1,11 @@
 -- Written by `npm run db:diff` from the difference between what the migrations before it build and
 -- what supabase/schemas builds. Applying it twice changes nothing.
 -- What it changes: google_ai_finalize takes one outcome record (google_ai_attempt_outcome, read from jsonb as
---   jsonb_populate_record reads it); the batch, the cut and the withdrawn model are its kinds; the former
---   signatures stay as thin wrappers until the release
+--   jsonb_populate_record reads it), which google_ai_call_cost prices; the batch, the cut and the withdrawn
+--   model are its kinds; the former signatures stay as thin wrappers until the release
 set check_function_bodies = off;
+
+drop function if exists "public"."google_ai_call_cost"(p_model text, p_asked_tier text, p_served_tier text, p_outcome text, p_input integer, p_cached integer, p_output integer, p_thinking integer, p_write_5m integer, p_write_1h integer);
 
 drop function if exists "public"."google_ai_record_success"(p_att public.google_ai_attempts, p_input_tokens integer, p_output_tokens integer, p_response jsonb);
 
@@ -14,6 +16,38 @@ do $migration$ begin
     create type "public"."google_ai_attempt_outcome" as ("kind" text, "input_tokens" integer, "output_tokens" integer, "cached_input_tokens" integer, "thinking_tokens" integer, "cache_write_5m_tokens" integer, "cache_write_1h_tokens" integer, "settled_tokens" integer, "http_status" integer, "error_code" text, "error_message" text, "quota_id" text, "quota_cause" text, "latency_ms" integer, "added_ms" integer, "first_byte_ms" integer, "cooldown_until" timestamp with time zone, "cooldown_until_provider_midnight" boolean, "response" jsonb, "key_rejected" boolean, "service_tier" text, "served_tier" text, "room_requests" integer, "room_tokens" integer, "room_until" timestamp with time zone, "stated_limits" integer[], "cut_by" text, "successor" text);
   end if;
 end $migration$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_call_cost(p_model text, p_call public.google_ai_attempt_outcome)
+ RETURNS numeric
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO ''
+AS $function$
+declare
+  v_input integer := p_call.input_tokens;
+  v_cached integer := coalesce(p_call.cached_input_tokens, 0);
+  v_write_5m integer := coalesce(p_call.cache_write_5m_tokens, 0);
+  v_write_1h integer := coalesce(p_call.cache_write_1h_tokens, 0);
+  v_output integer := p_call.output_tokens;
+  v_thinking integer := coalesce(p_call.thinking_tokens, 0);
+begin
+  return (
+    select case when v_input is null and v_output is null then case when p_call.kind = 'upstream_error' then 0 end
+                else ((coalesce(v_input, 0) - v_cached - v_write_5m - v_write_1h) * p.input_per_mtok
+                      + case when v_cached = 0 then 0 else v_cached * p.cached_input_per_mtok end
+                      + case when v_write_5m = 0 then 0 else v_write_5m * p.cache_write_5m_per_mtok end
+                      + case when v_write_1h = 0 then 0 else v_write_1h * p.cache_write_1h_per_mtok end
+                      + (coalesce(v_output, 0) - v_thinking) * p.output_per_mtok
+                      + v_thinking * coalesce(p.thinking_per_mtok, p.output_per_mtok)) * 0.000001 end
+    from (select coalesce(nullif(lower(coalesce(p_call.served_tier, p_call.service_tier)), 'default'), 'standard')
+            as tier) t
+    join public.google_ai_model_prices p on p.model = p_model
+      and p.service_tier in (t.tier, case when t.tier = 'standard' and p_call.service_tier is null then 'free' end)
+    order by p.service_tier = 'free' desc
+    limit 1);
+end
+$function$
+;
 
 CREATE OR REPLACE FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome jsonb)
  RETURNS jsonb
@@ -74,9 +108,7 @@ begin
     cached_input_tokens = p_outcome.cached_input_tokens,
     thinking_tokens = p_outcome.thinking_tokens,
     cache_write_1h_tokens = p_outcome.cache_write_1h_tokens, cache_write_5m_tokens = p_outcome.cache_write_5m_tokens,
-    cost_usd = public.google_ai_call_cost(a.model, p_outcome.service_tier, p_outcome.served_tier, v_kind,
-      p_outcome.input_tokens, p_outcome.cached_input_tokens, p_outcome.output_tokens, p_outcome.thinking_tokens,
-      p_outcome.cache_write_5m_tokens, p_outcome.cache_write_1h_tokens)
+    cost_usd = public.google_ai_call_cost(a.model, p_outcome)
   where a.reservation_id = p_reservation_id and a.status = 'reserved'
   returning * into v_att;
 
@@ -382,9 +414,47 @@ end
 $function$
 ;
 
+CREATE OR REPLACE FUNCTION public.google_ai_worst_call_cost(p_model text, p_input integer, p_output integer, p_class text)
+ RETURNS numeric
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO ''
+AS $function$
+declare
+  v_call public.google_ai_attempt_outcome;
+  v_thinking integer;
+  v_tier text;
+  v_cost numeric;
+  v_worst numeric;
+begin
+  select coalesce(l.max_thinking_tokens, 0) into v_thinking from public.google_ai_model_limits l
+  where l.model = p_model;
+  if not found or p_output is null then
+    return null;
+  end if;
+  v_call.kind := 'succeeded';
+  v_call.input_tokens := p_input;
+  v_call.cached_input_tokens := 0;
+  v_call.output_tokens := p_output + v_thinking;
+  v_call.thinking_tokens := v_thinking;
+  for v_tier in select null::text union select s.service_tier from public.google_ai_service_tiers s
+               where s.model = p_model and s.priority_class = p_class loop
+    v_call.service_tier := v_tier;
+    v_cost := public.google_ai_call_cost(p_model, v_call);
+    if v_cost is null then
+      return null;
+    end if;
+    v_worst := greatest(v_worst, v_cost);
+  end loop;
+  return v_worst;
+end
+$function$
+;
+
 -- Grants, view options, comments and definitions as supabase/schemas has them, object by object
 -- (no other object's grants are touched).
 comment on type public.google_ai_attempt_outcome is 'What came of one attempt at the provider, as finalize takes it: its kind (succeeded, upstream_error, network_error, timeout, cut, withdrawn), the provider''s counts and answer, the rest it asks for (cooldown_until, or until the provider''s midnight), its room and the limits it states.';
+revoke all on function public.google_ai_call_cost(p_model text, p_call public.google_ai_attempt_outcome) from public, anon, authenticated, service_role;
 revoke all on function public.google_ai_finalize_attempt(p_reservation_id uuid, p_outcome public.google_ai_attempt_outcome) from public, anon, authenticated, service_role;
 revoke all on function public.google_ai_finalize(p_reservation_id uuid, p_outcome jsonb) from public, anon, authenticated, service_role, eve_gateway;
 grant execute on function public.google_ai_finalize(p_reservation_id uuid, p_outcome jsonb) to eve_gateway;
