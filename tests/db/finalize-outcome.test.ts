@@ -1,4 +1,4 @@
-// Finalize takes one outcome record (google_ai_attempt_outcome, 60_life_cycle.sql), read from the
+// Finalize takes one outcome record (google_ai_attempt_outcome, 15_request_log.sql), read from the
 // caller's JSON as jsonb_populate_record reads it: a key the database does not know is ignored, one
 // left out is null; the mapper that writes it (store/attempt-outcome.ts) names exactly the type's
 // attributes; a cut stream and a withdrawn model are kinds of it (a cut carries its stated limits);

@@ -156,8 +156,8 @@ describe("Anthropic's SDK at the gateway's base URL", () => {
       };
       expect(row.unknown).toBeNull();
       // 10 x $3 + 1,000 x $0.30 + 2,000 x $6 + 12 x $15 per million; 10 x $3 + 12 x $15.
-      expect(costUnits(row.hour)).toBe(10n * 30_000n + 1_000n * 3_000n + 2_000n * 60_000n + 12n * 150_000n);
-      expect(costUnits(row.plain)).toBe(10n * 30_000n + 12n * 150_000n);
+      expect(costUnits(row.hour!)).toBe(10n * 30_000n + 1_000n * 3_000n + 2_000n * 60_000n + 12n * 150_000n);
+      expect(costUnits(row.plain!)).toBe(10n * 30_000n + 12n * 150_000n);
     } finally {
       await s.sql`update public.google_ai_model_prices set cache_write_5m_per_mtok = 3.75 where model = 'claude-sonnet-4-5-20250929'`;
     }

@@ -1,5 +1,5 @@
 // What came of one attempt, as finalize takes it: one record, the database's google_ai_attempt_outcome
-// (60_life_cycle.sql), sent as JSON and read there as jsonb_populate_record reads it (a key the
+// (15_request_log.sql), sent as JSON and read there as jsonb_populate_record reads it (a key the
 // database does not know yet is ignored, one left out is null). attemptOutcome is the one mapper from
 // the attempt's result: the lone call and the batch send it (store/pg-store.ts), and a finalize that
 // never lands logs it (attempt/finalize.ts), so what is replayed is what would have been written.
