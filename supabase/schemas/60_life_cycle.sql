@@ -457,6 +457,7 @@ $$;
 CREATE OR REPLACE FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 begin
   return public.google_ai_finalize_attempt(p_reservation_id,

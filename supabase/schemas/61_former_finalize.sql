@@ -8,8 +8,9 @@ set check_function_bodies = off;
 -- A call of google_ai_finalize_calls in the former flat shape (google_ai_finalize's former arguments
 -- named without their p_, `outcome` the kind as text, a cut's `cut_by` beside them) as the new one's
 -- outcome: the reservation left out, the kind and the provider's midnight under their new names.
+-- (STABLE, as jsonb_build_object is: so it is inlined into the batch's statement.)
 CREATE OR REPLACE FUNCTION public.google_ai_former_outcome(p_call jsonb) RETURNS jsonb
-    LANGUAGE sql IMMUTABLE
+    LANGUAGE sql STABLE
     AS $$
   select p_call - 'reservation_id' - 'outcome' - 'cooldown_until_pacific_midnight'
     || pg_catalog.jsonb_build_object('kind', p_call -> 'outcome',
@@ -35,6 +36,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_ou
     RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 begin
   return public.google_ai_finalize(p_reservation_id, pg_catalog.jsonb_build_object(

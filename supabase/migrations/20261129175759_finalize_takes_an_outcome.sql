@@ -54,6 +54,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_ou
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO ''
+ SET plan_cache_mode TO 'force_generic_plan'
 AS $function$
 begin
   return public.google_ai_finalize_attempt(p_reservation_id,
@@ -137,7 +138,7 @@ $function$
 CREATE OR REPLACE FUNCTION public.google_ai_former_outcome(p_call jsonb)
  RETURNS jsonb
  LANGUAGE sql
- IMMUTABLE
+ STABLE
 AS $function$
   select p_call - 'reservation_id' - 'outcome' - 'cooldown_until_pacific_midnight'
     || pg_catalog.jsonb_build_object('kind', p_call -> 'outcome',
@@ -304,6 +305,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_ou
  LANGUAGE plpgsql
  SECURITY DEFINER
  SET search_path TO ''
+ SET plan_cache_mode TO 'force_generic_plan'
 AS $function$
 begin
   return public.google_ai_finalize(p_reservation_id, pg_catalog.jsonb_build_object(
