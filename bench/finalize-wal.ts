@@ -30,8 +30,8 @@ export async function runFinalizeWal(bench: BenchServer, cfg: FinalizeWalConfig,
     const start = await attemptUpdates(client);
     const lsn = await walLsn(client);
     for (const id of ids) {
-      await client`select public.google_ai_finalize(p_reservation_id => ${id}::uuid, p_outcome => 'succeeded',
-        p_input_tokens => 8, p_output_tokens => 4, p_http_status => 200, p_latency_ms => 5) as r`;
+      await client`select public.google_ai_finalize(p_reservation_id => ${id}::uuid,
+        p_outcome => ${'{"kind":"succeeded","input_tokens":8,"output_tokens":4,"http_status":200,"latency_ms":5}'}::text::jsonb) as r`;
     }
     const walBytes = await walBytesSince(client, lsn);
     const end = await flushedUpdates(client, start.updates + ids.length);

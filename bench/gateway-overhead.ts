@@ -498,7 +498,7 @@ async function countRoundTrips(
     const byStatement = countStatements(entries.slice(0, serviceEntries));
     const tokenByStatement = countStatements(entries.slice(serviceEntries));
     const rpc = Object.fromEntries(Object.keys(after).map((k) => [k, after[k]! - (before[k] ?? 0)]).filter(([, v]) => (v as number) > 0));
-    // A batch's finalizes are counted under google_ai_finalize already: the batch itself is not added.
+    // A batch's finalizes are counted under google_ai_finalize_attempt already: the batch itself is not added.
     const rpcTotal = Object.entries(rpc).filter(([k]) => k !== FINALIZE_BATCH_RPC).reduce((s: number, [, v]) => s + (v as number), 0);
     // (How they are counted: the part's notes.)
     return {

@@ -451,9 +451,10 @@ async function churn(clients: Sql[], from: number, to: number): Promise<void> {
         select public.google_ai_reserve_models(p_models => array[${GPT}], p_estimated_tokens => 120, p_caller => 'bench',
           p_request_id => ${`churn-${i}`}) as r`;
       if (!r.ok) throw new Error(`reservation ${i} refused: ${JSON.stringify(r)}`);
-      await c`select public.google_ai_finalize(p_reservation_id => ${r.reservation_id}::uuid, p_outcome => 'succeeded',
-        p_input_tokens => 100, p_output_tokens => 40, p_http_status => 200, p_latency_ms => 5,
-        p_room_requests => 1000000, p_room_tokens => 100000000, p_room_until => ${new Date(Date.now() + 1000).toISOString()}::timestamptz)`;
+      const outcome = { kind: "succeeded", input_tokens: 100, output_tokens: 40, http_status: 200, latency_ms: 5,
+        room_requests: 1000000, room_tokens: 100000000, room_until: new Date(Date.now() + 1000).toISOString() };
+      await c`select public.google_ai_finalize(p_reservation_id => ${r.reservation_id}::uuid,
+        p_outcome => ${JSON.stringify(outcome)}::text::jsonb)`;
     }
   }));
 }

@@ -164,17 +164,18 @@ export async function relationBytes(sql: Sql, relation: string): Promise<number>
   return Number(bytes);
 }
 
-/** A batch of finalizes: its calls are counted under google_ai_finalize (see TOP_LEVEL_RPCS). */
+/** A batch of finalizes: its calls are counted under google_ai_finalize_attempt (see TOP_LEVEL_RPCS). */
 export const FINALIZE_BATCH_RPC = "google_ai_finalize_calls";
 
 /**
- * The RPCs a function can call (the nested helpers they call are not counted). google_ai_finalize_calls
- * writes successes' finalizes that met in one worker by calling google_ai_finalize for each: those calls
- * count under google_ai_finalize too (track_functions counts nested calls), the batch once under its name.
+ * The RPCs a function can call (the nested helpers they call are not counted). Every finalize passes
+ * google_ai_finalize_attempt once, whether written alone (google_ai_finalize) or among the successes
+ * that met in one worker (google_ai_finalize_calls): finalizes are counted there (track_functions counts
+ * nested calls), the batch once under its name.
  */
 export const TOP_LEVEL_RPCS = [
   "google_ai_reserve_models",
-  "google_ai_finalize",
+  "google_ai_finalize_attempt",
   FINALIZE_BATCH_RPC,
   "google_ai_release",
   "google_ai_cooldown",

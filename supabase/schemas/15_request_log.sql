@@ -154,6 +154,49 @@ COMMENT ON COLUMN public.google_ai_attempts.hold_until IS
 COMMENT ON COLUMN public.google_ai_attempts.holder IS
     'The invocation whose statement made this row (its $holder id), when it named one.';
 
+-- What came of one attempt at the provider, as finalize takes it (google_ai_finalize, 60_life_cycle.sql):
+-- one record from the caller's JSON (jsonb_populate_record: a key it does not know is ignored, one it
+-- lacks is null) to every step of finalize, and what google_ai_call_cost prices. kind: succeeded,
+-- upstream_error, network_error, timeout; cut (a stream broken off, cut_by client or upstream: settled as
+-- a success, marked cut); withdrawn (the provider no longer serves the model: the booking given back, the
+-- model row marked, successor its suggestion). A usage field is one attribute here and one line of
+-- llm-invoke's mapper (store/attempt-outcome.ts), beside the column it is written to.
+CREATE TYPE public.google_ai_attempt_outcome AS (
+    kind text,
+    input_tokens integer,
+    output_tokens integer,
+    cached_input_tokens integer,
+    thinking_tokens integer,
+    cache_write_5m_tokens integer,
+    cache_write_1h_tokens integer,
+    settled_tokens integer,
+    http_status integer,
+    error_code text,
+    error_message text,
+    quota_id text,
+    quota_cause text,
+    latency_ms integer,
+    added_ms integer,
+    first_byte_ms integer,
+    cooldown_until timestamp with time zone,
+    cooldown_until_provider_midnight boolean,
+    response jsonb,
+    key_rejected boolean,
+    service_tier text,
+    served_tier text,
+    room_requests integer,
+    room_tokens integer,
+    room_until timestamp with time zone,
+    stated_limits integer[],
+    cut_by text,
+    successor text
+);
+
+COMMENT ON TYPE public.google_ai_attempt_outcome IS
+    'What came of one attempt at the provider, as finalize takes it: its kind (succeeded, upstream_error, '
+    'network_error, timeout, cut, withdrawn), the provider''s counts and answer, the rest it asks for '
+    '(cooldown_until, or until the provider''s midnight), its room and the limits it states.';
+
 -- A caller that names its request (its own request_id) may repeat it safely: while the first call
 -- is in flight the row is 'in_progress' with a lease (expires_at), and a repeat is refused; once it
 -- succeeded the row is 'done' with the answer, replayed for 24 hours (housekeeping deletes older

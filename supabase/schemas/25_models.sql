@@ -93,32 +93,39 @@ COMMENT ON TABLE public.google_ai_model_prices IS
 
 CREATE INDEX IF NOT EXISTS google_ai_model_catalogue_model_idx ON public.google_ai_model_catalogue USING btree (model);
 
--- What one call cost in US dollars: the provider's counts at its model's price (google_ai_model_prices)
--- for the tier that served it (OpenAI's default is standard; no tier said: the one asked for, else
--- standard), or the free tier's where a call that asked for none has one. Of the input, what was read
--- from the cache and what was written to it for 5 minutes (p_write_5m) or an hour (p_write_1h) at
--- their own prices, the rest at the input's; thinking (part of the output) at its own or the output's.
--- Null: no price row, a cached or written count without its price, or no counts from a call the
--- provider may have billed (a refusal it answered, upstream_error, bills nothing: 0).
-CREATE OR REPLACE FUNCTION public.google_ai_call_cost(p_model text, p_asked_tier text, p_served_tier text,
-    p_outcome text, p_input integer, p_cached integer, p_output integer, p_thinking integer,
-    p_write_5m integer DEFAULT NULL::integer, p_write_1h integer DEFAULT NULL::integer) RETURNS numeric
+-- What one call cost in US dollars (p_call, as finalize takes it: google_ai_attempt_outcome,
+-- 15_request_log.sql): the provider's counts at its model's price
+-- (google_ai_model_prices) for the tier that served it (served_tier; OpenAI's default is standard; no
+-- tier said: the one asked for, service_tier, else standard), or the free tier's where a call that asked
+-- for none has one. Of the input, what was read from the cache and what was written to it for 5 minutes
+-- or an hour at their own prices, the rest at the input's; thinking (part of the output) at its own or
+-- the output's. Null: no price row, a cached or written count without its price, or no counts from a
+-- call the provider may have billed (a refusal it answered, upstream_error, bills nothing: 0).
+CREATE OR REPLACE FUNCTION public.google_ai_call_cost(p_model text, p_call public.google_ai_attempt_outcome)
+    RETURNS numeric
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
+declare
+  v_input integer := p_call.input_tokens;
+  v_cached integer := coalesce(p_call.cached_input_tokens, 0);
+  v_write_5m integer := coalesce(p_call.cache_write_5m_tokens, 0);
+  v_write_1h integer := coalesce(p_call.cache_write_1h_tokens, 0);
+  v_output integer := p_call.output_tokens;
+  v_thinking integer := coalesce(p_call.thinking_tokens, 0);
 begin
   return (
-    select case when p_input is null and p_output is null then case when p_outcome = 'upstream_error' then 0 end
-                else ((coalesce(p_input, 0) - coalesce(p_cached, 0) - coalesce(p_write_5m, 0)
-                       - coalesce(p_write_1h, 0)) * p.input_per_mtok
-                      + case when coalesce(p_cached, 0) = 0 then 0 else p_cached * p.cached_input_per_mtok end
-                      + case when coalesce(p_write_5m, 0) = 0 then 0 else p_write_5m * p.cache_write_5m_per_mtok end
-                      + case when coalesce(p_write_1h, 0) = 0 then 0 else p_write_1h * p.cache_write_1h_per_mtok end
-                      + (coalesce(p_output, 0) - coalesce(p_thinking, 0)) * p.output_per_mtok
-                      + coalesce(p_thinking, 0) * coalesce(p.thinking_per_mtok, p.output_per_mtok)) * 0.000001 end
-    from (select coalesce(nullif(lower(coalesce(p_served_tier, p_asked_tier)), 'default'), 'standard') as tier) t
+    select case when v_input is null and v_output is null then case when p_call.kind = 'upstream_error' then 0 end
+                else ((coalesce(v_input, 0) - v_cached - v_write_5m - v_write_1h) * p.input_per_mtok
+                      + case when v_cached = 0 then 0 else v_cached * p.cached_input_per_mtok end
+                      + case when v_write_5m = 0 then 0 else v_write_5m * p.cache_write_5m_per_mtok end
+                      + case when v_write_1h = 0 then 0 else v_write_1h * p.cache_write_1h_per_mtok end
+                      + (coalesce(v_output, 0) - v_thinking) * p.output_per_mtok
+                      + v_thinking * coalesce(p.thinking_per_mtok, p.output_per_mtok)) * 0.000001 end
+    from (select coalesce(nullif(lower(coalesce(p_call.served_tier, p_call.service_tier)), 'default'), 'standard')
+            as tier) t
     join public.google_ai_model_prices p on p.model = p_model
-      and p.service_tier in (t.tier, case when t.tier = 'standard' and p_asked_tier is null then 'free' end)
+      and p.service_tier in (t.tier, case when t.tier = 'standard' and p_call.service_tier is null then 'free' end)
     order by p.service_tier = 'free' desc
     limit 1);
 end
@@ -136,16 +143,33 @@ CREATE OR REPLACE FUNCTION public.google_ai_worst_call_cost(p_model text, p_inpu
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
+declare
+  v_call public.google_ai_attempt_outcome;
+  v_thinking integer;
+  v_tier text;
+  v_cost numeric;
+  v_worst numeric;
 begin
-  return (
-    select case when bool_and(c.cost is not null) then max(c.cost) end
-    from public.google_ai_model_limits l
-    cross join lateral (select null::text as tier
-                        union select s.service_tier from public.google_ai_service_tiers s
-                        where s.model = l.model and s.priority_class = p_class) t
-    cross join lateral (select public.google_ai_call_cost(l.model, t.tier, null, 'succeeded', p_input, 0,
-                          p_output + coalesce(l.max_thinking_tokens, 0), coalesce(l.max_thinking_tokens, 0)) as cost) c
-    where l.model = p_model and p_output is not null);
+  select coalesce(l.max_thinking_tokens, 0) into v_thinking from public.google_ai_model_limits l
+  where l.model = p_model;
+  if not found or p_output is null then
+    return null;
+  end if;
+  v_call.kind := 'succeeded';
+  v_call.input_tokens := p_input;
+  v_call.cached_input_tokens := 0;
+  v_call.output_tokens := p_output + v_thinking;
+  v_call.thinking_tokens := v_thinking;
+  for v_tier in select null::text union select s.service_tier from public.google_ai_service_tiers s
+               where s.model = p_model and s.priority_class = p_class loop
+    v_call.service_tier := v_tier;
+    v_cost := public.google_ai_call_cost(p_model, v_call);
+    if v_cost is null then
+      return null;
+    end if;
+    v_worst := greatest(v_worst, v_cost);
+  end loop;
+  return v_worst;
 end
 $$;
 

@@ -105,30 +105,31 @@ begin
 end
 $$;
 
--- What a success leaves beside its attempt row (p_att, just finalized): its response (p_response,
+-- What a success leaves beside its attempt row (p_att, just finalized): its response (the outcome's,
 -- when given and the caller sent its own request_id) kept for replay in place of the request's
--- in-flight marker, and the bot's token_usage row with Google's counts. One step of finalize, taken
--- for a success only (a cut stream is one too: google_ai_finalize_cut finalizes it as a success first).
-CREATE OR REPLACE FUNCTION public.google_ai_record_success(p_att public.google_ai_attempts, p_input_tokens integer,
-    p_output_tokens integer, p_response jsonb) RETURNS void
+-- in-flight marker, and the bot's token_usage row with the provider's counts. One step of finalize,
+-- taken for a success only (a cut stream is one too: its meta says who cut it, and it keeps no answer).
+CREATE OR REPLACE FUNCTION public.google_ai_record_success(p_att public.google_ai_attempts,
+    p_outcome public.google_ai_attempt_outcome) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 begin
-  if p_response is not null and p_att.request_id is not null then
+  if p_outcome.response is not null and p_att.request_id is not null and p_att.status = 'succeeded' then
     insert into public.google_ai_responses as r (caller, request_id, status, model, response, created_at, expires_at)
-    values (p_att.caller, p_att.request_id, 'done', p_att.model, p_response, now(), null)
+    values (p_att.caller, p_att.request_id, 'done', p_att.model, p_outcome.response, now(), null)
     on conflict (caller, request_id) do update set
       status = 'done', model = excluded.model, response = excluded.response,
       created_at = excluded.created_at, expires_at = null;
   end if;
 
   insert into public.token_usage (model, prompt_tokens, completion_tokens, total_tokens, request_id, meta)
-  values (p_att.model, p_input_tokens, p_output_tokens,
-    coalesce(p_input_tokens, 0) + coalesce(p_output_tokens, 0),
+  values (p_att.model, p_outcome.input_tokens, p_outcome.output_tokens,
+    coalesce(p_outcome.input_tokens, 0) + coalesce(p_outcome.output_tokens, 0),
     coalesce(p_att.request_id, p_att.reservation_id::text),
     jsonb_build_object('source', 'eve-llm-gateway', 'caller', p_att.caller, 'key_alias', p_att.key_alias,
-      'attempt', p_att.attempt, 'reservation_id', p_att.reservation_id));
+      'attempt', p_att.attempt, 'reservation_id', p_att.reservation_id)
+      || case when p_att.status = 'cut' then jsonb_build_object('cut_by', p_outcome.cut_by) else '{}' end);
 end
 $$;
 
@@ -203,31 +204,29 @@ $$;
 --   model out at any moment since this call was admitted, twice (those, and as many again admitted
 --   before this rest lands), plus those admitted since this call was (the provider may have counted
 --   them after its answer: on a busy machine a finalize lags its answer while callers go on), the model
---   rests until the provider's counts are full again (p_room_until, reason 'provider_room'), so the
+--   rests until the provider's counts are full again (room_until, reason 'provider_room'), so the
 --   gateway waits instead of meeting the provider's 429s. This call's own caller is not counted: its
 --   room is left for the others (llm-invoke writes this before the answer where little is left, and
 --   otherwise sends what the provider said less that caller's next call). A provider whose limits are buckets
 --   (Anthropic's) says instead when they hold the next request (llm-invoke's roomUntil: nothing left
---   until p_room_until). Where that is its request bucket (p_room_requests 0, p_room_tokens null) on a
+--   until room_until). Where that is its request bucket (room_requests 0, room_tokens null) on a
 --   model whose own limits are buckets (bucket_share), the word may be up to one refill late (what is
 --   left is rounded down), and the gateway's own request bucket already holds the next request back
 --   until its place
 --   (google_ai_schedule_place, at the group's RPM as the booking counts it: google_ai_group_rpm, a following
 --   row's the provider's): only when even the word's earliest reading is later than that place
 --   (others use the organization's bucket) does the model rest, in that bucket: its next place moves to
---   p_room_until and each later one a step after (the bucket taken down to what Anthropic's holds), so
+--   room_until and each later one a step after (the bucket taken down to what Anthropic's holds), so
 --   requests wait for their place there (cause spread) rather than meet the 429s a rest for one request
 --   would leave to the ones after it.
 --   The margin is read (google_ai_room_rest) before the counter row is locked, here and where several
 --   finalizes go together (google_ai_finalize_calls reads each one's before its first counter row).
 --   Count: the input, and the output too where the model's TPM counts answers (its row's
---   booked_output_tokens, OpenAI's rule). When the provider sent none: p_settled_tokens (a call it
+--   booked_output_tokens, OpenAI's rule). When the provider sent none: settled_tokens (a call it
 --   refused before generating keeps its input, its output booking goes back), else the booking stays.
---   Stated: the limits the answer states (p_stated), noted on the counter row last (google_ai_note_stated).
-CREATE OR REPLACE FUNCTION public.google_ai_settle_call(p_att public.google_ai_attempts, p_input_tokens integer,
-    p_output_tokens integer, p_room_requests integer, p_room_tokens integer,
-    p_room_until timestamp with time zone, p_settled_tokens integer, p_stated integer[] DEFAULT NULL::integer[])
-    RETURNS void
+--   Stated: the limits the answer states (stated_limits), noted on the counter row last (google_ai_note_stated).
+CREATE OR REPLACE FUNCTION public.google_ai_settle_call(p_att public.google_ai_attempts,
+    p_outcome public.google_ai_attempt_outcome) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -237,8 +236,9 @@ declare
   v_rpm integer;
   v_step record;
 begin
-  if p_room_until is not null then
-    v_model := public.google_ai_room_bucket_model(p_att, p_room_requests, p_room_tokens, p_room_until);
+  if p_outcome.room_until is not null then
+    v_model := public.google_ai_room_bucket_model(p_att, p_outcome.room_requests, p_outcome.room_tokens,
+      p_outcome.room_until);
   end if;
   if v_model.model is not null then
     v_rpm := public.google_ai_group_rpm(v_model, p_att.quota_group);
@@ -246,18 +246,19 @@ begin
       public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms), v_rpm, null, 0);
     -- (The gateway's own place for the next request in the model's request bucket: spread_until less
     -- the tolerance.)
-    update public.google_ai_usage_counters c set spread_until = p_room_until + v_step.tolerance
+    update public.google_ai_usage_counters c set spread_until = p_outcome.room_until + v_step.tolerance
     where c.quota_group = p_att.quota_group and c.model = coalesce(v_model.limit_pool, v_model.model)
-      and p_room_until - 60000.0 / greatest(v_model.rpm, v_rpm) * interval '1 millisecond'
+      and p_outcome.room_until - 60000.0 / greatest(v_model.rpm, v_rpm) * interval '1 millisecond'
           > coalesce(c.spread_until - v_step.tolerance, '-infinity')
-      and coalesce(c.spread_until, '-infinity') < p_room_until + v_step.tolerance;
-  elsif p_room_until is not null then
-    perform public.google_ai_room_rest(p_att, p_room_requests, p_room_tokens, p_room_until);
+      and coalesce(c.spread_until, '-infinity') < p_outcome.room_until + v_step.tolerance;
+  elsif p_outcome.room_until is not null then
+    perform public.google_ai_room_rest(p_att, p_outcome.room_requests, p_outcome.room_tokens, p_outcome.room_until);
   end if;
 
-  v_counted := p_input_tokens + case when exists (select 1 from public.google_ai_model_limits l
-    where l.model = p_att.model and l.booked_output_tokens is not null) then coalesce(p_output_tokens, 0) else 0 end;
-  v_counted := coalesce(v_counted, least(p_settled_tokens, p_att.estimated_tokens));
+  v_counted := p_outcome.input_tokens + case when exists (select 1 from public.google_ai_model_limits l
+    where l.model = p_att.model and l.booked_output_tokens is not null)
+    then coalesce(p_outcome.output_tokens, 0) else 0 end;
+  v_counted := coalesce(v_counted, least(p_outcome.settled_tokens, p_att.estimated_tokens));
   -- A client's spend takes the call's cost in place of the worst case it booked (an unknown cost keeps it).
   if v_counted is not null and v_counted <> p_att.estimated_tokens or p_att.booked_usd is not null
      or p_att.cost_usd is not null then
@@ -270,77 +271,111 @@ begin
   -- The window learns the provider's count now: waiters asking again see the tokens given back.
   perform public.google_ai_settle_admission(p_att, greatest(0, coalesce(v_counted, p_att.estimated_tokens)), false);
   -- The limits the answer states, on the counter row just settled (locked: no other lock taken).
-  if p_stated is not null then
-    perform public.google_ai_note_stated(p_att, p_stated);
+  if p_outcome.stated_limits is not null then
+    perform public.google_ai_note_stated(p_att, p_outcome.stated_limits);
   end if;
 end
 $$;
 
--- Finalize: record the outcome of the call to the provider and settle its admission at the provider's
--- count (google_ai_settle_admission): input tokens, and output too where the model's TPM counts it
--- (without the provider's count: p_settled_tokens, what a refusal keeps; else the booking). A
--- success also lands in token_usage, and its response (when given: the caller sent its own request_id)
--- is kept for replay (google_ai_record_success). Optionally cools the group down (the provider's 429)
--- in the same round trip: until p_cooldown_until, or with p_cooldown_until_pacific_midnight until the
--- next midnight of the provider's day, in whatever zone its row names (the parameter keeps its name:
--- callers pass it by name, and a deployed caller must keep working while the migration applies).
--- p_stated_limits: the group's limits as the answer states them (rpm, tpm, rpd, itpm, otpm; null: not
--- stated), noted on its counter row (google_ai_note_stated).
-CREATE OR REPLACE FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text,
-    p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer,
-    p_http_status integer DEFAULT NULL::integer, p_error_code text DEFAULT NULL::text,
-    p_quota_id text DEFAULT NULL::text, p_error_message text DEFAULT NULL::text,
-    p_latency_ms integer DEFAULT NULL::integer,
-    p_cooldown_until timestamp with time zone DEFAULT NULL::timestamp with time zone,
-    p_cooldown_until_pacific_midnight boolean DEFAULT false, p_response jsonb DEFAULT NULL::jsonb,
-    p_key_rejected boolean DEFAULT NULL::boolean, p_quota_cause text DEFAULT NULL::text,
-    p_service_tier text DEFAULT NULL::text, p_served_tier text DEFAULT NULL::text,
-    p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer,
-    p_room_requests integer DEFAULT NULL::integer, p_room_tokens integer DEFAULT NULL::integer,
-    p_room_until timestamp with time zone DEFAULT NULL::timestamp with time zone,
-    p_settled_tokens integer DEFAULT NULL::integer, p_cached_input_tokens integer DEFAULT NULL::integer,
-    p_thinking_tokens integer DEFAULT NULL::integer, p_cache_write_5m_tokens integer DEFAULT NULL::integer,
-    p_cache_write_1h_tokens integer DEFAULT NULL::integer, p_stated_limits integer[] DEFAULT NULL::integer[])
-    RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
+-- What an outcome asks for beyond its attempt row (p_att, just finalized with p_outcome), one step of
+-- finalize: the key out of rotation when the provider says the key itself is no good (with the reason,
+-- never deleted), rather than let every request spend an attempt on it until the next health check;
+-- and the group's rest (google_ai_cooldown_for_cause), whose end it answers.
+CREATE OR REPLACE FUNCTION public.google_ai_rest_asked(p_att public.google_ai_attempts,
+    p_outcome public.google_ai_attempt_outcome) RETURNS timestamp with time zone
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_until timestamptz;
+begin
+  if coalesce(p_outcome.key_rejected, p_outcome.error_code = 'API_KEY_INVALID') and p_att.api_key_id is not null then
+    update public.google_ai_api_keys k set
+      is_active = false,
+      disabled_reason = (select p.display_name from public.google_ai_providers p where p.name = k.serves_provider)
+        || ' rejected the key (' || coalesce(left(p_outcome.error_code, 100), 'no reason given') || ') on a call',
+      disabled_at = now(),
+      updated_at = now()
+    where k.id = p_att.api_key_id and k.is_active;
+  end if;
+
+  if p_outcome.cooldown_until_provider_midnight then
+    -- A per-day quota: until the next midnight of the provider's day (its row's day_zone: Pacific
+    -- for Google's row, whose per-day quotas are the ones that say so).
+    select public.google_ai_midnight_after_in(pg_catalog.clock_timestamp(), p.day_zone) into v_until
+    from public.google_ai_api_keys k join public.google_ai_providers p on p.name = k.serves_provider
+    where k.id = p_att.api_key_id;
+  else
+    v_until := p_outcome.cooldown_until;
+  end if;
+  if v_until is not null and p_att.quota_group is not null then
+    perform public.google_ai_cooldown_for_cause(p_att.quota_group, p_att.model, v_until, p_outcome.quota_cause,
+      coalesce(p_outcome.error_code, p_att.status), p_outcome.quota_id);
+  end if;
+  return v_until;
+end
+$$;
+
+-- Finalize: record what came of the call to the provider (p_outcome) and settle its admission at the
+-- provider's count (google_ai_settle_call): input tokens, and output too where the model's TPM counts
+-- it (without the provider's count: settled_tokens, what a refusal keeps; else the booking). A success
+-- also lands in token_usage, and its response (when given: the caller sent its own request_id) is kept
+-- for replay (google_ai_record_success). An outcome may take its key out of rotation and cool the group
+-- down (the provider's 429) in the same transaction (google_ai_rest_asked): until cooldown_until, or
+-- with cooldown_until_provider_midnight until the next midnight of the provider's day, in whatever zone
+-- its row names. A cut stream (kind cut: the provider billed what it streamed) is written as a success
+-- (its counts, room and stated limits; no stored answer), its row marked 'cut' with who cut it
+-- (cut_by 'client': the caller went away; 'upstream': the stream broke off on the provider's side;
+-- 'google', upstream's former name, is taken until the next release, so a finalize logged before it
+-- replays) as its error_code stream_cut_by_<cut_by> and in its token_usage row's meta (cut_by), so the
+-- bot's books tell a cut answer apart. A withdrawn model is a step of its own (google_ai_withdraw_attempt).
+CREATE OR REPLACE FUNCTION public.google_ai_finalize_attempt(p_reservation_id uuid,
+    p_outcome public.google_ai_attempt_outcome) RETURNS jsonb
+    LANGUAGE plpgsql
     SET search_path TO ''
     SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 declare
   v_att public.google_ai_attempts;
   v_until timestamptz;
-begin
   -- google_error: upstream_error's former name, taken until the next release (a finalize logged
   -- before it replays) and written as upstream_error.
-  if p_outcome not in ('succeeded', 'upstream_error', 'network_error', 'timeout', 'google_error') then
-    raise exception 'p_outcome must be succeeded, upstream_error, network_error or timeout' using errcode = '22023';
+  v_kind text := case p_outcome.kind when 'google_error' then 'upstream_error' else p_outcome.kind end;
+begin
+  if v_kind = 'withdrawn' then
+    return public.google_ai_withdraw_attempt(p_reservation_id, p_outcome);
+  elsif v_kind is null or v_kind not in ('succeeded', 'upstream_error', 'network_error', 'timeout', 'cut') then
+    raise exception 'an outcome''s kind must be succeeded, upstream_error, network_error, timeout, cut or withdrawn'
+      using errcode = '22023';
+  elsif v_kind = 'cut' and (p_outcome.cut_by is null or p_outcome.cut_by not in ('client', 'upstream', 'google')) then
+    raise exception 'a cut''s cut_by must be client or upstream' using errcode = '22023';
   end if;
-  if not (p_quota_cause = any (public.google_ai_quota_causes())) then
-    raise exception 'p_quota_cause must be one of %', array_to_string(public.google_ai_quota_causes(), ', ')
+  if not (p_outcome.quota_cause = any (public.google_ai_quota_causes())) then
+    raise exception 'quota_cause must be one of %', array_to_string(public.google_ai_quota_causes(), ', ')
       using errcode = '22023';
   end if;
 
   update public.google_ai_attempts a set
-    status = case p_outcome when 'google_error' then 'upstream_error' else p_outcome end,
+    status = v_kind,
     finished_at = pg_catalog.clock_timestamp(),
-    input_tokens = p_input_tokens,
-    output_tokens = p_output_tokens,
-    http_status = p_http_status,
-    error_code = left(p_error_code, 200),
-    quota_id = left(p_quota_id, 200),
-    error_message = left(p_error_message, 1000),
-    latency_ms = p_latency_ms,
-    quota_cause = p_quota_cause,
-    service_tier = left(p_service_tier, 20),
-    served_tier = left(p_served_tier, 20),
+    input_tokens = p_outcome.input_tokens,
+    output_tokens = p_outcome.output_tokens,
+    http_status = case when v_kind = 'cut' then coalesce(p_outcome.http_status, 200) else p_outcome.http_status end,
+    error_code = case when v_kind = 'cut' then 'stream_cut_by_' || p_outcome.cut_by
+                      else left(p_outcome.error_code, 200) end,
+    quota_id = left(p_outcome.quota_id, 200),
+    error_message = left(p_outcome.error_message, 1000),
+    latency_ms = p_outcome.latency_ms,
+    quota_cause = p_outcome.quota_cause,
+    service_tier = left(p_outcome.service_tier, 20),
+    served_tier = left(p_outcome.served_tier, 20),
     -- (greatest() ignores a null: a time not known stays null)
-    added_ms = case when p_added_ms is not null then greatest(0, p_added_ms) end,
-    first_byte_ms = case when p_first_byte_ms is not null then greatest(0, p_first_byte_ms) end,
-    cached_input_tokens = p_cached_input_tokens,
-    thinking_tokens = p_thinking_tokens,
-    cache_write_1h_tokens = p_cache_write_1h_tokens, cache_write_5m_tokens = p_cache_write_5m_tokens,
-    cost_usd = public.google_ai_call_cost(a.model, p_service_tier, p_served_tier, p_outcome, p_input_tokens,
-      p_cached_input_tokens, p_output_tokens, p_thinking_tokens, p_cache_write_5m_tokens, p_cache_write_1h_tokens)
+    added_ms = case when p_outcome.added_ms is not null then greatest(0, p_outcome.added_ms) end,
+    first_byte_ms = case when p_outcome.first_byte_ms is not null then greatest(0, p_outcome.first_byte_ms) end,
+    cached_input_tokens = p_outcome.cached_input_tokens,
+    thinking_tokens = p_outcome.thinking_tokens,
+    cache_write_1h_tokens = p_outcome.cache_write_1h_tokens, cache_write_5m_tokens = p_outcome.cache_write_5m_tokens,
+    cost_usd = public.google_ai_call_cost(a.model, p_outcome)
   where a.reservation_id = p_reservation_id and a.status = 'reserved'
   returning * into v_att;
 
@@ -350,183 +385,47 @@ begin
 
   -- Rows nobody holds for long first; the counter row (the hot one) last, so nothing this call might
   -- wait for (a housekeeping run holding a cooldown or a response row) keeps the counter locked.
-  if p_outcome = 'succeeded' then
-    perform public.google_ai_record_success(v_att, p_input_tokens, p_output_tokens, p_response);
+  if v_kind in ('succeeded', 'cut') then
+    perform public.google_ai_record_success(v_att, p_outcome);
   end if;
-
-  -- The provider says the key itself is no good: take it out of rotation now (with the reason, never
-  -- deleted), rather than let every request spend an attempt on it until the next health check.
-  if coalesce(p_key_rejected, p_error_code = 'API_KEY_INVALID') and v_att.api_key_id is not null then
-    update public.google_ai_api_keys k set
-      is_active = false,
-      disabled_reason = (select p.display_name from public.google_ai_providers p where p.name = k.serves_provider)
-        || ' rejected the key (' || coalesce(left(p_error_code, 100), 'no reason given') || ') on a call',
-      disabled_at = now(),
-      updated_at = now()
-    where k.id = v_att.api_key_id and k.is_active;
+  -- What the outcome asks for beyond its row, when it asks (most successes do not): a key out of
+  -- rotation, a rest.
+  if p_outcome.cooldown_until is not null or p_outcome.cooldown_until_provider_midnight
+     or coalesce(p_outcome.key_rejected, p_outcome.error_code = 'API_KEY_INVALID') then
+    v_until := public.google_ai_rest_asked(v_att, p_outcome);
   end if;
-
-  if p_cooldown_until_pacific_midnight then
-    -- A per-day quota: until the next midnight of the provider's day (its row's day_zone: Pacific
-    -- for Google's row, whose per-day quotas are the ones that say so).
-    select public.google_ai_midnight_after_in(pg_catalog.clock_timestamp(), p.day_zone) into v_until
-    from public.google_ai_api_keys k join public.google_ai_providers p on p.name = k.serves_provider
-    where k.id = v_att.api_key_id;
-  else
-    v_until := p_cooldown_until;
-  end if;
-  if v_until is not null and v_att.quota_group is not null then
-    perform public.google_ai_cooldown_for_cause(v_att.quota_group, v_att.model, v_until, p_quota_cause,
-      coalesce(p_error_code, p_outcome), p_quota_id);
-  end if;
-  perform public.google_ai_settle_call(v_att, p_input_tokens, p_output_tokens, p_room_requests, p_room_tokens,
-    p_room_until, p_settled_tokens, p_stated_limits);
+  perform public.google_ai_settle_call(v_att, p_outcome);
 
   return jsonb_build_object('ok', true, 'status', v_att.status, 'cooldown_until', v_until);
 end
 $$;
 
--- The finalizes that met in one worker while its last ones were being written (p_calls: a JSON array, each
--- call google_ai_finalize's arguments named without their p_), written in one transaction: one commit, one
--- wait for the disk, where each alone would hold its group's counter row through a wait of its own. Each
--- call is written as google_ai_finalize writes it; the answer is its answers, in the calls' order. A call
--- that fails fails them all (the caller then sends them one by one). Rows are locked in the one global
--- order (docs/architecture.md, §2): the calls' open attempt rows, their tokens, their clients, service
--- callers' budgets (each sorted), then the counter rows, last, the calls taken in their counter rows'
--- order (quota group, then the model's pool or the model: models of one pool share a row); so neither a
--- reservation nor another batch nor a single finalize waits in a ring with this one. A success that
--- carries the provider's remaining counts has its margin read and its rest written (google_ai_room_rest)
--- before the first counter row is locked, the calls in their counter rows' order; each is then written
--- without them (a bucket's word stays with its call: google_ai_settle_call moves the bucket on the counter row).
-CREATE OR REPLACE FUNCTION public.google_ai_finalize_calls(p_calls jsonb) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    SET plan_cache_mode TO 'force_generic_plan'
-    AS $$
-declare
-  v_open public.google_ai_attempts[] := array(select a from public.google_ai_attempts a
-    where a.status = 'reserved' and a.reservation_id in (select (e ->> 'reservation_id')::uuid
-                                                         from pg_catalog.jsonb_array_elements(p_calls) e)
-    order by a.id for update);
-  v_answers jsonb[] := pg_catalog.array_fill(null::jsonb, array[pg_catalog.jsonb_array_length(p_calls)]);
-  -- The calls whose room google_ai_room_rest has weighed already.
-  v_weighed boolean[] := pg_catalog.array_fill(false, array[pg_catalog.jsonb_array_length(p_calls)]);
-  c record;
-begin
-  perform from public.google_ai_tokens t where t.id in (select token_id from unnest(v_open)) order by t.id for update;
-  perform from public.google_ai_clients l where l.id in (select client_id from unnest(v_open)) order by l.id for update;
-  perform from public.google_ai_caller_budgets b
-  where b.caller in (select a.caller from unnest(v_open) a where a.client_id is null) order by b.caller for update;
-  for c in
-    select a, x.room_requests, x.room_tokens, x.room_until, e.n
-    from pg_catalog.jsonb_array_elements(p_calls) with ordinality e(call, n)
-    cross join lateral pg_catalog.jsonb_to_record(e.call) x(reservation_id uuid, room_requests integer,
-      room_tokens integer, room_until timestamptz)
-    join unnest(v_open) a on a.reservation_id = x.reservation_id
-    left join public.google_ai_model_limits l on l.model = a.model
-    where x.room_until is not null
-    order by a.quota_group, coalesce(l.limit_pool, a.model), e.n
-  loop
-    if (public.google_ai_room_bucket_model(c.a, c.room_requests, c.room_tokens, c.room_until)).model is null then
-      perform public.google_ai_room_rest(c.a, c.room_requests, c.room_tokens, c.room_until);
-      v_weighed[c.n] := true;
-    end if;
-  end loop;
-  for c in
-    select x.*, e.n from pg_catalog.jsonb_array_elements(p_calls) with ordinality e(call, n)
-    cross join lateral pg_catalog.jsonb_to_record(e.call) x(reservation_id uuid, outcome text, input_tokens integer,
-      output_tokens integer, http_status integer, error_code text, quota_id text, error_message text,
-      latency_ms integer, cooldown_until timestamptz, cooldown_until_pacific_midnight boolean, response jsonb,
-      key_rejected boolean, quota_cause text, service_tier text, served_tier text, added_ms integer,
-      first_byte_ms integer, room_requests integer, room_tokens integer, room_until timestamptz,
-      settled_tokens integer, cached_input_tokens integer, thinking_tokens integer, cache_write_5m_tokens integer,
-      cache_write_1h_tokens integer, stated_limits integer[])
-    left join unnest(v_open) a on a.reservation_id = x.reservation_id
-    left join public.google_ai_model_limits l on l.model = a.model
-    order by a.quota_group, coalesce(l.limit_pool, a.model), e.n
-  loop
-    v_answers[c.n] := public.google_ai_finalize(c.reservation_id, c.outcome, c.input_tokens, c.output_tokens,
-      c.http_status, c.error_code, c.quota_id, c.error_message, c.latency_ms, c.cooldown_until,
-      coalesce(c.cooldown_until_pacific_midnight, false), c.response, c.key_rejected, c.quota_cause, c.service_tier,
-      c.served_tier, c.added_ms, c.first_byte_ms, c.room_requests, c.room_tokens,
-      case when not v_weighed[c.n] then c.room_until end, c.settled_tokens,
-      c.cached_input_tokens, c.thinking_tokens, c.cache_write_5m_tokens, c.cache_write_1h_tokens, c.stated_limits);
-  end loop;
-  return pg_catalog.to_jsonb(v_answers);
-end
-$$;
-
--- The provider billed what it streamed: the call is finalized like a success (tokens reconciled with
--- the provider's last count, token_usage written, no stored answer), then marked 'cut' with who cut it
--- ('client': the caller went away; 'upstream': the stream broke off on the provider's side; 'google',
--- upstream's former name, is taken until the next release, so a finalize logged before it replays), on
--- the attempt row and in its token_usage row's meta (cut_by), so the bot's books tell a cut answer apart.
-CREATE OR REPLACE FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text,
-    p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer,
-    p_latency_ms integer DEFAULT NULL::integer, p_error_message text DEFAULT NULL::text,
-    p_service_tier text DEFAULT NULL::text, p_served_tier text DEFAULT NULL::text,
-    p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer,
-    p_cached_input_tokens integer DEFAULT NULL::integer, p_thinking_tokens integer DEFAULT NULL::integer,
-    p_cache_write_5m_tokens integer DEFAULT NULL::integer, p_cache_write_1h_tokens integer DEFAULT NULL::integer)
-    RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-declare
-  v_answer jsonb;
-  v_usage_id text;            -- the token_usage row's request_id (google_ai_record_success)
-begin
-  if p_cut_by not in ('client', 'upstream', 'google') then
-    raise exception 'p_cut_by must be client or upstream' using errcode = '22023';
-  end if;
-  v_answer := public.google_ai_finalize(
-    p_reservation_id => p_reservation_id, p_outcome => 'succeeded', p_input_tokens => p_input_tokens,
-    p_output_tokens => p_output_tokens, p_http_status => 200, p_latency_ms => p_latency_ms,
-    p_service_tier => p_service_tier, p_served_tier => p_served_tier, p_added_ms => p_added_ms,
-    p_first_byte_ms => p_first_byte_ms, p_cached_input_tokens => p_cached_input_tokens,
-    p_thinking_tokens => p_thinking_tokens, p_cache_write_5m_tokens => p_cache_write_5m_tokens,
-    p_cache_write_1h_tokens => p_cache_write_1h_tokens);
-  if not coalesce((v_answer ->> 'ok')::boolean, false) then
-    return v_answer;
-  end if;
-  update public.google_ai_attempts a set
-    status = 'cut',
-    error_code = 'stream_cut_by_' || p_cut_by,
-    error_message = left(p_error_message, 1000)
-  where a.reservation_id = p_reservation_id
-  returning coalesce(a.request_id, a.reservation_id::text) into v_usage_id;
-  update public.token_usage t set meta = coalesce(t.meta, '{}') || jsonb_build_object('cut_by', p_cut_by)
-  where t.request_id = v_usage_id and t.meta ->> 'reservation_id' = p_reservation_id::text;
-  return jsonb_build_object('ok', true, 'status', 'cut');
-end
-$$;
-
--- One transaction: the attempt row says 'withdrawn' (Google's status, code and sanitized message,
--- the call's latency), the reservation's capacity is given back as google_ai_release gives it (the
--- admission leaves the minute window and the day; the estimated tokens go back to a token's budget,
--- its request stays counted: the same request goes on to its chain's next model as a later attempt),
--- and the model row is marked withdrawn — once: a row already marked keeps the first time and
--- message. p_successor: the model the provider's answer names instead, as its dialect read it (a
--- suggestion for the operator; another name than the model's own). A reservation that is not open
--- (finalized or released before) changes nothing and is answered as google_ai_release answers it.
-CREATE OR REPLACE FUNCTION public.google_ai_finalize_withdrawn(p_reservation_id uuid, p_http_status integer DEFAULT 404,
-    p_error_code text DEFAULT 'NOT_FOUND'::text, p_error_message text DEFAULT NULL::text,
-    p_latency_ms integer DEFAULT NULL::integer, p_successor text DEFAULT NULL::text) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
+-- A withdrawn model, in one transaction: the attempt row says 'withdrawn' (the provider's status, 404
+-- when not said, its code, NOT_FOUND when not said, its sanitized message, the call's latency), the
+-- reservation's capacity is given back as google_ai_release gives it (the admission leaves the minute
+-- window and the day; the estimated tokens go back to a token's budget, its request stays counted: the
+-- same request goes on to its chain's next model as a later attempt), and the model row is marked
+-- withdrawn — once: a row already marked keeps the first time and message. successor: the model the
+-- provider's answer names instead, as its dialect read it (a suggestion for the operator; another name
+-- than the model's own). A reservation that is not open (finalized or released before) changes nothing
+-- and is answered as google_ai_release answers it.
+CREATE OR REPLACE FUNCTION public.google_ai_withdraw_attempt(p_reservation_id uuid,
+    p_outcome public.google_ai_attempt_outcome) RETURNS jsonb
+    LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 declare
   v_att public.google_ai_attempts;
-  v_message text := left(public.google_ai_sanitize_error(p_error_message), 1000);
+  v_message text := left(public.google_ai_sanitize_error(p_outcome.error_message), 1000);
   v_now timestamptz := pg_catalog.clock_timestamp();
 begin
   update public.google_ai_attempts a set
     status = 'withdrawn',
     finished_at = v_now,
-    http_status = p_http_status,
-    error_code = left(p_error_code, 200),
+    http_status = coalesce(p_outcome.http_status, 404),
+    error_code = left(coalesce(p_outcome.error_code, 'NOT_FOUND'), 200),
     error_message = v_message,
-    latency_ms = p_latency_ms
+    latency_ms = p_outcome.latency_ms
   where a.reservation_id = p_reservation_id and a.status = 'reserved'
   returning * into v_att;
 
@@ -540,12 +439,29 @@ begin
   perform public.google_ai_settle_admission(v_att, 0, true);
 
   update public.google_ai_model_limits l set withdrawn_at = v_now, withdrawn_message = v_message,
-    google_successor = case when pg_catalog.lower(p_successor) <> pg_catalog.lower(v_att.model)
-                            then left(p_successor, 100) end
+    google_successor = case when pg_catalog.lower(p_outcome.successor) <> pg_catalog.lower(v_att.model)
+                            then left(p_outcome.successor, 100) end
   where l.model = v_att.model and l.withdrawn_at is null;
 
   return jsonb_build_object('ok', true, 'status', 'withdrawn', 'model', v_att.model, 'marked', found,
     'successor', (select l.successor from public.google_ai_model_limits l where l.model = v_att.model));
+end
+$$;
+
+-- The entry llm-invoke writes an outcome through alone (store/pg-store.ts; successes go in batches,
+-- 86_finalize_call.sql): p_outcome read as jsonb_populate_record reads it into
+-- google_ai_attempt_outcome, so a key this database does not know yet is ignored and one the caller
+-- does not send is null (an attribute added by db push before the functions deploy breaks nothing);
+-- below here the outcome travels typed. Its answer: {ok, status, cooldown_until}, a cut's {ok, status},
+-- a withdrawn model's {ok, status, model, marked, successor}, or google_ai_not_open's.
+CREATE OR REPLACE FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+begin
+  return public.google_ai_finalize_attempt(p_reservation_id,
+    pg_catalog.jsonb_populate_record(null::public.google_ai_attempt_outcome, p_outcome));
 end
 $$;
 

@@ -1,6 +1,6 @@
 -- The call llm-invoke writes successes with (one, or a batch of one counter row's: store/pg-store.ts),
 -- before the answer leaves where the provider's room is near its end (llm-invoke/attempt/room.ts), else
--- after it: google_ai_finalize_calls (60_life_cycle.sql) in its own transaction, committed without
+-- after it: google_ai_finalize_calls (below) in its own transaction, committed without
 -- waiting for the disk, then a second transaction that waits for a flush covering it, as the
 -- reservation does (85_reserve_call.sql). The finalize locks its quota group's counter row last and
 -- holds it until its transaction ends; with a synchronous commit that is until the flush, and the
@@ -8,11 +8,85 @@
 -- answer that waits for the finalize leaves once it (and the rest it wrote) is on disk.
 set check_function_bodies = off;
 
+-- The finalizes that met in one worker while its last ones were being written (p_calls: a JSON array of
+-- {reservation_id, outcome}, each outcome read as google_ai_finalize reads it), written in one
+-- transaction: one commit, one wait for the disk, where each alone would hold its group's counter row
+-- through a wait of its own. Each call is written as google_ai_finalize writes it; the answer is its
+-- answers, in the calls' order. A call that fails fails them all (the caller then sends them one by one).
+-- A call in the former flat shape (the outcome's fields beside reservation_id, `outcome` its kind: sent
+-- by the functions deployed before, or a `finalize_lost` line they logged) is read as one
+-- (google_ai_former_outcome) until the next release. Rows are locked in the one global order
+-- (docs/architecture.md, §2): the calls' open attempt rows, their tokens, their clients, service
+-- callers' budgets (each sorted), then the counter rows, last, the calls taken in their counter rows'
+-- order (quota group, then the model's pool or the model: models of one pool share a row); so neither a
+-- reservation nor another batch nor a single finalize waits in a ring with this one. A success that
+-- carries the provider's remaining counts has its margin read and its rest written (google_ai_room_rest)
+-- before the first counter row is locked, the calls in their counter rows' order; each is then written
+-- without them (a bucket's word stays with its call: google_ai_settle_call moves the bucket on the counter row).
+CREATE OR REPLACE FUNCTION public.google_ai_finalize_calls(p_calls jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+declare
+  v_ids uuid[];
+  v_outcomes public.google_ai_attempt_outcome[];
+  v_open public.google_ai_attempts[];
+  v_answers jsonb[];
+  -- The calls whose room google_ai_room_rest has weighed already.
+  v_weighed boolean[];
+  v_outcome public.google_ai_attempt_outcome;
+  c record;
+begin
+  select coalesce(array_agg((e.call ->> 'reservation_id')::uuid order by e.n), '{}'),
+    coalesce(array_agg(pg_catalog.jsonb_populate_record(null::public.google_ai_attempt_outcome,
+      case when pg_catalog.jsonb_typeof(e.call -> 'outcome') = 'object' then e.call -> 'outcome'
+           else public.google_ai_former_outcome(e.call) end) order by e.n), '{}')
+  into v_ids, v_outcomes
+  from pg_catalog.jsonb_array_elements(p_calls) with ordinality e(call, n);
+  v_open := array(select a from public.google_ai_attempts a
+    where a.status = 'reserved' and a.reservation_id = any (v_ids) order by a.id for update);
+  v_answers := pg_catalog.array_fill(null::jsonb, array[cardinality(v_ids)]);
+  v_weighed := pg_catalog.array_fill(false, array[cardinality(v_ids)]);
+  perform from public.google_ai_tokens t where t.id in (select token_id from unnest(v_open)) order by t.id for update;
+  perform from public.google_ai_clients l where l.id in (select client_id from unnest(v_open)) order by l.id for update;
+  perform from public.google_ai_caller_budgets b
+  where b.caller in (select a.caller from unnest(v_open) a where a.client_id is null) order by b.caller for update;
+  for c in
+    select a, g.n from pg_catalog.generate_subscripts(v_ids, 1) g(n)
+    join unnest(v_open) a on a.reservation_id = v_ids[g.n]
+    left join public.google_ai_model_limits l on l.model = a.model
+    where (v_outcomes[g.n]).room_until is not null
+    order by a.quota_group, coalesce(l.limit_pool, a.model), g.n
+  loop
+    v_outcome := v_outcomes[c.n];
+    if (public.google_ai_room_bucket_model(c.a, v_outcome.room_requests, v_outcome.room_tokens,
+        v_outcome.room_until)).model is null then
+      perform public.google_ai_room_rest(c.a, v_outcome.room_requests, v_outcome.room_tokens, v_outcome.room_until);
+      v_weighed[c.n] := true;
+    end if;
+  end loop;
+  for c in
+    select g.n from pg_catalog.generate_subscripts(v_ids, 1) g(n)
+    left join unnest(v_open) a on a.reservation_id = v_ids[g.n]
+    left join public.google_ai_model_limits l on l.model = a.model
+    order by a.quota_group, coalesce(l.limit_pool, a.model), g.n
+  loop
+    v_outcome := v_outcomes[c.n];
+    if v_weighed[c.n] then
+      v_outcome.room_until := null;
+    end if;
+    v_answers[c.n] := public.google_ai_finalize_attempt(v_ids[c.n], v_outcome);
+  end loop;
+  return pg_catalog.to_jsonb(v_answers);
+end
+$$;
+
 -- A procedure, so that it can COMMIT: invoker, with no SET clause and every name schema-qualified (a
 -- SET clause or SECURITY DEFINER forbids a COMMIT), called alone (`call …` as its own statement, never
 -- inside a transaction block: a CALL there cannot COMMIT and fails). p_calls is
--- google_ai_finalize_calls' (each call google_ai_finalize's arguments named without their p_; llm-invoke
--- sends one); o_answers its answer (google_ai_finalize's answers, in the calls' order).
+-- google_ai_finalize_calls' (each call {reservation_id, outcome}; llm-invoke sends one, or a batch);
+-- o_answers its answer (google_ai_finalize's answers, in the calls' order).
 CREATE OR REPLACE PROCEDURE public.google_ai_finalize_call(IN p_calls jsonb, INOUT o_answers jsonb DEFAULT NULL::jsonb)
     LANGUAGE plpgsql
     AS $$

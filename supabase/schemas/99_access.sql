@@ -112,6 +112,8 @@ GRANT USAGE ON SEQUENCE public.google_ai_quota_shares_id_seq TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_cooldown(p_quota_group text, p_model text, p_until timestamp with time zone,
     p_reason text, p_quota_id text) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_end_request(p_reservation_id uuid) TO service_role, eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome jsonb) TO eve_gateway, service_role;
+-- Finalize's former signatures (61_former_finalize.sql), until the next release.
 GRANT ALL ON FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text, p_input_tokens integer,
     p_output_tokens integer, p_http_status integer, p_error_code text, p_quota_id text, p_error_message text,
     p_latency_ms integer, p_cooldown_until timestamp with time zone, p_cooldown_until_pacific_midnight boolean,

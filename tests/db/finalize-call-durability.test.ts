@@ -80,7 +80,7 @@ async function reserveAhead(prefix: string, connections: Sql[], count: number): 
 
 /** A success of `b`, its counts told apart by `n`. */
 function success(b: Booked, n: number): FinalizeSuccess {
-  return { reservation_id: b.reservationId, outcome: "succeeded", input_tokens: 30 + (n % 13), output_tokens: 5 + (n % 7), http_status: 200, latency_ms: 50 };
+  return { reservation_id: b.reservationId, kind: "succeeded", input_tokens: 30 + (n % 13), output_tokens: 5 + (n % 7), http_status: 200, latency_ms: 50 };
 }
 
 /** The bookings as the gateway's finalize queue writes them: per counter row (quota group), in CALLs of `sizes` in turn. */

@@ -7,6 +7,7 @@
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GENEROUS_OPENAI_SIM_MODELS, GENEROUS_SIM_MODELS, type InvokeStack, startInvokeStack } from "./llm-invoke-helpers.ts";
+import { callCost } from "../support/call-cost.ts";
 
 let s: InvokeStack;
 const FLASH = "gemini-2.5-flash";
@@ -129,17 +130,19 @@ describe("a cost on every call", () => {
     expect((await s.call({ model: GEMMA, prompt: "free?", request_id: "cost-free" })).status).toBe(200);
     const [free] = await s.sql`select cost_usd::text as cost from public.google_ai_attempts where request_id = 'cost-free'`;
     expect(Number(free!.cost)).toBe(0);
-    const [unknown] = await s.sql`
-      select public.google_ai_call_cost('gemini-2.5-flash-lite', null, null, 'succeeded', 10, 0, 5, 0)::text as none,
-             public.google_ai_call_cost(${GEMMA}, 'flex', null, 'succeeded', 10, 0, 5, 0)::text as no_tier,
-             public.google_ai_call_cost(${FLASH}, null, 'standard', 'upstream_error', null, null, null, null)::text as refused,
-             public.google_ai_call_cost(${FLASH}, null, 'standard', 'timeout', null, null, null, null)::text as silent,
-             public.google_ai_call_cost('gpt-4o', null, 'default', 'succeeded', 10, 0, 5, 0)::text as openai_default`;
-    expect(unknown).toEqual({ none: null, no_tier: null, refused: "0", silent: null, openai_default: "0.0000750" });
+    const counts = { input_tokens: 10, cached_input_tokens: 0, output_tokens: 5, thinking_tokens: 0 };
+    expect({
+      none: await callCost(s.sql, "gemini-2.5-flash-lite", { kind: "succeeded", ...counts }),
+      no_tier: await callCost(s.sql, GEMMA, { kind: "succeeded", service_tier: "flex", ...counts }),
+      refused: await callCost(s.sql, FLASH, { kind: "upstream_error", served_tier: "standard" }),
+      silent: await callCost(s.sql, FLASH, { kind: "timeout", served_tier: "standard" }),
+      openai_default: await callCost(s.sql, "gpt-4o", { kind: "succeeded", served_tier: "default", ...counts }),
+    }).toEqual({ none: null, no_tier: null, refused: "0", silent: null, openai_default: "0.0000750" });
     await s.sql`update public.google_ai_model_prices set cached_input_per_mtok = null where model = ${FLASH}`;
-    const [cachedUnknown] = await s.sql`
-      select public.google_ai_call_cost(${FLASH}, null, null, 'succeeded', 10, 3, 5, 0)::text as cached,
-             public.google_ai_call_cost(${FLASH}, null, null, 'succeeded', 10, 0, 5, 0)::text as uncached`;
+    const cachedUnknown = {
+      cached: await callCost(s.sql, FLASH, { kind: "succeeded", ...counts, cached_input_tokens: 3 }),
+      uncached: await callCost(s.sql, FLASH, { kind: "succeeded", ...counts }),
+    };
     expect(cachedUnknown).toEqual({ cached: null, uncached: "0.0000155" });
   });
 

@@ -7,6 +7,7 @@ import Anthropic from "@anthropic-ai/sdk";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { AnthropicSimulator } from "../../shared/anthropic-sim/server.ts";
 import { GENEROUS_OPENAI_SIM_MODELS, type InvokeStack, startClaudeStack } from "./llm-invoke-helpers.ts";
+import { callCost } from "../support/call-cost.ts";
 
 const CLAUDE = "claude-sonnet-4-5";
 const KEY = "sk-ant-sim-surface-0123456789";
@@ -145,16 +146,18 @@ describe("Anthropic's SDK at the gateway's base URL", () => {
     // A write without its price is a cost nobody knows (null); a call without writes never reads it.
     await s.sql`update public.google_ai_model_prices set cache_write_5m_per_mtok = null where model = 'claude-sonnet-4-5-20250929'`;
     try {
-      const [row] = await s.sql`select
-        public.google_ai_call_cost('claude-sonnet-4-5-20250929', null, null, 'succeeded', 3010, 1000, 12, 0,
-          p_write_5m => 1000, p_write_1h => 1000) as unknown,
-        public.google_ai_call_cost('claude-sonnet-4-5-20250929', null, null, 'succeeded', 3010, 1000, 12, 0,
-          p_write_1h => 2000)::text as hour,
-        public.google_ai_call_cost('claude-sonnet-4-5-20250929', null, null, 'succeeded', 10, 0, 12, 0)::text as plain`;
-      expect(row!.unknown).toBeNull();
+      const sonnet = "claude-sonnet-4-5-20250929";
+      const read = { kind: "succeeded", input_tokens: 3010, cached_input_tokens: 1000, output_tokens: 12, thinking_tokens: 0 };
+      const row = {
+        unknown: await callCost(s.sql, sonnet, { ...read, cache_write_5m_tokens: 1000, cache_write_1h_tokens: 1000 }),
+        hour: await callCost(s.sql, sonnet, { ...read, cache_write_1h_tokens: 2000 }),
+        plain: await callCost(s.sql, sonnet, { kind: "succeeded", input_tokens: 10, cached_input_tokens: 0, output_tokens: 12,
+          thinking_tokens: 0 }),
+      };
+      expect(row.unknown).toBeNull();
       // 10 x $3 + 1,000 x $0.30 + 2,000 x $6 + 12 x $15 per million; 10 x $3 + 12 x $15.
-      expect(costUnits(row!.hour)).toBe(10n * 30_000n + 1_000n * 3_000n + 2_000n * 60_000n + 12n * 150_000n);
-      expect(costUnits(row!.plain)).toBe(10n * 30_000n + 12n * 150_000n);
+      expect(costUnits(row.hour!)).toBe(10n * 30_000n + 1_000n * 3_000n + 2_000n * 60_000n + 12n * 150_000n);
+      expect(costUnits(row.plain!)).toBe(10n * 30_000n + 12n * 150_000n);
     } finally {
       await s.sql`update public.google_ai_model_prices set cache_write_5m_per_mtok = 3.75 where model = 'claude-sonnet-4-5-20250929'`;
     }

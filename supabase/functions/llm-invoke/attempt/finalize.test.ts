@@ -80,14 +80,11 @@ describe("finalizeReliably", () => {
     const record = JSON.parse(lost[0]!.slice("finalize_lost ".length));
     expect(record).toMatchObject({
       reservation_id: success().reservationId,
-      outcome: "succeeded",
-      input_tokens: 377,
-      output_tokens: 96,
-      http_status: 200,
-      latency_ms: 845,
+      outcome: { kind: "succeeded", input_tokens: 377, output_tokens: 96, http_status: 200, latency_ms: 845 },
       replay_answer_lost: true,
       tries: calls.length,
     });
+    expect(record.outcome).not.toHaveProperty("response");
     expect(record.last_error).toMatch(/not reachable/);
     expect(logs.join("\n")).not.toContain("paid answer");
     expect(clock.now()).toBeLessThanOrEqual(20_000);
@@ -108,14 +105,23 @@ describe("finalizeReliably", () => {
     });
     expect(await finalizeReliably(store, (m) => logs.push(m), cut, { deadline: 20_000, clock: fakeClock() })).toBe(false);
     const record = JSON.parse(logs.find((l) => l.startsWith("finalize_lost "))!.slice(14));
-    expect(record).toMatchObject({
-      outcome: "cut",
+    expect(record.outcome).toMatchObject({
+      kind: "cut",
       cut_by: "upstream",
       service_tier: "flex",
       served_tier: "standard",
       added_ms: 9,
       first_byte_ms: 410,
     });
+  });
+
+  it("keeps the limits a cut stream's answer stated in the replay line", async () => {
+    const { store } = storeFailing(Infinity);
+    const logs: string[] = [];
+    const cut = success({ outcome: "cut", cutBy: "client", response: null, statedLimits: { rpm: 50, tpm: 40_000 } });
+    expect(await finalizeReliably(store, (m) => logs.push(m), cut, { deadline: 20_000, clock: fakeClock() })).toBe(false);
+    const record = JSON.parse(logs.find((l) => l.startsWith("finalize_lost "))!.slice(14));
+    expect(record.outcome.stated_limits?.slice(0, 2)).toEqual([50, 40_000]);
   });
 
   it("keeps an error outcome (which the caller awaits) to a short retry", async () => {
@@ -135,9 +141,7 @@ describe("finalizeReliably", () => {
     expect(calls.length).toBeGreaterThan(1);
     const record = JSON.parse(logs.find((l) => l.startsWith("finalize_lost "))!.slice(14));
     expect(record).toMatchObject({
-      outcome: "upstream_error",
-      http_status: 429,
-      cooldown_until: "2026-11-21T10:16:00.000Z",
+      outcome: { kind: "upstream_error", http_status: 429, cooldown_until: "2026-11-21T10:16:00.000Z" },
       replay_answer_lost: false,
     });
   });

@@ -6,12 +6,13 @@
 // outcome is awaited (the next reservation must see its cooldown) and so retries only briefly.
 //
 // What could still not be written is logged as one structured line, `finalize_lost {json}`, with
-// everything google_ai_finalize (google_ai_finalize_cut for a cut stream) needs to replay it: never
+// everything google_ai_finalize needs to replay it (the reservation and its outcome record): never
 // a key, never the answer text.
 import { sanitizeError } from "../../_shared/sanitize.ts";
 import type { FinalizeParams } from "../contract.ts";
 import { settledWithin } from "../clock.ts";
 import type { GatewayStore } from "../store/store.ts";
+import { type AttemptOutcome, attemptOutcome } from "../store/attempt-outcome.ts";
 
 export interface FinalizeClock {
   now(): number;
@@ -44,35 +45,15 @@ export function landsWithin(write: Promise<unknown>, ms: number): Promise<boolea
   return settledWithin(write.then(() => true), ms, false);
 }
 
-/** The replay record of a finalize that never landed (logged as `finalize_lost {json}`). */
+/**
+ * The replay record of a finalize that never landed (logged as `finalize_lost {json}`): the reservation
+ * and its outcome as the store sends them (attemptOutcome), without the answer. Replayed as logged:
+ * `select public.google_ai_finalize_calls(jsonb_build_array('<json>'::jsonb))`, which also reads a
+ * line in the former flat shape (google_ai_former_outcome).
+ */
 export interface LostFinalize {
   reservation_id: string;
-  outcome: FinalizeParams["outcome"];
-  input_tokens: number | null;
-  output_tokens: number | null;
-  cached_input_tokens: number | null;
-  thinking_tokens: number | null;
-  cache_write_5m_tokens: number | null;
-  cache_write_1h_tokens: number | null;
-  /** A call answered without usage: the tokens its window keeps (google_ai_finalize's p_settled_tokens). */
-  settled_tokens: number | null;
-  http_status: number | null;
-  error_code: string | null;
-  quota_id: string | null;
-  latency_ms: number;
-  cooldown_until: string | null;
-  /** The provider's midnight (its row's day_zone), under google_ai_finalize's parameter name. */
-  cooldown_until_pacific_midnight: boolean;
-  key_rejected: boolean | null;
-  /** A provider's 429's cause (a spend cap rests every model of the group when replayed). */
-  quota_cause: FinalizeParams["quotaCause"];
-  service_tier: string | null;
-  served_tier: string | null;
-  /** What the gateway added and the time to the first byte (the metrics' histograms). */
-  added_ms: number | null;
-  first_byte_ms: number | null;
-  /** A cut stream (outcome "cut"): who cut it; replayed with google_ai_finalize_cut, not google_ai_finalize. */
-  cut_by?: "client" | "upstream";
+  outcome: Omit<AttemptOutcome, "response">;
   /** The caller named the request: its stored answer (for replay by request_id) is lost too. */
   replay_answer_lost: boolean;
   tries: number;
@@ -115,29 +96,10 @@ export async function finalizeReliably(
 }
 
 export function lostRecord(params: FinalizeParams, tries: number, lastError: string): LostFinalize {
+  const { response: _answer, ...outcome } = attemptOutcome(params);
   return {
     reservation_id: params.reservationId,
-    outcome: params.outcome,
-    input_tokens: params.inputTokens,
-    output_tokens: params.outputTokens,
-    cached_input_tokens: params.cachedInputTokens ?? null,
-    thinking_tokens: params.thinkingTokens ?? null,
-    cache_write_5m_tokens: params.cacheWrite5mTokens ?? null,
-    cache_write_1h_tokens: params.cacheWrite1hTokens ?? null,
-    settled_tokens: params.settledTokens ?? null,
-    http_status: params.httpStatus,
-    error_code: params.errorCode,
-    quota_id: params.quotaId,
-    latency_ms: params.latencyMs,
-    cooldown_until: params.cooldownUntil === null ? null : params.cooldownUntil.toISOString(),
-    cooldown_until_pacific_midnight: params.cooldownUntilProviderMidnight,
-    key_rejected: params.keyRejected ?? null,
-    quota_cause: params.quotaCause ?? null,
-    service_tier: params.serviceTier ?? null,
-    served_tier: params.servedTier ?? null,
-    added_ms: params.addedMs ?? null,
-    first_byte_ms: params.firstByteMs ?? null,
-    ...(params.cutBy === undefined ? {} : { cut_by: params.cutBy }),
+    outcome,
     replay_answer_lost: params.response != null,
     tries,
     last_error: lastError,

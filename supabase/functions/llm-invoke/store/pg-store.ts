@@ -8,9 +8,9 @@
 //             flush waited for after the counter row's lock goes); successes of one counter row (quota
 //             group and model) that arrive while one of theirs is being written go together
 //             (finalize-queue.ts: one commit instead of one each), one written before its answer (the
-//             provider's room near its end) alone, at once; any other outcome public.google_ai_finalize
-//             (cooldown and token_usage in the same call), or public.google_ai_finalize_cut for a streamed
-//             answer that broke off
+//             provider's room near its end) alone, at once; any other outcome (an error, a streamed
+//             answer that broke off, a withdrawn model) public.google_ai_finalize, alone; each call's
+//             outcome is one record (attempt-outcome.ts)
 //   release   public.google_ai_release
 //   end       public.google_ai_end_request (a named request that failed frees its request_id)
 //   model     public.google_ai_model_traits (capabilities.ts caches it per worker)
@@ -57,6 +57,7 @@ import type {
 import { isObject } from "../../_shared/json.ts";
 import { holderTimes } from "./holder.ts";
 import { coalescingWriterByKey } from "./finalize-queue.ts";
+import { attemptOutcome } from "./attempt-outcome.ts";
 
 /**
  * One statement on the worker's database, a failure answered as the caller's 503: a GatewayError as it
@@ -237,28 +238,9 @@ export function createPgStore(
       p.outcome === "succeeded"
         ? (p.beforeAnswer === true ? finalizeBeforeAnswer(p) : finalizeSuccess(p)).then(() => undefined)
         : run("finalize", async (sql) => {
-        if (p.outcome === "withdrawn") {
-          await sql`select public.google_ai_finalize_withdrawn(
-            p_reservation_id => ${p.reservationId}::uuid, p_http_status => ${p.httpStatus}::integer,
-            p_error_code => ${p.errorCode}, p_error_message => ${p.errorMessage},
-            p_latency_ms => ${p.latencyMs}::integer, p_successor => ${p.successor ?? null}) as r`;
-          return;
-        }
-        if (p.outcome === "cut") {
-          await sql`select public.google_ai_finalize_cut(
-            p_reservation_id => ${p.reservationId}::uuid, p_cut_by => ${p.cutBy ?? "upstream"},
-            p_input_tokens => ${p.inputTokens}::integer, p_output_tokens => ${p.outputTokens}::integer,
-            p_latency_ms => ${p.latencyMs}::integer, p_error_message => ${p.errorMessage},
-            p_service_tier => ${p.serviceTier ?? null}, p_served_tier => ${p.servedTier ?? null},
-            p_added_ms => ${roundedMs(p.addedMs)}::integer, p_first_byte_ms => ${roundedMs(p.firstByteMs)}::integer,
-            p_cached_input_tokens => ${p.cachedInputTokens ?? null}::integer,
-            p_thinking_tokens => ${p.thinkingTokens ?? null}::integer,
-            p_cache_write_5m_tokens => ${p.cacheWrite5mTokens ?? null}::integer,
-            p_cache_write_1h_tokens => ${p.cacheWrite1hTokens ?? null}::integer) as r`;
-          return;
-        }
-        await finalizeAlone(sql, p);
-      }),
+          await sql`select public.google_ai_finalize(p_reservation_id => ${p.reservationId}::uuid,
+            p_outcome => ${jsonbText(attemptOutcome(p))}::text::jsonb) as r`;
+        }),
 
     release: (reservationId, reason) =>
       run("release", async (sql) => {
@@ -351,75 +333,9 @@ export function createPgStore(
   };
 }
 
-/** One finalize, alone: public.google_ai_finalize (its answer), its arguments as a batch sends them. */
-async function finalizeAlone(sql: Sql, p: FinalizeParams): Promise<unknown> {
-  const c = finalizeCall(p);
-  // p_cooldown_until_pacific_midnight keeps its first name: it means the provider's midnight (its row's day_zone).
-  const [row] = await sql<{ r: unknown }[]>`select public.google_ai_finalize(
-    p_reservation_id => ${c.reservation_id}::uuid, p_outcome => ${c.outcome},
-    p_input_tokens => ${c.input_tokens}::integer, p_output_tokens => ${c.output_tokens}::integer,
-    p_http_status => ${c.http_status}::integer, p_error_code => ${c.error_code}, p_quota_id => ${c.quota_id},
-    p_error_message => ${c.error_message}, p_latency_ms => ${c.latency_ms}::integer,
-    p_cooldown_until => ${c.cooldown_until}::timestamptz,
-    p_cooldown_until_pacific_midnight => ${c.cooldown_until_pacific_midnight}::boolean,
-    p_response => ${c.response === undefined ? null : jsonbText(c.response)}::text::jsonb,
-    p_key_rejected => ${c.key_rejected}::boolean,
-    p_quota_cause => ${c.quota_cause}, p_service_tier => ${c.service_tier},
-    p_served_tier => ${c.served_tier}, p_added_ms => ${c.added_ms}::integer,
-    p_first_byte_ms => ${c.first_byte_ms}::integer,
-    p_room_requests => ${c.room_requests}::integer, p_room_tokens => ${c.room_tokens}::integer,
-    p_room_until => ${c.room_until}::timestamptz,
-    p_stated_limits => ${c.stated_limits === null ? null : integerArray(c.stated_limits)}::integer[],
-    p_settled_tokens => ${c.settled_tokens}::integer,
-    p_cached_input_tokens => ${c.cached_input_tokens}::integer,
-    p_thinking_tokens => ${c.thinking_tokens}::integer,
-    p_cache_write_5m_tokens => ${c.cache_write_5m_tokens}::integer,
-    p_cache_write_1h_tokens => ${c.cache_write_1h_tokens}::integer) as r`;
-  return row?.r;
-}
-
-/**
- * google_ai_finalize's arguments named without their p_: one call of public.google_ai_finalize_calls, and
- * what finalizeAlone sends (timestamps as ISO text, durations whole ms; jsonbText cleans the response).
- */
+/** One call of public.google_ai_finalize_calls: the reservation and its outcome (the one mapper's). */
 function finalizeCall(p: FinalizeParams) {
-  return {
-    reservation_id: p.reservationId,
-    outcome: p.outcome,
-    input_tokens: p.inputTokens,
-    output_tokens: p.outputTokens,
-    http_status: p.httpStatus,
-    error_code: p.errorCode,
-    quota_id: p.quotaId,
-    error_message: p.errorMessage,
-    latency_ms: p.latencyMs,
-    cooldown_until: p.cooldownUntil === null ? null : p.cooldownUntil.toISOString(),
-    cooldown_until_pacific_midnight: p.cooldownUntilProviderMidnight,
-    // Absent, not JSON null, when there is none: the call's p_response is then SQL null, as alone.
-    ...(p.response == null ? {} : { response: p.response }),
-    key_rejected: p.keyRejected ?? null,
-    quota_cause: p.quotaCause ?? null,
-    service_tier: p.serviceTier ?? null,
-    served_tier: p.servedTier ?? null,
-    added_ms: roundedMs(p.addedMs),
-    first_byte_ms: roundedMs(p.firstByteMs),
-    room_requests: p.room?.requests ?? null,
-    room_tokens: p.room?.tokens ?? null,
-    room_until: p.room == null ? null : p.room.until.toISOString(),
-    stated_limits: statedArray(p.statedLimits),
-    settled_tokens: p.settledTokens ?? null,
-    cached_input_tokens: p.cachedInputTokens ?? null,
-    thinking_tokens: p.thinkingTokens ?? null,
-    cache_write_5m_tokens: p.cacheWrite5mTokens ?? null,
-    cache_write_1h_tokens: p.cacheWrite1hTokens ?? null,
-  };
-}
-
-/** Stated limits as google_ai_finalize's p_stated_limits takes them (STATED_LIMIT_COLUMNS' order, null: not stated); none: null. */
-function statedArray(limits: StatedLimits | null | undefined): (number | null)[] | null {
-  if (limits == null) return null;
-  const figures = STATED_LIMIT_COLUMNS.map((c) => limits[c] ?? null);
-  return figures.every((f) => f === null) ? null : figures;
+  return { reservation_id: p.reservationId, outcome: attemptOutcome(p) };
 }
 
 /** The limits a following row's booking applied (google_ai_book_group's `followed`: an array in STATED_LIMIT_COLUMNS' order). */
@@ -478,11 +394,6 @@ function quotaCauseOrNull(value: unknown): QuotaCause | null {
 function integerArray(values: readonly (number | null)[]): string | null {
   if (values.length === 0) return null;
   return `{${values.map((n) => (n === null ? "NULL" : String(Math.max(0, Math.round(n))))).join(",")}}`;
-}
-
-/** A duration for an integer column: whole ms, null when not known. */
-function roundedMs(value: number | null | undefined): number | null {
-  return typeof value === "number" && Number.isFinite(value) ? Math.max(0, Math.round(value)) : null;
 }
 
 export function parseReserveResult(value: unknown): Reservation | Refusal {
