@@ -128,7 +128,12 @@ export async function diffDatabases(fromUrl: string, targetUrl: string, what?: s
       functions: [...resultChanged, ...[...had].filter(([name, f]) => f.kind === "function" && !wanted.has(name)).map(([name]) => name)],
     };
     const dependents = await dependentsToRecreate(from, target, wanted, dropped, migra);
-    const statements = [...dependents.drops, ...resultChanged.map((name) => `drop function if exists ${name};`), ...migra,
+    // A new function taking a type migra drops and creates again: on a second run it exists and would
+    // block the drop, so it is dropped first (migra's statement creates it again).
+    const newOnDropped = [...wanted].filter(([name, f]) => f.kind === "function" && !had.has(name) &&
+      dropped.types.some((t) => new RegExp(`${unquotedName(t).replaceAll(".", "\\.")}(?!\\w)`).test(unquotedName(name))))
+      .map(([name]) => `drop function if exists ${name};`);
+    const statements = [...newOnDropped, ...dependents.drops, ...resultChanged.map((name) => `drop function if exists ${name};`), ...migra,
       ...dependents.creates];
     await applyScript(from, [header, ...statements].join("\n\n"));
     const fixups = await alignAccessAndOptions(from, target);
@@ -143,6 +148,11 @@ export async function diffDatabases(fromUrl: string, targetUrl: string, what?: s
   } finally {
     await Promise.all([from.end(), target.end()]);
   }
+}
+
+/** A name as PostgreSQL may print it, without its quotes, in lower case. */
+function unquotedName(name: string): string {
+  return name.replaceAll('"', "").toLowerCase();
 }
 
 /** The first words of every migration the command writes. */

@@ -152,7 +152,7 @@ COMMENT ON COLUMN public.google_ai_attempts.hold_until IS
     'in-flight claim lasts until then.';
 
 COMMENT ON COLUMN public.google_ai_attempts.holder IS
-    'The invocation whose statement made this row (its $holder id), when it named one.';
+    'The invocation whose statement made this row (its request''s holder), when it named one.';
 
 -- A caller that names its request (its own request_id) may repeat it safely: while the first call
 -- is in flight the row is 'in_progress' with a lease (expires_at), and a repeat is refused; once it
@@ -175,7 +175,7 @@ COMMENT ON TABLE public.google_ai_responses IS
     'request_id: in flight (with a lease) or done (answer replayed for 24 h).';
 
 COMMENT ON COLUMN public.google_ai_responses.holder IS
-    'The invocation holding this in-flight claim (its $holder id); '
+    'The invocation holding this in-flight claim (its request''s holder); '
     'null until its first reservation, or for a claim made without one.';
 
 CREATE INDEX IF NOT EXISTS google_ai_attempts_caller_idx ON public.google_ai_attempts USING btree (caller, created_at);
