@@ -119,7 +119,7 @@ export async function diffDatabases(fromUrl: string, targetUrl: string, what?: s
     const [had, wanted] = await Promise.all([objectStates(from), objectStates(target)]);
     const resultChanged = [...wanted].filter(([name, f]) => f.kind === "function" && had.has(name) && had.get(name)!.result !== f.result)
       .map(([name]) => name);
-    const migra = checksLast(typesFirst(await migraStatements(fromUrl, targetUrl))).map(idempotent);
+    const migra = checksLast(typesFirst(typeDropsInOrder(await migraStatements(fromUrl, targetUrl)))).map(idempotent);
     refuseOwnersData(migra);
     // What the dropped views and functions leave behind, dropped before them and created after them.
     const dropped = {
@@ -219,6 +219,32 @@ export function typesFirst(statements: string[]): string[] {
   if (firstFunction < 0) return statements;
   const before = statements.slice(0, firstFunction), after = statements.slice(firstFunction);
   return [...before, ...after.filter(isType), ...after.filter((s) => !isType(s))];
+}
+
+/**
+ * migra's statements with its drops of types (each changed type is dropped and created again) in an
+ * order PostgreSQL takes: a type whose new definition names another dropped type is dropped before that
+ * one, which on the migration's second run it would hold (migra sorts them by name).
+ */
+export function typeDropsInOrder(statements: string[]): string[] {
+  const dropOf = (s: string) => /^drop type (?:if exists )?(\S+);$/i.exec(s)?.[1];
+  const slots = statements.flatMap((s, i) => (dropOf(s) ? [i] : []));
+  const names = slots.map((i) => dropOf(statements[i]!)!);
+  const definition = (name: string) =>
+    statements.find((s) => s.toLowerCase().startsWith(`create type ${name.toLowerCase()} `)) ?? "";
+  const ordered: string[] = [];
+  const visiting = new Set<string>();
+  const visit = (name: string) => {
+    if (visiting.has(name)) return;
+    visiting.add(name);
+    const named = new RegExp(`\\b${unquotedName(name).replaceAll(".", "\\.")}(?!\\w)`);
+    for (const other of names) if (other !== name && named.test(unquotedName(definition(other)))) visit(other);
+    ordered.push(name);
+  };
+  names.forEach(visit);
+  const out = [...statements];
+  slots.forEach((slot, k) => (out[slot] = `drop type ${ordered[k]};`));
+  return out;
 }
 
 /**

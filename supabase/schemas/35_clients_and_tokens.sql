@@ -480,9 +480,7 @@ $$;
 -- only when the query runs. The function's own variables are v_ names.)
 CREATE TYPE public.google_ai_token_verdict AS (
     refusal public.google_ai_admission_verdict,
-    caller text,
-    client_id uuid,
-    token_id uuid,
+    request public.google_ai_request,
     worst numeric
 );
 
@@ -503,9 +501,10 @@ $$;
 
 -- A scoped token's verdict on one request, under the token's and its client's row locks (held until
 -- the reservation commits, so two requests of one token are counted one after the other): refusal is
--- null when the token may send it (caller is then its client's name), else the refusal's verdict, its
--- refused attempt row written (google_ai_log_refusal), naming the budget's period (life: the token's; day or month: its
--- client's: google_ai_budget_verdict). worst: what the call may cost where the token or its client has
+-- null when the token may send it, else the refusal's verdict, its refused attempt row written
+-- (google_ai_log_refusal), naming the budget's period (life: the token's; day or month: its client's:
+-- google_ai_budget_verdict). request: p_request as its token's client's (its caller, client_id and
+-- token_id), for the admission to go on with. worst: what the call may cost where the token or its client has
 -- a budget in money (google_ai_worst_call_cost: output_tokens, the answer the request is sent with, at
 -- the tiers of the class it runs in), which the admission books. The model must be one of the token's
 -- (google_ai_token_models: its list within its client's).
@@ -517,7 +516,6 @@ CREATE OR REPLACE FUNCTION public.google_ai_token_verdict_at(p_now timestamp wit
 declare
   v_token public.google_ai_tokens;
   v_client public.google_ai_clients;
-  v_caller text;
   v_worst numeric;
   v_model text;
   v_limit text;
@@ -531,10 +529,13 @@ begin
   if not found then
     return row(row(false, 'token_invalid', 'token_invalid', null, null, null, null, null, null,
       jsonb_build_object('ok', false, 'limit', 'token_invalid', 'cause', 'token_invalid', 'retry_after_ms', null)
-      )::public.google_ai_admission_verdict, null, null, null, null)::public.google_ai_token_verdict;
+      )::public.google_ai_admission_verdict, null, null)::public.google_ai_token_verdict;
   end if;
   select * into v_client from public.google_ai_clients c where c.id = v_token.client_id for update;
-  v_caller := 'client:' || v_client.name;
+  -- The token's client is the caller from here on.
+  p_request.caller := 'client:' || v_client.name;
+  p_request.client_id := v_client.id;
+  p_request.token_id := v_token.id;
   v_limit := public.google_ai_token_refusal(v_token, v_client, p_now);
   v_model := coalesce((public.google_ai_resolve_model(p_request.model)).model, p_request.model);
   if num_nonnulls(v_client.daily_max_usd, v_client.monthly_max_usd, v_token.max_usd) > 0 then
@@ -556,19 +557,16 @@ begin
     order by b.n limit 1;
   end if;
   if v_limit is null then
-    return row(null, v_caller, v_client.id, v_token.id, v_worst)::public.google_ai_token_verdict;
+    return row(null, p_request, v_worst)::public.google_ai_token_verdict;
   end if;
   v_retry_ms := public.google_ai_ms_until(v_retry_at, p_now);
   v_cause := coalesce(v_cause, public.google_ai_refusal_cause(v_limit));
 
-  p_request.caller := v_caller;
-  p_request.client_id := v_client.id;
-  p_request.token_id := v_token.id;
   perform public.google_ai_log_refusal(p_request, v_model, v_limit, v_cause, v_retry_ms);
   return row(row(false, v_limit, v_cause, v_retry_ms, v_retry_at, null, null, null, null,
     jsonb_build_object('ok', false, 'limit', v_limit, 'cause', v_cause,
       'retry_after_ms', v_retry_ms, 'retry_at', v_retry_at, 'client_id', v_client.id, 'token_id', v_token.id)
     || case when v_period is not null then jsonb_build_object('period', v_period) else '{}' end
-    )::public.google_ai_admission_verdict, v_caller, v_client.id, v_token.id, v_worst)::public.google_ai_token_verdict;
+    )::public.google_ai_admission_verdict, p_request, v_worst)::public.google_ai_token_verdict;
 end
 $$;

@@ -147,7 +147,8 @@ begin
   return row(false, v_limit, p_refusal.cause, v_retry_ms, v_reopens_at, p_limits.model, null, null, null,
     jsonb_build_object('ok', false, 'limit', v_limit, 'cause', p_refusal.cause, 'retry_after_ms', v_retry_ms,
       'retry_at', v_reopens_at, 'model', p_limits.model,
-      'recheck_after_ms', public.google_ai_ms_until(v_recheck_at, p_now)) || v_said)::public.google_ai_admission_verdict;
+      'recheck_after_ms', public.google_ai_ms_until(v_recheck_at, p_now)) || v_said
+    )::public.google_ai_admission_verdict;
 end
 $$;
 
@@ -223,7 +224,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_admit_at(p_now timestamp with time z
 declare
   v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
   v_verdict public.google_ai_admission_verdict;
-  v_who jsonb := '{}'::jsonb;       -- a token's client and token, named in every answer
+  v_who jsonb;               -- a token's client and token, named in every answer of a token's request
   v_credential public.google_ai_token_verdict;
   v_worst numeric;           -- a token's worst case, booked in its (or its client's) budget in money
   -- The request resolved, each handed whole down the queue and the booking to the rules.
@@ -233,18 +234,14 @@ declare
   v_blocked_by text;
   v_place record;            -- the request's place in the queue (google_ai_queue_place), when one is kept
   v_booking public.google_ai_booking;  -- the booking (google_ai_book_best_group): its group and key, or when to retry
-  -- The id a ticket taken now gets: tickets taken at the same instant are ordered by it.
-  v_new_ticket uuid := gen_random_uuid();
+  v_new_ticket uuid := gen_random_uuid();  -- a ticket taken now (tickets of one instant are ordered by it)
 begin
   if p_request.token_hash is not null then
     v_credential := public.google_ai_token_verdict_at(v_now, p_request);
     if (v_credential.refusal).ok is not null then
       return v_credential.refusal;
     end if;
-    -- The token's client is the caller from here on.
-    p_request.caller := v_credential.caller;
-    p_request.client_id := v_credential.client_id;
-    p_request.token_id := v_credential.token_id;
+    p_request := v_credential.request;  -- the token's client is the caller from here on
     v_worst := v_credential.worst;
     v_who := jsonb_build_object('client_id', p_request.client_id, 'token_id', p_request.token_id);
   end if;
@@ -252,7 +249,7 @@ begin
   if p_request.idempotent and p_request.request_id is not null and p_request.attempt = 1 then
     v_verdict := public.google_ai_idempotent_answer(p_request.caller, p_request.request_id, v_now);
     if v_verdict.answer is not null then
-      v_verdict.answer := v_verdict.answer || v_who;
+      v_verdict.answer := v_verdict.answer || coalesce(v_who, '{}');
       return v_verdict;
     end if;
   end if;
@@ -297,8 +294,7 @@ begin
       v_place.ticket, coalesce(v_booking.booked_usd, v_worst),
       case when num_nonnulls(v_limits.itpm, v_limits.otpm) > 0 then coalesce(p_request.output_tokens, 0) end);
   end if;
-  -- (A service caller's answer names no client: it is not encoded again for an empty object.)
-  if p_request.token_hash is not null then
+  if v_who is not null then  -- (a service caller's answer is not encoded again for an empty object)
     v_verdict.answer := v_verdict.answer || v_who;
   end if;
   return v_verdict;
@@ -419,8 +415,8 @@ begin
         p_request.model := v_chain.o_names[i];
         p_request.output_tokens := p_output_tokens[v_chain.o_answer_of[i]];
         v_try := public.google_ai_admit_at(p_now, p_request);
-        if not v_try.ok and v_try.ticket is null
-           and (v_try.limit_hit = any (c_model_limits) or public.google_ai_queue_turns(v_try.limit_hit) is not null) then
+        if not v_try.ok and v_try.ticket is null and (v_try.limit_hit = any (c_model_limits)
+                                                      or public.google_ai_queue_turns(v_try.limit_hit) is not null) then
           raise exception using errcode = 'EF001', message = 'model refused: try the next';
         end if;
         v_answer := v_try; -- admitted, queued, or a refusal no other model can change
@@ -541,8 +537,9 @@ begin
   end if;
   v_request := row(p_call.models[1], p_call.caller, null, null, p_call.token_hash, p_call.request_id,
     coalesce(p_call.attempt, 1), p_call.estimated_tokens, p_call.output_tokens[1], coalesce(p_call.wait_ms, 0),
-    p_call.wait_left_ms, coalesce(p_call.metadata, '{}'::jsonb), p_call.priority, coalesce(p_call.exclude_key_ids, '{}'),
-    p_call.queue_ticket, coalesce(p_call.idempotent, false), coalesce(p_call.requests, 1), p_call.reply_by,
+    p_call.wait_left_ms, coalesce(p_call.metadata, '{}'::jsonb), p_call.priority,
+    coalesce(p_call.exclude_key_ids, '{}'), p_call.queue_ticket, coalesce(p_call.idempotent, false),
+    coalesce(p_call.requests, 1), p_call.reply_by,
     -- (hold_until: the later of the two when both are named, else none)
     case when p_call.hold_until >= p_call.reply_by then p_call.hold_until
          when p_call.hold_until is not null then p_call.reply_by end,

@@ -1,8 +1,9 @@
 -- Written by `npm run db:diff` from the difference between what the migrations before it build and
 -- what supabase/schemas builds. Applying it twice changes nothing.
 -- What it changes: the request record carries the holder and reply_by (no metadata side channel, no session
---   setting); a typed admission verdict between the kernel's steps; one writer of refused rows; the limits'
---   verdict type named google_ai_limit_verdict; the fallback chain's results o_ names
+--   setting); a typed admission verdict between the kernel's steps (a token's verdict answers the request as
+--   its client's); one writer of refused rows; the limits' verdict type named google_ai_limit_verdict; the
+--   fallback chain's results o_ names
 set check_function_bodies = off;
 
 drop function if exists public.google_ai_log_refusal(p_request public.google_ai_request, p_model text, p_limit text, p_cause text, p_retry_ms bigint);
@@ -41,9 +42,9 @@ drop function if exists "public"."google_ai_holder_time"(p_holder jsonb, p_key t
 
 drop type if exists "public"."google_ai_outcome";
 
-drop type if exists "public"."google_ai_request";
-
 drop type if exists "public"."google_ai_token_verdict";
+
+drop type if exists "public"."google_ai_request";
 
 alter table "public"."google_ai_queue" add column if not exists "reply_by" timestamp with time zone;
 
@@ -67,7 +68,7 @@ end $migration$;
 
 do $migration$ begin
   if pg_catalog.to_regtype('"public"."google_ai_token_verdict"') is null then
-    create type "public"."google_ai_token_verdict" as ("refusal" public.google_ai_admission_verdict, "caller" text, "client_id" uuid, "token_id" uuid, "worst" numeric);
+    create type "public"."google_ai_token_verdict" as ("refusal" public.google_ai_admission_verdict, "request" public.google_ai_request, "worst" numeric);
   end if;
 end $migration$;
 
@@ -155,7 +156,7 @@ AS $function$
 declare
   v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
   v_verdict public.google_ai_admission_verdict;
-  v_who jsonb := '{}'::jsonb;       -- a token's client and token, named in every answer
+  v_who jsonb;               -- a token's client and token, named in every answer of a token's request
   v_credential public.google_ai_token_verdict;
   v_worst numeric;           -- a token's worst case, booked in its (or its client's) budget in money
   -- The request resolved, each handed whole down the queue and the booking to the rules.
@@ -165,18 +166,14 @@ declare
   v_blocked_by text;
   v_place record;            -- the request's place in the queue (google_ai_queue_place), when one is kept
   v_booking public.google_ai_booking;  -- the booking (google_ai_book_best_group): its group and key, or when to retry
-  -- The id a ticket taken now gets: tickets taken at the same instant are ordered by it.
-  v_new_ticket uuid := gen_random_uuid();
+  v_new_ticket uuid := gen_random_uuid();  -- a ticket taken now (tickets of one instant are ordered by it)
 begin
   if p_request.token_hash is not null then
     v_credential := public.google_ai_token_verdict_at(v_now, p_request);
     if (v_credential.refusal).ok is not null then
       return v_credential.refusal;
     end if;
-    -- The token's client is the caller from here on.
-    p_request.caller := v_credential.caller;
-    p_request.client_id := v_credential.client_id;
-    p_request.token_id := v_credential.token_id;
+    p_request := v_credential.request;  -- the token's client is the caller from here on
     v_worst := v_credential.worst;
     v_who := jsonb_build_object('client_id', p_request.client_id, 'token_id', p_request.token_id);
   end if;
@@ -184,7 +181,7 @@ begin
   if p_request.idempotent and p_request.request_id is not null and p_request.attempt = 1 then
     v_verdict := public.google_ai_idempotent_answer(p_request.caller, p_request.request_id, v_now);
     if v_verdict.answer is not null then
-      v_verdict.answer := v_verdict.answer || v_who;
+      v_verdict.answer := v_verdict.answer || coalesce(v_who, '{}');
       return v_verdict;
     end if;
   end if;
@@ -229,8 +226,7 @@ begin
       v_place.ticket, coalesce(v_booking.booked_usd, v_worst),
       case when num_nonnulls(v_limits.itpm, v_limits.otpm) > 0 then coalesce(p_request.output_tokens, 0) end);
   end if;
-  -- (A service caller's answer names no client: it is not encoded again for an empty object.)
-  if p_request.token_hash is not null then
+  if v_who is not null then  -- (a service caller's answer is not encoded again for an empty object)
     v_verdict.answer := v_verdict.answer || v_who;
   end if;
   return v_verdict;
@@ -411,8 +407,8 @@ begin
         p_request.model := v_chain.o_names[i];
         p_request.output_tokens := p_output_tokens[v_chain.o_answer_of[i]];
         v_try := public.google_ai_admit_at(p_now, p_request);
-        if not v_try.ok and v_try.ticket is null
-           and (v_try.limit_hit = any (c_model_limits) or public.google_ai_queue_turns(v_try.limit_hit) is not null) then
+        if not v_try.ok and v_try.ticket is null and (v_try.limit_hit = any (c_model_limits)
+                                                      or public.google_ai_queue_turns(v_try.limit_hit) is not null) then
           raise exception using errcode = 'EF001', message = 'model refused: try the next';
         end if;
         v_answer := v_try; -- admitted, queued, or a refusal no other model can change
@@ -702,7 +698,8 @@ begin
   return row(false, v_limit, p_refusal.cause, v_retry_ms, v_reopens_at, p_limits.model, null, null, null,
     jsonb_build_object('ok', false, 'limit', v_limit, 'cause', p_refusal.cause, 'retry_after_ms', v_retry_ms,
       'retry_at', v_reopens_at, 'model', p_limits.model,
-      'recheck_after_ms', public.google_ai_ms_until(v_recheck_at, p_now)) || v_said)::public.google_ai_admission_verdict;
+      'recheck_after_ms', public.google_ai_ms_until(v_recheck_at, p_now)) || v_said
+    )::public.google_ai_admission_verdict;
 end
 $function$
 ;
@@ -756,8 +753,9 @@ begin
   end if;
   v_request := row(p_call.models[1], p_call.caller, null, null, p_call.token_hash, p_call.request_id,
     coalesce(p_call.attempt, 1), p_call.estimated_tokens, p_call.output_tokens[1], coalesce(p_call.wait_ms, 0),
-    p_call.wait_left_ms, coalesce(p_call.metadata, '{}'::jsonb), p_call.priority, coalesce(p_call.exclude_key_ids, '{}'),
-    p_call.queue_ticket, coalesce(p_call.idempotent, false), coalesce(p_call.requests, 1), p_call.reply_by,
+    p_call.wait_left_ms, coalesce(p_call.metadata, '{}'::jsonb), p_call.priority,
+    coalesce(p_call.exclude_key_ids, '{}'), p_call.queue_ticket, coalesce(p_call.idempotent, false),
+    coalesce(p_call.requests, 1), p_call.reply_by,
     -- (hold_until: the later of the two when both are named, else none)
     case when p_call.hold_until >= p_call.reply_by then p_call.hold_until
          when p_call.hold_until is not null then p_call.reply_by end,
@@ -784,7 +782,6 @@ AS $function$
 declare
   v_token public.google_ai_tokens;
   v_client public.google_ai_clients;
-  v_caller text;
   v_worst numeric;
   v_model text;
   v_limit text;
@@ -798,10 +795,13 @@ begin
   if not found then
     return row(row(false, 'token_invalid', 'token_invalid', null, null, null, null, null, null,
       jsonb_build_object('ok', false, 'limit', 'token_invalid', 'cause', 'token_invalid', 'retry_after_ms', null)
-      )::public.google_ai_admission_verdict, null, null, null, null)::public.google_ai_token_verdict;
+      )::public.google_ai_admission_verdict, null, null)::public.google_ai_token_verdict;
   end if;
   select * into v_client from public.google_ai_clients c where c.id = v_token.client_id for update;
-  v_caller := 'client:' || v_client.name;
+  -- The token's client is the caller from here on.
+  p_request.caller := 'client:' || v_client.name;
+  p_request.client_id := v_client.id;
+  p_request.token_id := v_token.id;
   v_limit := public.google_ai_token_refusal(v_token, v_client, p_now);
   v_model := coalesce((public.google_ai_resolve_model(p_request.model)).model, p_request.model);
   if num_nonnulls(v_client.daily_max_usd, v_client.monthly_max_usd, v_token.max_usd) > 0 then
@@ -823,20 +823,17 @@ begin
     order by b.n limit 1;
   end if;
   if v_limit is null then
-    return row(null, v_caller, v_client.id, v_token.id, v_worst)::public.google_ai_token_verdict;
+    return row(null, p_request, v_worst)::public.google_ai_token_verdict;
   end if;
   v_retry_ms := public.google_ai_ms_until(v_retry_at, p_now);
   v_cause := coalesce(v_cause, public.google_ai_refusal_cause(v_limit));
 
-  p_request.caller := v_caller;
-  p_request.client_id := v_client.id;
-  p_request.token_id := v_token.id;
   perform public.google_ai_log_refusal(p_request, v_model, v_limit, v_cause, v_retry_ms);
   return row(row(false, v_limit, v_cause, v_retry_ms, v_retry_at, null, null, null, null,
     jsonb_build_object('ok', false, 'limit', v_limit, 'cause', v_cause,
       'retry_after_ms', v_retry_ms, 'retry_at', v_retry_at, 'client_id', v_client.id, 'token_id', v_token.id)
     || case when v_period is not null then jsonb_build_object('period', v_period) else '{}' end
-    )::public.google_ai_admission_verdict, v_caller, v_client.id, v_token.id, v_worst)::public.google_ai_token_verdict;
+    )::public.google_ai_admission_verdict, p_request, v_worst)::public.google_ai_token_verdict;
 end
 $function$
 ;
@@ -895,7 +892,7 @@ AS $function$
 declare
   v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
   v_verdict public.google_ai_admission_verdict;
-  v_who jsonb := '{}'::jsonb;       -- a token's client and token, named in every answer
+  v_who jsonb;               -- a token's client and token, named in every answer of a token's request
   v_credential public.google_ai_token_verdict;
   v_worst numeric;           -- a token's worst case, booked in its (or its client's) budget in money
   -- The request resolved, each handed whole down the queue and the booking to the rules.
@@ -905,18 +902,14 @@ declare
   v_blocked_by text;
   v_place record;            -- the request's place in the queue (google_ai_queue_place), when one is kept
   v_booking public.google_ai_booking;  -- the booking (google_ai_book_best_group): its group and key, or when to retry
-  -- The id a ticket taken now gets: tickets taken at the same instant are ordered by it.
-  v_new_ticket uuid := gen_random_uuid();
+  v_new_ticket uuid := gen_random_uuid();  -- a ticket taken now (tickets of one instant are ordered by it)
 begin
   if p_request.token_hash is not null then
     v_credential := public.google_ai_token_verdict_at(v_now, p_request);
     if (v_credential.refusal).ok is not null then
       return v_credential.refusal;
     end if;
-    -- The token's client is the caller from here on.
-    p_request.caller := v_credential.caller;
-    p_request.client_id := v_credential.client_id;
-    p_request.token_id := v_credential.token_id;
+    p_request := v_credential.request;  -- the token's client is the caller from here on
     v_worst := v_credential.worst;
     v_who := jsonb_build_object('client_id', p_request.client_id, 'token_id', p_request.token_id);
   end if;
@@ -924,7 +917,7 @@ begin
   if p_request.idempotent and p_request.request_id is not null and p_request.attempt = 1 then
     v_verdict := public.google_ai_idempotent_answer(p_request.caller, p_request.request_id, v_now);
     if v_verdict.answer is not null then
-      v_verdict.answer := v_verdict.answer || v_who;
+      v_verdict.answer := v_verdict.answer || coalesce(v_who, '{}');
       return v_verdict;
     end if;
   end if;
@@ -969,8 +962,7 @@ begin
       v_place.ticket, coalesce(v_booking.booked_usd, v_worst),
       case when num_nonnulls(v_limits.itpm, v_limits.otpm) > 0 then coalesce(p_request.output_tokens, 0) end);
   end if;
-  -- (A service caller's answer names no client: it is not encoded again for an empty object.)
-  if p_request.token_hash is not null then
+  if v_who is not null then  -- (a service caller's answer is not encoded again for an empty object)
     v_verdict.answer := v_verdict.answer || v_who;
   end if;
   return v_verdict;
@@ -1005,8 +997,8 @@ begin
         p_request.model := v_chain.o_names[i];
         p_request.output_tokens := p_output_tokens[v_chain.o_answer_of[i]];
         v_try := public.google_ai_admit_at(p_now, p_request);
-        if not v_try.ok and v_try.ticket is null
-           and (v_try.limit_hit = any (c_model_limits) or public.google_ai_queue_turns(v_try.limit_hit) is not null) then
+        if not v_try.ok and v_try.ticket is null and (v_try.limit_hit = any (c_model_limits)
+                                                      or public.google_ai_queue_turns(v_try.limit_hit) is not null) then
           raise exception using errcode = 'EF001', message = 'model refused: try the next';
         end if;
         v_answer := v_try; -- admitted, queued, or a refusal no other model can change
@@ -1262,7 +1254,8 @@ begin
   return row(false, v_limit, p_refusal.cause, v_retry_ms, v_reopens_at, p_limits.model, null, null, null,
     jsonb_build_object('ok', false, 'limit', v_limit, 'cause', p_refusal.cause, 'retry_after_ms', v_retry_ms,
       'retry_at', v_reopens_at, 'model', p_limits.model,
-      'recheck_after_ms', public.google_ai_ms_until(v_recheck_at, p_now)) || v_said)::public.google_ai_admission_verdict;
+      'recheck_after_ms', public.google_ai_ms_until(v_recheck_at, p_now)) || v_said
+    )::public.google_ai_admission_verdict;
 end
 $function$;
 
@@ -1274,7 +1267,6 @@ AS $function$
 declare
   v_token public.google_ai_tokens;
   v_client public.google_ai_clients;
-  v_caller text;
   v_worst numeric;
   v_model text;
   v_limit text;
@@ -1288,10 +1280,13 @@ begin
   if not found then
     return row(row(false, 'token_invalid', 'token_invalid', null, null, null, null, null, null,
       jsonb_build_object('ok', false, 'limit', 'token_invalid', 'cause', 'token_invalid', 'retry_after_ms', null)
-      )::public.google_ai_admission_verdict, null, null, null, null)::public.google_ai_token_verdict;
+      )::public.google_ai_admission_verdict, null, null)::public.google_ai_token_verdict;
   end if;
   select * into v_client from public.google_ai_clients c where c.id = v_token.client_id for update;
-  v_caller := 'client:' || v_client.name;
+  -- The token's client is the caller from here on.
+  p_request.caller := 'client:' || v_client.name;
+  p_request.client_id := v_client.id;
+  p_request.token_id := v_token.id;
   v_limit := public.google_ai_token_refusal(v_token, v_client, p_now);
   v_model := coalesce((public.google_ai_resolve_model(p_request.model)).model, p_request.model);
   if num_nonnulls(v_client.daily_max_usd, v_client.monthly_max_usd, v_token.max_usd) > 0 then
@@ -1313,20 +1308,17 @@ begin
     order by b.n limit 1;
   end if;
   if v_limit is null then
-    return row(null, v_caller, v_client.id, v_token.id, v_worst)::public.google_ai_token_verdict;
+    return row(null, p_request, v_worst)::public.google_ai_token_verdict;
   end if;
   v_retry_ms := public.google_ai_ms_until(v_retry_at, p_now);
   v_cause := coalesce(v_cause, public.google_ai_refusal_cause(v_limit));
 
-  p_request.caller := v_caller;
-  p_request.client_id := v_client.id;
-  p_request.token_id := v_token.id;
   perform public.google_ai_log_refusal(p_request, v_model, v_limit, v_cause, v_retry_ms);
   return row(row(false, v_limit, v_cause, v_retry_ms, v_retry_at, null, null, null, null,
     jsonb_build_object('ok', false, 'limit', v_limit, 'cause', v_cause,
       'retry_after_ms', v_retry_ms, 'retry_at', v_retry_at, 'client_id', v_client.id, 'token_id', v_token.id)
     || case when v_period is not null then jsonb_build_object('period', v_period) else '{}' end
-    )::public.google_ai_admission_verdict, v_caller, v_client.id, v_token.id, v_worst)::public.google_ai_token_verdict;
+    )::public.google_ai_admission_verdict, p_request, v_worst)::public.google_ai_token_verdict;
 end
 $function$;
 
