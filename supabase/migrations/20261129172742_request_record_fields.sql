@@ -390,8 +390,9 @@ declare
   c_model_limits constant text[] := array['no_active_key', 'too_large', 'unknown_model', 'withdrawn'];
   v_chain record;             -- google_ai_fallback_chain: the models, and a token's caller
   v_try public.google_ai_admission_verdict;
-  v_answer public.google_ai_admission_verdict;
-  v_refusals public.google_ai_admission_verdict[] := '{}';   -- every model's refusal, in order
+  v_served boolean := false;  -- v_try is the answer: admitted, queued, or a refusal no other model can change
+  v_best jsonb;
+  v_refusals public.google_ai_admission_verdict[];   -- every model's refusal, in order
   v_steps jsonb := '[]'::jsonb;      -- {model, limit, cause, retry_after_ms} of each model passed over
   v_refused public.google_ai_request;  -- the request as a passed-over model's refused row names it
 begin
@@ -411,12 +412,12 @@ begin
                                                       or public.google_ai_queue_turns(v_try.limit_hit) is not null) then
           raise exception using errcode = 'EF001', message = 'model refused: try the next';
         end if;
-        v_answer := v_try; -- admitted, queued, or a refusal no other model can change
+        v_served := true;
       exception when sqlstate 'EF001' then
         null; -- rolled back: no lock, row or ticket change of this model's try is left
       end;
     end if;
-    exit when v_answer.ok is not null;
+    exit when v_served;
 
     -- Passed over. A ticket the request held for this model is given up (its turn lay beyond the
     -- wait after all, or the model retired meanwhile).
@@ -441,25 +442,25 @@ begin
       v_try.retry_after_ms);
   end loop;
 
-  if v_answer.ok is not null then
-    if v_answer.model is distinct from v_chain.o_models[1] then
+  if v_served then
+    if v_try.model is distinct from v_chain.o_models[1] then
       -- The rows of a fallback name the model the request asked for.
-      if v_answer.ok then
+      if v_try.ok then
         update public.google_ai_attempts a set requested_model = p_models[1]
-        where a.reservation_id = v_answer.reservation_id;
-      elsif v_answer.ticket is not null then
+        where a.reservation_id = v_try.reservation_id;
+      elsif v_try.ticket is not null then
         update public.google_ai_queue q set requested_model = p_models[1]
-        where q.ticket_id = v_answer.ticket;
+        where q.ticket_id = v_try.ticket;
       end if;
     end if;
-    return v_answer.answer || jsonb_build_object('requested_model', v_chain.o_models[1], 'fallback_from', v_steps);
+    return v_try.answer || jsonb_build_object('requested_model', v_chain.o_models[1], 'fallback_from', v_steps);
   end if;
 
   -- Every model refused: answer with the one whose capacity comes back first.
-  select r.answer into v_answer.answer from unnest(v_refusals) with ordinality r
+  select r.answer into v_best from unnest(v_refusals) with ordinality r
   order by r.retry_at nulls last, (r.limit_hit = 'retired'), r.ordinality
   limit 1;
-  return v_answer.answer || jsonb_build_object('requested_model', v_chain.o_models[1], 'fallback_from', v_steps);
+  return v_best || jsonb_build_object('requested_model', v_chain.o_models[1], 'fallback_from', v_steps);
 end
 $function$
 ;
@@ -585,7 +586,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_record_admission(p_now timestamp wit
  LANGUAGE plpgsql
 AS $function$
 declare
-  v_verdict public.google_ai_admission_verdict;
+  v_answer jsonb;
+  v_reservation uuid;
 begin
   if p_ticket is not null then
     delete from public.google_ai_queue q where q.ticket_id = p_ticket;
@@ -606,19 +608,19 @@ begin
     p_booking.booked_group, p_booking.minute_bucket, p_booking.day_bucket, p_request.estimated_tokens,
     p_request.wait_ms, coalesce(p_request.metadata, '{}'), p_class, p_booking.admitted_at, p_booked_usd,
     p_booked_output, p_request.requests, p_request.reply_by, p_request.hold_until, p_request.holder)
-  returning true, null, null, null, null, a.model, null, a.reservation_id, null,
-    jsonb_build_object('ok', true, 'reservation_id', a.reservation_id, 'key_id', a.api_key_id,
+  returning a.reservation_id, jsonb_build_object('ok', true, 'reservation_id', a.reservation_id, 'key_id', a.api_key_id,
     'key_alias', a.key_alias, 'env_var_name', p_booking.env_var_name, 'quota_group', a.quota_group, 'model', a.model,
     'minute_bucket', a.minute_bucket, 'day_bucket', a.day_bucket, 'priority', a.priority_class,
     'quota', p_booking.quota, 'booked_usd', a.booked_usd)
     - case when p_booking.quota is null then '{quota}' else '{}' end::text[]
-  into v_verdict;
+  into v_reservation, v_answer;
   -- The claim after the attempt row, with the request's holder (google_ai_hold_request).
   if p_request.idempotent and p_request.request_id is not null then
     perform public.google_ai_hold_request(p_request.caller, p_request.request_id, p_model, p_now, p_request.holder,
       p_request.hold_until);
   end if;
-  return v_verdict;
+  return row(true, null, null, null, null, p_model, null, v_reservation, null,
+    v_answer)::public.google_ai_admission_verdict;
 end
 $function$
 ;
@@ -980,8 +982,9 @@ declare
   c_model_limits constant text[] := array['no_active_key', 'too_large', 'unknown_model', 'withdrawn'];
   v_chain record;             -- google_ai_fallback_chain: the models, and a token's caller
   v_try public.google_ai_admission_verdict;
-  v_answer public.google_ai_admission_verdict;
-  v_refusals public.google_ai_admission_verdict[] := '{}';   -- every model's refusal, in order
+  v_served boolean := false;  -- v_try is the answer: admitted, queued, or a refusal no other model can change
+  v_best jsonb;
+  v_refusals public.google_ai_admission_verdict[];   -- every model's refusal, in order
   v_steps jsonb := '[]'::jsonb;      -- {model, limit, cause, retry_after_ms} of each model passed over
   v_refused public.google_ai_request;  -- the request as a passed-over model's refused row names it
 begin
@@ -1001,12 +1004,12 @@ begin
                                                       or public.google_ai_queue_turns(v_try.limit_hit) is not null) then
           raise exception using errcode = 'EF001', message = 'model refused: try the next';
         end if;
-        v_answer := v_try; -- admitted, queued, or a refusal no other model can change
+        v_served := true;
       exception when sqlstate 'EF001' then
         null; -- rolled back: no lock, row or ticket change of this model's try is left
       end;
     end if;
-    exit when v_answer.ok is not null;
+    exit when v_served;
 
     -- Passed over. A ticket the request held for this model is given up (its turn lay beyond the
     -- wait after all, or the model retired meanwhile).
@@ -1031,25 +1034,25 @@ begin
       v_try.retry_after_ms);
   end loop;
 
-  if v_answer.ok is not null then
-    if v_answer.model is distinct from v_chain.o_models[1] then
+  if v_served then
+    if v_try.model is distinct from v_chain.o_models[1] then
       -- The rows of a fallback name the model the request asked for.
-      if v_answer.ok then
+      if v_try.ok then
         update public.google_ai_attempts a set requested_model = p_models[1]
-        where a.reservation_id = v_answer.reservation_id;
-      elsif v_answer.ticket is not null then
+        where a.reservation_id = v_try.reservation_id;
+      elsif v_try.ticket is not null then
         update public.google_ai_queue q set requested_model = p_models[1]
-        where q.ticket_id = v_answer.ticket;
+        where q.ticket_id = v_try.ticket;
       end if;
     end if;
-    return v_answer.answer || jsonb_build_object('requested_model', v_chain.o_models[1], 'fallback_from', v_steps);
+    return v_try.answer || jsonb_build_object('requested_model', v_chain.o_models[1], 'fallback_from', v_steps);
   end if;
 
   -- Every model refused: answer with the one whose capacity comes back first.
-  select r.answer into v_answer.answer from unnest(v_refusals) with ordinality r
+  select r.answer into v_best from unnest(v_refusals) with ordinality r
   order by r.retry_at nulls last, (r.limit_hit = 'retired'), r.ordinality
   limit 1;
-  return v_answer.answer || jsonb_build_object('requested_model', v_chain.o_models[1], 'fallback_from', v_steps);
+  return v_best || jsonb_build_object('requested_model', v_chain.o_models[1], 'fallback_from', v_steps);
 end
 $function$;
 
@@ -1142,7 +1145,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_record_admission(p_now timestamp wit
  LANGUAGE plpgsql
 AS $function$
 declare
-  v_verdict public.google_ai_admission_verdict;
+  v_answer jsonb;
+  v_reservation uuid;
 begin
   if p_ticket is not null then
     delete from public.google_ai_queue q where q.ticket_id = p_ticket;
@@ -1163,19 +1167,19 @@ begin
     p_booking.booked_group, p_booking.minute_bucket, p_booking.day_bucket, p_request.estimated_tokens,
     p_request.wait_ms, coalesce(p_request.metadata, '{}'), p_class, p_booking.admitted_at, p_booked_usd,
     p_booked_output, p_request.requests, p_request.reply_by, p_request.hold_until, p_request.holder)
-  returning true, null, null, null, null, a.model, null, a.reservation_id, null,
-    jsonb_build_object('ok', true, 'reservation_id', a.reservation_id, 'key_id', a.api_key_id,
+  returning a.reservation_id, jsonb_build_object('ok', true, 'reservation_id', a.reservation_id, 'key_id', a.api_key_id,
     'key_alias', a.key_alias, 'env_var_name', p_booking.env_var_name, 'quota_group', a.quota_group, 'model', a.model,
     'minute_bucket', a.minute_bucket, 'day_bucket', a.day_bucket, 'priority', a.priority_class,
     'quota', p_booking.quota, 'booked_usd', a.booked_usd)
     - case when p_booking.quota is null then '{quota}' else '{}' end::text[]
-  into v_verdict;
+  into v_reservation, v_answer;
   -- The claim after the attempt row, with the request's holder (google_ai_hold_request).
   if p_request.idempotent and p_request.request_id is not null then
     perform public.google_ai_hold_request(p_request.caller, p_request.request_id, p_model, p_now, p_request.holder,
       p_request.hold_until);
   end if;
-  return v_verdict;
+  return row(true, null, null, null, null, p_model, null, v_reservation, null,
+    v_answer)::public.google_ai_admission_verdict;
 end
 $function$;
 
