@@ -1,5 +1,5 @@
 -- Claims: a request id is held by its caller while it is served (the holder's deadlines reply_by and
--- hold_until), answered again from its stored answer (idempotency), and each refusal is logged.
+-- hold_until, fields of the request record), and answered again from its stored answer (idempotency).
 set check_function_bodies = off;
 
 -- An attempt row of a holder (the request's holder and hold_until: google_ai_log_refusal,
