@@ -2,15 +2,19 @@
 -- hold_until, fields of the request record), and answered again from its stored answer (idempotency).
 set check_function_bodies = off;
 
--- An attempt row of a holder (the request's holder and hold_until: google_ai_log_refusal,
--- google_ai_record_admission) renews its claim: a claim just taken (no holder yet) becomes the admitted
--- invocation's, with its hold_until; a claim its holder still holds is renewed by its holder's statements
--- only, never shortened. A claim nobody holds any more is not revived: a repeat may take it over.
+-- An attempt row of a holder (the request's holder and hold_until, which a row has only with a
+-- reply_by: google_ai_log_refusal, google_ai_record_admission) renews its claim: a claim just taken (no
+-- holder yet) becomes the admitted invocation's, with its hold_until; a claim its holder still holds is
+-- renewed by its holder's statements only, never shortened. A claim nobody holds any more is not
+-- revived: a repeat may take it over.
 CREATE OR REPLACE FUNCTION public.google_ai_attempt_holder() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 begin
+  if new.request_id is null or new.holder is null then
+    return new;
+  end if;
   update public.google_ai_responses r set
     expires_at = case when r.holder is null then new.hold_until else greatest(r.expires_at, new.hold_until) end,
     holder = new.holder
@@ -126,8 +130,7 @@ end
 $$;
 
 CREATE OR REPLACE TRIGGER google_ai_attempts_holder BEFORE INSERT ON public.google_ai_attempts FOR EACH ROW WHEN
-    (((new.holder IS NOT NULL) AND (new.hold_until IS NOT NULL) AND (new.request_id IS NOT NULL))) EXECUTE FUNCTION
-    public.google_ai_attempt_holder();
+    ((new.hold_until IS NOT NULL)) EXECUTE FUNCTION public.google_ai_attempt_holder();
 
 CREATE CONSTRAINT TRIGGER google_ai_attempts_reply_check AFTER INSERT ON public.google_ai_attempts DEFERRABLE INITIALLY
     DEFERRED FOR EACH ROW WHEN ((new.reply_by IS NOT NULL)) EXECUTE FUNCTION public.google_ai_reply_check();

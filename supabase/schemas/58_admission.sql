@@ -552,7 +552,7 @@ begin
   v_verdict := public.google_ai_admit_at(p_now, v_request);
   -- Past its shutdown date with a successor (passed over unlogged by google_ai_admit_at): the model and
   -- its successor as a chain, in the same statement.
-  if v_verdict.cause = 'shut_down' and v_verdict.successor is not null then
+  if v_verdict.successor is not null then
     return public.google_ai_fall_back_at(p_now, p_call.models, v_request, p_call.output_tokens);
   end if;
   return v_verdict.answer;

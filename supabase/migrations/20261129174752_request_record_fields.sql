@@ -240,6 +240,9 @@ CREATE OR REPLACE FUNCTION public.google_ai_attempt_holder()
  SET search_path TO ''
 AS $function$
 begin
+  if new.request_id is null or new.holder is null then
+    return new;
+  end if;
   update public.google_ai_responses r set
     expires_at = case when r.holder is null then new.hold_until else greatest(r.expires_at, new.hold_until) end,
     holder = new.holder
@@ -768,7 +771,7 @@ begin
   v_verdict := public.google_ai_admit_at(p_now, v_request);
   -- Past its shutdown date with a successor (passed over unlogged by google_ai_admit_at): the model and
   -- its successor as a chain, in the same statement.
-  if v_verdict.cause = 'shut_down' and v_verdict.successor is not null then
+  if v_verdict.successor is not null then
     return public.google_ai_fall_back_at(p_now, p_call.models, v_request, p_call.output_tokens);
   end if;
   return v_verdict.answer;
@@ -841,7 +844,7 @@ $function$
 ;
 
 drop trigger if exists google_ai_attempts_holder on public.google_ai_attempts;
-CREATE TRIGGER google_ai_attempts_holder BEFORE INSERT ON public.google_ai_attempts FOR EACH ROW WHEN (((new.holder IS NOT NULL) AND (new.hold_until IS NOT NULL) AND (new.request_id IS NOT NULL))) EXECUTE FUNCTION public.google_ai_attempt_holder();
+CREATE TRIGGER google_ai_attempts_holder BEFORE INSERT ON public.google_ai_attempts FOR EACH ROW WHEN ((new.hold_until IS NOT NULL)) EXECUTE FUNCTION public.google_ai_attempt_holder();
 
 drop trigger if exists google_ai_queue_reply_check on public.google_ai_queue;
 CREATE CONSTRAINT TRIGGER google_ai_queue_reply_check AFTER INSERT OR UPDATE OF reply_by ON public.google_ai_queue DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ((new.reply_by IS NOT NULL)) EXECUTE FUNCTION public.google_ai_reply_check();
