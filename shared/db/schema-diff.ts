@@ -119,7 +119,7 @@ export async function diffDatabases(fromUrl: string, targetUrl: string, what?: s
     const [had, wanted] = await Promise.all([objectStates(from), objectStates(target)]);
     const resultChanged = [...wanted].filter(([name, f]) => f.kind === "function" && had.has(name) && had.get(name)!.result !== f.result)
       .map(([name]) => name);
-    const migra = checksLast(typesFirst(await migraStatements(fromUrl, targetUrl))).map(idempotent);
+    const migra = checksLast(typesFirst(typeDropsInOrder(await migraStatements(fromUrl, targetUrl)))).map(idempotent);
     refuseOwnersData(migra);
     // What the dropped views and functions leave behind, dropped before them and created after them.
     const dropped = {
@@ -128,7 +128,12 @@ export async function diffDatabases(fromUrl: string, targetUrl: string, what?: s
       functions: [...resultChanged, ...[...had].filter(([name, f]) => f.kind === "function" && !wanted.has(name)).map(([name]) => name)],
     };
     const dependents = await dependentsToRecreate(from, target, wanted, dropped, migra);
-    const statements = [...dependents.drops, ...resultChanged.map((name) => `drop function if exists ${name};`), ...migra,
+    // A new function taking a type migra drops and creates again: on a second run it exists and would
+    // block the drop, so it is dropped first (migra's statement creates it again).
+    const newOnDropped = [...wanted].filter(([name, f]) => f.kind === "function" && !had.has(name) &&
+      dropped.types.some((t) => new RegExp(`${unquotedName(t).replaceAll(".", "\\.")}(?!\\w)`).test(unquotedName(name))))
+      .map(([name]) => `drop function if exists ${name};`);
+    const statements = [...newOnDropped, ...dependents.drops, ...resultChanged.map((name) => `drop function if exists ${name};`), ...migra,
       ...dependents.creates];
     await applyScript(from, [header, ...statements].join("\n\n"));
     const fixups = await alignAccessAndOptions(from, target);
@@ -143,6 +148,11 @@ export async function diffDatabases(fromUrl: string, targetUrl: string, what?: s
   } finally {
     await Promise.all([from.end(), target.end()]);
   }
+}
+
+/** A name as PostgreSQL may print it, without its quotes, in lower case. */
+function unquotedName(name: string): string {
+  return name.replaceAll('"', "").toLowerCase();
 }
 
 /** The first words of every migration the command writes. */
@@ -209,6 +219,32 @@ export function typesFirst(statements: string[]): string[] {
   if (firstFunction < 0) return statements;
   const before = statements.slice(0, firstFunction), after = statements.slice(firstFunction);
   return [...before, ...after.filter(isType), ...after.filter((s) => !isType(s))];
+}
+
+/**
+ * migra's statements with its drops of types (each changed type is dropped and created again) in an
+ * order PostgreSQL takes: a type whose new definition names another dropped type is dropped before that
+ * one, which on the migration's second run it would hold (migra sorts them by name).
+ */
+export function typeDropsInOrder(statements: string[]): string[] {
+  const dropOf = (s: string) => /^drop type (?:if exists )?(\S+);$/i.exec(s)?.[1];
+  const slots = statements.flatMap((s, i) => (dropOf(s) ? [i] : []));
+  const names = slots.map((i) => dropOf(statements[i]!)!);
+  const definition = (name: string) =>
+    statements.find((s) => s.toLowerCase().startsWith(`create type ${name.toLowerCase()} `)) ?? "";
+  const ordered: string[] = [];
+  const visiting = new Set<string>();
+  const visit = (name: string) => {
+    if (visiting.has(name)) return;
+    visiting.add(name);
+    const named = new RegExp(`\\b${unquotedName(name).replaceAll(".", "\\.")}(?!\\w)`);
+    for (const other of names) if (other !== name && named.test(unquotedName(definition(other)))) visit(other);
+    ordered.push(name);
+  };
+  names.forEach(visit);
+  const out = [...statements];
+  slots.forEach((slot, k) => (out[slot] = `drop type ${ordered[k]};`));
+  return out;
 }
 
 /**

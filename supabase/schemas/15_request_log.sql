@@ -152,7 +152,7 @@ COMMENT ON COLUMN public.google_ai_attempts.hold_until IS
     'in-flight claim lasts until then.';
 
 COMMENT ON COLUMN public.google_ai_attempts.holder IS
-    'The invocation whose statement made this row (its $holder id), when it named one.';
+    'The invocation whose statement made this row (its request''s holder), when it named one.';
 
 -- What came of one attempt at the provider, as finalize takes it (google_ai_finalize, 60_life_cycle.sql):
 -- one record from the caller's JSON (jsonb_populate_record: a key it does not know is ignored, one it
@@ -218,7 +218,7 @@ COMMENT ON TABLE public.google_ai_responses IS
     'request_id: in flight (with a lease) or done (answer replayed for 24 h).';
 
 COMMENT ON COLUMN public.google_ai_responses.holder IS
-    'The invocation holding this in-flight claim (its $holder id); '
+    'The invocation holding this in-flight claim (its request''s holder); '
     'null until its first reservation, or for a claim made without one.';
 
 CREATE INDEX IF NOT EXISTS google_ai_attempts_caller_idx ON public.google_ai_attempts USING btree (caller, created_at);

@@ -94,6 +94,8 @@ COMMENT ON TYPE public.google_ai_caller IS
 -- (as asked) and the answer it is sent with (google_ai_fall_back_at sets both for each model of a
 -- chain); caller, client_id and token_id are a token's client once its verdict has passed; requests: how
 -- many requests it is at its provider (1, or an embedding batch's inputs), booked and given back at once.
+-- reply_by, hold_until, holder: the holder's deadlines and id (55_claims.sql; llm-invoke's store/holder.ts),
+-- which every attempt row and queue ticket of the request carries (none without a reply_by).
 CREATE TYPE public.google_ai_request AS (
     model text,
     caller text,
@@ -111,12 +113,37 @@ CREATE TYPE public.google_ai_request AS (
     exclude_key_ids uuid[],
     queue_ticket uuid,
     idempotent boolean,
-    requests integer
+    requests integer,
+    reply_by timestamp with time zone,
+    hold_until timestamp with time zone,
+    holder uuid
 );
 
 COMMENT ON TYPE public.google_ai_request IS
     'One reservation request as its entry received it, handed whole through fall-back, admit, refuse, '
     'record and queue (google_ai_reserve_models_at builds it).';
+
+-- One model's verdict on a request, as each step of the admission answers it to the one above it (a
+-- token's verdict, the stored answer of a named request, refuse, record, admit, to fall-back and the
+-- entry): admitted (ok) or not, the limit and its cause, when to ask again, the model, the successor of
+-- a model past its shutdown date, the reservation or queue ticket it holds, and the answer built for
+-- the caller (JSON by nature: what the entry answers), which no step reads back.
+CREATE TYPE public.google_ai_admission_verdict AS (
+    ok boolean,
+    limit_hit text,
+    cause text,
+    retry_after_ms bigint,
+    retry_at timestamp with time zone,
+    model text,
+    successor text,
+    reservation_id uuid,
+    ticket uuid,
+    answer jsonb
+);
+
+COMMENT ON TYPE public.google_ai_admission_verdict IS
+    'One model''s verdict on a request (admitted, queued or refused: limit, cause, times, model, successor, '
+    'reservation or ticket) and the answer built for the caller, handed up from step to step of the admission.';
 
 CREATE TABLE public.google_ai_credential_refusals (
     minute timestamp with time zone NOT NULL,
@@ -428,15 +455,32 @@ begin
 end
 $$;
 
+-- The one writer of a refused attempt row: p_request's (its caller, client and token as the step that
+-- refused knows them; requested_model its model as asked), refused on model p_model with limit p_limit,
+-- cause p_cause and the time to ask again (p_retry_ms), with the holder's deadlines and id the request
+-- carries (the claims' trigger renews the holder's claim: 55_claims.sql).
+CREATE OR REPLACE FUNCTION public.google_ai_log_refusal(p_request public.google_ai_request, p_model text,
+    p_limit text, p_cause text, p_retry_ms bigint) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+begin
+  insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
+    attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata, requests, reply_by,
+    hold_until, holder)
+  values ('refused', p_request.request_id, p_request.caller, p_request.client_id, p_request.token_id, p_model,
+    p_request.model, coalesce(p_request.attempt, 1), p_request.estimated_tokens, p_limit, p_cause, p_retry_ms,
+    p_request.wait_ms, coalesce(p_request.metadata, '{}'), coalesce(p_request.requests, 1), p_request.reply_by,
+    p_request.hold_until, p_request.holder);
+end
+$$;
+
 -- A scoped token's verdict (google_ai_token_verdict_at). (A named type, not OUT parameters: a function's
 -- OUT parameters are read from its catalog row again on every call, and they are variables named like
 -- columns: a bare `caller` in a query of the function would be ambiguous with a table's, an error met
 -- only when the query runs. The function's own variables are v_ names.)
 CREATE TYPE public.google_ai_token_verdict AS (
-    refusal jsonb,
-    caller text,
-    client_id uuid,
-    token_id uuid,
+    refusal public.google_ai_admission_verdict,
+    request public.google_ai_request,
     worst numeric
 );
 
@@ -457,9 +501,10 @@ $$;
 
 -- A scoped token's verdict on one request, under the token's and its client's row locks (held until
 -- the reservation commits, so two requests of one token are counted one after the other): refusal is
--- null when the token may send it (caller is then its client's name), else the answer to give, its
--- refused attempt row written, naming the budget's period (life: the token's; day or month: its
--- client's: google_ai_budget_verdict). worst: what the call may cost where the token or its client has
+-- null when the token may send it, else the refusal's verdict, its refused attempt row written
+-- (google_ai_log_refusal), naming the budget's period (life: the token's; day or month: its client's:
+-- google_ai_budget_verdict). request: p_request as its token's client's (its caller, client_id and
+-- token_id), for the admission to go on with. worst: what the call may cost where the token or its client has
 -- a budget in money (google_ai_worst_call_cost: output_tokens, the answer the request is sent with, at
 -- the tiers of the class it runs in), which the admission books. The model must be one of the token's
 -- (google_ai_token_models: its list within its client's).
@@ -471,7 +516,6 @@ CREATE OR REPLACE FUNCTION public.google_ai_token_verdict_at(p_now timestamp wit
 declare
   v_token public.google_ai_tokens;
   v_client public.google_ai_clients;
-  v_caller text;
   v_worst numeric;
   v_model text;
   v_limit text;
@@ -483,11 +527,15 @@ declare
 begin
   select * into v_token from public.google_ai_tokens t where t.token_hash = p_request.token_hash for update;
   if not found then
-    return row(jsonb_build_object('ok', false, 'limit', 'token_invalid', 'cause', 'token_invalid',
-      'retry_after_ms', null), null, null, null, null)::public.google_ai_token_verdict;
+    return row(row(false, 'token_invalid', 'token_invalid', null, null, null, null, null, null,
+      jsonb_build_object('ok', false, 'limit', 'token_invalid', 'cause', 'token_invalid', 'retry_after_ms', null)
+      )::public.google_ai_admission_verdict, null, null)::public.google_ai_token_verdict;
   end if;
   select * into v_client from public.google_ai_clients c where c.id = v_token.client_id for update;
-  v_caller := 'client:' || v_client.name;
+  -- The token's client is the caller from here on.
+  p_request.caller := 'client:' || v_client.name;
+  p_request.client_id := v_client.id;
+  p_request.token_id := v_token.id;
   v_limit := public.google_ai_token_refusal(v_token, v_client, p_now);
   v_model := coalesce((public.google_ai_resolve_model(p_request.model)).model, p_request.model);
   if num_nonnulls(v_client.daily_max_usd, v_client.monthly_max_usd, v_token.max_usd) > 0 then
@@ -509,19 +557,16 @@ begin
     order by b.n limit 1;
   end if;
   if v_limit is null then
-    return row(null, v_caller, v_client.id, v_token.id, v_worst)::public.google_ai_token_verdict;
+    return row(null, p_request, v_worst)::public.google_ai_token_verdict;
   end if;
   v_retry_ms := public.google_ai_ms_until(v_retry_at, p_now);
   v_cause := coalesce(v_cause, public.google_ai_refusal_cause(v_limit));
 
-  insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
-    attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
-  values ('refused', p_request.request_id, v_caller, v_client.id, v_token.id, v_model, p_request.model,
-    coalesce(p_request.attempt, 1), p_request.estimated_tokens, v_limit, v_cause, v_retry_ms, p_request.wait_ms,
-    coalesce(p_request.metadata, '{}'));
-  return row(jsonb_build_object('ok', false, 'limit', v_limit, 'cause', v_cause,
-    'retry_after_ms', v_retry_ms, 'retry_at', v_retry_at, 'client_id', v_client.id, 'token_id', v_token.id)
-    || case when v_period is not null then jsonb_build_object('period', v_period) else '{}' end,
-    v_caller, v_client.id, v_token.id, v_worst)::public.google_ai_token_verdict;
+  perform public.google_ai_log_refusal(p_request, v_model, v_limit, v_cause, v_retry_ms);
+  return row(row(false, v_limit, v_cause, v_retry_ms, v_retry_at, null, null, null, null,
+    jsonb_build_object('ok', false, 'limit', v_limit, 'cause', v_cause,
+      'retry_after_ms', v_retry_ms, 'retry_at', v_retry_at, 'client_id', v_client.id, 'token_id', v_token.id)
+    || case when v_period is not null then jsonb_build_object('period', v_period) else '{}' end
+    )::public.google_ai_admission_verdict, p_request, v_worst)::public.google_ai_token_verdict;
 end
 $$;

@@ -21,6 +21,7 @@ CREATE TABLE public.google_ai_queue (
     "position" integer NOT NULL,
     requests integer DEFAULT 1 NOT NULL,
     waits_for text DEFAULT 'window' NOT NULL,
+    reply_by timestamp with time zone,
     CONSTRAINT google_ai_queue_waits_for_check CHECK (waits_for IN ('window', 'class_allowance', 'caller_allowance'))
 );
 
@@ -28,6 +29,10 @@ COMMENT ON TABLE public.google_ai_queue IS
     'Requests waiting for capacity, in admission order (class_rank, turn, enqueued_at). A ticket ends when its request '
     'is admitted, gives up, or stops calling (lease_until): then an abandoned attempt row records it. requests: the '
     'slots its turn needs at once (google_ai_attempts.requests).';
+
+COMMENT ON COLUMN public.google_ai_queue.reply_by IS
+    'When the caller of the statement that took or renewed the ticket stopped waiting for its answer (its '
+    'request''s reply_by; google_ai_reply_check rolls back a ticket committed later). Null: none named.';
 
 COMMENT ON COLUMN public.google_ai_queue.waits_for IS
     'What the ticket waits for (google_ai_waits_for; QUEUE_WAIT_TARGETS in _shared/vocabulary.ts): window, the '
@@ -279,34 +284,28 @@ end
 $$;
 
 -- At commit: a row written by a statement whose caller stopped waiting (its reply_by passed) is rolled
--- back with everything the statement did. An attempt row (an admission, or a refusal: it renews its
--- holder's claim, 55_claims.sql) carries its reply_by; a queue ticket taken or moved (it would hold the
--- request's claim and a place ahead of live waiters for nobody) has the transaction's setting
--- google_ai.reply_by (set by google_ai_reserve_models_at). 57014 (query_canceled) is what a statement
--- timeout raises: the function answers it 503.
+-- back with everything the statement did. Each such row carries its request's reply_by: an attempt row
+-- (an admission, or a refusal: it renews its holder's claim, 55_claims.sql), a queue ticket taken or
+-- renewed (it would hold the request's claim and a place ahead of live waiters for nobody; a write that
+-- sets no reply_by, such as a fallback naming its requested model, is not checked again). 57014
+-- (query_canceled) is what a statement timeout raises: the function answers it 503.
 CREATE OR REPLACE FUNCTION public.google_ai_reply_check() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
-declare
-  v_reply_by timestamptz;
 begin
-  if tg_table_name = 'google_ai_attempts' then
-    v_reply_by := new.reply_by;
-  else
-    v_reply_by := nullif(pg_catalog.current_setting('google_ai.reply_by', true), '')::timestamptz;
-  end if;
-  if pg_catalog.clock_timestamp() > v_reply_by then
+  if pg_catalog.clock_timestamp() > new.reply_by then
     raise exception 'the % row of request % reached its commit after its caller stopped waiting (%); rolled back',
-      tg_table_name, new.request_id, v_reply_by
+      tg_table_name, new.request_id, new.reply_by
       using errcode = '57014';
   end if;
   return null;
 end
 $$;
 
-CREATE CONSTRAINT TRIGGER google_ai_queue_reply_check AFTER INSERT OR UPDATE ON public.google_ai_queue DEFERRABLE
-    INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.google_ai_reply_check();
+CREATE CONSTRAINT TRIGGER google_ai_queue_reply_check AFTER INSERT OR UPDATE OF reply_by ON public.google_ai_queue
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ((new.reply_by IS NOT NULL))
+    EXECUTE FUNCTION public.google_ai_reply_check();
 
 -- Whether the spread holds a request of class rank p_rank back (its place in the schedule still
 -- ahead): only while requests wait for the model's window (a ticket waiting for an allowance, its
@@ -575,15 +574,16 @@ begin
   if expected <= v_wait_until and greatest(expected, likely_at) <= v_wait_until then
     insert into public.google_ai_queue as q (ticket_id, model, priority_class, class_rank, caller, client_id,
       token_id, request_id, requested_model, turn, enqueued_at, tokens, limit_hit, expected_at, lease_until, position,
-      requests, waits_for)
+      requests, waits_for, reply_by)
     values (coalesce(p_refusal.ticket, p_refusal.new_ticket), p_limits.model, p_class.name, p_class.rank,
       p_request.caller, p_request.client_id, p_request.token_id, p_request.request_id, p_request.model, v_turn,
       v_since, p_request.estimated_tokens, p_refusal.limit_hit, expected, expected + v_grace, v_ahead + 1,
-      p_request.requests, public.google_ai_waits_for(p_refusal.limit_hit, p_limits.model, p_class.name))
+      p_request.requests, public.google_ai_waits_for(p_refusal.limit_hit, p_limits.model, p_class.name),
+      p_request.reply_by)
     on conflict (ticket_id) do update set
       expected_at = excluded.expected_at, lease_until = excluded.lease_until, turn = excluded.turn,
       position = excluded.position, tokens = excluded.tokens, limit_hit = excluded.limit_hit,
-      requests = excluded.requests, waits_for = excluded.waits_for
+      requests = excluded.requests, waits_for = excluded.waits_for, reply_by = excluded.reply_by
     returning * into v_ticket;
     answer := public.google_ai_queued_answer(v_ticket, p_refusal.cause, p_now);
   end if;

@@ -36,9 +36,11 @@ begin
 end
 $$;
 
--- A booking's verdict (google_ai_booking_outcome). (A named type, not OUT parameters: a function's OUT
--- parameters are read from its catalog row again on every call.)
-CREATE TYPE public.google_ai_outcome AS (
+-- The limits' verdict on one booking (google_ai_booking_outcome): booked, or the limit that blocks first,
+-- its cause, and whether the window is full; google_ai_booking_rules hands it on in its own verdict
+-- (google_ai_booking_verdict). (A named type, not OUT parameters: a function's OUT parameters are read
+-- from its catalog row again on every call.)
+CREATE TYPE public.google_ai_limit_verdict AS (
     outcome text,
     cause text,
     window_full boolean
@@ -59,7 +61,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_booking_outcome(p_model public.googl
     p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_at public.google_ai_counter_at,
     p_held_rpm bigint, p_held bigint[], p_paced_until timestamp with time zone,
     p_spread_at timestamp with time zone, p_spread_limit text, p_requests integer DEFAULT 1)
-    RETURNS public.google_ai_outcome
+    RETURNS public.google_ai_limit_verdict
     LANGUAGE plpgsql IMMUTABLE
     AS $$
 -- @plpgsql_check_options: extra_warnings = off
@@ -82,18 +84,18 @@ declare
 begin
   if v_day_full then
     return row('rpd', case when v_day_spent then 'day_exhausted' else 'share_kept' end,
-      v_rpm_full or v_tpm_full)::public.google_ai_outcome;
+      v_rpm_full or v_tpm_full)::public.google_ai_limit_verdict;
   elsif p_paced_until is not null then
-    return row('pace', 'pace', v_rpm_full or v_tpm_full)::public.google_ai_outcome;
+    return row('pace', 'pace', v_rpm_full or v_tpm_full)::public.google_ai_limit_verdict;
   elsif v_rpm_full or v_tpm_full then
     -- (No room for anyone: the window is spent; else the others' shares keep what is left.)
     return row(case when v_rpm_full then 'rpm' else 'tpm' end,
       case when (p_model.rpm is not null and p_at.sum_requests > p_model.rpm) or v_tpm_full then 'window_full'
-           else 'share_kept' end, true)::public.google_ai_outcome;
+           else 'share_kept' end, true)::public.google_ai_limit_verdict;
   elsif p_spread_at is not null then
-    return row(p_spread_limit, 'spread', false)::public.google_ai_outcome;
+    return row(p_spread_limit, 'spread', false)::public.google_ai_limit_verdict;
   end if;
-  return row('booked', null, false)::public.google_ai_outcome;
+  return row('booked', null, false)::public.google_ai_limit_verdict;
 end
 $$;
 
@@ -203,7 +205,7 @@ declare
   v_pace_kept integer[]; v_pace_used integer[]; v_pace_next integer[];
   v_kept bigint[] := '{0,0,0,0}'::bigint[];   -- kept for the others and for the class: of the window, of the day
   v_step record;
-  v_verdict public.google_ai_outcome;
+  v_verdict public.google_ai_limit_verdict;
 begin
   for v_share in
     select s.id, s.reserved_rpm, coalesce(s.reserved_rpd, 0) as rpd_share, s.pace_burst, u.ring_low, u.ring,

@@ -1,44 +1,30 @@
 -- Claims: a request id is held by its caller while it is served (the holder's deadlines reply_by and
--- hold_until), answered again from its stored answer (idempotency), and each refusal is logged.
+-- hold_until, fields of the request record), and answered again from its stored answer (idempotency).
 set check_function_bodies = off;
 
--- The attempt row takes the holder's times and identity out of its metadata: the row keeps them; a
--- claim just taken (no holder yet) becomes the admitted invocation's, with its hold_until; a claim its
--- holder still holds is renewed by its holder's statements only, never shortened. A claim nobody
--- holds any more is not revived: a repeat may take it over.
+-- An attempt row of a holder (the request's holder and hold_until, which a row has only with a
+-- reply_by: google_ai_log_refusal, google_ai_record_admission) renews its claim: a claim just taken (no
+-- holder yet) becomes the admitted invocation's, with its hold_until; a claim its holder still holds is
+-- renewed by its holder's statements only, never shortened. A claim nobody holds any more is not
+-- revived: a repeat may take it over.
 CREATE OR REPLACE FUNCTION public.google_ai_attempt_holder() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO ''
-    AS $_$
-declare
-  v_holder jsonb := new.metadata -> '$holder';
-  v_now timestamptz := pg_catalog.clock_timestamp();
+    AS $$
 begin
-  new.metadata := new.metadata - '$holder';
-  if pg_catalog.jsonb_typeof(v_holder) is distinct from 'object' then
+  if new.request_id is null or new.holder is null then
     return new;
   end if;
-  new.reply_by := public.google_ai_holder_time(v_holder, 'reply_by');
-  -- The invocation it names (null when absent); anything but a uuid is a clear 22023.
-  if v_holder -> 'holder' is not null and not (pg_catalog.jsonb_typeof(v_holder -> 'holder') = 'string'
-     and (v_holder ->> 'holder') ~ '^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$') then
-    raise exception 'metadata key $holder is the gateway''s own: its holder must be a uuid' using errcode = '22023';
-  end if;
-  new.holder := (v_holder ->> 'holder')::uuid;
-  -- Never before reply_by; none when the statement names none (then the claim keeps its lease).
-  new.hold_until := case when v_holder ? 'hold_until'
-                         then greatest(public.google_ai_holder_time(v_holder, 'hold_until'), new.reply_by) end;
-  if new.request_id is not null and new.hold_until is not null and new.holder is not null then
-    update public.google_ai_responses r set
-      expires_at = case when r.holder is null then new.hold_until else greatest(r.expires_at, new.hold_until) end,
-      holder = new.holder
-    where r.caller = new.caller and r.request_id = new.request_id and r.status = 'in_progress'
-      and (r.holder = new.holder or (r.holder is null and new.status = 'reserved'))
-      and public.google_ai_claim_held_until(r.caller, r.request_id, r.expires_at, v_now) is not null;
-  end if;
+  update public.google_ai_responses r set
+    expires_at = case when r.holder is null then new.hold_until else greatest(r.expires_at, new.hold_until) end,
+    holder = new.holder
+  where r.caller = new.caller and r.request_id = new.request_id and r.status = 'in_progress'
+    and (r.holder = new.holder or (r.holder is null and new.status = 'reserved'))
+    and public.google_ai_claim_held_until(r.caller, r.request_id, r.expires_at, pg_catalog.clock_timestamp())
+        is not null;
   return new;
 end
-$_$;
+$$;
 
 -- Until when a request's in-flight claim is held at p_now: its lease, or a live ticket of the request
 -- in the admission queue (its holder is waiting for its turn). Null: nobody holds it.
@@ -56,27 +42,6 @@ begin
   select max(q.lease_until) into v_ticket from public.google_ai_queue q
   where q.caller = p_caller and q.request_id = p_request_id and q.lease_until > p_now;
   return v_ticket;
-end
-$$;
-
--- One time of a '$holder' (null when absent); anything but an ISO timestamp is a clear 22023.
-CREATE OR REPLACE FUNCTION public.google_ai_holder_time(p_holder jsonb, p_key text) RETURNS timestamp with time zone
-    LANGUAGE plpgsql STABLE
-    SET search_path TO ''
-    AS $$
-begin
-  if p_holder -> p_key is null then
-    return null;
-  end if;
-  if pg_catalog.jsonb_typeof(p_holder -> p_key) = 'string' then
-    begin
-      return (p_holder ->> p_key)::timestamptz;
-    exception when data_exception then
-      null; -- told below
-    end;
-  end if;
-  raise exception 'metadata key $holder is the gateway''s own: its % must be an ISO timestamp', p_key
-    using errcode = '22023';
 end
 $$;
 
@@ -99,8 +64,8 @@ $$;
 
 -- The request's idempotency marker: in flight until finalize stores the answer, with a lease a
 -- little longer than an Edge Function's wall clock, so a crashed caller cannot block its id. A claim
--- taken (or taken over) is its taker's: p_holder with its hold_until (the admitted attempt row's, as
--- google_ai_attempt_holder read them), the lease then being hold_until, when both are named and the
+-- taken (or taken over) is its taker's: p_holder with its hold_until (the request's, as its admitted
+-- attempt row carries them), the lease then being hold_until, when both are named and the
 -- claim is held at all (google_ai_claim_held_until: the fixed lease has not ended at the clock, as with
 -- an injected clock it may have); else it names no holder. (The attempt row is written first and this
 -- claim after it, with its holder: the attempt's trigger then finds no claim of this taker to update, or
@@ -133,28 +98,31 @@ $$;
 -- or null to go on. A request id this caller completed within 24 hours is answered from the stored
 -- response; one whose earlier call still holds its lease (in flight, or between attempts) is refused
 -- as in_progress. The advisory lock serialises concurrent duplicates until the first one's marker
--- (google_ai_hold_request, in the same transaction) is committed.
+-- (google_ai_hold_request, in the same transaction) is committed. The answer is a refusal's verdict.
 CREATE OR REPLACE FUNCTION public.google_ai_idempotent_answer(p_caller text, p_request_id text,
-    p_now timestamp with time zone) RETURNS jsonb
+    p_now timestamp with time zone) RETURNS public.google_ai_admission_verdict
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 declare
   v_prior public.google_ai_responses;
   v_held_until timestamptz;
+  v_retry_ms bigint;
 begin
   perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(p_caller || '/' || p_request_id, 0));
   select * into v_prior from public.google_ai_responses r
   where r.caller = p_caller and r.request_id = p_request_id;
   if v_prior.status = 'done' and v_prior.created_at > p_now - interval '24 hours' then
-    return jsonb_build_object('ok', false, 'limit', 'duplicate', 'cause', 'duplicate', 'response', v_prior.response,
-      'retry_after_ms', null, 'retry_at', null);
+    return row(false, 'duplicate', 'duplicate', null, null, null, null, null, null,
+      jsonb_build_object('ok', false, 'limit', 'duplicate', 'cause', 'duplicate', 'response', v_prior.response,
+        'retry_after_ms', null, 'retry_at', null))::public.google_ai_admission_verdict;
   elsif v_prior.status = 'in_progress' then
     v_held_until := public.google_ai_claim_held_until(p_caller, p_request_id, v_prior.expires_at, p_now);
     if v_held_until is not null then
-      return jsonb_build_object('ok', false, 'limit', 'in_progress', 'cause', 'in_progress',
-        'retry_after_ms', greatest(1000, public.google_ai_ms_until(v_held_until, p_now)),
-        'retry_at', v_held_until);
+      v_retry_ms := greatest(1000, public.google_ai_ms_until(v_held_until, p_now));
+      return row(false, 'in_progress', 'in_progress', v_retry_ms, v_held_until, null, null, null, null,
+        jsonb_build_object('ok', false, 'limit', 'in_progress', 'cause', 'in_progress',
+          'retry_after_ms', v_retry_ms, 'retry_at', v_held_until))::public.google_ai_admission_verdict;
     end if;
   end if;
   return null;
@@ -162,7 +130,7 @@ end
 $$;
 
 CREATE OR REPLACE TRIGGER google_ai_attempts_holder BEFORE INSERT ON public.google_ai_attempts FOR EACH ROW WHEN
-    ((new.metadata ? '$holder'::text)) EXECUTE FUNCTION public.google_ai_attempt_holder();
+    ((new.hold_until IS NOT NULL)) EXECUTE FUNCTION public.google_ai_attempt_holder();
 
 CREATE CONSTRAINT TRIGGER google_ai_attempts_reply_check AFTER INSERT ON public.google_ai_attempts DEFERRABLE INITIALLY
     DEFERRED FOR EACH ROW WHEN ((new.reply_by IS NOT NULL)) EXECUTE FUNCTION public.google_ai_reply_check();

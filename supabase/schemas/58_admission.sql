@@ -68,10 +68,12 @@ $$;
 -- p_limits is the model's row, limits after the margin (all null when the name is unknown; the row then
 -- names the model as asked); p_class the class it asked in (its rank its place's); p_refusal why, and its
 -- place (google_ai_queue_place). Every answer names its figures (google_ai_refusal_figures); a request
--- of more requests than the minute or the day holds is refused with their cause and time.
+-- of more requests than the minute or the day holds is refused with their cause and time. The answer is
+-- the refusal's verdict (google_ai_admission_verdict).
 CREATE OR REPLACE FUNCTION public.google_ai_refusal_at(p_now timestamp with time zone,
     p_request public.google_ai_request, p_limits public.google_ai_model_limits,
-    p_class public.google_ai_priority_classes, p_refusal public.google_ai_refusal) RETURNS jsonb
+    p_class public.google_ai_priority_classes, p_refusal public.google_ai_refusal)
+    RETURNS public.google_ai_admission_verdict
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -91,8 +93,9 @@ begin
   -- (google_ai_fallback_chain) on this answer, and google_ai_fall_back_at logs the model it passes over.
   if v_limit = 'shut_down' then
     if p_limits.successor is not null then
-      return jsonb_build_object('ok', false, 'limit', 'withdrawn', 'cause', 'shut_down', 'retry_after_ms', null,
-        'model', p_limits.model) || v_said;
+      return row(false, 'withdrawn', 'shut_down', null, null, p_limits.model, p_limits.successor, null, null,
+        jsonb_build_object('ok', false, 'limit', 'withdrawn', 'cause', 'shut_down', 'retry_after_ms', null,
+          'model', p_limits.model) || v_said)::public.google_ai_admission_verdict;
     end if;
     v_limit := 'withdrawn';
     p_refusal.limit_hit := v_limit;
@@ -102,7 +105,9 @@ begin
   select w.* into v_wait from public.google_ai_queue_wait(p_now, p_request, p_limits, p_class, p_refusal) w
   where public.google_ai_queue_turns(v_limit) is not null and coalesce(p_request.wait_left_ms, 0) > 0;
   if v_wait.answer is not null then
-    return v_wait.answer || v_said;
+    return row(false, v_limit, p_refusal.cause, public.google_ai_ms_until(v_wait.expected, p_now), v_wait.expected,
+      p_limits.model, null, null, coalesce(p_refusal.ticket, p_refusal.new_ticket),
+      v_wait.answer || v_said)::public.google_ai_admission_verdict;
   end if;
 
   -- Not waiting (NO_WAIT, or the turn lies beyond the caller's wait): answered now, with the time.
@@ -136,15 +141,14 @@ begin
   -- is no attempt: llm-invoke asks again without them, or answers from the calls it made. No row.
   if not (v_limit = 'no_active_key' and coalesce(cardinality(p_request.exclude_key_ids), 0) > 0)
      and (coalesce(p_request.wait_ms, 0) = 0 or p_request.request_id is null or not found) then
-    insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
-      attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata, requests)
-    values ('refused', p_request.request_id, p_request.caller, p_request.client_id, p_request.token_id,
-      coalesce(p_limits.model, p_request.model), p_request.model, p_request.attempt, p_request.estimated_tokens,
-      v_limit, p_refusal.cause, v_retry_ms, p_request.wait_ms, coalesce(p_request.metadata, '{}'), p_request.requests);
+    perform public.google_ai_log_refusal(p_request, coalesce(p_limits.model, p_request.model), v_limit,
+      p_refusal.cause, v_retry_ms);
   end if;
-  return jsonb_build_object('ok', false, 'limit', v_limit, 'cause', p_refusal.cause, 'retry_after_ms', v_retry_ms,
-    'retry_at', v_reopens_at, 'model', p_limits.model,
-    'recheck_after_ms', public.google_ai_ms_until(v_recheck_at, p_now)) || v_said;
+  return row(false, v_limit, p_refusal.cause, v_retry_ms, v_reopens_at, p_limits.model, null, null, null,
+    jsonb_build_object('ok', false, 'limit', v_limit, 'cause', p_refusal.cause, 'retry_after_ms', v_retry_ms,
+      'retry_at', v_reopens_at, 'model', p_limits.model,
+      'recheck_after_ms', public.google_ai_ms_until(v_recheck_at, p_now)) || v_said
+    )::public.google_ai_admission_verdict;
 end
 $$;
 
@@ -155,16 +159,17 @@ $$;
 -- (google_ai_count_budgets). p_booked_usd: the worst case booked in a budget in money (a token's, its
 -- client's or a service caller's; null: none), which the answer names (booked_usd: llm-invoke then sends
 -- the answer it booked as the call's cap where the request names none); p_booked_output: the answer a
--- model's token buckets booked (google_ai_schedule_place), settled at the answer.
+-- model's token buckets booked (google_ai_schedule_place), settled at the answer. The row carries the
+-- request's holder and deadlines (its trigger renews the holder's claim: 55_claims.sql). The answer is
+-- the admission's verdict (google_ai_admission_verdict).
 CREATE OR REPLACE FUNCTION public.google_ai_record_admission(p_now timestamp with time zone,
     p_request public.google_ai_request, p_model text, p_class text, p_booking public.google_ai_booking, p_ticket uuid,
-    p_booked_usd numeric, p_booked_output integer) RETURNS jsonb
+    p_booked_usd numeric, p_booked_output integer) RETURNS public.google_ai_admission_verdict
     LANGUAGE plpgsql
     AS $$
 declare
   v_answer jsonb;
-  v_holder uuid;             -- the attempt row's holder and hold_until (google_ai_attempt_holder)
-  v_hold_until timestamptz;
+  v_reservation uuid;
 begin
   if p_ticket is not null then
     delete from public.google_ai_queue q where q.ticket_id = p_ticket;
@@ -178,24 +183,26 @@ begin
   -- encode the whole answer again; minus an empty array is the object as it is.)
   insert into public.google_ai_attempts as a (reservation_id, status, request_id, caller, client_id, token_id, model,
     requested_model, attempt, api_key_id, key_alias, quota_group, minute_bucket, day_bucket, estimated_tokens,
-    wait_ms, metadata, priority_class, admitted_at, booked_usd, booked_output_tokens, requests)
+    wait_ms, metadata, priority_class, admitted_at, booked_usd, booked_output_tokens, requests, reply_by, hold_until,
+    holder)
   values (gen_random_uuid(), 'reserved', p_request.request_id, p_request.caller, p_request.client_id,
     p_request.token_id, p_model, p_request.model, p_request.attempt, p_booking.key_id, p_booking.key_alias,
     p_booking.booked_group, p_booking.minute_bucket, p_booking.day_bucket, p_request.estimated_tokens,
     p_request.wait_ms, coalesce(p_request.metadata, '{}'), p_class, p_booking.admitted_at, p_booked_usd,
-    p_booked_output, p_request.requests)
-  returning jsonb_build_object('ok', true, 'reservation_id', a.reservation_id, 'key_id', a.api_key_id,
+    p_booked_output, p_request.requests, p_request.reply_by, p_request.hold_until, p_request.holder)
+  returning a.reservation_id, jsonb_build_object('ok', true, 'reservation_id', a.reservation_id, 'key_id', a.api_key_id,
     'key_alias', a.key_alias, 'env_var_name', p_booking.env_var_name, 'quota_group', a.quota_group, 'model', a.model,
     'minute_bucket', a.minute_bucket, 'day_bucket', a.day_bucket, 'priority', a.priority_class,
     'quota', p_booking.quota, 'booked_usd', a.booked_usd)
-    - case when p_booking.quota is null then '{quota}' else '{}' end::text[], a.holder, a.hold_until
-  into v_answer, v_holder, v_hold_until;
-  -- The claim after the attempt row, with the holder its trigger read (google_ai_hold_request).
+    - case when p_booking.quota is null then '{quota}' else '{}' end::text[]
+  into v_reservation, v_answer;
+  -- The claim after the attempt row, with the request's holder (google_ai_hold_request).
   if p_request.idempotent and p_request.request_id is not null then
-    perform public.google_ai_hold_request(p_request.caller, p_request.request_id, p_model, p_now, v_holder,
-      v_hold_until);
+    perform public.google_ai_hold_request(p_request.caller, p_request.request_id, p_model, p_now, p_request.holder,
+      p_request.hold_until);
   end if;
-  return v_answer;
+  return row(true, null, null, null, null, p_model, null, v_reservation, null,
+    v_answer)::public.google_ai_admission_verdict;
 end
 $$;
 
@@ -209,16 +216,17 @@ $$;
 -- any lock: more than a minute of TPM, or of ITPM for its input (the estimate less its answer where the
 -- row books answers in it) or of OTPM for its answer. A model past its row's shutdown date (the day of
 -- v_now in UTC) is refused before any lock too, as withdrawn with cause shut_down (google_ai_refusal_at).
+-- The answer is the model's verdict (google_ai_admission_verdict), its answer built for the caller.
 CREATE OR REPLACE FUNCTION public.google_ai_admit_at(p_now timestamp with time zone,
-    p_request public.google_ai_request) RETURNS jsonb
+    p_request public.google_ai_request) RETURNS public.google_ai_admission_verdict
     LANGUAGE plpgsql
     SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 declare
   v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
-  v_answer jsonb;
-  v_who jsonb := '{}'::jsonb;       -- a token's client and token, named in every answer
-  v_credential record;
+  v_verdict public.google_ai_admission_verdict;
+  v_who jsonb;               -- a token's client and token, named in every answer of a token's request
+  v_credential public.google_ai_token_verdict;
   v_worst numeric;           -- a token's worst case, booked in its (or its client's) budget in money
   -- The request resolved, each handed whole down the queue and the booking to the rules.
   v_limits public.google_ai_model_limits;   -- the model's row, limits after the margin
@@ -227,26 +235,23 @@ declare
   v_blocked_by text;
   v_place record;            -- the request's place in the queue (google_ai_queue_place), when one is kept
   v_booking public.google_ai_booking;  -- the booking (google_ai_book_best_group): its group and key, or when to retry
-  -- The id a ticket taken now gets: tickets taken at the same instant are ordered by it.
-  v_new_ticket uuid := gen_random_uuid();
+  v_new_ticket uuid := gen_random_uuid();  -- a ticket taken now (tickets of one instant are ordered by it)
 begin
   if p_request.token_hash is not null then
     v_credential := public.google_ai_token_verdict_at(v_now, p_request);
-    if v_credential.refusal is not null then
+    if (v_credential.refusal).ok is not null then
       return v_credential.refusal;
     end if;
-    -- The token's client is the caller from here on.
-    p_request.caller := v_credential.caller;
-    p_request.client_id := v_credential.client_id;
-    p_request.token_id := v_credential.token_id;
+    p_request := v_credential.request;  -- the token's client is the caller from here on
     v_worst := v_credential.worst;
     v_who := jsonb_build_object('client_id', p_request.client_id, 'token_id', p_request.token_id);
   end if;
 
   if p_request.idempotent and p_request.request_id is not null and p_request.attempt = 1 then
-    v_answer := public.google_ai_idempotent_answer(p_request.caller, p_request.request_id, v_now);
-    if v_answer is not null then
-      return v_answer || v_who;
+    v_verdict := public.google_ai_idempotent_answer(p_request.caller, p_request.request_id, v_now);
+    if v_verdict.answer is not null then
+      v_verdict.answer := v_verdict.answer || coalesce(v_who, '{}');
+      return v_verdict;
     end if;
   end if;
 
@@ -281,33 +286,37 @@ begin
   v_blocked_by := coalesce(v_blocked_by, v_place.blocked_by, v_booking.blocked_by);
 
   if v_booking.booked_group is null then
-    return public.google_ai_refusal_at(v_now, p_request, v_limits, v_class, row(v_blocked_by,
+    v_verdict := public.google_ai_refusal_at(v_now, p_request, v_limits, v_class, row(v_blocked_by,
       coalesce(v_place.cause, v_booking.cause, public.google_ai_refusal_cause(v_blocked_by)), v_booking.reopens_at,
       v_booking.recheck_at, coalesce(v_place.may_book, true), v_place.ticket, v_place.turn, v_place.since,
-      v_place.turn_at, v_new_ticket, v_booking.budget_period)::public.google_ai_refusal) || v_who;
+      v_place.turn_at, v_new_ticket, v_booking.budget_period)::public.google_ai_refusal);
+  else
+    v_verdict := public.google_ai_record_admission(v_now, p_request, v_limits.model, v_class.name, v_booking,
+      v_place.ticket, coalesce(v_booking.booked_usd, v_worst),
+      case when num_nonnulls(v_limits.itpm, v_limits.otpm) > 0 then coalesce(p_request.output_tokens, 0) end);
   end if;
-
-  v_answer := public.google_ai_record_admission(v_now, p_request, v_limits.model, v_class.name, v_booking,
-    v_place.ticket, coalesce(v_booking.booked_usd, v_worst),
-    case when num_nonnulls(v_limits.itpm, v_limits.otpm) > 0 then coalesce(p_request.output_tokens, 0) end);
-  -- (A service caller's answer names no client: it is not encoded again for an empty object.)
-  return case when p_request.token_hash is null then v_answer else v_answer || v_who end;
+  if v_who is not null then  -- (a service caller's answer is not encoded again for an empty object)
+    v_verdict.answer := v_verdict.answer || v_who;
+  end if;
+  return v_verdict;
 end
 $$;
 
--- The chain a request tries (google_ai_fall_back_at): its models as asked (names) and canonical
--- (models), each once, and whether each is retired (an inactive row, or unlisted by every checked key
+-- The chain a request tries (google_ai_fall_back_at): its models as asked (o_names) and canonical
+-- (o_models), each once, and whether each is retired (an inactive row, or unlisted by every checked key
 -- of its provider); when every one is, none is (the catalogue may be the one that is wrong).
 -- A model past its row's shutdown date at p_now (null: the clock; the day in UTC) is followed by its
 -- row's successor where that is a row (and its successor's, at most three), which takes its place:
--- answer_of names the position in p_models whose answer each link is sent with (a successor's is its
+-- o_answer_of names the position in p_models whose answer each link is sent with (a successor's is its
 -- predecessor's). With p_token_hash, the fallbacks the token may not use (google_ai_token_models) are left
 -- out (the first model is always asked; a successor is a fallback) and the token's client is the caller
--- (caller, client_id, token_id). first: where the chain starts, the model of p_queue_ticket when the request holds one.
+-- (o_caller, o_client_id, o_token_id). o_first: where the chain starts, the model of p_queue_ticket when the
+-- request holds one. (Its results are o_ names: a bare name like a column's, caller or models, in one of
+-- its queries would be ambiguous with the table's, an error met only when the query runs.)
 CREATE OR REPLACE FUNCTION public.google_ai_fallback_chain(p_models text[], p_token_hash text, p_queue_ticket uuid,
     p_now timestamp with time zone DEFAULT NULL::timestamp with time zone,
-    OUT names text[], OUT models text[], OUT retired boolean[], OUT answer_of integer[], OUT first integer,
-    OUT caller text, OUT client_id uuid, OUT token_id uuid) RETURNS record
+    OUT o_names text[], OUT o_models text[], OUT o_retired boolean[], OUT o_answer_of integer[], OUT o_first integer,
+    OUT o_caller text, OUT o_client_id uuid, OUT o_token_id uuid) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
@@ -319,10 +328,11 @@ declare
   v_at integer := 0;         -- the position in p_models of the name being read
   v_hops integer;            -- successors followed from it
 begin
-  select '{}'::text[], '{}'::text[], '{}'::boolean[], '{}'::integer[], 1 into names, models, retired, answer_of, first;
+  select '{}'::text[], '{}'::text[], '{}'::boolean[], '{}'::integer[], 1
+    into o_names, o_models, o_retired, o_answer_of, o_first;
   if p_token_hash is not null then
-    select public.google_ai_token_models(t, c), t.id, c.id, 'client:' || c.name into v_allowed, token_id, client_id,
-      caller
+    select public.google_ai_token_models(t, c), t.id, c.id, 'client:' || c.name
+      into v_allowed, o_token_id, o_client_id, o_caller
     from public.google_ai_tokens t join public.google_ai_clients c on c.id = t.client_id
     where t.token_hash = p_token_hash;
   end if;
@@ -332,14 +342,14 @@ begin
     loop
       v_row := public.google_ai_model_by_name(v_name);
       exit when v_hops > 0 and v_row.id is null;
-      exit when coalesce(v_row.model, v_name) = any (models);
-      exit when cardinality(models) > 0 and p_token_hash is not null
+      exit when coalesce(v_row.model, v_name) = any (o_models);
+      exit when cardinality(o_models) > 0 and p_token_hash is not null
                 and not (coalesce(v_row.model, v_name) = any (coalesce(v_allowed, '{}')));
-      names := names || v_name;
-      models := models || coalesce(v_row.model, v_name);
+      o_names := o_names || v_name;
+      o_models := o_models || coalesce(v_row.model, v_name);
       -- Unlisted: active keys of its provider were checked (their model lists answered) and none lists it,
       -- the same reading as google_ai_model_catalogue_status's 'unlisted'.
-      retired := retired || (v_row.id is not null and (not v_row.is_active or (
+      o_retired := o_retired || (v_row.id is not null and (not v_row.is_active or (
         with ok_keys as (
           select h.api_key_id from public.google_ai_key_health h
           join public.google_ai_api_keys k on k.id = h.api_key_id
@@ -347,17 +357,17 @@ begin
         select exists (select from ok_keys)
            and not exists (select from public.google_ai_model_catalogue c
                            where c.model = v_row.model and c.api_key_id in (select o.api_key_id from ok_keys o)))));
-      answer_of := answer_of || v_at;
+      o_answer_of := o_answer_of || v_at;
       exit when v_hops = 3 or v_row.successor is null or not coalesce(v_row.shutdown_date <= v_today, false);
       v_name := v_row.successor;
       v_hops := v_hops + 1;
     end loop;
   end loop;
-  if not (false = any (retired)) then
-    retired := array_fill(false, array[cardinality(models)]);
+  if not (false = any (o_retired)) then
+    o_retired := array_fill(false, array[cardinality(o_models)]);
   end if;
   if p_queue_ticket is not null then
-    first := coalesce(array_position(models,
+    o_first := coalesce(array_position(o_models,
       (select q.model from public.google_ai_queue q where q.ticket_id = p_queue_ticket)), 1);
   end if;
 end
@@ -388,75 +398,78 @@ declare
   -- caller may wait for in the model's queue (google_ai_queue_turns).
   c_model_limits constant text[] := array['no_active_key', 'too_large', 'unknown_model', 'withdrawn'];
   v_chain record;             -- google_ai_fallback_chain: the models, and a token's caller
-  v_try jsonb;
-  v_answer jsonb;
-  v_refusals jsonb := '[]'::jsonb;   -- every model's refusal, in order
-  v_steps jsonb := '[]'::jsonb;      -- {model, limit, retry_after_ms} of each model passed over
+  v_try public.google_ai_admission_verdict;
+  v_served boolean := false;  -- v_try is the answer: admitted, queued, or a refusal no other model can change
   v_best jsonb;
+  v_refusals public.google_ai_admission_verdict[];   -- every model's refusal, in order
+  v_steps jsonb := '[]'::jsonb;      -- {model, limit, cause, retry_after_ms} of each model passed over
+  v_refused public.google_ai_request;  -- the request as a passed-over model's refused row names it
 begin
   -- (google_ai_reserve_models_at, its only caller, checked p_models and the caller or token.)
   v_chain := public.google_ai_fallback_chain(p_models, p_request.token_hash, p_request.queue_ticket, p_now);
-  for i in v_chain.first .. cardinality(v_chain.models) loop
-    if v_chain.retired[i] then
-      v_try := jsonb_build_object('ok', false, 'limit', 'retired', 'cause', 'retired', 'retry_after_ms', null,
-        'model', v_chain.models[i]);
+  for i in v_chain.o_first .. cardinality(v_chain.o_models) loop
+    if v_chain.o_retired[i] then
+      v_try := row(false, 'retired', 'retired', null, null, v_chain.o_models[i], null, null, null,
+        jsonb_build_object('ok', false, 'limit', 'retired', 'cause', 'retired', 'retry_after_ms', null,
+          'model', v_chain.o_models[i]))::public.google_ai_admission_verdict;
     else
       begin
-        p_request.model := v_chain.names[i];
-        p_request.output_tokens := p_output_tokens[v_chain.answer_of[i]];
+        p_request.model := v_chain.o_names[i];
+        p_request.output_tokens := p_output_tokens[v_chain.o_answer_of[i]];
         v_try := public.google_ai_admit_at(p_now, p_request);
-        if not (v_try ->> 'ok')::boolean and not (v_try ? 'queue')
-           and ((v_try ->> 'limit') = any (c_model_limits)
-                or public.google_ai_queue_turns(v_try ->> 'limit') is not null) then
+        if not v_try.ok and v_try.ticket is null and (v_try.limit_hit = any (c_model_limits)
+                                                      or public.google_ai_queue_turns(v_try.limit_hit) is not null) then
           raise exception using errcode = 'EF001', message = 'model refused: try the next';
         end if;
-        v_answer := v_try; -- admitted, queued, or a refusal no other model can change
+        v_served := true;
       exception when sqlstate 'EF001' then
         null; -- rolled back: no lock, row or ticket change of this model's try is left
       end;
     end if;
-    exit when v_answer is not null;
+    exit when v_served;
 
     -- Passed over. A ticket the request held for this model is given up (its turn lay beyond the
     -- wait after all, or the model retired meanwhile).
     if p_request.queue_ticket is not null then
       delete from public.google_ai_queue q
-      where q.ticket_id = p_request.queue_ticket and q.model = v_chain.models[i];
+      where q.ticket_id = p_request.queue_ticket and q.model = v_chain.o_models[i];
     end if;
 
-    v_refusals := v_refusals || jsonb_build_array(v_try);
-    v_steps := v_steps || jsonb_build_array(jsonb_build_object('model', v_chain.models[i], 'limit', v_try ->> 'limit',
-      'cause', v_try ->> 'cause', 'retry_after_ms', v_try -> 'retry_after_ms'));
+    v_refusals := v_refusals || v_try;
+    v_steps := v_steps || jsonb_build_array(jsonb_build_object('model', v_chain.o_models[i], 'limit', v_try.limit_hit,
+      'cause', v_try.cause, 'retry_after_ms', v_try.retry_after_ms));
     -- (A model without a key once the request's own exclusions are set aside is no attempt either:
     -- google_ai_refusal_at.)
-    continue when v_try ->> 'limit' = 'no_active_key' and cardinality(p_request.exclude_key_ids) > 0;
-    insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
-      attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
-    values ('refused', p_request.request_id, coalesce(v_chain.caller, p_request.caller, 'token'), v_chain.client_id,
-      v_chain.token_id, v_chain.models[i], p_models[1], p_request.attempt, p_request.estimated_tokens,
-      v_try ->> 'limit', v_try ->> 'cause', (v_try ->> 'retry_after_ms')::bigint, p_request.wait_ms,
-      coalesce(p_request.metadata, '{}'));
+    continue when v_try.limit_hit = 'no_active_key' and cardinality(p_request.exclude_key_ids) > 0;
+    -- Its row names the chain's caller (a token's client) and the model the request asked for.
+    v_refused := p_request;
+    v_refused.model := p_models[1];
+    v_refused.caller := coalesce(v_chain.o_caller, p_request.caller, 'token');
+    v_refused.client_id := v_chain.o_client_id;
+    v_refused.token_id := v_chain.o_token_id;
+    perform public.google_ai_log_refusal(v_refused, v_chain.o_models[i], v_try.limit_hit, v_try.cause,
+      v_try.retry_after_ms);
   end loop;
 
-  if v_answer is not null then
-    if (v_answer ->> 'model') is distinct from v_chain.models[1] then
+  if v_served then
+    if v_try.model is distinct from v_chain.o_models[1] then
       -- The rows of a fallback name the model the request asked for.
-      if (v_answer ->> 'ok')::boolean then
+      if v_try.ok then
         update public.google_ai_attempts a set requested_model = p_models[1]
-        where a.reservation_id = (v_answer ->> 'reservation_id')::uuid;
-      elsif v_answer ? 'queue' then
+        where a.reservation_id = v_try.reservation_id;
+      elsif v_try.ticket is not null then
         update public.google_ai_queue q set requested_model = p_models[1]
-        where q.ticket_id = (v_answer -> 'queue' ->> 'ticket')::uuid;
+        where q.ticket_id = v_try.ticket;
       end if;
     end if;
-    return v_answer || jsonb_build_object('requested_model', v_chain.models[1], 'fallback_from', v_steps);
+    return v_try.answer || jsonb_build_object('requested_model', v_chain.o_models[1], 'fallback_from', v_steps);
   end if;
 
   -- Every model refused: answer with the one whose capacity comes back first.
-  select r.value into v_best from jsonb_array_elements(v_refusals) with ordinality r(value, i)
-  order by (r.value ->> 'retry_at')::timestamptz nulls last, (r.value ->> 'limit' = 'retired'), r.i
+  select r.answer into v_best from unnest(v_refusals) with ordinality r
+  order by r.retry_at nulls last, (r.limit_hit = 'retired'), r.ordinality
   limit 1;
-  return v_best || jsonb_build_object('requested_model', v_chain.models[1], 'fallback_from', v_steps);
+  return v_best || jsonb_build_object('requested_model', v_chain.o_models[1], 'fallback_from', v_steps);
 end
 $$;
 
@@ -486,29 +499,23 @@ CREATE TYPE public.google_ai_reservation AS (
 -- The one reservation entry: the models as an array (a single model is an array of one, a chain
 -- its models in order) and either a caller (a service caller's label) or a token hash. One model
 -- is admitted by google_ai_admit_at, a chain by google_ai_fall_back_at; the answer is theirs,
--- unchanged (one model past its shutdown date with a successor: admit's answer says so, and the model
+-- unchanged (one model past its shutdown date with a successor: admit's verdict says so, and the model
 -- is asked again as a chain, which takes its successor). The holder's deadlines and identity
--- (reply_by, hold_until, holder: llm-invoke's store/holder.ts) reach the attempt row's trigger
--- (google_ai_attempt_holder) under the metadata key '$holder', which they overwrite; the statement's
--- reply_by also holds for a queue ticket it takes (the transaction's setting google_ai.reply_by).
--- p_output_tokens: the answer each model is sent with (the request's largest, decided by llm-invoke),
--- in p_models' order, which a budget in money books; null: not known (a budget in money refuses).
--- The clock is injected (p_now; null: the transaction's own clock): the test seam. Owner only. p_call: the
--- entry's arguments as one record (google_ai_reservation; a null field is the entry's default).
+-- (reply_by, hold_until, holder: llm-invoke's store/holder.ts) are fields of the request, which every
+-- attempt row and queue ticket of the statement carries (none without a reply_by; hold_until never
+-- before reply_by). p_output_tokens: the answer each model is sent with (the request's largest, decided
+-- by llm-invoke), in p_models' order, which a budget in money books; null: not known (a budget in money
+-- refuses). The clock is injected (p_now; null: the transaction's own clock): the test seam. Owner only.
+-- p_call: the entry's arguments as one record (google_ai_reservation; a null field is the entry's default).
 CREATE OR REPLACE FUNCTION public.google_ai_reserve_models_at(p_now timestamp with time zone,
     p_call public.google_ai_reservation) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     SET plan_cache_mode TO 'force_generic_plan'
-    AS $_$
--- @plpgsql_check_options: extra_warnings = off
--- (`supabase db lint`: v_reply_by is assigned and never read by design, set_config's answer taken by an
--- assignment because a perform costs more, as said below; its other extra warnings are none.)
+    AS $$
 declare
-  v_metadata jsonb := coalesce(p_call.metadata, '{}'::jsonb);
-  v_reply_by text;           -- the setting as set
   v_request public.google_ai_request;
-  v_answer jsonb;
+  v_verdict public.google_ai_admission_verdict;
 begin
   if p_call.models is null or cardinality(p_call.models) = 0 or cardinality(p_call.models) > 4 then
     raise exception 'p_models must name 1 to 4 models' using errcode = '22023';
@@ -530,32 +537,27 @@ begin
   if p_call.requests < 1 then
     raise exception 'p_requests must be a positive integer' using errcode = '22023';
   end if;
-  if p_call.reply_by is not null then
-    v_metadata := v_metadata || pg_catalog.jsonb_build_object('$holder', pg_catalog.jsonb_strip_nulls(
-      pg_catalog.jsonb_build_object('reply_by', p_call.reply_by, 'hold_until', p_call.hold_until, 'holder',
-        p_call.holder)));
-  end if;
-  -- The statement's reply_by, for a queue ticket it takes or moves (google_ai_reply_check). (Assigned,
-  -- not performed: a perform is a statement of its own, counted about 6k instructions more.)
-  v_reply_by := pg_catalog.set_config('google_ai.reply_by', coalesce(case
-    when pg_catalog.jsonb_typeof(v_metadata -> '$holder') = 'object'
-    then public.google_ai_holder_time(v_metadata -> '$holder', 'reply_by')::text end, ''), true);
   v_request := row(p_call.models[1], p_call.caller, null, null, p_call.token_hash, p_call.request_id,
     coalesce(p_call.attempt, 1), p_call.estimated_tokens, p_call.output_tokens[1], coalesce(p_call.wait_ms, 0),
-    p_call.wait_left_ms, v_metadata, p_call.priority, coalesce(p_call.exclude_key_ids, '{}'), p_call.queue_ticket,
-    coalesce(p_call.idempotent, false), coalesce(p_call.requests, 1));
+    p_call.wait_left_ms, coalesce(p_call.metadata, '{}'::jsonb), p_call.priority,
+    coalesce(p_call.exclude_key_ids, '{}'), p_call.queue_ticket, coalesce(p_call.idempotent, false),
+    coalesce(p_call.requests, 1), p_call.reply_by,
+    -- (hold_until: the later of the two when both are named, else none)
+    case when p_call.hold_until >= p_call.reply_by then p_call.hold_until
+         when p_call.hold_until is not null then p_call.reply_by end,
+    case when p_call.reply_by is not null then p_call.holder end);
   if cardinality(p_call.models) > 1 then
     return public.google_ai_fall_back_at(p_now, p_call.models, v_request, p_call.output_tokens);
   end if;
-  v_answer := public.google_ai_admit_at(p_now, v_request);
+  v_verdict := public.google_ai_admit_at(p_now, v_request);
   -- Past its shutdown date with a successor (passed over unlogged by google_ai_admit_at): the model and
   -- its successor as a chain, in the same statement.
-  if (v_answer ->> 'cause') = 'shut_down' and (v_answer ->> 'successor') is not null then
+  if v_verdict.successor is not null then
     return public.google_ai_fall_back_at(p_now, p_call.models, v_request, p_call.output_tokens);
   end if;
-  return v_answer;
+  return v_verdict.answer;
 end
-$_$;
+$$;
 
 -- What llm-invoke calls: google_ai_reserve_models_at on the transaction's own clock. (PL/pgSQL, not
 -- SQL: a SQL function with SET clauses is planned again on every call; this keeps its plan.)

@@ -215,7 +215,7 @@ describe("a refusal of the window always says when", () => {
     const [row] = await db.sql<{ w: { answer: Answer | null; expected: string | null } }[]>`
       select to_jsonb(w) as w from public.google_ai_queue_wait(p_now => ${iso(now)}::text::timestamptz,
         p_request => row('bucket-race', 'caller-race', null, null, null, null, 1, 80, null, 0, 60000, '{}', null,
-          '{}', null, false, 1)::public.google_ai_request,
+          '{}', null, false, 1, null, null, null)::public.google_ai_request,
         p_limits => public.google_ai_request_limits('bucket-race'),
         p_class => (select pc from public.google_ai_priority_classes pc where pc.name = 'batch'),
         p_refusal => row('rpm', 'spread', null, null, false, null, null, null, null, gen_random_uuid(),
@@ -226,14 +226,14 @@ describe("a refusal of the window always says when", () => {
 
   it("where nothing names a time (no group offered a turn, no booking asked): in a second", async () => {
     const now = Math.ceil(Date.now() / 1000) * 1000 + 5_000;
-    const [row] = await db.sql<{ r: Answer }[]>`select public.google_ai_refusal_at(
+    const [row] = await db.sql<{ r: Answer }[]>`select (public.google_ai_refusal_at(
       p_now => ${iso(now)}::text::timestamptz,
       p_request => row('bucket-race', 'caller-none', null, null, null, null, 1, 80, null, 0, 0, '{}', null, '{}',
-        null, false, 1)::public.google_ai_request,
+        null, false, 1, null, null, null)::public.google_ai_request,
       p_limits => (select m from public.google_ai_model_limits m where m.model = 'bucket-race'),
       p_class => (select pc from public.google_ai_priority_classes pc where pc.name = 'batch'),
       p_refusal => row('rpm', 'spread', null, null, false, null, null, null, null, gen_random_uuid(),
-        null)::public.google_ai_refusal) as r`;
+        null)::public.google_ai_refusal)).answer as r`;
     expect(row!.r).toMatchObject({ ok: false, limit: "rpm", retry_after_ms: 1_000 });
   });
 });

@@ -9,7 +9,7 @@
 //   - a claim is its holder's: a former holder's later reservation, end of request or late success
 //     leaves the new holder's claim as it is;
 //   - a refusal or a queue ticket committed after its reply_by is rolled back too (WAIT included);
-//   - a malformed '$holder' (a direct RPC call) is a clear 22023.
+//   - the holder's times are the request's fields (the entry's parameters), never read from metadata.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
 
@@ -173,8 +173,8 @@ describe("a claim whose holder's bounds passed", () => {
     // A repeat for a model nobody serves is refused; its row names a later hold_until.
     const [row] = await db.sql<{ r: Answer }[]>`
       select public.google_ai_reserve_models(p_models => array['no-such-model'], p_estimated_tokens => 10, p_caller => 'refused',
-        p_request_id => 'r1', p_metadata => ${db.sql.json({ $holder: { reply_by: iso(Date.now() + 5_000), hold_until: iso(Date.now() + 60_000) } })}::jsonb,
-        p_idempotent => true) as r`;
+        p_request_id => 'r1', p_reply_by => ${iso(Date.now() + 5_000)}::timestamptz,
+        p_hold_until => ${iso(Date.now() + 60_000)}::timestamptz, p_idempotent => true) as r`;
     expect(row!.r).toMatchObject({ ok: false, limit: "unknown_model" });
     const repeat = await reserve("refused", "r1", { reply_by: iso(Date.now() + 5_000), hold_until: iso(Date.now() + 60_000) });
     expect(repeat.ok).toBe(true);
@@ -322,18 +322,17 @@ describe("a refusal or a queue ticket whose caller stopped waiting", () => {
   });
 });
 
-describe("a malformed $holder (a direct RPC call)", () => {
-  it.each([
-    ["a reply_by that is no time", { reply_by: "soon" }, "reply_by"],
-    ["a hold_until that is a number", { reply_by: iso(Date.now() + 5_000), hold_until: 42 }, "hold_until"],
-    ["a holder that is no uuid", { reply_by: iso(Date.now() + 5_000), hold_until: iso(Date.now() + 5_000), holder: "me" }, "holder"],
-  ])("is refused with 22023 naming the field: %s", async (_what, holder, field) => {
-    const error = await db.sql`
-      select public.google_ai_reserve_models(p_models => array[${MODEL}], p_estimated_tokens => 10, p_caller => 'malformed',
-        p_request_id => 'r1', p_metadata => ${db.sql.json({ $holder: holder } as never)}::jsonb, p_idempotent => true) as r`
-      .then(() => null, (e: { code?: string; message?: string }) => e);
-    expect(error?.code).toBe("22023");
-    expect(error?.message).toContain(`$holder`);
-    expect(error?.message).toContain(field);
+describe("the holder's times come from the request's fields alone (a direct RPC call)", () => {
+  it("a caller's metadata naming them under the former key is its own data: no deadline is read from it", async () => {
+    // The key the database once read the holder from, with a reply_by long past: kept as the caller's
+    // metadata, never a deadline (the entry's p_reply_by is the only one), so the row commits.
+    const metadata = { $holder: { reply_by: iso(Date.now() - 60_000), hold_until: iso(Date.now() - 60_000), holder: "me" } };
+    const [row] = await db.sql<{ r: Answer }[]>`
+      select public.google_ai_reserve_models(p_models => array[${MODEL}], p_estimated_tokens => 10, p_caller => 'former-key',
+        p_request_id => 'r1', p_metadata => ${db.sql.json(metadata as never)}::jsonb, p_idempotent => true) as r`;
+    expect(row!.r.ok).toBe(true);
+    const [attempt] = await db.sql`select metadata, reply_by, hold_until, holder from public.google_ai_attempts
+                                   where caller = 'former-key' and request_id = 'r1'`;
+    expect(attempt).toEqual({ metadata, reply_by: null, hold_until: null, holder: null });
   });
 });

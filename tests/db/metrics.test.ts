@@ -307,7 +307,7 @@ describe("google_ai_metrics", () => {
     // The caller asks again while it waits: its refusal row now says tpm.
     await sql`select public.google_ai_refusal_at(p_now => now(),
                 p_request => row('gemma-3-27b-it', 'bot', null, null, null, 'wait-1', 1, 10, null, 3000, 0, '{}',
-                  null, '{}', null, false, 1)::public.google_ai_request,
+                  null, '{}', null, false, 1, null, null, null)::public.google_ai_request,
                 p_limits => jsonb_populate_record(null::public.google_ai_model_limits, '{"model": "gemma-3-27b-it"}'),
                 p_class => (select pc from public.google_ai_priority_classes pc where pc.name = 'interactive'),
                 p_refusal => row('tpm', 'window_full', null, null, true, null, null, null, null, null,

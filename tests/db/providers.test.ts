@@ -179,7 +179,7 @@ describe("each provider's catalogue, life cycle and key health keep to its own r
                                   where model = 'gpt-4o'`;
     expect(status).toEqual({ catalogue_status: "unknown", keys_checked: 0 });
     await db.sql`update public.google_ai_model_limits set withdrawn_at = null where model = 'gpt-4o'`;
-    const [chain] = await db.sql`select retired from public.google_ai_fallback_chain(array['gpt-4o', 'gemini-2.5-flash'], null, null)`;
+    const [chain] = await db.sql`select o_retired as retired from public.google_ai_fallback_chain(array['gpt-4o', 'gemini-2.5-flash'], null, null)`;
     expect(chain!.retired).toEqual([false, true]);
     const [{ n }] = await db.sql`select count(*)::int as n from public.google_ai_key_health where api_key_id = ${OPENAI_KEY}::uuid`;
     expect(n).toBe(0);
@@ -205,7 +205,7 @@ describe("each provider's catalogue, life cycle and key health keep to its own r
 
   it("passes over a model its own provider's checked keys leave unlisted, OpenAI's as Google's", async () => {
     const chain = async () =>
-      (await db.sql`select retired from public.google_ai_fallback_chain(array['gpt-4o', 'gemma-3-27b'], null, null)`)[0]!.retired;
+      (await db.sql`select o_retired as retired from public.google_ai_fallback_chain(array['gpt-4o', 'gemma-3-27b'], null, null)`)[0]!.retired;
     const checkOpenAi = (models: string[]) =>
       db.sql`select public.google_ai_record_key_check(${OPENAI_KEY}::uuid, 'ok', 200, null, null,
         ${db.sql.json(models.map((model) => ({ model })))}::jsonb)`;

@@ -69,7 +69,7 @@ describe("google_ai_reserve_models", () => {
     expect(await call("array['a', 'b', 'c', 'd', 'e']", "'c'", "null")).toBe("22023");
   });
 
-  it("stores the holder's deadlines and id on the attempt row and the claim, the caller's metadata without them", async () => {
+  it("stores the holder's deadlines and id on the attempt row and the claim, from the parameters alone", async () => {
     const holder = crypto.randomUUID();
     const [{ r }] = await db.sql`select public.google_ai_reserve_models(p_models => array['gemma-3-27b'],
       p_estimated_tokens => 10, p_caller => 'holder', p_token_hash => null, p_request_id => 'entry-held',
@@ -80,7 +80,10 @@ describe("google_ai_reserve_models", () => {
     const [row] = await db.sql`select metadata, reply_by > now() as replies_later,
                                       hold_until - reply_by = interval '4 minutes' as held_after, holder::text
                                from public.google_ai_attempts where reservation_id = ${r.reservation_id}`;
-    expect(row).toEqual({ metadata: { trace: "t1" }, replies_later: true, held_after: true, holder });
+    // (The caller's metadata is stored as given: a key like the one the database once read the holder
+    // from is the caller's own data, and no deadline: the row's are the parameters'.)
+    expect(row).toEqual({ metadata: { trace: "t1", $holder: { reply_by: "2000-01-01T00:00:00Z" } }, replies_later: true,
+      held_after: true, holder });
     const [claim] = await db.sql`select holder::text from public.google_ai_responses
                                  where caller = 'holder' and request_id = 'entry-held'`;
     expect(claim).toEqual({ holder });

@@ -36,7 +36,7 @@ describe("a rule reads a new column of the model", () => {
     const rule = "begin\n";
     expect(definition).toContain(`${rule}  if v_day_full then\n`);
     await db.sql.unsafe(definition.replace(rule, `${rule}  if p_model.closed_for_batch and p_class.name = 'batch' then
-    return row('rpm', 'window_full', true)::public.google_ai_outcome;
+    return row('rpm', 'window_full', true)::public.google_ai_limit_verdict;
   end if;\n`));
     expect(await signatures()).toEqual(before);
 

@@ -375,6 +375,28 @@ COMMENT ON VIEW public.google_ai_zone_now IS 'The Pacific zone''s name.';
     await expectAppliedTwiceEqual(sql, targetUrl);
   });
 
+  it("writes types changed together, one naming another, and a new function taking one: applied twice", async () => {
+    // google_ai_caller gains an attribute; google_ai_token_verdict (after it by name) gains one of its
+    // type; a new function takes it. On the second run the verdict's new attribute and the new function
+    // would hold google_ai_caller's drop: the verdict is dropped first, the function before both.
+    const { diff, targetUrl } = await generate(async (dir) => {
+      await replaceIn(dir, "35_clients_and_tokens.sql", "    client_id uuid,\n    token_id uuid\n);",
+        "    client_id uuid,\n    token_id uuid,\n    attempt integer\n);");
+      await replaceIn(dir, "35_clients_and_tokens.sql", "    worst numeric\n);", "    worst numeric,\n    who public.google_ai_caller\n);");
+      await replaceIn(dir, "35_clients_and_tokens.sql", "CREATE TABLE public.google_ai_credential_refusals (",
+        "CREATE OR REPLACE FUNCTION public.google_ai_caller_label(p_caller public.google_ai_caller) RETURNS text\n" +
+        "    LANGUAGE sql IMMUTABLE\n    AS $$ select p_caller.name $$;\n\n" +
+        "CREATE TABLE public.google_ai_credential_refusals (");
+    });
+    const sql = diff.sql!;
+    expect(sql.indexOf(`drop type if exists "public"."google_ai_token_verdict";`))
+      .toBeLessThan(sql.indexOf(`drop type if exists "public"."google_ai_caller";`));
+    expect(sql.indexOf("drop function if exists public.google_ai_caller_label("))
+      .toBeLessThan(sql.indexOf(`drop type if exists "public"."google_ai_caller";`));
+    expect(diff.remaining).toEqual([]);
+    await expectAppliedTwiceEqual(sql, targetUrl);
+  });
+
   it("says in its header what the migration changes, in comment lines of at most 110 characters", () => {
     const what = "the fair queue's turns: a caller's first waiting ticket takes the head's turn and a moved " +
       "ticket never ties the head; a waiter's likely turn counts only the slots the shares it does not own leave it";

@@ -14,9 +14,8 @@
 //               more to commit. The claim is held until then, or while the request holds a live
 //               ticket in the admission queue.
 // Sent as the reservation's p_reply_by, p_hold_until and p_holder (google_ai_reserve_models); the
-// database carries them to the attempt row under the metadata key "$holder" and takes it out before
-// the row is stored. A caller's own metadata keys starting with "$" are refused
-// (surfaces/native/request.ts).
+// database holds them as fields of the request record (google_ai_request), which every attempt row
+// and queue ticket of the statement carries.
 
 import type { ClaimHolder } from "../contract.ts";
 

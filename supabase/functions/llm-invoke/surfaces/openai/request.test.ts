@@ -426,9 +426,9 @@ describe("parse: fields only OpenAI's models honour, fields it ignores, and x-ev
     const big = refusal(() => parse(chat({ metadata: { note: "x".repeat(2000) } })));
     expect(big.code).toBe("invalid_request");
     expect(big.details?.field).toBe("metadata");
-    const own = refusal(() => parse(chat({ metadata: { $holder: "mine" } })));
+    const own = refusal(() => parse(chat({ metadata: { $gateway: "mine" } })));
     expect(own.code).toBe("invalid_request");
-    expect(own.message).toContain("$holder");
+    expect(own.message).toContain("$gateway");
   });
 
   it("takes mode, wait, request id, priority and fallbacks from the x-eve-* headers", () => {

@@ -17,8 +17,8 @@ export function waitFor(mode: InvokeMode, asked: number | undefined, limits: Req
 
 /**
  * metadata is kept in every audit row, refusals included: its size is capped, and its keys starting
- * with "$" are the gateway's own (`$holder`: the holder's deadlines, store/holder.ts), so a caller's
- * key of that kind is refused rather than lost.
+ * with "$" are kept for the gateway's own use, so a caller's key of that kind is refused rather than
+ * lost.
  */
 export function checkMetadata(metadata: Record<string, unknown>, limits: RequestLimits): void {
   const reserved = Object.keys(metadata).find((k) => k.startsWith("$"));
