@@ -1,9 +1,9 @@
 -- Written by `npm run db:diff` from the difference between what the migrations before it build and
 -- what supabase/schemas builds. Applying it twice changes nothing.
--- What it changes: the request record carries the holder and reply_by (no metadata side channel, no session
---   setting); a typed admission verdict between the kernel's steps (a token's verdict answers the request as
---   its client's); one writer of refused rows; the limits' verdict type named google_ai_limit_verdict; the
---   fallback chain's results o_ names
+-- What it changes: The request record carries its holder and reply_by (no $holder in metadata, no
+--   google_ai.reply_by setting; a queue ticket's reply_by column), typed admission verdicts
+--   (google_ai_admission_verdict), one writer of refused rows (google_ai_log_refusal), google_ai_outcome
+--   renamed google_ai_limit_verdict, the fallback chain's results named o_*
 set check_function_bodies = off;
 
 drop function if exists public.google_ai_log_refusal(p_request public.google_ai_request, p_model text, p_limit text, p_cause text, p_retry_ms bigint);
