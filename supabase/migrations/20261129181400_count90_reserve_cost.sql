@@ -2,7 +2,8 @@
 -- what supabase/schemas builds. Applying it twice changes nothing.
 -- What it changes: The reserve's counted cost brought back under a5d5f35's: the booking's candidates judged
 --   on the row's fields computed once (google_ai_unlocked_rpm/_rpd dropped), their counts computed once
---   (offset 0), the counter row locked as one whole-row value, the quota's kept added only when present
+--   (offset 0), the counter row and a caller's budget row read as one whole-row value each, the quota's kept
+--   added only when present, the queue read without the test of what tickets wait for when nobody waits
 set check_function_bodies = off;
 
 drop function if exists "public"."google_ai_unlocked_rpd"(p_model public.google_ai_model_limits);
@@ -122,6 +123,34 @@ AS $function$
 $function$
 ;
 
+CREATE OR REPLACE FUNCTION public.google_ai_caller_budget_at(p_caller text, p_client_id uuid, p_at timestamp with time zone, p_tokens integer, p_attempt integer, p_model public.google_ai_model_limits, p_output integer, p_class text, p_requests integer DEFAULT 1, OUT day date, OUT worst numeric, OUT cause text, OUT reopens_at timestamp with time zone, OUT period text)
+ RETURNS record
+ LANGUAGE plpgsql
+AS $function$
+declare
+  v_row public.google_ai_caller_budgets;
+begin
+  if p_client_id is not null then
+    return;
+  end if;
+  -- (The row alone first: most callers have none, and the statement that judges a budget costs more
+  -- to start than this one. The row as one whole-row value: one column to set up, not one per column of
+  -- the row; counted, about 16k less.)
+  v_row := (select b from public.google_ai_caller_budgets b where b.caller = p_caller for update);
+  if v_row.caller is null then
+    return;
+  end if;
+  day := public.google_ai_pacific_day(p_at);
+  if num_nonnulls(v_row.daily_max_usd, v_row.monthly_max_usd) > 0 then
+    worst := public.google_ai_worst_call_cost(p_model.model, p_tokens, p_output, p_class);
+  end if;
+  select v.cause, v.period, v.reopens_at into cause, period, reopens_at
+  from public.google_ai_budget_verdict(public.google_ai_budget_of(v_row), p_at,
+    public.google_ai_request_counts(p_attempt) * p_requests, p_tokens, worst) v;
+end
+$function$
+;
+
 CREATE OR REPLACE FUNCTION public.google_ai_candidate_groups(p_model text, p_exclude_key_ids uuid[], p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone)
  RETURNS TABLE(quota_group text, priority integer, cooldown_until timestamp with time zone, rpm_used integer, tpm_used integer, rpd_used integer, headroom numeric, key_id uuid, key_alias text, env_var_name text, full_by text, day_zone text)
  LANGUAGE sql
@@ -190,6 +219,88 @@ begin
     raise exception 'no counter row for quota group % and model %', p_quota_group, p_model;
   end if;
   return v_row;
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_queue_place(p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_ticket uuid, p_new_ticket uuid, p_requests integer, OUT ticket uuid, OUT rank smallint, OUT class text, OUT turn bigint, OUT since timestamp with time zone, OUT may_book boolean, OUT blocked_by text, OUT cause text, OUT turn_at timestamp with time zone)
+ RETURNS record
+ LANGUAGE plpgsql
+ STABLE
+AS $function$
+#variable_conflict use_variable
+declare
+  v_held public.google_ai_queue;
+  v_ahead integer;
+  v_due_ahead integer;
+  v_head_limit text;   -- the limit a due ticket ahead waits for head first (google_ai_queue_turns)
+  v_free_now integer;
+  v_spread_bound boolean;
+  v_kept_bound boolean;
+begin
+  rank := p_class.rank;
+  class := p_class.name;
+  may_book := true;
+  if p_model.model is null then
+    return;
+  end if;
+  if p_ticket is not null then
+    select * into v_held from public.google_ai_queue q
+    where q.ticket_id = p_ticket and q.caller = p_caller.name and q.model = p_model.model and q.lease_until >= p_now;
+    if v_held.ticket_id is not null then
+      select v_held.ticket_id, v_held.class_rank, v_held.priority_class, v_held.enqueued_at
+        into ticket, rank, class, since;
+      -- Its turn moves up to follow its caller's previous live ticket (or the head of the class), as a
+      -- new ticket's would: turns its caller's earlier tickets held and gave up are not kept from it.
+      turn := least(v_held.turn,
+        public.google_ai_next_turn(p_model.model, rank, p_caller.name, p_now, ticket, v_held.turn));
+    end if;
+  end if;
+  if not exists (select 1 from public.google_ai_queue q
+                 where q.model = p_model.model and q.lease_until >= p_now and q.ticket_id is distinct from ticket) then
+    return; -- (nobody waits for the model, the common case: read without google_ai_waits_alike, 15k less)
+  end if;
+  -- (Only tickets that wait for what this request would: google_ai_waits_alike.)
+  if not exists (select 1 from public.google_ai_queue q
+                 where q.model = p_model.model and q.lease_until >= p_now and q.ticket_id is distinct from ticket
+                   and public.google_ai_waits_alike(q.waits_for, q.priority_class, q.caller, class, p_caller.name)) then
+    return;
+  end if;
+  if ticket is null then
+    turn := public.google_ai_next_turn(p_model.model, rank, p_caller.name, p_now, null, null);
+    since := p_now;
+  end if;
+
+  -- (A ticket of several requests holds the slots free now toward its turn: it waits because fewer are free
+  -- than it needs, and a request behind it that took one would put its turn off.)
+  select coalesce(sum(q.requests), 0),
+         coalesce(sum(q.requests) filter (where q.expected_at <= p_now or q.requests > 1), 0),
+         min(q.limit_hit) filter (where q.expected_at <= p_now and public.google_ai_queue_turns(q.limit_hit) = 'head')
+    into v_ahead, v_due_ahead, v_head_limit
+  from public.google_ai_queue q
+  where q.model = p_model.model and q.lease_until >= p_now and q.ticket_id is distinct from ticket
+    and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id) < (rank, turn, since, coalesce(ticket, p_new_ticket))
+    and public.google_ai_waits_alike(q.waits_for, q.priority_class, q.caller, class, p_caller.name);
+  select t.free_now, t.turn_at, t.spread_bound, t.kept_bound into v_free_now, turn_at, v_spread_bound, v_kept_bound
+  from public.google_ai_queue_turn_at(p_model, p_exclude_key_ids, p_now, v_ahead + p_requests, rank, class,
+    p_caller.name) t;
+  -- Slots go to the due tickets ahead first; those nobody due claims go to whoever asks, when they are
+  -- as many as its requests. (No turn, none today anywhere or every window kept from it by shares: the
+  -- booking names the reopening.)
+  may_book := v_head_limit is null and (turn_at is null or v_due_ahead + p_requests <= v_free_now
+    or exists (select 1 from public.google_ai_quota_shares s
+               left join (select e.* from public.google_ai_usage_counters c, unnest(c.share_use) e
+                          where c.model = p_model.model) u on u.share_id = s.id
+               where s.model = p_model.model and s.reserved_rpm is not null
+                 and (s.priority_class = class or s.caller = p_caller.name)
+                 and coalesce((public.google_ai_ring_at(p_now,
+                       public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
+                       u.ring_low, u.ring, u.window_requests, null)).sum_requests, 0) < s.reserved_rpm));
+  if not may_book then
+    blocked_by := coalesce(v_head_limit, case when p_model.rpm is not null then 'rpm' else 'tpm' end);
+    cause := case when v_head_limit is not null or v_free_now > 0 then 'queue_turn' when v_spread_bound then 'spread'
+                  when v_kept_bound then 'share_kept' else 'window_full' end;
+  end if;
 end
 $function$
 ;
