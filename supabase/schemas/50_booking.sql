@@ -36,11 +36,18 @@ CREATE TYPE public.google_ai_booking AS (
 -- serve the model; a service caller's budget (google_ai_caller_budgets) spent: caller_budget (its cause
 -- budget, or spend_budget for money, and budget_period: day or month); booked_usd: the worst case booked
 -- in its budget in money, for p_output tokens of answer (the answer the request is sent with).
+-- A service caller's budgets are locked first, until the booking counts the request in them. After waiting for
+-- a group's row, the key read before the wait must still serve the group (two exits in the loop: a condition
+-- that holds a query is run by the executor even when it need not be).
 -- A null model (an earlier step blocked the request) books nothing and answers nulls. p_model, p_class,
 -- p_caller: the request's model row (limits after the margin: google_ai_request_limits), class row and
 -- caller, each whole and handed down whole to the rules (google_ai_book_group). A group is passed over for
--- its counts before its lock only by the limits google_ai_unlocked_rpm and _rpd name. (A booking's answer is
--- assigned, not selected into: a select ... into is a statement of its own, counted about 15k instructions.)
+-- its counts before its lock by the row's RPM and RPD, but by no RPM where it is a bucket (bucket_share: its
+-- schedule decides under the lock) and by neither where the row follows its provider (provider_limits 'follow':
+-- each group's are the ones the provider stated for it, read under the lock, google_ai_followed_limits).
+-- (Computed once, v_rpm and v_rpd: a SQL helper taking the row whole, inlined into the candidates' statement,
+-- cost about 30k instructions more.) (A booking's answer is assigned, not selected into: a select ... into is a
+-- statement of its own, counted about 15k instructions.)
 CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model public.google_ai_model_limits,
     p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_tokens integer,
     p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_attempt integer,
@@ -56,11 +63,13 @@ declare
   v_candidate record;
   v_skipped text[] := '{}'::text[];  -- the groups passed over in a first pass so far
   v_try public.google_ai_group_booking;  -- a candidate's answer: google_ai_book_group's, or a refusal in its shape
+  v_rpm integer := case when p_model.bucket_share is null and p_model.provider_limits is distinct from 'follow'
+                        then p_model.rpm end;  -- the limits its groups are passed over by before their locks
+  v_rpd integer := case when p_model.provider_limits is distinct from 'follow' then p_model.rpd end;
 begin
   if p_model.model is null then
     return null; -- (an earlier step blocked the request)
   end if;
-  -- A service caller's budgets, locked until the booking counts the request in them.
   v_budget := public.google_ai_caller_budget_at(p_caller.name, p_caller.client_id, p_at, p_tokens, p_attempt, p_model,
     p_output, p_class.name, p_requests);
   if v_budget.cause is not null then
@@ -72,7 +81,7 @@ begin
     select c.*, p.waiting
     from (select c.*, count(*) over () as groups
           from public.google_ai_candidate_groups(p_model.model, p_exclude_key_ids,
-                 public.google_ai_unlocked_rpm(p_model), p_model.tpm, public.google_ai_unlocked_rpd(p_model), p_at) c) c
+                 v_rpm, p_model.tpm, v_rpd, p_at) c) c
     cross join (values (false), (true)) p(waiting)
     where not p.waiting or c.groups > 1
     order by c.priority nulls last, p.waiting, c.headroom desc, c.quota_group
@@ -82,8 +91,6 @@ begin
       v_try := public.google_ai_book_group(v_candidate.quota_group, p_model, p_class, p_caller, p_tokens, p_now,
         v_candidate.groups > 1 and not v_candidate.waiting, v_candidate.day_zone, p_output, p_requests);
       if v_try.outcome = 'booked' then
-        -- (After waiting for the row, the key read before the wait must still serve the group. Two exits:
-        -- a condition that holds a query is run by the executor even when it need not be.)
         exit when not v_candidate.waiting;
         exit when (v_candidate.key_id, v_candidate.quota_group) in
           (select s.key_id, s.quota_group from public.google_ai_serving_keys(p_model.model, p_exclude_key_ids) s);

@@ -3,7 +3,7 @@
 -- more privilege than before.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(39);
+select plan(38);
 -- The clock seam with the entry's arguments by name (it takes them as one google_ai_reservation).
 create function pg_temp.reserve_at(p_now timestamptz, p_models text[], p_estimated_tokens integer,
     p_caller text default null, p_token_hash text default null, p_request_id text default null,
@@ -42,9 +42,6 @@ select unalike(pg_temp.plan_of($q$select * from public.google_ai_candidate_group
 select unalike(pg_temp.plan_of($q$select public.google_ai_booked_quota('g', m, a, 1, null, null)
     from (select (null::public.google_ai_model_limits) as m, (null::public.google_ai_counter_at) as a) x$q$),
   '%google_ai_booked_quota%', 'the quota a booking leaves is inlined into the booking''s answer');
-select unalike(pg_temp.plan_of($q$select public.google_ai_unlocked_rpm(m), public.google_ai_unlocked_rpd(m)
-    from (select (null::public.google_ai_model_limits) as m) x$q$),
-  '%google_ai_unlocked%', 'the limits a group is judged by before its lock are inlined');
 
 -- Same answers as the definitions they replace.
 select is(public.google_ai_pacific_day('2026-03-08 09:59:59+00'), date '2026-03-08',
