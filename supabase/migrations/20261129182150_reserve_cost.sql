@@ -1,9 +1,9 @@
 -- Written by `npm run db:diff` from the difference between what the migrations before it build and
 -- what supabase/schemas builds. Applying it twice changes nothing.
--- What it changes: The reserve's counted cost brought back under a5d5f35's: the booking's candidates judged
---   on the row's fields computed once (google_ai_unlocked_rpm/_rpd dropped), their counts computed once
---   (offset 0), the counter row and a caller's budget row read as one whole-row value each, the quota's kept
---   added only when present, the queue read without the test of what tickets wait for when nobody waits
+-- What it changes: The reserve's counted instructions under a5d5f35's with the same answers: pre-lock RPM/RPD
+--   computed once in google_ai_book_best_group (google_ai_unlocked_rpm/_rpd dropped), the candidates' counts
+--   kept apart, the counter and budget rows locked as whole-row values, the quota's kept added only when
+--   shares keep something, the queue's place returns early when nobody waits for the model
 set check_function_bodies = off;
 
 drop function if exists "public"."google_ai_unlocked_rpd"(p_model public.google_ai_model_limits);
