@@ -168,3 +168,25 @@ COMMENT ON FUNCTION public.google_ai_requests_over(p_now timestamp with time zon
     p_limits public.google_ai_model_limits, p_requests integer, p_exclude_key_ids uuid[]) IS
     'A request of more requests than the model''s minute or any group''s day has left (over_rpm, over_rpd): its '
     'figures, refused at once as too_large; null when the booking decides.';
+
+-- 'too_large' when a request (p_request) to a row that follows its provider is larger than the widest
+-- window its groups follow (google_ai_followed_widest), as google_ai_admit_at judges a row's own limits
+-- (the same tests: its tokens above TPM, its output above OTPM, its input above ITPM, its requests above
+-- the minute's or the day's); else null. Called by the admission only for such a row.
+CREATE OR REPLACE FUNCTION public.google_ai_followed_too_large(p_now timestamp with time zone,
+    p_limits public.google_ai_model_limits, p_request public.google_ai_request) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_limits public.google_ai_model_limits := public.google_ai_followed_widest(p_limits, p_request.exclude_key_ids);
+begin
+  return case when v_limits.tpm < p_request.estimated_tokens or v_limits.otpm < p_request.output_tokens
+                or v_limits.itpm < p_request.estimated_tokens
+                                   - case when v_limits.booked_output_tokens is not null
+                                          then coalesce(p_request.output_tokens, 0) else 0 end
+                or (p_request.requests > 1 and public.google_ai_requests_over(p_now, v_limits, p_request.requests,
+                      p_request.exclude_key_ids) is not null)
+              then 'too_large' end;
+end
+$$;
