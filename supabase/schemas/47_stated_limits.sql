@@ -151,10 +151,11 @@ $$;
 -- A model row's effective limits in one quota group, from the row as stored (p_model, before its margin):
 -- its figures after its margin, and for a row that follows its provider those the provider stated for
 -- the group (google_ai_group_limits). What the usage view (google_ai_usage_now) and google_ai_group_room
--- count against, as the booking does.
+-- count against, as the booking does. Security definer, as google_ai_group_room is: the view runs with
+-- its reader's rights (service_role), which may call this and nothing under it.
 CREATE OR REPLACE FUNCTION public.google_ai_stored_group_limits(p_model public.google_ai_model_limits,
     p_quota_group text) RETURNS public.google_ai_model_limits
-    LANGUAGE plpgsql STABLE
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
 begin

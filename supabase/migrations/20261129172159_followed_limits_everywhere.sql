@@ -9,21 +9,16 @@ alter table "public"."google_ai_model_limits" add column if not exists "follow_c
 alter table "public"."google_ai_model_limits" add column if not exists "follow_ceiling_otpm" integer;
 
 CREATE OR REPLACE FUNCTION public.google_ai_followed_too_large(p_now timestamp with time zone, p_limits public.google_ai_model_limits, p_request public.google_ai_request)
- RETURNS text
+ RETURNS boolean
  LANGUAGE plpgsql
  STABLE
  SET search_path TO ''
 AS $function$
 declare
-  v_limits public.google_ai_model_limits := public.google_ai_followed_widest(p_limits, p_request.exclude_key_ids);
+  v_widest public.google_ai_model_limits := public.google_ai_followed_widest(p_limits, p_request.exclude_key_ids);
 begin
-  return case when v_limits.tpm < p_request.estimated_tokens or v_limits.otpm < p_request.output_tokens
-                or v_limits.itpm < p_request.estimated_tokens
-                                   - case when v_limits.booked_output_tokens is not null
-                                          then coalesce(p_request.output_tokens, 0) else 0 end
-                or (p_request.requests > 1 and public.google_ai_requests_over(p_now, v_limits, p_request.requests,
-                      p_request.exclude_key_ids) is not null)
-              then 'too_large' end;
+  v_widest.provider_limits := 'keep';
+  return public.google_ai_too_large(p_now, v_widest, p_request);
 end
 $function$
 ;
@@ -77,7 +72,7 @@ $function$
 CREATE OR REPLACE FUNCTION public.google_ai_stored_group_limits(p_model public.google_ai_model_limits, p_quota_group text)
  RETURNS public.google_ai_model_limits
  LANGUAGE plpgsql
- STABLE
+ STABLE SECURITY DEFINER
  SET search_path TO ''
 AS $function$
 begin
@@ -88,6 +83,22 @@ begin
   p_model.otpm := public.google_ai_effective_limit(p_model.otpm, p_model.safety_margin);
   return public.google_ai_group_limits(p_model, p_quota_group);
 end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_too_large(p_now timestamp with time zone, p_limits public.google_ai_model_limits, p_request public.google_ai_request)
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE
+AS $function$
+  select case when p_limits.provider_limits = 'follow'
+              then public.google_ai_followed_too_large(p_now, p_limits, p_request)
+              else p_limits.tpm < p_request.estimated_tokens or p_limits.otpm < p_request.output_tokens
+                   or p_limits.itpm < p_request.estimated_tokens
+                                      - case when p_limits.booked_output_tokens is not null
+                                             then coalesce(p_request.output_tokens, 0) else 0 end
+                   or (p_request.requests > 1 and public.google_ai_requests_over(p_now, p_limits, p_request.requests,
+                         p_request.exclude_key_ids) is not null) end
 $function$
 ;
 
@@ -138,15 +149,7 @@ begin
   v_caller := row(p_request.caller, p_request.client_id, p_request.token_id);
   v_blocked_by := case when v_limits.model is null then 'unknown_model' when v_limits.shutdown_date <= (v_now
                          at time zone 'UTC')::date then 'shut_down' when v_limits.withdrawn_at is not null
-                       then 'withdrawn' when v_limits.provider_limits = 'follow'
-                       then public.google_ai_followed_too_large(v_now, v_limits, p_request)
-                       when v_limits.tpm < p_request.estimated_tokens
-                         or v_limits.otpm < p_request.output_tokens
-                         or v_limits.itpm < p_request.estimated_tokens
-                                            - case when v_limits.booked_output_tokens is not null
-                                                   then coalesce(p_request.output_tokens, 0) else 0 end
-                         or (p_request.requests > 1 and public.google_ai_requests_over(v_now, v_limits,
-                               p_request.requests, p_request.exclude_key_ids) is not null)
+                       then 'withdrawn' when public.google_ai_too_large(v_now, v_limits, p_request)
                        then 'too_large' end;
 
   -- Its place in the queue (none when nobody waits for the model and it holds no ticket), then a booking
@@ -465,5 +468,7 @@ revoke all on function public.google_ai_followed_widest(p_limits public.google_a
 comment on column public.google_ai_model_limits."follow_ceiling_rpm" is 'A row that follows its provider (provider_limits follow): the most RPM the gateway counts against whatever the provider states (null: no ceiling). The same for follow_ceiling_tpm, follow_ceiling_rpd, and for Anthropic''s token buckets follow_ceiling_itpm and follow_ceiling_otpm.';
 revoke all on function public.google_ai_queue_spread(p_model public.google_ai_model_limits, p_rpm integer, p_window interval, p_ranked boolean, OUT step interval, OUT tolerance interval, OUT spaced boolean) from public, anon, authenticated, service_role;
 revoke all on function public.google_ai_stored_group_limits(p_model public.google_ai_model_limits, p_quota_group text) from public, anon, authenticated, service_role;
+grant execute on function public.google_ai_stored_group_limits(p_model public.google_ai_model_limits, p_quota_group text) to service_role;
+revoke all on function public.google_ai_too_large(p_now timestamp with time zone, p_limits public.google_ai_model_limits, p_request public.google_ai_request) from public, anon, authenticated, service_role;
 alter view public.google_ai_usage_now set (security_invoker='true');
 comment on view public.google_ai_usage_now is 'Per quota group and model, as the admission counts them (google_ai_group_room): the requests and tokens in the sliding minute window (the last minute, minute_window on), the requests of this day of the provider''s (provider_day, in its row''s day_zone; day_resets_at its next midnight), against the limits after the safety margin (a row that follows its provider: those it stated for the group). The *_left figures are what the next request could book (0 while a cooldown rests the group; a share kept for another class or caller, google_ai_shares_today, may leave a given request less); minute_resets_at is when the window next frees room; itpm_left and otpm_left what the token buckets of a row that counts input and output apart hold (null: it does not); state is what would refuse one now (open, rpm, tpm, rpd, cooldown, no_active_key).';
