@@ -137,8 +137,6 @@ CREATE TABLE public.google_ai_model_limits (
     follow_ceiling_rpm integer,
     follow_ceiling_tpm integer,
     provider_limits text DEFAULT 'keep'::text NOT NULL,
-    follow_ceiling_itpm integer,
-    follow_ceiling_otpm integer,
     CONSTRAINT google_ai_model_limits_provider_limits_check
       CHECK ((provider_limits = 'keep'::text OR (provider_limits = 'follow'::text
               AND provider = ANY (ARRAY['openai'::text, 'anthropic'::text])))),
@@ -209,8 +207,7 @@ COMMENT ON COLUMN public.google_ai_model_limits.provider_limits IS
 
 COMMENT ON COLUMN public.google_ai_model_limits.follow_ceiling_rpm IS
     'A row that follows its provider (provider_limits follow): the most RPM the gateway counts against whatever the '
-    'provider states (null: no ceiling). The same for follow_ceiling_tpm, follow_ceiling_rpd, and for Anthropic''s '
-    'token buckets follow_ceiling_itpm and follow_ceiling_otpm.';
+    'provider states (null: no ceiling). The same for follow_ceiling_tpm and follow_ceiling_rpd.';
 
 COMMENT ON COLUMN public.google_ai_model_limits.rpd IS
     'Requests per day of the provider (its row''s day_zone) per quota group (null: no limit).';
@@ -459,10 +456,8 @@ begin
     least(p_stated[2], coalesce(p_model.follow_ceiling_tpm, p_stated[2])), p_model.safety_margin), p_model.tpm);
   p_model.rpd := coalesce(public.google_ai_effective_limit(
     least(p_stated[3], coalesce(p_model.follow_ceiling_rpd, p_stated[3])), p_model.safety_margin), p_model.rpd);
-  p_model.itpm := coalesce(public.google_ai_effective_limit(
-    least(p_stated[4], coalesce(p_model.follow_ceiling_itpm, p_stated[4])), p_model.safety_margin), p_model.itpm);
-  p_model.otpm := coalesce(public.google_ai_effective_limit(
-    least(p_stated[5], coalesce(p_model.follow_ceiling_otpm, p_stated[5])), p_model.safety_margin), p_model.otpm);
+  p_model.itpm := coalesce(public.google_ai_effective_limit(p_stated[4], p_model.safety_margin), p_model.itpm);
+  p_model.otpm := coalesce(public.google_ai_effective_limit(p_stated[5], p_model.safety_margin), p_model.otpm);
   return p_model;
 end
 $$;

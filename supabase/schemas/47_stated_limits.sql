@@ -214,9 +214,9 @@ CREATE OR REPLACE FUNCTION public.google_ai_stated_limits() RETURNS TABLE(quota_
        public.google_ai_effective_limit(l.tpm, l.safety_margin)),
     ('rpd', l.rpd, c.stated_limits[3], l.follow_ceiling_rpd, (f.f).rpd,
        public.google_ai_effective_limit(l.rpd, l.safety_margin)),
-    ('itpm', l.itpm, c.stated_limits[4], l.follow_ceiling_itpm, (f.f).itpm,
+    ('itpm', l.itpm, c.stated_limits[4], null::integer, (f.f).itpm,
        public.google_ai_effective_limit(l.itpm, l.safety_margin)),
-    ('otpm', l.otpm, c.stated_limits[5], l.follow_ceiling_otpm, (f.f).otpm,
+    ('otpm', l.otpm, c.stated_limits[5], null::integer, (f.f).otpm,
        public.google_ai_effective_limit(l.otpm, l.safety_margin)))
     n(name, own, said, ceiling, followed, kept)
   where l.is_active and n.said is not null

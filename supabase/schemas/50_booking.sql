@@ -169,38 +169,24 @@ COMMENT ON FUNCTION public.google_ai_requests_over(p_now timestamp with time zon
     'A request of more requests than the model''s minute or any group''s day has left (over_rpm, over_rpd): its '
     'figures, refused at once as too_large; null when the booking decides.';
 
--- Whether a request (p_request) is too large for its model's row before any lock (p_limits: the row as the
--- admission holds it, google_ai_request_limits'; google_ai_admit_at's too_large): its tokens above the TPM,
--- its output above the OTPM, its input above the ITPM, or its requests above what the minute or any group's
--- day holds (google_ai_requests_over). A row that follows its provider is judged by the widest window its
--- groups follow (google_ai_followed_too_large). SQL, inlined where it is read: a row that keeps its own pays
--- the tests alone, as when they were written in the admission.
-CREATE OR REPLACE FUNCTION public.google_ai_too_large(p_now timestamp with time zone,
-    p_limits public.google_ai_model_limits, p_request public.google_ai_request) RETURNS boolean
-    LANGUAGE sql STABLE
-    AS $$
-  select case when p_limits.provider_limits = 'follow'
-              then public.google_ai_followed_too_large(p_now, p_limits, p_request)
-              else p_limits.tpm < p_request.estimated_tokens or p_limits.otpm < p_request.output_tokens
-                   or p_limits.itpm < p_request.estimated_tokens
-                                      - case when p_limits.booked_output_tokens is not null
-                                             then coalesce(p_request.output_tokens, 0) else 0 end
-                   or (p_request.requests > 1 and public.google_ai_requests_over(p_now, p_limits, p_request.requests,
-                         p_request.exclude_key_ids) is not null) end
-$$;
-
--- Whether a request to a row that follows its provider (p_limits, p_request: as google_ai_too_large takes
--- them) is larger than the widest window the groups serving it follow (google_ai_followed_widest), judged
--- by google_ai_too_large's tests as a row that keeps those figures would be.
+-- 'too_large' when a request (p_request) to a row that follows its provider (p_limits: google_ai_request_limits')
+-- is larger than the widest window the groups serving it follow (google_ai_followed_widest), by the tests
+-- google_ai_admit_at runs on a row that keeps its own (its tokens above the TPM, its output above the OTPM,
+-- its input above the ITPM, its requests above what the minute or any group's day holds); else null.
+-- Called by the admission only for a row that follows, so a row that keeps its own pays one comparison.
 CREATE OR REPLACE FUNCTION public.google_ai_followed_too_large(p_now timestamp with time zone,
-    p_limits public.google_ai_model_limits, p_request public.google_ai_request) RETURNS boolean
+    p_limits public.google_ai_model_limits, p_request public.google_ai_request) RETURNS text
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
 declare
-  v_widest public.google_ai_model_limits := public.google_ai_followed_widest(p_limits, p_request.exclude_key_ids);
+  v_limits public.google_ai_model_limits := public.google_ai_followed_widest(p_limits, p_request.exclude_key_ids);
 begin
-  v_widest.provider_limits := 'keep';
-  return public.google_ai_too_large(p_now, v_widest, p_request);
+  return case when v_limits.tpm < p_request.estimated_tokens or v_limits.otpm < p_request.output_tokens
+                or v_limits.itpm < p_request.estimated_tokens - case when v_limits.booked_output_tokens
+                     is not null then coalesce(p_request.output_tokens, 0) else 0 end
+                or (p_request.requests > 1 and public.google_ai_requests_over(p_now, v_limits, p_request.requests,
+                      p_request.exclude_key_ids) is not null)
+              then 'too_large' end;
 end
 $$;

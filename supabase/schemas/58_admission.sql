@@ -261,7 +261,13 @@ begin
   v_caller := row(p_request.caller, p_request.client_id, p_request.token_id);
   v_blocked_by := case when v_limits.model is null then 'unknown_model' when v_limits.shutdown_date <= (v_now
                          at time zone 'UTC')::date then 'shut_down' when v_limits.withdrawn_at is not null
-                       then 'withdrawn' when public.google_ai_too_large(v_now, v_limits, p_request)
+                       then 'withdrawn' when v_limits.provider_limits = 'follow'
+                       then public.google_ai_followed_too_large(v_now, v_limits, p_request)
+                       when v_limits.tpm < p_request.estimated_tokens or v_limits.otpm < p_request.output_tokens
+                         or v_limits.itpm < p_request.estimated_tokens - case when v_limits.booked_output_tokens
+                              is not null then coalesce(p_request.output_tokens, 0) else 0 end
+                         or (p_request.requests > 1 and public.google_ai_requests_over(v_now, v_limits,
+                               p_request.requests, p_request.exclude_key_ids) is not null)
                        then 'too_large' end;
 
   -- Its place in the queue (none when nobody waits for the model and it holds no ticket), then a booking

@@ -10,9 +10,8 @@
 //   provider's raise, admitted; within the row's but above the provider's lowering, refused too_large with
 //   the provider's figure (google_ai_followed_widest);
 //   the usage view (google_ai_usage_now, google_ai_group_room): the followed limit and what is left of it;
-//   Anthropic's token buckets under a ceiling (follow_ceiling_itpm): the provider's 5,000 input tokens held
-//   at the row's ceiling of 1,000, a request of 3,000 refused too_large naming 1,000, the row listed
-//   'ceiling'.
+//   Anthropic's input tokens (itpm) lowered by its statement to 1,000 under the row's 100,000: a request of
+//   3,000 refused too_large naming 1,000.
 // The provider's statements are set on the group's counter row as finalize leaves them
 // (google_ai_note_stated; tests/db/stated-limits.test.ts drives that step itself).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -164,20 +163,14 @@ describe("the usage view", () => {
   });
 });
 
-describe("Anthropic's token buckets under a ceiling", () => {
-  it("itpm stated at 5,000 is held at the row's follow_ceiling_itpm of 1,000: too large above it, listed 'ceiling'", async () => {
+describe("Anthropic's token buckets followed", () => {
+  it("itpm stated at 1,000 under the row's 100,000: a request of 3,000 input tokens refused too_large naming 1,000", async () => {
     const model = "followed-claude";
-    await db.sql`insert into public.google_ai_model_limits (model, provider, rpm, itpm, otpm, provider_limits,
-                   follow_ceiling_itpm)
-                 values (${model}, 'anthropic', 50, 100000, 100000, 'follow', 1000)`;
+    await db.sql`insert into public.google_ai_model_limits (model, provider, rpm, itpm, otpm, provider_limits)
+                 values (${model}, 'anthropic', 50, 100000, 100000, 'follow')`;
     await admitEach(model, T0, 1);
-    await stated(ANT_ORG, model, [50, null, null, 5000, 100000]);
-    expect(await ask(model, T0 + 1000, { tokens: 3000 })).toMatchObject({ ok: false, limit: "too_large", max_tokens: 1000 });
-    expect(await ask(model, T0 + 2000, { tokens: 900 })).toMatchObject({ ok: true });
-    const rows = await db.sql`select limit_name, row_limit, provider_limit, effective_limit, disagreement
-                              from public.google_ai_stated_limits() where model = ${model} and limit_name = 'itpm'`;
-    expect(rows).toEqual([
-      { limit_name: "itpm", row_limit: 100000, provider_limit: 5000, effective_limit: 1000, disagreement: "ceiling" },
-    ]);
+    expect(await ask(model, T0 + 1000, { tokens: 3000 })).toMatchObject({ ok: true });
+    await stated(ANT_ORG, model, [50, null, null, 1000, 100000]);
+    expect(await ask(model, T0 + 2000, { tokens: 3000 })).toMatchObject({ ok: false, limit: "too_large", max_tokens: 1000 });
   });
 });

@@ -1,24 +1,24 @@
 -- Written by `npm run db:diff` from the difference between what the migrations before it build and
 -- what supabase/schemas builds. Applying it twice changes nothing.
 -- What it changes: a following row's limits read by the queue's turns, the too-large check,
---   google_ai_group_room and google_ai_usage_now; follow ceilings for itpm and otpm
+--   google_ai_group_room and google_ai_usage_now
 set check_function_bodies = off;
 
-alter table "public"."google_ai_model_limits" add column if not exists "follow_ceiling_itpm" integer;
-
-alter table "public"."google_ai_model_limits" add column if not exists "follow_ceiling_otpm" integer;
-
 CREATE OR REPLACE FUNCTION public.google_ai_followed_too_large(p_now timestamp with time zone, p_limits public.google_ai_model_limits, p_request public.google_ai_request)
- RETURNS boolean
+ RETURNS text
  LANGUAGE plpgsql
  STABLE
  SET search_path TO ''
 AS $function$
 declare
-  v_widest public.google_ai_model_limits := public.google_ai_followed_widest(p_limits, p_request.exclude_key_ids);
+  v_limits public.google_ai_model_limits := public.google_ai_followed_widest(p_limits, p_request.exclude_key_ids);
 begin
-  v_widest.provider_limits := 'keep';
-  return public.google_ai_too_large(p_now, v_widest, p_request);
+  return case when v_limits.tpm < p_request.estimated_tokens or v_limits.otpm < p_request.output_tokens
+                or v_limits.itpm < p_request.estimated_tokens - case when v_limits.booked_output_tokens
+                     is not null then coalesce(p_request.output_tokens, 0) else 0 end
+                or (p_request.requests > 1 and public.google_ai_requests_over(p_now, v_limits, p_request.requests,
+                      p_request.exclude_key_ids) is not null)
+              then 'too_large' end;
 end
 $function$
 ;
@@ -86,22 +86,6 @@ end
 $function$
 ;
 
-CREATE OR REPLACE FUNCTION public.google_ai_too_large(p_now timestamp with time zone, p_limits public.google_ai_model_limits, p_request public.google_ai_request)
- RETURNS boolean
- LANGUAGE sql
- STABLE
-AS $function$
-  select case when p_limits.provider_limits = 'follow'
-              then public.google_ai_followed_too_large(p_now, p_limits, p_request)
-              else p_limits.tpm < p_request.estimated_tokens or p_limits.otpm < p_request.output_tokens
-                   or p_limits.itpm < p_request.estimated_tokens
-                                      - case when p_limits.booked_output_tokens is not null
-                                             then coalesce(p_request.output_tokens, 0) else 0 end
-                   or (p_request.requests > 1 and public.google_ai_requests_over(p_now, p_limits, p_request.requests,
-                         p_request.exclude_key_ids) is not null) end
-$function$
-;
-
 CREATE OR REPLACE FUNCTION public.google_ai_admit_at(p_now timestamp with time zone, p_request public.google_ai_request)
  RETURNS jsonb
  LANGUAGE plpgsql
@@ -149,7 +133,13 @@ begin
   v_caller := row(p_request.caller, p_request.client_id, p_request.token_id);
   v_blocked_by := case when v_limits.model is null then 'unknown_model' when v_limits.shutdown_date <= (v_now
                          at time zone 'UTC')::date then 'shut_down' when v_limits.withdrawn_at is not null
-                       then 'withdrawn' when public.google_ai_too_large(v_now, v_limits, p_request)
+                       then 'withdrawn' when v_limits.provider_limits = 'follow'
+                       then public.google_ai_followed_too_large(v_now, v_limits, p_request)
+                       when v_limits.tpm < p_request.estimated_tokens or v_limits.otpm < p_request.output_tokens
+                         or v_limits.itpm < p_request.estimated_tokens - case when v_limits.booked_output_tokens
+                              is not null then coalesce(p_request.output_tokens, 0) else 0 end
+                         or (p_request.requests > 1 and public.google_ai_requests_over(v_now, v_limits,
+                               p_request.requests, p_request.exclude_key_ids) is not null)
                        then 'too_large' end;
 
   -- Its place in the queue (none when nobody waits for the model and it holds no ticket), then a booking
@@ -179,30 +169,6 @@ begin
     case when num_nonnulls(v_limits.itpm, v_limits.otpm) > 0 then coalesce(p_request.output_tokens, 0) end);
   -- (A service caller's answer names no client: it is not encoded again for an empty object.)
   return case when p_request.token_hash is null then v_answer else v_answer || v_who end;
-end
-$function$
-;
-
-CREATE OR REPLACE FUNCTION public.google_ai_followed_limits(p_model public.google_ai_model_limits, p_stated integer[])
- RETURNS public.google_ai_model_limits
- LANGUAGE plpgsql
- IMMUTABLE
-AS $function$
-begin
-  if p_stated is null then
-    return p_model;
-  end if;
-  p_model.rpm := coalesce(public.google_ai_effective_limit(
-    least(p_stated[1], coalesce(p_model.follow_ceiling_rpm, p_stated[1])), p_model.safety_margin), p_model.rpm);
-  p_model.tpm := coalesce(public.google_ai_effective_limit(
-    least(p_stated[2], coalesce(p_model.follow_ceiling_tpm, p_stated[2])), p_model.safety_margin), p_model.tpm);
-  p_model.rpd := coalesce(public.google_ai_effective_limit(
-    least(p_stated[3], coalesce(p_model.follow_ceiling_rpd, p_stated[3])), p_model.safety_margin), p_model.rpd);
-  p_model.itpm := coalesce(public.google_ai_effective_limit(
-    least(p_stated[4], coalesce(p_model.follow_ceiling_itpm, p_stated[4])), p_model.safety_margin), p_model.itpm);
-  p_model.otpm := coalesce(public.google_ai_effective_limit(
-    least(p_stated[5], coalesce(p_model.follow_ceiling_otpm, p_stated[5])), p_model.safety_margin), p_model.otpm);
-  return p_model;
 end
 $function$
 ;
@@ -350,36 +316,6 @@ end
 $function$
 ;
 
-CREATE OR REPLACE FUNCTION public.google_ai_stated_limits()
- RETURNS TABLE(quota_group text, model text, provider_limits text, limit_name text, row_limit integer, provider_limit integer, effective_limit integer, said_at timestamp with time zone, since timestamp with time zone, disagreement text)
- LANGUAGE sql
- STABLE
- SET search_path TO ''
-AS $function$
-  select c.quota_group, l.model, l.provider_limits, n.name, n.own, n.said,
-         case when l.provider_limits = 'follow' then n.followed else n.kept end, c.stated_at, c.stated_since,
-         case when l.provider_limits = 'keep' and n.own is distinct from n.said
-                then case when n.own is null or n.own > n.said then 'above' else 'below' end
-              when l.provider_limits = 'follow' and n.ceiling < n.said then 'ceiling' end
-  from public.google_ai_model_limits l
-  join public.google_ai_usage_counters c on c.model = coalesce(l.limit_pool, l.model) and c.quota_group is not null
-  cross join lateral (select public.google_ai_followed_limits(l, c.stated_limits) as f) f
-  cross join lateral (values
-    ('rpm', l.rpm, c.stated_limits[1], l.follow_ceiling_rpm, (f.f).rpm,
-       public.google_ai_effective_limit(l.rpm, l.safety_margin)),
-    ('tpm', l.tpm, c.stated_limits[2], l.follow_ceiling_tpm, (f.f).tpm,
-       public.google_ai_effective_limit(l.tpm, l.safety_margin)),
-    ('rpd', l.rpd, c.stated_limits[3], l.follow_ceiling_rpd, (f.f).rpd,
-       public.google_ai_effective_limit(l.rpd, l.safety_margin)),
-    ('itpm', l.itpm, c.stated_limits[4], l.follow_ceiling_itpm, (f.f).itpm,
-       public.google_ai_effective_limit(l.itpm, l.safety_margin)),
-    ('otpm', l.otpm, c.stated_limits[5], l.follow_ceiling_otpm, (f.f).otpm,
-       public.google_ai_effective_limit(l.otpm, l.safety_margin)))
-    n(name, own, said, ceiling, followed, kept)
-  where l.is_active and n.said is not null
-$function$
-;
-
 create or replace view "public"."google_ai_usage_now" as  WITH clock AS (
          SELECT now() AS at
         ), serving AS (
@@ -465,10 +401,8 @@ create or replace view "public"."google_ai_usage_now" as  WITH clock AS (
 -- (no other object's grants are touched).
 revoke all on function public.google_ai_followed_too_large(p_now timestamp with time zone, p_limits public.google_ai_model_limits, p_request public.google_ai_request) from public, anon, authenticated, service_role;
 revoke all on function public.google_ai_followed_widest(p_limits public.google_ai_model_limits, p_exclude_key_ids uuid[]) from public, anon, authenticated, service_role;
-comment on column public.google_ai_model_limits."follow_ceiling_rpm" is 'A row that follows its provider (provider_limits follow): the most RPM the gateway counts against whatever the provider states (null: no ceiling). The same for follow_ceiling_tpm, follow_ceiling_rpd, and for Anthropic''s token buckets follow_ceiling_itpm and follow_ceiling_otpm.';
 revoke all on function public.google_ai_queue_spread(p_model public.google_ai_model_limits, p_rpm integer, p_window interval, p_ranked boolean, OUT step interval, OUT tolerance interval, OUT spaced boolean) from public, anon, authenticated, service_role;
 revoke all on function public.google_ai_stored_group_limits(p_model public.google_ai_model_limits, p_quota_group text) from public, anon, authenticated, service_role;
 grant execute on function public.google_ai_stored_group_limits(p_model public.google_ai_model_limits, p_quota_group text) to service_role;
-revoke all on function public.google_ai_too_large(p_now timestamp with time zone, p_limits public.google_ai_model_limits, p_request public.google_ai_request) from public, anon, authenticated, service_role;
 alter view public.google_ai_usage_now set (security_invoker='true');
 comment on view public.google_ai_usage_now is 'Per quota group and model, as the admission counts them (google_ai_group_room): the requests and tokens in the sliding minute window (the last minute, minute_window on), the requests of this day of the provider''s (provider_day, in its row''s day_zone; day_resets_at its next midnight), against the limits after the safety margin (a row that follows its provider: those it stated for the group). The *_left figures are what the next request could book (0 while a cooldown rests the group; a share kept for another class or caller, google_ai_shares_today, may leave a given request less); minute_resets_at is when the window next frees room; itpm_left and otpm_left what the token buckets of a row that counts input and output apart hold (null: it does not); state is what would refuse one now (open, rpm, tpm, rpd, cooldown, no_active_key).';
