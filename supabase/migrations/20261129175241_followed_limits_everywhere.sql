@@ -112,7 +112,8 @@ begin
     if v_credential.refusal is not null then
       return v_credential.refusal;
     end if;
-    p_request.caller := v_credential.caller;  -- (the token's client is the caller from here on)
+    -- The token's client is the caller from here on.
+    p_request.caller := v_credential.caller;
     p_request.client_id := v_credential.client_id;
     p_request.token_id := v_credential.token_id;
     v_worst := v_credential.worst;
@@ -132,15 +133,14 @@ begin
   v_caller := row(p_request.caller, p_request.client_id, p_request.token_id);
   v_blocked_by := case when v_limits.model is null then 'unknown_model' when v_limits.shutdown_date <= (v_now
                          at time zone 'UTC')::date then 'shut_down' when v_limits.withdrawn_at is not null
-                       then 'withdrawn' when v_limits.tpm < p_request.estimated_tokens
-                         or v_limits.otpm < p_request.output_tokens
+                       then 'withdrawn' when v_limits.provider_limits = 'follow'
+                       then public.google_ai_followed_too_large(v_now, v_limits, p_request)
+                       when v_limits.tpm < p_request.estimated_tokens or v_limits.otpm < p_request.output_tokens
                          or v_limits.itpm < p_request.estimated_tokens - case when v_limits.booked_output_tokens
                               is not null then coalesce(p_request.output_tokens, 0) else 0 end
                          or (p_request.requests > 1 and public.google_ai_requests_over(v_now, v_limits,
                                p_request.requests, p_request.exclude_key_ids) is not null)
                        then 'too_large' end;
-  if v_limits.provider_limits = 'follow' and coalesce(v_blocked_by, 'too_large') = 'too_large' then
-    v_blocked_by := public.google_ai_followed_too_large(v_now, v_limits, p_request); end if; -- (its groups' widest)
 
   -- Its place in the queue (none when nobody waits for the model and it holds no ticket), then a booking
   -- when its turn allows one; each answers nulls for a null model (an earlier step blocked it). (Called as
