@@ -122,6 +122,27 @@ begin
 end
 $$;
 
+-- The schedule a quota group's slots keep for a waiter in the queue, as the booking keeps it at the
+-- group's RPM (p_rpm: the model row's, or the one its provider stated for the group): the spread's step
+-- and tolerance (a request bucket, bucket_share, for every class), and whether it holds the waiter's slots
+-- back (spaced: a bucket always, a spread only for a waiter some class ranks before, p_ranked). Null
+-- step: not spread.
+CREATE OR REPLACE FUNCTION public.google_ai_queue_spread(p_model public.google_ai_model_limits, p_rpm integer,
+    p_window interval, p_ranked boolean, OUT step interval, OUT tolerance interval, OUT spaced boolean)
+    RETURNS record
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+declare
+  v_spread record;
+begin
+  v_spread := public.google_ai_spread_step(case when p_model.bucket_share is null then p_model.spread_burst
+    else greatest(1, floor(p_rpm * p_model.bucket_share))::integer end, p_window, p_rpm, null, 0);
+  step := v_spread.step;
+  tolerance := v_spread.tolerance;
+  spaced := step is not null and (p_model.bucket_share is not null or p_ranked);
+end
+$$;
+
 -- The schedule after a booking at p_now: one step after the booking's place. A sliding window's spread
 -- (p_grid) keeps its grid for a booking at most half a step after its place (its waiter woke a little
 -- late), so waking up late does not cost the window capacity under sustained demand; one later than

@@ -194,6 +194,9 @@ $$;
 -- in the last window (they will ask again, and go first; at least a tenth): its p_slots-th slot is a
 -- group's p_slots / part-th. spread_bound: some group's window has a slot now that only its schedule
 -- holds back; kept_bound: some group's window has room now that only the shares keep from this waiter.
+-- Each group counts against the model's effective limits there: the row's, or for a row that follows its
+-- provider (provider_limits 'follow') those its provider stated for the group (google_ai_followed_limits,
+-- on the counter row the booking locks: the row's pool's, limit_pool, or its own), its schedule at that RPM.
 -- Null turn_at: no group can serve today (day used up or cooling down everywhere), or the shares it
 -- does not own keep every group's window.
 CREATE OR REPLACE FUNCTION public.google_ai_queue_turn_at(p_model public.google_ai_model_limits,
@@ -205,8 +208,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_queue_turn_at(p_model public.google_
     AS $$
 declare
   v_window interval := public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms);
-  v_spread record;
-  v_spaced boolean;
+  -- (A spread holds a waiter's slots back only for a class some class ranks before: google_ai_queue_spread.)
+  v_ranked bool := p_rank is null or exists (select 1 from public.google_ai_priority_classes c where c.rank < p_rank);
   v_group record;
   v_ring record;
   v_expiries timestamptz[];
@@ -223,21 +226,21 @@ begin
   free_now := 0;
   spread_bound := false;
   kept_bound := false;
-  -- The schedule as google_ai_schedule_place keeps it: a request bucket (bucket_share) for every class.
-  v_spread := public.google_ai_spread_step(case when p_model.bucket_share is null then p_model.spread_burst
-    else greatest(1, floor(p_model.rpm * p_model.bucket_share))::integer end, v_window, p_model.rpm, null, 0);
-  v_spaced := v_spread.step is not null and (p_model.bucket_share is not null or p_rank is null
-              or exists (select 1 from public.google_ai_priority_classes c where c.rank < p_rank));
   for v_group in
     select c.quota_group, c.cooldown_until, c.rpd_used, u.spread_until, u.ring_low, u.ring, u.window_requests,
            public.google_ai_higher_taken(c.quota_group, p_model.model, p_now, v_window, p_rank) as higher,
-           public.google_ai_kept_from(p_model.model, u.share_use, p_now, v_window, p_class, p_caller) as held
+           public.google_ai_kept_from(p_model.model, u.share_use, p_now, v_window, p_class, p_caller) as held,
+           (f.l).rpm as rpm, (f.l).rpd as rpd, s.step, s.tolerance, s.spaced
     from public.google_ai_candidate_groups(p_model.model, p_exclude_key_ids, p_model.rpm, null, p_model.rpd, p_now) c
-    left join public.google_ai_usage_counters u on u.quota_group = c.quota_group and u.model = p_model.model
+    left join public.google_ai_usage_counters u
+      on u.quota_group = c.quota_group and u.model = coalesce(p_model.limit_pool, p_model.model)
+    cross join lateral (select case when p_model.provider_limits = 'follow'
+                          then public.google_ai_followed_limits(p_model, u.stated_limits) else p_model end as l) f
+    cross join lateral public.google_ai_queue_spread(p_model, (f.l).rpm, v_window, v_ranked) s
   loop
-    continue when v_group.cooldown_until is not null or (p_model.rpd is not null and v_group.rpd_used >= p_model.rpd);
-    v_day_left := v_day_left + coalesce(p_model.rpd - v_group.rpd_used, 1000000);
-    if p_model.rpm is null then
+    continue when v_group.cooldown_until is not null or (v_group.rpd is not null and v_group.rpd_used >= v_group.rpd);
+    v_day_left := v_day_left + coalesce(v_group.rpd - v_group.rpd_used, 1000000);
+    if v_group.rpm is null then
       free_now := 1000000;
       continue;
     end if;
@@ -248,21 +251,21 @@ begin
     v_count := cardinality(v_expiries);
     -- The group's openings within one window for this waiter (its room: the limit less what others'
     -- shares keep): free now, then as admissions leave with their seconds (google_ai_ring_at).
-    v_room := p_model.rpm - v_group.held;
-    kept_bound := kept_bound or (v_count < p_model.rpm and v_count >= v_room);
+    v_room := v_group.rpm - v_group.held;
+    kept_bound := kept_bound or (v_count < v_group.rpm and v_count >= v_room);
     v_openings := array_fill(p_now, array[greatest(0, v_room - v_count)])
                   || coalesce(v_expiries[greatest(1, v_count - v_room + 1):v_count], '{}');
     continue when cardinality(v_openings) = 0;
     spread_bound := spread_bound
-                    or (v_spaced and v_openings[1] <= p_now and v_group.spread_until - v_spread.tolerance > p_now);
+                    or (v_group.spaced and v_openings[1] <= p_now and v_group.spread_until - v_group.tolerance > p_now);
     -- (A model that is not spread reopens a window's slots at once, to whoever is waiting then:
     -- every waiter there counts on them all.)
-    v_part := case when not v_spaced then 1
-                   else greatest(0.1, 1 - coalesce(v_group.higher, 0)::numeric / greatest(p_model.rpm, v_count, 1)) end;
+    v_part := case when not v_group.spaced then 1
+                   else greatest(0.1, 1 - coalesce(v_group.higher, 0)::numeric / greatest(v_group.rpm, v_count, 1)) end;
     v_needed := ceil(p_slots / v_part)::integer;
     -- Its slots (a waiter of this class counts on its part of them: the likely ones).
     v_group_slots := public.google_ai_group_slots(v_openings, v_needed, v_window, v_group.spread_until,
-      case when v_spaced then v_spread.step end, v_spread.tolerance, p_model.bucket_share is null);
+      case when v_group.spaced then v_group.step end, v_group.tolerance, p_model.bucket_share is null);
     for k in 1 .. p_slots loop
       v_slots := v_slots || v_group_slots[k];
       free_now := free_now + case when v_group_slots[k] <= p_now then 1 else 0 end;

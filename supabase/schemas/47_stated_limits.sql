@@ -115,6 +115,59 @@ begin
 end
 $$;
 
+-- What a request to a row that follows its provider is judged too large by before any lock (p_limits:
+-- google_ai_request_limits', the margin still to apply to the provider's figures; p_exclude_key_ids: the
+-- request's): each limit the largest of those the quota groups serving it follow (google_ai_followed_limits,
+-- on each group's counter row: its pool's or its own; a group the provider has stated nothing for counts
+-- the row's), none where a group has none. So a request larger than every group's window is refused at
+-- once, and one a group could take is left to the booking. No group serving it: p_limits, unchanged.
+CREATE OR REPLACE FUNCTION public.google_ai_followed_widest(p_limits public.google_ai_model_limits,
+    p_exclude_key_ids uuid[]) RETURNS public.google_ai_model_limits
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_widest record;
+begin
+  select count(*) as groups,
+         case when bool_and((f.l).rpm is not null) then max((f.l).rpm) end as rpm,
+         case when bool_and((f.l).tpm is not null) then max((f.l).tpm) end as tpm,
+         case when bool_and((f.l).rpd is not null) then max((f.l).rpd) end as rpd,
+         case when bool_and((f.l).itpm is not null) then max((f.l).itpm) end as itpm,
+         case when bool_and((f.l).otpm is not null) then max((f.l).otpm) end as otpm
+    into v_widest
+  from (select distinct s.quota_group from public.google_ai_serving_keys(p_limits.model, p_exclude_key_ids) s) g
+  left join public.google_ai_usage_counters c
+    on c.quota_group = g.quota_group and c.model = coalesce(p_limits.limit_pool, p_limits.model)
+  cross join lateral (select public.google_ai_followed_limits(p_limits, c.stated_limits) as l) f;
+  if v_widest.groups > 0 then
+    select v_widest.rpm, v_widest.tpm, v_widest.rpd, v_widest.itpm, v_widest.otpm
+      into p_limits.rpm, p_limits.tpm, p_limits.rpd, p_limits.itpm, p_limits.otpm;
+  end if;
+  return p_limits;
+end
+$$;
+
+-- A model row's effective limits in one quota group, from the row as stored (p_model, before its margin):
+-- its figures after its margin, and for a row that follows its provider those the provider stated for
+-- the group (google_ai_group_limits). What the usage view (google_ai_usage_now) and google_ai_group_room
+-- count against, as the booking does. Security definer, as google_ai_group_room is: the view runs with
+-- its reader's rights (service_role), which may call this and nothing under it.
+CREATE OR REPLACE FUNCTION public.google_ai_stored_group_limits(p_model public.google_ai_model_limits,
+    p_quota_group text) RETURNS public.google_ai_model_limits
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  p_model.rpm := public.google_ai_effective_limit(p_model.rpm, p_model.safety_margin);
+  p_model.tpm := public.google_ai_effective_limit(p_model.tpm, p_model.safety_margin);
+  p_model.rpd := public.google_ai_effective_limit(p_model.rpd, p_model.safety_margin);
+  p_model.itpm := public.google_ai_effective_limit(p_model.itpm, p_model.safety_margin);
+  p_model.otpm := public.google_ai_effective_limit(p_model.otpm, p_model.safety_margin);
+  return public.google_ai_group_limits(p_model, p_quota_group);
+end
+$$;
+
 -- The RPM a quota group's booking counts against, for a model row as stored (p_model: the table's row,
 -- before its margin): the row's after its margin, and for a row that follows its provider the one the
 -- provider stated for the group (google_ai_group_limits). The rest a bucket's word asks for

@@ -175,3 +175,25 @@ COMMENT ON FUNCTION public.google_ai_requests_over(p_now timestamp with time zon
     p_limits public.google_ai_model_limits, p_requests integer, p_exclude_key_ids uuid[]) IS
     'A request of more requests than the model''s minute or any group''s day has left (over_rpm, over_rpd): its '
     'figures, refused at once as too_large; null when the booking decides.';
+
+-- 'too_large' when a request (p_request) to a row that follows its provider (p_limits: google_ai_request_limits')
+-- is larger than the widest window the groups serving it follow (google_ai_followed_widest), by the tests
+-- google_ai_admit_at runs on a row that keeps its own (its tokens above the TPM, its output above the OTPM,
+-- its input above the ITPM, its requests above what the minute or any group's day holds); else null.
+-- Called by the admission only for a row that follows, so a row that keeps its own pays one comparison.
+CREATE OR REPLACE FUNCTION public.google_ai_followed_too_large(p_now timestamp with time zone,
+    p_limits public.google_ai_model_limits, p_request public.google_ai_request) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_limits public.google_ai_model_limits := public.google_ai_followed_widest(p_limits, p_request.exclude_key_ids);
+begin
+  return case when v_limits.tpm < p_request.estimated_tokens or v_limits.otpm < p_request.output_tokens
+                or v_limits.itpm < p_request.estimated_tokens - case when v_limits.booked_output_tokens
+                     is not null then coalesce(p_request.output_tokens, 0) else 0 end
+                or (p_request.requests > 1 and public.google_ai_requests_over(p_now, v_limits, p_request.requests,
+                      p_request.exclude_key_ids) is not null)
+              then 'too_large' end;
+end
+$$;

@@ -43,9 +43,14 @@ CREATE OR REPLACE FUNCTION public.google_ai_refusal_figures(p_now timestamp with
     AS $$
 declare
   v_limit text := p_refusal.limit_hit;
-  v_over jsonb := case when v_limit = 'too_large' then public.google_ai_requests_over(p_now, p_limits, p_requests,
-    p_exclude_key_ids) end;
+  v_over jsonb;
 begin
+  -- (A row that follows its provider is too large by the widest window its groups follow.)
+  if v_limit = 'too_large' and p_limits.provider_limits = 'follow' then
+    p_limits := public.google_ai_followed_widest(p_limits, p_exclude_key_ids);
+  end if;
+  v_over := case when v_limit = 'too_large' then public.google_ai_requests_over(p_now, p_limits, p_requests,
+    p_exclude_key_ids) end;
   return coalesce(v_over, jsonb_build_object('max_tokens',
       case when v_limit = 'too_large' then coalesce(p_limits.tpm, p_limits.itpm) end))
     || case when v_limit = 'too_large' and v_over is null and p_limits.otpm is not null
@@ -261,11 +266,11 @@ begin
   v_caller := row(p_request.caller, p_request.client_id, p_request.token_id);
   v_blocked_by := case when v_limits.model is null then 'unknown_model' when v_limits.shutdown_date <= (v_now
                          at time zone 'UTC')::date then 'shut_down' when v_limits.withdrawn_at is not null
-                       then 'withdrawn' when v_limits.tpm < p_request.estimated_tokens
-                         or v_limits.otpm < p_request.output_tokens
-                         or v_limits.itpm < p_request.estimated_tokens
-                                            - case when v_limits.booked_output_tokens is not null
-                                                   then coalesce(p_request.output_tokens, 0) else 0 end
+                       then 'withdrawn' when v_limits.provider_limits = 'follow'
+                       then public.google_ai_followed_too_large(v_now, v_limits, p_request)
+                       when v_limits.tpm < p_request.estimated_tokens or v_limits.otpm < p_request.output_tokens
+                         or v_limits.itpm < p_request.estimated_tokens - case when v_limits.booked_output_tokens
+                              is not null then coalesce(p_request.output_tokens, 0) else 0 end
                          or (p_request.requests > 1 and public.google_ai_requests_over(v_now, v_limits,
                                p_request.requests, p_request.exclude_key_ids) is not null)
                        then 'too_large' end;

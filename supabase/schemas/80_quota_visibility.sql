@@ -276,8 +276,9 @@ end
 $$;
 
 -- What one quota group has of a model now, as the admission counts it (google_ai_group_quota on the
--- model's effective limits, at the database's clock): the requests and tokens in the sliding window,
--- and what the next request could book (0 while a cooldown rests the group); for a row that counts input
+-- model's effective limits in the group, google_ai_stored_group_limits: a following row's are those its
+-- provider stated; at the database's clock): the requests and tokens in the sliding window, and what
+-- the next request could book (0 while a cooldown rests the group); for a row that counts input
 -- and output apart (itpm, otpm), what its token buckets hold (google_ai_group_token_room). The usage view's
 -- figures (google_ai_usage_now); callable by service_role, which may not give google_ai_group_quota a clock.
 CREATE OR REPLACE FUNCTION public.google_ai_group_room(p_quota_group text, p_model text, OUT requests_used integer,
@@ -293,11 +294,7 @@ declare
   v_row public.google_ai_usage_counters;
 begin
   select * into v_limits from public.google_ai_model_limits l where l.model = p_model;
-  v_limits.rpm := public.google_ai_effective_limit(v_limits.rpm, v_limits.safety_margin);
-  v_limits.tpm := public.google_ai_effective_limit(v_limits.tpm, v_limits.safety_margin);
-  v_limits.rpd := public.google_ai_effective_limit(v_limits.rpd, v_limits.safety_margin);
-  v_limits.itpm := public.google_ai_effective_limit(v_limits.itpm, v_limits.safety_margin);
-  v_limits.otpm := public.google_ai_effective_limit(v_limits.otpm, v_limits.safety_margin);
+  v_limits := public.google_ai_stored_group_limits(v_limits, p_quota_group);
   select * into v_row from public.google_ai_usage_counters c
   where c.quota_group = p_quota_group and c.model = coalesce(v_limits.limit_pool, p_model);
   select coalesce(r.sum_requests, 0), coalesce(r.sum_tokens, 0) into requests_used, tokens_used

@@ -288,9 +288,9 @@ CREATE OR REPLACE VIEW public.google_ai_usage_now WITH (security_invoker='true')
      coalesce(s.active_keys, 0) AS active_keys,
      coalesce(s.key_aliases, '{}') AS key_aliases,
      CASE WHEN c.day_bucket = z.day THEN c.rpd_used ELSE 0 END AS rpd_used,
-     public.google_ai_effective_limit(l.rpm, l.safety_margin) AS rpm_limit,
-     public.google_ai_effective_limit(l.tpm, l.safety_margin) AS tpm_limit,
-     public.google_ai_effective_limit(l.rpd, l.safety_margin) AS rpd_limit,
+     (e.l).rpm AS rpm_limit,
+     (e.l).tpm AS tpm_limit,
+     (e.l).rpd AS rpd_limit,
      cd.cooldown_until,
      cd.reason AS cooldown_reason
    FROM pairs p
@@ -300,6 +300,7 @@ CREATE OR REPLACE VIEW public.google_ai_usage_now WITH (security_invoker='true')
    LEFT JOIN serving s ON s.quota_group = p.quota_group AND s.model = p.model
    LEFT JOIN public.google_ai_usage_counters c ON c.quota_group = p.quota_group AND c.model = p.model
    LEFT JOIN public.google_ai_model_limits l ON l.model = p.model
+   CROSS JOIN LATERAL (SELECT public.google_ai_stored_group_limits(l, p.quota_group) AS l) e
    LEFT JOIN public.google_ai_cooldowns cd
      ON cd.quota_group = p.quota_group AND cd.model = p.model AND cd.cooldown_until > clock.at
  )
@@ -340,12 +341,12 @@ CREATE OR REPLACE VIEW public.google_ai_usage_now WITH (security_invoker='true')
 COMMENT ON VIEW public.google_ai_usage_now IS
     'Per quota group and model, as the admission counts them (google_ai_group_room): the requests and tokens in the '
     'sliding minute window (the last minute, minute_window on), the requests of this day of the provider''s '
-    '(provider_day, in its row''s day_zone; day_resets_at its next midnight), against the limits '
-    'after the safety margin. The *_left figures are what the next request could book (0 while a cooldown rests the '
-    'group; a share kept for another class or caller, google_ai_shares_today, may leave a given request less); '
-    'minute_resets_at is when the window next frees room; itpm_left and otpm_left what the token buckets of a row that '
-    'counts input and output apart hold (null: it does not); state is what would refuse one now (open, rpm, tpm, rpd, '
-    'cooldown, no_active_key).';
+    '(provider_day, in its row''s day_zone; day_resets_at its next midnight), against the limits after the safety '
+    'margin (a row that follows its provider: those it stated for the group). The *_left figures are what the next '
+    'request could book (0 while a cooldown rests the group; a share kept for another class or caller, '
+    'google_ai_shares_today, may leave a given request less); minute_resets_at is when the window next frees room; '
+    'itpm_left and otpm_left what the token buckets of a row that counts input and output apart hold (null: it does '
+    'not); state is what would refuse one now (open, rpm, tpm, rpd, cooldown, no_active_key).';
 
 CREATE OR REPLACE VIEW public.google_ai_wait_by_class_1h WITH (security_invoker='true') AS
  SELECT a.model,

@@ -150,6 +150,8 @@ GRANT ALL ON FUNCTION public.google_ai_revoke_client(p_name text, p_reason text)
 GRANT ALL ON FUNCTION public.google_ai_revoke_token(p_token_id uuid) TO service_role;
 
 GRANT ALL ON FUNCTION public.google_ai_group_room(p_quota_group text, p_model text) TO service_role;
+GRANT ALL ON FUNCTION public.google_ai_stored_group_limits(p_model public.google_ai_model_limits,
+    p_quota_group text) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text,
     p_exclude_key_ids uuid[]) TO service_role, eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_cooldown_cause(p_model text) TO service_role, eve_gateway;

@@ -16,6 +16,9 @@
 //   and the gateway admits up to 12 in its minute once Anthropic's buckets hold them, no 429 from Anthropic.
 //   Anthropic's rows at 12 that follow, lowered to 6: the answer stating 6 is applied at once, the calls in
 //   are owed at 6 (their schedule carried to it), one more fits, then the gateway refuses; no 429 from it.
+//   Anthropic's row at 6 that keeps its own, Anthropic raised to 12: the gateway stays at 6, the quota route
+//   shows the row and Anthropic's 12 to the service key, the effective limit alone to a scoped token, and the
+//   maintenance run lists the row below Anthropic.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type OpenAISimulator, startOpenAISimulator } from "../../shared/openai-sim/server.ts";
 import { type AnthropicSimulator, startAnthropicSimulator } from "../../shared/anthropic-sim/server.ts";
@@ -36,8 +39,14 @@ const ANT_KEY = "sk-ant-sim-stated-0123456789";
 const HAIKU = "claude-haiku-4-5-20251001";
 const ANT_LOWER_ORG = "org-ant-lower";
 const ANT_LOWER_KEY = "sk-ant-sim-lower-0123456789";
-/** What Anthropic's two organizations state now: RPM of Sonnet's pool (ANT_ORG) and Haiku's (ANT_LOWER_ORG). */
-const antRpm = { sonnet: 6, haiku: 12 };
+const OPUS = "claude-opus-4-5-20251101";
+const ANT_KEEP_ORG = "org-ant-keep";
+const ANT_KEEP_KEY = "sk-ant-sim-keep-0123456789";
+/**
+ * What Anthropic's organizations state now: RPM of Sonnet's pool (ANT_ORG), Haiku's (ANT_LOWER_ORG) and
+ * Opus's (ANT_KEEP_ORG).
+ */
+const antRpm = { sonnet: 6, haiku: 12, opus: 6 };
 
 let oaNow = Date.now();
 let antNow = Date.now();
@@ -82,6 +91,7 @@ async function putAnthropic(): Promise<void> {
     body: JSON.stringify({
       [ANT_ORG]: { keys: [ANT_KEY], limits: { "sonnet-4": { rpm: antRpm.sonnet, ...big } } },
       [ANT_LOWER_ORG]: { keys: [ANT_LOWER_KEY], limits: { "haiku-4-5": { rpm: antRpm.haiku, ...big } } },
+      [ANT_KEEP_ORG]: { keys: [ANT_KEEP_KEY], limits: { "opus-4": { rpm: antRpm.opus, ...big } } },
     }),
   });
   expect(res.status).toBe(200);
@@ -101,7 +111,8 @@ beforeAll(async () => {
   }
   await db.sql`insert into public.google_ai_api_keys (key_alias, provider, env_var_name, project_id, priority, is_active)
                values ('claude-stated', 'anthropic', 'ANTHROPIC_STATED_KEY', ${ANT_ORG}, 1, false),
-                      ('claude-lower', 'anthropic', 'ANTHROPIC_LOWER_KEY', ${ANT_LOWER_ORG}, 1, false)`;
+                      ('claude-lower', 'anthropic', 'ANTHROPIC_LOWER_KEY', ${ANT_LOWER_ORG}, 1, false),
+                      ('claude-keep', 'anthropic', 'ANTHROPIC_KEEP_KEY', ${ANT_KEEP_ORG}, 1, false)`;
   for (const model of [FOLLOW, KEEP]) {
     await db.sql`
       insert into public.google_ai_model_limits (model, provider, rpm, tpm, rpd, booked_output_tokens, is_active)
@@ -112,9 +123,13 @@ beforeAll(async () => {
   await db.sql`update public.google_ai_model_limits set provider_limits = 'follow' where model in (${FOLLOW}, ${CLAUDE}, ${HAIKU})`;
   await db.sql`update public.google_ai_model_limits set rpm = 12, itpm = 10000000, otpm = 10000000 where model = ${HAIKU}`;
   await db.sql`update public.google_ai_model_limits set rpm = 6, itpm = 10000000, otpm = 10000000 where model = ${CLAUDE}`;
+  // Opus keeps its own limits, counted by the sliding window (no bucket: one refilling with the database's
+  // clock would admit more the longer the test took).
+  await db.sql`update public.google_ai_model_limits set provider_limits = 'keep', rpm = 6, itpm = 10000000,
+                 otpm = 10000000, bucket_share = null where model = ${OPUS}`;
   await db.sql`update public.google_ai_model_limits set spread_burst = null`;
   const env: Record<string, string> = { OPENAI_BASE_URL: oa.url, ANTHROPIC_BASE_URL: ant.url, ANTHROPIC_STATED_KEY: ANT_KEY,
-    ANTHROPIC_LOWER_KEY: ANT_LOWER_KEY };
+    ANTHROPIC_LOWER_KEY: ANT_LOWER_KEY, ANTHROPIC_KEEP_KEY: ANT_KEEP_KEY };
   for (const org of ORGS) env[`OPENAI_${org.toUpperCase().replace("-", "_")}_KEY`] = keyOf(org);
   fn = await serveLlmInvokeAsOnSupabase({ dbUrl: db.url, simUrl: oa.url, env, log: output });
 }, 120_000);
@@ -369,5 +384,46 @@ describe("Anthropic's limits fall from 12 to 6 RPM mid-run", () => {
     expect(statuses).toEqual([200, 429, 429]);
     const calls = ant.stats().recent.filter((r) => r.method === "messages" && r.group === ANT_LOWER_ORG).map((r) => r.status);
     expect(calls).toEqual(Array(6).fill(200));
+  }, 120_000);
+});
+
+describe("Anthropic's limits rise from 6 to 12 RPM mid-run, the row kept", () => {
+  it("a row at 6 that keeps its own: the gateway stays at 6; the quota route shows both to the service key, the effective one to a token", async () => {
+    antNow = Date.now();
+    await serveWith("claude-keep");
+    expect(await ask(OPUS, "at 6")).toBe(200);
+    await settled();
+    antRpm.opus = 12;
+    await putAnthropic();
+    const statuses: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      statuses.push(await ask(OPUS, `kept ${i}`));
+      await settled();
+    }
+    // The gateway counts the row's 6: five more, then its own refusals; Anthropic, with room for 12, answers all 6.
+    expect(statuses, output.slice(-10).join("\n")).toEqual([200, 200, 200, 200, 200, 429, 429]);
+    const calls = ant.stats().recent.filter((r) => r.method === "messages" && r.group === ANT_KEEP_ORG).map((r) => r.status);
+    expect(calls).toEqual(Array(6).fill(200));
+    const [counter] = await db.sql`select to_jsonb(stated_limits) as stated_limits from public.google_ai_usage_counters
+                                   where quota_group = ${ANT_KEEP_ORG} and model = ${OPUS}`;
+    expect(counter!.stated_limits).toEqual([12, null, null, 10000000, 10000000]);
+
+    const service = modelIn(await quotaRoute(), OPUS);
+    expect(service.limits.rpm).toBe(6);
+    expect(service.provider_limits).toContainEqual(expect.objectContaining({
+      quota_group: ANT_KEEP_ORG, limit: "rpm", mode: "keep", row: 6, provider: 12, effective: 6, disagreement: "below",
+    }));
+    expect(service.provider_limits).toContainEqual(expect.objectContaining({
+      quota_group: ANT_KEEP_ORG, limit: "itpm", mode: "keep", row: 10000000, provider: 10000000, disagreement: null,
+    }));
+    expect(typeof service.provider_limits![0]!.said_at).toBe("string");
+    const { token } = await mintToken(db.sql, "stated-claude-notebook", { models: [OPUS] });
+    const scoped = modelIn(await quotaRoute(token), OPUS);
+    expect(scoped.limits.rpm).toBe(6);
+    expect(scoped).not.toHaveProperty("provider_limits");
+    const [{ r }] = await db.sql`select public.google_ai_housekeeping() as r`;
+    expect(r.limit_disagreements).toContainEqual(expect.objectContaining({
+      model: OPUS, quota_group: ANT_KEEP_ORG, limit: "rpm", mode: "keep", row: 6, provider: 12, disagreement: "below",
+    }));
   }, 120_000);
 });
