@@ -1,7 +1,9 @@
 -- Written by `npm run db:diff` from the difference between what the migrations before it build and
 -- what supabase/schemas builds. Applying it twice changes nothing.
--- What it changes: a following row's limits read by the queue's turns, the too-large check,
---   google_ai_group_room and google_ai_usage_now
+-- What it changes: A following row's limits counted wherever a limit is: the queue's turns per group at its
+--   followed RPM and RPD (google_ai_queue_spread), too large judged by the widest window the groups follow
+--   (google_ai_followed_widest, google_ai_followed_too_large), google_ai_group_room and google_ai_usage_now
+--   through google_ai_stored_group_limits
 set check_function_bodies = off;
 
 CREATE OR REPLACE FUNCTION public.google_ai_followed_too_large(p_now timestamp with time zone, p_limits public.google_ai_model_limits, p_request public.google_ai_request)
@@ -87,15 +89,15 @@ $function$
 ;
 
 CREATE OR REPLACE FUNCTION public.google_ai_admit_at(p_now timestamp with time zone, p_request public.google_ai_request)
- RETURNS jsonb
+ RETURNS public.google_ai_admission_verdict
  LANGUAGE plpgsql
  SET plan_cache_mode TO 'force_generic_plan'
 AS $function$
 declare
   v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
-  v_answer jsonb;
-  v_who jsonb := '{}'::jsonb;       -- a token's client and token, named in every answer
-  v_credential record;
+  v_verdict public.google_ai_admission_verdict;
+  v_who jsonb;               -- a token's client and token, named in every answer of a token's request
+  v_credential public.google_ai_token_verdict;
   v_worst numeric;           -- a token's worst case, booked in its (or its client's) budget in money
   -- The request resolved, each handed whole down the queue and the booking to the rules.
   v_limits public.google_ai_model_limits;   -- the model's row, limits after the margin
@@ -104,26 +106,23 @@ declare
   v_blocked_by text;
   v_place record;            -- the request's place in the queue (google_ai_queue_place), when one is kept
   v_booking public.google_ai_booking;  -- the booking (google_ai_book_best_group): its group and key, or when to retry
-  -- The id a ticket taken now gets: tickets taken at the same instant are ordered by it.
-  v_new_ticket uuid := gen_random_uuid();
+  v_new_ticket uuid := gen_random_uuid();  -- a ticket taken now (tickets of one instant are ordered by it)
 begin
   if p_request.token_hash is not null then
     v_credential := public.google_ai_token_verdict_at(v_now, p_request);
-    if v_credential.refusal is not null then
+    if (v_credential.refusal).ok is not null then
       return v_credential.refusal;
     end if;
-    -- The token's client is the caller from here on.
-    p_request.caller := v_credential.caller;
-    p_request.client_id := v_credential.client_id;
-    p_request.token_id := v_credential.token_id;
+    p_request := v_credential.request;  -- the token's client is the caller from here on
     v_worst := v_credential.worst;
     v_who := jsonb_build_object('client_id', p_request.client_id, 'token_id', p_request.token_id);
   end if;
 
   if p_request.idempotent and p_request.request_id is not null and p_request.attempt = 1 then
-    v_answer := public.google_ai_idempotent_answer(p_request.caller, p_request.request_id, v_now);
-    if v_answer is not null then
-      return v_answer || v_who;
+    v_verdict := public.google_ai_idempotent_answer(p_request.caller, p_request.request_id, v_now);
+    if v_verdict.answer is not null then
+      v_verdict.answer := v_verdict.answer || coalesce(v_who, '{}');
+      return v_verdict;
     end if;
   end if;
 
@@ -158,17 +157,19 @@ begin
   v_blocked_by := coalesce(v_blocked_by, v_place.blocked_by, v_booking.blocked_by);
 
   if v_booking.booked_group is null then
-    return public.google_ai_refusal_at(v_now, p_request, v_limits, v_class, row(v_blocked_by,
+    v_verdict := public.google_ai_refusal_at(v_now, p_request, v_limits, v_class, row(v_blocked_by,
       coalesce(v_place.cause, v_booking.cause, public.google_ai_refusal_cause(v_blocked_by)), v_booking.reopens_at,
       v_booking.recheck_at, coalesce(v_place.may_book, true), v_place.ticket, v_place.turn, v_place.since,
-      v_place.turn_at, v_new_ticket, v_booking.budget_period)::public.google_ai_refusal) || v_who;
+      v_place.turn_at, v_new_ticket, v_booking.budget_period)::public.google_ai_refusal);
+  else
+    v_verdict := public.google_ai_record_admission(v_now, p_request, v_limits.model, v_class.name, v_booking,
+      v_place.ticket, coalesce(v_booking.booked_usd, v_worst),
+      case when num_nonnulls(v_limits.itpm, v_limits.otpm) > 0 then coalesce(p_request.output_tokens, 0) end);
   end if;
-
-  v_answer := public.google_ai_record_admission(v_now, p_request, v_limits.model, v_class.name, v_booking,
-    v_place.ticket, coalesce(v_booking.booked_usd, v_worst),
-    case when num_nonnulls(v_limits.itpm, v_limits.otpm) > 0 then coalesce(p_request.output_tokens, 0) end);
-  -- (A service caller's answer names no client: it is not encoded again for an empty object.)
-  return case when p_request.token_hash is null then v_answer else v_answer || v_who end;
+  if v_who is not null then  -- (a service caller's answer is not encoded again for an empty object)
+    v_verdict.answer := v_verdict.answer || v_who;
+  end if;
+  return v_verdict;
 end
 $function$
 ;
