@@ -414,9 +414,9 @@ describe("migrations on a project that already has the production tables", () =>
     await cp(migrationsDir, migrations, { recursive: true });
     const file = path.join(schemas, "58_admission.sql");
     const before = await readFile(file, "utf8");
-    const after = before.replace("OUT client_id uuid, OUT token_id uuid) RETURNS record",
-      "OUT client_id uuid, OUT token_id uuid, OUT asked_count integer) RETURNS record")
-      .replace("  if p_queue_ticket is not null then\n    first :=", "  asked_count := cardinality(names);\n  if p_queue_ticket is not null then\n    first :=");
+    const after = before.replace("OUT o_client_id uuid, OUT o_token_id uuid) RETURNS record",
+      "OUT o_client_id uuid, OUT o_token_id uuid, OUT o_asked_count integer) RETURNS record")
+      .replace("  if p_queue_ticket is not null then\n    o_first :=", "  o_asked_count := cardinality(o_names);\n  if p_queue_ticket is not null then\n    o_first :=");
     expect(after.split("asked_count").length, "the edit found its two places").toBe(3);
     await writeFile(file, after);
     const diff = await diffSchemas(testServer().serverUrl, { schemas, migrations, what: "the chain says how many it asked" });
@@ -430,7 +430,7 @@ describe("migrations on a project that already has the production tables", () =>
     const rows = await snapshotRows(adopted);
     await applyEachTwice(adopted, migrations);
     expectRowsKept(rows, await snapshotRows(adopted));
-    const [{ asked }] = await adopted`select (public.google_ai_fallback_chain(array['gemma-3-27b-it', 'gpt-4o'], null, null)).asked_count as asked`;
+    const [{ asked }] = await adopted`select (public.google_ai_fallback_chain(array['gemma-3-27b-it', 'gpt-4o'], null, null)).o_asked_count as asked`;
     expect(asked).toBe(2);
 
     // Equality: what the migrations build is what the edited schema files build.
