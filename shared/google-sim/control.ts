@@ -45,6 +45,11 @@ export interface SimControl {
   /** Replaces flex shedding and the priority limit. */
   setServiceTiers(tiers: ServiceTierOptions): void;
   serviceTiers(): ServiceTierState;
+  /**
+   * Admitted calls wait before answering until the returned function is called (or the simulator
+   * closes): a test sees a call in flight for as long as it needs, whatever the machine's load.
+   */
+  holdAnswers(): () => void;
 }
 
 /** The control routes of the Google simulator (sim-core/control.ts serves them). */

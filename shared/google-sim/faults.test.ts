@@ -179,6 +179,32 @@ describe('hang and close', () => {
   });
 });
 
+describe('held answers', () => {
+  it('wait until released, then answer 200; a call after the release is not held', async () => {
+    const s = await start();
+    const release = s.holdAnswers();
+    let settled = false;
+    const held = generate(s, GEMMA, A1, ask('x')).then((r) => ((settled = true), r));
+    for (let i = 0; i < 500 && s.stats().inFlight < 1; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(s.stats().inFlight).toBe(1);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(settled).toBe(false);
+    release();
+    expect((await held).status).toBe(200);
+    expect((await generate(s, GEMMA, A1, ask('x'))).status).toBe(200);
+  });
+
+  it('end when the simulator closes', async () => {
+    const s = await start();
+    s.holdAnswers();
+    const held = generate(s, GEMMA, A1, ask('x')).then(() => 'answered', () => 'cut');
+    for (let i = 0; i < 500 && s.stats().inFlight < 1; i++) await new Promise((r) => setTimeout(r, 20));
+    await s.close();
+    sim = undefined;
+    expect(await held).toBe('cut');
+  });
+});
+
 describe('control API and stats', () => {
   it('counts what Google saw per key, project, model, method and status', async () => {
     const s = await start();

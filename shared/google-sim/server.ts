@@ -161,6 +161,12 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
   /** Latency and arrival sleeps, which close() ends at once. */
   const sleeper = new Sleeper();
   const sleep = (ms: number): Promise<void> => sleeper.sleep(ms);
+  // holdAnswers(): admitted calls wait here, after their latency, until released (or close()).
+  let hold: { released: Promise<void>; release: () => void } | undefined;
+  const answerTime = async (): Promise<void> => {
+    await sleep(latencyMs);
+    if (hold !== undefined) await hold.released;
+  };
 
   function send(res: ServerResponse, record: RequestRecord<ApiMethod>, status: number, body: unknown): void {
     stats.answered(record, status);
@@ -297,7 +303,7 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
           return reply(res, record, errors.quotaExceeded(admitted.violations, delay, opts.retryDelayWholeSeconds));
         }
       }
-      await sleep(latencyMs);
+      await answerTime();
       if (closing) return;
       return send(res, record, 200, embedAnswer(model, items.value, batch));
     }
@@ -322,7 +328,7 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
 
     res.setHeader(SERVED_TIER_HEADER, tier.served);
     tiers.answered(tier.served);
-    await sleep(latencyMs);
+    await answerTime();
     if (closing) return;
     const responseId = `sim-${(++responseSeq).toString(36).padStart(8, '0')}`;
     const stream = route.method === 'streamGenerateContent';
@@ -405,10 +411,25 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
     restore: (model) => withdrawn.restore(model),
     setWithdrawn: (ids) => withdrawn.set(ids),
     withdrawnModels: () => withdrawn.list(models),
+    holdAnswers: () => {
+      if (hold === undefined) {
+        let resolve = (): void => {};
+        const released = new Promise<void>((r) => (resolve = r));
+        hold = {
+          released,
+          release: () => {
+            hold = undefined;
+            resolve();
+          },
+        };
+      }
+      return hold.release;
+    },
     close: async () => {
       if (closing) return;
       closing = true;
       sleeper.wakeAll();
+      hold?.release();
       await closeServer(listening.server);
     },
   };

@@ -7,7 +7,8 @@
 //     the same callers repeating their request_ids as the 503 asked are served, never told 409;
 //   - the same in WAIT mode behind a full minute: the refusals and queue tickets the frozen server
 //     would commit late are rolled back too, so no ticket holds a claim or a place for nobody;
-//   - a repeat while the first call is really in flight is told 409 in progress, then the stored answer;
+//   - a repeat while the first call is really in flight (Google holds its answer) is told 409 in
+//     progress, then the stored answer;
 //   - kill -9 of llm-invoke's process: the server starts it again and requests answer 200.
 // Heavy (a frozen database, ~10 s): run it on its own.
 import { randomBytes } from "node:crypto";
@@ -240,15 +241,22 @@ describe("after a frozen database", () => {
   it("tells a repeat of a request really in flight 409 in progress, then replays the stored answer", async () => {
     await healthy();
     const requestId = `inflight-${randomBytes(4).toString("hex")}`;
+    // Google holds its answer until the repeat has been told: in flight however slow the machine.
+    const release = stack.simulator!.holdAnswers();
     const pending = invoke(requestId);
-    await eventually(async () => {
-      const rows = await query<{ status: string }>(
-        "select status from public.google_ai_attempts where request_id = $1",
-        [requestId],
-      );
-      return rows[0]?.status === "reserved";
-    }, 10_000);
-    const during = await invoke(requestId);
+    let during: Answer;
+    try {
+      await eventually(async () => {
+        const rows = await query<{ status: string }>(
+          "select status from public.google_ai_attempts where request_id = $1",
+          [requestId],
+        );
+        return rows[0]?.status === "reserved";
+      }, 30_000);
+      during = await invoke(requestId);
+    } finally {
+      release();
+    }
     expect({ status: during.status, code: during.body.error?.code }).toEqual({ status: 409, code: "request_in_progress" });
     // Until the holder's own bound (its 140 s budget, within which a success's finalize may still
     // run, plus two 6 s database deadlines), not a fixed lease.
