@@ -349,7 +349,6 @@ begin
 end
 $$;
 
-
 -- The moment p_us microseconds into second p_second of the epoch (to_timestamp rounds to the
 -- microsecond, far coarser than a double's error here).
 CREATE OR REPLACE FUNCTION public.google_ai_ring_time(p_second bigint, p_us integer) RETURNS timestamp with time zone
