@@ -315,8 +315,8 @@ begin
     return;
   end if;
   if p_rules.window_full then
-    reopens_at := public.google_ai_window_reopens_for(p_quota_group, coalesce(p_model.limit_pool, p_model.model),
-      p_at.at, p_at.minute, p_model.rpm, p_model.tpm, p_tokens, p_class.name, p_caller.name, p_requests);
+    reopens_at := public.google_ai_window_reopens_for(p_quota_group, p_model, p_class, p_caller, p_at.at,
+      p_at.minute, p_tokens, p_requests);
     if p_rules.outcome = 'tpm' and exists (select 1 from public.google_ai_attempts a
                                            where a.quota_group = p_quota_group and a.model = p_model.model
                                              and a.status = 'reserved' and a.admitted_at > p_at.at - p_at.minute
@@ -491,8 +491,7 @@ begin
       input_until     = v_rules.input_until, output_until = v_rules.output_until,
       share_use       = case when v_rules.owned is null then c.share_use
                              else public.google_ai_share_use_counted(c.share_use, v_rules.live, v_rules.owned,
-                                    v_at.at, v_at.minute, p_request.requests, v_at.day, v_at.near_end,
-                                    v_at.near_start) end,
+                                    v_at, p_request.requests) end,
       updated_at      = v_at.at
     where c.id = v_row.id;
     return row('booked', v_minute, v_at.day, null, null, null, v_at.at, public.google_ai_booked_quota(p_quota_group,
