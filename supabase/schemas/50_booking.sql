@@ -143,8 +143,8 @@ begin
           when 'rpd' then public.google_ai_midnight_after_in(p_at, public.google_ai_day_zone(p_model.model))
                           + (public.google_ai_admission_guard()).day_guard_ms * interval '1 millisecond'
           else public.google_ai_window_reopens_for(v_candidate.quota_group, p_model, p_class, p_caller, p_at,
-            public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms), p_request.estimated_tokens,
-            p_request.requests) end, null,
+            public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
+            p_request.estimated_tokens, p_request.requests) end, null,
         public.google_ai_refusal_cause(v_candidate.full_by), null, null)::public.google_ai_group_booking;
     end if;
     -- The earliest reopening wins, with its cause; asking again may help at the earliest recheck.
