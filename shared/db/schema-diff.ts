@@ -128,10 +128,11 @@ export async function diffDatabases(fromUrl: string, targetUrl: string, what?: s
       functions: [...resultChanged, ...[...had].filter(([name, f]) => f.kind === "function" && !wanted.has(name)).map(([name]) => name)],
     };
     const dependents = await dependentsToRecreate(from, target, wanted, dropped, migra);
-    // A new function taking a type migra drops and creates again: on a second run it exists and would
-    // block the drop, so it is dropped first (migra's statement creates it again).
+    // A new function taking or returning a type migra drops and creates again: on a second run it exists
+    // and would block the drop, so it is dropped first (migra's statement creates it again).
     const newOnDropped = [...wanted].filter(([name, f]) => f.kind === "function" && !had.has(name) &&
-      dropped.types.some((t) => new RegExp(`${unquotedName(t).replaceAll(".", "\\.")}(?!\\w)`).test(unquotedName(name))))
+      dropped.types.some((t) => new RegExp(`${unquotedName(t).replaceAll(".", "\\.")}(?!\\w)`)
+        .test(`${unquotedName(name)} ${unquotedName(f.result ?? "")}`)))
       .map(([name]) => `drop function if exists ${name};`);
     const statements = [...newOnDropped, ...dependents.drops, ...resultChanged.map((name) => `drop function if exists ${name};`), ...migra,
       ...dependents.creates];

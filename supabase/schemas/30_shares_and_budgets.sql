@@ -63,83 +63,6 @@ begin
 end
 $$;
 
--- When the sliding window has room again for p_requests more requests (1, or a request's several at its
--- provider, booked at once) of p_tokens, for a requester that
--- does not own the RPM shares it holds back: walking the window's seconds oldest first (a second's
--- first admission leaves on time, the others with its last: google_ai_ring_at), the first moment the
--- admissions left, plus what the other owners may still claim of their shares, leave a request over
--- (an owner's admission leaving gives its owner room, not the others). Null: never within the window
--- (the shares kept from this requester cover the limit, or the tokens the TPM).
-CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_for(p_quota_group text, p_model text,
-    p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer, p_class text,
-    p_caller text, p_requests integer DEFAULT 1) RETURNS timestamp with time zone
-    LANGUAGE plpgsql STABLE
-    SET search_path TO ''
-    AS $$
-declare
-  v_row public.google_ai_usage_counters;
-  v_ring record;
-  -- The others' RPM shares: what each keeps, what its owner used of the window, its ring (a row each).
-  v_kept integer[];
-  v_used integer[];
-  v_rings integer[];
-  v_span integer;
-  v_left_requests integer;
-  v_left_tokens bigint;
-  v_i integer;
-  v_us integer;
-  v_gone integer;
-  v_held integer;
-  v_s bigint;  -- a second of the epoch (the loop counts offsets: a FOR variable is an integer, 2^31 s is 2038)
-begin
-  select * into v_row from public.google_ai_usage_counters c where c.quota_group = p_quota_group and c.model = p_model;
-  v_ring := public.google_ai_ring_at(p_now, p_window, v_row.ring_low, v_row.ring, v_row.window_requests,
-    v_row.window_tokens);
-  if v_ring.ring_low is null then
-    return null;
-  end if;
-  v_span := cardinality(v_ring.ring) / 4;
-  select coalesce(array_agg(s.reserved_rpm), '{}'), coalesce(array_agg(r.sum_requests), '{}'),
-         coalesce(array_agg(r.ring), '{}')
-    into v_kept, v_used, v_rings
-  from public.google_ai_quota_shares s
-  left join unnest(v_row.share_use) u on u.share_id = s.id
-  cross join lateral public.google_ai_ring_at(p_now, p_window, u.ring_low, u.ring, u.window_requests, null) r
-  where s.model = p_model and s.reserved_rpm is not null and p_rpm is not null
-    and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false));
-
-  v_left_requests := v_ring.sum_requests;
-  v_left_tokens := v_ring.sum_tokens;
-  for k in 0 .. v_span - 1 loop
-    v_s := v_ring.ring_low + k;
-    v_i := (v_s % v_span)::integer * 4;
-    continue when v_ring.ring[v_i + 1] = 0;
-    -- Two moments a second: its first admission leaves, then the others (and the tokens) with its last.
-    foreach v_us in array v_ring.ring[v_i + 3 : v_i + 4] loop
-      v_gone := case when v_us < v_ring.ring[v_i + 4] then 1 else v_ring.ring[v_i + 1] end;
-      v_held := 0;
-      for j in 1 .. cardinality(v_kept) loop
-        -- What of the owner's admissions of this second have left by then, the same way.
-        v_held := v_held + greatest(0, v_kept[j] - (v_used[j]
-          - case when v_rings[j][v_i + 1] = 0 or v_rings[j][v_i + 3] > v_us then 0
-                 when v_rings[j][v_i + 4] <= v_us then v_rings[j][v_i + 1] else 1 end));
-      end loop;
-      if (p_rpm is null or v_left_requests - v_gone + p_requests + v_held <= p_rpm)
-         and (p_tpm is null or v_left_tokens - case when v_gone = v_ring.ring[v_i + 1] then v_ring.ring[v_i + 2]
-                                                     else 0 end + p_tokens <= p_tpm) then
-        return public.google_ai_ring_time(v_s, v_us) + p_window;
-      end if;
-    end loop;
-    v_left_requests := v_left_requests - v_ring.ring[v_i + 1];
-    v_left_tokens := v_left_tokens - v_ring.ring[v_i + 2];
-    for j in 1 .. cardinality(v_kept) loop
-      v_used[j] := v_used[j] - v_rings[j][v_i + 1];
-    end loop;
-  end loop;
-  return null;
-end
-$$;
-
 -- A class's default share: its kept percents (google_ai_priority_classes.kept_rpm_percent,
 -- kept_rpd_percent) applied to every model, held as ordinary share rows marked derived_from_class,
 -- so the booking reads them like any other share. Triggers keep them in step: a model inserted or
@@ -279,22 +202,23 @@ CREATE OR REPLACE TRIGGER google_ai_share_edited BEFORE INSERT OR UPDATE ON publ
     WHEN (new.derived_from_class) EXECUTE FUNCTION public.google_ai_share_edited();
 
 -- The shares' use (google_ai_usage_counters.share_use) with a request more or less counted for the
--- shares of p_owned, in their window (google_ai_ring_at) and in their group's day p_day (and the other
--- day's within a guard of midnight: p_near_end, p_near_start). A booking (p_requests: 1, or a request's
--- several at its provider, google_ai_attempts.requests) at p_at moves
--- each owner's day on to p_day; p_live: the model's shares in id order, whose elements the result keeps
--- (a removed share's go). A release (p_live null: every element is kept) gives back p_requests (-its
--- requests, or 0 for an admission the window does not look for) in the second of its admission p_at, and
--- as many of a day still counted (the same day_bucket; one when the window does not look for it).
+-- shares of p_owned, in their window (google_ai_ring_at) and in their group's day. p_at: the counter as
+-- of the booking or the admission (google_ai_counter_at): its instant (at), window (minute), day (day;
+-- the other day's counts too within a guard of midnight: near_end, near_start). A booking (p_requests: 1,
+-- or a request's several at its provider, google_ai_attempts.requests) at p_at.at moves each owner's day
+-- on to p_at.day; p_live: the model's shares in id order, whose elements the result keeps (a removed
+-- share's go). A release (p_live null: every element is kept) gives back p_requests (-its requests, or 0
+-- for an admission the window does not look for) in the second of its admission p_at.at, and as many of
+-- a day still counted (p_at.day: its day_bucket; one when the window does not look for it).
 CREATE OR REPLACE FUNCTION public.google_ai_share_use_counted(p_use public.google_ai_share_use[], p_live bigint[],
-    p_owned bigint[], p_at timestamp with time zone, p_window interval, p_requests integer, p_day date,
-    p_near_end boolean, p_near_start boolean) RETURNS public.google_ai_share_use[]
+    p_owned bigint[], p_at public.google_ai_counter_at, p_requests integer) RETURNS public.google_ai_share_use[]
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     AS $$
 declare
   v_use public.google_ai_share_use[] := '{}'::public.google_ai_share_use[];
   v_ids bigint[] := p_live;
   v_day_requests integer := p_requests;
+  v_at timestamptz := p_at.at;  -- a booking's: the ring moves on to it
   v_admitted_at timestamptz;  -- a release's
   v_id bigint;
   v_old public.google_ai_share_use;
@@ -306,8 +230,8 @@ begin
     -- A release. (The ids apart, so that the loop's expression stays a simple one, not a query.)
     v_ids := array(select u.share_id from unnest(p_use) u);
     v_day_requests := case when p_requests < 0 then p_requests else -1 end;
-    v_admitted_at := p_at;
-    p_at := null;
+    v_admitted_at := v_at;
+    v_at := null;
   end if;
   foreach v_id in array v_ids loop
     v_old := null;
@@ -323,17 +247,21 @@ begin
       end if;
       continue;
     end if;
-    v_ring := public.google_ai_ring_at(p_at, p_window, v_old.ring_low, v_old.ring, v_old.window_requests, null,
-      p_requests, 0, v_admitted_at);
+    -- (A booking moves the ring on, keeping its fields loose; a release corrects its admission's second.)
+    v_ring := case when v_admitted_at is null
+                   then public.google_ai_ring_at(v_at, p_at.minute, v_old.ring_low, v_old.ring, v_old.window_requests,
+                          null, p_requests, 0)
+                   else public.google_ai_ring_counted(row(v_old.ring_low, v_old.ring, v_old.window_requests,
+                          null)::public.google_ai_ring, p_at.minute, v_admitted_at, p_requests, 0, true) end;
     v_new := row(v_id, v_ring.sum_requests, v_old.day_bucket, v_old.day_used, v_old.day_next_used,
       v_old.day_prev_used, v_ring.ring_low, v_ring.ring);
-    if v_day_requests > 0 or v_old.day_bucket = p_day then
+    if v_day_requests > 0 or v_old.day_bucket = p_at.day then
       v_days := public.google_ai_day_counts(v_old.day_bucket, v_old.day_used, v_old.day_next_used,
-        v_old.day_prev_used, p_day);
-      v_new.day_bucket := p_day;
+        v_old.day_prev_used, p_at.day);
+      v_new.day_bucket := p_at.day;
       v_new.day_used := greatest(0, v_days[1] + v_day_requests);
-      v_new.day_next_used := greatest(0, v_days[2] + case when p_near_end then v_day_requests else 0 end);
-      v_new.day_prev_used := greatest(0, v_days[3] + case when p_near_start then v_day_requests else 0 end);
+      v_new.day_next_used := greatest(0, v_days[2] + case when p_at.near_end then v_day_requests else 0 end);
+      v_new.day_prev_used := greatest(0, v_days[3] + case when p_at.near_start then v_day_requests else 0 end);
     end if;
     v_use := v_use || v_new;
   end loop;
@@ -376,6 +304,7 @@ begin
   -- (near_end, near_start: only a release gives those counts back; a finalize reads no zone).
   v_at := public.google_ai_counter_at(v_row, case when p_released then public.google_ai_day_zone(p_att.model) end,
     p_att.admitted_at, false, v_requests, case when p_att.admitted_at is not null then v_delta else 0 end, true);
+  v_at.day := p_att.day_bucket;  -- (the day it counted in, which its owners' shares give back: its row's)
   -- The token buckets (itpm, otpm: google_ai_schedule_place) get back what the admission booked (its answer,
   -- booked_output_tokens, and its input, the rest of estimated_tokens where the row books answers in its
   -- tokens) less what the call used, as Anthropic corrects its estimates at the end: the answer's input (its
@@ -427,7 +356,7 @@ begin
                   null, array(select s.id from public.google_ai_quota_shares s
                               where s.model = p_att.model
                                 and (s.priority_class = p_att.priority_class or s.caller = p_att.caller)),
-                  p_att.admitted_at, v_at.minute, v_requests, p_att.day_bucket, v_at.near_end, v_at.near_start)
+                  v_at, v_requests)
                 else c.share_use end
   where c.id = v_row.id;
 end

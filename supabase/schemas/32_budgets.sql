@@ -1,6 +1,7 @@
 -- Budgets: what a scoped token may spend over its life, and a Kaggle client or a service caller per
 -- Pacific day and month, in one shape (google_ai_budget) over the owners' own columns; a service
--- caller's budgets (google_ai_caller_budgets) and their check under the booking's lock.
+-- caller's budgets (google_ai_caller_budgets), which the booking checks under their lock
+-- (google_ai_caller_budget_at, 50_booking.sql, where the request it takes is known).
 set check_function_bodies = off;
 
 CREATE TABLE public.google_ai_caller_budgets (
@@ -158,41 +159,5 @@ begin
     v_b.spent_month_usd := greatest(0, v_b.spent_month_usd + p_usd);
   end if;
   return v_b;
-end
-$$;
-
--- A service caller's budget (google_ai_caller_budgets) as a booking at p_at sees it, its row locked
--- until the booking counts the request in it (google_ai_count_budgets): day, the owner's Pacific day
--- (every budget's, whichever provider's day the model's RPD counts in), null when the caller has no
--- budget or is a client's (p_client_id: its token carries its budgets); worst, what the call may cost
--- where the caller has a budget in money (google_ai_worst_call_cost: p_output, the answer the request
--- is sent with, at the tiers of its class p_class); cause, period and reopens_at: the budget's verdict
--- (google_ai_budget_verdict).
-CREATE OR REPLACE FUNCTION public.google_ai_caller_budget_at(p_caller text, p_client_id uuid,
-    p_at timestamp with time zone, p_tokens integer, p_attempt integer, p_model public.google_ai_model_limits,
-    p_output integer, p_class text, p_requests integer DEFAULT 1, OUT day date, OUT worst numeric, OUT cause text,
-    OUT reopens_at timestamp with time zone, OUT period text) RETURNS record
-    LANGUAGE plpgsql
-    AS $$
-declare
-  v_row public.google_ai_caller_budgets;
-begin
-  if p_client_id is not null then
-    return;
-  end if;
-  -- (The row alone first: most callers have none, and the statement that judges a budget costs more
-  -- to start than this one. The row as one whole-row value: one column to set up, not one per column of
-  -- the row; counted, about 16k less.)
-  v_row := (select b from public.google_ai_caller_budgets b where b.caller = p_caller for update);
-  if v_row.caller is null then
-    return;
-  end if;
-  day := public.google_ai_pacific_day(p_at);
-  if num_nonnulls(v_row.daily_max_usd, v_row.monthly_max_usd) > 0 then
-    worst := public.google_ai_worst_call_cost(p_model.model, p_tokens, p_output, p_class);
-  end if;
-  select v.cause, v.period, v.reopens_at into cause, period, reopens_at
-  from public.google_ai_budget_verdict(public.google_ai_budget_of(v_row), p_at,
-    public.google_ai_request_counts(p_attempt) * p_requests, p_tokens, worst) v;
 end
 $$;

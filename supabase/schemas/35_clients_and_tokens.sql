@@ -183,40 +183,42 @@ $$;
 -- A call counted in its budgets (google_ai_budget_counted) when it is booked (p_book, under the rows'
 -- locks its verdict took: google_ai_token_verdict_at, google_ai_caller_budget_at) and again when its
 -- attempt ends (finalize settles it on what it used and cost, release gives it back), by p_requests,
--- p_tokens and p_usd: a token's (p_token_id: for its life, and its client's day and month) or a service
--- caller's (p_caller, when it acts for no client: google_ai_caller_budgets). The day is p_at's Pacific
--- day; a service caller's, once its attempt has one, the day its booking counted in (p_day: the Pacific
--- day of the attempt's admission; its day_bucket is its provider's day, which may differ). A booking is
--- the token's last use.
-CREATE OR REPLACE FUNCTION public.google_ai_count_budgets(p_token_id uuid, p_client_id uuid, p_caller text,
+-- p_tokens and p_usd, in the budgets of who the call is for (p_caller): a token's (token_id: for its
+-- life, and its client's day and month) or a service caller's (its name, when it acts for no client:
+-- google_ai_caller_budgets). The day is p_at's Pacific day; a service caller's, once its attempt has
+-- one, the day its booking counted in (p_day: the Pacific day of the attempt's admission; its day_bucket
+-- is its provider's day, which may differ). A booking is the token's last use.
+CREATE OR REPLACE FUNCTION public.google_ai_count_budgets(p_caller public.google_ai_caller,
     p_at timestamp with time zone, p_day date, p_requests integer, p_tokens integer, p_usd numeric,
     p_book boolean) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 declare
-  v_day date := coalesce(case when p_client_id is null then p_day end, public.google_ai_pacific_day(p_at));
+  v_token_id uuid := p_caller.token_id;
+  v_client_id uuid := p_caller.client_id;
+  v_day date := coalesce(case when v_client_id is null then p_day end, public.google_ai_pacific_day(p_at));
   v_month date := pg_catalog.date_trunc('month', v_day)::date;
   v_usd numeric := coalesce(p_usd, 0);
 begin
   if p_requests = 0 and p_tokens = 0 and v_usd = 0 and not p_book then
     return;
   end if;
-  if p_token_id is not null then
+  if v_token_id is not null then
     update public.google_ai_tokens t set (requests_used, tokens_used, spent_usd) = (select n.requests, n.tokens,
         n.spent_usd from public.google_ai_budget_counted(public.google_ai_budget_of(t), v_day, p_requests, p_tokens,
         v_usd, p_book) n), last_used_at = case when p_book then p_at else t.last_used_at end
-    where t.id = p_token_id;
+    where t.id = v_token_id;
     update public.google_ai_clients c set (day_bucket, requests_today, tokens_today, spent_today_usd, month_bucket,
         spent_month_usd) = (select n.bucket, n.requests, n.tokens, n.spent_usd, n.month_bucket, n.spent_month_usd
       from public.google_ai_budget_counted(public.google_ai_budget_of(c), v_day, p_requests, p_tokens, v_usd, p_book) n)
-    where c.id = p_client_id and (p_book or c.day_bucket = v_day or c.month_bucket = v_month);
-  elsif p_client_id is null then
+    where c.id = v_client_id and (p_book or c.day_bucket = v_day or c.month_bucket = v_month);
+  elsif v_client_id is null then
     update public.google_ai_caller_budgets b set (day_bucket, requests_today, tokens_today, spent_today_usd,
         month_bucket, spent_month_usd) = (select n.bucket, n.requests, n.tokens, n.spent_usd, n.month_bucket,
         n.spent_month_usd
       from public.google_ai_budget_counted(public.google_ai_budget_of(b), v_day, p_requests, p_tokens, v_usd, p_book) n)
-    where b.caller = p_caller and (p_book or b.day_bucket = v_day or b.month_bucket = v_month);
+    where b.caller = p_caller.name and (p_book or b.day_bucket = v_day or b.month_bucket = v_month);
   end if;
 end
 $$;

@@ -1,6 +1,7 @@
 -- A request's candidates: the limits of the model it names (google_ai_request_limits), the class it
 -- runs in (google_ai_request_class) and the quota groups that may serve it (google_ai_candidate_groups),
--- with what ranks them and the key a group serves it on.
+-- with what ranks them and the key a group serves it on, and when a full one's window has room again for
+-- it (google_ai_window_reopens_for).
 set check_function_bodies = off;
 
 -- The keys that may serve p_model, each with its quota group and its provider: active, of the model's
@@ -117,3 +118,85 @@ begin
 end
 $$;
 
+
+-- When the sliding window of quota group p_quota_group has room again for p_requests more requests (1,
+-- or a request's several at its provider, booked at once) of p_tokens, for a requester that
+-- does not own the RPM shares it holds back: walking the window's seconds oldest first (a second's
+-- first admission leaves on time, the others with its last: google_ai_ring_at), the first moment the
+-- admissions left, plus what the other owners may still claim of their shares, leave a request over
+-- (an owner's admission leaving gives its owner room, not the others). Null: never within the window
+-- (the shares kept from this requester cover the limit, or the tokens the TPM). The request's model row
+-- (p_model: its limits after the margin, its counter row its pool's when it names one), class row and
+-- caller, whole, as the rules take them (google_ai_booking_rules): its shares are its class's or its caller's.
+CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_for(p_quota_group text,
+    p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes,
+    p_caller public.google_ai_caller, p_now timestamp with time zone, p_window interval, p_tokens integer,
+    p_requests integer DEFAULT 1) RETURNS timestamp with time zone
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_row public.google_ai_usage_counters;
+  v_ring record;
+  -- The others' RPM shares: what each keeps, what its owner used of the window, its ring (a row each).
+  v_kept integer[];
+  v_used integer[];
+  v_rings integer[];
+  v_span integer;
+  v_left_requests integer;
+  v_left_tokens bigint;
+  v_i integer;
+  v_us integer;
+  v_gone integer;
+  v_held integer;
+  v_s bigint;  -- a second of the epoch (the loop counts offsets: a FOR variable is an integer, 2^31 s is 2038)
+begin
+  select * into v_row from public.google_ai_usage_counters c
+  where c.quota_group = p_quota_group and c.model = coalesce(p_model.limit_pool, p_model.model);
+  v_ring := public.google_ai_ring_at(p_now, p_window, v_row.ring_low, v_row.ring, v_row.window_requests,
+    v_row.window_tokens);
+  if v_ring.ring_low is null then
+    return null;
+  end if;
+  v_span := cardinality(v_ring.ring) / 4;
+  select coalesce(array_agg(s.reserved_rpm), '{}'), coalesce(array_agg(r.sum_requests), '{}'),
+         coalesce(array_agg(r.ring), '{}')
+    into v_kept, v_used, v_rings
+  from public.google_ai_quota_shares s
+  left join unnest(v_row.share_use) u on u.share_id = s.id
+  cross join lateral public.google_ai_ring_at(p_now, p_window, u.ring_low, u.ring, u.window_requests, null) r
+  where s.model = p_model.model and s.reserved_rpm is not null and p_model.rpm is not null
+    and not (coalesce(s.priority_class = p_class.name, false) or coalesce(s.caller = p_caller.name, false));
+
+  v_left_requests := v_ring.sum_requests;
+  v_left_tokens := v_ring.sum_tokens;
+  for k in 0 .. v_span - 1 loop
+    v_s := v_ring.ring_low + k;
+    v_i := (v_s % v_span)::integer * 4;
+    continue when v_ring.ring[v_i + 1] = 0;
+    -- Two moments a second: its first admission leaves, then the others (and the tokens) with its last.
+    foreach v_us in array v_ring.ring[v_i + 3 : v_i + 4] loop
+      v_gone := case when v_us < v_ring.ring[v_i + 4] then 1 else v_ring.ring[v_i + 1] end;
+      v_held := 0;
+      for j in 1 .. cardinality(v_kept) loop
+        -- What of the owner's admissions of this second have left by then, the same way.
+        v_held := v_held + greatest(0, v_kept[j] - (v_used[j]
+          - case when v_rings[j][v_i + 1] = 0 or v_rings[j][v_i + 3] > v_us then 0
+                 when v_rings[j][v_i + 4] <= v_us then v_rings[j][v_i + 1] else 1 end));
+      end loop;
+      if (p_model.rpm is null or v_left_requests - v_gone + p_requests + v_held <= p_model.rpm)
+         and (p_model.tpm is null
+              or v_left_tokens - case when v_gone = v_ring.ring[v_i + 1] then v_ring.ring[v_i + 2] else 0 end
+                 + p_tokens <= p_model.tpm) then
+        return public.google_ai_ring_time(v_s, v_us) + p_window;
+      end if;
+    end loop;
+    v_left_requests := v_left_requests - v_ring.ring[v_i + 1];
+    v_left_tokens := v_left_tokens - v_ring.ring[v_i + 2];
+    for j in 1 .. cardinality(v_kept) loop
+      v_used[j] := v_used[j] - v_rings[j][v_i + 1];
+    end loop;
+  end loop;
+  return null;
+end
+$$;

@@ -180,7 +180,8 @@ begin
     delete from public.google_ai_queue q where q.ticket_id = p_ticket;
   end if;
   if p_request.token_hash is not null then
-    perform public.google_ai_count_budgets(p_request.token_id, p_request.client_id, null, p_now, null,
+    perform public.google_ai_count_budgets(row(p_request.caller, p_request.client_id,
+      p_request.token_id)::public.google_ai_caller, p_now, null,
       public.google_ai_request_counts(p_request.attempt) * p_request.requests, p_request.estimated_tokens,
       p_booked_usd, true);
   end if;
@@ -286,8 +287,7 @@ begin
   v_class.rank := coalesce(v_place.rank, v_class.rank);
   v_booking := public.google_ai_book_best_group(
     case when v_blocked_by is null and coalesce(v_place.may_book, true) then v_limits end, v_class, v_caller,
-    p_request.estimated_tokens, p_request.exclude_key_ids, p_now, v_now, p_request.attempt, p_request.output_tokens,
-    p_request.requests);
+    p_request, p_now, v_now);
   v_blocked_by := coalesce(v_blocked_by, v_place.blocked_by, v_booking.blocked_by);
 
   if v_booking.booked_group is null then

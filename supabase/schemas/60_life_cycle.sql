@@ -263,8 +263,8 @@ begin
   if v_counted is not null and v_counted <> p_att.estimated_tokens or p_att.booked_usd is not null
      or p_att.cost_usd is not null then
     -- (A service caller's budgets count the owner's Pacific day of the admission, not its provider's day.)
-    perform public.google_ai_count_budgets(p_att.token_id, p_att.client_id, p_att.caller, p_att.created_at,
-      public.google_ai_pacific_day(coalesce(p_att.admitted_at, p_att.created_at)), 0,
+    perform public.google_ai_count_budgets(row(p_att.caller, p_att.client_id, p_att.token_id)::public.google_ai_caller,
+      p_att.created_at, public.google_ai_pacific_day(coalesce(p_att.admitted_at, p_att.created_at)), 0,
       coalesce(v_counted - p_att.estimated_tokens, 0),
       coalesce(p_att.cost_usd, p_att.booked_usd, 0) - coalesce(p_att.booked_usd, 0), false);
   end if;
@@ -433,9 +433,9 @@ begin
     return public.google_ai_not_open(p_reservation_id);
   end if;
 
-  perform public.google_ai_count_budgets(v_att.token_id, v_att.client_id, v_att.caller, v_att.created_at,
-    public.google_ai_pacific_day(coalesce(v_att.admitted_at, v_att.created_at)), 0, -v_att.estimated_tokens,
-    -v_att.booked_usd, false);
+  perform public.google_ai_count_budgets(row(v_att.caller, v_att.client_id, v_att.token_id)::public.google_ai_caller,
+    v_att.created_at, public.google_ai_pacific_day(coalesce(v_att.admitted_at, v_att.created_at)), 0,
+    -v_att.estimated_tokens, -v_att.booked_usd, false);
   perform public.google_ai_settle_admission(v_att, 0, true);
 
   update public.google_ai_model_limits l set withdrawn_at = v_now, withdrawn_message = v_message,
@@ -486,8 +486,8 @@ begin
     return public.google_ai_not_open(p_reservation_id);
   end if;
 
-  perform public.google_ai_count_budgets(v_att.token_id, v_att.client_id, v_att.caller, v_att.created_at,
-    public.google_ai_pacific_day(coalesce(v_att.admitted_at, v_att.created_at)),
+  perform public.google_ai_count_budgets(row(v_att.caller, v_att.client_id, v_att.token_id)::public.google_ai_caller,
+    v_att.created_at, public.google_ai_pacific_day(coalesce(v_att.admitted_at, v_att.created_at)),
     -public.google_ai_request_counts(v_att.attempt) * v_att.requests, -v_att.estimated_tokens, -v_att.booked_usd,
     false);
   perform public.google_ai_settle_admission(v_att, 0, true);

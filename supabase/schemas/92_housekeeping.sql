@@ -117,15 +117,30 @@ begin
 end
 $$;
 
--- Housekeeping's steps, in the order a run takes them (google_ai_housekeeping_at). A step is a
--- function of its own (fn: google_ai_housekeeping_<fn>, for abandon, attempts and counters) or a batched
--- delete (google_ai_delete_batched) of rel's rows that match condition ($1: cutoff), in sort's order.
--- The big deletes first. Cooldowns and responses near the end: a live call may upsert a row these
--- steps are deleting, and it waits until the run commits. dead_counters last: it share-locks the keys
--- table, and that lock should live only milliseconds.
+-- One step of a housekeeping run, as google_ai_housekeeping_steps lists it and google_ai_housekeeping_step
+-- runs it: its name (its key in the run's log), the table it clears (rel), and either a function of its own
+-- (fn: google_ai_housekeeping_<fn>, for abandon, attempts and counters) or a batched delete
+-- (google_ai_delete_batched) of rel's rows that match condition ($1: cutoff) by key, in sort's order.
+CREATE TYPE public.google_ai_housekeeping_task AS (
+    name text,
+    rel text,
+    fn text,
+    key text,
+    condition text,
+    cutoff timestamp with time zone,
+    sort text
+);
+
+COMMENT ON TYPE public.google_ai_housekeeping_task IS
+    'One step of a housekeeping run (google_ai_housekeeping_steps): its name, its table, and its own function or '
+    'the batched delete''s key, condition, cutoff and order.';
+
+-- Housekeeping's steps (google_ai_housekeeping_task), in the order a run takes them
+-- (google_ai_housekeeping_at). The big deletes first. Cooldowns and responses near the end: a live call
+-- may upsert a row these steps are deleting, and it waits until the run commits. dead_counters last: it
+-- share-locks the keys table, and that lock should live only milliseconds.
 CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_steps(p_now timestamp with time zone,
-    p_settings public.google_ai_maintenance_settings) RETURNS TABLE(name text, rel text, fn text, key text,
-    condition text, cutoff timestamp with time zone, sort text)
+    p_settings public.google_ai_maintenance_settings) RETURNS SETOF public.google_ai_housekeeping_task
     LANGUAGE sql STABLE
     AS $_$
   values
@@ -151,12 +166,12 @@ CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_steps(p_now timestamp w
     ('dead_counters', 'public.google_ai_usage_counters', 'counters', null, null, null, null)
 $_$;
 
--- One housekeeping step (a row of google_ai_housekeeping_steps) in a subtransaction of its own: what it
--- did, with its status and time. A failed step is rolled back alone and answers its (sanitized) error;
--- a table this database does not have (pg_cron's, without pg_cron) skips its step.
+-- One housekeeping step (p_task, a row of google_ai_housekeeping_steps) in a subtransaction of its own:
+-- what it did, with its status and time. A failed step is rolled back alone and answers its (sanitized)
+-- error; a table this database does not have (pg_cron's, without pg_cron) skips its step.
 CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_step(p_now timestamp with time zone,
-    p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone, p_fn text, p_rel text,
-    p_key text, p_condition text, p_cutoff timestamp with time zone, p_sort text) RETURNS jsonb
+    p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone,
+    p_task public.google_ai_housekeeping_task) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $_$
@@ -167,15 +182,15 @@ declare
   v_state text;
 begin
   begin
-    if p_fn is not null then
-      execute format('select public.%I($1, $2, $3)', 'google_ai_housekeeping_' || p_fn)
+    if p_task.fn is not null then
+      execute format('select public.%I($1, $2, $3)', 'google_ai_housekeeping_' || p_task.fn)
         into v_result using p_now, p_settings, p_deadline;
-    elsif pg_catalog.to_regclass(p_rel) is null then
-      v_result := jsonb_build_object('skipped', 'no ' || p_rel || ' here: pg_cron is not installed');
+    elsif pg_catalog.to_regclass(p_task.rel) is null then
+      v_result := jsonb_build_object('skipped', 'no ' || p_task.rel || ' here: pg_cron is not installed');
     else
-      v_result := public.google_ai_delete_batched(pg_catalog.to_regclass(p_rel), p_key, p_condition, p_cutoff,
-          p_settings.batch_size, p_settings.max_batches, p_deadline, p_sort)
-        || jsonb_build_object('older_than', p_cutoff);
+      v_result := public.google_ai_delete_batched(pg_catalog.to_regclass(p_task.rel), p_task.key, p_task.condition,
+          p_task.cutoff, p_settings.batch_size, p_settings.max_batches, p_deadline, p_task.sort)
+        || jsonb_build_object('older_than', p_task.cutoff);
     end if;
     v_result := v_result || jsonb_build_object('status',
       case when v_result ? 'skipped' then 'skipped' else 'succeeded' end);
@@ -198,7 +213,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_at(p_now timestamp with
     SET search_path TO ''
     AS $_$
 declare
-  v_step record;
+  v_step public.google_ai_housekeeping_task;
   v_started timestamptz := pg_catalog.clock_timestamp();
   v_now timestamptz := coalesce(p_now, v_started);
   v_settings public.google_ai_maintenance_settings;
@@ -231,8 +246,7 @@ begin
 
   perform pg_catalog.set_config('lock_timeout', v_settings.lock_timeout_ms::text || 'ms', true);
   for v_step in select * from public.google_ai_housekeeping_steps(v_now, v_settings) loop
-    v_result := public.google_ai_housekeeping_step(v_now, v_settings, v_started + v_settings.time_budget,
-      v_step.fn, v_step.rel, v_step.key, v_step.condition, v_step.cutoff, v_step.sort);
+    v_result := public.google_ai_housekeeping_step(v_now, v_settings, v_started + v_settings.time_budget, v_step);
     if v_result ->> 'status' = 'failed' then
       v_failed := v_failed || v_step.name;
     end if;

@@ -93,8 +93,9 @@ GRANT UPDATE ON TABLE public.google_ai_queue_settings TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_pace_allowance(p_at timestamp with time zone, p_day date, p_burst integer,
     p_usable integer, p_zone text) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_ring_at(p_at timestamp with time zone, p_window interval, ring_low bigint,
-    ring integer[], sum_requests integer, sum_tokens bigint, p_requests integer, p_tokens integer,
-    p_admitted_at timestamp with time zone) TO service_role;
+    ring integer[], sum_requests integer, sum_tokens bigint, p_requests integer, p_tokens integer) TO service_role;
+GRANT ALL ON FUNCTION public.google_ai_ring_counted(p_ring public.google_ai_ring, p_window interval,
+    p_at timestamp with time zone, p_requests integer, p_tokens integer, p_correction boolean) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_ring_restarted(p_at timestamp with time zone, p_window interval,
     p_span integer, ring_low bigint, ring integer[], sum_requests integer, sum_tokens bigint) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_ring_time(p_second bigint, p_us integer) TO service_role;

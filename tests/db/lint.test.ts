@@ -12,7 +12,7 @@ import { cliDbUrl, runSupabase, supabaseCli } from "../support/supabase-cli.ts";
 
 /** The functions that turn a kind of warning off, each saying why in its body. */
 const ALLOWED = {
-  google_ai_booking_outcome: "p_class and p_caller are unused by design",
+  google_ai_booking_outcome: "p_class is unused by design",
   google_ai_reserve_call: "v_setting and v_lsn are assigned and never read by design",
   google_ai_housekeeping_response_cache: "p_settings and p_deadline are every housekeeping step's parameters, unused here",
 };

@@ -1,5 +1,5 @@
-// The booking hands the request's model row, class row and caller down whole (google_ai_admit_at to
-// google_ai_booking_rules and google_ai_booking_outcome): a rule that reads a new column of the model
+// The booking hands the request's model row, class row, caller and the request itself down whole
+// (google_ai_admit_at to google_ai_booking_rules and google_ai_booking_outcome): a rule that reads a new column of the model
 // needs that column and the rule's own lines, and no function between changes its signature. A limit
 // waited for in the queue whose capacity the queue does not count gets its turn head first.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -78,5 +78,24 @@ describe("a waitable limit the queue does not count", () => {
     expect(await reserve("newcomer", null)).toMatchObject({ ok: false, limit: "pace", cause: "queue_turn" });
     expect(await reserve("waiter", ticket)).toMatchObject({ ok: true });
     expect(await reserve("newcomer", null)).toMatchObject({ ok: true });
+  });
+});
+
+describe("the booking takes the request whole", () => {
+  it("no step below admit takes more than 8 parameters, nor a field of the request loose", async () => {
+    // (google_ai_count_budgets counts amounts, a booking's or a settlement's difference: not the request's.)
+    const steps = ["google_ai_book_best_group", "google_ai_caller_budget_at", "google_ai_book_group",
+      "google_ai_booking_rules", "google_ai_paced_until", "google_ai_schedule_place", "google_ai_booking_outcome"];
+    const rows = await db.sql<{ name: string; args: string[] }[]>`
+      select p.proname as name, (p.proargnames)[1:p.pronargs] as args from pg_proc p
+      where p.pronamespace = 'public'::regnamespace and p.proname = any(${[...steps, "google_ai_count_budgets"]})
+      order by 1`;
+    expect(rows.map((r) => r.name).sort()).toEqual([...steps, "google_ai_count_budgets"].sort());
+    for (const r of rows) expect(r.args.length, r.name).toBeLessThanOrEqual(8);
+    const loose = ["p_tokens", "p_output", "p_requests", "p_attempt", "p_exclude_key_ids"];
+    for (const r of rows.filter((r) => steps.includes(r.name))) {
+      expect(r.args.filter((a) => loose.includes(a)), r.name).toEqual([]);
+      expect(r.args, r.name).toContain("p_request");
+    }
   });
 });

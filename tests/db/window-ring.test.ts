@@ -40,15 +40,21 @@ function random(seed: number): () => number {
   };
 }
 
+// Moved on to atMs with requests and tokens counted now (google_ai_ring_at), or, given admittedMs, not
+// moved and corrected in the second of that admission (google_ai_ring_counted).
 async function ringAt(r: Ring, atMs: number | null, windowMs: number, requests = 0, tokens = 0,
   admittedMs: number | null = null): Promise<Ring> {
+  const window = `${windowMs} milliseconds`;
   const [row] = await db.sql<{ low: string | null; ring: number[] | null; requests: number; tokens: string }[]>`
     select (x.r).ring_low::text as low, (x.r).ring as ring, (x.r).sum_requests as requests,
            (x.r).sum_tokens::text as tokens
-    from (select public.google_ai_ring_at(${atMs === null ? null : iso(atMs)}::text::timestamptz,
-            ${`${windowMs} milliseconds`}::interval, ${r.low}::bigint, ${r.ring}::integer[], ${r.requests}::integer,
-            ${r.tokens}::bigint, ${requests}::integer, ${tokens}::integer,
-            ${admittedMs === null ? null : iso(admittedMs)}::text::timestamptz) as r) x`;
+    from (select ${admittedMs === null
+      ? db.sql`public.google_ai_ring_at(${atMs === null ? null : iso(atMs)}::text::timestamptz, ${window}::interval,
+          ${r.low}::bigint, ${r.ring}::integer[], ${r.requests}::integer, ${r.tokens}::bigint, ${requests}::integer,
+          ${tokens}::integer)`
+      : db.sql`public.google_ai_ring_counted(row(${r.low}::bigint, ${r.ring}::integer[], ${r.requests}::integer,
+          ${r.tokens}::bigint)::public.google_ai_ring, ${window}::interval, ${iso(admittedMs)}::text::timestamptz,
+          ${requests}::integer, ${tokens}::integer, true)`} as r) x`;
   return { low: row!.low, ring: row!.ring, requests: row!.requests, tokens: Number(row!.tokens) };
 }
 

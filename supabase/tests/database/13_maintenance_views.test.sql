@@ -18,11 +18,15 @@ create function pg_temp.book(p_group text, p_model text, p_n integer, p_tokens i
     returns text language plpgsql as $$
 declare
   v_model public.google_ai_model_limits := public.google_ai_request_limits(p_model);
+  v_request public.google_ai_request;  -- p_tokens, one request
   v_outcomes text[] := '{}';
 begin
+  v_request.model := p_model;
+  v_request.estimated_tokens := p_tokens;
+  v_request.requests := 1;
   for i in 1..p_n loop
     v_outcomes := v_outcomes || (public.google_ai_book_group(p_group, v_model, null::public.google_ai_priority_classes,
-      null::public.google_ai_caller, p_tokens, p_at, false, public.google_ai_day_zone(p_model))).outcome;
+      null::public.google_ai_caller, v_request, p_at, false, public.google_ai_day_zone(p_model))).outcome;
   end loop;
   return array_to_string(v_outcomes, ',');
 end $$;
