@@ -227,6 +227,7 @@ declare
   v_kept bigint[] := '{0,0,0,0}'::bigint[];   -- kept for the others and for the class: of the window, of the day
   v_step record;
   v_verdict public.google_ai_limit_verdict;
+  v_rules public.google_ai_booking_verdict;  -- what the rules found, then their verdict
 begin
   for v_share in
     select s.id, s.reserved_rpm, coalesce(s.reserved_rpd, 0) as rpd_share, s.pace_burst, u.ring_low, u.ring,
@@ -283,11 +284,13 @@ begin
     v_step := public.google_ai_schedule_place(p_model, p_class, p_counter, p_at, p_request, v_in_share);
     spread_at := v_step.place; input_until := v_step.input_until; output_until := v_step.output_until;
   end if;
-  v_verdict := public.google_ai_booking_outcome(p_model, p_class, p_request, p_at, v_held_rpm, v_held,
-    row(null, null, null, paced_until, spread_at, v_step.step, v_held[1], live, owned, kept, input_until,
-      output_until, v_step.limit_name)::public.google_ai_booking_verdict);
-  return row(v_verdict.outcome, v_verdict.cause, v_verdict.window_full, paced_until, spread_at, v_step.step,
-    v_held[1], live, owned, kept, input_until, output_until, v_step.limit_name)::public.google_ai_booking_verdict;
+  v_rules := row(null, null, null, paced_until, spread_at, v_step.step, v_held[1], live, owned, kept, input_until,
+    output_until, v_step.limit_name)::public.google_ai_booking_verdict;
+  v_verdict := public.google_ai_booking_outcome(p_model, p_class, p_request, p_at, v_held_rpm, v_held, v_rules);
+  v_rules.outcome := v_verdict.outcome;
+  v_rules.cause := v_verdict.cause;
+  v_rules.window_full := v_verdict.window_full;
+  return v_rules;
 end
 $$;
 
