@@ -1,6 +1,6 @@
 -- Written by `npm run db:diff` from the difference between what the migrations before it build and
 -- what supabase/schemas builds. Applying it twice changes nothing.
--- What it changes: The rules' findings built once (issue 91)
+-- What it changes: The rules' findings built once and completed by the verdict (issue 91)
 set check_function_bodies = off;
 
 CREATE OR REPLACE FUNCTION public.google_ai_booking_rules(p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_request public.google_ai_request, p_counter public.google_ai_usage_counters, p_at public.google_ai_counter_at)
@@ -11,8 +11,6 @@ AS $function$
 declare
   paced_until timestamptz; spread_at timestamptz; live bigint[]; owned bigint[]; kept jsonb;
   input_until timestamptz; output_until timestamptz;  -- its answer's fields
-  v_class text := p_class.name;
-  v_caller text := p_caller.name;
   v_share record;
   v_win integer;                    -- a share's window
   v_reserved_rpd bigint := 0;       -- the day shares of all owners
@@ -28,8 +26,8 @@ declare
 begin
   for v_share in
     select s.id, s.reserved_rpm, coalesce(s.reserved_rpd, 0) as rpd_share, s.pace_burst, u.ring_low, u.ring,
-           u.window_requests, coalesce(s.priority_class = v_class, false) as for_class,
-           coalesce(s.priority_class = v_class, false) or coalesce(s.caller = v_caller, false) as is_owned,
+           u.window_requests, coalesce(s.priority_class = p_class.name, false) as for_class,
+           coalesce(s.priority_class = p_class.name, false) or coalesce(s.caller = p_caller.name, false) as is_owned,
            public.google_ai_day_counts(u.day_bucket, u.day_used, u.day_next_used, u.day_prev_used, p_at.day) as day
     from public.google_ai_quota_shares s
     left join unnest(p_counter.share_use) u on u.share_id = s.id
@@ -63,7 +61,7 @@ begin
                               v_kept[3] + v_share.rpd_share, v_kept[4]] end;
   end loop;
 
-  if v_class is not null and live is not null then
+  if p_class.name is not null and live is not null then
     kept := public.google_ai_kept_object(p_model.rpm, p_model.rpd, v_kept[1], v_kept[2], v_kept[3], v_kept[4]);
   end if;
   if v_pace_burst is not null then
