@@ -197,6 +197,17 @@ COMMENT ON TYPE public.google_ai_attempt_outcome IS
     'network_error, timeout, cut, withdrawn), the provider''s counts and answer, the rest it asks for '
     '(cooldown_until, or until the provider''s midnight), its room and the limits it states.';
 
+-- Finalize's first half, as its second takes it (google_ai_write_outcome, 60_life_cycle.sql): att, the
+-- attempt row written, whose admission is still to settle (null where none is); answer, finalize's answer.
+CREATE TYPE public.google_ai_outcome_written AS (
+    att public.google_ai_attempts,
+    answer jsonb
+);
+
+COMMENT ON TYPE public.google_ai_outcome_written IS
+    'Finalize''s first half: the attempt row written, its admission still to settle (null where none is), '
+    'and finalize''s answer.';
+
 -- A caller that names its request (its own request_id) may repeat it safely: while the first call
 -- is in flight the row is 'in_progress' with a lease (expires_at), and a repeat is refused; once it
 -- succeeded the row is 'done' with the answer, replayed for 24 hours (housekeeping deletes older

@@ -336,6 +336,28 @@ CREATE OR REPLACE FUNCTION public.google_ai_finalize_attempt(p_reservation_id uu
     SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 declare
+  v_written public.google_ai_outcome_written := public.google_ai_write_outcome(p_reservation_id, p_outcome);
+begin
+  if (v_written.att).id is not null then
+    perform public.google_ai_settle_call(v_written.att, p_outcome);
+  end if;
+  return v_written.answer;
+end
+$$;
+
+-- Finalize's first half, every row but the counter row (google_ai_finalize_attempt): the outcome checked,
+-- the attempt row written, a success recorded, the rest the outcome asks for. Its att: the row written,
+-- whose admission google_ai_settle_call settles next; null where nothing is left to settle (not open,
+-- or withdrawn: google_ai_withdraw_attempt settles its own). Several
+-- finalizes written together (google_ai_finalize_calls) write each one's half before the first settle, so
+-- their counter rows are held only for the settles.
+CREATE OR REPLACE FUNCTION public.google_ai_write_outcome(p_reservation_id uuid,
+    p_outcome public.google_ai_attempt_outcome) RETURNS public.google_ai_outcome_written
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+declare
   v_att public.google_ai_attempts;
   v_until timestamptz;
   -- google_error: upstream_error's former name, taken until the next release (a finalize logged
@@ -343,7 +365,7 @@ declare
   v_kind text := case p_outcome.kind when 'google_error' then 'upstream_error' else p_outcome.kind end;
 begin
   if v_kind = 'withdrawn' then
-    return public.google_ai_withdraw_attempt(p_reservation_id, p_outcome);
+    return row(null, public.google_ai_withdraw_attempt(p_reservation_id, p_outcome))::public.google_ai_outcome_written;
   elsif v_kind is null or v_kind not in ('succeeded', 'upstream_error', 'network_error', 'timeout', 'cut') then
     raise exception 'an outcome''s kind must be succeeded, upstream_error, network_error, timeout, cut or withdrawn'
       using errcode = '22023';
@@ -380,7 +402,7 @@ begin
   returning * into v_att;
 
   if not found then
-    return public.google_ai_not_open(p_reservation_id);
+    return row(null, public.google_ai_not_open(p_reservation_id))::public.google_ai_outcome_written;
   end if;
 
   -- Rows nobody holds for long first; the counter row (the hot one) last, so nothing this call might
@@ -394,9 +416,8 @@ begin
      or coalesce(p_outcome.key_rejected, p_outcome.error_code = 'API_KEY_INVALID') then
     v_until := public.google_ai_rest_asked(v_att, p_outcome);
   end if;
-  perform public.google_ai_settle_call(v_att, p_outcome);
-
-  return jsonb_build_object('ok', true, 'status', v_att.status, 'cooldown_until', v_until);
+  return row(v_att, jsonb_build_object('ok', true, 'status', v_att.status, 'cooldown_until', v_until))
+    ::public.google_ai_outcome_written;
 end
 $$;
 

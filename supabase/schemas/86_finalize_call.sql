@@ -21,8 +21,10 @@ set check_function_bodies = off;
 -- order (quota group, then the model's pool or the model: models of one pool share a row); so neither a
 -- reservation nor another batch nor a single finalize waits in a ring with this one. A success that
 -- carries the provider's remaining counts has its margin read and its rest written (google_ai_room_rest)
--- before the first counter row is locked, the calls in their counter rows' order; each is then written
--- without them (a bucket's word stays with its call: google_ai_settle_call moves the bucket on the counter row).
+-- before the first counter row is locked, the calls in their counter rows' order; each call's rows but
+-- the counter row are then written (google_ai_write_outcome), and only then their admissions settled
+-- (google_ai_settle_call), so a counter row is held for its settles alone, not through the other calls'
+-- writes (a bucket's word stays with its call: google_ai_settle_call moves the bucket on the counter row).
 CREATE OR REPLACE FUNCTION public.google_ai_finalize_calls(p_calls jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -36,6 +38,9 @@ declare
   -- The calls whose room google_ai_room_rest has weighed already.
   v_weighed boolean[];
   v_outcome public.google_ai_attempt_outcome;
+  -- Each call's attempt row as written (google_ai_write_outcome), its admission still to settle.
+  v_written public.google_ai_attempts[];
+  v_write public.google_ai_outcome_written;
   c record;
 begin
   select coalesce(array_agg((e.call ->> 'reservation_id')::uuid order by e.n), '{}'),
@@ -48,6 +53,7 @@ begin
     where a.status = 'reserved' and a.reservation_id = any (v_ids) order by a.id for update);
   v_answers := pg_catalog.array_fill(null::jsonb, array[cardinality(v_ids)]);
   v_weighed := pg_catalog.array_fill(false, array[cardinality(v_ids)]);
+  v_written := pg_catalog.array_fill(null::public.google_ai_attempts, array[cardinality(v_ids)]);
   perform from public.google_ai_tokens t where t.id in (select token_id from unnest(v_open)) order by t.id for update;
   perform from public.google_ai_clients l where l.id in (select client_id from unnest(v_open)) order by l.id for update;
   perform from public.google_ai_caller_budgets b
@@ -72,11 +78,22 @@ begin
     left join public.google_ai_model_limits l on l.model = a.model
     order by a.quota_group, coalesce(l.limit_pool, a.model), g.n
   loop
+    v_write := public.google_ai_write_outcome(v_ids[c.n], v_outcomes[c.n]);
+    v_written[c.n] := v_write.att;
+    v_answers[c.n] := v_write.answer;
+  end loop;
+  -- Then the counter rows, each held from its first settle to the commit: for the settles alone.
+  for c in
+    select g.n from pg_catalog.generate_subscripts(v_ids, 1) g(n)
+    left join public.google_ai_model_limits l on l.model = (v_written[g.n]).model
+    where (v_written[g.n]).id is not null
+    order by (v_written[g.n]).quota_group, coalesce(l.limit_pool, (v_written[g.n]).model), g.n
+  loop
     v_outcome := v_outcomes[c.n];
     if v_weighed[c.n] then
       v_outcome.room_until := null;
     end if;
-    v_answers[c.n] := public.google_ai_finalize_attempt(v_ids[c.n], v_outcome);
+    perform public.google_ai_settle_call(v_written[c.n], v_outcome);
   end loop;
   return pg_catalog.to_jsonb(v_answers);
 end
