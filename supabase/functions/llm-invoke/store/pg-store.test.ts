@@ -646,7 +646,7 @@ describe("pg-store: successes' finalizes written together", () => {
   const functionCalls = async () => {
     const rows = await db.sql<{ name: string; calls: number }[]>`
       select funcname as name, calls::int as calls from pg_stat_user_functions
-      where schemaname = 'public' and funcname in ('google_ai_finalize_attempt', 'google_ai_finalize_calls')`;
+      where schemaname = 'public' and funcname in ('google_ai_write_outcome', 'google_ai_finalize_calls')`;
     return Object.fromEntries(rows.map((r) => [r.name, r.calls]));
   };
 
@@ -712,10 +712,10 @@ describe("pg-store: successes' finalizes written together", () => {
 
     // PostgreSQL's own count since track_functions (flushed when the connections end): every write is
     // one google_ai_finalize_calls (through google_ai_finalize_call), 20 one by one, then the lone first
-    // of the 20 together and one batch; google_ai_finalize_attempt (each call's outcome) counts the 40 they made.
+    // of the 20 together and one batch; google_ai_write_outcome (each call's outcome) counts the 40 they made.
     await tracked.close();
     await expect.poll(functionCalls, { timeout: 15_000, interval: 200 })
-      .toEqual({ google_ai_finalize_attempt: 40, google_ai_finalize_calls: 22 });
+      .toEqual({ google_ai_write_outcome: 40, google_ai_finalize_calls: 22 });
   });
 
   it("a lone success's finalize is written alone, not as a batch", async () => {
