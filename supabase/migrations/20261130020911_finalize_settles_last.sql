@@ -113,9 +113,12 @@ declare
   -- The calls whose room google_ai_room_rest has weighed already.
   v_weighed boolean[];
   v_outcome public.google_ai_attempt_outcome;
-  -- Each call's attempt row as written (google_ai_write_outcome), its admission still to settle.
+  -- Each call's attempt row as written (google_ai_write_outcome), its admission still to settle, and
+  -- the calls to settle in the order they were written (their counter rows').
   v_written public.google_ai_attempts[];
   v_write public.google_ai_outcome_written;
+  v_to_settle integer[] := '{}'::integer[];
+  v_n integer;
   c record;
 begin
   select coalesce(array_agg((e.call ->> 'reservation_id')::uuid order by e.n), '{}'),
@@ -156,19 +159,17 @@ begin
     v_write := public.google_ai_write_outcome(v_ids[c.n], v_outcomes[c.n]);
     v_written[c.n] := v_write.att;
     v_answers[c.n] := v_write.answer;
+    if (v_write.att).id is not null then
+      v_to_settle := v_to_settle || c.n::integer;
+    end if;
   end loop;
   -- Then the counter rows, each held from its first settle to the commit: for the settles alone.
-  for c in
-    select g.n from pg_catalog.generate_subscripts(v_ids, 1) g(n)
-    left join public.google_ai_model_limits l on l.model = (v_written[g.n]).model
-    where (v_written[g.n]).id is not null
-    order by (v_written[g.n]).quota_group, coalesce(l.limit_pool, (v_written[g.n]).model), g.n
-  loop
-    v_outcome := v_outcomes[c.n];
-    if v_weighed[c.n] then
+  foreach v_n in array v_to_settle loop
+    v_outcome := v_outcomes[v_n];
+    if v_weighed[v_n] then
       v_outcome.room_until := null;
     end if;
-    perform public.google_ai_settle_call(v_written[c.n], v_outcome);
+    perform public.google_ai_settle_call(v_written[v_n], v_outcome);
   end loop;
   return pg_catalog.to_jsonb(v_answers);
 end
