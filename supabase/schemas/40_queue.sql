@@ -531,7 +531,7 @@ begin
   -- Tickets of a model are taken one at a time, so each one's place and time count every ticket before
   -- it (the lock is the model's and lasts until the reservation commits; nothing under it waits for a
   -- counter row, so a counter row the reservation may still hold cannot deadlock with it).
-  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('google_ai_queue:' || p_limits.model));
+  perform public.google_ai_advisory_lock(pg_catalog.hashtext('google_ai_queue:' || p_limits.model));
   v_grace := coalesce((select qs.grace_ms from public.google_ai_queue_settings qs where qs.id), 3000)
              * interval '1 millisecond';
   perform public.google_ai_queue_lapse(p_limits.model, p_now);

@@ -399,6 +399,10 @@ begin
     if p_skip_locked then
       v_row := (select c from public.google_ai_usage_counters c
                 where c.quota_group = p_quota_group and c.model = p_model for update skip locked);
+    elsif pg_catalog.current_setting('eve.batch_member', true) = 'on' then
+      -- (A batch's later reservation never waits: 37_lock_waits.sql.)
+      v_row := (select c from public.google_ai_usage_counters c
+                where c.quota_group = p_quota_group and c.model = p_model for update nowait);
     else
       v_row := (select c from public.google_ai_usage_counters c
                 where c.quota_group = p_quota_group and c.model = p_model for update);

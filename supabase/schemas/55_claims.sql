@@ -109,7 +109,7 @@ declare
   v_held_until timestamptz;
   v_retry_ms bigint;
 begin
-  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(p_caller || '/' || p_request_id, 0));
+  perform public.google_ai_advisory_lock(pg_catalog.hashtextextended(p_caller || '/' || p_request_id, 0));
   select * into v_prior from public.google_ai_responses r
   where r.caller = p_caller and r.request_id = p_request_id;
   if v_prior.status = 'done' and v_prior.created_at > p_now - interval '24 hours' then

@@ -8,6 +8,30 @@
 -- flush.
 set check_function_bodies = off;
 
+-- What a reservation's answer reads after its commit, under no lock: the quota it reports (o_quota: the
+-- booking's own, or google_ai_answer_quota read after it), for a cooldown refusal why the group rests
+-- (o_cause: google_ai_cooldown_cause), and each passed-over step's cause (google_ai_step_causes); the
+-- answer itself less its quota (o_reservation). p_model: the request's first model; p_exclude_key_ids: its.
+CREATE OR REPLACE FUNCTION public.google_ai_reserve_reads(p_reservation jsonb, p_model text, p_exclude_key_ids uuid[],
+    OUT o_reservation jsonb, OUT o_quota jsonb, OUT o_cause text) RETURNS record
+    LANGUAGE plpgsql
+    AS $$
+begin
+  o_quota := coalesce(p_reservation -> 'quota', public.google_ai_answer_quota(p_answer => p_reservation,
+    p_model => p_model, p_exclude_key_ids => p_exclude_key_ids));
+  if p_reservation ->> 'limit' = 'cooldown' then
+    o_cause := public.google_ai_cooldown_cause(p_model => coalesce(p_reservation ->> 'model', p_model));
+  end if;
+  o_reservation := p_reservation - 'quota';
+  -- Only a cooldown step has a cause to read (google_ai_step_causes leaves every other step as it is); a
+  -- chain served by its first model has none (counted, about 80k instructions for an empty list).
+  if o_reservation -> 'fallback_from' @> '[{"limit": "cooldown"}]' then
+    o_reservation := pg_catalog.jsonb_set(o_reservation, '{fallback_from}',
+      public.google_ai_step_causes(p_steps => o_reservation -> 'fallback_from'));
+  end if;
+end
+$$;
+
 -- A procedure, so that it can COMMIT: invoker, with no SET clause and every name schema-qualified (a
 -- SET clause or SECURITY DEFINER forbids a COMMIT), called alone (`call …` as its own statement, never
 -- inside a transaction block: a CALL there cannot COMMIT and fails). Its arguments are
@@ -47,21 +71,88 @@ begin
     p_requests => p_requests);
   commit;
   -- The answer's reads, under no lock.
-  o_quota := coalesce(o_reservation -> 'quota', public.google_ai_answer_quota(p_answer => o_reservation,
-    p_model => p_models[1], p_exclude_key_ids => p_exclude_key_ids));
-  if o_reservation ->> 'limit' = 'cooldown' then
-    o_cause := public.google_ai_cooldown_cause(p_model => coalesce(o_reservation ->> 'model', p_models[1]));
-  end if;
-  o_reservation := o_reservation - 'quota';
-  -- Only a cooldown step has a cause to read (google_ai_step_causes leaves every other step as it is); a
-  -- chain served by its first model has none (counted, about 80k instructions for an empty list).
-  if o_reservation -> 'fallback_from' @> '[{"limit": "cooldown"}]' then
-    o_reservation := pg_catalog.jsonb_set(o_reservation, '{fallback_from}',
-      public.google_ai_step_causes(p_steps => o_reservation -> 'fallback_from'));
-  end if;
+  select r.o_reservation, r.o_quota, r.o_cause into o_reservation, o_quota, o_cause
+  from public.google_ai_reserve_reads(p_reservation => o_reservation, p_model => p_models[1],
+    p_exclude_key_ids => p_exclude_key_ids) r;
   -- The flush: a WAL record under a transaction id, committed synchronously. Its commit waits until
   -- the WAL is on disk up to it, which covers the booking's commit written before it. (A transaction
   -- that writes no WAL, or only takes an id, commits without waiting.)
+  v_setting := pg_catalog.set_config('synchronous_commit', 'on', true);
+  v_lsn := pg_catalog.pg_logical_emit_message(true, 'eve', '');
+end
+$$;
+
+-- Reservations of one caller that met in one worker while one of theirs was being made (store/pg-store.ts:
+-- one caller and one model chain; p_calls: a JSON array of google_ai_reservation records, null fields the
+-- entry's defaults), booked in one transaction, each in its turn as google_ai_reserve_models_at books it
+-- alone: one commit and one flush for them all, where each alone would wait for a flush of its own. The
+-- answer is theirs, in the calls' order. Locks: the first call takes what it needs as a call alone does;
+-- the others hold its caller's rows already (token, client, budget), and never wait for a counter row or
+-- an advisory lock another transaction holds (eve.batch_member: google_ai_counter_locked,
+-- google_ai_advisory_lock), nor for 50 ms for anything else (lock_timeout): a wait while this transaction
+-- holds an earlier call's counter row would break the global lock order (docs/architecture.md, §2). Such
+-- a call is undone alone (its own subtransaction) and answered {"alone": true}: the worker makes it again
+-- by itself (google_ai_reserve_call). Both settings are this function's: undone at its exit (a function
+-- with a SET clause restores what it set).
+CREATE OR REPLACE FUNCTION public.google_ai_reserve_many(p_calls jsonb) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+declare
+  v_call public.google_ai_reservation;
+  v_answers jsonb[] := '{}'::jsonb[];
+begin
+  if pg_catalog.jsonb_typeof(p_calls) is distinct from 'array' or pg_catalog.jsonb_array_length(p_calls) > 16 then
+    raise exception 'p_calls must be an array of at most 16 reservations' using errcode = '22023';
+  end if;
+  if exists (select from pg_catalog.jsonb_array_elements(p_calls) c
+             where (c ->> 'caller', c ->> 'token_hash')
+                   is distinct from (p_calls -> 0 ->> 'caller', p_calls -> 0 ->> 'token_hash')) then
+    raise exception 'the reservations of p_calls must share one caller' using errcode = '22023';
+  end if;
+  for v_call in select c.* from pg_catalog.jsonb_populate_recordset(null::public.google_ai_reservation, p_calls) c loop
+    begin
+      v_answers := v_answers || public.google_ai_reserve_models_at(null, v_call);
+    exception when lock_not_available then
+      v_answers := v_answers || '{"alone": true}'::jsonb;
+    end;
+    if cardinality(v_answers) = 1 then
+      perform pg_catalog.set_config('lock_timeout', '50ms', true),
+        pg_catalog.set_config('eve.batch_member', 'on', true);
+    end if;
+  end loop;
+  return pg_catalog.to_jsonb(v_answers);
+end
+$$;
+
+-- The call llm-invoke makes for reservations that met (google_ai_reserve_many): as google_ai_reserve_call
+-- makes one, the booking committed without waiting for the disk, then each answer's reads
+-- (google_ai_reserve_reads), then one flush that covers them all; called alone, as it is. o_answers:
+-- one {o_reservation, o_quota, o_cause} per call, in their order; a call answered {"alone": true} is
+-- answered so, unread.
+CREATE OR REPLACE PROCEDURE public.google_ai_reserve_calls(IN p_calls jsonb, INOUT o_answers jsonb DEFAULT NULL::jsonb)
+    LANGUAGE plpgsql
+    AS $$
+-- @plpgsql_check_options: extra_warnings = off
+-- (`supabase db lint`: v_setting and v_lsn are assigned and never read by design, as in google_ai_reserve_call.)
+declare
+  v_setting text;
+  v_lsn pg_lsn;
+  v_booked jsonb;
+  v_answers jsonb[] := '{}'::jsonb[];
+begin
+  v_setting := pg_catalog.set_config('synchronous_commit', 'off', true);
+  v_booked := public.google_ai_reserve_many(p_calls => p_calls);
+  commit;
+  for i in 0 .. pg_catalog.jsonb_array_length(v_booked) - 1 loop
+    v_answers := v_answers || case when v_booked -> i ? 'alone' then v_booked -> i else
+      (select pg_catalog.to_jsonb(r) from public.google_ai_reserve_reads(p_reservation => v_booked -> i,
+         p_model => p_calls -> i -> 'models' ->> 0,
+         p_exclude_key_ids => (select coalesce(pg_catalog.array_agg(e::uuid), '{}'::uuid[])
+                               from pg_catalog.jsonb_array_elements_text(p_calls -> i -> 'exclude_key_ids') e)) r) end;
+  end loop;
+  o_answers := pg_catalog.to_jsonb(v_answers);
   v_setting := pg_catalog.set_config('synchronous_commit', 'on', true);
   v_lsn := pg_catalog.pg_logical_emit_message(true, 'eve', '');
 end

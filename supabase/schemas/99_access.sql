@@ -85,6 +85,10 @@ GRANT ALL ON PROCEDURE public.google_ai_reserve_call(p_models text[], p_estimate
     p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid,
     p_output_tokens integer[], p_requests integer, o_reservation jsonb, o_quota jsonb, o_cause text)
     TO eve_gateway, service_role;
+GRANT ALL ON FUNCTION public.google_ai_reserve_reads(p_reservation jsonb, p_model text, p_exclude_key_ids uuid[])
+    TO eve_gateway, service_role;
+GRANT ALL ON FUNCTION public.google_ai_reserve_many(p_calls jsonb) TO eve_gateway, service_role;
+GRANT ALL ON PROCEDURE public.google_ai_reserve_calls(p_calls jsonb, o_answers jsonb) TO eve_gateway, service_role;
 
 GRANT INSERT,UPDATE ON TABLE public.google_ai_priority_classes TO service_role;
 

@@ -14,6 +14,7 @@ import { cliDbUrl, runSupabase, supabaseCli } from "../support/supabase-cli.ts";
 const ALLOWED = {
   google_ai_booking_outcome: "p_class is unused by design",
   google_ai_reserve_call: "v_setting and v_lsn are assigned and never read by design",
+  google_ai_reserve_calls: "v_setting and v_lsn are assigned and never read by design",
   google_ai_housekeeping_response_cache: "p_settings and p_deadline are every housekeeping step's parameters, unused here",
 };
 

@@ -7,7 +7,9 @@
 //     fallback chain, two quota groups; direct and through PgBouncer in transaction mode), the WAL on
 //     disk reaches the booking's COMMIT record (pg_walinspect, by the attempt row's xmin);
 //   - an immediate stop while 32 connections reserve loses no answered reservation, and after the
-//     restart the counter rows equal the attempt rows.
+//     restart the counter rows equal the attempt rows;
+//   - both again for google_ai_reserve_calls, reservations of one caller in batches (its bookings commit
+//     in one transaction, their attempt rows' xmins its subtransactions').
 // Each check is run too against the procedure less its flushing step (built from the real definition,
 // createUnflushedControl), and must catch it: every call unflushed, answered reservations lost.
 // An immediate stop loses the WAL still in the server's buffers, not the WAL written to the kernel and
@@ -19,11 +21,14 @@ import { hasPgBouncer, type PgBouncer, startPgBouncer } from "../../shared/db/pg
 import { mintToken, sha256 } from "../../shared/db/scoped-token.ts";
 import { countersAgainstRows } from "../support/counters-vs-rows.ts";
 import { createUnflushedControl, type DurableServer, startDurableServer } from "../support/durable-server.ts";
-import { type ReserveCallAnswer, type ReserveCallArgs, reserveCall } from "../support/reserve-call.ts";
+import { type ReserveCallAnswer, type ReserveCallArgs, reserveCall, reserveCalls } from "../support/reserve-call.ts";
 import { commitOf, commitRecords, flushLsn, flushWal, insertLsn } from "../support/wal-commits.ts";
 
 const REAL = "google_ai_reserve_call";
 const CONTROL = "google_ai_reserve_call_unflushed";
+/** The batch's procedure (reservations that met in a worker), and its control. */
+const REAL_MANY = "google_ai_reserve_calls";
+const CONTROL_MANY = "google_ai_reserve_calls_unflushed";
 const HUGE = 2_000_000_000;
 
 let server: DurableServer;
@@ -42,6 +47,7 @@ beforeAll(async () => {
     ('dur-a1', 'KEY_DUR_A1', 'proj-dur-a', 1), ('dur-a2', 'KEY_DUR_A2', 'proj-dur-a', 1), ('dur-b1', 'KEY_DUR_B1', null, 1)`;
   await owner`update public.google_ai_priority_classes set kept_rpm_percent = null, kept_rpd_percent = null`;
   await createUnflushedControl(owner, REAL);
+  await createUnflushedControl(owner, REAL_MANY);
 }, 180_000);
 
 afterAll(async () => {
@@ -87,21 +93,39 @@ interface Measured {
   flushedAtAnswer: bigint;
 }
 
-/** Each call in turn, the WAL on disk read as soon as it answers (the WAL writer frozen meanwhile). */
-async function measure(sql: Sql, procedure: string, calls: ReserveCallArgs[]): Promise<Measured[]> {
+/**
+ * Each call in turn (or, with `batch`, that many calls at a time in one CALL of the batch's procedure),
+ * the WAL on disk read as soon as it answers (the WAL writer frozen meanwhile).
+ */
+async function measure(sql: Sql, procedure: string, calls: ReserveCallArgs[], batch = 0): Promise<Measured[]> {
   const measured: Measured[] = [];
   await server.freezeWalWriter();
   try {
-    for (const args of calls) {
+    for (const some of batch > 0 ? batchesOfOneCaller(calls, batch) : calls.map((c) => [c])) {
       const before = await insertLsn(admin);
-      const answer = await reserveCall(sql, args, procedure);
+      const answers = batch > 0 ? await reserveCalls(sql, some, procedure) : [await reserveCall(sql, some[0]!, procedure)];
       const flushedAtAnswer = await flushLsn(admin);
-      measured.push({ args, answer, before, flushedAtAnswer, after: await insertLsn(admin) });
+      const after = await insertLsn(admin);
+      answers.forEach((answer, k) => {
+        if ("alone" in answer) throw new Error(`${some[k]!.requestId}: answered alone with nothing else running`);
+        measured.push({ args: some[k]!, answer, before, flushedAtAnswer, after });
+      });
     }
   } finally {
     server.thawWalWriter();
   }
   return measured;
+}
+
+/** The calls in batches of at most `size`, each of one caller (as the worker batches them), in the calls' order. */
+function batchesOfOneCaller(calls: ReserveCallArgs[], size: number): ReserveCallArgs[][] {
+  const byCaller = new Map<string, ReserveCallArgs[]>();
+  for (const c of calls) {
+    const key = `${c.caller ?? ""}/${c.tokenHash ?? ""}`;
+    byCaller.set(key, [...byCaller.get(key) ?? [], c]);
+  }
+  return [...byCaller.values()].flatMap((own) =>
+    Array.from({ length: Math.ceil(own.length / size) }, (_, k) => own.slice(k * size, (k + 1) * size)));
 }
 
 /**
@@ -165,6 +189,21 @@ describe("after every CALL the WAL on disk reaches its booking's commit", () => 
     }
   });
 
+  it("google_ai_reserve_calls (batches of up to 5 calls of one caller): every booking flushed when the batch answers", async () => {
+    const gateway = connect(gatewayUrl, { max: 1 });
+    try {
+      const measured = await measure(gateway, REAL_MANY, await mixedCalls("dur-many"), 5);
+      const k = kinds(measured);
+      expect(k).toEqual({ admitted: 22, queued: k.queued, refused: 8 - k.queued, fallback: 6, groups: 2 });
+      expect((await bookingsFlushed(measured)).filter((b) => !b.flushed)).toEqual([]);
+      const control = await measure(gateway, CONTROL_MANY, await mixedCalls("dur-many-control"), 5);
+      expect(kinds(control).admitted).toBe(22);
+      expect((await bookingsFlushed(control)).filter((b) => b.flushed)).toEqual([]);
+    } finally {
+      await gateway.end();
+    }
+  });
+
   const withPooler = hasPgBouncer() || process.env.CI ? it : it.skip;
   withPooler("through PgBouncer in transaction mode: the CALL answers, its booking flushed; the control caught", async () => {
     let pooler: PgBouncer | undefined;
@@ -195,9 +234,8 @@ interface Answered {
 }
 
 /** One connection's calls, in turn: a service caller and a token on a model that admits all, a service caller on a tight one. */
-function crashCall(prefix: string, tokenHash: string, i: number, n: number): ReserveCallArgs {
+function crashCall(prefix: string, tokenHash: string, i: number, n: number, kind = (i + n) % 3): ReserveCallArgs {
   const requestId = `${prefix}-${i}-${n}`;
-  const kind = (i + n) % 3;
   return kind === 0
     ? { models: [`${prefix}-open`], estimatedTokens: 10 + (n % 7), caller: "bot", requestId }
     : kind === 1
@@ -207,10 +245,11 @@ function crashCall(prefix: string, tokenHash: string, i: number, n: number): Res
 
 /**
  * CRASH_CONNECTIONS gateway connections reserve in a loop (crashCall; the tight model admits 10 a
- * minute per group and refuses the rest) until the server is stopped under them, after
- * ANSWERS_BEFORE_STOP answers; then the server starts again. `cut`: the calls the stop cut.
+ * minute per group and refuses the rest; with `batch`, that many calls at a time in one CALL of the
+ * batch's procedure) until the server is stopped under them, after ANSWERS_BEFORE_STOP answers; then
+ * the server starts again. `cut`: the CALLs the stop cut.
  */
-async function crashWhileReserving(procedure: string, prefix: string) {
+async function crashWhileReserving(procedure: string, prefix: string, batch = 0) {
   await model(`${prefix}-open`, {});
   await model(`${prefix}-tight`, { rpm: 10 });
   const tokenHash = sha256((await mintToken(owner, `${prefix}-notebook`, { models: [`${prefix}-open`] })).token);
@@ -223,11 +262,16 @@ async function crashWhileReserving(procedure: string, prefix: string) {
   let stopping: Promise<void> | undefined;
   await server.freezeWalWriter();
   await Promise.all(clients.map(async (c, i) => {
-    for (let n = 0; ; n++) {
-      const args = crashCall(prefix, tokenHash, i, n);
+    for (let n = 0; ; n += Math.max(1, batch)) {
+      // A batch's calls share one caller, as the worker batches them.
+      const calls = Array.from({ length: Math.max(1, batch) }, (_, k) => crashCall(prefix, tokenHash, i, n + k, (i + n) % 3));
       try {
-        const { o_reservation: r } = await reserveCall(c, args, procedure);
-        answered.push({ requestId: args.requestId, ok: r.ok, ...(r.ok ? { reservationId: r.reservation_id } : {}) });
+        const answers = batch > 0 ? await reserveCalls(c, calls, procedure) : [await reserveCall(c, calls[0]!, procedure)];
+        answers.forEach((a, k) => {
+          if ("alone" in a) return; // not answered: the worker would make it again by itself
+          const r = a.o_reservation;
+          answered.push({ requestId: calls[k]!.requestId, ok: r.ok, ...(r.ok ? { reservationId: r.reservation_id } : {}) });
+        });
       } catch (error) {
         if (stopping) cut++; // in flight when the server went (or sent after): not answered
         else failedBeforeStop.push(error);
@@ -290,4 +334,18 @@ describe(`an immediate stop while ${CRASH_CONNECTIONS} connections reserve, then
     expect(gone.filter((a) => a.ok).length).toBeGreaterThan(0);
     await expectCountersEqualRows(run.models);
   }, 120_000);
+
+  it("google_ai_reserve_calls (batches of 4): every answered reservation is there after the restart; its control loses some", async () => {
+    const run = await crashWhileReserving(REAL_MANY, "crash-many", 4);
+    expect(run.failedBeforeStop).toEqual([]);
+    expect(run.answered.length).toBeGreaterThanOrEqual(ANSWERS_BEFORE_STOP);
+    expect(run.answered.filter((a) => a.ok).length).toBeGreaterThan(0);
+    expect(run.cut).toBeGreaterThan(0);
+    expect(await lost(run.answered)).toEqual([]);
+    expect(await expectCountersEqualRows(run.models)).toBeGreaterThanOrEqual(run.answered.filter((a) => a.ok).length);
+    const control = await crashWhileReserving(CONTROL_MANY, "crash-many-control", 4);
+    expect(control.failedBeforeStop).toEqual([]);
+    expect((await lost(control.answered)).filter((a) => a.ok).length).toBeGreaterThan(0);
+    await expectCountersEqualRows(control.models);
+  }, 180_000);
 });

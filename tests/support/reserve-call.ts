@@ -33,3 +33,31 @@ export async function reserveCall(sql: Sql, a: ReserveCallArgs, procedure = "goo
   if (!row) throw new Error(`${procedure} answered no row`);
   return row;
 }
+
+/** One reservation of a batch, as google_ai_reserve_calls answers it: as alone, or {alone: true} (made again by itself). */
+export type ReserveCallsAnswer = ReserveCallAnswer | { alone: true };
+
+/**
+ * Reservations that met in one worker, as llm-invoke makes them (store/pg-store.ts): one `call
+ * public.google_ai_reserve_calls(p_calls => …)` sent alone, each call a google_ai_reservation record;
+ * the answers in the calls' order. `procedure` as for reserveCall.
+ */
+export async function reserveCalls(sql: Sql, calls: ReserveCallArgs[], procedure = "google_ai_reserve_calls"): Promise<ReserveCallsAnswer[]> {
+  const records = calls.map((a) => ({
+    models: a.models, estimated_tokens: a.estimatedTokens, caller: a.caller ?? null, token_hash: a.tokenHash ?? null,
+    request_id: a.requestId, priority: a.priority ?? null, queue_ticket: a.queueTicket ?? null,
+    wait_left_ms: a.waitLeftMs ?? 0,
+  }));
+  const [row] = await sql<{ o_answers: ReserveCallsAnswer[] }[]>`
+    call public.${sql(procedure)}(p_calls => ${JSON.stringify(records)}::text::jsonb)`;
+  if (!row || !Array.isArray(row.o_answers) || row.o_answers.length !== calls.length) {
+    throw new Error(`${procedure} answered no answer per call`);
+  }
+  return row.o_answers;
+}
+
+/** A batch as the worker makes it: its calls answered {alone: true} made again, each by itself (reserveCall). */
+export async function reserveBatch(sql: Sql, calls: ReserveCallArgs[]): Promise<ReserveCallAnswer[]> {
+  const answers = await reserveCalls(sql, calls);
+  return Promise.all(answers.map((a, i) => "alone" in a ? reserveCall(sql, calls[i]!) : a));
+}
