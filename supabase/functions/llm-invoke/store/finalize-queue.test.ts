@@ -1,6 +1,7 @@
 // The coalescer with a fake writer whose writes the test finishes by hand: nothing waits that finds
 // nothing in flight, calls that meet a write go together in the next, a batch is capped, and a failed
-// batch is written again call by call so only the bad call rejects.
+// batch is written again call by call so only the bad call rejects (or, for a writer that says so, fails
+// each of its calls, none written again).
 import { describe, expect, it } from "vitest";
 import { coalescingWriter, coalescingWriterByKey } from "./finalize-queue.ts";
 
@@ -89,6 +90,23 @@ describe("coalescingWriter", () => {
     expect(writes.at(-1)!.items).toEqual([7]);
     writes.at(-1)!.finish();
     expect(await after).toBe(14);
+  });
+
+  it("with failTogether, fails each call of a failed batch and writes none again (a reservation is never booked twice)", async () => {
+    const { writes, writer } = fakeWriter(new Set([3]));
+    const write = coalescingWriter({ ...writer, failTogether: true });
+    const first = write(1);
+    const batch = [write(2), write(3), write(4)].map((p) => p.then((v) => ({ v }), (e: Error) => ({ e: e.message })));
+    writes[0]!.finish();
+    await first;
+    await settled();
+    writes[1]!.finish();
+    expect(await Promise.all(batch)).toEqual([{ e: "bad 2,3,4" }, { e: "bad 2,3,4" }, { e: "bad 2,3,4" }]);
+    expect(writes).toHaveLength(2);
+    const after = write(5); // the writer goes on
+    await settled();
+    writes.at(-1)!.finish();
+    expect(await after).toBe(10);
   });
 
   it("rejects a lone call with its own error and keeps writing the calls after it", async () => {

@@ -7,7 +7,7 @@
 // Calls that arrive while a write is in flight wait for it, then go together (writeMany, at most
 // `maxBatch` per statement; the rest in the next). At most one write of a writer is in flight, so a batch
 // takes one connection. A batch that fails is written again call by call (writeOne, all at once): one bad call
-// never fails the others, and each caller hears its own call's outcome. Finalizes are coalesced per
+// never fails the others, and each caller hears its own call's outcome (unless the writer says failTogether). Finalizes are coalesced per
 // counter row (coalescingWriterByKey): a batch that settled two groups would hold the first group's row
 // while the second's calls are written, and that group's reservations would wait for them.
 
@@ -16,6 +16,11 @@ export interface CoalescedWriter<T, R> {
   writeOne(item: T): Promise<R>;
   /** Two or more calls in one statement: the answers in the calls' order; a failure fails them all. */
   writeMany(items: readonly T[]): Promise<R[]>;
+  /**
+   * A batch that fails fails each of its calls, none written again alone: for a write that may have
+   * committed before its answer was lost (a reservation), where writing it again would book it twice.
+   */
+  failTogether?: boolean;
 }
 
 export const DEFAULT_MAX_BATCH = 32;
@@ -44,8 +49,9 @@ export function coalescingWriter<T, R>(
     try {
       answers = await writer.writeMany(batch.map((w) => w.item));
       if (answers.length !== batch.length) throw new Error(`${answers.length} answers for ${batch.length} calls`);
-    } catch {
-      await Promise.all(batch.map((w) => settle(w, () => writer.writeOne(w.item))));
+    } catch (error) {
+      if (writer.failTogether) batch.forEach((w) => w.reject(error));
+      else await Promise.all(batch.map((w) => settle(w, () => writer.writeOne(w.item))));
       return;
     }
     batch.forEach((w, i) => w.resolve(answers[i]!));
@@ -80,18 +86,21 @@ async function settle<R>(w: { resolve: (v: R) => void; reject: (e: unknown) => v
 /**
  * A coalescing writer per key (a finalize's counter row): the calls written together share their key,
  * and each key's calls may be in flight beside another's. A call without a key is written alone.
+ * `maxBatch`: one bound for every key, or the bound of a key's calls, read from its first.
  */
 export function coalescingWriterByKey<T, R>(
   writer: CoalescedWriter<T, R>,
   keyOf: (item: T) => string | undefined,
-  maxBatch = DEFAULT_MAX_BATCH,
+  maxBatch: number | ((item: T) => number) = DEFAULT_MAX_BATCH,
 ): (item: T) => Promise<R> {
   const writers = new Map<string, (item: T) => Promise<R>>();
   return (item: T) => {
     const key = keyOf(item);
     if (key === undefined) return writer.writeOne(item);
     let write = writers.get(key);
-    if (write === undefined) writers.set(key, write = coalescingWriter(writer, maxBatch));
+    if (write === undefined) {
+      writers.set(key, write = coalescingWriter(writer, typeof maxBatch === "number" ? maxBatch : maxBatch(item)));
+    }
     return write(item);
   };
 }

@@ -718,6 +718,31 @@ describe("pg-store: successes' finalizes written together", () => {
       .toEqual({ google_ai_write_outcome: 40, google_ai_finalize_calls: 22 });
   });
 
+  it("20 concurrent reservations of one caller: one alone, the rest in google_ai_reserve_calls (at most 16 each); another caller's apart", async () => {
+    const s = countingStore();
+    const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => s.reserve(params({ requestId: `coal-${i}` }))));
+    expect(answers.every((a) => a.ok)).toBe(true);
+    expect(new Set(answers.map((a) => (a as Reservation).reservationId)).size).toBe(20);
+    // The first at once, alone; the 19 that met it in two batches (16, then 3), one after the other.
+    expect(statements).toEqual({ reserve: 1, "reserve batch": 2 });
+    const rows = await db.sql<{ request_id: string; status: string }[]>`
+      select request_id, status from public.google_ai_attempts where request_id like 'coal-%' order by request_id`;
+    expect(rows).toHaveLength(20);
+    expect(new Set(rows.map((r) => r.status))).toEqual(new Set(["reserved"]));
+    // Each answer is its own call's: its reservation is that request's row.
+    const byId = new Map((await db.sql<{ request_id: string; reservation_id: string }[]>`
+      select request_id, reservation_id::text from public.google_ai_attempts where request_id like 'coal-%'`)
+      .map((r) => [r.reservation_id, r.request_id]));
+    answers.forEach((a, i) => expect(byId.get((a as Reservation).reservationId)).toBe(`coal-${i}`));
+
+    statements = {};
+    const two = await Promise.all([0, 1, 2, 3].map((i) =>
+      s.reserve(params({ requestId: `coal2-${i}`, caller: { kind: "service", name: i % 2 ? "pg-store-b" : "pg-store-a" } }))));
+    expect(two.every((a) => a.ok)).toBe(true);
+    // Each caller's first at once, its second after it, alone (a batch of one): never two callers together.
+    expect(statements).toEqual({ reserve: 4 });
+  });
+
   it("a lone success's finalize is written alone, not as a batch", async () => {
     const s = countingStore();
     const [id] = await reserveMany(s, "lone", 1);

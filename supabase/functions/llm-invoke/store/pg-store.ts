@@ -3,7 +3,9 @@
 //             fallbacks as one array, the service caller's label or the token's hash, the holder's
 //             deadlines and id: holder.ts); it commits the booking, then answers with the quota the answer
 //             reports (carried by every booking; for a refusal or a stored answer,
-//             public.google_ai_answer_quota) once a flush covers the booking
+//             public.google_ai_answer_quota) once a flush covers the booking; reservations of one caller
+//             and chain that arrive while one of theirs is being made go together (call
+//             public.google_ai_reserve_calls: one commit, one flush), each answered as alone
 //   finalize  a success: call public.google_ai_finalize_call (public.google_ai_finalize_calls committed, its
 //             flush waited for after the counter row's lock goes); successes of one counter row (quota
 //             group and model) that arrive while one of theirs is being written go together
@@ -35,6 +37,7 @@ import {
   type QuotaSnapshot,
   type Refusal,
   type Reservation,
+  type ReserveParams,
   type ReserveCaller,
   type ServiceTierRow,
   type TokenStatus,
@@ -84,6 +87,19 @@ export interface PgStoreOptions {
   logError?: (message: string) => void;
   /** The most successes' finalizes written in one statement (finalize-queue.ts). */
   finalizeBatch?: number;
+  /** The most reservations of one caller and chain booked in one statement (google_ai_reserve_calls). */
+  reserveBatch?: number;
+}
+
+/**
+ * The most reservations of a chain of `models` booked in one transaction (google_ai_reserve_calls takes
+ * 16). Each is a subtransaction, with one inside it for the group it booked and one for each model its
+ * chain tried: about 2 + models - 1 ids that stay (counted: 2 for one model, 3 for a chain served by its
+ * second), and a backend lists 64 in shared memory before every other session's snapshot has to look
+ * them up on disk.
+ */
+export function reserveBatchFor(models: number): number {
+  return Math.min(16, Math.floor(64 / (1 + models)));
 }
 
 export function createPgStore(
@@ -114,6 +130,72 @@ export function createPgStore(
   }, (p) => p.booked ? `${p.booked.quotaGroup}\n${p.booked.model}` : undefined, options.finalizeBatch);
   // A success the answer waits for (attempt/room.ts) goes at once, alone: it is on the caller's path.
   const finalizeBeforeAnswer = (p: FinalizeParams) => finalizeOne("finalize before answer", p);
+
+  // One CALL (85_reserve_call.sql): the booking commits without waiting for the disk, then the
+  // answer's quota (the booking's own, or read after it), a cooldown's cause and each passed-over
+  // step's, and a flush that covers the booking; the CALL answers after it. Sent alone: a CALL inside
+  // a transaction block cannot commit.
+  const reserveOne = (p: ReserveParams) =>
+    run("reserve", async (sql) => {
+      // Timed from now: a retry on a fresh connection is a new statement with its own deadline.
+      const holder = holderTimes(Date.now(), deadlineMs, p.claim);
+      const rows = await sql<{ o_reservation: unknown; o_quota: unknown; o_cause: unknown }[]>`
+        call public.google_ai_reserve_call(
+        p_models => ${sql.array([p.model, ...p.fallbackModels])}::text[],
+        p_estimated_tokens => ${p.estimatedTokens}::integer,
+        p_caller => ${p.caller.kind === "service" ? p.caller.name : null},
+        p_token_hash => ${p.caller.kind === "token" ? p.caller.tokenHash : null},
+        p_request_id => ${p.requestId}, p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
+        p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
+        p_metadata => ${jsonbText(p.metadata)}::text::jsonb,
+        p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
+        p_queue_ticket => ${p.queueTicket ?? null}::uuid,
+        p_wait_left_ms => ${Math.max(0, Math.round(p.waitLeftMs))}::integer,
+        p_reply_by => ${holder.reply_by}::timestamptz, p_hold_until => ${holder.hold_until ?? null}::timestamptz,
+        p_holder => ${holder.holder ?? null}::uuid,
+        p_output_tokens => ${integerArray(p.outputTokens)}::integer[],
+        p_requests => ${p.requests ?? 1}::integer)`;
+      return reservationOf(rows[0]);
+    });
+  // Reservations of one caller and chain that met while one of theirs was being made: one CALL
+  // (google_ai_reserve_calls) books them in one transaction, one commit and one flush, each answered as
+  // alone; one the database answers {"alone": true} (it would have waited for a row another
+  // transaction holds) is made again by itself. A batch that fails fails each of its calls: it may have
+  // committed before its answer was lost, and a second try would book them twice.
+  const reserveMany = async (ps: readonly ReserveParams[]): Promise<Reserved[]> => {
+    const answers = await run("reserve batch", async (sql) => {
+      const startedAt = Date.now();
+      const calls = ps.map((p) => {
+        const holder = holderTimes(startedAt, deadlineMs, p.claim);
+        return {
+          models: [p.model, ...p.fallbackModels], estimated_tokens: p.estimatedTokens,
+          caller: p.caller.kind === "service" ? p.caller.name : null,
+          token_hash: p.caller.kind === "token" ? p.caller.tokenHash : null,
+          request_id: p.requestId, exclude_key_ids: keyIds(p.excludeKeyIds), attempt: p.attempt,
+          wait_ms: Math.round(p.waitMs), metadata: p.metadata ?? {}, idempotent: p.idempotent,
+          priority: p.priority ?? null, queue_ticket: p.queueTicket ?? null,
+          wait_left_ms: Math.max(0, Math.round(p.waitLeftMs)), reply_by: holder.reply_by,
+          hold_until: holder.hold_until ?? null, holder: holder.holder ?? null,
+          output_tokens: p.outputTokens.length === 0 ? null : p.outputTokens.map(wholeOrNull),
+          requests: p.requests ?? 1,
+        };
+      });
+      const rows = await sql<{ o_answers: unknown }[]>`
+        call public.google_ai_reserve_calls(p_calls => ${jsonbText(calls)}::text::jsonb)`;
+      const answers = rows[0]?.o_answers;
+      if (!Array.isArray(answers) || answers.length !== ps.length) {
+        throw new Error("google_ai_reserve_calls returned no answer per call");
+      }
+      return answers as unknown[];
+    });
+    return Promise.all(answers.map((a, i) => isObject(a) && a.alone === true ? reserveOne(ps[i]!) : reservationOf(a)));
+  };
+  const reserveCoalesced = coalescingWriterByKey<ReserveParams, Reserved>(
+    { writeOne: reserveOne, writeMany: reserveMany, failTogether: true },
+    (p) => `${p.caller.kind === "service" ? `service ${p.caller.name}` : `token ${p.caller.tokenHash}`}\n` +
+      [p.model, ...p.fallbackModels].join("\n"),
+    (p) => options.reserveBatch ?? reserveBatchFor(1 + p.fallbackModels.length),
+  );
 
   return {
     checkToken: (tokenHash, refusals) =>
@@ -193,34 +275,7 @@ export function createPgStore(
         } satisfies ModelProfile);
       }),
 
-    // One CALL (85_reserve_call.sql): the booking commits without waiting for the disk, then the
-    // answer's quota (the booking's own, or read after it), a cooldown's cause and each passed-over
-    // step's, and a flush that covers the booking; the CALL answers after it. Sent alone: a CALL inside
-    // a transaction block cannot commit.
-    reserve: (p) =>
-      run("reserve", async (sql) => {
-        // Timed from now: a retry on a fresh connection is a new statement with its own deadline.
-        const holder = holderTimes(Date.now(), deadlineMs, p.claim);
-        const rows = await sql<{ o_reservation: unknown; o_quota: unknown; o_cause: unknown }[]>`
-          call public.google_ai_reserve_call(
-          p_models => ${sql.array([p.model, ...p.fallbackModels])}::text[],
-          p_estimated_tokens => ${p.estimatedTokens}::integer,
-          p_caller => ${p.caller.kind === "service" ? p.caller.name : null},
-          p_token_hash => ${p.caller.kind === "token" ? p.caller.tokenHash : null},
-          p_request_id => ${p.requestId}, p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
-          p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
-          p_metadata => ${jsonbText(p.metadata)}::text::jsonb,
-          p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
-          p_queue_ticket => ${p.queueTicket ?? null}::uuid,
-          p_wait_left_ms => ${Math.max(0, Math.round(p.waitLeftMs))}::integer,
-          p_reply_by => ${holder.reply_by}::timestamptz, p_hold_until => ${holder.hold_until ?? null}::timestamptz,
-          p_holder => ${holder.holder ?? null}::uuid,
-          p_output_tokens => ${integerArray(p.outputTokens)}::integer[],
-          p_requests => ${p.requests ?? 1}::integer)`;
-        const answer = parseReserveResult(rows[0]?.o_reservation);
-        const cause = answer.ok ? undefined : quotaCauseOrNull(rows[0]?.o_cause);
-        return { ...answer, quota: parseQuotaSnapshot(rows[0]?.o_quota), ...(cause == null ? {} : { cause }) };
-      }),
+    reserve: reserveCoalesced,
 
     quotaReport: (caller) =>
       run("quota report", async (sql) => {
@@ -393,7 +448,19 @@ function quotaCauseOrNull(value: unknown): QuotaCause | null {
 /** An integer[] literal of whole numbers and nulls (NULL: not known); none at all: null. */
 function integerArray(values: readonly (number | null)[]): string | null {
   if (values.length === 0) return null;
-  return `{${values.map((n) => (n === null ? "NULL" : String(Math.max(0, Math.round(n))))).join(",")}}`;
+  return `{${values.map((n) => (n === null ? "NULL" : String(wholeOrNull(n)))).join(",")}}`;
+}
+
+const wholeOrNull = (n: number | null) => n === null ? null : Math.max(0, Math.round(n));
+
+type Reserved = Reservation | Refusal;
+
+/** One reservation's answer as google_ai_reserve_reads gives it: the verdict, its quota and a cooldown's cause. */
+function reservationOf(row: unknown): Reserved {
+  const r = isObject(row) ? row : {};
+  const answer = parseReserveResult(r.o_reservation);
+  const cause = answer.ok ? undefined : quotaCauseOrNull(r.o_cause);
+  return { ...answer, quota: parseQuotaSnapshot(r.o_quota), ...(cause == null ? {} : { cause }) };
 }
 
 export function parseReserveResult(value: unknown): Reservation | Refusal {
