@@ -87,13 +87,15 @@ $$;
 -- entry's defaults), booked in one transaction, each in its turn as google_ai_reserve_models_at books it
 -- alone: one commit and one flush for them all, where each alone would wait for a flush of its own. The
 -- answer is theirs, in the calls' order. Locks: the first call takes what it needs as a call alone does;
--- the others hold its caller's rows already (token, client, budget), and never wait for a counter row or
--- an advisory lock another transaction holds (eve.batch_member: google_ai_counter_locked,
--- google_ai_advisory_lock), nor for 50 ms for anything else (lock_timeout): a wait while this transaction
--- holds an earlier call's counter row would break the global lock order (docs/architecture.md, §2). Such
--- a call is undone alone (its own subtransaction) and answered {"alone": true}: the worker makes it again
--- by itself (google_ai_reserve_call). Both settings are this function's: undone at its exit (a function
--- with a SET clause restores what it set).
+-- the others mostly hold its caller's rows already (token, client, budget: unless the first gave them back
+-- with a try it undid), never wait for a counter row or an advisory lock another transaction holds
+-- (eve.batch_member: google_ai_counter_locked, google_ai_advisory_lock), and wait at most 50 ms for
+-- anything else (lock_timeout): a wait while this transaction holds an earlier call's counter row would
+-- break the global lock order (docs/architecture.md, §2). Such a call is undone alone (its own
+-- subtransaction) and answered {"alone": true}: the worker makes it again by itself
+-- (google_ai_reserve_call). Both settings last this function only, each put back before it answers (a
+-- set_config inside a function is kept to the transaction's end unless the function's own SET clause
+-- names the variable, and a SET clause may not name a custom one but as a superuser).
 CREATE OR REPLACE FUNCTION public.google_ai_reserve_many(p_calls jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -102,7 +104,9 @@ CREATE OR REPLACE FUNCTION public.google_ai_reserve_many(p_calls jsonb) RETURNS 
 declare
   v_call public.google_ai_reservation;
   v_answers jsonb[] := '{}'::jsonb[];
+  v_lock_timeout text := pg_catalog.current_setting('lock_timeout');
 begin
+  perform pg_catalog.set_config('eve.batch_member', 'off', true); -- the first call waits as one alone does
   if pg_catalog.jsonb_typeof(p_calls) is distinct from 'array' or pg_catalog.jsonb_array_length(p_calls) > 16 then
     raise exception 'p_calls must be an array of at most 16 reservations' using errcode = '22023';
   end if;
@@ -122,6 +126,8 @@ begin
         pg_catalog.set_config('eve.batch_member', 'on', true);
     end if;
   end loop;
+  perform pg_catalog.set_config('lock_timeout', v_lock_timeout, true),
+    pg_catalog.set_config('eve.batch_member', 'off', true);
   return pg_catalog.to_jsonb(v_answers);
 end
 $$;

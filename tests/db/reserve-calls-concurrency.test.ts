@@ -1,11 +1,11 @@
 // Reservations that met in one worker, booked together (google_ai_reserve_calls: one transaction, one
-// commit, one flush), under concurrency: 300 reservations at once on 150 gateway connections, in
-// batches of up to 8 of one caller (4 scoped tokens and two service callers, as llm-invoke batches them:
+// commit, one flush), under concurrency: 300 reservations at once in 42 batches of up to 8 of one caller,
+// each batch on a gateway connection of its own (4 scoped tokens and two service callers, as llm-invoke batches them:
 // store/pg-store.ts), half of the calls WAIT, for one model served by two quota groups (RPM 60 each).
 // Demand is 2.5× the limit, so exactly 120 are admitted, 60 per group; no deadlock (40P01) or any
 // other error: a call that would wait for a row another transaction holds while its batch holds an
-// earlier call's counter row is answered {"alone": true} at once, and made again by itself, as the
-// worker makes it. The counter rows equal the rows. And that answer, shown alone: a batch whose
+// earlier call's counter row is answered {"alone": true}, and made again by itself, as the worker
+// makes it. The counter rows equal the rows. And that answer, shown alone: a batch whose
 // second call finds its only open group held elsewhere; a batch of two callers refused; a batch at the
 // worker's bound within the subtransaction ids a backend keeps in shared memory.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -48,7 +48,7 @@ afterAll(async () => {
 
 type Outcome = { args: ReserveCallArgs; answer?: ReserveCallAnswer["o_reservation"]; error?: { code?: string; message: string } };
 
-describe(`300 reservations in batches of one caller through google_ai_reserve_calls on ${CONNECTIONS} connections`, () => {
+describe("300 reservations at once in 42 batches of one caller through google_ai_reserve_calls", () => {
   it("admits exactly each group's RPM: 4 tokens and two service callers, half of them WAIT, no error", async () => {
     const byCaller: ReserveCallArgs[][] = Array.from({ length: 6 }, () => []);
     for (let i = 0; i < 300; i++) {
@@ -89,7 +89,7 @@ describe(`300 reservations in batches of one caller through google_ai_reserve_ca
 });
 
 describe("a call of a batch that would wait for a row held elsewhere", () => {
-  it("is answered {alone: true} without waiting, undone, and booked when made again by itself", async () => {
+  it("a counter row: is answered {alone: true}, undone, and booked when made again by itself", async () => {
     const model = "calls-alone";
     await db.sql`insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values (${model}, 1, null, 100000)`;
     await db.sql`insert into public.google_ai_usage_counters (quota_group, model, rpm_used, tpm_used, rpd_used)
@@ -102,7 +102,7 @@ describe("a call of a batch that would wait for a row held elsewhere", () => {
         // Group b's counter row, held by another transaction: the first call books a (b passed over);
         // the second finds a full and would wait for b while its batch holds a.
         await h`select 1 from public.google_ai_usage_counters where quota_group = 'proj-calls-b' and model = ${model} for update`;
-        answers = await reserveCalls(clients[0]!, calls); // (a wait here would never end: h holds b until after)
+        answers = await reserveCalls(clients[0]!, calls);
       });
       const first = answers[0] as ReserveCallAnswer;
       expect(first.o_reservation).toMatchObject({ ok: true, quota_group: "proj-calls-a" });
@@ -113,6 +113,29 @@ describe("a call of a batch that would wait for a row held elsewhere", () => {
       expect(again.o_reservation).toMatchObject({ ok: true, quota_group: "proj-calls-b" });
       const counters = await countersAgainstRows(db.sql, [model]);
       expect(counters.map((c) => c.counted)).toEqual(counters.map((c) => c.logged));
+    } finally {
+      await holder.end();
+    }
+  });
+});
+
+describe("a call of a batch whose request's claim another transaction holds", () => {
+  it("is answered {alone: true} (an advisory lock is only tried), the first call booked", async () => {
+    const model = "calls-claim";
+    await db.sql`insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values (${model}, 100000, null, 100000)`;
+    const calls: ReserveCallArgs[] = [1, 2].map((i) => ({ models: [model], estimatedTokens: 5, caller: "bot", requestId: `claim-${i}` }));
+    const holder = connect(db.url, { max: 1 });
+    try {
+      let answers: Awaited<ReturnType<typeof reserveCalls>> = [];
+      await holder.begin(async (h) => {
+        // The lock a duplicate of claim-2 in flight holds (google_ai_idempotent_answer, 55_claims.sql).
+        await h`select pg_advisory_xact_lock(hashtextextended('bot/claim-2', 0))`;
+        answers = await reserveCalls(clients[0]!, calls.map((c) => ({ ...c, idempotent: true })));
+      });
+      expect((answers[0] as ReserveCallAnswer).o_reservation).toMatchObject({ ok: true });
+      expect(answers[1]).toEqual({ alone: true });
+      const rows = await db.sql`select request_id from public.google_ai_attempts where model = ${model}`;
+      expect(rows.map((r) => r.request_id)).toEqual(["claim-1"]);
     } finally {
       await holder.end();
     }

@@ -15,6 +15,8 @@ export interface ReserveCallArgs {
   /** WAIT: how long the caller would still wait (ms); 0 is NO_WAIT. */
   waitLeftMs?: number;
   queueTicket?: string | null;
+  /** A request whose id is claimed (google_ai_idempotent_answer): false unless said. */
+  idempotent?: boolean;
 }
 
 export interface ReserveCallAnswer {
@@ -29,7 +31,7 @@ export async function reserveCall(sql: Sql, a: ReserveCallArgs, procedure = "goo
       p_models => ${a.models}::text[], p_estimated_tokens => ${a.estimatedTokens}::integer,
       p_caller => ${a.caller ?? null}, p_token_hash => ${a.tokenHash ?? null}, p_request_id => ${a.requestId},
       p_priority => ${a.priority ?? null}, p_queue_ticket => ${a.queueTicket ?? null}::uuid,
-      p_wait_left_ms => ${a.waitLeftMs ?? 0}::integer)`;
+      p_wait_left_ms => ${a.waitLeftMs ?? 0}::integer, p_idempotent => ${a.idempotent ?? false}::boolean)`;
   if (!row) throw new Error(`${procedure} answered no row`);
   return row;
 }
@@ -46,7 +48,7 @@ export async function reserveCalls(sql: Sql, calls: ReserveCallArgs[], procedure
   const records = calls.map((a) => ({
     models: a.models, estimated_tokens: a.estimatedTokens, caller: a.caller ?? null, token_hash: a.tokenHash ?? null,
     request_id: a.requestId, priority: a.priority ?? null, queue_ticket: a.queueTicket ?? null,
-    wait_left_ms: a.waitLeftMs ?? 0,
+    wait_left_ms: a.waitLeftMs ?? 0, idempotent: a.idempotent ?? false,
   }));
   const [row] = await sql<{ o_answers: ReserveCallsAnswer[] }[]>`
     call public.${sql(procedure)}(p_calls => ${JSON.stringify(records)}::text::jsonb)`;

@@ -93,14 +93,20 @@ export function coalescingWriterByKey<T, R>(
   keyOf: (item: T) => string | undefined,
   maxBatch: number | ((item: T) => number) = DEFAULT_MAX_BATCH,
 ): (item: T) => Promise<R> {
-  const writers = new Map<string, (item: T) => Promise<R>>();
+  // A key's writer lives while it has calls not yet answered: keys of short-lived tokens do not pile up.
+  const writers = new Map<string, { write: (item: T) => Promise<R>; open: number }>();
   return (item: T) => {
     const key = keyOf(item);
     if (key === undefined) return writer.writeOne(item);
-    let write = writers.get(key);
-    if (write === undefined) {
-      writers.set(key, write = coalescingWriter(writer, typeof maxBatch === "number" ? maxBatch : maxBatch(item)));
+    let entry = writers.get(key);
+    if (entry === undefined) {
+      entry = { write: coalescingWriter(writer, typeof maxBatch === "number" ? maxBatch : maxBatch(item)), open: 0 };
+      writers.set(key, entry);
     }
-    return write(item);
+    const own = entry;
+    own.open++;
+    return own.write(item).finally(() => {
+      if (--own.open === 0 && writers.get(key) === own) writers.delete(key);
+    });
   };
 }

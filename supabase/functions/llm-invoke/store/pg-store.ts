@@ -87,7 +87,7 @@ export interface PgStoreOptions {
   logError?: (message: string) => void;
   /** The most successes' finalizes written in one statement (finalize-queue.ts). */
   finalizeBatch?: number;
-  /** The most reservations of one caller and chain booked in one statement (google_ai_reserve_calls). */
+  /** The most reservations of one caller and chain booked in one statement (google_ai_reserve_calls): 2 to 16. */
   reserveBatch?: number;
 }
 
@@ -159,11 +159,12 @@ export function createPgStore(
     });
   // Reservations of one caller and chain that met while one of theirs was being made: one CALL
   // (google_ai_reserve_calls) books them in one transaction, one commit and one flush, each answered as
-  // alone; one the database answers {"alone": true} (it would have waited for a row another
-  // transaction holds) is made again by itself. A batch that fails fails each of its calls: it may have
-  // committed before its answer was lost, and a second try would book them twice.
-  const reserveMany = async (ps: readonly ReserveParams[]): Promise<Reserved[]> => {
-    const answers = await run("reserve batch", async (sql) => {
+  // alone. One the database answers {"alone": true} (it would have waited for a lock another transaction
+  // holds) is made again by itself, after the batch has answered the others (reserve, below). A batch
+  // that fails fails each of its calls, and the store does not send them again: the batch may have
+  // committed before its answer was lost (db.ts retries once on a connection lost, as for any call).
+  const reserveMany = (ps: readonly ReserveParams[]): Promise<(Reserved | typeof ALONE)[]> =>
+    run("reserve batch", async (sql) => {
       const startedAt = Date.now();
       const calls = ps.map((p) => {
         const holder = holderTimes(startedAt, deadlineMs, p.claim);
@@ -186,16 +187,18 @@ export function createPgStore(
       if (!Array.isArray(answers) || answers.length !== ps.length) {
         throw new Error("google_ai_reserve_calls returned no answer per call");
       }
-      return answers as unknown[];
+      return answers.map((a) => isObject(a) && a.alone === true ? ALONE : reservationOf(a));
     });
-    return Promise.all(answers.map((a, i) => isObject(a) && a.alone === true ? reserveOne(ps[i]!) : reservationOf(a)));
-  };
-  const reserveCoalesced = coalescingWriterByKey<ReserveParams, Reserved>(
+  const reserveTogether = coalescingWriterByKey<ReserveParams, Reserved | typeof ALONE>(
     { writeOne: reserveOne, writeMany: reserveMany, failTogether: true },
     (p) => `${p.caller.kind === "service" ? `service ${p.caller.name}` : `token ${p.caller.tokenHash}`}\n` +
       [p.model, ...p.fallbackModels].join("\n"),
-    (p) => options.reserveBatch ?? reserveBatchFor(1 + p.fallbackModels.length),
+    (p) => Math.max(2, Math.min(16, options.reserveBatch ?? reserveBatchFor(1 + p.fallbackModels.length))),
   );
+  const reserveCoalesced = async (p: ReserveParams): Promise<Reserved> => {
+    const answer = await reserveTogether(p);
+    return answer === ALONE ? reserveOne(p) : answer;
+  };
 
   return {
     checkToken: (tokenHash, refusals) =>
@@ -454,6 +457,9 @@ function integerArray(values: readonly (number | null)[]): string | null {
 const wholeOrNull = (n: number | null) => n === null ? null : Math.max(0, Math.round(n));
 
 type Reserved = Reservation | Refusal;
+
+/** A batch's answer for a call the database undid, to be made again by itself (google_ai_reserve_many). */
+const ALONE = Symbol("alone");
 
 /** One reservation's answer as google_ai_reserve_reads gives it: the verdict, its quota and a cooldown's cause. */
 function reservationOf(row: unknown): Reserved {

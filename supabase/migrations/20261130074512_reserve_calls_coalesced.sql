@@ -56,7 +56,9 @@ AS $function$
 declare
   v_call public.google_ai_reservation;
   v_answers jsonb[] := '{}'::jsonb[];
+  v_lock_timeout text := pg_catalog.current_setting('lock_timeout');
 begin
+  perform pg_catalog.set_config('eve.batch_member', 'off', true); -- the first call waits as one alone does
   if pg_catalog.jsonb_typeof(p_calls) is distinct from 'array' or pg_catalog.jsonb_array_length(p_calls) > 16 then
     raise exception 'p_calls must be an array of at most 16 reservations' using errcode = '22023';
   end if;
@@ -76,6 +78,8 @@ begin
         pg_catalog.set_config('eve.batch_member', 'on', true);
     end if;
   end loop;
+  perform pg_catalog.set_config('lock_timeout', v_lock_timeout, true),
+    pg_catalog.set_config('eve.batch_member', 'off', true);
   return pg_catalog.to_jsonb(v_answers);
 end
 $function$
