@@ -58,7 +58,7 @@ import type {
   TokenChecker,
 } from "./store.ts";
 import { isObject } from "../../_shared/json.ts";
-import { holderTimes } from "./holder.ts";
+import { type HolderTimes, holderTimes } from "./holder.ts";
 import { coalescingWriterByKey } from "./finalize-queue.ts";
 import { attemptOutcome } from "./attempt-outcome.ts";
 
@@ -138,23 +138,22 @@ export function createPgStore(
   const reserveOne = (p: ReserveParams) =>
     run("reserve", async (sql) => {
       // Timed from now: a retry on a fresh connection is a new statement with its own deadline.
-      const holder = holderTimes(Date.now(), deadlineMs, p.claim);
+      const r = reservationRecord(p, holderTimes(Date.now(), deadlineMs, p.claim));
       const rows = await sql<{ o_reservation: unknown; o_quota: unknown; o_cause: unknown }[]>`
         call public.google_ai_reserve_call(
-        p_models => ${sql.array([p.model, ...p.fallbackModels])}::text[],
-        p_estimated_tokens => ${p.estimatedTokens}::integer,
-        p_caller => ${p.caller.kind === "service" ? p.caller.name : null},
-        p_token_hash => ${p.caller.kind === "token" ? p.caller.tokenHash : null},
-        p_request_id => ${p.requestId}, p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
-        p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
-        p_metadata => ${jsonbText(p.metadata)}::text::jsonb,
-        p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
-        p_queue_ticket => ${p.queueTicket ?? null}::uuid,
-        p_wait_left_ms => ${Math.max(0, Math.round(p.waitLeftMs))}::integer,
-        p_reply_by => ${holder.reply_by}::timestamptz, p_hold_until => ${holder.hold_until ?? null}::timestamptz,
-        p_holder => ${holder.holder ?? null}::uuid,
-        p_output_tokens => ${integerArray(p.outputTokens)}::integer[],
-        p_requests => ${p.requests ?? 1}::integer)`;
+        p_models => ${sql.array(r.models)}::text[],
+        p_estimated_tokens => ${r.estimated_tokens}::integer,
+        p_caller => ${r.caller}, p_token_hash => ${r.token_hash},
+        p_request_id => ${r.request_id}, p_exclude_key_ids => ${sql.array(r.exclude_key_ids)}::uuid[],
+        p_attempt => ${r.attempt}::integer, p_wait_ms => ${r.wait_ms}::integer,
+        p_metadata => ${jsonbText(r.metadata)}::text::jsonb,
+        p_idempotent => ${r.idempotent}::boolean, p_priority => ${r.priority},
+        p_queue_ticket => ${r.queue_ticket}::uuid,
+        p_wait_left_ms => ${r.wait_left_ms}::integer,
+        p_reply_by => ${r.reply_by}::timestamptz, p_hold_until => ${r.hold_until}::timestamptz,
+        p_holder => ${r.holder}::uuid,
+        p_output_tokens => ${integerArray(r.output_tokens ?? [])}::integer[],
+        p_requests => ${r.requests}::integer)`;
       return reservationOf(rows[0]);
     });
   // Reservations of one caller and chain that met while one of theirs was being made: one CALL
@@ -166,21 +165,7 @@ export function createPgStore(
   const reserveMany = (ps: readonly ReserveParams[]): Promise<(Reserved | typeof ALONE)[]> =>
     run("reserve batch", async (sql) => {
       const startedAt = Date.now();
-      const calls = ps.map((p) => {
-        const holder = holderTimes(startedAt, deadlineMs, p.claim);
-        return {
-          models: [p.model, ...p.fallbackModels], estimated_tokens: p.estimatedTokens,
-          caller: p.caller.kind === "service" ? p.caller.name : null,
-          token_hash: p.caller.kind === "token" ? p.caller.tokenHash : null,
-          request_id: p.requestId, exclude_key_ids: keyIds(p.excludeKeyIds), attempt: p.attempt,
-          wait_ms: Math.round(p.waitMs), metadata: p.metadata ?? {}, idempotent: p.idempotent,
-          priority: p.priority ?? null, queue_ticket: p.queueTicket ?? null,
-          wait_left_ms: Math.max(0, Math.round(p.waitLeftMs)), reply_by: holder.reply_by,
-          hold_until: holder.hold_until ?? null, holder: holder.holder ?? null,
-          output_tokens: p.outputTokens.length === 0 ? null : p.outputTokens.map(wholeOrNull),
-          requests: p.requests ?? 1,
-        };
-      });
+      const calls = ps.map((p) => reservationRecord(p, holderTimes(startedAt, deadlineMs, p.claim)));
       const rows = await sql<{ o_answers: unknown }[]>`
         call public.google_ai_reserve_calls(p_calls => ${jsonbText(calls)}::text::jsonb)`;
       const answers = rows[0]?.o_answers;
@@ -455,6 +440,25 @@ function integerArray(values: readonly (number | null)[]): string | null {
 }
 
 const wholeOrNull = (n: number | null) => n === null ? null : Math.max(0, Math.round(n));
+
+/**
+ * A reservation's arguments as the database's google_ai_reservation record names them (the entry's
+ * parameters less their p_): the single CALL passes each by name, a batch sends the records as JSON.
+ */
+function reservationRecord(p: ReserveParams, holder: HolderTimes) {
+  return {
+    models: [p.model, ...p.fallbackModels], estimated_tokens: p.estimatedTokens,
+    caller: p.caller.kind === "service" ? p.caller.name : null,
+    token_hash: p.caller.kind === "token" ? p.caller.tokenHash : null,
+    request_id: p.requestId, exclude_key_ids: keyIds(p.excludeKeyIds), attempt: p.attempt,
+    wait_ms: Math.round(p.waitMs), metadata: p.metadata, idempotent: p.idempotent,
+    priority: p.priority ?? null, queue_ticket: p.queueTicket ?? null,
+    wait_left_ms: Math.max(0, Math.round(p.waitLeftMs)), reply_by: holder.reply_by,
+    hold_until: holder.hold_until ?? null, holder: holder.holder ?? null,
+    output_tokens: p.outputTokens.length === 0 ? null : p.outputTokens.map(wholeOrNull),
+    requests: p.requests ?? 1,
+  };
+}
 
 type Reserved = Reservation | Refusal;
 
