@@ -4,7 +4,9 @@
 // sent: google_ai_reserve_models in a materialized CTE with the answer's quota and the cooldown's cause),
 // over postgres.js as llm-invoke sends it, beside rate-limiter-flexible's RateLimiterPostgres consume() on
 // one key (its own driver, pg), in rotated rounds on warm connections, with PostgreSQL's CPU per
-// admission from the kernel's accounting: what the machine's cores would allow at that cost.
+// admission from the kernel's accounting: what the machine's cores would allow at that cost. Where the
+// database has google_ai_reserve_calls, the entry llm-invoke sends for reservations of one caller and chain
+// that meet in a worker is measured too ("batch"): each connection a worker, each call BATCH of them.
 import { availableParallelism } from "node:os";
 import { closeClients, HUGE, openClients, setKeys, setModel, UNBOUNDED, type BenchServer } from "./lib/db.ts";
 import { closedLoop, rotatedRounds, type LoadResult } from "./lib/load.ts";
@@ -22,7 +24,14 @@ export interface HotRowConfig {
   durationMs: number;
 }
 
-type Variant = "entry" | "rlflex";
+type Variant = "entry" | "batch" | "rlflex";
+
+/**
+ * Reservations per call of the batch entry: the median batch, counted by reservation, that llm-invoke's
+ * worker made at c=16 in part 4 (gateway overhead) when this cell was written (a worker's calls of one
+ * caller and chain that met while one of theirs was being made: store/pg-store.ts).
+ */
+export const BATCH = 8;
 
 const MODEL = "bench-hot";
 /** The chain's second model, as llm-invoke sends a model with its fallback (never reached: MODEL always books). */
@@ -41,6 +50,9 @@ const RESERVE_ARGS = `p_models => array['${MODEL}', '${FALLBACK}']::text[], p_es
 /** The entry llm-invoke sends since the reservation commits before its flush (85_reserve_call.sql): one CALL, alone. */
 const CALL_ENTRY = `call public.google_ai_reserve_call(${RESERVE_ARGS}`;
 
+/** The entry for reservations that met (85_reserve_call.sql): $1, a JSON array of google_ai_reservation records. */
+const BATCH_ENTRY = "call public.google_ai_reserve_calls(p_calls => $1::text::jsonb)";
+
 /** What llm-invoke sent before (its store/pg-store.ts at 4da7385): one statement, one transaction. */
 const STATEMENT_ENTRY = `with reserved as materialized (select public.google_ai_reserve_models(${RESERVE_ARGS} as r)
 select reserved.r - 'quota' as o_reservation,
@@ -50,20 +62,41 @@ select reserved.r - 'quota' as o_reservation,
             then public.google_ai_cooldown_cause(p_model => coalesce(reserved.r ->> 'model', '${MODEL}')) end as o_cause
 from reserved`;
 
-type Entry = { kind: "call" | "statement"; text: string };
+/** The entry this database's llm-invoke uses, the procedure where it exists, and whether it books reservations that met together. */
+type Entry = { kind: "call" | "statement"; text: string; batches: boolean };
 
-/** The entry this database's llm-invoke uses: the procedure where it exists. */
 async function entryOf(sql: Sql): Promise<Entry> {
-  const [{ call }] = await sql<{ call: boolean }[]>`
-    select exists (select 1 from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
-                   where n.nspname = 'public' and p.proname = 'google_ai_reserve_call' and p.prokind = 'p') as call`;
-  return call ? { kind: "call", text: CALL_ENTRY } : { kind: "statement", text: STATEMENT_ENTRY };
+  const [{ call, batches }] = await sql<{ call: boolean; batches: boolean }[]>`
+    select bool_or(p.proname = 'google_ai_reserve_call') as call, bool_or(p.proname = 'google_ai_reserve_calls') as batches
+    from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+    where n.nspname = 'public' and p.prokind = 'p'`;
+  return call ? { kind: "call", text: CALL_ENTRY, batches: batches === true } : { kind: "statement", text: STATEMENT_ENTRY, batches: false };
 }
 
 /** One reservation by the entry, prepared as postgres.js prepares llm-invoke's; "admitted" when it booked. */
 async function reserve(c: Sql, entry: Entry, requestId: string): Promise<string> {
   const [row] = await c.unsafe<{ o_reservation: { ok: boolean; limit?: string } }[]>(entry.text, [requestId], { prepare: true });
   return row?.o_reservation.ok ? "admitted" : `refused:${row?.o_reservation.limit}`;
+}
+
+/**
+ * BATCH reservations in one call of the batch entry, each with its own request id and holder, as llm-invoke's
+ * store sends them; one the database answers {"alone": true} is made again by the single entry, as the store
+ * does. "admitted" when every one booked.
+ */
+async function reserveBatch(c: Sql, entry: Entry, requestId: string): Promise<string> {
+  const now = Date.now();
+  const calls = Array.from({ length: BATCH }, (_, i) => ({
+    models: [MODEL, FALLBACK], estimated_tokens: 10, caller: CALLER, token_hash: null, request_id: `${requestId}-${i}`,
+    exclude_key_ids: [], attempt: 1, wait_ms: 0, metadata: {}, idempotent: true, priority: null, queue_ticket: null,
+    wait_left_ms: 0, reply_by: new Date(now + 20_000).toISOString(), hold_until: new Date(now + 360_000).toISOString(),
+    holder: crypto.randomUUID(), output_tokens: null,
+  }));
+  const [row] = await c.unsafe<{ o_answers: { alone?: true; o_reservation?: { ok: boolean; limit?: string } }[] }[]>(
+    BATCH_ENTRY, [JSON.stringify(calls)], { prepare: true });
+  const outcomes = await Promise.all((row?.o_answers ?? []).map((a, i) =>
+    a.alone ? reserve(c, entry, `${requestId}-${i}`) : a.o_reservation?.ok ? "admitted" : `refused:${a.o_reservation?.limit}`));
+  return outcomes.length === BATCH && outcomes.every((o) => o === "admitted") ? "admitted" : outcomes.find((o) => o !== "admitted") ?? "no answer";
 }
 
 /** Admissions so far: the entry's admitted attempt rows, or the limiter key's points (the round's own key, stored behind its prefix). */
@@ -75,6 +108,7 @@ async function admissions(sql: Sql, v: Variant, key: string): Promise<number> {
 }
 
 interface RoundFigures {
+  /** The round's calls (one admission each, BATCH of the batch entry's). */
   result: Omit<LoadResult, "samples">;
   /** PostgreSQL's CPU seconds over the round (warm-up included), null where unreadable. */
   cpuSeconds: number | null;
@@ -92,6 +126,7 @@ export async function runHotRow(bench: BenchServer, cfg: HotRowConfig, log: (s: 
     for (const model of [MODEL, FALLBACK]) await setModel(db.sql, model, UNBOUNDED);
     await setKeys(db.sql, [{ alias: "hot", project: "proj-hot", models: [MODEL, FALLBACK] }]);
     const entry = await entryOf(db.sql);
+    const variants: Variant[] = entry.batches ? ["entry", "batch", "rlflex"] : ["entry", "rlflex"];
     const postmaster = await postmasterPid(db.sql);
     const cores = availableParallelism();
     log(`  entry: ${entry.kind === "call" ? "call public.google_ai_reserve_call" : "the single statement (google_ai_reserve_models)"}; ` +
@@ -104,11 +139,12 @@ export async function runHotRow(bench: BenchServer, cfg: HotRowConfig, log: (s: 
       // Every backend warm before any round: connections opened now pay their first calls here.
       await Promise.all(cellClients.slice(warmed).map(async (c, i) => {
         for (let k = 0; k < WARM_CALLS; k++) await reserve(c, entry, `warm-${n}-${i}-${k}`);
+        for (let k = 0; entry.batches && k < WARM_CALLS; k++) await reserveBatch(c, entry, `warm-batch-${n}-${i}-${k}`);
       }));
       warmed = Math.max(warmed, n);
       rl = await createRlflex(db.url, n, HUGE);
       for (let k = 0; k < WARM_CALLS; k++) await Promise.all(Array.from({ length: n }, () => rl!.tryOnce("hot-warm")));
-      const figures = await rotatedRounds<Variant, RoundFigures>(["entry", "rlflex"], cfg.rounds, async (v, r) => {
+      const figures = await rotatedRounds<Variant, RoundFigures>(variants, cfg.rounds, async (v, r) => {
         // rate-limiter-flexible: a key of its own per round, so its points are that round's admissions (within its 60 s).
         const key = `hot-${n}-${r}`;
         const before = await admissions(db.sql, v, key);
@@ -117,27 +153,30 @@ export async function runHotRow(bench: BenchServer, cfg: HotRowConfig, log: (s: 
           clients: cellClients,
           warmupMs: cfg.warmupMs,
           durationMs: cfg.durationMs,
-          call: async (c, w, seq) => v === "entry" ? await reserve(c, entry, `hot-${n}-${r}-${w}-${seq}`) : (await rl!.tryOnce(key)).ok ? "admitted" : "refused",
+          call: async (c, w, seq) => v === "entry" ? await reserve(c, entry, `hot-${n}-${r}-${w}-${seq}`)
+            : v === "batch" ? await reserveBatch(c, entry, `hot-${n}-${r}-${w}-${seq}`)
+            : (await rl!.tryOnce(key)).ok ? "admitted" : "refused",
         });
         const cpu1 = postmaster === undefined ? null : serverCpuSeconds(postmaster);
         const f = { result, cpuSeconds: cpu0 === null || cpu1 === null ? null : cpu1 - cpu0, admitted: (await admissions(db.sql, v, key)) - before };
-        log(`  ${String(n).padStart(3)} conn  round ${r + 1}  ${v.padEnd(6)} ${String(result.callsPerSecond).padStart(6)} admissions/s` +
-          (f.cpuSeconds !== null ? `  ${fmt((f.cpuSeconds * 1000) / result.totalCalls, 3)} ms CPU each` : "") +
+        const per = perCall(v);
+        log(`  ${String(n).padStart(3)} conn  round ${r + 1}  ${v.padEnd(6)} ${String(Math.round(result.callsPerSecond * per)).padStart(6)} admissions/s` +
+          (f.cpuSeconds !== null ? `  ${fmt((f.cpuSeconds * 1000) / (result.totalCalls * per), 3)} ms CPU each` : "") +
           `  p50 ${fmt(result.latencyMs.p50)} p99 ${fmt(result.latencyMs.p99)} ms` +
           (result.errors ? `  ERRORS ${result.errors}: ${result.firstError}` : ""));
         return f;
       });
       await rl.close();
       rl = undefined;
-      cells.push(...(["entry", "rlflex"] as const).map((v) => cellOf(v, n, figures, cores)));
+      cells.push(...variants.map((v) => cellOf(v, n, figures, cores)));
     }
 
     const all = cells.flatMap((c) => c.rounds.map((f) => ({ c, f })));
     const broken = all.filter(({ f }) => f.result.errors > 0 || Object.keys(f.result.outcomes).some((o) => o !== "admitted"));
-    const inexact = all.filter(({ f }) => f.admitted !== f.result.totalCalls);
+    const inexact = all.filter(({ c, f }) => f.admitted !== f.result.totalCalls * perCall(c.variant));
     const describe = ({ c, f }: { c: Cell; f: RoundFigures }) =>
       `${c.variant} at ${c.connections}: ${f.result.totalCalls} calls, ${f.result.errors} errors (${f.result.firstError ?? "none"}), ` +
-      `outcomes ${JSON.stringify(f.result.outcomes)}, ${f.admitted} admissions written`;
+      `outcomes ${JSON.stringify(f.result.outcomes)}, ${f.admitted} admissions written (${perCall(c.variant)} a call)`;
     return {
       id: "hot-row",
       title: "One quota group's ceiling: admissions per second on one hot row, by llm-invoke's entry, beside rate-limiter-flexible",
@@ -151,10 +190,10 @@ export async function runHotRow(bench: BenchServer, cfg: HotRowConfig, log: (s: 
           detail: broken.length === 0 ? `${all.length} rounds, 0 errors` : broken.slice(0, 3).map(describe).join("; "),
         },
         {
-          name: "hot-row counts are exact: one admitted attempt row (or one point) per call",
+          name: "hot-row counts are exact: one admitted attempt row (or one point) per reservation",
           ok: inexact.length === 0,
           detail: inexact.length === 0
-            ? `${all.length} rounds, ${all.reduce((s, { f }) => s + f.result.totalCalls, 0)} calls, admissions = calls in each`
+            ? `${all.length} rounds, ${all.reduce((s, { c, f }) => s + f.result.totalCalls * perCall(c.variant), 0)} reservations, admissions = reservations in each`
             : inexact.slice(0, 3).map(describe).join("; "),
         },
       ],
@@ -166,13 +205,17 @@ export async function runHotRow(bench: BenchServer, cfg: HotRowConfig, log: (s: 
   }
 }
 
+/** Admissions one call of the variant makes. */
+const perCall = (v: Variant) => (v === "batch" ? BATCH : 1);
+
 /** One variant at one connection count, over its rounds. */
 function cellOf(v: Variant, n: number, figures: Map<Variant, RoundFigures[]>, cores: number) {
   const rounds = figures.get(v)!;
-  const calls = rounds.reduce((s, f) => s + f.result.totalCalls, 0);
+  const per = perCall(v);
+  const admissions = rounds.reduce((s, f) => s + f.result.totalCalls * per, 0);
   const cpu = rounds.every((f) => f.cpuSeconds !== null) ? rounds.reduce((s, f) => s + f.cpuSeconds!, 0) : null;
-  const cpuMs = cpu === null || calls === 0 ? null : (cpu * 1000) / calls;
-  const rate = median(rounds.map((f) => f.result.callsPerSecond));
+  const cpuMs = cpu === null || admissions === 0 ? null : (cpu * 1000) / admissions;
+  const rate = median(rounds.map((f) => f.result.callsPerSecond * per));
   const rlflex = figures.get("rlflex")!;
   return {
     variant: v,
@@ -181,12 +224,13 @@ function cellOf(v: Variant, n: number, figures: Map<Variant, RoundFigures[]>, co
     /** Median round (calls started in the measured window, per second). */
     admissionsPerSecond: rate,
     /** The entry's rate ÷ rate-limiter-flexible's, median of the rounds' (each pair in the same round); null for it. */
-    toRlflex: v === "rlflex" ? null : median(rounds.map((f, r) => f.result.callsPerSecond / rlflex[r]!.result.callsPerSecond)),
-    /** PostgreSQL's CPU (the whole server) over the rounds, warm-up included, per call. */
+    toRlflex: v === "rlflex" ? null : median(rounds.map((f, r) => (f.result.callsPerSecond * per) / rlflex[r]!.result.callsPerSecond)),
+    /** PostgreSQL's CPU (the whole server) over the rounds, warm-up included, per admission. */
     cpuMsPerAdmission: cpuMs,
     /** Admissions a second if PostgreSQL had every core at that CPU per admission, and the share of it reached. */
     cpuAllows: cpuMs === null ? null : (cores * 1000) / cpuMs,
     ofCpuAllows: cpuMs === null ? null : rate / ((cores * 1000) / cpuMs),
+    /** p50 of a call (of the batch entry: of its BATCH reservations together). */
     latencyMs: median(rounds.map((f) => f.result.latencyMs.p50)),
   };
 }
@@ -197,25 +241,33 @@ function headline(cells: Cell[], entry: Entry) {
   const ns = [...new Set(cells.map((c) => c.connections))];
   const e = ns.map((n) => get(cells, "entry", n));
   const r = ns.map((n) => get(cells, "rlflex", n));
+  const b = ns.map((n) => get(cells, "batch", n));
   return [{
     figure: `One hot row, admissions/s at ${ns.join(" / ")} connections: llm-invoke's entry (${entry.kind === "call" ? "the CALL" : "the statement"}) ` +
       `/ rate-limiter-flexible consume(); the entry ÷ it; PostgreSQL CPU ms per admission of the entry`,
     value: `${e.map((c) => fmt(c?.admissionsPerSecond, 0)).join(" / ")} / ${r.map((c) => fmt(c?.admissionsPerSecond, 0)).join(" / ")}; ` +
       `${e.map((c) => times(c?.toRlflex)).join(" / ")}; ${e.map((c) => fmt(c?.cpuMsPerAdmission, 3)).join(" / ")} ms`,
-  }];
+  }, ...(entry.batches ? [{
+    figure: `The same, reservations that met in a worker (google_ai_reserve_calls, ${BATCH} a call): admissions/s at ${ns.join(" / ")} ` +
+      `connections; ÷ rate-limiter-flexible; PostgreSQL CPU ms per admission; share of what that CPU allows`,
+    value: `${b.map((c) => fmt(c?.admissionsPerSecond, 0)).join(" / ")}; ${b.map((c) => times(c?.toRlflex)).join(" / ")}; ` +
+      `${b.map((c) => fmt(c?.cpuMsPerAdmission, 3)).join(" / ")} ms; ${b.map((c) => pct(c?.ofCpuAllows, 0)).join(" / ")}`,
+  }] : [])];
 }
 
 function markdown(cfg: HotRowConfig, cells: Cell[], entry: Entry, cores: number): string {
   const label = (v: Variant) => v === "entry"
     ? (entry.kind === "call" ? "llm-invoke's entry: `call public.google_ai_reserve_call(...)`" : "llm-invoke's entry: the single statement")
+    : v === "batch" ? `llm-invoke's entry for reservations that met: \`call public.google_ai_reserve_calls(...)\`, ${BATCH} a call`
     : "rate-limiter-flexible `consume()`";
   const rows = cells.map((c) => [
-    label(c.variant), c.connections, fmt(c.admissionsPerSecond, 0), c.rounds.map((f) => fmt(f.result.callsPerSecond, 0)).join(", "),
+    label(c.variant), c.connections, fmt(c.admissionsPerSecond, 0),
+    c.rounds.map((f) => fmt(f.result.callsPerSecond * perCall(c.variant), 0)).join(", "),
     times(c.toRlflex), fmt(c.latencyMs), fmt(c.cpuMsPerAdmission, 3), fmt(c.cpuAllows, 0), pct(c.ofCpuAllows, 0),
   ]);
   return `
 Closed loop on warm connections, ${cfg.rounds} round(s) of ${cfg.durationMs / 1000} s after ${cfg.warmupMs / 1000} s of warm-up per cell, in
-rotated order; a rate is the median round. ${cores} cores.
+rotated order; a rate is the median round. ${cores} cores.${entry.batches ? ` The batch entry's p50 is a call's: its ${BATCH} reservations answered together.` : ""}
 
 ${table(["variant", "connections", "admissions/s", "rounds", "÷ rate-limiter-flexible (same round)", "p50 ms", "PostgreSQL CPU ms / admission", `admissions/s ${cores} cores allow at that CPU`, "reached"],
     rows, ["l", "r", "r", "r", "r", "r", "r", "r", "r"])}
@@ -225,5 +277,14 @@ The entry, as sent (\`$1\`: a request id per call; the model \`${MODEL}\` with l
 \`\`\`sql
 ${entry.text}
 \`\`\`
-`;
+${entry.batches ? `
+Reservations that met (\`$1\`: a JSON array of ${BATCH} \`google_ai_reservation\` records with the same arguments, each its own request id
+and holder; one answered \`{"alone": true}\` is made again by the entry above, as llm-invoke's store does). ${BATCH}: the median batch,
+counted by reservation, that llm-invoke's worker made at c=16 in part 4 when this cell was written. Each connection stands for a
+worker whose callers of one caller and chain meet:
+
+\`\`\`sql
+${BATCH_ENTRY}
+\`\`\`
+` : ""}`;
 }

@@ -32,8 +32,11 @@ export interface OverheadFigures {
 export interface HotRowFigures {
   /** The entry the revision's database has: "call" (google_ai_reserve_call) or "statement". */
   entry: string;
-  /** At 8 and 32 connections: admissions/s, rate-limiter-flexible's, the ratio, PostgreSQL CPU ms per admission. */
-  at: Record<"c8" | "c32", { rate: N; rlflex: N; toRlflex: N; cpuMs: N }>;
+  /**
+   * At 8 and 32 connections: admissions/s, rate-limiter-flexible's, the ratio, PostgreSQL CPU ms per admission;
+   * batch, batchCpuMs: the same by the entry for reservations that met (null where the revision has none).
+   */
+  at: Record<"c8" | "c32", { rate: N; rlflex: N; toRlflex: N; cpuMs: N; batch: N; batchCpuMs: N }>;
 }
 
 export interface PartJson {
@@ -78,7 +81,11 @@ export function hotRowFigures(json: PartJson): HotRowFigures {
   const at = (n: number) => {
     const e = cells.find((c) => c.variant === "entry" && c.connections === n);
     const r = cells.find((c) => c.variant === "rlflex" && c.connections === n);
-    return { rate: e?.admissionsPerSecond ?? null, rlflex: r?.admissionsPerSecond ?? null, toRlflex: e?.toRlflex ?? null, cpuMs: e?.cpuMsPerAdmission ?? null };
+    const b = cells.find((c) => c.variant === "batch" && c.connections === n);
+    return {
+      rate: e?.admissionsPerSecond ?? null, rlflex: r?.admissionsPerSecond ?? null, toRlflex: e?.toRlflex ?? null, cpuMs: e?.cpuMsPerAdmission ?? null,
+      batch: b?.admissionsPerSecond ?? null, batchCpuMs: b?.cpuMsPerAdmission ?? null,
+    };
   };
   return { entry, at: { c8: at(HOT_CONNECTIONS[0]), c32: at(HOT_CONNECTIONS[1]) } };
 }
@@ -126,11 +133,13 @@ export function overheadCells(f: OverheadFigures): string[] {
 export const HOT_ROW_HEADERS = [
   "entry", "admissions/s 8 conn", "rate-limiter-flexible 8", "÷ it 8", "CPU ms/admission 8",
   "admissions/s 32 conn", "rate-limiter-flexible 32", "÷ it 32", "CPU ms/admission 32",
+  "batch entry admissions/s 8 / 32", "its CPU ms/admission 8 / 32",
 ];
 
 export function hotRowCells(f: HotRowFigures): string[] {
   const at = (a: HotRowFigures["at"]["c8"]) => [fmt(a.rate, 0), fmt(a.rlflex, 0), times(a.toRlflex), fmt(a.cpuMs, 3)];
-  return [f.entry, ...at(f.at.c8), ...at(f.at.c32)];
+  return [f.entry, ...at(f.at.c8), ...at(f.at.c32), `${fmt(f.at.c8.batch, 0)} / ${fmt(f.at.c32.batch, 0)}`,
+    `${fmt(f.at.c8.batchCpuMs, 3)} / ${fmt(f.at.c32.batchCpuMs, 3)}`];
 }
 
 /** Round rows and median rows as one markdown table: `lead` columns (revision, round, load...) first. */
@@ -164,5 +173,10 @@ export function hotRowVerdicts(base: HotRowFigures[], head: HotRowFigures[]): st
   const line = (k: "c8" | "c32", n: number) =>
     `at ${n} connections ${times(over(h.at[k].rate, b.at[k].rate))} (${fmt(h.at[k].rate, 0)} against ${fmt(b.at[k].rate, 0)}; ` +
     `CPU per admission ${fmt(h.at[k].cpuMs, 3)} against ${fmt(b.at[k].cpuMs, 3)} ms; ÷ rate-limiter-flexible ${times(h.at[k].toRlflex)} against ${times(b.at[k].toRlflex)})`;
-  return [`One hot row, head's entry (${h.entry}) ÷ base's (${b.entry}), median admissions/s: ${line("c8", 8)}; ${line("c32", 32)}.`];
+  const batch = (k: "c8" | "c32", n: number) =>
+    `at ${n} connections ${times(over(h.at[k].batch, b.at[k].rate))} (${fmt(h.at[k].batch, 0)}; CPU per admission ${fmt(h.at[k].batchCpuMs, 3)} ms)`;
+  return [
+    `One hot row, head's entry (${h.entry}) ÷ base's (${b.entry}), median admissions/s: ${line("c8", 8)}; ${line("c32", 32)}.`,
+    ...(h.at.c8.batch === null ? [] : [`Head's entry for reservations that met (google_ai_reserve_calls) ÷ base's entry: ${batch("c8", 8)}; ${batch("c32", 32)}.`]),
+  ];
 }

@@ -42,10 +42,14 @@ describe("compare-revisions' figures", () => {
     const cells = [8, 32].flatMap((n) => [
       { variant: "entry", connections: n, admissionsPerSecond: n * 10, toRlflex: 0.5, cpuMsPerAdmission: 1.5 },
       { variant: "rlflex", connections: n, admissionsPerSecond: n * 20, toRlflex: null, cpuMsPerAdmission: 0.3 },
+      ...(n === 8 ? [{ variant: "batch", connections: n, admissionsPerSecond: 120, toRlflex: 0.75, cpuMsPerAdmission: 1 }] : []),
     ]);
     expect(hotRowFigures({ checks: [], data: { entry: "call", cells } })).toEqual({
       entry: "call",
-      at: { c8: { rate: 80, rlflex: 160, toRlflex: 0.5, cpuMs: 1.5 }, c32: { rate: 320, rlflex: 640, toRlflex: 0.5, cpuMs: 1.5 } },
+      at: {
+        c8: { rate: 80, rlflex: 160, toRlflex: 0.5, cpuMs: 1.5, batch: 120, batchCpuMs: 1 },
+        c32: { rate: 320, rlflex: 640, toRlflex: 0.5, cpuMs: 1.5, batch: null, batchCpuMs: null },
+      },
     });
   });
 
