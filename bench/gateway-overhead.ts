@@ -348,6 +348,8 @@ async function sampledWaits(dbUrl: string, cfg: OverheadConfig, n: number, call:
 
 function waitsMarkdown(w: Waits): string {
   const events = w.byEvent.slice(0, 8).map((e) => `\`${e.event}\` ${fmt(e.mean)}`).join(", ");
+  const whom = w.byStatement.slice(0, 8)
+    .map((e) => `\`${e.event}\` ${e.entry}${e.blockedBy === null ? "" : ` ← ${e.blockedBy}`} ${fmt(e.mean)}`).join(", ");
   return `
 **Where c=${w.concurrency} waits.** One more round of llm-invoke as on Supabase at c=${w.concurrency} (${fmt(w.callsPerSecond)} requests a
 second, p50 ${fmt(w.latencyMs.p50)} ms; not pooled with the rounds above), with \`pg_stat_activity\` read every ~3 ms on a
@@ -359,6 +361,9 @@ ${table(["mean active backends", "in any `Lock:*` wait (advisory included)", "in
   ]], ["r", "r", "r", "r", "r", "r"])}
 
 Every event seen, mean backends: ${events || "none"}.
+
+Who waits for whom (the function each backend's statement calls; for a lock wait, ← the function the backend it
+waits for is running), mean backends: ${whom || "none"}.
 `;
 }
 

@@ -3,7 +3,9 @@
 // running a statement (state 'active'; the sampler's own excluded) by what they wait on: a lock (any
 // `Lock:*`, advisory locks included), the WAL flush (`IO:WalSync`, the backend that flushes; those whose
 // commit waits for that flush wait on `LWLock:WALWrite`), nothing (on CPU, or runnable), or anything
-// else. The averages over the samples are the mean number of backends in each state.
+// else. The averages over the samples are the mean number of backends in each state; each is also told by the
+// function its backend's statement calls (the first public.google_ai_… name in it) and, for a lock wait, the one
+// the backend it waits for is running (the first of pg_blocking_pids): who waits for whom.
 // (lib/wait-analysis.ts is the WAIT part's admission accounting, not this.)
 import { connect } from "../../shared/db/migrate.ts";
 
@@ -24,6 +26,19 @@ export interface WaitSummary {
   cpu: number;
   /** every wait event seen, `type:event` ("CPU" for none), mean backends, largest first. */
   byEvent: { event: string; mean: number }[];
+  /**
+   * The same by the function the backend's statement calls ("other": none of the gateway's) and, for a lock wait,
+   * the one the blocking backend's statement calls, largest first.
+   */
+  byStatement: { event: string; entry: string; blockedBy: string | null; mean: number }[];
+}
+
+/** One state's summed count over the samples: its event, the backend's entry, for a lock wait the blocker's. */
+export interface WaitCount {
+  event: string;
+  entry: string;
+  blockedBy: string | null;
+  n: number;
 }
 
 // The sampling loop runs in the server, in one call on the sampler's own connection: its pace is the
@@ -32,7 +47,7 @@ export interface WaitSummary {
 // transaction otherwise reads one snapshot throughout) and adds its counts to a jsonb; nothing is written.
 const SAMPLER = `
 create function pg_temp.eve_bench_sample_waits(p_ms double precision, p_every_ms double precision)
-returns table (event text, n bigint, samples integer, span_ms double precision)
+returns table (event text, entry text, blocked_by text, n bigint, samples integer, span_ms double precision)
 language plpgsql as $$
 declare
   t0 timestamptz := clock_timestamp();
@@ -43,7 +58,12 @@ begin
   while clock_timestamp() < t0 + p_ms * interval '1 millisecond' loop
     perform pg_catalog.pg_stat_clear_snapshot();
     for r in
-      select coalesce(a.wait_event_type || ':' || a.wait_event, 'CPU') as e, count(*)::int as c
+      select coalesce(a.wait_event_type || ':' || a.wait_event, 'CPU') || chr(31)
+               || coalesce(substring(a.query from 'public\\.(google_ai_[a-z_]+)'), 'other') || chr(31)
+               || case when a.wait_event_type = 'Lock' then coalesce((
+                    select substring(b.query from 'public\\.(google_ai_[a-z_]+)') from pg_catalog.pg_stat_activity b
+                    where b.pid = (pg_catalog.pg_blocking_pids(a.pid))[1]), 'other') else '' end as e,
+             count(*)::int as c
       from pg_catalog.pg_stat_activity a
       where a.datname = current_database() and a.state = 'active' and a.backend_type = 'client backend'
         and a.pid <> pg_catalog.pg_backend_pid()
@@ -55,9 +75,10 @@ begin
     -- The next sample at its slot (t0 + k × every), never two at once.
     perform pg_catalog.pg_sleep(greatest(0, extract(epoch from (t0 + k * p_every_ms * interval '1 millisecond') - clock_timestamp())));
   end loop;
-  return query select j.key, j.value::bigint, k, (extract(epoch from clock_timestamp() - t0) * 1000)::double precision
+  return query select split_part(j.key, chr(31), 1), split_part(j.key, chr(31), 2), nullif(split_part(j.key, chr(31), 3), ''),
+      j.value::bigint, k, (extract(epoch from clock_timestamp() - t0) * 1000)::double precision
     from jsonb_each_text(acc) j
-    union all select null::text, null::bigint, k, (extract(epoch from clock_timestamp() - t0) * 1000)::double precision;
+    union all select null::text, null::text, null::text, null::bigint, k, (extract(epoch from clock_timestamp() - t0) * 1000)::double precision;
 end
 $$`;
 
@@ -78,10 +99,12 @@ export async function openWaitSampler(url: string) {
     /** Samples for `durationMs`, about every `intervalMs`; then disconnects. */
     async sample(durationMs: number, intervalMs = 3): Promise<WaitSummary> {
       try {
-        const rows = await sql.unsafe<{ event: string | null; n: string | null; samples: number; span_ms: number }[]>(
-          "select * from pg_temp.eve_bench_sample_waits($1, $2)", [durationMs, intervalMs]);
-        const totals = new Map(rows.filter((r) => r.event !== null).map((r) => [r.event!, Number(r.n)]));
-        return summariseWaits(totals, rows[0]?.samples ?? 0, rows[0]?.span_ms ?? 0);
+        const rows = await sql.unsafe<
+          { event: string | null; entry: string | null; blocked_by: string | null; n: string | null; samples: number; span_ms: number }[]
+        >("select * from pg_temp.eve_bench_sample_waits($1, $2)", [durationMs, intervalMs]);
+        const counts = rows.filter((r) => r.event !== null)
+          .map((r) => ({ event: r.event!, entry: r.entry ?? "other", blockedBy: r.blocked_by, n: Number(r.n) }));
+        return summariseWaits(counts, rows[0]?.samples ?? 0, rows[0]?.span_ms ?? 0);
       } finally {
         await sql.end({ timeout: 5 });
       }
@@ -91,7 +114,9 @@ export async function openWaitSampler(url: string) {
 }
 
 /** The mean backends per state, from the summed counts of `samples` samples taken over `spanMs`. */
-export function summariseWaits(totals: Map<string, number>, samples: number, spanMs: number): WaitSummary {
+export function summariseWaits(counts: WaitCount[], samples: number, spanMs: number): WaitSummary {
+  const totals = new Map<string, number>();
+  for (const c of counts) totals.set(c.event, (totals.get(c.event) ?? 0) + c.n);
   const mean = (n: number) => (samples > 0 ? n / samples : NaN);
   const sum = (pick: (event: string) => boolean) => [...totals].filter(([e]) => pick(e)).reduce((s, [, n]) => s + n, 0);
   return {
@@ -104,5 +129,7 @@ export function summariseWaits(totals: Map<string, number>, samples: number, spa
     walWriteLock: mean(sum((e) => e === "LWLock:WALWrite")),
     cpu: mean(sum((e) => e === "CPU")),
     byEvent: [...totals].map(([event, n]) => ({ event, mean: mean(n) })).sort((a, b) => b.mean - a.mean),
+    byStatement: counts.map((c) => ({ event: c.event, entry: c.entry, blockedBy: c.blockedBy, mean: mean(c.n) }))
+      .sort((a, b) => b.mean - a.mean),
   };
 }

@@ -70,9 +70,18 @@ describe("compare-revisions' figures", () => {
 
 describe("the wait sampler's averages", () => {
   it("divides each state's summed backends by the samples", () => {
-    const totals = new Map([["Lock:transactionid", 6], ["Lock:advisory", 2], ["IO:WalSync", 2], ["LWLock:WALWrite", 4], ["CPU", 3], ["Client:ClientRead", 1]]);
-    const w = summariseWaits(totals, 4, 12);
+    const counts = [
+      { event: "Lock:transactionid", entry: "google_ai_finalize_call", blockedBy: "google_ai_reserve_calls", n: 4 },
+      { event: "Lock:transactionid", entry: "google_ai_reserve_calls", blockedBy: "google_ai_finalize_call", n: 2 },
+      { event: "Lock:advisory", entry: "other", blockedBy: "other", n: 2 },
+      { event: "IO:WalSync", entry: "google_ai_reserve_calls", blockedBy: null, n: 2 },
+      { event: "LWLock:WALWrite", entry: "google_ai_reserve_call", blockedBy: null, n: 4 },
+      { event: "CPU", entry: "google_ai_reserve_calls", blockedBy: null, n: 3 },
+      { event: "Client:ClientRead", entry: "other", blockedBy: null, n: 1 },
+    ];
+    const w = summariseWaits(counts, 4, 12);
     expect(w).toMatchObject({ samples: 4, meanIntervalMs: 3, active: 4.5, lock: 2, walSync: 0.5, walWriteLock: 1, cpu: 0.75 });
     expect(w.byEvent[0]).toEqual({ event: "Lock:transactionid", mean: 1.5 });
+    expect(w.byStatement[0]).toEqual({ event: "Lock:transactionid", entry: "google_ai_finalize_call", blockedBy: "google_ai_reserve_calls", mean: 1 });
   });
 });
