@@ -131,35 +131,3 @@ begin
   return pg_catalog.to_jsonb(v_answers);
 end
 $$;
-
--- The call llm-invoke makes for reservations that met (google_ai_reserve_many): as google_ai_reserve_call
--- makes one, the booking committed without waiting for the disk, then each answer's reads
--- (google_ai_reserve_reads), then one flush that covers them all; called alone, as it is. o_answers:
--- one {o_reservation, o_quota, o_cause} per call, in their order; a call answered {"alone": true} is
--- answered so, unread.
-CREATE OR REPLACE PROCEDURE public.google_ai_reserve_calls(IN p_calls jsonb, INOUT o_answers jsonb DEFAULT NULL::jsonb)
-    LANGUAGE plpgsql
-    AS $$
--- @plpgsql_check_options: extra_warnings = off
--- (`supabase db lint`: v_setting and v_lsn are assigned and never read by design, as in google_ai_reserve_call.)
-declare
-  v_setting text;
-  v_lsn pg_lsn;
-  v_booked jsonb;
-  v_answers jsonb[] := '{}'::jsonb[];
-begin
-  v_setting := pg_catalog.set_config('synchronous_commit', 'off', true);
-  v_booked := public.google_ai_reserve_many(p_calls => p_calls);
-  commit;
-  for i in 0 .. pg_catalog.jsonb_array_length(v_booked) - 1 loop
-    v_answers := v_answers || case when v_booked -> i ? 'alone' then v_booked -> i else
-      (select pg_catalog.to_jsonb(r) from public.google_ai_reserve_reads(p_reservation => v_booked -> i,
-         p_model => p_calls -> i -> 'models' ->> 0,
-         p_exclude_key_ids => (select coalesce(pg_catalog.array_agg(e::uuid), '{}'::uuid[])
-                               from pg_catalog.jsonb_array_elements_text(p_calls -> i -> 'exclude_key_ids') e)) r) end;
-  end loop;
-  o_answers := pg_catalog.to_jsonb(v_answers);
-  v_setting := pg_catalog.set_config('synchronous_commit', 'on', true);
-  v_lsn := pg_catalog.pg_logical_emit_message(true, 'eve', '');
-end
-$$;

@@ -88,7 +88,6 @@ GRANT ALL ON PROCEDURE public.google_ai_reserve_call(p_models text[], p_estimate
 GRANT ALL ON FUNCTION public.google_ai_reserve_reads(p_reservation jsonb, p_model text, p_exclude_key_ids uuid[])
     TO eve_gateway, service_role;
 GRANT ALL ON FUNCTION public.google_ai_reserve_many(p_calls jsonb) TO eve_gateway, service_role;
-GRANT ALL ON PROCEDURE public.google_ai_reserve_calls(p_calls jsonb, o_answers jsonb) TO eve_gateway, service_role;
 
 GRANT INSERT,UPDATE ON TABLE public.google_ai_priority_classes TO service_role;
 
@@ -132,6 +131,9 @@ GRANT ALL ON FUNCTION public.google_ai_finalize_calls(p_calls jsonb) TO eve_gate
 GRANT ALL ON FUNCTION public.google_ai_stated_limits() TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_limit_disagreements() TO service_role, eve_gateway;
 GRANT ALL ON PROCEDURE public.google_ai_finalize_call(p_calls jsonb, o_answers jsonb) TO eve_gateway, service_role;
+GRANT ALL ON FUNCTION public.google_ai_finalize_riding(p_calls jsonb) TO eve_gateway, service_role;
+GRANT ALL ON PROCEDURE public.google_ai_reserve_calls(p_calls jsonb, p_finalizes jsonb, o_answers jsonb,
+    o_finalized jsonb) TO eve_gateway, service_role;
 GRANT ALL ON FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text, p_input_tokens integer,
     p_output_tokens integer, p_latency_ms integer, p_error_message text, p_service_tier text, p_served_tier text,
     p_added_ms integer, p_first_byte_ms integer, p_cached_input_tokens integer,

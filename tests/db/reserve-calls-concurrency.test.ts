@@ -7,13 +7,14 @@
 // earlier call's counter row is answered {"alone": true}, and made again by itself, as the worker
 // makes it. The counter rows equal the rows. And that answer, shown alone: a batch whose
 // second call finds its only open group held elsewhere; a batch of two callers refused; a batch at the
-// worker's bound within the subtransaction ids a backend keeps in shared memory.
+// worker's bound within the subtransaction ids a backend keeps in shared memory; successes' finalizes riding
+// with a batch.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { gatewayRoleUrl } from "../../shared/db/gateway-role.ts";
 import { connect, type Sql } from "../../shared/db/migrate.ts";
 import { mintToken, sha256 } from "../../shared/db/scoped-token.ts";
 import { countersAgainstRows } from "../support/counters-vs-rows.ts";
-import { type ReserveCallAnswer, type ReserveCallArgs, reserveBatch, reserveCall, reserveCalls } from "../support/reserve-call.ts";
+import { type ReserveCallAnswer, type ReserveCallArgs, reserveBatch, reserveCall, reserveCalls, reserveCallsRiding } from "../support/reserve-call.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
 import { reserveBatchFor } from "../../supabase/functions/llm-invoke/store/pg-store.ts";
 
@@ -119,6 +120,33 @@ describe("a call of a batch that would wait for a row held elsewhere", () => {
   });
 });
 
+describe("successes' finalizes riding with a batch (p_finalizes: store/riders.ts)", () => {
+  it("are written in the batch's commit, after its bookings; ones that fail are undone together, the bookings kept", async () => {
+    const model = "calls-riding";
+    await db.sql`insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values (${model}, 100000, 1000000, 100000)`;
+    const call = (i: number): ReserveCallArgs => ({ models: [model], estimatedTokens: 50, caller: "bot", requestId: `riding-${i}` });
+    const earlier = await Promise.all([1, 2, 3].map(async (i) => (await reserveCall(clients[0]!, call(i))).o_reservation));
+    const success = (id: string) => ({ reservation_id: id, kind: "succeeded" as const, input_tokens: 20, output_tokens: 7,
+      http_status: 200 as const, latency_ms: 9 });
+    const ride = await reserveCallsRiding(clients[0]!, [call(4), call(5)], earlier.slice(0, 2).map((r) => success(r.reservation_id!)));
+    expect(ride.answers.map((a) => "o_reservation" in a && a.o_reservation.ok)).toEqual([true, true]);
+    expect(ride.finalized).toMatchObject([{ ok: true }, { ok: true }]);
+    // One bad outcome among them: the finalizes are undone together (the answer names the SQLSTATE), the bookings stand.
+    const bad = { ...success(earlier[2]!.reservation_id!), kind: "nonsense" as unknown as "succeeded" };
+    const failed = await reserveCallsRiding(clients[0]!, [call(6)], [bad]);
+    expect(failed.finalized).toEqual({ error: "22023" });
+    expect("o_reservation" in failed.answers[0]! && failed.answers[0].o_reservation.ok).toBe(true);
+    const rows = await db.sql<{ request_id: string; status: string; input_tokens: number | null }[]>`
+      select request_id, status, input_tokens from public.google_ai_attempts where model = ${model} order by request_id`;
+    expect(rows.map((r) => [r.request_id, r.status, r.input_tokens])).toEqual([
+      ["riding-1", "succeeded", 20], ["riding-2", "succeeded", 20], ["riding-3", "reserved", null],
+      ["riding-4", "reserved", null], ["riding-5", "reserved", null], ["riding-6", "reserved", null],
+    ]);
+    const counters = await countersAgainstRows(db.sql, [model]);
+    expect(counters.map((c) => c.counted)).toEqual(counters.map((c) => c.logged));
+  });
+});
+
 describe("a call of a batch whose request's claim another transaction holds", () => {
   it("is answered {alone: true} (an advisory lock is only tried), the first call booked", async () => {
     const model = "calls-claim";
@@ -155,7 +183,7 @@ describe("a batch's calls", () => {
 });
 
 describe("a batch at the worker's bound (reserveBatchFor)", () => {
-  it("keeps its subtransaction ids within the 64 a backend lists in shared memory, for chains of 1 to 4 models", async () => {
+  it("keeps its subtransaction ids within the 64 a backend lists in shared memory, for chains of 1 to 4 models, finalizes riding", async () => {
     // The most a chain does: every model but the last passed over (its day closed) and logged, the last booked.
     const closed = ["calls-closed-1", "calls-closed-2", "calls-closed-3"];
     for (const m of closed) {
@@ -170,9 +198,15 @@ describe("a batch at the worker's bound (reserveBatchFor)", () => {
         models: chain, estimated_tokens: 5, caller: "bot", request_id: `bound-${models}-${i}`, idempotent: true,
       }));
       seen[`${models} models, ${n} calls`] = await db.sql.begin(async (t) => {
-        const [{ a }] = await t<{ a: { ok: boolean }[] }[]>`
+        const [{ a }] = await t<{ a: { ok: boolean; reservation_id: string }[] }[]>`
           select public.google_ai_reserve_many(${JSON.stringify(calls)}::text::jsonb) as a`;
         expect(a.filter((x) => x.ok)).toHaveLength(n);
+        // A finalize riding after them, as google_ai_reserve_calls writes it: one subtransaction more.
+        const riding = [{ reservation_id: a[0]!.reservation_id,
+          outcome: { kind: "succeeded", input_tokens: 5, output_tokens: 1, http_status: 200, latency_ms: 3 } }];
+        const [{ f }] = await t<{ f: { ok: boolean }[] }[]>`
+          select public.google_ai_finalize_riding(${JSON.stringify(riding)}::text::jsonb) as f`;
+        expect(f.map((x) => x.ok)).toEqual([true]);
         await t`select pg_stat_clear_snapshot()`;
         const [s] = await t<{ count: number; overflowed: boolean }[]>`
           select x.subxact_count as count, x.subxact_overflowed as overflowed

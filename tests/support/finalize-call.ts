@@ -20,11 +20,12 @@ export interface FinalizeSuccess {
 
 export async function finalizeCall(sql: Sql, calls: readonly FinalizeSuccess[], procedure = "google_ai_finalize_call"): Promise<{ ok: boolean }[]> {
   const [row] = await sql<{ o_answers: { ok: boolean }[] }[]>`
-    call public.${sql(procedure)}(p_calls => ${JSON.stringify(calls.map(asCall))}::text::jsonb)`;
+    call public.${sql(procedure)}(p_calls => ${JSON.stringify(calls.map(finalizeOf))}::text::jsonb)`;
   if (!Array.isArray(row?.o_answers)) throw new Error(`${procedure} answered no array`);
   return row.o_answers;
 }
 
-function asCall({ reservation_id, ...outcome }: FinalizeSuccess) {
+/** One call of p_calls: {reservation_id, outcome}. */
+export function finalizeOf({ reservation_id, ...outcome }: FinalizeSuccess) {
   return { reservation_id, outcome };
 }

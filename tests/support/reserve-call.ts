@@ -3,6 +3,7 @@
 // stand-in of the same arguments (the durability tests' control without its flushing step).
 import type { Sql } from "../../shared/db/migrate.ts";
 import type { ReserveAnswer } from "./reserve-answer.ts";
+import { type FinalizeSuccess, finalizeOf } from "./finalize-call.ts";
 
 export interface ReserveCallArgs {
   models: string[];
@@ -45,17 +46,28 @@ export type ReserveCallsAnswer = ReserveCallAnswer | { alone: true };
  * the answers in the calls' order. `procedure` as for reserveCall.
  */
 export async function reserveCalls(sql: Sql, calls: ReserveCallArgs[], procedure = "google_ai_reserve_calls"): Promise<ReserveCallsAnswer[]> {
+  return (await reserveCallsRiding(sql, calls, null, procedure)).answers;
+}
+
+/**
+ * The same with successes' finalizes riding (p_finalizes: each {reservation_id, outcome}, as llm-invoke's
+ * store sends them: riders.ts); o_finalized their answers, {error: SQLSTATE} when they failed, or null (none rode).
+ */
+export async function reserveCallsRiding(sql: Sql, calls: ReserveCallArgs[], finalizes: readonly FinalizeSuccess[] | null,
+  procedure = "google_ai_reserve_calls"): Promise<{ answers: ReserveCallsAnswer[]; finalized: { ok: boolean }[] | { error: string } | null }> {
   const records = calls.map((a) => ({
     models: a.models, estimated_tokens: a.estimatedTokens, caller: a.caller ?? null, token_hash: a.tokenHash ?? null,
     request_id: a.requestId, priority: a.priority ?? null, queue_ticket: a.queueTicket ?? null,
     wait_left_ms: a.waitLeftMs ?? 0, idempotent: a.idempotent ?? false,
   }));
-  const [row] = await sql<{ o_answers: ReserveCallsAnswer[] }[]>`
-    call public.${sql(procedure)}(p_calls => ${JSON.stringify(records)}::text::jsonb)`;
+  const riding = finalizes === null ? null : JSON.stringify(finalizes.map(finalizeOf));
+  const [row] = await sql<{ o_answers: ReserveCallsAnswer[]; o_finalized?: { ok: boolean }[] | { error: string } | null }[]>`
+    call public.${sql(procedure)}(p_calls => ${JSON.stringify(records)}::text::jsonb${
+    riding === null ? sql`` : sql`, p_finalizes => ${riding}::text::jsonb`})`;
   if (!row || !Array.isArray(row.o_answers) || row.o_answers.length !== calls.length) {
     throw new Error(`${procedure} answered no answer per call`);
   }
-  return row.o_answers;
+  return { answers: row.o_answers, finalized: row.o_finalized ?? null };
 }
 
 /** A batch as the worker makes it: its calls answered {alone: true} made again, each by itself (reserveCall). */

@@ -624,10 +624,10 @@ describe("pg-store: successes' finalizes written together", () => {
     booked: { quotaGroup: "proj-default", model: "gemma-3-27b" },
     ...extra,
   });
-  const reserveMany = async (s: ReturnType<typeof countingStore>, prefix: string, n: number) => {
+  const reserveMany = async (s: ReturnType<typeof countingStore>, prefix: string, n: number, caller?: ReserveParams["caller"]) => {
     const ids: string[] = [];
     for (let i = 0; i < n; i++) {
-      const r = await s.reserve(params({ requestId: `${prefix}-${i}` }));
+      const r = await s.reserve(params({ requestId: `${prefix}-${i}`, ...(caller ? { caller } : {}) }));
       expect(r).toMatchObject({ ok: true, quotaGroup: "proj-default" });
       ids.push((r as Reservation).reservationId);
     }
@@ -741,6 +741,44 @@ describe("pg-store: successes' finalizes written together", () => {
     expect(two.every((a) => a.ok)).toBe(true);
     // Each caller's first at once, its second after it, alone (a batch of one): never two callers together.
     expect(statements).toEqual({ reserve: 4 });
+  });
+
+  it("successes finalized while their caller's reservations are under way ride in its next CALL; untaken, or another caller's, they go by themselves", async () => {
+    const s = countingStore();
+    const counted = await functionCalls();
+    const ids = await reserveMany(s, "ride", 3);
+    statements = {};
+    // The first reservation goes at once, alone; the two behind it go together, and take the finalizes
+    // written meanwhile with them (google_ai_reserve_calls' p_finalizes): no finalize statement of their own.
+    const reservations = [0, 1, 2].map((i) => s.reserve(params({ requestId: `ride-r${i}` })));
+    const finalizes = ids.slice(0, 2).map((id, i) => s.finalize(success(id, i)));
+    expect((await Promise.all(reservations)).every((r) => r.ok)).toBe(true);
+    await Promise.all(finalizes);
+    expect(statements).toEqual({ reserve: 1, "reserve batch": 1 });
+    // One written while the last reservation is in flight, none behind it: it goes by itself when that ends.
+    statements = {};
+    const last = s.reserve(params({ requestId: "ride-r3" }));
+    const alone = s.finalize(success(ids[2]!, 2));
+    await Promise.all([last, alone]);
+    expect(statements).toEqual({ reserve: 1, finalize: 1 });
+    // Another caller's success never rides with this caller's reservations: it goes by itself at once.
+    const [otherId] = await reserveMany(s, "ride-other", 1, { kind: "service", name: "pg-store-other" });
+    statements = {};
+    const mine = s.reserve(params({ requestId: "ride-r4" }));
+    const theirs = s.finalize(success(otherId!, 0));
+    await Promise.all([mine, theirs]);
+    expect(statements).toEqual({ reserve: 1, finalize: 1 });
+    const rows = await db.sql<{ request_id: string; status: string; input_tokens: number }[]>`
+      select request_id, status, input_tokens from public.google_ai_attempts where reservation_id = any(${ids}::uuid[])
+      order by request_id`;
+    expect(rows).toEqual(ids.map((_, i) => ({ request_id: `ride-${i}`, status: "succeeded", input_tokens: 10 + i })));
+    await tracked.close();
+    // PostgreSQL's count: the four outcomes written in three google_ai_finalize_calls (the ride, then the
+    // one untaken, then the other caller's).
+    await expect.poll(functionCalls, { timeout: 15_000, interval: 200 }).toEqual({
+      google_ai_write_outcome: (counted.google_ai_write_outcome ?? 0) + 4,
+      google_ai_finalize_calls: (counted.google_ai_finalize_calls ?? 0) + 3,
+    });
   });
 
   it("a lone success's finalize is written alone, not as a batch", async () => {

@@ -6,10 +6,11 @@
 //             public.google_ai_answer_quota) once a flush covers the booking; reservations of one caller
 //             and chain that arrive while one of theirs is being made go together (call
 //             public.google_ai_reserve_calls: one commit, one flush), each answered as alone
-//   finalize  a success: call public.google_ai_finalize_call (public.google_ai_finalize_calls committed, its
-//             flush waited for after the counter row's lock goes); successes of one counter row (quota
-//             group and model) that arrive while one of theirs is being written go together
-//             (finalize-queue.ts: one commit instead of one each), one written before its answer (the
+//   finalize  a success: while reservations of the worker are under way, in their next CALL
+//             (google_ai_reserve_calls' p_finalizes: riders.ts); else call public.google_ai_finalize_call
+//             (public.google_ai_finalize_calls committed, its flush waited for after the counter row's lock
+//             goes); successes of one counter row (quota group and model) that arrive while one of theirs is
+//             being written go together (finalize-queue.ts: one commit instead of one each), one written before its answer (the
 //             provider's room near its end) alone, at once; any other outcome (an error, a streamed
 //             answer that broke off, a withdrawn model) public.google_ai_finalize, alone; each call's
 //             outcome is one record (attempt-outcome.ts)
@@ -59,7 +60,8 @@ import type {
 } from "./store.ts";
 import { isObject } from "../../_shared/json.ts";
 import { type HolderTimes, holderTimes } from "./holder.ts";
-import { coalescingWriterByKey } from "./finalize-queue.ts";
+import { coalescingWriterByKey, DEFAULT_MAX_BATCH } from "./finalize-queue.ts";
+import { finalizeRidersByKey, type Rider } from "./riders.ts";
 import { attemptOutcome } from "./attempt-outcome.ts";
 
 /**
@@ -96,10 +98,10 @@ export interface PgStoreOptions {
  * 16). Each is a subtransaction, with one inside it for the group it booked and one for each model its
  * chain tried: about 2 + models - 1 ids that stay (counted: 2 for one model, 3 for a chain served by its
  * second), and a backend lists 64 in shared memory before every other session's snapshot has to look
- * them up on disk.
+ * them up on disk: one of the 64 is left for the finalizes that ride with the batch (their own subtransaction).
  */
 export function reserveBatchFor(models: number): number {
-  return Math.min(16, Math.floor(64 / (1 + models)));
+  return Math.min(16, Math.floor(63 / (1 + models)));
 }
 
 export function createPgStore(
@@ -130,12 +132,27 @@ export function createPgStore(
   }, (p) => p.booked ? `${p.booked.quotaGroup}\n${p.booked.model}` : undefined, options.finalizeBatch);
   // A success the answer waits for (attempt/room.ts) goes at once, alone: it is on the caller's path.
   const finalizeBeforeAnswer = (p: FinalizeParams) => finalizeOne("finalize before answer", p);
+  // Any other success rides with its caller's next reservation CALL while the caller's reservations are
+  // under way in this worker (riders.ts, 87_calls_together.sql), else goes as above. The caller of each
+  // reservation answered here, until its finalize (at most RIDING_KNOWN: one forgotten goes as above).
+  const riders = finalizeRidersByKey<FinalizeParams, unknown>(finalizeSuccess, options.finalizeBatch ?? DEFAULT_MAX_BATCH);
+  const callerOfReservation = new Map<string, string>();
+  const noteCaller = (r: Reserved, caller: string) => {
+    if (!r.ok) return;
+    if (callerOfReservation.size >= RIDING_KNOWN) callerOfReservation.delete(callerOfReservation.keys().next().value!);
+    callerOfReservation.set(r.reservationId, caller);
+  };
+  const callerOfFinalize = (reservationId: string) => {
+    const caller = callerOfReservation.get(reservationId);
+    callerOfReservation.delete(reservationId);
+    return caller;
+  };
 
   // One CALL (85_reserve_call.sql): the booking commits without waiting for the disk, then the
   // answer's quota (the booking's own, or read after it), a cooldown's cause and each passed-over
   // step's, and a flush that covers the booking; the CALL answers after it. Sent alone: a CALL inside
   // a transaction block cannot commit.
-  const reserveOne = (p: ReserveParams) =>
+  const reserveAlone = (p: ReserveParams) =>
     run("reserve", async (sql) => {
       // Timed from now: a retry on a fresh connection is a new statement with its own deadline.
       const r = reservationRecord(p, holderTimes(Date.now(), deadlineMs, p.claim));
@@ -162,27 +179,64 @@ export function createPgStore(
   // holds) is made again by itself, after the batch has answered the others (reserve, below). A batch
   // that fails fails each of its calls, and the store does not send them again: the batch may have
   // committed before its answer was lost (db.ts retries once on a connection lost, as for any call).
-  const reserveMany = (ps: readonly ReserveParams[]): Promise<(Reserved | typeof ALONE)[]> =>
-    run("reserve batch", async (sql) => {
+  // The finalizes waiting to ride go with it (p_finalizes): written in the same commit, after the bookings;
+  // those the CALL could not write (o_finalized null, or the CALL failed) are written by themselves.
+  const reserveCalls = (ps: readonly ReserveParams[], riding: readonly Rider<FinalizeParams, unknown>[]) => {
+    let taken = riding;
+    let finalizes: string | null = null;
+    try {
+      if (taken.length > 0) finalizes = jsonbText(taken.map((r) => finalizeCall(r.item)));
+    } catch {
+      // (An outcome that cannot be sent is its own caller's failure, written by itself: not the reservations'.)
+      riders.settle(taken, null);
+      taken = [];
+    }
+    const written = run(ps.length === 1 ? "reserve" : "reserve batch", async (sql) => {
       const startedAt = Date.now();
       const calls = ps.map((p) => reservationRecord(p, holderTimes(startedAt, deadlineMs, p.claim)));
-      const rows = await sql<{ o_answers: unknown }[]>`
-        call public.google_ai_reserve_calls(p_calls => ${jsonbText(calls)}::text::jsonb)`;
+      const rows = await sql<{ o_answers: unknown; o_finalized: unknown }[]>`
+        call public.google_ai_reserve_calls(p_calls => ${jsonbText(calls)}::text::jsonb,
+          p_finalizes => ${finalizes}::text::jsonb)`;
       const answers = rows[0]?.o_answers;
       if (!Array.isArray(answers) || answers.length !== ps.length) {
         throw new Error("google_ai_reserve_calls returned no answer per call");
       }
-      return answers.map((a) => isObject(a) && a.alone === true ? ALONE : reservationOf(a));
+      const finalized = rows[0]?.o_finalized;
+      if (taken.length > 0 && !Array.isArray(finalized)) {
+        logError(`finalizes riding a reservation were written by themselves: ${JSON.stringify(finalized ?? null)}`);
+      }
+      return {
+        answers: answers.map((a): Reserved | typeof ALONE => isObject(a) && a.alone === true ? ALONE : reservationOf(a)),
+        finalized: Array.isArray(finalized) ? finalized as unknown[] : null,
+      };
     });
+    written.then((w) => riders.settle(taken, w.finalized), () => riders.settle(taken, null));
+    return written.then((w) => w.answers);
+  };
+  const reserveMany = (ps: readonly ReserveParams[]) => reserveCalls(ps, riders.take(callerKey(ps[0]!.caller)));
+  // One alone: the single CALL, unless finalizes wait to ride (then the batch's CALL, with one reservation).
+  const reserveOne = (p: ReserveParams): Promise<Reserved> => {
+    const taken = riders.take(callerKey(p.caller));
+    if (taken.length === 0) return reserveAlone(p);
+    return reserveCalls([p], taken).then(([a]) => a === ALONE || a === undefined ? reserveAlone(p) : a);
+  };
   const reserveTogether = coalescingWriterByKey<ReserveParams, Reserved | typeof ALONE>(
     { writeOne: reserveOne, writeMany: reserveMany, failTogether: true },
-    (p) => `${p.caller.kind === "service" ? `service ${p.caller.name}` : `token ${p.caller.tokenHash}`}\n` +
+    (p) => `${callerKey(p.caller)}\n` +
       [p.model, ...p.fallbackModels].join("\n"),
     (p) => Math.max(2, Math.min(16, options.reserveBatch ?? reserveBatchFor(1 + p.fallbackModels.length))),
   );
   const reserveCoalesced = async (p: ReserveParams): Promise<Reserved> => {
-    const answer = await reserveTogether(p);
-    return answer === ALONE ? reserveOne(p) : answer;
+    const caller = callerKey(p.caller);
+    const end = riders.begin(caller);
+    try {
+      const answer = await reserveTogether(p);
+      const reserved = answer === ALONE ? await reserveOne(p) : answer;
+      noteCaller(reserved, caller);
+      return reserved;
+    } finally {
+      end();
+    }
   };
 
   return {
@@ -277,18 +331,22 @@ export function createPgStore(
 
     // A success's finalize runs after the answer (waitUntil): those that meet are written together. One
     // the answer waits for goes alone, its flush after the counter row's lock is gone.
-    finalize: (p: FinalizeParams) =>
-      p.outcome === "succeeded"
-        ? (p.beforeAnswer === true ? finalizeBeforeAnswer(p) : finalizeSuccess(p)).then(() => undefined)
+    finalize: (p: FinalizeParams) => {
+      const caller = callerOfFinalize(p.reservationId);
+      return p.outcome === "succeeded"
+        ? (p.beforeAnswer === true ? finalizeBeforeAnswer(p) : riders.finalize(caller, p)).then(() => undefined)
         : run("finalize", async (sql) => {
           await sql`select public.google_ai_finalize(p_reservation_id => ${p.reservationId}::uuid,
             p_outcome => ${jsonbText(attemptOutcome(p))}::text::jsonb) as r`;
-        }),
+        });
+    },
 
-    release: (reservationId, reason) =>
-      run("release", async (sql) => {
+    release: (reservationId, reason) => {
+      callerOfFinalize(reservationId); // (a released reservation has no finalize to ride)
+      return run("release", async (sql) => {
         await sql`select public.google_ai_release(p_reservation_id => ${reservationId}::uuid, p_reason => ${reason}) as r`;
-      }),
+      });
+    },
 
     endRequest: (reservationId) =>
       run("end request", async (sql) => {
@@ -464,6 +522,14 @@ type Reserved = Reservation | Refusal;
 
 /** A batch's answer for a call the database undid, to be made again by itself (google_ai_reserve_many). */
 const ALONE = Symbol("alone");
+
+/** The reservations whose caller the store keeps for their finalize to ride (the oldest forgotten past it). */
+const RIDING_KNOWN = 10_000;
+
+/** A caller as its reservations are grouped: a service caller by its label, a token by its hash. */
+function callerKey(caller: ReserveCaller): string {
+  return caller.kind === "service" ? `service ${caller.name}` : `token ${caller.tokenHash}`;
+}
 
 /** One reservation's answer as google_ai_reserve_reads gives it: the verdict, its quota and a cooldown's cause. */
 function reservationOf(row: unknown): Reserved {
