@@ -30,13 +30,25 @@ export interface Rider<F, A> {
   reject: (reason: unknown) => void;
 }
 
+/**
+ * Settles riders with what the CALL that took them answered: their answers in order, or, when it wrote
+ * none (null, or not one each), each written by itself (`alone`).
+ */
+function settleRiders<F, A>(taken: readonly Rider<F, A>[], answers: readonly A[] | null, alone: (item: F) => Promise<A>) {
+  if (answers !== null && answers.length === taken.length) taken.forEach((r, i) => r.resolve(answers[i]!));
+  else taken.forEach((r) => byItself(r, alone));
+}
+
+/** One rider written by itself, started on a later tick: one that throws at once fails its own caller, not the rest. */
+function byItself<F, A>(r: Rider<F, A>, alone: (item: F) => Promise<A>) {
+  Promise.resolve(r.item).then(alone).then(r.resolve, r.reject);
+}
+
 /** `alone`: how a finalize is written by itself; `max`: the most one CALL takes. */
 export function finalizeRiders<F, A>(alone: (item: F) => Promise<A>, max: number): FinalizeRiders<F, A> {
   if (!(max >= 1)) throw new RangeError("max must be at least 1");
   const waiting: Rider<F, A>[] = [];
   let underWay = 0;
-  // (Started on a later tick: one that throws at once fails its own caller, not the rest.)
-  const byItself = (r: Rider<F, A>) => Promise.resolve(r.item).then(alone).then(r.resolve, r.reject);
   return {
     begin() {
       underWay++;
@@ -44,7 +56,7 @@ export function finalizeRiders<F, A>(alone: (item: F) => Promise<A>, max: number
       return () => {
         if (ended) return;
         ended = true;
-        if (--underWay === 0) waiting.splice(0).forEach(byItself);
+        if (--underWay === 0) waiting.splice(0).forEach((r) => byItself(r, alone));
       };
     },
     finalize(item) {
@@ -52,18 +64,15 @@ export function finalizeRiders<F, A>(alone: (item: F) => Promise<A>, max: number
       return new Promise<A>((resolve, reject) => waiting.push({ item, resolve, reject }));
     },
     take: () => waiting.splice(0, max),
-    settle(taken, answers) {
-      if (answers !== null && answers.length === taken.length) taken.forEach((r, i) => r.resolve(answers[i]!));
-      else taken.forEach(byItself);
-    },
+    settle: (taken, answers) => settleRiders(taken, answers, alone),
     idle: () => underWay === 0 && waiting.length === 0,
   };
 }
 
 /** finalizeRiders per caller (its key): a caller's finalizes ride only with its own reservations. */
 export function finalizeRidersByKey<F, A>(alone: (item: F) => Promise<A>, max: number) {
+  if (!(max >= 1)) throw new RangeError("max must be at least 1");
   const byKey = new Map<string, FinalizeRiders<F, A>>();
-  const settler = finalizeRiders(alone, max); // (settle uses nothing of a key's)
   return {
     begin(key: string): () => void {
       let riders = byKey.get(key);
@@ -79,6 +88,6 @@ export function finalizeRidersByKey<F, A>(alone: (item: F) => Promise<A>, max: n
     finalize: (key: string | undefined, item: F): Promise<A> =>
       (key === undefined ? undefined : byKey.get(key))?.finalize(item) ?? alone(item),
     take: (key: string): Rider<F, A>[] => byKey.get(key)?.take() ?? [],
-    settle: (taken: readonly Rider<F, A>[], answers: readonly A[] | null) => settler.settle(taken, answers),
+    settle: (taken: readonly Rider<F, A>[], answers: readonly A[] | null) => settleRiders(taken, answers, alone),
   };
 }
