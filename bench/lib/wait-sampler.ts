@@ -5,7 +5,8 @@
 // commit waits for that flush wait on `LWLock:WALWrite`), nothing (on CPU, or runnable), or anything
 // else. The averages over the samples are the mean number of backends in each state; each is also told by the
 // function its backend's statement calls (the first public.google_ai_… name in it) and, for a lock wait, the one
-// the backend it waits for is running (the first of pg_blocking_pids): who waits for whom.
+// the backend it waits for is running (the first of pg_blocking_pids): who waits for whom. (Its first row: on
+// 4da7385, under heavy lock waits, the view once listed a blocker's pid on two rows and the sample failed.)
 // (lib/wait-analysis.ts is the WAIT part's admission accounting, not this.)
 import { connect } from "../../shared/db/migrate.ts";
 
@@ -62,7 +63,7 @@ begin
                || coalesce(substring(a.query from 'public\\.(google_ai_[a-z_]+)'), 'other') || chr(31)
                || case when a.wait_event_type = 'Lock' then coalesce((
                     select substring(b.query from 'public\\.(google_ai_[a-z_]+)') from pg_catalog.pg_stat_activity b
-                    where b.pid = (pg_catalog.pg_blocking_pids(a.pid))[1]), 'other') else '' end as e,
+                    where b.pid = (pg_catalog.pg_blocking_pids(a.pid))[1] limit 1), 'other') else '' end as e,
              count(*)::int as c
       from pg_catalog.pg_stat_activity a
       where a.datname = current_database() and a.state = 'active' and a.backend_type = 'client backend'
