@@ -114,6 +114,9 @@ interface RoundFigures {
   cpuSeconds: number | null;
   /** Admissions the round wrote (attempt rows or points): every call's, if none was refused or lost. */
   admitted: number;
+  /** This process's CPU seconds over the round (the clients that drive it share PostgreSQL's cores), and the round's. */
+  clientCpuSeconds: number;
+  wallSeconds: number;
 }
 
 type Cell = ReturnType<typeof cellOf>;
@@ -149,6 +152,7 @@ export async function runHotRow(bench: BenchServer, cfg: HotRowConfig, log: (s: 
         const key = `hot-${n}-${r}`;
         const before = await admissions(db.sql, v, key);
         const cpu0 = postmaster === undefined ? null : serverCpuSeconds(postmaster);
+        const [client0, wall0] = [process.cpuUsage(), performance.now()];
         const { samples: _, ...result } = await closedLoop({
           clients: cellClients,
           warmupMs: cfg.warmupMs,
@@ -158,7 +162,11 @@ export async function runHotRow(bench: BenchServer, cfg: HotRowConfig, log: (s: 
             : (await rl!.tryOnce(key)).ok ? "admitted" : "refused",
         });
         const cpu1 = postmaster === undefined ? null : serverCpuSeconds(postmaster);
-        const f = { result, cpuSeconds: cpu0 === null || cpu1 === null ? null : cpu1 - cpu0, admitted: (await admissions(db.sql, v, key)) - before };
+        const client = process.cpuUsage(client0);
+        const f = {
+          result, cpuSeconds: cpu0 === null || cpu1 === null ? null : cpu1 - cpu0, admitted: (await admissions(db.sql, v, key)) - before,
+          clientCpuSeconds: (client.user + client.system) / 1e6, wallSeconds: (performance.now() - wall0) / 1000,
+        };
         const per = perCall(v);
         log(`  ${String(n).padStart(3)} conn  round ${r + 1}  ${v.padEnd(6)} ${String(Math.round(result.callsPerSecond * per)).padStart(6)} admissions/s` +
           (f.cpuSeconds !== null ? `  ${fmt((f.cpuSeconds * 1000) / (result.totalCalls * per), 3)} ms CPU each` : "") +
@@ -217,6 +225,8 @@ function cellOf(v: Variant, n: number, figures: Map<Variant, RoundFigures[]>, co
   const cpuMs = cpu === null || admissions === 0 ? null : (cpu * 1000) / admissions;
   const rate = median(rounds.map((f) => f.result.callsPerSecond * per));
   const rlflex = figures.get("rlflex")!;
+  // The cores the driving clients left PostgreSQL, over the rounds.
+  const clientCores = rounds.reduce((s, f) => s + f.clientCpuSeconds, 0) / rounds.reduce((s, f) => s + f.wallSeconds, 0);
   return {
     variant: v,
     connections: n,
@@ -230,6 +240,9 @@ function cellOf(v: Variant, n: number, figures: Map<Variant, RoundFigures[]>, co
     /** Admissions a second if PostgreSQL had every core at that CPU per admission, and the share of it reached. */
     cpuAllows: cpuMs === null ? null : (cores * 1000) / cpuMs,
     ofCpuAllows: cpuMs === null ? null : rate / ((cores * 1000) / cpuMs),
+    /** The cores this process's clients kept busy, and the share reached of what the cores they left allow at that CPU. */
+    clientCores,
+    ofCpuLeftAllows: cpuMs === null ? null : rate / (((cores - clientCores) * 1000) / cpuMs),
     /** p50 of a call (of the batch entry: of its BATCH reservations together). */
     latencyMs: median(rounds.map((f) => f.result.latencyMs.p50)),
   };
@@ -244,9 +257,11 @@ function headline(cells: Cell[], entry: Entry) {
   const b = ns.map((n) => get(cells, "batch", n));
   return [{
     figure: `One hot row, admissions/s at ${ns.join(" / ")} connections: llm-invoke's entry (${entry.kind === "call" ? "the CALL" : "the statement"}) ` +
-      `/ rate-limiter-flexible consume(); the entry ÷ it; PostgreSQL CPU ms per admission of the entry`,
+      `/ rate-limiter-flexible consume(); the entry ÷ it; PostgreSQL CPU ms per admission of the entry; share of what that CPU allows ` +
+      `on every core / on the cores the driving clients leave`,
     value: `${e.map((c) => fmt(c?.admissionsPerSecond, 0)).join(" / ")} / ${r.map((c) => fmt(c?.admissionsPerSecond, 0)).join(" / ")}; ` +
-      `${e.map((c) => times(c?.toRlflex)).join(" / ")}; ${e.map((c) => fmt(c?.cpuMsPerAdmission, 3)).join(" / ")} ms`,
+      `${e.map((c) => times(c?.toRlflex)).join(" / ")}; ${e.map((c) => fmt(c?.cpuMsPerAdmission, 3)).join(" / ")} ms; ` +
+      `${e.map((c) => pct(c?.ofCpuAllows, 0)).join(" / ")} / ${e.map((c) => pct(c?.ofCpuLeftAllows, 0)).join(" / ")}`,
   }, ...(entry.batches ? [{
     figure: `The same, reservations that met in a worker (google_ai_reserve_calls, ${BATCH} a call): admissions/s at ${ns.join(" / ")} ` +
       `connections; ÷ rate-limiter-flexible; PostgreSQL CPU ms per admission; share of what that CPU allows`,
@@ -264,13 +279,15 @@ function markdown(cfg: HotRowConfig, cells: Cell[], entry: Entry, cores: number)
     label(c.variant), c.connections, fmt(c.admissionsPerSecond, 0),
     c.rounds.map((f) => fmt(f.result.callsPerSecond * perCall(c.variant), 0)).join(", "),
     times(c.toRlflex), fmt(c.latencyMs), fmt(c.cpuMsPerAdmission, 3), fmt(c.cpuAllows, 0), pct(c.ofCpuAllows, 0),
+    fmt(c.clientCores, 2), pct(c.ofCpuLeftAllows, 0),
   ]);
   return `
 Closed loop on warm connections, ${cfg.rounds} round(s) of ${cfg.durationMs / 1000} s after ${cfg.warmupMs / 1000} s of warm-up per cell, in
 rotated order; a rate is the median round. ${cores} cores.${entry.batches ? ` The batch entry's p50 is a call's: its ${BATCH} reservations answered together.` : ""}
 
-${table(["variant", "connections", "admissions/s", "rounds", "÷ rate-limiter-flexible (same round)", "p50 ms", "PostgreSQL CPU ms / admission", `admissions/s ${cores} cores allow at that CPU`, "reached"],
-    rows, ["l", "r", "r", "r", "r", "r", "r", "r", "r"])}
+${table(["variant", "connections", "admissions/s", "rounds", "÷ rate-limiter-flexible (same round)", "p50 ms", "PostgreSQL CPU ms / admission", `admissions/s ${cores} cores allow at that CPU`, "reached",
+    "cores the clients used", "reached of what the cores they left allow"],
+    rows, ["l", "r", "r", "r", "r", "r", "r", "r", "r", "r", "r"])}
 
 The entry, as sent (\`$1\`: a request id per call; the model \`${MODEL}\` with limits that never bind, and its fallback, served by one key):
 

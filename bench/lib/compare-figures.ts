@@ -1,7 +1,7 @@
 // What compare-revisions.ts reads from one run's results/<part>.json, per part it can compare, and how it
 // prints rounds and medians. The concurrencies and connection counts are named, not "the part's highest":
 // issue 89 judges the gateway at 1 and 16 callers and one hot row at 8 and 32 connections.
-import { fmt, table, times } from "./report.ts";
+import { fmt, pct, table, times } from "./report.ts";
 
 /** The parts a comparison can run and summarise. */
 export const COMPARABLE_PARTS = ["gateway-overhead", "hot-row"] as const;
@@ -34,9 +34,10 @@ export interface HotRowFigures {
   entry: string;
   /**
    * At 8 and 32 connections: admissions/s, rate-limiter-flexible's, the ratio, PostgreSQL CPU ms per admission;
-   * batch, batchCpuMs: the same by the entry for reservations that met (null where the revision has none).
+   * reachedLeft: the share of what that CPU allows on the cores the driving clients leave (null where the run did
+   * not measure it); batch, batchCpuMs: the same by the entry for reservations that met (null where the revision has none).
    */
-  at: Record<"c8" | "c32", { rate: N; rlflex: N; toRlflex: N; cpuMs: N; batch: N; batchCpuMs: N }>;
+  at: Record<"c8" | "c32", { rate: N; rlflex: N; toRlflex: N; cpuMs: N; reachedLeft: N; batch: N; batchCpuMs: N }>;
 }
 
 export interface PartJson {
@@ -73,7 +74,10 @@ export function overheadFigures(json: PartJson): OverheadFigures {
 
 interface HotRowData {
   entry: string;
-  cells: { variant: string; connections: number; admissionsPerSecond: number; toRlflex: number | null; cpuMsPerAdmission: number | null }[];
+  cells: {
+    variant: string; connections: number; admissionsPerSecond: number; toRlflex: number | null; cpuMsPerAdmission: number | null;
+    ofCpuLeftAllows?: number | null;
+  }[];
 }
 
 export function hotRowFigures(json: PartJson): HotRowFigures {
@@ -84,7 +88,7 @@ export function hotRowFigures(json: PartJson): HotRowFigures {
     const b = cells.find((c) => c.variant === "batch" && c.connections === n);
     return {
       rate: e?.admissionsPerSecond ?? null, rlflex: r?.admissionsPerSecond ?? null, toRlflex: e?.toRlflex ?? null, cpuMs: e?.cpuMsPerAdmission ?? null,
-      batch: b?.admissionsPerSecond ?? null, batchCpuMs: b?.cpuMsPerAdmission ?? null,
+      reachedLeft: e?.ofCpuLeftAllows ?? null, batch: b?.admissionsPerSecond ?? null, batchCpuMs: b?.cpuMsPerAdmission ?? null,
     };
   };
   return { entry, at: { c8: at(HOT_CONNECTIONS[0]), c32: at(HOT_CONNECTIONS[1]) } };
@@ -133,12 +137,13 @@ export function overheadCells(f: OverheadFigures): string[] {
 export const HOT_ROW_HEADERS = [
   "entry", "admissions/s 8 conn", "rate-limiter-flexible 8", "÷ it 8", "CPU ms/admission 8",
   "admissions/s 32 conn", "rate-limiter-flexible 32", "÷ it 32", "CPU ms/admission 32",
-  "batch entry admissions/s 8 / 32", "its CPU ms/admission 8 / 32",
+  "reached of what the CPU the clients leave allows 8 / 32", "batch entry admissions/s 8 / 32", "its CPU ms/admission 8 / 32",
 ];
 
 export function hotRowCells(f: HotRowFigures): string[] {
   const at = (a: HotRowFigures["at"]["c8"]) => [fmt(a.rate, 0), fmt(a.rlflex, 0), times(a.toRlflex), fmt(a.cpuMs, 3)];
-  return [f.entry, ...at(f.at.c8), ...at(f.at.c32), `${fmt(f.at.c8.batch, 0)} / ${fmt(f.at.c32.batch, 0)}`,
+  return [f.entry, ...at(f.at.c8), ...at(f.at.c32), `${pct(f.at.c8.reachedLeft, 0)} / ${pct(f.at.c32.reachedLeft, 0)}`,
+    `${fmt(f.at.c8.batch, 0)} / ${fmt(f.at.c32.batch, 0)}`,
     `${fmt(f.at.c8.batchCpuMs, 3)} / ${fmt(f.at.c32.batchCpuMs, 3)}`];
 }
 
@@ -172,11 +177,20 @@ export function hotRowVerdicts(base: HotRowFigures[], head: HotRowFigures[]): st
   if (!b || !h) return [];
   const line = (k: "c8" | "c32", n: number) =>
     `at ${n} connections ${times(over(h.at[k].rate, b.at[k].rate))} (${fmt(h.at[k].rate, 0)} against ${fmt(b.at[k].rate, 0)}; ` +
-    `CPU per admission ${fmt(h.at[k].cpuMs, 3)} against ${fmt(b.at[k].cpuMs, 3)} ms; ÷ rate-limiter-flexible ${times(h.at[k].toRlflex)} against ${times(b.at[k].toRlflex)})`;
+    `CPU per admission ${fmt(h.at[k].cpuMs, 3)} against ${fmt(b.at[k].cpuMs, 3)} ms; reached of what that CPU allows on the cores ` +
+    `the clients leave ${pct(h.at[k].reachedLeft, 0)} against ${pct(b.at[k].reachedLeft, 0)}; ÷ rate-limiter-flexible ${times(h.at[k].toRlflex)} against ${times(b.at[k].toRlflex)})`;
+  const both = (ok: (k: "c8" | "c32") => boolean | null) => {
+    const [a, c] = [ok("c8"), ok("c32")];
+    return a === null || c === null ? null : a && c;
+  };
+  const twice = both((k) => (h.at[k].rate === null || b.at[k].rate === null ? null : h.at[k].rate! >= 2 * b.at[k].rate!));
+  const reached = both((k) => (h.at[k].reachedLeft === null ? null : h.at[k].reachedLeft! >= 0.8));
   const batch = (k: "c8" | "c32", n: number) =>
     `at ${n} connections ${times(over(h.at[k].batch, b.at[k].rate))} (${fmt(h.at[k].batch, 0)}; CPU per admission ${fmt(h.at[k].batchCpuMs, 3)} ms)`;
   return [
     `One hot row, head's entry (${h.entry}) ÷ base's (${b.entry}), median admissions/s: ${line("c8", 8)}; ${line("c32", 32)}.`,
+    `Head's entry ≥ 2× base's at 8 and 32 connections: ${yesNo(twice)}; or, where the CPU cannot give it, ≥ 80% of what ` +
+    `that CPU allows on the cores the clients leave at both: ${yesNo(reached)}.`,
     ...(h.at.c8.batch === null ? [] : [`Head's entry for reservations that met (google_ai_reserve_calls) ÷ base's entry: ${batch("c8", 8)}; ${batch("c32", 32)}.`]),
   ];
 }

@@ -1,7 +1,7 @@
 // What compare-revisions.ts reads from a run's results and how it summarises them, and the wait sampler's
 // averages: pure functions, checked on made-up figures.
 import { describe, expect, it } from "vitest";
-import { hotRowFigures, medianOf, overheadFigures, overheadVerdicts, type PartJson } from "../../bench/lib/compare-figures.ts";
+import { hotRowFigures, hotRowVerdicts, medianOf, overheadFigures, overheadVerdicts, type PartJson } from "../../bench/lib/compare-figures.ts";
 import { summariseWaits } from "../../bench/lib/wait-sampler.ts";
 
 const cell = (target: string, connections: number, p50: number, p99: number) => ({ target, connections, totalCalls: 100, addedMs: { p50, p99 } });
@@ -40,17 +40,30 @@ describe("compare-revisions' figures", () => {
 
   it("reads the hot row at 8 and 32 connections", () => {
     const cells = [8, 32].flatMap((n) => [
-      { variant: "entry", connections: n, admissionsPerSecond: n * 10, toRlflex: 0.5, cpuMsPerAdmission: 1.5 },
+      { variant: "entry", connections: n, admissionsPerSecond: n * 10, toRlflex: 0.5, cpuMsPerAdmission: 1.5,
+        ...(n === 8 ? { ofCpuLeftAllows: 0.85 } : {}) },
       { variant: "rlflex", connections: n, admissionsPerSecond: n * 20, toRlflex: null, cpuMsPerAdmission: 0.3 },
       ...(n === 8 ? [{ variant: "batch", connections: n, admissionsPerSecond: 120, toRlflex: 0.75, cpuMsPerAdmission: 1 }] : []),
     ]);
     expect(hotRowFigures({ checks: [], data: { entry: "call", cells } })).toEqual({
       entry: "call",
       at: {
-        c8: { rate: 80, rlflex: 160, toRlflex: 0.5, cpuMs: 1.5, batch: 120, batchCpuMs: 1 },
-        c32: { rate: 320, rlflex: 640, toRlflex: 0.5, cpuMs: 1.5, batch: null, batchCpuMs: null },
+        c8: { rate: 80, rlflex: 160, toRlflex: 0.5, cpuMs: 1.5, reachedLeft: 0.85, batch: 120, batchCpuMs: 1 },
+        c32: { rate: 320, rlflex: 640, toRlflex: 0.5, cpuMs: 1.5, reachedLeft: null, batch: null, batchCpuMs: null },
       },
     });
+  });
+
+  it("says whether the hot row doubled, or else reached 80% of what its CPU allows on the cores the clients leave", () => {
+    const at = (rate: number, reachedLeft: number | null) =>
+      ({ rate, rlflex: 1000, toRlflex: rate / 1000, cpuMs: 4, reachedLeft, batch: null, batchCpuMs: null });
+    const base = [{ entry: "statement", at: { c8: at(300, 0.7), c32: at(200, 0.7) } }];
+    const verdict = (c8: number | null, c32: number | null) =>
+      hotRowVerdicts(base, [{ entry: "call", at: { c8: at(400, c8), c32: at(250, c32) } }])[1];
+    expect(verdict(0.85, 0.81)).toContain("≥ 2× base's at 8 and 32 connections: no; or, where the CPU cannot give it, ≥ 80% of what that CPU allows on the cores the clients leave at both: yes.");
+    expect(verdict(0.85, 0.79)).toContain("at both: no.");
+    expect(verdict(0.85, null)).toContain("at both: —.");
+    expect(hotRowVerdicts(base, [{ entry: "call", at: { c8: at(600, null), c32: at(400, null) } }])[1]).toContain("connections: yes;");
   });
 
   it("takes each figure's median across rounds (of two, their mean), nulls left out", () => {
