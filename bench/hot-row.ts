@@ -227,6 +227,8 @@ function cellOf(v: Variant, n: number, figures: Map<Variant, RoundFigures[]>, co
   const rlflex = figures.get("rlflex")!;
   // The cores the driving clients left PostgreSQL, over the rounds.
   const clientCores = rounds.reduce((s, f) => s + f.clientCpuSeconds, 0) / rounds.reduce((s, f) => s + f.wallSeconds, 0);
+  // The share of the rate `onCores` cores allow at that CPU per admission.
+  const reached = (onCores: number) => (cpuMs === null ? null : rate / ((onCores * 1000) / cpuMs));
   return {
     variant: v,
     connections: n,
@@ -239,10 +241,10 @@ function cellOf(v: Variant, n: number, figures: Map<Variant, RoundFigures[]>, co
     cpuMsPerAdmission: cpuMs,
     /** Admissions a second if PostgreSQL had every core at that CPU per admission, and the share of it reached. */
     cpuAllows: cpuMs === null ? null : (cores * 1000) / cpuMs,
-    ofCpuAllows: cpuMs === null ? null : rate / ((cores * 1000) / cpuMs),
+    ofCpuAllows: reached(cores),
     /** The cores this process's clients kept busy, and the share reached of what the cores they left allow at that CPU. */
     clientCores,
-    ofCpuLeftAllows: cpuMs === null ? null : rate / (((cores - clientCores) * 1000) / cpuMs),
+    ofCpuLeftAllows: reached(cores - clientCores),
     /** p50 of a call (of the batch entry: of its BATCH reservations together). */
     latencyMs: median(rounds.map((f) => f.result.latencyMs.p50)),
   };

@@ -183,7 +183,10 @@ export function hotRowVerdicts(base: HotRowFigures[], head: HotRowFigures[]): st
     const [a, c] = [ok("c8"), ok("c32")];
     return a === null || c === null ? null : a && c;
   };
-  const twice = both((k) => (h.at[k].rate === null || b.at[k].rate === null ? null : h.at[k].rate! >= 2 * b.at[k].rate!));
+  const twice = both((k) => {
+    const ratio = over(h.at[k].rate, b.at[k].rate);
+    return ratio === null ? null : ratio >= 2;
+  });
   const reached = both((k) => (h.at[k].reachedLeft === null ? null : h.at[k].reachedLeft! >= 0.8));
   const batch = (k: "c8" | "c32", n: number) =>
     `at ${n} connections ${times(over(h.at[k].batch, b.at[k].rate))} (${fmt(h.at[k].batch, 0)}; CPU per admission ${fmt(h.at[k].batchCpuMs, 3)} ms)`;
