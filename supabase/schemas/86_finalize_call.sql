@@ -46,6 +46,7 @@ declare
   v_to_settle integer[] := '{}'::integer[];
   v_n integer;
   c record;
+  v_seqscan text := pg_catalog.current_setting('enable_seqscan');
 begin
   select coalesce(array_agg((e.call ->> 'reservation_id')::uuid order by e.n), '{}'),
     coalesce(array_agg(pg_catalog.jsonb_populate_record(null::public.google_ai_attempt_outcome,
@@ -53,8 +54,14 @@ begin
            else public.google_ai_former_outcome(e.call) end) order by e.n), '{}')
   into v_ids, v_outcomes
   from pg_catalog.jsonb_array_elements(p_calls) with ordinality e(call, n);
+  -- Found by their key, whatever the log held when this connection planned the statement: the plan is
+  -- kept for the connection's life, and one made on a small log (a new project, a fresh database) scans
+  -- the whole log on every call as it grows (measured at 16 callers with 3,500 rows: 480 µs a call of
+  -- six finalizes, 75 µs by the index). Planned with sequential scans off, it reads the unique index.
+  perform pg_catalog.set_config('enable_seqscan', 'off', true);
   v_open := array(select a from public.google_ai_attempts a
     where a.status = 'reserved' and a.reservation_id = any (v_ids) order by a.id for update);
+  perform pg_catalog.set_config('enable_seqscan', v_seqscan, true);
   v_answers := pg_catalog.array_fill(null::jsonb, array[cardinality(v_ids)]);
   v_weighed := pg_catalog.array_fill(false, array[cardinality(v_ids)]);
   v_written := pg_catalog.array_fill(null::public.google_ai_attempts, array[cardinality(v_ids)]);

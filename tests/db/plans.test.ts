@@ -4,7 +4,9 @@
 // planned on every call when it has SET clauses), and every small SQL helper is inlined into the
 // statement that uses it (one declared IMMUTABLE over a STABLE body is called instead, each time).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
+import { connect } from "../../shared/db/migrate.ts";
+import { gatewayRoleUrl } from "../../shared/db/gateway-role.ts";
+import { freshDatabase, oneKeyDatabase, type TestDatabase } from "../support/test-database.ts";
 
 let db: TestDatabase;
 
@@ -72,5 +74,44 @@ describe("the request path's plans", () => {
       conn.release();
     }
     expect(called).toEqual([]);
+  });
+});
+
+describe("plans kept while the log grows", () => {
+  // A connection plans each statement once and keeps the plan: one made while the log was small (a new
+  // project, a fresh bench database) stays with the connection as the log grows. Finalize finds its
+  // open attempt rows by key whatever the log held when it was planned.
+  it("finalize reads the attempt log by its index after the log grew under a plan made on a small one", async () => {
+    const logDb = await oneKeyDatabase("plans_log", { alias: "pl1", envVar: "KEY_PL1", project: "proj-plans" });
+    const gateway = connect(await gatewayRoleUrl(logDb.url), { max: 1 });
+    try {
+      await logDb.sql`insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('plans-model', 100000, 100000000, 10000000)`;
+      const reserve = async () => {
+        const [{ r }] = await gateway`select public.google_ai_reserve_models(array['plans-model'], 10, p_caller => 'plans') as r`;
+        expect(r.ok).toBe(true);
+        return r.reservation_id as string;
+      };
+      const outcome = { kind: "succeeded", input_tokens: 5, output_tokens: 5, http_status: 200 };
+      const finalizeCounting = async (id: string) =>
+        await gateway.begin(async (tx) => {
+          const [{ r }] = await tx`select public.google_ai_finalize_calls(${JSON.stringify([{ reservation_id: id, outcome }])}::text::jsonb) as r`;
+          expect(r[0].ok).toBe(true);
+          const [scans] = await tx<{ seq: number; idx: number }[]>`
+            select seq_scan::int as seq, idx_scan::int as idx from pg_catalog.pg_stat_xact_user_tables
+            where relid = 'public.google_ai_attempts'::regclass`;
+          return scans;
+        });
+      // Planned on a log of one row.
+      await finalizeCounting(await reserve());
+      const later = await reserve();
+      await logDb.sql`insert into public.google_ai_attempts (status, caller, model, created_at)
+        select 'succeeded', 'older', 'plans-model', now() - g * interval '1 second' from generate_series(1, 20000) g`;
+      const scans = await finalizeCounting(later);
+      expect(scans.seq).toBe(0);
+      expect(scans.idx).toBeGreaterThan(0);
+    } finally {
+      await gateway.end({ timeout: 5 });
+      await logDb.drop();
+    }
   });
 });
