@@ -3,6 +3,7 @@
 // default planned each of them again on every call), none of them is a SQL function (whose body is
 // planned on every call when it has SET clauses), and every small SQL helper is inlined into the
 // statement that uses it (one declared IMMUTABLE over a STABLE body is called instead, each time).
+import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect } from "../../shared/db/migrate.ts";
 import { gatewayRoleUrl } from "../../shared/db/gateway-role.ts";
@@ -79,36 +80,50 @@ describe("the request path's plans", () => {
 
 describe("plans kept while the log grows", () => {
   // A connection plans each statement once and keeps the plan: one made while the log was small (a new
-  // project, a fresh bench database) stays with the connection as the log grows. Finalize finds its
-  // open attempt rows by key whatever the log held when it was planned.
-  it("finalize reads the attempt log by its index after the log grew under a plan made on a small one", async () => {
+  // project, a fresh database) stays with the connection as the log grows. The request path finds its
+  // rows in the log tables by key whatever they held when it was planned.
+  it("a reservation, a batch and their finalizes read the log tables by index after they grew under plans made on small ones", async () => {
     const logDb = await oneKeyDatabase("plans_log", { alias: "pl1", envVar: "KEY_PL1", project: "proj-plans" });
     const gateway = connect(await gatewayRoleUrl(logDb.url), { max: 1 });
+    const LOG_TABLES = ["google_ai_attempts", "google_ai_responses", "token_usage"];
     try {
       await logDb.sql`insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('plans-model', 100000, 100000000, 10000000)`;
-      const reserve = async () => {
-        const [{ r }] = await gateway`select public.google_ai_reserve_models(array['plans-model'], 10, p_caller => 'plans') as r`;
-        expect(r.ok).toBe(true);
-        return r.reservation_id as string;
-      };
-      const outcome = { kind: "succeeded", input_tokens: 5, output_tokens: 5, http_status: 200 };
-      const finalizeCounting = async (id: string) =>
+      const call = () => ({
+        models: ["plans-model"], estimated_tokens: 10, caller: "plans", request_id: randomUUID(), idempotent: true,
+        reply_by: new Date(Date.now() + 60_000).toISOString(), hold_until: new Date(Date.now() + 360_000).toISOString(),
+        holder: randomUUID(),
+      });
+      const outcome = { kind: "succeeded", input_tokens: 5, output_tokens: 5, http_status: 200, response: { text: "ok" } };
+      // One request alone, two that met, then their three finalizes, in one transaction: the scans each
+      // log table took in it.
+      const requestPath = async () =>
         await gateway.begin(async (tx) => {
-          const [{ r }] = await tx`select public.google_ai_finalize_calls(${JSON.stringify([{ reservation_id: id, outcome }])}::text::jsonb) as r`;
-          expect(r[0].ok).toBe(true);
-          const [scans] = await tx<{ seq: number; idx: number }[]>`
-            select seq_scan::int as seq, idx_scan::int as idx from pg_catalog.pg_stat_xact_user_tables
-            where relid = 'public.google_ai_attempts'::regclass`;
-          return scans;
+          const one = call();
+          const [{ r: alone }] = await tx`select public.google_ai_reserve_models(${one.models}, ${one.estimated_tokens},
+            p_caller => ${one.caller}, p_request_id => ${one.request_id}, p_idempotent => true,
+            p_reply_by => ${one.reply_by}, p_hold_until => ${one.hold_until}, p_holder => ${one.holder}) as r`;
+          const [{ r: met }] = await tx`select public.google_ai_reserve_many(${JSON.stringify([call(), call()])}::text::jsonb) as r`;
+          const ids = [alone, ...met].map((a: { ok: boolean; reservation_id: string }) => {
+            expect(a.ok).toBe(true);
+            return a.reservation_id;
+          });
+          const [{ r: finalized }] = await tx`select public.google_ai_finalize_calls(
+            ${JSON.stringify(ids.map((id) => ({ reservation_id: id, outcome })))}::text::jsonb) as r`;
+          expect(finalized.map((f: { ok: boolean }) => f.ok)).toEqual([true, true, true]);
+          return await tx<{ table: string; seq: number; idx: number }[]>`
+            select relname as table, seq_scan::int as seq, idx_scan::int as idx from pg_catalog.pg_stat_xact_user_tables
+            where schemaname = 'public' and relname = any(${LOG_TABLES}) order by relname`;
         });
-      // Planned on a log of one row.
-      await finalizeCounting(await reserve());
-      const later = await reserve();
+      await requestPath(); // planned on logs of a few rows
       await logDb.sql`insert into public.google_ai_attempts (status, caller, model, created_at)
         select 'succeeded', 'older', 'plans-model', now() - g * interval '1 second' from generate_series(1, 20000) g`;
-      const scans = await finalizeCounting(later);
-      expect(scans.seq).toBe(0);
-      expect(scans.idx).toBeGreaterThan(0);
+      await logDb.sql`insert into public.google_ai_responses (caller, request_id, status, model, created_at)
+        select 'older', 'r-' || g, 'done', 'plans-model', now() - g * interval '1 second' from generate_series(1, 20000) g`;
+      await logDb.sql`insert into public.token_usage (model, prompt_tokens, completion_tokens, total_tokens, request_id)
+        select 'plans-model', 1, 1, 2, 'r-' || g from generate_series(1, 20000) g`;
+      const scans = await requestPath();
+      expect(scans.map((s) => ({ table: s.table, seq: s.seq }))).toEqual(LOG_TABLES.sort().map((table) => ({ table, seq: 0 })));
+      expect(scans.find((s) => s.table === "google_ai_attempts")!.idx).toBeGreaterThan(0);
     } finally {
       await gateway.end({ timeout: 5 });
       await logDb.drop();
