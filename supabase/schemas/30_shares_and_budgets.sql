@@ -272,10 +272,12 @@ $$;
 -- Settles an admission on its counter row: finalize sets its tokens to Google's count (p_tokens),
 -- release gives back the request (its requests: google_ai_attempts.requests) in its minute, day and window
 -- (and in its owners' shares), and a
--- model's token buckets get back what the call did not use (below), on the row of its pool when it
--- names one (google_ai_model_limits.limit_pool). The window is corrected in the second the admission
--- counts in (google_ai_attempts.admitted_at) while that second is still in the ring; one that left it
--- changes only the calendar counters.
+-- model's token buckets get back what the call did not use (google_ai_admission_settled), on the row of its
+-- pool when it names one (google_ai_model_limits.limit_pool). The window is corrected in the second the
+-- admission counts in (google_ai_attempts.admitted_at) while that second is still in the ring; one that left
+-- it changes only the calendar counters. The row is locked, settled in hand and written
+-- (google_ai_write_settled); several finalizes written together settle theirs in hand and write each row once
+-- (google_ai_finalize_calls).
 CREATE OR REPLACE FUNCTION public.google_ai_settle_admission(p_att public.google_ai_attempts, p_tokens integer,
     p_released boolean) RETURNS void
     LANGUAGE plpgsql
@@ -284,14 +286,6 @@ CREATE OR REPLACE FUNCTION public.google_ai_settle_admission(p_att public.google
 declare
   v_model public.google_ai_model_limits;
   v_row public.google_ai_usage_counters;
-  v_at public.google_ai_counter_at;  -- the row as of the admission, corrected in its second
-  -- (An attempt without its admission's time is not looked for in the window.)
-  v_requests integer := case when p_released and p_att.admitted_at is not null then -p_att.requests else 0 end;
-  v_delta integer := p_tokens - p_att.estimated_tokens;
-  v_window_us numeric;
-  -- The tokens a bucket gets back: what was booked less what was used.
-  v_input_back integer;
-  v_output_back integer;
 begin
   select l.* into v_model from public.google_ai_model_limits l where l.model = p_att.model;
   select * into v_row from public.google_ai_usage_counters c
@@ -300,9 +294,33 @@ begin
   if not found then
     return;
   end if;
+  perform public.google_ai_write_settled(public.google_ai_admission_settled(v_row, v_model, p_att, p_tokens,
+    p_released));
+end
+$$;
+
+-- The counter row p_row (p_att's, locked) with p_att settled at p_tokens (released: given back whole), as
+-- google_ai_settle_admission says, computed on the row in hand and not written. p_model: p_att's model row.
+CREATE OR REPLACE FUNCTION public.google_ai_admission_settled(p_row public.google_ai_usage_counters,
+    p_model public.google_ai_model_limits, p_att public.google_ai_attempts, p_tokens integer, p_released boolean)
+    RETURNS public.google_ai_usage_counters
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_at public.google_ai_counter_at;  -- the row as of the admission, corrected in its second
+  -- (An attempt without its admission's time is not looked for in the window.)
+  v_requests integer := case when p_released and p_att.admitted_at is not null then -p_att.requests else 0 end;
+  v_delta integer := p_tokens - p_att.estimated_tokens;
+  v_window_us numeric;
+  -- The tokens a bucket gets back: what was booked less what was used.
+  v_input_back integer;
+  v_output_back integer;
+  v_new public.google_ai_usage_counters := p_row;
+begin
   -- Counted for the other day too when admitted within the day guard of a midnight of the provider's day
   -- (near_end, near_start: only a release gives those counts back; a finalize reads no zone).
-  v_at := public.google_ai_counter_at(v_row, case when p_released then public.google_ai_day_zone(p_att.model) end,
+  v_at := public.google_ai_counter_at(p_row, case when p_released then public.google_ai_day_zone(p_att.model) end,
     p_att.admitted_at, false, v_requests, case when p_att.admitted_at is not null then v_delta else 0 end, true);
   v_at.day := p_att.day_bucket;  -- (the day it counted in, which its owners' shares give back: its row's)
   -- The token buckets (itpm, otpm: google_ai_schedule_place) get back what the admission booked (its answer,
@@ -314,50 +332,69 @@ begin
   -- moves a bucket's time back (google_ai_bucket_take), rounded down: never more than was taken; no limit
   -- (after the margin, as the booking took it: google_ai_request_limits), or nothing back: as it was.
   if p_att.booked_output_tokens is not null then
-    v_input_back := p_att.estimated_tokens - case when v_model.booked_output_tokens is not null
+    v_input_back := p_att.estimated_tokens - case when p_model.booked_output_tokens is not null
                                                   then p_att.booked_output_tokens else 0 end;
     v_output_back := p_att.booked_output_tokens;
     if not p_released and p_att.input_tokens is not null then
       v_input_back := v_input_back - (p_att.input_tokens
-        - case when v_model.itpm_counts_cache_reads then 0 else coalesce(p_att.cached_input_tokens, 0) end);
+        - case when p_model.itpm_counts_cache_reads then 0 else coalesce(p_att.cached_input_tokens, 0) end);
       v_output_back := v_output_back - coalesce(p_att.output_tokens, 0);
     elsif not p_released then
       v_input_back := 0;
       v_output_back := case when p_tokens < p_att.estimated_tokens then v_output_back else 0 end;
     end if;
-    v_model.itpm := public.google_ai_effective_limit(v_model.itpm, v_model.safety_margin);
-    v_model.otpm := public.google_ai_effective_limit(v_model.otpm, v_model.safety_margin);
+    p_model.itpm := public.google_ai_effective_limit(p_model.itpm, p_model.safety_margin);
+    p_model.otpm := public.google_ai_effective_limit(p_model.otpm, p_model.safety_margin);
     v_window_us := extract(epoch from v_at.minute) * 1000000;
-    if v_model.itpm is not null and coalesce(v_input_back, 0) > 0 then
-      v_row.input_until := v_row.input_until
-        - floor(v_window_us * v_input_back / v_model.itpm) * interval '1 microsecond';
+    if p_model.itpm is not null and coalesce(v_input_back, 0) > 0 then
+      v_new.input_until := p_row.input_until
+        - floor(v_window_us * v_input_back / p_model.itpm) * interval '1 microsecond';
     end if;
-    if v_model.otpm is not null and coalesce(v_output_back, 0) > 0 then
-      v_row.output_until := v_row.output_until
-        - floor(v_window_us * v_output_back / v_model.otpm) * interval '1 microsecond';
+    if p_model.otpm is not null and coalesce(v_output_back, 0) > 0 then
+      v_new.output_until := p_row.output_until
+        - floor(v_window_us * v_output_back / p_model.otpm) * interval '1 microsecond';
     end if;
   end if;
 
+  if p_released and p_row.minute_bucket = p_att.minute_bucket then
+    v_new.rpm_used := greatest(0, p_row.rpm_used - p_att.requests);
+  end if;
+  if p_row.minute_bucket = p_att.minute_bucket then
+    v_new.tpm_used := greatest(0, p_row.tpm_used + v_delta);
+  end if;
+  if p_released and p_row.day_bucket = p_att.day_bucket then
+    v_new.rpd_used := greatest(0, p_row.rpd_used - p_att.requests);
+    if v_at.near_end then
+      v_new.rpd_next_used := greatest(0, p_row.rpd_next_used - p_att.requests);
+    end if;
+    if v_at.near_start then
+      v_new.rpd_prev_used := greatest(0, p_row.rpd_prev_used - p_att.requests);
+    end if;
+  end if;
+  v_new.ring := v_at.ring;
+  v_new.window_requests := v_at.sum_requests;
+  v_new.window_tokens := v_at.sum_tokens;
+  if p_released and p_row.share_use is not null then
+    v_new.share_use := public.google_ai_share_use_counted(p_row.share_use, null,
+      array(select s.id from public.google_ai_quota_shares s
+            where s.model = p_att.model and (s.priority_class = p_att.priority_class or s.caller = p_att.caller)),
+      v_at, v_requests);
+  end if;
+  return v_new;
+end
+$$;
+
+-- Writes what settling changed on a counter row (google_ai_admission_settled), locked by the transaction.
+CREATE OR REPLACE FUNCTION public.google_ai_write_settled(p_row public.google_ai_usage_counters) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
   update public.google_ai_usage_counters c set
-    rpm_used = case when p_released and c.minute_bucket = p_att.minute_bucket
-                    then greatest(0, c.rpm_used - p_att.requests) else c.rpm_used end,
-    tpm_used = case when c.minute_bucket = p_att.minute_bucket
-                    then greatest(0, c.tpm_used + v_delta) else c.tpm_used end,
-    rpd_used = case when p_released and c.day_bucket = p_att.day_bucket
-                    then greatest(0, c.rpd_used - p_att.requests) else c.rpd_used end,
-    rpd_next_used = case when p_released and c.day_bucket = p_att.day_bucket and v_at.near_end
-                         then greatest(0, c.rpd_next_used - p_att.requests) else c.rpd_next_used end,
-    rpd_prev_used = case when p_released and c.day_bucket = p_att.day_bucket and v_at.near_start
-                         then greatest(0, c.rpd_prev_used - p_att.requests) else c.rpd_prev_used end,
-    ring = v_at.ring,
-    window_requests = v_at.sum_requests, window_tokens = v_at.sum_tokens,
-    input_until = v_row.input_until, output_until = v_row.output_until,
-    share_use = case when p_released and c.share_use is not null then public.google_ai_share_use_counted(c.share_use,
-                  null, array(select s.id from public.google_ai_quota_shares s
-                              where s.model = p_att.model
-                                and (s.priority_class = p_att.priority_class or s.caller = p_att.caller)),
-                  v_at, v_requests)
-                else c.share_use end
-  where c.id = v_row.id;
+    rpm_used = p_row.rpm_used, tpm_used = p_row.tpm_used, rpd_used = p_row.rpd_used,
+    rpd_next_used = p_row.rpd_next_used, rpd_prev_used = p_row.rpd_prev_used,
+    ring = p_row.ring, window_requests = p_row.window_requests, window_tokens = p_row.window_tokens,
+    input_until = p_row.input_until, output_until = p_row.output_until, share_use = p_row.share_use
+  where c.id = p_row.id;
 end
 $$;

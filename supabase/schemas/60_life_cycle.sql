@@ -225,8 +225,27 @@ $$;
 --   booked_output_tokens, OpenAI's rule). When the provider sent none: settled_tokens (a call it
 --   refused before generating keeps its input, its output booking goes back), else the booking stays.
 --   Stated: the limits the answer states (stated_limits), noted on the counter row last (google_ai_note_stated).
+-- The room and the count are google_ai_call_counted's; the counter row's settle is google_ai_settle_admission's.
 CREATE OR REPLACE FUNCTION public.google_ai_settle_call(p_att public.google_ai_attempts,
     p_outcome public.google_ai_attempt_outcome) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  -- The window learns the provider's count now: waiters asking again see the tokens given back.
+  perform public.google_ai_settle_admission(p_att, public.google_ai_call_counted(p_att, p_outcome), false);
+  -- The limits the answer states, on the counter row just settled (locked: no other lock taken).
+  if p_outcome.stated_limits is not null then
+    perform public.google_ai_note_stated(p_att, p_outcome.stated_limits);
+  end if;
+end
+$$;
+
+-- google_ai_settle_call's steps before the counter row's settle: the room (a rest, or a bucket's word on the
+-- counter row) and the call's cost and count in its caller's budgets; answers the tokens to settle the
+-- admission at.
+CREATE OR REPLACE FUNCTION public.google_ai_call_counted(p_att public.google_ai_attempts,
+    p_outcome public.google_ai_attempt_outcome) RETURNS integer
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -268,12 +287,7 @@ begin
       coalesce(v_counted - p_att.estimated_tokens, 0),
       coalesce(p_att.cost_usd, p_att.booked_usd, 0) - coalesce(p_att.booked_usd, 0), false);
   end if;
-  -- The window learns the provider's count now: waiters asking again see the tokens given back.
-  perform public.google_ai_settle_admission(p_att, greatest(0, coalesce(v_counted, p_att.estimated_tokens)), false);
-  -- The limits the answer states, on the counter row just settled (locked: no other lock taken).
-  if p_outcome.stated_limits is not null then
-    perform public.google_ai_note_stated(p_att, p_outcome.stated_limits);
-  end if;
+  return greatest(0, coalesce(v_counted, p_att.estimated_tokens));
 end
 $$;
 

@@ -8,6 +8,55 @@
 -- answer that waits for the finalize leaves once it (and the rest it wrote) is on disk.
 set check_function_bodies = off;
 
+-- The admissions of finalizes written together (google_ai_finalize_calls) settled: p_atts their attempt rows
+-- as written, in their counter rows' order, p_outcomes theirs. Each is settled as google_ai_settle_call
+-- settles one, but the calls of one counter row are settled in hand (google_ai_call_counted,
+-- google_ai_admission_settled) and the row written once (google_ai_write_settled), as one settle after
+-- another would leave it: each settle's lookup and write of the row was most of its time (measured at 16
+-- callers). A call whose settle writes more of the row (a bucket's word, the limits it states) writes what
+-- is in hand first and settles alone.
+CREATE OR REPLACE FUNCTION public.google_ai_settle_calls(p_atts public.google_ai_attempts[],
+    p_outcomes public.google_ai_attempt_outcome[]) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_att public.google_ai_attempts;
+  v_tokens integer;
+  v_model public.google_ai_model_limits;
+  v_held public.google_ai_usage_counters;  -- the counter row in hand (locked), settled so far
+begin
+  for i in 1 .. coalesce(cardinality(p_atts), 0) loop
+    v_att := p_atts[i];
+    if (p_outcomes[i]).room_until is not null or (p_outcomes[i]).stated_limits is not null then
+      if v_held.id is not null then
+        perform public.google_ai_write_settled(v_held);
+        v_held := null;
+      end if;
+      perform public.google_ai_settle_call(v_att, p_outcomes[i]);
+      continue;
+    end if;
+    v_tokens := public.google_ai_call_counted(v_att, p_outcomes[i]);
+    v_model := (select l from public.google_ai_model_limits l where l.model = v_att.model);
+    if v_held.id is null or (v_held.quota_group, v_held.model)
+                           is distinct from (v_att.quota_group, coalesce(v_model.limit_pool, v_att.model)) then
+      if v_held.id is not null then
+        perform public.google_ai_write_settled(v_held);
+      end if;
+      v_held := (select u from public.google_ai_usage_counters u
+                 where u.quota_group = v_att.quota_group and u.model = coalesce(v_model.limit_pool, v_att.model)
+                 for update);
+    end if;
+    if v_held.id is not null then
+      v_held := public.google_ai_admission_settled(v_held, v_model, v_att, v_tokens, false);
+    end if;
+  end loop;
+  if v_held.id is not null then
+    perform public.google_ai_write_settled(v_held);
+  end if;
+end
+$$;
+
 -- The finalizes that met in one worker while its last ones were being written (p_calls: a JSON array of
 -- {reservation_id, outcome}, each outcome read as google_ai_finalize reads it), written in one
 -- transaction: one commit, one wait for the disk, where each alone would hold its group's counter row
@@ -24,7 +73,7 @@ set check_function_bodies = off;
 -- carries the provider's remaining counts has its margin read and its rest written (google_ai_room_rest)
 -- before the first counter row is locked, the calls in their counter rows' order; each call's rows but
 -- the counter row are then written (google_ai_write_outcome), and only then their admissions settled
--- (google_ai_settle_call), so a counter row is held for its settles alone, not through the other calls'
+-- (google_ai_settle_calls), so a counter row is held for its settles alone, not through the other calls'
 -- writes (a bucket's word stays with its call: google_ai_settle_call moves the bucket on the counter row).
 CREATE OR REPLACE FUNCTION public.google_ai_finalize_calls(p_calls jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -36,15 +85,12 @@ declare
   v_outcomes public.google_ai_attempt_outcome[];
   v_open public.google_ai_attempts[];
   v_answers jsonb[];
-  -- The calls whose room google_ai_room_rest has weighed already.
-  v_weighed boolean[];
   v_outcome public.google_ai_attempt_outcome;
   -- Each call's attempt row as written (google_ai_write_outcome), its admission still to settle, and
   -- the calls to settle in the order they were written (their counter rows').
   v_written public.google_ai_attempts[];
   v_write public.google_ai_outcome_written;
   v_to_settle integer[] := '{}'::integer[];
-  v_n integer;
   c record;
   v_seqscan text := pg_catalog.current_setting('enable_seqscan');
 begin
@@ -63,7 +109,6 @@ begin
     where a.status = 'reserved' and a.reservation_id = any (v_ids) order by a.id for update);
   perform pg_catalog.set_config('enable_seqscan', v_seqscan, true);
   v_answers := pg_catalog.array_fill(null::jsonb, array[cardinality(v_ids)]);
-  v_weighed := pg_catalog.array_fill(false, array[cardinality(v_ids)]);
   v_written := pg_catalog.array_fill(null::public.google_ai_attempts, array[cardinality(v_ids)]);
   perform from public.google_ai_tokens t where t.id in (select token_id from unnest(v_open)) order by t.id for update;
   perform from public.google_ai_clients l where l.id in (select client_id from unnest(v_open)) order by l.id for update;
@@ -80,7 +125,8 @@ begin
     if (public.google_ai_room_bucket_model(c.a, v_outcome.room_requests, v_outcome.room_tokens,
         v_outcome.room_until)).model is null then
       perform public.google_ai_room_rest(c.a, v_outcome.room_requests, v_outcome.room_tokens, v_outcome.room_until);
-      v_weighed[c.n] := true;
+      v_outcome.room_until := null;  -- (weighed: its settle does not weigh it again)
+      v_outcomes[c.n] := v_outcome;
     end if;
   end loop;
   for c in
@@ -97,13 +143,9 @@ begin
     end if;
   end loop;
   -- Then the counter rows, each held from its first settle to the commit: for the settles alone.
-  foreach v_n in array v_to_settle loop
-    v_outcome := v_outcomes[v_n];
-    if v_weighed[v_n] then
-      v_outcome.room_until := null;
-    end if;
-    perform public.google_ai_settle_call(v_written[v_n], v_outcome);
-  end loop;
+  perform public.google_ai_settle_calls(
+    array(select v_written[t.n] from unnest(v_to_settle) with ordinality t(n, i) order by t.i),
+    array(select v_outcomes[t.n] from unnest(v_to_settle) with ordinality t(n, i) order by t.i));
   return pg_catalog.to_jsonb(v_answers);
 end
 $$;
