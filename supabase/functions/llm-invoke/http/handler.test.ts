@@ -133,6 +133,27 @@ describe("llm-invoke handler", () => {
     expect(invoke).not.toHaveBeenCalled();
   });
 
+  it("refuses a body over the limit that declared a length within it", async () => {
+    const { handler } = build({ maxBodyBytes: 100 });
+    const text = JSON.stringify({ model: "m", prompt: "x".repeat(500) });
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(new TextEncoder().encode(text));
+        c.close();
+      },
+    });
+    const res = await handler(
+      new Request(URL_, {
+        method: "POST",
+        body,
+        headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json", "content-length": "10" },
+        duplex: "half",
+      } as RequestInit),
+    );
+    expect(res.status).toBe(413);
+    expect((await json(res)).error).toMatchObject({ code: "body_too_large", details: { limit_bytes: 100 } });
+  });
+
   it("refuses a body over the limit by Content-Length without reading it", async () => {
     const { handler } = build({ maxBodyBytes: 100 });
     const res = await handler(post(JSON.stringify({ model: "m", prompt: "x".repeat(500) })));
@@ -398,5 +419,31 @@ describe("one JSON log line per request", () => {
     expect((await json(res)).error?.code).toBe("client_closed");
     expect(logError).not.toHaveBeenCalled();
     expect(JSON.parse(lines[0]!)).toMatchObject({ outcome: "client_closed" });
+  });
+
+  it("a body of a declared length is read whole, and one cut short of it is client_closed", async () => {
+    const lines: string[] = [];
+    const { handler, logError } = build({ logRequest: (l) => lines.push(l) });
+    const text = JSON.stringify({ model: "m", prompt: "hi" });
+    const whole = await handler(post(text, { "content-length": String(new TextEncoder().encode(text).byteLength) }));
+    expect(whole.status).toBe(200);
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(new TextEncoder().encode('{"model": "m", "prompt": "'));
+        c.error(new Error("connection reset by peer"));
+      },
+    });
+    const cut = await handler(
+      new Request(URL_, {
+        method: "POST",
+        body,
+        headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json", "content-length": "60" },
+        duplex: "half",
+      } as RequestInit),
+    );
+    expect(cut.status).toBe(499);
+    expect((await json(cut)).error?.code).toBe("client_closed");
+    expect(logError).not.toHaveBeenCalled();
+    expect(lines.map((l) => JSON.parse(l).outcome)).toEqual(["ok", "client_closed"]);
   });
 });
