@@ -45,6 +45,27 @@ function post(body: BodyInit | null, headers: Record<string, string> = {}): Requ
   });
 }
 
+/** A POST whose body arrives as `stream` (a client that sends it piece by piece), with extra headers. */
+function streamedPost(stream: ReadableStream<Uint8Array>, headers: Record<string, string> = {}): Request {
+  return new Request(URL_, {
+    method: "POST",
+    body: stream,
+    headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json", ...headers },
+    duplex: "half",
+  } as RequestInit);
+}
+
+/** A body that sends `text`, then ends (or, with `reset`, breaks off as a client that goes away). */
+function bodyOf(text: string, end: "close" | "reset" = "close"): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    start(c) {
+      c.enqueue(new TextEncoder().encode(text));
+      if (end === "close") c.close();
+      else c.error(new Error("connection reset by peer"));
+    },
+  });
+}
+
 async function json(res: Response) {
   return await res.json() as Record<string, unknown> & { error?: { code: string; message: string } };
 }
@@ -136,20 +157,7 @@ describe("llm-invoke handler", () => {
   it("refuses a body over the limit that declared a length within it", async () => {
     const { handler } = build({ maxBodyBytes: 100 });
     const text = JSON.stringify({ model: "m", prompt: "x".repeat(500) });
-    const body = new ReadableStream<Uint8Array>({
-      start(c) {
-        c.enqueue(new TextEncoder().encode(text));
-        c.close();
-      },
-    });
-    const res = await handler(
-      new Request(URL_, {
-        method: "POST",
-        body,
-        headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json", "content-length": "10" },
-        duplex: "half",
-      } as RequestInit),
-    );
+    const res = await handler(streamedPost(bodyOf(text), { "content-length": "10" }));
     expect(res.status).toBe(413);
     expect((await json(res)).error).toMatchObject({ code: "body_too_large", details: { limit_bytes: 100 } });
   });
@@ -172,13 +180,7 @@ describe("llm-invoke handler", () => {
         else controller.enqueue(chunk);
       },
     });
-    const req = new Request(URL_, {
-      method: "POST",
-      body: stream,
-      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
-      duplex: "half",
-    } as RequestInit);
-    const res = await handler(req);
+    const res = await handler(streamedPost(stream));
     expect(res.status).toBe(413);
     expect(pulls).toBeLessThan(10); // stopped reading early
   });
@@ -401,20 +403,7 @@ describe("one JSON log line per request", () => {
   it("a client that goes away mid-body is client_closed, not an unexpected error", async () => {
     const lines: string[] = [];
     const { handler, logError } = build({ logRequest: (l) => lines.push(l) });
-    const body = new ReadableStream<Uint8Array>({
-      start(c) {
-        c.enqueue(new TextEncoder().encode('{"model": "m", "prompt": "'));
-        c.error(new Error("connection reset by peer"));
-      },
-    });
-    const res = await handler(
-      new Request(URL_, {
-        method: "POST",
-        body,
-        headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
-        duplex: "half",
-      } as RequestInit),
-    );
+    const res = await handler(streamedPost(bodyOf('{"model": "m", "prompt": "', "reset")));
     expect(res.status).toBe(499);
     expect((await json(res)).error?.code).toBe("client_closed");
     expect(logError).not.toHaveBeenCalled();
@@ -427,20 +416,7 @@ describe("one JSON log line per request", () => {
     const text = JSON.stringify({ model: "m", prompt: "hi" });
     const whole = await handler(post(text, { "content-length": String(new TextEncoder().encode(text).byteLength) }));
     expect(whole.status).toBe(200);
-    const body = new ReadableStream<Uint8Array>({
-      start(c) {
-        c.enqueue(new TextEncoder().encode('{"model": "m", "prompt": "'));
-        c.error(new Error("connection reset by peer"));
-      },
-    });
-    const cut = await handler(
-      new Request(URL_, {
-        method: "POST",
-        body,
-        headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json", "content-length": "60" },
-        duplex: "half",
-      } as RequestInit),
-    );
+    const cut = await handler(streamedPost(bodyOf('{"model": "m", "prompt": "', "reset"), { "content-length": "60" }));
     expect(cut.status).toBe(499);
     expect((await json(cut)).error?.code).toBe("client_closed");
     expect(logError).not.toHaveBeenCalled();
