@@ -105,31 +105,42 @@ begin
 end
 $$;
 
--- What a success leaves beside its attempt row (p_att, just finalized): its response (the outcome's,
--- when given and the caller sent its own request_id) kept for replay in place of the request's
--- in-flight marker, and the bot's token_usage row with the provider's counts. One step of finalize,
--- taken for a success only (a cut stream is one too: its meta says who cut it, and it keeps no answer).
-CREATE OR REPLACE FUNCTION public.google_ai_record_success(p_att public.google_ai_attempts,
-    p_outcome public.google_ai_attempt_outcome) RETURNS void
+-- What successes leave beside their attempt rows (p_atts, just finalized; p_outcomes theirs, each at its
+-- att's index): each one's response (the outcome's, when given and the caller sent its own request_id)
+-- kept for replay in place of the request's in-flight marker, and the bot's token_usage row with the
+-- provider's counts. A step of finalize, taken for successes only (a cut stream is one too: its meta says
+-- who cut it, and it keeps no answer); other rows are passed over. One statement a table for a batch
+-- (google_ai_finalize_calls); two successes of one request leave the later one's answer, as one finalize
+-- after the other would.
+CREATE OR REPLACE FUNCTION public.google_ai_record_successes(p_atts public.google_ai_attempts[],
+    p_outcomes public.google_ai_attempt_outcome[]) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO ''
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 begin
-  if p_outcome.response is not null and p_att.request_id is not null and p_att.status = 'succeeded' then
-    insert into public.google_ai_responses as r (caller, request_id, status, model, response, created_at, expires_at)
-    values (p_att.caller, p_att.request_id, 'done', p_att.model, p_outcome.response, now(), null)
-    on conflict (caller, request_id) do update set
-      status = 'done', model = excluded.model, response = excluded.response,
-      created_at = excluded.created_at, expires_at = null;
-  end if;
+  insert into public.google_ai_responses as r (caller, request_id, status, model, response, created_at, expires_at)
+  select distinct on ((x.a).caller, (x.a).request_id)
+    (x.a).caller, (x.a).request_id, 'done', (x.a).model, (x.o).response, now(), null::timestamptz
+  from (select p_atts[g.n] as a, p_outcomes[g.n] as o, g.n from pg_catalog.generate_subscripts(p_atts, 1) g(n)
+        offset 0) x
+  where (x.o).response is not null and (x.a).request_id is not null and (x.a).status = 'succeeded'
+  order by (x.a).caller, (x.a).request_id, x.n desc
+  on conflict (caller, request_id) do update set
+    status = 'done', model = excluded.model, response = excluded.response,
+    created_at = excluded.created_at, expires_at = null;
 
   insert into public.token_usage (model, prompt_tokens, completion_tokens, total_tokens, request_id, meta)
-  values (p_att.model, p_outcome.input_tokens, p_outcome.output_tokens,
-    coalesce(p_outcome.input_tokens, 0) + coalesce(p_outcome.output_tokens, 0),
-    coalesce(p_att.request_id, p_att.reservation_id::text),
-    jsonb_build_object('source', 'eve-llm-gateway', 'caller', p_att.caller, 'key_alias', p_att.key_alias,
-      'attempt', p_att.attempt, 'reservation_id', p_att.reservation_id)
-      || case when p_att.status = 'cut' then jsonb_build_object('cut_by', p_outcome.cut_by) else '{}' end);
+  select (x.a).model, (x.o).input_tokens, (x.o).output_tokens,
+    coalesce((x.o).input_tokens, 0) + coalesce((x.o).output_tokens, 0),
+    coalesce((x.a).request_id, (x.a).reservation_id::text),
+    jsonb_build_object('source', 'eve-llm-gateway', 'caller', (x.a).caller, 'key_alias', (x.a).key_alias,
+      'attempt', (x.a).attempt, 'reservation_id', (x.a).reservation_id)
+      || case when (x.a).status = 'cut' then jsonb_build_object('cut_by', (x.o).cut_by) else '{}' end
+  from (select p_atts[g.n] as a, p_outcomes[g.n] as o, g.n from pg_catalog.generate_subscripts(p_atts, 1) g(n)
+        offset 0) x
+  where (x.a).status in ('succeeded', 'cut')
+  order by x.n;
 end
 $$;
 
@@ -334,7 +345,7 @@ $$;
 -- provider's count (google_ai_settle_call): input tokens, and output too where the model's TPM counts
 -- it (without the provider's count: settled_tokens, what a refusal keeps; else the booking). A success
 -- also lands in token_usage, and its response (when given: the caller sent its own request_id) is kept
--- for replay (google_ai_record_success). An outcome may take its key out of rotation and cool the group
+-- for replay (google_ai_record_successes). An outcome may take its key out of rotation and cool the group
 -- down (the provider's 429) in the same transaction (google_ai_rest_asked): until cooldown_until, or
 -- with cooldown_until_provider_midnight until the next midnight of the provider's day, in whatever zone
 -- its row names. A cut stream (kind cut: the provider billed what it streamed) is written as a success
@@ -359,27 +370,18 @@ begin
 end
 $$;
 
--- Finalize's first half, every row but the counter row (google_ai_finalize_attempt): the outcome checked,
--- the attempt row written, a success recorded, the rest the outcome asks for. Its att: the row written,
--- whose admission google_ai_settle_call settles next; null where nothing is left to settle (not open,
--- or withdrawn: google_ai_withdraw_attempt settles its own). Several
--- finalizes written together (google_ai_finalize_calls) write each one's half before the first settle, so
--- their counter rows are held only for the settles.
-CREATE OR REPLACE FUNCTION public.google_ai_write_outcome(p_reservation_id uuid,
-    p_outcome public.google_ai_attempt_outcome) RETURNS public.google_ai_outcome_written
-    LANGUAGE plpgsql
+-- An outcome's kind as its attempt row takes it, or an error (22023) naming what the outcome got wrong.
+-- (google_error: upstream_error's former name, taken until the next release, so a finalize logged
+-- before it replays, and written as upstream_error.)
+CREATE OR REPLACE FUNCTION public.google_ai_outcome_kind(p_outcome public.google_ai_attempt_outcome) RETURNS text
+    LANGUAGE plpgsql STABLE
     SET search_path TO ''
-    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 declare
-  v_att public.google_ai_attempts;
-  v_until timestamptz;
-  -- google_error: upstream_error's former name, taken until the next release (a finalize logged
-  -- before it replays) and written as upstream_error.
   v_kind text := case p_outcome.kind when 'google_error' then 'upstream_error' else p_outcome.kind end;
 begin
   if v_kind = 'withdrawn' then
-    return row(null, public.google_ai_withdraw_attempt(p_reservation_id, p_outcome))::public.google_ai_outcome_written;
+    return v_kind;  -- (its own step reads the rest: google_ai_withdraw_attempt)
   elsif v_kind is null or v_kind not in ('succeeded', 'upstream_error', 'network_error', 'timeout', 'cut') then
     raise exception 'an outcome''s kind must be succeeded, upstream_error, network_error, timeout, cut or withdrawn'
       using errcode = '22023';
@@ -390,44 +392,102 @@ begin
     raise exception 'quota_cause must be one of %', array_to_string(public.google_ai_quota_causes(), ', ')
       using errcode = '22023';
   end if;
+  return v_kind;
+end
+$$;
 
-  update public.google_ai_attempts a set
-    status = v_kind,
-    finished_at = pg_catalog.clock_timestamp(),
-    input_tokens = p_outcome.input_tokens,
-    output_tokens = p_outcome.output_tokens,
-    http_status = case when v_kind = 'cut' then coalesce(p_outcome.http_status, 200) else p_outcome.http_status end,
-    error_code = case when v_kind = 'cut' then 'stream_cut_by_' || p_outcome.cut_by
-                      else left(p_outcome.error_code, 200) end,
-    quota_id = left(p_outcome.quota_id, 200),
-    error_message = left(p_outcome.error_message, 1000),
-    latency_ms = p_outcome.latency_ms,
-    quota_cause = p_outcome.quota_cause,
-    service_tier = left(p_outcome.service_tier, 20),
-    served_tier = left(p_outcome.served_tier, 20),
-    -- (greatest() ignores a null: a time not known stays null)
-    added_ms = case when p_outcome.added_ms is not null then greatest(0, p_outcome.added_ms) end,
-    first_byte_ms = case when p_outcome.first_byte_ms is not null then greatest(0, p_outcome.first_byte_ms) end,
-    cached_input_tokens = p_outcome.cached_input_tokens,
-    thinking_tokens = p_outcome.thinking_tokens,
-    cache_write_1h_tokens = p_outcome.cache_write_1h_tokens, cache_write_5m_tokens = p_outcome.cache_write_5m_tokens,
-    cost_usd = public.google_ai_call_cost(a.model, p_outcome)
-  where a.reservation_id = p_reservation_id and a.status = 'reserved'
-  returning * into v_att;
+-- Whether an outcome asks for more than its rows (google_ai_rest_asked): a key out of rotation, a rest.
+-- Most successes do not.
+CREATE OR REPLACE FUNCTION public.google_ai_outcome_asks_rest(p_outcome public.google_ai_attempt_outcome)
+    RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    AS $$
+  select coalesce(p_outcome.cooldown_until is not null or p_outcome.cooldown_until_provider_midnight
+    or coalesce(p_outcome.key_rejected, p_outcome.error_code = 'API_KEY_INVALID'), false)
+$$;
 
-  if not found then
+-- The attempt rows of outcomes (p_outcomes, their kinds checked: google_ai_outcome_kind, none withdrawn)
+-- written in one statement: each open attempt of p_ids[n] takes p_outcomes[n]. Answers the rows written,
+-- each at its call's index, null where the reservation is not open (a reservation named twice is
+-- written by its first). The rows are found by their key whatever the log held when the connection
+-- planned the statement (google_ai_finalize_calls says why: planned with sequential scans off).
+CREATE OR REPLACE FUNCTION public.google_ai_write_attempts(p_ids uuid[], p_outcomes public.google_ai_attempt_outcome[])
+    RETURNS public.google_ai_attempts[]
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+declare
+  v_atts public.google_ai_attempts[];
+  v_seqscan text := pg_catalog.current_setting('enable_seqscan');
+begin
+  perform pg_catalog.set_config('enable_seqscan', 'off', true);
+  with w as (
+    update public.google_ai_attempts a set
+      status = x.kind,
+      finished_at = pg_catalog.clock_timestamp(),
+      input_tokens = (x.o).input_tokens,
+      output_tokens = (x.o).output_tokens,
+      http_status = case when x.kind = 'cut' then coalesce((x.o).http_status, 200) else (x.o).http_status end,
+      error_code = case when x.kind = 'cut' then 'stream_cut_by_' || (x.o).cut_by
+                        else left((x.o).error_code, 200) end,
+      quota_id = left((x.o).quota_id, 200),
+      error_message = left((x.o).error_message, 1000),
+      latency_ms = (x.o).latency_ms,
+      quota_cause = (x.o).quota_cause,
+      service_tier = left((x.o).service_tier, 20),
+      served_tier = left((x.o).served_tier, 20),
+      -- (greatest() ignores a null: a time not known stays null)
+      added_ms = case when (x.o).added_ms is not null then greatest(0, (x.o).added_ms) end,
+      first_byte_ms = case when (x.o).first_byte_ms is not null then greatest(0, (x.o).first_byte_ms) end,
+      cached_input_tokens = (x.o).cached_input_tokens,
+      thinking_tokens = (x.o).thinking_tokens,
+      cache_write_1h_tokens = (x.o).cache_write_1h_tokens, cache_write_5m_tokens = (x.o).cache_write_5m_tokens,
+      cost_usd = public.google_ai_call_cost(a.model, x.o)
+    from (select distinct on (g.id) g.n, g.id, p_outcomes[g.n] as o,
+            public.google_ai_outcome_kind(p_outcomes[g.n]) as kind
+          from unnest(p_ids) with ordinality g(id, n) order by g.id, g.n) x
+    -- (= any: the key read by index whatever join the plan makes)
+    where a.reservation_id = any (p_ids) and a.reservation_id = x.id and a.status = 'reserved'
+      and x.kind <> 'withdrawn'
+    returning x.n, a)
+  select array(select w.a from unnest(p_ids) with ordinality g(id, n) left join w on w.n = g.n order by g.n)
+  into v_atts;
+  perform pg_catalog.set_config('enable_seqscan', v_seqscan, true);
+  return v_atts;
+end
+$$;
+
+-- Finalize's first half, every row but the counter row (google_ai_finalize_attempt): the outcome checked,
+-- the attempt row written, a success recorded, the rest the outcome asks for. Its att: the row written,
+-- whose admission google_ai_settle_call settles next; null where nothing is left to settle (not open,
+-- or withdrawn: google_ai_withdraw_attempt settles its own). Several finalizes written together
+-- (google_ai_finalize_calls) take the same steps a step at a time for all of them, before the first settle,
+-- so their counter rows are held only for the settles.
+CREATE OR REPLACE FUNCTION public.google_ai_write_outcome(p_reservation_id uuid,
+    p_outcome public.google_ai_attempt_outcome) RETURNS public.google_ai_outcome_written
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+declare
+  v_att public.google_ai_attempts;
+  v_until timestamptz;
+begin
+  if public.google_ai_outcome_kind(p_outcome) = 'withdrawn' then
+    return row(null, public.google_ai_withdraw_attempt(p_reservation_id, p_outcome))::public.google_ai_outcome_written;
+  end if;
+  v_att := (public.google_ai_write_attempts(array[p_reservation_id], array[p_outcome]))[1];
+  if v_att.id is null then
     return row(null, public.google_ai_not_open(p_reservation_id))::public.google_ai_outcome_written;
   end if;
 
   -- Rows nobody holds for long first; the counter row (the hot one) last, so nothing this call might
   -- wait for (a housekeeping run holding a cooldown or a response row) keeps the counter locked.
-  if v_kind in ('succeeded', 'cut') then
-    perform public.google_ai_record_success(v_att, p_outcome);
+  if v_att.status in ('succeeded', 'cut') then
+    perform public.google_ai_record_successes(array[v_att], array[p_outcome]);
   end if;
-  -- What the outcome asks for beyond its row, when it asks (most successes do not): a key out of
-  -- rotation, a rest.
-  if p_outcome.cooldown_until is not null or p_outcome.cooldown_until_provider_midnight
-     or coalesce(p_outcome.key_rejected, p_outcome.error_code = 'API_KEY_INVALID') then
+  if public.google_ai_outcome_asks_rest(p_outcome) then
     v_until := public.google_ai_rest_asked(v_att, p_outcome);
   end if;
   return row(v_att, jsonb_build_object('ok', true, 'status', v_att.status, 'cooldown_until', v_until))

@@ -71,8 +71,9 @@ $$;
 -- reservation nor another batch nor a single finalize waits in a ring with this one. (Riding in a reservation
 -- CALL, after its bookings, 87_calls_together.sql, none of its waits lasts more than 5 ms.) A success that
 -- carries the provider's remaining counts has its margin read and its rest written (google_ai_room_rest)
--- before the first counter row is locked, the calls in their counter rows' order; each call's rows but
--- the counter row are then written (google_ai_write_outcome), and only then their admissions settled
+-- before the first counter row is locked, the calls in their counter rows' order; the calls' rows but
+-- the counter rows are then written (google_ai_write_outcome's steps, each one statement for all the
+-- calls: google_ai_write_attempts, google_ai_record_successes), and only then their admissions settled
 -- (google_ai_settle_calls), so a counter row is held for its settles alone, not through the other calls'
 -- writes (a bucket's word stays with its call: google_ai_settle_call moves the bucket on the counter row).
 CREATE OR REPLACE FUNCTION public.google_ai_finalize_calls(p_calls jsonb) RETURNS jsonb
@@ -86,12 +87,12 @@ declare
   v_open public.google_ai_attempts[];
   v_answers jsonb[];
   v_outcome public.google_ai_attempt_outcome;
-  -- Each call's attempt row as written (google_ai_write_outcome), its admission still to settle, and
-  -- the calls to settle in the order they were written (their counter rows').
+  v_order integer[];  -- the calls in their counter rows' order, each step's
+  -- Each call's attempt row as written (google_ai_write_attempts), its admission still to settle.
   v_written public.google_ai_attempts[];
-  v_write public.google_ai_outcome_written;
-  v_to_settle integer[] := '{}'::integer[];
+  v_until timestamptz;
   c record;
+  i integer;
   v_seqscan text := pg_catalog.current_setting('enable_seqscan');
 begin
   select coalesce(array_agg((e.call ->> 'reservation_id')::uuid order by e.n), '{}'),
@@ -109,7 +110,6 @@ begin
     where a.status = 'reserved' and a.reservation_id = any (v_ids) order by a.id for update);
   perform pg_catalog.set_config('enable_seqscan', v_seqscan, true);
   v_answers := pg_catalog.array_fill(null::jsonb, array[cardinality(v_ids)]);
-  v_written := pg_catalog.array_fill(null::public.google_ai_attempts, array[cardinality(v_ids)]);
   perform from public.google_ai_tokens t where t.id in (select token_id from unnest(v_open)) order by t.id for update;
   perform from public.google_ai_clients l where l.id in (select client_id from unnest(v_open)) order by l.id for update;
   perform from public.google_ai_caller_budgets b
@@ -129,23 +129,31 @@ begin
       v_outcomes[c.n] := v_outcome;
     end if;
   end loop;
-  for c in
-    select g.n from pg_catalog.generate_subscripts(v_ids, 1) g(n)
+  v_order := array(select g.n from pg_catalog.generate_subscripts(v_ids, 1) g(n)
     left join unnest(v_open) a on a.reservation_id = v_ids[g.n]
     left join public.google_ai_model_limits l on l.model = a.model
-    order by a.quota_group, coalesce(l.limit_pool, a.model), g.n
-  loop
-    v_write := public.google_ai_write_outcome(v_ids[c.n], v_outcomes[c.n]);
-    v_written[c.n] := v_write.att;
-    v_answers[c.n] := v_write.answer;
-    if (v_write.att).id is not null then
-      v_to_settle := v_to_settle || c.n::integer;
+    order by a.quota_group, coalesce(l.limit_pool, a.model), g.n);
+  -- Each row but the counter row, a step at a time for all the calls (google_ai_write_outcome's steps, one
+  -- statement a table): the attempt rows (every outcome checked first), the successes' rows, then what an
+  -- outcome asks beyond them, and a withdrawn model's own step, in the counter rows' order.
+  v_written := public.google_ai_write_attempts(v_ids, v_outcomes);
+  perform public.google_ai_record_successes(array(select v_written[t.n] from unnest(v_order) t(n)),
+    array(select v_outcomes[t.n] from unnest(v_order) t(n)));
+  foreach i in array v_order loop
+    if (v_written[i]).id is not null then
+      v_until := case when public.google_ai_outcome_asks_rest(v_outcomes[i])
+                      then public.google_ai_rest_asked(v_written[i], v_outcomes[i]) end;
+      v_answers[i] := jsonb_build_object('ok', true, 'status', (v_written[i]).status, 'cooldown_until', v_until);
+    elsif public.google_ai_outcome_kind(v_outcomes[i]) = 'withdrawn' then
+      v_answers[i] := public.google_ai_withdraw_attempt(v_ids[i], v_outcomes[i]);
+    else
+      v_answers[i] := public.google_ai_not_open(v_ids[i]);
     end if;
   end loop;
   -- Then the counter rows, each held from its first settle to the commit: for the settles alone.
   perform public.google_ai_settle_calls(
-    array(select v_written[t.n] from unnest(v_to_settle) with ordinality t(n, i) order by t.i),
-    array(select v_outcomes[t.n] from unnest(v_to_settle) with ordinality t(n, i) order by t.i));
+    array(select v_written[t.n] from unnest(v_order) t(n) where (v_written[t.n]).id is not null),
+    array(select v_outcomes[t.n] from unnest(v_order) t(n) where (v_written[t.n]).id is not null));
   return pg_catalog.to_jsonb(v_answers);
 end
 $$;

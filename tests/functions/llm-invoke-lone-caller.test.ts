@@ -167,10 +167,10 @@ describe("a lone caller", () => {
     // the connections end).
     const calls = async () =>
       Object.fromEntries((await db.sql`select funcname, calls::int as calls from pg_stat_user_functions
-        where funcname in ('google_ai_finalize_call', 'google_ai_finalize_calls', 'google_ai_write_outcome')`)
+        where funcname in ('google_ai_finalize_call', 'google_ai_finalize_calls', 'google_ai_write_attempts')`)
         .map((r) => [r.funcname as string, r.calls as number]));
     await expect.poll(calls, { timeout: 15_000, interval: 200 })
-      .toEqual({ google_ai_finalize_call: 7, google_ai_finalize_calls: 7, google_ai_write_outcome: 7 });
+      .toEqual({ google_ai_finalize_call: 7, google_ai_finalize_calls: 7, google_ai_write_attempts: 7 });
     const rows = await db.sql`select model, status from public.google_ai_attempts where status = 'succeeded' order by created_at`;
     expect(rows.map((r) => r.model)).toEqual([MODEL, MODEL, MODEL, CLAUDE, CLAUDE, CLAUDE, "gpt-4o-mini"]);
   }, 60_000);

@@ -123,12 +123,19 @@ select is((select answers from mixed_answers),
     public.google_ai_finalize((select (calls -> 3 ->> 'reservation_id')::uuid from mixed), 'succeeded'),
     '{"ok": true, "status": "succeeded", "cooldown_until": null}'::jsonb),
   'the answers come back in the calls'' order: a closed reservation and an unknown one answered as finalize answers them');
-select is((select string_agg(i.role, ' ' order by a.finished_at) from ids i
-           join public.google_ai_attempts a on a.reservation_id = i.id where i.twin = 'b'), 'e c b',
-  'the calls are written in their counter rows'' order (quota group, then pool or model), not the calls''');
 select is((select string_agg(c.model || ':' || c.tpm_used, ' ' order by c.model) from public.google_ai_usage_counters c
            where c.model in ('fin-a-pool', 'fin-b', 'fin-e')), 'fin-a-pool:100 fin-b:100 fin-e:7',
   'a pool''s model settles on its pool''s row');
+
+-- A reservation named twice in one batch is written by its first call; the second is answered as a
+-- finalize of a closed reservation is.
+insert into ids values ('d', 'd', pg_temp.reserve(interval '4 seconds', 'fin-b', 'bot', null));
+select is(public.google_ai_finalize_calls(jsonb_build_array(
+    jsonb_build_object('reservation_id', (select id from ids where role = 'd'), 'outcome', 'succeeded', 'input_tokens', 9),
+    jsonb_build_object('reservation_id', (select id from ids where role = 'd'), 'outcome', 'timeout'))),
+  jsonb_build_array('{"ok": true, "status": "succeeded", "cooldown_until": null}'::jsonb,
+    '{"ok": false, "error": "not_open", "status": "succeeded"}'::jsonb),
+  'a reservation named twice in a batch is written once, by its first call');
 
 -- One bad call fails the statement: nothing of the others stays.
 insert into ids values ('x', 'x1', pg_temp.reserve(interval '5 seconds', 'fin-b', 'bot', null)),

@@ -646,7 +646,7 @@ describe("pg-store: successes' finalizes written together", () => {
   const functionCalls = async () => {
     const rows = await db.sql<{ name: string; calls: number }[]>`
       select funcname as name, calls::int as calls from pg_stat_user_functions
-      where schemaname = 'public' and funcname in ('google_ai_write_outcome', 'google_ai_finalize_calls')`;
+      where schemaname = 'public' and funcname in ('google_ai_write_attempts', 'google_ai_finalize_calls')`;
     return Object.fromEntries(rows.map((r) => [r.name, r.calls]));
   };
 
@@ -712,10 +712,11 @@ describe("pg-store: successes' finalizes written together", () => {
 
     // PostgreSQL's own count since track_functions (flushed when the connections end): every write is
     // one google_ai_finalize_calls (through google_ai_finalize_call), 20 one by one, then the lone first
-    // of the 20 together and one batch; google_ai_write_outcome (each call's outcome) counts the 40 they made.
+    // of the 20 together and one batch; each writes its calls' attempt rows in one statement
+    // (google_ai_write_attempts), the batch's 19 too.
     await tracked.close();
     await expect.poll(functionCalls, { timeout: 15_000, interval: 200 })
-      .toEqual({ google_ai_write_outcome: 40, google_ai_finalize_calls: 22 });
+      .toEqual({ google_ai_write_attempts: 22, google_ai_finalize_calls: 22 });
   });
 
   it("20 concurrent reservations of one caller: one alone, the rest in google_ai_reserve_calls (at most 16 each); another caller's apart", async () => {
@@ -774,9 +775,9 @@ describe("pg-store: successes' finalizes written together", () => {
     expect(rows).toEqual(ids.map((_, i) => ({ request_id: `ride-${i}`, status: "succeeded", input_tokens: 10 + i })));
     await tracked.close();
     // PostgreSQL's count: the four outcomes written in three google_ai_finalize_calls (the ride, then the
-    // one untaken, then the other caller's).
+    // one untaken, then the other caller's), each with one statement for its attempt rows.
     await expect.poll(functionCalls, { timeout: 15_000, interval: 200 }).toEqual({
-      google_ai_write_outcome: (counted.google_ai_write_outcome ?? 0) + 4,
+      google_ai_write_attempts: (counted.google_ai_write_attempts ?? 0) + 3,
       google_ai_finalize_calls: (counted.google_ai_finalize_calls ?? 0) + 3,
     });
   });
