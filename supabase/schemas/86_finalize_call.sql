@@ -88,8 +88,10 @@ declare
   v_answers jsonb[];
   v_outcome public.google_ai_attempt_outcome;
   v_order integer[];  -- the calls in their counter rows' order, each step's
-  -- Each call's attempt row as written (google_ai_write_attempts), its admission still to settle.
-  v_written public.google_ai_attempts[];
+  v_written public.google_ai_attempts[];  -- each call's attempt row as written (google_ai_write_attempts)
+  -- Those written, with their outcomes, in the counter rows' order: to record, then to settle.
+  v_atts public.google_ai_attempts[] := '{}'::public.google_ai_attempts[];
+  v_outs public.google_ai_attempt_outcome[] := '{}'::public.google_ai_attempt_outcome[];
   v_until timestamptz;
   c record;
   i integer;
@@ -133,12 +135,15 @@ begin
     left join unnest(v_open) a on a.reservation_id = v_ids[g.n]
     left join public.google_ai_model_limits l on l.model = a.model
     order by a.quota_group, coalesce(l.limit_pool, a.model), g.n);
-  -- Each row but the counter row, a step at a time for all the calls (google_ai_write_outcome's steps, one
-  -- statement a table): the attempt rows (every outcome checked first), the successes' rows, then what an
-  -- outcome asks beyond them, and a withdrawn model's own step, in the counter rows' order.
+  -- Each row but the counter row, a step at a time for all the calls (google_ai_write_outcome's steps): the
+  -- attempt rows, the successes' rows, then the rest outcomes ask and withdrawn models, in order.
   v_written := public.google_ai_write_attempts(v_ids, v_outcomes);
-  perform public.google_ai_record_successes(array(select v_written[t.n] from unnest(v_order) t(n)),
-    array(select v_outcomes[t.n] from unnest(v_order) t(n)));
+  foreach i in array v_order loop
+    continue when (v_written[i]).id is null;
+    v_atts[cardinality(v_atts) + 1] := v_written[i];
+    v_outs[cardinality(v_outs) + 1] := v_outcomes[i];
+  end loop;
+  perform public.google_ai_record_successes(v_atts, v_outs);
   foreach i in array v_order loop
     if (v_written[i]).id is not null then
       v_until := case when public.google_ai_outcome_asks_rest(v_outcomes[i])
@@ -151,9 +156,7 @@ begin
     end if;
   end loop;
   -- Then the counter rows, each held from its first settle to the commit: for the settles alone.
-  perform public.google_ai_settle_calls(
-    array(select v_written[t.n] from unnest(v_order) t(n) where (v_written[t.n]).id is not null),
-    array(select v_outcomes[t.n] from unnest(v_order) t(n) where (v_written[t.n]).id is not null));
+  perform public.google_ai_settle_calls(v_atts, v_outs);
   return pg_catalog.to_jsonb(v_answers);
 end
 $$;
