@@ -109,7 +109,7 @@ $$;
 -- att's index): each one's response (the outcome's, when given and the caller sent its own request_id)
 -- kept for replay in place of the request's in-flight marker, and the bot's token_usage row with the
 -- provider's counts. A step of finalize, taken for successes only (a cut stream is one too: its meta says
--- who cut it, and it keeps no answer); other rows are passed over. One statement a table for a batch
+-- who cut it, and it keeps no answer); other rows are passed over. One statement for a batch
 -- (google_ai_finalize_calls); two successes of one request leave the later one's answer, as one finalize
 -- after the other would.
 CREATE OR REPLACE FUNCTION public.google_ai_record_successes(p_atts public.google_ai_attempts[],
@@ -119,17 +119,18 @@ CREATE OR REPLACE FUNCTION public.google_ai_record_successes(p_atts public.googl
     SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 begin
-  insert into public.google_ai_responses as r (caller, request_id, status, model, response, created_at, expires_at)
-  select distinct on ((x.a).caller, (x.a).request_id)
-    (x.a).caller, (x.a).request_id, 'done', (x.a).model, (x.o).response, now(), null::timestamptz
-  from (select p_atts[g.n] as a, p_outcomes[g.n] as o, g.n from pg_catalog.generate_subscripts(p_atts, 1) g(n)
-        offset 0) x
-  where (x.o).response is not null and (x.a).request_id is not null and (x.a).status = 'succeeded'
-  order by (x.a).caller, (x.a).request_id, x.n desc
-  on conflict (caller, request_id) do update set
-    status = 'done', model = excluded.model, response = excluded.response,
-    created_at = excluded.created_at, expires_at = null;
-
+  with x as materialized (
+    select p_atts[g.n] as a, p_outcomes[g.n] as o, g.n from pg_catalog.generate_subscripts(p_atts, 1) g(n)
+  ), kept as (
+    insert into public.google_ai_responses as r (caller, request_id, status, model, response, created_at, expires_at)
+    select distinct on ((x.a).caller, (x.a).request_id)
+      (x.a).caller, (x.a).request_id, 'done', (x.a).model, (x.o).response, now(), null::timestamptz
+    from x
+    where (x.o).response is not null and (x.a).request_id is not null and (x.a).status = 'succeeded'
+    order by (x.a).caller, (x.a).request_id, x.n desc
+    on conflict (caller, request_id) do update set
+      status = 'done', model = excluded.model, response = excluded.response,
+      created_at = excluded.created_at, expires_at = null)
   insert into public.token_usage (model, prompt_tokens, completion_tokens, total_tokens, request_id, meta)
   select (x.a).model, (x.o).input_tokens, (x.o).output_tokens,
     coalesce((x.o).input_tokens, 0) + coalesce((x.o).output_tokens, 0),
@@ -137,8 +138,7 @@ begin
     jsonb_build_object('source', 'eve-llm-gateway', 'caller', (x.a).caller, 'key_alias', (x.a).key_alias,
       'attempt', (x.a).attempt, 'reservation_id', (x.a).reservation_id)
       || case when (x.a).status = 'cut' then jsonb_build_object('cut_by', (x.o).cut_by) else '{}' end
-  from (select p_atts[g.n] as a, p_outcomes[g.n] as o, g.n from pg_catalog.generate_subscripts(p_atts, 1) g(n)
-        offset 0) x
+  from x
   where (x.a).status in ('succeeded', 'cut')
   order by x.n;
 end

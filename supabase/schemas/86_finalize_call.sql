@@ -116,12 +116,15 @@ begin
   perform from public.google_ai_clients l where l.id in (select client_id from unnest(v_open)) order by l.id for update;
   perform from public.google_ai_caller_budgets b
   where b.caller in (select a.caller from unnest(v_open) a where a.client_id is null) order by b.caller for update;
-  for c in
-    select a, g.n from pg_catalog.generate_subscripts(v_ids, 1) g(n)
-    join unnest(v_open) a on a.reservation_id = v_ids[g.n]
+  v_order := array(select g.n from pg_catalog.generate_subscripts(v_ids, 1) g(n)
+    left join unnest(v_open) a on a.reservation_id = v_ids[g.n]
     left join public.google_ai_model_limits l on l.model = a.model
-    where (v_outcomes[g.n]).room_until is not null
-    order by a.quota_group, coalesce(l.limit_pool, a.model), g.n
+    order by a.quota_group, coalesce(l.limit_pool, a.model), g.n);
+  for c in
+    select a, t.n from unnest(v_order) with ordinality t(n, k)
+    join unnest(v_open) a on a.reservation_id = v_ids[t.n]
+    where (v_outcomes[t.n]).room_until is not null
+    order by t.k
   loop
     v_outcome := v_outcomes[c.n];
     if (public.google_ai_room_bucket_model(c.a, v_outcome.room_requests, v_outcome.room_tokens,
@@ -131,10 +134,6 @@ begin
       v_outcomes[c.n] := v_outcome;
     end if;
   end loop;
-  v_order := array(select g.n from pg_catalog.generate_subscripts(v_ids, 1) g(n)
-    left join unnest(v_open) a on a.reservation_id = v_ids[g.n]
-    left join public.google_ai_model_limits l on l.model = a.model
-    order by a.quota_group, coalesce(l.limit_pool, a.model), g.n);
   -- Each row but the counter row, a step at a time for all the calls (google_ai_write_outcome's steps): the
   -- attempt rows, the successes' rows, then the rest outcomes ask and withdrawn models, in order.
   v_written := public.google_ai_write_attempts(v_ids, v_outcomes);
