@@ -175,19 +175,19 @@ async function fillAttempts(sql: Sql, n: number, from: string, to: string): Prom
       select at, at, status, caller, null, model,
              case when status = 'refused' then null else 'proj-' || (i % 3) end,
              case when i % 4 = 0 then 'batch' else 'interactive' end,
-             case status when 'succeeded' then 200 when 'google_error' then 429 end,
+             case status when 'succeeded' then 200 when 'upstream_error' then 429 end,
              case when status = 'succeeded' then 200 + i % 900 end,
              case when status = 'succeeded' then 50 + i % 400 end,
-             case when status in ('succeeded', 'google_error') then 300 + (i * 7919) % 4000 end,
+             case when status in ('succeeded', 'upstream_error') then 300 + (i * 7919) % 4000 end,
              case when i % 5 = 0 and status <> 'refused' then (i * 104729) % 40000 end,
              case when status = 'succeeded' then 3 + i % 40 end,
              case when status = 'succeeded' then 350 + (i * 7919) % 4000 end,
              case when status = 'refused' then (array['rpm', 'tpm', 'rpd'])[1 + i % 3] end,
-             case when status = 'google_error' then (array['minute', 'day', 'limit_zero', 'spend_cap', 'unknown'])[1 + i % 5] end
+             case when status = 'upstream_error' then (array['minute', 'day', 'limit_zero', 'spend_cap', 'unknown'])[1 + i % 5] end
       from (
         select i,
                now() - ${from}::interval + (${from}::interval - ${to}::interval) * ((${done} + g)::float8 / ${Math.max(n, 1)}) as at,
-               case when g % 100 < 85 then 'succeeded' when g % 100 < 93 then 'refused' when g % 100 < 96 then 'google_error'
+               case when g % 100 < 85 then 'succeeded' when g % 100 < 93 then 'refused' when g % 100 < 96 then 'upstream_error'
                     when g % 100 < 99 then 'released' else 'network_error' end as status,
                (array['eve-bot', 'client:nb-a', 'client:nb-b', 'parser'])[1 + g % 4] as caller,
                (array['gemma-3-27b-it', 'gemini-2.5-flash', 'gemini-2.5-flash-lite'])[1 + g % 3] as model

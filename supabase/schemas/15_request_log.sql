@@ -9,14 +9,14 @@ CREATE OR REPLACE FUNCTION public.google_ai_is_attempt_status(p_status text) RET
     LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
     AS $$
 begin
-  return p_status = any ('{reserved,refused,succeeded,upstream_error,network_error,timeout,cut,withdrawn,google_error,
-    released,abandoned}'::text[]);
+  return p_status = any ('{reserved,refused,succeeded,upstream_error,network_error,timeout,cut,withdrawn,released,
+    abandoned}'::text[]);
 end
 $$;
 
 -- One row per reservation decision: a refusal, or a reservation that later becomes the outcome of
--- one call to the model's provider (succeeded, upstream_error, network_error, timeout, cut, withdrawn;
--- google_error is upstream_error on rows written before it had that name) or is released.
+-- one call to the model's provider (succeeded, upstream_error, network_error, timeout, cut, withdrawn)
+-- or is released.
 -- Never holds a key, a token or a secret: keys are named by alias, callers by label.
 -- (Its checks ask PL/pgSQL functions that hold the lists, or inline the list's own SQL function,
 -- google_ai_quota_causes(), into their plan: PostgreSQL reads a table's checks again from
@@ -263,10 +263,9 @@ CREATE INDEX IF NOT EXISTS google_ai_responses_created_at_idx ON public.google_a
 
 -- Why a refusal was made, from its limit when nothing finer is known (the booking names window_full,
 -- share_kept or spread for rpm and tpm, queue_turn for a turn kept for earlier tickets): a full window
--- (rpm, tpm), the provider's day (rpd), a paced share (pace), a provider's cooldown (upstream_cooldown;
--- google_cooldown on rows written before it had that name), a budget (token, client or caller); any
--- other limit is the request's own reason and is its own cause. The limits and causes
--- are listed once, in functions/_shared/vocabulary.ts (refusalCauseOf); tests/db/vocabulary.test.ts
+-- (rpm, tpm), the provider's day (rpd), a paced share (pace), a provider's cooldown (upstream_cooldown), a
+-- budget (token, client or caller); any other limit is the request's own reason and is its own cause. The
+-- limits and causes are listed once, in functions/_shared/vocabulary.ts (refusalCauseOf); tests/db/vocabulary.test.ts
 -- asks this function about each.
 CREATE OR REPLACE FUNCTION public.google_ai_refusal_cause(p_limit text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE

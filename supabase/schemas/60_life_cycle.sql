@@ -350,10 +350,9 @@ $$;
 -- with cooldown_until_provider_midnight until the next midnight of the provider's day, in whatever zone
 -- its row names. A cut stream (kind cut: the provider billed what it streamed) is written as a success
 -- (its counts, room and stated limits; no stored answer), its row marked 'cut' with who cut it
--- (cut_by 'client': the caller went away; 'upstream': the stream broke off on the provider's side;
--- 'google', upstream's former name, is taken until the next release, so a finalize logged before it
--- replays) as its error_code stream_cut_by_<cut_by> and in its token_usage row's meta (cut_by), so the
--- bot's books tell a cut answer apart. A withdrawn model is a step of its own (google_ai_withdraw_attempt).
+-- (cut_by 'client': the caller went away; 'upstream': the stream broke off on the provider's side) as
+-- its error_code stream_cut_by_<cut_by> and in its token_usage row's meta (cut_by), so the bot's books
+-- tell a cut answer apart. A withdrawn model is a step of its own (google_ai_withdraw_attempt).
 CREATE OR REPLACE FUNCTION public.google_ai_finalize_attempt(p_reservation_id uuid,
     p_outcome public.google_ai_attempt_outcome) RETURNS jsonb
     LANGUAGE plpgsql
@@ -371,21 +370,19 @@ end
 $$;
 
 -- An outcome's kind as its attempt row takes it, or an error (22023) naming what the outcome got wrong.
--- (google_error: upstream_error's former name, taken until the next release, so a finalize logged
--- before it replays, and written as upstream_error.)
 CREATE OR REPLACE FUNCTION public.google_ai_outcome_kind(p_outcome public.google_ai_attempt_outcome) RETURNS text
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
 declare
-  v_kind text := case p_outcome.kind when 'google_error' then 'upstream_error' else p_outcome.kind end;
+  v_kind text := p_outcome.kind;
 begin
   if v_kind = 'withdrawn' then
     return v_kind;  -- (its own step reads the rest: google_ai_withdraw_attempt)
   elsif v_kind is null or v_kind not in ('succeeded', 'upstream_error', 'network_error', 'timeout', 'cut') then
     raise exception 'an outcome''s kind must be succeeded, upstream_error, network_error, timeout, cut or withdrawn'
       using errcode = '22023';
-  elsif v_kind = 'cut' and (p_outcome.cut_by is null or p_outcome.cut_by not in ('client', 'upstream', 'google')) then
+  elsif v_kind = 'cut' and (p_outcome.cut_by is null or p_outcome.cut_by not in ('client', 'upstream')) then
     raise exception 'a cut''s cut_by must be client or upstream' using errcode = '22023';
   end if;
   if not (p_outcome.quota_cause = any (public.google_ai_quota_causes())) then

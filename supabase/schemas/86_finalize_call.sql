@@ -62,20 +62,17 @@ $$;
 -- transaction: one commit, one wait for the disk, where each alone would hold its group's counter row
 -- through a wait of its own. Each call is written as google_ai_finalize writes it; the answer is its
 -- answers, in the calls' order. A call that fails fails them all (the caller then sends them one by one).
--- A call in the former flat shape (the outcome's fields beside reservation_id, `outcome` its kind: sent
--- by the functions deployed before, or a `finalize_lost` line they logged) is read as one
--- (google_ai_former_outcome) until the next release. Rows are locked in the one global order
--- (docs/architecture.md, §2): the calls' open attempt rows, their tokens, their clients, service
--- callers' budgets (each sorted), then the counter rows, last, the calls taken in their counter rows'
--- order (quota group, then the model's pool or the model: models of one pool share a row); so neither a
--- reservation nor another batch nor a single finalize waits in a ring with this one. (Riding in a reservation
--- CALL, after its bookings, 87_calls_together.sql, none of its waits lasts more than 5 ms.) A success that
--- carries the provider's remaining counts has its margin read and its rest written (google_ai_room_rest)
--- before the first counter row is locked, the calls in their counter rows' order; the calls' rows but
--- the counter rows are then written (google_ai_write_outcome's steps, each one statement for all the
--- calls: google_ai_write_attempts, google_ai_record_successes), and only then their admissions settled
--- (google_ai_settle_calls), so a counter row is held for its settles alone, not through the other calls'
--- writes (a bucket's word stays with its call: google_ai_settle_call moves the bucket on the counter row).
+-- Rows are locked in the one global order (docs/architecture.md, §2): the calls' open attempt rows, their tokens,
+-- their clients, service callers' budgets (each sorted), then the counter rows, last, the calls taken in their
+-- counter rows' order (quota group, then the model's pool or the model: models of one pool share a row); so neither
+-- a reservation nor another batch nor a single finalize waits in a ring with this one. (Riding in a reservation
+-- CALL, after its bookings, 87_calls_together.sql, none of its waits lasts more than 5 ms.) A success that carries
+-- the provider's remaining counts has its margin read and its rest written (google_ai_room_rest) before the first
+-- counter row is locked, the calls in their counter rows' order; the calls' rows but the counter rows are then
+-- written (google_ai_write_outcome's steps, each one statement for all the calls: google_ai_write_attempts,
+-- google_ai_record_successes), and only then their admissions settled (google_ai_settle_calls), so a counter row is
+-- held for its settles alone, not through the other calls' writes (a bucket's word stays with its call:
+-- google_ai_settle_call moves the bucket on the counter row).
 CREATE OR REPLACE FUNCTION public.google_ai_finalize_calls(p_calls jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -98,9 +95,8 @@ declare
   v_seqscan text := pg_catalog.current_setting('enable_seqscan');
 begin
   select coalesce(array_agg((e.call ->> 'reservation_id')::uuid order by e.n), '{}'),
-    coalesce(array_agg(pg_catalog.jsonb_populate_record(null::public.google_ai_attempt_outcome,
-      case when pg_catalog.jsonb_typeof(e.call -> 'outcome') = 'object' then e.call -> 'outcome'
-           else public.google_ai_former_outcome(e.call) end) order by e.n), '{}')
+    coalesce(array_agg(pg_catalog.jsonb_populate_record(null::public.google_ai_attempt_outcome, e.call -> 'outcome')
+      order by e.n), '{}')
   into v_ids, v_outcomes
   from pg_catalog.jsonb_array_elements(p_calls) with ordinality e(call, n);
   -- Found by their key, whatever the log held when this connection planned the statement: the plan is

@@ -109,7 +109,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_thr
   ), groups as (
     select d.model, d.quota_group, d.priority_class, d.caller, d.status, d.limit_hit,
            coalesce(d.refusal_cause, public.google_ai_refusal_cause(d.limit_hit)) as refusal_cause,
-           coalesce(d.quota_cause, 'unknown') as cause, d.http_status = 429 as google_429,
+           coalesce(d.quota_cause, 'unknown') as cause, d.http_status = 429 as upstream_429,
            coalesce(d.service_tier, 'standard') as service_tier, d.served_tier,
            count(*)::numeric as n, sum(d.input_tokens)::numeric as tokens_in,
              sum(d.output_tokens)::numeric as tokens_out, sum(d.cost_usd) as spend
@@ -131,15 +131,15 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_thr
         g.who, public.google_ai_metric_label('limit', g.limit_hit),
           public.google_ai_metric_label('cause', g.refusal_cause)),
         case when g.status = 'refused' then g.n end
-      union all select 'eve_gateway_google_429_total', concat_ws(',', g.m, g.qg, g.pv,
+      union all select 'eve_gateway_upstream_429_total', concat_ws(',', g.m, g.qg, g.pv,
         public.google_ai_metric_label('cause', g.cause)),
-        case when g.google_429 then g.n end
-      union all select 'eve_gateway_google_calls_total', concat_ws(',', g.m, g.qg, g.pv,
+        case when g.upstream_429 then g.n end
+      union all select 'eve_gateway_upstream_calls_total', concat_ws(',', g.m, g.qg, g.pv,
           public.google_ai_metric_label('status', g.status),
           public.google_ai_metric_label('service_tier', g.service_tier),
             public.google_ai_metric_label('served_tier', g.served_tier)),
         case when g.status in ('succeeded', 'cut', 'upstream_error', 'network_error', 'timeout',
-          'withdrawn', 'google_error') then g.n end
+          'withdrawn') then g.n end
       -- Abandoned by housekeeping: a reservation (it has a quota group) no finalize reached.
       union all select 'eve_gateway_finalizes_lost_total', concat_ws(',', g.m, g.qg),
         case when g.status = 'abandoned' and g.quota_group is not null then g.n end
@@ -160,7 +160,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_thr
     select h.family, d.model, h.second_name, h.second_value, h.ms
     from decided d
     cross join lateral (
-      select 'eve_gateway_google_latency_seconds', 'quota_group', d.quota_group, d.latency_ms
+      select 'eve_gateway_upstream_latency_seconds', 'quota_group', d.quota_group, d.latency_ms
       union all select 'eve_gateway_time_to_first_byte_seconds', 'priority_class', d.priority_class, d.first_byte_ms
       union all select 'eve_gateway_added_latency_seconds', 'priority_class', d.priority_class, d.added_ms
       -- The wait before an admission: rows from a reservation only (a refusal's wait ended in no
@@ -302,7 +302,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_counts(p_at timestamp with ti
     -- Series known before their first row, exported at zero from the start: a series that first
     -- appears already holding its first observations starts at that value for Prometheus, and rate()
     -- and increase() never count a series' starting value (a model's first requests would show in no
-    -- latency panel, a group's first Google 429 or lost finalize no increase() alert). The labels as
+    -- latency panel, a group's first provider 429 or lost finalize no increase() alert). The labels as
     -- google_ai_metric_samples renders them; active models by class, and the quota groups serving each.
     select h.family, 'histogram', concat_ws(',', public.google_ai_metric_label('model', l.model),
              public.google_ai_metric_label('priority_class', c.name))
@@ -314,11 +314,11 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_counts(p_at timestamp with ti
     select x.family, x.kind, concat_ws(',', public.google_ai_metric_label('model', p.model),
              public.google_ai_metric_label('quota_group', p.quota_group))
     from serving p
-    cross join (values ('eve_gateway_google_latency_seconds', 'histogram'),
+    cross join (values ('eve_gateway_upstream_latency_seconds', 'histogram'),
                        ('eve_gateway_finalizes_lost_total', 'counter')) x(family, kind)
     union all
     -- (Every cause a row may name: google_ai_quota_causes.)
-    select 'eve_gateway_google_429_total', 'counter',
+    select 'eve_gateway_upstream_429_total', 'counter',
            concat_ws(',', public.google_ai_metric_label('model', p.model),
              public.google_ai_metric_label('quota_group', p.quota_group),
              public.google_ai_metric_label('provider',

@@ -206,7 +206,7 @@ CREATE OR REPLACE VIEW public.google_ai_spend_daily WITH (security_invoker='true
  LEFT JOIN public.google_ai_model_limits l ON l.model = a.model
  LEFT JOIN public.google_ai_providers p ON p.name = l.provider
  WHERE a.admitted_at IS NOT NULL
-   AND a.status = ANY ('{succeeded,cut,upstream_error,network_error,timeout,google_error}')
+   AND a.status = ANY ('{succeeded,cut,upstream_error,network_error,timeout}')
  GROUP BY 1, 2, 3, 4;
 
 COMMENT ON VIEW public.google_ai_spend_daily IS
@@ -235,8 +235,7 @@ CREATE OR REPLACE VIEW public.google_ai_usage_by_caller_24h WITH (security_invok
     count(DISTINCT coalesce(a.request_id, a.reservation_id::text))::integer AS requests,
     count(*)::integer AS attempts,
     count(*) FILTER (WHERE a.status = 'succeeded')::integer AS succeeded,
-    count(*) FILTER (WHERE a.status IN ('upstream_error', 'google_error', 'network_error',
-                                        'timeout'))::integer AS failed,
+    count(*) FILTER (WHERE a.status IN ('upstream_error', 'network_error', 'timeout'))::integer AS failed,
     count(*) FILTER (WHERE a.status = 'refused')::integer AS refused,
     count(*) FILTER (WHERE a.status = 'refused' AND a.limit_hit = 'rpm')::integer AS refused_rpm,
     count(*) FILTER (WHERE a.status = 'refused' AND a.limit_hit = 'tpm')::integer AS refused_tpm,

@@ -117,16 +117,6 @@ GRANT ALL ON FUNCTION public.google_ai_cooldown(p_quota_group text, p_model text
     p_reason text, p_quota_id text) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_end_request(p_reservation_id uuid) TO service_role, eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome jsonb) TO eve_gateway, service_role;
--- Finalize's former signatures (61_former_finalize.sql), until the next release.
-GRANT ALL ON FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text, p_input_tokens integer,
-    p_output_tokens integer, p_http_status integer, p_error_code text, p_quota_id text, p_error_message text,
-    p_latency_ms integer, p_cooldown_until timestamp with time zone, p_cooldown_until_pacific_midnight boolean,
-    p_response jsonb, p_key_rejected boolean, p_quota_cause text, p_service_tier text, p_served_tier text,
-    p_added_ms integer, p_first_byte_ms integer, p_room_requests integer, p_room_tokens integer,
-    p_room_until timestamp with time zone, p_settled_tokens integer, p_cached_input_tokens integer,
-    p_thinking_tokens integer, p_cache_write_5m_tokens integer, p_cache_write_1h_tokens integer,
-    p_stated_limits integer[])
-    TO eve_gateway, service_role;
 GRANT ALL ON FUNCTION public.google_ai_finalize_calls(p_calls jsonb) TO eve_gateway, service_role;
 GRANT ALL ON FUNCTION public.google_ai_stated_limits() TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_limit_disagreements() TO service_role, eve_gateway;
@@ -134,13 +124,6 @@ GRANT ALL ON PROCEDURE public.google_ai_finalize_call(p_calls jsonb, o_answers j
 GRANT ALL ON FUNCTION public.google_ai_finalize_riding(p_calls jsonb) TO eve_gateway, service_role;
 GRANT ALL ON PROCEDURE public.google_ai_reserve_calls(p_calls jsonb, p_finalizes jsonb, o_answers jsonb,
     o_finalized jsonb) TO eve_gateway, service_role;
-GRANT ALL ON FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text, p_input_tokens integer,
-    p_output_tokens integer, p_latency_ms integer, p_error_message text, p_service_tier text, p_served_tier text,
-    p_added_ms integer, p_first_byte_ms integer, p_cached_input_tokens integer,
-    p_thinking_tokens integer, p_cache_write_5m_tokens integer, p_cache_write_1h_tokens integer)
-    TO eve_gateway, service_role;
-GRANT ALL ON FUNCTION public.google_ai_finalize_withdrawn(p_reservation_id uuid, p_http_status integer,
-    p_error_code text, p_error_message text, p_latency_ms integer, p_successor text) TO service_role, eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_release(p_reservation_id uuid, p_reason text) TO service_role, eve_gateway;
 
 GRANT ALL ON TABLE public.token_usage TO service_role;

@@ -119,10 +119,10 @@ async function run(shape: Shape, asks: { at: number; waitMs: number }[], outside
       const headers = new Headers(tracker.headers("org-ant", shape.model, limits, shape.sizes));
       const room = roomUntil(roomOf(headers, e.at, { input: INPUT, output: ANSWER }), e.at);
       out.served.push(e.at - t0);
-      await db.sql`select public.google_ai_finalize(p_reservation_id => ${e.id}::uuid, p_outcome => 'succeeded',
-        p_input_tokens => ${INPUT}, p_output_tokens => ${shape.written}, p_latency_ms => ${LATENCY_MS},
-        p_room_requests => ${room?.requests ?? null}::integer, p_room_tokens => ${room?.tokens ?? null}::integer,
-        p_room_until => ${room == null ? null : iso(room.until.getTime())}::text::timestamptz)`;
+      await db.sql`select public.google_ai_finalize(${e.id}::uuid, jsonb_build_object('kind', 'succeeded',
+        'input_tokens', ${INPUT}::integer, 'output_tokens', ${shape.written}::integer, 'latency_ms', ${LATENCY_MS}::integer,
+        'room_requests', ${room?.requests ?? null}::integer, 'room_tokens', ${room?.tokens ?? null}::integer,
+        'room_until', ${room == null ? null : iso(room.until.getTime())}::text::timestamptz))`;
     }
   }
   return out;

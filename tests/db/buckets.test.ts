@@ -37,8 +37,8 @@ async function admit(at: number, model: string, input: number, output: number | 
 }
 
 async function finalize(id: string, input: number, output: number, cached: number | null = null) {
-  await db.sql`select public.google_ai_finalize(p_reservation_id => ${id}::uuid, p_outcome => 'succeeded',
-    p_input_tokens => ${input}, p_output_tokens => ${output}, p_cached_input_tokens => ${cached}::integer)`;
+  await db.sql`select public.google_ai_finalize(${id}::uuid, jsonb_build_object('kind', 'succeeded',
+    'input_tokens', ${input}::integer, 'output_tokens', ${output}::integer, 'cached_input_tokens', ${cached}::integer))`;
 }
 
 async function model(name: string, l: { rpm?: number; itpm?: number; otpm?: number; share?: number; cacheReads?: boolean }) {
@@ -192,9 +192,9 @@ describe("a rate's 429 for a model of a pool", () => {
     const now = Date.now();
     const a = await admit(now, "rest-a", 10, 100);
     expect(a.ok).toBe(true);
-    await db.sql`select public.google_ai_finalize(p_reservation_id => ${a.reservation_id!}::uuid,
-      p_outcome => 'upstream_error', p_http_status => 429, p_quota_cause => 'minute',
-      p_cooldown_until => now() + interval '30 seconds')`;
+    await db.sql`select public.google_ai_finalize(${a.reservation_id!}::uuid, jsonb_build_object(
+      'kind', 'upstream_error', 'http_status', 429, 'quota_cause', 'minute',
+      'cooldown_until', now() + interval '30 seconds'))`;
     const rests = await db.sql`select model, cause from public.google_ai_cooldowns
                                where model like 'rest-%' order by model`;
     expect(rests).toEqual([{ model: "rest-a", cause: "minute" }, { model: "rest-b", cause: "minute" }]);

@@ -200,11 +200,9 @@ async function claimOf(caller: string, requestId: string) {
 }
 
 async function finalizeSuccess(reservationId: string, response: unknown): Promise<void> {
-  await db.sql`select public.google_ai_finalize(
-    p_reservation_id => ${reservationId}::uuid, p_outcome => 'succeeded', p_input_tokens => 5, p_output_tokens => 7,
-    p_http_status => 200, p_error_code => null, p_quota_id => null, p_error_message => null, p_latency_ms => 100,
-    p_cooldown_until => null, p_cooldown_until_pacific_midnight => false,
-    p_response => ${db.sql.json(response as never)}::jsonb) as r`;
+  await db.sql`select public.google_ai_finalize(${reservationId}::uuid, jsonb_build_object('kind', 'succeeded',
+    'input_tokens', 5, 'output_tokens', 7, 'http_status', 200, 'latency_ms', 100,
+    'response', ${db.sql.json(response as never)}::jsonb)) as r`;
 }
 
 /** Holder A's claim lapses and repeat B takes it over with a long claim. */

@@ -201,7 +201,8 @@ describe(`${CONNECTIONS} concurrent connections, 3 keys in 2 quota groups`, () =
               select public.google_ai_reserve_models(array['churn'], ${estimate}, 'churn', null, ${`churn-${i}-${n}`}) as r`;
             if (!r.ok) continue;
             if ((i + n) % 3 === 0) await c`select public.google_ai_release(${r.reservation_id!}::uuid, 'test')`;
-            else await c`select public.google_ai_finalize(${r.reservation_id!}::uuid, 'succeeded', ${estimate + ((i % 7) - 3) * 5}, 10, 200)`;
+            else await c`select public.google_ai_finalize(${r.reservation_id!}::uuid, jsonb_build_object('kind', 'succeeded',
+              'input_tokens', ${estimate + ((i % 7) - 3) * 5}::integer, 'output_tokens', 10, 'http_status', 200))`;
           } catch (err) {
             errors.push(err);
           }

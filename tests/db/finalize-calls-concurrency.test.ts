@@ -48,13 +48,16 @@ afterAll(async () => {
   await db?.drop();
 });
 
+/** One call of a batch: {reservation_id, outcome}, the outcome google_ai_attempt_outcome's attributes. */
 interface Call {
   reservation_id: string;
-  outcome: string;
-  input_tokens?: number;
-  output_tokens?: number;
-  http_status: number;
-  settled_tokens?: number;
+  outcome: {
+    kind: string;
+    input_tokens?: number;
+    output_tokens?: number;
+    http_status: number;
+    settled_tokens?: number;
+  };
 }
 
 /** A seeded shuffle (Fisher-Yates on seededRandom): the batches' orders differ, the run repeats. */
@@ -92,10 +95,10 @@ it("reservations by scoped tokens of one client and batches of their finalizes, 
         }
         // Most succeed with their own count; every seventh is a refusal that keeps part of its booking.
         const call: Call = k % 7 === 3
-          ? { reservation_id: a.reservation_id, outcome: "upstream_error", http_status: 429, settled_tokens: 30 }
-          : { reservation_id: a.reservation_id, outcome: "succeeded", input_tokens: 20 + (k % 17) * 9,
-              output_tokens: 5, http_status: 200 };
-        counted.set(a.reservation_id, call.input_tokens ?? Math.min(call.settled_tokens!, estimate));
+          ? { reservation_id: a.reservation_id, outcome: { kind: "upstream_error", http_status: 429, settled_tokens: 30 } }
+          : { reservation_id: a.reservation_id, outcome: { kind: "succeeded", input_tokens: 20 + (k % 17) * 9,
+              output_tokens: 5, http_status: 200 } };
+        counted.set(a.reservation_id, call.outcome.input_tokens ?? Math.min(call.outcome.settled_tokens!, estimate));
         queue.push(call);
       }
     } catch (err) {

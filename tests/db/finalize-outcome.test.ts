@@ -2,9 +2,11 @@
 // caller's JSON as jsonb_populate_record reads it: a key the database does not know is ignored, one
 // left out is null; the mapper that writes it (store/attempt-outcome.ts) names exactly the type's
 // attributes; a cut stream and a withdrawn model are kinds of it (a cut carries its stated limits);
-// a finalize_lost line replays through google_ai_finalize_calls as logged, in the shape the code
-// logs now and in the former flat shape (its `outcome` the kind), and the former signatures
-// (61_former_finalize.sql) still write as before.
+// a finalize_lost line replays through google_ai_finalize_calls as logged, each call
+// {reservation_id, outcome: {...}}. Since 1.0 the former flat shape (its `outcome` the kind) is
+// refused, as are the former signatures (google_ai_finalize's 27 parameters, google_ai_finalize_cut,
+// google_ai_finalize_withdrawn: gone, what they wrote the one entry writes) and the former words
+// (kind google_error, cut_by google): each changing nothing.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { FinalizeParams } from "../../supabase/functions/llm-invoke/contract.ts";
 import { attemptOutcome } from "../../supabase/functions/llm-invoke/store/attempt-outcome.ts";
@@ -158,7 +160,7 @@ describe("a finalize_lost line replays as logged", () => {
     expect(await attempt(id)).toMatchObject({ input_tokens: 377, output_tokens: 96, latency_ms: 845, served_tier: "standard" });
   });
 
-  it("a success the former code logged, in its flat shape", async () => {
+  it("a success in the former flat shape (its `outcome` the kind) is refused, changing nothing", async () => {
     const id = await admit();
     const former = {
       reservation_id: id, outcome: "succeeded", input_tokens: 377, output_tokens: 96, cached_input_tokens: null,
@@ -168,24 +170,31 @@ describe("a finalize_lost line replays as logged", () => {
       served_tier: "standard", added_ms: 9, first_byte_ms: 410, replay_answer_lost: true, tries: 9,
       last_error: "The gateway's database is not reachable now; retry shortly.",
     };
-    expect(await replay(former)).toMatchObject({ ok: true, status: "succeeded" });
+    await expect(replay(former)).rejects.toMatchObject({ code: "22023" });
+    expect(await attempt(id)).toMatchObject({ status: "reserved", input_tokens: null, output_tokens: null });
+    // The same success in the shape the code logs now, {reservation_id, outcome: {...}}: written.
+    const { reservation_id, outcome, cooldown_until_pacific_midnight, replay_answer_lost, tries, last_error, ...fields } =
+      former;
+    expect(await replay({ reservation_id, outcome: { kind: outcome, ...fields,
+      cooldown_until_provider_midnight: cooldown_until_pacific_midnight }, replay_answer_lost, tries, last_error }))
+      .toMatchObject({ ok: true, status: "succeeded" });
     expect(await attempt(id)).toMatchObject({
       status: "succeeded", input_tokens: 377, output_tokens: 96, http_status: 200, latency_ms: 845, added_ms: 9,
     });
   });
 
-  it("a cut stream and a 429 the former code logged, in its flat shape", async () => {
+  it("a cut stream and a 429, their outcomes' kinds cut and upstream_error", async () => {
     const cut = await admit();
-    expect(await replay({ reservation_id: cut, outcome: "cut", cut_by: "upstream", input_tokens: 30, output_tokens: 5,
-      http_status: 200, latency_ms: 100, cooldown_until_pacific_midnight: false, tries: 2, last_error: "x" }))
-      .toMatchObject({ ok: true, status: "cut" });
+    expect(await replay({ reservation_id: cut, outcome: { kind: "cut", cut_by: "upstream", input_tokens: 30,
+      output_tokens: 5, http_status: 200, latency_ms: 100, cooldown_until_provider_midnight: false }, tries: 2,
+      last_error: "x" })).toMatchObject({ ok: true, status: "cut" });
     expect(await attempt(cut)).toMatchObject({ status: "cut", error_code: "stream_cut_by_upstream", input_tokens: 30 });
 
     const limited = await admit();
     const until = new Date(Date.now() + 60_000).toISOString();
-    expect(await replay({ reservation_id: limited, outcome: "upstream_error", http_status: 429,
+    expect(await replay({ reservation_id: limited, outcome: { kind: "upstream_error", http_status: 429,
       error_code: "rate_limit_exceeded", quota_cause: "minute", cooldown_until: until,
-      cooldown_until_pacific_midnight: false, latency_ms: 50, tries: 3, last_error: "x" }))
+      cooldown_until_provider_midnight: false, latency_ms: 50 }, tries: 3, last_error: "x" }))
       .toMatchObject({ ok: true, status: "upstream_error" });
     const [rest] = await db.sql`select cause from public.google_ai_cooldowns
       where quota_group = ${ORG} and model = ${MODEL} and cooldown_until > now()`;
@@ -194,25 +203,54 @@ describe("a finalize_lost line replays as logged", () => {
   });
 });
 
-describe("the former signatures, until the release", () => {
-  it("google_ai_finalize's 27 parameters, google_ai_finalize_cut's and google_ai_finalize_withdrawn's write as before", async () => {
+describe("the former signatures and words, gone at 1.0", () => {
+  it("google_ai_finalize's 27 parameters, google_ai_finalize_cut and google_ai_finalize_withdrawn are gone: a call of one changes nothing", async () => {
+    const [gone] = await db.sql`select
+      to_regprocedure('public.google_ai_finalize(uuid, text, integer, integer, integer, text, text, text, integer,
+        timestamptz, boolean, jsonb, boolean, text, text, text, integer, integer, integer, integer, timestamptz,
+        integer, integer, integer, integer, integer, integer[])') as finalize,
+      to_regprocedure('public.google_ai_finalize_cut(uuid, text, integer, integer, integer, text, text, text, integer,
+        integer, integer, integer, integer, integer)') as cut,
+      to_regprocedure('public.google_ai_finalize_withdrawn(uuid, integer, text, text, integer, text)') as withdrawn,
+      to_regprocedure('public.google_ai_former_outcome(jsonb)') as former_outcome`;
+    expect(gone).toEqual({ finalize: null, cut: null, withdrawn: null, former_outcome: null });
+    const id = await admit();
+    await expect(db.sql`select public.google_ai_finalize(${id}::uuid, 'succeeded', 12, 3, 200)`)
+      .rejects.toMatchObject({ code: "42883" });
+    await expect(db.sql`select public.google_ai_finalize_cut(${id}::uuid, 'client', 8, 2)`)
+      .rejects.toMatchObject({ code: "42883" });
+    await expect(db.sql`select public.google_ai_finalize_withdrawn(${id}::uuid)`).rejects.toMatchObject({ code: "42883" });
+    expect(await attempt(id)).toMatchObject({ status: "reserved" });
+  });
+
+  it("refuses the former words, kind google_error and cut_by google (22023), changing nothing", async () => {
+    const id = await admit();
+    await expect(finalize(id, { kind: "google_error", http_status: 500 })).rejects.toMatchObject({ code: "22023" });
+    await expect(finalize(id, { kind: "cut", cut_by: "google", input_tokens: 5, output_tokens: 1 }))
+      .rejects.toMatchObject({ code: "22023" });
+    await expect(replay({ reservation_id: id, outcome: { kind: "google_error", http_status: 500 } }))
+      .rejects.toMatchObject({ code: "22023" });
+    expect(await attempt(id)).toMatchObject({ status: "reserved", http_status: null, error_code: null });
+    expect(await finalize(id, { kind: "upstream_error", http_status: 500 })).toMatchObject({ ok: true, status: "upstream_error" });
+  });
+
+  // (Last: its withdrawn outcome marks MODEL withdrawn.)
+  it("what they wrote, the one entry writes: a success with its stated limits, a cut, a withdrawn model", async () => {
     const one = await admit();
-    const [a] = await db.sql`select public.google_ai_finalize(p_reservation_id => ${one}::uuid, p_outcome => 'succeeded',
-      p_input_tokens => 12, p_output_tokens => 3, p_http_status => 200, p_latency_ms => 40,
-      p_cooldown_until_pacific_midnight => false, p_stated_limits => '{901,1000000,NULL,NULL,NULL}'::integer[]) as r`;
-    expect(a!.r).toEqual({ ok: true, status: "succeeded", cooldown_until: null });
+    expect(await finalize(one, { kind: "succeeded", input_tokens: 12, output_tokens: 3, http_status: 200, latency_ms: 40,
+      cooldown_until_provider_midnight: false, stated_limits: [901, 1000000, null, null, null] }))
+      .toEqual({ ok: true, status: "succeeded", cooldown_until: null });
     expect(await attempt(one)).toMatchObject({ input_tokens: 12, output_tokens: 3, latency_ms: 40 });
 
     const two = await admit();
-    const [b] = await db.sql`select public.google_ai_finalize_cut(p_reservation_id => ${two}::uuid, p_cut_by => 'client',
-      p_input_tokens => 8, p_output_tokens => 2) as r`;
-    expect(b!.r).toMatchObject({ ok: true, status: "cut" });
+    expect(await finalize(two, { kind: "cut", cut_by: "client", input_tokens: 8, output_tokens: 2 }))
+      .toMatchObject({ ok: true, status: "cut" });
     expect(await attempt(two)).toMatchObject({ status: "cut", input_tokens: 8 });
 
     const three = await admit();
-    const [c] = await db.sql`select public.google_ai_finalize_withdrawn(p_reservation_id => ${three}::uuid,
-      p_error_message => 'gone again') as r`;
-    expect(c!.r).toMatchObject({ ok: true, status: "withdrawn", model: MODEL });
+    expect(await finalize(three, { kind: "withdrawn", http_status: 404, error_code: "NOT_FOUND", error_message: "gone again" }))
+      .toMatchObject({ ok: true, status: "withdrawn", model: MODEL });
     expect(await attempt(three)).toMatchObject({ status: "withdrawn", http_status: 404, error_code: "NOT_FOUND" });
   });
 });
+

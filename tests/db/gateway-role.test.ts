@@ -86,8 +86,8 @@ describe("eve_gateway", () => {
     const [r] = await gateway`select public.google_ai_reserve_models(p_models => array['gemma-3-27b'], p_estimated_tokens => 10,
       p_caller => 'role-test', p_request_id => 'role-1') as r`;
     expect(r!.r.ok).toBe(true);
-    const [f] = await gateway`select public.google_ai_finalize(p_reservation_id => ${r!.r.reservation_id}::uuid,
-      p_outcome => 'succeeded', p_input_tokens => 8, p_output_tokens => 3) as f`;
+    const [f] = await gateway`select public.google_ai_finalize(${r!.r.reservation_id}::uuid,
+      '{"kind": "succeeded", "input_tokens": 8, "output_tokens": 3}'::jsonb) as f`;
     expect(f!.f.ok).toBe(true);
     const [q] = await gateway`select public.google_ai_answer_quota(p_answer => ${gateway.json(r!.r)}::jsonb,
       p_model => 'gemma-3-27b') as q`;

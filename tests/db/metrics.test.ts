@@ -75,8 +75,8 @@ describe("google_ai_metrics", () => {
   it("counts decided attempt rows by status, cause, limit, refusal cause and tokens; open reservations are in flight", async () => {
     await sql`delete from public.google_ai_attempts`;
     await insertAttempts(7, {});
-    await insertAttempts(3, { status: "google_error", http_status: 429, quota_cause: "day", input_tokens: null, output_tokens: null });
-    await insertAttempts(2, { status: "google_error", http_status: 429, quota_cause: null, input_tokens: null, output_tokens: null });
+    await insertAttempts(3, { status: "upstream_error", http_status: 429, quota_cause: "day", input_tokens: null, output_tokens: null });
+    await insertAttempts(2, { status: "upstream_error", http_status: 429, quota_cause: null, input_tokens: null, output_tokens: null });
     // Refusals settled (older than a waiting caller may still update them): counted.
     await insertAttempts(3, { status: "refused", http_status: null, limit_hit: "rpm", refusal_cause: "spread", quota_group: null, latency_ms: null, input_tokens: null, output_tokens: null }, "10 minutes");
     // (A row written before refusals named a cause: its limit's.)
@@ -87,8 +87,8 @@ describe("google_ai_metrics", () => {
 
     expect(total(m, "eve_gateway_attempts_total")).toBe(await rowCount(sql`status <> 'reserved'`));
     expect(total(m, "eve_gateway_attempts_total", { status: "succeeded", model: "gemma-3-27b-it", quota_group: "proj-a" })).toBe(7);
-    expect(total(m, "eve_gateway_google_429_total", { cause: "day" })).toBe(3);
-    expect(total(m, "eve_gateway_google_429_total", { cause: "unknown" })).toBe(2);
+    expect(total(m, "eve_gateway_upstream_429_total", { cause: "day" })).toBe(3);
+    expect(total(m, "eve_gateway_upstream_429_total", { cause: "unknown" })).toBe(2);
     expect(total(m, "eve_gateway_refusals_total", { limit: "rpm" })).toBe(4);
     expect(total(m, "eve_gateway_refusals_total", { limit: "rpm", cause: "spread" })).toBe(3);
     expect(total(m, "eve_gateway_refusals_total", { limit: "rpm", cause: "window_full" })).toBe(1);
@@ -104,14 +104,15 @@ describe("google_ai_metrics", () => {
     expect(total(m, "eve_gateway_time_to_first_byte_seconds_bucket", { le: "0.05" })).toBe(ttfbRows);
     expect(total(m, "eve_gateway_added_latency_seconds_sum")).toBeCloseTo(ttfbRows * 0.012, 9);
     // A bound is inclusive (le): 300 ms is in the 0.25 s bucket? No: in 0.5 s, and not in 0.25 s.
-    expect(total(m, "eve_gateway_google_latency_seconds_bucket", { le: "0.25" })).toBe(0);
-    expect(total(m, "eve_gateway_google_latency_seconds_bucket", { le: "0.5" })).toBe(total(m, "eve_gateway_google_latency_seconds_count"));
+    expect(total(m, "eve_gateway_upstream_latency_seconds_bucket", { le: "0.25" })).toBe(0);
+    expect(total(m, "eve_gateway_upstream_latency_seconds_bucket", { le: "0.5" })).toBe(total(m, "eve_gateway_upstream_latency_seconds_count"));
     // No label names a key.
     const text = await scrapeText();
     expect(text).not.toContain("secret-alias-a");
     expect(text).toMatch(/^# HELP eve_gateway_/m);
-    // Every family the database exports is one the route describes.
+    // Every family the database exports is one the route describes; none under a former name (1.0).
     expect(text).not.toContain(" untyped\n");
+    expect(text).not.toContain("eve_gateway_google_");
   });
 
   it("a bucket's bound is inclusive, as Prometheus reads le", async () => {
@@ -144,7 +145,7 @@ describe("google_ai_metrics", () => {
     // Rows past retention: some folded already, some behind an open reservation that holds the mark.
     await insertAttempts(5, { status: "reserved", http_status: null }, "1 minute");
     await insertAttempts(11, { model: "gemini-2.5-flash" }, "40 days");
-    await insertAttempts(6, { status: "google_error", http_status: 429, quota_cause: "minute" }, "40 days");
+    await insertAttempts(6, { status: "upstream_error", http_status: 429, quota_cause: "minute" }, "40 days");
     const before = counters(await scrape());
     const rows = await rowCount();
     const [{ r }] = await sql<{ r: any }[]>`select public.google_ai_housekeeping() as r`;
@@ -154,7 +155,7 @@ describe("google_ai_metrics", () => {
     const after = await scrape();
     expectNoDecrease(before, counters(after));
     expect(total(after, "eve_gateway_attempts_total", { model: "gemini-2.5-flash" })).toBe(11);
-    expect(total(after, "eve_gateway_google_429_total", { cause: "minute" })).toBe(6);
+    expect(total(after, "eve_gateway_upstream_429_total", { cause: "minute" })).toBe(6);
     const decided = await rowCount(sql`status <> 'reserved'`);
     expect(total(after, "eve_gateway_attempts_total")).toBe(decided + r.steps.attempts_retention.deleted);
   });
@@ -362,7 +363,7 @@ describe("google_ai_metrics", () => {
     await sql`insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, priority, is_active)
               values ('zero-a', 'GOOGLE_TEST_KEY_ZERO_A', 'proj-zero', 1, true)`;
     const histograms: [string, Record<string, string>][] = [
-      ["eve_gateway_google_latency_seconds", { model, quota_group: "proj-zero" }],
+      ["eve_gateway_upstream_latency_seconds", { model, quota_group: "proj-zero" }],
       ["eve_gateway_time_to_first_byte_seconds", { model, priority_class: "interactive" }],
       ["eve_gateway_added_latency_seconds", { model, priority_class: "batch" }],
       ["eve_gateway_wait_seconds", { model, priority_class: "interactive" }],
@@ -371,9 +372,9 @@ describe("google_ai_metrics", () => {
       e.samples.filter((s) => s.name === name && Object.keys(s.labels).filter((k) => k !== "le").length === Object.keys(labels).length
         && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
     const before = await scrape();
-    // The counters the alerts read with increase(): a group's first Google 429 or lost finalize fires them.
+    // The counters the alerts read with increase(): a group's first provider 429 or lost finalize fires them.
     const causes = ["minute", "day", "limit_zero", "spend_cap", "monthly_cap", "billing_cap", "credits_depleted", "unknown"];
-    expect(causes.map((cause) => series(before, "eve_gateway_google_429_total", { model, quota_group: "proj-zero", provider: "google", cause })
+    expect(causes.map((cause) => series(before, "eve_gateway_upstream_429_total", { model, quota_group: "proj-zero", provider: "google", cause })
       .map((s) => s.value))).toEqual(causes.map(() => [0]));
     expect(series(before, "eve_gateway_finalizes_lost_total", { model, quota_group: "proj-zero" }).map((s) => s.value)).toEqual([0]);
     for (const [family, labels] of histograms) {
@@ -392,11 +393,11 @@ describe("google_ai_metrics", () => {
       expect(series(after, `${family}_bucket`, labels).length, family).toBe(16);
     }
     // And the counters' first events too.
-    await insertAttempts(1, { model, quota_group: "proj-zero", status: "google_error", http_status: 429, quota_cause: "spend_cap" });
+    await insertAttempts(1, { model, quota_group: "proj-zero", status: "upstream_error", http_status: 429, quota_cause: "spend_cap" });
     await insertAttempts(1, { model, quota_group: "proj-zero", status: "abandoned", http_status: null });
     const counted = await scrape();
     expectNoDecrease(counters(after), counters(counted));
-    expect(series(counted, "eve_gateway_google_429_total", { model, quota_group: "proj-zero", provider: "google", cause: "spend_cap" }).map((s) => s.value)).toEqual([1]);
+    expect(series(counted, "eve_gateway_upstream_429_total", { model, quota_group: "proj-zero", provider: "google", cause: "spend_cap" }).map((s) => s.value)).toEqual([1]);
     expect(series(counted, "eve_gateway_finalizes_lost_total", { model, quota_group: "proj-zero" }).map((s) => s.value)).toEqual([1]);
     await sql`delete from public.google_ai_api_keys where key_alias = 'zero-a'`;
   });

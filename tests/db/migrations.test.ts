@@ -307,7 +307,8 @@ describe("migrations on a project that already has the production tables", () =>
     await applyMigrations(sql);
     await applySeed(sql);
     const [{ r }] = await sql`select public.google_ai_reserve_models(array['gemma-3-27b'], 10, 'test', null, 'adopt-ts') as r`;
-    await sql`select public.google_ai_finalize(${r.reservation_id}::uuid, 'succeeded', 12, 3, 200)`;
+    await sql`select public.google_ai_finalize(${r.reservation_id}::uuid,
+      '{"kind": "succeeded", "input_tokens": 12, "output_tokens": 3, "http_status": 200}'::jsonb)`;
     const rows = await sql`select model, prompt_tokens, completion_tokens, total_tokens, ts is not null as has_time
                            from public.token_usage where request_id = 'adopt-ts'`;
     expect(rows).toEqual([{ model: "gemma-3-27b-it", prompt_tokens: 12, completion_tokens: 3, total_tokens: 15, has_time: true }]);

@@ -1,5 +1,5 @@
-// The model life cycle in the database: Google's 404 for a model finalized by
-// google_ai_finalize_withdrawn (the attempt 'withdrawn', the capacity given back, the row marked —
+// The model life cycle in the database: Google's 404 for a model finalized as an outcome of kind
+// withdrawn (google_ai_finalize: the attempt 'withdrawn', the capacity given back, the row marked —
 // exactly once, also when callers race), every reservation entry refusing a marked model without
 // booking (service key and token, one model and a chain, the fast booking and the general one), a
 // chain passing over it, an alias repointed by one UPDATE, and the maintenance review that reports
@@ -41,8 +41,9 @@ async function reserve(model: string, requestId: string) {
 }
 
 async function withdraw(reservationId: string, message = GOOGLE_404, successor: string | null = null) {
-  const [{ r }] = await db.sql`select public.google_ai_finalize_withdrawn(p_reservation_id => ${reservationId}::uuid,
-    p_error_message => ${message}, p_latency_ms => 12, p_successor => ${successor}) as r`;
+  const [{ r }] = await db.sql`select public.google_ai_finalize(${reservationId}::uuid, jsonb_build_object(
+    'kind', 'withdrawn', 'http_status', 404, 'error_code', 'NOT_FOUND', 'error_message', ${message}::text,
+    'latency_ms', 12, 'successor', ${successor}::text)) as r`;
   return r;
 }
 
@@ -59,7 +60,7 @@ async function row(model: string) {
   return r!;
 }
 
-describe("google_ai_finalize_withdrawn", () => {
+describe("google_ai_finalize, an outcome of kind withdrawn", () => {
   it("gives the capacity back, leaves a 'withdrawn' attempt with Google's message, marks the row, once", async () => {
     const before = await booked("lc-old");
     const r = await reserve("lc-name", "wd-1");

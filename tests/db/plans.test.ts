@@ -25,7 +25,6 @@ const REQUEST_ENTRIES = [
   "google_ai_admit_at",
   "google_ai_fall_back_at",
   "google_ai_answer_quota",
-  // (and, until the release, its former signature: 61_former_finalize.sql)
   "google_ai_finalize",
   "google_ai_finalize_calls",
   "google_ai_finalize_attempt",

@@ -35,9 +35,9 @@ async function admit(caller: string): Promise<ReserveAnswer> {
 async function finalize(id: string, room: number): Promise<void> {
   const sent = roomUntil({ requests: room, tokens: null, resetMs: 50_000 }, Date.now(),
     writeBeforeAnswer({ requests: room, tokens: null, resetMs: 50_000 }, 50) ? undefined : { bookedTokens: 50 })!;
-  await db.sql`select public.google_ai_finalize(p_reservation_id => ${id}::uuid, p_outcome => 'succeeded',
-    p_input_tokens => 10, p_output_tokens => 10, p_room_requests => ${sent.requests}::integer,
-    p_room_tokens => null::integer, p_room_until => now() + interval '50 seconds')`;
+  await db.sql`select public.google_ai_finalize(${id}::uuid, jsonb_build_object('kind', 'succeeded',
+    'input_tokens', 10, 'output_tokens', 10, 'room_requests', ${sent.requests}::integer,
+    'room_tokens', null::integer, 'room_until', now() + interval '50 seconds'))`;
 }
 
 describe("provider_room: the rest lands before the provider's room is gone", () => {

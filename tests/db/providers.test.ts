@@ -374,7 +374,8 @@ describe("a provider's day is its row's day_zone", () => {
       expect(booked).toEqual([{ day: "2026-11-27", tokens: 500 }]);
       // The call counted its 100 input tokens (the row's TPM counts no answers): the caller's Pacific day
       // gets back the 400 it did not use.
-      await tx`select public.google_ai_finalize(${r.reservation_id}::uuid, 'succeeded', 100, 20, 200)`;
+      await tx`select public.google_ai_finalize(${r.reservation_id}::uuid,
+        '{"kind": "succeeded", "input_tokens": 100, "output_tokens": 20, "http_status": 200}'::jsonb)`;
       const settled = await tx`select day_bucket::text as day, tokens_today::int as tokens from public.google_ai_caller_budgets
                                where caller = 'zone-budget'`;
       expect(settled).toEqual([{ day: "2026-11-27", tokens: 100 }]);
@@ -394,9 +395,8 @@ describe("a provider's day is its row's day_zone", () => {
       const booking = await reserve("kiwi-1", "kiwi-day");
       expect(booking.ok).toBe(true);
       const [{ r, midnight }] = await db.sql`
-        select public.google_ai_finalize(p_reservation_id => ${booking.reservation_id!}::uuid,
-                 p_outcome => 'upstream_error', p_http_status => 429, p_quota_cause => 'day',
-                 p_cooldown_until_pacific_midnight => true) as r,
+        select public.google_ai_finalize(${booking.reservation_id!}::uuid, '{"kind": "upstream_error",
+                 "http_status": 429, "quota_cause": "day", "cooldown_until_provider_midnight": true}'::jsonb) as r,
                ((((now() at time zone 'UTC')::date + 1)::timestamp) at time zone 'UTC') as midnight`;
       expect(new Date(r.cooldown_until).getTime()).toBe((midnight as Date).getTime());
     } finally {

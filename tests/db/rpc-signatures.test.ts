@@ -123,9 +123,7 @@ describe("RPC signatures", () => {
   it("finds the calls of all three functions' stores", () => {
     const fns = new Set(calls.map((c) => c.fn));
     // One reservation entry: the steps under it are not the functions' to call.
-    for (const step of ["google_ai_admit_at", "google_ai_fall_back_at", "google_ai_reserve_models_at",
-      // Finalize's former signatures (61_former_finalize.sql) are for the functions deployed before.
-      "google_ai_finalize_cut", "google_ai_finalize_withdrawn"]) {
+    for (const step of ["google_ai_admit_at", "google_ai_fall_back_at", "google_ai_reserve_models_at"]) {
       expect(fns, step).not.toContain(step);
     }
     for (const fn of ["google_ai_reserve_call", "google_ai_quota_report",
@@ -141,11 +139,20 @@ describe("RPC signatures", () => {
     const wide = await db.sql<{ name: string }[]>`select distinct p.proname as name from pg_proc p
       where p.pronamespace = 'public'::regnamespace and p.pronargs > 8 order by 1`;
     // The functions' entries; the kernel's (google_ai_reserve_models, which google_ai_reserve_call runs
-    // with the same arguments); the clients script's (scripts/clients.ts); finalize's former signatures
-    // (61_former_finalize.sql), kept for the functions deployed before until the release.
-    const entries = new Set([...calls.map((c) => c.fn), "google_ai_reserve_models", "google_ai_create_client",
-      "google_ai_finalize_cut"]);
+    // with the same arguments); the clients script's (scripts/clients.ts).
+    const entries = new Set([...calls.map((c) => c.fn), "google_ai_reserve_models", "google_ai_create_client"]);
     expect(wide.map((w) => w.name).filter((name) => !entries.has(name))).toEqual([]);
+  });
+
+  it("finalize has one entry, google_ai_finalize(p_reservation_id, p_outcome jsonb): its former signatures are gone", async () => {
+    const finalizes = await db.sql<{ signature: string }[]>`
+      select p.oid::regprocedure::text as signature from pg_proc p
+      where p.pronamespace = 'public'::regnamespace
+        and p.proname in ('google_ai_finalize', 'google_ai_finalize_cut', 'google_ai_finalize_withdrawn',
+                          'google_ai_former_outcome')
+      order by 1`;
+    expect(finalizes.map((f) => f.signature)).toEqual(["google_ai_finalize(uuid,jsonb)"]);
+    expect(signatures.get("google_ai_finalize")).toEqual({ names: ["p_reservation_id", "p_outcome"], required: 2 });
   });
 
   it("every call names its arguments, and every name matches pg_proc", () => {

@@ -109,8 +109,8 @@ function replannedOnEveryCall(texts: Map<string, string>, entries: string[]): st
 
 /** What llm-invoke calls for every request (store/pg-store.ts). */
 const PER_REQUEST = [
-  "google_ai_reserve_models", "google_ai_answer_quota", "google_ai_finalize", "google_ai_finalize_cut",
-  "google_ai_finalize_withdrawn", "google_ai_release", "google_ai_end_request", "google_ai_cooldown_cause",
+  "google_ai_reserve_models", "google_ai_answer_quota", "google_ai_finalize", "google_ai_release",
+  "google_ai_end_request", "google_ai_cooldown_cause",
   "google_ai_step_causes",
   "google_ai_cooldown_for_cause",
 ];

@@ -50,9 +50,8 @@ async function admitAll(model: string, n: number): Promise<string[]> {
 /** A success whose answer states `rpm` (and tpm 1,000,000), as llm-invoke sends it. */
 async function finalize(id: string, rpm: number | null): Promise<void> {
   const stated = rpm === null ? null : `{${rpm},1000000,NULL,NULL,NULL}`;
-  const [{ r }] = await db.sql`select public.google_ai_finalize(p_reservation_id => ${id}::uuid,
-    p_outcome => 'succeeded', p_input_tokens => 10, p_output_tokens => 10,
-    p_stated_limits => ${stated}::integer[]) as r`;
+  const [{ r }] = await db.sql`select public.google_ai_finalize(${id}::uuid, jsonb_build_object('kind', 'succeeded',
+    'input_tokens', 10, 'output_tokens', 10, 'stated_limits', ${stated}::integer[])) as r`;
   expect(r).toMatchObject({ ok: true });
 }
 

@@ -6,7 +6,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   ADMISSION_CAUSES,
   ATTEMPT_STATUSES,
-  CALL_STATUSES,
   FINALIZE_OUTCOMES,
   GROUP_CAUSES,
   MODEL_LIMITS,
@@ -128,7 +127,8 @@ describe("the database's lists are vocabulary.ts's", () => {
     // (With the waitable limits, which google_ai_queue_turns names: the case below.)
     ["google_ai_fall_back_at", "c_model_limits", /c_model_limits constant text\[\] := array\[([^\]]*)\]/,
       MODEL_LIMITS.filter((l) => !(WAITABLE_LIMITS as readonly string[]).includes(l))],
-    ["google_ai_metric_samples", "the statuses of eve_gateway_google_calls_total", /'eve_gateway_google_calls_total'[\s\S]*?g\.status in \(([^)]*)\)/, CALL_STATUSES],
+    ["google_ai_metric_samples", "the statuses of eve_gateway_upstream_calls_total",
+      /'eve_gateway_upstream_calls_total'[\s\S]*?g\.status in \(([^)]*)\)/, FINALIZE_OUTCOMES],
   ];
   it.each(BODIES)("%s: %s", async (name, what, pattern, list) => {
     const [row] = await db.sql<{ src: string }[]>`

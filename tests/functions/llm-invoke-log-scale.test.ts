@@ -25,7 +25,7 @@ interface Shape {
   name: string;
   /** The row's model. */
   model: string;
-  /** The row's status: succeeded, refused (no quota group) or google_error. */
+  /** The row's status: succeeded, refused (no quota group) or upstream_error. */
   status: string;
   /** Checked on the log written: the most common quota group's and model's share of its rows, at least. */
   dominant: number;
@@ -35,7 +35,7 @@ const SHAPES: Shape[] = [
   {
     name: "spread over the test's groups and models",
     model: `(array['${GPT}', '${GEMMA}', '${FLASH}'])[1 + g % 3]`,
-    status: "case when g % 10 < 8 then 'succeeded' when g % 10 = 8 then 'refused' else 'google_error' end",
+    status: "case when g % 10 < 8 then 'succeeded' when g % 10 = 8 then 'refused' else 'upstream_error' end",
     dominant: 0,
   },
   {
@@ -44,7 +44,7 @@ const SHAPES: Shape[] = [
     // million are not in ANALYZE's sample); the live traffic beside it is the only other group and model.
     name: "the owner's: one organisation's gpt-4o is 99.99% of it",
     model: `case when g % 200000 = 0 then '${GEMMA}' else '${GPT}' end`,
-    status: "case when g % 100000 = 1 then 'refused' when g % 100000 = 2 then 'google_error' else 'succeeded' end",
+    status: "case when g % 100000 = 1 then 'refused' when g % 100000 = 2 then 'upstream_error' else 'succeeded' end",
     dominant: 0.9999,
   },
 ];

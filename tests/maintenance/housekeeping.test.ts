@@ -74,7 +74,8 @@ describe("housekeeping with a backlog", () => {
       const outcomes = await Promise.all(
         Array.from({ length: 40 }, async (_, i) => {
           const [{ res }] = await traffic`select public.google_ai_reserve_models(array['hk-model'], 10, 'traffic', null, ${`t-${i}`}) as res`;
-          const fin = await traffic`select public.google_ai_finalize(${res.reservation_id}::uuid, 'succeeded', 10, 5, 200) as f`;
+          const fin = await traffic`select public.google_ai_finalize(${res.reservation_id}::uuid,
+            '{"kind": "succeeded", "input_tokens": 10, "output_tokens": 5, "http_status": 200}'::jsonb) as f`;
           return { reserved: res.ok as boolean, finalized: fin[0]!.f.ok as boolean };
         }),
       );

@@ -10,12 +10,6 @@ export type Phase = (typeof PHASES)[number];
 
 const INDEX: Record<Phase, number> = { auth: 0, body: 1, reserve: 2, wait: 3, upstream: 4, finalize: 5 };
 
-/**
- * The name `upstream` had before it named any provider's calls: written after it with the same
- * duration for one release (docs/llm-invoke.md#server-timing), so readers of the old name keep working.
- */
-export const FORMER_UPSTREAM_PHASE = "google";
-
 /** What the code being timed sees: take a mark, then add the time since it to a phase. */
 export interface PhaseTimer {
   /** Now, as a start mark for `add`. */
@@ -86,9 +80,7 @@ export class ServerTiming implements PhaseTimer {
     let value = "";
     for (let i = 0; i < PHASES.length; i++) {
       if ((this.reached & (1 << i)) === 0) continue;
-      const dur = ms(this.sums[i]!);
-      value += `${PHASES[i]};dur=${dur}, `;
-      if (i === INDEX.upstream) value += `${FORMER_UPSTREAM_PHASE};dur=${dur}, `;
+      value += `${PHASES[i]};dur=${ms(this.sums[i]!)}, `;
     }
     return `${value}total;dur=${ms(this.now() - this.started)}`;
   }

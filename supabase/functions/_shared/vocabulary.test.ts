@@ -14,8 +14,6 @@ import { ERROR_STATUS } from "./errors.ts";
 import * as vocabulary from "./vocabulary.ts";
 import {
   ADMISSION_CAUSES,
-  admissionCauseWords,
-  FORMER_ADMISSION_CAUSES,
   ATTEMPT_STATUSES,
   GROUP_CAUSES,
   INVOKE_RATE_LIMITS,
@@ -228,17 +226,6 @@ function table(file: string, header: string): string[][] {
   return rows;
 }
 const values = (cell: string) => [...cell.matchAll(VALUE)].map((m) => m[1]!);
-
-describe("former names", () => {
-  it("a former admission cause is a cause older rows hold, worded as its new name", () => {
-    for (const [former, now] of Object.entries(FORMER_ADMISSION_CAUSES)) {
-      expect((ADMISSION_CAUSES as readonly string[]).includes(former)).toBe(false);
-      expect(REFUSAL_CAUSES).toContain(former);
-      expect(admissionCauseWords(former)).toBe(admissionCauseWords(now));
-      expect(admissionCauseWords(now)).not.toBeNull();
-    }
-  });
-});
 
 describe("the docs' tables have a row per value", () => {
   it("docs/google-429s.md: a row per quota cause", () => {

@@ -211,21 +211,9 @@ const ADMISSION_CAUSE_TABLE = {
 export type AdmissionCause = keyof typeof ADMISSION_CAUSE_TABLE;
 export const ADMISSION_CAUSES = Object.keys(ADMISSION_CAUSE_TABLE) as [AdmissionCause, ...AdmissionCause[]];
 
-/**
- * Admission causes under a former name, which rows written before this release still hold (read
- * until the next release): `google_cooldown` is `upstream_cooldown`.
- */
-export const FORMER_ADMISSION_CAUSES = { google_cooldown: "upstream_cooldown" } as const satisfies Record<
-  string,
-  AdmissionCause
->;
-
-/** What a 429's message says of an admission cause (a former name too); null for the request's own reasons (their limit says it). */
+/** What a 429's message says of an admission cause; null for the request's own reasons (their limit says it). */
 export function admissionCauseWords(cause: string): string | null {
-  const current = Object.hasOwn(FORMER_ADMISSION_CAUSES, cause)
-    ? FORMER_ADMISSION_CAUSES[cause as keyof typeof FORMER_ADMISSION_CAUSES]
-    : cause;
-  return isOneOf(ADMISSION_CAUSES, current) ? ADMISSION_CAUSE_TABLE[current].words : null;
+  return isOneOf(ADMISSION_CAUSES, cause) ? ADMISSION_CAUSE_TABLE[cause].words : null;
 }
 
 /** A refusal's cause when nothing finer is known (google_ai_refusal_cause): its limit's, or the limit itself. */
@@ -240,35 +228,24 @@ export function refusalCauseOf(limit: StepLimit): string {
 /** The limits that are their own cause: the request's own reason, said already by its limit. */
 export const OWN_REASON_LIMITS = STEP_LIMITS.filter((l) => CAUSE_OF_LIMIT[l] === undefined);
 
-/** Every cause a refusal (and google_ai_attempts.refusal_cause) may name, the former names older rows hold too. */
-export const REFUSAL_CAUSES: readonly string[] = [
-  ...ADMISSION_CAUSES,
-  ...OWN_REASON_LIMITS,
-  ...Object.keys(FORMER_ADMISSION_CAUSES),
-];
+/** Every cause a refusal (and google_ai_attempts.refusal_cause) may name. */
+export const REFUSAL_CAUSES: readonly string[] = [...ADMISSION_CAUSES, ...OWN_REASON_LIMITS];
 
 // ---- The attempt log -----------------------------------------------------------------------------
 
-/** How a call to the model's provider ended (finalize's outcomes; what an attempt row that called it says now). */
+/**
+ * How a call to the model's provider ended: finalize's outcomes, the status of an attempt row that called
+ * it (eve_gateway_upstream_calls_total's statuses).
+ */
 export const FINALIZE_OUTCOMES = ["succeeded", "upstream_error", "network_error", "timeout", "cut", "withdrawn"] as const;
 export type FinalizeOutcome = (typeof FINALIZE_OUTCOMES)[number];
-
-/**
- * Statuses of calls under a former name, which rows written before this release still hold:
- * `google_error` is `upstream_error`. Finalize takes it until the next release (a finalize logged
- * before this one replays) and writes `upstream_error`; the metrics and the views count both.
- */
-export const FORMER_CALL_STATUSES = ["google_error"] as const;
-
-/** Every status of an attempt row that called the provider (eve_gateway_upstream_calls_total's). */
-export const CALL_STATUSES = [...FINALIZE_OUTCOMES, ...FORMER_CALL_STATUSES] as const;
 
 /**
  * An attempt row's status once decided (the label values of eve_gateway_attempts_total): refused, a
  * call's outcome, given back before the call (`released`), or `abandoned` (a lost finalize, a lapsed
  * queue place).
  */
-export const DECIDED_STATUSES = ["refused", ...CALL_STATUSES, "released", "abandoned"] as const;
+export const DECIDED_STATUSES = ["refused", ...FINALIZE_OUTCOMES, "released", "abandoned"] as const;
 
 /** google_ai_attempts.status: `reserved` while the provider is being called, then decided. */
 export const ATTEMPT_STATUSES = ["reserved", ...DECIDED_STATUSES] as const;

@@ -422,7 +422,7 @@ export interface Refusal {
 
 // FinalizeOutcome: "cut", a streamed answer broke off after it started (FinalizeParams.cutBy says who
 // cut it); "withdrawn", the provider answered that it does not serve the model: the reservation is
-// given back and the model row marked withdrawn (google_ai_finalize_withdrawn).
+// given back and the model row marked withdrawn (google_ai_withdraw_attempt).
 
 export interface FinalizeParams {
   reservationId: string;

@@ -8,6 +8,7 @@ import { createMaintenanceHandler, type MaintenanceHandlerDeps } from "./handler
 import type { RunSummary } from "./run.ts";
 import type { ActiveKey, KeyCheck, MaintenanceStore, RunLogEntry } from "./store.ts";
 import { type ListOutcome, type ModelLister, upstreamFailure } from "../_shared/upstream/port.ts";
+import { GATEWAY_VERSION } from "./version.ts";
 
 const SERVICE_KEY = "sb_secret_maintenance_unit_test";
 const GOOGLE_KEYS: Record<string, string> = {
@@ -237,7 +238,7 @@ describe("a maintenance run", () => {
     expect(res.status).toBe(200);
     const text = await res.text();
     const body = JSON.parse(text) as RunSummary & { request_id: string };
-    expect(body).toMatchObject({ status: "succeeded", run_id: 42, dry_run: false, request_id: "rid-m" });
+    expect(body).toMatchObject({ status: "succeeded", run_id: 42, dry_run: false, request_id: "rid-m", version: GATEWAY_VERSION });
     expect(body.housekeeping).toMatchObject({ status: "succeeded", log_id: 41, deleted_count: 7 });
     expect(body.keys).toMatchObject({
       status: "checked",

@@ -5,11 +5,11 @@
 // Request:  POST, optional JSON body {housekeeping?: boolean = true, keys?: boolean = true,
 //           dry_run?: boolean = false, source?: string}. An empty body runs everything; a dry run
 //           runs everything inside one transaction that is rolled back (store.dryRun).
-// Answer:   200 the run summary (run.ts RunSummary) with request_id: housekeeping result, every active
-//           key's check (ok / invalid -> disabled / missing_secret / error), the catalogue status of
-//           each model row against its provider's keys (listed / unlisted / unknown), the life cycle,
-//           and `problems` in words. `status` is
-//           "failed" when housekeeping or the catalogue failed; the run is logged either way.
+// Answer:   200 the run summary (run.ts RunSummary) with request_id and the gateway's version (version.ts):
+//           housekeeping result, every active key's check (ok / invalid -> disabled / missing_secret /
+//           error), the catalogue status of each model row against its provider's keys (listed / unlisted /
+//           unknown), the life cycle, and `problems` in words. `status` is "failed" when housekeeping or the
+//           catalogue failed; the run is logged either way.
 // Errors:   the shared envelope's shape and codes (_shared/errors.ts has the one table): 401 for
 //           anything but the service key, 400/413/415 for a bad body, 503 when the database cannot
 //           answer, 500 for a bug (logged, sanitized, with the request_id).
@@ -28,6 +28,7 @@ import { checkMetricsCaller, isMetricsPath, METRICS_CONTENT_TYPE } from "./metri
 import type { MetricsSource } from "./metrics-store.ts";
 import { type RunDeps, runMaintenance } from "./run.ts";
 import type { MaintenanceStore } from "./store.ts";
+import { GATEWAY_VERSION } from "./version.ts";
 
 export const MAX_BODY_BYTES = 16 * 1024;
 
@@ -91,7 +92,7 @@ export function createMaintenanceHandler(deps: MaintenanceHandlerDeps): (req: Re
       `run ${summary.run_id} ${summary.status} in ${summary.duration_ms} ms` +
         (summary.problems.length > 0 ? `: ${sanitizeError(summary.problems.join("; "), { maxLength: 500 })}` : ""),
     );
-    return { body: { ...summary } };
+    return { body: { ...summary, version: GATEWAY_VERSION } };
   });
 }
 

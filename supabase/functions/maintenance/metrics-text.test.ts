@@ -2,17 +2,13 @@
 // values as the format writes them, sorted, and a family nobody described still exported.
 import { describe, expect, it } from "vitest";
 import { parseExposition } from "../../../shared/prometheus/exposition.ts";
-import { METRIC_FAMILIES, metricsText, RENAMED_FAMILIES } from "./metrics-text.ts";
+import { METRIC_FAMILIES, metricsText } from "./metrics-text.ts";
 
 describe("metricsText", () => {
   it("describes every family, even one without a sample", () => {
     const text = metricsText([]);
     const families = Object.keys(METRIC_FAMILIES);
-    const former = Object.fromEntries(Object.entries(RENAMED_FAMILIES).map(([f, name]) => [f, METRIC_FAMILIES[name]!.kind]));
-    expect(parseExposition(text).types).toEqual({
-      ...Object.fromEntries(families.map((f) => [f, METRIC_FAMILIES[f]!.kind])),
-      ...former,
-    });
+    expect(parseExposition(text).types).toEqual(Object.fromEntries(families.map((f) => [f, METRIC_FAMILIES[f]!.kind])));
     for (const f of families) expect(text).toContain(`# HELP ${f} ${METRIC_FAMILIES[f]!.help}\n`);
   });
 
@@ -66,31 +62,10 @@ describe("metricsText", () => {
     expect(types).toEqual([...types].sort());
   });
 
-  it("exports a renamed family under its name and, for one release, its former name: the same samples", () => {
-    const text = metricsText([
-      {
-        family: "eve_gateway_google_429_total",
-        sample: "eve_gateway_google_429_total",
-        labels: 'cause="day",provider="openai"',
-        value: "3",
-      },
-      {
-        family: "eve_gateway_google_latency_seconds",
-        sample: "eve_gateway_google_latency_seconds_bucket",
-        labels: 'model="m",le="+Inf"',
-        value: "2",
-      },
-    ]);
-    const scraped = parseExposition(text);
-    for (const [former, name] of Object.entries(RENAMED_FAMILIES)) {
-      expect([scraped.types[former], scraped.types[name]]).toEqual([METRIC_FAMILIES[name]!.kind, METRIC_FAMILIES[name]!.kind]);
-      expect(text).toContain(`# HELP ${former} Former name of ${name}, exported until the next release.`);
-      expect(METRIC_FAMILIES[former]).toBeUndefined();
-    }
-    expect(text).toContain('eve_gateway_upstream_429_total{cause="day",provider="openai"} 3\n');
-    expect(text).toContain('eve_gateway_google_429_total{cause="day",provider="openai"} 3\n');
-    expect(text).toContain('eve_gateway_upstream_latency_seconds_bucket{model="m",le="+Inf"} 2\n');
-    expect(text).toContain('eve_gateway_google_latency_seconds_bucket{model="m",le="+Inf"} 2\n');
+  it("exports the provider's families under their neutral names only", () => {
+    const text = metricsText([]);
+    expect(text).toContain("# TYPE eve_gateway_upstream_429_total counter\n");
+    expect(text).not.toContain("eve_gateway_google_");
   });
 
   it("exports a family it has no description of as untyped rather than drop it", () => {

@@ -17,6 +17,10 @@ type Kind = "counter" | "gauge" | "histogram";
 
 /** Every family /metrics exports: its type and what it counts. */
 export const METRIC_FAMILIES: Readonly<Record<string, { kind: Kind; help: string }>> = {
+  eve_gateway_build_info: {
+    kind: "gauge",
+    help: "Always 1: the gateway's version (CHANGELOG.md) as the label version, from the function that answers the scrape.",
+  },
   eve_gateway_attempts_total: {
     kind: "counter",
     help: "Attempt rows decided (one per reservation decision and its outcome), by status.",
@@ -160,44 +164,17 @@ export const METRIC_FAMILIES: Readonly<Record<string, { kind: Kind; help: string
   },
 };
 
-/**
- * Families exported under a neutral name whose former name is exported beside it, the same samples,
- * until the next release (docs/llm-invoke.md lists the renames): former name → name. The database
- * keeps counting them under the former name (its folded totals are kept by family).
- */
-export const RENAMED_FAMILIES: Readonly<Record<string, string>> = {
-  eve_gateway_google_calls_total: "eve_gateway_upstream_calls_total",
-  eve_gateway_google_429_total: "eve_gateway_upstream_429_total",
-  eve_gateway_google_latency_seconds: "eve_gateway_upstream_latency_seconds",
-};
-
-/** A family's description, a former name's included (its name's, said to be former). */
-function describe(family: string): { kind: Kind; help: string } | undefined {
-  const renamed = Object.hasOwn(RENAMED_FAMILIES, family) ? RENAMED_FAMILIES[family] : undefined;
-  const known = METRIC_FAMILIES[renamed ?? family];
-  if (renamed === undefined || known === undefined) return known;
-  return { kind: known.kind, help: `Former name of ${renamed}, exported until the next release. ${known.help}` };
-}
-
-/** A sample under both its names where its family was renamed (RENAMED_FAMILIES), else as it is. */
-function named(sample: MetricSample): MetricSample[] {
-  if (!Object.hasOwn(RENAMED_FAMILIES, sample.family)) return [sample];
-  const renamed = RENAMED_FAMILIES[sample.family]!;
-  return [sample, { ...sample, family: renamed, sample: renamed + sample.sample.slice(sample.family.length) }];
-}
-
 /** The text of one scrape. A family the list above does not name is still exported, as `untyped`. */
 export function metricsText(samples: readonly MetricSample[]): string {
-  const families = [...Object.keys(METRIC_FAMILIES), ...Object.keys(RENAMED_FAMILIES)];
-  const byFamily = new Map<string, MetricSample[]>(families.map((f) => [f, []]));
-  for (const s of samples.flatMap(named)) {
+  const byFamily = new Map<string, MetricSample[]>(Object.keys(METRIC_FAMILIES).map((f) => [f, []]));
+  for (const s of samples) {
     const members = byFamily.get(s.family);
     if (members === undefined) byFamily.set(s.family, [s]);
     else members.push(s);
   }
   let text = "";
   for (const family of [...byFamily.keys()].sort(codeUnitOrder)) {
-    const known = describe(family);
+    const known = METRIC_FAMILIES[family];
     if (known !== undefined) text += `# HELP ${family} ${known.help}\n`;
     text += `# TYPE ${family} ${known?.kind ?? "untyped"}\n`;
     for (const s of byFamily.get(family)!.sort(bySampleThenLabels)) {

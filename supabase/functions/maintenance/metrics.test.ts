@@ -4,6 +4,8 @@ import { describe, expect, it, vi } from "vitest";
 import { ServiceKeys } from "../_shared/auth.ts";
 import { createMaintenanceHandler } from "./handler.ts";
 import { isMetricsPath, METRICS_CONTENT_TYPE } from "./metrics.ts";
+import { createPgMetricsSource } from "./metrics-store.ts";
+import { GATEWAY_VERSION } from "./version.ts";
 import type { MaintenanceStore } from "./store.ts";
 
 const SERVICE_KEY = "sb_secret_metrics_unit_test";
@@ -72,5 +74,14 @@ describe("GET /maintenance/metrics", () => {
     expect(get.status).toBe(405);
     expect(isMetricsPath("http://localhost/functions/v1/maintenance/metrics/")).toBe(true);
     expect(isMetricsPath("http://localhost/functions/v1/maintenance")).toBe(false);
+  });
+
+  it("a scrape names the gateway's version (eve_gateway_build_info) beside the database's samples", async () => {
+    const rows = [{ family: "eve_gateway_attempts_total", sample: "eve_gateway_attempts_total", labels: "", value: "3" }];
+    const sql = () => Promise.resolve(rows);
+    const source = createPgMetricsSource({ run: (_what, work) => work(sql as never) });
+    const text = await source.text();
+    expect(text).toContain(`# TYPE eve_gateway_build_info gauge\neve_gateway_build_info{version="${GATEWAY_VERSION}"} 1\n`);
+    expect(text).toContain("eve_gateway_attempts_total 3\n");
   });
 });

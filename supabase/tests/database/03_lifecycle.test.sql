@@ -26,7 +26,8 @@ create temp table ids (name text primary key, id uuid);
 
 insert into ids values ('up', pg_temp.r('2026-11-21 10:00:05+00', 100));
 select is((select tpm_used from public.google_ai_usage_counters where quota_group = 'proj-a'), 100, 'the estimate is booked');
-select ok((public.google_ai_finalize((select id from ids where name = 'up'), 'succeeded', 150, 40, 200) ->> 'ok')::boolean,
+select ok((public.google_ai_finalize((select id from ids where name = 'up'),
+  '{"kind": "succeeded", "input_tokens": 150, "output_tokens": 40, "http_status": 200}'::jsonb) ->> 'ok')::boolean,
   'finalize succeeds');
 select is((select tpm_used from public.google_ai_usage_counters where quota_group = 'proj-a'), 150,
   'finalize with more tokens than estimated raises TPM by the difference');
@@ -35,12 +36,14 @@ select is((select status from public.google_ai_attempts where reservation_id = (
 select is((select (prompt_tokens, completion_tokens, total_tokens, request_id)::text from public.token_usage
            where meta ->> 'reservation_id' = (select id::text from ids where name = 'up')),
   '(150,40,190,"req-2026-11-21 10:00:05+00")', 'a success lands in token_usage with prompt, completion and total tokens');
-select is(public.google_ai_finalize((select id from ids where name = 'up'), 'succeeded', 1, 1, 200) ->> 'error', 'not_open',
+select is(public.google_ai_finalize((select id from ids where name = 'up'),
+  '{"kind": "succeeded", "input_tokens": 1, "output_tokens": 1, "http_status": 200}'::jsonb) ->> 'error', 'not_open',
   'a second finalize is refused and changes nothing');
 select is((select tpm_used from public.google_ai_usage_counters where quota_group = 'proj-a'), 150, 'TPM unchanged by the second finalize');
 
 insert into ids values ('down', pg_temp.r('2026-11-21 10:00:10+00', 300));
-select lives_ok($$ select public.google_ai_finalize((select id from ids where name = 'down'), 'succeeded', 20, 5, 200) $$,
+select lives_ok($$ select public.google_ai_finalize((select id from ids where name = 'down'),
+  '{"kind": "succeeded", "input_tokens": 20, "output_tokens": 5, "http_status": 200}'::jsonb) $$,
   'finalize with fewer tokens');
 select is((select tpm_used from public.google_ai_usage_counters where quota_group = 'proj-a'), 170,
   'finalize with fewer tokens lowers TPM by the difference (150 + 300 - 280)');
@@ -60,9 +63,10 @@ select lives_ok($$ select public.google_ai_release((select id from ids where nam
 select is(pg_temp.counter()::text, '(1,70,3)', 'the current minute is untouched; the day count drops by one');
 
 -- Finalize can cool the group down in the same call (Google's 429 with a retry delay).
-select is(public.google_ai_finalize((select id from ids where name = 'new'), 'google_error', null, null, 429,
-  'RESOURCE_EXHAUSTED', 'GenerateRequestsPerMinutePerProjectPerModel-FreeTier', 'quota', 12,
-  '2030-01-01 00:00:00+00') ->> 'cooldown_until', '2030-01-01T00:00:00+00:00', 'finalize records the cooldown');
+select is(public.google_ai_finalize((select id from ids where name = 'new'), jsonb_build_object('kind', 'upstream_error',
+  'http_status', 429, 'error_code', 'RESOURCE_EXHAUSTED', 'quota_id', 'GenerateRequestsPerMinutePerProjectPerModel-FreeTier',
+  'error_message', 'quota', 'latency_ms', 12, 'cooldown_until', '2030-01-01 00:00:00+00'::timestamptz))
+  ->> 'cooldown_until', '2030-01-01T00:00:00+00:00', 'finalize records the cooldown');
 select is(pg_temp.reserve_at('2026-11-21 10:01:10+00', array['test-model'], 1, 'pgtap', null, null) ->> 'limit', 'cooldown',
   'the cooled group is not used');
 
@@ -75,8 +79,9 @@ $$;
 insert into ids values ('idem', (pg_temp.ri('2026-11-21 10:02:00+00', 'bot', 'idem-1') ->> 'reservation_id')::uuid);
 select is(pg_temp.ri('2026-11-21 10:02:01+00', 'bot', 'idem-1') ->> 'limit', 'in_progress',
   'the same request id while its first call holds its lease is refused as in_progress');
-select lives_ok($$ select public.google_ai_finalize((select id from ids where name = 'idem'), 'succeeded', 5, 2, 200,
-  p_response => '{"text": "stored answer"}') $$, 'finalize stores the response');
+select lives_ok($$ select public.google_ai_finalize((select id from ids where name = 'idem'), '{"kind": "succeeded",
+  "input_tokens": 5, "output_tokens": 2, "http_status": 200, "response": {"text": "stored answer"}}'::jsonb) $$,
+  'finalize stores the response');
 -- finalize stamps the answer with the real clock; put it on this test's injected timeline.
 update public.google_ai_responses set created_at = '2026-11-21 10:02:01+00' where caller = 'bot' and request_id = 'idem-1';
 select is(pg_temp.ri('2026-11-21 10:02:02+00', 'bot', 'idem-1') -> 'response' ->> 'text', 'stored answer',
@@ -88,7 +93,8 @@ select is(pg_temp.ri('2026-11-21 10:02:03+00', 'someone-else', 'idem-1') ->> 'ok
 select is(pg_temp.ri('2026-11-22 10:02:04+00', 'bot', 'idem-1') ->> 'ok', 'true',
   'after 24 hours the stored response is no longer replayed: the id is a new request');
 insert into ids values ('idem-f', (pg_temp.ri('2026-11-21 10:03:00+00', 'bot', 'idem-2') ->> 'reservation_id')::uuid);
-select lives_ok($$ select public.google_ai_finalize((select id from ids where name = 'idem-f'), 'google_error', null, null, 500) $$,
+select lives_ok($$ select public.google_ai_finalize((select id from ids where name = 'idem-f'),
+  '{"kind": "upstream_error", "http_status": 500}'::jsonb) $$,
   'a failed attempt');
 select is(pg_temp.ri('2026-11-21 10:03:01+00', 'bot', 'idem-2') ->> 'limit', 'in_progress',
   'between attempts the request still holds its lease');
@@ -102,8 +108,8 @@ select is(pg_temp.reserve_at('2026-11-21 10:12:00+00', array['test-model'], 5, '
 
 -- Google rejects a key as invalid: it leaves rotation at once, with the reason.
 insert into ids values ('badkey', pg_temp.r('2026-11-21 10:13:00+00', 5));
-select lives_ok($$ select public.google_ai_finalize((select id from ids where name = 'badkey'), 'google_error', null, null, 400,
-  'API_KEY_INVALID') $$, 'finalize with API_KEY_INVALID');
+select lives_ok($$ select public.google_ai_finalize((select id from ids where name = 'badkey'),
+  '{"kind": "upstream_error", "http_status": 400, "error_code": "API_KEY_INVALID"}'::jsonb) $$, 'finalize with API_KEY_INVALID');
 select is((select (is_active, disabled_reason is not null)::text from public.google_ai_api_keys where key_alias = 'a1'), '(f,t)',
   'the key is deactivated with a reason, not deleted');
 
@@ -127,12 +133,14 @@ create function pg_temp.room(p_ago int) returns uuid language sql as $$
     array['room-model'], 10, 'pgtap', null, null) ->> 'reservation_id')::uuid
 $$;
 create function pg_temp.room_left(p_name text, p_left int) returns void language sql as $$
-  select public.google_ai_finalize((select id from ids where name = p_name), 'succeeded', 5, 5, 200,
-    p_room_requests => p_left, p_room_until => pg_catalog.clock_timestamp() + interval '30 seconds')
+  select public.google_ai_finalize((select id from ids where name = p_name), jsonb_build_object('kind', 'succeeded',
+    'input_tokens', 5, 'output_tokens', 5, 'http_status', 200, 'room_requests', p_left,
+    'room_until', pg_catalog.clock_timestamp() + interval '30 seconds'))
 $$;
 insert into ids values ('room-1', pg_temp.room(5)), ('room-2', pg_temp.room(4)), ('room-3', pg_temp.room(3)),
   ('room-4', pg_temp.room(2)), ('room-5', pg_temp.room(1));
-select public.google_ai_finalize((select id from ids where name = n), 'succeeded', 5, 5, 200)
+select public.google_ai_finalize((select id from ids where name = n),
+  '{"kind": "succeeded", "input_tokens": 5, "output_tokens": 5, "http_status": 200}'::jsonb)
 from unnest(array['room-3', 'room-4', 'room-5']) n;
 select pg_temp.room_left('room-1', 13);
 select is((select count(*)::int from public.google_ai_cooldowns where model = 'room-model'), 0,
@@ -146,8 +154,9 @@ select is((select reason from public.google_ai_cooldowns where model = 'room-mod
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('lone-model', 3, 100000, null);
 create function pg_temp.lone(p_left int) returns void language sql as $$
   select public.google_ai_finalize((pg_temp.reserve_at(pg_catalog.clock_timestamp(), array['lone-model'], 10,
-    'pgtap', null, null) ->> 'reservation_id')::uuid, 'succeeded', 5, 5, 200,
-    p_room_requests => p_left, p_room_until => pg_catalog.clock_timestamp() + interval '30 seconds')
+    'pgtap', null, null) ->> 'reservation_id')::uuid, jsonb_build_object('kind', 'succeeded', 'input_tokens', 5,
+    'output_tokens', 5, 'http_status', 200, 'room_requests', p_left,
+    'room_until', pg_catalog.clock_timestamp() + interval '30 seconds'))
 $$;
 select pg_temp.lone(1);
 select is((select count(*)::int from public.google_ai_cooldowns where model = 'lone-model'), 0,

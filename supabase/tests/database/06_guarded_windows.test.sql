@@ -46,7 +46,8 @@ select ok((pg_temp.r('2026-11-23 11:00:01+00', 700) ->> 'ok')::boolean, '700 of 
 select is((pg_temp.r('2026-11-23 11:00:02+00', 600) ->> 'recheck_after_ms')::int, 2000,
   'a TPM refusal with tokens of the window still in flight asks to re-check in recheck_ms');
 select ok((public.google_ai_finalize((select reservation_id from public.google_ai_attempts where status = 'reserved'),
-  'succeeded', 350, 10) ->> 'ok')::boolean, 'finalize: Google counted 350 input tokens');
+  '{"kind": "succeeded", "input_tokens": 350, "output_tokens": 10}'::jsonb) ->> 'ok')::boolean,
+  'finalize: Google counted 350 input tokens');
 select ok((pg_temp.r('2026-11-23 11:00:03+00', 600) ->> 'ok')::boolean,
   'the tokens given back are reused at once: 350 + 600 fit in the same minute');
 

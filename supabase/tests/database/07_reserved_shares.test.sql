@@ -39,7 +39,7 @@ begin
   return n;
 end $$;
 
--- The README's example, as one insert.
+-- docs/keys-and-shares.md's example, as one insert.
 insert into public.google_ai_quota_shares (model, priority_class, reserved_rpd) values ('day-model', 'interactive', 8);
 
 -- A day share against a batch flood ------------------------------------------------------------------
@@ -206,7 +206,8 @@ select is(pg_temp.a('day-model', '2026-11-26 18:00:02+00', 'cron') - 'model' - '
 select is((select (limit_hit, caller)::text from public.google_ai_attempts where status = 'refused' order by id desc limit 1),
   '(caller_budget,cron)', 'the refusal is in the attempt log');
 select ok((public.google_ai_finalize((select a.reservation_id from public.google_ai_attempts a
-  where a.caller = 'cron' and a.status = 'reserved' order by a.id limit 1), 'succeeded', 4, 1) ->> 'ok')::boolean,
+  where a.caller = 'cron' and a.status = 'reserved' order by a.id limit 1),
+  '{"kind": "succeeded", "input_tokens": 4, "output_tokens": 1}'::jsonb) ->> 'ok')::boolean,
   'finalize: Google counted 4 input tokens');
 select ok((pg_temp.a('day-model', '2026-11-26 18:00:03+00', 'cron') ->> 'ok')::boolean,
   'the tokens given back by finalize make room: 4 + 10 + 10 fit in 25');

@@ -32,7 +32,8 @@ create temp table ids (name text primary key, id uuid);
 insert into ids values ('s', (pg_temp.reserve_at(now(), array['tool-less'], 100, 'pgtap', null, 'req-cut') ->> 'reservation_id')::uuid);
 select is((select tpm_used from public.google_ai_usage_counters where quota_group = 'proj-a' and model = 'tool-less'), 100,
   'the stream booked its estimate');
-select is(public.google_ai_finalize_cut((select id from ids where name = 's'), 'client', 60, 12, 900, 'the caller went away') ->> 'status',
+select is(public.google_ai_finalize((select id from ids where name = 's'), '{"kind": "cut", "cut_by": "client",
+  "input_tokens": 60, "output_tokens": 12, "latency_ms": 900, "error_message": "the caller went away"}'::jsonb) ->> 'status',
   'cut', 'a cut stream is finalized');
 select is((select (status, error_code, input_tokens, output_tokens)::text from public.google_ai_attempts
            where reservation_id = (select id from ids where name = 's')),
@@ -45,15 +46,15 @@ select is((select (prompt_tokens, completion_tokens)::text from public.token_usa
   'what Google streamed is billed in token_usage');
 select is((select (input_tokens, output_tokens)::text from public.google_ai_usage_by_caller_24h where caller = 'pgtap'), '(60,12)',
   'the per-caller view counts the billed tokens of a cut stream');
-select is(public.google_ai_finalize_cut((select id from ids where name = 's'), 'google') ->> 'error', 'not_open',
-  'a second finalize changes nothing');
-select throws_ok($$ select public.google_ai_finalize_cut(gen_random_uuid(), 'somebody') $$, '22023', null,
-  'who cut it is client or google');
+select is(public.google_ai_finalize((select id from ids where name = 's'), '{"kind": "cut", "cut_by": "upstream"}'::jsonb)
+  ->> 'error', 'not_open', 'a second finalize changes nothing');
+select throws_ok($$ select public.google_ai_finalize(gen_random_uuid(), '{"kind": "cut", "cut_by": "somebody"}'::jsonb) $$,
+  '22023', null, 'who cut it is client or upstream');
 
-select ok(not has_function_privilege('anon', 'public.google_ai_finalize_cut(uuid, text, integer, integer, integer, text, text, text, integer, integer, integer, integer, integer, integer)', 'execute')
+select ok(not has_function_privilege('anon', 'public.google_ai_finalize(uuid, jsonb)', 'execute')
   and not has_function_privilege('authenticated', 'public.google_ai_model_list()', 'execute'),
   'nothing for the Data API roles');
-select ok(has_function_privilege('eve_gateway', 'public.google_ai_finalize_cut(uuid, text, integer, integer, integer, text, text, text, integer, integer, integer, integer, integer, integer)', 'execute')
+select ok(has_function_privilege('eve_gateway', 'public.google_ai_finalize(uuid, jsonb)', 'execute')
   and has_function_privilege('eve_gateway', 'public.google_ai_model_list()', 'execute')
   and has_function_privilege('eve_gateway', 'public.google_ai_model_traits(text)', 'execute'),
   'the functions'' role may call them');

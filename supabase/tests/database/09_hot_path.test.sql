@@ -145,8 +145,9 @@ select is((select (rpd_used, rpd_next_used)::text from public.google_ai_usage_co
 create temp table hot_before as
   select pg_stat_get_xact_tuples_updated('public.google_ai_attempts'::regclass) as upd,
          pg_stat_get_xact_tuples_hot_updated('public.google_ai_attempts'::regclass) as hot;
-select is(public.google_ai_finalize((select (a ->> 'reservation_id')::uuid from answers where n = 2), 'succeeded', 8, 2)
-          ->> 'status', 'succeeded', 'an admission is finalized');
+select is(public.google_ai_finalize((select (a ->> 'reservation_id')::uuid from answers where n = 2),
+          '{"kind": "succeeded", "input_tokens": 8, "output_tokens": 2}'::jsonb) ->> 'status', 'succeeded',
+          'an admission is finalized');
 select is((select row(pg_stat_get_xact_tuples_updated('public.google_ai_attempts'::regclass) - upd,
                       pg_stat_get_xact_tuples_hot_updated('public.google_ai_attempts'::regclass) - hot)::text
            from hot_before), row(1, 1)::text, 'its attempt row was updated once, in place (HOT)');

@@ -80,7 +80,7 @@ select is((select (key_aliases, seconds_left between 1 and 42)::text from public
 
 -- The last 24 hours by caller.
 insert into public.google_ai_attempts (status, caller, model, request_id, attempt, limit_hit, input_tokens, output_tokens, created_at) values
-  ('google_error', 'view-bot', 'view-model', 'r1', 1, null, null, null, now() - interval '1 hour'),
+  ('upstream_error', 'view-bot', 'view-model', 'r1', 1, null, null, null, now() - interval '1 hour'),
   ('succeeded', 'view-bot', 'view-model', 'r1', 2, null, 120, 30, now() - interval '1 hour'),
   ('succeeded', 'view-bot', 'view-model', 'r2', 1, null, 80, 20, now() - interval '2 hours'),
   ('refused', 'view-bot', 'view-model', 'r3', 1, 'rpm', null, null, now() - interval '3 hours'),

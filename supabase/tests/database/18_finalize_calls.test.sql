@@ -1,9 +1,10 @@
--- google_ai_finalize_calls: the finalizes that met in one worker, written in one statement. Each call is
--- written as google_ai_finalize writes it (twin setups, one finalized call by call, its twin in one batch),
--- the answers come back in the calls' order, and one bad call fails them all.
+-- google_ai_finalize_calls: the finalizes that met in one worker, written in one statement, each call
+-- {reservation_id, outcome: {...}} (the outcome as google_ai_finalize takes it). Each call is written as
+-- google_ai_finalize writes it (twin setups, one finalized call by call, its twin in one batch), the answers
+-- come back in the calls' order, and one bad call fails them all (a call in the former flat shape too).
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(15);
+select plan(16);
 
 -- One key of proj-f for every model but fin-e, which proj-e's key alone serves.
 delete from public.google_ai_api_keys;
@@ -42,22 +43,18 @@ select is((select count(*)::int from ids i join public.google_ai_attempts a on a
 
 -- The calls: a success, a success with fewer tokens, a 429 that rests the model and keeps what was settled.
 create function pg_temp.call(p_twin text, p_role text) returns jsonb language sql as $$
-  select jsonb_build_object('reservation_id', (select id from ids where twin = p_twin and role = p_role)) ||
-    case p_role when 't1' then '{"outcome": "succeeded", "input_tokens": 120, "output_tokens": 30, "http_status": 200,
+  select jsonb_build_object('reservation_id', (select id from ids where twin = p_twin and role = p_role), 'outcome',
+    case p_role when 't1' then '{"kind": "succeeded", "input_tokens": 120, "output_tokens": 30, "http_status": 200,
                                 "latency_ms": 900, "first_byte_ms": 300}'::jsonb
-                when 'svc' then '{"outcome": "succeeded", "input_tokens": 40, "output_tokens": 10, "http_status": 200,
+                when 'svc' then '{"kind": "succeeded", "input_tokens": 40, "output_tokens": 10, "http_status": 200,
                                  "response": {"text": "kept"}}'::jsonb
-                else '{"outcome": "upstream_error", "http_status": 429, "error_code": "RESOURCE_EXHAUSTED",
+                else '{"kind": "upstream_error", "http_status": 429, "error_code": "RESOURCE_EXHAUSTED",
                        "quota_id": "PerMinute", "error_message": "quota", "cooldown_until": "2030-01-01T00:00:00Z",
-                       "settled_tokens": 50}'::jsonb end $$;
--- One by one, as google_ai_finalize is called with these arguments by name.
+                       "settled_tokens": 50}'::jsonb end) $$;
+-- One by one, as google_ai_finalize is called with the same outcome.
 create temp table one_by_one as
-select r.role, public.google_ai_finalize(p_reservation_id => (c ->> 'reservation_id')::uuid, p_outcome => c ->> 'outcome',
-  p_input_tokens => (c ->> 'input_tokens')::int, p_output_tokens => (c ->> 'output_tokens')::int,
-  p_http_status => (c ->> 'http_status')::int, p_error_code => c ->> 'error_code', p_quota_id => c ->> 'quota_id',
-  p_error_message => c ->> 'error_message', p_latency_ms => (c ->> 'latency_ms')::int,
-  p_cooldown_until => (c ->> 'cooldown_until')::timestamptz, p_response => c -> 'response',
-  p_first_byte_ms => (c ->> 'first_byte_ms')::int, p_settled_tokens => (c ->> 'settled_tokens')::int) as answer
+select r.role, public.google_ai_finalize(p_reservation_id => (c ->> 'reservation_id')::uuid,
+  p_outcome => c -> 'outcome') as answer
 from (values ('t1', 1), ('svc', 2), ('t2', 3)) r(role, n), pg_temp.call('one', r.role) c order by r.n;
 -- Its twin in one statement, the calls in another order.
 create temp table batched as
@@ -109,18 +106,19 @@ insert into ids values ('b', 'b', pg_temp.reserve(interval '4 seconds', 'fin-b',
   ('b', 'e', pg_temp.reserve(interval '4 seconds', 'fin-e', 'bot', null));
 create temp table mixed as
 select jsonb_build_array(
-  jsonb_build_object('reservation_id', (select id from ids where role = 'b'), 'outcome', 'timeout', 'latency_ms', 60000),
+  jsonb_build_object('reservation_id', (select id from ids where role = 'b'),
+                     'outcome', '{"kind": "timeout", "latency_ms": 60000}'::jsonb),
   pg_temp.call('one', 't1'),
-  jsonb_build_object('reservation_id', (select id from ids where role = 'c'), 'outcome', 'network_error'),
-  jsonb_build_object('reservation_id', gen_random_uuid(), 'outcome', 'succeeded'),
-  jsonb_build_object('reservation_id', (select id from ids where role = 'e'), 'outcome', 'succeeded',
-                     'input_tokens', 7, 'output_tokens', 1)) as calls;
+  jsonb_build_object('reservation_id', (select id from ids where role = 'c'), 'outcome', '{"kind": "network_error"}'::jsonb),
+  jsonb_build_object('reservation_id', gen_random_uuid(), 'outcome', '{"kind": "succeeded"}'::jsonb),
+  jsonb_build_object('reservation_id', (select id from ids where role = 'e'),
+                     'outcome', '{"kind": "succeeded", "input_tokens": 7, "output_tokens": 1}'::jsonb)) as calls;
 create temp table mixed_answers as select public.google_ai_finalize_calls(calls) as answers from mixed;
 select is((select answers from mixed_answers),
   jsonb_build_array('{"ok": true, "status": "timeout", "cooldown_until": null}'::jsonb,
-    public.google_ai_finalize((select id from ids where twin = 'one' and role = 't1'), 'succeeded'),
+    public.google_ai_finalize((select id from ids where twin = 'one' and role = 't1'), '{"kind": "succeeded"}'::jsonb),
     '{"ok": true, "status": "network_error", "cooldown_until": null}'::jsonb,
-    public.google_ai_finalize((select (calls -> 3 ->> 'reservation_id')::uuid from mixed), 'succeeded'),
+    public.google_ai_finalize((select (calls -> 3 ->> 'reservation_id')::uuid from mixed), '{"kind": "succeeded"}'::jsonb),
     '{"ok": true, "status": "succeeded", "cooldown_until": null}'::jsonb),
   'the answers come back in the calls'' order: a closed reservation and an unknown one answered as finalize answers them');
 select is((select string_agg(c.model || ':' || c.tpm_used, ' ' order by c.model) from public.google_ai_usage_counters c
@@ -131,8 +129,9 @@ select is((select string_agg(c.model || ':' || c.tpm_used, ' ' order by c.model)
 -- finalize of a closed reservation is.
 insert into ids values ('d', 'd', pg_temp.reserve(interval '4 seconds', 'fin-b', 'bot', null));
 select is(public.google_ai_finalize_calls(jsonb_build_array(
-    jsonb_build_object('reservation_id', (select id from ids where role = 'd'), 'outcome', 'succeeded', 'input_tokens', 9),
-    jsonb_build_object('reservation_id', (select id from ids where role = 'd'), 'outcome', 'timeout'))),
+    jsonb_build_object('reservation_id', (select id from ids where role = 'd'),
+                       'outcome', '{"kind": "succeeded", "input_tokens": 9}'::jsonb),
+    jsonb_build_object('reservation_id', (select id from ids where role = 'd'), 'outcome', '{"kind": "timeout"}'::jsonb))),
   jsonb_build_array('{"ok": true, "status": "succeeded", "cooldown_until": null}'::jsonb,
     '{"ok": false, "error": "not_open", "status": "succeeded"}'::jsonb),
   'a reservation named twice in a batch is written once, by its first call');
@@ -144,8 +143,8 @@ create temp table before as
 select row(c.rpm_used, c.tpm_used, c.window_requests, c.window_tokens, c.ring)::text as counter
 from public.google_ai_usage_counters c where c.quota_group = 'proj-f' and c.model = 'fin-b';
 select throws_ok(format($$ select public.google_ai_finalize_calls(jsonb_build_array(
-    jsonb_build_object('reservation_id', %L::uuid, 'outcome', 'succeeded', 'input_tokens', 500),
-    jsonb_build_object('reservation_id', %L::uuid, 'outcome', 'bogus'))) $$,
+    jsonb_build_object('reservation_id', %L::uuid, 'outcome', '{"kind": "succeeded", "input_tokens": 500}'::jsonb),
+    jsonb_build_object('reservation_id', %L::uuid, 'outcome', '{"kind": "bogus"}'::jsonb))) $$,
   (select id from ids where role = 'x1'), (select id from ids where role = 'x2')),
   '22023', null, 'a call outside finalize''s outcomes fails the whole statement');
 select is((select string_agg(a.status, ' ') from ids i join public.google_ai_attempts a on a.reservation_id = i.id
@@ -154,8 +153,14 @@ select is((select row(c.rpm_used, c.tpm_used, c.window_requests, c.window_tokens
            from public.google_ai_usage_counters c where c.quota_group = 'proj-f' and c.model = 'fin-b'),
   (select counter from before), 'and the counter is as it was (the valid call''s 500 tokens are not in it)');
 select throws_ok(format($$ select public.google_ai_finalize_calls(jsonb_build_array(
-    jsonb_build_object('reservation_id', %L::uuid, 'outcome', 'upstream_error', 'quota_cause', 'no-such-cause'))) $$,
+    jsonb_build_object('reservation_id', %L::uuid,
+                       'outcome', '{"kind": "upstream_error", "quota_cause": "no-such-cause"}'::jsonb))) $$,
   (select id from ids where role = 'x1')), '22023', null, 'so does a quota cause outside google_ai_quota_causes()');
+select throws_ok(format($$ select public.google_ai_finalize_calls(jsonb_build_array(
+    jsonb_build_object('reservation_id', %L::uuid, 'outcome', '{"kind": "succeeded", "input_tokens": 500}'::jsonb),
+    jsonb_build_object('reservation_id', %L::uuid, 'outcome', 'succeeded', 'input_tokens', 9))) $$,
+  (select id from ids where role = 'x1'), (select id from ids where role = 'x2')),
+  '22023', null, 'and so does a call in the former flat shape (its outcome the kind), refused since 1.0');
 
 -- The functions' role calls it; the Data API's roles do not.
 select ok(has_function_privilege('eve_gateway', 'public.google_ai_finalize_calls(jsonb)', 'execute'),

@@ -29,20 +29,9 @@ const ALLOWED: ReadonlyArray<{ file: string; line: RegExp; why: string }> = [
     why: "the table of surfaces loads each route's surface",
   },
   {
-    file: "_shared/server-timing.ts",
-    line: /FORMER_UPSTREAM_PHASE = "google"/,
-    why: "the `upstream` phase under its former, public name, for one release (docs/llm-invoke.md)",
-  },
-  {
     file: "maintenance/metrics-text.ts",
-    line: /eve_gateway_google_|\(google, openai\)|google-429s\.md/,
-    why:
-      "the former metric names, exported beside the new ones for one release (docs/observability.md), and their help",
-  },
-  {
-    file: "_shared/vocabulary.ts",
-    line: /google_cooldown|"google_error"/,
-    why: "the cause and the status older rows hold under their former names, read for one release (docs/llm-invoke.md)",
+    line: /\(google, openai\)|google-429s\.md/,
+    why: "the help of the provider's families names the providers it counts and the page on Google's 429s",
   },
 ];
 

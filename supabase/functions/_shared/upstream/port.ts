@@ -142,7 +142,7 @@ export interface StatedLimits {
   otpm?: number;
 }
 
-/** The stated limits' columns, in the order the database takes them (google_ai_finalize's p_stated_limits). */
+/** The stated limits' columns, in the order the database takes them (the outcome's stated_limits, google_ai_attempt_outcome). */
 export const STATED_LIMIT_COLUMNS = ["rpm", "tpm", "rpd", "itpm", "otpm"] as const;
 
 /** Stated limits with at least one figure, else undefined (nothing stated). */

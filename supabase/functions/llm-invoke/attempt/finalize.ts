@@ -48,8 +48,8 @@ export function landsWithin(write: Promise<unknown>, ms: number): Promise<boolea
 /**
  * The replay record of a finalize that never landed (logged as `finalize_lost {json}`): the reservation
  * and its outcome as the store sends them (attemptOutcome), without the answer. Replayed as logged:
- * `select public.google_ai_finalize_calls(jsonb_build_array('<json>'::jsonb))`, which also reads a
- * line in the former flat shape (google_ai_former_outcome).
+ * `select public.google_ai_finalize_calls(jsonb_build_array('<json>'::jsonb))` (a line logged before 1.0.0
+ * is converted first: CHANGELOG.md).
  */
 export interface LostFinalize {
   reservation_id: string;
