@@ -57,22 +57,59 @@ begin
 end
 $$;
 
+-- The outcomes of a batch (google_ai_finalize_calls: p_ids its calls, p_outcomes theirs, p_open their open attempt
+-- rows, p_order the calls in their counter rows' order) that carry the provider's room (a success's, a cut's),
+-- weighed in that order before any counter row is locked: where the room is near its end the rest it asks is
+-- written (google_ai_room_rest) and the outcome's room_until cleared, so that its settle does not weigh it again.
+-- The answer is p_outcomes with those cleared.
+CREATE OR REPLACE FUNCTION public.google_ai_rooms_weighed(p_ids uuid[], p_outcomes public.google_ai_attempt_outcome[],
+    p_open public.google_ai_attempts[], p_order integer[]) RETURNS public.google_ai_attempt_outcome[]
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_outcome public.google_ai_attempt_outcome;
+  c record;
+begin
+  for c in
+    select a, t.n from unnest(p_order) with ordinality t(n, k)
+    join unnest(p_open) a on a.reservation_id = p_ids[t.n]
+    where (p_outcomes[t.n]).room_until is not null
+    order by t.k
+  loop
+    v_outcome := p_outcomes[c.n];
+    if (public.google_ai_room_bucket_model(c.a, v_outcome.room_requests, v_outcome.room_tokens,
+        v_outcome.room_until)).model is null then
+      perform public.google_ai_room_rest(c.a, v_outcome.room_requests, v_outcome.room_tokens, v_outcome.room_until);
+      v_outcome.room_until := null;
+      p_outcomes[c.n] := v_outcome;
+    end if;
+  end loop;
+  return p_outcomes;
+end
+$$;
+
 -- The finalizes that met in one worker while its last ones were being written (p_calls: a JSON array of
--- {reservation_id, outcome}, each outcome read as google_ai_finalize reads it), written in one
--- transaction: one commit, one wait for the disk, where each alone would hold its group's counter row
--- through a wait of its own. Each call is written as google_ai_finalize writes it; the answer is its
--- answers, in the calls' order. A call that fails fails them all (the caller then sends them one by one).
--- Rows are locked in the one global order (docs/architecture.md, §2): the calls' open attempt rows, their tokens,
--- their clients, service callers' budgets (each sorted), then the counter rows, last, the calls taken in their
--- counter rows' order (quota group, then the model's pool or the model: models of one pool share a row); so neither
--- a reservation nor another batch nor a single finalize waits in a ring with this one. (Riding in a reservation
--- CALL, after its bookings, 87_calls_together.sql, none of its waits lasts more than 5 ms.) A success that carries
--- the provider's remaining counts has its margin read and its rest written (google_ai_room_rest) before the first
--- counter row is locked, the calls in their counter rows' order; the calls' rows but the counter rows are then
--- written (google_ai_write_outcome's steps, each one statement for all the calls: google_ai_write_attempts,
+-- {reservation_id, outcome}, each outcome read as google_ai_finalize reads it), written in one transaction: one
+-- commit, one wait for the disk, where each alone would hold its group's counter row through a wait of its own. Each
+-- call is written as google_ai_finalize writes it; the answer is its answers, in the calls' order. A call that fails
+-- fails them all (the caller then sends them one by one). Rows are locked in the one global order
+-- (docs/architecture.md, §2): the calls' open attempt rows, their tokens, their clients, service callers' budgets
+-- (each sorted), then the counter rows, last, the calls taken in their counter rows' order (quota group, then the
+-- model's pool or the model: models of one pool share a row); so neither a reservation nor another batch nor a
+-- single finalize waits in a ring with this one. (Riding in a reservation CALL, after its bookings,
+-- 87_calls_together.sql, none of its waits lasts more than 5 ms.) A success that carries the provider's remaining
+-- counts has its margin read and its rest written (google_ai_room_rest) before the first counter row is locked, the
+-- calls in their counter rows' order; the calls' rows but the counter rows are then written
+-- (google_ai_write_outcome's steps, each one statement for all the calls: google_ai_write_attempts,
 -- google_ai_record_successes), and only then their admissions settled (google_ai_settle_calls), so a counter row is
 -- held for its settles alone, not through the other calls' writes (a bucket's word stays with its call:
--- google_ai_settle_call moves the bucket on the counter row).
+-- google_ai_settle_call moves the bucket on the counter row). The calls' open attempt rows are found by their key,
+-- whatever the log held when the connection planned the statement: the plan is kept for the connection's life, and
+-- one made on a small log (a new project, a fresh database) scans the whole log on every call as it grows (measured
+-- at 16 callers with 3,500 rows: 480 µs a call of six finalizes, 75 µs by the index); planned with sequential scans
+-- off, it reads the unique index. What the calls hold is read with them, so that a statement that would lock or
+-- weigh nothing is not run (a plan started and stopped each).
 CREATE OR REPLACE FUNCTION public.google_ai_finalize_calls(p_calls jsonb) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -83,53 +120,56 @@ declare
   v_outcomes public.google_ai_attempt_outcome[];
   v_open public.google_ai_attempts[];
   v_answers jsonb[];
-  v_outcome public.google_ai_attempt_outcome;
   v_order integer[];  -- the calls in their counter rows' order, each step's
   v_written public.google_ai_attempts[];  -- each call's attempt row as written (google_ai_write_attempts)
   -- Those written, with their outcomes, in the counter rows' order: to record, then to settle.
   v_atts public.google_ai_attempts[] := '{}'::public.google_ai_attempts[];
   v_outs public.google_ai_attempt_outcome[] := '{}'::public.google_ai_attempt_outcome[];
   v_until timestamptz;
-  c record;
   i integer;
   v_seqscan text := pg_catalog.current_setting('enable_seqscan');
+  -- What the calls hold (above): an outcome with the provider's room, a token's call, a client's, a service's.
+  v_room boolean;
+  v_tokens boolean;
+  v_clients boolean;
+  v_service boolean;
 begin
   select coalesce(array_agg((e.call ->> 'reservation_id')::uuid order by e.n), '{}'),
-    coalesce(array_agg(pg_catalog.jsonb_populate_record(null::public.google_ai_attempt_outcome, e.call -> 'outcome')
-      order by e.n), '{}')
-  into v_ids, v_outcomes
-  from pg_catalog.jsonb_array_elements(p_calls) with ordinality e(call, n);
-  -- Found by their key, whatever the log held when this connection planned the statement: the plan is
-  -- kept for the connection's life, and one made on a small log (a new project, a fresh database) scans
-  -- the whole log on every call as it grows (measured at 16 callers with 3,500 rows: 480 µs a call of
-  -- six finalizes, 75 µs by the index). Planned with sequential scans off, it reads the unique index.
-  perform pg_catalog.set_config('enable_seqscan', 'off', true);
-  v_open := array(select a from public.google_ai_attempts a
-    where a.status = 'reserved' and a.reservation_id = any (v_ids) order by a.id for update);
+    coalesce(array_agg(e.o order by e.n), '{}'), coalesce(bool_or((e.o).room_until is not null), false)
+  into v_ids, v_outcomes, v_room
+  from (select e.call, e.n,
+          pg_catalog.jsonb_populate_record(null::public.google_ai_attempt_outcome, e.call -> 'outcome') o
+        from pg_catalog.jsonb_array_elements(p_calls) with ordinality e(call, n)) e;
+  perform pg_catalog.set_config('enable_seqscan', 'off', true);  -- (by their key: above)
+  select coalesce(array_agg(o.a order by (o.a).id), '{}'), coalesce(bool_or((o.a).token_id is not null), false),
+    coalesce(bool_or((o.a).client_id is not null), false), coalesce(bool_or((o.a).client_id is null), false)
+  into v_open, v_tokens, v_clients, v_service
+  from (select a from public.google_ai_attempts a
+        where a.status = 'reserved' and a.reservation_id = any (v_ids) order by a.id for update) o;
   perform pg_catalog.set_config('enable_seqscan', v_seqscan, true);
   v_answers := pg_catalog.array_fill(null::jsonb, array[cardinality(v_ids)]);
-  perform from public.google_ai_tokens t where t.id in (select token_id from unnest(v_open)) order by t.id for update;
-  perform from public.google_ai_clients l where l.id in (select client_id from unnest(v_open)) order by l.id for update;
-  perform from public.google_ai_caller_budgets b
-  where b.caller in (select a.caller from unnest(v_open) a where a.client_id is null) order by b.caller for update;
-  v_order := array(select g.n from pg_catalog.generate_subscripts(v_ids, 1) g(n)
-    left join unnest(v_open) a on a.reservation_id = v_ids[g.n]
-    left join public.google_ai_model_limits l on l.model = a.model
-    order by a.quota_group, coalesce(l.limit_pool, a.model), g.n);
-  for c in
-    select a, t.n from unnest(v_order) with ordinality t(n, k)
-    join unnest(v_open) a on a.reservation_id = v_ids[t.n]
-    where (v_outcomes[t.n]).room_until is not null
-    order by t.k
-  loop
-    v_outcome := v_outcomes[c.n];
-    if (public.google_ai_room_bucket_model(c.a, v_outcome.room_requests, v_outcome.room_tokens,
-        v_outcome.room_until)).model is null then
-      perform public.google_ai_room_rest(c.a, v_outcome.room_requests, v_outcome.room_tokens, v_outcome.room_until);
-      v_outcome.room_until := null;  -- (weighed: its settle does not weigh it again)
-      v_outcomes[c.n] := v_outcome;
-    end if;
-  end loop;
+  if v_tokens then
+    perform from public.google_ai_tokens t where t.id in (select token_id from unnest(v_open)) order by t.id for update;
+  end if;
+  if v_clients then
+    perform from public.google_ai_clients l where l.id in (select client_id from unnest(v_open)) order by l.id
+    for update;
+  end if;
+  if v_service then
+    perform from public.google_ai_caller_budgets b
+    where b.caller in (select a.caller from unnest(v_open) a where a.client_id is null) order by b.caller for update;
+  end if;
+  if cardinality(v_ids) = 1 then
+    v_order := '{1}';
+  else
+    v_order := array(select g.n from pg_catalog.generate_subscripts(v_ids, 1) g(n)
+      left join unnest(v_open) a on a.reservation_id = v_ids[g.n]
+      left join public.google_ai_model_limits l on l.model = a.model
+      order by a.quota_group, coalesce(l.limit_pool, a.model), g.n);
+  end if;
+  if v_room then
+    v_outcomes := public.google_ai_rooms_weighed(v_ids, v_outcomes, v_open, v_order);
+  end if;
   -- Each row but the counter row, a step at a time for all the calls (google_ai_write_outcome's steps): the
   -- attempt rows, the successes' rows, then the rest outcomes ask and withdrawn models, in order.
   v_written := public.google_ai_write_attempts(v_ids, v_outcomes);
