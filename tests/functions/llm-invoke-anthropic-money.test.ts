@@ -82,7 +82,9 @@ function expectMoneyRefusal(res: Awaited<ReturnType<typeof ask>>, cause: string,
   expect(res.headers.get("x-should-retry")).toBe("false");
   const retryAfter = Number(res.headers.get("retry-after"));
   expect(retryAfter).toBeGreaterThan(restS(cause) - 120);
-  expect(retryAfter).toBeLessThanOrEqual(restS(cause));
+  // (+1: the gateway read its clock before this does; within an hour of the month's turn the rest ends
+  // at the turn, and a second between the two reads rounds to one more second left.)
+  expect(retryAfter).toBeLessThanOrEqual(restS(cause) + 1);
 }
 
 describe("money in Anthropic's words, per organization", () => {
