@@ -7,10 +7,13 @@
 //   const s = await startFunctionsServer({ port: 0, env: { ... } }); ...; await s.close();
 //
 // Each function gets the parent's environment, then supabase/functions/.env (if present), then
-// `env`, plus PORT (a free port it must listen on, as our index.ts files do under plain Deno).
+// `env`, plus PORT=0: the kernel picks its port when it binds, and the function's own "listening on
+// http://host:port" line (Deno.serve's, or ours in _shared/serve.ts) says which. A port picked here
+// and handed over could be taken by another process before the function binds it, and whatever
+// listens there would then answer in the function's name.
 //
-// A served function whose process exits (a crash, kill -9, an out-of-memory kill) is started again
-// on the same port, as Supabase's Edge Runtime starts a new worker: the exit and the restart are
+// A served function whose process exits (a crash, kill -9, an out-of-memory kill) is started again,
+// as Supabase's Edge Runtime starts a new worker: the exit and the restart are
 // logged, and a function that keeps dying waits longer before each new start (restartDelayMs), so a
 // broken one costs little. Meanwhile its path answers 503 `unavailable` ("starting").
 import { type ChildProcess, spawn } from "node:child_process";
@@ -20,7 +23,6 @@ import net from "node:net";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { denoBin as resolveDenoBin } from "../shared/deno-bin.ts";
-import { freePort } from "../shared/free-port.ts";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 export const DEFAULT_FUNCTIONS_DIR = path.join(REPO_ROOT, "supabase", "functions");
@@ -72,8 +74,8 @@ export interface FunctionsServer {
   /** Base URL, like SUPABASE_URL: functions are at `${url}/functions/v1/<name>`. */
   url: string;
   port: number;
-  /** The served functions: the port each listens on, the pid of its current process (it changes on a restart). */
-  functions: Record<string, { port: number; pid: number | undefined }>;
+  /** The served functions: the port and pid of each one's current process (both change on a restart). */
+  functions: Record<string, { port: number | undefined; pid: number | undefined }>;
   /** Functions that failed to start (only with keepGoing), with the reason and their last output. */
   failed: Record<string, string>;
   close(): Promise<void>;
@@ -83,7 +85,8 @@ type State = "starting" | "ready" | "dead";
 
 interface RunningFunction {
   name: string;
-  port: number;
+  /** The port its process said it listens on; undefined until it says so. */
+  port: number | undefined;
   child: ChildProcess;
   state: State;
   exited: Promise<void>;
@@ -175,10 +178,7 @@ export async function startFunctionsServer(options: FunctionsServerOptions = {})
   };
 
   try {
-    for (const name of names) {
-      const fnPort = await freePort(host);
-      running.set(name, spawnFunction(name, fnPort, functionsDir, denoBin, baseEnv, log));
-    }
+    for (const name of names) running.set(name, spawnFunction(name, functionsDir, denoBin, baseEnv, log));
     await new Promise<void>((resolve, reject) => {
       proxy.once("error", reject);
       proxy.listen(port, host, () => resolve());
@@ -210,7 +210,7 @@ export async function startFunctionsServer(options: FunctionsServerOptions = {})
       log(`[${fn.name}] restarting in ${delay} ms (exit ${crashes} in a row)`);
       await sleep(delay);
       if (closing) return;
-      const next = spawnFunction(fn.name, fn.port, functionsDir, denoBin, baseEnv, log);
+      const next = spawnFunction(fn.name, functionsDir, denoBin, baseEnv, log);
       next.crashes = crashes;
       running.set(fn.name, next);
       supervise(next);
@@ -241,9 +241,11 @@ export async function startFunctionsServer(options: FunctionsServerOptions = {})
   return { url, port: actualPort, functions, failed, close };
 }
 
+/** Deno.serve's default line ("Listening on http://127.0.0.1:PORT/") and ours ("<name> listening on …"). */
+const LISTENING = /listening on https?:\/\/[^\s/]+:(\d+)/i;
+
 function spawnFunction(
   name: string,
-  port: number,
   functionsDir: string,
   denoBin: string,
   baseEnv: Record<string, string | undefined>,
@@ -260,10 +262,10 @@ function spawnFunction(
     path.join(dir, "index.ts"),
   ];
   // cwd = repository root: the Deno workspace there resolves npm: imports from node_modules.
-  const child = spawn(denoBin, args, { cwd: REPO_ROOT, env: { ...baseEnv, PORT: String(port) }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(denoBin, args, { cwd: REPO_ROOT, env: { ...baseEnv, PORT: "0" }, stdio: ["ignore", "pipe", "pipe"] });
   const fn: RunningFunction = {
     name,
-    port,
+    port: undefined,
     child,
     state: "starting",
     output: [],
@@ -271,16 +273,26 @@ function spawnFunction(
     crashes: 0,
     exited: new Promise((resolve) => child.once("exit", () => resolve())),
   };
-  const forward = (chunk: Buffer) => {
-    for (const line of chunk.toString().split("\n")) {
-      if (line.trim() === "") continue;
-      fn.output.push(line);
-      if (fn.output.length > 50) fn.output.shift();
-      log(`[${name}] ${line}`);
-    }
+  const onLine = (line: string) => {
+    if (line.trim() === "") return;
+    fn.output.push(line);
+    if (fn.output.length > 50) fn.output.shift();
+    log(`[${name}] ${line}`);
+    const listening = fn.port === undefined ? LISTENING.exec(line) : null;
+    if (listening !== null) fn.port = Number(listening[1]);
   };
-  child.stdout?.on("data", forward);
-  child.stderr?.on("data", forward);
+  // A chunk can end mid-line: each stream keeps its unfinished line until the rest arrives.
+  const forward = (stream: NodeJS.ReadableStream | null) => {
+    let rest = "";
+    stream?.on("data", (chunk: Buffer) => {
+      const lines = (rest + chunk.toString()).split("\n");
+      rest = lines.pop() ?? "";
+      lines.forEach(onLine);
+    });
+    stream?.on("end", () => onLine(rest));
+  };
+  forward(child.stdout);
+  forward(child.stderr);
   child.once("error", (error) => {
     fn.output.push(String(error));
     fn.state = "dead";
@@ -304,14 +316,14 @@ async function stopFunction(fn: RunningFunction): Promise<void> {
   }
 }
 
-/** Ready = answers any HTTP request. Fails early if the process dies. */
+/** Ready = it said which port it listens on, and that port answers an HTTP request. Fails early if it dies. */
 async function waitReady(fn: RunningFunction, host: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (fn.state === "dead") {
       throw new Error(`function ${fn.name} exited during startup:\n${fn.output.slice(-20).join("\n")}`);
     }
-    if (await answers(host, fn.port)) {
+    if (fn.port !== undefined && await answers(host, fn.port)) {
       fn.state = "ready";
       fn.readyAt = Date.now();
       return;
@@ -346,7 +358,7 @@ function route(
     req.resume();
     return sendError(res, 404, "not_found", name === undefined ? "Not found." : `Function not found: ${safe(name)}`);
   }
-  if (fn.state !== "ready") {
+  if (fn.state !== "ready" || fn.port === undefined) {
     req.resume();
     return sendError(res, 503, "unavailable", `Function ${fn.name} is ${fn.state === "dead" ? "not running" : "starting"}.`);
   }

@@ -26,6 +26,7 @@ Deno.serve({ hostname: "127.0.0.1", port: Number(Deno.env.get("PORT")) }, async 
     bodyHead: body.slice(0, 20),
     greeting: Deno.env.get("GREETING") ?? null,
     fromDotenv: Deno.env.get("FROM_DOTENV") ?? null,
+    portAsked: Deno.env.get("PORT") ?? null,
   }, { status: req.method === "GET" ? 200 : 201, headers: { "x-from": "echo" } });
 });
 `;
@@ -96,9 +97,19 @@ describe("serve-functions with throwaway functions", () => {
       bodyHead: "hello body",
       greeting: "hello", // options.env wins over .env
       fromDotenv: "yes",
+      portAsked: "0",
     });
     const second = await fetch(`${server.url}/functions/v1/second-fn`);
     expect((await second.json()).path).toBe("/second-fn");
+  });
+
+  it("lets the kernel pick each function's port as it binds, and routes to the port the function names", async () => {
+    // A port picked before the function binds it could be taken by another process meanwhile:
+    // the function is asked for port 0 (see the test above) and says which port it got.
+    const port = server.functions.echo!.port;
+    expect(lines).toContain(`[echo] Listening on http://127.0.0.1:${port}/`);
+    const direct = await fetch(`http://127.0.0.1:${port}/echo`);
+    expect((await direct.json()).path).toBe("/echo");
   });
 
   it("streams large bodies both ways", async () => {
