@@ -93,9 +93,9 @@ export async function startPgBouncer(databaseUrl: string): Promise<PgBouncer> {
   const password = decodeURIComponent(target.password);
   const dbname = decodeURIComponent(target.pathname.slice(1));
   const dir = await scratchDir("pgbouncer");
-  const port = await freePort();
+  let port = await freePort();
   writeFileSync(path.join(dir, "users.txt"), `${quote(user)} ${quote(password)}\n`, { mode: 0o600 });
-  writeFileSync(
+  const writeConfig = () => writeFileSync(
     path.join(dir, "pgbouncer.ini"),
     [
       "[databases]",
@@ -116,6 +116,7 @@ export async function startPgBouncer(databaseUrl: string): Promise<PgBouncer> {
       "",
     ].join("\n"),
   );
+  writeConfig();
   // PgBouncer refuses to run as root: then it runs as the database's own user (server-user.ts).
   for (const f of readdirSync(dir)) handToServer(path.join(dir, f));
   const runAs = serverUser();
@@ -136,7 +137,19 @@ export async function startPgBouncer(databaseUrl: string): Promise<PgBouncer> {
     running.kill("SIGTERM");
     await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
   };
-  await launch();
+  // A port picked here (listen on 0, then close) can be taken by another process before PgBouncer binds
+  // it: PgBouncer then exits, and its first start is tried again on another port. (A restart keeps its port.)
+  for (let tries = 1; ; tries++) {
+    try {
+      await launch();
+      break;
+    } catch (error) {
+      if (tries >= 3 || !/Address already in use/.test(String((error as Error).message))) throw error;
+      port = await freePort();
+      writeConfig();
+      rmSync(path.join(dir, "pgbouncer.pid"), { force: true }); // left by the start that could not bind
+    }
+  }
 
   const url = new URL(databaseUrl);
   url.hostname = "127.0.0.1";
@@ -208,10 +221,11 @@ export async function startFlightCounter(databaseUrl: string): Promise<FlightCou
   };
 }
 
+/** Ready: it says it listens on the port (else what answers there may be another process), and the port answers. */
 async function waitForPort(port: number, child: ChildProcess, output: () => string): Promise<void> {
   for (let i = 0; i < 100; i++) {
     if (child.exitCode !== null) throw new Error(`pgbouncer exited (${child.exitCode}): ${output()}`);
-    const ok = await new Promise<boolean>((resolve) => {
+    const ok = output().includes(`listening on 127.0.0.1:${port}\n`) && await new Promise<boolean>((resolve) => {
       const s = net.connect(port, "127.0.0.1", () => (s.destroy(), resolve(true)));
       s.on("error", () => resolve(false));
     });

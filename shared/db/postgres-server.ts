@@ -210,12 +210,10 @@ async function launch(engine: Engine, bins: Binaries, options: StartOptions): Pr
     if (init.status !== 0) throw failed("initdb", oneLine(init.error?.message ?? (init.stderr || init.stdout)));
   }
 
-  const port = options.port ?? (await freePort());
   const pgCron = hasExtension(bins, "pg_cron");
   const pgTap = hasExtension(bins, "pgtap");
   const args = [
     "-D", dataDir,
-    "-p", String(port),
     "-k", socketDir,
     "-c", "listen_addresses=127.0.0.1",
     "-c", "max_connections=600",
@@ -233,36 +231,55 @@ async function launch(engine: Engine, bins: Binaries, options: StartOptions): Pr
   for (const [name, value] of Object.entries(options.settings ?? {})) args.push("-c", `${name}=${value}`);
 
   const [command, ...prefix] = [...(options.wrapper ?? []), bins.postgres];
-  const child: ChildProcess = spawn(command, [...prefix, ...args], { stdio: ["ignore", "pipe", "pipe"], ...spawnAs });
-  let output = "";
-  let partial = "";
   const superuser = new Map<string, number>();
-  const onData = (chunk: Buffer) => {
-    const text = chunk.toString("utf8");
-    output = (output + text).slice(-8000);
-    const lines = (partial + text).split("\n");
-    partial = lines.pop()!;
-    for (const line of lines) {
-      const connection = SUPERUSER_CONNECTION.exec(line);
-      if (connection) superuser.set(connection[1] ?? "", (superuser.get(connection[1] ?? "") ?? 0) + 1);
-      else if (line.trim() && !CONNECTION_LINE.test(line)) log(line);
-    }
+  const start = (port: number) => {
+    const child: ChildProcess = spawn(command, [...prefix, ...args, "-p", String(port)], {
+      stdio: ["ignore", "pipe", "pipe"],
+      ...spawnAs,
+    });
+    let output = "";
+    let partial = "";
+    const onData = (chunk: Buffer) => {
+      const text = chunk.toString("utf8");
+      output = (output + text).slice(-8000);
+      const lines = (partial + text).split("\n");
+      partial = lines.pop()!;
+      for (const line of lines) {
+        const connection = SUPERUSER_CONNECTION.exec(line);
+        if (connection) superuser.set(connection[1] ?? "", (superuser.get(connection[1] ?? "") ?? 0) + 1);
+        else if (line.trim() && !CONNECTION_LINE.test(line)) log(line);
+      }
+    };
+    child.stdout?.on("data", onData);
+    child.stderr?.on("data", onData);
+    child.once("error", (err) => (output += `${err.message}\n`));
+    return { child, url: `postgres://postgres@127.0.0.1:${port}/postgres`, output: () => output };
   };
-  child.stdout?.on("data", onData);
-  child.stderr?.on("data", onData);
-  child.once("error", (err) => (output += `${err.message}\n`));
-  const killOnExit = () => child.kill("SIGKILL");
-  process.once("exit", killOnExit);
 
-  const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
-  await waitUntilReady(superuserUrl(url), child, () => output).catch((err: Error) => {
-    child.kill("SIGKILL");
-    if (/role "supabase_admin" does not exist/.test(err.message)) {
+  // A port picked here (listen on 0, then close) can be taken by another process before the server
+  // binds it: the server then exits, and starts again on another port (never on a port the caller named).
+  let server = start(options.port ?? (await freePort()));
+  const killOnExit = () => server.child.kill("SIGKILL");
+  process.once("exit", killOnExit);
+  for (let tries = 1; ; tries++) {
+    const ready = await waitUntilReady(superuserUrl(server.url), server.child, server.output, dataDir).then(
+      () => null,
+      (err: Error) => err,
+    );
+    if (ready === null) break;
+    server.child.kill("SIGKILL");
+    if (options.port === undefined && tries < 3 && PORT_TAKEN.test(server.output())) {
+      log(`PostgreSQL: its port was taken before it bound it; starting it on another`);
+      server = start(await freePort());
+      continue;
+    }
+    if (/role "supabase_admin" does not exist/.test(ready.message)) {
       throw new Error(`PostgreSQL: the data in ${dataDir} was made before the cluster was shaped as a hosted Supabase project's ` +
         `(its superuser is postgres, not ${SUPERUSER}): remove ${base} to have it made again (its keys and logs go with it)`);
     }
-    throw failed("the server", oneLine(err.message));
-  });
+    throw failed("the server", oneLine(ready.message));
+  }
+  const { child, url } = server;
   try {
     await applySupabaseCluster(url);
     await applySupabaseBootstrap(url);
@@ -270,7 +287,6 @@ async function launch(engine: Engine, bins: Binaries, options: StartOptions): Pr
     child.kill("SIGKILL");
     throw failed("the Supabase bootstrap", oneLine((err as Error).message));
   }
-
   let stopped = false;
   return {
     url,
@@ -296,19 +312,27 @@ async function launch(engine: Engine, bins: Binaries, options: StartOptions): Pr
   };
 }
 
+/** What the server says when its port is in use (PostgreSQL 17's words). */
+const PORT_TAKEN = /could not bind IPv4 address "127\.0\.0\.1": Address already in use/;
+
 /** A superuser's connection the server logged (PostgreSQL 17's words), and its application_name. */
 const SUPERUSER_CONNECTION = new RegExp(`connection authorized: user=${SUPERUSER} database=\\S+(?: application_name=(.*?))?\\s*$`);
 /** Every connection's lines, left out of the server's log. */
 const CONNECTION_LINE = /LOG:\s+connection (received|authorized|authenticated)/;
 
-async function waitUntilReady(url: string, child: ChildProcess, output: () => string): Promise<void> {
+/**
+ * Ready: a server answers on the URL, and it is this one (its data directory is dataDir: another
+ * server that took the port would answer too, with the same trusted superuser).
+ */
+async function waitUntilReady(url: string, child: ChildProcess, output: () => string, dataDir: string): Promise<void> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.pid === undefined) throw new Error(`postgres exited (code ${child.exitCode}): ${output()}`);
     const sql = postgres(url, { max: 1, connect_timeout: 2, onnotice: () => {}, connection: { application_name: BOOTSTRAP_APPLICATION } });
     try {
-      await sql`select 1`;
-      return;
+      const [{ data }] = await sql<{ data: string }[]>`select current_setting('data_directory') as data`;
+      if (data === dataDir) return;
+      await new Promise((r) => setTimeout(r, 100));
     } catch (err) {
       if ((err as { code?: string }).code === "28000") throw err; // the role is missing: waiting will not make it
       await new Promise((r) => setTimeout(r, 100));
