@@ -150,16 +150,20 @@ describe.each(["monthly_cap", "billing_cap", "credits_depleted"] as const)("mone
     ]);
     // Every model of project A rests for the hour, with the cause (Google's models: OpenAI's rows are no
     // Google project's); the quota route names project and cause.
-    const rests = await s.sql<{ model: string; cause: string; minutes: number }[]>`
-      select model, cause, floor(extract(epoch from (cooldown_until - now())) / 60)::int as minutes
+    const rests = await s.sql<{ model: string; cause: string; minutes: number; at: number }[]>`
+      select model, cause, floor(extract(epoch from (cooldown_until - now())) / 60)::int as minutes,
+             (extract(epoch from now()) * 1000)::float8 as at
       from public.google_ai_cooldowns where quota_group = 'proj-a' order by model`;
     const models = await s.sql<{ model: string }[]>`
       select model from public.google_ai_model_limits where provider = 'google' order by model`;
     expect(rests.map((r) => r.model)).toEqual(models.map((m) => m.model));
-    // (A monthly cap rests no later than the Pacific month's turn, Google's row's day_zone.)
-    const toTurn = Math.floor((monthTurnAfter(Date.now(), "America/Los_Angeles") - Date.now()) / 60_000);
-    const minutes = kind === "credits_depleted" ? 59 : Math.min(59, toTurn);
-    for (const r of rests) expect(r).toMatchObject({ cause: kind, minutes });
+    // (A monthly cap rests no later than the Pacific month's turn, Google's row's day_zone; the minutes
+    // to it counted from the instant the rests' minutes were, so a minute turning between two clocks
+    // cannot part them.)
+    for (const r of rests) {
+      const toTurn = Math.floor((monthTurnAfter(r.at, "America/Los_Angeles") - r.at) / 60_000);
+      expect(r).toMatchObject({ cause: kind, minutes: kind === "credits_depleted" ? 59 : Math.min(59, toTurn) });
+    }
     const report = await quotaReport();
     expect(modelIn(report, GEMMA).cooldowns).toEqual([expect.objectContaining({ quota_group: "proj-a", cause: kind })]);
 
