@@ -37,7 +37,20 @@ export async function startPrometheus(options: { config: string; files?: Record<
   const dir = await mkdtemp(path.join(tmpdir(), "eve-prometheus-"));
   for (const [name, text] of Object.entries(options.files ?? {})) await writeFile(path.join(dir, name), text);
   await writeFile(path.join(dir, "prometheus.yml"), options.config);
-  const port = await freePort();
+  // A port picked here (listen on 0, then close) can be taken by another process before Prometheus binds
+  // it: Prometheus then exits saying so, and starts again on another port.
+  for (let tries = 1; ; tries++) {
+    const started = await launch(binary, dir, await freePort(), options.log);
+    if (started.ok) return started.prometheus;
+    if (tries >= 3 || !/address already in use/.test(started.errors)) {
+      await rm(dir, { recursive: true, force: true });
+      throw new Error(`prometheus did not start: ${started.errors.slice(-2000)}`);
+    }
+  }
+}
+
+async function launch(binary: string, dir: string, port: number, log: ((line: string) => void) | undefined):
+  Promise<{ ok: true; prometheus: RunningPrometheus } | { ok: false; errors: string }> {
   const url = `http://127.0.0.1:${port}`;
   const child: ChildProcess = spawn(binary, [
     `--config.file=${path.join(dir, "prometheus.yml")}`,
@@ -50,27 +63,31 @@ export async function startPrometheus(options: { config: string; files?: Record<
   child.stderr?.on("data", (chunk: Buffer) => {
     const text = chunk.toString();
     errors.push(text);
-    options.log?.(text.trimEnd());
+    log?.(text.trimEnd());
   });
-  const close = async () => {
+  const stop = async () => {
     if (child.exitCode === null) {
       const exited = new Promise((resolve) => child.once("exit", resolve));
       child.kill("SIGTERM");
       await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
       if (child.exitCode === null) child.kill("SIGKILL");
     }
+  };
+  const close = async () => {
+    await stop();
     await rm(dir, { recursive: true, force: true });
   };
   const deadline = Date.now() + 30_000;
   for (;;) {
+    // (Ready by its own path: whatever else holds the port does not answer it.)
     try {
       if ((await fetch(`${url}/-/ready`)).ok) break;
     } catch {
       // not listening yet
     }
     if (child.exitCode !== null || Date.now() > deadline) {
-      await close();
-      throw new Error(`prometheus did not start: ${errors.join("").slice(-2000)}`);
+      await stop();
+      return { ok: false, errors: errors.join("") };
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
@@ -82,7 +99,7 @@ export async function startPrometheus(options: { config: string; files?: Record<
     return body.data;
   }
 
-  return {
+  const prometheus: RunningPrometheus = {
     url,
     async query(expr) {
       const data = await api<{ resultType: string; result: unknown }>(`/api/v1/query?query=${encodeURIComponent(expr)}`);
@@ -96,4 +113,5 @@ export async function startPrometheus(options: { config: string; files?: Record<
     },
     close,
   };
+  return { ok: true, prometheus };
 }
