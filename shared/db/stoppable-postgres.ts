@@ -5,7 +5,6 @@
 import { spawnSync } from "node:child_process";
 import { readFile, rm } from "node:fs/promises";
 import path from "node:path";
-import { freePort } from "../free-port.ts";
 import { prepareDatabase } from "./migrate.ts";
 import { type PostgresServer, startPostgres } from "./postgres-server.ts";
 import { scratchDir } from "./server-user.ts";
@@ -26,9 +25,11 @@ export interface StoppablePostgres {
 export async function startStoppablePostgres(log?: (line: string) => void): Promise<StoppablePostgres> {
   // Always a server of our own: one given by DATABASE_URL cannot be stopped from here.
   const base = await scratchDir("eve-pg-outage");
-  const port = await freePort();
+  // The first start picks its port (and picks again if another process takes it first); a restart keeps it.
+  let port: number | undefined;
   const launch = () => startPostgres({ engine: "embedded", dataDir: base, port, durable: false, ...(log ? { log } : {}) });
   let server: PostgresServer | null = await launch();
+  port = Number(new URL(server.url).port);
   const url = server.url;
   await prepareDatabase(url);
   let frozen: number[] = [];

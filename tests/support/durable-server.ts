@@ -10,7 +10,6 @@ import path from "node:path";
 import { connect, databaseUrl, prepareDatabase, quoteIdent, superuserUrl, type Sql } from "../../shared/db/migrate.ts";
 import { startPostgres, type PostgresServer } from "../../shared/db/postgres-server.ts";
 import { scratchDir } from "../../shared/db/server-user.ts";
-import { freePort } from "../../shared/free-port.ts";
 
 /**
  * Besides the bench's settings: no WAL flush on the WAL writer's timer for 10 s, and no autovacuum (an
@@ -35,9 +34,11 @@ export interface DurableServer {
 
 export async function startDurableServer(name = "durability"): Promise<DurableServer> {
   const base = await scratchDir("eve-pg-durable");
-  const port = await freePort();
+  // The first start picks its port (and picks again if another process takes it first); a restart keeps it.
+  let port: number | undefined;
   const launch = () => startPostgres({ engine: "embedded", dataDir: base, port, durable: true, settings: DURABLE_SETTINGS });
   let server: PostgresServer | null = await launch();
+  port = Number(new URL(server.url).port);
   const admin = connect(server.url, { max: 1 });
   try {
     await admin.unsafe(`create database ${quoteIdent(name)}`);
