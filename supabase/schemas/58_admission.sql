@@ -95,7 +95,7 @@ begin
   v_reopens_at := coalesce((v_said ->> 'retry_at')::timestamptz, v_reopens_at);
   -- Past its row's shutdown date (google_ai_admit_at): refused as withdrawn, cause shut_down. With a
   -- successor, not logged here: google_ai_reserve_models_at asks the model's chain with its successor
-  -- (google_ai_fallback_chain) on this answer, and google_ai_fall_back_at logs the model it passes over.
+  -- (google_ai_fallback_chain) on this answer, and google_ai_pass_over logs the model it passes over.
   if v_limit = 'shut_down' then
     if p_limits.successor is not null then
       return row(false, 'withdrawn', 'shut_down', null, null, p_limits.model, p_limits.successor, null, null,
@@ -307,77 +307,6 @@ begin
 end
 $$;
 
--- The chain a request tries (google_ai_fall_back_at): its models as asked (o_names) and canonical
--- (o_models), each once, and whether each is retired (an inactive row, or unlisted by every checked key
--- of its provider); when every one is, none is (the catalogue may be the one that is wrong).
--- A model past its row's shutdown date at p_now (null: the clock; the day in UTC) is followed by its
--- row's successor where that is a row (and its successor's, at most three), which takes its place:
--- o_answer_of names the position in p_models whose answer each link is sent with (a successor's is its
--- predecessor's). With p_token_hash, the fallbacks the token may not use (google_ai_token_models) are left
--- out (the first model is always asked; a successor is a fallback) and the token's client is the caller
--- (o_caller, o_client_id, o_token_id). o_first: where the chain starts, the model of p_queue_ticket when the
--- request holds one. (Its results are o_ names: a bare name like a column's, caller or models, in one of
--- its queries would be ambiguous with the table's, an error met only when the query runs.)
-CREATE OR REPLACE FUNCTION public.google_ai_fallback_chain(p_models text[], p_token_hash text, p_queue_ticket uuid,
-    p_now timestamp with time zone DEFAULT NULL::timestamp with time zone,
-    OUT o_names text[], OUT o_models text[], OUT o_retired boolean[], OUT o_answer_of integer[], OUT o_first integer,
-    OUT o_caller text, OUT o_client_id uuid, OUT o_token_id uuid) RETURNS record
-    LANGUAGE plpgsql STABLE
-    SET search_path TO ''
-    AS $$
-declare
-  v_row public.google_ai_model_limits;
-  v_name text;
-  v_allowed text[];
-  v_today date := (coalesce(p_now, pg_catalog.clock_timestamp()) at time zone 'UTC')::date;
-  v_at integer := 0;         -- the position in p_models of the name being read
-  v_hops integer;            -- successors followed from it
-begin
-  select '{}'::text[], '{}'::text[], '{}'::boolean[], '{}'::integer[], 1
-    into o_names, o_models, o_retired, o_answer_of, o_first;
-  if p_token_hash is not null then
-    select public.google_ai_token_models(t, c), t.id, c.id, 'client:' || c.name
-      into v_allowed, o_token_id, o_client_id, o_caller
-    from public.google_ai_tokens t join public.google_ai_clients c on c.id = t.client_id
-    where t.token_hash = p_token_hash;
-  end if;
-  foreach v_name in array p_models loop
-    v_at := v_at + 1;
-    v_hops := 0;
-    loop
-      v_row := public.google_ai_model_by_name(v_name);
-      exit when v_hops > 0 and v_row.id is null;
-      exit when coalesce(v_row.model, v_name) = any (o_models);
-      exit when cardinality(o_models) > 0 and p_token_hash is not null
-                and not (coalesce(v_row.model, v_name) = any (coalesce(v_allowed, '{}')));
-      o_names := o_names || v_name;
-      o_models := o_models || coalesce(v_row.model, v_name);
-      -- Unlisted: active keys of its provider were checked (their model lists answered) and none lists it,
-      -- the same reading as google_ai_model_catalogue_status's 'unlisted'.
-      o_retired := o_retired || (v_row.id is not null and (not v_row.is_active or (
-        with ok_keys as (
-          select h.api_key_id from public.google_ai_key_health h
-          join public.google_ai_api_keys k on k.id = h.api_key_id
-          where h.status = 'ok' and k.is_active and k.serves_provider = v_row.provider)
-        select exists (select from ok_keys)
-           and not exists (select from public.google_ai_model_catalogue c
-                           where c.model = v_row.model and c.api_key_id in (select o.api_key_id from ok_keys o)))));
-      o_answer_of := o_answer_of || v_at;
-      exit when v_hops = 3 or v_row.successor is null or not coalesce(v_row.shutdown_date <= v_today, false);
-      v_name := v_row.successor;
-      v_hops := v_hops + 1;
-    end loop;
-  end loop;
-  if not (false = any (o_retired)) then
-    o_retired := array_fill(false, array[cardinality(o_models)]);
-  end if;
-  if p_queue_ticket is not null then
-    o_first := coalesce(array_position(o_models,
-      (select q.model from public.google_ai_queue q where q.ticket_id = p_queue_ticket)), 1);
-  end if;
-end
-$$;
-
 -- Fallback: the request's models in order, each admitted (google_ai_admit_at) until one serves.
 -- p_models: the request's model as the caller named it, then its fallbacks (2 to 4). A service caller's
 -- request names its caller; a scoped token's its token_hash instead (checked for each model under the
@@ -408,52 +337,44 @@ declare
   v_best jsonb;
   v_refusals public.google_ai_admission_verdict[];   -- every model's refusal, in order
   v_steps jsonb := '[]'::jsonb;      -- {model, limit, cause, retry_after_ms} of each model passed over
-  v_refused public.google_ai_request;  -- the request as a passed-over model's refused row names it
+  v_passed text[] := '{}'::text[];   -- the models passed over
+  v_chain_at timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());  -- both reads of the chain on one day
 begin
   -- (google_ai_reserve_models_at, its only caller, checked p_models and the caller or token.)
-  v_chain := public.google_ai_fallback_chain(p_models, p_request.token_hash, p_request.queue_ticket, p_now);
-  for i in v_chain.o_first .. cardinality(v_chain.o_models) loop
-    if v_chain.o_retired[i] then
-      v_try := row(false, 'retired', 'retired', null, null, v_chain.o_models[i], null, null, null,
-        jsonb_build_object('ok', false, 'limit', 'retired', 'cause', 'retired', 'retry_after_ms', null,
-          'model', v_chain.o_models[i]))::public.google_ai_admission_verdict;
-    else
-      begin
-        p_request.model := v_chain.o_names[i];
-        p_request.output_tokens := p_output_tokens[v_chain.o_answer_of[i]];
-        v_try := public.google_ai_admit_at(p_now, p_request);
-        if not v_try.ok and v_try.ticket is null and (v_try.limit_hit = any (c_model_limits)
-                                                      or public.google_ai_queue_turns(v_try.limit_hit) is not null) then
-          raise exception using errcode = 'EF001', message = 'model refused: try the next';
-        end if;
-        v_served := true;
-      exception when sqlstate 'EF001' then
-        null; -- rolled back: no lock, row or ticket change of this model's try is left
-      end;
-    end if;
-    exit when v_served;
-
-    -- Passed over. A ticket the request held for this model is given up (its turn lay beyond the
-    -- wait after all, or the model retired meanwhile).
-    if p_request.queue_ticket is not null then
-      delete from public.google_ai_queue q
-      where q.ticket_id = p_request.queue_ticket and q.model = v_chain.o_models[i];
-    end if;
-
-    v_refusals := v_refusals || v_try;
-    v_steps := v_steps || jsonb_build_array(jsonb_build_object('model', v_chain.o_models[i], 'limit', v_try.limit_hit,
-      'cause', v_try.cause, 'retry_after_ms', v_try.retry_after_ms));
-    -- (A model without a key once the request's own exclusions are set aside is no attempt either:
-    -- google_ai_refusal_at.)
-    continue when v_try.limit_hit = 'no_active_key' and cardinality(p_request.exclude_key_ids) > 0;
-    -- Its row names the chain's caller (a token's client) and the model the request asked for.
-    v_refused := p_request;
-    v_refused.model := p_models[1];
-    v_refused.caller := coalesce(v_chain.o_caller, p_request.caller, 'token');
-    v_refused.client_id := v_chain.o_client_id;
-    v_refused.token_id := v_chain.o_token_id;
-    perform public.google_ai_log_refusal(v_refused, v_chain.o_models[i], v_try.limit_hit, v_try.cause,
-      v_try.retry_after_ms);
+  -- The first model's links; once they are passed over, the whole chain read again, less the models passed
+  -- over (a row may have changed between the two reads).
+  v_chain := public.google_ai_fallback_chain(p_models, p_request.token_hash, p_request.queue_ticket, v_chain_at, true);
+  <<reads>>
+  for v_read in 1 .. 2 loop
+    for i in v_chain.o_first .. cardinality(v_chain.o_models) loop
+      continue when v_chain.o_models[i] = any (v_passed);
+      if v_chain.o_retired[i] then
+        v_try := row(false, 'retired', 'retired', null, null, v_chain.o_models[i], null, null, null,
+          jsonb_build_object('ok', false, 'limit', 'retired', 'cause', 'retired', 'retry_after_ms', null,
+            'model', v_chain.o_models[i]))::public.google_ai_admission_verdict;
+      else
+        begin
+          p_request.model := v_chain.o_names[i];
+          p_request.output_tokens := p_output_tokens[v_chain.o_answer_of[i]];
+          v_try := public.google_ai_admit_at(p_now, p_request);
+          if not v_try.ok and v_try.ticket is null and (v_try.limit_hit = any (c_model_limits)
+                                                        or public.google_ai_queue_turns(v_try.limit_hit) is not null)
+          then
+            raise exception using errcode = 'EF001', message = 'model refused: try the next';
+          end if;
+          v_served := true;
+        exception when sqlstate 'EF001' then
+          null; -- rolled back: no lock, row or ticket change of this model's try is left
+        end;
+      end if;
+      exit reads when v_served;
+      v_passed := v_passed || v_chain.o_models[i];
+      v_refusals := v_refusals || v_try;
+      v_steps := v_steps || jsonb_build_array(public.google_ai_pass_over(p_request, p_models[1],
+        v_chain.o_models[i], v_try, v_chain.o_caller, v_chain.o_client_id, v_chain.o_token_id));
+    end loop;
+    exit when v_chain.o_complete;
+    v_chain := public.google_ai_fallback_chain(p_models, p_request.token_hash, p_request.queue_ticket, v_chain_at);
   end loop;
 
   if v_served then

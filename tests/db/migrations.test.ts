@@ -413,10 +413,10 @@ describe("migrations on a project that already has the production tables", () =>
     cleanups.push(() => rm(schemas, { recursive: true, force: true }), () => rm(migrations, { recursive: true, force: true }));
     await cp(schemasDir, schemas, { recursive: true });
     await cp(migrationsDir, migrations, { recursive: true });
-    const file = path.join(schemas, "58_admission.sql");
+    const file = path.join(schemas, "56_fallback_chain.sql");
     const before = await readFile(file, "utf8");
-    const after = before.replace("OUT o_client_id uuid, OUT o_token_id uuid) RETURNS record",
-      "OUT o_client_id uuid, OUT o_token_id uuid, OUT o_asked_count integer) RETURNS record")
+    const after = before.replace("OUT o_token_id uuid, OUT o_complete boolean) RETURNS record",
+      "OUT o_token_id uuid, OUT o_complete boolean, OUT o_asked_count integer) RETURNS record")
       .replace("  if p_queue_ticket is not null then\n    o_first :=", "  o_asked_count := cardinality(o_names);\n  if p_queue_ticket is not null then\n    o_first :=");
     expect(after.split("asked_count").length, "the edit found its two places").toBe(3);
     await writeFile(file, after);

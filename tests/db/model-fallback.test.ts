@@ -95,6 +95,32 @@ describe("a chain of models", () => {
     expect(await rows("day-2")).toEqual([{ status: "reserved", model: "day-b", requested_model: "day-b", limit_hit: null }]);
   });
 
+  it("reads the chain past its first model only once the first is passed over", async () => {
+    await model("lazy-a", { rpm: 1 });
+    await model("lazy-b", { rpm: 10 });
+    // The model rows read by the chain (google_ai_model_by_name), counted within one transaction.
+    const rowsRead = (at: number, requestId: string) => db.sql.begin(async (tx) => {
+      await tx`set local track_functions = 'all'`;
+      const before = await tx<{ n: number }[]>`select coalesce(pg_stat_get_xact_function_calls(
+        'public.google_ai_model_by_name'::regproc), 0)::int as n`;
+      const answer = await chain({ at, models: ["lazy-a", "lazy-b"], requestId, sql: tx as unknown as Sql });
+      const after = await tx<{ n: number }[]>`select coalesce(pg_stat_get_xact_function_calls(
+        'public.google_ai_model_by_name'::regproc), 0)::int as n`;
+      return { answer, read: after[0]!.n - before[0]!.n };
+    });
+    const served = await rowsRead(T0, "lazy-1");
+    expect(served.answer).toMatchObject({ ok: true, model: "lazy-a", fallback_from: [] });
+    expect(served.read).toBe(1);
+    const passedOver = await rowsRead(T0 + 1000, "lazy-2");
+    expect(passedOver.answer).toMatchObject({ ok: true, model: "lazy-b", requested_model: "lazy-a" });
+    expect(passedOver.answer.fallback_from).toEqual([expect.objectContaining({ model: "lazy-a", limit: "rpm" })]);
+    expect(passedOver.read).toBe(3); // the first model's row, then the whole chain's two
+    expect(await rows("lazy-2")).toEqual([
+      { status: "refused", model: "lazy-a", requested_model: "lazy-a", limit_hit: "rpm" },
+      { status: "reserved", model: "lazy-b", requested_model: "lazy-a", limit_hit: null },
+    ]);
+  });
+
   it("NO_WAIT falls back at once; WAIT queues on the first when its turn comes within the wait, else falls back", async () => {
     await model("win-a", { rpm: 1 });
     await model("win-b", { rpm: 5 });
