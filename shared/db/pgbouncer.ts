@@ -9,7 +9,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
-import { freePort } from "../free-port.ts";
+import { startOnFreePort } from "../free-port.ts";
 import { handToServer, scratchDir, serverUser } from "./server-user.ts";
 
 export const PGBOUNCER_BIN = process.env.PGBOUNCER_BIN ?? "/usr/sbin/pgbouncer";
@@ -93,7 +93,7 @@ export async function startPgBouncer(databaseUrl: string): Promise<PgBouncer> {
   const password = decodeURIComponent(target.password);
   const dbname = decodeURIComponent(target.pathname.slice(1));
   const dir = await scratchDir("pgbouncer");
-  let port = await freePort();
+  let port = 0;
   writeFileSync(path.join(dir, "users.txt"), `${quote(user)} ${quote(password)}\n`, { mode: 0o600 });
   const writeConfig = () => writeFileSync(
     path.join(dir, "pgbouncer.ini"),
@@ -137,19 +137,14 @@ export async function startPgBouncer(databaseUrl: string): Promise<PgBouncer> {
     running.kill("SIGTERM");
     await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
   };
-  // A port picked here (listen on 0, then close) can be taken by another process before PgBouncer binds
-  // it: PgBouncer then exits, and its first start is tried again on another port. (A restart keeps its port.)
-  for (let tries = 1; ; tries++) {
-    try {
-      await launch();
-      break;
-    } catch (error) {
-      if (tries >= 3 || !/Address already in use/.test(String((error as Error).message))) throw error;
-      port = await freePort();
-      writeConfig();
-      rmSync(path.join(dir, "pgbouncer.pid"), { force: true }); // left by the start that could not bind
-    }
-  }
+  // Its first start is on a port picked here, and again on another where that one was taken before
+  // PgBouncer bound it (the pidfile a start that could not bind left goes first). A restart keeps its port.
+  await startOnFreePort(async (picked) => {
+    port = picked;
+    writeConfig();
+    rmSync(path.join(dir, "pgbouncer.pid"), { force: true });
+    await launch();
+  });
 
   const url = new URL(databaseUrl);
   url.hostname = "127.0.0.1";

@@ -20,7 +20,7 @@ import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { createRequire } from "node:module";
 import postgres from "postgres";
-import { freePort } from "../free-port.ts";
+import { startOnFreePort } from "../free-port.ts";
 import { applySupabaseBootstrap, applySupabaseCluster, BOOTSTRAP_APPLICATION, SUPERUSER, superuserUrl } from "./migrate.ts";
 import { handToServer, oneLine, publicDir, scratchDir, SERVER_HOME, serverUser } from "./server-user.ts";
 
@@ -256,30 +256,37 @@ async function launch(engine: Engine, bins: Binaries, options: StartOptions): Pr
     return { child, url: `postgres://postgres@127.0.0.1:${port}/postgres`, output: () => output };
   };
 
-  // A port picked here (listen on 0, then close) can be taken by another process before the server
-  // binds it: the server then exits, and starts again on another port (never on a port the caller named).
-  let server = start(options.port ?? (await freePort()));
-  const killOnExit = () => server.child.kill("SIGKILL");
-  process.once("exit", killOnExit);
-  for (let tries = 1; ; tries++) {
-    const ready = await waitUntilReady(superuserUrl(server.url), server.child, server.output, dataDir).then(
-      () => null,
-      (err: Error) => err,
-    );
-    if (ready === null) break;
-    server.child.kill("SIGKILL");
-    if (options.port === undefined && tries < 3 && PORT_TAKEN.test(server.output())) {
-      log(`PostgreSQL: its port was taken before it bound it; starting it on another`);
-      server = start(await freePort());
-      continue;
+  // Ready when the server that answers is this one (its data directory): another server on the port
+  // would answer as the same trusted superuser.
+  const startReady = async (port: number) => {
+    const server = start(port);
+    const killOnExit = () => server.child.kill("SIGKILL");
+    process.once("exit", killOnExit);
+    try {
+      await waitUntilReady(superuserUrl(server.url), server.child, server.output, dataDir);
+      return { ...server, killOnExit };
+    } catch (err) {
+      process.removeListener("exit", killOnExit);
+      server.child.kill("SIGKILL");
+      throw err;
     }
-    if (/role "supabase_admin" does not exist/.test(ready.message)) {
+  };
+  let server: Awaited<ReturnType<typeof startReady>>;
+  try {
+    // A port it picks may be taken before the server binds it: it then starts again on another. A port
+    // the caller named is used as it is.
+    server = options.port === undefined
+      ? await startOnFreePort(startReady, { onTaken: () => log("PostgreSQL: its port was taken before it bound it; starting it on another") })
+      : await startReady(options.port);
+  } catch (err) {
+    const message = (err as Error).message;
+    if (/role "supabase_admin" does not exist/.test(message)) {
       throw new Error(`PostgreSQL: the data in ${dataDir} was made before the cluster was shaped as a hosted Supabase project's ` +
         `(its superuser is postgres, not ${SUPERUSER}): remove ${base} to have it made again (its keys and logs go with it)`);
     }
-    throw failed("the server", oneLine(ready.message));
+    throw failed("the server", oneLine(message));
   }
-  const { child, url } = server;
+  const { child, url, killOnExit } = server;
   try {
     await applySupabaseCluster(url);
     await applySupabaseBootstrap(url);
@@ -311,9 +318,6 @@ async function launch(engine: Engine, bins: Binaries, options: StartOptions): Pr
     },
   };
 }
-
-/** What the server says when its port is in use (PostgreSQL 17's words). */
-const PORT_TAKEN = /could not bind IPv4 address "127\.0\.0\.1": Address already in use/;
 
 /** A superuser's connection the server logged (PostgreSQL 17's words), and its application_name. */
 const SUPERUSER_CONNECTION = new RegExp(`connection authorized: user=${SUPERUSER} database=\\S+(?: application_name=(.*?))?\\s*$`);

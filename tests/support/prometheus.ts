@@ -4,7 +4,7 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { freePort } from "../../shared/free-port.ts";
+import { startOnFreePort } from "../../shared/free-port.ts";
 
 /** The prometheus binary (PROMETHEUS_BIN, else the one on PATH), or null when none is installed. */
 export function prometheusBinary(name: "prometheus" | "promtool" = "prometheus"): string | null {
@@ -37,20 +37,18 @@ export async function startPrometheus(options: { config: string; files?: Record<
   const dir = await mkdtemp(path.join(tmpdir(), "eve-prometheus-"));
   for (const [name, text] of Object.entries(options.files ?? {})) await writeFile(path.join(dir, name), text);
   await writeFile(path.join(dir, "prometheus.yml"), options.config);
-  // A port picked here (listen on 0, then close) can be taken by another process before Prometheus binds
-  // it: Prometheus then exits saying so, and starts again on another port.
-  for (let tries = 1; ; tries++) {
-    const started = await launch(binary, dir, await freePort(), options.log);
-    if (started.ok) return started.prometheus;
-    if (tries >= 3 || !/address already in use/.test(started.errors)) {
-      await rm(dir, { recursive: true, force: true });
-      throw new Error(`prometheus did not start: ${started.errors.slice(-2000)}`);
-    }
+  // On a port picked here, and again on another where that one was taken before Prometheus bound it.
+  try {
+    return await startOnFreePort((port) => launch(binary, dir, port, options.log));
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
   }
 }
 
+/** Prometheus on `port`, ready; throws with what it said when it does not start. */
 async function launch(binary: string, dir: string, port: number, log: ((line: string) => void) | undefined):
-  Promise<{ ok: true; prometheus: RunningPrometheus } | { ok: false; errors: string }> {
+  Promise<RunningPrometheus> {
   const url = `http://127.0.0.1:${port}`;
   const child: ChildProcess = spawn(binary, [
     `--config.file=${path.join(dir, "prometheus.yml")}`,
@@ -87,7 +85,7 @@ async function launch(binary: string, dir: string, port: number, log: ((line: st
     }
     if (child.exitCode !== null || Date.now() > deadline) {
       await stop();
-      return { ok: false, errors: errors.join("") };
+      throw new Error(`prometheus did not start: ${errors.join("").slice(-2000)}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
@@ -113,5 +111,5 @@ async function launch(binary: string, dir: string, port: number, log: ((line: st
     },
     close,
   };
-  return { ok: true, prometheus };
+  return prometheus;
 }
