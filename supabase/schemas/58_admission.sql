@@ -321,9 +321,11 @@ $$;
 --   fallback_from    each model passed over before the one that answered: {model, limit, retry_after_ms}
 -- When every model refuses, the refusal whose capacity comes back first is answered (the first
 -- model's when none names a time), with fallback_from listing every model tried. p_output_tokens: the
--- answer each model of p_models is sent with, in its order (google_ai_admit_at).
+-- answer each model of p_models is sent with, in its order (google_ai_admit_at). p_chain: the chain's first
+-- read (google_ai_fallback_chain of these models, token and no ticket, its first model's links), where the
+-- caller read it once for several reservations (google_ai_reserve_many); null: read here.
 CREATE OR REPLACE FUNCTION public.google_ai_fall_back_at(p_now timestamp with time zone, p_models text[],
-    p_request public.google_ai_request, p_output_tokens integer[]) RETURNS jsonb
+    p_request public.google_ai_request, p_output_tokens integer[], p_chain record DEFAULT NULL::record) RETURNS jsonb
     LANGUAGE plpgsql
     SET plan_cache_mode TO 'force_generic_plan'
     AS $$
@@ -343,7 +345,12 @@ begin
   -- (google_ai_reserve_models_at, its only caller, checked p_models and the caller or token.)
   -- The first model's links; once they are passed over, the whole chain read again, less the models passed
   -- over (a row may have changed between the two reads).
-  v_chain := public.google_ai_fallback_chain(p_models, p_request.token_hash, p_request.queue_ticket, v_chain_at, true);
+  if p_chain is null then
+    v_chain := public.google_ai_fallback_chain(p_models, p_request.token_hash, p_request.queue_ticket, v_chain_at,
+      true);
+  else
+    v_chain := p_chain;
+  end if;
   <<reads>>
   for v_read in 1 .. 2 loop
     for i in v_chain.o_first .. cardinality(v_chain.o_models) loop
@@ -433,8 +440,9 @@ CREATE TYPE public.google_ai_reservation AS (
 -- by llm-invoke), in p_models' order, which a budget in money books; null: not known (a budget in money
 -- refuses). The clock is injected (p_now; null: the transaction's own clock): the test seam. Owner only.
 -- p_call: the entry's arguments as one record (google_ai_reservation; a null field is the entry's default).
+-- p_chain: a chain's first read, for google_ai_fall_back_at (null: read there).
 CREATE OR REPLACE FUNCTION public.google_ai_reserve_models_at(p_now timestamp with time zone,
-    p_call public.google_ai_reservation) RETURNS jsonb
+    p_call public.google_ai_reservation, p_chain record DEFAULT NULL::record) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     SET plan_cache_mode TO 'force_generic_plan'
@@ -473,7 +481,7 @@ begin
          when p_call.hold_until is not null then p_call.reply_by end,
     case when p_call.reply_by is not null then p_call.holder end);
   if cardinality(p_call.models) > 1 then
-    return public.google_ai_fall_back_at(p_now, p_call.models, v_request, p_call.output_tokens);
+    return public.google_ai_fall_back_at(p_now, p_call.models, v_request, p_call.output_tokens, p_chain);
   end if;
   v_verdict := public.google_ai_admit_at(p_now, v_request);
   -- Past its shutdown date with a successor (passed over unlogged by google_ai_admit_at): the model and

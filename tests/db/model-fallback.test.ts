@@ -8,6 +8,7 @@ import { connect, type Sql } from "../../shared/db/migrate.ts";
 import { mintToken, sha256 } from "../../shared/db/scoped-token.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
 import { reservation } from "../support/reserve-answer.ts";
+import { reserveCalls, type ReserveCallAnswer } from "../support/reserve-call.ts";
 
 let db: TestDatabase;
 const T0 = Date.parse("2026-11-21T10:00:00Z");
@@ -119,6 +120,36 @@ describe("a chain of models", () => {
       { status: "refused", model: "lazy-a", requested_model: "lazy-a", limit_hit: "rpm" },
       { status: "reserved", model: "lazy-b", requested_model: "lazy-a", limit_hit: null },
     ]);
+  });
+
+  it("is read once for the reservations of a batch that name it (google_ai_reserve_calls), each answered as alone", async () => {
+    await model("once-a", { rpm: 3 });
+    await model("once-b", { rpm: 10 });
+    const sql = connect(db.url, { max: 1 });
+    try {
+      await sql`set track_functions = 'all'`;
+      // The chain's reads (google_ai_fallback_chain) so far: the session's counts, flushed first.
+      const chainReads = async () => {
+        await sql`select pg_stat_force_next_flush()`;
+        const [{ n }] = await sql<{ n: number }[]>`select coalesce((select calls from pg_stat_user_functions
+          where funcname = 'google_ai_fallback_chain'), 0)::int as n`;
+        return n;
+      };
+      const before = await chainReads();
+      const answers = await reserveCalls(sql, [1, 2, 3, 4].map((n) => ({
+        models: ["once-a", "once-b"], estimatedTokens: 10, caller: "batch-once", requestId: `once-${n}`,
+      })));
+      const reads = (await chainReads()) - before;
+      expect(answers.map((a) => (a as ReserveCallAnswer).o_reservation)).toEqual([
+        ...[1, 2, 3].map(() => expect.objectContaining({ ok: true, model: "once-a", fallback_from: [] })),
+        expect.objectContaining({ ok: true, model: "once-b", requested_model: "once-a",
+          fallback_from: [expect.objectContaining({ model: "once-a", limit: "rpm" })] }),
+      ]);
+      // Once for the four, and the whole chain once more for the one whose first model was passed over.
+      expect(reads).toBe(2);
+    } finally {
+      await sql.end();
+    }
   });
 
   it("NO_WAIT falls back at once; WAIT queues on the first when its turn comes within the wait, else falls back", async () => {

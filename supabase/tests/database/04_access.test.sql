@@ -34,13 +34,13 @@ select ok(has_function_privilege('service_role',
   'integer, timestamptz, timestamptz, uuid, integer[], integer)', 'execute'),
   'service_role may call the reservation entry');
 select ok(not has_function_privilege('service_role',
-  'public.google_ai_reserve_models_at(timestamptz, public.google_ai_reservation)', 'execute'),
+  'public.google_ai_reserve_models_at(timestamptz, public.google_ai_reservation, record)', 'execute'),
   'its clock-injecting twin is not callable by service_role');
 select ok(not has_function_privilege('service_role',
   'public.google_ai_admit_at(timestamptz, public.google_ai_request)', 'execute'),
   'nor is the queue-aware admission under it');
 select ok(not has_function_privilege('service_role',
-  'public.google_ai_fall_back_at(timestamptz, text[], public.google_ai_request, integer[])', 'execute'),
+  'public.google_ai_fall_back_at(timestamptz, text[], public.google_ai_request, integer[], record)', 'execute'),
   'nor is the fallback through a chain of models');
 select ok(not has_function_privilege('service_role',
   'public.google_ai_token_verdict_at(timestamptz, public.google_ai_request)', 'execute'),
