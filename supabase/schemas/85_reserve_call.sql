@@ -59,6 +59,7 @@ declare
   -- (counted, about 6k instructions more each).
   v_setting text;
   v_lsn pg_lsn;
+  v_reads record;  -- google_ai_reserve_reads'
 begin
   -- The booking: its commit does not wait for the disk, so the counter row's lock goes with it.
   v_setting := pg_catalog.set_config('synchronous_commit', 'off', true);
@@ -70,10 +71,12 @@ begin
     p_hold_until => p_hold_until, p_holder => p_holder, p_output_tokens => p_output_tokens,
     p_requests => p_requests);
   commit;
-  -- The answer's reads, under no lock.
-  select r.o_reservation, r.o_quota, r.o_cause into o_reservation, o_quota, o_cause
-  from public.google_ai_reserve_reads(p_reservation => o_reservation, p_model => p_models[1],
-    p_exclude_key_ids => p_exclude_key_ids) r;
+  -- The answer's reads, under no lock (an assignment, not a query: a query's executor start costs more).
+  v_reads := public.google_ai_reserve_reads(p_reservation => o_reservation, p_model => p_models[1],
+    p_exclude_key_ids => p_exclude_key_ids);
+  o_reservation := v_reads.o_reservation;
+  o_quota := v_reads.o_quota;
+  o_cause := v_reads.o_cause;
   -- The flush: a WAL record under a transaction id, committed synchronously. Its commit waits until
   -- the WAL is on disk up to it, which covers the booking's commit written before it. (A transaction
   -- that writes no WAL, or only takes an id, commits without waiting.)

@@ -56,11 +56,12 @@ begin
   end if;
   commit;
   for i in 0 .. pg_catalog.jsonb_array_length(v_booked) - 1 loop
+    -- (Expressions, not queries: a query's executor start costs more than its work here.)
     v_answers := v_answers || case when v_booked -> i ? 'alone' then v_booked -> i else
-      (select pg_catalog.to_jsonb(r) from public.google_ai_reserve_reads(p_reservation => v_booked -> i,
-         p_model => p_calls -> i -> 'models' ->> 0,
-         p_exclude_key_ids => (select coalesce(pg_catalog.array_agg(e::uuid), '{}'::uuid[])
-                               from pg_catalog.jsonb_array_elements_text(p_calls -> i -> 'exclude_key_ids') e)) r) end;
+      pg_catalog.to_jsonb(public.google_ai_reserve_reads(p_reservation => v_booked -> i,
+        p_model => p_calls -> i -> 'models' ->> 0,
+        p_exclude_key_ids => coalesce((pg_catalog.jsonb_populate_record(null::public.google_ai_reservation,
+          p_calls -> i)).exclude_key_ids, '{}'::uuid[]))) end;
   end loop;
   o_answers := pg_catalog.to_jsonb(v_answers);
   v_setting := pg_catalog.set_config('synchronous_commit', 'on', true);
