@@ -129,8 +129,11 @@ begin
 end
 $$;
 
+-- (Not for a row whose claim its writer writes right after it, with its holder: eve.claim_follows,
+-- google_ai_record_admission.)
 CREATE OR REPLACE TRIGGER google_ai_attempts_holder BEFORE INSERT ON public.google_ai_attempts FOR EACH ROW WHEN
-    ((new.hold_until IS NOT NULL)) EXECUTE FUNCTION public.google_ai_attempt_holder();
+    ((new.hold_until IS NOT NULL) AND (current_setting('eve.claim_follows', true) IS DISTINCT FROM 'on'))
+    EXECUTE FUNCTION public.google_ai_attempt_holder();
 
 CREATE CONSTRAINT TRIGGER google_ai_attempts_reply_check AFTER INSERT ON public.google_ai_attempts DEFERRABLE INITIALLY
     DEFERRED FOR EACH ROW WHEN ((new.reply_by IS NOT NULL)) EXECUTE FUNCTION public.google_ai_reply_check();

@@ -16,6 +16,7 @@ const ALLOWED = {
   google_ai_reserve_call: "v_setting and v_lsn are assigned and never read by design",
   google_ai_reserve_calls: "v_setting and v_lsn are assigned and never read by design",
   google_ai_housekeeping_response_cache: "p_settings and p_deadline are every housekeeping step's parameters, unused here",
+  google_ai_record_admission: "v_setting is assigned and never read by design",
 };
 
 const cleanups: (() => Promise<void>)[] = [];
