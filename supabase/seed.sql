@@ -2,7 +2,7 @@
 -- `supabase db push` does not apply it unless asked to with --include-seed): the key rows a local
 -- stack serves with. Everything the gateway needs to serve on any project (the providers, the models,
 -- their limits, aliases, life cycle and prices) arrives with the migrations
--- (20261128150000_built_in_models_rows.sql and the rows migrations after it; docs/models.md). A
+-- (20261122000200_rows_and_schedule.sql and any rows migration after it; docs/models.md). A
 -- deployed project adds its own key rows (README, "Deploying to a Supabase project"). Re-running it never overwrites an
 -- operator's edit: rows are inserted only when missing.
 

@@ -80,8 +80,8 @@ const OPUS_45: ModelSpec = {
 };
 
 // The current models (no dated ids: an id answers as itself), each its own pool, with the figures the
-// gateway's rows assume for them (supabase/migrations/20261128170000_claude_rows_today.sql); they
-// refuse a thinking budget and non-default sampling (20261129071616_claude_refusals_rows.sql).
+// gateway's rows assume for them (supabase/migrations/20261122000200_rows_and_schedule.sql); they
+// refuse a thinking budget and non-default sampling (the same file's refuses_* rows).
 const SONNET_55: ModelSpec = {
   pool: 'sonnet-5-5',
   limits: TIER1_OPUS_SONNET,

@@ -20,6 +20,8 @@
 //                                    CONSTRAINT IF NOT EXISTS); a foreign key of an owner's table NOT
 //                                    VALID, validated by the rows migration once the rows it names exist
 //   CREATE CONSTRAINT TRIGGER g ON t ...      after DROP TRIGGER IF EXISTS g ON t (no OR REPLACE for it)
+//   CREATE [UNIQUE] INDEX i ON ...   CREATE [UNIQUE] INDEX IF NOT EXISTS i ON ... (where a schema file
+//                                    leaves it out)
 //   CREATE TYPE t AS ...             only if no type t exists yet (no IF NOT EXISTS for it); a type
 //                                    in an older shape is changed by a migration of its own
 import { createHash } from "node:crypto";
@@ -56,7 +58,7 @@ function sha256(text: string): string {
 
 const HEADER = `-- GENERATED from supabase/schemas by \`npx tsx scripts/schemas-baseline.ts\` when a release
 -- squashed the migrations: never edit it. A change is an edit of supabase/schemas plus a later migration
--- holding only that change (supabase/migrations/README.md).
+-- holding only that change (supabase/MIGRATIONS.md).
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
@@ -88,8 +90,11 @@ function adopting(statement: string): string {
     const lead = statement.slice(0, statement.length - code.length);
     return `${lead}DO $type$\nBEGIN\n  IF pg_catalog.to_regtype('${type[1]}') IS NULL THEN\n    ${code}\n  END IF;\nEND\n$type$;`;
   }
-  const trigger = /^CREATE CONSTRAINT TRIGGER (\w+) [\s\S]*? ON (public\.\w+) /.exec(code);
+  const trigger = /^CREATE CONSTRAINT TRIGGER (\w+) [\s\S]*? ON (public\.\w+)\s/.exec(code);
   if (trigger) return `DROP TRIGGER IF EXISTS ${trigger[1]} ON ${trigger[2]};\n${statement}`;
+  if (/^CREATE (UNIQUE )?INDEX (?!IF NOT EXISTS )\w+ ON /.test(code)) {
+    return statement.slice(0, statement.length - code.length) + code.replace(/^CREATE (UNIQUE )?INDEX /, "CREATE $1INDEX IF NOT EXISTS ");
+  }
   return statement;
 }
 

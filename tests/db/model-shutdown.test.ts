@@ -2,8 +2,9 @@
 // p_now): passed over without booking to its row's successor in the same reservation, for every
 // provider (Anthropic's, Google's, OpenAI's rows), alone or in a chain, the answer naming what was asked
 // for and why it was passed over; a token keeps to its models; a row with no successor is refused as
-// withdrawn. And Claude's rows as the rows migration of 2026-11-28 leaves them: the current models with
-// limits, prices and sources, the 4.5 rows with their ends, an owner's edit kept, applied twice alike.
+// withdrawn. And Claude's rows as the rows migration leaves them (20261122000200_rows_and_schedule.sql, its
+// rows of 2026-11-28): the current models with limits, prices and sources, the 4.5 rows with their ends,
+// an owner's edit kept, applied twice alike.
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
@@ -12,28 +13,28 @@ import { migrationsDir } from "../../shared/db/migrate.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
 import { reservation } from "../support/reserve-answer.ts";
 
-const CLAUDE_ROWS = path.join(migrationsDir, "20261128170000_claude_rows_today.sql");
+const ROWS_FILE = path.join(migrationsDir, "20261122000200_rows_and_schedule.sql");
 const SONNET_45 = "claude-sonnet-4-5-20250929";
 const SONNET_55 = "claude-sonnet-5-5";
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 
 let db: TestDatabase;
-let claudeRows: string;
+let rowsFile: string;
 /** The reservation's clock: each call a second later, from the last day Sonnet 4.5 serves on. */
 let clock = Date.parse("2026-11-29T12:00:00Z");
 const tick = () => new Date((clock += 1000)).toISOString();
 
 beforeAll(async () => {
   db = await freshDatabase("model_shutdown");
-  claudeRows = await readFile(CLAUDE_ROWS, "utf8");
+  rowsFile = await readFile(ROWS_FILE, "utf8");
   await db.sql`delete from public.google_ai_api_keys`;
   await db.sql`insert into public.google_ai_api_keys (key_alias, provider, env_var_name, project_id, priority) values
     ('g', 'google', 'GOOGLE_API_KEY', 'proj-g', 1), ('o', 'openai', 'OPENAI_API_KEY', 'org-o', 1),
     ('a', 'anthropic', 'ANTHROPIC_API_KEY', 'org-a', 1)`;
-  // The owner chose Opus 4.5's successor before the rows migration came (a project seeded earlier: the
-  // template's rows are the seed's, without the dates, as such a project's are).
+  // The owner chose Opus 4.5's successor before the rows came (the template's rows are the migrations',
+  // without the dates, as the rows of a project seeded before them were).
   await db.sql`update public.google_ai_model_limits set successor = 'claude-opus-4-8' where model = 'claude-opus-4-5-20251101'`;
-  await db.sql.unsafe(claudeRows).simple();
+  await db.sql.unsafe(rowsFile).simple();
 }, 60_000);
 
 afterAll(async () => {
@@ -93,7 +94,7 @@ describe("Claude's rows as Anthropic offers them on 2026-11-28", () => {
     const snapshot = () => db.sql`select to_jsonb(l) as l from public.google_ai_model_limits l
       union all select to_jsonb(p) from public.google_ai_model_prices p order by 1`;
     const before = await snapshot();
-    await db.sql.unsafe(claudeRows).simple();
+    await db.sql.unsafe(rowsFile).simple();
     expect(await snapshot()).toEqual(before);
     await db.sql`update public.google_ai_model_prices set input_per_mtok = 2 where model = ${SONNET_55}`;
     await db.sql`update public.google_ai_model_limits set shutdown_date = '2026-11-30' where model = ${SONNET_45}`;

@@ -1,9 +1,12 @@
-// What 1.0.0 gives a project deployed before it (CHANGELOG.md, "Upgrading"): its rows under the former
-// words take the new ones (20261130215430_former_words_in_rows.sql), and its metric totals move under
-// the new family names and labels, added to any total already there
-// (20261130215500_former_metric_totals_renamed.sql), on a project migrated up to the release's first
-// migration, with such rows; and a `finalize_lost` line the former functions logged replays once
-// scripts/finalize-lost-before-1.0.jq has converted it, where as logged it is refused.
+// What 1.0.0 gives a project deployed before it (CHANGELOG.md, "Upgrading"): it pushes the migrations of
+// 1.0.0-rc.1 first (the chain the release squashed, read from git at SQUASHED_FROM), whose two record
+// migrations move its rows under the former words to the new ones (20261130215430_former_words_in_rows)
+// and its metric totals under the new family names and labels, added to any total already there
+// (20261130215500_former_metric_totals_renamed), on a project migrated up to the release's first
+// migration, with such rows; then the squashed release's files apply nothing. The squash dropped the two
+// (supabase/MIGRATIONS.md): a project built from the release's files has no such rows. And a
+// `finalize_lost` line the former functions logged replays once scripts/finalize-lost-before-1.0.jq has
+// converted it, where as logged it is refused.
 import { spawnSync } from "node:child_process";
 import { copyFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -11,6 +14,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyMigrations, listMigrations, repoRoot, type Sql } from "../../shared/db/migrate.ts";
 import { emptySupabaseDatabase } from "../support/empty-database.ts";
+import { BASELINE_LAST, migrationsBeforeSquash } from "../support/squashed-migrations.ts";
 import { reservation, type ReserveAnswer } from "../support/reserve-answer.ts";
 
 /** The release's first migration: the ones before it are what a project deployed before 1.0.0 has. */
@@ -19,12 +23,15 @@ const MODEL = "upgrade-model";
 
 const cleanups: (() => Promise<void>)[] = [];
 let sql: Sql;
+/** The chain as SQUASHED_FROM had it (1.0.0-rc.1's migrations). */
+let rc: string;
 
 beforeAll(async () => {
   sql = await emptySupabaseDatabase("release_upgrade", cleanups);
+  rc = await migrationsBeforeSquash(cleanups);
   const before = await mkdtemp(path.join(tmpdir(), "eve-before-1.0-"));
   cleanups.push(() => rm(before, { recursive: true, force: true }));
-  for (const m of (await listMigrations()).filter((m) => m.version < RELEASE_FIRST)) {
+  for (const m of (await listMigrations(rc)).filter((m) => m.version < RELEASE_FIRST)) {
     await copyFile(m.file, path.join(before, path.basename(m.file)));
   }
   await applyMigrations(sql, { dir: before });
@@ -39,8 +46,11 @@ beforeAll(async () => {
     ('eve_gateway_google_429_total', '', 'model="m",cause="day"', 'NaN', 3),
     ('eve_gateway_google_calls_total', '', 'model="m",status="google_error"', 'NaN', 6),
     ('eve_gateway_google_latency_seconds', '_bucket', 'model="m"', 0.5, 7)`;
-  const applied = await applyMigrations(sql);
+  const applied = await applyMigrations(sql, { dir: rc });
   expect(applied.slice(0, 2)).toEqual([`${RELEASE_FIRST}_former_words_in_rows`, "20261130215433_former_names_dropped"]);
+  // The squashed release's own files: recorded already (their versions are kept), so nothing to apply
+  // but what came after the squash.
+  expect((await applyMigrations(sql)).filter((m) => m.slice(0, 14) <= BASELINE_LAST)).toEqual([]);
 }, 120_000);
 
 afterAll(async () => {
@@ -75,10 +85,22 @@ describe("a project deployed before 1.0.0, after db push", () => {
       sql`select * from public.google_ai_attempts order by id`]);
     const before = await read();
     const rowMigrations = ["former_words_in_rows", "former_metric_totals_renamed"];
-    for (const m of (await listMigrations()).filter((m) => rowMigrations.includes(m.name))) {
+    for (const m of (await listMigrations(rc)).filter((m) => rowMigrations.includes(m.name))) {
       await sql.begin(async (tx) => void (await tx.file(m.file)));
     }
     expect(await read()).toEqual(before);
+  });
+});
+
+describe("a project built from 1.0.0's files alone (the squash dropped the two record migrations)", () => {
+  it("holds no former word, and its status check refuses one", async () => {
+    const fresh = await emptySupabaseDatabase("release_fresh", cleanups);
+    await applyMigrations(fresh);
+    const [{ n }] = await fresh<{ n: number }[]>`select ((select count(*) from public.google_ai_attempts)
+      + (select count(*) from public.google_ai_metric_totals where family like 'eve\\_gateway\\_google\\_%'))::int as n`;
+    expect(n).toBe(0);
+    await expect(fresh`insert into public.google_ai_attempts (status, caller, model) values ('google_error', 'bot', ${MODEL})`)
+      .rejects.toMatchObject({ code: "23514" });
   });
 });
 

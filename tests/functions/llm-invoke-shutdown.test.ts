@@ -3,8 +3,9 @@
 // the native route and through @anthropic-ai/sdk, is served by its successor claude-sonnet-5-5 in the
 // same request, and Anthropic is never called for the retired model; the answer names what was asked
 // for and why it was passed over. A token that may not use the successor is answered 404
-// model_withdrawn naming it, again with no call. The rows are the rows migration's (applied to a project seeded
-// before it); the clock is injected into the reservation the function calls, as only a test may.
+// model_withdrawn naming it, again with no call. The rows are the rows migration's (applied again to the
+// test's database, whose template cleared the shutdown dates); the clock is injected into the reservation
+// the function calls, as only a test may.
 import Anthropic from "@anthropic-ai/sdk";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
@@ -27,7 +28,7 @@ beforeAll(async () => {
     simulator: { organizations: { "org-ant": { keys: [KEY] } } },
     claude: [{ name: "MAIN", secret: KEY, org: "org-ant" }],
   }));
-  await s.sql.unsafe(await readFile(path.join(migrationsDir, "20261128170000_claude_rows_today.sql"), "utf8")).simple();
+  await s.sql.unsafe(await readFile(path.join(migrationsDir, "20261122000200_rows_and_schedule.sql"), "utf8")).simple();
   // The injected clock: the entry llm-invoke calls asks its clock seam for a time AHEAD_MS later.
   const [{ def }] = await s.sql<{ def: string }[]>`
     select pg_get_functiondef('public.google_ai_reserve_models'::regproc) as def`;
