@@ -53,3 +53,18 @@ export async function dbPush(url: string, { includeSeed = false }: { includeSeed
   if (run.code !== 0) throw new Error(`supabase db push failed (exit ${run.code}):\n${(run.stderr + run.stdout).trim()}`);
   return [...(run.stdout + run.stderr).matchAll(/Applying migration (\d{14}_\S+)\.sql\.\.\./g)].map((m) => m[1]!);
 }
+
+/**
+ * `supabase migration list --db-url <url>`: each row's local and remote version, as the CLI prints them
+ * (a version only one side has leaves the other undefined). Throws with the CLI's words when it fails.
+ */
+export async function migrationList(url: string): Promise<[local: string | undefined, remote: string | undefined][]> {
+  const run = await supabase(["migration", "list", "--db-url", cliDbUrl(url)]);
+  if (run.code !== 0) throw new Error(`supabase migration list failed (exit ${run.code}):\n${(run.stderr + run.stdout).trim()}`);
+  // One line per row, "` local ` | ` remote ` | time": [ \t] keeps a match on its own line.
+  const row = /^[ \t]*`?(\d{14})?[ \t]*`?[ \t]*\|[ \t]*`?(\d{14})?[ \t]*`?[ \t]*\|/;
+  return run.stdout.split("\n").flatMap((line) => {
+    const m = row.exec(line);
+    return m && (m[1] || m[2]) ? [[m[1], m[2]] as [string | undefined, string | undefined]] : [];
+  });
+}

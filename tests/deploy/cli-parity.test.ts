@@ -5,36 +5,19 @@
 // supabase_migrations.schema_migrations records (version, name, statements) and seed_files; the CLI
 // reads the runner's records as its own (`migration list`: local = remote). And the runner's splitter
 // splits as the CLI does where statements are hard to split (a file the CLI pushes and records).
-import { mkdir, mkdtemp, rm, writeFile, copyFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { applySupabaseBootstrap, connect, databaseUrl, dropDatabase, listMigrations, prepareDatabase, quoteIdent, repoRoot, type Sql } from "../../shared/db/migrate.ts";
+import { listMigrations, prepareDatabase, type Sql } from "../../shared/db/migrate.ts";
 import { cliStatements } from "../../shared/db/cli-statements.ts";
 import { describeDifferences, describeSchema } from "../../shared/db/schema-description.ts";
-import { cliDbUrl, dbPush, supabase } from "../../shared/db/supabase-cli.ts";
-import { testServer } from "../support/test-database.ts";
+import { cliDbUrl, dbPush, migrationList, supabase } from "../../shared/db/supabase-cli.ts";
+import { emptySupabaseProject, projectFolder } from "../support/empty-database.ts";
 
 const cleanups: (() => Promise<void>)[] = [];
 afterAll(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
-
-/** An empty project: a database as `postgres`, the platform's bootstrap, nothing else. */
-async function emptyProject(label: string): Promise<{ url: string; sql: Sql }> {
-  const { serverUrl } = testServer();
-  const name = `${label}_${Math.random().toString(16).slice(2, 10)}`;
-  const admin = connect(serverUrl, { max: 1 });
-  await admin.unsafe(`create database ${quoteIdent(name)}`).finally(() => admin.end());
-  const url = databaseUrl(serverUrl, name);
-  await applySupabaseBootstrap(url);
-  const sql = connect(url, { max: 2 });
-  cleanups.push(async () => {
-    await sql.end({ timeout: 5 });
-    await dropDatabase(serverUrl, name);
-  });
-  return { url, sql };
-}
 
 const records = (sql: Sql) =>
   sql<{ version: string; name: string; statements: string[] }[]>`
@@ -44,7 +27,7 @@ const seeds = (sql: Sql) => sql<{ path: string; hash: string }[]>`select path, h
 let byRunner: { url: string; sql: Sql };
 let byCli: { url: string; sql: Sql };
 beforeAll(async () => {
-  [byRunner, byCli] = await Promise.all([emptyProject("by_runner"), emptyProject("by_cli")]);
+  [byRunner, byCli] = await Promise.all([emptySupabaseProject("by_runner", cleanups, { max: 2 }), emptySupabaseProject("by_cli", cleanups, { max: 2 })]);
   await prepareDatabase(byRunner.url, { bootstrap: false });
   const applied = await dbPush(byCli.url, { includeSeed: true });
   expect(applied).toEqual((await listMigrations()).map((m) => `${m.version}_${m.name}`));
@@ -67,9 +50,7 @@ describe("the runner and `supabase db push --include-seed`", () => {
   });
 
   it("the CLI reads the runner's records as its own: migration list shows every local migration remote too", async () => {
-    const run = await supabase(["migration", "list", "--db-url", cliDbUrl(byRunner.url)]);
-    expect(run.code, run.stderr).toBe(0);
-    const rows = [...run.stdout.matchAll(/^\s*`?(\d{14})?`?\s*\|\s*`?(\d{14})?`?\s*\|/gm)].map((m) => [m[1], m[2]]);
+    const rows = await migrationList(byRunner.url);
     expect(rows.length).toBe((await listMigrations()).length);
     for (const [local, remote] of rows) expect(remote, `local ${local}`).toBe(local);
   });
@@ -93,11 +74,8 @@ do $$ begin perform 1; end $$
 
 describe("the runner's splitter (shared/db/cli-statements.ts)", () => {
   it("splits a file as the CLI records it after pushing it", async () => {
-    const project = await emptyProject("split_probe");
-    const workdir = await mkdtemp(path.join(tmpdir(), "eve-split-probe-"));
-    cleanups.push(() => rm(workdir, { recursive: true, force: true }));
-    await mkdir(path.join(workdir, "supabase", "migrations"), { recursive: true });
-    await copyFile(path.join(repoRoot, "supabase", "config.toml"), path.join(workdir, "supabase", "config.toml"));
+    const project = await emptySupabaseProject("split_probe", cleanups, { max: 2 });
+    const workdir = await projectFolder("split-probe", cleanups);
     await writeFile(path.join(workdir, "supabase", "migrations", "20000101000000_split_probe.sql"), HARD_TO_SPLIT);
     const run = await supabase(["db", "push", "--db-url", cliDbUrl(project.url), "--yes", "--workdir", workdir]);
     expect(run.code, run.stderr).toBe(0);

@@ -7,44 +7,19 @@
 // `supabase migration list` shows local and remote agreeing, `supabase db push` applies nothing, and the
 // schema (shared/db/schema-description.ts) is a new project's, built by `supabase db push` of the new
 // files alone.
-import { copyFile, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { copyFile, readFile } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { applySupabaseBootstrap, connect, databaseUrl, dropDatabase, listMigrations, quoteIdent, repoRoot, type Sql } from "../../shared/db/migrate.ts";
+import { listMigrations, repoRoot, type Sql } from "../../shared/db/migrate.ts";
 import { describeDifferences, describeSchema } from "../../shared/db/schema-description.ts";
-import { cliDbUrl, dbPush, supabase } from "../../shared/db/supabase-cli.ts";
+import { cliDbUrl, dbPush, migrationList, supabase } from "../../shared/db/supabase-cli.ts";
+import { emptySupabaseProject, projectFolder } from "../support/empty-database.ts";
 import { migrationsBeforeSquash, SQUASHED_FROM, squashedVersions } from "../support/squashed-migrations.ts";
-import { testServer } from "../support/test-database.ts";
 
 const cleanups: (() => Promise<void>)[] = [];
 afterAll(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
-
-/** An empty project: a database as `postgres`, the platform's bootstrap, nothing else. */
-async function emptyProject(label: string): Promise<{ url: string; sql: Sql }> {
-  const { serverUrl } = testServer();
-  const name = `${label}_${Math.random().toString(16).slice(2, 10)}`;
-  const admin = connect(serverUrl, { max: 1 });
-  await admin.unsafe(`create database ${quoteIdent(name)}`).finally(() => admin.end());
-  const url = databaseUrl(serverUrl, name);
-  await applySupabaseBootstrap(url);
-  const sql = connect(url, { max: 2 });
-  cleanups.push(async () => {
-    await sql.end({ timeout: 5 });
-    await dropDatabase(serverUrl, name);
-  });
-  return { url, sql };
-}
-
-/** `supabase migration list` of a project: each row's local and remote version (either may be missing, "` `"). */
-async function migrationList(url: string): Promise<[string | undefined, string | undefined][]> {
-  const run = await supabase(["migration", "list", "--db-url", cliDbUrl(url)]);
-  expect(run.code, run.stderr).toBe(0);
-  const rows = run.stdout.split("\n").map((line) => /^[ \t]*`?(\d{14})?[ \t]*`?[ \t]*\|[ \t]*`?(\d{14})?[ \t]*`?[ \t]*\|/.exec(line));
-  return rows.filter((m) => m !== null && (m[1] !== undefined || m[2] !== undefined)).map((m) => [m![1], m![2]]);
-}
 
 const recorded = async (sql: Sql) =>
   (await sql<{ version: string }[]>`select version from supabase_migrations.schema_migrations order by version`).map((r) => r.version);
@@ -63,12 +38,9 @@ let oldVersions: string[];
 beforeAll(async () => {
   before = await migrationsBeforeSquash(cleanups);
   // The old chain in a project folder of its own, as a checkout of SQUASHED_FROM has it.
-  const workdir = await mkdtemp(path.join(tmpdir(), "eve-before-squash-project-"));
-  cleanups.push(() => rm(workdir, { recursive: true, force: true }));
-  await mkdir(path.join(workdir, "supabase", "migrations"), { recursive: true });
-  await copyFile(path.join(repoRoot, "supabase", "config.toml"), path.join(workdir, "supabase", "config.toml"));
+  const workdir = await projectFolder("before-squash-project", cleanups);
   for (const m of await listMigrations(before)) await copyFile(m.file, path.join(workdir, "supabase", "migrations", path.basename(m.file)));
-  [old, fresh] = await Promise.all([emptyProject("repair_old"), emptyProject("repair_new")]);
+  [old, fresh] = await Promise.all([emptySupabaseProject("repair_old", cleanups, { max: 2 }), emptySupabaseProject("repair_new", cleanups, { max: 2 })]);
   const pushed = await supabase(["db", "push", "--db-url", cliDbUrl(old.url), "--yes", "--workdir", workdir]);
   expect(pushed.code, pushed.stderr).toBe(0);
   oldVersions = (await listMigrations(before)).map((m) => m.version);

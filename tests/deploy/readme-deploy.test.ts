@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BOOTSTRAP_APPLICATION, connect, listMigrations, repoRoot, type Sql } from "../../shared/db/migrate.ts";
 import { type PostgresServer, startPostgres } from "../../shared/db/postgres-server.ts";
 import { GATEWAY_ROLE } from "../../shared/db/gateway-role.ts";
-import { cliDbUrl, supabase } from "../../shared/db/supabase-cli.ts";
+import { cliDbUrl, migrationList, supabase } from "../../shared/db/supabase-cli.ts";
 import {
   LOCAL_ANTHROPIC_SIMULATOR_KEY,
   LOCAL_OPENAI_SIMULATOR_KEY,
@@ -176,9 +176,7 @@ describe("README's deploy steps on a new hosted-shaped project", () => {
   });
 
   it("migration list shows every local migration remote", async () => {
-    const run = await supabase(["migration", "list", "--db-url", cliDbUrl(server.url)]);
-    expect(run.code, run.stderr).toBe(0);
-    const rows = [...run.stdout.matchAll(/^\s*`?(\d{14})?`?\s*\|\s*`?(\d{14})?`?\s*\|/gm)].map((m) => [m[1], m[2]]);
+    const rows = await migrationList(server.url);
     expect(rows.map(([local]) => local)).toEqual((await listMigrations()).map((m) => m.version));
     for (const [local, remote] of rows) expect(remote, `local ${local}`).toBe(local);
   });
